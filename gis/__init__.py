@@ -1,0 +1,1 @@
+"""voirie.gis: reference layers, snapping to streets, zone lookup and duplicate clustering."""

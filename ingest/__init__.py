@@ -1,0 +1,1 @@
+"""voirie.ingest: read report sources into validated rows, quarantining the bad ones."""

@@ -1,0 +1,1 @@
+"""Publishing: the technicians' dispatch map and other rendered outputs."""

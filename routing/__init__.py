@@ -1,0 +1,1 @@
+"""voirie.routing: which team fixes an incident, with which priority and due date, and why."""

@@ -1,0 +1,71 @@
+"""Domain errors. Each carries its HTTP status, its Open311 code and a message safe to show.
+
+Handlers at the edge (CLI, API) render them; the domain never raises web-framework
+exceptions.
+"""
+
+from __future__ import annotations
+
+
+class VoirieError(Exception):
+    """Base class: ``message`` is safe to show to the person who caused it."""
+
+    status: int = 500
+    open311_code: int = 500
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class InvalidInput(VoirieError):
+    """A value a client sent is missing or malformed; ``field`` names it."""
+
+    status = 400
+    open311_code = 400
+
+
+class NotFound(VoirieError):
+    """The requested object does not exist (or the caller may not know it does)."""
+
+    status = 404
+    open311_code = 404
+
+
+class Forbidden(VoirieError):
+    """The caller is known but not allowed to do this."""
+
+    status = 403
+    open311_code = 403
+
+
+class Conflict(VoirieError):
+    """The request contradicts what is already stored (e.g. same id, other content)."""
+
+    status = 409
+    open311_code = 409
+
+
+class CityConfigError(VoirieError):
+    """A city folder is invalid; ``problems`` lists every problem with its file and key."""
+
+    status = 500
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid city configuration:\n  - " + "\n  - ".join(problems))
+        self.problems = problems
+
+
+class SourceError(VoirieError):
+    """An input file cannot be read at all (as opposed to bad rows, which are quarantined)."""
+
+    status = 400
+    open311_code = 400
+
+
+class StoreError(VoirieError):
+    """The storage backend failed or is not reachable."""
+
+    status = 503
+    open311_code = 503

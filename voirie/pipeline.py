@@ -1,0 +1,353 @@
+"""The pipeline: the only place where ingest, GIS, deduplication, routing and storage meet.
+
+Bulk imports and single reports take the same path: validate, enrich (vectorized), check
+the territory, then per batch and in one transaction: skip what is already stored, attach
+each report to an open incident or open one, route new incidents, and write everything.
+Reports are processed in time order so that a bulk import gives the incidents the online
+path would have given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from voirie.city import City
+from voirie.gis import dedupe
+from voirie.gis.enrich import CityGIS
+from voirie.ingest.mapping import ColumnMapping
+from voirie.ingest.sources import RawTable
+from voirie.ingest.validate import QUARANTINE_COLUMNS, validate
+from voirie.model import EventKind, Status
+from voirie.routing.table import route
+from voirie.store.base import Store, UnitOfWork
+
+DEFAULT_BATCH_SIZE = 5_000
+SYSTEM_ACTOR = "voirie"
+# Margin added around a batch when fetching the open incidents it may join, in degrees of
+# latitude per metre (1 / 111 km), doubled for longitude to stay safe up to 60° latitude.
+_DEG_PER_M = 1 / 111_000
+
+
+@dataclass
+class ImportSummary:
+    """What an import did, for the person who ran it."""
+
+    read: int = 0
+    imported: int = 0
+    new_incidents: int = 0
+    attached_existing: int = 0
+    attached_in_batch: int = 0
+    already_imported: int = 0
+    quarantine: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=QUARANTINE_COLUMNS)
+    )
+
+    @property
+    def quarantined(self) -> int:
+        """Number of rows set aside with a reason."""
+        return len(self.quarantine)
+
+    def reasons(self) -> pd.Series:
+        """Quarantined rows counted by field and kind of problem (values stripped)."""
+        kinds = self.quarantine["field"] + ": " + self.quarantine["reason"].str.split(":").str[0]
+        return kinds.value_counts()
+
+
+class Pipeline:
+    """One city's pipeline over one store; GIS indexes are built once and reused."""
+
+    def __init__(self, city: City, store: Store, gis: CityGIS | None = None) -> None:
+        self.city = city
+        self.store = store
+        self.gis = gis or CityGIS(city)
+
+    def import_table(
+        self,
+        table: RawTable,
+        mapping: ColumnMapping,
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        progress: Callable[[int], None] | None = None,
+    ) -> ImportSummary:
+        """Run every row of a source through the whole pipeline."""
+        summary = ImportSummary(read=len(table.rows))
+        valid = validate(table, mapping, self.city)
+        reports = valid.reports
+        enriched = self.gis.enrich(reports["lon"].to_numpy(), reports["lat"].to_numpy())
+        reports = pd.concat([reports, enriched], axis=1)
+        outside = self._outside_territory(reports, mapping)
+        quarantine = [valid.quarantine, outside]
+        reports = reports[~reports["row"].isin(outside["row"])]
+        reports = reports.sort_values(["requested_at", "row"], kind="stable")
+        if progress:
+            progress(summary.read - len(reports))
+        for start in range(0, len(reports), batch_size):
+            batch = reports.iloc[start : start + batch_size].reset_index(drop=True)
+            quarantine.append(self._store_batch(batch, summary))
+            if progress:
+                progress(len(batch))
+        summary.quarantine = pd.concat(
+            [q for q in quarantine if len(q)] or [summary.quarantine], ignore_index=True
+        ).sort_values("row", kind="stable", ignore_index=True)
+        return summary
+
+    def _outside_territory(self, reports: pd.DataFrame, mapping: ColumnMapping) -> pd.DataFrame:
+        """Quarantine rows outside the city, saying when swapping lat/lon would put them in."""
+        out = reports[reports["outside_territory"]]
+        swapped = self.gis.enrich(out["lat"].to_numpy(), out["lon"].to_numpy())
+        inside_if_swapped = ~swapped["outside_territory"].to_numpy()
+        name = self.city.config.name
+        reason = [
+            f"latitude and longitude look swapped (swapped, the point falls in {name})"
+            if swap
+            else f"outside the territory of {name} ({lon:.6f}, {lat:.6f})"
+            for swap, lon, lat in zip(inside_if_swapped, out["lon"], out["lat"], strict=True)
+        ]
+        return pd.DataFrame(
+            {
+                "row": out["row"].to_numpy(),
+                "external_id": out["external_id"].to_numpy(),
+                "field": f"{mapping.lat}/{mapping.lon}",
+                "reason": reason,
+            }
+        )
+
+    def _store_batch(self, batch: pd.DataFrame, summary: ImportSummary) -> pd.DataFrame:
+        """Write one batch in one transaction; return the rows it had to quarantine."""
+        jurisdiction = self.city.jurisdiction_id
+        with self.store.transaction(jurisdiction) as uow:
+            uow.lock(sorted(f"{jurisdiction}/{code}" for code in batch["service_code"].unique()))
+            batch, rejected = self._skip_known(uow, batch, summary)
+            if len(batch):
+                self._write(uow, batch, summary)
+        return rejected
+
+    def _skip_known(
+        self, uow: UnitOfWork, batch: pd.DataFrame, summary: ImportSummary
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Drop reports already stored; quarantine those stored with other content."""
+        source = str(batch["source"].iloc[0])
+        known = uow.known_reports(source, batch["external_id"].tolist())
+        stored_hash = batch["external_id"].map(known.set_index("external_id")["content_hash"])
+        same = stored_hash.notna() & (stored_hash == batch["content_hash"])
+        changed = stored_hash.notna() & ~same
+        summary.already_imported += int(same.sum())
+        rejected = pd.DataFrame(
+            {
+                "row": batch.loc[changed, "row"],
+                "external_id": batch.loc[changed, "external_id"],
+                "field": "external_id",
+                "reason": "already imported with different content "
+                "(a correction must be recorded as an event, not re-imported)",
+            }
+        )
+        return batch[stored_hash.isna()].reset_index(drop=True), rejected
+
+    def _dedupe_inputs(self, uow: UnitOfWork, batch: pd.DataFrame) -> pd.DataFrame:
+        """Open stored incidents the batch may join, with metric coordinates."""
+        groups = self.city.groups
+        radius = batch["group"].map(lambda g: groups[g].dedupe.radius_m).to_numpy(float)
+        window = batch["group"].map(lambda g: groups[g].dedupe.window_days).to_numpy(float)
+        batch["radius_m"], batch["window_days"] = radius, window
+        margin = float(radius.max()) * _DEG_PER_M * 2
+        bbox = (
+            float(batch["lon"].min()) - margin, float(batch["lat"].min()) - margin,
+            float(batch["lon"].max()) + margin, float(batch["lat"].max()) + margin,
+        )
+        since = batch["requested_at"].min().to_pydatetime() - timedelta(days=float(window.max()))
+        incidents = uow.open_incidents(bbox, sorted(batch["service_code"].unique()), since)
+        incidents["x"], incidents["y"] = self.gis.project(
+            incidents["lon"].to_numpy(float), incidents["lat"].to_numpy(float)
+        )
+        return incidents
+
+    def _write(self, uow: UnitOfWork, batch: pd.DataFrame, summary: ImportSummary) -> None:
+        """Attach, route and write a batch of new reports."""
+        now = pd.Timestamp(datetime.now(UTC))
+        jurisdiction = self.city.jurisdiction_id
+        incidents = self._dedupe_inputs(uow, batch)
+        links = dedupe.attach(batch, incidents)
+        n = len(batch)
+        batch["id"] = uow.reserve_ids("reports", n)
+        batch["jurisdiction_id"] = jurisdiction
+        batch["received_at"] = now
+
+        leaders = np.flatnonzero(links["leader"].to_numpy() == np.arange(n))
+        new_ids = uow.reserve_ids("incidents", len(leaders))
+        incident_of_leader = pd.Series(new_ids, index=leaders)
+        attached_stored = links["incident_id"].to_numpy() != dedupe.NO_INCIDENT
+        incident_id = np.where(
+            attached_stored,
+            links["incident_id"].to_numpy(),
+            incident_of_leader.reindex(links["leader"].to_numpy()).to_numpy(),
+        ).astype(np.int64)
+        founder = np.zeros(n, dtype=bool)
+        founder[leaders] = True
+        summary.imported += n
+        summary.new_incidents += len(leaders)
+        summary.attached_existing += int(attached_stored.sum())
+        summary.attached_in_batch += int((~attached_stored & ~founder).sum())
+
+        uow.insert("reports", batch)
+        uow.insert(
+            "report_contacts",
+            batch[batch[["contact_name", "contact_email", "contact_phone", "device_id"]]
+                  .notna().any(axis=1)].rename(
+                columns={"id": "report_id", "contact_name": "name",
+                         "contact_email": "email", "contact_phone": "phone"}
+            ),
+        )
+        uow.insert("enrichments", batch.rename(columns={"id": "report_id"}))
+        uow.insert("report_zones", self._zone_rows(batch))
+
+        routed = route(self.city, batch["service_code"].iloc[leaders])
+        counts = pd.Series(incident_id).value_counts()
+        last = pd.Series(batch["requested_at"].to_numpy()).groupby(incident_id).max()
+        new = batch.iloc[leaders]
+        due = new["requested_at"] + pd.to_timedelta(routed["sla_days"].astype(float), unit="D")
+        incident_rows = pd.DataFrame(
+            {
+                "id": new_ids,
+                "jurisdiction_id": jurisdiction,
+                "service_code": new["service_code"].to_numpy(),
+                "origin_report_id": new["id"].to_numpy(),
+                "lon": new["lon"].to_numpy(),
+                "lat": new["lat"].to_numpy(),
+                "segment_id": new["segment_id"].to_numpy(),
+                "street_name": new["street_name"].to_numpy(),
+                "status": Status.NEW.value,
+                "team": routed["team"].to_numpy(),
+                "priority": routed["priority"].to_numpy(),
+                "due_at": due.to_numpy(),
+                "report_count": counts.reindex(new_ids).to_numpy(),
+                "first_reported_at": new["requested_at"].to_numpy(),
+                "last_reported_at": last.reindex(new_ids).to_numpy(),
+                "updated_at": now,
+            }
+        )
+        uow.insert("incidents", incident_rows)
+        existing = incident_id[attached_stored]
+        if len(existing):
+            uow.add_to_incidents(
+                pd.DataFrame(
+                    {
+                        "incident_id": counts.reindex(np.unique(existing)).index,
+                        "added": counts.reindex(np.unique(existing)).to_numpy(),
+                        "last_reported_at": last.reindex(np.unique(existing)).to_numpy(),
+                        "updated_at": now,
+                    }
+                )
+            )
+        radius = batch["radius_m"].to_numpy(float)
+        distance = links["distance_m"].to_numpy(float)
+        reason = np.where(
+            founder,
+            "first report: opened the incident",
+            "same service, " + links["distance_m"].round().astype(int).astype(str) + " m, "
+            + links["gap_days"].round().astype(int).astype(str) + " days",
+        )
+        uow.insert(
+            "incident_reports",
+            pd.DataFrame(
+                {
+                    "report_id": batch["id"], "jurisdiction_id": jurisdiction,
+                    "incident_id": incident_id,
+                    "score": np.where(founder, 1.0, 1.0 - distance / radius),
+                    "reason": reason, "linked_at": now,
+                }
+            ),
+        )
+        uow.insert(
+            "assignments",
+            pd.DataFrame(
+                {
+                    "id": uow.reserve_ids("assignments", len(leaders)),
+                    "jurisdiction_id": jurisdiction, "incident_id": new_ids,
+                    "team": routed["team"].to_numpy(), "rule_id": routed["rule_id"].to_numpy(),
+                    "rule_version": routed["rule_version"].to_numpy(),
+                    "reason": routed["routing_reason"].to_numpy(),
+                    "priority": routed["priority"].to_numpy(), "due_at": due.to_numpy(),
+                    "assigned_at": now, "actor": SYSTEM_ACTOR,
+                }
+            ),
+        )
+        self._write_events(uow, batch, incident_id, founder, reason, routed, new_ids, now)
+
+    def _zone_rows(self, batch: pd.DataFrame) -> pd.DataFrame:
+        """One row per report and zone layer (long form, any number of layers)."""
+        frames = [
+            pd.DataFrame(
+                {
+                    "report_id": batch["id"], "jurisdiction_id": batch["jurisdiction_id"],
+                    "layer": name, "code": batch[f"zone_{name}"],
+                    "name": batch[f"zone_{name}_name"],
+                    "boundary_m": batch[f"zone_{name}_boundary_m"],
+                }
+            )
+            for name in self.gis.zones
+        ]
+        zones = pd.concat(frames, ignore_index=True)
+        return zones[zones["code"].notna()]
+
+    def _write_events(
+        self, uow: UnitOfWork, batch: pd.DataFrame, incident_id: np.ndarray,
+        founder: np.ndarray, reason: np.ndarray, routed: pd.DataFrame, new_ids: np.ndarray,
+        now: pd.Timestamp,
+    ) -> None:
+        """The history: each report received then attached, each new incident opened and routed."""
+        received = pd.DataFrame(
+            {"entity": "report", "entity_id": batch["id"], "kind": EventKind.RECEIVED.value,
+             "reason": "imported from " + batch["source"] + " row " + batch["row"].astype(str)}
+        )
+        linked = pd.DataFrame(
+            {"entity": "report", "entity_id": batch["id"],
+             "kind": np.where(founder, EventKind.OPENED.value, EventKind.ATTACHED.value),
+             "reason": "incident " + pd.Series(incident_id).astype(str) + ": " + reason}
+        )
+        routed_events = pd.DataFrame(
+            {"entity": "incident", "entity_id": new_ids, "kind": EventKind.ROUTED.value,
+             "reason": routed["routing_reason"].to_numpy()}
+        )
+        events = pd.concat([received, linked, routed_events], ignore_index=True)
+        events["id"] = uow.reserve_ids("events", len(events))
+        events["jurisdiction_id"] = self.city.jurisdiction_id
+        events["actor"] = SYSTEM_ACTOR
+        events["at"] = now
+        uow.insert("events", events)
+
+    def report_layer(self) -> gpd.GeoDataFrame:
+        """Every report with its enrichment, zones, incident and team (public fields only)."""
+        jurisdiction = self.city.jurisdiction_id
+        reports = self.store.read("reports", jurisdiction)
+        zones = self.store.read("report_zones", jurisdiction)
+        wide = zones.pivot(index="report_id", columns="layer", values="code")
+        for name in self.gis.zones:
+            reports[f"zone_{name}"] = reports["report_id"].map(
+                wide[name] if name in wide else pd.Series(dtype=object)
+            )
+        return gpd.GeoDataFrame(
+            reports, geometry=gpd.points_from_xy(reports["lon"], reports["lat"]), crs=4326
+        )
+
+    def incident_layer(self) -> gpd.GeoDataFrame:
+        """Every incident with the zones of the report that opened it."""
+        jurisdiction = self.city.jurisdiction_id
+        incidents = self.store.read("incidents", jurisdiction)
+        zones = self.store.read("report_zones", jurisdiction)
+        wide = zones.pivot(index="report_id", columns="layer", values="code")
+        for name in self.gis.zones:
+            incidents[f"zone_{name}"] = incidents["origin_report_id"].map(
+                wide[name] if name in wide else pd.Series(dtype=object)
+            )
+        incidents["service_name"] = incidents["service_code"].map(
+            lambda c: s.name if (s := self.city.services.get(c)) else c
+        )
+        return gpd.GeoDataFrame(
+            incidents, geometry=gpd.points_from_xy(incidents["lon"], incidents["lat"]), crs=4326
+        )

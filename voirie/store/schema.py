@@ -1,0 +1,51 @@
+"""The logical schema both backends store: tables and their columns, in insert order.
+
+Backends own the DDL (in ``migrations/<backend>/NNNN_name.sql``); this module only names
+what the pipeline writes, so the two backends cannot drift apart silently.
+"""
+
+from __future__ import annotations
+
+# Tables whose rows carry a WGS84 point built from their lon/lat columns.
+POINT_TABLES = frozenset({"reports", "incidents"})
+
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "reports": (
+        "id", "jurisdiction_id", "external_id", "source", "service_code", "description",
+        "address", "channel", "media_url", "lon", "lat", "requested_at", "received_at",
+        "content_hash",
+    ),
+    "report_contacts": ("report_id", "jurisdiction_id", "name", "email", "phone", "device_id"),
+    "enrichments": (
+        "report_id", "jurisdiction_id", "segment_id", "street_name", "snap_distance_m",
+        "position_m", "side", "snap_lon", "snap_lat", "snap_method", "boundary_distance_m",
+        "off_network", "outside_territory", "near_boundary",
+    ),
+    "report_zones": ("report_id", "jurisdiction_id", "layer", "code", "name", "boundary_m"),
+    "incidents": (
+        "id", "jurisdiction_id", "service_code", "origin_report_id", "lon", "lat",
+        "segment_id", "street_name", "status", "team", "priority", "due_at", "report_count",
+        "first_reported_at", "last_reported_at", "updated_at",
+    ),
+    "incident_reports": (
+        "report_id", "jurisdiction_id", "incident_id", "score", "reason", "linked_at",
+    ),
+    "assignments": (
+        "id", "jurisdiction_id", "incident_id", "team", "rule_id", "rule_version", "reason",
+        "priority", "due_at", "assigned_at", "actor",
+    ),
+    "events": (
+        "id", "jurisdiction_id", "entity", "entity_id", "kind", "actor", "reason", "at",
+    ),
+}
+
+# Tables whose ids the pipeline reserves before writing, to link rows inside one batch.
+ID_TABLES = ("reports", "incidents", "assignments", "events")
+
+DATETIME_COLUMNS = frozenset(
+    {
+        "requested_at", "received_at", "due_at", "first_reported_at", "last_reported_at",
+        "updated_at", "linked_at", "assigned_at", "at",
+    }
+)
+BOOL_COLUMNS = frozenset({"off_network", "outside_territory", "near_boundary"})
