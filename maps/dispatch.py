@@ -18,7 +18,7 @@ from typing import Any
 import folium
 import geopandas as gpd
 import pandas as pd
-from branca.element import Figure, MacroElement
+from branca.element import Element, Figure, MacroElement
 from folium.template import Template
 
 from voirie.model import Status
@@ -113,6 +113,8 @@ def render_dispatch_map(
     points = _located(incidents)
     fmap = _base_map(static_url.rstrip("/"))
     figure = Figure(title=labels["title"])
+    # No favicon request: the page asks the server for nothing but Leaflet.
+    figure.header.add_child(Element('<link rel="icon" href="data:,">'), name="favicon")
     figure.add_child(fmap)
 
     counts = points["team"].astype(str).value_counts(sort=False).to_dict()
@@ -125,11 +127,16 @@ def render_dispatch_map(
         layer.add_to(fmap)
         legend.append((name, colour, counts[code]))
 
-    folium.LayerControl(collapsed=False).add_to(fmap)
+    folium.LayerControl().add_to(fmap)
     fmap.add_child(_Legend(labels["legend"], legend))
     if len(points):
         min_x, min_y, max_x, max_y = points.total_bounds
-        fmap.fit_bounds([[min_y, min_x], [max_y, max_x]], padding=(30, 30), max_zoom=17)
+        fmap.fit_bounds(
+            [[min_y, min_x], [max_y, max_x]],
+            padding_top_left=(30, 30),
+            padding_bottom_right=(240, 30),  # keep the east-most markers clear of the legend
+            max_zoom=17,
+        )
     return str(figure.render())
 
 
@@ -260,7 +267,7 @@ class _Popup(MacroElement):
 
 
 class _Legend(MacroElement):
-    """Fixed legend box listing each team with its colour and incident count."""
+    """Fixed legend box listing each team with its colour and count; carries the page CSS."""
 
     _template = Template(
         """

@@ -47,6 +47,7 @@ class ImportSummary:
     quarantine: pd.DataFrame = field(
         default_factory=lambda: pd.DataFrame(columns=QUARANTINE_COLUMNS)
     )
+    opened_ids: set[int] = field(default_factory=set, repr=False)
 
     @property
     def quarantined(self) -> int:
@@ -191,8 +192,11 @@ class Pipeline:
         founder[leaders] = True
         summary.imported += n
         summary.new_incidents += len(leaders)
-        summary.attached_existing += int(attached_stored.sum())
-        summary.attached_in_batch += int((~attached_stored & ~founder).sum())
+        # "Existing" means stored before this import, not merely by an earlier batch of it.
+        before = attached_stored & ~np.isin(incident_id, list(summary.opened_ids))
+        summary.attached_existing += int(before.sum())
+        summary.attached_in_batch += int((~before & ~founder).sum())
+        summary.opened_ids.update(new_ids.tolist())
 
         uow.insert("reports", batch)
         uow.insert(

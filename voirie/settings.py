@@ -6,8 +6,6 @@ tests build them explicitly.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -32,7 +30,9 @@ class CitySettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="VOIRIE_")
 
-    city: Path = Field(default=Path("cities/paris"), description="path to a city folder")
+    city: str = Field(
+        default="paris", description="path to a city folder, or the name of a shipped city"
+    )
 
 
 class ServerSettings(BaseSettings):

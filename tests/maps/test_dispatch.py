@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import socket
 import threading
 import time
@@ -71,7 +70,7 @@ def _incidents() -> gpd.GeoDataFrame:
             "status": [r[4] for r in rows],
             "report_count": [r[5] for r in rows],
             "first_reported_at": [t0 + timedelta(hours=i) for i in range(len(rows))],
-            "last_reported_at": [(t0 + timedelta(days=1)).isoformat()] * len(rows),
+            "last_reported_at": [None] + [(t0 + timedelta(days=1)).isoformat()] * (len(rows) - 1),
             "street_name": [r[6] for r in rows],
         },
         geometry=[Point(*r[7]) for r in rows],
@@ -179,7 +178,7 @@ def browser_page() -> Iterator[Any]:
         from playwright.sync_api import Error, sync_playwright
     except ImportError:
         _unavailable("playwright is not installed")
-    if not CHROMIUM.exists() and not shutil.which("chromium"):
+    if not CHROMIUM.exists():
         _unavailable(f"{CHROMIUM} not found")
     with sync_playwright() as playwright:
         try:
