@@ -139,7 +139,10 @@ def _side(
     vx = shapely.get_x(points) - shapely.get_x(snapped)
     vy = shapely.get_y(points) - shapely.get_y(snapped)
     cross = dx * vy - dy * vx
-    return np.where(cross > 0, "left", np.where(cross < 0, "right", None))
+    side = np.full(len(cross), None, dtype=object)
+    side[cross > 0] = "left"
+    side[cross < 0] = "right"
+    return side
 
 
 def _zone_lookup(points: np.ndarray, index: ZoneIndex, name: str) -> pd.DataFrame:

@@ -46,9 +46,12 @@ class ColumnMapping(BaseModel):
         return self
 
     def required_columns(self) -> list[str]:
-        """Columns a source must have for any row to be imported."""
-        fields = ("external_id", "lat", "lon", "requested_at", "service_code", "service_name")
-        return [col for f in fields if (col := getattr(self, f)) is not None]
+        """Columns a source must have for any row to be imported (see ``category_columns``)."""
+        return [self.external_id, self.lat, self.lon, self.requested_at]
+
+    def category_columns(self) -> list[str]:
+        """Columns naming the category; a source must have at least one of them."""
+        return [col for col in (self.service_code, self.service_name) if col is not None]
 
 
 DANSMARUE = ColumnMapping(

@@ -10,6 +10,7 @@ import csv
 import gzip
 import io
 import json
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ def _read_text(path: Path) -> str:
         data = path.read_bytes()
         if path.suffix == ".gz":
             data = gzip.decompress(data)
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise SourceError(f"{path}: cannot read the file ({exc})") from exc
     if not data.strip():
         raise SourceError(f"{path}: the file is empty")
@@ -59,8 +60,8 @@ def read_csv(path: Path) -> RawTable:
         problem = None
         if len(fields) != len(header):
             problem = f"row has {len(fields)} fields, the header has {len(header)}"
-        elif any("\ufffd" in f for f in fields):
-            problem = "row is not valid UTF-8 text"
+        elif bad := [name for name, f in zip(header, fields, strict=True) if "\ufffd" in f]:
+            problem = f"row is not valid UTF-8 text (in {', '.join(bad)})"
         records.append((fields + [""] * len(header))[: len(header)])
         problems.append(problem)
     frame = pd.DataFrame(records, columns=header, dtype=object)

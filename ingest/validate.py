@@ -68,10 +68,19 @@ def _coordinate(checker: _Checker, raw: pd.Series, field: str, limit: float) -> 
     return value
 
 
-def _times(checker: _Checker, raw: pd.Series, fmt: str | None, tz: str) -> pd.Series:
-    parsed = pd.to_datetime(raw, format=fmt or "ISO8601", errors="coerce", utc=False)
-    checker.flag(raw.isna(), "requested_at", "missing")
-    checker.flag(parsed.isna(), "requested_at", "not a date: " + raw.astype(str).str.slice(0, 40))
+def _times(
+    checker: _Checker, raw: pd.Series, field: str, fmt: str | None, tz: str
+) -> pd.Series:
+    try:
+        parsed = pd.to_datetime(raw, format=fmt or "ISO8601", errors="coerce", utc=False)
+    except ValueError:
+        # Several UTC offsets (winter and summer time) or naive and aware times together:
+        # pandas refuses them as one column, so parse each value (the branch below merges).
+        parsed = raw.map(
+            lambda v: pd.to_datetime(v, format=fmt or "ISO8601", errors="coerce")
+        ).astype(object)
+    checker.flag(raw.isna(), field, "missing")
+    checker.flag(parsed.isna(), field, "not a date: " + raw.astype(str).str.slice(0, 40))
     # Naive times are local to the city; aware ones keep their offset. Stored in UTC.
     if isinstance(parsed.dtype, pd.DatetimeTZDtype):
         utc = parsed.dt.tz_convert("UTC")
@@ -80,10 +89,11 @@ def _times(checker: _Checker, raw: pd.Series, fmt: str | None, tz: str) -> pd.Se
         utc = local.dt.tz_convert("UTC")
     else:
         mixed = parsed.map(
-            lambda t: t if pd.isna(t) or t.tzinfo else t.tz_localize(ZoneInfo(tz))
+            lambda t: t if pd.isna(t) or t.tzinfo
+            else t.tz_localize(ZoneInfo(tz), ambiguous="NaT", nonexistent="shift_forward")
         )
         utc = pd.to_datetime(mixed, utc=True)
-    checker.flag(utc.isna(), "requested_at", "ambiguous local time (clock change)")
+    checker.flag(utc.isna(), field, "ambiguous local time (clock change)")
     return utc
 
 
@@ -135,10 +145,13 @@ def content_hash(frame: pd.DataFrame) -> pd.Series:
 
 def validate(table: RawTable, mapping: ColumnMapping, city: City) -> Validated:
     """Check every row of a raw table against a mapping and a city."""
-    missing = [c for c in mapping.required_columns() if c not in table.columns]
+    missing = [repr(c) for c in mapping.required_columns() if c not in table.columns]
+    categories = mapping.category_columns()
+    if not any(c in table.columns for c in categories):
+        missing.append(" or ".join(map(repr, categories)))
     if missing:
         raise SourceError(
-            f"missing column(s) {', '.join(map(repr, missing))} required by the "
+            f"missing column(s) {', '.join(missing)} required by the "
             f"{mapping.source!r} format; columns found: {', '.join(table.columns)}"
         )
     raw = table.rows.reset_index(drop=True)
@@ -151,7 +164,8 @@ def validate(table: RawTable, mapping: ColumnMapping, city: City) -> Validated:
     lon = _coordinate(checker, lon_raw, mapping.lon, 180)
     service_code, group, unknown = _services(checker, city, raw, mapping)
     requested_at = _times(
-        checker, _text(raw, mapping.requested_at), mapping.date_format, city.config.timezone
+        checker, _text(raw, mapping.requested_at), mapping.requested_at, mapping.date_format,
+        city.config.timezone,
     )
     reports = pd.DataFrame(
         {

@@ -229,7 +229,9 @@ def resolve_city_dir(city: str | Path) -> Path:
     shipped_path = Path(str(shipped))
     if (shipped_path / CITY_FILE).is_file():
         return shipped_path
-    raise CityConfigError([f"{candidate}: no {CITY_FILE} there, and no shipped city named {city!r}"])
+    raise CityConfigError(
+        [f"{candidate}: no {CITY_FILE} there, and no shipped city named {city!r}"]
+    )
 
 
 def load_city(city: str | Path) -> City:

@@ -23,6 +23,9 @@ from voirie.store import Store, open_store
 
 console = Console(stderr=True)
 IMPORT_FORMATS = ("dansmarue", "csv", "geojson", "open311-json")
+# GeoJSON features carry Open311 properties; the point comes from the geometry, which
+# read_geojson puts in "lon"/"lat" (Open311 itself calls the longitude "long").
+GEOJSON_OPEN311 = OPEN311.model_copy(update={"lon": "lon", "lat": "lat"})
 DEMO_REPORTS = "reports/dansmarue_2023-07_2024-03.csv.gz"
 
 city_option = click.option(
@@ -38,7 +41,8 @@ def _fail_cleanly(func: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return func(*args, **kwargs)
         except VoirieError as exc:
-            console.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+            # soft_wrap: one line whatever the terminal width, so it can be grepped.
+            console.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
             sys.exit(2)
 
     wrapper.__name__ = func.__name__
@@ -84,7 +88,7 @@ def _read_source(path: Path, fmt: str, mapping_file: Path | None) -> tuple[RawTa
         return read_open311_json(path), OPEN311
     if mapping_file is None and fmt == "csv":
         raise click.UsageError("--format csv needs --mapping FILE (which column is which field)")
-    mapping = load_mapping(mapping_file) if mapping_file else OPEN311
+    mapping = load_mapping(mapping_file) if mapping_file else GEOJSON_OPEN311
     return (read_csv(path) if fmt == "csv" else read_geojson(path)), mapping
 
 

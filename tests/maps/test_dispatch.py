@@ -7,11 +7,11 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import geopandas as gpd
 import pytest
@@ -23,6 +23,9 @@ from shapely.geometry import Point
 
 from voirie.maps.dispatch import MARKER_CLASS, render_dispatch_map, team_colour
 from voirie.maps.static import STATIC_DIR
+
+if TYPE_CHECKING:
+    from playwright.sync_api import ConsoleMessage, Page, Route
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -172,7 +175,7 @@ def _unavailable(reason: str) -> NoReturn:
 
 
 @pytest.fixture
-def browser_page() -> Iterator[Any]:
+def browser_page() -> Iterator[Page]:
     """A fresh page of headless system Chromium (never a downloaded browser)."""
     try:
         from playwright.sync_api import Error, sync_playwright
@@ -192,7 +195,7 @@ def browser_page() -> Iterator[Any]:
 
 
 @pytest.fixture
-def serve() -> Iterator[Any]:
+def serve() -> Iterator[Callable[[str], str]]:
     """Serve a page at ``/`` and the vendored assets at ``/static`` on 127.0.0.1."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -226,18 +229,18 @@ def serve() -> Iterator[Any]:
 
 
 @pytest.mark.browser
-def test_map_draws_offline_in_chromium(browser_page: Any, serve: Any) -> None:
+def test_map_draws_offline_in_chromium(browser_page: Page, serve: Callable[[str], str]) -> None:
     incidents = _incidents()
     url = serve(render_dispatch_map(incidents, TEAMS))
     page = browser_page
     errors: list[str] = []
     blocked: list[str] = []
 
-    def console(message: Any) -> None:
+    def console(message: ConsoleMessage) -> None:
         if message.type == "error":
             errors.append(message.text)
 
-    def offline(route: Any) -> None:
+    def offline(route: Route) -> None:
         if route.request.url.startswith("http://127.0.0.1:"):
             route.continue_()
         else:
@@ -254,7 +257,7 @@ def test_map_draws_offline_in_chromium(browser_page: Any, serve: Any) -> None:
         arg=len(incidents),
         timeout=10_000,
     )
-    popups = []
+    popups: list[str] = []
     for index in range(markers.count()):
         markers.nth(index).dispatch_event("click")
         popups.extend(page.locator(".leaflet-popup-content").all_inner_texts())

@@ -46,7 +46,7 @@ class UnitOfWork(Protocol):
         """Append rows (columns as in ``schema.COLUMNS[table]``)."""
 
     def add_to_incidents(self, rows: pd.DataFrame) -> None:
-        """Count newly attached reports: columns incident_id, added, last_reported_at, updated_at."""
+        """Count attached reports (columns incident_id, added, last_reported_at, updated_at)."""
 
 
 class Store(Protocol):

@@ -53,7 +53,7 @@ def _rows(table: str, frame: pd.DataFrame) -> list[tuple[object, ...]]:
 def _insert_sql(table: str) -> str:
     names = list(COLUMNS[table]) + (["geom"] if table in POINT_TABLES else [])
     return (
-        f"INSERT INTO {table} ({', '.join(names)}) "  # noqa: S608 - names from schema
+        f"INSERT INTO {table} ({', '.join(names)}) "
         f"VALUES ({', '.join('?' * len(names))})"
     )
 
@@ -116,7 +116,7 @@ class SqliteUnitOfWork:
     def reserve_ids(self, table: str, n: int) -> np.ndarray:
         """Ids after the current maximum; safe because this transaction holds the write lock."""
         if table not in self._next_id:
-            (top,) = self.conn.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}").fetchone()  # noqa: S608
+            (top,) = self.conn.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}").fetchone()
             self._next_id[table] = int(top) + 1
         start = self._next_id[table]
         self._next_id[table] = start + n
@@ -222,7 +222,7 @@ class SqliteStore:
         if table not in COLUMNS:
             raise KeyError(table)
         (n,) = self.conn.execute(
-            f"SELECT COUNT(*) FROM {table} WHERE jurisdiction_id = ?",  # noqa: S608
+            f"SELECT COUNT(*) FROM {table} WHERE jurisdiction_id = ?",
             (jurisdiction_id,),
         ).fetchone()
         return int(n)

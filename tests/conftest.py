@@ -1,0 +1,174 @@
+"""Shared fixtures: the Paris city and its GIS, and stores of every backend.
+
+PostGIS tests run against a real server (``VOIRIE_TEST_POSTGRES_URL``, default the local
+one). A template database with the extension and every migration is built once per
+session; each test gets a fresh database cloned from it and dropped afterwards. When the
+server or PostGIS is missing the test skips, except in CI (``CI=true``) where it fails:
+a PostGIS test that silently skips in CI proves nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NoReturn
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from voirie.city import City, load_city
+from voirie.gis.enrich import CityGIS
+from voirie.settings import StoreSettings
+from voirie.store import Store, open_store
+from voirie.store.postgis import PostgisStore, describe, lock_key
+
+POSTGRES_URL_ENV = "VOIRIE_TEST_POSTGRES_URL"
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+TEMPLATE_DB = "voirie_test_template"
+CONNECT_TIMEOUT_S = 5
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skip a test whose external service is missing, or fail it in CI where it must exist."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason} (CI=true: PostGIS tests must run, not skip)")
+    pytest.skip(reason)
+
+
+def database_url(server_url: str, dbname: str) -> str:
+    """The server URL pointing at another database."""
+    return urlunsplit(urlsplit(server_url)._replace(path=f"/{dbname}"))
+
+
+def _admin(server_url: str) -> psycopg.Connection[tuple[object, ...]]:
+    return psycopg.connect(server_url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
+
+
+def _drop(admin: psycopg.Connection[tuple[object, ...]], dbname: str) -> None:
+    admin.execute(
+        sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname))
+    )
+
+
+@pytest.fixture(scope="session")
+def postgis_server() -> str:
+    """URL of a PostgreSQL server with PostGIS, where ``voirie_test_template`` is current."""
+    url = os.environ.get(POSTGRES_URL_ENV, DEFAULT_POSTGRES_URL)
+    try:
+        admin = _admin(url)
+    except psycopg.OperationalError as exc:
+        unavailable(f"PostgreSQL not reachable at {describe(url)} (set {POSTGRES_URL_ENV}): {exc}")
+    with admin:
+        available = admin.execute(
+            "SELECT 1 FROM pg_available_extensions WHERE name = 'postgis'"
+        ).fetchone()
+        if available is None:
+            unavailable(f"PostGIS is not installed on the server at {describe(url)}")
+        # Rebuilt every session, so the template always holds the current migrations;
+        # the session lock keeps two test runs from rebuilding it at the same time.
+        admin.execute("SELECT pg_advisory_lock(%s)", (lock_key(TEMPLATE_DB),))
+        try:
+            exists = admin.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (TEMPLATE_DB,)
+            ).fetchone()
+            if exists:
+                admin.execute(
+                    sql.SQL("ALTER DATABASE {} IS_TEMPLATE false").format(
+                        sql.Identifier(TEMPLATE_DB)
+                    )
+                )
+                _drop(admin, TEMPLATE_DB)
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(TEMPLATE_DB)))
+            template_url = database_url(url, TEMPLATE_DB)
+            try:
+                with _admin(template_url) as conn:
+                    conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+            except psycopg.Error as exc:
+                unavailable(f"cannot create the PostGIS extension at {describe(url)}: {exc}")
+            store = PostgisStore(template_url, min_size=1, max_size=1)
+            try:
+                store.upgrade()
+            finally:
+                store.close()
+            admin.execute(
+                sql.SQL("ALTER DATABASE {} IS_TEMPLATE true").format(sql.Identifier(TEMPLATE_DB))
+            )
+        finally:
+            admin.execute("SELECT pg_advisory_unlock(%s)", (lock_key(TEMPLATE_DB),))
+    return url
+
+
+def _scratch_database(server_url: str, template: str | None) -> Iterator[str]:
+    """A new database (a clone of ``template``, or empty) for one test, dropped afterwards."""
+    name = f"voirie_test_{secrets.token_hex(6)}"
+    create = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    if template:
+        create = sql.SQL("{} TEMPLATE {}").format(create, sql.Identifier(template))
+    with _admin(server_url) as admin:
+        admin.execute(create)
+    try:
+        yield database_url(server_url, name)
+    finally:
+        with _admin(server_url) as admin:
+            _drop(admin, name)
+
+
+@pytest.fixture
+def postgis_url(postgis_server: str) -> Iterator[str]:
+    """A fresh database with PostGIS and the current schema, for this test only."""
+    yield from _scratch_database(postgis_server, TEMPLATE_DB)
+
+
+@pytest.fixture
+def empty_postgis_url(postgis_server: str) -> Iterator[str]:
+    """A fresh empty database (no extension, no schema), for this test only."""
+    yield from _scratch_database(postgis_server, None)
+
+
+BACKENDS = ["sqlite", pytest.param("postgis", marks=pytest.mark.postgis)]
+
+
+@pytest.fixture(params=BACKENDS)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """``VOIRIE_DATABASE_URL`` of the store of each backend (``store`` upgrades it)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'voirie.gpkg'}"
+    return str(request.getfixturevalue("postgis_url"))
+
+
+@pytest.fixture(params=BACKENDS)
+def empty_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """``VOIRIE_DATABASE_URL`` of a store of each backend that was never upgraded."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'empty.gpkg'}"
+    return str(request.getfixturevalue("empty_postgis_url"))
+
+
+def connect(url: str) -> Store:
+    """A store for a URL, through the same factory the CLI and the API use."""
+    return open_store(StoreSettings(database_url=url, pool_min_size=1, pool_max_size=4))
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    """An upgraded store of each backend (``[sqlite]`` and ``[postgis]``), closed afterwards."""
+    opened = connect(store_url)
+    opened.upgrade()
+    yield opened
+    opened.close()
+
+
+@pytest.fixture(scope="session")
+def paris() -> City:
+    """The reference city, from its folder in ``cities/``."""
+    return load_city("paris")
+
+
+@pytest.fixture(scope="session")
+def paris_gis(paris: City) -> CityGIS:
+    """Paris's reference layers with their indexes (about 2 s to build: built once)."""
+    return CityGIS(paris)

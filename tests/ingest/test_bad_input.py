@@ -1,0 +1,251 @@
+"""Bad input, on real DansMaRue rows: each bad row is quarantined with one reason naming its
+field, the good rows are all imported, and a file that cannot be read at all stops
+``voirie import`` with one clear error line."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from voirie.city import TRIAGE_TEAM, City
+from voirie.gis.enrich import CityGIS
+from voirie.ingest.mapping import DANSMARUE
+from voirie.ingest.sources import read_csv
+from voirie.pipeline import ImportSummary, Pipeline
+from voirie.store.sqlite import SqliteStore
+
+ROOT = Path(__file__).parents[2]
+REPORTS = ROOT / "cities/paris/reports/dansmarue_2023-07_2024-03.csv.gz"
+N_REAL = 30
+BAD_BYTES = b"\xff\xfe"
+
+
+def _real_rows() -> tuple[list[str], list[dict[str, str]]]:
+    frame = pd.read_csv(REPORTS, nrows=N_REAL, dtype=str, keep_default_na=False)
+    return list(frame.columns), frame.to_dict("records")
+
+
+def _line(values: list[str]) -> bytes:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(values)
+    return buffer.getvalue().encode("utf-8")
+
+
+@dataclass
+class BadFile:
+    """A DansMaRue file of real rows, some corrupted, and what the import should say."""
+
+    path: Path
+    expected: dict[int, tuple[str, list[str]]]  # row -> (field, words the reason must hold)
+    good_ids: set[str]
+    new_subcategory_id: str
+    identical_repeats: int
+    rows: int
+
+
+def _write_bad_file(path: Path) -> BadFile:
+    header, rows = _real_rows()
+    assert len({r["id_dmr"] for r in rows}) == N_REAL  # the repeats below are ours
+    expected: dict[int, tuple[str, list[str]]] = {}
+
+    def bad(index: int, field: str, *words: str) -> dict[str, str]:
+        expected[index + 1] = (field, list(words))  # rows are numbered from 1
+        return rows[index]
+
+    bad(1, "latitude", "missing")["latitude"] = ""
+    bad(2, "longitude", "not a number", "abc")["longitude"] = "abc"
+    swapped = bad(3, "latitude/longitude", "swapped")
+    swapped["latitude"], swapped["longitude"] = swapped["longitude"], swapped["latitude"]
+    atlantic = bad(4, "latitude/longitude", "outside the territory")
+    atlantic["latitude"], atlantic["longitude"] = "46.0", "-8.0"
+    unknown = bad(5, "soustype", "unknown category", "Sous-catégorie inventée")
+    unknown["type"], unknown["soustype"] = "Catégorie inventée", "Sous-catégorie inventée"
+    bad(6, "row", "UTF-8", "adresse")["adresse"] = "12 Rue @BAD@ de la Paix, 75002 PARIS"
+    bad(7, "row", "18 fields", "header has 19")
+    bad(8, "datedecl", "not a date", "2023-02-30")["datedecl"] = "2023-02-30"
+    # A known type with a sub-type city.yaml does not have yet: imported, sent to triage.
+    rows[9]["soustype"] = "Nouvelle sous-catégorie apparue après la configuration"
+    changed = dict(rows[10], adresse="1 Place de l'Hôtel de Ville, 75004 PARIS")
+    expected[N_REAL + 1] = ("id_dmr", ["repeated in this file with different content"])
+    same = dict(rows[11])
+
+    lines = [_line(header)]
+    for index, row in enumerate([*rows, changed, same]):
+        values = [row[name] for name in header]
+        if index == 7:
+            values = values[:-1]  # a field short
+        lines.append(_line(values).replace(b"@BAD@", BAD_BYTES))
+    path.write_bytes(b"".join(lines))
+    assert BAD_BYTES in path.read_bytes()
+    good = [r["id_dmr"] for i, r in enumerate(rows) if i + 1 not in expected]
+    return BadFile(path, expected, set(good), rows[9]["id_dmr"], 1, len(lines) - 1)
+
+
+@pytest.fixture(scope="module")
+def bad_import(
+    tmp_path_factory: pytest.TempPathFactory, paris: City, paris_gis: CityGIS
+) -> Iterator[tuple[BadFile, ImportSummary, pd.DataFrame]]:
+    folder = tmp_path_factory.mktemp("bad_input")
+    bad_file = _write_bad_file(folder / "dansmarue_bad.csv")
+    store = SqliteStore(folder / "t.gpkg")
+    store.upgrade()
+    try:
+        pipeline = Pipeline(paris, store, paris_gis)
+        summary = pipeline.import_table(read_csv(bad_file.path), DANSMARUE)
+        layer = pd.DataFrame(pipeline.report_layer().drop(columns="geometry"))
+        yield bad_file, summary, layer
+    finally:
+        store.close()
+
+
+def test_every_bad_row_is_quarantined_with_one_reason_naming_field_and_problem(
+    bad_import: tuple[BadFile, ImportSummary, pd.DataFrame],
+) -> None:
+    bad_file, summary, _ = bad_import
+    quarantine = summary.quarantine
+    assert quarantine["row"].is_unique, quarantine
+    assert sorted(quarantine["row"]) == sorted(bad_file.expected)
+    for row in quarantine.itertuples():
+        field, words = bad_file.expected[row.row]
+        assert row.field == field, (row.row, row.field, row.reason)
+        for word in words:
+            assert word in row.reason, (row.row, row.reason)
+    # The summary counts them by field and kind of problem.
+    reasons = summary.reasons()
+    assert reasons.sum() == summary.quarantined
+    assert reasons["datedecl: not a date"] == 1
+
+
+def test_good_rows_are_all_imported_and_every_row_is_accounted_for(
+    bad_import: tuple[BadFile, ImportSummary, pd.DataFrame],
+) -> None:
+    bad_file, summary, layer = bad_import
+    assert summary.read == bad_file.rows == N_REAL + 2
+    assert set(layer["external_id"]) == bad_file.good_ids
+    assert layer["external_id"].is_unique  # the identical repeat was stored once
+    assert summary.imported == len(bad_file.good_ids) == len(layer)
+    assert summary.already_imported == 0
+    assert summary.imported + summary.quarantined + bad_file.identical_repeats == summary.read
+
+
+def test_known_type_with_new_subtype_is_imported_and_routed_to_triage(
+    bad_import: tuple[BadFile, ImportSummary, pd.DataFrame],
+) -> None:
+    bad_file, _, layer = bad_import
+    report = layer.set_index("external_id").loc[bad_file.new_subcategory_id]
+    assert report["team"] == TRIAGE_TEAM
+    assert report["zone_arrondissement"]  # enriched like any other report
+    others = layer[layer["external_id"] != bad_file.new_subcategory_id]
+    assert TRIAGE_TEAM not in set(others["team"])  # known categories all have a rule
+
+
+# --- files that cannot be read at all, through the real command -------------------------
+
+
+def _voirie() -> str:
+    script = Path(sys.executable).parent / "voirie"
+    found = str(script) if script.exists() else shutil.which("voirie")
+    assert found, "the voirie console script is not installed"
+    return found
+
+
+def _run(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        k: v for k, v in os.environ.items()
+        if not k.startswith("VOIRIE_") and k not in {"FORCE_COLOR", "TTY_COMPATIBLE"}
+    }
+    # A narrow terminal: an error must stay on one line whatever the width.
+    env |= {"VOIRIE_DATABASE_URL": f"sqlite:///{folder / 't.gpkg'}", "COLUMNS": "80",
+            "NO_COLOR": "1", "PYTHONIOENCODING": "utf-8"}
+    return subprocess.run(
+        [_voirie(), *args], cwd=folder, env=env, capture_output=True, text=True,
+        encoding="utf-8", timeout=120, check=False,
+    )
+
+
+def _unreadable_files(folder: Path) -> dict[str, tuple[str, str]]:
+    """Case name -> (file name, words the error must hold)."""
+    real = (ROOT / "tests/data/dansmarue_200.csv").read_bytes()
+    header, rest = real.split(b"\n", 1)
+    packed = gzip.compress(real)
+    files = {
+        "empty": ("empty.csv", b"", "empty"),
+        "no latitude column": (
+            "no_latitude.csv", header.replace(b",latitude,", b",lat,") + b"\n" + rest,
+            "'latitude'",
+        ),
+        "not gzip": ("garbage.csv.gz", bytes(range(256)) * 4, "cannot read"),
+        "corrupt gzip": ("corrupt.csv.gz", packed[:20] + b"garbage" * 50 + packed[-8:],
+                         "cannot read"),
+        "truncated gzip": ("truncated.csv.gz", packed[: len(packed) // 2], "cannot read"),
+    }
+    for name, data, _ in files.values():
+        (folder / name).write_bytes(data)
+    return {case: (name, words) for case, (name, _, words) in files.items()}
+
+
+@pytest.fixture(scope="module")
+def cli_runs(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[dict[str, tuple[Future[subprocess.CompletedProcess[str]], str]]]:
+    """Every command started at once (each loads the city for seconds), awaited per test."""
+    unreadable = tmp_path_factory.mktemp("unreadable")
+    cases = _unreadable_files(unreadable)
+    header_only = tmp_path_factory.mktemp("header_only")
+    (header_only / "header.csv").write_bytes(
+        (ROOT / "tests/data/dansmarue_200.csv").read_bytes().split(b"\n", 1)[0] + b"\n"
+    )
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        runs = {
+            case: (pool.submit(_run, unreadable, "import", name, "--city", "paris",
+                               "--format", "dansmarue"), words)
+            for case, (name, words) in cases.items()
+        }
+        runs["header only"] = (
+            pool.submit(_run, header_only, "import", "header.csv", "--city", "paris",
+                        "--format", "dansmarue"), "",
+        )
+        yield runs
+
+
+@pytest.mark.parametrize(
+    "case", ["empty", "no latitude column", "not gzip", "corrupt gzip", "truncated gzip"]
+)
+def test_unreadable_file_fails_with_one_clear_error_line(
+    cli_runs: dict[str, tuple[Future[subprocess.CompletedProcess[str]], str]], case: str
+) -> None:
+    future, words = cli_runs[case]
+    result = future.result()
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert "Traceback" not in output
+    lines = [line for line in output.splitlines() if line.strip()]
+    # Only the progress bar may come before the error; the error is a single line.
+    assert [line for line in lines if not line.startswith("importing ")] == [lines[-1]], output
+    assert lines[-1].startswith("error: "), output
+    assert words in lines[-1], output
+
+
+def test_header_only_file_imports_nothing_and_succeeds(
+    cli_runs: dict[str, tuple[Future[subprocess.CompletedProcess[str]], str]],
+) -> None:
+    result = cli_runs["header only"][0].result()
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "Traceback" not in output
+    assert "error" not in output
+    counts = dict(re.findall(r"^\W*(rows read|imported|quarantined)\W+(\d+)\W*$", output, re.M))
+    assert counts == {"rows read": "0", "imported": "0", "quarantined": "0"}, output
