@@ -17,6 +17,7 @@ from pyproj import Transformer
 
 from voirie.city import City, ZoneLayer
 from voirie.gis.layers import load_streets, load_zones
+from voirie.gis.streetnames import key_array, normalize_many, streets_from_addresses
 from voirie.model import Flag
 
 # Half-length of the stretch of segment used to read its direction at the snapped point.
@@ -43,8 +44,20 @@ class CityGIS:
         street_layer = city.config.streets
         self.max_snap_distance_m = street_layer.max_snap_distance_m if street_layer else 0.0
         self.streets = load_streets(city, street_layer) if street_layer else None
+        self.address_match_radius_m = street_layer.address_match_radius_m if street_layer else 0.0
+        self.streets_geometry: np.ndarray = (
+            self.streets.geometry.to_numpy()
+            if self.streets is not None
+            else np.array([], dtype=object)
+        )
         self.street_tree = (
-            shapely.STRtree(self.streets.geometry.values) if self.streets is not None else None
+            shapely.STRtree(self.streets_geometry) if self.streets is not None else None
+        )
+        # Comparison keys of every segment's street name (None when unnamed), computed once.
+        self.street_keys: np.ndarray = (
+            key_array(normalize_many(self.streets["street_name"]))
+            if self.streets is not None
+            else np.array([], dtype=object)
         )
         self.zones: dict[str, ZoneIndex] = {}
         for layer in city.config.zones:
@@ -61,18 +74,26 @@ class CityGIS:
         x, y = self.to_metric.transform(lon, lat)
         return np.asarray(x, dtype=float), np.asarray(y, dtype=float)
 
-    def enrich(self, lon: np.ndarray, lat: np.ndarray) -> pd.DataFrame:
-        """Street and zone context for each point, one row per input point, same order."""
+    def enrich(
+        self, lon: np.ndarray, lat: np.ndarray, address: np.ndarray | None = None
+    ) -> pd.DataFrame:
+        """Street and zone context for each point, one row per input point, same order.
+
+        With ``address`` (one postal address per point, ``None`` where unknown), a point
+        is snapped to the nearest segment of the street its address names when one lies
+        within ``address_match_radius_m`` (``snap_method`` ``address_match``); otherwise,
+        and without addresses, to the nearest segment (``nearest``).
+        """
         x, y = self.project(np.asarray(lon, dtype=float), np.asarray(lat, dtype=float))
         points = shapely.points(x, y)
         out = pd.DataFrame({"x": x, "y": y})
-        out = out.join(self._snap(points))
+        out = out.join(self._snap(points, address))
         for name, index in self.zones.items():
             out = out.join(_zone_lookup(points, index, name))
         return self._flags(out)
 
-    def _snap(self, points: np.ndarray) -> pd.DataFrame:
-        """Nearest segment within the maximum snapping distance, with its linear reference."""
+    def _snap(self, points: np.ndarray, address: np.ndarray | None = None) -> pd.DataFrame:
+        """Segment each point snaps to within the maximum distance, with its linear reference."""
         n = len(points)
         frame = pd.DataFrame(
             {
@@ -94,7 +115,58 @@ class CityGIS:
         # query_nearest returns every equidistant segment; keep the first per point.
         point_idx, first = np.unique(point_idx, return_index=True)
         seg_idx, dist = seg_idx[first], dist[first]
-        lines = self.streets.geometry.values[seg_idx]
+        method = np.full(len(point_idx), "nearest", dtype=object)
+        if address is not None:
+            if len(address) != n:
+                raise ValueError(f"{len(address)} addresses for {n} points")
+            match_idx, match_seg, match_dist = self._address_matches(points, address)
+            # A match lies within the maximum distance, so its point has a nearest row.
+            rows = np.searchsorted(point_idx, match_idx)
+            found = rows < len(point_idx)
+            found[found] = point_idx[rows[found]] == match_idx[found]
+            rows, match_seg, match_dist = rows[found], match_seg[found], match_dist[found]
+            seg_idx[rows], dist[rows], method[rows] = match_seg, match_dist, "address_match"
+        self._linear_reference(frame, points, point_idx, seg_idx, dist, method)
+        return frame
+
+    def _address_matches(
+        self, points: np.ndarray, address: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per point, the nearest segment near it named as its address's street.
+
+        Returns sorted point indexes, their segments and distances, for the points that
+        have such a segment within the matching radius (and the maximum snap distance).
+        """
+        assert self.street_tree is not None
+        keys = key_array(streets_from_addresses(address))
+        with_key = np.flatnonzero(pd.notna(keys))
+        radius = min(self.address_match_radius_m, self.max_snap_distance_m)
+        empty = np.array([], dtype=np.intp)
+        if len(with_key) == 0 or radius <= 0:
+            return empty, empty, np.array([], dtype=float)
+        local, seg = self.street_tree.query(points[with_key], predicate="dwithin", distance=radius)
+        point = with_key[local]
+        named = self.street_keys[seg] == keys[point]
+        point, seg = point[named], seg[named]
+        dist = shapely.distance(points[point], self.streets_geometry[seg])
+        # Nearest first per point; equal distances broken by segment order, deterministically.
+        order = np.lexsort((seg, dist, point))
+        point, seg, dist = point[order], seg[order], dist[order]
+        point, first = np.unique(point, return_index=True)
+        return point, seg[first], dist[first]
+
+    def _linear_reference(
+        self,
+        frame: pd.DataFrame,
+        points: np.ndarray,
+        point_idx: np.ndarray,
+        seg_idx: np.ndarray,
+        dist: np.ndarray,
+        method: np.ndarray,
+    ) -> None:
+        """Fill ``frame``'s rows ``point_idx`` with the snap onto segments ``seg_idx``."""
+        assert self.streets is not None
+        lines = self.streets_geometry[seg_idx]
         pts = points[point_idx]
         position = shapely.line_locate_point(lines, pts)
         snapped = shapely.line_interpolate_point(lines, position)
@@ -108,8 +180,7 @@ class CityGIS:
         frame.loc[point_idx, "side"] = side
         frame.loc[point_idx, "snap_lon"] = slon
         frame.loc[point_idx, "snap_lat"] = slat
-        frame.loc[point_idx, "snap_method"] = "nearest"
-        return frame
+        frame.loc[point_idx, "snap_method"] = method
 
     def _flags(self, out: pd.DataFrame) -> pd.DataFrame:
         """off_network, outside_territory and near_boundary, from the columns computed."""

@@ -1,14 +1,16 @@
 """Shared fixtures: the Paris city and its GIS, and stores of every backend.
 
 PostGIS tests run against a real server (``VOIRIE_TEST_POSTGRES_URL``, default the local
-one). A template database with the extension and every migration is built once per
-session; each test gets a fresh database cloned from it and dropped afterwards. When the
+one). A template database with the extension and every migration is built once (again
+whenever the migrations change); each test gets a fresh database cloned from it and
+dropped afterwards. When the
 server or PostGIS is missing the test skips, except in CI (``CI=true``) where it fails:
 a PostGIS test that silently skips in CI proves nothing.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 from collections.abc import Iterator
@@ -24,11 +26,13 @@ from voirie.city import City, load_city
 from voirie.gis.enrich import CityGIS
 from voirie.settings import StoreSettings
 from voirie.store import Store, open_store
+from voirie.store.base import migrations
 from voirie.store.postgis import PostgisStore, describe, lock_key
 
 POSTGRES_URL_ENV = "VOIRIE_TEST_POSTGRES_URL"
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 TEMPLATE_DB = "voirie_test_template"
+TEMPLATE_LOCK = lock_key(TEMPLATE_DB)
 CONNECT_TIMEOUT_S = 5
 
 
@@ -54,6 +58,37 @@ def _drop(admin: psycopg.Connection[tuple[object, ...]], dbname: str) -> None:
     )
 
 
+def _fingerprint() -> str:
+    """Identifies the migrations a template was built from."""
+    digest = hashlib.sha256()
+    for _, name, text in migrations(PostgisStore.backend):
+        digest.update(name.encode() + b"\0" + text.encode() + b"\0")
+    return f"voirie migrations {digest.hexdigest()[:16]}"
+
+
+def _build_template(admin: psycopg.Connection[tuple[object, ...]], url: str, mark: str) -> None:
+    """(Re)create the template database: PostGIS and every migration, then the mark."""
+    template = sql.Identifier(TEMPLATE_DB)
+    if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (TEMPLATE_DB,)).fetchone():
+        admin.execute(sql.SQL("ALTER DATABASE {} IS_TEMPLATE false").format(template))
+        _drop(admin, TEMPLATE_DB)
+    admin.execute(sql.SQL("CREATE DATABASE {}").format(template))
+    template_url = database_url(url, TEMPLATE_DB)
+    try:
+        with _admin(template_url) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+    except psycopg.Error as exc:
+        unavailable(f"cannot create the PostGIS extension at {describe(url)}: {exc}")
+    store = PostgisStore(template_url, min_size=1, max_size=1)
+    try:
+        store.upgrade()
+    finally:
+        store.close()
+    admin.execute(sql.SQL("ALTER DATABASE {} IS_TEMPLATE true").format(template))
+    # Written last: a template whose build was interrupted has no mark and is rebuilt.
+    admin.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(template, sql.Literal(mark)))
+
+
 @pytest.fixture(scope="session")
 def postgis_server() -> str:
     """URL of a PostgreSQL server with PostGIS, where ``voirie_test_template`` is current."""
@@ -68,37 +103,20 @@ def postgis_server() -> str:
         ).fetchone()
         if available is None:
             unavailable(f"PostGIS is not installed on the server at {describe(url)}")
-        # Rebuilt every session, so the template always holds the current migrations;
-        # the session lock keeps two test runs from rebuilding it at the same time.
-        admin.execute("SELECT pg_advisory_lock(%s)", (lock_key(TEMPLATE_DB),))
+        # Test runs may overlap (two terminals, an editor's runner): the template is only
+        # rebuilt when the migrations changed, under an exclusive lock that waits for the
+        # clones in progress (they hold it shared).
+        admin.execute("SELECT pg_advisory_lock(%s)", (TEMPLATE_LOCK,))
         try:
-            exists = admin.execute(
-                "SELECT 1 FROM pg_database WHERE datname = %s", (TEMPLATE_DB,)
+            mark = admin.execute(
+                "SELECT shobj_description(oid, 'pg_database') FROM pg_database "
+                "WHERE datname = %s",
+                (TEMPLATE_DB,),
             ).fetchone()
-            if exists:
-                admin.execute(
-                    sql.SQL("ALTER DATABASE {} IS_TEMPLATE false").format(
-                        sql.Identifier(TEMPLATE_DB)
-                    )
-                )
-                _drop(admin, TEMPLATE_DB)
-            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(TEMPLATE_DB)))
-            template_url = database_url(url, TEMPLATE_DB)
-            try:
-                with _admin(template_url) as conn:
-                    conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
-            except psycopg.Error as exc:
-                unavailable(f"cannot create the PostGIS extension at {describe(url)}: {exc}")
-            store = PostgisStore(template_url, min_size=1, max_size=1)
-            try:
-                store.upgrade()
-            finally:
-                store.close()
-            admin.execute(
-                sql.SQL("ALTER DATABASE {} IS_TEMPLATE true").format(sql.Identifier(TEMPLATE_DB))
-            )
+            if mark is None or mark[0] != _fingerprint():
+                _build_template(admin, url, _fingerprint())
         finally:
-            admin.execute("SELECT pg_advisory_unlock(%s)", (lock_key(TEMPLATE_DB),))
+            admin.execute("SELECT pg_advisory_unlock(%s)", (TEMPLATE_LOCK,))
     return url
 
 
@@ -109,7 +127,11 @@ def _scratch_database(server_url: str, template: str | None) -> Iterator[str]:
     if template:
         create = sql.SQL("{} TEMPLATE {}").format(create, sql.Identifier(template))
     with _admin(server_url) as admin:
-        admin.execute(create)
+        admin.execute("SELECT pg_advisory_lock_shared(%s)", (TEMPLATE_LOCK,))
+        try:
+            admin.execute(create)
+        finally:
+            admin.execute("SELECT pg_advisory_unlock_shared(%s)", (TEMPLATE_LOCK,))
     try:
         yield database_url(server_url, name)
     finally:
@@ -148,7 +170,7 @@ def empty_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return str(request.getfixturevalue("empty_postgis_url"))
 
 
-def connect(url: str) -> Store:
+def _connect(url: str) -> Store:
     """A store for a URL, through the same factory the CLI and the API use."""
     return open_store(StoreSettings(database_url=url, pool_min_size=1, pool_max_size=4))
 
@@ -156,7 +178,7 @@ def connect(url: str) -> Store:
 @pytest.fixture
 def store(store_url: str) -> Iterator[Store]:
     """An upgraded store of each backend (``[sqlite]`` and ``[postgis]``), closed afterwards."""
-    opened = connect(store_url)
+    opened = _connect(store_url)
     opened.upgrade()
     yield opened
     opened.close()

@@ -27,7 +27,6 @@ from voirie.store.sqlite import SqliteStore
 
 ROOT = Path(__file__).parents[1]
 DATA = ROOT / "tests/data/dansmarue_200.csv"
-SAMPLE = Path("/work/shared/data/paris/dansmarue_sample_2000.csv")
 REPORTS = ROOT / "cities/paris/reports/dansmarue_2023-07_2024-03.csv.gz"
 JURISDICTION = "paris.fr"
 CONTRACT_COLUMNS = [
@@ -43,11 +42,8 @@ Run = subprocess.CompletedProcess[str]
 
 
 def _ensure_data() -> Path:
-    """The 200-row DansMaRue extract: header + first 200 rows of the shared sample."""
-    if not DATA.exists():
-        lines = SAMPLE.read_bytes().splitlines(keepends=True)
-        DATA.parent.mkdir(parents=True, exist_ok=True)
-        DATA.write_bytes(b"".join(lines[:201]))
+    """The committed 200-row DansMaRue extract (first rows of the developers' sample)."""
+    assert DATA.is_file(), f"missing test data {DATA}"
     return DATA
 
 

@@ -44,6 +44,12 @@ class StreetLayer(_Strict):
     )
     attributes: list[str] = Field(default_factory=list)
     max_snap_distance_m: float = Field(default=150.0, gt=0)
+    address_match_radius_m: float = Field(
+        default=60.0,
+        ge=0,
+        description="a report snaps to the street its address names when a segment of it "
+        "lies this near (0 disables), rather than to the nearest segment",
+    )
 
 
 class ZoneLayer(_Strict):

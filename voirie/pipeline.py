@@ -80,7 +80,9 @@ class Pipeline:
         summary = ImportSummary(read=len(table.rows))
         valid = validate(table, mapping, self.city)
         reports = valid.reports
-        enriched = self.gis.enrich(reports["lon"].to_numpy(), reports["lat"].to_numpy())
+        enriched = self.gis.enrich(
+            reports["lon"].to_numpy(), reports["lat"].to_numpy(), reports["address"].to_numpy()
+        )
         reports = pd.concat([reports, enriched], axis=1)
         outside = self._outside_territory(reports, mapping)
         quarantine = [valid.quarantine, outside]
@@ -325,33 +327,27 @@ class Pipeline:
         events["at"] = now
         uow.insert("events", events)
 
-    def report_layer(self) -> gpd.GeoDataFrame:
-        """Every report with its enrichment, zones, incident and team (public fields only)."""
-        jurisdiction = self.city.jurisdiction_id
-        reports = self.store.read("reports", jurisdiction)
-        zones = self.store.read("report_zones", jurisdiction)
+    def _with_zones(self, frame: pd.DataFrame, report_column: str) -> gpd.GeoDataFrame:
+        """Add one ``zone_<layer>`` code column per zone layer and a WGS84 point geometry."""
+        zones = self.store.read("report_zones", self.city.jurisdiction_id)
         wide = zones.pivot(index="report_id", columns="layer", values="code")
         for name in self.gis.zones:
-            reports[f"zone_{name}"] = reports["report_id"].map(
+            frame[f"zone_{name}"] = frame[report_column].map(
                 wide[name] if name in wide else pd.Series(dtype=object)
             )
         return gpd.GeoDataFrame(
-            reports, geometry=gpd.points_from_xy(reports["lon"], reports["lat"]), crs=4326
+            frame, geometry=gpd.points_from_xy(frame["lon"], frame["lat"]), crs=4326
         )
+
+    def report_layer(self) -> gpd.GeoDataFrame:
+        """Every report with its enrichment, zones, incident and team (public fields only)."""
+        reports = self.store.read("reports", self.city.jurisdiction_id)
+        return self._with_zones(reports, "report_id")
 
     def incident_layer(self) -> gpd.GeoDataFrame:
         """Every incident with the zones of the report that opened it."""
-        jurisdiction = self.city.jurisdiction_id
-        incidents = self.store.read("incidents", jurisdiction)
-        zones = self.store.read("report_zones", jurisdiction)
-        wide = zones.pivot(index="report_id", columns="layer", values="code")
-        for name in self.gis.zones:
-            incidents[f"zone_{name}"] = incidents["origin_report_id"].map(
-                wide[name] if name in wide else pd.Series(dtype=object)
-            )
+        incidents = self.store.read("incidents", self.city.jurisdiction_id)
         incidents["service_name"] = incidents["service_code"].map(
             lambda c: s.name if (s := self.city.services.get(c)) else c
         )
-        return gpd.GeoDataFrame(
-            incidents, geometry=gpd.points_from_xy(incidents["lon"], incidents["lat"]), crs=4326
-        )
+        return self._with_zones(incidents, "origin_report_id")

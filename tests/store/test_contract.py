@@ -66,7 +66,7 @@ def doubled(table: RawTable) -> RawTable:
 
 
 def import_duplicates(store: Store, paris: City, gis: CityGIS) -> list[ImportSummary]:
-    """Three imports that group reports every way: within a batch, across batches (small
+    """Two imports that group reports every way: within a batch, across batches (small
     batches), and onto incidents stored by an earlier import (a partner's copy)."""
     return [
         run_import(store, paris, gis, doubled(read_csv(SAMPLE)), batch_size=64),
@@ -110,16 +110,8 @@ def test_upgrade_is_idempotent(store: Store) -> None:
     assert store.schema_version() == latest
 
 
-def test_upgrade_applies_every_migration_once_under_concurrency(
-    empty_store_url: str, request: pytest.FixtureRequest
-) -> None:
+def test_upgrade_applies_every_migration_once_under_concurrency(empty_store_url: str) -> None:
     stores = [connect(empty_store_url) for _ in range(3)]
-    if stores[0].backend == "sqlite":
-        # SqliteStore.upgrade reads the schema version before BEGIN IMMEDIATE, so a second
-        # process may re-run 0001 ("table reports already exists"). A race, so not strict.
-        request.applymarker(
-            pytest.mark.xfail(reason="SqliteStore.upgrade() is not safe under concurrency")
-        )
     try:
         versions = [version for version, _, _ in migrations(stores[0].backend)]
         assert stores[0].schema_version() == 0
@@ -232,9 +224,9 @@ def test_duplicates_attach_within_batches_across_batches_and_to_stored_incidents
     assert len(incidents) == N
     assert (incidents["report_count"] == 3).all()
     reports = store.read("reports", j)
-    first_seen = reports.groupby("incident_id")["requested_at"].max()
+    latest = reports.groupby("incident_id")["requested_at"].max()
     pd.testing.assert_series_equal(
-        incidents.set_index("incident_id")["last_reported_at"], first_seen, check_names=False
+        incidents.set_index("incident_id")["last_reported_at"], latest, check_names=False
     )
     members = reports.groupby("incident_id")["external_id"].agg(lambda s: sorted(set(s)))
     assert all(len(ids) == 2 and ids[1] == ids[0] + "-bis" for ids in members)
@@ -283,6 +275,48 @@ def test_reserve_ids_never_repeat(store: Store, store_url: str) -> None:
     assert len(all_ids) == 3 * 5 * 20
     assert len(np.unique(all_ids)) == len(all_ids)
     assert store.count("events", j) == 8 + len(all_ids)
+
+
+def test_concurrent_imports_of_the_same_problems_share_incidents(
+    store: Store, store_url: str, paris: City, paris_gis: CityGIS
+) -> None:
+    # Two workers import the same 200 problems from two sources at once: the lock makes
+    # each batch see the other's incidents, so every problem ends in one incident.
+    sources = ["dansmarue", "partner"]
+    workers = [connect(store_url) for _ in sources]
+    summaries: dict[str, ImportSummary] = {}
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(workers))
+
+    def work(worker: Store, source: str) -> None:
+        start.wait()
+        try:
+            mapping = DANSMARUE.model_copy(update={"source": source})
+            summaries[source] = run_import(worker, paris, paris_gis, mapping=mapping,
+                                           batch_size=32)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    try:
+        threads = [
+            threading.Thread(target=work, args=pair)
+            for pair in zip(workers, sources, strict=True)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        for worker in workers:
+            worker.close()
+    assert not errors, errors
+    assert sum(s.new_incidents for s in summaries.values()) == N
+    incidents = store.read("incidents", paris.jurisdiction_id)
+    assert len(incidents) == N
+    assert (incidents["report_count"] == 2).all()
+    reports = store.read("reports", paris.jurisdiction_id)
+    per_incident = reports.groupby("incident_id")["source"].agg(sorted)
+    assert all(found == sources for found in per_incident)
 
 
 def test_failed_transaction_leaves_nothing(

@@ -2,8 +2,8 @@
 
 Each unit of work is one pooled connection in one transaction. Writers of the same keys
 serialize on transaction-scoped advisory locks; ids come from the tables' identities, so
-concurrent batches never draw the same id; bulk writes use COPY. Every table is keyed by
-jurisdiction first, so the schema can be distributed by jurisdiction with Citus.
+concurrent batches never draw the same id; bulk writes use COPY. Every key includes the
+jurisdiction, so the schema can be distributed by jurisdiction with Citus.
 """
 
 from __future__ import annotations
@@ -122,8 +122,7 @@ class PostgisUnitOfWork:
         self._column_types = column_types
 
     def lock(self, keys: Sequence[str]) -> None:
-        """Transaction-scoped advisory locks, taken in one global order so writers never
-        deadlock."""
+        """Transaction-scoped advisory locks, taken in sorted order so writers never deadlock."""
         hashes = sorted({lock_key(key) for key in keys})
         if hashes:
             with self.conn.cursor() as cur:
@@ -158,8 +157,7 @@ class PostgisUnitOfWork:
         return _typed(frame)
 
     def reserve_ids(self, table: str, n: int) -> np.ndarray:
-        """``n`` values of the table's identity sequence; never handed out twice, even to
-        concurrent or rolled-back transactions."""
+        """``n`` fresh ids from the table's identity sequence, unique even across transactions."""
         if table not in ID_TABLES:
             raise KeyError(table)
         if n <= 0:
@@ -247,8 +245,8 @@ class PostgisStore:
         raise AssertionError("unreachable")
 
     def _column_types(self, conn: Connection, table: str) -> dict[str, str]:
-        """Column name -> SQL type of a table, read once from the catalogue (on the caller's
-        connection: a unit of work must not wait for a second one from the pool)."""
+        """Column name -> SQL type of a table, read once from the catalogue."""
+        # On the caller's connection: a unit of work must not wait for a second pooled one.
         if table not in self._types:
             rows = conn.execute(
                 "SELECT column_name, data_type FROM information_schema.columns "

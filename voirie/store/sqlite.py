@@ -173,14 +173,18 @@ class SqliteStore:
         return int(version)
 
     def upgrade(self) -> list[int]:
-        """Apply pending migrations, each in its own transaction."""
-        current = self.schema_version()
+        """Apply pending migrations, each in its own transaction.
+
+        The version is read inside the write transaction, so processes starting together
+        apply each migration once: the others wait for the lock, then see it applied.
+        """
         applied = []
         for version, name, sql in migrations(self.backend):
-            if version <= current:
-                continue
             self.conn.execute("BEGIN IMMEDIATE")
             try:
+                if version <= self.schema_version():
+                    self.conn.execute("COMMIT")
+                    continue
                 # executescript would commit first; run statement by statement instead.
                 for statement in _statements(sql):
                     self.conn.execute(statement)

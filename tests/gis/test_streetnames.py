@@ -1,0 +1,102 @@
+"""Street-name keys and the street of a postal address."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from voirie.gis.streetnames import (
+    normalize_many,
+    normalize_street,
+    street_from_address,
+    streets_from_addresses,
+)
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("Bd de Bonne Nouvelle", "Boulevard de Bonne-Nouvelle"),
+        ("Rue de l'Église", "RUE DE L EGLISE"),
+        ("Rue de l’Église", "rue de l'eglise"),
+        ("Fg Saint-Antoine", "Faubourg Saint-Antoine"),
+        ("Rue du Fg St-Antoine", "Rue du Faubourg Saint-Antoine"),
+        ("R. Ste-Croix de la Bretonnerie", "Rue Sainte-Croix-de-la-Bretonnerie"),
+        ("Av. du Gal Leclerc", "Avenue du Général Leclerc"),
+        ("Pl. de la République", "Place de la République"),
+        ("Imp. des Jardiniers", "Impasse des Jardiniers"),
+        ("Pas. Brady", "Passage Brady"),
+        ("Sq. d'Anvers", "Square d'Anvers"),
+        ("  Quai   de  Valmy ", "quai de valmy"),
+        ("Cité Riverin", "CITE RIVERIN"),
+        ("Allée des Cygnes", "allee des cygnes"),
+        ("Place du Général Kœnig", "Place du General Koenig"),
+    ],
+)
+def test_same_street_same_key(a: str, b: str) -> None:
+    assert normalize_street(a) == normalize_street(b)
+
+
+def test_keys_are_plain_words() -> None:
+    assert normalize_street("Boulevard de Bonne-Nouvelle") == "boulevard de bonne nouvelle"
+    assert normalize_street("Rue de l'Église") == "rue de l eglise"
+    assert normalize_street("   ") == ""
+
+
+def test_r_is_rue_only_as_the_first_word() -> None:
+    assert normalize_street("R de Rivoli") == "rue de rivoli"
+    assert normalize_street("Rue Jean R Bloch") == "rue jean r bloch"
+    assert normalize_street("Villa St Michel") == "villa saint michel"
+
+
+def test_different_streets_differ() -> None:
+    assert normalize_street("Rue Saint-Denis") != normalize_street("Rue du Faubourg Saint-Denis")
+    assert normalize_street("Rue de la Roquette") != normalize_street("Rue de la Raquette")
+
+
+@pytest.mark.parametrize(
+    ("address", "street"),
+    [
+        ("126 Rue Oberkampf, 75011 PARIS", "rue oberkampf"),
+        ("12 bis Av. du Général Leclerc, 75014 PARIS", "avenue du general leclerc"),
+        ("12 Avenue du Général Leclerc, 75014 PARIS", "avenue du general leclerc"),
+        ("12-14 Rue du Commerce, 75015 PARIS", "rue du commerce"),
+        ("252 - 254 Rue de Crimée, 75019 PARIS", "rue de crimee"),
+        ("7b rue Damrémont, 75018 PARIS", "rue damremont"),
+        ("13Z Rue Sorbier, 75020 PARIS", "rue sorbier"),
+        ("11 ter Rue de Romainville, 75019 PARIS", "rue de romainville"),
+        ("12 B Rue Curial, 75019 PARIS", "rue curial"),
+        ("12 R de Rivoli, 75001 PARIS", "rue de rivoli"),
+        ("3 Fg Saint-Antoine, 75011 PARIS", "faubourg saint antoine"),
+        ("4 RUE DE L EGLISE, 75015 PARIS", "rue de l eglise"),
+        ("16 Bd de Bonne Nouvelle, 75010 PARIS", "boulevard de bonne nouvelle"),
+        ("12 rue Oberkampf 75011 Paris", "rue oberkampf"),
+        ("73 boulevard Auguste Blanqui, Paris, France, Paris, France", "boulevard auguste blanqui"),
+        ("place de la Concorde, 75008 PARIS", "place de la concorde"),
+        ("Place de la République Place de la République, 75003 PARIS", "place de la republique"),
+        ("Gare du Nord Place Napoléon III, 75010 PARIS", "place napoleon iii"),
+        ("Passerelle de Mornay Boulevard Bourdon, 75004 PARIS", "boulevard bourdon"),
+        ("Rue du Pont Neuf, 75001 PARIS", "rue du pont neuf"),
+    ],
+)
+def test_street_from_address(address: str, street: str) -> None:
+    assert street_from_address(address) == street
+
+
+@pytest.mark.parametrize("address", ["", "   ", "75011 PARIS", "12, 75011 PARIS"])
+def test_address_without_a_street(address: str) -> None:
+    assert street_from_address(address) is None
+
+
+def test_column_forms_match_the_scalar_forms() -> None:
+    addresses = np.array(
+        ["126 Rue Oberkampf, 75011 PARIS", None, "", np.nan, "3 Fg Saint-Antoine, 75011"],
+        dtype=object,
+    )
+    keys = streets_from_addresses(addresses)
+    assert len(keys) == len(addresses)
+    assert keys.isna().tolist() == [False, True, True, True, False]
+    assert keys[0] == street_from_address("126 Rue Oberkampf, 75011 PARIS")
+    names = pd.Series(["Bd Voltaire", None, ""], index=[7, 8, 9])
+    assert normalize_many(names).tolist() == ["boulevard voltaire", pd.NA, pd.NA]
