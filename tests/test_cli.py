@@ -10,9 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,6 +19,7 @@ from pathlib import Path
 import geopandas as gpd
 import pandas as pd
 import pytest
+from clirunner import run_voirie
 
 from voirie.city import TRIAGE_TEAM, City
 from voirie.store.sqlite import SqliteStore
@@ -45,26 +44,6 @@ def _ensure_data() -> Path:
     """The committed 200-row DansMaRue extract (first rows of the developers' sample)."""
     assert DATA.is_file(), f"missing test data {DATA}"
     return DATA
-
-
-def _voirie() -> str:
-    script = Path(sys.executable).parent / "voirie"
-    found = str(script) if script.exists() else shutil.which("voirie")
-    assert found, "the voirie console script is not installed"
-    return found
-
-
-def _run(folder: Path, *args: str) -> Run:
-    env = {
-        k: v for k, v in os.environ.items()
-        if not k.startswith("VOIRIE_") and k not in {"FORCE_COLOR", "TTY_COMPATIBLE"}
-    }
-    env |= {"VOIRIE_DATABASE_URL": f"sqlite:///{folder / 't.gpkg'}", "COLUMNS": "80",
-            "NO_COLOR": "1", "PYTHONIOENCODING": "utf-8"}
-    return subprocess.run(
-        [_voirie(), *args], cwd=folder, env=env, capture_output=True, text=True,
-        encoding="utf-8", timeout=120, check=False,
-    )
 
 
 def _ok(run: Run) -> str:
@@ -97,7 +76,7 @@ def _stored_reports(folder: Path) -> pd.DataFrame:
 
 
 def _import(folder: Path, path: str, fmt: str, *more: str) -> Run:
-    return _run(folder, "import", path, "--city", "paris", "--format", fmt, *more)
+    return run_voirie(folder, "import", path, "--city", "paris", "--format", fmt, *more)
 
 
 @dataclass
@@ -194,7 +173,7 @@ def _start_open311_json(pool: ThreadPoolExecutor, folder: Path, paris: City) -> 
 
 
 def _upgrade_twice(folder: Path) -> tuple[Run, Run]:
-    return _run(folder, "db", "upgrade"), _run(folder, "db", "upgrade")
+    return run_voirie(folder, "db", "upgrade"), run_voirie(folder, "db", "upgrade")
 
 
 @dataclass
@@ -254,7 +233,7 @@ def imported(started: Started, pool: ThreadPoolExecutor) -> Imported:
     counts = _counts(folder)
     second = pool.submit(_import, folder, str(DATA), "dansmarue")
     exports = {
-        name: pool.submit(_run, folder, "export", layer, "--city", "paris", *options,
+        name: pool.submit(run_voirie, folder, "export", layer, "--city", "paris", *options,
                           "-o", name)
         for name, (layer, *options) in EXPORTS.items()
     }
@@ -358,7 +337,7 @@ def test_import_other_formats(started: Started, fmt: str) -> None:
     assert TRIAGE_TEAM not in set(stored["team"])  # known categories follow their rule
 
 
-def test_db_upgrade_is_up_to_date_on_second_run(started: Started) -> None:
+def test_db_upgrade_is_up_to_date_on_secondrun_voirie(started: Started) -> None:
     first, second = started.upgrades.result()
     assert "applied migrations" in _ok(first)
     assert "up to date" in _ok(second)

@@ -9,9 +9,7 @@ import gzip
 import io
 import os
 import re
-import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from clirunner import run_voirie
 
 from voirie.city import TRIAGE_TEAM, City
 from voirie.gis.enrich import CityGIS
@@ -155,27 +154,6 @@ def test_known_type_with_new_subtype_is_imported_and_routed_to_triage(
 # --- files that cannot be read at all, through the real command -------------------------
 
 
-def _voirie() -> str:
-    script = Path(sys.executable).parent / "voirie"
-    found = str(script) if script.exists() else shutil.which("voirie")
-    assert found, "the voirie console script is not installed"
-    return found
-
-
-def _run(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        k: v for k, v in os.environ.items()
-        if not k.startswith("VOIRIE_") and k not in {"FORCE_COLOR", "TTY_COMPATIBLE"}
-    }
-    # A narrow terminal: an error must stay on one line whatever the width.
-    env |= {"VOIRIE_DATABASE_URL": f"sqlite:///{folder / 't.gpkg'}", "COLUMNS": "80",
-            "NO_COLOR": "1", "PYTHONIOENCODING": "utf-8"}
-    return subprocess.run(
-        [_voirie(), *args], cwd=folder, env=env, capture_output=True, text=True,
-        encoding="utf-8", timeout=120, check=False,
-    )
-
-
 def _unreadable_files(folder: Path) -> dict[str, tuple[str, str]]:
     """Case name -> (file name, words the error must hold)."""
     real = (ROOT / "tests/data/dansmarue_200.csv").read_bytes()
@@ -210,12 +188,12 @@ def cli_runs(
     )
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         runs = {
-            case: (pool.submit(_run, unreadable, "import", name, "--city", "paris",
+            case: (pool.submit(run_voirie, unreadable, "import", name, "--city", "paris",
                                "--format", "dansmarue"), words)
             for case, (name, words) in cases.items()
         }
         runs["header only"] = (
-            pool.submit(_run, header_only, "import", "header.csv", "--city", "paris",
+            pool.submit(run_voirie, header_only, "import", "header.csv", "--city", "paris",
                         "--format", "dansmarue"), "",
         )
         yield runs
