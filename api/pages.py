@@ -33,4 +33,9 @@ def dispatch_map(
     if team is not None:
         keep &= incidents["team"] == team
     teams = {code: t.name for code, t in pipeline.city.teams.items()}
-    return HTMLResponse(render_dispatch_map(incidents[keep], teams, lang=lang))
+    territory = pipeline.gis.zones[pipeline.city.config.territory.layer].zones
+    # Simplified to a few metres: outlines for orientation, not for measurement.
+    outlines = territory.set_geometry(territory.geometry.simplify(5))
+    return HTMLResponse(
+        render_dispatch_map(incidents[keep], teams, lang=lang, background=outlines)
+    )

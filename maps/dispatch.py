@@ -8,6 +8,7 @@ and reaches JavaScript only as a JSON string, never inside a JS template literal
 
 from __future__ import annotations
 
+import colorsys
 import html
 import math
 import zlib
@@ -22,12 +23,6 @@ from branca.element import Element, Figure, MacroElement
 from folium.template import Template
 
 from voirie.model import Status
-
-PALETTE = (
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
-)  # fmt: skip
-"""Team colours (Tableau 10); a team's colour depends only on its code."""
 
 MARKER_CLASS = "voirie-incident"
 """CSS class of every incident marker's SVG path (a stable hook for tests and styling)."""
@@ -88,8 +83,16 @@ _STATUS_LABELS: dict[str, dict[str, str]] = {
 
 
 def team_colour(code: str) -> str:
-    """Colour of a team's markers: stable across runs and processes (CRC32, not ``hash``)."""
-    return PALETTE[zlib.crc32(code.encode("utf-8")) % len(PALETTE)]
+    """Colour of a team's markers: stable across runs and processes (CRC32, not ``hash``).
+
+    A city has dozens of teams (47 in Paris), more than any fixed palette: the hue takes
+    any of 360 degrees and the lightness one of three levels, so collisions stay rare.
+    """
+    digest = zlib.crc32(code.encode("utf-8"))
+    hue = (digest % 360) / 360
+    lightness = (0.36, 0.48, 0.60)[(digest >> 9) % 3]
+    red, green, blue = colorsys.hls_to_rgb(hue, lightness, 0.75)
+    return f"#{round(red * 255):02x}{round(green * 255):02x}{round(blue * 255):02x}"
 
 
 def render_dispatch_map(
@@ -98,6 +101,7 @@ def render_dispatch_map(
     *,
     static_url: str = "/static",
     lang: str = "fr",
+    background: gpd.GeoDataFrame | None = None,
 ) -> str:
     """Render the dispatch map of ``incidents`` as a complete, self-contained HTML page.
 
@@ -105,7 +109,8 @@ def render_dispatch_map(
     per team, a legend with each team's count, and a popup with the incident's facts in
     ``lang`` ("fr" or "en"). ``teams`` maps team codes to display names (unknown codes
     are shown as is). The page requests nothing but Leaflet from ``static_url``, so it
-    works on a machine without internet; it draws no background tiles.
+    works on a machine without internet; it draws no background tiles, but the outlines
+    of ``background`` polygons (e.g. the city's districts), when given, so the map reads.
     """
     if lang not in _LABELS:
         raise ValueError(f"unsupported language {lang!r}; expected one of {sorted(_LABELS)}")
@@ -116,6 +121,8 @@ def render_dispatch_map(
     # No favicon request: the page asks the server for nothing but Leaflet.
     figure.header.add_child(Element('<link rel="icon" href="data:,">'), name="favicon")
     figure.add_child(fmap)
+    if background is not None and len(background):
+        _outlines(background).add_to(fmap)
 
     counts = points["team"].astype(str).value_counts(sort=False).to_dict()
     legend: list[tuple[str, str, int]] = []
@@ -138,6 +145,18 @@ def render_dispatch_map(
             max_zoom=17,
         )
     return str(figure.render())
+
+
+def _outlines(polygons: gpd.GeoDataFrame) -> folium.GeoJson:
+    """Grey, non-interactive outlines; geometry only, so no attribute text reaches the page."""
+    shapes = gpd.GeoDataFrame(geometry=polygons.to_crs(4326).geometry.to_numpy(), crs=4326)
+    return folium.GeoJson(
+        shapes.to_json(),
+        name="background",
+        control=False,
+        interactive=False,
+        style_function=lambda _: {"color": "#777777", "weight": 1, "fill": False},
+    )
 
 
 def _located(incidents: gpd.GeoDataFrame) -> gpd.GeoDataFrame:

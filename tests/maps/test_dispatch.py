@@ -21,6 +21,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from shapely.geometry import Point
 
+from voirie.gis.enrich import CityGIS
 from voirie.maps.dispatch import MARKER_CLASS, render_dispatch_map, team_colour
 from voirie.maps.static import STATIC_DIR
 
@@ -271,3 +272,11 @@ def test_map_draws_offline_in_chromium(browser_page: Page, serve: Callable[[str]
     assert page.evaluate("window.pwned") is None
     assert blocked == []
     assert errors == []
+
+
+def test_background_outlines_carry_geometry_only(paris_gis: CityGIS) -> None:
+    """District outlines give bearings offline; their attribute text never reaches the page."""
+    districts = paris_gis.zones["arrondissement"].zones
+    page = render_dispatch_map(_empty(), {}, background=districts)
+    assert page.count('"type": "Polygon"') + page.count('"type": "MultiPolygon"') == 20
+    assert "Panthéon" not in page  # a district name: attributes are dropped
