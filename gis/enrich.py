@@ -187,7 +187,11 @@ class CityGIS:
         territory = self.city.config.territory.layer
         required = [name for name, z in self.zones.items() if z.layer.required]
         out["outside_territory"] = out[f"zone_{territory}"].isna().to_numpy()
-        out["off_network"] = out["segment_id"].isna().to_numpy() & ~out["outside_territory"]
+        # Off the network only means something where there is a network to be off.
+        has_streets = self.streets is not None
+        out["off_network"] = (
+            out["segment_id"].isna().to_numpy() & ~out["outside_territory"] & has_streets
+        )
         boundary = out[[f"zone_{name}_boundary_m" for name in required]]
         out["boundary_distance_m"] = boundary.min(axis=1, skipna=True)
         out["near_boundary"] = (

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 import shapely
 
+from voirie.city import load_city
 from voirie.gis.enrich import CityGIS
 
 
@@ -143,3 +146,18 @@ def test_single_point_path_equals_bulk_path_with_addresses(paris_gis: CityGIS) -
     for i in range(len(lon)):
         one = paris_gis.enrich(lon[i : i + 1], lat[i : i + 1], address[i : i + 1])
         pd.testing.assert_frame_equal(one, bulk.iloc[i : i + 1].reset_index(drop=True))
+
+
+def test_off_network_only_where_the_city_has_streets(paris_gis: CityGIS) -> None:
+    # Paris has a street network: a point inside the city far from any street is off it.
+    lon, lat = np.array([2.4380]), np.array([48.8330])
+    paris = paris_gis.enrich(lon, lat).iloc[0]
+    assert pd.isna(paris["segment_id"])
+    assert bool(paris["off_network"])
+    # Chicago has no street layer: no segment, and no off_network flag either.
+    chicago = CityGIS(load_city(Path(__file__).parents[2] / "cities/chicago"))
+    out = chicago.enrich(np.array([-87.679846, -87.6298]), np.array([41.871831, 41.8781]))
+    assert out["segment_id"].isna().all()
+    assert out["zone_community_area"].notna().all()
+    assert not out["off_network"].any()
+    assert not out["outside_territory"].any()
