@@ -240,8 +240,12 @@ def resolve_city_dir(city: str | Path) -> Path:
     )
 
 
-def load_city(city: str | Path) -> City:
-    """Load and validate a city folder, raising ``CityConfigError`` listing every problem."""
+def load_city(city: str | Path, *, check_files: bool = True) -> City:
+    """Load and validate a city folder, raising ``CityConfigError`` listing every problem.
+
+    ``check_files=False`` validates city.yaml without requiring its layer files to exist
+    (``voirie layers check`` reports those per layer).
+    """
     folder = resolve_city_dir(city)
     source = folder / CITY_FILE
     try:
@@ -256,7 +260,7 @@ def load_city(city: str | Path) -> City:
         raise CityConfigError(
             [f"{source}: {_loc(err['loc'])}: {err['msg']}" for err in exc.errors()]
         ) from exc
-    problems = [f"{source}: {p}" for p in _cross_check(folder, config)]
+    problems = [f"{source}: {p}" for p in _cross_check(folder, config, check_files)]
     if problems:
         raise CityConfigError(problems)
     return City(folder, config)
@@ -273,7 +277,7 @@ def _duplicates(values: list[str]) -> list[str]:
     return sorted(value for value, count in Counter(values).items() if count > 1)
 
 
-def _cross_check(folder: Path, config: CityConfig) -> list[str]:
+def _cross_check(folder: Path, config: CityConfig, check_files: bool = True) -> list[str]:
     """Problems that span several keys: references to unknown codes, missing files."""
     problems: list[str] = []
     for key, codes in (
@@ -304,6 +308,8 @@ def _cross_check(folder: Path, config: CityConfig) -> list[str]:
         problems.append(f"routing.default_team: unknown team {config.routing.default_team!r}")
     if config.territory.layer not in {z.name for z in config.zones}:
         problems.append(f"territory.layer: no zone layer named {config.territory.layer!r}")
+    if not check_files:
+        return problems
     layer_paths = [("streets.path", config.streets.path)] if config.streets else []
     layer_paths += [(f"zones[{i}].path", z.path) for i, z in enumerate(config.zones)]
     for key, rel in layer_paths:

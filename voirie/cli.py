@@ -14,6 +14,7 @@ from rich.table import Table
 
 from voirie.city import load_city
 from voirie.errors import VoirieError
+from voirie.gis.check import LayerReport, check_city_layers
 from voirie.ingest.mapping import DANSMARUE, OPEN311, ColumnMapping, load_mapping
 from voirie.ingest.sources import RawTable, read_csv, read_geojson, read_open311_json
 from voirie.maps.export import FORMATS, write_layer
@@ -79,6 +80,56 @@ def db_upgrade() -> None:
         f" (version {store.schema_version()}, {store.backend})"
     )
     store.close()
+
+
+@main.group()
+def layers() -> None:
+    """Reference layers (streets, zones) of a city folder."""
+
+
+@layers.command("check")
+@click.argument("city_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@_fail_cleanly
+def layers_check(city_dir: Path) -> None:
+    """Check every layer CITY_DIR's city.yaml names; exit code 1 if any has a problem."""
+    reports = check_city_layers(city_dir)
+    _print_layer_reports(reports)
+    problems = [p for r in reports for p in r.problems]
+    for problem in problems:
+        console.print(f"[bold red]problem:[/] {problem}", highlight=False, soft_wrap=True)
+    if problems:
+        sys.exit(1)
+
+
+def _print_layer_reports(reports: list[LayerReport]) -> None:
+    out = Console()
+    table = Table(title="reference layers")
+    table.add_column("layer", no_wrap=True)
+    table.add_column("file", overflow="fold")
+    for column in ("features", "CRS", "empty", "repaired", "rejected"):
+        table.add_column(column, no_wrap=True)
+    for r in reports:
+        stats = r.stats
+        table.add_row(
+            r.name, r.path.name, "-" if r.features is None else str(r.features), r.crs or "-",
+            *(("-",) * 3 if stats is None
+              else (str(stats.empty), str(stats.repaired), str(stats.rejected))),
+        )
+    out.print(table)
+    coverage = Table(title="attributes (share of features with a value) and extent")
+    for column in ("layer", "attribute", "filled"):
+        coverage.add_column(column, overflow="fold")
+    for r in reports:
+        for attr, share in r.coverage.items():
+            coverage.add_row(r.name, attr, f"{share:.1%}")
+        if r.bbox is not None:
+            coverage.add_row(r.name, "extent", " ".join(f"{v:.0f}" for v in r.bbox))
+    out.print(coverage)
+    for r in reports:
+        for note in r.notes:
+            out.print(f"note: {note}", highlight=False, soft_wrap=True)
+    if not any(r.problems for r in reports):
+        out.print(f"{len(reports)} layers, no problem")
 
 
 def _read_source(path: Path, fmt: str, mapping_file: Path | None) -> tuple[RawTable, ColumnMapping]:
