@@ -186,15 +186,15 @@ class CityGIS:
         """off_network, outside_territory and near_boundary, from the columns computed."""
         territory = self.city.config.territory.layer
         required = [name for name, z in self.zones.items() if z.layer.required]
-        out["outside_territory"] = out[f"zone_{territory}"].isna().to_numpy()
+        out[Flag.OUTSIDE_TERRITORY] = out[f"zone_{territory}"].isna().to_numpy()
         # Off the network only means something where there is a network to be off.
         has_streets = self.streets is not None
-        out["off_network"] = (
-            out["segment_id"].isna().to_numpy() & ~out["outside_territory"] & has_streets
+        out[Flag.OFF_NETWORK] = (
+            out["segment_id"].isna().to_numpy() & ~out[Flag.OUTSIDE_TERRITORY] & has_streets
         )
         boundary = out[[f"zone_{name}_boundary_m" for name in required]]
         out["boundary_distance_m"] = boundary.min(axis=1, skipna=True)
-        out["near_boundary"] = (
+        out[Flag.NEAR_BOUNDARY] = (
             out["boundary_distance_m"] < self.city.config.near_boundary_m
         ).to_numpy()
         return out
@@ -237,10 +237,3 @@ def _zone_lookup(points: np.ndarray, index: ZoneIndex, name: str) -> pd.DataFram
     return pd.DataFrame(
         {f"zone_{name}": code, f"zone_{name}_name": label, f"zone_{name}_boundary_m": boundary_m}
     )
-
-
-FLAG_COLUMNS = {
-    Flag.OFF_NETWORK: "off_network",
-    Flag.OUTSIDE_TERRITORY: "outside_territory",
-    Flag.NEAR_BOUNDARY: "near_boundary",
-}

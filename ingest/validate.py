@@ -18,6 +18,7 @@ from voirie.city import City, service_code_for
 from voirie.errors import SourceError
 from voirie.ingest.mapping import ColumnMapping
 from voirie.ingest.sources import PROBLEM, ROW, RawTable
+from voirie.model import Flag
 
 QUARANTINE_COLUMNS = ["row", "external_id", "field", "reason"]
 # Report columns produced here, in order.
@@ -174,7 +175,7 @@ def validate(table: RawTable, mapping: ColumnMapping, city: City) -> Validated:
             "source": mapping.source,
             "service_code": service_code,
             "group": group,
-            "unknown_service": unknown,
+            Flag.UNKNOWN_SERVICE: unknown,
             "description": _text(raw, mapping.description),
             "address": _text(raw, mapping.address),
             "channel": _text(raw, mapping.channel),

@@ -66,3 +66,34 @@ def route(city: City, service_codes: pd.Series) -> pd.DataFrame:
         columns=ROUTE_COLUMNS,
     )
     return table.reindex(service_codes.to_numpy()).set_index(service_codes.index)
+
+
+def unreachable_rules(city: City) -> list[str]:
+    """Warnings for rules that can never fire, each naming the rule's key and id.
+
+    A second rule for one service (or one group) never fires: the first one wins. A group
+    rule never fires when every service of its group has its own service rule.
+    """
+    warnings: list[str] = []
+    first: dict[tuple[str, str], str] = {}
+    for i, rule in enumerate(city.config.routing.rules):
+        target = ("service", rule.service) if rule.service else ("group", rule.group or "")
+        where = f"routing.rules[{i}] ({rule.id})"
+        if target in first:
+            warnings.append(
+                f"{where} never fires: rule {first[target]} comes first for "
+                f"{target[0]} {target[1]!r}"
+            )
+        else:
+            first[target] = rule.id
+    with_rule = {r.service for r in city.config.routing.rules if r.service}
+    for i, rule in enumerate(city.config.routing.rules):
+        if rule.group is None:
+            continue
+        services = [s.code for s in city.config.services if s.group == rule.group]
+        if services and all(code in with_rule for code in services):
+            warnings.append(
+                f"routing.rules[{i}] ({rule.id}) never fires: every service of group "
+                f"{rule.group!r} has its own service rule"
+            )
+    return warnings

@@ -1,7 +1,10 @@
-"""Domain types shared by every stage: reports, enrichments, incidents, teams, rules, events.
+"""Domain vocabulary shared by every stage: statuses, flags, event kinds, and the report.
 
-These are the stored, internal shapes. Wire formats (Open311 ServiceRequest, GeoJSON
-features) are built from them at the edge and never stored as such.
+A single report travels as a ``Report``; in bulk, reports, enrichments, incidents, links,
+assignments and events travel as DataFrames whose columns are the tables of
+``voirie.store.schema``. Teams and routing rules are city data (``voirie.city.Team``,
+``voirie.city.Route``). Wire formats (Open311 ServiceRequest, GeoJSON features) are built
+from these at the edge and never stored as such. See docs/glossary.md.
 """
 
 from __future__ import annotations
@@ -90,79 +93,3 @@ class Report:
     contact: Contact = field(default_factory=Contact)
     id: int | None = None
     received_at: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Enrichment:
-    """GIS context of a report: its street segment, its zones, and how sure we are."""
-
-    segment_id: str | None
-    street_name: str | None
-    snap_distance_m: float | None
-    position_m: float | None
-    side: str | None
-    snap_lon: float | None
-    snap_lat: float | None
-    snap_method: str | None
-    zones: dict[str, str | None]
-    boundary_distance_m: float | None
-    flags: frozenset[Flag] = frozenset()
-
-
-@dataclass(frozen=True, slots=True)
-class Team:
-    """A technical team that fixes incidents (for Paris, a DansMaRue ``intervenant``)."""
-
-    code: str
-    name: str
-    email: str | None = None
-    webhook: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Rule:
-    """One routing rule: a service (or service group) goes to a team with a priority and SLA."""
-
-    id: str
-    version: int
-    team: str
-    service_code: str | None = None
-    group: str | None = None
-    priority: int = 3
-    sla_days: float | None = None
-
-    def describe(self, service_name: str) -> str:
-        """The sentence a dispatcher reads to know why the incident went to this team."""
-        scope = f"service « {service_name} »" if self.service_code else f"group {self.group}"
-        return f"{scope} → {self.team}, rule {self.id} v{self.version}"
-
-
-@dataclass(frozen=True, slots=True)
-class Incident:
-    """The thing a team fixes: one or more reports of the same problem at the same place."""
-
-    id: int
-    service_code: str
-    lon: float
-    lat: float
-    status: Status
-    team: str
-    report_count: int
-    first_reported_at: datetime
-    last_reported_at: datetime
-    segment_id: str | None = None
-    street_name: str | None = None
-    priority: int = 3
-    due_at: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """One entry in the append-only history of a report or incident."""
-
-    entity: str
-    entity_id: int
-    kind: EventKind
-    at: datetime
-    actor: str
-    reason: str | None = None

@@ -18,12 +18,13 @@ import numpy as np
 import pandas as pd
 
 from voirie.city import City
+from voirie.errors import InvalidInput
 from voirie.gis import dedupe
 from voirie.gis.enrich import CityGIS
 from voirie.ingest.mapping import ColumnMapping
-from voirie.ingest.sources import RawTable
+from voirie.ingest.sources import PROBLEM, ROW, RawTable
 from voirie.ingest.validate import QUARANTINE_COLUMNS, validate
-from voirie.model import EventKind, Status
+from voirie.model import EventKind, Report, Status
 from voirie.routing.table import route
 from voirie.store.base import Store, UnitOfWork
 
@@ -32,6 +33,17 @@ SYSTEM_ACTOR = "voirie"
 # Margin added around a batch when fetching the open incidents it may join, in degrees of
 # latitude per metre (1 / 111 km), doubled for longitude to stay safe up to 60° latitude.
 _DEG_PER_M = 1 / 111_000
+
+
+@dataclass(frozen=True)
+class Submission:
+    """Where a single submitted report went."""
+
+    report_id: int
+    incident_id: int
+    attached: bool
+    """True when the report joined an open incident rather than opening one."""
+    already_stored: bool
 
 
 @dataclass
@@ -48,6 +60,7 @@ class ImportSummary:
         default_factory=lambda: pd.DataFrame(columns=QUARANTINE_COLUMNS)
     )
     opened_ids: set[int] = field(default_factory=set, repr=False)
+    stored: list[pd.DataFrame] = field(default_factory=list, repr=False)
 
     @property
     def quarantined(self) -> int:
@@ -99,6 +112,39 @@ class Pipeline:
             [q for q in quarantine if len(q)] or [summary.quarantine], ignore_index=True
         ).sort_values("row", kind="stable", ignore_index=True)
         return summary
+
+    def submit(self, report: Report) -> Submission:
+        """Run one report through the same path as a bulk import (the API's entry point).
+
+        Raises ``InvalidInput`` naming the field when the report is refused; a report whose
+        external id is already stored with the same content answers with the stored ids.
+        """
+        contact = report.contact
+        row = {
+            "external_id": report.external_id, "lat": report.lat, "lon": report.lon,
+            "requested_at": report.requested_at.isoformat(),
+            "service_code": report.service_code, "description": report.description,
+            "address": report.address, "channel": report.channel,
+            "media_url": report.media_url, "contact_name": contact.name,
+            "contact_email": contact.email, "contact_phone": contact.phone,
+            "device_id": contact.device_id,
+        }
+        frame = pd.DataFrame([{k: ("" if v is None else str(v)) for k, v in row.items()}])
+        frame[ROW], frame[PROBLEM] = 1, None
+        mapping = ColumnMapping(source=report.source, **{k: k for k in row})
+        summary = self.import_table(RawTable(frame, list(row)), mapping)
+        if summary.quarantined:
+            problem = summary.quarantine.iloc[0]
+            raise InvalidInput(f"{problem['field']}: {problem['reason']}", field=problem["field"])
+        if summary.already_imported:
+            stored = self.store.read("reports", self.city.jurisdiction_id)
+            match = stored[(stored["external_id"] == report.external_id)
+                           & (stored["source"] == report.source)].iloc[0]
+            return Submission(int(match["report_id"]), int(match["incident_id"]), False, True)
+        link = summary.stored[0].iloc[0]
+        return Submission(
+            int(link["report_id"]), int(link["incident_id"]), not bool(link["opened"]), False
+        )
 
     def _outside_territory(self, reports: pd.DataFrame, mapping: ColumnMapping) -> pd.DataFrame:
         """Quarantine rows outside the city, saying when swapping lat/lon would put them in."""
@@ -193,6 +239,12 @@ class Pipeline:
         founder = np.zeros(n, dtype=bool)
         founder[leaders] = True
         summary.imported += n
+        summary.stored.append(
+            pd.DataFrame(
+                {"external_id": batch["external_id"], "report_id": batch["id"],
+                 "incident_id": incident_id, "opened": founder}
+            )
+        )
         summary.new_incidents += len(leaders)
         # "Existing" means stored before this import, not merely by an earlier batch of it.
         before = attached_stored & ~np.isin(incident_id, list(summary.opened_ids))

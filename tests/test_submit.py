@@ -1,0 +1,62 @@
+"""One report through ``Pipeline.submit``: the API's path, the same code as a bulk import."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from voirie.city import City
+from voirie.errors import InvalidInput
+from voirie.gis.enrich import CityGIS
+from voirie.model import Contact, Report
+from voirie.pipeline import Pipeline
+from voirie.store.sqlite import SqliteStore
+
+# A real DansMaRue report: cardboard left at 91 Quai de Valmy, 75010.
+SERVICE = "Cartons ou sacs de déchets ménagers"
+
+
+def _report(paris: City, external_id: str, lon: float, lat: float) -> Report:
+    return Report(
+        external_id=external_id, source="app", lon=lon, lat=lat,
+        service_code=paris.services_by_name[SERVICE.casefold()].code,
+        requested_at=datetime(2024, 3, 4, 9, 30, tzinfo=UTC),
+        address="91 Quai de Valmy, 75010 PARIS",
+        contact=Contact(email="habitant@example.org"),
+    )
+
+
+def test_submit_opens_attaches_and_is_idempotent(
+    tmp_path: Path, paris: City, paris_gis: CityGIS
+) -> None:
+    store = SqliteStore(tmp_path / "s.gpkg")
+    store.upgrade()
+    pipeline = Pipeline(paris, store, paris_gis)
+    first = pipeline.submit(_report(paris, "a-1", 2.363114595220107, 48.87350463761569))
+    assert not first.attached
+    # Same problem reported 5 m away by someone else: it joins the incident.
+    second = pipeline.submit(_report(paris, "a-2", 2.363170, 48.873530))
+    assert second.attached
+    assert second.incident_id == first.incident_id
+    again = pipeline.submit(_report(paris, "a-1", 2.363114595220107, 48.87350463761569))
+    assert again.already_stored
+    assert (again.report_id, again.incident_id) == (first.report_id, first.incident_id)
+    assert store.count("reports", paris.jurisdiction_id) == 2
+    layer = pipeline.report_layer()
+    assert "habitant@example.org" not in layer.drop(columns="geometry").to_csv()
+    store.close()
+
+
+def test_submit_refuses_a_point_outside_the_city(
+    tmp_path: Path, paris: City, paris_gis: CityGIS
+) -> None:
+    store = SqliteStore(tmp_path / "s.gpkg")
+    store.upgrade()
+    pipeline = Pipeline(paris, store, paris_gis)
+    with pytest.raises(InvalidInput, match="outside the territory of Paris") as caught:
+        pipeline.submit(_report(paris, "atlantic", -8.0, 46.0))
+    assert caught.value.field == "lat/lon"
+    assert store.count("reports", paris.jurisdiction_id) == 0
+    store.close()
