@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,12 +29,16 @@ def _report(paris: City, external_id: str, lon: float, lat: float) -> Report:
     )
 
 
-def test_submit_opens_attaches_and_is_idempotent(
-    tmp_path: Path, paris: City, paris_gis: CityGIS
-) -> None:
+@pytest.fixture
+def pipeline(tmp_path: Path, paris: City, paris_gis: CityGIS) -> Iterator[Pipeline]:
     store = SqliteStore(tmp_path / "s.gpkg")
     store.upgrade()
-    pipeline = Pipeline(paris, store, paris_gis)
+    yield Pipeline(paris, store, paris_gis)
+    store.close()
+
+
+def test_submit_opens_attaches_and_is_idempotent(pipeline: Pipeline, paris: City) -> None:
+    store = pipeline.store
     first = pipeline.submit(_report(paris, "a-1", 2.363114595220107, 48.87350463761569))
     assert not first.attached
     # Same problem reported 5 m away by someone else: it joins the incident.
@@ -46,17 +51,10 @@ def test_submit_opens_attaches_and_is_idempotent(
     assert store.count("reports", paris.jurisdiction_id) == 2
     layer = pipeline.report_layer()
     assert "habitant@example.org" not in layer.drop(columns="geometry").to_csv()
-    store.close()
 
 
-def test_submit_refuses_a_point_outside_the_city(
-    tmp_path: Path, paris: City, paris_gis: CityGIS
-) -> None:
-    store = SqliteStore(tmp_path / "s.gpkg")
-    store.upgrade()
-    pipeline = Pipeline(paris, store, paris_gis)
+def test_submit_refuses_a_point_outside_the_city(pipeline: Pipeline, paris: City) -> None:
     with pytest.raises(InvalidInput, match="outside the territory of Paris") as caught:
         pipeline.submit(_report(paris, "atlantic", -8.0, 46.0))
     assert caught.value.field == "lat/lon"
-    assert store.count("reports", paris.jurisdiction_id) == 0
-    store.close()
+    assert pipeline.store.count("reports", paris.jurisdiction_id) == 0
