@@ -21,12 +21,6 @@ from voirie.ingest.sources import PROBLEM, ROW, RawTable
 from voirie.model import Flag
 
 QUARANTINE_COLUMNS = ["row", "external_id", "field", "reason"]
-# Report columns produced here, in order.
-REPORT_FIELDS = [
-    "row", "external_id", "source", "service_code", "group", "unknown_service", "description",
-    "address", "channel", "media_url", "lon", "lat", "requested_at", "contact_name",
-    "contact_email", "contact_phone", "device_id", "content_hash",
-]
 
 
 @dataclass

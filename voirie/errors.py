@@ -26,27 +26,6 @@ class InvalidInput(VoirieError):
     open311_code = 400
 
 
-class NotFound(VoirieError):
-    """The requested object does not exist (or the caller may not know it does)."""
-
-    status = 404
-    open311_code = 404
-
-
-class Forbidden(VoirieError):
-    """The caller is known but not allowed to do this."""
-
-    status = 403
-    open311_code = 403
-
-
-class Conflict(VoirieError):
-    """The request contradicts what is already stored (e.g. same id, other content)."""
-
-    status = 409
-    open311_code = 409
-
-
 class CityConfigError(VoirieError):
     """A city folder is invalid; ``problems`` lists every problem with its file and key."""
 

@@ -42,6 +42,3 @@ class ServerSettings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8000
-    public_url: str | None = Field(
-        default=None, description="base URL as seen by clients, for absolute links"
-    )

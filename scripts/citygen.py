@@ -1,0 +1,19 @@
+"""Shared by the scripts that build a city folder from open data: writing its city.yaml."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+def write_city_yaml(folder: Path, doc: dict[str, Any], provenance: str) -> None:
+    """Write ``folder/city.yaml`` under a header saying where it came from, and say so."""
+    header = f"# {provenance}\n# Generated; edit by hand after review (see LICENCE.md).\n"
+    text = yaml.safe_dump(doc, allow_unicode=True, sort_keys=False, width=100)
+    (folder / "city.yaml").write_text(header + text, encoding="utf-8")
+    print(
+        f"wrote {folder / 'city.yaml'}: {len(doc['services'])} services, "
+        f"{len(doc['groups'])} groups, {len(doc['teams'])} teams"
+    )
