@@ -13,9 +13,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from voirie.api import exports, pages
+from voirie.api import citizen, exports, ogc, open311, pages, staff, tiles
 from voirie.city import load_city
-from voirie.errors import VoirieError
+from voirie.errors import Conflict, Unauthorized, VoirieError
 from voirie.maps.static import STATIC_DIR
 from voirie.pipeline import Pipeline
 from voirie.settings import CitySettings, StoreSettings
@@ -44,7 +44,11 @@ def create_app(store_settings: StoreSettings, city_settings: CitySettings) -> Fa
     )
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(exports.router)
+    app.include_router(ogc.router)
+    app.include_router(tiles.router)
     app.include_router(pages.router)
+    app.include_router(citizen.router)
+    app.include_router(staff.router)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness and store check")
     def healthz(request: Request) -> dict[str, object]:
@@ -62,6 +66,12 @@ def create_app(store_settings: StoreSettings, city_settings: CitySettings) -> Fa
                 "detail": exc.message}
         if exc.field:
             body["field"] = exc.field
-        return JSONResponse(body, status_code=exc.status, media_type="application/problem+json")
+        if isinstance(exc, Conflict) and exc.allowed:
+            body["allowed"] = list(exc.allowed)
+        # RFC 9110: a 401 names the scheme the client should use.
+        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
+        return JSONResponse(body, status_code=exc.status, media_type="application/problem+json",
+                            headers=headers)
 
+    open311.install(app)  # last: its error rendering wraps the handlers above
     return app

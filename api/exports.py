@@ -1,46 +1,96 @@
-"""Whole-layer downloads: ``/exports/{reports|incidents}.{geojson|gpkg|csv}``."""
+"""Downloads: ``/exports/{reports|incidents}.{geojson|gpkg|csv|zip}`` and the QGIS project.
+
+GeoJSON and CSV are streamed chunk by chunk as they are read from the store, so memory does
+not grow with the layer; GeoPackage and zipped Shapefile are appended chunk by chunk to a
+temporary file, which is sent then deleted. Public fields only, in any CRS, filtered by
+status, service, team, zone, bbox and dates.
+"""
 
 from __future__ import annotations
 
 import os
 import tempfile
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter
-from fastapi.responses import FileResponse
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 
 from voirie.api.deps import PipelineDep
-from voirie.maps.export import MEDIA_TYPES, Format, write_layer
+from voirie.maps import export
+from voirie.maps.export import MEDIA_TYPES, Format
+from voirie.maps.qgis import MEDIA_TYPE as QGS_MEDIA_TYPE
+from voirie.maps.qgis import project_xml
 
 router = APIRouter(tags=["exports"])
 
 
 @router.get(
+    "/exports/voirie.qgs", summary="QGIS project of the OGC API layers",
+    response_class=Response,
+    responses={200: {"content": {QGS_MEDIA_TYPE: {}},
+                     "description": "A QGIS project: incidents by status and by team, reports, "
+                     "streets and zones, read live from this server's OGC API."}},
+)
+def qgis_project(request: Request, pipeline: PipelineDep) -> Response:
+    """One file a GIS officer opens in QGIS to get every layer, styled by status and team."""
+    base = str(request.base_url).rstrip("/")
+    return Response(
+        project_xml(pipeline, f"{base}/ogc"), media_type=QGS_MEDIA_TYPE,
+        headers={"Content-Disposition": 'attachment; filename="voirie.qgs"'},
+    )
+
+
+@router.get(
     "/exports/{layer}.{fmt}",
-    summary="Download a whole layer",
-    response_class=FileResponse,
+    summary="Download a layer",
+    response_class=Response,
     responses={
         200: {
             "content": {media: {} for media in MEDIA_TYPES.values()},
-            "description": "The layer in WGS84, public fields only.",
+            "description": "The layer (public fields only), streamed; WGS84 unless crs is given.",
         }
     },
 )
 def export_layer(
-    layer: Literal["reports", "incidents"], fmt: Format, pipeline: PipelineDep
-) -> FileResponse:
-    """The report or incident layer as GeoJSON, GeoPackage or CSV (public fields only)."""
-    frame = pipeline.report_layer() if layer == "reports" else pipeline.incident_layer()
-    handle, name = tempfile.mkstemp(suffix=f".{fmt}")
+    layer: Literal["reports", "incidents"],
+    fmt: Format,
+    pipeline: PipelineDep,
+    status: Annotated[str | None, Query(description="incident statuses, comma-separated")] = None,
+    service: Annotated[str | None, Query(description="service codes, comma-separated")] = None,
+    team: Annotated[str | None, Query(description="team codes, comma-separated")] = None,
+    zone: Annotated[str | None, Query(description="layer:code, e.g. arrondissement:75111")] = None,
+    bbox: Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat (WGS84)")] = None,
+    start: Annotated[str | None, Query(
+        description="ISO 8601 date or date-time (UTC if no offset): reports requested, "
+        "incidents active, since")] = None,
+    end: Annotated[str | None, Query(description="ISO 8601 date or date-time: until")] = None,
+    crs: Annotated[str | None, Query(description="output CRS, e.g. EPSG:2154")] = None,
+) -> Response:
+    """The report or incident layer as GeoJSON, CSV, GeoPackage or zipped Shapefile."""
+    selection = export.download_selection(
+        status=status, service=service, team=team, zone=zone, bbox=bbox, start=start, end=end
+    )
+    crs = export.check_crs(crs)
+    filename = f"{layer}.{fmt}"
+    disposition = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    chunks = export.layer_chunks(pipeline, layer, selection)
+    if fmt in ("geojson", "csv"):
+        stream = (export.geojson_chunks(chunks, export.ID_COLUMNS[layer], crs)
+                  if fmt == "geojson" else export.csv_chunks(chunks, crs))
+        return StreamingResponse(stream, media_type=MEDIA_TYPES[fmt], headers=disposition)
+    handle, name = tempfile.mkstemp(prefix="voirie-export-", suffix=f".{fmt}")
     os.close(handle)
     path = Path(name)
     path.unlink()
-    write_layer(frame, path, fmt, layer=layer)
+    try:
+        export.write_layer(chunks, path, fmt, id_column=export.ID_COLUMNS[layer], crs=crs,
+                           layer=layer)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
     return FileResponse(
-        path,
-        media_type=MEDIA_TYPES[fmt],
-        filename=f"{layer}.{fmt}",
+        path, media_type=MEDIA_TYPES[fmt], filename=filename,
         background=BackgroundTask(path.unlink, missing_ok=True),
     )

@@ -7,13 +7,16 @@ Enriches every report twice with the city's GIS, once from the coordinates alone
   from ``adresse``, over the reports whose address names a street;
 * the share of those address streets that the street network holds at all (an upper bound
   for street agreement);
-* arrondissement agreement: ``zone_arrondissement`` against the ``arrondissement`` column.
+* arrondissement agreement: ``zone_arrondissement`` against the ``arrondissement`` column;
+* quartier agreement, through the quartier's arrondissement (below).
 
-Quartiers are not compared: DansMaRue's ``conseilquartier`` names a conseil de quartier
-(about 120 in Paris), not one of the 80 quartiers administratifs of the zone layer, and
-the file has no quartier code. Usage::
+The file has no quartier code (``conseilquartier`` names one of about 120 conseils de
+quartier, not one of the 80 quartiers administratifs), so quartiers are checked through
+their parent: the arrondissement the quartier layer gives for the assigned quartier
+(``--parent quartier=c_ar``, an attribute of the layer's file) against the report's
+``arrondissement`` column. Usage::
 
-    python bench/accuracy.py [REPORTS] [--city paris]
+    python bench/accuracy.py [REPORTS] [--city paris] [--parent LAYER=FIELD ...]
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ import pandas as pd
 
 from voirie.city import load_city
 from voirie.gis.enrich import CityGIS
-from voirie.gis.streetnames import key_array, normalize_many, streets_from_addresses
+from voirie.gis.layers import read_source
+from voirie.gis.streetnames import address_keys, normalize_keys
 from voirie.ingest.sources import read_csv
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,13 +49,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("reports", nargs="?", type=Path, default=REPORTS)
     parser.add_argument("--city", default="paris")
+    parser.add_argument("--parent", action="append", default=None,
+                        help="LAYER=FIELD: the zone layer's FIELD names its arrondissement")
     args = parser.parse_args()
+    parents = dict(item.split("=", 1) for item in (args.parent or ["quartier=c_ar"]))
     raw = read_csv(args.reports).rows
     lon = pd.to_numeric(raw["longitude"], errors="coerce").to_numpy()
     lat = pd.to_numeric(raw["latitude"], errors="coerce").to_numpy()
     address = raw["adresse"].to_numpy(dtype=object)
     start = time.perf_counter()
-    gis = CityGIS(load_city(args.city))
+    city = load_city(args.city)
+    gis = CityGIS(city)
     built = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -61,13 +69,13 @@ def main() -> int:
     matched = gis.enrich(lon, lat, address)
     t_matched = time.perf_counter() - start
 
-    wanted = key_array(streets_from_addresses(address))
+    wanted = address_keys(address)
     has_street = pd.notna(wanted)
     network = set(gis.street_keys[pd.notna(gis.street_keys)])
     in_network = np.array([key in network for key in wanted], dtype=bool)
 
     def agree(out: pd.DataFrame) -> np.ndarray:
-        snapped = key_array(normalize_many(out["street_name"]))
+        snapped = normalize_keys(out["street_name"])
         return np.asarray(has_street & (snapped == wanted), dtype=bool)
 
     source_arr = pd.to_numeric(raw["arrondissement"], errors="coerce")
@@ -91,8 +99,13 @@ def main() -> int:
     print("snap_method with addresses: " + ", ".join(f"{k} {v:,}" for k, v in method.items()))
     print(f"arrondissement agreement (zone vs source column): "
           f"{_share((zone_arr == source_arr).to_numpy(), has_arr)}")
-    print("quartier: not compared (conseilquartier is a conseil de quartier, not a quartier "
-          "administratif code)")
+    for layer_name, field in parents.items():
+        layer = gis.zones[layer_name].layer
+        source = read_source(city.path(layer.path))
+        parent = dict(zip(source[layer.code_field].astype(str), source[field], strict=True))
+        zone_parent = pd.to_numeric(matched[f"zone_{layer_name}"].map(parent), errors="coerce")
+        print(f"{layer_name} agreement (its {field} vs source arrondissement): "
+              f"{_share((zone_parent == source_arr).to_numpy(), has_arr)}")
     return 0
 
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import geopandas as gpd
 import pandas as pd
-from pyproj.exceptions import CRSError
+import pyogrio.errors
+from pyproj.exceptions import CRSError, ProjError
 
 from voirie.city import City, StreetLayer, ZoneLayer, load_city
 from voirie.gis.layers import (
@@ -76,6 +77,9 @@ def _check(
         return report
     try:
         source = read_source(path)
+    except pyogrio.errors.CRSError as exc:
+        report.problems.append(f"{where}: unknown CRS: {exc}")
+        return report
     except Exception as exc:  # GDAL's errors vary by driver; all mean the same here.
         report.problems.append(f"{where}: unreadable: {exc}")
         return report
@@ -100,7 +104,7 @@ def _check(
     metric = city.metric_crs if source.crs is not None else None
     try:
         frame, stats = _load(source, layer, metric, complete=not missing)
-    except CRSError as exc:
+    except (CRSError, ProjError) as exc:
         report.problems.append(f"{where}: unknown CRS {report.crs}: {exc}")
         return report
     report.stats = stats

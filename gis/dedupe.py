@@ -1,20 +1,52 @@
-"""Duplicate detection: each report joins an open incident of the same service nearby in
-space and time, or opens a new one.
+"""Duplicate detection: each report joins the best-scored open incident it may belong to,
+or opens a new one.
 
-The rule is the online one (reports taken in time order, each attached to the nearest live
-incident), so a bulk import and the same reports arriving one by one give the same
-incidents. Candidate pairs come from one vectorized STRtree query; the sequential pass only
-walks those pairs, with no geometry work per report.
+A report may join an incident when (1) the services allow it: the same service, or two
+services of one group whose ``match`` is ``group`` (a sibling sub-category picked for the
+same problem); a ``never`` service never shares an incident; (2) the incident's last report
+is at most ``window_days`` old; (3) the two points are at most the reach apart: ``radius_m``,
+or ``radius_m x same_street_factor`` when both lie on the same street (same segment, or
+another segment of the same street name). Reports placed along a street scatter along it:
+a strip of street twice the radius long covers about the area of the radius's disc, so the
+longer reach along the street does not raise the chance of a coincidental match.
+
+Among the incidents it may join, the report joins the one with the highest score, a
+weighted mean in [0, 1] of proximity (1 - distance / reach), recency (1 - gap / window),
+kinship (same service 1, sibling service 0.5) and place (same segment 1, same street 0.5,
+no street known 0.5, other street 0). The link keeps the score and the reasons.
+
+The rule is the online one (reports taken in time order), so a bulk import, a
+re-clustering and the same reports arriving one by one give the same incidents. Candidate
+pairs and their static terms come from one vectorized STRtree query; the sequential pass
+only walks those pairs, with no geometry work per report.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
 import shapely
 
+from voirie.city import DedupeScoring
+
 NO_INCIDENT = -1
 _NS_PER_DAY = 86_400 * 10**9
+
+# Kinship of a report with what it joined.
+KIN_NONE, KIN_SERVICE, KIN_GROUP = 0, 1, 2
+# Place relation: no street known on one side, same segment, same street, another street.
+PLACE_UNKNOWN, PLACE_SEGMENT, PLACE_STREET, PLACE_OTHER = 0, 1, 2, 3
+_KIN_SCORE = np.array([0.0, 1.0, 0.5])
+_PLACE_SCORE = np.array([0.5, 1.0, 0.5, 0.0])
+_KIN_WORDS = np.array(["", "same service", "same group"], dtype=object)
+_PLACE_WORDS = np.array(["", ", same segment", ", same street", ", other street"], dtype=object)
+FOUNDER_REASON = "first report: opened the incident"
+# Reports per chunk of ``cluster``: bounds the candidate pairs held at once.
+CHUNK_SIZE = 20_000
+# Wider than any city (metres): families of services this far apart never meet in a query.
+_FAMILY_SHIFT_M = 10_000_000.0
 
 
 def _days(times: pd.Series) -> np.ndarray:
@@ -22,34 +54,79 @@ def _days(times: pd.Series) -> np.ndarray:
     return times.to_numpy(dtype="datetime64[ns]").astype(np.int64) / _NS_PER_DAY
 
 
-def attach(reports: pd.DataFrame, incidents: pd.DataFrame) -> pd.DataFrame:
+def _text(frame: pd.DataFrame, column: str) -> np.ndarray:
+    """A text column as an object array (missing values as they come: None, NaN, NA)."""
+    return frame[column].to_numpy(dtype=object)
+
+
+def _concat(incidents: pd.DataFrame, reports: pd.DataFrame, column: str) -> np.ndarray:
+    return np.concatenate([_text(incidents, column), _text(reports, column)])
+
+
+def _codes(incidents: pd.DataFrame, reports: pd.DataFrame, column: str) -> np.ndarray:
+    """A text column of the anchors as integer codes (-1 where missing), cheap to compare."""
+    return pd.factorize(_concat(incidents, reports, column), use_na_sentinel=True)[0]
+
+
+def _place(seg_a: np.ndarray, seg_b: np.ndarray, st_a: np.ndarray, st_b: np.ndarray) -> np.ndarray:
+    """Place relation code of each pair from their segment and street codes (-1: none)."""
+    known = (st_a >= 0) & (st_b >= 0)
+    same_street = known & (st_a == st_b)
+    same_segment = same_street & (seg_a >= 0) & (seg_a == seg_b)
+    return np.select(
+        [same_segment, same_street, known], [PLACE_SEGMENT, PLACE_STREET, PLACE_OTHER],
+        PLACE_UNKNOWN,
+    ).astype(np.int64)
+
+
+def attach(
+    reports: pd.DataFrame,
+    incidents: pd.DataFrame,
+    scoring: DedupeScoring,
+    apart: Mapping[int, frozenset[tuple[int, int]]] | None = None,
+) -> pd.DataFrame:
     """Decide the incident of every report.
 
-    ``reports`` needs x, y (metres), service_code, requested_at, radius_m and window_days;
-    ``incidents`` (the open incidents already stored near them) needs incident_id, x, y,
-    service_code and last_reported_at. Returns, aligned on ``reports``' index: ``incident_id``
-    (an existing incident, or ``NO_INCIDENT``), ``leader`` (the position of the report that
-    opens the new incident this one belongs to, or ``NO_INCIDENT``), ``distance_m`` and
-    ``gap_days`` to what it joined.
+    ``reports`` needs x, y (metres), service_code, group, match, requested_at, radius_m,
+    window_days, segment_id and street_name; ``incidents`` (the open incidents already
+    stored near them) needs incident_id, x, y, service_code, group, match, segment_id,
+    street_name and last_reported_at. ``apart`` maps report positions to marks
+    ``(pair, side)``: a report never joins an incident holding the other side of one of
+    its pairs (incidents staff marked "not duplicates", when re-clustering).
+
+    Returns, aligned on ``reports``' index: ``incident_id`` (an existing incident, or
+    ``NO_INCIDENT``), ``leader`` (the position of the report that opens the new incident
+    this one belongs to, or ``NO_INCIDENT``), ``distance_m``, ``gap_days``, ``score``,
+    ``kin`` and ``place`` (codes of this module) of what it joined. Stored incidents may
+    carry a ``marks`` column (the marks of their reports).
     """
     n_rep, n_inc = len(reports), len(incidents)
     incident_col = np.full(n_rep, NO_INCIDENT, dtype=np.int64)
     leader_col = np.full(n_rep, NO_INCIDENT, dtype=np.int64)
-    dist_col = np.zeros(n_rep)
-    gap_col = np.zeros(n_rep)
-    result = pd.DataFrame(
-        {"incident_id": incident_col, "leader": leader_col, "distance_m": dist_col,
-         "gap_days": gap_col},
-        index=reports.index,
-    )
+    dist_col, gap_col, score_col = np.zeros(n_rep), np.zeros(n_rep), np.ones(n_rep)
+    kin_col = np.full(n_rep, KIN_NONE, dtype=np.int64)
+    place_col = np.full(n_rep, PLACE_UNKNOWN, dtype=np.int64)
+
+    def result() -> pd.DataFrame:
+        return pd.DataFrame(
+            {"incident_id": incident_col, "leader": leader_col, "distance_m": dist_col,
+             "gap_days": gap_col, "score": score_col, "kin": kin_col, "place": place_col},
+            index=reports.index,
+        )
+
     if n_rep == 0:
-        return result
+        return result()
+    weights = np.array([scoring.distance, scoring.time, scoring.service, scoring.street])
+    weights = weights / weights.sum()
     # Anchors are the existing incidents followed by the batch's own reports.
     ax = np.concatenate([incidents["x"].to_numpy(float), reports["x"].to_numpy(float)])
     ay = np.concatenate([incidents["y"].to_numpy(float), reports["y"].to_numpy(float)])
-    a_service = np.concatenate(
-        [incidents["service_code"].to_numpy(object), reports["service_code"].to_numpy(object)]
-    )
+    a_service = _codes(incidents, reports, "service_code")
+    a_group = _codes(incidents, reports, "group")
+    a_match = _concat(incidents, reports, "match")
+    a_sharing, a_never = a_match == "group", a_match == "never"
+    a_segment = _codes(incidents, reports, "segment_id")
+    a_street = _codes(incidents, reports, "street_name")
     rx, ry = reports["x"].to_numpy(float), reports["y"].to_numpy(float)
     radius = reports["radius_m"].to_numpy(float)
     window = reports["window_days"].to_numpy(float)
@@ -57,54 +134,182 @@ def attach(reports: pd.DataFrame, incidents: pd.DataFrame) -> pd.DataFrame:
     last_seen = np.concatenate(
         [_days(incidents["last_reported_at"]) if n_inc else np.zeros(0), r_time]
     )
-
-    tree = shapely.STRtree(shapely.points(ax, ay))
-    rep_idx, anchor_idx = tree.query(
-        shapely.points(rx, ry), predicate="dwithin", distance=float(radius.max())
-    )
-    dist = np.hypot(ax[anchor_idx] - rx[rep_idx], ay[anchor_idx] - ry[rep_idx])
-    batch_anchor = anchor_idx - n_inc
-    keep = (
-        (a_service[anchor_idx] == reports["service_code"].to_numpy(object)[rep_idx])
-        & (dist <= radius[rep_idx])
-        & (batch_anchor != rep_idx)
-    )
-    rep_idx, anchor_idx, dist = rep_idx[keep], anchor_idx[keep], dist[keep]
-    by_report = np.lexsort((anchor_idx, dist, rep_idx))
-    rep_idx, anchor_idx, dist = rep_idx[by_report], anchor_idx[by_report], dist[by_report]
-    bounds = np.searchsorted(rep_idx, np.arange(n_rep + 1))
-
     # Order of arrival: time, then input order, so ties resolve as a stream would.
     order = np.lexsort((np.arange(n_rep), r_time))
     rank = np.empty(n_rep, dtype=np.int64)
     rank[order] = np.arange(n_rep)
+
+    # One tree for every family of services that may share incidents, by moving each
+    # family far away from the others: the query never pairs reports that cannot match.
+    family = np.where(a_sharing, a_group, a_group.max() + 2 + a_service) * _FAMILY_SHIFT_M
+    points = shapely.points(ax + family, ay)
+    rep_idx, anchor_idx = shapely.STRtree(points).query(
+        points[n_inc:], predicate="dwithin", distance=radius * scoring.same_street_factor
+    )
+    rep_anchor = n_inc + rep_idx  # each report's own entry among the anchors
+    same_service = a_service[anchor_idx] == a_service[rep_anchor]
+    sibling = (
+        ~same_service & (a_group[anchor_idx] == a_group[rep_anchor])
+        & a_sharing[anchor_idx] & a_sharing[rep_anchor]
+    )
+    batch_anchor = anchor_idx - n_inc
+    # A report can only join what arrived before it (stored incidents always did).
+    earlier = (batch_anchor < 0) | (rank[np.maximum(batch_anchor, 0)] < rank[rep_idx])
+    keep = (
+        (same_service | sibling) & ~a_never[rep_anchor] & ~a_never[anchor_idx] & earlier
+    )
+    rep_idx, anchor_idx = rep_idx[keep], anchor_idx[keep]
+    rep_anchor, same_service = rep_anchor[keep], same_service[keep]
+    kin = np.where(same_service, KIN_SERVICE, KIN_GROUP)
+    place = _place(
+        a_segment[rep_anchor], a_segment[anchor_idx], a_street[rep_anchor], a_street[anchor_idx]
+    )
+    reach = radius[rep_idx] * np.where(
+        (place == PLACE_SEGMENT) | (place == PLACE_STREET), scoring.same_street_factor, 1.0
+    )
+    dist = np.hypot(ax[anchor_idx] - rx[rep_idx], ay[anchor_idx] - ry[rep_idx])
+    keep = dist <= reach
+    rep_idx, anchor_idx, dist = rep_idx[keep], anchor_idx[keep], dist[keep]
+    kin, place, reach = kin[keep], place[keep], reach[keep]
+    # Every term but recency is known now; recency depends on the incident's last report.
+    static = (
+        weights[0] * (1.0 - dist / reach) + weights[2] * _KIN_SCORE[kin]
+        + weights[3] * _PLACE_SCORE[place]
+    )
+    # Drop pairs whose incident is surely out of the window: when a report comes, its
+    # incident's last report is at most the latest of its own time and the times of the
+    # earlier reports paired with it (only those may have joined it).
+    by_anchor = np.lexsort((rank[rep_idx], anchor_idx))
+    paired_time = r_time[rep_idx[by_anchor]]
+    previous = np.concatenate([[-np.inf], paired_time[:-1]])
+    previous[np.r_[True, np.diff(anchor_idx[by_anchor]) != 0]] = -np.inf
+    bound = np.maximum(last_seen[anchor_idx[by_anchor]], previous)
+    keep = np.empty(len(by_anchor), dtype=bool)
+    keep[by_anchor] = paired_time - bound <= window[rep_idx[by_anchor]]
+    rep_idx, anchor_idx, dist = rep_idx[keep], anchor_idx[keep], dist[keep]
+    kin, place, static = kin[keep], place[keep], static[keep]
+    by_report = np.lexsort((anchor_idx, dist, rep_idx))
+    rep_idx, anchor_idx, dist = rep_idx[by_report], anchor_idx[by_report], dist[by_report]
+    kin, place, static = kin[by_report], place[by_report], static[by_report]
+    bounds = np.searchsorted(rep_idx, np.arange(n_rep + 1))
+
     # Anchors that stand for an incident: every stored one, and batch reports that opened one.
     is_live = np.concatenate([np.ones(n_inc, bool), np.zeros(n_rep, bool)])
     stored_ids = incidents["incident_id"].to_numpy(np.int64)
+    marks = dict(apart or {})
+    # Marks gathered by each live anchor (only anchors whose reports carry marks).
+    held: dict[int, set[tuple[int, int]]] = {}
+    if "marks" in incidents:
+        stored_marks = incidents["marks"].to_numpy(object)
+        for row in np.flatnonzero([bool(m) for m in stored_marks]).tolist():
+            held[row] = set(stored_marks[row])
 
-    for i in order:
-        chosen = NO_INCIDENT
-        for k in range(bounds[i], bounds[i + 1]):
-            anchor = anchor_idx[k]
-            if not is_live[anchor] or (anchor >= n_inc and rank[anchor - n_inc] > rank[i]):
+    # Reports with no candidate left open their own incident; only the others need the
+    # sequential pass (an anchor is always earlier than the reports it is paired with).
+    alone = np.flatnonzero(bounds[1:] == bounds[:-1])
+    is_live[n_inc + alone] = True
+    leader_col[alone] = alone
+    for i in alone[np.isin(alone, list(marks))]:
+        held[n_inc + int(i)] = set(marks[int(i)])
+    for i in order[(bounds[1:] > bounds[:-1])[order]]:
+        chosen, best = NO_INCIDENT, -1.0
+        mine = marks.get(int(i), frozenset())
+        for k in range(int(bounds[i]), int(bounds[i + 1])):
+            anchor = int(anchor_idx[k])
+            if not is_live[anchor]:
                 continue
-            if r_time[i] - last_seen[anchor] > window[i]:
+            gap = r_time[i] - last_seen[anchor]
+            if gap > window[i]:
                 continue
-            chosen = anchor
-            gap_col[i] = max(r_time[i] - last_seen[anchor], 0.0)
-            dist_col[i] = dist[k]
-            break
+            if mine and any((pair, 1 - side) in held.get(anchor, ()) for pair, side in mine):
+                continue
+            total = float(static[k] + weights[1] * (1.0 - max(gap, 0.0) / window[i]))
+            if total > best:
+                chosen, best = k, total
         if chosen == NO_INCIDENT:
             is_live[n_inc + i] = True
             leader_col[i] = i
+            if mine:
+                held[n_inc + i] = set(mine)
             continue
-        last_seen[chosen] = max(last_seen[chosen], r_time[i])
-        if chosen < n_inc:
-            incident_col[i] = stored_ids[chosen]
+        anchor = int(anchor_idx[chosen])
+        gap_col[i] = max(r_time[i] - last_seen[anchor], 0.0)
+        dist_col[i], score_col[i] = dist[chosen], best
+        kin_col[i], place_col[i] = kin[chosen], place[chosen]
+        last_seen[anchor] = max(last_seen[anchor], r_time[i])
+        if mine:
+            held.setdefault(anchor, set()).update(mine)
+        if anchor < n_inc:
+            incident_col[i] = stored_ids[anchor]
         else:
-            leader_col[i] = chosen - n_inc
-    return pd.DataFrame(
-        {"incident_id": incident_col, "leader": leader_col, "distance_m": dist_col,
-         "gap_days": gap_col},
-        index=reports.index,
+            leader_col[i] = anchor - n_inc
+    return result()
+
+
+def cluster(
+    reports: pd.DataFrame,
+    scoring: DedupeScoring,
+    apart: Mapping[int, frozenset[tuple[int, int]]] | None = None,
+    chunk_size: int = CHUNK_SIZE,
+) -> pd.DataFrame:
+    """``attach`` of reports among themselves, taken in time-ordered chunks that carry the
+    live incidents forward, as an import does batch by batch: the same incidents as one
+    ``attach`` of everything, with candidate pairs bounded by a chunk's time span.
+
+    ``reports`` as for ``attach``; returns ``attach``'s columns where ``leader`` is the
+    position of the first report of each report's incident (``incident_id`` unused).
+    """
+    n = len(reports)
+    times = reports["requested_at"].reset_index(drop=True)
+    order = np.lexsort((np.arange(n), _days(times)))
+    out = {
+        "incident_id": np.full(n, NO_INCIDENT, dtype=np.int64),
+        "leader": np.zeros(n, dtype=np.int64), "distance_m": np.zeros(n),
+        "gap_days": np.zeros(n), "score": np.ones(n),
+        "kin": np.full(n, KIN_NONE, dtype=np.int64),
+        "place": np.full(n, PLACE_UNKNOWN, dtype=np.int64),
+    }
+    longest = float(reports["window_days"].max()) if n else 0.0
+    columns = ["x", "y", "service_code", "group", "match", "segment_id", "street_name"]
+    carried = pd.DataFrame(columns=[*columns, "last_reported_at", "marks"])
+    position = np.full(n, -1, dtype=np.int64)
+    for start in range(0, n, chunk_size):
+        rows = order[start:start + chunk_size]
+        position[rows] = np.arange(len(rows))
+        part = reports.iloc[rows].reset_index(drop=True)
+        mine = {int(position[g]): m for g, m in (apart or {}).items() if position[g] >= 0}
+        position[rows] = -1
+        # Incidents last reported before this are out of every window of the chunk.
+        since = times.iloc[rows[0]] - pd.Timedelta(days=longest)
+        live = carried[carried["last_reported_at"] >= since]
+        links = attach(part, live.rename_axis("incident_id").reset_index(), scoring, mine)
+        joined, local = links["incident_id"].to_numpy(), links["leader"].to_numpy()
+        first = np.where(joined != NO_INCIDENT, joined, rows[np.maximum(local, 0)])
+        for name, values in out.items():
+            values[rows] = first if name == "leader" else links[name].to_numpy()
+        out["incident_id"][rows] = NO_INCIDENT
+        opened = np.flatnonzero(local == np.arange(len(rows)))
+        fresh = part.loc[opened, columns].set_axis(rows[opened])
+        fresh["last_reported_at"] = part.loc[opened, "requested_at"].set_axis(rows[opened])
+        fresh["marks"] = None
+        carried = pd.concat([live, fresh]) if len(live) else fresh
+        # Chunks come in time order: a chunk's reports are the latest of their incidents.
+        latest = part["requested_at"].groupby(first).max()
+        carried.loc[latest.index, "last_reported_at"] = latest
+        for k, held in mine.items():
+            incident = int(first[k])
+            before = frozenset(carried.at[incident, "marks"] or ())  # type: ignore[arg-type]
+            carried.at[incident, "marks"] = before | held  # type: ignore[assignment]
+    return pd.DataFrame(out, index=reports.index)
+
+
+def reasons(links: pd.DataFrame) -> np.ndarray:
+    """Words for each link: "same service, 12 m, same segment, 2 days", or the founder's."""
+    kin = links["kin"].to_numpy(np.int64)
+    metres = links["distance_m"].round().astype(int).astype(str).to_numpy(object)
+    days = links["gap_days"].round().astype(int).astype(str).to_numpy(object)
+    text = (
+        _KIN_WORDS[kin] + ", " + metres + " m" + _PLACE_WORDS[links["place"].to_numpy(np.int64)]
+        + ", " + days + np.where(days == "1", " day", " days").astype(object)
     )
+    return np.where(kin == KIN_NONE, FOUNDER_REASON, text)

@@ -3,6 +3,9 @@
 ``CityGIS`` builds its spatial indexes once per city; ``enrich`` is vectorized over arrays
 of points and serves one report (the API) or a million (imports) through the same code.
 All distances are computed in the city's metric CRS, in metres.
+
+Every stage works on NumPy arrays indexed by point and the result frame is built once at
+the end, so one report costs little more than the fixed cost of each vectorized call.
 """
 
 from __future__ import annotations
@@ -16,22 +19,49 @@ import shapely
 from pyproj import Transformer
 
 from voirie.city import City, ZoneLayer
+from voirie.gis.addresses import AddressPoints, load_addresses
+from voirie.gis.edges import Edges, Located, nearest_per_point
 from voirie.gis.layers import load_streets, load_zones
-from voirie.gis.streetnames import key_array, normalize_many, streets_from_addresses
+from voirie.gis.streetnames import map_distinct, normalize_keys, street_from_address
 from voirie.model import Flag
 
-# Half-length of the stretch of segment used to read its direction at the snapped point.
-_DIRECTION_STEP_M = 0.5
+# Candidate segments are first searched this near (most reports are within it); only
+# points with none fall back to a nearest-neighbour search up to the maximum distance.
+# The result does not depend on it (the nearest candidate is the nearest segment).
+_CANDIDATE_RADIUS_M = 30.0
+_NO_SEGMENT = -1
+# Points snapped together; their candidate pairs (about 16 per point within 60 m in Paris)
+# then take tens of MB, whatever the number of points.
+_BLOCK = 65_536
 
 
 @dataclass(frozen=True)
 class ZoneIndex:
-    """One zone layer with its spatial index and precomputed boundaries."""
+    """One zone layer with its spatial index, prepared polygons and boundaries."""
 
     layer: ZoneLayer
     zones: gpd.GeoDataFrame
     tree: shapely.STRtree
+    polygons: np.ndarray
+    """the zones' polygons, prepared once for fast point-in-polygon tests"""
     boundaries: np.ndarray
+    codes: np.ndarray
+    names: np.ndarray
+    area_rank: np.ndarray
+    """rank of each zone by decreasing area (ties by layer order)"""
+
+
+@dataclass(frozen=True)
+class Snap:
+    """The segment each point snaps to (``-1`` when none), its distance and method."""
+
+    segment: np.ndarray
+    distance: np.ndarray
+    method: np.ndarray
+    edge: np.ndarray
+    """the nearest edge of the segment (see ``Edges``), ``-1`` when none"""
+    fraction: np.ndarray
+    """where along that edge the snapped point lies (0 at its start, 1 at its end)"""
 
 
 class CityGIS:
@@ -53,20 +83,51 @@ class CityGIS:
         self.street_tree = (
             shapely.STRtree(self.streets_geometry) if self.streets is not None else None
         )
-        # Comparison keys of every segment's street name (None when unnamed), computed once.
+        self.edges = Edges(self.streets_geometry) if self.streets is not None else None
+        # Comparison keys of every segment's street name (None when unnamed), computed once,
+        # and the same keys as integer codes (-1 when unnamed) for fast comparisons.
         self.street_keys: np.ndarray = (
-            key_array(normalize_many(self.streets["street_name"]))
+            normalize_keys(self.streets["street_name"])
             if self.streets is not None
             else np.array([], dtype=object)
+        )
+        self._key_codes: dict[str, int] = {
+            key: code for code, key in enumerate(pd.unique(self.street_keys)) if key is not None
+        }
+        self._street_codes = np.array(
+            [self._key_codes.get(key, -1) for key in self.street_keys], dtype=np.intp
+        )
+        self._segment_columns: dict[str, np.ndarray] = {}
+        self._segment_attributes: dict[str, pd.api.extensions.ExtensionArray] = {}
+        if self.streets is not None and street_layer is not None:
+            self._segment_columns = {
+                "segment_id": self.streets["segment_id"].to_numpy(dtype=object),
+                "street_name": self.streets["street_name"].to_numpy(dtype=object),
+            }
+            self._segment_attributes = {
+                f"segment_{name}": _nullable(self.streets[name])
+                for name in street_layer.attributes
+            }
+        addresses = city.config.addresses
+        self.addresses = (
+            AddressPoints(load_addresses(city, addresses), addresses.max_distance_m)
+            if addresses is not None and self.streets is not None
+            else None
         )
         self.zones: dict[str, ZoneIndex] = {}
         for layer in city.config.zones:
             zones = load_zones(city, layer)
+            polygons = zones.geometry.to_numpy().copy()
+            shapely.prepare(polygons)
             self.zones[layer.name] = ZoneIndex(
                 layer=layer,
                 zones=zones,
-                tree=shapely.STRtree(zones.geometry.values),
-                boundaries=shapely.boundary(zones.geometry.values),
+                tree=shapely.STRtree(polygons),
+                polygons=polygons,
+                boundaries=shapely.boundary(polygons),
+                codes=zones["code"].to_numpy(dtype=object),
+                names=zones["name"].to_numpy(dtype=object),
+                area_rank=np.argsort(np.argsort(-shapely.area(polygons), kind="stable")),
             )
 
     def project(self, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -82,158 +143,230 @@ class CityGIS:
         With ``address`` (one postal address per point, ``None`` where unknown), a point
         is snapped to the nearest segment of the street its address names when one lies
         within ``address_match_radius_m`` (``snap_method`` ``address_match``); otherwise,
-        and without addresses, to the nearest segment (``nearest``).
+        and without addresses, to the nearest segment (``nearest``). ``address_guess`` is
+        the reverse-geocoded address of the snapped points that have no address.
         """
         x, y = self.project(np.asarray(lon, dtype=float), np.asarray(lat, dtype=float))
+        if address is not None and len(address) != len(x):
+            raise ValueError(f"{len(address)} addresses for {len(x)} points")
         points = shapely.points(x, y)
-        out = pd.DataFrame({"x": x, "y": y})
-        out = out.join(self._snap(points, address))
+        columns: dict[str, object] = {"x": x, "y": y}
+        snap = self.snap(x, y, address)
+        columns.update(self._linear_reference(x, y, snap))
         for name, index in self.zones.items():
-            out = out.join(_zone_lookup(points, index, name))
-        return self._flags(out)
+            columns.update(_zone_lookup(points, x, y, index, name))
+        columns.update(self._flags(columns, snap))
+        columns["address_guess"] = self._address_guess(x, y, snap, columns["position_m"],
+                                                        address)
+        # The arrays are fresh: the frame can own them without a copy.
+        return pd.DataFrame(columns, copy=False)
 
-    def _snap(self, points: np.ndarray, address: np.ndarray | None = None) -> pd.DataFrame:
-        """Segment each point snaps to within the maximum distance, with its linear reference."""
-        n = len(points)
-        frame = pd.DataFrame(
-            {
-                "segment_id": pd.Series([None] * n, dtype="string"),
-                "street_name": pd.Series([None] * n, dtype="string"),
-                "snap_distance_m": np.full(n, np.nan),
-                "position_m": np.full(n, np.nan),
-                "side": pd.Series([None] * n, dtype="string"),
-                "snap_lon": np.full(n, np.nan),
-                "snap_lat": np.full(n, np.nan),
-                "snap_method": pd.Series([None] * n, dtype="string"),
-            }
-        )
-        if self.streets is None or self.street_tree is None or n == 0:
-            return frame
-        (point_idx, seg_idx), dist = self.street_tree.query_nearest(
-            points, max_distance=self.max_snap_distance_m, return_distance=True
-        )
-        # query_nearest returns every equidistant segment; keep the first per point.
-        point_idx, first = np.unique(point_idx, return_index=True)
-        seg_idx, dist = seg_idx[first], dist[first]
-        method = np.full(len(point_idx), "nearest", dtype=object)
-        if address is not None:
-            if len(address) != n:
-                raise ValueError(f"{len(address)} addresses for {n} points")
-            match_idx, match_seg, match_dist = self._address_matches(points, address)
-            # A match lies within the maximum distance, so its point has a nearest row.
-            rows = np.searchsorted(point_idx, match_idx)
-            found = rows < len(point_idx)
-            found[found] = point_idx[rows[found]] == match_idx[found]
-            rows, match_seg, match_dist = rows[found], match_seg[found], match_dist[found]
-            seg_idx[rows], dist[rows], method[rows] = match_seg, match_dist, "address_match"
-        self._linear_reference(frame, points, point_idx, seg_idx, dist, method)
-        return frame
+    def snap(
+        self, x: np.ndarray, y: np.ndarray, address: np.ndarray | None = None
+    ) -> Snap:
+        """The segment each metric point snaps to, within the maximum snap distance.
 
-    def _address_matches(
-        self, points: np.ndarray, address: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per point, the nearest segment near it named as its address's street.
-
-        Returns sorted point indexes, their segments and distances, for the points that
-        have such a segment within the matching radius (and the maximum snap distance).
+        Candidates are the street edges near each point (within the address-matching
+        radius when addresses are given, a smaller one otherwise); the nearest candidate
+        is on the nearest segment. Points with none fall back to the segment tree's
+        nearest-neighbour search. A point whose address street has a candidate within
+        ``address_match_radius_m`` takes that street's nearest segment instead.
         """
-        assert self.street_tree is not None
-        keys = key_array(streets_from_addresses(address))
-        with_key = np.flatnonzero(pd.notna(keys))
-        radius = min(self.address_match_radius_m, self.max_snap_distance_m)
-        empty = np.array([], dtype=np.intp)
-        if len(with_key) == 0 or radius <= 0:
-            return empty, empty, np.array([], dtype=float)
-        local, seg = self.street_tree.query(points[with_key], predicate="dwithin", distance=radius)
-        point = with_key[local]
-        named = self.street_keys[seg] == keys[point]
-        point, seg = point[named], seg[named]
-        dist = shapely.distance(points[point], self.streets_geometry[seg])
-        # Nearest first per point; equal distances broken by segment order, deterministically.
-        order = np.lexsort((seg, dist, point))
-        point, seg, dist = point[order], seg[order], dist[order]
-        point, first = np.unique(point, return_index=True)
-        return point, seg[first], dist[first]
+        n = len(x)
+        snap = Snap(
+            segment=np.full(n, _NO_SEGMENT, dtype=np.intp),
+            distance=np.full(n, np.nan),
+            method=np.full(n, None, dtype=object),
+            edge=np.full(n, _NO_SEGMENT, dtype=np.intp),
+            fraction=np.full(n, np.nan),
+        )
+        if self.street_tree is None or self.edges is None or n == 0:
+            return snap
+        match_radius = min(self.address_match_radius_m, self.max_snap_distance_m)
+        matching = address is not None and match_radius > 0
+        radius = min(
+            max(_CANDIDATE_RADIUS_M, match_radius if matching else 0.0),
+            self.max_snap_distance_m,
+        )
+        wanted = (
+            map_distinct(address, self._address_code, -1, np.intp)
+            if matching and address is not None
+            else None
+        )
+        # Blocks of points bound the memory of the (point, edge) pairs.
+        for start in range(0, n, _BLOCK):
+            block = slice(start, min(start + _BLOCK, n))
+            self._snap_block(snap, block, x, y, radius, wanted, match_radius)
+        return snap
 
-    def _linear_reference(
-        self,
-        frame: pd.DataFrame,
-        points: np.ndarray,
-        point_idx: np.ndarray,
-        seg_idx: np.ndarray,
-        dist: np.ndarray,
-        method: np.ndarray,
+    def _snap_block(
+        self, snap: Snap, block: slice, x: np.ndarray, y: np.ndarray, radius: float,
+        wanted: np.ndarray | None, match_radius: float,
     ) -> None:
-        """Fill ``frame``'s rows ``point_idx`` with the snap onto segments ``seg_idx``."""
-        assert self.streets is not None
-        lines = self.streets_geometry[seg_idx]
-        pts = points[point_idx]
-        position = shapely.line_locate_point(lines, pts)
-        snapped = shapely.line_interpolate_point(lines, position)
-        side = _side(lines, position, pts, snapped)
-        sx, sy = shapely.get_x(snapped), shapely.get_y(snapped)
-        slon, slat = self.to_wgs84.transform(sx, sy)
-        frame.loc[point_idx, "segment_id"] = self.streets["segment_id"].to_numpy()[seg_idx]
-        frame.loc[point_idx, "street_name"] = self.streets["street_name"].to_numpy()[seg_idx]
-        frame.loc[point_idx, "snap_distance_m"] = dist
-        frame.loc[point_idx, "position_m"] = position
-        frame.loc[point_idx, "side"] = side
-        frame.loc[point_idx, "snap_lon"] = slon
-        frame.loc[point_idx, "snap_lat"] = slat
-        frame.loc[point_idx, "snap_method"] = method
+        """``snap`` for the points of ``block`` (see ``snap``)."""
+        assert self.street_tree is not None
+        assert self.edges is not None
+        x, y = x[block], y[block]
+        part = Snap(snap.segment[block], snap.distance[block], snap.method[block],
+                    snap.edge[block], snap.fraction[block])  # views: writes reach ``snap``
+        near = self.edges.near(x, y, radius)
+        self._assign(part, nearest_per_point(near, near.distance <= radius), "nearest")
+        missing = np.flatnonzero(part.segment == _NO_SEGMENT)
+        if len(missing) and radius < self.max_snap_distance_m:
+            local, far_seg = self.street_tree.query_nearest(
+                shapely.points(x[missing], y[missing]), max_distance=self.max_snap_distance_m
+            )
+            far = self.edges.locate(x, y, *self.edges.of_lines(missing[local], far_seg))
+            self._assign(part, nearest_per_point(far), "nearest")
+        if wanted is not None:
+            code = wanted[block][near.point]
+            segment = self.edges.line[near.edge]
+            named = (code >= 0) & (self._street_codes[segment] == code)
+            named &= near.distance <= match_radius
+            self._assign(part, nearest_per_point(near, named), "address_match")
 
-    def _flags(self, out: pd.DataFrame) -> pd.DataFrame:
+    def _assign(self, snap: Snap, best: Located, method: str) -> None:
+        assert self.edges is not None
+        rows = best.point
+        snap.segment[rows] = self.edges.line[best.edge]
+        snap.distance[rows] = best.distance
+        snap.method[rows] = method
+        snap.edge[rows] = best.edge
+        snap.fraction[rows] = best.fraction
+
+    def _address_guess(
+        self, x: np.ndarray, y: np.ndarray, snap: Snap, position: object,
+        address: np.ndarray | None,
+    ) -> pd.arrays.StringArray:
+        """Reverse geocoding of the snapped reports that have no address: their street,
+        with a house number when the city has address points (see ``AddressPoints``)."""
+        guess = np.full(len(x), None, dtype=object)
+        wanted = snap.segment != _NO_SEGMENT
+        if address is not None:
+            wanted &= ~map_distinct(address, lambda text: bool(text.strip()), False, bool)
+        rows = np.flatnonzero(wanted)
+        if not len(rows) or not self._segment_columns:
+            return _strings(guess)
+        segment = snap.segment[rows]
+        names = self._segment_columns["street_name"][segment]
+        guess[rows] = names
+        if self.addresses is not None:
+            number = self.addresses.house_numbers(
+                x[rows], y[rows], self.street_keys[segment], self.streets_geometry[segment],
+                np.asarray(position, dtype=float)[rows],
+            )
+            found = np.isfinite(number) & pd.notna(names)
+            guess[rows[found]] = (
+                pd.Series(number[found].astype(np.int64)).astype(str) + " "
+                + pd.Series(names[found], dtype=object)
+            ).to_numpy(dtype=object)
+        return _strings(guess)
+
+    def _address_code(self, address: str) -> int:
+        """The network's code of the street an address names (-1: none, or not in it)."""
+        return self._key_codes.get(street_from_address(address) or "", -1)
+
+    def _linear_reference(self, x: np.ndarray, y: np.ndarray, snap: Snap) -> dict[str, object]:
+        """Segment, position along it, side and snapped point of every snapped point."""
+        n = len(x)
+        rows = np.flatnonzero(snap.segment != _NO_SEGMENT)
+        position = np.full(n, np.nan)
+        slon, slat = np.full(n, np.nan), np.full(n, np.nan)
+        side = np.full(n, None, dtype=object)
+        if len(rows) and self.edges is not None:
+            edge, fraction = snap.edge[rows], snap.fraction[rows]
+            position[rows] = self.edges.position_m(edge, fraction)
+            sx, sy = self.edges.point_at(edge, fraction)
+            side[rows] = self.edges.side(edge, x[rows], y[rows])
+            lon, lat = self.to_wgs84.transform(sx, sy)
+            slon[rows], slat[rows] = lon, lat
+        segment_columns = {
+            name: _take(values, snap.segment) for name, values in self._segment_columns.items()
+        }
+        return {
+            "segment_id": _strings(segment_columns.get("segment_id", np.full(n, None))),
+            "street_name": _strings(segment_columns.get("street_name", np.full(n, None))),
+            "snap_distance_m": snap.distance,
+            "position_m": position,
+            "side": _strings(side),
+            "snap_lon": slon,
+            "snap_lat": slat,
+            "snap_method": _strings(snap.method),
+            **{
+                name: values.take(snap.segment, allow_fill=True)
+                for name, values in self._segment_attributes.items()
+            },
+        }
+
+    def _flags(self, columns: dict[str, object], snap: Snap) -> dict[str, object]:
         """off_network, outside_territory and near_boundary, from the columns computed."""
         territory = self.city.config.territory.layer
         required = [name for name, z in self.zones.items() if z.layer.required]
-        out[Flag.OUTSIDE_TERRITORY] = out[f"zone_{territory}"].isna().to_numpy()
+        outside = pd.isna(np.asarray(columns[f"zone_{territory}"], dtype=object))
         # Off the network only means something where there is a network to be off.
-        has_streets = self.streets is not None
-        out[Flag.OFF_NETWORK] = (
-            out["segment_id"].isna().to_numpy() & ~out[Flag.OUTSIDE_TERRITORY] & has_streets
-        )
-        boundary = out[[f"zone_{name}_boundary_m" for name in required]]
-        out["boundary_distance_m"] = boundary.min(axis=1, skipna=True)
-        out[Flag.NEAR_BOUNDARY] = (
-            out["boundary_distance_m"] < self.city.config.near_boundary_m
-        ).to_numpy()
-        return out
+        off_network = (snap.segment == _NO_SEGMENT) & ~outside & (self.streets is not None)
+        n = len(outside)
+        boundary = np.full(n, np.nan)
+        if required:
+            distances = np.vstack([np.asarray(columns[f"zone_{name}_boundary_m"], dtype=float)
+                                   for name in required])
+            known = ~np.isnan(distances).all(axis=0)
+            boundary[known] = np.nanmin(distances[:, known], axis=0)
+        return {
+            Flag.OUTSIDE_TERRITORY: outside,
+            Flag.OFF_NETWORK: off_network,
+            "boundary_distance_m": boundary,
+            Flag.NEAR_BOUNDARY: boundary < self.city.config.near_boundary_m,
+        }
 
 
-def _side(
-    lines: np.ndarray, position: np.ndarray, points: np.ndarray, snapped: np.ndarray
-) -> np.ndarray:
-    """``left``/``right`` of each segment's digitised direction, ``None`` when on the line."""
-    length = shapely.length(lines)
-    before = shapely.line_interpolate_point(lines, np.maximum(position - _DIRECTION_STEP_M, 0))
-    after = shapely.line_interpolate_point(
-        lines, np.minimum(position + _DIRECTION_STEP_M, length)
-    )
-    dx = shapely.get_x(after) - shapely.get_x(before)
-    dy = shapely.get_y(after) - shapely.get_y(before)
-    vx = shapely.get_x(points) - shapely.get_x(snapped)
-    vy = shapely.get_y(points) - shapely.get_y(snapped)
-    cross = dx * vy - dy * vx
-    side = np.full(len(cross), None, dtype=object)
-    side[cross > 0] = "left"
-    side[cross < 0] = "right"
-    return side
+def _nullable(values: pd.Series) -> pd.api.extensions.ExtensionArray:
+    """A column whose dtype can hold a missing value (integers and booleans become
+    nullable), so that a point without a segment does not change the column's dtype."""
+    kind = values.dtype.kind
+    if kind in "iu":
+        return values.astype("Int64").array
+    if kind == "b":
+        return values.astype("boolean").array
+    array: pd.api.extensions.ExtensionArray = values.array
+    return array
 
 
-def _zone_lookup(points: np.ndarray, index: ZoneIndex, name: str) -> pd.DataFrame:
-    """Zone code, name and distance to the zone's edge for every point of one layer."""
+def _take(values: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``values[index]``, ``None`` where ``index`` is ``-1``."""
+    out = np.full(len(index), None, dtype=object)
+    found = index != _NO_SEGMENT
+    out[found] = values[index[found]]
+    return out
+
+
+def _strings(values: np.ndarray) -> pd.arrays.StringArray:
+    """Object values (``None`` where missing) as a ``string`` column, without inference."""
+    return pd.arrays.StringArray(values)
+
+
+def _zone_lookup(
+    points: np.ndarray, x: np.ndarray, y: np.ndarray, index: ZoneIndex, name: str
+) -> dict[str, object]:
+    """Zone code, name and distance to the zone's edge for every point of one layer.
+
+    The tree gives the zones whose box holds a point; the prepared polygons decide. A
+    point in overlapping zones (a shared garden inside a park) or on an edge shared by two
+    zones takes the smallest one, the most specific.
+    """
     n = len(points)
-    code = pd.Series([None] * n, dtype="string")
-    label = pd.Series([None] * n, dtype="string")
+    point, zone = index.tree.query(points)
+    inside = shapely.intersects_xy(index.polygons[zone], x[point], y[point])
+    point, zone = point[inside], zone[inside]
+    found = np.full(n, -1, dtype=np.intp)
+    # Smallest zone per point: assign the largest first, the last write wins.
+    order = np.argsort(index.area_rank[zone], kind="stable")
+    found[point[order]] = zone[order]
+    rows = np.flatnonzero(found >= 0)
     boundary_m = np.full(n, np.nan)
-    point_idx, zone_idx = index.tree.query(points, predicate="intersects")
-    # A point on a shared edge intersects two zones; keep the first, deterministically.
-    point_idx, first = np.unique(point_idx, return_index=True)
-    zone_idx = zone_idx[first]
-    if len(point_idx):
-        code.iloc[point_idx] = index.zones["code"].to_numpy()[zone_idx]
-        label.iloc[point_idx] = index.zones["name"].to_numpy()[zone_idx]
-        boundary_m[point_idx] = shapely.distance(points[point_idx], index.boundaries[zone_idx])
-    return pd.DataFrame(
-        {f"zone_{name}": code, f"zone_{name}_name": label, f"zone_{name}_boundary_m": boundary_m}
-    )
+    boundary_m[rows] = shapely.distance(points[rows], index.boundaries[found[rows]])
+    return {
+        f"zone_{name}": _strings(_take(index.codes, found)),
+        f"zone_{name}_name": _strings(_take(index.names, found)),
+        f"zone_{name}_boundary_m": boundary_m,
+    }

@@ -2,9 +2,10 @@
 
 Sources are whatever GDAL reads through pyogrio (GeoPackage, Shapefile, FlatGeobuf,
 GeoJSON...); gzip files are read in place through ``/vsigzip/`` and zip archives (a zipped
-shapefile) through ``/vsizip/``. Geometry is repaired or dropped here, once, so the stages
-downstream can assume valid, single-part, metric geometry; what was repaired or dropped is
-counted in a ``LayerStats`` so that ``voirie layers check`` can report it.
+shapefile) through ``/vsizip/``; OpenStreetMap extracts (``.osm.pbf``) through pyosmium.
+Geometry is repaired or dropped here, once, so the stages downstream can assume valid,
+single-part, metric geometry; what was repaired or dropped is counted in a ``LayerStats``
+so that ``voirie layers check`` can report it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import shapely
 
 from voirie.city import City, StreetLayer, ZoneLayer
 from voirie.errors import CityConfigError
+from voirie.gis.osm import is_osm, read_osm
 
 GeometryKind = Literal["lines", "polygons"]
 _POLYGONAL = ["Polygon", "MultiPolygon"]
@@ -67,7 +69,10 @@ def gdal_path(path: Path) -> str:
 
 
 def read_source(path: Path) -> gpd.GeoDataFrame:
-    """The layer as stored, in its own CRS (``None`` when the file declares none)."""
+    """The layer as stored, in its own CRS (``None`` when the file declares none); an
+    OpenStreetMap extract gives its highway segments (see :mod:`voirie.gis.osm`)."""
+    if is_osm(path):
+        return read_osm(path)
     return gpd.read_file(gdal_path(path), engine="pyogrio")
 
 

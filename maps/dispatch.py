@@ -1,89 +1,100 @@
-"""The technicians' dispatch map: one coloured layer per team, drawn fully offline.
+"""The technicians' dispatch map: every open incident, clustered, filterable, actionable.
 
-Only Leaflet is loaded, from the vendored copy served under ``static_url`` (see
-:mod:`voirie.maps.static`); folium's default CDN links (jQuery, Bootstrap, Font Awesome...)
-are dropped. Every text coming from data is HTML-escaped (braces too, see :func:`_escape`)
-and reaches JavaScript only as a JSON string, never inside a JS template literal.
+The page is one small HTML template (``templates/dispatch.html``) and one script
+(``static/dispatch.js``) over one JSON data block. The block is columnar (one array per
+field, teams, services, statuses and streets given once and referred to by index), so
+100,000 incidents weigh a few megabytes instead of one HTML popup per marker; the script
+builds markers into one Leaflet.markercluster group, one layer-control entry per team,
+a heatmap layer (leaflet.heat), the filters (service, status, age, overdue) and each popup
+on demand with ``textContent``. Actions (status, assignment) call the staff API with the
+dispatcher's Bearer token, kept in ``sessionStorage`` for the tab's life only.
+
+Everything is served by the app under ``static_url``: the page works without internet.
 """
 
 from __future__ import annotations
 
 import colorsys
-import html
-import math
 import zlib
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-import folium
 import geopandas as gpd
+import numpy as np
 import pandas as pd
-from branca.element import Element, Figure, MacroElement
-from folium.template import Template
 
+from voirie.maps.html import outlines, render
 from voirie.model import Status
 
 MARKER_CLASS = "voirie-incident"
 """CSS class of every incident marker's SVG path (a stable hook for tests and styling)."""
+LANGUAGES = ("fr", "en")
+_COORDINATE_DECIMALS = 5  # about one metre: plenty for a map, and a third lighter
+_MINUTE_NS = 60 * 1_000_000_000
 
-_EMPTY_CENTER = (0.0, 0.0)  # shown only when there is no incident: no city is assumed
-_MISSING = "—"
-
-_LABELS: dict[str, dict[str, str]] = {
-    "fr": {
-        "title": "Carte de répartition des incidents",
-        "legend": "Équipes",
-        "incident": "Incident",
-        "service": "Type d'anomalie",
-        "team": "Équipe",
-        "status": "Statut",
-        "reports": "Signalements",
-        "first": "Premier signalement",
-        "last": "Dernier signalement",
-        "street": "Voie",
-    },
-    "en": {
-        "title": "Incident dispatch map",
-        "legend": "Teams",
-        "incident": "Incident",
-        "service": "Issue type",
-        "team": "Team",
-        "status": "Status",
-        "reports": "Reports",
-        "first": "First reported",
-        "last": "Last reported",
-        "street": "Street",
-    },
+STATUS_COLOURS: dict[Status, str] = {
+    Status.NEW: "#e41a1c",
+    Status.ACKNOWLEDGED: "#ff7f00",
+    Status.SCHEDULED: "#377eb8",
+    Status.IN_PROGRESS: "#984ea3",
+    Status.RESOLVED: "#4daf4a",
+    Status.CLOSED: "#999999",
+    Status.DUPLICATE: "#a65628",
+    Status.REJECTED: "#666666",
 }
 
-
-_STATUS_LABELS: dict[str, dict[str, str]] = {
+STATUS_LABELS: dict[str, dict[Status, str]] = {
     "fr": {
-        Status.NEW: "Nouveau",
-        Status.ACKNOWLEDGED: "Pris en compte",
-        Status.SCHEDULED: "Planifié",
-        Status.IN_PROGRESS: "En cours",
-        Status.RESOLVED: "Résolu",
-        Status.CLOSED: "Clos",
-        Status.DUPLICATE: "Doublon",
+        Status.NEW: "Nouveau", Status.ACKNOWLEDGED: "Pris en compte",
+        Status.SCHEDULED: "Planifié", Status.IN_PROGRESS: "En cours",
+        Status.RESOLVED: "Résolu", Status.CLOSED: "Clos", Status.DUPLICATE: "Doublon",
         Status.REJECTED: "Rejeté",
     },
     "en": {
-        Status.NEW: "New",
-        Status.ACKNOWLEDGED: "Acknowledged",
-        Status.SCHEDULED: "Scheduled",
-        Status.IN_PROGRESS: "In progress",
-        Status.RESOLVED: "Resolved",
-        Status.CLOSED: "Closed",
-        Status.DUPLICATE: "Duplicate",
-        Status.REJECTED: "Rejected",
+        Status.NEW: "New", Status.ACKNOWLEDGED: "Acknowledged", Status.SCHEDULED: "Scheduled",
+        Status.IN_PROGRESS: "In progress", Status.RESOLVED: "Resolved",
+        Status.CLOSED: "Closed", Status.DUPLICATE: "Duplicate", Status.REJECTED: "Rejected",
+    },
+}
+"""Status names for people, per language (shared with the citizen page)."""
+
+_LABELS: dict[str, dict[str, str]] = {
+    "fr": {
+        "title": "Carte de répartition des incidents", "teams": "Équipes",
+        "heatmap": "Carte de chaleur", "incident": "Incident", "service": "Type d'anomalie",
+        "team": "Équipe", "status": "Statut", "priority": "Priorité", "reports": "Signalements",
+        "supporters": "Soutiens", "first": "Premier signalement",
+        "last": "Dernier signalement", "due": "Échéance", "street": "Voie",
+        "overdue": "En retard", "overdue_only": "En retard seulement", "all": "Tous",
+        "age": "Ancienneté", "age_1": "Moins d'un jour", "age_7": "Moins de 7 jours",
+        "age_30": "Moins de 30 jours", "age_older": "Plus de 30 jours",
+        "shown": "{shown} incidents affichés sur {total}", "token": "Jeton d'accès",
+        "token_save": "Enregistrer", "token_saved": "Jeton enregistré pour cet onglet",
+        "token_missing": "Collez d'abord votre jeton d'accès (en haut de la page).",
+        "set_status": "Changer le statut", "reassign": "Réaffecter", "reason": "Motif",
+        "done": "Enregistré.", "failed": "Refusé", "filters": "Filtres",
+        "legend": "Statuts",
+    },
+    "en": {
+        "title": "Incident dispatch map", "teams": "Teams", "heatmap": "Heatmap",
+        "incident": "Incident", "service": "Issue type", "team": "Team", "status": "Status",
+        "priority": "Priority", "reports": "Reports", "supporters": "Supporters",
+        "first": "First reported", "last": "Last reported", "due": "Due",
+        "street": "Street", "overdue": "Overdue", "overdue_only": "Overdue only",
+        "all": "All", "age": "Age", "age_1": "Under a day", "age_7": "Under 7 days",
+        "age_30": "Under 30 days", "age_older": "Over 30 days",
+        "shown": "{shown} of {total} incidents shown", "token": "Access token",
+        "token_save": "Save", "token_saved": "Token saved for this tab",
+        "token_missing": "Paste your access token first (top of the page).",
+        "set_status": "Change status", "reassign": "Reassign", "reason": "Reason",
+        "done": "Saved.", "failed": "Refused", "filters": "Filters", "legend": "Statuses",
     },
 }
 
 
 def team_colour(code: str) -> str:
-    """Colour of a team's markers: stable across runs and processes (CRC32, not ``hash``).
+    """Colour of a team: stable across runs and processes (CRC32, not ``hash``).
 
     A city has dozens of teams (47 in Paris), more than any fixed palette: the hue takes
     any of 360 degrees and the lightness one of three levels, so collisions stay rare.
@@ -95,6 +106,63 @@ def team_colour(code: str) -> str:
     return f"#{round(red * 255):02x}{round(green * 255):02x}{round(blue * 255):02x}"
 
 
+def dispatch_data(
+    incidents: gpd.GeoDataFrame,
+    teams: Mapping[str, str],
+    *,
+    now: datetime,
+    background: gpd.GeoDataFrame | None = None,
+    api_url: str = "/api/v1",
+) -> dict[str, Any]:
+    """The page's JSON data block: lookup tables once, then one array per incident field.
+
+    ``teams`` maps every team code of the city to its name (all are offered for
+    reassignment); codes found in ``incidents`` but unknown to the city are added as is.
+    Times are whole minutes since the Unix epoch; ``due`` is ``None`` when there is none.
+    """
+    points = _located(incidents)
+    team_codes = list(teams) + sorted(set(points["team"].astype(str)) - set(teams))
+    team_table = sorted(
+        ({"code": c, "name": teams.get(c, c), "colour": team_colour(c)} for c in team_codes),
+        key=lambda t: (t["name"], t["code"]),
+    )
+    # Dictionary encoding: each distinct value once, one index per row (-1 when missing).
+    service = pd.Categorical(points["service_code"].astype(str))
+    names = points.drop_duplicates("service_code").set_index("service_code")["service_name"]
+    street = pd.Categorical(points["street_name"])
+    status_index = {status.value: i for i, status in enumerate(Status)}
+    team_index = {t["code"]: i for i, t in enumerate(team_table)}
+    columns = {
+        "id": points["incident_id"].astype(int).tolist(),
+        "lon": points.geometry.x.round(_COORDINATE_DECIMALS).tolist(),
+        "lat": points.geometry.y.round(_COORDINATE_DECIMALS).tolist(),
+        "team": points["team"].astype(str).map(team_index).astype(int).tolist(),
+        "service": service.codes.tolist(),
+        "status": points["status"].astype(str).map(status_index).astype(int).tolist(),
+        "priority": _integers(points["priority"]),
+        "reports": _integers(points["report_count"]),
+        "supporters": _integers(points["supporters"]),
+        "first": _minutes(points["first_reported_at"]),
+        "last": _minutes(points["last_reported_at"]),
+        "due": _minutes(points["due_at"]),
+        "street": street.codes.tolist(),
+    }
+    return {
+        "api": api_url.rstrip("/"),
+        "now": int(pd.Timestamp(now).value // _MINUTE_NS),
+        "teams": team_table,
+        "services": [
+            {"code": c, "name": str(names.get(c, c))} for c in service.categories
+        ],
+        "streets": [str(s) for s in street.categories],
+        "statuses": [
+            {"code": s.value, "colour": STATUS_COLOURS[s], "open": s.is_open} for s in Status
+        ],
+        "background": outlines(background),
+        "incidents": columns,
+    }
+
+
 def render_dispatch_map(
     incidents: gpd.GeoDataFrame,
     teams: Mapping[str, str],
@@ -102,60 +170,38 @@ def render_dispatch_map(
     static_url: str = "/static",
     lang: str = "fr",
     background: gpd.GeoDataFrame | None = None,
+    now: datetime | None = None,
+    api_url: str = "/api/v1",
+    title_team: str | None = None,
+    language_urls: Mapping[str, str] | None = None,
 ) -> str:
-    """Render the dispatch map of ``incidents`` as a complete, self-contained HTML page.
+    """The dispatch map of ``incidents`` as a complete HTML page in ``lang`` ("fr" or "en").
 
-    Technicians see each incident as a circle coloured by its team, one toggleable layer
-    per team, a legend with each team's count, and a popup with the incident's facts in
-    ``lang`` ("fr" or "en"). ``teams`` maps team codes to display names (unknown codes
-    are shown as is). The page requests nothing but Leaflet from ``static_url``, so it
-    works on a machine without internet; it draws no background tiles, but the outlines
-    of ``background`` polygons (e.g. the city's districts), when given, so the map reads.
+    ``background`` polygons (e.g. the city's districts) are drawn as grey outlines for
+    bearings, geometry only. ``title_team`` names the team of a team's own view;
+    ``language_urls`` maps each language to the URL of this page in it (the switch).
     """
     if lang not in _LABELS:
         raise ValueError(f"unsupported language {lang!r}; expected one of {sorted(_LABELS)}")
-    labels, statuses = _LABELS[lang], _STATUS_LABELS[lang]
-    points = _located(incidents)
-    fmap = _base_map(static_url.rstrip("/"))
-    figure = Figure(title=labels["title"])
-    # No favicon request: the page asks the server for nothing but Leaflet.
-    figure.header.add_child(Element('<link rel="icon" href="data:,">'), name="favicon")
-    figure.add_child(fmap)
-    if background is not None and len(background):
-        _outlines(background).add_to(fmap)
-
-    counts = points["team"].astype(str).value_counts(sort=False).to_dict()
-    legend: list[tuple[str, str, int]] = []
-    for code in sorted(counts, key=lambda c: (teams.get(c, c), c)):
-        name, colour = teams.get(code, code), team_colour(code)
-        layer = folium.FeatureGroup(name=_layer_label(name, colour, counts[code]))
-        for row in points[points["team"].astype(str) == code].to_dict("records"):
-            _add_marker(layer, row, name, colour, labels=labels, statuses=statuses)
-        layer.add_to(fmap)
-        legend.append((name, colour, counts[code]))
-
-    folium.LayerControl().add_to(fmap)
-    fmap.add_child(_Legend(labels["legend"], legend))
-    if len(points):
-        min_x, min_y, max_x, max_y = points.total_bounds
-        fmap.fit_bounds(
-            [[min_y, min_x], [max_y, max_x]],
-            padding_top_left=(30, 30),
-            padding_bottom_right=(240, 30),  # keep the east-most markers clear of the legend
-            max_zoom=17,
-        )
-    return str(figure.render())
-
-
-def _outlines(polygons: gpd.GeoDataFrame) -> folium.GeoJson:
-    """Grey, non-interactive outlines; geometry only, so no attribute text reaches the page."""
-    shapes = gpd.GeoDataFrame(geometry=polygons.to_crs(4326).geometry.to_numpy(), crs=4326)
-    return folium.GeoJson(
-        shapes.to_json(),
-        name="background",
-        control=False,
-        interactive=False,
-        style_function=lambda _: {"color": "#777777", "weight": 1, "fill": False},
+    labels = _LABELS[lang]
+    data = dispatch_data(
+        incidents, teams, now=now or datetime.now(UTC), background=background, api_url=api_url
+    )
+    data["labels"] = labels
+    status_names = STATUS_LABELS[lang]
+    for entry in data["statuses"]:
+        entry["label"] = status_names[Status(entry["code"])]
+    return render(
+        "dispatch.html",
+        lang=lang,
+        labels=labels,
+        data=data,
+        static_url=static_url.rstrip("/"),
+        title_team=title_team,
+        statuses=data["statuses"],
+        services=data["services"],
+        language_urls=language_urls or {},
+        marker_class=MARKER_CLASS,
     )
 
 
@@ -167,152 +213,15 @@ def _located(incidents: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     return incidents[geometry.notna() & ~geometry.is_empty]
 
 
-def _base_map(static_url: str) -> folium.Map:
-    """A tile-less map whose only external resources are the vendored Leaflet files.
-
-    It opens on a neutral world view; :func:`render_dispatch_map` then fits the view to
-    the incidents, if any.
-    """
-    fmap = folium.Map(
-        location=_EMPTY_CENTER,
-        zoom_start=2,
-        tiles=None,
-        max_zoom=19,
-        control_scale=True,
-        prefer_canvas=False,  # SVG paths carry MARKER_CLASS; canvas would not
-    )
-    # Instance attributes, so folium's class-level CDN lists stay untouched.
-    fmap.default_js = [("leaflet", f"{static_url}/leaflet.js")]
-    fmap.default_css = [("leaflet_css", f"{static_url}/leaflet.css")]
-    return fmap
+def _integers(values: pd.Series) -> list[int | None]:
+    """Integers as JSON numbers, ``None`` where missing."""
+    numbers = pd.to_numeric(values, errors="coerce")
+    return [None if pd.isna(v) else int(v) for v in numbers.to_numpy(object)]
 
 
-def _add_marker(
-    layer: folium.FeatureGroup,
-    row: Mapping[Any, Any],
-    team_name: str,
-    colour: str,
-    *,
-    labels: Mapping[str, str],
-    statuses: Mapping[str, str],
-) -> None:
-    """Add one incident's circle and its popup to its team's layer."""
-    status = _text(row.get("status"))
-    facts = [
-        (labels["incident"], f"n° {_text(row.get('incident_id'))}"),
-        (labels["service"], f"{_text(row.get('service_name'))} ({_text(row.get('service_code'))})"),
-        (labels["street"], _text(row.get("street_name"))),
-        (labels["team"], team_name),
-        (labels["status"], statuses.get(status, status)),
-        (labels["reports"], _text(row.get("report_count"))),
-        (labels["first"], _when(row.get("first_reported_at"))),
-        (labels["last"], _when(row.get("last_reported_at"))),
-    ]
-    cells = "".join(
-        f'<tr><th scope="row">{_escape(label)}</th><td>{_escape(value)}</td></tr>'
-        for label, value in facts
-    )
-    point = row["geometry"]
-    marker = folium.CircleMarker(
-        location=(point.y, point.x),
-        radius=7,
-        color=colour,
-        weight=2,
-        fill=True,
-        fill_color=colour,
-        fill_opacity=0.7,
-        class_name=MARKER_CLASS,
-    )
-    _Popup(f'<table class="voirie-popup">{cells}</table>').add_to(marker)
-    marker.add_to(layer)
-
-
-def _layer_label(name: str, colour: str, count: int) -> str:
-    """Layer-control entry; Leaflet inserts it as HTML, hence the escaping."""
-    return f'<span style="color:{colour}">&#9679;</span> {_escape(name)} ({count})'
-
-
-def _escape(text: str) -> str:
-    """HTML-escape data, braces included.
-
-    branca re-reads every rendered element as a Jinja template, so a ``{{ ... }}`` left
-    in data would be evaluated on the server (template injection); ``&#123;`` is not.
-    """
-    return html.escape(text).replace("{", "&#123;").replace("}", "&#125;")
-
-
-def _is_missing(value: object) -> bool:
-    """Whether a cell holds no value (None, NaN, NaT or pandas' NA)."""
-    if isinstance(value, float):
-        return math.isnan(value)
-    return value is None or value is pd.NaT or value is pd.NA
-
-
-def _text(value: object) -> str:
-    """Plain display text of a data value; missing values become a dash."""
-    if _is_missing(value):
-        return _MISSING
-    return str(value)
-
-
-def _when(value: object) -> str:
-    """A timestamp (datetime or ISO string) as ``YYYY-MM-DD HH:MM±HH:MM``."""
-    when = value
-    if isinstance(value, str):
-        try:
-            when = datetime.fromisoformat(value)
-        except ValueError:
-            return value
-    if isinstance(when, datetime) and not _is_missing(when):
-        return when.isoformat(sep=" ", timespec="minutes")
-    return _text(when)
-
-
-class _Popup(MacroElement):
-    """Popup bound from a JSON string: no jQuery, no JS template literal to break out of."""
-
-    _template = Template(
-        """
-        {% macro script(this, kwargs) %}
-            {{ this._parent.get_name() }}.bindPopup({{ this.content|tojson }}, {maxWidth: 360});
-        {% endmacro %}
-        """
-    )
-
-    def __init__(self, content: str) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]
-        self._name = "VoiriePopup"
-        self.content = content
-
-
-class _Legend(MacroElement):
-    """Fixed legend box listing each team with its colour and count; carries the page CSS."""
-
-    _template = Template(
-        """
-        {% macro header(this, kwargs) %}
-            <style>
-                .voirie-legend { position: fixed; bottom: 28px; right: 10px; z-index: 1000;
-                    background: #fff; padding: 8px 12px; border-radius: 4px;
-                    box-shadow: 0 1px 5px rgba(0, 0, 0, .4); font: 13px/1.5 sans-serif; }
-                .voirie-legend ul { list-style: none; margin: 4px 0 0; padding: 0; }
-                .voirie-legend .swatch { display: inline-block; width: 12px; height: 12px;
-                    border-radius: 50%; margin-right: 6px; vertical-align: middle; }
-                .voirie-popup th { text-align: left; padding-right: 8px; font-weight: 600; }
-            </style>
-        {% endmacro %}
-        {% macro html(this, kwargs) %}{{ this.markup }}{% endmacro %}
-        """
-    )
-
-    def __init__(self, title: str, teams: list[tuple[str, str, int]]) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]
-        self._name = "VoirieLegend"
-        items = "".join(
-            f'<li><span class="swatch" style="background:{colour}"></span>'
-            f"{_escape(name)} ({count})</li>"
-            for name, colour, count in teams
-        )
-        self.markup = (
-            f'<div class="voirie-legend"><strong>{_escape(title)}</strong><ul>{items}</ul></div>'
-        )
+def _minutes(values: pd.Series) -> list[int | None]:
+    """Instants as whole minutes since the Unix epoch, ``None`` where missing."""
+    times = pd.to_datetime(values, utc=True, format="ISO8601").dt.tz_convert(None)
+    minutes = times.to_numpy("datetime64[ns]").astype("datetime64[m]").astype(np.int64)
+    return [None if missing else int(m) for m, missing in
+            zip(minutes, times.isna().to_numpy(), strict=True)]

@@ -4,7 +4,13 @@ The folder holds Leaflet 1.9.4 exactly as shipped in its npm package
 (``npm pack leaflet@1.9.4``): ``dist/leaflet.js``, ``dist/leaflet.css`` and the two
 layer-control images from ``dist/images/``, next to Leaflet's BSD-2-Clause licence
 (``leaflet.LICENSE.txt``). The layout mirrors ``dist/`` so the stylesheet's relative
-``images/`` URLs resolve unchanged. The web app mounts :data:`STATIC_DIR` at ``/static``.
+``images/`` URLs resolve unchanged. Next to it, from their npm packages too:
+Leaflet.markercluster 1.5.3 (``npm pack leaflet.markercluster@1.5.3``: ``dist/``'s
+``leaflet.markercluster.js`` with its source map, ``MarkerCluster.css``,
+``MarkerCluster.Default.css``; MIT, ``leaflet.markercluster.LICENSE.txt``) and
+Leaflet.heat 0.2.0 (``dist/leaflet-heat.js``; BSD-2-Clause, ``leaflet.heat.LICENSE.txt``).
+voirie's own page files are ``voirie.css``, ``voirie.js`` (shared helpers),
+``dispatch.js`` and ``nearby.js``. The web app mounts :data:`STATIC_DIR` at ``/static``.
 """
 
 from pathlib import Path

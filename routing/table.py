@@ -1,99 +1,353 @@
-"""The routing table: a service goes to a team, explained in words a dispatcher reads.
+"""The routing rules, evaluated over a whole batch of reports at once.
 
-Evaluation order, most specific first: a rule naming the service, then a rule naming its
-group, then the city's default team, then the triage queue (which is where the default
-team points unless a city says otherwise). A category not in city.yaml always goes to
-triage: guessing a team for it would be worse than asking a person.
+Evaluation order (the same for one report or a million):
+
+0. A service that is not in city.yaml goes to the triage queue: no rule may guess for it.
+1. **Conditional rules** (rules with a condition besides service/group: ``zones``,
+   ``segment``, ``hours``, ``weekdays``, ``flags``), in the order of city.yaml: the
+   **first** whose every condition holds wins. Put narrow rules before broad ones;
+   ``voirie rules check`` warns about a rule that an earlier one always pre-empts.
+2. The **service default**: the plain rule (no other condition) naming the service.
+3. The plain rule naming the service's group.
+4. The **city default**, ``routing.default_team``.
+5. The **triage queue** (``triage``), which is the city default unless a city names another.
+
+A plain rule's place in the file does not matter: it only applies when no conditional
+rule does. Each decision carries the rule id and version and a sentence a dispatcher
+reads ("« Graffitis sur mobilier » inside BOIS DE VINCENNES → DEVE, rule parks-graffiti v3").
+
+Every rule is evaluated as a boolean mask over the batch's columns (``service_code``,
+``zone_<layer>``, ``segment_<attribute>``, the flags, ``requested_at``): the cost is one
+vector operation per conditional rule and one table lookup for every plain rule, never
+one Python call per report.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
 
+import numpy as np
 import pandas as pd
 
-from voirie.city import TRIAGE_TEAM, City
+from voirie.city import TRIAGE_TEAM, WEEKDAYS, City, Route, Sla
+from voirie.routing.sla import calendar_for, due_dates, workday_hours
 
-ROUTE_COLUMNS = ["team", "rule_id", "rule_version", "priority", "sla_days", "routing_reason"]
+ROUTE_COLUMNS = [
+    "team", "rule_id", "rule_version", "priority", "sla_hours", "sla_working_hours",
+    "escalate_to", "routing_reason",
+]
 DEFAULT_PRIORITY = 3
+_NONE = -1
+_FLAG_WORDS = {
+    ("near_boundary", True): "near a zone boundary",
+    ("near_boundary", False): "away from zone boundaries",
+    ("off_network", True): "away from any street",
+    ("off_network", False): "on the street network",
+    ("outside_territory", True): "outside the territory",
+    ("outside_territory", False): "inside the territory",
+}
 
 
-@dataclass(frozen=True)
-class Decision:
-    """The routing outcome for one service."""
-
-    team: str
-    rule_id: str | None
-    rule_version: int | None
-    priority: int
-    sla_days: float | None
-    reason: str
+def is_conditional(rule: Route) -> bool:
+    """Whether a rule has a condition besides its service or group."""
+    return bool(rule.zones or rule.segment or rule.hours or rule.weekdays or rule.flags)
 
 
-def decide(city: City, service_code: str) -> Decision:
-    """Route one service code through the fallback chain."""
-    service = city.services.get(service_code)
-    if service is None:
-        return Decision(
-            TRIAGE_TEAM, None, None, DEFAULT_PRIORITY, None,
-            f"service {service_code} is not in the city's catalogue → {TRIAGE_TEAM}",
-        )
-    rules = city.config.routing.rules
-    for rule in [r for r in rules if r.service == service_code] + [
-        r for r in rules if r.group == service.group
-    ]:
-        scope = f"« {service.name} »" if rule.service else f"group « {service.group} »"
-        return Decision(
-            rule.team, rule.id, rule.version, rule.priority, rule.sla_days,
-            f"{scope} → {city.teams[rule.team].name}, rule {rule.id} v{rule.version}",
-        )
-    team = city.config.routing.default_team
-    return Decision(
-        team, None, None, DEFAULT_PRIORITY, None,
-        f"no rule for « {service.name} » → city default {team}",
-    )
+def _minutes(clock: str) -> int:
+    hours, minutes = clock.split(":")
+    return int(hours) * 60 + int(minutes)
 
 
-def route(city: City, service_codes: pd.Series) -> pd.DataFrame:
-    """Routing columns for every row, deciding once per distinct service (not per row)."""
-    decisions = {code: decide(city, code) for code in service_codes.unique()}
-    table = pd.DataFrame.from_dict(
-        {
-            code: (d.team, d.rule_id, d.rule_version, d.priority, d.sla_days, d.reason)
-            for code, d in decisions.items()
-        },
-        orient="index",
-        columns=ROUTE_COLUMNS,
-    )
-    return table.reindex(service_codes.to_numpy()).set_index(service_codes.index)
+def sla_hours(city: City, sla: Sla | None, priority: int) -> tuple[float, float]:
+    """(calendar hours, working hours) of a rule's SLA, or the priority's; NaN when none."""
+    chosen = sla or city.config.routing.sla.get(priority)
+    if chosen is None:
+        return np.nan, np.nan
+    if chosen.hours is not None:
+        return chosen.hours, np.nan
+    if chosen.working_hours is not None:
+        return np.nan, chosen.working_hours
+    return np.nan, float(chosen.working_days or 0) * workday_hours(city.config.routing.calendar)
 
 
-def unreachable_rules(city: City) -> list[str]:
-    """Warnings for rules that can never fire, each naming the rule's key and id.
+@dataclass
+class _Columns:
+    """Columns of the batch as the masks need them, each computed once per batch."""
 
-    A second rule for one service (or one group) never fires: the first one wins. A group
-    rule never fires when every service of its group has its own service rule.
-    """
-    warnings: list[str] = []
-    first: dict[tuple[str, str], str] = {}
-    for i, rule in enumerate(city.config.routing.rules):
-        target = ("service", rule.service) if rule.service else ("group", rule.group or "")
-        where = f"routing.rules[{i}] ({rule.id})"
-        if target in first:
-            warnings.append(
-                f"{where} never fires: rule {first[target]} comes first for "
-                f"{target[0]} {target[1]!r}"
+    city: City
+    batch: pd.DataFrame
+    _cache: dict[str, np.ndarray] = field(default_factory=dict)
+    _factors: dict[str, tuple[np.ndarray, list[str]]] = field(default_factory=dict)
+
+    def _column(self, name: str) -> pd.Series:
+        if name not in self.batch:
+            raise KeyError(f"routing needs the column {name!r} in the batch")
+        return self.batch[name]
+
+    def factors(self, name: str) -> tuple[np.ndarray, list[str]]:
+        """A column as integer codes (-1 where missing) and its distinct values as text."""
+        if name not in self._factors:
+            codes, uniques = pd.factorize(self._column(name))
+            self._factors[name] = (codes, [str(v) for v in uniques])
+        return self._factors[name]
+
+    def isin(self, name: str, wanted: list[str | int] | None) -> np.ndarray:
+        """Rows whose value (as text) is one of ``wanted``; any value when ``wanted`` is None."""
+        codes, uniques = self.factors(name)
+        if wanted is None:
+            return codes >= 0
+        texts = {str(v) for v in wanted}
+        return np.isin(codes, [i for i, value in enumerate(uniques) if value in texts])
+
+    def text(self, name: str, rows: np.ndarray) -> np.ndarray:
+        """The values of a column at ``rows``, as text."""
+        return self._column(name).iloc[rows].astype(str).to_numpy(object)
+
+    def flag(self, name: str) -> np.ndarray:
+        """A boolean flag column."""
+        return self._column(name).to_numpy(dtype=bool)
+
+    def local(self, part: str) -> np.ndarray:
+        """``minute`` of the day or ``weekday`` (0 = Monday) of ``requested_at``, local time."""
+        if part not in self._cache:
+            local = pd.to_datetime(self._column("requested_at"), utc=True).dt.tz_convert(
+                self.city.config.timezone
             )
+            self._cache["minute"] = (local.dt.hour * 60 + local.dt.minute).to_numpy()
+            self._cache["weekday"] = local.dt.day_of_week.to_numpy()
+        return self._cache[part]
+
+
+class RoutingTable:
+    """A city's rules compiled into arrays, to route batches with vector operations."""
+
+    def __init__(self, city: City) -> None:
+        self.city = city
+        rules = city.config.routing.rules
+        self.rules = rules
+        self.service_codes = pd.Index([s.code for s in city.config.services])
+        groups = [s.group for s in city.config.services]
+        self.group_codes = pd.Index(sorted(set(groups)))
+        self.service_group = self.group_codes.get_indexer(pd.Index(groups))
+        self.conditional = [i for i, r in enumerate(rules) if is_conditional(r)]
+        plain = np.full(len(self.service_codes), _NONE, dtype=np.int64)
+        # Group rules first, then service rules over them: the service rule wins.
+        for kind in ("group", "service"):
+            for i, rule in reversed(list(enumerate(rules))):
+                if is_conditional(rule) or getattr(rule, kind) is None:
+                    continue
+                if kind == "service":
+                    plain[self.service_codes.get_loc(rule.service)] = i
+                else:
+                    plain[self.service_group == self.group_codes.get_loc(rule.group)] = i
+        self.plain = plain
+
+    @cached_property
+    def _rule_arrays(self) -> dict[str, np.ndarray]:
+        """Per rule (and, last, one entry for "no rule"), the values a decision copies."""
+        city, routing = self.city, self.city.config.routing
+        default_sla = sla_hours(city, None, DEFAULT_PRIORITY)
+        hours = [sla_hours(city, r.sla, r.priority) for r in self.rules] + [default_sla]
+        teams = city.teams
+        return {
+            "team": np.array([r.team for r in self.rules] + [routing.default_team], object),
+            "rule_id": np.array([r.id for r in self.rules] + [None], object),
+            "rule_version": np.array([r.version for r in self.rules] + [0], np.int64),
+            "priority": np.array([r.priority for r in self.rules] + [DEFAULT_PRIORITY], np.int64),
+            "sla_hours": np.array([h[0] for h in hours], float),
+            "sla_working_hours": np.array([h[1] for h in hours], float),
+            "escalate_to": np.array(
+                [r.escalate_to or routing.escalation.team for r in self.rules]
+                + [routing.escalation.team], object),
+            "tail": np.array(
+                [f" → {teams[r.team].name}, rule {r.id} v{r.version}" for r in self.rules]
+                + [f" → city default {teams[routing.default_team].name}"], object),
+        }
+
+    def _mask(self, rule: Route, columns: _Columns, service: np.ndarray) -> np.ndarray:
+        """Rows of the batch where every condition of ``rule`` holds."""
+        mask = service != _NONE
+        if rule.service is not None:
+            mask &= service == self.service_codes.get_loc(rule.service)
+        if rule.group is not None:
+            group = self.group_codes.get_loc(rule.group)
+            mask &= np.where(mask, self.service_group[service], _NONE) == group
+        for layer, codes in rule.zones.items():
+            mask &= columns.isin(f"zone_{layer}", None if codes == "*" else codes)
+        for attribute, wanted in rule.segment.items():
+            mask &= columns.isin(f"segment_{attribute}", wanted)
+        if rule.hours is not None:
+            start, end = (_minutes(part) for part in rule.hours.split("-"))
+            minute = columns.local("minute")
+            inside = (minute >= start) & (minute < end)
+            mask &= inside if start <= end else (minute >= start) | (minute < end)
+        if rule.weekdays:
+            mask &= np.isin(columns.local("weekday"), [WEEKDAYS.index(d) for d in rule.weekdays])
+        for flag, value in rule.flags.items():
+            mask &= columns.flag(flag) == value
+        return np.asarray(mask, dtype=bool)
+
+    def _phrase(self, rule: Route, columns: _Columns, rows: np.ndarray) -> np.ndarray:
+        """The conditions of ``rule`` in words, for the rows it decided."""
+        if rule.label:
+            return np.full(len(rows), f" {rule.label}", dtype=object)
+        words = pd.Series("", index=range(len(rows)), dtype=object)
+        for layer in rule.zones:
+            label = f"zone_{layer}_name" if f"zone_{layer}_name" in columns.batch else (
+                f"zone_{layer}")
+            words += " inside " + columns.text(label, rows)
+        for attribute in rule.segment:
+            words += f" on a street with {attribute} " + columns.text(f"segment_{attribute}", rows)
+        if rule.hours:
+            words += f" between {rule.hours.replace('-', ' and ')}"
+        if rule.weekdays:
+            words += " on " + ", ".join(rule.weekdays)
+        for flag, value in rule.flags.items():
+            words += " " + _FLAG_WORDS[(flag, value)]
+        return words.to_numpy(object)
+
+    @cached_property
+    def _subject(self) -> np.ndarray:
+        """« service name » of every service, by service index."""
+        return np.array([f"« {s.name} »" for s in self.city.config.services], dtype=object)
+
+    def _reasons(self, pick: np.ndarray, service: np.ndarray) -> np.ndarray:
+        """The sentence of each row decided without a condition: one string per distinct
+        (rule, service) pair, spread to the rows (unknown services are filled by the caller)."""
+        width = len(self.service_codes) + 1
+        pairs, inverse = np.unique(pick * width + service + 1, return_inverse=True)
+        groups = {g.code: g.name for g in self.city.config.groups}
+        tails = self._rule_arrays["tail"]
+        sentences = []
+        for pair in pairs.tolist():  # a few hundred distinct pairs, whatever the batch size
+            rule, index = divmod(pair, width)
+            if index == 0:
+                sentences.append("")
+                continue
+            code = self.service_codes[index - 1]
+            plain_group = rule < len(self.rules) and self.rules[rule].service is None
+            where = f" (group « {groups[self.city.services[code].group]} »)" if plain_group else ""
+            sentences.append(f"{self._subject[index - 1]}{where}{tails[rule]}")
+        return np.array(sentences, dtype=object)[inverse.reshape(-1)]
+
+    def route(self, batch: pd.DataFrame) -> pd.DataFrame:
+        """Routing columns (``ROUTE_COLUMNS``) for every row of ``batch``, same index."""
+        n = len(batch)
+        columns = _Columns(self.city, batch)
+        service = self.service_codes.get_indexer(pd.Index(batch["service_code"].astype(object)))
+        known = service != _NONE
+        chosen = np.full(n, _NONE, dtype=np.int64)
+        masks: list[tuple[int, np.ndarray]] = []
+        for i in self.conditional:
+            mask = self._mask(self.rules[i], columns, service) & (chosen == _NONE)
+            chosen[mask] = i
+            masks.append((i, mask))
+        chosen = np.where(known & (chosen == _NONE), self.plain[np.maximum(service, 0)], chosen)
+        no_rule = len(self.rules)
+        pick = np.where(chosen == _NONE, no_rule, chosen)
+        arrays = self._rule_arrays
+        out = pd.DataFrame(
+            {name: pd.Series(arrays[name][pick], index=batch.index,
+                             dtype=object if arrays[name].dtype == object else None)
+             for name in ROUTE_COLUMNS[:-1]}
+        )
+        out["rule_version"] = out["rule_version"].astype("Int64").mask(chosen == _NONE)
+        reason = self._reasons(pick, service)
+        for i, mask in masks:
+            rows = np.flatnonzero(mask)
+            subject = self._subject[service[rows]]
+            reason[rows] = subject + self._phrase(self.rules[i], columns, rows) + arrays["tail"][i]
+        unknown = ~known
+        codes = batch["service_code"].astype(str).to_numpy(object)
+        reason[unknown] = (
+            "service " + codes[unknown] + " is not in the city's catalogue → triage"
+        )
+        out["routing_reason"] = pd.Series(reason, index=batch.index, dtype=object)
+        out.loc[unknown, "team"] = TRIAGE_TEAM
+        return out
+
+
+def route(city: City, batch: pd.DataFrame, table: RoutingTable | None = None) -> pd.DataFrame:
+    """Route every row of an enriched batch (see the module docstring for the order).
+
+    Besides ``ROUTE_COLUMNS``: ``due_at`` (the SLA counted from ``requested_at`` on the
+    city's calendar) and ``escalate_at`` (``routing.escalation.factor`` times the SLA).
+    """
+    routed = (table or RoutingTable(city)).route(batch)
+    start = batch["requested_at"]
+    calendar = calendar_for(city, start)
+    hours, working = routed["sla_hours"].to_numpy(), routed["sla_working_hours"].to_numpy()
+    routed["due_at"] = due_dates(calendar, start, hours, working)
+    factor = city.config.routing.escalation.factor
+    routed["escalate_at"] = due_dates(calendar, start, hours, working, factor)
+    return routed
+
+
+def _covers(first: Route, later: Route) -> bool:
+    """Whether every report meeting ``later``'s non-service conditions meets ``first``'s."""
+    for layer, codes in first.zones.items():
+        theirs = later.zones.get(layer)
+        if theirs is None or (codes != "*" and (theirs == "*" or not set(map(str, theirs))
+                                                <= set(map(str, codes)))):
+            return False
+    for attribute, values in first.segment.items():
+        theirs_values = later.segment.get(attribute)
+        if theirs_values is None or not set(map(str, theirs_values)) <= set(map(str, values)):
+            return False
+    if first.hours is not None and first.hours != later.hours:
+        return False
+    if first.weekdays and not (later.weekdays and set(later.weekdays) <= set(first.weekdays)):
+        return False
+    return all(later.flags.get(flag) == value for flag, value in first.flags.items())
+
+
+def _services_of(city: City, rule: Route) -> set[str]:
+    if rule.service is not None:
+        return {rule.service}
+    return {s.code for s in city.config.services if rule.group in (None, s.group)}
+
+
+def _shadowed(city: City) -> Iterator[tuple[int, str]]:
+    """(index, explanation) of every rule that can never decide."""
+    rules = city.config.routing.rules
+    plain_seen: dict[tuple[str, str], str] = {}
+    for i, rule in enumerate(rules):
+        if is_conditional(rule):
+            covered: set[str] = set()
+            names: list[str] = []
+            for earlier in rules[:i]:
+                if is_conditional(earlier) and _covers(earlier, rule):
+                    overlap = _services_of(city, earlier) & _services_of(city, rule)
+                    if overlap:
+                        covered |= overlap
+                        names.append(earlier.id)
+            if covered >= _services_of(city, rule):
+                yield i, f"earlier rules {', '.join(names)} always match first"
+            continue
+        target = ("service", rule.service) if rule.service else ("group", rule.group or "*")
+        if target in plain_seen:
+            yield i, f"rule {plain_seen[target]} comes first for {target[0]} {target[1]!r}"
         else:
-            first[target] = rule.id
-    with_rule = {r.service for r in city.config.routing.rules if r.service}
-    for i, rule in enumerate(city.config.routing.rules):
-        if rule.group is None:
+            plain_seen[target] = rule.id
+    with_rule = {r.service for r in rules if r.service and not is_conditional(r)}
+    for i, rule in enumerate(rules):
+        if rule.group is None or is_conditional(rule):
             continue
         services = [s.code for s in city.config.services if s.group == rule.group]
         if services and all(code in with_rule for code in services):
-            warnings.append(
-                f"routing.rules[{i}] ({rule.id}) never fires: every service of group "
-                f"{rule.group!r} has its own service rule"
-            )
-    return warnings
+            yield i, f"every service of group {rule.group!r} has its own service rule"
+
+
+def unreachable_rules(city: City) -> list[str]:
+    """Warnings for rules that can never decide, each naming the rule's key and id.
+
+    A second plain rule for one service (or group) never fires; nor does a plain group
+    rule whose services all have a plain rule; nor a conditional rule that earlier
+    conditional rules always pre-empt (each of their conditions holds whenever its own do).
+    """
+    rules = city.config.routing.rules
+    return [
+        f"routing.rules[{i}] ({rules[i].id}) never fires: {why}" for i, why in _shadowed(city)
+    ]

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from citygen import write_city_yaml
+from citygen import DEDUPE_SCORING, write_city_yaml
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "chicago"
 OUT = Path(__file__).resolve().parents[1] / "cities" / "chicago"
@@ -73,6 +73,14 @@ GROUPS: list[tuple[str, str, list[str], float, float]] = [
 ]
 OTHER = ("other", "Other requests", [], 25, 7)
 
+# Groups whose calls never share an incident (every other group: the same service only;
+# the sr_types of a group name different problems). Each call is its own case; merging
+# them chains hundreds of calls geocoded to one default point into one incident.
+NEVER = {
+    "information": "an information call is not a problem in a place; each is its own case",
+    "noise": "noise is heard, not seen: each complaint is one household's own experience",
+}
+
 
 def group_of(sr_type: str) -> tuple[str, str, list[str], float, float]:
     """The group of a service type: the first with a keyword starting a word of the type."""
@@ -100,7 +108,9 @@ def build() -> dict[str, Any]:
         used.add(group[0])
         services.append({"code": row.sr_short_code, "name": row.sr_type, "group": group[0]})
     groups = [
-        {"code": code, "name": name, "dedupe": {"radius_m": radius, "window_days": window}}
+        {"code": code, "name": name,
+         "dedupe": {"match": "never" if code in NEVER else "service", "radius_m": radius,
+                    "window_days": window, **({"why": NEVER[code]} if code in NEVER else {})}}
         for code, name, _, radius, window in [*GROUPS, OTHER]
         if code in used
     ]
@@ -128,6 +138,7 @@ def build() -> dict[str, Any]:
         "services": services,
         "teams": teams,
         "routing": {"default_team": "triage", "rules": rules},
+        "dedupe": DEDUPE_SCORING,
     }
 
 

@@ -2,8 +2,9 @@
 
 Run once by a maintainer when the source data changes; the output is committed so that
 voirie never reads ``../shared`` at run time. Services and groups come from the DansMaRue
-``type``/``soustype`` pairs, teams from ``intervenant``, and the first routing table from
-the majority ``intervenant`` of each ``soustype`` over the 2023-07 … 2024-03 slice.
+``type``/``soustype`` pairs, teams from ``intervenant``, and the routing rules learned from
+the 2023-07 … 2024-03 slice (``voirie.routing.evaluate.learn``): the majority
+``intervenant`` of each ``soustype``, and zone rules where the place changes it.
 """
 
 from __future__ import annotations
@@ -15,27 +16,64 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from citygen import write_city_yaml
+from citygen import DEDUPE_SCORING, write_city_yaml
 
-from voirie.city import group_code_for, service_code_for
+from voirie.city import group_code_for, load_city, service_code_for
+from voirie.gis.enrich import CityGIS
+from voirie.ingest.mapping import DANSMARUE
+from voirie.ingest.sources import read_csv
+from voirie.routing.evaluate import learn
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "paris"
 OUT = Path(__file__).resolve().parents[1] / "cities" / "paris"
 
-# Deduplication thresholds per DansMaRue type, chosen from what the problem is, not fitted
-# to the data: objects left on the pavement are collected within days, graffiti stays for
-# weeks but is precise in place, a broken light is reported from across the street.
-DEDUPE: dict[str, tuple[float, float]] = {
-    "Objets abandonnés": (30, 3),
-    "Graffitis, tags, affiches et autocollants": (20, 14),
-    "Propreté": (30, 3),
-    "Autos, motos, vélos, trottinettes...": (20, 7),
-    "Voirie et espace public": (25, 30),
-    "Mobiliers urbains": (20, 30),
-    "Activités commerciales et professionnelles": (30, 7),
-    "Arbres, végétaux et animaux": (30, 14),
-    "Éclairage / Électricité": (50, 30),
-    "Eau": (30, 7),
+# Deduplication per DansMaRue type: (match, radius m, window days, why), chosen from what
+# the problem is and how it is placed, not fitted to the data (docs/deduplication.md).
+# ``group`` where the sub-categories are ways of describing one thing in one place (a pile
+# of junk is "encombrants" to one, "cartons" to another); ``service`` where they name
+# different objects (a pothole and a road sign of the same "voirie" type).
+DEDUPE: dict[str, tuple[str, float, float, str]] = {
+    "Objets abandonnés": (
+        "group", 30, 3, "one pile, described many ways; collected within days"),
+    "Graffitis, tags, affiches et autocollants": (
+        "service", 20, 14,
+        "sub-categories name the surface (wall, shutter, mailbox, sign): different objects, "
+        "often different teams; precise in place, stays weeks"),
+    "Propreté": (
+        "group", 30, 3, "one soiled spot whatever its kind; cleaned within days"),
+    "Autos, motos, vélos, trottinettes...": (
+        "group", 20, 7, "one vehicle, parked badly or a wreck; stays at its kerb for days"),
+    "Voirie et espace public": (
+        "service", 25, 30, "different objects (holes, signs, works); stay until repaired"),
+    "Mobiliers urbains": (
+        "service", 20, 30, "different objects (bollards, bins, panels); stay until repaired"),
+    "Activités commerciales et professionnelles": (
+        "service", 30, 7, "one shop front; distinct complaints (terrace, light, flyers)"),
+    "Arbres, végétaux et animaux": (
+        "service", 30, 14, "a tree, weeds or rats are different problems; last weeks"),
+    "Éclairage / Électricité": (
+        "service", 50, 30, "a lamp is seen from across the street; a lamp and a cabinet differ"),
+    "Eau": ("service", 30, 7, "one hydrant or puddle; distinct equipment per sub-category"),
+}
+
+# Extra questions of some services (Open311 service definition attributes), by soustype.
+ATTRIBUTES: dict[str, list[dict[str, Any]]] = {
+    "Autres objets encombrants abandonnés": [
+        {"code": "volume", "description": "Volume approximatif des objets",
+         "datatype": "singlevaluelist", "required": True,
+         "values": [{"key": "petit", "name": "Moins de 1 m³"},
+                    {"key": "moyen", "name": "De 1 à 3 m³"},
+                    {"key": "grand", "name": "Plus de 3 m³"}]},
+        {"code": "objets", "description": "Nature des objets", "datatype": "multivaluelist",
+         "values": [{"key": "meuble", "name": "Meuble"},
+                    {"key": "electromenager", "name": "Électroménager"},
+                    {"key": "matelas", "name": "Matelas"},
+                    {"key": "autre", "name": "Autre"}]},
+    ],
+    "Graffitis et autocollants sur mur, façade sur rue, pont et descente d'eau pluviale": [
+        {"code": "surface_m2", "description": "Surface approximative (m²)",
+         "datatype": "number"},
+    ],
 }
 
 TEAM_NAMES = {
@@ -65,17 +103,20 @@ def build() -> dict[str, Any]:
 
     groups = []
     for group_name in sorted(reports["type"].unique()):
-        radius, window = DEDUPE[group_name]
+        match, radius, window, why = DEDUPE[group_name]
         groups.append(
             {"code": group_code_for(group_name), "name": group_name,
-             "dedupe": {"radius_m": radius, "window_days": window}}
+             "dedupe": {"match": match, "radius_m": radius, "window_days": window, "why": why}}
         )
     group_code = {g["name"]: g["code"] for g in groups}
     pairs = reports.groupby(["type", "soustype"]).size().reset_index()
     services = []
     for row in pairs.sort_values(["type", "soustype"]).itertuples():
         code = service_code_for(str(row.type), str(row.soustype))
-        services.append({"code": code, "name": row.soustype, "group": group_code[str(row.type)]})
+        service = {"code": code, "name": row.soustype, "group": group_code[str(row.type)]}
+        if row.soustype in ATTRIBUTES:
+            service["attributes"] = ATTRIBUTES[str(row.soustype)]
+        services.append(service)
     service_code = {s["name"]: s["code"] for s in services}
 
     teams = [
@@ -116,17 +157,31 @@ def build() -> dict[str, Any]:
         "services": services,
         "teams": teams,
         "routing": {"default_team": "triage", "rules": rules},
+        "dedupe": DEDUPE_SCORING,
     }
 
 
+HEADER = (
+    "Paris — built by scripts/build_paris_city.py from Ville de Paris and OpenStreetMap"
+    " open data."
+)
+
+
+def learned_rules() -> list[dict[str, Any]]:
+    """Rules learned from the whole slice by ``voirie rules learn``: the majority team of
+    each sub-category, and zone rules where location changes it (DEVE in the woods)."""
+    city = load_city(OUT)
+    reports = read_csv(OUT / "reports" / "dansmarue_2023-07_2024-03.csv.gz")
+    learned = learn(city, reports, DANSMARUE, "intervenant", gis=CityGIS(city), min_support=1)
+    return [rule.entry() for rule in learned.rules]
+
+
 def main() -> int:
-    """Write cities/paris/city.yaml."""
-    write_city_yaml(
-        OUT,
-        build(),
-        "Paris — built by scripts/build_paris_city.py from Ville de Paris and OpenStreetMap"
-        " open data.",
-    )
+    """Write cities/paris/city.yaml: first with the majority table, then the learned rules."""
+    doc = build()
+    write_city_yaml(OUT, doc, HEADER)
+    doc["routing"]["rules"] = learned_rules()
+    write_city_yaml(OUT, doc, HEADER)
     return 0
 
 

@@ -31,8 +31,7 @@ from voirie.store.postgis import PostgisStore, describe, lock_key
 
 POSTGRES_URL_ENV = "VOIRIE_TEST_POSTGRES_URL"
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-TEMPLATE_DB = "voirie_test_template"
-TEMPLATE_LOCK = lock_key(TEMPLATE_DB)
+TEMPLATE_PREFIX = "voirie_test_template"
 CONNECT_TIMEOUT_S = 5
 
 
@@ -63,7 +62,13 @@ def _fingerprint() -> str:
     digest = hashlib.sha256()
     for _, name, text in migrations(PostgisStore.backend):
         digest.update(name.encode() + b"\0" + text.encode() + b"\0")
-    return f"voirie migrations {digest.hexdigest()[:16]}"
+    return digest.hexdigest()[:16]
+
+
+# One template per set of migrations: test runs at once on other versions of the schema
+# (two checkouts, a branch) each get their own and never rebuild another's.
+TEMPLATE_DB = f"{TEMPLATE_PREFIX}_{_fingerprint()}"
+TEMPLATE_LOCK = lock_key(TEMPLATE_DB)
 
 
 def _build_template(admin: psycopg.Connection[tuple[object, ...]], url: str, mark: str) -> None:
@@ -120,7 +125,7 @@ def postgis_server() -> str:
     return url
 
 
-def _scratch_database(server_url: str, template: str | None) -> Iterator[str]:
+def scratch_database(server_url: str, template: str | None = TEMPLATE_DB) -> Iterator[str]:
     """A new database (a clone of ``template``, or empty) for one test, dropped afterwards."""
     name = f"voirie_test_{secrets.token_hex(6)}"
     create = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
@@ -142,13 +147,13 @@ def _scratch_database(server_url: str, template: str | None) -> Iterator[str]:
 @pytest.fixture
 def postgis_url(postgis_server: str) -> Iterator[str]:
     """A fresh database with PostGIS and the current schema, for this test only."""
-    yield from _scratch_database(postgis_server, TEMPLATE_DB)
+    yield from scratch_database(postgis_server)
 
 
 @pytest.fixture
 def empty_postgis_url(postgis_server: str) -> Iterator[str]:
     """A fresh empty database (no extension, no schema), for this test only."""
-    yield from _scratch_database(postgis_server, None)
+    yield from scratch_database(postgis_server, None)
 
 
 BACKENDS = ["sqlite", pytest.param("postgis", marks=pytest.mark.postgis)]

@@ -62,7 +62,7 @@ def test_open311_history_imports_without_streets(
         assert (quarantine.loc[sorted(no_xy), "field"] == "lat").all()
         assert (quarantine.loc[sorted(no_xy), "reason"] == "missing").all()
 
-        layer = pipeline.report_layer()
+        layer = pipeline.reports()
         assert len(layer) == summary.imported
         assert layer["zone_community_area"].notna().all()
         assert layer["zone_community_area"].astype(int).between(1, 77).all()

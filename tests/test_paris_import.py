@@ -35,7 +35,7 @@ def _import_twice(url: str, paris: City, paris_gis: CityGIS) -> pd.DataFrame:
         assert (again.imported, again.quarantined, again.already_imported) == (
             0, 0, first.imported,
         )
-        layer = pipeline.report_layer()
+        layer = pipeline.reports()
         assert store.count("reports", paris.jurisdiction_id) == first.imported
         return pd.DataFrame(layer.drop(columns="geometry"))
     finally:

@@ -49,7 +49,7 @@ def test_submit_opens_attaches_and_is_idempotent(pipeline: Pipeline, paris: City
     assert again.already_stored
     assert (again.report_id, again.incident_id) == (first.report_id, first.incident_id)
     assert store.count("reports", paris.jurisdiction_id) == 2
-    layer = pipeline.report_layer()
+    layer = pipeline.reports()
     assert "habitant@example.org" not in layer.drop(columns="geometry").to_csv()
 
 

@@ -10,13 +10,21 @@ from __future__ import annotations
 import hashlib
 import unicodedata
 from collections import Counter
+from datetime import time
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pyproj import CRS
 from pyproj.exceptions import CRSError
 
@@ -52,6 +60,18 @@ class StreetLayer(_Strict):
     )
 
 
+class AddressLayer(_Strict):
+    """Address points (one per house number), to guess the address of a report that has
+    none: the house number is interpolated between the nearest points of its street."""
+
+    path: str
+    number_field: str
+    street_field: str
+    max_distance_m: float = Field(
+        default=100.0, gt=0, description="address points farther than this are not used"
+    )
+
+
 class ZoneLayer(_Strict):
     """A polygon layer whose zone each report falls in (arrondissement, sector, park...)."""
 
@@ -65,11 +85,45 @@ class ZoneLayer(_Strict):
     )
 
 
-class Dedupe(_Strict):
-    """How near in space and time two reports of one service must be to be one incident."""
+DedupeMatch = Literal["service", "group", "never"]
 
+
+class Dedupe(_Strict):
+    """Which reports may be one incident: the services that may share one, and how near in
+    space and time they must be (see docs/deduplication.md)."""
+
+    match: DedupeMatch = Field(
+        default="service",
+        description="service: same service only; group: any service of the group (people "
+        "pick a sibling sub-category for the same problem); never: each report is its own "
+        "incident (calls that are not a problem in a place)",
+    )
     radius_m: float = Field(gt=0, le=1000)
     window_days: float = Field(gt=0, le=365)
+    why: str | None = Field(default=None, description="why these values, for the reviewer")
+
+
+class DedupeScoring(_Strict):
+    """How a report weighs the incidents it may join: weights of the score's terms
+    (normalised to sum to 1) and the longer reach along one street."""
+
+    distance: float = Field(default=0.4, ge=0)
+    time: float = Field(default=0.2, ge=0)
+    service: float = Field(default=0.2, ge=0)
+    street: float = Field(default=0.2, ge=0)
+    same_street_factor: float = Field(
+        default=2.0,
+        ge=1,
+        le=5,
+        description="reach = radius_m x this factor when the report and the incident lie on "
+        "the same street (same or adjacent segment of one street name)",
+    )
+
+    @model_validator(mode="after")
+    def _some_weight(self) -> DedupeScoring:
+        if self.distance + self.time + self.service + self.street <= 0:
+            raise ValueError("at least one weight must be positive")
+        return self
 
 
 class Group(_Strict):
@@ -80,6 +134,38 @@ class Group(_Strict):
     dedupe: Dedupe
 
 
+class AttributeValue(_Strict):
+    """One allowed answer of a list attribute: the key sent, the label shown."""
+
+    key: Code
+    name: str
+
+
+AttributeType = Literal[
+    "string", "number", "datetime", "text", "singlevaluelist", "multivaluelist"
+]
+
+
+class ServiceAttribute(_Strict):
+    """An extra question asked when reporting a service (an Open311 service definition
+    attribute: https://wiki.open311.org/GeoReport_v2#GET_Service_Definition)."""
+
+    code: Code
+    description: str = Field(description="the question, as shown to the citizen")
+    datatype: AttributeType = "string"
+    required: bool = False
+    datatype_description: str | None = None
+    values: list[AttributeValue] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _values(self) -> ServiceAttribute:
+        if self.datatype.endswith("valuelist") and not self.values:
+            raise ValueError(f"a {self.datatype} attribute needs values")
+        if self.values and not self.datatype.endswith("valuelist"):
+            raise ValueError(f"a {self.datatype} attribute takes no values")
+        return self
+
+
 class Service(_Strict):
     """One category a citizen can report (Open311 service; for DansMaRue, a ``soustype``)."""
 
@@ -87,6 +173,10 @@ class Service(_Strict):
     name: str
     group: Code
     keywords: list[str] = Field(default_factory=list)
+    attributes: list[ServiceAttribute] = Field(default_factory=list)
+    dedupe: Dedupe | None = Field(
+        default=None, description="this service's own thresholds, instead of its group's"
+    )
 
 
 class Team(_Strict):
@@ -96,25 +186,92 @@ class Team(_Strict):
     name: str
     email: str | None = None
     webhook: str | None = None
+    webhook_secret: str | None = Field(
+        default=None, description="HMAC key signing webhook calls (prefer webhook_secret_env)"
+    )
+    webhook_secret_env: str | None = Field(
+        default=None, description="environment variable holding the HMAC key of the webhook"
+    )
+
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+WEEKEND: tuple[Weekday, ...] = ("sat", "sun")
+RuleFlag = Literal["near_boundary", "off_network", "outside_territory"]
+_CLOCK = r"([01][0-9]|2[0-3]):[0-5][0-9]"
+ClockRange = Annotated[str, Field(pattern=rf"^{_CLOCK}-({_CLOCK}|24:00)$")]
+
+
+class Sla(_Strict):
+    """How long the team has: exactly one of calendar hours, working hours or working days.
+
+    Working time follows ``routing.calendar`` (working hours of working days, public
+    holidays excluded); a working day is one full day of working hours.
+    """
+
+    hours: float | None = Field(default=None, gt=0)
+    working_hours: float | None = Field(default=None, gt=0)
+    working_days: float | None = Field(default=None, gt=0)
+
+
+class Calendar(_Strict):
+    """When the city works: weekdays, daily hours, public holidays of a country (``holidays``)."""
+
+    country: str = "FR"
+    subdivision: str | None = None
+    weekend: list[Weekday] = Field(default_factory=lambda: list(WEEKEND))
+    workday_start: time = time(8, 0)
+    workday_end: time = time(18, 0)
+
+
+class Escalation(_Strict):
+    """An incident still open after ``factor`` times its SLA goes to ``team``."""
+
+    factor: float = Field(default=2.0, gt=1)
+    team: TeamCode = TRIAGE_TEAM
 
 
 class Route(_Strict):
-    """One routing-table line: a service or a whole group goes to a team."""
+    """One routing rule: conditions on a report and the team, priority and SLA it gets.
+
+    Every condition given must hold (AND); a list or a set of codes holds when the report's
+    value is one of them. See ``voirie.routing.rules`` for the evaluation order.
+    """
 
     id: Code
     version: int = Field(default=1, ge=1)
     team: TeamCode
     service: Code | None = None
     group: Code | None = None
+    zones: dict[Code, Literal["*"] | list[str | int]] = Field(
+        default_factory=dict, description="zone layer -> '*' (any zone of it) or zone codes"
+    )
+    segment: dict[str, list[str | int]] = Field(
+        default_factory=dict, description="street attribute (streets.attributes) -> values"
+    )
+    hours: ClockRange | None = Field(
+        default=None, description="local time window HH:MM-HH:MM, may wrap past midnight"
+    )
+    weekdays: list[Weekday] = Field(default_factory=list)
+    flags: dict[RuleFlag, bool] = Field(default_factory=dict)
     priority: int = Field(default=3, ge=1, le=5)
-    sla_days: float | None = Field(default=None, gt=0)
+    sla: Sla | None = None
+    escalate_to: TeamCode | None = None
+    label: str | None = Field(
+        default=None, description="words for the dispatcher, e.g. 'inside a green space'"
+    )
 
 
 class Routing(_Strict):
-    """Routing table with its fallbacks: service rule, group rule, default team, triage."""
+    """Rules with their fallbacks (service rule, group rule, default team, triage) and SLAs."""
 
     default_team: TeamCode = TRIAGE_TEAM
     rules: list[Route] = Field(default_factory=list)
+    calendar: Calendar = Field(default_factory=Calendar)
+    sla: dict[int, Sla] = Field(
+        default_factory=dict, description="SLA per priority, for rules that give none"
+    )
+    escalation: Escalation = Field(default_factory=Escalation)
 
 
 class Territory(_Strict):
@@ -134,11 +291,13 @@ class CityConfig(_Strict):
     territory: Territory
     near_boundary_m: float = Field(default=10.0, ge=0)
     streets: StreetLayer | None = None
+    addresses: AddressLayer | None = None
     zones: list[ZoneLayer]
     groups: list[Group]
     services: list[Service]
     teams: list[Team]
     routing: Routing
+    dedupe: DedupeScoring = Field(default_factory=DedupeScoring)
     licence: str = "LICENCE.md"
 
     @field_validator("metric_crs")
@@ -178,6 +337,11 @@ class City:
     def groups(self) -> dict[str, Group]:
         """Service groups by code."""
         return {g.code: g for g in self.config.groups}
+
+    def dedupe(self, service_code: str) -> Dedupe:
+        """The deduplication thresholds of a service: its own, or else its group's."""
+        service = self.services[service_code]
+        return service.dedupe or self.groups[service.group].dedupe
 
     @cached_property
     def groups_by_name(self) -> dict[str, Group]:
@@ -294,25 +458,67 @@ def _cross_check(folder: Path, config: CityConfig, check_files: bool = True) -> 
     for i, service in enumerate(config.services):
         if service.group not in groups:
             problems.append(f"services[{i}].group: unknown group {service.group!r}")
-    for i, rule in enumerate(config.routing.rules):
-        where = f"routing.rules[{i}] ({rule.id})"
-        if rule.team not in teams:
-            problems.append(f"{where}.team: unknown team {rule.team!r}")
-        if (rule.service is None) == (rule.group is None):
-            problems.append(f"{where}: give exactly one of 'service' or 'group'")
-        if rule.service is not None and rule.service not in services:
-            problems.append(f"{where}.service: unknown service {rule.service!r}")
-        if rule.group is not None and rule.group not in groups:
-            problems.append(f"{where}.group: unknown group {rule.group!r}")
-    if config.routing.default_team not in teams:
-        problems.append(f"routing.default_team: unknown team {config.routing.default_team!r}")
+    problems += _routing_problems(config, services, groups, teams)
     if config.territory.layer not in {z.name for z in config.zones}:
         problems.append(f"territory.layer: no zone layer named {config.territory.layer!r}")
     if not check_files:
         return problems
     layer_paths = [("streets.path", config.streets.path)] if config.streets else []
+    layer_paths += [("addresses.path", config.addresses.path)] if config.addresses else []
     layer_paths += [(f"zones[{i}].path", z.path) for i, z in enumerate(config.zones)]
     for key, rel in layer_paths:
         if not (folder / rel).is_file():
             problems.append(f"{key}: file {rel!r} not found in {folder}")
     return problems
+
+
+def _routing_problems(
+    config: CityConfig, services: set[str], groups: set[str], teams: set[str]
+) -> list[str]:
+    """Rules naming an unknown team, service, group, zone layer or street attribute."""
+    problems: list[str] = []
+    layers = {z.name for z in config.zones}
+    attributes = set(config.streets.attributes) if config.streets else set()
+    routing = config.routing
+    for i, rule in enumerate(routing.rules):
+        where = f"routing.rules[{i}] ({rule.id})"
+        for key, team in (("team", rule.team), ("escalate_to", rule.escalate_to)):
+            if team is not None and team not in teams:
+                problems.append(f"{where}.{key}: unknown team {team!r}")
+        if rule.service is not None and rule.group is not None:
+            problems.append(f"{where}: give at most one of 'service' or 'group'")
+        if rule.service is not None and rule.service not in services:
+            problems.append(f"{where}.service: unknown service {rule.service!r}")
+        if rule.group is not None and rule.group not in groups:
+            problems.append(f"{where}.group: unknown group {rule.group!r}")
+        problems += [
+            f"{where}.zones.{layer}: no zone layer named {layer!r} "
+            f"(zone layers: {', '.join(sorted(layers))})"
+            for layer in rule.zones if layer not in layers
+        ]
+        problems += [
+            f"{where}.segment.{attr}: {attr!r} is not a street attribute "
+            f"(streets.attributes: {', '.join(sorted(attributes)) or 'none'})"
+            for attr in rule.segment if attr not in attributes
+        ]
+        if rule.sla is not None:
+            problems += _sla_problems(f"{where}.sla", rule.sla)
+    for priority, sla in routing.sla.items():
+        problems += _sla_problems(f"routing.sla.{priority}", sla)
+    for key, team in (("default_team", routing.default_team),
+                      ("escalation.team", routing.escalation.team)):
+        if team not in teams:
+            problems.append(f"routing.{key}: unknown team {team!r}")
+    calendar = routing.calendar
+    if calendar.workday_end <= calendar.workday_start:
+        problems.append("routing.calendar.workday_end: must come after workday_start")
+    if len(set(calendar.weekend)) >= len(WEEKDAYS):
+        problems.append("routing.calendar.weekend: leaves no working day")
+    return problems
+
+
+def _sla_problems(where: str, sla: Sla) -> list[str]:
+    given = [k for k in ("hours", "working_hours", "working_days") if getattr(sla, k) is not None]
+    if len(given) != 1:
+        return [f"{where}: give exactly one of hours, working_hours, working_days"]
+    return []

@@ -2,29 +2,52 @@
 
 from __future__ import annotations
 
+import logging
 import sys
+import threading
 from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import click
+import pandas as pd
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from voirie.auth import Role, issue_token
 from voirie.city import load_city
 from voirie.errors import CityConfigError, VoirieError
 from voirie.gis.check import LayerReport, check_city_layers
 from voirie.gis.enrich import CityGIS
 from voirie.ingest.mapping import DANSMARUE, OPEN311, ColumnMapping, load_mapping
 from voirie.ingest.sources import RawTable, read_csv, read_geojson, read_open311_json
-from voirie.maps.export import FORMATS, write_layer
+from voirie.maps.export import (
+    FORMATS,
+    ID_COLUMNS,
+    Format,
+    check_crs,
+    download_selection,
+    layer_chunks,
+    write_layer,
+)
+from voirie.merging import recluster
 from voirie.pipeline import ImportSummary, Pipeline
-from voirie.routing.evaluate import Replay, draft_yaml, learn, replay
-from voirie.routing.table import unreachable_rules
-from voirie.settings import CitySettings, ServerSettings, StoreSettings
+from voirie.routing.evaluate import (
+    Replay,
+    corrections_from,
+    draft_yaml,
+    learn,
+    replay,
+    split_test,
+)
+from voirie.routing.outbox import DEAD
+from voirie.routing.table import is_conditional, unreachable_rules
+from voirie.routing.worker import run, run_once, start_in_thread, worker_id
+from voirie.settings import CitySettings, OutboxSettings, ServerSettings, StoreSettings
 from voirie.store import Store, open_store
+from voirie.store.selection import Layer
 
 console = Console(stderr=True)
 IMPORT_FORMATS = ("dansmarue", "csv", "geojson", "open311-json")
@@ -84,6 +107,34 @@ def db_upgrade() -> None:
         f" (version {store.schema_version()}, {store.backend})"
     )
     store.close()
+
+
+@main.group()
+def tokens() -> None:
+    """API tokens for the staff API and Open311 clients (stored hashed)."""
+
+
+@tokens.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice([r.value for r in Role]), required=True,
+              help="admin: everything; dispatcher: every incident; agent: their team(s) only; "
+              "gis: read-only, no contact data; client: an Open311 api_key.")
+@click.option("--team", "teams", multiple=True,
+              help="Team code an agent works for (repeatable; required for agents).")
+@city_option
+@_fail_cleanly
+def tokens_add(name: str, role: str, teams: tuple[str, ...], city: str) -> None:
+    """Create an API token for NAME and print it once: it cannot be shown again."""
+    loaded = load_city(city)
+    store = _store()
+    try:
+        token = issue_token(
+            store, loaded.jurisdiction_id, name, role, teams, city_teams=loaded.teams
+        )
+    finally:
+        store.close()
+    click.echo(token)
+    console.print(f"token for {name!r} ({role}); store it now, it will not be shown again")
 
 
 @main.group()
@@ -212,34 +263,57 @@ def import_command(
 @main.command("export")
 @click.argument("layer", type=click.Choice(["reports", "incidents"]))
 @city_option
-@click.option("--format", "fmt", type=click.Choice(FORMATS), required=True)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), required=True,
+              help="csv (with x, y and WKT), geojson, gpkg (GeoPackage with French column "
+              "titles) or zip (zipped Shapefile).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @click.option("--crs", default=None, help="Output CRS, e.g. EPSG:2154 [default: EPSG:4326]")
+@click.option("--status", default=None, help="Only these incident statuses (comma-separated).")
+@click.option("--service", default=None, help="Only these service codes (comma-separated).")
+@click.option("--team", default=None, help="Only these teams (comma-separated codes).")
+@click.option("--zone", default=None, help="Only one zone, as layer:code (arrondissement:75111).")
+@click.option("--bbox", default=None, help="Only inside minlon,minlat,maxlon,maxlat (WGS84).")
+@click.option("--start", default=None,
+              help="Reports requested (incidents active) on or after this ISO 8601 date.")
+@click.option("--end", default=None, help="... and on or before this ISO 8601 date.")
 @_fail_cleanly
-def export_command(layer: str, city: str, fmt: str, output: Path, crs: str | None) -> None:
-    """Write the report or incident layer (public fields only) to a file."""
+def export_command(
+    layer: Layer, city: str, fmt: Format, output: Path, crs: str | None, status: str | None,
+    service: str | None, team: str | None, zone: str | None, bbox: str | None,
+    start: str | None, end: str | None,
+) -> None:
+    """Write the report or incident layer (public fields only) to a file, chunk by chunk."""
+    selection = download_selection(status=status, service=service, team=team, zone=zone,
+                                   bbox=bbox, start=start, end=end)
     store = _store()
     try:
         pipeline = Pipeline(load_city(city), store)
-        frame = pipeline.report_layer() if layer == "reports" else pipeline.incident_layer()
-        write_layer(frame, output, fmt, crs=crs, layer=layer)  # type: ignore[arg-type]
-        console.print(f"wrote {len(frame)} {layer} to {output}")
+        written = write_layer(layer_chunks(pipeline, layer, selection), output, fmt,
+                              id_column=ID_COLUMNS[layer], crs=check_crs(crs), layer=layer)
+        console.print(f"wrote {written} {layer} to {output}")
     finally:
         store.close()
 
 
-def _serve(city: str, host: str, port: int) -> None:
+def _serve(city: str, host: str, port: int, worker: bool = True) -> None:
     import uvicorn
 
     from voirie.api.app import create_app
 
     app = create_app(StoreSettings(), CitySettings(city=city))
+    if worker:
+        # The outbox worker in this process, on its own store connections.
+        start_in_thread(_store(), load_city(city), OutboxSettings())
     base = f"http://{host}:{port}"
     console.print(
         f"[bold]voirie is serving {city}[/]\n"
         f"  dispatch map        {base}/maps/dispatch\n"
+        f"  issues near me      {base}/maps/nearby\n"
         f"  incidents (GeoJSON) {base}/exports/incidents.geojson\n"
         f"  reports (GeoPackage) {base}/exports/reports.gpkg\n"
+        f"  OGC API Features    {base}/ogc\n"
+        f"  QGIS project        {base}/exports/voirie.qgs\n"
+        f"  vector tiles        {base}/tiles/incidents.json\n"
         f"  API documentation   {base}/docs\n"
         f"  health              {base}/healthz"
     )
@@ -250,10 +324,49 @@ def _serve(city: str, host: str, port: int) -> None:
 @city_option
 @click.option("--host", default=ServerSettings().host, show_default=True)
 @click.option("--port", default=ServerSettings().port, show_default=True, type=int)
+@click.option("--worker/--no-worker", default=True, show_default=True,
+              help="Run the outbox worker (notifications, escalation) in this process.")
 @_fail_cleanly
-def serve_command(city: str, host: str, port: int) -> None:
+def serve_command(city: str, host: str, port: int, worker: bool) -> None:
     """Serve the maps, downloads and APIs."""
-    _serve(city, host, port)
+    _serve(city, host, port, worker)
+
+
+@main.command("worker")
+@city_option
+@click.option("--once", is_flag=True, help="One pass (escalate, deliver what is due), then exit.")
+@click.option("--dead-letters", is_flag=True,
+              help="List the messages given up on, with the reason, then exit.")
+@_fail_cleanly
+def worker_command(city: str, once: bool, dead_letters: bool) -> None:
+    """Deliver notifications from the outbox and escalate overdue incidents, every
+    VOIRIE_WORKER_INTERVAL_S seconds (several workers may run at once)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    store = _store()
+    settings = OutboxSettings()
+    loaded = load_city(city, check_files=False)
+    try:
+        if dead_letters:
+            _print_dead_letters(store.lookup("outbox", loaded.jurisdiction_id, "status", [DEAD]))
+        elif once:
+            done = run_once(store, loaded, settings, worker_id())
+            console.print(f"delivered {done.delivered}, to retry {done.retried}, "
+                          f"dead-lettered {done.dead}")
+        else:
+            run(store, loaded, settings, threading.Event())
+    finally:
+        store.close()
+
+
+def _print_dead_letters(rows: pd.DataFrame) -> None:
+    """Dead letters without their target (a citizen's address is personal data)."""
+    table = Table(title=f"{len(rows)} dead letters")
+    for column in ("idempotency key", "channel", "team", "attempts", "reason"):
+        table.add_column(column, overflow="fold")
+    for row in rows.itertuples(index=False):
+        table.add_row(str(row.idempotency_key), str(row.channel), str(row.team or "-"),
+                      str(row.attempts), str(row.last_error))
+    Console().print(table)
 
 
 @main.command("demo")
@@ -315,9 +428,11 @@ def rules_check(city_dir: Path) -> None:
     for warning in unreachable_rules(city):
         console.print(f"[bold yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     routes = city.config.routing.rules
-    by_service = sum(1 for r in routes if r.service)
+    conditional = sum(1 for r in routes if is_conditional(r))
+    by_service = sum(1 for r in routes if r.service and not is_conditional(r))
     click.echo(
-        f"ok: {len(routes)} rules ({by_service} service, {len(routes) - by_service} group), "
+        f"ok: {len(routes)} rules ({conditional} conditional, {by_service} service, "
+        f"{len(routes) - conditional - by_service} group), "
         f"{len(city.services)} services, {len(city.teams)} teams, "
         f"default team {city.config.routing.default_team}"
     )
@@ -330,18 +445,38 @@ def rules_check(city_dir: Path) -> None:
 @source_format_option
 @since_option
 @until_option
+@click.option("--learn-until", type=click.DateTime(["%Y-%m-%d"]),
+              help="Instead of CITY_DIR's rules: learn rules from the reports declared up to "
+              "this day, test them on the later ones, next to the majority-per-service "
+              "baseline.")
 @_fail_cleanly
 def rules_test(
     city_dir: Path, reports_file: Path, truth_column: str, fmt: str,
-    since: datetime | None, until: datetime | None,
+    since: datetime | None, until: datetime | None, learn_until: datetime | None,
 ) -> None:
     """Route past reports with CITY_DIR's table and compare with where they really went."""
     city = load_city(city_dir)
     table, mapping = _read_source(reports_file, fmt, None)
     _require_column(table, truth_column)
-    result = replay(city, CityGIS(city), table, mapping, truth_column,
+    gis = CityGIS(city)
+    if learn_until is not None:
+        results = split_test(city, gis, table, mapping, truth_column, learn_until.date())
+        _print_replay(results["learned"])
+        _print_split(results, learn_until.date())
+        return
+    result = replay(city, gis, table, mapping, truth_column,
                     since=_day(since), until=_day(until))
     _print_replay(result)
+
+
+def _print_split(results: dict[str, Replay], learn_until: date) -> None:
+    table = Table(title=f"learned from reports up to {learn_until}, tested on the later ones")
+    for column in ("rules", "reports", "accuracy", "wrong team", "triage"):
+        table.add_column(column)
+    for label, result in results.items():
+        table.add_row(label, str(result.n), f"{result.accuracy:.2%}",
+                      f"{result.wrong_team_rate:.2%}", f"{result.triage_rate:.2%}")
+    Console().print(table)
 
 
 def _require_column(table: RawTable, column: str) -> None:
@@ -387,22 +522,64 @@ def _print_replay(result: Replay) -> None:
 @since_option
 @until_option
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
-@click.option("--min-support", type=click.IntRange(min=1), default=5, show_default=True,
+@click.option("--min-support", type=click.IntRange(min=1), default=1, show_default=True,
               help="Fewest reports of a service to draft a rule for it.")
+@click.option("--zones/--no-zones", default=True, show_default=True,
+              help="Also draft zone rules where location changes the team (reads the layers).")
+@click.option("--corrections", is_flag=True,
+              help="Also count dispatchers' reassignments stored in VOIRIE_DATABASE_URL.")
 @_fail_cleanly
 def rules_learn(
     city: str, reports_file: Path, truth_column: str, fmt: str, since: datetime | None,
-    until: datetime | None, output: Path, min_support: int,
+    until: datetime | None, output: Path, min_support: int, zones: bool, corrections: bool,
 ) -> None:
-    """Draft routing.rules entries: the majority team of each service, as YAML to review."""
-    loaded = load_city(city, check_files=False)
+    """Draft routing.rules entries: the majority team of each service, and of a service or
+    group inside a zone where that differs, with support and confidence, as YAML to review."""
+    loaded = load_city(city, check_files=zones)
     table, mapping = _read_source(reports_file, fmt, None)
     _require_column(table, truth_column)
-    learned = learn(loaded, table, mapping, truth_column, since=_day(since),
-                    until=_day(until), min_support=min_support)
+    fixes = None
+    if corrections:
+        store = _store()
+        try:
+            fixes = corrections_from(store, loaded)
+        finally:
+            store.close()
+        console.print(f"counting {len(fixes)} reassignments by dispatchers")
+    learned = learn(loaded, table, mapping, truth_column, gis=CityGIS(loaded) if zones else None,
+                    since=_day(since), until=_day(until), min_support=min_support,
+                    corrections=fixes)
     output.write_text(draft_yaml(learned, source=reports_file.name), encoding="utf-8")
     console.print(
         f"wrote {len(learned.rules)} rules to {output} from {learned.n} reports; "
         f"{len(learned.left_out)} services left out (below --min-support or not in city.yaml)",
+        highlight=False, soft_wrap=True,
+    )
+
+
+@main.group()
+def incidents() -> None:
+    """Incidents: the groups of reports of one problem."""
+
+
+@incidents.command("recluster")
+@city_option
+@_fail_cleanly
+def incidents_recluster(city: str) -> None:
+    """Regroup the reports of open incidents with the thresholds now in city.yaml (after
+    changing a radius, a window or a group's match), as if they had arrived one by one.
+
+    Incidents staff marked "not duplicates" stay apart; merges and splits are recorded in
+    each incident's history.
+    """
+    store = _store()
+    try:
+        done = recluster(Pipeline(load_city(city), store))
+    finally:
+        store.close()
+    console.print(
+        f"re-clustered {done.reports} reports of {done.incidents_before} open incidents "
+        f"into {done.incidents_after}: {done.merged} merged away, {done.opened} opened "
+        f"by splits, {done.moved} reports moved",
         highlight=False, soft_wrap=True,
     )

@@ -26,6 +26,55 @@ class InvalidInput(VoirieError):
     open311_code = 400
 
 
+class Unauthorized(VoirieError):
+    """No credentials, or credentials voirie does not know (HTTP 401)."""
+
+    status = 401
+    open311_code = 401
+
+
+class Forbidden(VoirieError):
+    """Known credentials whose role or team does not allow the operation (HTTP 403)."""
+
+    status = 403
+    open311_code = 403
+
+
+class NotFound(VoirieError):
+    """The thing asked for does not exist in this jurisdiction (HTTP 404)."""
+
+    status = 404
+    open311_code = 404
+
+
+class Conflict(VoirieError):
+    """The request is valid but the current state refuses it (HTTP 409), e.g. a status
+    change the workflow does not allow; ``allowed`` lists what the state would accept."""
+
+    status = 409
+    open311_code = 409
+
+    def __init__(
+        self, message: str, *, field: str | None = None, allowed: tuple[str, ...] = ()
+    ) -> None:
+        super().__init__(message, field=field)
+        self.allowed = allowed
+
+
+class TooLarge(VoirieError):
+    """An upload or a request is larger than the configured limit (HTTP 413)."""
+
+    status = 413
+    open311_code = 413
+
+
+class UnsupportedMedia(VoirieError):
+    """An upload is not of an accepted type (HTTP 415); the message lists the accepted ones."""
+
+    status = 415
+    open311_code = 415
+
+
 class CityConfigError(VoirieError):
     """A city folder is invalid; ``problems`` lists every problem with its file and key."""
 

@@ -60,10 +60,15 @@ class EventKind(enum.StrEnum):
     ATTACHED = "attached"
     ROUTED = "routed"
     MERGED = "merged"
+    NOT_DUPLICATE = "not_duplicate"
     SPLIT = "split"
     REASSIGNED = "reassigned"
     STATUS_CHANGED = "status_changed"
     COMMENTED = "commented"
+    ESCALATED = "escalated"
+    SUPPORTED = "supported"
+    FOLLOWED = "followed"
+    UNFOLLOWED = "unfollowed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,5 +96,7 @@ class Report:
     channel: str | None = None
     media_url: str | None = None
     contact: Contact = field(default_factory=Contact)
+    attributes: tuple[tuple[str, str], ...] = ()
+    """Answers to the service's questions, (attribute code, value), one pair per value."""
     id: int | None = None
     received_at: datetime | None = None

@@ -9,9 +9,10 @@ path would have given.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 
 import geopandas as gpd
 import numpy as np
@@ -25,8 +26,10 @@ from voirie.ingest.mapping import ColumnMapping
 from voirie.ingest.sources import PROBLEM, ROW, RawTable
 from voirie.ingest.validate import QUARANTINE_COLUMNS, validate
 from voirie.model import EventKind, Report, Status
-from voirie.routing.table import route
+from voirie.routing.outbox import record_routing
+from voirie.routing.table import RoutingTable, route
 from voirie.store.base import Store, UnitOfWork
+from voirie.store.selection import EVERYTHING, Layer, Selection
 
 DEFAULT_BATCH_SIZE = 5_000
 SYSTEM_ACTOR = "voirie"
@@ -80,6 +83,7 @@ class Pipeline:
         self.city = city
         self.store = store
         self.gis = gis or CityGIS(city)
+        self.routing = RoutingTable(city)
 
     def import_table(
         self,
@@ -88,8 +92,13 @@ class Pipeline:
         *,
         batch_size: int = DEFAULT_BATCH_SIZE,
         progress: Callable[[int], None] | None = None,
+        attributes: pd.DataFrame | None = None,
     ) -> ImportSummary:
-        """Run every row of a source through the whole pipeline."""
+        """Run every row of a source through the whole pipeline.
+
+        ``attributes`` (external_id, code, value) are the answers to a service's questions;
+        each is written in the transaction that stores its report.
+        """
         summary = ImportSummary(read=len(table.rows))
         valid = validate(table, mapping, self.city)
         reports = valid.reports
@@ -105,12 +114,16 @@ class Pipeline:
             progress(summary.read - len(reports))
         for start in range(0, len(reports), batch_size):
             batch = reports.iloc[start : start + batch_size].reset_index(drop=True)
-            quarantine.append(self._store_batch(batch, summary))
+            quarantine.append(self._store_batch(batch, summary, attributes))
             if progress:
                 progress(len(batch))
         summary.quarantine = pd.concat(
             [q for q in quarantine if len(q)] or [summary.quarantine], ignore_index=True
         ).sort_values("row", kind="stable", ignore_index=True)
+        if summary.imported >= batch_size:
+            # A bulk load changes the tables' sizes by orders of magnitude: without fresh
+            # statistics the next queries may plan as if the tables were empty.
+            self.store.analyze()
         return summary
 
     def submit(self, report: Report) -> Submission:
@@ -132,19 +145,25 @@ class Pipeline:
         frame = pd.DataFrame([{k: ("" if v is None else str(v)) for k, v in row.items()}])
         frame[ROW], frame[PROBLEM] = 1, None
         mapping = ColumnMapping(source=report.source, **{k: k for k in row})
-        summary = self.import_table(RawTable(frame, list(row)), mapping)
+        answers = pd.DataFrame(list(report.attributes), columns=["code", "value"])
+        answers["external_id"] = report.external_id
+        summary = self.import_table(RawTable(frame, list(row)), mapping, attributes=answers)
         if summary.quarantined:
             problem = summary.quarantine.iloc[0]
             raise InvalidInput(f"{problem['field']}: {problem['reason']}", field=problem["field"])
         if summary.already_imported:
-            stored = self.store.read("reports", self.city.jurisdiction_id)
-            match = stored[(stored["external_id"] == report.external_id)
-                           & (stored["source"] == report.source)].iloc[0]
+            match = self.known_reports(report.source, [report.external_id]).iloc[0]
             return Submission(int(match["report_id"]), int(match["incident_id"]), False, True)
         link = summary.stored[0].iloc[0]
         return Submission(
             int(link["report_id"]), int(link["incident_id"]), not bool(link["opened"]), False
         )
+
+    def known_reports(self, source: str, external_ids: Sequence[str]) -> pd.DataFrame:
+        """Reports of a source already stored under these external ids (a keyed lookup):
+        external_id, content_hash, report_id, incident_id, received_at."""
+        with self.store.transaction(self.city.jurisdiction_id) as uow:
+            return uow.known_reports(source, external_ids)
 
     def _outside_territory(self, reports: pd.DataFrame, mapping: ColumnMapping) -> pd.DataFrame:
         """Quarantine rows outside the city, saying when swapping lat/lon would put them in."""
@@ -167,14 +186,23 @@ class Pipeline:
             }
         )
 
-    def _store_batch(self, batch: pd.DataFrame, summary: ImportSummary) -> pd.DataFrame:
+    def _store_batch(
+        self, batch: pd.DataFrame, summary: ImportSummary, attributes: pd.DataFrame | None
+    ) -> pd.DataFrame:
         """Write one batch in one transaction; return the rows it had to quarantine."""
         jurisdiction = self.city.jurisdiction_id
         with self.store.transaction(jurisdiction) as uow:
-            uow.lock(sorted(f"{jurisdiction}/{code}" for code in batch["service_code"].unique()))
+            uow.lock(self.dedupe_lock_keys(batch["service_code"]))
             batch, rejected = self._skip_known(uow, batch, summary)
             if len(batch):
                 self._write(uow, batch, summary)
+                if attributes is not None and len(attributes):
+                    rows = attributes.merge(
+                        batch[["external_id", "id"]].rename(columns={"id": "report_id"}),
+                        on="external_id",
+                    )
+                    rows["jurisdiction_id"] = jurisdiction
+                    uow.insert("report_attributes", rows)
         return rejected
 
     def _skip_known(
@@ -198,22 +226,71 @@ class Pipeline:
         )
         return batch[stored_hash.isna()].reset_index(drop=True), rejected
 
+    @cached_property
+    def _dedupe_table(self) -> pd.DataFrame:
+        """Per service code: group, match, radius_m and window_days (city.yaml, read once)."""
+        rows = {
+            code: (service.group, rule.match, rule.radius_m, rule.window_days)
+            for code, service in self.city.services.items()
+            for rule in [self.city.dedupe(code)]
+        }
+        return pd.DataFrame.from_dict(
+            rows, orient="index", columns=["group", "match", "radius_m", "window_days"]
+        )
+
+    def dedupe_lock_keys(self, service_codes: Iterable[str]) -> list[str]:
+        """Keys writers serialize on: the group where sibling services share incidents,
+        else the service, so two reports that may be one incident never race."""
+        table = self._dedupe_table.reindex(sorted(set(service_codes)))
+        family = table["group"].where(table["match"] == "group", table.index.to_series())
+        return sorted({f"{self.city.jurisdiction_id}/{key}" for key in family.astype(str)})
+
+    def set_thresholds(self, reports: pd.DataFrame) -> None:
+        """Give reports what deduplication reads of their service, in place: group, match,
+        radius_m, window_days (city.yaml), and metric x/y when missing."""
+        rules = self._dedupe_table.reindex(reports["service_code"].to_numpy())
+        unknown = rules["group"].isna().to_numpy()
+        if unknown.any():
+            # A new sub-category of a known group (validation kept the group): its group's
+            # thresholds, and only reports of that same new code as candidates.
+            group = pd.Series(reports["group"].to_numpy(object)[unknown])
+            dedupe = {g: self.city.groups[g].dedupe for g in group.unique()}
+            rules.loc[unknown, "group"] = group.to_numpy()
+            rules.loc[unknown, "match"] = "service"
+            for column in ("radius_m", "window_days"):
+                values = {g: getattr(d, column) for g, d in dedupe.items()}
+                rules.loc[unknown, column] = group.map(values).to_numpy()
+        for column in ("group", "match", "radius_m", "window_days"):
+            reports[column] = rules[column].to_numpy()
+        if "x" not in reports:
+            reports["x"], reports["y"] = self.gis.project(
+                reports["lon"].to_numpy(float), reports["lat"].to_numpy(float)
+            )
+
     def _dedupe_inputs(self, uow: UnitOfWork, batch: pd.DataFrame) -> pd.DataFrame:
-        """Open stored incidents the batch may join, with metric coordinates."""
-        groups = self.city.groups
-        radius = batch["group"].map(lambda g: groups[g].dedupe.radius_m).to_numpy(float)
-        window = batch["group"].map(lambda g: groups[g].dedupe.window_days).to_numpy(float)
-        batch["radius_m"], batch["window_days"] = radius, window
-        margin = float(radius.max()) * _DEG_PER_M * 2
+        """Set the batch's thresholds; return the open stored incidents it may join, with
+        metric coordinates, group and match."""
+        table = self._dedupe_table
+        self.set_thresholds(batch)
+        radius = batch["radius_m"].to_numpy(float)
+        window = batch["window_days"].to_numpy(float)
+        reach = float(radius.max()) * self.city.config.dedupe.same_street_factor
+        margin = reach * _DEG_PER_M * 2
         bbox = (
             float(batch["lon"].min()) - margin, float(batch["lat"].min()) - margin,
             float(batch["lon"].max()) + margin, float(batch["lat"].max()) + margin,
         )
         since = batch["requested_at"].min().to_pydatetime() - timedelta(days=float(window.max()))
-        incidents = uow.open_incidents(bbox, sorted(batch["service_code"].unique()), since)
+        sharing = set(batch.loc[batch["match"] == "group", "group"])
+        siblings = table.index[(table["match"] == "group") & table["group"].isin(sharing)]
+        codes = sorted(set(batch["service_code"]) | set(siblings))
+        incidents = uow.open_incidents(bbox, codes, since)
         incidents["x"], incidents["y"] = self.gis.project(
             incidents["lon"].to_numpy(float), incidents["lat"].to_numpy(float)
         )
+        stored = table.reindex(incidents["service_code"].to_numpy())
+        incidents["group"] = stored["group"].to_numpy()
+        incidents["match"] = stored["match"].to_numpy()
         return incidents
 
     def _write(self, uow: UnitOfWork, batch: pd.DataFrame, summary: ImportSummary) -> None:
@@ -221,7 +298,7 @@ class Pipeline:
         now = pd.Timestamp(datetime.now(UTC))
         jurisdiction = self.city.jurisdiction_id
         incidents = self._dedupe_inputs(uow, batch)
-        links = dedupe.attach(batch, incidents)
+        links = dedupe.attach(batch, incidents, self.city.config.dedupe)
         n = len(batch)
         batch["id"] = uow.reserve_ids("reports", n)
         batch["jurisdiction_id"] = jurisdiction
@@ -264,11 +341,47 @@ class Pipeline:
         uow.insert("enrichments", batch.rename(columns={"id": "report_id"}))
         uow.insert("report_zones", self._zone_rows(batch))
 
-        routed = route(self.city, batch["service_code"].iloc[leaders])
         counts = pd.Series(incident_id).value_counts()
         last = pd.Series(batch["requested_at"].to_numpy()).groupby(incident_id).max()
-        new = batch.iloc[leaders]
-        due = new["requested_at"] + pd.to_timedelta(routed["sla_days"].astype(float), unit="D")
+        routed = self.write_new_incidents(
+            uow, batch.iloc[leaders].reset_index(drop=True), new_ids,
+            counts.reindex(new_ids).to_numpy(), last.reindex(new_ids).to_numpy(), now,
+        )
+        existing = incident_id[attached_stored]
+        if len(existing):
+            uow.add_to_incidents(
+                pd.DataFrame(
+                    {
+                        "incident_id": counts.reindex(np.unique(existing)).index,
+                        "added": counts.reindex(np.unique(existing)).to_numpy(),
+                        "last_reported_at": last.reindex(np.unique(existing)).to_numpy(),
+                        "updated_at": now,
+                    }
+                )
+            )
+        reason = dedupe.reasons(links)
+        uow.insert(
+            "incident_reports",
+            pd.DataFrame(
+                {
+                    "report_id": batch["id"], "jurisdiction_id": jurisdiction,
+                    "incident_id": incident_id,
+                    "score": links["score"].to_numpy(float),
+                    "reason": reason, "linked_at": now,
+                }
+            ),
+        )
+        self._write_events(uow, batch, incident_id, founder, reason, routed, new_ids, now)
+
+    def write_new_incidents(
+        self, uow: UnitOfWork, new: pd.DataFrame, new_ids: np.ndarray, report_count: np.ndarray,
+        last_reported_at: np.ndarray, now: pd.Timestamp,
+    ) -> pd.DataFrame:
+        """Route and write new incidents, each opened by one enriched report of ``new``
+        (same order as ``new_ids``), with their assignments; return their routing."""
+        jurisdiction = self.city.jurisdiction_id
+        routed = route(self.city, new, self.routing)
+        due = routed["due_at"]
         incident_rows = pd.DataFrame(
             {
                 "id": new_ids,
@@ -283,49 +396,19 @@ class Pipeline:
                 "team": routed["team"].to_numpy(),
                 "priority": routed["priority"].to_numpy(),
                 "due_at": due.to_numpy(),
-                "report_count": counts.reindex(new_ids).to_numpy(),
+                "report_count": report_count,
                 "first_reported_at": new["requested_at"].to_numpy(),
-                "last_reported_at": last.reindex(new_ids).to_numpy(),
+                "last_reported_at": last_reported_at,
                 "updated_at": now,
             }
         )
         uow.insert("incidents", incident_rows)
-        existing = incident_id[attached_stored]
-        if len(existing):
-            uow.add_to_incidents(
-                pd.DataFrame(
-                    {
-                        "incident_id": counts.reindex(np.unique(existing)).index,
-                        "added": counts.reindex(np.unique(existing)).to_numpy(),
-                        "last_reported_at": last.reindex(np.unique(existing)).to_numpy(),
-                        "updated_at": now,
-                    }
-                )
-            )
-        radius = batch["radius_m"].to_numpy(float)
-        distance = links["distance_m"].to_numpy(float)
-        reason = np.where(
-            founder,
-            "first report: opened the incident",
-            "same service, " + links["distance_m"].round().astype(int).astype(str) + " m, "
-            + links["gap_days"].round().astype(int).astype(str) + " days",
-        )
-        uow.insert(
-            "incident_reports",
-            pd.DataFrame(
-                {
-                    "report_id": batch["id"], "jurisdiction_id": jurisdiction,
-                    "incident_id": incident_id,
-                    "score": np.where(founder, 1.0, 1.0 - distance / radius),
-                    "reason": reason, "linked_at": now,
-                }
-            ),
-        )
+        record_routing(uow, self.city, incident_rows, routed, now)
         uow.insert(
             "assignments",
             pd.DataFrame(
                 {
-                    "id": uow.reserve_ids("assignments", len(leaders)),
+                    "id": uow.reserve_ids("assignments", len(new_ids)),
                     "jurisdiction_id": jurisdiction, "incident_id": new_ids,
                     "team": routed["team"].to_numpy(), "rule_id": routed["rule_id"].to_numpy(),
                     "rule_version": routed["rule_version"].to_numpy(),
@@ -335,7 +418,7 @@ class Pipeline:
                 }
             ),
         )
-        self._write_events(uow, batch, incident_id, founder, reason, routed, new_ids, now)
+        return routed
 
     def _zone_rows(self, batch: pd.DataFrame) -> pd.DataFrame:
         """One row per report and zone layer (long form, any number of layers)."""
@@ -379,27 +462,80 @@ class Pipeline:
         events["at"] = now
         uow.insert("events", events)
 
-    def _with_zones(self, frame: pd.DataFrame, report_column: str) -> gpd.GeoDataFrame:
-        """Add one ``zone_<layer>`` code column per zone layer and a WGS84 point geometry."""
-        zones = self.store.read("report_zones", self.city.jurisdiction_id)
-        wide = zones.pivot(index="report_id", columns="layer", values="code")
+    def _layer(self, layer: Layer, selection: Selection) -> gpd.GeoDataFrame:
+        """One page of a layer with one ``zone_<layer>`` column per zone layer and a point."""
+        j = self.city.jurisdiction_id
+        frame = self.store.select(layer, j, selection)
+        key = "report_id" if layer == "reports" else "incident_id"
+        zones = self.store.select_zones(layer, j, selection)
+        wide = zones.pivot(index="row_id", columns="layer", values="code")
         for name in self.gis.zones:
-            frame[f"zone_{name}"] = frame[report_column].map(
+            frame[f"zone_{name}"] = frame[key].map(
                 wide[name] if name in wide else pd.Series(dtype=object)
+            )
+        if layer == "incidents":
+            services = self.city.services
+            frame["service_name"] = frame["service_code"].map(
+                lambda c: s.name if (s := services.get(c)) else c
             )
         return gpd.GeoDataFrame(
             frame, geometry=gpd.points_from_xy(frame["lon"], frame["lat"]), crs=4326
         )
 
-    def report_layer(self) -> gpd.GeoDataFrame:
-        """Every report with its enrichment, zones, incident and team (public fields only)."""
-        reports = self.store.read("reports", self.city.jurisdiction_id)
-        return self._with_zones(reports, "report_id")
+    def reports(self, selection: Selection = EVERYTHING) -> gpd.GeoDataFrame:
+        """Reports with their enrichment, zones, incident and team (public fields only)."""
+        return self._layer("reports", selection)
 
-    def incident_layer(self) -> gpd.GeoDataFrame:
-        """Every incident with the zones of the report that opened it."""
-        incidents = self.store.read("incidents", self.city.jurisdiction_id)
-        incidents["service_name"] = incidents["service_code"].map(
-            lambda c: s.name if (s := self.city.services.get(c)) else c
+    def incidents(self, selection: Selection = EVERYTHING) -> gpd.GeoDataFrame:
+        """Incidents with their service name, routing and the zones of their first report."""
+        return self._layer("incidents", selection)
+
+    def count(self, layer: Layer, selection: Selection = EVERYTHING) -> int:
+        """How many rows of a layer a selection keeps, whatever its page."""
+        return self.store.count_selected(layer, self.city.jurisdiction_id, selection)
+
+    def iter_layer(
+        self, layer: Layer, selection: Selection = EVERYTHING, chunk_size: int = 50_000
+    ) -> Iterator[gpd.GeoDataFrame]:
+        """A layer in chunks, walked by id, so a download's memory does not grow with it.
+
+        The selection's ``limit`` caps the total; its ``offset`` skips rows first.
+        """
+        key = "report_id" if layer == "reports" else "incident_id"
+        remaining = selection.limit
+        page = selection.page(chunk_size if remaining is None else min(chunk_size, remaining),
+                              selection.offset)
+        while page.limit:
+            chunk = self._layer(layer, page)
+            if chunk.empty:
+                return
+            yield chunk
+            if remaining is not None:
+                remaining -= len(chunk)
+            size = chunk_size if remaining is None else min(chunk_size, remaining)
+            page = replace(page, after_id=int(chunk[key].iloc[-1]), limit=size, offset=0)
+
+    def nearby(
+        self, lon: float, lat: float, radius_m: float, selection: Selection = EVERYTHING
+    ) -> gpd.GeoDataFrame:
+        """Incidents within ``radius_m`` metres of a point, nearest first, with ``distance_m``.
+
+        The store filters a bbox that contains the circle; distances are then measured in
+        the city's metric CRS.
+        """
+        x, y = self.gis.project(np.array([lon], float), np.array([lat], float))
+        # A square a little larger than the circle: the projection bends straight lines.
+        half = radius_m * 1.01
+        corners_x = x[0] + np.array([-half, half, half, -half])
+        corners_y = y[0] + np.array([-half, -half, half, half])
+        lons, lats = self.gis.to_wgs84.transform(corners_x, corners_y)
+        bbox = (float(lons.min()), float(lats.min()), float(lons.max()), float(lats.max()))
+        found = self.incidents(replace(selection, bbox=bbox, limit=None, offset=0))
+        fx, fy = self.gis.project(found["lon"].to_numpy(float), found["lat"].to_numpy(float))
+        found["distance_m"] = np.hypot(fx - x[0], fy - y[0])
+        found = found[found["distance_m"] <= radius_m].sort_values(
+            ["distance_m", "incident_id"], kind="stable"
         )
-        return self._with_zones(incidents, "origin_report_id")
+        start = selection.offset
+        stop = None if selection.limit is None else start + selection.limit
+        return found.iloc[start:stop]

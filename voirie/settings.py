@@ -6,7 +6,7 @@ tests build them explicitly.
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_FILE = "voirie.gpkg"
@@ -42,3 +42,26 @@ class ServerSettings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8000
+
+
+class OutboxSettings(BaseSettings):
+    """Delivery of notifications from the outbox: SMTP server, retries, worker pace."""
+
+    model_config = SettingsConfigDict(env_prefix="VOIRIE_")
+
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    mail_from: str = "voirie@localhost"
+    outbox_max_attempts: int = Field(default=8, ge=1, description="then dead-lettered")
+    outbox_backoff_s: float = Field(
+        default=10.0, gt=0, description="delay before the first retry, doubled each time"
+    )
+    outbox_lease_s: float = Field(
+        default=60.0, gt=0, description="a claimed message another worker may take after"
+    )
+    outbox_batch: int = Field(default=50, ge=1)
+    http_timeout_s: float = Field(default=10.0, gt=0)
+    worker_interval_s: float = Field(default=5.0, gt=0)

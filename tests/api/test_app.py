@@ -18,9 +18,11 @@ from voirie.ingest.mapping import DANSMARUE
 from voirie.ingest.sources import read_csv
 from voirie.pipeline import Pipeline
 from voirie.settings import CitySettings, StoreSettings
+from voirie.store.base import migrations
 from voirie.store.sqlite import SqliteStore
 
 DATA = Path(__file__).parents[1] / "data" / "dansmarue_200.csv"
+LATEST = max(version for version, _, _ in migrations("sqlite"))
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +41,7 @@ def client(
 
 def test_healthz(client: TestClient) -> None:
     body = client.get("/healthz").json()
-    assert body == {"status": "ok", "city": "Paris", "store": "sqlite", "schema_version": 1}
+    assert body == {"status": "ok", "city": "Paris", "store": "sqlite", "schema_version": LATEST}
 
 
 def test_incidents_geojson_download(client: TestClient) -> None:

@@ -251,3 +251,26 @@ def test_polygons_mixed_with_stray_lines_keep_their_polygons(paris: City) -> Non
     assert len(cleaned) == len(mixed)
     assert set(cleaned.geom_type) <= {"Polygon", "MultiPolygon"}
     assert (cleaned.area > 0).all()
+
+
+BOGUS_PROJECTION = (
+    'PROJCS["bogus",GEOGCS["GRS80",DATUM["d",SPHEROID["GRS 1980",6378137,298.257222101]],'
+    'PRIMEM["Greenwich",0],UNIT["degree",0.0174532925199433]],'
+    'PROJECTION["No_Such_Projection"],UNIT["metre",1]]'
+)
+BROKEN_ELLIPSOID = BOGUS_PROJECTION.replace("6378137,298.257222101", "0,0")
+
+
+@pytest.mark.parametrize("prj", [BOGUS_PROJECTION, BROKEN_ELLIPSOID])
+def test_layers_check_names_an_unknown_crs(tmp_path: Path, prj: str) -> None:
+    folder = tmp_path / "city"
+    shutil.copytree(PARIS, folder, ignore=shutil.ignore_patterns("reports"))
+    arrondissements = gpd.read_file(gdal_path(folder / "layers/arrondissements.geojson.gz"))
+    arrondissements[["c_ar", "l_aroff", "geometry"]].to_file(folder / "layers/arr.shp")
+    (folder / "layers/arr.prj").write_text(prj, encoding="utf-8")
+    config = yaml.safe_load((folder / "city.yaml").read_text(encoding="utf-8"))
+    config["zones"][0]["path"] = "layers/arr.shp"
+    (folder / "city.yaml").write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    report = {r.name: r for r in check_city_layers(folder)}["arrondissement"]
+    assert len(report.problems) == 1
+    assert report.problems[0].startswith("layers/arr.shp (zones[0]): unknown CRS")

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
+import pytest
 import shapely
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from voirie.gis.enrich import CityGIS, _side
+from voirie.gis.edges import Edges, nearest_per_point
+from voirie.gis.enrich import CityGIS
+from voirie.gis.streetnames import address_keys, normalize_keys
+from voirie.ingest.sources import read_csv
+
+REPORTS = Path(__file__).parents[2] / "cities/paris/reports/dansmarue_2023-07_2024-03.csv.gz"
 
 SETTINGS = settings(
     max_examples=100, deadline=None, database=None,
@@ -91,6 +99,14 @@ def test_snap_invariants_on_the_network(
     assert (out["snap_distance_m"] < 0.001).all()
 
 
+def _side_on(lines: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Side of each point from its own line alone (point ``i`` against line ``i``)."""
+    edges = Edges(lines)
+    point, edge = edges.of_lines(np.arange(len(lines)), np.arange(len(lines)))
+    best = nearest_per_point(edges.locate(x, y, point, edge))
+    return edges.side(best.edge, x[best.point], y[best.point])
+
+
 @SETTINGS
 @given(POINTS)
 def test_side_flips_with_the_digitising_direction(
@@ -101,16 +117,10 @@ def test_side_flips_with_the_digitising_direction(
     if not len(out):
         return
     lines = _segments(paris_gis, out)
-    reversed_lines = shapely.reverse(lines)
-    pts = shapely.points(out["x"].to_numpy(), out["y"].to_numpy())
-    position = shapely.line_locate_point(lines, pts)
-    snapped = shapely.line_interpolate_point(lines, position)
-    side = _side(lines, position, pts, snapped)
+    x, y = out["x"].to_numpy(), out["y"].to_numpy()
+    side = _side_on(lines, x, y)
     assert side.tolist() == out["side"].tolist()
-    rev_position = shapely.line_locate_point(reversed_lines, pts)
-    rev_snapped = shapely.line_interpolate_point(reversed_lines, rev_position)
-    assert np.all(shapely.distance(snapped, rev_snapped) < 1e-6)
-    reverse_side = _side(reversed_lines, rev_position, pts, rev_snapped)
+    reverse_side = _side_on(shapely.reverse(lines), x, y)
     opposite = {"left": "right", "right": "left"}
     # A point a hair off its line has no reliable side; any other one flips.
     clear = out["snap_distance_m"].to_numpy() > 0.001
@@ -126,3 +136,52 @@ def test_one_row_path_equals_bulk_path(
     for i, point in enumerate(points):
         one = _enrich(paris_gis, [point])
         pd.testing.assert_frame_equal(one, bulk.iloc[i : i + 1].reset_index(drop=True))
+
+
+@pytest.fixture(scope="module")
+def reports() -> pd.DataFrame:
+    """Positions and addresses of the bundled Paris reports."""
+    raw = read_csv(REPORTS).rows
+    return pd.DataFrame({
+        "lon": pd.to_numeric(raw["longitude"], errors="coerce"),
+        "lat": pd.to_numeric(raw["latitude"], errors="coerce"),
+        "address": raw["adresse"].to_numpy(dtype=object),
+    }).dropna(subset=["lon", "lat"]).reset_index(drop=True)
+
+
+# A real report, moved by up to about 50 m, keeping its address.
+NEAR_REPORTS = st.lists(
+    st.tuples(st.integers(0, 10**6), st.floats(-5e-4, 5e-4), st.floats(-4e-4, 4e-4)),
+    min_size=1, max_size=8,
+)
+
+
+@SETTINGS
+@given(NEAR_REPORTS)
+def test_address_matching_invariants(
+    paris_gis: CityGIS, reports: pd.DataFrame, picks: list[tuple[int, float, float]]
+) -> None:
+    rows = reports.iloc[[i % len(reports) for i, _, _ in picks]]
+    lon = rows["lon"].to_numpy() + np.array([dx for _, dx, _ in picks])
+    lat = rows["lat"].to_numpy() + np.array([dy for _, _, dy in picks])
+    address = rows["address"].to_numpy(dtype=object)
+    bulk = paris_gis.enrich(lon, lat, address)
+    # The one-row path (the API's) gives the same rows.
+    for i in range(len(picks)):
+        one = paris_gis.enrich(lon[i : i + 1], lat[i : i + 1], address[i : i + 1])
+        pd.testing.assert_frame_equal(one, bulk.iloc[i : i + 1].reset_index(drop=True))
+    matched = bulk[bulk["snap_method"] == "address_match"]
+    if not len(matched):
+        return
+    # An address match is a segment of the address's street, within the matching radius,
+    # and no segment of that street is nearer.
+    wanted = address_keys(address[(bulk["snap_method"] == "address_match").to_numpy()])
+    assert (normalize_keys(matched["street_name"]) == wanted).all()
+    distance = matched["snap_distance_m"].to_numpy()
+    assert np.all((distance >= 0) & (distance <= paris_gis.address_match_radius_m))
+    points = shapely.points(matched["x"].to_numpy(), matched["y"].to_numpy())
+    for point, dist, key in zip(points, distance, wanted, strict=True):
+        near = paris_gis.street_tree.query(point, predicate="dwithin", distance=dist + 1e-6)
+        same_street = near[paris_gis.street_keys[near] == key]
+        assert shapely.distance(point, paris_gis.streets_geometry[same_street]).min() >= (
+            dist - 1e-6)

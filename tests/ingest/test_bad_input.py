@@ -104,7 +104,7 @@ def bad_import(
     try:
         pipeline = Pipeline(paris, store, paris_gis)
         summary = pipeline.import_table(read_csv(bad_file.path), DANSMARUE)
-        layer = pd.DataFrame(pipeline.report_layer().drop(columns="geometry"))
+        layer = pd.DataFrame(pipeline.reports().drop(columns="geometry"))
         yield bad_file, summary, layer
     finally:
         store.close()

@@ -1,69 +1,50 @@
-"""The dispatch map renders offline, escapes data, and draws one marker per incident."""
+"""The dispatch map: offline, escaped, compact at 100k incidents, clustered and filterable."""
 
 from __future__ import annotations
 
-import os
+import json
 import re
-import socket
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
-from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
 import geopandas as gpd
+import pandas as pd
 import pytest
-import uvicorn
-from fastapi import FastAPI
-from fastapi.responses import HTMLResponse
-from fastapi.staticfiles import StaticFiles
+from browsing import PHONE, LiveApp, offline, screenshot
 from shapely.geometry import Point
 
+from voirie.auth import Role, issue_token
 from voirie.gis.enrich import CityGIS
-from voirie.maps.dispatch import MARKER_CLASS, render_dispatch_map, team_colour
+from voirie.maps.dispatch import MARKER_CLASS, dispatch_data, render_dispatch_map, team_colour
 from voirie.maps.static import STATIC_DIR
+from voirie.model import Status
+from voirie.store.selection import Selection
 
 if TYPE_CHECKING:
-    from playwright.sync_api import ConsoleMessage, Page, Route
+    from playwright.sync_api import Browser, Page
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 XSS = "<img src=x onerror=alert(1)>"
+BREAKOUT = "</script><script>window.pwned=1</script>"
 TEAMS = {"VOI-N": "Voirie Nord", "PROP": "Propreté <Centre>", "ECL": "Éclairage public"}
-COLUMNS = [
-    "incident_id",
-    "service_code",
-    "service_name",
-    "team",
-    "status",
-    "report_count",
-    "first_reported_at",
-    "last_reported_at",
-    "street_name",
-]
+NOW = datetime(2024, 5, 20, tzinfo=UTC)
 
 
 def _incidents() -> gpd.GeoDataFrame:
-    """Five incidents around the Hôtel de Ville, Paris; one carries hostile text."""
+    """Five incidents around the Hôtel de Ville, Paris; some carry hostile text."""
     t0 = datetime(2024, 5, 2, 8, 15, tzinfo=UTC)
     rows = [
-        (1, "POTHOLE", "Nid de poule", "VOI-N", "new", 1, "Rue de Rivoli", (2.3522, 48.8566)),
-        (2, "DUMP", XSS, "PROP", "acknowledged", 3, None, (2.3470, 48.8589)),
-        (3, "LIGHT", "Lampadaire éteint", "ECL", "in_progress", 2, "Quai de la Mégisserie",
-         (2.3443, 48.8578)),
+        (1, "POTHOLE", "Nid de poule", "VOI-N", "new", 1, "Rue de Rivoli", (2.3522, 48.8566),
+         t0 + timedelta(days=30)),
+        (2, "DUMP", XSS, "PROP", "acknowledged", 3, None, (2.3470, 48.8589),
+         t0 + timedelta(days=1)),
+        (3, "LIGHT", "Lampadaire éteint", "ECL", "in_progress", 2, BREAKOUT,
+         (2.3443, 48.8578), None),
         (4, "GRAFFITI", "Graffiti", "PROP", "scheduled", 1, "Rue `${window.pwned=1}` {{ 7*7 }}",
-         (2.3601, 48.8605)),
-        (5, "POTHOLE", "Nid de poule", "UNKNOWN", "resolved", 4, "Rue Saint-Antoine",
-         (2.3622, 48.8540)),
+         (2.3601, 48.8605), t0 + timedelta(days=40)),
+        (5, "POTHOLE", "Nid de poule", "UNKNOWN", "new", 4, "Rue Saint-Antoine",
+         (2.3622, 48.8540), t0 + timedelta(days=2)),
     ]  # fmt: skip
     return gpd.GeoDataFrame(
         {
@@ -72,19 +53,16 @@ def _incidents() -> gpd.GeoDataFrame:
             "service_name": [r[2] for r in rows],
             "team": [r[3] for r in rows],
             "status": [r[4] for r in rows],
+            "priority": 2,
             "report_count": [r[5] for r in rows],
-            "first_reported_at": [t0 + timedelta(hours=i) for i in range(len(rows))],
-            "last_reported_at": [None] + [(t0 + timedelta(days=1)).isoformat()] * (len(rows) - 1),
+            "supporters": [0, 2, 0, 1, 0],
+            "first_reported_at": [t0 + timedelta(days=3 * i) for i in range(len(rows))],
+            "last_reported_at": [t0 + timedelta(days=3 * i + 1) for i in range(len(rows))],
+            "due_at": [r[8] for r in rows],
             "street_name": [r[6] for r in rows],
         },
         geometry=[Point(*r[7]) for r in rows],
         crs="EPSG:4326",
-    )
-
-
-def _empty() -> gpd.GeoDataFrame:
-    return gpd.GeoDataFrame(
-        {column: [] for column in COLUMNS}, geometry=gpd.GeoSeries([], crs="EPSG:4326")
     )
 
 
@@ -103,51 +81,76 @@ class _Assets(HTMLParser):
             self.urls.append(str(found["href"]))
 
 
-def _assets(page: str) -> list[str]:
-    parser = _Assets()
-    parser.feed(page)
-    return parser.urls
+def _data_block(page: str) -> dict[str, object]:
+    match = re.search(r'<script type="application/json" id="voirie-data">(.*?)</script>', page,
+                      re.S)
+    assert match
+    block: dict[str, object] = json.loads(match[1])
+    return block
 
 
 def test_page_loads_only_vendored_assets() -> None:
-    page = render_dispatch_map(_incidents(), TEAMS, static_url="/assets/")
+    page = render_dispatch_map(_incidents(), TEAMS, static_url="/assets/", now=NOW)
 
-    urls = _assets(page)
-    assert urls == ["/assets/leaflet.js", "/assets/leaflet.css"]
+    parser = _Assets()
+    parser.feed(page)
+    assert parser.urls == [
+        "/assets/leaflet.css", "/assets/MarkerCluster.css", "/assets/MarkerCluster.Default.css",
+        "/assets/voirie.css", "/assets/leaflet.js", "/assets/leaflet.markercluster.js",
+        "/assets/leaflet-heat.js", "/assets/voirie.js", "/assets/dispatch.js",
+    ]
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)
-    for url in urls:
+    for url in parser.urls:
         assert (STATIC_DIR / url.removeprefix("/assets/")).is_file()
-    assert (STATIC_DIR / "images" / "layers.png").is_file()
-    assert (STATIC_DIR / "leaflet.LICENSE.txt").is_file()
+    for licence in ("leaflet", "leaflet.markercluster", "leaflet.heat"):
+        assert (STATIC_DIR / f"{licence}.LICENSE.txt").is_file()
 
 
-def test_data_is_escaped() -> None:
-    page = render_dispatch_map(_incidents(), TEAMS)
+def test_hostile_text_stays_data() -> None:
+    page = render_dispatch_map(_incidents(), TEAMS, now=NOW)
 
     assert "<img" not in page
-    assert "onerror=alert(1)\\u0026gt;" in page  # the popup's JSON carries &lt;img ...&gt;
+    assert "window.pwned=1</script>" not in page  # cannot close the data block
     assert "Propreté <Centre>" not in page
-    assert "Propreté &lt;Centre&gt;" in page  # legend
-    assert "{{" not in page  # branca re-renders output as Jinja: braces must be escaped
-    assert "7*7" in page  # ...so the expression is shown, not evaluated
-    assert "`${" not in page
+    block = _data_block(page)
+    assert XSS in [s["name"] for s in block["services"]]  # type: ignore[attr-defined]
+    assert BREAKOUT in block["streets"]  # type: ignore[operator]
+    assert "{{ 7*7 }}" in " ".join(block["streets"])  # type: ignore[arg-type]
 
 
-def test_one_marker_per_incident_and_a_legend() -> None:
+def test_data_block_is_columnar_and_complete() -> None:
     incidents = _incidents()
 
-    page = render_dispatch_map(incidents, TEAMS, lang="en")
+    data = dispatch_data(incidents, TEAMS, now=NOW)
 
-    assert page.count("L.circleMarker(") == len(incidents)
-    assert page.count(f'"className": "{MARKER_CLASS}"') == len(incidents)
-    assert page.count("L.featureGroup(") == incidents["team"].nunique()
-    assert "L.control.layers(" in page
-    assert "fitBounds(" in page
-    assert "Propreté &lt;Centre&gt; (2)" in page
-    assert "UNKNOWN (1)" in page  # a team missing from `teams` is shown by its code
-    assert team_colour("PROP") in page
-    assert "First reported" in page
-    assert "Premier signalement" not in page
+    columns = data["incidents"]
+    assert columns["id"] == [1, 2, 3, 4, 5]
+    assert all(len(values) == len(incidents) for values in columns.values())
+    teams = [t["code"] for t in data["teams"]]
+    assert set(teams) == {*TEAMS, "UNKNOWN"}  # an unknown team is kept, named by its code
+    assert data["teams"][teams.index("PROP")]["colour"] == team_colour("PROP")
+    assert [data["statuses"][s]["code"] for s in columns["status"]] == list(incidents["status"])
+    assert columns["due"][2] is None
+    overdue = [d is not None and d < data["now"] for d in columns["due"]]
+    assert overdue == [False, True, False, False, True]
+    assert columns["supporters"] == [0, 2, 0, 1, 0]
+
+
+def test_page_stays_light_with_100k_incidents() -> None:
+    """One data block, no per-marker HTML: 100k incidents fit in a few megabytes."""
+    five = _incidents()
+    copies = 20_000
+    many = gpd.GeoDataFrame(
+        pd.concat([five] * copies, ignore_index=True), geometry="geometry", crs=4326
+    )
+    many["incident_id"] = range(1, len(many) + 1)
+    many["street_name"] = "Rue " + (many["incident_id"] % 3000).astype(str)
+
+    page = render_dispatch_map(many, TEAMS, now=NOW)
+
+    assert len(many) == 100_000
+    assert len(page.encode()) < 9_000_000
+    assert page.count("<") < 200  # markup does not grow with the incidents
 
 
 def test_team_colour_is_stable() -> None:
@@ -155,128 +158,179 @@ def test_team_colour_is_stable() -> None:
     assert re.fullmatch(r"#[0-9a-f]{6}", team_colour("PROP"))
 
 
-def test_empty_frame_renders() -> None:
-    page = render_dispatch_map(_empty(), TEAMS)
-
-    assert "L.map(" in page
-    assert "L.circleMarker(" not in page
-    assert "fitBounds(" not in page
-
-
 def test_unknown_language_is_rejected() -> None:
     with pytest.raises(ValueError, match="unsupported language"):
-        render_dispatch_map(_empty(), TEAMS, lang="de")
-
-
-def _unavailable(reason: str) -> NoReturn:
-    """Skip a browser test locally, but fail it in CI where the browser must exist."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"browser test cannot run in CI: {reason}")
-    pytest.skip(reason)
-
-
-@pytest.fixture
-def browser_page() -> Iterator[Page]:
-    """A fresh page of headless system Chromium (never a downloaded browser)."""
-    try:
-        from playwright.sync_api import Error, sync_playwright
-    except ImportError:
-        _unavailable("playwright is not installed")
-    if not CHROMIUM.exists():
-        _unavailable(f"{CHROMIUM} not found")
-    with sync_playwright() as playwright:
-        try:
-            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        except Error as error:
-            _unavailable(f"chromium does not start: {error}")
-        try:
-            yield browser.new_page()
-        finally:
-            browser.close()
-
-
-@pytest.fixture
-def serve() -> Iterator[Callable[[str], str]]:
-    """Serve a page at ``/`` and the vendored assets at ``/static`` on 127.0.0.1."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    app = FastAPI()
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    pages: dict[str, str] = {}
-
-    @app.get("/", response_class=HTMLResponse)
-    def index() -> str:
-        return pages["/"]
-
-    config = uvicorn.Config(app, log_level="warning", lifespan="off", ws="none")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-
-    def publish(page: str) -> str:
-        pages["/"] = page
-        return f"http://127.0.0.1:{sock.getsockname()[1]}/"
-
-    try:
-        deadline = time.monotonic() + 10
-        while not server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.02)
-        yield publish
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-
-
-@pytest.mark.browser
-def test_map_draws_offline_in_chromium(browser_page: Page, serve: Callable[[str], str]) -> None:
-    incidents = _incidents()
-    url = serve(render_dispatch_map(incidents, TEAMS))
-    page = browser_page
-    errors: list[str] = []
-    blocked: list[str] = []
-
-    def console(message: ConsoleMessage) -> None:
-        if message.type == "error":
-            errors.append(message.text)
-
-    def offline(route: Route) -> None:
-        if route.request.url.startswith("http://127.0.0.1:"):
-            route.continue_()
-        else:
-            blocked.append(route.request.url)
-            route.abort()
-
-    page.on("console", console)
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.route("**/*", offline)
-    page.goto(url)
-    markers = page.locator(f"path.{MARKER_CLASS}")
-    page.wait_for_function(
-        "n => document.querySelectorAll('path.voirie-incident').length === n",
-        arg=len(incidents),
-        timeout=10_000,
-    )
-    popups: list[str] = []
-    for index in range(markers.count()):
-        markers.nth(index).dispatch_event("click")
-        popups.extend(page.locator(".leaflet-popup-content").all_inner_texts())
-
-    assert markers.count() == len(incidents)
-    assert page.locator(".voirie-legend li").count() == incidents["team"].nunique()
-    assert page.locator(".leaflet-control-layers-overlays label").count() == 4
-    assert any(XSS in text for text in popups), popups
-    assert any("{{ 7*7 }}" in text for text in popups), popups
-    assert page.locator("img").count() == 0
-    assert page.evaluate("window.pwned") is None
-    assert blocked == []
-    assert errors == []
+        render_dispatch_map(_incidents(), TEAMS, lang="de")
 
 
 def test_background_outlines_carry_geometry_only(paris_gis: CityGIS) -> None:
     """District outlines give bearings offline; their attribute text never reaches the page."""
     districts = paris_gis.zones["arrondissement"].zones
-    page = render_dispatch_map(_empty(), {}, background=districts)
-    assert page.count('"type": "Polygon"') + page.count('"type": "MultiPolygon"') == 20
+    page = render_dispatch_map(_incidents().iloc[:0], {}, background=districts, now=NOW)
+    shapes = _data_block(page)["background"]["features"]  # type: ignore[index]
+    assert len(shapes) == 20
     assert "Panthéon" not in page  # a district name: attributes are dropped
+
+
+def _drawn(page: Page) -> int:
+    """Incidents on screen: single markers plus the counts shown on cluster icons."""
+    total: int = page.evaluate(
+        """cls => document.querySelectorAll('path.' + cls).length +
+           [...document.querySelectorAll('.marker-cluster span')]
+             .reduce((n, s) => n + Number(s.textContent), 0)""",
+        MARKER_CLASS,
+    )
+    return total
+
+
+def _shown(page: Page) -> int:
+    return int(page.locator("#voirie-count").get_attribute("data-shown") or -1)
+
+
+@pytest.mark.browser
+def test_map_draws_filters_and_escapes_offline(
+    browser: Browser, serve_page: Callable[[str], str]
+) -> None:
+    incidents = _incidents()
+    url = serve_page(render_dispatch_map(incidents, TEAMS, now=NOW))
+    page = browser.new_page()
+    watch = offline(page)
+    page.goto(url)
+    page.wait_for_selector("#voirie-map[data-ready=true]")
+    page.wait_for_function("() => document.querySelectorAll('path.voirie-incident').length > 0")
+
+    assert _shown(page) == 5
+    assert _drawn(page) == 5
+    assert page.locator("path.voirie-overdue").count() >= 1
+    screenshot(page, "dispatch-hostile")
+
+    page.select_option("select[name=service]", label="Nid de poule")
+    assert _shown(page) == 2
+    page.uncheck("input[name=status][value=new]")
+    assert _shown(page) == 0
+    page.check("input[name=status][value=new]")
+    page.check("input[name=overdue]")
+    assert _shown(page) == 1  # incident 5: due before NOW; incident 1 is not yet due
+    page.uncheck("input[name=overdue]")
+    page.select_option("select[name=service]", value="")
+    page.select_option("select[name=age]", value="7")  # reported under 7 days before NOW
+    assert _shown(page) == 1  # incident 5, first reported 12 days after t0 (NOW - 6 days)
+    page.select_option("select[name=age]", value="")
+    page.hover(".leaflet-control-layers")
+    page.locator(".leaflet-control-layers-overlays label", has_text="Propreté <Centre>") \
+        .locator("input").uncheck()
+    assert _shown(page) == 3
+    assert _drawn(page) == 3
+    page.locator(".leaflet-control-layers-overlays label", has_text="Propreté <Centre>") \
+        .locator("input").check()
+    page.locator(".leaflet-control-layers-overlays label", has_text="Carte de chaleur") \
+        .locator("input").check()
+    assert page.locator("canvas.leaflet-heatmap-layer").count() == 1
+
+    texts: list[str] = []
+    markers = page.locator(f"path.{MARKER_CLASS}")
+    for index in range(markers.count()):
+        markers.nth(index).dispatch_event("click")
+        texts.extend(page.locator(".voirie-popup").all_inner_texts())
+    joined = "\n".join(texts)
+    assert XSS in joined or BREAKOUT in joined or "{{ 7*7 }}" in joined
+    assert page.locator("img").count() == 0
+    assert page.evaluate("window.pwned") is None
+    assert watch.blocked == []
+    assert watch.errors == []
+
+
+@pytest.mark.browser
+def test_real_dispatch_page_renders_and_asks_for_a_token(
+    browser: Browser, live_app: LiveApp
+) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    watch = offline(page)
+    page.goto(f"{live_app.base}/maps/dispatch?days=3650&lang=en")
+    page.wait_for_selector("#voirie-map[data-ready=true]")
+    open_incidents = live_app.pipeline.count("incidents")
+
+    assert _shown(page) == open_incidents
+    page.wait_for_function("() => document.querySelector('.marker-cluster, path.voirie-incident')")
+    assert _drawn(page) == open_incidents
+    assert page.locator(".leaflet-control-layers-overlays label").count() > 3
+    screenshot(page, "dispatch")
+
+    page.evaluate("() => window.scrollTo(0, 0)")
+    first = page.locator(f"path.{MARKER_CLASS}")
+    if first.count() == 0:  # everything clustered: zoom in on one cluster
+        page.locator(".marker-cluster").first.click()
+        page.wait_for_function("() => document.querySelectorAll('path.voirie-incident').length")
+    first.first.dispatch_event("click")
+    popup = page.locator(".voirie-popup")
+    popup.locator("input[name=reason]").first.fill("checked on site")
+    popup.locator("form.voirie-action button").first.click()
+    assert "Paste your access token first" in popup.inner_text()
+    assert watch.blocked == []
+    assert watch.errors == []
+
+
+@pytest.mark.browser
+def test_team_view_on_a_phone(browser: Browser, live_app: LiveApp) -> None:
+    page = browser.new_page(viewport=PHONE)
+    watch = offline(page)
+    page.goto(f"{live_app.base}/maps/dispatch?days=3650&team=graffitis")
+    page.wait_for_selector("#voirie-map[data-ready=true]")
+    incidents = live_app.pipeline.incidents()
+    mine = incidents[(incidents["team"] == "graffitis")
+                     & incidents["status"].isin([s.value for s in Status if s.is_open])]
+
+    assert _shown(page) == len(mine) > 0
+    assert page.locator(".leaflet-control-layers-overlays label").count() == 2  # team, heatmap
+    screenshot(page, "dispatch-team-phone")
+    assert watch.blocked == []
+    assert watch.errors == []
+
+
+@pytest.mark.browser
+def test_dispatcher_acts_through_the_staff_api(browser: Browser, live_app: LiveApp) -> None:
+    """Token pasted once, then status and team changed from a popup, as stored."""
+    pipeline = live_app.pipeline
+    j = pipeline.city.jurisdiction_id
+    token = issue_token(pipeline.store, j, "dispatch-h4", Role.DISPATCHER)
+    target = pipeline.incidents(Selection(statuses=(Status.NEW.value,))).iloc[0]
+    incident_id = int(target["incident_id"])
+    other_team = next(code for code in pipeline.city.teams if code != target["team"])
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    watch = offline(page)
+    page.goto(f"{live_app.base}/maps/dispatch?days=3650")
+    page.wait_for_selector("#voirie-map[data-ready=true]")
+    page.fill("#voirie-token input[name=token]", token)
+    page.click("#voirie-token button")
+    assert page.evaluate("() => sessionStorage.getItem('voirie.token')") == token
+    assert page.locator("#voirie-token input[name=token]").input_value() == ""
+
+    page.evaluate(f"() => {{ window.location.hash = 'incident={incident_id}'; }}")
+    popup = page.locator(f'.voirie-popup[data-incident="{incident_id}"]')
+    popup.wait_for()
+    status_form = popup.locator("form.voirie-action").nth(0)
+    status_form.locator("select").select_option(Status.ACKNOWLEDGED.value)
+    status_form.locator("input[name=reason]").fill("vu par l'équipe")
+    status_form.locator("button").click()
+    popup.locator(".voirie-done", has_text="Enregistré.").wait_for()
+    assert "Pris en compte" in popup.locator("table").inner_text()  # redrawn as stored
+    team_form = popup.locator("form.voirie-action").nth(1)
+    team_form.locator("select").select_option(other_team)
+    team_form.locator("input[name=reason]").fill("hors de notre secteur")
+    team_form.locator("button").click()
+    page.wait_for_function(
+        "name => document.querySelector('.voirie-popup table').innerText.includes(name)",
+        arg=pipeline.city.teams[other_team].name,
+    )
+    screenshot(page, "dispatch-popup")
+
+    stored = pipeline.incidents(Selection(ids=(incident_id,))).iloc[0]
+    assert (stored["status"], stored["team"]) == (Status.ACKNOWLEDGED.value, other_team)
+    status_form.locator("select").select_option(Status.NEW.value)
+    status_form.locator("input[name=reason]").fill("retour en arrière")
+    status_form.locator("button").click()
+    refused = status_form.locator("output.voirie-error")
+    refused.wait_for()
+    assert "Refusé (409)" in refused.inner_text()
+    assert watch.blocked == []
+    assert [e for e in watch.errors if "409" not in e] == []

@@ -92,3 +92,22 @@ def test_learned_draft_loads_in_a_city(tmp_path: Path, min_support: str) -> None
     assert len(city.config.routing.rules) == len(rules)
     check = run_voirie(tmp_path, "rules", "check", str(city_dir))
     assert check.returncode == 0, check.stderr
+
+
+def test_check_exits_1_on_a_rule_naming_a_missing_layer(tmp_path: Path) -> None:
+    city_dir = _copy_paris(tmp_path)
+    _edit(city_dir, lambda doc: doc["routing"]["rules"][0].update(zones={"parcs": "*"}))
+    result = run_voirie(tmp_path, "rules", "check", str(city_dir))
+    assert result.returncode == 1
+    assert "routing.rules[0]" in result.stderr
+    assert "zones.parcs: no zone layer named 'parcs'" in result.stderr
+    assert str(city_dir / "city.yaml") in result.stderr
+
+
+def test_test_learns_on_early_months_and_compares_with_the_baseline(tmp_path: Path) -> None:
+    result = run_voirie(tmp_path, "rules", "test", str(PARIS), "--reports", str(DATA),
+                        "--truth-column", "intervenant", "--learn-until", "2023-12-31")
+    assert result.returncode == 0, result.stderr
+    assert "learned from reports up to 2023-12-31" in result.stdout
+    assert "baseline" in result.stdout
+    assert "learned" in result.stdout

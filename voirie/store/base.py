@@ -7,19 +7,37 @@ column lists of ``voirie.store.schema``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from importlib import resources
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 import pandas as pd
 
 from voirie.errors import StoreError
 from voirie.settings import StoreSettings
+from voirie.store.selection import Layer, Selection
 
 BBox = tuple[float, float, float, float]
+KNOWN_REPORT_COLUMNS = ["external_id", "content_hash", "report_id", "incident_id", "received_at"]
+MEMBER_COLUMNS = [
+    "report_id", "incident_id", "service_code", "lon", "lat", "address", "requested_at",
+    "segment_id", "street_name", "score", "reason",
+]
+RESHAPE_COLUMNS = [
+    "id", "origin_report_id", "lon", "lat", "segment_id", "street_name", "report_count",
+    "first_reported_at", "last_reported_at", "status", "merged_into", "updated_at",
+]
+
+
+class TokenRecord(NamedTuple):
+    """What the store keeps of an API token besides its hash: who holds it and their scope."""
+
+    name: str
+    role: str
+    teams: tuple[str, ...]
 
 
 class UnitOfWork(Protocol):
@@ -29,14 +47,19 @@ class UnitOfWork(Protocol):
         """Serialize writers that touch the same keys (e.g. one service in one city)."""
 
     def known_reports(self, source: str, external_ids: Sequence[str]) -> pd.DataFrame:
-        """``external_id`` and ``content_hash`` of the given ids already stored for a source."""
+        """The given ids already stored for a source: a keyed lookup, never a layer scan.
+
+        Columns ``KNOWN_REPORT_COLUMNS``: external_id, content_hash, report_id, incident_id
+        (null while the report is not yet attached) and received_at.
+        """
 
     def open_incidents(
         self, bbox: BBox, service_codes: Sequence[str], since: datetime
     ) -> pd.DataFrame:
         """Open incidents of these services in a WGS84 bbox, last reported at or after ``since``.
 
-        Columns: incident_id, lon, lat, service_code, last_reported_at.
+        Columns: incident_id, lon, lat, service_code, last_reported_at, segment_id,
+        street_name.
         """
 
     def reserve_ids(self, table: str, n: int) -> np.ndarray:
@@ -48,6 +71,79 @@ class UnitOfWork(Protocol):
     def add_to_incidents(self, rows: pd.DataFrame) -> None:
         """Count attached reports (columns incident_id, added, last_reported_at, updated_at)."""
 
+    def members(self, incident_ids: Sequence[int] | None = None) -> pd.DataFrame:
+        """Reports linked to these incidents (to every open incident when None), with what
+        deduplication reads: columns ``MEMBER_COLUMNS``, in time order then by id."""
+
+    def relink(self, links: pd.DataFrame) -> None:
+        """Point reports at other incidents (columns report_id, incident_id, score, reason,
+        linked_at)."""
+
+    def reshape_incidents(self, rows: pd.DataFrame) -> None:
+        """Update many incidents at once (columns ``RESHAPE_COLUMNS``): where
+        origin_report_id is given, the origin and its place (lon, lat, segment_id,
+        street_name, point) are set; elsewhere a null keeps the stored value."""
+
+    def absorb(self, from_incident: int, to_incident: int) -> int:
+        """Move one incident's supporters, followers and merge pointers to another (someone
+        supporting or following both is kept once); return the target's supporters now."""
+
+    def mark_not_duplicates(
+        self, incident_a: int, incident_b: int, actor: str, reason: str, at: datetime
+    ) -> bool:
+        """Remember that two incidents are not duplicates; False when already remembered."""
+
+    def not_duplicates(self, incident_ids: Sequence[int] | None = None) -> pd.DataFrame:
+        """Pairs marked not duplicates (columns incident_a < incident_b) that involve one of
+        these incidents (every pair when None)."""
+
+    def incident(self, incident_id: int) -> dict[str, object] | None:
+        """The stored incident row (``schema.COLUMNS["incidents"]``), locked until commit."""
+
+    def update_incident(self, incident_id: int, changes: Mapping[str, object]) -> None:
+        """Set columns of one incident (names from ``schema.COLUMNS["incidents"]``)."""
+
+    def add_supporter(
+        self, incident_id: int, email: str | None, at: datetime
+    ) -> tuple[bool, int]:
+        """Record one "me too" on an incident: (counted, the incident's supporters now).
+
+        An email supports an incident once (``counted`` is False the second time);
+        anonymous supporters (no email) each count. The email is kept apart, never read
+        back into a public row.
+        """
+
+    def add_follower(self, incident_id: int, email: str, at: datetime) -> bool:
+        """Subscribe an email to an incident's updates; False when it already followed."""
+
+    def remove_follower(self, incident_id: int, email: str) -> bool:
+        """Unsubscribe an email from an incident; False when it did not follow it."""
+
+
+    def rule_versions(self, rule_ids: Sequence[str]) -> pd.DataFrame:
+        """Stored versions of these routing rules (columns of ``routing_rules``), after
+        taking a lock that serializes processes recording rules."""
+
+    def subscribers(self, incident_id: int) -> list[str]:
+        """Emails to tell about an incident: its followers' and its reporters' (personal
+        data: only for notices to them)."""
+
+    def claim_outbox(
+        self, worker: str, now: datetime, lease_until: datetime, limit: int
+    ) -> pd.DataFrame:
+        """Lease up to ``limit`` pending outbox rows due by ``now`` to ``worker`` until
+        ``lease_until``; rows leased to another worker are skipped (columns of ``outbox``)."""
+
+    def finish_outbox(self, rows: pd.DataFrame) -> None:
+        """Record delivery attempts (columns id, status, attempts, next_attempt_at,
+        last_error, delivered_at) and release the rows' lease."""
+
+    def due_escalations(self, now: datetime, limit: int) -> pd.DataFrame:
+        """Open incidents whose escalation time has passed and that were not escalated
+        (columns incident_id, escalate_at, escalate_to), locked until commit."""
+
+    def mark_escalated(self, incident_ids: Sequence[int], at: datetime) -> None:
+        """Record that these incidents were escalated at ``at``."""
 
 class Store(Protocol):
     """A storage backend."""
@@ -64,10 +160,43 @@ class Store(Protocol):
         """Open a unit of work for one jurisdiction."""
 
     def read(self, query: str, jurisdiction_id: str) -> pd.DataFrame:
-        """Run one of the named read queries of ``voirie.store.queries`` for a jurisdiction."""
+        """A whole layer (``"reports"``, ``"incidents"``) or a named query of ``queries``."""
+
+    def select(self, layer: Layer, jurisdiction_id: str, selection: Selection) -> pd.DataFrame:
+        """One page of the rows of a layer that a selection keeps, ordered by id."""
+
+    def count_selected(self, layer: Layer, jurisdiction_id: str, selection: Selection) -> int:
+        """How many rows of a layer a selection keeps, ignoring its page."""
+
+    def select_zones(
+        self, layer: Layer, jurisdiction_id: str, selection: Selection
+    ) -> pd.DataFrame:
+        """Zones of the rows of one page: row_id (the layer's id), layer, code, name."""
 
     def count(self, table: str, jurisdiction_id: str) -> int:
         """Number of rows of a table for a jurisdiction."""
+
+    def analyze(self) -> None:
+        """Refresh the planner's statistics (after a bulk load changed the tables' sizes)."""
+
+    def incident_tile(self, jurisdiction_id: str, z: int, x: int, y: int) -> bytes:
+        """Mapbox Vector Tile z/x/y (XYZ) of the incidents, layer ``incidents``; b"" if empty.
+
+        Public attributes only (``voirie.maps.tiles.FIELDS``); the feature id is the
+        incident id. PostGIS encodes with ``ST_AsMVT``, sqlite with ``maps.tiles``.
+        """
+
+    def lookup(
+        self, table: str, jurisdiction_id: str, column: str, values: Sequence[object]
+    ) -> pd.DataFrame:
+        """Rows of a schema table (its ``schema.COLUMNS``) whose ``column`` is one of
+        ``values``, ordered by that column then the table's first column."""
+
+    def add_token(self, jurisdiction_id: str, token_hash: str, token: TokenRecord) -> None:
+        """Store an API token's hash with its holder, role and teams."""
+
+    def find_token(self, jurisdiction_id: str, token_hash: str) -> TokenRecord | None:
+        """The token stored under this hash in this jurisdiction, if any."""
 
     def close(self) -> None:
         """Release connections."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TypeVar, cast
@@ -24,10 +24,26 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from voirie.errors import StoreError
+from voirie.maps import tiles
 from voirie.model import OPEN_STATUSES
-from voirie.store.base import BBox, migrations
+from voirie.store.base import (
+    KNOWN_REPORT_COLUMNS,
+    MEMBER_COLUMNS,
+    BBox,
+    TokenRecord,
+    migrations,
+)
 from voirie.store.queries import QUERIES
 from voirie.store.schema import BOOL_COLUMNS, COLUMNS, DATETIME_COLUMNS, ID_TABLES, POINT_TABLES
+from voirie.store.selection import (
+    LAYERS,
+    Dialect,
+    Layer,
+    Selection,
+    count_sql,
+    select_sql,
+    zones_sql,
+)
 
 WGS84 = 4326
 OPEN_TIMEOUT_S = 30.0
@@ -41,6 +57,20 @@ _MIGRATIONS_TABLE = sql.SQL(
     "version integer PRIMARY KEY, name text NOT NULL, "
     "applied_at timestamptz NOT NULL DEFAULT now())"
 )
+
+# One MVT tile of incidents: attributes as in voirie.maps.tiles.FIELDS, the sqlite backend's.
+_TILE_SQL = """
+    SELECT ST_AsMVT(t, 'incidents', %(extent)s, 'geom', 'id') FROM (
+      SELECT i.id,
+             ST_AsMVTGeom(ST_Transform(i.geom, 3857), ST_TileEnvelope(%(z)s, %(x)s, %(y)s),
+                          %(extent)s, %(buffer)s, true) AS geom,
+             i.service_code, i.status, i.team, i.priority, i.report_count,
+             to_char(i.last_reported_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS last_reported
+      FROM incidents i
+      WHERE i.jurisdiction_id = %(j)s
+        AND i.geom && ST_Transform(
+              ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => %(margin)s), 4326)) AS t
+    WHERE t.geom IS NOT NULL"""
 
 T = TypeVar("T")
 Connection = psycopg.Connection[tuple[object, ...]]
@@ -77,6 +107,27 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
 def _utc(moment: datetime) -> datetime:
     """Naive datetimes are taken as UTC, as the sqlite backend does."""
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _scalar(value: object) -> object:
+    """One value as psycopg binds it: missing values (NaN, NaT, NA) as NULL, numpy as Python."""
+    if value is None or value is pd.NaT or value is pd.NA:
+        return None
+    if isinstance(value, float | np.floating) and np.isnan(value):
+        return None
+    if isinstance(value, datetime):
+        return _utc(value)
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _gist_bbox(table: str, alias: str) -> str:
+    """Points inside a bbox, through the table's GiST index."""
+    return f"{alias}.geom && ST_MakeEnvelope(?, ?, ?, ?, {WGS84})"
+
+
+DIALECT = Dialect(placeholder="%s", bbox=_gist_bbox, instant=_utc)
 
 
 def _values(series: pd.Series) -> list[object]:
@@ -129,20 +180,22 @@ class PostgisUnitOfWork:
                 cur.executemany("SELECT pg_advisory_xact_lock(%s)", [(h,) for h in hashes])
 
     def known_reports(self, source: str, external_ids: Sequence[str]) -> pd.DataFrame:
-        """Stored (external_id, content_hash) pairs among ``external_ids``."""
+        """Stored reports among ``external_ids``, with their ids and incident."""
         rows = self.conn.execute(
-            "SELECT external_id, content_hash FROM reports "
-            "WHERE jurisdiction_id = %s AND source = %s AND external_id = ANY(%s)",
+            "SELECT r.external_id, r.content_hash, r.id, l.incident_id, r.received_at "
+            "FROM reports r LEFT JOIN incident_reports l ON l.report_id = r.id "
+            "WHERE r.jurisdiction_id = %s AND r.source = %s AND r.external_id = ANY(%s)",
             (self.jurisdiction_id, source, list(external_ids)),
         ).fetchall()
-        return pd.DataFrame(rows, columns=["external_id", "content_hash"])
+        return _typed(pd.DataFrame(rows, columns=KNOWN_REPORT_COLUMNS))
 
     def open_incidents(
         self, bbox: BBox, service_codes: Sequence[str], since: datetime
     ) -> pd.DataFrame:
         """Open incidents whose point lies in the bbox (edges included), through the GiST index."""
         rows = self.conn.execute(
-            "SELECT id, lon, lat, service_code, last_reported_at FROM incidents "
+            "SELECT id, lon, lat, service_code, last_reported_at, segment_id, street_name "
+            "FROM incidents "
             "WHERE jurisdiction_id = %s AND geom && ST_MakeEnvelope(%s, %s, %s, %s, %s) "
             "AND status = ANY(%s) AND service_code = ANY(%s) AND last_reported_at >= %s "
             "ORDER BY id",
@@ -152,7 +205,8 @@ class PostgisUnitOfWork:
             ),
         ).fetchall()
         frame = pd.DataFrame(
-            rows, columns=["incident_id", "lon", "lat", "service_code", "last_reported_at"]
+            rows, columns=["incident_id", "lon", "lat", "service_code", "last_reported_at",
+                           "segment_id", "street_name"]
         )
         return _typed(frame)
 
@@ -204,6 +258,297 @@ class PostgisUnitOfWork:
             ),
         )
 
+    def members(self, incident_ids: Sequence[int] | None = None) -> pd.DataFrame:
+        """Linked reports of some incidents, or of every open one."""
+        param: list[str] | list[int]
+        if incident_ids is None:
+            where, param = "i.status = ANY(%s)", list(_OPEN)
+        else:
+            where, param = "l.incident_id = ANY(%s::bigint[])", [int(i) for i in incident_ids]
+        rows = self.conn.execute(
+            "SELECT r.id, l.incident_id, r.service_code, r.lon, r.lat, r.address, r.requested_at, "
+            "e.segment_id, e.street_name, l.score, l.reason FROM incident_reports l "
+            "JOIN incidents i ON i.id = l.incident_id AND i.jurisdiction_id = l.jurisdiction_id "
+            "JOIN reports r ON r.id = l.report_id AND r.jurisdiction_id = l.jurisdiction_id "
+            "JOIN enrichments e ON e.report_id = r.id AND e.jurisdiction_id = r.jurisdiction_id "
+            f"WHERE l.jurisdiction_id = %s AND {where} ORDER BY r.requested_at, r.id",
+            (self.jurisdiction_id, param),
+        ).fetchall()
+        return _typed(pd.DataFrame(rows, columns=MEMBER_COLUMNS))
+
+    def relink(self, links: pd.DataFrame) -> None:
+        """Update every link in one statement."""
+        if not len(links):
+            return
+        self.conn.execute(
+            "UPDATE incident_reports AS l SET incident_id = u.incident_id, score = u.score, "
+            "reason = u.reason, linked_at = u.linked_at "
+            "FROM unnest(%s::bigint[], %s::bigint[], %s::float8[], %s::text[], "
+            "%s::timestamptz[]) AS u(report_id, incident_id, score, reason, linked_at) "
+            "WHERE l.jurisdiction_id = %s AND l.report_id = u.report_id",
+            (
+                _values(pd.to_numeric(links["report_id"]).astype("Int64")),
+                _values(pd.to_numeric(links["incident_id"]).astype("Int64")),
+                _values(links["score"].astype(float)), _values(links["reason"].astype(str)),
+                _values(pd.to_datetime(links["linked_at"], utc=True)), self.jurisdiction_id,
+            ),
+        )
+
+    def reshape_incidents(self, rows: pd.DataFrame) -> None:
+        """One UPDATE over the unnested columns."""
+        if not len(rows):
+            return
+
+        def ints(name: str) -> list[object]:
+            return _values(pd.to_numeric(rows[name]).astype("Int64"))
+
+        def times(name: str) -> list[object]:
+            return _values(pd.to_datetime(rows[name], utc=True))
+
+        self.conn.execute(
+            "UPDATE incidents AS i SET origin_report_id = coalesce(u.o, i.origin_report_id), "
+            "lon = CASE WHEN u.o IS NULL THEN i.lon ELSE u.lon END, "
+            "lat = CASE WHEN u.o IS NULL THEN i.lat ELSE u.lat END, "
+            "segment_id = CASE WHEN u.o IS NULL THEN i.segment_id ELSE u.seg END, "
+            "street_name = CASE WHEN u.o IS NULL THEN i.street_name ELSE u.street END, "
+            "geom = CASE WHEN u.o IS NULL THEN i.geom "
+            f"ELSE ST_SetSRID(ST_MakePoint(u.lon, u.lat), {WGS84}) END, "
+            "report_count = coalesce(u.n, i.report_count), "
+            "first_reported_at = coalesce(u.first, i.first_reported_at), "
+            "last_reported_at = coalesce(u.last, i.last_reported_at), "
+            "status = coalesce(u.status, i.status), "
+            "merged_into = coalesce(u.merged_into, i.merged_into), "
+            "updated_at = coalesce(u.updated_at, i.updated_at) "
+            "FROM unnest(%s::bigint[], %s::bigint[], %s::float8[], %s::float8[], %s::text[], "
+            "%s::text[], %s::integer[], %s::timestamptz[], %s::timestamptz[], %s::text[], "
+            "%s::bigint[], %s::timestamptz[]) AS u(id, o, lon, lat, seg, street, n, first, "
+            "last, status, merged_into, updated_at) "
+            "WHERE i.jurisdiction_id = %s AND i.id = u.id",
+            (
+                ints("id"), ints("origin_report_id"), _values(rows["lon"]),
+                _values(rows["lat"]), _values(rows["segment_id"]), _values(rows["street_name"]),
+                ints("report_count"), times("first_reported_at"), times("last_reported_at"),
+                _values(rows["status"]), ints("merged_into"), times("updated_at"),
+                self.jurisdiction_id,
+            ),
+        )
+
+    def absorb(self, from_incident: int, to_incident: int) -> int:
+        """Move the rows not already on the target, drop the rest, then recount."""
+        key = {"j": self.jurisdiction_id, "a": int(from_incident), "b": int(to_incident)}
+        for table in ("incident_supporters", "incident_followers"):
+            name = sql.Identifier(table)
+            self.conn.execute(
+                sql.SQL(
+                    "UPDATE {} AS s SET incident_id = %(b)s WHERE s.jurisdiction_id = %(j)s "
+                    "AND s.incident_id = %(a)s AND NOT EXISTS (SELECT 1 FROM {} AS t "
+                    "WHERE t.jurisdiction_id = s.jurisdiction_id AND t.incident_id = %(b)s "
+                    "AND t.email = s.email)"
+                ).format(name, name),
+                key,
+            )
+            self.conn.execute(
+                sql.SQL(
+                    "DELETE FROM {} WHERE jurisdiction_id = %(j)s AND incident_id = %(a)s"
+                ).format(name),
+                key,
+            )
+        self.conn.execute(
+            "UPDATE incidents SET merged_into = %(b)s WHERE jurisdiction_id = %(j)s "
+            "AND merged_into = %(a)s", key,
+        )
+        rows = self.conn.execute(
+            "UPDATE incidents AS i SET supporters = (SELECT count(*) FROM incident_supporters s "
+            "WHERE s.jurisdiction_id = i.jurisdiction_id AND s.incident_id = i.id) "
+            "WHERE i.jurisdiction_id = %(j)s AND i.id IN (%(a)s, %(b)s) "
+            "RETURNING i.id, i.supporters", key,
+        ).fetchall()
+        return next(int(cast(int, n)) for i, n in rows if i == int(to_incident))
+
+    def mark_not_duplicates(
+        self, incident_a: int, incident_b: int, actor: str, reason: str, at: datetime
+    ) -> bool:
+        """Insert the ordered pair unless present."""
+        low, high = sorted((int(incident_a), int(incident_b)))
+        cursor = self.conn.execute(
+            "INSERT INTO not_duplicates (jurisdiction_id, incident_a, incident_b, actor, "
+            "reason, marked_at) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            (self.jurisdiction_id, low, high, actor, reason, _utc(at)),
+        )
+        return cursor.rowcount == 1
+
+    def not_duplicates(self, incident_ids: Sequence[int] | None = None) -> pd.DataFrame:
+        """Marked pairs touching the given incidents (all when None)."""
+        ids = None if incident_ids is None else [int(i) for i in incident_ids]
+        rows = self.conn.execute(
+            "SELECT incident_a, incident_b FROM not_duplicates WHERE jurisdiction_id = %s "
+            "AND (%s::bigint[] IS NULL OR incident_a = ANY(%s::bigint[]) "
+            "OR incident_b = ANY(%s::bigint[])) ORDER BY incident_a, incident_b",
+            (self.jurisdiction_id, ids, ids, ids),
+        ).fetchall()
+        return pd.DataFrame(rows, columns=["incident_a", "incident_b"], dtype="int64")
+
+    def incident(self, incident_id: int) -> dict[str, object] | None:
+        """The stored incident, locked (``FOR UPDATE``) until this transaction ends."""
+        names = COLUMNS["incidents"]
+        statement = sql.SQL(
+            "SELECT {} FROM incidents WHERE jurisdiction_id = %s AND id = %s FOR UPDATE"
+        ).format(sql.SQL(", ").join(map(sql.Identifier, names)))
+        rows = self.conn.execute(statement, (self.jurisdiction_id, int(incident_id))).fetchall()
+        if not rows:
+            return None
+        row = _typed(pd.DataFrame(rows, columns=names)).iloc[0]
+        return {str(name): value for name, value in row.items()}
+
+    def update_incident(self, incident_id: int, changes: Mapping[str, object]) -> None:
+        """Set columns of one incident; its point follows a new lon/lat."""
+        unknown = set(changes) - set(COLUMNS["incidents"])
+        if unknown:
+            raise KeyError(sorted(unknown))
+        if not changes:
+            return
+        assignments = [
+            sql.SQL("{} = %s").format(sql.Identifier(name)) for name in changes
+        ]
+        values = [_scalar(v) for v in changes.values()]
+        if {"lon", "lat"} & set(changes):
+            assignments.append(sql.SQL(
+                "geom = ST_SetSRID(ST_MakePoint(lon, lat), {})"
+            ).format(sql.Literal(WGS84)))
+        statement = sql.SQL("UPDATE incidents SET {} WHERE jurisdiction_id = %s AND id = %s")
+        self.conn.execute(
+            statement.format(sql.SQL(", ").join(assignments)),
+            (*values, self.jurisdiction_id, int(incident_id)),
+        )
+
+    def add_supporter(
+        self, incident_id: int, email: str | None, at: datetime
+    ) -> tuple[bool, int]:
+        """Insert the supporter unless the email already supports it, then count."""
+        key = (self.jurisdiction_id, int(incident_id))
+        counted = self.conn.execute(
+            "INSERT INTO incident_supporters (jurisdiction_id, incident_id, email, supported_at) "
+            "VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            (*key, email, _utc(at)),
+        ).rowcount == 1
+        row = self.conn.execute(
+            "UPDATE incidents SET supporters = supporters + %s "
+            "WHERE jurisdiction_id = %s AND id = %s RETURNING supporters",
+            (int(counted), *key),
+        ).fetchone()
+        return counted, int(cast(int, row[0])) if row else 0
+
+    def add_follower(self, incident_id: int, email: str, at: datetime) -> bool:
+        """Insert the follower unless already there."""
+        cursor = self.conn.execute(
+            "INSERT INTO incident_followers (jurisdiction_id, incident_id, email, followed_at) "
+            "VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            (self.jurisdiction_id, int(incident_id), email, _utc(at)),
+        )
+        return cursor.rowcount == 1
+
+    def remove_follower(self, incident_id: int, email: str) -> bool:
+        """Delete the follower, if any."""
+        cursor = self.conn.execute(
+            "DELETE FROM incident_followers "
+            "WHERE jurisdiction_id = %s AND incident_id = %s AND email = %s",
+            (self.jurisdiction_id, int(incident_id), email),
+        )
+        return cursor.rowcount == 1
+
+
+    def rule_versions(self, rule_ids: Sequence[str]) -> pd.DataFrame:
+        """Stored versions of these rules, under a transaction lock per jurisdiction so two
+        processes never record the same version twice."""
+        self.lock([f"{self.jurisdiction_id}/routing_rules"])
+        names = COLUMNS["routing_rules"]
+        statement = sql.SQL(
+            "SELECT {} FROM routing_rules WHERE jurisdiction_id = %s AND rule_id = ANY(%s) "
+            "ORDER BY rule_id, version"
+        ).format(sql.SQL(", ").join(map(sql.Identifier, names)))
+        rows = self.conn.execute(statement, (self.jurisdiction_id, list(rule_ids))).fetchall()
+        return _typed(pd.DataFrame(rows, columns=list(names)))
+
+    def subscribers(self, incident_id: int) -> list[str]:
+        """Emails to tell about the incident: its followers' and its reporters' (private)."""
+        key = (self.jurisdiction_id, int(incident_id))
+        rows = self.conn.execute(
+            "SELECT email FROM incident_followers WHERE jurisdiction_id = %s AND incident_id = %s "
+            "UNION SELECT c.email FROM report_contacts c JOIN incident_reports l "
+            "ON l.report_id = c.report_id AND l.jurisdiction_id = c.jurisdiction_id "
+            "WHERE l.jurisdiction_id = %s AND l.incident_id = %s "
+            "AND c.email IS NOT NULL AND c.email <> '' ORDER BY 1",
+            (*key, *key),
+        ).fetchall()
+        return [str(email) for (email,) in rows]
+
+    def claim_outbox(
+        self, worker: str, now: datetime, lease_until: datetime, limit: int
+    ) -> pd.DataFrame:
+        """Pending messages due by ``now`` and not leased, leased to ``worker``; rows another
+        worker is claiming at the same moment are skipped (``FOR UPDATE SKIP LOCKED``)."""
+        names = COLUMNS["outbox"]
+        # A materialized CTE: the locking subquery runs once (LIMIT holds).
+        statement = sql.SQL(
+            "WITH c AS MATERIALIZED ("
+            "SELECT id FROM outbox WHERE jurisdiction_id = %s AND status = 'pending' "
+            "AND next_attempt_at <= %s AND (claimed_until IS NULL OR claimed_until < %s) "
+            "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED) "
+            "UPDATE outbox AS o SET claimed_by = %s, claimed_until = %s FROM c "
+            "WHERE o.jurisdiction_id = %s AND o.id = c.id RETURNING {}"
+        ).format(sql.SQL(", ").join(sql.Identifier("o", name) for name in names))
+        rows = self.conn.execute(
+            statement,
+            (self.jurisdiction_id, _utc(now), _utc(now), int(limit), worker, _utc(lease_until),
+             self.jurisdiction_id),
+        ).fetchall()
+        frame = _typed(pd.DataFrame(rows, columns=list(names)))
+        return frame.sort_values("id", ignore_index=True)
+
+    def finish_outbox(self, rows: pd.DataFrame) -> None:
+        """Record delivery attempts (columns id, status, attempts, next_attempt_at,
+        last_error, delivered_at) and release the rows' lease."""
+        if not len(rows):
+            return
+        self.conn.execute(
+            "UPDATE outbox AS o SET status = u.status, attempts = u.attempts, "
+            "next_attempt_at = u.next_attempt_at, last_error = u.last_error, "
+            "delivered_at = u.delivered_at, claimed_by = NULL, claimed_until = NULL "
+            "FROM unnest(%s::bigint[], %s::text[], %s::integer[], %s::timestamptz[], "
+            "%s::text[], %s::timestamptz[]) "
+            "AS u(id, status, attempts, next_attempt_at, last_error, delivered_at) "
+            "WHERE o.jurisdiction_id = %s AND o.id = u.id",
+            (
+                _values(pd.to_numeric(rows["id"]).astype("Int64")),
+                _values(rows["status"]),
+                _values(pd.to_numeric(rows["attempts"]).astype("Int64")),
+                _values(pd.to_datetime(rows["next_attempt_at"], utc=True)),
+                _values(rows["last_error"]),
+                _values(pd.to_datetime(rows["delivered_at"], utc=True)),
+                self.jurisdiction_id,
+            ),
+        )
+
+    def due_escalations(self, now: datetime, limit: int) -> pd.DataFrame:
+        """Open incidents past their escalation time and not escalated yet, locked (rows
+        another worker holds are skipped), with the team to escalate to."""
+        rows = self.conn.execute(
+            "SELECT e.incident_id, e.escalate_at, e.escalate_to FROM escalations e "
+            "JOIN incidents i ON i.id = e.incident_id AND i.jurisdiction_id = e.jurisdiction_id "
+            "WHERE e.jurisdiction_id = %s AND e.escalated_at IS NULL AND e.escalate_at <= %s "
+            "AND i.status = ANY(%s) ORDER BY e.incident_id LIMIT %s "
+            "FOR UPDATE OF e SKIP LOCKED",
+            (self.jurisdiction_id, _utc(now), _OPEN, int(limit)),
+        ).fetchall()
+        return _typed(pd.DataFrame(rows, columns=["incident_id", "escalate_at", "escalate_to"]))
+
+    def mark_escalated(self, incident_ids: Sequence[int], at: datetime) -> None:
+        """Record that these incidents were escalated at ``at``."""
+        self.conn.execute(
+            "UPDATE escalations SET escalated_at = %s "
+            "WHERE jurisdiction_id = %s AND incident_id = ANY(%s)",
+            (_utc(at), self.jurisdiction_id, [int(i) for i in incident_ids]),
+        )
 
 class PostgisStore:
     """The production store: a psycopg connection pool on a PostGIS database."""
@@ -301,18 +646,38 @@ class PostgisStore:
         with self.pool.connection() as conn, conn.transaction():
             yield PostgisUnitOfWork(conn, jurisdiction_id, self._column_types)
 
-    def read(self, query: str, jurisdiction_id: str) -> pd.DataFrame:
-        """A named read query as a DataFrame."""
-        # Only the placeholder is formatted in; the jurisdiction itself is bound.
-        text = QUERIES[query].format(j="%s")
+    def _frame(self, text: str, params: Sequence[object]) -> pd.DataFrame:
+        """Rows of a read query as a typed DataFrame (retried on a lost connection)."""
 
         def run(conn: Connection) -> pd.DataFrame:
             with conn.cursor() as cur:
-                cur.execute(text, (jurisdiction_id,))
+                cur.execute(text, tuple(params))
                 names = [column.name for column in cur.description or []]
                 return _typed(pd.DataFrame(cur.fetchall(), columns=names))
 
         return self._retrying(run)
+
+    def read(self, query: str, jurisdiction_id: str) -> pd.DataFrame:
+        """A whole layer, or a named read query, as a DataFrame."""
+        if query in LAYERS:
+            return self.select(query, jurisdiction_id, Selection())
+        # Only the placeholder is formatted in; the jurisdiction itself is bound.
+        return self._frame(QUERIES[query].format(j="%s"), (jurisdiction_id,))
+
+    def select(self, layer: Layer, jurisdiction_id: str, selection: Selection) -> pd.DataFrame:
+        """One page of a layer's selected rows."""
+        return self._frame(*select_sql(layer, jurisdiction_id, selection, DIALECT))
+
+    def count_selected(self, layer: Layer, jurisdiction_id: str, selection: Selection) -> int:
+        """Rows a selection keeps, whatever its page."""
+        frame = self._frame(*count_sql(layer, jurisdiction_id, selection, DIALECT))
+        return int(cast(int, frame.iloc[0, 0]))
+
+    def select_zones(
+        self, layer: Layer, jurisdiction_id: str, selection: Selection
+    ) -> pd.DataFrame:
+        """Zone codes of one page of selected rows."""
+        return self._frame(*zones_sql(layer, jurisdiction_id, selection, DIALECT))
 
     def count(self, table: str, jurisdiction_id: str) -> int:
         """Rows of a schema table for one jurisdiction."""
@@ -327,6 +692,72 @@ class PostgisStore:
             return int(cast(int, row[0])) if row else 0
 
         return self._retrying(run)
+
+    def lookup(
+        self, table: str, jurisdiction_id: str, column: str, values: Sequence[object]
+    ) -> pd.DataFrame:
+        """Rows of a schema table whose ``column`` is one of ``values``."""
+        names = COLUMNS[table]
+        if column not in names:
+            raise KeyError(f"{table}.{column}")
+        statement = sql.SQL(
+            "SELECT {} FROM {} WHERE jurisdiction_id = %s AND {} = ANY(%s) ORDER BY {}, {}"
+        ).format(
+            sql.SQL(", ").join(map(sql.Identifier, names)), sql.Identifier(table),
+            sql.Identifier(column), sql.Identifier(column), sql.Identifier(names[0]),
+        )
+
+        def run(conn: Connection) -> pd.DataFrame:
+            rows = conn.execute(statement, (jurisdiction_id, list(values))).fetchall()
+            return _typed(pd.DataFrame(rows, columns=list(names)))
+
+        return self._retrying(run)
+
+    def add_token(self, jurisdiction_id: str, token_hash: str, token: TokenRecord) -> None:
+        """Insert one token row in its own transaction."""
+        with self.pool.connection() as conn, conn.transaction():
+            conn.execute(
+                "INSERT INTO api_tokens (jurisdiction_id, token_hash, name, role, teams) "
+                "VALUES (%s, %s, %s, %s, %s)",
+                (jurisdiction_id, token_hash, token.name, token.role, list(token.teams)),
+            )
+
+    def find_token(self, jurisdiction_id: str, token_hash: str) -> TokenRecord | None:
+        """The token row with this hash (an idempotent read, retried on a lost connection)."""
+
+        def run(conn: Connection) -> TokenRecord | None:
+            row = conn.execute(
+                "SELECT name, role, teams FROM api_tokens "
+                "WHERE jurisdiction_id = %s AND token_hash = %s",
+                (jurisdiction_id, token_hash),
+            ).fetchone()
+            if row is None:
+                return None
+            name, role, teams = row
+            return TokenRecord(str(name), str(role), tuple(cast(list[str], teams)))
+
+        return self._retrying(run)
+
+    def incident_tile(self, jurisdiction_id: str, z: int, x: int, y: int) -> bytes:
+        """The tile from ``ST_AsMVT``, candidates found through the GiST index in WGS84."""
+
+        def run(conn: Connection) -> bytes:
+            row = conn.execute(_TILE_SQL, {
+                "z": z, "x": x, "y": y, "j": jurisdiction_id, "extent": tiles.EXTENT,
+                "buffer": tiles.BUFFER, "margin": tiles.BUFFER / tiles.EXTENT,
+            }).fetchone()
+            return bytes(cast(bytes, row[0])) if row and row[0] is not None else b""
+
+        return self._retrying(run)
+
+    def analyze(self) -> None:
+        """``ANALYZE`` voirie's tables: right after a bulk COPY the planner knows nothing."""
+        tables = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
+
+        def run(conn: Connection) -> None:
+            conn.execute(sql.SQL("ANALYZE {}").format(tables))
+
+        self._retrying(run)
 
     def close(self) -> None:
         """Close every pooled connection."""

@@ -22,10 +22,11 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "off_network", "outside_territory", "near_boundary",
     ),
     "report_zones": ("report_id", "jurisdiction_id", "layer", "code", "name", "boundary_m"),
+    "report_attributes": ("report_id", "jurisdiction_id", "code", "value"),
     "incidents": (
         "id", "jurisdiction_id", "service_code", "origin_report_id", "lon", "lat",
         "segment_id", "street_name", "status", "team", "priority", "due_at", "report_count",
-        "first_reported_at", "last_reported_at", "updated_at",
+        "first_reported_at", "last_reported_at", "updated_at", "merged_into",
     ),
     "incident_reports": (
         "report_id", "jurisdiction_id", "incident_id", "score", "reason", "linked_at",
@@ -37,15 +38,28 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "events": (
         "id", "jurisdiction_id", "entity", "entity_id", "kind", "actor", "reason", "at",
     ),
+    "routing_rules": (
+        "jurisdiction_id", "rule_id", "version", "content_hash", "content", "loaded_at",
+    ),
+    "escalations": (
+        "incident_id", "jurisdiction_id", "escalate_at", "escalate_to", "escalated_at",
+    ),
+    "outbox": (
+        "id", "jurisdiction_id", "idempotency_key", "channel", "target", "team", "kind",
+        "entity", "entity_id", "payload", "status", "attempts", "next_attempt_at",
+        "claimed_by", "claimed_until", "last_error", "created_at", "delivered_at",
+    ),
 }
 
 # Tables whose ids the pipeline reserves before writing, to link rows inside one batch.
-ID_TABLES = ("reports", "incidents", "assignments", "events")
+ID_TABLES = ("reports", "incidents", "assignments", "events", "outbox")
 
 DATETIME_COLUMNS = frozenset(
     {
         "requested_at", "received_at", "due_at", "first_reported_at", "last_reported_at",
         "updated_at", "linked_at", "assigned_at", "at",
+        "loaded_at", "escalate_at", "escalated_at", "next_attempt_at", "claimed_until",
+        "created_at", "delivered_at",
     }
 )
 BOOL_COLUMNS = frozenset({"off_network", "outside_territory", "near_boundary"})

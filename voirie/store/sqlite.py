@@ -6,8 +6,10 @@ writers wait instead of failing); readers never block thanks to WAL.
 
 from __future__ import annotations
 
+import json
 import sqlite3
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,10 +17,27 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from voirie.maps import tiles
 from voirie.store import gpkg
-from voirie.store.base import BBox, migrations
+from voirie.store.base import (
+    KNOWN_REPORT_COLUMNS,
+    MEMBER_COLUMNS,
+    RESHAPE_COLUMNS,
+    BBox,
+    TokenRecord,
+    migrations,
+)
 from voirie.store.queries import QUERIES
 from voirie.store.schema import BOOL_COLUMNS, COLUMNS, DATETIME_COLUMNS, POINT_TABLES
+from voirie.store.selection import (
+    LAYERS,
+    Dialect,
+    Layer,
+    Selection,
+    count_sql,
+    select_sql,
+    zones_sql,
+)
 
 BUSY_TIMEOUT_MS = 60_000
 _OPEN = ("new", "acknowledged", "scheduled", "in_progress")
@@ -29,6 +48,22 @@ def iso_utc(values: pd.Series) -> pd.Series:
     times = pd.to_datetime(values, utc=True)
     text = times.dt.strftime("%Y-%m-%dT%H:%M:%S.%f").str.slice(0, 23) + "Z"
     return text.where(times.notna(), None)
+
+
+def _instant(moment: datetime) -> object:
+    """An instant as the stored text compares (naive datetimes are taken as UTC)."""
+    return iso_utc(pd.Series([moment])).iloc[0]
+
+
+def _rtree_bbox(table: str, alias: str) -> str:
+    """Points inside a bbox, through the GeoPackage R*Tree of the table."""
+    return (
+        f"{alias}.id IN (SELECT id FROM rtree_{table}_geom "
+        "WHERE minx >= ? AND miny >= ? AND maxx <= ? AND maxy <= ?)"
+    )
+
+
+DIALECT = Dialect(placeholder="?", bbox=_rtree_bbox, instant=_instant)
 
 
 def _rows(table: str, frame: pd.DataFrame) -> list[tuple[object, ...]]:
@@ -80,17 +115,18 @@ class SqliteUnitOfWork:
         """Nothing to do: ``BEGIN IMMEDIATE`` already holds the database's write lock."""
 
     def known_reports(self, source: str, external_ids: Sequence[str]) -> pd.DataFrame:
-        """Stored (external_id, content_hash) pairs among ``external_ids``."""
+        """Stored reports among ``external_ids``, with their ids and incident."""
         self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS wanted (external_id TEXT)")
         self.conn.execute("DELETE FROM wanted")
         self.conn.executemany("INSERT INTO wanted VALUES (?)", [(e,) for e in external_ids])
         rows = self.conn.execute(
-            "SELECT external_id, content_hash FROM reports "
-            "WHERE jurisdiction_id = ? AND source = ? "
-            "AND external_id IN (SELECT external_id FROM wanted)",
+            "SELECT r.external_id, r.content_hash, r.id, l.incident_id, r.received_at "
+            "FROM reports r LEFT JOIN incident_reports l ON l.report_id = r.id "
+            "WHERE r.jurisdiction_id = ? AND r.source = ? "
+            "AND r.external_id IN (SELECT external_id FROM wanted)",
             (self.jurisdiction_id, source),
         ).fetchall()
-        return pd.DataFrame(rows, columns=["external_id", "content_hash"])
+        return _typed(pd.DataFrame(rows, columns=KNOWN_REPORT_COLUMNS))
 
     def open_incidents(
         self, bbox: BBox, service_codes: Sequence[str], since: datetime
@@ -98,8 +134,8 @@ class SqliteUnitOfWork:
         """Open incidents in the bbox through the GeoPackage R*Tree."""
         marks = ", ".join("?" * len(service_codes))
         rows = self.conn.execute(
-            "SELECT i.id, i.lon, i.lat, i.service_code, i.last_reported_at "
-            "FROM incidents i JOIN rtree_incidents_geom t ON t.id = i.id "
+            "SELECT i.id, i.lon, i.lat, i.service_code, i.last_reported_at, i.segment_id, "
+            "i.street_name FROM incidents i JOIN rtree_incidents_geom t ON t.id = i.id "
             "WHERE t.minx <= ? AND t.maxx >= ? AND t.miny <= ? AND t.maxy >= ? "
             f"AND i.jurisdiction_id = ? AND i.status IN ({', '.join('?' * len(_OPEN))}) "
             f"AND i.service_code IN ({marks}) AND i.last_reported_at >= ?",
@@ -109,7 +145,8 @@ class SqliteUnitOfWork:
             ),
         ).fetchall()
         frame = pd.DataFrame(
-            rows, columns=["incident_id", "lon", "lat", "service_code", "last_reported_at"]
+            rows, columns=["incident_id", "lon", "lat", "service_code", "last_reported_at",
+                           "segment_id", "street_name"]
         )
         return _typed(frame)
 
@@ -142,6 +179,284 @@ class SqliteUnitOfWork:
             params,
         )
 
+    def members(self, incident_ids: Sequence[int] | None = None) -> pd.DataFrame:
+        """Linked reports of some incidents, or of every open one."""
+        if incident_ids is None:
+            where = f"i.status IN ({', '.join('?' * len(_OPEN))})"
+            params: tuple[object, ...] = _OPEN
+        else:
+            where = "l.incident_id IN (SELECT value FROM json_each(?))"
+            params = (json.dumps([int(i) for i in incident_ids]),)
+        rows = self.conn.execute(
+            "SELECT r.id, l.incident_id, r.service_code, r.lon, r.lat, r.address, r.requested_at, "
+            "e.segment_id, e.street_name, l.score, l.reason FROM incident_reports l "
+            "JOIN incidents i ON i.id = l.incident_id JOIN reports r ON r.id = l.report_id "
+            "JOIN enrichments e ON e.report_id = r.id "
+            f"WHERE l.jurisdiction_id = ? AND {where} ORDER BY r.requested_at, r.id",
+            (self.jurisdiction_id, *params),
+        ).fetchall()
+        return _typed(pd.DataFrame(rows, columns=MEMBER_COLUMNS))
+
+    def relink(self, links: pd.DataFrame) -> None:
+        """Update each report's link in place."""
+        self.conn.executemany(
+            "UPDATE incident_reports SET incident_id = ?, score = ?, reason = ?, "
+            "linked_at = ? WHERE jurisdiction_id = ? AND report_id = ?",
+            zip(
+                links["incident_id"].astype(int).tolist(), links["score"].astype(float).tolist(),
+                links["reason"].astype(str).tolist(), iso_utc(links["linked_at"]).tolist(),
+                [self.jurisdiction_id] * len(links), links["report_id"].astype(int).tolist(),
+                strict=True,
+            ),
+        )
+
+    def reshape_incidents(self, rows: pd.DataFrame) -> None:
+        """One prepared UPDATE per incident; the GeoPackage triggers keep the R*Tree."""
+        if not len(rows):
+            return
+        frame = rows[RESHAPE_COLUMNS].reset_index(drop=True)
+        moved = frame["origin_report_id"].notna().to_numpy()
+        geom = np.full(len(frame), None, dtype=object)
+        geom[moved] = gpkg.point_blobs(
+            frame.loc[moved, "lon"].to_numpy(float), frame.loc[moved, "lat"].to_numpy(float)
+        )
+        values = {
+            name: (iso_utc(frame[name]) if name in DATETIME_COLUMNS else frame[name])
+            .astype(object).where(frame[name].notna(), None).tolist()
+            for name in RESHAPE_COLUMNS
+        }
+        params = [
+            {**{name: values[name][k] for name in RESHAPE_COLUMNS}, "geom": geom[k],
+             "j": self.jurisdiction_id}
+            for k in range(len(frame))
+        ]
+        self.conn.executemany(
+            "UPDATE incidents SET "
+            "origin_report_id = coalesce(:origin_report_id, origin_report_id), "
+            "lon = CASE WHEN :origin_report_id IS NULL THEN lon ELSE :lon END, "
+            "lat = CASE WHEN :origin_report_id IS NULL THEN lat ELSE :lat END, "
+            "segment_id = CASE WHEN :origin_report_id IS NULL THEN segment_id "
+            "ELSE :segment_id END, "
+            "street_name = CASE WHEN :origin_report_id IS NULL THEN street_name "
+            "ELSE :street_name END, "
+            "geom = CASE WHEN :origin_report_id IS NULL THEN geom ELSE :geom END, "
+            "report_count = coalesce(:report_count, report_count), "
+            "first_reported_at = coalesce(:first_reported_at, first_reported_at), "
+            "last_reported_at = coalesce(:last_reported_at, last_reported_at), "
+            "status = coalesce(:status, status), "
+            "merged_into = coalesce(:merged_into, merged_into), "
+            "updated_at = coalesce(:updated_at, updated_at) "
+            "WHERE jurisdiction_id = :j AND id = :id",
+            params,
+        )
+
+    def absorb(self, from_incident: int, to_incident: int) -> int:
+        """``UPDATE OR IGNORE`` leaves behind the rows already on the target; then drop them."""
+        key = {"j": self.jurisdiction_id, "a": int(from_incident), "b": int(to_incident)}
+        for table in ("incident_supporters", "incident_followers"):
+            self.conn.execute(
+                f"UPDATE OR IGNORE {table} SET incident_id = :b "
+                "WHERE jurisdiction_id = :j AND incident_id = :a", key,
+            )
+            self.conn.execute(
+                f"DELETE FROM {table} WHERE jurisdiction_id = :j AND incident_id = :a", key
+            )
+        self.conn.execute(
+            "UPDATE incidents SET merged_into = :b WHERE jurisdiction_id = :j "
+            "AND merged_into = :a", key,
+        )
+        self.conn.execute(
+            "UPDATE incidents SET supporters = (SELECT count(*) FROM incident_supporters s "
+            "WHERE s.jurisdiction_id = :j AND s.incident_id = incidents.id) "
+            "WHERE jurisdiction_id = :j AND id IN (:a, :b)", key,
+        )
+        (supporters,) = self.conn.execute(
+            "SELECT supporters FROM incidents WHERE jurisdiction_id = :j AND id = :b", key
+        ).fetchone()
+        return int(supporters)
+
+    def mark_not_duplicates(
+        self, incident_a: int, incident_b: int, actor: str, reason: str, at: datetime
+    ) -> bool:
+        """Insert the ordered pair unless present."""
+        low, high = sorted((int(incident_a), int(incident_b)))
+        cursor = self.conn.execute(
+            "INSERT INTO not_duplicates (jurisdiction_id, incident_a, incident_b, actor, "
+            "reason, marked_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (self.jurisdiction_id, low, high, actor, reason, _instant(at)),
+        )
+        return cursor.rowcount == 1
+
+    def not_duplicates(self, incident_ids: Sequence[int] | None = None) -> pd.DataFrame:
+        """Marked pairs touching the given incidents (all when None)."""
+        where = ""
+        if incident_ids is not None:
+            where = (" AND (incident_a IN (SELECT value FROM json_each(:ids)) "
+                     "OR incident_b IN (SELECT value FROM json_each(:ids)))")
+        rows = self.conn.execute(
+            "SELECT incident_a, incident_b FROM not_duplicates WHERE jurisdiction_id = :j"
+            f"{where} ORDER BY incident_a, incident_b",
+            {"j": self.jurisdiction_id,
+             "ids": json.dumps([int(i) for i in incident_ids or []])},
+        ).fetchall()
+        return pd.DataFrame(rows, columns=["incident_a", "incident_b"], dtype="int64")
+
+    def incident(self, incident_id: int) -> dict[str, object] | None:
+        """The stored incident (this transaction already holds the write lock)."""
+        names = COLUMNS["incidents"]
+        cursor = self.conn.execute(
+            f"SELECT {', '.join(names)} FROM incidents WHERE jurisdiction_id = ? AND id = ?",
+            (self.jurisdiction_id, int(incident_id)),
+        )
+        rows = cursor.fetchall()
+        if not rows:
+            return None
+        row = _typed(pd.DataFrame(rows, columns=names)).iloc[0]
+        return {str(name): value for name, value in row.items()}
+
+    def update_incident(self, incident_id: int, changes: Mapping[str, object]) -> None:
+        """Set columns of one incident; its point follows a new lon/lat."""
+        current = self.incident(incident_id)
+        if current is None:
+            raise KeyError(incident_id)
+        current.update(changes)
+        frame = pd.DataFrame([current])
+        (values,) = _rows("incidents", frame)
+        names = [*COLUMNS["incidents"], "geom"]
+        keep = [i for i, name in enumerate(names) if name in changes or (
+            name == "geom" and {"lon", "lat"} & set(changes))]
+        unknown = set(changes) - set(COLUMNS["incidents"])
+        if unknown:
+            raise KeyError(sorted(unknown))
+        if keep:
+            self.conn.execute(
+                f"UPDATE incidents SET {', '.join(f'{names[i]} = ?' for i in keep)} "
+                "WHERE jurisdiction_id = ? AND id = ?",
+                (*(values[i] for i in keep), self.jurisdiction_id, int(incident_id)),
+            )
+
+    def add_supporter(
+        self, incident_id: int, email: str | None, at: datetime
+    ) -> tuple[bool, int]:
+        """Insert the supporter unless the email already supports it, then count."""
+        key = (self.jurisdiction_id, int(incident_id))
+        counted = self.conn.execute(
+            "INSERT INTO incident_supporters (jurisdiction_id, incident_id, email, supported_at) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (*key, email, _instant(at)),
+        ).rowcount == 1
+        if counted:
+            self.conn.execute(
+                "UPDATE incidents SET supporters = supporters + 1 "
+                "WHERE jurisdiction_id = ? AND id = ?",
+                key,
+            )
+        (supporters,) = self.conn.execute(
+            "SELECT supporters FROM incidents WHERE jurisdiction_id = ? AND id = ?", key
+        ).fetchone()
+        return counted, int(supporters)
+
+    def add_follower(self, incident_id: int, email: str, at: datetime) -> bool:
+        """Insert the follower unless already there."""
+        cursor = self.conn.execute(
+            "INSERT INTO incident_followers (jurisdiction_id, incident_id, email, followed_at) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (self.jurisdiction_id, int(incident_id), email, _instant(at)),
+        )
+        return cursor.rowcount == 1
+
+    def remove_follower(self, incident_id: int, email: str) -> bool:
+        """Delete the follower, if any."""
+        cursor = self.conn.execute(
+            "DELETE FROM incident_followers "
+            "WHERE jurisdiction_id = ? AND incident_id = ? AND email = ?",
+            (self.jurisdiction_id, int(incident_id), email),
+        )
+        return cursor.rowcount == 1
+
+
+    def rule_versions(self, rule_ids: Sequence[str]) -> pd.DataFrame:
+        """Stored versions of these rules (``BEGIN IMMEDIATE`` already serializes writers)."""
+        names = COLUMNS["routing_rules"]
+        if not rule_ids:
+            return _typed(pd.DataFrame(columns=list(names)))
+        rows = self.conn.execute(
+            f"SELECT {', '.join(names)} FROM routing_rules WHERE jurisdiction_id = ? "
+            f"AND rule_id IN ({', '.join('?' * len(rule_ids))}) ORDER BY rule_id, version",
+            (self.jurisdiction_id, *rule_ids),
+        ).fetchall()
+        return _typed(pd.DataFrame(rows, columns=list(names)))
+
+    def subscribers(self, incident_id: int) -> list[str]:
+        """Emails to tell about the incident: its followers' and its reporters' (private)."""
+        key = (self.jurisdiction_id, int(incident_id))
+        rows = self.conn.execute(
+            "SELECT email FROM incident_followers WHERE jurisdiction_id = ? AND incident_id = ? "
+            "UNION SELECT c.email FROM report_contacts c JOIN incident_reports l "
+            "ON l.report_id = c.report_id AND l.jurisdiction_id = c.jurisdiction_id "
+            "WHERE l.jurisdiction_id = ? AND l.incident_id = ? "
+            "AND c.email IS NOT NULL AND c.email <> '' ORDER BY 1",
+            (*key, *key),
+        ).fetchall()
+        return [str(email) for (email,) in rows]
+
+    def claim_outbox(
+        self, worker: str, now: datetime, lease_until: datetime, limit: int
+    ) -> pd.DataFrame:
+        """Pending messages due by ``now`` and not leased, leased to ``worker`` (the
+        transaction's ``BEGIN IMMEDIATE`` keeps two workers from claiming the same rows)."""
+        names = COLUMNS["outbox"]
+        at = _instant(now)
+        rows = self.conn.execute(
+            f"SELECT {', '.join(names)} FROM outbox WHERE jurisdiction_id = ? "
+            "AND status = 'pending' AND next_attempt_at <= ? "
+            "AND (claimed_until IS NULL OR claimed_until < ?) ORDER BY id LIMIT ?",
+            (self.jurisdiction_id, at, at, int(limit)),
+        ).fetchall()
+        frame = _typed(pd.DataFrame(rows, columns=list(names)))
+        self.conn.executemany(
+            "UPDATE outbox SET claimed_by = ?, claimed_until = ? "
+            "WHERE jurisdiction_id = ? AND id = ?",
+            [(worker, _instant(lease_until), self.jurisdiction_id, int(i)) for i in frame["id"]],
+        )
+        frame["claimed_by"], frame["claimed_until"] = worker, pd.Timestamp(lease_until)
+        return frame
+
+    def finish_outbox(self, rows: pd.DataFrame) -> None:
+        """Record delivery attempts (columns id, status, attempts, next_attempt_at,
+        last_error, delivered_at) and release the rows' lease."""
+        frame = rows.reset_index(drop=True)
+        next_at, done_at = iso_utc(frame["next_attempt_at"]), iso_utc(frame["delivered_at"])
+        self.conn.executemany(
+            "UPDATE outbox SET status = ?, attempts = ?, next_attempt_at = ?, last_error = ?, "
+            "delivered_at = ?, claimed_by = NULL, claimed_until = NULL "
+            "WHERE jurisdiction_id = ? AND id = ?",
+            zip(
+                frame["status"].astype(str), frame["attempts"].astype(int).tolist(), next_at,
+                frame["last_error"].astype(object).where(frame["last_error"].notna(), None),
+                done_at, [self.jurisdiction_id] * len(frame), frame["id"].astype(int).tolist(),
+                strict=True,
+            ),
+        )
+
+    def due_escalations(self, now: datetime, limit: int) -> pd.DataFrame:
+        """Open incidents past their escalation time and not escalated yet, with the team
+        to escalate to (columns incident_id, escalate_at, escalate_to)."""
+        rows = self.conn.execute(
+            "SELECT e.incident_id, e.escalate_at, e.escalate_to FROM escalations e "
+            "JOIN incidents i ON i.id = e.incident_id AND i.jurisdiction_id = e.jurisdiction_id "
+            "WHERE e.jurisdiction_id = ? AND e.escalated_at IS NULL AND e.escalate_at <= ? "
+            f"AND i.status IN ({', '.join('?' * len(_OPEN))}) ORDER BY e.incident_id LIMIT ?",
+            (self.jurisdiction_id, _instant(now), *_OPEN, int(limit)),
+        ).fetchall()
+        return _typed(pd.DataFrame(rows, columns=["incident_id", "escalate_at", "escalate_to"]))
+
+    def mark_escalated(self, incident_ids: Sequence[int], at: datetime) -> None:
+        """Record that these incidents were escalated at ``at``."""
+        self.conn.executemany(
+            "UPDATE escalations SET escalated_at = ? WHERE jurisdiction_id = ? AND incident_id = ?",
+            [(_instant(at), self.jurisdiction_id, int(i)) for i in incident_ids],
+        )
 
 class SqliteStore:
     """The embedded store: a GeoPackage file opened with the stdlib sqlite3 module."""
@@ -151,15 +466,31 @@ class SqliteStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False,
-            timeout=BUSY_TIMEOUT_MS / 1000,
-        )
-        self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        # One connection per thread: the web server answers from a pool of threads, and two
+        # threads must never interleave statements inside one connection's transaction.
+        # Across connections sqlite itself serializes writers (WAL, busy timeout).
+        self._local = threading.local()
+        self._opened: list[sqlite3.Connection] = []
+        self._guard = threading.Lock()
         self.conn.execute("PRAGMA journal_mode = WAL")
-        self.conn.execute("PRAGMA synchronous = NORMAL")
-        self.conn.execute("PRAGMA foreign_keys = ON")
-        gpkg.register_functions(self.conn)
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """This thread's connection, opened on first use."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False,
+                timeout=BUSY_TIMEOUT_MS / 1000,
+            )
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            gpkg.register_functions(conn)
+            self._local.conn = conn
+            with self._guard:
+                self._opened.append(conn)
+        return conn
 
     def schema_version(self) -> int:
         """Highest applied migration, 0 before the first."""
@@ -175,14 +506,18 @@ class SqliteStore:
     def upgrade(self) -> list[int]:
         """Apply pending migrations, each in its own transaction.
 
-        The version is read inside the write transaction, so processes starting together
-        apply each migration once: the others wait for the lock, then see it applied.
+        Each migration is looked up inside the write transaction, so processes starting
+        together apply it once (the others wait for the lock, then see it applied), and a
+        migration numbered below one already applied (merged from another branch) still runs.
         """
         applied = []
+        self.schema_version()  # creates the migrations table on a new file
         for version, name, sql in migrations(self.backend):
             self.conn.execute("BEGIN IMMEDIATE")
             try:
-                if version <= self.schema_version():
+                if self.conn.execute(
+                    "SELECT 1 FROM voirie_migrations WHERE version = ?", (version,)
+                ).fetchone():
                     self.conn.execute("COMMIT")
                     continue
                 # executescript would commit first; run statement by statement instead.
@@ -215,11 +550,32 @@ class SqliteStore:
             raise
         self.conn.execute("COMMIT")
 
-    def read(self, query: str, jurisdiction_id: str) -> pd.DataFrame:
-        """A named read query as a DataFrame."""
-        cursor = self.conn.execute(QUERIES[query].format(j="?"), (jurisdiction_id,))
+    def _frame(self, text: str, params: Sequence[object]) -> pd.DataFrame:
+        cursor = self.conn.execute(text, tuple(params))
         names = [d[0] for d in cursor.description]
         return _typed(pd.DataFrame(cursor.fetchall(), columns=names))
+
+    def read(self, query: str, jurisdiction_id: str) -> pd.DataFrame:
+        """A whole layer, or a named read query, as a DataFrame."""
+        if query in LAYERS:
+            return self.select(query, jurisdiction_id, Selection())
+        return self._frame(QUERIES[query].format(j="?"), (jurisdiction_id,))
+
+    def select(self, layer: Layer, jurisdiction_id: str, selection: Selection) -> pd.DataFrame:
+        """One page of a layer's selected rows."""
+        return self._frame(*select_sql(layer, jurisdiction_id, selection, DIALECT))
+
+    def count_selected(self, layer: Layer, jurisdiction_id: str, selection: Selection) -> int:
+        """Rows a selection keeps, whatever its page."""
+        text, params = count_sql(layer, jurisdiction_id, selection, DIALECT)
+        (n,) = self.conn.execute(text, tuple(params)).fetchone()
+        return int(n)
+
+    def select_zones(
+        self, layer: Layer, jurisdiction_id: str, selection: Selection
+    ) -> pd.DataFrame:
+        """Zone codes of one page of selected rows."""
+        return self._frame(*zones_sql(layer, jurisdiction_id, selection, DIALECT))
 
     def count(self, table: str, jurisdiction_id: str) -> int:
         """Rows of a schema table for one jurisdiction."""
@@ -231,9 +587,82 @@ class SqliteStore:
         ).fetchone()
         return int(n)
 
+    def incident_tile(self, jurisdiction_id: str, z: int, x: int, y: int) -> bytes:
+        """Incidents in the tile (and its buffer) through the R*Tree, encoded by maps.tiles."""
+        minlon, minlat, maxlon, maxlat = tiles.lonlat_bounds(z, x, y)
+        rows = self.conn.execute(
+            "SELECT i.id, i.lon, i.lat, i.service_code, i.status, i.team, i.priority, "
+            "i.report_count, substr(i.last_reported_at, 1, 10) "
+            "FROM incidents i JOIN rtree_incidents_geom t ON t.id = i.id "
+            "WHERE t.minx <= ? AND t.maxx >= ? AND t.miny <= ? AND t.maxy >= ? "
+            "AND i.jurisdiction_id = ?",
+            (maxlon, minlon, maxlat, minlat, jurisdiction_id),
+        ).fetchall()
+        frame = pd.DataFrame(rows, columns=["id", "lon", "lat", *tiles.FIELDS])
+        px, py, keep = tiles.tile_coordinates(
+            frame["lon"].to_numpy(float), frame["lat"].to_numpy(float), z, x, y
+        )
+        return tiles.encode_points(
+            frame["id"].to_numpy()[keep], px[keep], py[keep],
+            frame.loc[keep, list(tiles.FIELDS)].reset_index(drop=True),
+        )
+
+    def lookup(
+        self, table: str, jurisdiction_id: str, column: str, values: Sequence[object]
+    ) -> pd.DataFrame:
+        """Rows of a schema table whose ``column`` is one of ``values``."""
+        names = _lookup_columns(table, column)
+        if not values:
+            return pd.DataFrame(columns=list(names))
+        return self._frame(
+            f"SELECT {', '.join(names)} FROM {table} WHERE jurisdiction_id = ? "
+            f"AND {column} IN ({', '.join('?' * len(values))}) ORDER BY {column}, {names[0]}",
+            (jurisdiction_id, *values),
+        )
+
+    def add_token(self, jurisdiction_id: str, token_hash: str, token: TokenRecord) -> None:
+        """Insert one token row (autocommit: a single statement is its own transaction)."""
+        self.conn.execute(
+            "INSERT INTO api_tokens (jurisdiction_id, token_hash, name, role, teams, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                jurisdiction_id, token_hash, token.name, token.role,
+                json.dumps(list(token.teams), ensure_ascii=False),
+                iso_utc(pd.Series([datetime.now(UTC)])).iloc[0],
+            ),
+        )
+
+    def find_token(self, jurisdiction_id: str, token_hash: str) -> TokenRecord | None:
+        """The token row with this hash, teams decoded from their JSON array."""
+        row = self.conn.execute(
+            "SELECT name, role, teams FROM api_tokens "
+            "WHERE jurisdiction_id = ? AND token_hash = ?",
+            (jurisdiction_id, token_hash),
+        ).fetchone()
+        if row is None:
+            return None
+        name, role, teams = row
+        return TokenRecord(str(name), str(role), tuple(json.loads(teams)))
+
+    def analyze(self) -> None:
+        """``ANALYZE``: sqlite's planner picks indexes from the statistics it gathers."""
+        self.conn.execute("ANALYZE")
+
     def close(self) -> None:
-        """Close the connection."""
-        self.conn.close()
+        """Close every thread's connection."""
+        with self._guard:
+            for conn in self._opened:
+                conn.close()
+            self._opened.clear()
+        self._local = threading.local()
+
+
+def _lookup_columns(table: str, column: str) -> tuple[str, ...]:
+    """The columns of a schema table, once ``column`` is known to be one of them."""
+    names = COLUMNS[table]
+    if column not in names:
+        raise KeyError(f"{table}.{column}")
+    return names
 
 
 def _statements(sql: str) -> Iterator[str]:

@@ -1,0 +1,161 @@
+"""The citizen API (no authentication): what is open nearby, "me too", follow-ups, geocoding.
+
+Handlers only translate between the wire and :mod:`voirie.citizens`; every check and every
+error (naming its field) lives there. Emails come in, never go out: no response carries one.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Path, Query, status
+from pydantic import BaseModel, Field
+
+from voirie import citizens
+from voirie.api.deps import PipelineDep
+from voirie.errors import NotFound
+from voirie.gis.streetsearch import geocode_street
+
+router = APIRouter(prefix="/api/v1", tags=["citizens"])
+
+IncidentId = Annotated[int, Path(ge=1, description="the incident's id")]
+
+
+class NearbyIncident(BaseModel):
+    """An open incident near the citizen (public fields only)."""
+
+    incident_id: int
+    service_code: str
+    service_name: str
+    status: str
+    street_name: str | None
+    description: str | None = Field(description="text of the report that opened the incident")
+    lon: float
+    lat: float
+    distance_m: float
+    first_reported_at: datetime
+    last_reported_at: datetime
+    age_days: int = Field(description="whole days since the first report")
+    report_count: int
+    supporters: int = Field(description='citizens who said "me too"')
+
+
+class Nearby(BaseModel):
+    """Open incidents within a radius, nearest first."""
+
+    lon: float
+    lat: float
+    radius_m: float
+    incidents: list[NearbyIncident]
+
+
+class SupportIn(BaseModel):
+    """A "me too"; an email (optional) also subscribes its owner to the incident's updates."""
+
+    email: str | None = Field(default=None, max_length=citizens.MAX_EMAIL_LENGTH)
+
+
+class SupportOut(BaseModel):
+    """The incident's supporters after the "me too"."""
+
+    incident_id: int
+    supporters: int
+    counted: bool = Field(description="false when this email had already supported it")
+    following: bool
+
+
+class FollowIn(BaseModel):
+    """The email to (un)subscribe."""
+
+    email: str = Field(max_length=citizens.MAX_EMAIL_LENGTH)
+
+
+class FollowOut(BaseModel):
+    """Whether the email follows the incident now, and whether this call changed it."""
+
+    incident_id: int
+    following: bool
+    changed: bool
+
+
+class StreetOut(BaseModel):
+    """A street of the city and a point on it (WGS84)."""
+
+    street_name: str
+    lon: float
+    lat: float
+    exact: bool
+
+
+class Geocoded(BaseModel):
+    """Streets the query names, best first."""
+
+    query: str
+    matches: list[StreetOut]
+
+
+@router.get("/nearby", summary="Open incidents near a point")
+def nearby(
+    pipeline: PipelineDep,
+    lat: Annotated[float, Query(description="WGS84 latitude")],
+    lon: Annotated[float, Query(description="WGS84 longitude")],
+    radius_m: Annotated[
+        float, Query(description=f"metres, at most {citizens.MAX_RADIUS_M:g}")
+    ] = 500,
+) -> Nearby:
+    """Open incidents within ``radius_m`` of the point, nearest first, with their age."""
+    found = citizens.nearby(pipeline, lon, lat, radius_m)
+    rows = found.astype(object).where(found.notna(), None).to_dict("records")
+    return Nearby(
+        lon=lon, lat=lat, radius_m=radius_m,
+        incidents=[NearbyIncident.model_validate(row) for row in rows],
+    )
+
+
+@router.post(
+    "/incidents/{incident_id}/supporters",
+    status_code=status.HTTP_201_CREATED,
+    summary='"Me too" on an open incident',
+)
+def support(
+    pipeline: PipelineDep, incident_id: IncidentId,
+    body: Annotated[SupportIn | None, Body()] = None,
+) -> SupportOut:
+    """Count one more citizen affected by the incident; never opens a new incident."""
+    email = body.email if body is not None else None
+    outcome = citizens.support(pipeline, incident_id, email)
+    return SupportOut(
+        incident_id=outcome.incident_id, supporters=outcome.supporters,
+        counted=outcome.counted, following=outcome.following,
+    )
+
+
+@router.post("/incidents/{incident_id}/followers", summary="Follow an open incident")
+def follow(pipeline: PipelineDep, incident_id: IncidentId, body: FollowIn) -> FollowOut:
+    """Subscribe an email to the incident's updates (idempotent)."""
+    changed = citizens.follow(pipeline, incident_id, body.email)
+    return FollowOut(incident_id=incident_id, following=True, changed=changed)
+
+
+@router.delete("/incidents/{incident_id}/followers", summary="Stop following an incident")
+def unfollow(pipeline: PipelineDep, incident_id: IncidentId, body: FollowIn) -> FollowOut:
+    """Unsubscribe an email (idempotent)."""
+    changed = citizens.unfollow(pipeline, incident_id, body.email)
+    return FollowOut(incident_id=incident_id, following=False, changed=changed)
+
+
+@router.get("/geocode", summary="Find a street of the city")
+def geocode(
+    pipeline: PipelineDep,
+    q: Annotated[str, Query(min_length=2, max_length=200, description="street or address")],
+) -> Geocoded:
+    """Streets of the city's street layer that ``q`` names (an address's street counts)."""
+    matches = geocode_street(pipeline.gis, q)
+    if not matches:
+        raise NotFound(f"q: no street of {pipeline.city.config.name} matches {q!r}", field="q")
+    return Geocoded(
+        query=q,
+        matches=[StreetOut(street_name=m.street_name, lon=m.lon, lat=m.lat, exact=m.exact)
+                 for m in matches],
+    )

@@ -1,0 +1,309 @@
+"""Open311 GET requests, GET requests/{id} and GET tokens/{token}.
+
+https://wiki.open311.org/GeoReport_v2#GET_Service_Requests: ``service_request_id`` (a
+comma-separated list of report ids) overrides every other filter; ``service_code`` and
+``status`` take comma-separated lists; ``start_date``..``end_date`` spans at most 90 days
+and defaults to the most recent 90 days. Extensions: ``lat``/``long`` + ``radius`` (metres),
+``bbox`` (minlon,minlat,maxlon,maxlat), ``page``/``page_size``, ``updated_after``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+from fastapi import APIRouter, Query, Response
+
+from voirie.api.deps import PipelineDep
+from voirie.api.open311 import wire
+from voirie.api.open311.deps import JurisdictionDep, SettingsDep
+from voirie.api.open311.render import Format, render, responses
+from voirie.api.open311.settings import Open311Settings
+from voirie.errors import InvalidInput, NotFound
+from voirie.model import OPEN_STATUSES, Status
+from voirie.pipeline import Pipeline
+from voirie.store.selection import Selection
+
+OPEN311_SOURCE = "open311"
+router = APIRouter(prefix="/open311/v2", tags=["open311"], dependencies=[JurisdictionDep])
+
+_M_PER_DEG_LAT = 111_320.0
+_POSTCODE = re.compile(r"\b(\d{5})\b")
+_STATUSES = {
+    "open": tuple(sorted(s.value for s in OPEN_STATUSES)),
+    "closed": tuple(sorted(s.value for s in Status if s not in OPEN_STATUSES)),
+}
+
+
+def _text(value: object) -> str | None:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else str(
+        value
+    )
+
+
+def local_time(value: Any, tz: ZoneInfo) -> datetime | None:
+    """A stored instant (UTC, or naive UTC) as the city's local time with its offset, to
+    the second; None when missing."""
+    if value is None or pd.isna(value):
+        return None
+    stamp = pd.Timestamp(value)
+    stamp = stamp.tz_localize(UTC) if stamp.tzinfo is None else stamp
+    moment: datetime = stamp.tz_convert(tz).floor("s").to_pydatetime()
+    return moment
+
+
+def service_requests(pipeline: Pipeline, reports: pd.DataFrame) -> list[wire.ServiceRequest]:
+    """Wire requests of report-layer rows, with their incident's team, times and status."""
+    if not len(reports):
+        return []
+    city = pipeline.city
+    tz = ZoneInfo(city.config.timezone)
+    ids = tuple(int(i) for i in reports["incident_id"].unique())
+    incidents = pipeline.incidents(Selection(ids=ids)).set_index("incident_id")
+    out = []
+    for row in reports.to_dict("records"):
+        incident: dict[str, Any] = incidents.loc[int(row["incident_id"])].to_dict()
+        service = city.services.get(str(row["service_code"]))
+        team = city.teams.get(str(incident["team"]))
+        address = _text(row.get("address"))
+        postcode = _POSTCODE.search(address) if address else None
+        requested = local_time(row["requested_at"], tz)
+        assert requested is not None  # a stored report always has its time
+        out.append(
+            wire.ServiceRequest(
+                service_request_id=str(int(row["report_id"])),
+                status=Status(incident["status"]).open311,
+                status_notes=None,
+                service_name=service.name if service else str(row["service_code"]),
+                service_code=str(row["service_code"]),
+                description=_text(row.get("description")),
+                agency_responsible=team.name if team else _text(incident["team"]),
+                service_notice=None,
+                requested_datetime=requested,
+                updated_datetime=local_time(incident["updated_at"], tz),
+                expected_datetime=local_time(incident["due_at"], tz),
+                address=address,
+                address_id=None,
+                zipcode=postcode.group(1) if postcode else None,
+                lat=float(row["lat"]),
+                long=float(row["lon"]),
+                media_url=_text(row.get("media_url")),
+                incident_id=str(int(row["incident_id"])),
+                detailed_status=str(incident["status"]),
+            )
+        )
+    return out
+
+
+def _ids(raw: str, field: str) -> tuple[int, ...]:
+    values = [part.strip() for part in raw.split(",") if part.strip()]
+    bad = [v for v in values if not v.isdigit() or len(v) > 18]
+    if bad or not values:
+        raise InvalidInput(
+            f"{field}: expected comma-separated request ids, got {raw[:80]!r}", field=field
+        )
+    return tuple(int(v) for v in values)
+
+
+def _list(raw: str | None) -> tuple[str, ...] | None:
+    if raw is None:
+        return None
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _instant(value: datetime | None, tz: ZoneInfo) -> datetime | None:
+    """A query datetime; one without an offset is local time of the city."""
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=tz)
+
+
+def _bbox(raw: str) -> tuple[float, float, float, float]:
+    try:
+        parts = tuple(float(p) for p in raw.split(","))
+    except ValueError:
+        parts = ()
+    if len(parts) != 4 or not all(map(math.isfinite, parts)):
+        raise InvalidInput(
+            f"bbox: expected minlon,minlat,maxlon,maxlat in degrees, got {raw[:80]!r}",
+            field="bbox",
+        )
+    minx, miny, maxx, maxy = parts
+    inside = -180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90
+    if not inside:
+        raise InvalidInput(
+            "bbox: minimum above maximum or outside ±180/±90 degrees", field="bbox"
+        )
+    return minx, miny, maxx, maxy
+
+
+def window(
+    start_date: datetime | None, end_date: datetime | None, tz: ZoneInfo,
+    settings: Open311Settings,
+) -> tuple[datetime, datetime]:
+    """start_date..end_date as the spec defines it: at most the configured number of
+    days, defaulting to the most recent ones; times without offset are the city's."""
+    start, end = _instant(start_date, tz), _instant(end_date, tz)
+    span = timedelta(days=settings.max_range_days)
+    if start is None and end is None:
+        end = datetime.now(UTC)
+    if start is None:
+        assert end is not None
+        start = end - span
+    if end is None:
+        end = min(start + span, max(start, datetime.now(UTC)))
+    if end < start:
+        raise InvalidInput("end_date: before start_date", field="end_date")
+    if end - start > span:
+        raise InvalidInput(
+            f"end_date: start_date..end_date spans {(end - start).days} days; "
+            f"at most {settings.max_range_days}",
+            field="end_date",
+        )
+    return start, end
+
+
+def _circle(
+    lat: float | None, long: float | None, radius: float | None, settings: Open311Settings
+) -> tuple[float, float, float] | None:
+    if lat is None and long is None:
+        if radius is not None:
+            raise InvalidInput("radius: needs lat and long", field="radius")
+        return None
+    if lat is None or long is None:
+        missing = "lat" if lat is None else "long"
+        raise InvalidInput(f"{missing}: lat and long go together", field=missing)
+    radius = settings.max_radius_m / 5 if radius is None else radius
+    if not 0 < radius <= settings.max_radius_m:
+        raise InvalidInput(
+            f"radius: metres, more than 0 and at most {settings.max_radius_m:g}", field="radius"
+        )
+    return lat, long, radius
+
+
+def _circle_bbox(lat: float, long: float, radius: float) -> tuple[float, float, float, float]:
+    """A WGS84 box that holds the circle (with 10 % margin), to use the spatial index."""
+    dlat = radius * 1.1 / _M_PER_DEG_LAT
+    dlon = dlat / max(math.cos(math.radians(min(abs(lat) + dlat, 89.0))), 1e-6)
+    return long - dlon, lat - dlat, long + dlon, lat + dlat
+
+
+def _intersect(
+    a: tuple[float, float, float, float] | None, b: tuple[float, float, float, float]
+) -> tuple[float, float, float, float]:
+    if a is None:
+        return b
+    box = (max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3]))
+    # Disjoint boxes select nothing: an empty box far from any city does that.
+    return box if box[0] <= box[2] and box[1] <= box[3] else (0.0, 0.0, 0.0, 0.0)
+
+
+@router.get(
+    "/requests.{fmt}",
+    summary="GET Service Requests",
+    response_class=Response,
+    responses=responses(list[wire.ServiceRequest]),
+)
+def get_requests(
+    fmt: Format,
+    pipeline: PipelineDep,
+    settings: SettingsDep,
+    service_request_id: Annotated[
+        str | None, Query(description="comma-separated request ids; overrides the rest")
+    ] = None,
+    service_code: Annotated[str | None, Query(description="comma-separated codes")] = None,
+    start_date: Annotated[datetime | None, Query(description="requested at or after")] = None,
+    end_date: Annotated[datetime | None, Query(description="requested at or before")] = None,
+    status: Annotated[str | None, Query(description="open, closed or open,closed")] = None,
+    lat: Annotated[float | None, Query(ge=-90, le=90, description="extension")] = None,
+    long: Annotated[float | None, Query(ge=-180, le=180, description="extension")] = None,
+    radius: Annotated[float | None, Query(description="metres around lat/long")] = None,
+    bbox: Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat")] = None,
+    updated_after: Annotated[
+        datetime | None, Query(description="incident changed after (extension)")
+    ] = None,
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    page_size: Annotated[int | None, Query(ge=1, description="extension")] = None,
+) -> Response:
+    """Reports matching every filter given, oldest id first, one page."""
+    tz = ZoneInfo(pipeline.city.config.timezone)
+    if service_request_id is not None:
+        selection = Selection(ids=_ids(service_request_id, "service_request_id"))
+        found = service_requests(pipeline, pipeline.reports(selection))
+        return render(fmt, found, root="service_requests", item="request")
+    size = settings.page_size if page_size is None else page_size
+    if size > settings.max_page_size:
+        raise InvalidInput(f"page_size: at most {settings.max_page_size}", field="page_size")
+    statuses = None
+    if status is not None:
+        wanted = _list(status) or ()
+        unknown = [s for s in wanted if s not in _STATUSES]
+        if unknown or not wanted:
+            raise InvalidInput(
+                f"status: expected open and/or closed, got {status[:80]!r}", field="status"
+            )
+        statuses = tuple(v for s in wanted for v in _STATUSES[s])
+    start, end = window(start_date, end_date, tz, settings)
+    box = _bbox(bbox) if bbox is not None else None
+    circle = _circle(lat, long, radius, settings)
+    if circle is not None:
+        box = _intersect(box, _circle_bbox(*circle))
+    selection = Selection(
+        service_codes=_list(service_code), statuses=statuses, bbox=box, start=start, end=end,
+        updated_after=_instant(updated_after, tz),
+    )
+    if circle is None:
+        reports = pipeline.reports(selection.page(size, (page - 1) * size))
+    else:
+        reports = pipeline.reports(selection)
+        x, y = pipeline.gis.project(reports["lon"].to_numpy(float), reports["lat"].to_numpy(float))
+        cx, cy = pipeline.gis.project(np.array([circle[1]]), np.array([circle[0]]))
+        inside = np.hypot(x - cx[0], y - cy[0]) <= circle[2]
+        reports = reports[inside].iloc[(page - 1) * size : page * size]
+    found = service_requests(pipeline, reports)
+    return render(fmt, found, root="service_requests", item="request")
+
+
+@router.get(
+    "/requests/{service_request_id}.{fmt}",
+    summary="GET Service Request",
+    response_class=Response,
+    responses=responses(list[wire.ServiceRequest]),
+)
+def get_request(service_request_id: str, fmt: Format, pipeline: PipelineDep) -> Response:
+    """One request, as a one-element array (as the spec has it); 404 when unknown."""
+    report_id = int(service_request_id) if service_request_id.isdigit() else None
+    reports = (
+        pipeline.reports(Selection(ids=(report_id,)))
+        if report_id is not None and report_id < 2**63
+        else None
+    )
+    if reports is None or not len(reports):
+        raise NotFound(
+            f"service_request_id: no request {service_request_id[:40]!r}",
+            field="service_request_id",
+        )
+    return render(
+        fmt, service_requests(pipeline, reports), root="service_requests", item="request"
+    )
+
+
+@router.get(
+    "/tokens/{token}.{fmt}",
+    summary="GET request id from a token",
+    response_class=Response,
+    responses=responses(list[wire.TokenAnswer]),
+)
+def get_token(token: str, fmt: Format, pipeline: PipelineDep) -> Response:
+    """The service_request_id a POST's token stands for; 404 for an unknown token."""
+    known = pipeline.known_reports(OPEN311_SOURCE, [token])
+    if not len(known):
+        raise NotFound(f"token: no request with token {token[:80]!r}", field="token")
+    answer = wire.TokenAnswer(service_request_id=str(int(known["report_id"].iloc[0])), token=token)
+    return render(fmt, [answer], root="service_requests", item="request")
+

@@ -1,0 +1,179 @@
+"""The FixMyStreet ``servicerequestupdates`` extension: a back office pushes status changes.
+
+https://wiki.open311.org/GeoReport_v2/Servicerequestupdates. POST changes the status of the
+incident a request (report) belongs to through the staff workflow (``voirie.workflow``:
+allowed transitions, team scope, an event in the same transaction); the key must be a
+staff token (admin, dispatcher, or an agent of the incident's team). GET lists the status
+changes in a time window, one update per report of the incident that changed.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+
+from voirie.api.deps import PipelineDep
+from voirie.api.open311 import wire
+from voirie.api.open311.deps import JurisdictionDep, SettingsDep, check_jurisdiction, client
+from voirie.api.open311.render import Format, render, responses
+from voirie.api.open311.requests import local_time, window
+from voirie.api.open311.submit import Form, read_form
+from voirie.auth import Role
+from voirie.errors import InvalidInput, NotFound
+from voirie.model import EventKind, Status
+from voirie.pipeline import Pipeline
+from voirie.store.selection import Selection
+from voirie.workflow import change_status
+
+router = APIRouter(prefix="/open311/v2", tags=["open311"])
+
+# FixMyStreet's update statuses, as the voirie status each one means; voirie's own status
+# names are accepted as they are.
+FIXMYSTREET_STATUSES: dict[str, Status] = {
+    "OPEN": Status.ACKNOWLEDGED,
+    "INVESTIGATING": Status.ACKNOWLEDGED,
+    "ACTION_SCHEDULED": Status.SCHEDULED,
+    "IN_PROGRESS": Status.IN_PROGRESS,
+    "FIXED": Status.RESOLVED,
+    "CLOSED": Status.CLOSED,
+    "NO_FURTHER_ACTION": Status.REJECTED,
+    "NOT_COUNCILS_RESPONSIBILITY": Status.REJECTED,
+}
+STAFF = frozenset({Role.ADMIN, Role.DISPATCHER, Role.AGENT})
+# How ``workflow.change_status`` words its event: "old → new" and an optional ": note".
+_CHANGE = re.compile(r"^(\w+) → (\w+)(?:: (.*))?$", re.DOTALL)
+_UPDATE_FIELDS = ("api_key", "service_request_id", "status", "description", "media_url")
+
+
+def _status(raw: str | None) -> Status:
+    if raw is None:
+        raise InvalidInput("status: required", field="status")
+    if raw.upper() in FIXMYSTREET_STATUSES:
+        return FIXMYSTREET_STATUSES[raw.upper()]
+    try:
+        return Status(raw.lower())
+    except ValueError:
+        known = sorted({*FIXMYSTREET_STATUSES, *(s.value for s in Status)})
+        raise InvalidInput(
+            f"status: unknown status {raw[:40]!r}; one of {', '.join(known)}", field="status"
+        ) from None
+
+
+def push(pipeline: Pipeline, form: Form) -> str:
+    """Apply one update; return its update_id (the event id)."""
+    check_jurisdiction(pipeline, form.get("jurisdiction_id"))
+    principal = client(pipeline, form.get("api_key"), STAFF)
+    raw_id = form.get("service_request_id") or ""
+    reports = (
+        pipeline.reports(Selection(ids=(int(raw_id),)))
+        if raw_id.isdigit() and len(raw_id) < 19 else pd.DataFrame()
+    )
+    if not len(reports):
+        raise NotFound(
+            f"service_request_id: no request {raw_id[:40]!r}", field="service_request_id"
+        )
+    status = _status(form.get("status"))
+    incident_id = int(reports["incident_id"].iloc[0])
+    city = pipeline.city
+    with pipeline.store.transaction(city.jurisdiction_id) as uow:
+        event_id = change_status(
+            uow, city, incident_id, principal, status, form.get("description") or ""
+        )
+    return str(event_id)
+
+
+@router.post(
+    "/servicerequestupdates.{fmt}",
+    summary="POST Service Request Update (FixMyStreet extension)",
+    dependencies=[JurisdictionDep],
+    response_class=Response,
+    responses=responses(list[wire.UpdateCreated], 403, 409),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                media: {
+                    "schema": {
+                        "type": "object",
+                        "required": ["api_key", "service_request_id", "status"],
+                        "properties": {name: {"type": "string"} for name in _UPDATE_FIELDS},
+                    }
+                }
+                for media in ("application/x-www-form-urlencoded", "application/json")
+            },
+        }
+    },
+)
+async def post_update(fmt: Format, request: Request, pipeline: PipelineDep) -> Response:
+    """Change the status of the incident a request belongs to (back-office push)."""
+    form = await read_form(request)
+    update_id = await run_in_threadpool(push, pipeline, form)
+    return render(
+        fmt, [wire.UpdateCreated(update_id=update_id)], root="service_request_updates",
+        item="request_update",
+    )
+
+
+def status_updates(
+    pipeline: Pipeline, start: datetime, end: datetime
+) -> list[wire.ServiceRequestUpdate]:
+    """Status changes between ``start`` and ``end``, one per report of the incident."""
+    city = pipeline.city
+    events = pipeline.store.lookup(
+        "events", city.jurisdiction_id, "kind", [EventKind.STATUS_CHANGED.value]
+    )
+    at = pd.to_datetime(events["at"], utc=True)
+    events = events[(events["entity"] == "incident") & (at >= start) & (at <= end)]
+    if not len(events):
+        return []
+    ids = tuple(int(i) for i in events["entity_id"].unique())
+    reports = pipeline.reports(Selection(incident_ids=ids))
+    by_incident = reports.groupby("incident_id")["report_id"].apply(list).to_dict()
+    tz = ZoneInfo(city.config.timezone)
+    updates = []
+    for event in events.sort_values(["at", "id"]).to_dict("records"):
+        change = _CHANGE.match(str(event["reason"]))
+        if change is None:
+            continue
+        status = Status(change.group(2))
+        moment = local_time(event["at"], tz)
+        assert moment is not None  # an event always has its time
+        updates += [
+            wire.ServiceRequestUpdate(
+                update_id=str(int(event["id"])), service_request_id=str(int(report_id)),
+                status=status.open311,
+                detailed_status=status.value, updated_datetime=moment,
+                description=change.group(3), media_url=None,
+            )
+            for report_id in by_incident.get(int(event["entity_id"]), [])
+        ]
+    return updates
+
+
+@router.get(
+    "/servicerequestupdates.{fmt}",
+    summary="GET Service Request Updates (FixMyStreet extension)",
+    response_class=Response,
+    responses=responses(list[wire.ServiceRequestUpdate]),
+    dependencies=[JurisdictionDep],
+)
+def get_updates(
+    fmt: Format,
+    pipeline: PipelineDep,
+    settings: SettingsDep,
+    start_date: Annotated[datetime | None, Query(description="updated at or after")] = None,
+    end_date: Annotated[datetime | None, Query(description="updated at or before")] = None,
+) -> Response:
+    """Status changes in a window of at most 90 days (the most recent by default)."""
+    tz = ZoneInfo(pipeline.city.config.timezone)
+    start, end = window(start_date, end_date, tz, settings)
+    return render(
+        fmt, status_updates(pipeline, start, end), root="service_request_updates",
+        item="request_update",
+    )

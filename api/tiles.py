@@ -1,0 +1,48 @@
+"""Vector tiles of the incidents: ``/tiles/incidents/{z}/{x}/{y}.mvt`` and their TileJSON.
+
+The store encodes the tile (``ST_AsMVT`` on PostGIS, ``voirie.maps.tiles`` on sqlite);
+public attributes only. Tiles may be cached a minute by browsers and proxies: incidents
+change as reports arrive, so a longer lifetime would show stale statuses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from voirie.api.deps import PipelineDep
+from voirie.maps import tiles
+from voirie.maps.ogc import collections
+
+router = APIRouter(prefix="/tiles", tags=["tiles"])
+
+CACHE_CONTROL = "public, max-age=60"
+
+
+@router.get(
+    "/incidents/{z}/{x}/{y}.mvt", summary="Incident vector tile", response_class=Response,
+    responses={200: {"content": {tiles.MEDIA_TYPE: {}},
+                     "description": "Mapbox Vector Tile, layer `incidents` (empty when none)"},
+               400: {"description": "no such tile"}},
+)
+def incident_tile(z: int, x: int, y: int, pipeline: PipelineDep) -> Response:
+    """One tile (XYZ scheme, as in web maps) of incidents with their public attributes."""
+    tiles.check_tile(z, x, y)
+    content = pipeline.store.incident_tile(pipeline.city.jurisdiction_id, z, x, y)
+    return Response(content, media_type=tiles.MEDIA_TYPE,
+                     headers={"Cache-Control": CACHE_CONTROL})
+
+
+@router.get("/incidents.json", summary="TileJSON of the incident tiles")
+def incident_tilejson(request: Request, pipeline: PipelineDep) -> JSONResponse:
+    """Where the incident tiles are and what their features carry (TileJSON 3.0.0)."""
+    base = str(request.base_url).rstrip("/")
+    document: dict[str, Any] = tiles.tilejson(
+        f"{base}/tiles/incidents/{{z}}/{{x}}/{{y}}.mvt",
+        name=f"voirie — {pipeline.city.config.name}: incidents",
+        bounds=collections(pipeline)["incidents"].bbox,
+        fields=tiles.FIELDS,
+    )
+    return JSONResponse(document, headers={"Cache-Control": CACHE_CONTROL})

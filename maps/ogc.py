@@ -1,0 +1,377 @@
+"""OGC API Features (Part 1 Core, Part 2 CRS) without the web framework: collections,
+CRS and parameter parsing, and the pages of features each request reads.
+
+The web layer (``voirie.api.ogc``) only turns requests into the calls below and their
+results into responses. Collections are the incidents and reports layers of the store
+(read through ``Selection``) and the city's reference layers already loaded by
+``CityGIS`` (streets and every zone layer), served from memory.
+
+Specs: https://docs.ogc.org/is/17-069r4/17-069r4.html (Part 1),
+https://docs.ogc.org/is/18-058r1/18-058r1.html (Part 2).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Literal
+
+import geopandas as gpd
+import numpy as np
+import shapely
+from pyproj import CRS, Transformer
+from pyproj.exceptions import CRSError
+
+from voirie.errors import InvalidInput, NotFound
+from voirie.pipeline import Pipeline
+from voirie.store.selection import Selection
+
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+EPSG_URI = "http://www.opengis.net/def/crs/EPSG/0/{code}"
+DEFAULT_LIMIT = 10
+MAX_LIMIT = 10_000
+CONFORMANCE = (
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
+)
+Kind = Literal["incidents", "reports", "streets", "zones"]
+# Query parameters every items request may carry (besides the collection's properties).
+ITEMS_PARAMETERS = frozenset({"limit", "offset", "bbox", "bbox-crs", "crs", "datetime", "f"})
+_BBOX_DENSIFY_DEG = 0.001
+
+
+@dataclass(frozen=True)
+class OutputCrs:
+    """A CRS the API serves: its URI, pyproj CRS and whether its first axis is northing."""
+
+    uri: str
+    crs: CRS
+    north_first: bool
+
+
+def crs_uri(crs: CRS) -> str:
+    """The OGC URI of a CRS (CRS84 for OGC:CRS84, the EPSG register otherwise)."""
+    authority = crs.to_authority()
+    if authority is None:
+        raise ValueError(f"CRS without an authority code: {crs.name}")
+    name, code = authority
+    if name == "OGC":
+        return CRS84
+    return EPSG_URI.format(code=code)
+
+
+def supported_crs(pipeline: Pipeline) -> dict[str, OutputCrs]:
+    """CRS84, EPSG:4326 (latitude first), the city's metric CRS, EPSG:2154 and EPSG:3857."""
+    crs_list = [CRS.from_user_input("OGC:CRS84"), CRS.from_epsg(4326),
+                CRS.from_user_input(pipeline.city.metric_crs), CRS.from_epsg(2154),
+                CRS.from_epsg(3857)]
+    out: dict[str, OutputCrs] = {}
+    for crs in crs_list:
+        north = crs.axis_info[0].direction.lower() == "north"
+        out.setdefault(crs_uri(crs), OutputCrs(crs_uri(crs), crs, north))
+    return out
+
+
+def parse_crs(value: str, supported: dict[str, OutputCrs], name: str) -> OutputCrs:
+    """A CRS named as a URI, a safe CURIE ``[EPSG:2154]`` or ``EPSG:2154``/``CRS84``."""
+    text = value.strip().removeprefix("[").removesuffix("]")
+    if text in supported:
+        return supported[text]
+    try:
+        crs = CRS.from_user_input("OGC:CRS84" if text in ("CRS84", "OGC:CRS84") else text)
+        uri = crs_uri(crs)
+    except (CRSError, ValueError) as exc:
+        raise InvalidInput(f"{name}: unknown CRS {value!r}", field=name) from exc
+    if uri not in supported:
+        raise InvalidInput(
+            f"{name}: CRS {value!r} is not served; use one of {', '.join(supported)}",
+            field=name,
+        )
+    return supported[uri]
+
+
+@dataclass(frozen=True)
+class Collection:
+    """One feature collection: where its features come from and what may filter them."""
+
+    id: str
+    title: str
+    description: str
+    kind: Kind
+    id_column: str
+    storage_crs: str
+    bbox: tuple[float, float, float, float]
+    filters: tuple[str, ...]
+    temporal: bool = False
+    zone_layer: str | None = None
+
+
+def _wgs84_bounds(frame: gpd.GeoDataFrame) -> tuple[float, float, float, float]:
+    minx, miny, maxx, maxy = frame.to_crs(4326).total_bounds
+    return float(minx), float(miny), float(maxx), float(maxy)
+
+
+@functools.lru_cache(maxsize=8)
+def collections(pipeline: Pipeline) -> dict[str, Collection]:
+    """Every collection of a city: incidents, reports, streets (if any) and each zone layer.
+
+    Computed once per pipeline (extents of the reference layers take a moment).
+    """
+    gis = pipeline.gis
+    territory = gis.zones[pipeline.city.config.territory.layer].zones
+    extent = _wgs84_bounds(territory)
+    metric = crs_uri(CRS.from_user_input(pipeline.city.metric_crs))
+    zone_filters = tuple(f"zone_{name}" for name in gis.zones)
+    out = {
+        "incidents": Collection(
+            "incidents", "Incidents",
+            "Problems to fix: reports of the same problem grouped, routed to a team "
+            "(public fields only).",
+            "incidents", "incident_id", CRS84, extent,
+            ("status", "team", "service_code", *zone_filters), temporal=True,
+        ),
+        "reports": Collection(
+            "reports", "Reports",
+            "Citizen reports with their street, zones and incident (public fields only; "
+            "no reporter contact data).",
+            "reports", "report_id", CRS84, extent,
+            ("status", "team", "service_code", "incident_id", *zone_filters), temporal=True,
+        ),
+    }
+    if gis.streets is not None:
+        attributes = tuple(c for c in gis.streets.columns if c != gis.streets.geometry.name)
+        out["streets"] = Collection(
+            "streets", "Streets", "Street centre-line segments reports are snapped to.",
+            "streets", "segment_id", metric, _wgs84_bounds(gis.streets), attributes,
+        )
+    for name, index in gis.zones.items():
+        out[name] = Collection(
+            name, index.layer.label or name, f"Zone layer {name!r} (code and name).",
+            "zones", "code", metric, _wgs84_bounds(index.zones), ("code", "name"),
+            zone_layer=name,
+        )
+    return out
+
+
+def collection(pipeline: Pipeline, collection_id: str) -> Collection:
+    """One collection, or ``NotFound`` naming the ones that exist."""
+    found = collections(pipeline)
+    if collection_id not in found:
+        raise NotFound(
+            f"collectionId: no collection {collection_id!r}; collections: {', '.join(found)}",
+            field="collectionId",
+        )
+    return found[collection_id]
+
+
+def parse_bbox(value: str, name: str = "bbox") -> tuple[float, float, float, float]:
+    """Four comma-separated numbers, lower corner then upper corner."""
+    parts = value.split(",")
+    if len(parts) == 6:  # 3-D bbox: heights are ignored
+        parts = [parts[0], parts[1], parts[3], parts[4]]
+    try:
+        x0, y0, x1, y1 = (float(p) for p in parts)
+    except ValueError as exc:
+        raise InvalidInput(
+            f"{name}: expected 4 numbers separated by commas, got {value!r}", field=name
+        ) from exc
+    if not all(np.isfinite([x0, y0, x1, y1])) or y0 > y1:
+        raise InvalidInput(f"{name}: the lower corner must come first, got {value!r}", field=name)
+    return x0, y0, x1, y1
+
+
+def bbox_to_wgs84(
+    bbox: tuple[float, float, float, float], crs: OutputCrs
+) -> tuple[float, float, float, float]:
+    """A bbox given in ``crs`` (axis order of that CRS) as WGS84 lon/lat bounds."""
+    x0, y0, x1, y1 = bbox
+    if crs.north_first:
+        x0, y0, x1, y1 = y0, x0, y1, x1
+    if crs.uri == CRS84 or crs.crs == CRS.from_epsg(4326):
+        return x0, y0, x1, y1
+    to_wgs84 = Transformer.from_crs(crs.crs, 4326, always_xy=True)
+    lon0, lat0, lon1, lat1 = to_wgs84.transform_bounds(x0, y0, x1, y1, densify_pts=21)
+    return float(lon0), float(lat0), float(lon1), float(lat1)
+
+
+def parse_datetime(value: str) -> tuple[datetime | None, datetime | None]:
+    """An instant or an interval ``start/end`` (``..`` or empty for open ends), RFC 3339."""
+
+    def instant(text: str) -> datetime | None:
+        if text in ("", ".."):
+            return None
+        try:
+            moment = datetime.fromisoformat(text.replace("z", "Z"))
+        except ValueError as exc:
+            raise InvalidInput(
+                f"datetime: {text!r} is not an RFC 3339 date-time", field="datetime"
+            ) from exc
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+    if "/" in value:
+        start_text, _, end_text = value.partition("/")
+        start, end = instant(start_text), instant(end_text)
+        if start and end and start > end:
+            raise InvalidInput("datetime: the interval ends before it starts", field="datetime")
+        return start, end
+    moment = instant(value)
+    if moment is None:
+        raise InvalidInput("datetime: an instant cannot be open", field="datetime")
+    return moment, moment
+
+
+def parse_count(value: str | None, name: str, default: int, low: int, high: int) -> int:
+    """An integer parameter within [low, high]."""
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except ValueError as exc:
+        raise InvalidInput(f"{name}: {value!r} is not an integer", field=name) from exc
+    if not low <= number <= high:
+        raise InvalidInput(f"{name}: {number} is outside {low}..{high}", field=name)
+    return number
+
+
+@dataclass(frozen=True)
+class ItemsQuery:
+    """What one items request asks for, parsed and checked."""
+
+    limit: int = DEFAULT_LIMIT
+    offset: int = 0
+    bbox: tuple[float, float, float, float] | None = None
+    """WGS84 lon/lat, whatever ``bbox-crs`` it was given in"""
+    start: datetime | None = None
+    end: datetime | None = None
+    filters: dict[str, str] = field(default_factory=dict)
+    ids: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    """Features of one page, in the output CRS with its axis order, and the match count."""
+
+    features: gpd.GeoDataFrame
+    number_matched: int
+
+
+def _selection(query: ItemsQuery) -> Selection:
+    """An items query on the incidents or reports layer as a store selection."""
+    f = query.filters
+    zone = next(((k.removeprefix("zone_"), v) for k, v in f.items() if k.startswith("zone_")),
+                None)
+    incident_ids = None
+    if "incident_id" in f:
+        incident_ids = (parse_count(f["incident_id"], "incident_id", 0, 0, 2**62),)
+    ids = None
+    if query.ids is not None:
+        ids = tuple(parse_count(i, "featureId", 0, 0, 2**62) for i in query.ids)
+    return Selection(
+        ids=ids,
+        incident_ids=incident_ids,
+        statuses=(f["status"],) if "status" in f else None,
+        teams=(f["team"],) if "team" in f else None,
+        service_codes=(f["service_code"],) if "service_code" in f else None,
+        zone=zone, bbox=query.bbox, start=query.start, end=query.end,
+        limit=query.limit, offset=query.offset,
+    )
+
+
+def _reference_frame(pipeline: Pipeline, source: Collection) -> gpd.GeoDataFrame:
+    gis = pipeline.gis
+    if source.kind == "streets":
+        assert gis.streets is not None
+        return gis.streets
+    assert source.zone_layer is not None
+    return gis.zones[source.zone_layer].zones
+
+
+def _filter_reference(frame: gpd.GeoDataFrame, query: ItemsQuery, id_column: str
+                      ) -> gpd.GeoDataFrame:
+    """Reference features matching the query, in their order, all pages."""
+    keep = np.ones(len(frame), dtype=bool)
+    if query.bbox is not None:
+        box = shapely.segmentize(shapely.box(*query.bbox), _BBOX_DENSIFY_DEG)
+        area = gpd.GeoSeries([box], crs=4326).to_crs(frame.crs).iloc[0]
+        hits = np.zeros(len(frame), dtype=bool)
+        hits[frame.sindex.query(area, predicate="intersects")] = True
+        keep &= hits
+    for name, value in query.filters.items():
+        keep &= (frame[name].astype(str) == value).to_numpy()
+    if query.ids is not None:
+        keep &= frame[id_column].astype(str).isin(query.ids).to_numpy()
+    return frame[keep]
+
+
+def read_page(pipeline: Pipeline, source: Collection, query: ItemsQuery,
+              crs: OutputCrs) -> Page:
+    """The features of one items request and how many match in all."""
+    if source.kind in ("incidents", "reports"):
+        selection = _selection(query)
+        layer: Literal["incidents", "reports"] = (
+            "incidents" if source.kind == "incidents" else "reports"
+        )
+        frame = pipeline.incidents(selection) if layer == "incidents" else pipeline.reports(
+            selection
+        )
+        matched = pipeline.count(layer, replace(selection, limit=None, offset=0))
+    else:
+        everything = _filter_reference(_reference_frame(pipeline, source), query,
+                                       source.id_column)
+        matched = len(everything)
+        frame = everything.iloc[query.offset : query.offset + query.limit]
+    return Page(to_output(frame, crs), matched)
+
+
+def to_output(frame: gpd.GeoDataFrame, crs: OutputCrs) -> gpd.GeoDataFrame:
+    """Features reprojected to ``crs``, coordinates swapped where its first axis is north."""
+    out = frame.to_crs(crs.crs)
+    if crs.north_first and len(out):
+        out = out.set_geometry(
+            shapely.transform(out.geometry.to_numpy(), lambda xy: xy[:, ::-1]), crs=out.crs
+        )
+    return out
+
+
+def items_query(
+    source: Collection, params: dict[str, str], supported: dict[str, OutputCrs]
+) -> ItemsQuery:
+    """Check an items request's query parameters against what the collection accepts."""
+    allowed = ITEMS_PARAMETERS | set(source.filters)
+    unknown = sorted(set(params) - allowed)
+    if unknown:
+        raise InvalidInput(
+            f"{unknown[0]}: unknown query parameter; this collection accepts "
+            f"{', '.join(sorted(allowed))}",
+            field=unknown[0],
+        )
+    bbox = None
+    if "bbox" in params:
+        bbox_crs = parse_crs(params.get("bbox-crs", CRS84), supported, "bbox-crs")
+        bbox = bbox_to_wgs84(parse_bbox(params["bbox"]), bbox_crs)
+    elif "bbox-crs" in params:
+        raise InvalidInput("bbox-crs: given without bbox", field="bbox-crs")
+    start = end = None
+    if "datetime" in params and source.temporal:
+        start, end = parse_datetime(params["datetime"])
+    return ItemsQuery(
+        limit=parse_count(params.get("limit"), "limit", DEFAULT_LIMIT, 1, MAX_LIMIT),
+        offset=parse_count(params.get("offset"), "offset", 0, 0, 2**62),
+        bbox=bbox, start=start, end=end,
+        filters={k: v for k, v in params.items() if k in source.filters},
+    )
+
+
+def one_feature(pipeline: Pipeline, source: Collection, feature_id: str,
+                crs: OutputCrs) -> gpd.GeoDataFrame:
+    """The single feature ``feature_id`` of a collection, or ``NotFound``."""
+    if source.kind in ("incidents", "reports") and not feature_id.isdigit():
+        raise NotFound(f"featureId: no feature {feature_id!r} in {source.id}", field="featureId")
+    page = read_page(pipeline, source, ItemsQuery(limit=1, ids=(feature_id,)), crs)
+    if not len(page.features):
+        raise NotFound(f"featureId: no feature {feature_id!r} in {source.id}", field="featureId")
+    return page.features

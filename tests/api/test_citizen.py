@@ -1,0 +1,171 @@
+"""Citizens' domain operations on real Paris reports, on every storage backend."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from voirie import citizens
+from voirie.city import City
+from voirie.errors import Conflict, InvalidInput, NotFound
+from voirie.gis.enrich import CityGIS
+from voirie.ingest.mapping import DANSMARUE
+from voirie.ingest.sources import read_csv
+from voirie.model import Report, Status
+from voirie.pipeline import Pipeline
+from voirie.store import Store
+from voirie.store.selection import Selection
+
+DATA = Path(__file__).parents[1] / "data" / "dansmarue_200.csv"
+NOW = datetime(2024, 6, 1, tzinfo=UTC)
+SERVICE = "Cartons ou sacs de déchets ménagers"
+
+
+@pytest.fixture
+def pipeline(store: Store, paris: City, paris_gis: CityGIS) -> Pipeline:
+    """200 real DansMaRue reports imported into a store of each backend."""
+    loaded = Pipeline(paris, store, paris_gis)
+    loaded.import_table(read_csv(DATA), DANSMARUE)
+    return loaded
+
+
+def _incident(pipeline: Pipeline, incident_id: int) -> pd.Series:
+    return pipeline.incidents(Selection(ids=(incident_id,))).iloc[0]
+
+
+def _events(pipeline: Pipeline, incident_id: int) -> pd.DataFrame:
+    events = pipeline.store.lookup("events", pipeline.city.jurisdiction_id, "entity_id",
+                                   [incident_id])
+    return events[(events["entity"] == "incident") & (events["entity_id"] == incident_id)]
+
+
+def _first_open(pipeline: Pipeline) -> int:
+    incidents = pipeline.incidents()
+    return int(incidents.loc[incidents["status"] == Status.NEW, "incident_id"].iloc[0])
+
+
+def test_me_too_counts_once_per_email_and_never_opens_an_incident(pipeline: Pipeline) -> None:
+    incident_id = _first_open(pipeline)
+    before = _incident(pipeline, incident_id)
+    incidents_before = pipeline.count("incidents")
+
+    first = citizens.support(pipeline, incident_id, " Voisine@Example.org ")
+    again = citizens.support(pipeline, incident_id, "voisine@example.org")
+    anonymous = [citizens.support(pipeline, incident_id) for _ in range(2)]
+
+    assert (first.counted, first.following, first.supporters) == (True, True, 1)
+    assert (again.counted, again.supporters) == (False, 1)
+    assert [a.supporters for a in anonymous] == [2, 3]
+    after = _incident(pipeline, incident_id)
+    assert after["supporters"] == 3
+    assert after["report_count"] == before["report_count"]  # reports and supporters apart
+    assert pipeline.count("incidents") == incidents_before
+    history = _events(pipeline, incident_id)
+    supported = history[history["kind"] == "supported"]
+    assert len(supported) == 3  # the repeated email left no event
+    assert set(supported["actor"]) == {citizens.CITIZEN_ACTOR}
+    assert "example.org" not in history.to_csv()
+
+
+def test_emails_never_reach_public_reads(pipeline: Pipeline) -> None:
+    incident_id = _first_open(pipeline)
+    citizens.support(pipeline, incident_id, "secret.voisin@example.org")
+    citizens.follow(pipeline, incident_id, "autre.voisin@example.org")
+    incident = _incident(pipeline, incident_id)
+
+    public = [
+        pipeline.incidents().drop(columns="geometry").to_csv(),
+        pipeline.reports().drop(columns="geometry").to_csv(),
+        citizens.nearby(pipeline, float(incident["lon"]), float(incident["lat"]), 300).to_csv(),
+    ]
+    assert not any("voisin@" in text for text in public)
+
+
+def test_follow_and_unfollow_are_idempotent(pipeline: Pipeline) -> None:
+    incident_id = _first_open(pipeline)
+
+    assert citizens.follow(pipeline, incident_id, "a@example.org") is True
+    assert citizens.follow(pipeline, incident_id, "A@example.org") is False
+    assert citizens.unfollow(pipeline, incident_id, "a@example.org") is True
+    assert citizens.unfollow(pipeline, incident_id, "a@example.org") is False
+    kinds = _events(pipeline, incident_id)["kind"].tolist()
+    assert kinds.count("followed") == 1
+    assert kinds.count("unfollowed") == 1
+
+
+def test_closed_incident_refuses_me_too_and_follow(pipeline: Pipeline) -> None:
+    incident_id = _first_open(pipeline)
+    with pipeline.store.transaction(pipeline.city.jurisdiction_id) as uow:
+        uow.update_incident(incident_id, {"status": Status.RESOLVED.value})
+
+    with pytest.raises(Conflict, match=f"incident {incident_id} is resolved") as caught:
+        citizens.support(pipeline, incident_id, "b@example.org")
+    assert caught.value.status == 409
+    with pytest.raises(Conflict, match="report it again"):
+        citizens.follow(pipeline, incident_id, "b@example.org")
+    assert _incident(pipeline, incident_id)["supporters"] == 0
+    assert citizens.unfollow(pipeline, incident_id, "b@example.org") is False
+
+
+def test_unknown_incident_and_bad_email(pipeline: Pipeline) -> None:
+    with pytest.raises(NotFound, match="incident 999999 does not exist") as caught:
+        citizens.support(pipeline, 999_999)
+    assert (caught.value.status, caught.value.field) == (404, "incident_id")
+    with pytest.raises(NotFound):
+        citizens.unfollow(pipeline, 999_999, "c@example.org")
+    with pytest.raises(InvalidInput, match="email: not an email address") as bad:
+        citizens.support(pipeline, _first_open(pipeline), "not-an-email")
+    assert bad.value.field == "email"
+
+
+def test_nearby_lists_open_incidents_nearest_first(pipeline: Pipeline) -> None:
+    incident_id = _first_open(pipeline)
+    citizens.support(pipeline, incident_id)
+    centre = _incident(pipeline, incident_id)
+
+    found = citizens.nearby(pipeline, float(centre["lon"]), float(centre["lat"]), 2000, now=NOW)
+
+    assert list(found.columns) == list(citizens.NEARBY_COLUMNS)
+    assert found["incident_id"].iloc[0] == incident_id
+    assert found["distance_m"].iloc[0] == 0
+    assert found["distance_m"].is_monotonic_increasing
+    assert (found["distance_m"] <= 2000).all()
+    assert found["status"].isin([s.value for s in Status if s.is_open]).all()
+    assert found["supporters"].iloc[0] == 1
+    assert (found["age_days"] >= 0).all()
+    first_report = pd.Timestamp(centre["first_reported_at"])
+    assert found["age_days"].iloc[0] == (pd.Timestamp(NOW) - first_report).days
+
+
+def test_nearby_carries_the_first_report_text_verbatim(pipeline: Pipeline, paris: City) -> None:
+    """Escaping is the page's job: the API returns what the citizen wrote."""
+    text = "<img src=x onerror=alert(1)> devant le n°91"
+    submitted = pipeline.submit(
+        Report(
+            external_id="xss-1", source="app", lon=2.363114, lat=48.873504,
+            service_code=paris.services_by_name[SERVICE.casefold()].code,
+            requested_at=datetime(2024, 5, 30, 9, 30, tzinfo=UTC), description=text,
+        )
+    )
+
+    found = citizens.nearby(pipeline, 2.363114, 48.873504, 50, now=NOW)
+
+    row = found[found["incident_id"] == submitted.incident_id].iloc[0]
+    assert row["description"] == text
+    assert row["age_days"] == 1
+
+
+@pytest.mark.parametrize(
+    ("lon", "lat", "radius", "field"),
+    [(2.35, 48.85, 2001, "radius_m"), (2.35, 48.85, 0, "radius_m"), (2.35, 91.0, 100, "lat"),
+     (181.0, 48.85, 100, "lon"), (2.35, float("nan"), 100, "lat")],
+)
+def test_nearby_refuses_bad_input_naming_the_field(
+    pipeline: Pipeline, lon: float, lat: float, radius: float, field: str
+) -> None:
+    with pytest.raises(InvalidInput, match=f"^{field}: ") as caught:
+        citizens.nearby(pipeline, lon, lat, radius)
+    assert caught.value.field == field

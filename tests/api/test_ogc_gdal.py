@@ -1,0 +1,199 @@
+"""Real GDAL against a real server: OGC API Features (``OAPIF:``), downloads, tiles, QGIS.
+
+Each backend gets one ``voirie serve`` on a free port over a store holding the 200 real
+Paris reports; ``ogrinfo``/``ogr2ogr`` (Debian gdal-bin) read every layer from it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+from xml.etree import ElementTree as ET
+
+import pytest
+from conftest import BACKENDS
+from liveserver import LiveServer, loaded_store, serving
+
+from voirie.city import City
+from voirie.gis.enrich import CityGIS
+
+VALIDATOR = "/usr/lib/python3/dist-packages/osgeo_utils/samples/validate_gpkg.py"
+PAGE_SIZE = 7
+
+
+def gdal(*args: str) -> str:
+    """Run a GDAL command line tool; its standard output."""
+    done = subprocess.run(list(args), capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stderr}"
+    return done.stdout
+
+
+def features(path: Path) -> list[dict[str, object]]:
+    found: list[dict[str, object]] = json.loads(path.read_text(encoding="utf-8"))["features"]
+    return found
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, paris: City,
+    paris_gis: CityGIS,
+) -> Iterator[LiveServer]:
+    folder = tmp_path_factory.mktemp("live")
+    with loaded_store(request, folder, paris, paris_gis) as url, serving(url, folder) as live:
+        yield live
+
+
+def _all_items(server: LiveServer, collection: str, **params: str) -> dict[str, object]:
+    query = "&".join(f"{k}={v}" for k, v in {"limit": "10000", **params}.items())
+    body: dict[str, object] = json.loads(
+        server.get(f"/ogc/collections/{collection}/items?{query}")
+    )
+    return body
+
+
+def _items_requests(server: LiveServer, collection: str) -> list[dict[str, list[str]]]:
+    path = f"/ogc/collections/{collection}/items"
+    found = []
+    for line in server.requests():
+        target = urlsplit(line.split(" ")[1])
+        if target.path == path:
+            found.append(parse_qs(target.query))
+    return found
+
+
+def test_ogrinfo_lists_every_collection(server: LiveServer) -> None:
+    listing = gdal("ogrinfo", "-ro", "-q", f"OAPIF:{server.base}/ogc")
+    for name in ("incidents", "reports", "streets", "arrondissement", "quartier"):
+        assert f": {name} (" in listing or f": {name}\n" in listing, listing
+
+
+def test_gdal_pages_through_every_incident(server: LiveServer, tmp_path: Path) -> None:
+    matched = _all_items(server, "incidents")["numberMatched"]
+    out = tmp_path / "incidents.geojson"
+    before = len(_items_requests(server, "incidents"))
+    gdal("ogr2ogr", "-f", "GeoJSON", str(out), f"OAPIF:{server.base}/ogc", "incidents",
+         "-oo", f"PAGE_SIZE={PAGE_SIZE}")
+    read = features(out)
+    ids = [f["properties"]["incident_id"] for f in read]  # type: ignore[index]
+    assert len(ids) == matched == len(set(ids))
+    pages = _items_requests(server, "incidents")[before:]
+    assert len(pages) >= int(str(matched)) // PAGE_SIZE
+    assert any("offset" in page for page in pages)
+
+
+def test_gdal_bbox_is_filtered_by_the_server(server: LiveServer, tmp_path: Path) -> None:
+    everything = _all_items(server, "incidents")["features"]
+    # A box around the 11th arrondissement, where the slice has many reports.
+    box = (2.365, 48.855, 2.39, 48.87)
+    inside = {
+        f["id"] for f in everything  # type: ignore[attr-defined]
+        if box[0] <= f["geometry"]["coordinates"][0] <= box[2]
+        and box[1] <= f["geometry"]["coordinates"][1] <= box[3]
+    }
+    assert 0 < len(inside) < len(everything)  # type: ignore[arg-type]
+    out = tmp_path / "box.geojson"
+    before = len(_items_requests(server, "incidents"))
+    gdal("ogr2ogr", "-f", "GeoJSON", str(out), f"OAPIF:{server.base}/ogc", "incidents",
+         "-spat", *map(str, box))
+    assert {f["properties"]["incident_id"] for f in features(out)} == inside  # type: ignore[index]
+    # GDAL reads one unfiltered page to learn the schema, then asks the server for the box.
+    asked = _items_requests(server, "incidents")[before:]
+    assert any("bbox" in page for page in asked)
+    served = _all_items(server, "incidents", bbox=",".join(map(str, box)))
+    assert served["numberMatched"] == len(inside)
+
+
+def test_gdal_reprojection_matches_the_servers_own_2154(server: LiveServer, tmp_path: Path
+                                                        ) -> None:
+    out = tmp_path / "l93.geojson"
+    gdal("ogr2ogr", "-f", "GeoJSON", "-t_srs", "EPSG:2154", str(out),
+         f"OAPIF:{server.base}/ogc", "incidents")
+    by_gdal = {f["properties"]["incident_id"]: f["geometry"]["coordinates"]  # type: ignore[index]
+               for f in features(out)}
+    served = _all_items(server, "incidents", crs="http://www.opengis.net/def/crs/EPSG/0/2154")
+    by_server = {f["id"]: f["geometry"]["coordinates"]  # type: ignore[index]
+                 for f in served["features"]}  # type: ignore[attr-defined]
+    assert by_gdal.keys() == by_server.keys()
+    for key, (x, y) in by_server.items():
+        gx, gy = by_gdal[key]
+        assert abs(gx - x) < 0.01, (key, gx, x)
+        assert abs(gy - y) < 0.01, (key, gy, y)
+        assert 640_000 < x < 665_000, x  # Paris in Lambert-93
+        assert 6_855_000 < y < 6_870_000, y
+
+
+def test_downloads_read_back_with_gdal(server: LiveServer, tmp_path: Path) -> None:
+    matched = _all_items(server, "reports")["numberMatched"]
+    for fmt in ("geojson", "gpkg", "csv"):
+        path = tmp_path / f"reports.{fmt}"
+        path.write_bytes(server.get(f"/exports/reports.{fmt}"))
+        source = str(path)
+        if fmt == "csv":
+            source = f"CSV:{path}"
+        summary = gdal("ogrinfo", "-ro", "-so", "-al", "-oo", "GEOM_POSSIBLE_NAMES=wkt",
+                       "-oo", "KEEP_GEOM_COLUMNS=NO", source) if fmt == "csv" else gdal(
+            "ogrinfo", "-ro", "-so", "-al", source)
+        assert f"Feature Count: {matched}" in summary, summary
+        for column in ("report_id", "external_id", "service_code", "segment_id",
+                       "snap_distance_m", "zone_arrondissement", "incident_id", "team",
+                       "status", "requested_at"):
+            assert f"{column}: " in summary or f"{column} (" in summary, (fmt, column)
+        for private in ("email", "phone", "device_id"):
+            assert f"{private}:" not in summary
+    gpkg = tmp_path / "reports.gpkg"
+    summary = gdal("ogrinfo", "-ro", "-so", "-al", str(gpkg))
+    assert "requested_at: DateTime" in summary
+    done = subprocess.run(["/usr/bin/python3", VALIDATOR, str(gpkg)], capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    with sqlite3.connect(gpkg) as conn:
+        titles = dict(conn.execute(
+            "SELECT column_name, title FROM gpkg_data_columns WHERE table_name = 'reports'"
+        ).fetchall())
+    assert titles["requested_at"] == "Date du signalement"
+    assert titles["zone_arrondissement"] == "Zone arrondissement"
+
+
+def test_geojson_download_in_2154_through_ogr2ogr(server: LiveServer, tmp_path: Path) -> None:
+    path = tmp_path / "incidents.geojson"
+    path.write_bytes(server.get("/exports/incidents.geojson?crs=EPSG:2154&status=new"))
+    out = tmp_path / "incidents.gpkg"
+    gdal("ogr2ogr", "-f", "GPKG", str(out), str(path))
+    summary = gdal("ogrinfo", "-ro", "-so", "-al", str(out))
+    assert 'ID["EPSG",2154]' in summary
+    served = _all_items(server, "incidents", status="new")
+    assert f"Feature Count: {served['numberMatched']}" in summary
+
+
+def test_tiles_read_by_gdal(server: LiveServer, tmp_path: Path) -> None:
+    tilejson = json.loads(server.get("/tiles/incidents.json"))
+    assert tilejson["tiles"] == [f"{server.base}/tiles/incidents/{{z}}/{{x}}/{{y}}.mvt"]
+    tile = tmp_path / "tile.mvt"
+    tile.write_bytes(server.get("/tiles/incidents/10/518/352.mvt"))
+    read = gdal("ogrinfo", "-ro", "-al", "-oo", "Z=10", "-oo", "X=518", "-oo", "Y=352",
+                str(tile))
+    matched = _all_items(server, "incidents")["numberMatched"]
+    assert f"Feature Count: {matched}" in read  # the whole slice lies in this z10 tile
+    assert "team (String)" in read
+    assert "status (String)" in read
+    assert "description" not in read
+    assert "email" not in read
+
+
+def test_qgis_project_points_at_this_server(server: LiveServer) -> None:
+    project = ET.fromstring(server.get("/exports/voirie.qgs"))
+    sources = [e.text or "" for e in project.iter("datasource")]
+    names = [e.text for e in project.iter("layername")]
+    assert "Incidents par statut" in names
+    assert "Incidents par équipe" in names
+    renderers = {r.get("attr") for r in project.iter("renderer-v2")}
+    assert {"status", "team"} <= renderers
+    for source in sources:
+        assert f"url='{server.base}/ogc'" in source
+        typename = source.split("typename='")[1].split("'")[0]
+        listing = gdal("ogrinfo", "-ro", "-so", f"OAPIF:{server.base}/ogc", typename)
+        assert "Feature Count:" in listing

@@ -1,0 +1,223 @@
+"""Open311 GET requests (every filter and extension), requests/{id} and tokens/{token}, in
+JSON and XML, on both storage backends."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from open311_support import (
+    ALL_OF_2023,
+    API,
+    CARTONS,
+    OBERKAMPF,
+    VALMY,
+    Served,
+    assert_error,
+    serve,
+    xml,
+)
+
+from voirie.auth import authenticate
+from voirie.city import City
+from voirie.gis.enrich import CityGIS
+from voirie.store.selection import Selection
+from voirie.workflow import change_status
+
+FIELDS = [
+    "service_request_id", "status", "status_notes", "service_name", "service_code",
+    "description", "agency_responsible", "service_notice", "requested_datetime",
+    "updated_datetime", "expected_datetime", "address", "address_id", "zipcode", "lat",
+    "long", "media_url", "incident_id", "detailed_status",
+]
+
+
+@pytest.fixture
+def served(store_url: str, paris: City, paris_gis: CityGIS, tmp_path: Path) -> Iterator[Served]:
+    app = serve(store_url, paris, paris_gis, tmp_path / "media")
+    yield app
+    app.store.close()
+
+
+def _get(served: Served, **params: object) -> list[dict[str, object]]:
+    wanted = {k: v for k, v in {**ALL_OF_2023, **params}.items() if v is not None}
+    response = served.client.get(f"{API}/requests.json", params=wanted)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert isinstance(body, list)
+    return body
+
+
+def _close(served: Served, incident_id: int) -> None:
+    """Resolve then close an incident through the staff workflow."""
+    pipeline = served.pipeline
+    principal = authenticate(served.store, pipeline.city.jurisdiction_id, served.dispatcher_key)
+    assert principal is not None
+    with served.store.transaction(pipeline.city.jurisdiction_id) as uow:
+        change_status(uow, pipeline.city, incident_id, principal, "resolved", "fait")
+    with served.store.transaction(pipeline.city.jurisdiction_id) as uow:
+        change_status(uow, pipeline.city, incident_id, principal, "closed")
+
+
+def test_requests_json_are_complete_and_typed(served: Served, paris: City) -> None:
+    found = _get(served, page_size=1000)
+    assert len(found) == 200
+    first = found[0]
+    assert list(first) == FIELDS
+    assert isinstance(first["service_request_id"], str)
+    assert isinstance(first["service_code"], str)
+    assert first["status"] == "open"
+    assert first["address"] == "126 Rue Oberkampf, 75011 PARIS"
+    assert first["zipcode"] == "75011"
+    assert math.isclose(first["lat"], OBERKAMPF["lat"])  # type: ignore[arg-type]
+    requested = datetime.fromisoformat(str(first["requested_datetime"]))
+    assert requested.utcoffset() is not None
+    assert str(first["requested_datetime"]).endswith("+02:00")  # Paris summer time
+    team_names = {t.name for t in paris.teams.values()}
+    assert {r["agency_responsible"] for r in found} <= team_names
+    # Reporters' contact data is never in a public answer.
+    assert "@" not in served.client.get(f"{API}/requests.json", params=ALL_OF_2023).text
+
+
+def test_requests_xml_has_one_request_element_per_report(served: Served) -> None:
+    response = served.client.get(f"{API}/requests.xml", params={**ALL_OF_2023, "page_size": 7})
+    assert response.headers["content-type"] == "application/xml; charset=utf-8"
+    root = xml(response.text)
+    assert root.tag == "service_requests"
+    requests = root.findall("request")
+    assert len(requests) == 7
+    assert [child.tag for child in requests[0]] == FIELDS
+    assert requests[0].findtext("status") == "open"
+    assert requests[0].findtext("service_notice") == ""
+
+
+def test_service_request_id_list_overrides_every_other_filter(served: Served) -> None:
+    ids = [r["service_request_id"] for r in _get(served, page_size=1000)][:3]
+    # A date window and a service that exclude them are ignored when ids are given.
+    response = served.client.get(
+        f"{API}/requests.json",
+        params={"service_request_id": ",".join(map(str, ids)), "service_code": "nope",
+                "start_date": "2001-01-01T00:00:00Z", "end_date": "2001-01-02T00:00:00Z"},
+    )
+    assert [r["service_request_id"] for r in response.json()] == ids
+    bad = served.client.get(f"{API}/requests.xml", params={"service_request_id": "1,abc"})
+    assert_error(bad, 400, "service_request_id")
+
+
+def test_service_code_list_and_status_filters(served: Served) -> None:
+    cartons = _get(served, service_code=CARTONS)
+    assert len(cartons) == 5
+    both = _get(served, service_code=f"{CARTONS},graffitis-tags-a-90f516", page_size=1000)
+    assert len(both) == 5 + 26
+    assert {r["service_code"] for r in both} == {CARTONS, "graffitis-tags-a-90f516"}
+    incident = int(str(cartons[0]["incident_id"]))
+    _close(served, incident)
+    closed = _get(served, status="closed")
+    assert {r["incident_id"] for r in closed} == {str(incident)}
+    assert {(r["status"], r["detailed_status"]) for r in closed} == {("closed", "closed")}
+    open_ = _get(served, status="open", page_size=1000)
+    assert len(open_) + len(closed) == 200
+    assert len(_get(served, status="open,closed", page_size=1000)) == 200
+    assert_error(served.client.get(f"{API}/requests.json", params={"status": "fixed"}), 400,
+                 "status")
+
+
+def test_date_window(served: Served) -> None:
+    july = _get(served, start_date="2023-07-19T00:00:00+02:00",
+                end_date="2023-07-24T23:59:59+02:00", page_size=1000)
+    assert len(july) == 5 + 1 + 2 + 1 + 7
+    assert all(str(r["requested_datetime"]) < "2023-07-25" for r in july)
+    # Only a start: the 90 days after it.
+    assert len(_get(served, start_date="2023-08-26T00:00:00+02:00", end_date=None)) == 3
+    # No dates at all: the most recent 90 days, in which these 2023 reports are not.
+    recent = served.client.get(f"{API}/requests.json")
+    assert recent.json() == []
+    too_long = served.client.get(
+        f"{API}/requests.json",
+        params={"start_date": "2023-01-01T00:00:00Z", "end_date": "2023-06-01T00:00:00Z"},
+    )
+    assert_error(too_long, 400, "end_date", "at most 90")
+    backwards = served.client.get(
+        f"{API}/requests.xml",
+        params={"start_date": "2023-08-01T00:00:00Z", "end_date": "2023-07-01T00:00:00Z"},
+    )
+    assert_error(backwards, 400, "end_date", "before start_date")
+    assert_error(served.client.get(f"{API}/requests.json", params={"start_date": "hier"}), 400,
+                 "start_date")
+
+
+def test_radius_bbox_and_paging_extensions(served: Served) -> None:
+    near = _get(served, lat=VALMY["lat"], long=VALMY["long"], radius=300, page_size=1000)
+    assert near
+    assert any(r["address"] == VALMY["address"] for r in near)
+    gis = served.pipeline.gis
+    import numpy as np
+
+    x, y = gis.project(np.array([r["long"] for r in near], dtype=float),
+                       np.array([r["lat"] for r in near], dtype=float))
+    cx, cy = gis.project(np.array([VALMY["long"]]), np.array([VALMY["lat"]]))
+    assert np.hypot(x - cx[0], y - cy[0]).max() <= 300
+    wider = _get(served, lat=VALMY["lat"], long=VALMY["long"], radius=1500, page_size=1000)
+    assert len(wider) > len(near)
+    assert_error(served.client.get(f"{API}/requests.json", params={"lat": 48.87}), 400, "long")
+    assert_error(
+        served.client.get(f"{API}/requests.json",
+                          params={"lat": 48.87, "long": 2.36, "radius": 99_000}),
+        400, "radius",
+    )
+
+    box = (2.36, 48.86, 2.39, 48.88)
+    inside = _get(served, bbox=",".join(map(str, box)), page_size=1000)
+    assert inside
+    assert all(box[0] <= float(str(r["long"])) <= box[2] for r in inside)
+    assert all(box[1] <= float(str(r["lat"])) <= box[3] for r in inside)
+    assert_error(served.client.get(f"{API}/requests.xml", params={"bbox": "2.3,48.8"}), 400,
+                 "bbox")
+
+    every = [r["service_request_id"] for r in _get(served, page_size=1000)]
+    pages = [
+        [r["service_request_id"] for r in _get(served, page=page, page_size=60)]
+        for page in (1, 2, 3, 4)
+    ]
+    assert [len(p) for p in pages] == [60, 60, 60, 20]
+    assert [rid for page in pages for rid in page] == every
+    assert_error(served.client.get(f"{API}/requests.json", params={"page_size": 5000}), 400,
+                 "page_size")
+    assert_error(served.client.get(f"{API}/requests.json", params={"page": 0}), 400, "page")
+
+
+def test_updated_after_keeps_changed_incidents(served: Served) -> None:
+    before = served.pipeline.incidents(Selection(limit=1)).iloc[0]
+    stamp = datetime.now().astimezone().isoformat()
+    assert _get(served, updated_after=stamp) == []
+    _close(served, int(before["incident_id"]))
+    changed = _get(served, updated_after=stamp)
+    assert {r["incident_id"] for r in changed} == {str(int(before["incident_id"]))}
+
+
+@pytest.mark.parametrize("fmt", ["json", "xml"])
+def test_one_request_is_a_one_element_array(served: Served, fmt: str) -> None:
+    response = served.client.get(f"{API}/requests/3.{fmt}")
+    assert response.status_code == 200
+    if fmt == "json":
+        (request,) = response.json()
+        assert request["service_request_id"] == "3"
+        assert request["address"] == VALMY["address"]
+    else:
+        root = xml(response.text)
+        assert root.tag == "service_requests"
+        assert [r.findtext("service_request_id") for r in root.findall("request")] == ["3"]
+    assert_error(served.client.get(f"{API}/requests/999999.{fmt}"), 404, "999999")
+    assert_error(served.client.get(f"{API}/requests/abc.{fmt}"), 404, "service_request_id")
+    assert_error(
+        served.client.get(f"{API}/requests/3.{fmt}", params={"jurisdiction_id": "lyon.fr"}),
+        404, "jurisdiction_id",
+    )
+
+
+@pytest.mark.parametrize("fmt", ["json", "xml"])
+def test_unknown_token_is_404(served: Served, fmt: str) -> None:
+    assert_error(served.client.get(f"{API}/tokens/k-unknown.{fmt}"), 404, "token")

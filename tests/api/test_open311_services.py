@@ -1,0 +1,120 @@
+"""Open311 discovery, service list and service definitions, in JSON and XML."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from open311_support import API, ENCOMBRANTS, GRAFFITI, Served, assert_error, serve, xml
+
+from voirie.city import City
+from voirie.gis.enrich import CityGIS
+
+
+@pytest.fixture(scope="module")
+def served(
+    tmp_path_factory: pytest.TempPathFactory, paris: City, paris_gis: CityGIS
+) -> Iterator[Served]:
+    # Services are city data: no test here reads the store, one sqlite store serves them all.
+    folder = tmp_path_factory.mktemp("open311-services")
+    app = serve(f"sqlite:///{folder / 'v.gpkg'}", paris, paris_gis, folder / "media", load=False)
+    yield app
+    app.store.close()
+
+
+def test_discovery_names_the_endpoint_and_its_formats(served: Served) -> None:
+    body = served.client.get(f"{API}/discovery.json").json()
+    assert set(body) == {"changeset", "contact", "key_service", "endpoints"}
+    (endpoint,) = body["endpoints"]
+    assert endpoint["url"] == "http://testserver/open311/v2"
+    assert endpoint["specification"] == "http://wiki.open311.org/GeoReport_v2"
+    assert endpoint["formats"] == ["application/json", "application/xml"]
+    assert endpoint["changeset"].endswith("Z")
+    root = xml(served.client.get(f"{API}/discovery.xml").text)
+    assert root.tag == "discovery"
+    formats = [f.text for f in root.findall("endpoints/endpoint/formats/format")]
+    assert formats == ["application/json", "application/xml"]
+
+
+def test_services_list_every_city_service_with_group_and_metadata(
+    served: Served, paris: City
+) -> None:
+    response = served.client.get(f"{API}/services.json")
+    assert response.headers["content-type"] == "application/json"
+    services = response.json()
+    assert isinstance(services, list)
+    assert len(services) == len(paris.config.services)
+    by_code = {s["service_code"]: s for s in services}
+    encombrants = by_code[ENCOMBRANTS]
+    assert encombrants == {
+        "service_code": ENCOMBRANTS,
+        "service_name": "Autres objets encombrants abandonnés",
+        "description": "Objets abandonnés — Autres objets encombrants abandonnés",
+        "metadata": True, "type": "realtime", "keywords": "", "group": "Objets abandonnés",
+    }
+    assert sum(s["metadata"] for s in services) == 2
+    assert all(isinstance(s["service_code"], str) for s in services)
+
+    response = served.client.get(f"{API}/services.xml")
+    assert response.headers["content-type"] == "application/xml; charset=utf-8"
+    root = xml(response.text)
+    assert root.tag == "services"
+    assert len(root.findall("service")) == len(services)
+    first = root.find("service")
+    assert first is not None
+    assert [child.tag for child in first] == [
+        "service_code", "service_name", "description", "metadata", "type", "keywords", "group"
+    ]
+    assert first.findtext("metadata") in {"true", "false"}
+
+
+def test_service_definition_carries_city_yaml_attributes(served: Served) -> None:
+    body = served.client.get(f"{API}/services/{ENCOMBRANTS}.json").json()
+    assert body["service_code"] == ENCOMBRANTS
+    volume, objets = body["attributes"]
+    assert volume == {
+        "variable": True, "code": "volume", "datatype": "singlevaluelist", "required": True,
+        "datatype_description": None, "order": 1,
+        "description": "Volume approximatif des objets",
+        "values": [{"key": "petit", "name": "Moins de 1 m³"},
+                   {"key": "moyen", "name": "De 1 à 3 m³"},
+                   {"key": "grand", "name": "Plus de 3 m³"}],
+    }
+    assert (objets["datatype"], objets["required"], objets["order"]) == (
+        "multivaluelist", False, 2
+    )
+    root = xml(served.client.get(f"{API}/services/{GRAFFITI}.xml").text)
+    assert root.tag == "service_definition"
+    assert root.findtext("service_code") == GRAFFITI
+    (attribute,) = root.findall("attributes/attribute")
+    assert attribute.findtext("datatype") == "number"
+    assert attribute.findtext("required") == "false"
+    assert attribute.find("values") is not None
+    assert list(attribute.find("values") or []) == []
+
+
+@pytest.mark.parametrize("fmt", ["json", "xml"])
+def test_unknown_service_code_is_404(served: Served, fmt: str) -> None:
+    response = served.client.get(f"{API}/services/nid-de-poule.{fmt}")
+    assert_error(response, 404, "service_code", "nid-de-poule")
+
+
+@pytest.mark.parametrize("fmt", ["json", "xml"])
+def test_jurisdiction_id_selects_the_city(served: Served, fmt: str) -> None:
+    ok = served.client.get(f"{API}/services.{fmt}", params={"jurisdiction_id": "paris.fr"})
+    assert ok.status_code == 200
+    other = served.client.get(f"{API}/services.{fmt}", params={"jurisdiction_id": "lyon.fr"})
+    assert_error(other, 404, "jurisdiction_id", "'lyon.fr'", "'paris.fr'")
+    definition = served.client.get(
+        f"{API}/services/{ENCOMBRANTS}.{fmt}", params={"jurisdiction_id": "lyon.fr"}
+    )
+    assert_error(definition, 404, "jurisdiction_id")
+
+
+def test_unknown_format_and_route_are_open311_errors(served: Served) -> None:
+    assert_error(served.client.get(f"{API}/services.csv"), 400, "fmt")
+    assert_error(served.client.get(f"{API}/nothing-here.json"), 404)
+    # Outside /open311 the app's own problem+json is untouched.
+    outside = served.client.get("/exports/reports.shp")
+    assert outside.status_code == 422
+    assert "detail" in outside.json()

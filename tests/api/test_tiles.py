@@ -1,0 +1,66 @@
+"""Vector tile endpoints on both backends: TileJSON, tiles, cache headers, bad addresses."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from conftest import BACKENDS
+from fastapi.testclient import TestClient
+from liveserver import loaded_store
+
+from voirie.api.app import create_app
+from voirie.city import City
+from voirie.gis.enrich import CityGIS
+from voirie.maps import tiles
+from voirie.settings import CitySettings, StoreSettings
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def client(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, paris: City,
+    paris_gis: CityGIS,
+) -> Iterator[TestClient]:
+    folder = tmp_path_factory.mktemp("tiles")
+    with loaded_store(request, folder, paris, paris_gis) as url:
+        app = create_app(StoreSettings(database_url=url, pool_min_size=1, pool_max_size=2),
+                         CitySettings(city="paris"))
+        with TestClient(app) as test_client:
+            yield test_client
+
+
+def test_tilejson_describes_the_layer(client: TestClient) -> None:
+    response = client.get("/tiles/incidents.json")
+    assert response.headers["cache-control"] == "public, max-age=60"
+    body = response.json()
+    assert body["tilejson"] == "3.0.0"
+    assert body["tiles"] == ["http://testserver/tiles/incidents/{z}/{x}/{y}.mvt"]
+    assert body["vector_layers"][0]["id"] == "incidents"
+    assert body["vector_layers"][0]["fields"] == tiles.FIELDS
+    minlon, minlat, maxlon, maxlat = body["bounds"]
+    assert minlon < 2.35 < maxlon
+    assert minlat < 48.86 < maxlat
+
+
+def test_tile_is_served_with_its_media_type_and_cache_headers(client: TestClient) -> None:
+    response = client.get("/tiles/incidents/12/2074/1409.mvt")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == tiles.MEDIA_TYPE
+    assert response.headers["cache-control"] == "public, max-age=60"
+    assert response.content[:1] == b"\x1a"  # Tile.layers, field 3, length-delimited
+    assert b"incidents" in response.content
+    assert b"team" in response.content
+    empty = client.get("/tiles/incidents/10/400/360.mvt")
+    assert empty.status_code == 200
+    assert empty.content == b""
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [("/tiles/incidents/23/0/0.mvt", "z"), ("/tiles/incidents/2/4/0.mvt", "x"),
+     ("/tiles/incidents/2/0/-1.mvt", "y")],
+)
+def test_tiles_that_do_not_exist_are_refused(client: TestClient, path: str, field: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 400
+    assert response.json()["field"] == field

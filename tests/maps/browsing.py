@@ -1,0 +1,176 @@
+"""Browser test support: headless system Chromium, cut off from everything but 127.0.0.1,
+servers to point it at (a bare page server, and the whole app on real Paris reports), and
+helpers. The fixtures are registered by this folder's ``conftest.py``.
+
+Set ``VOIRIE_SCREENSHOTS=/some/folder`` to keep a screenshot of each page the browser
+tests draw (to look at them; they are never committed).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+
+from voirie.api.app import create_app
+from voirie.city import City
+from voirie.gis.enrich import CityGIS
+from voirie.ingest.mapping import DANSMARUE
+from voirie.ingest.sources import read_csv
+from voirie.maps.static import STATIC_DIR
+from voirie.pipeline import Pipeline
+from voirie.settings import CitySettings, StoreSettings
+from voirie.store.sqlite import SqliteStore
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, ConsoleMessage, Page, Route
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]
+DATA = Path(__file__).parents[1] / "data" / "dansmarue_200.csv"
+PHONE = {"width": 375, "height": 667}
+START_TIMEOUT_S = 120  # the app builds the city's GIS indexes on start; the machine is shared
+
+
+def _unavailable(reason: str) -> NoReturn:
+    """Skip a browser test locally, but fail it in CI where the browser must exist."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"browser test cannot run in CI: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Headless system Chromium (never a downloaded browser), one per test module."""
+    try:
+        from playwright.sync_api import Error, sync_playwright
+    except ImportError:
+        _unavailable("playwright is not installed")
+    if not CHROMIUM.exists():
+        _unavailable(f"{CHROMIUM} not found")
+    with sync_playwright() as playwright:
+        try:
+            launched = playwright.chromium.launch(
+                executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
+            )
+        except Error as error:
+            _unavailable(f"chromium does not start: {error}")
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@dataclass
+class Watch:
+    """What a page did wrong: console errors, uncaught exceptions, requests off 127.0.0.1."""
+
+    errors: list[str] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)
+
+
+def offline(page: Page) -> Watch:
+    """Block every request that leaves 127.0.0.1 and record errors, as on a cut-off machine."""
+    watch = Watch()
+
+    def console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            watch.errors.append(message.text)
+
+    def route(request_route: Route) -> None:
+        if request_route.request.url.startswith("http://127.0.0.1:"):
+            request_route.continue_()
+        else:
+            watch.blocked.append(request_route.request.url)
+            request_route.abort()
+
+    page.on("console", console)
+    page.on("pageerror", lambda error: watch.errors.append(str(error)))
+    page.route("**/*", route)
+    return watch
+
+
+def screenshot(page: Page, name: str) -> None:
+    """Keep a screenshot when ``VOIRIE_SCREENSHOTS`` names a folder."""
+    folder = os.environ.get("VOIRIE_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
+
+
+def _serve(app: FastAPI, lifespan: str) -> Iterator[str]:
+    """Run ``app`` with uvicorn on a free 127.0.0.1 port in a thread; yield its base URL."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan=lifespan, ws="none"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not server.started:
+            assert thread.is_alive(), "uvicorn stopped while starting"
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.02)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+@pytest.fixture
+def serve_page() -> Iterator[Callable[[str], str]]:
+    """Serve one HTML page at ``/`` and the vendored assets at ``/static``."""
+    app = FastAPI()
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    pages: dict[str, str] = {}
+
+    @app.get("/", response_class=HTMLResponse)
+    def index() -> str:
+        return pages["/"]
+
+    for base in _serve(app, lifespan="off"):
+
+        def publish(page: str, root: str = base) -> str:
+            pages["/"] = page
+            return f"{root}/"
+
+        yield publish
+
+
+@dataclass(frozen=True)
+class LiveApp:
+    """The whole app served over HTTP, and a pipeline on the same store to look behind it."""
+
+    base: str
+    pipeline: Pipeline
+
+
+@pytest.fixture(scope="module")
+def live_app(
+    tmp_path_factory: pytest.TempPathFactory, paris: City, paris_gis: CityGIS
+) -> Iterator[LiveApp]:
+    """``create_app`` over the 200 real Paris reports (embedded store), on 127.0.0.1."""
+    path = tmp_path_factory.mktemp("pages") / "voirie.gpkg"
+    store = SqliteStore(path)
+    store.upgrade()
+    pipeline = Pipeline(paris, store, paris_gis)
+    pipeline.import_table(read_csv(DATA), DANSMARUE)
+    app = create_app(StoreSettings(database_url=f"sqlite:///{path}"), CitySettings(city="paris"))
+    for base in _serve(app, lifespan="on"):
+        yield LiveApp(base, pipeline)
+    store.close()

@@ -1,0 +1,67 @@
+"""Storage contract of supporters and followers: both backends count and forget alike."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from voirie.city import City
+from voirie.gis.enrich import CityGIS
+from voirie.ingest.mapping import DANSMARUE
+from voirie.ingest.sources import read_csv
+from voirie.pipeline import Pipeline
+from voirie.store import Store
+from voirie.store.selection import Selection
+
+SAMPLE = Path(__file__).parents[1] / "data" / "dansmarue_200.csv"
+AT = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def pipeline(store: Store, paris: City, paris_gis: CityGIS) -> Pipeline:
+    loaded = Pipeline(paris, store, paris_gis)
+    loaded.import_table(read_csv(SAMPLE), DANSMARUE)
+    return loaded
+
+
+def _first(pipeline: Pipeline) -> int:
+    return int(pipeline.incidents(Selection(limit=1))["incident_id"].iloc[0])
+
+
+def test_supporters_count_an_email_once(pipeline: Pipeline) -> None:
+    incident_id = _first(pipeline)
+    with pipeline.store.transaction(pipeline.city.jurisdiction_id) as uow:
+        outcomes = [
+            uow.add_supporter(incident_id, "a@example.org", AT),
+            uow.add_supporter(incident_id, "a@example.org", AT),
+            uow.add_supporter(incident_id, None, AT),
+            uow.add_supporter(incident_id, None, AT),
+        ]
+    assert outcomes == [(True, 1), (False, 1), (True, 2), (True, 3)]
+    found = pipeline.incidents(Selection(ids=(incident_id,)))
+    assert int(found["supporters"].iloc[0]) == 3
+
+
+def test_followers_are_added_and_removed_once(pipeline: Pipeline) -> None:
+    incident_id = _first(pipeline)
+    with pipeline.store.transaction(pipeline.city.jurisdiction_id) as uow:
+        added = [uow.add_follower(incident_id, "b@example.org", AT) for _ in range(2)]
+        removed = [uow.remove_follower(incident_id, "b@example.org") for _ in range(2)]
+    assert added == [True, False]
+    assert removed == [True, False]
+
+
+def _support_then_fail(pipeline: Pipeline, incident_id: int) -> None:
+    with pipeline.store.transaction(pipeline.city.jurisdiction_id) as uow:
+        uow.add_supporter(incident_id, "c@example.org", AT)
+        raise RuntimeError("the event write after it failed")
+
+
+def test_a_rolled_back_support_leaves_nothing(pipeline: Pipeline) -> None:
+    incident_id = _first(pipeline)
+    with pytest.raises(RuntimeError):
+        _support_then_fail(pipeline, incident_id)
+    with pipeline.store.transaction(pipeline.city.jurisdiction_id) as uow:
+        assert uow.add_supporter(incident_id, "c@example.org", AT) == (True, 1)

@@ -1,0 +1,185 @@
+"""Citizens and open incidents: what is open nearby, "me too" (supporters) and follow-ups.
+
+A citizen who finds a problem already reported supports its incident instead of reporting
+it again: the supporters count is public, next to the reports count, and never opens an
+incident. An email given with a "me too" or a follow is personal data: the store keeps it
+apart (``incident_supporters``, ``incident_followers``) and it never appears in a public
+response or in the history (events name the actor ``citizen``). Each write is one
+transaction together with its event.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+
+from voirie import events
+from voirie.errors import Conflict, InvalidInput, NotFound
+from voirie.model import OPEN_STATUSES, EventKind, Status
+from voirie.pipeline import Pipeline
+from voirie.store.base import UnitOfWork
+from voirie.store.selection import Selection
+
+MAX_RADIUS_M = 2000.0
+"""Largest search radius a citizen may ask for (a neighbourhood, not the whole city)."""
+MAX_NEARBY = 200
+"""Most incidents one nearby search returns (the nearest ones)."""
+MAX_EMAIL_LENGTH = 254  # RFC 5321 path limit
+CITIZEN_ACTOR = "citizen"
+"""Actor of the events citizens cause: their email is personal data, never in the history."""
+
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_OPEN = tuple(sorted(status.value for status in OPEN_STATUSES))
+_SECONDS_PER_DAY = 86_400
+
+NEARBY_COLUMNS = (
+    "incident_id", "service_code", "service_name", "status", "street_name", "description",
+    "lon", "lat", "distance_m", "first_reported_at", "last_reported_at", "age_days",
+    "report_count", "supporters",
+)
+"""Public fields of a nearby incident, in the order the API lists them."""
+
+
+@dataclass(frozen=True)
+class Support:
+    """The outcome of a "me too"."""
+
+    incident_id: int
+    supporters: int
+    counted: bool
+    """False when this email had already supported the incident (it counts once)."""
+    following: bool
+    """True when an email was given: its owner now follows the incident."""
+
+
+def nearby(
+    pipeline: Pipeline, lon: float, lat: float, radius_m: float, *, now: datetime | None = None
+) -> pd.DataFrame:
+    """Open incidents within ``radius_m`` metres of a WGS84 point, nearest first.
+
+    Columns are :data:`NEARBY_COLUMNS` (public fields only; ``description`` is the text of
+    the report that opened the incident). At most :data:`MAX_NEARBY` rows.
+    """
+    _check_point(lon, lat)
+    if not math.isfinite(radius_m) or not 0 < radius_m <= MAX_RADIUS_M:
+        raise InvalidInput(
+            f"radius_m: must be more than 0 and at most {MAX_RADIUS_M:g} metres, got {radius_m:g}",
+            field="radius_m",
+        )
+    found = pipeline.nearby(lon, lat, radius_m, Selection(statuses=_OPEN, limit=MAX_NEARBY))
+    frame = pd.DataFrame(found.drop(columns="geometry"))
+    origins = tuple(int(i) for i in frame["origin_report_id"])
+    reports = pipeline.reports(Selection(ids=origins)) if origins else None
+    frame["description"] = frame["origin_report_id"].map(
+        reports.set_index("report_id")["description"] if reports is not None else {}
+    )
+    moment = pd.Timestamp(now or datetime.now(UTC))
+    age = (moment - pd.to_datetime(frame["first_reported_at"], utc=True)).dt.total_seconds()
+    frame["age_days"] = np.floor(age.to_numpy(float) / _SECONDS_PER_DAY).clip(min=0)
+    frame["distance_m"] = frame["distance_m"].round(1)
+    return frame.loc[:, list(NEARBY_COLUMNS)].reset_index(drop=True)
+
+
+def support(
+    pipeline: Pipeline, incident_id: int, email: str | None = None, *,
+    at: datetime | None = None,
+) -> Support:
+    """Add a "me too" to an open incident; with an email, its owner also follows it.
+
+    Raises ``NotFound`` for an unknown incident and ``Conflict`` for one no longer open
+    (a problem that is back must be reported again, which opens a new incident).
+    """
+    address = _email(email) if email is not None and email.strip() else None
+    moment = at or datetime.now(UTC)
+    jurisdiction = pipeline.city.jurisdiction_id
+    with pipeline.store.transaction(jurisdiction) as uow:
+        _open_incident(uow, incident_id, "supported")
+        counted, supporters = uow.add_supporter(incident_id, address, moment)
+        following = address is not None
+        if address is not None:
+            uow.add_follower(incident_id, address, moment)
+        if counted:
+            events.record(
+                uow, jurisdiction, "incident", incident_id, EventKind.SUPPORTED, CITIZEN_ACTOR,
+                f'"me too" from a citizen ({supporters} supporters)', at=moment,
+            )
+    return Support(incident_id, supporters, counted, following)
+
+
+def follow(
+    pipeline: Pipeline, incident_id: int, email: str, *, at: datetime | None = None
+) -> bool:
+    """Subscribe an email to an open incident's updates; False when it already followed."""
+    address = _email(email)
+    moment = at or datetime.now(UTC)
+    jurisdiction = pipeline.city.jurisdiction_id
+    with pipeline.store.transaction(jurisdiction) as uow:
+        _open_incident(uow, incident_id, "followed")
+        added = uow.add_follower(incident_id, address, moment)
+        if added:
+            events.record(
+                uow, jurisdiction, "incident", incident_id, EventKind.FOLLOWED, CITIZEN_ACTOR,
+                "a citizen follows the incident", at=moment,
+            )
+    return added
+
+
+def unfollow(pipeline: Pipeline, incident_id: int, email: str) -> bool:
+    """Unsubscribe an email (whatever the incident's status); False when it did not follow."""
+    address = _email(email)
+    jurisdiction = pipeline.city.jurisdiction_id
+    with pipeline.store.transaction(jurisdiction) as uow:
+        if uow.incident(incident_id) is None:
+            raise _unknown(incident_id)
+        removed = uow.remove_follower(incident_id, address)
+        if removed:
+            events.record(
+                uow, jurisdiction, "incident", incident_id, EventKind.UNFOLLOWED, CITIZEN_ACTOR,
+                "a citizen no longer follows the incident",
+            )
+    return removed
+
+
+def _check_point(lon: float, lat: float) -> None:
+    """Refuse coordinates that are not a WGS84 point, naming the coordinate."""
+    for name, value, bound in (("lat", lat, 90.0), ("lon", lon, 180.0)):
+        if not math.isfinite(value) or not -bound <= value <= bound:
+            raise InvalidInput(
+                f"{name}: must be a WGS84 {'latitude' if name == 'lat' else 'longitude'} "
+                f"between -{bound:g} and {bound:g} degrees, got {value:g}",
+                field=name,
+            )
+
+
+def _email(email: str) -> str:
+    """The email as stored and compared: trimmed and lower-cased, or ``InvalidInput``."""
+    address = email.strip().lower()
+    if len(address) > MAX_EMAIL_LENGTH or not _EMAIL.fullmatch(address):
+        raise InvalidInput(
+            f"email: not an email address (name@domain, at most {MAX_EMAIL_LENGTH} characters)",
+            field="email",
+        )
+    return address
+
+
+def _unknown(incident_id: int) -> NotFound:
+    return NotFound(f"incident {incident_id} does not exist", field="incident_id")
+
+
+def _open_incident(uow: UnitOfWork, incident_id: int, action: str) -> None:
+    """Check (and lock, on PostGIS) an incident that citizens may support or follow."""
+    incident = uow.incident(incident_id)
+    if incident is None:
+        raise _unknown(incident_id)
+    status = Status(str(incident["status"]))
+    if not status.is_open:
+        raise Conflict(
+            f"incident {incident_id} is {status.value} and can no longer be {action}; "
+            "if the problem is back, report it again",
+            field="incident_id",
+        )

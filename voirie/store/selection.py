@@ -1,0 +1,246 @@
+"""Which reports or incidents to read: one filter object, turned into SQL for both backends.
+
+Every read that the API, the exports, the tiles and the maps make goes through a
+``Selection``: the filters of Open311 ``GET requests``, OGC API Features ``items``, the staff
+incident list and the download filters are all the same few conditions. The SQL is built
+here once, with bound values only; a backend supplies its ``Dialect`` (placeholder, how a
+bbox uses its spatial index, how an instant is compared).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Literal
+
+from voirie.model import OPEN_STATUSES
+
+Layer = Literal["reports", "incidents"]
+LAYERS: tuple[Layer, ...] = ("reports", "incidents")
+_OPEN = tuple(sorted(status.value for status in OPEN_STATUSES))
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which rows of the reports or incidents layer to read; ``None`` means no filter.
+
+    Times compare with the layer's own columns: ``start`` keeps reports requested at or
+    after it and incidents last reported at or after it; ``end`` keeps reports requested at
+    or before it and incidents first reported at or before it (an incident overlaps the
+    interval). ``statuses``, ``teams`` and ``updated_after`` apply to a report through the
+    incident it belongs to.
+    """
+
+    ids: tuple[int, ...] | None = None
+    incident_ids: tuple[int, ...] | None = None
+    service_codes: tuple[str, ...] | None = None
+    statuses: tuple[str, ...] | None = None
+    teams: tuple[str, ...] | None = None
+    zone: tuple[str, str] | None = None
+    bbox: tuple[float, float, float, float] | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    updated_after: datetime | None = None
+    overdue_at: datetime | None = None
+    text: str | None = None
+    limit: int | None = None
+    offset: int = 0
+    after_id: int | None = None
+    """Keyset paging (rows with a greater id): how streamed exports walk a layer."""
+
+    def page(self, limit: int | None, offset: int = 0) -> Selection:
+        """The same filters, another page."""
+        return replace(self, limit=limit, offset=offset)
+
+
+EVERYTHING = Selection()
+"""The selection that keeps every row."""
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """What differs between backends when a selection becomes SQL."""
+
+    placeholder: str
+    bbox: Callable[[str, str], str]
+    """(table, alias) -> a condition with four placeholders: minx, miny, maxx, maxy."""
+    instant: Callable[[datetime], object]
+    """A datetime as the backend compares it with stored timestamps."""
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """How one layer is read: its columns, its joins, its key and its column names."""
+
+    table: str
+    alias: str
+    columns: str
+    joins: str
+    time_start: str
+    time_end: str
+    text: str
+    zone_report: str
+
+
+_SHAPES: dict[Layer, _Shape] = {
+    # Public fields only: no query here ever joins report_contacts.
+    "reports": _Shape(
+        table="reports",
+        alias="r",
+        columns="""r.id AS report_id, r.external_id, r.source, r.service_code, r.description,
+               r.address, r.channel, r.media_url, r.lon, r.lat, r.requested_at, r.received_at,
+               e.segment_id, e.street_name, e.snap_distance_m, e.position_m, e.side,
+               e.snap_method, e.boundary_distance_m, e.off_network, e.outside_territory,
+               e.near_boundary, l.incident_id, l.score AS dedupe_score,
+               l.reason AS dedupe_reason, i.team, i.status""",
+        joins="""JOIN enrichments e ON e.report_id = r.id
+        JOIN incident_reports l ON l.report_id = r.id
+        JOIN incidents i ON i.id = l.incident_id""",
+        time_start="r.requested_at",
+        time_end="r.requested_at",
+        text="coalesce(r.description, '') || ' ' || coalesce(r.address, '') || ' ' || "
+        "coalesce(e.street_name, '')",
+        zone_report="r.id",
+    ),
+    "incidents": _Shape(
+        table="incidents",
+        alias="i",
+        columns="""i.id AS incident_id, i.service_code, i.origin_report_id, i.lon, i.lat,
+               i.segment_id, i.street_name, i.status, i.team, i.priority, i.due_at,
+               i.report_count, i.supporters, i.first_reported_at, i.last_reported_at,
+               i.updated_at, a.rule_id, a.rule_version, a.reason AS routing_reason""",
+        joins="""LEFT JOIN assignments a ON a.id = (
+            SELECT max(a2.id) FROM assignments a2 WHERE a2.incident_id = i.id)
+        LEFT JOIN reports o ON o.id = i.origin_report_id""",
+        time_start="i.last_reported_at",
+        time_end="i.first_reported_at",
+        text="coalesce(i.street_name, '') || ' ' || coalesce(o.description, '') || ' ' || "
+        "coalesce(o.address, '')",
+        zone_report="i.origin_report_id",
+    ),
+}
+
+
+def _escape_like(text: str) -> str:
+    """A user's text as a literal LIKE pattern (``%`` and ``_`` mean themselves)."""
+    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+class _Where:
+    """Conditions and their bound values, in order."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self.conditions: list[str] = []
+        self.params: list[object] = []
+
+    def add(self, condition: str, *params: object) -> None:
+        self.conditions.append(condition.replace("?", self.dialect.placeholder))
+        self.params.extend(params)
+
+    def any_of(self, column: str, values: Sequence[object]) -> None:
+        if not values:
+            self.conditions.append("1 = 0")
+            return
+        self.add(f"{column} IN ({', '.join('?' * len(values))})", *values)
+
+
+def _where(layer: Layer, jurisdiction_id: str, selection: Selection, dialect: Dialect) -> _Where:
+    shape = _SHAPES[layer]
+    a = shape.alias
+    where = _Where(dialect)
+    where.add(f"{a}.jurisdiction_id = ?", jurisdiction_id)
+    s = selection
+    if s.ids is not None:
+        where.any_of(f"{a}.id", [int(v) for v in s.ids])
+    if s.incident_ids is not None:
+        where.any_of("i.id", [int(v) for v in s.incident_ids])
+    if s.service_codes is not None:
+        where.any_of(f"{a}.service_code", list(s.service_codes))
+    if s.statuses is not None:
+        where.any_of("i.status", list(s.statuses))
+    if s.teams is not None:
+        where.any_of("i.team", list(s.teams))
+    if s.zone is not None:
+        where.add(
+            "EXISTS (SELECT 1 FROM report_zones z WHERE z.report_id = "
+            f"{shape.zone_report} AND z.layer = ? AND z.code = ?)",
+            *s.zone,
+        )
+    if s.bbox is not None:
+        where.add(dialect.bbox(shape.table, a), *(float(v) for v in s.bbox))
+    if s.start is not None:
+        where.add(f"{shape.time_start} >= ?", dialect.instant(s.start))
+    if s.end is not None:
+        where.add(f"{shape.time_end} <= ?", dialect.instant(s.end))
+    if s.updated_after is not None:
+        where.add("i.updated_at > ?", dialect.instant(s.updated_after))
+    if s.overdue_at is not None:
+        where.any_of("i.status", _OPEN)
+        where.add("i.due_at < ?", dialect.instant(s.overdue_at))
+    if s.text:
+        where.add(f"lower({shape.text}) LIKE ? ESCAPE '\\'", _escape_like(s.text))
+    if s.after_id is not None:
+        where.add(f"{a}.id > ?", int(s.after_id))
+    return where
+
+
+def _paging(selection: Selection, dialect: Dialect) -> tuple[str, list[object]]:
+    """``LIMIT``/``OFFSET`` with bound values (sqlite needs a LIMIT before an OFFSET)."""
+    if selection.limit is None and not selection.offset:
+        return "", []
+    limit = -1 if selection.limit is None else int(selection.limit)
+    if limit < 0 and dialect.placeholder == "%s":
+        return f" OFFSET {dialect.placeholder}", [int(selection.offset)]
+    mark = dialect.placeholder
+    return f" LIMIT {mark} OFFSET {mark}", [limit, int(selection.offset)]
+
+
+def select_sql(
+    layer: Layer, jurisdiction_id: str, selection: Selection, dialect: Dialect
+) -> tuple[str, list[object]]:
+    """The rows of a layer that a selection keeps, ordered by id, one page."""
+    shape = _SHAPES[layer]
+    where = _where(layer, jurisdiction_id, selection, dialect)
+    paging, paging_params = _paging(selection, dialect)
+    text = (
+        f"SELECT {shape.columns}\n        FROM {shape.table} {shape.alias}\n        "
+        f"{shape.joins}\n        WHERE {' AND '.join(where.conditions)}\n        "
+        f"ORDER BY {shape.alias}.id{paging}"
+    )
+    return text, where.params + paging_params
+
+
+def count_sql(
+    layer: Layer, jurisdiction_id: str, selection: Selection, dialect: Dialect
+) -> tuple[str, list[object]]:
+    """How many rows a selection keeps, whatever its page."""
+    shape = _SHAPES[layer]
+    where = _where(layer, jurisdiction_id, replace(selection, limit=None, offset=0), dialect)
+    text = (
+        f"SELECT count(*) FROM {shape.table} {shape.alias} {shape.joins} "
+        f"WHERE {' AND '.join(where.conditions)}"
+    )
+    return text, where.params
+
+
+def zones_sql(
+    layer: Layer, jurisdiction_id: str, selection: Selection, dialect: Dialect
+) -> tuple[str, list[object]]:
+    """The zone codes of the rows of one page: ``row_id`` (the layer's id), layer, code, name.
+
+    An incident's zones are those of the report that opened it.
+    """
+    shape = _SHAPES[layer]
+    page, params = select_sql(layer, jurisdiction_id, selection, dialect)
+    key = f"{shape.alias}.id"
+    ids = page.replace(f"SELECT {shape.columns}", f"SELECT {key}", 1)
+    mark = dialect.placeholder
+    text = (
+        f"SELECT {key} AS row_id, z.layer, z.code, z.name FROM {shape.table} {shape.alias} "
+        f"JOIN report_zones z ON z.report_id = {shape.zone_report} "
+        f"WHERE z.jurisdiction_id = {mark} AND {key} IN ({ids}) ORDER BY {key}, z.layer"
+    )
+    return text, [jurisdiction_id, *params]
