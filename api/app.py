@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from http import HTTPStatus
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
 
 from voirie.api import citizen, exports, ogc, open311, pages, staff, tiles
+from voirie.api.problems import PROBLEM_MEDIA_TYPE, PROBLEMS, Problem
 from voirie.city import load_city
 from voirie.errors import Conflict, Unauthorized, VoirieError
 from voirie.maps.static import STATIC_DIR
@@ -43,12 +46,8 @@ def create_app(store_settings: StoreSettings, city_settings: CitySettings) -> Fa
         lifespan=lifespan,
     )
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    app.include_router(exports.router)
-    app.include_router(ogc.router)
-    app.include_router(tiles.router)
-    app.include_router(pages.router)
-    app.include_router(citizen.router)
-    app.include_router(staff.router)
+    for module in (exports, ogc, tiles, pages, citizen, staff):
+        app.include_router(module.router, responses=PROBLEMS)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness and store check")
     def healthz(request: Request) -> dict[str, object]:
@@ -62,16 +61,31 @@ def create_app(store_settings: StoreSettings, city_settings: CitySettings) -> Fa
 
     @app.exception_handler(VoirieError)
     async def voirie_error(request: Request, exc: VoirieError) -> JSONResponse:
-        body = {"type": "about:blank", "title": type(exc).__name__, "status": exc.status,
-                "detail": exc.message}
-        if exc.field:
-            body["field"] = exc.field
-        if isinstance(exc, Conflict) and exc.allowed:
-            body["allowed"] = list(exc.allowed)
+        problem = Problem(
+            title=type(exc).__name__, status=exc.status, detail=exc.message, field=exc.field,
+            allowed=list(exc.allowed) if isinstance(exc, Conflict) and exc.allowed else None,
+        )
         # RFC 9110: a 401 names the scheme the client should use.
         headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
-        return JSONResponse(body, status_code=exc.status, media_type="application/problem+json",
-                            headers=headers)
+        return JSONResponse(problem.model_dump(exclude_none=True), status_code=exc.status,
+                            media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        # Raised by the framework itself (an unparseable body, a method not allowed...).
+        if exc.status_code < 400:
+            return Response(status_code=exc.status_code, headers=exc.headers)
+        problem = Problem(title=HTTPStatus(exc.status_code).phrase, status=exc.status_code,
+                          detail=str(exc.detail))
+        return JSONResponse(problem.model_dump(exclude_none=True), status_code=exc.status_code,
+                            media_type=PROBLEM_MEDIA_TYPE, headers=exc.headers)
 
     open311.install(app)  # last: its error rendering wraps the handlers above
     return app
+
+
+def app_from_env() -> FastAPI:
+    """The application from ``VOIRIE_*`` variables, for servers that import a factory:
+    ``uvicorn voirie.api.app:app_from_env --factory --workers 2`` (each worker builds its
+    own app, store pool and GIS indexes)."""
+    return create_app(StoreSettings(), CitySettings())

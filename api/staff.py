@@ -18,7 +18,6 @@ from voirie.api.auth import require
 from voirie.api.deps import PipelineDep
 from voirie.api.staff_models import (
     MAX_PAGE,
-    PROBLEMS,
     AssignmentOut,
     CaseFileOut,
     CommentIn,
@@ -44,7 +43,7 @@ from voirie.model import EventKind, Status
 from voirie.pipeline import Pipeline
 from voirie.store.selection import Selection
 
-router = APIRouter(prefix="/api/v1", tags=["staff"], responses=PROBLEMS)
+router = APIRouter(prefix="/api/v1", tags=["staff"])
 
 
 def roles_for(action: Action) -> tuple[Role, ...]:

@@ -18,31 +18,6 @@ from voirie.model import Status
 MAX_PAGE = 1_000
 
 
-class Problem(BaseModel):
-    """An error (RFC 9457 problem details), as every non-Open311 route renders it."""
-
-    type: str = "about:blank"
-    title: str = Field(description="the error class, e.g. Forbidden")
-    status: int
-    detail: str = Field(description="what went wrong, safe to show")
-    field: str | None = Field(default=None, description="the request field at fault")
-    allowed: list[str] | None = Field(
-        default=None, description="for a refused status change: the statuses allowed"
-    )
-
-
-PROBLEMS: dict[int | str, dict[str, Any]] = {
-    code: {"model": Problem, "description": text}
-    for code, text in {
-        400: "Invalid input: the field and the reason",
-        401: "Missing or unknown API token",
-        403: "The token's role or team does not allow this",
-        404: "No such incident or report",
-        409: "Refused by the incident's current state (e.g. a workflow transition)",
-    }.items()
-}
-
-
 class _Out(BaseModel):
     model_config = ConfigDict(frozen=True)
 

@@ -256,8 +256,10 @@ def test_openapi_declares_security_and_errors(world: StaffWorld) -> None:
     for (path, method), operation in staff.items():
         assert operation["security"] == [{"HTTPBearer": []}], (path, method)
         for code in ("401", "403", "404"):
-            schema = operation["responses"][code]["content"]["application/json"]["schema"]
-            assert schema == {"$ref": "#/components/schemas/Problem"}, (path, method, code)
+            content = operation["responses"][code]["content"]
+            for media_type in ("application/json", "application/problem+json"):
+                schema = content[media_type]["schema"]
+                assert schema == {"$ref": "#/components/schemas/Problem"}, (path, code)
 
 
 def test_merge_split_and_not_duplicate(world: StaffWorld) -> None:

@@ -262,10 +262,16 @@ def test_real_dispatch_page_renders_and_asks_for_a_token(
         page.locator(".marker-cluster").first.click()
         page.wait_for_function("() => document.querySelectorAll('path.voirie-incident').length")
     first.first.dispatch_event("click")
-    popup = page.locator(".voirie-popup")
+    page.locator(".voirie-popup").wait_for()
+    # Clicks on clusters may still be zooming and reopening popups: act on one incident
+    # opened by its link, whose popup nothing else redraws.
+    incident_id = int(live_app.pipeline.incidents(Selection(limit=1))["incident_id"].iloc[0])
+    page.evaluate(f"() => {{ window.location.hash = 'incident={incident_id}'; }}")
+    popup = page.locator(f'.voirie-popup[data-incident="{incident_id}"]')
+    popup.wait_for()
     popup.locator("input[name=reason]").first.fill("checked on site")
     popup.locator("form.voirie-action button").first.click()
-    assert "Paste your access token first" in popup.inner_text()
+    popup.get_by_text("Paste your access token first").wait_for()
     assert watch.blocked == []
     assert watch.errors == []
 

@@ -1,0 +1,45 @@
+"""What every ``voirie`` command shares: the console, the ``--city`` option, the store
+named by ``VOIRIE_DATABASE_URL``, and one clear error line instead of a traceback."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+from rich.console import Console
+
+from voirie.errors import VoirieError
+from voirie.settings import StoreSettings
+from voirie.store import Store, open_store
+
+console = Console(stderr=True)
+city_option = click.option(
+    "--city", envvar="VOIRIE_CITY", default="paris", show_default=True,
+    help="City folder (with its city.yaml), or the name of a city shipped with voirie.",
+)
+
+
+def fail_cleanly(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Show voirie errors as one clear message and a non-zero exit code, not a traceback."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except VoirieError as exc:
+            # soft_wrap: one line whatever the terminal width, so it can be grepped.
+            console.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+            sys.exit(2)
+
+    wrapper.__name__ = func.__name__
+    wrapper.__doc__ = func.__doc__
+    return wrapper
+
+
+def configured_store() -> Store:
+    """The configured store, upgraded to the current schema."""
+    store = open_store(StoreSettings())
+    store.upgrade()
+    return store
+

@@ -1,0 +1,141 @@
+"""``voirie import`` and ``voirie export``: files in, layers out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from voirie.city import load_city
+from voirie.cli.common import city_option, configured_store, console, fail_cleanly
+from voirie.ingest.mapping import DANSMARUE, OPEN311, ColumnMapping, load_mapping
+from voirie.ingest.sources import RawTable, read_csv, read_geojson, read_open311_json
+from voirie.maps.export import (
+    FORMATS,
+    ID_COLUMNS,
+    Format,
+    check_crs,
+    download_selection,
+    layer_chunks,
+    write_layer,
+)
+from voirie.pipeline import ImportSummary, Pipeline
+from voirie.store.selection import Layer
+
+IMPORT_FORMATS = ("dansmarue", "csv", "geojson", "open311-json")
+# GeoJSON features carry Open311 properties; the point comes from the geometry, which
+# read_geojson puts in "lon"/"lat" (Open311 itself calls the longitude "long").
+GEOJSON_OPEN311 = OPEN311.model_copy(update={"lon": "lon", "lat": "lat"})
+
+
+def read_source(path: Path, fmt: str, mapping_file: Path | None) -> tuple[RawTable, ColumnMapping]:
+    """A source file as a raw table, with the column mapping of its format."""
+    if fmt == "dansmarue":
+        return read_csv(path), DANSMARUE
+    if fmt == "open311-json":
+        return read_open311_json(path), OPEN311
+    if mapping_file is None and fmt == "csv":
+        raise click.UsageError("--format csv needs --mapping FILE (which column is which field)")
+    mapping = load_mapping(mapping_file) if mapping_file else GEOJSON_OPEN311
+    return (read_csv(path) if fmt == "csv" else read_geojson(path)), mapping
+
+
+def run_import(
+    pipeline: Pipeline, path: Path, fmt: str, mapping_file: Path | None, quarantine: Path
+) -> ImportSummary:
+    """Import one file with a progress bar; write the quarantined rows next to the summary."""
+    table, mapping = read_source(path, fmt, mapping_file)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task(f"importing {path.name}", total=len(table.rows))
+        summary = pipeline.import_table(table, mapping, progress=lambda n: bar.advance(task, n))
+    if summary.quarantined:
+        rows = table.rows.drop(columns=["_problem"]).rename(columns={"_row": "row"})
+        summary.quarantine.merge(rows, on="row", how="left", suffixes=("", "_source")).to_csv(
+            quarantine, index=False
+        )
+    _print_summary(summary, quarantine)
+    return summary
+
+
+def _print_summary(summary: ImportSummary, quarantine: Path) -> None:
+    table = Table(title="import summary", show_header=False)
+    table.add_row("rows read", str(summary.read))
+    table.add_row("imported", str(summary.imported))
+    table.add_row("  opened a new incident", str(summary.new_incidents))
+    table.add_row("  attached to an incident of this import", str(summary.attached_in_batch))
+    table.add_row("  attached to an incident already stored", str(summary.attached_existing))
+    table.add_row("already imported (skipped)", str(summary.already_imported))
+    table.add_row("quarantined", str(summary.quarantined))
+    for reason, count in summary.reasons().items():
+        table.add_row(f"  {reason}", str(count))
+    console.print(table)
+    if summary.quarantined:
+        console.print(f"quarantined rows and their reasons: {quarantine}")
+    if summary.read and not summary.imported and summary.already_imported:
+        console.print("nothing new: every row was already imported")
+
+
+@click.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@city_option
+@click.option("--format", "fmt", type=click.Choice(IMPORT_FORMATS), required=True,
+              help="dansmarue: Paris DansMaRue CSV export; csv: any CSV, with --mapping; "
+              "geojson: Point features; open311-json: array of GeoReport v2 requests.")
+@click.option("--mapping", "mapping_file", type=click.Path(exists=True, path_type=Path),
+              help="YAML file naming the source column of each report field.")
+@click.option("--quarantine", type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write rejected rows with their reason "
+              "[default: PATH's name + .quarantine.csv in the current folder]")
+@fail_cleanly
+def import_command(
+    path: Path, city: str, fmt: str, mapping_file: Path | None, quarantine: Path | None
+) -> None:
+    """Import reports from PATH through the whole pipeline (idempotent on the source's ids)."""
+    store = configured_store()
+    try:
+        pipeline = Pipeline(load_city(city), store)
+        target = quarantine or Path(path.name.removesuffix(".gz") + ".quarantine.csv")
+        run_import(pipeline, path, fmt, mapping_file, target)
+    finally:
+        store.close()
+
+
+@click.command("export")
+@click.argument("layer", type=click.Choice(["reports", "incidents"]))
+@city_option
+@click.option("--format", "fmt", type=click.Choice(FORMATS), required=True,
+              help="csv (with x, y and WKT), geojson, gpkg (GeoPackage with French column "
+              "titles) or zip (zipped Shapefile).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--crs", default=None, help="Output CRS, e.g. EPSG:2154 [default: EPSG:4326]")
+@click.option("--status", default=None, help="Only these incident statuses (comma-separated).")
+@click.option("--service", default=None, help="Only these service codes (comma-separated).")
+@click.option("--team", default=None, help="Only these teams (comma-separated codes).")
+@click.option("--zone", default=None, help="Only one zone, as layer:code (arrondissement:75111).")
+@click.option("--bbox", default=None, help="Only inside minlon,minlat,maxlon,maxlat (WGS84).")
+@click.option("--start", default=None,
+              help="Reports requested (incidents active) on or after this ISO 8601 date.")
+@click.option("--end", default=None, help="... and on or before this ISO 8601 date.")
+@fail_cleanly
+def export_command(
+    layer: Layer, city: str, fmt: Format, output: Path, crs: str | None, status: str | None,
+    service: str | None, team: str | None, zone: str | None, bbox: str | None,
+    start: str | None, end: str | None,
+) -> None:
+    """Write the report or incident layer (public fields only) to a file, chunk by chunk."""
+    selection = download_selection(status=status, service=service, team=team, zone=zone,
+                                   bbox=bbox, start=start, end=end)
+    store = configured_store()
+    try:
+        pipeline = Pipeline(load_city(city), store)
+        written = write_layer(layer_chunks(pipeline, layer, selection), output, fmt,
+                              id_column=ID_COLUMNS[layer], crs=check_crs(crs), layer=layer)
+        console.print(f"wrote {written} {layer} to {output}")
+    finally:
+        store.close()
+
+
