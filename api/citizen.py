@@ -9,17 +9,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path, Query, status
+from fastapi import APIRouter, Body, Query, status
 from pydantic import BaseModel, Field
 
 from voirie import citizens
-from voirie.api.deps import PipelineDep
+from voirie.api.deps import IncidentId, PipelineDep
 from voirie.errors import NotFound
 from voirie.gis.streetsearch import geocode_street
 
 router = APIRouter(prefix="/api/v1", tags=["citizens"])
 
-IncidentId = Annotated[int, Path(ge=1, description="the incident's id")]
 
 
 class NearbyIncident(BaseModel):

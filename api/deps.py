@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 
 from voirie.pipeline import Pipeline
+from voirie.store.schema import MAX_ID
 
 
 def _pipeline(request: Request) -> Pipeline:
@@ -15,3 +16,8 @@ def _pipeline(request: Request) -> Pipeline:
 
 
 PipelineDep = Annotated[Pipeline, Depends(_pipeline)]
+
+# Ids are signed 64-bit integers in both backends: a larger one names nothing and is
+# refused at the edge, never sent to the database.
+IncidentId = Annotated[int, Path(ge=1, le=MAX_ID, description="the incident's id")]
+ReportId = Annotated[int, Path(ge=1, le=MAX_ID, description="the report's id")]

@@ -11,11 +11,11 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import pandas as pd
-from fastapi import APIRouter, Depends, Path, Query, status
+from fastapi import APIRouter, Depends, Query, status
 
 from voirie import merging, workflow
 from voirie.api.auth import require
-from voirie.api.deps import PipelineDep
+from voirie.api.deps import IncidentId, PipelineDep, ReportId
 from voirie.api.staff_models import (
     MAX_PAGE,
     AssignmentOut,
@@ -58,7 +58,6 @@ Assigner = Annotated[
 ]
 Commenter = Annotated[Principal, Depends(require(*roles_for(Action.COMMENT)))]
 Merger = Annotated[Principal, Depends(require(*roles_for(Action.MERGE)))]
-IncidentId = Annotated[int, Path(ge=1, description="incident id")]
 
 # The wire fields read straight from a layer's row (the others are computed here).
 _INCIDENT_FIELDS = tuple(
@@ -266,7 +265,7 @@ def merge(
              summary="Take a report out of its incident into a new incident")
 def split(
     pipeline: PipelineDep, principal: Merger,
-    report_id: Annotated[int, Path(ge=1, description="report id")], body: SplitIn,
+    report_id: ReportId, body: SplitIn,
 ) -> IncidentOut:
     """The new incident is routed like any new one; the two are marked not duplicates."""
     found = pipeline.reports(Selection(ids=(report_id,)))

@@ -24,11 +24,17 @@ CACHE_CONTROL = "public, max-age=60"
 @router.get(
     "/incidents/{z}/{x}/{y}.mvt", summary="Incident vector tile", response_class=Response,
     responses={200: {"content": {tiles.MEDIA_TYPE: {}},
-                     "description": "Mapbox Vector Tile, layer `incidents` (empty when none)"},
+                     "description": "Mapbox Vector Tile, layer `incidents` (empty when none; "
+                                    "aggregated cells below zoom "
+                                    f"{tiles.CLUSTER_BELOW_ZOOM})"},
                400: {"description": "no such tile"}},
 )
 def incident_tile(z: int, x: int, y: int, pipeline: PipelineDep) -> Response:
-    """One tile (XYZ scheme, as in web maps) of incidents with their public attributes."""
+    """One tile (XYZ scheme, as in web maps) of incidents with their public attributes.
+
+    Below zoom ``tiles.CLUSTER_BELOW_ZOOM`` the features are cells aggregating the
+    incidents (``count``, ``open``, ``reports``), as described in the TileJSON.
+    """
     tiles.check_tile(z, x, y)
     content = pipeline.store.incident_tile(pipeline.city.jurisdiction_id, z, x, y)
     return Response(content, media_type=tiles.MEDIA_TYPE,
@@ -43,6 +49,5 @@ def incident_tilejson(request: Request, pipeline: PipelineDep) -> JSONResponse:
         f"{base}/tiles/incidents/{{z}}/{{x}}/{{y}}.mvt",
         name=f"voirie — {pipeline.city.config.name}: incidents",
         bounds=collections(pipeline)["incidents"].bbox,
-        fields=tiles.FIELDS,
     )
     return JSONResponse(document, headers={"Cache-Control": CACHE_CONTROL})

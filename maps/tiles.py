@@ -2,10 +2,18 @@
 
 PostGIS encodes tiles with ``ST_AsMVT``; the embedded store has no such function, so it
 encodes with ``encode_points``, which writes the same protocol buffer message with numpy
-array operations (no Python loop per feature: a z10 tile over a whole city holds every
-incident). Attributes follow ``ST_AsMVT``'s choice of value types (text as ``string_value``,
-non-negative integers as ``uint_value``, negative ones as ``sint_value``, floats as
-``double_value``), so both backends give tiles that decode to the same features.
+array operations (no Python loop per feature: a z14 tile over a dense district holds
+thousands of incidents). Attributes follow ``ST_AsMVT``'s choice of value types (text as
+``string_value``, non-negative integers as ``uint_value``, negative ones as ``sint_value``,
+floats as ``double_value``), so both backends give tiles that decode to the same features.
+
+Below ``CLUSTER_BELOW_ZOOM`` a tile does not carry every incident (a z10 tile over a million
+incidents would be tens of megabytes): as tile servers do, its ``incidents`` layer holds one
+point per grid cell of ``CELL`` × ``CELL`` tile units, placed at the cell's centre (not the
+mean position: the centre is exact integer arithmetic, so both backends agree to the unit),
+with ``CLUSTER_FIELDS`` as attributes. A point belongs to cell ``floor(px / CELL)`` of its
+integer tile coordinate (cells of the buffer clamped to stay inside it); the feature id is
+the cell's number in the tile, row by row from the buffer's top-left cell.
 
 Spec: https://github.com/mapbox/vector-tile-spec/tree/master/2.1
 """
@@ -19,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from voirie.errors import InvalidInput
+from voirie.model import OPEN_STATUSES
 
 EXTENT = 4096
 """Tile coordinate range, as ``ST_AsMVT``'s default."""
@@ -36,6 +45,20 @@ FIELDS: dict[str, str] = {
     "last_reported": "day of the latest report (YYYY-MM-DD, UTC)",
 }
 """Public attributes of every incident feature (TileJSON ``fields``); both backends write these."""
+CLUSTER_BELOW_ZOOM = 14
+"""Tiles of a lower zoom hold one aggregated point per cell; at and above it, one per incident."""
+CELL = EXTENT // 64
+"""Side of an aggregation cell, in tile units (64: a cell is 16 screen pixels of a 256 px tile)."""
+CELL_RANGE = (-(BUFFER // CELL), (EXTENT + BUFFER) // CELL - 1)
+"""First and last cell number along each axis (the buffer's cells included)."""
+OPEN_STATUS_CODES = sorted(str(status) for status in OPEN_STATUSES)
+"""``status`` values counted in ``open`` (both backends use this list)."""
+CLUSTER_FIELDS: dict[str, str] = {
+    "count": "number of incidents in the cell",
+    "open": f"incidents of the cell in an open status ({', '.join(OPEN_STATUS_CODES)})",
+    "reports": "reports grouped in the cell's incidents (sum of report_count)",
+}
+"""Attributes of the aggregated features of tiles below ``CLUSTER_BELOW_ZOOM``."""
 _HALF_WORLD_M = 20037508.342789244  # half the width of the Web Mercator square
 _MAX_LAT = 85.0511287798066
 _VARINT_LIMITS = np.array([1 << (7 * k) for k in range(1, 10)], dtype=np.uint64)
@@ -210,14 +233,54 @@ def encode_points(
     return _field(3, content)
 
 
+def encode_cells(
+    px: np.ndarray, py: np.ndarray, status: np.ndarray, report_count: np.ndarray,
+    layer: str = LAYER,
+) -> bytes:
+    """Aggregated tile: one point per ``CELL`` at its centre, with ``CLUSTER_FIELDS``.
+
+    ``px``/``py`` are the integer tile coordinates of the incidents kept in the tile,
+    ``status`` and ``report_count`` their attributes. Grouped with numpy (no loop per point).
+    """
+    if len(px) == 0:
+        return b""
+    first, last = CELL_RANGE
+    cx = np.clip(np.floor_divide(px, CELL), first, last)
+    cy = np.clip(np.floor_divide(py, CELL), first, last)
+    side = last - first + 1
+    cells, which = np.unique((cy - first) * side + (cx - first), return_inverse=True)
+    is_open = np.isin(np.asarray(status, dtype=object), OPEN_STATUS_CODES)
+    reports = np.asarray(report_count, dtype=np.int64)
+    properties = pd.DataFrame({
+        "count": np.bincount(which, minlength=len(cells)).astype(np.int64),
+        "open": np.bincount(which, weights=is_open, minlength=len(cells)).astype(np.int64),
+        "reports": np.bincount(which, weights=reports, minlength=len(cells)).astype(np.int64),
+    })
+    centre_x = (cells % side + first) * CELL + CELL // 2
+    centre_y = (cells // side + first) * CELL + CELL // 2
+    return encode_points(cells, centre_x, centre_y, properties, layer)
+
+
 def tilejson(tiles_url: str, *, name: str, bounds: tuple[float, float, float, float],
-             fields: dict[str, str], min_zoom: int = 0, max_zoom: int = MAX_ZOOM,
+             min_zoom: int = 0, max_zoom: int = MAX_ZOOM,
              attribution: str = "") -> dict[str, object]:
     """A TileJSON 3.0.0 document for the one-layer incident tiles.
+
+    The layer's ``fields`` declare both kinds of features: per-incident ``FIELDS`` from
+    ``CLUSTER_BELOW_ZOOM`` up, aggregated ``CLUSTER_FIELDS`` below it.
 
     Spec: https://github.com/mapbox/tilejson-spec/tree/master/3.0.0
     """
     minlon, minlat, maxlon, maxlat = bounds
+    fields = {key: f"{text} (zoom {CLUSTER_BELOW_ZOOM} and more)" for key, text in FIELDS.items()}
+    fields.update(
+        (key, f"{text} (zoom below {CLUSTER_BELOW_ZOOM})") for key, text in CLUSTER_FIELDS.items()
+    )
+    description = (
+        f"From zoom {CLUSTER_BELOW_ZOOM}, one point per incident (feature id = incident id); "
+        f"below, one point per cell of {CELL}x{CELL} of the tile's {EXTENT}x{EXTENT} units, at "
+        f"the cell's centre, with the count, open count and reports of its incidents."
+    )
     return {
         "tilejson": "3.0.0",
         "name": name,
@@ -228,6 +291,7 @@ def tilejson(tiles_url: str, *, name: str, bounds: tuple[float, float, float, fl
         "center": [(minlon + maxlon) / 2, (minlat + maxlat) / 2, 12],
         "attribution": attribution,
         "vector_layers": [
-            {"id": LAYER, "fields": fields, "minzoom": min_zoom, "maxzoom": max_zoom}
+            {"id": LAYER, "description": description, "fields": fields,
+             "minzoom": min_zoom, "maxzoom": max_zoom}
         ],
     }

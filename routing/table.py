@@ -257,6 +257,8 @@ class RoutingTable:
         reason = self._reasons(pick, service)
         for i, mask in masks:
             rows = np.flatnonzero(mask)
+            if not len(rows):
+                continue  # a rule that decided nothing has no sentence to write
             subject = self._subject[service[rows]]
             reason[rows] = subject + self._phrase(self.rules[i], columns, rows) + arrays["tail"][i]
         unknown = ~known

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import weakref
 from datetime import UTC, datetime
 
 import pandas as pd
@@ -33,6 +34,17 @@ def rule_hash(rule: Route) -> str:
     return hashlib.sha256(rule_content(rule).encode()).hexdigest()
 
 
+# Per loaded city (its configuration is frozen): the hash of each rule, in order, computed
+# once rather than on every routed batch (a third of routing's cost for one report).
+_DIGESTS: weakref.WeakKeyDictionary[City, list[str]] = weakref.WeakKeyDictionary()
+
+
+def _rule_hashes(city: City) -> list[str]:
+    if city not in _DIGESTS:
+        _DIGESTS[city] = [rule_hash(rule) for rule in city.config.routing.rules]
+    return _DIGESTS[city]
+
+
 def record_rules(uow: UnitOfWork, city: City, now: datetime | None = None) -> int:
     """Store the versions of the city's rules not stored yet; return how many were new.
 
@@ -52,8 +64,7 @@ def record_rules(uow: UnitOfWork, city: City, now: datetime | None = None) -> in
     }
     latest = stored.groupby("rule_id")["version"].max().to_dict() if len(stored) else {}
     problems, new = [], []
-    for i, rule in enumerate(rules):
-        digest = rule_hash(rule)
+    for i, (rule, digest) in enumerate(zip(rules, _rule_hashes(city), strict=True)):
         previous = known.get((rule.id, rule.version))
         if previous is None:
             new.append((rule, digest))

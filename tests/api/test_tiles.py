@@ -36,7 +36,11 @@ def test_tilejson_describes_the_layer(client: TestClient) -> None:
     assert body["tilejson"] == "3.0.0"
     assert body["tiles"] == ["http://testserver/tiles/incidents/{z}/{x}/{y}.mvt"]
     assert body["vector_layers"][0]["id"] == "incidents"
-    assert body["vector_layers"][0]["fields"] == tiles.FIELDS
+    layer = body["vector_layers"][0]
+    assert set(layer["fields"]) == set(tiles.FIELDS) | set(tiles.CLUSTER_FIELDS)
+    assert layer["fields"]["count"].endswith(f"(zoom below {tiles.CLUSTER_BELOW_ZOOM})")
+    assert layer["fields"]["team"].endswith(f"(zoom {tiles.CLUSTER_BELOW_ZOOM} and more)")
+    assert f"{tiles.CELL}x{tiles.CELL}" in layer["description"]
     minlon, minlat, maxlon, maxlat = body["bounds"]
     assert minlon < 2.35 < maxlon
     assert minlat < 48.86 < maxlat
@@ -49,7 +53,10 @@ def test_tile_is_served_with_its_media_type_and_cache_headers(client: TestClient
     assert response.headers["cache-control"] == "public, max-age=60"
     assert response.content[:1] == b"\x1a"  # Tile.layers, field 3, length-delimited
     assert b"incidents" in response.content
-    assert b"team" in response.content
+    assert b"team" in client.get("/tiles/incidents/14/8298/5636.mvt").content
+    city = client.get("/tiles/incidents/10/518/352.mvt").content
+    assert b"reports" in city
+    assert b"team" not in city  # aggregated cells carry no incident attribute
     empty = client.get("/tiles/incidents/10/400/360.mvt")
     assert empty.status_code == 200
     assert empty.content == b""

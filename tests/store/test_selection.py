@@ -65,6 +65,7 @@ def test_filters_match_pandas_on_both_layers(pipeline: Pipeline) -> None:
         (Selection(service_codes=(service,), bbox=bbox),
          (reports["service_code"] == service) & inside(reports)),
         (Selection(service_codes=()), reports["report_id"] < 0),
+        (Selection(ids=(2**63, -1, *some_reports)), reports["report_id"].isin(some_reports)),
     ]
     for selection, expected in report_cases:
         got = pipeline.reports(selection)
@@ -127,6 +128,7 @@ def test_incident_updates_and_events(pipeline: Pipeline) -> None:
         before = uow.incident(incident_id)
         assert before is not None
         assert uow.incident(10**9) is None
+        assert uow.incident(2**64) is None  # no such id can exist: not sent to the database
         uow.update_incident(incident_id, {"status": Status.IN_PROGRESS.value, "due_at": due})
         record(uow, j, "incident", incident_id, EventKind.STATUS_CHANGED, "test", "started")
         after = uow.incident(incident_id)

@@ -1,7 +1,8 @@
 """Contract: ``Store.incident_tile`` gives the same tile on every backend.
 
 PostGIS encodes with ``ST_AsMVT``, sqlite with ``voirie.maps.tiles``; both are decoded with
-GDAL's MVT driver and compared with the incidents the pipeline reads.
+GDAL's MVT driver and compared with the incidents the pipeline reads: one feature per
+incident from ``tiles.CLUSTER_BELOW_ZOOM``, one per cell (with its counts) below.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from voirie.city import City
@@ -18,13 +20,17 @@ from voirie.gis.enrich import CityGIS
 from voirie.ingest.mapping import DANSMARUE
 from voirie.ingest.sources import read_csv
 from voirie.maps import tiles
+from voirie.model import OPEN_STATUSES
 from voirie.pipeline import Pipeline
 from voirie.store import Store
 
 DATA = Path(__file__).parents[1] / "data" / "dansmarue_200.csv"
-# Tiles over the slice's reports: the whole city at z10, one district at z12, a few streets
-# at z14, and an empty tile in the Atlantic.
-TILES = [(10, 518, 352), (12, 2074, 1409), (14, 8298, 5636)]
+# Tiles over the slice's reports: the whole city at z10 and one district at z12 (aggregated
+# per cell), a few streets at z14 and z15 (one feature per incident), and an empty tile in the
+# Atlantic.
+CITY_ZOOM = 10
+CELL_TILES = [(CITY_ZOOM, 518, 352), (12, 2074, 1409)]
+TILES = [(14, 8298, 5636), (15, 16597, 11273)]
 EMPTY = (10, 400, 360)
 
 
@@ -46,6 +52,52 @@ def pipeline(store: Store, paris: City, paris_gis: CityGIS) -> Pipeline:
     loaded = Pipeline(paris, store, paris_gis)
     loaded.import_table(read_csv(DATA), DANSMARUE)
     return loaded
+
+
+def test_aggregation_starts_below_the_threshold() -> None:
+    assert all(z < tiles.CLUSTER_BELOW_ZOOM for z, _, _ in CELL_TILES)
+    assert all(z >= tiles.CLUSTER_BELOW_ZOOM for z, _, _ in TILES)
+
+
+@pytest.mark.parametrize(("z", "x", "y"), CELL_TILES)
+def test_low_zoom_tile_holds_one_point_per_cell(
+    pipeline: Pipeline, tmp_path: Path, z: int, x: int, y: int
+) -> None:
+    incidents = pipeline.incidents()
+    px, py, keep = tiles.tile_coordinates(
+        incidents["lon"].to_numpy(float), incidents["lat"].to_numpy(float), z, x, y
+    )
+    kept = incidents[keep]
+    first, last = tiles.CELL_RANGE
+    # Expected cells, computed with pandas (independently of both backends' grouping).
+    cells = pd.DataFrame({
+        "cx": np.clip(px[keep] // tiles.CELL, first, last),
+        "cy": np.clip(py[keep] // tiles.CELL, first, last),
+        "open": kept["status"].isin([str(s) for s in OPEN_STATUSES]).to_numpy(),
+        "reports": kept["report_count"].to_numpy(),
+    }).groupby(["cx", "cy"]).agg(
+        count=("open", "size"), open=("open", "sum"), reports=("reports", "sum")
+    )
+    expected = {
+        (cx * tiles.CELL + tiles.CELL // 2, cy * tiles.CELL + tiles.CELL // 2):
+            {"count": int(r["count"]), "open": int(r["open"]), "reports": int(r["reports"])}
+        for (cx, cy), r in cells.iterrows()
+    }
+    content = pipeline.store.incident_tile(pipeline.city.jurisdiction_id, z, x, y)
+    read = decode(content, z, x, y, tmp_path)
+    minx, _, maxx, maxy = tiles.mercator_bounds(z, x, y)
+    pixel = (maxx - minx) / tiles.EXTENT
+    found = {}
+    for feature in read:
+        gx, gy = feature["geometry"]["coordinates"]  # type: ignore[index]
+        properties: dict[str, object] = feature["properties"]  # type: ignore[assignment]
+        properties.pop("mvt_id")
+        found[(round((gx - minx) / pixel), round((maxy - gy) / pixel))] = properties
+    assert len(kept) > 0
+    assert sum(int(p["count"]) for p in found.values()) == len(kept)  # type: ignore[call-overload]
+    assert found == expected
+    if z == CITY_ZOOM:  # the slice's incidents share cells over the whole city
+        assert len(found) < len(kept)
 
 
 @pytest.mark.parametrize(("z", "x", "y"), TILES)
@@ -85,3 +137,4 @@ def test_tile_without_incidents_is_empty(pipeline: Pipeline) -> None:
 
 def test_tile_of_another_jurisdiction_is_empty(pipeline: Pipeline) -> None:
     assert pipeline.store.incident_tile("elsewhere.example", *TILES[0]) == b""
+    assert pipeline.store.incident_tile("elsewhere.example", *CELL_TILES[0]) == b""

@@ -38,6 +38,7 @@ def _serve(city: str, host: str, port: int, worker: bool = True) -> None:
         f"  issues near me      {base}/maps/nearby\n"
         f"  incidents (GeoJSON) {base}/exports/incidents.geojson\n"
         f"  reports (GeoPackage) {base}/exports/reports.gpkg\n"
+        f"  Open311 GeoReport v2 {base}/open311/v2/discovery.json\n"
         f"  OGC API Features    {base}/ogc\n"
         f"  QGIS project        {base}/exports/voirie.qgs\n"
         f"  vector tiles        {base}/tiles/incidents.json\n"

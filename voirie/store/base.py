@@ -183,7 +183,9 @@ class Store(Protocol):
         """Mapbox Vector Tile z/x/y (XYZ) of the incidents, layer ``incidents``; b"" if empty.
 
         Public attributes only (``voirie.maps.tiles.FIELDS``); the feature id is the
-        incident id. PostGIS encodes with ``ST_AsMVT``, sqlite with ``maps.tiles``.
+        incident id. Below ``tiles.CLUSTER_BELOW_ZOOM`` one feature per ``tiles.CELL`` cell
+        at its centre instead, with ``tiles.CLUSTER_FIELDS`` (the same cells on every
+        backend). PostGIS encodes with ``ST_AsMVT``, sqlite with ``maps.tiles``.
         """
 
     def lookup(

@@ -34,7 +34,14 @@ from voirie.store.base import (
     migrations,
 )
 from voirie.store.queries import QUERIES
-from voirie.store.schema import BOOL_COLUMNS, COLUMNS, DATETIME_COLUMNS, ID_TABLES, POINT_TABLES
+from voirie.store.schema import (
+    BOOL_COLUMNS,
+    COLUMNS,
+    DATETIME_COLUMNS,
+    ID_TABLES,
+    MAX_ID,
+    POINT_TABLES,
+)
 from voirie.store.selection import (
     LAYERS,
     Dialect,
@@ -58,9 +65,9 @@ _MIGRATIONS_TABLE = sql.SQL(
     "applied_at timestamptz NOT NULL DEFAULT now())"
 )
 
-# One MVT tile of incidents: attributes as in voirie.maps.tiles.FIELDS, the sqlite backend's.
-_TILE_SQL = """
-    SELECT ST_AsMVT(t, 'incidents', %(extent)s, 'geom', 'id') FROM (
+# Incidents of one tile in integer tile coordinates, with their public attributes
+# (voirie.maps.tiles.FIELDS, the sqlite backend's); geom is NULL outside the buffer.
+_TILE_INCIDENTS = """
       SELECT i.id,
              ST_AsMVTGeom(ST_Transform(i.geom, 3857), ST_TileEnvelope(%(z)s, %(x)s, %(y)s),
                           %(extent)s, %(buffer)s, true) AS geom,
@@ -69,8 +76,28 @@ _TILE_SQL = """
       FROM incidents i
       WHERE i.jurisdiction_id = %(j)s
         AND i.geom && ST_Transform(
-              ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => %(margin)s), 4326)) AS t
+              ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => %(margin)s), 4326)"""
+# One MVT tile, one feature per incident (zoom >= tiles.CLUSTER_BELOW_ZOOM).
+_TILE_SQL = f"""
+    SELECT ST_AsMVT(t, 'incidents', %(extent)s, 'geom', 'id') FROM ({_TILE_INCIDENTS}) AS t
     WHERE t.geom IS NOT NULL"""
+# One MVT tile, one feature per cell (below tiles.CLUSTER_BELOW_ZOOM), as tiles.encode_cells:
+# cell floor(tile coordinate / cell) clamped to the buffer's cells, point at the cell centre.
+# floor, not ST_SnapToGrid: snapping rounds half to even, which splits cell edges differently.
+_CELL_TILE_SQL = f"""
+    SELECT ST_AsMVT(c, 'incidents', %(extent)s, 'geom', 'id') FROM (
+      SELECT ((cy - %(first)s) * %(side)s + (cx - %(first)s))::bigint AS id,
+             ST_MakePoint(cx * %(cell)s + %(cell)s / 2, cy * %(cell)s + %(cell)s / 2) AS geom,
+             count(*) AS "count",
+             count(*) FILTER (WHERE status = ANY(%(open)s)) AS "open",
+             sum(report_count)::bigint AS reports
+      FROM (
+        SELECT LEAST(GREATEST(floor(ST_X(t.geom) / %(cell)s)::int, %(first)s), %(last)s) AS cx,
+               LEAST(GREATEST(floor(ST_Y(t.geom) / %(cell)s)::int, %(first)s), %(last)s) AS cy,
+               t.status, t.report_count
+        FROM ({_TILE_INCIDENTS}) AS t
+        WHERE t.geom IS NOT NULL) AS p
+      GROUP BY cx, cy) AS c"""
 
 T = TypeVar("T")
 Connection = psycopg.Connection[tuple[object, ...]]
@@ -131,8 +158,13 @@ DIALECT = Dialect(placeholder="%s", bbox=_gist_bbox, instant=_utc)
 
 
 def _values(series: pd.Series) -> list[object]:
-    """A column as Python values with every kind of missing value (NaN, NaT, NA) as None."""
-    return cast(list[object], series.astype(object).where(series.notna(), None).tolist())
+    """A column as Python values with every kind of missing value (NaN, NaT, NA) as None.
+
+    On a numpy array rather than through ``Series.where``: the same values, without
+    pandas' fixed cost per call, which dominated the write of a one-report batch."""
+    values = series.to_numpy(dtype=object, copy=True)
+    values[pd.isna(values)] = None
+    return cast(list[object], values.tolist())
 
 
 def _copy_rows(
@@ -141,10 +173,7 @@ def _copy_rows(
     """DataFrame rows as COPY rows: schema column order, then the EWKB point if any."""
     columns: list[list[object]] = []
     for name in COLUMNS[table]:
-        if name in frame:
-            series = frame[name].reset_index(drop=True)
-        else:
-            series = pd.Series([None] * len(frame), dtype=object)
+        series = frame[name] if name in frame else pd.Series([None] * len(frame), dtype=object)
         if name in DATETIME_COLUMNS:
             series = pd.to_datetime(series, utc=True)
         elif name in BOOL_COLUMNS:
@@ -390,6 +419,8 @@ class PostgisUnitOfWork:
 
     def incident(self, incident_id: int) -> dict[str, object] | None:
         """The stored incident, locked (``FOR UPDATE``) until this transaction ends."""
+        if not 0 < int(incident_id) <= MAX_ID:
+            return None
         names = COLUMNS["incidents"]
         statement = sql.SQL(
             "SELECT {} FROM incidents WHERE jurisdiction_id = %s AND id = %s FOR UPDATE"
@@ -739,13 +770,21 @@ class PostgisStore:
         return self._retrying(run)
 
     def incident_tile(self, jurisdiction_id: str, z: int, x: int, y: int) -> bytes:
-        """The tile from ``ST_AsMVT``, candidates found through the GiST index in WGS84."""
+        """The tile from ``ST_AsMVT``, candidates found through the GiST index in WGS84.
+
+        Below ``tiles.CLUSTER_BELOW_ZOOM`` grouped per cell in SQL (``_CELL_TILE_SQL``).
+        """
+        first, last = tiles.CELL_RANGE
+        cells = z < tiles.CLUSTER_BELOW_ZOOM
+        params: dict[str, object] = {
+            "z": z, "x": x, "y": y, "j": jurisdiction_id, "extent": tiles.EXTENT,
+            "buffer": tiles.BUFFER, "margin": tiles.BUFFER / tiles.EXTENT, "cell": tiles.CELL,
+            "first": first, "last": last, "side": last - first + 1,
+            "open": tiles.OPEN_STATUS_CODES,
+        }
 
         def run(conn: Connection) -> bytes:
-            row = conn.execute(_TILE_SQL, {
-                "z": z, "x": x, "y": y, "j": jurisdiction_id, "extent": tiles.EXTENT,
-                "buffer": tiles.BUFFER, "margin": tiles.BUFFER / tiles.EXTENT,
-            }).fetchone()
+            row = conn.execute(_CELL_TILE_SQL if cells else _TILE_SQL, params).fetchone()
             return bytes(cast(bytes, row[0])) if row and row[0] is not None else b""
 
         return self._retrying(run)

@@ -51,6 +51,9 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     ),
 }
 
+# Ids are signed 64-bit integers in both backends (sqlite INTEGER, PostgreSQL bigint).
+MAX_ID = 2**63 - 1
+
 # Tables whose ids the pipeline reserves before writing, to link rows inside one batch.
 ID_TABLES = ("reports", "incidents", "assignments", "events", "outbox")
 

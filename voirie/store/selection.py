@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Literal
 
 from voirie.model import OPEN_STATUSES
+from voirie.store.schema import MAX_ID
 
 Layer = Literal["reports", "incidents"]
 LAYERS: tuple[Layer, ...] = ("reports", "incidents")
@@ -122,6 +123,11 @@ _SHAPES: dict[Layer, _Shape] = {
 }
 
 
+def _storable(ids: Sequence[int]) -> list[int]:
+    """The ids that can exist (a client may ask for any integer; none beyond 64 bits is)."""
+    return [int(v) for v in ids if 0 < int(v) <= MAX_ID]
+
+
 def _escape_like(text: str) -> str:
     """A user's text as a literal LIKE pattern (``%`` and ``_`` mean themselves)."""
     escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -154,9 +160,9 @@ def _where(layer: Layer, jurisdiction_id: str, selection: Selection, dialect: Di
     where.add(f"{a}.jurisdiction_id = ?", jurisdiction_id)
     s = selection
     if s.ids is not None:
-        where.any_of(f"{a}.id", [int(v) for v in s.ids])
+        where.any_of(f"{a}.id", _storable(s.ids))
     if s.incident_ids is not None:
-        where.any_of("i.id", [int(v) for v in s.incident_ids])
+        where.any_of("i.id", _storable(s.incident_ids))
     if s.service_codes is not None:
         where.any_of(f"{a}.service_code", list(s.service_codes))
     if s.statuses is not None:
