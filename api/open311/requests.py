@@ -144,14 +144,20 @@ def _bbox(raw: str) -> tuple[float, float, float, float]:
 
 def window(
     start_date: datetime | None, end_date: datetime | None, tz: ZoneInfo,
-    settings: Open311Settings,
+    settings: Open311Settings, newest: datetime | None = None,
 ) -> tuple[datetime, datetime]:
     """start_date..end_date as the spec defines it: at most the configured number of
-    days, defaulting to the most recent ones; times without offset are the city's."""
+    days, defaulting to the most recent ones; times without offset are the city's.
+
+    Without dates the window ends at ``newest`` (the newest request stored) when that is
+    in the past: a live city's newest request is minutes old, and a store loaded with
+    history answers its last days rather than an empty list.
+    """
     start, end = _instant(start_date, tz), _instant(end_date, tz)
     span = timedelta(days=settings.max_range_days)
     if start is None and end is None:
-        end = datetime.now(UTC)
+        now = datetime.now(UTC)
+        end = newest if newest is not None and newest < now else now
     if start is None:
         assert end is not None
         start = end - span
@@ -166,6 +172,13 @@ def window(
             field="end_date",
         )
     return start, end
+
+
+def newest_request(pipeline: Pipeline) -> datetime | None:
+    """When the newest stored request was made (None for an empty store)."""
+    newest = pipeline.store.read("newest_request", pipeline.city.jurisdiction_id)
+    value = newest["requested_at"].iloc[0] if len(newest) else None
+    return None if value is None or pd.isna(value) else pd.Timestamp(value).to_pydatetime()
 
 
 def _circle(
@@ -248,7 +261,7 @@ def get_requests(
                 f"status: expected open and/or closed, got {status[:80]!r}", field="status"
             )
         statuses = tuple(v for s in wanted for v in _STATUSES[s])
-    start, end = window(start_date, end_date, tz, settings)
+    start, end = window(start_date, end_date, tz, settings, newest_request(pipeline))
     box = _bbox(bbox) if bbox is not None else None
     circle = _circle(lat, long, radius, settings)
     if circle is not None:

@@ -10,6 +10,10 @@ no value is ever formatted into the text.
 from __future__ import annotations
 
 QUERIES: dict[str, str] = {
+    # The newest request of a jurisdiction: where "the most recent days" of Open311 end.
+    "newest_request": """
+        SELECT max(r.requested_at) AS requested_at
+        FROM reports r WHERE r.jurisdiction_id = {j} HAVING count(*) > 0""",
     "report_zones": """
         SELECT z.report_id, z.layer, z.code, z.name, z.boundary_m
         FROM report_zones z WHERE z.jurisdiction_id = {j}
