@@ -33,6 +33,7 @@ from voirie.store.base import (
     TokenRecord,
     migrations,
 )
+from voirie.store.portable import PortableStatements
 from voirie.store.queries import QUERIES
 from voirie.store.schema import (
     BOOL_COLUMNS,
@@ -190,14 +191,20 @@ def _copy_rows(
     return zip(*columns, strict=True)
 
 
-class PostgisUnitOfWork:
+class PostgisUnitOfWork(PortableStatements):
     """A write transaction on one pooled connection."""
+
+    placeholder = "%s"
+
+    def bind_instant(self, at: datetime) -> object:
+        """An instant as this backend stores it."""
+        return _utc(at)
 
     def __init__(
         self, conn: Connection, jurisdiction_id: str,
         column_types: Callable[[Connection, str], dict[str, str]],
     ) -> None:
-        self.conn = conn
+        self.conn: Connection = conn
         self.jurisdiction_id = jurisdiction_id
         self._column_types = column_types
 
@@ -394,18 +401,6 @@ class PostgisUnitOfWork:
         ).fetchall()
         return next(int(cast(int, n)) for i, n in rows if i == int(to_incident))
 
-    def mark_not_duplicates(
-        self, incident_a: int, incident_b: int, actor: str, reason: str, at: datetime
-    ) -> bool:
-        """Insert the ordered pair unless present."""
-        low, high = sorted((int(incident_a), int(incident_b)))
-        cursor = self.conn.execute(
-            "INSERT INTO not_duplicates (jurisdiction_id, incident_a, incident_b, actor, "
-            "reason, marked_at) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-            (self.jurisdiction_id, low, high, actor, reason, _utc(at)),
-        )
-        return cursor.rowcount == 1
-
     def not_duplicates(self, incident_ids: Sequence[int] | None = None) -> pd.DataFrame:
         """Marked pairs touching the given incidents (all when None)."""
         ids = None if incident_ids is None else [int(i) for i in incident_ids]
@@ -469,25 +464,6 @@ class PostgisUnitOfWork:
         ).fetchone()
         return counted, int(cast(int, row[0])) if row else 0
 
-    def add_follower(self, incident_id: int, email: str, at: datetime) -> bool:
-        """Insert the follower unless already there."""
-        cursor = self.conn.execute(
-            "INSERT INTO incident_followers (jurisdiction_id, incident_id, email, followed_at) "
-            "VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
-            (self.jurisdiction_id, int(incident_id), email, _utc(at)),
-        )
-        return cursor.rowcount == 1
-
-    def remove_follower(self, incident_id: int, email: str) -> bool:
-        """Delete the follower, if any."""
-        cursor = self.conn.execute(
-            "DELETE FROM incident_followers "
-            "WHERE jurisdiction_id = %s AND incident_id = %s AND email = %s",
-            (self.jurisdiction_id, int(incident_id), email),
-        )
-        return cursor.rowcount == 1
-
-
     def rule_versions(self, rule_ids: Sequence[str]) -> pd.DataFrame:
         """Stored versions of these rules, under a transaction lock per jurisdiction so two
         processes never record the same version twice."""
@@ -499,19 +475,6 @@ class PostgisUnitOfWork:
         ).format(sql.SQL(", ").join(map(sql.Identifier, names)))
         rows = self.conn.execute(statement, (self.jurisdiction_id, list(rule_ids))).fetchall()
         return _typed(pd.DataFrame(rows, columns=list(names)))
-
-    def subscribers(self, incident_id: int) -> list[str]:
-        """Emails to tell about the incident: its followers' and its reporters' (private)."""
-        key = (self.jurisdiction_id, int(incident_id))
-        rows = self.conn.execute(
-            "SELECT email FROM incident_followers WHERE jurisdiction_id = %s AND incident_id = %s "
-            "UNION SELECT c.email FROM report_contacts c JOIN incident_reports l "
-            "ON l.report_id = c.report_id AND l.jurisdiction_id = c.jurisdiction_id "
-            "WHERE l.jurisdiction_id = %s AND l.incident_id = %s "
-            "AND c.email IS NOT NULL AND c.email <> '' ORDER BY 1",
-            (*key, *key),
-        ).fetchall()
-        return [str(email) for (email,) in rows]
 
     def claim_outbox(
         self, worker: str, now: datetime, lease_until: datetime, limit: int

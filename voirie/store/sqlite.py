@@ -27,6 +27,7 @@ from voirie.store.base import (
     TokenRecord,
     migrations,
 )
+from voirie.store.portable import PortableStatements
 from voirie.store.queries import QUERIES
 from voirie.store.schema import BOOL_COLUMNS, COLUMNS, DATETIME_COLUMNS, MAX_ID, POINT_TABLES
 from voirie.store.selection import (
@@ -106,11 +107,17 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-class SqliteUnitOfWork:
+class SqliteUnitOfWork(PortableStatements):
     """A write transaction on the embedded store."""
 
+    placeholder = "?"
+
+    def bind_instant(self, at: datetime) -> object:
+        """An instant as this backend stores it."""
+        return _instant(at)
+
     def __init__(self, conn: sqlite3.Connection, jurisdiction_id: str) -> None:
-        self.conn = conn
+        self.conn: sqlite3.Connection = conn
         self.jurisdiction_id = jurisdiction_id
         self._next_id: dict[str, int] = {}
 
@@ -278,18 +285,6 @@ class SqliteUnitOfWork:
         ).fetchone()
         return int(supporters)
 
-    def mark_not_duplicates(
-        self, incident_a: int, incident_b: int, actor: str, reason: str, at: datetime
-    ) -> bool:
-        """Insert the ordered pair unless present."""
-        low, high = sorted((int(incident_a), int(incident_b)))
-        cursor = self.conn.execute(
-            "INSERT INTO not_duplicates (jurisdiction_id, incident_a, incident_b, actor, "
-            "reason, marked_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            (self.jurisdiction_id, low, high, actor, reason, _instant(at)),
-        )
-        return cursor.rowcount == 1
-
     def not_duplicates(self, incident_ids: Sequence[int] | None = None) -> pd.DataFrame:
         """Marked pairs touching the given incidents (all when None)."""
         where = ""
@@ -361,25 +356,6 @@ class SqliteUnitOfWork:
         ).fetchone()
         return counted, int(supporters)
 
-    def add_follower(self, incident_id: int, email: str, at: datetime) -> bool:
-        """Insert the follower unless already there."""
-        cursor = self.conn.execute(
-            "INSERT INTO incident_followers (jurisdiction_id, incident_id, email, followed_at) "
-            "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            (self.jurisdiction_id, int(incident_id), email, _instant(at)),
-        )
-        return cursor.rowcount == 1
-
-    def remove_follower(self, incident_id: int, email: str) -> bool:
-        """Delete the follower, if any."""
-        cursor = self.conn.execute(
-            "DELETE FROM incident_followers "
-            "WHERE jurisdiction_id = ? AND incident_id = ? AND email = ?",
-            (self.jurisdiction_id, int(incident_id), email),
-        )
-        return cursor.rowcount == 1
-
-
     def rule_versions(self, rule_ids: Sequence[str]) -> pd.DataFrame:
         """Stored versions of these rules (``BEGIN IMMEDIATE`` already serializes writers)."""
         names = COLUMNS["routing_rules"]
@@ -391,19 +367,6 @@ class SqliteUnitOfWork:
             (self.jurisdiction_id, *rule_ids),
         ).fetchall()
         return _typed(pd.DataFrame(rows, columns=list(names)))
-
-    def subscribers(self, incident_id: int) -> list[str]:
-        """Emails to tell about the incident: its followers' and its reporters' (private)."""
-        key = (self.jurisdiction_id, int(incident_id))
-        rows = self.conn.execute(
-            "SELECT email FROM incident_followers WHERE jurisdiction_id = ? AND incident_id = ? "
-            "UNION SELECT c.email FROM report_contacts c JOIN incident_reports l "
-            "ON l.report_id = c.report_id AND l.jurisdiction_id = c.jurisdiction_id "
-            "WHERE l.jurisdiction_id = ? AND l.incident_id = ? "
-            "AND c.email IS NOT NULL AND c.email <> '' ORDER BY 1",
-            (*key, *key),
-        ).fetchall()
-        return [str(email) for (email,) in rows]
 
     def claim_outbox(
         self, worker: str, now: datetime, lease_until: datetime, limit: int
