@@ -19,13 +19,15 @@ from pathlib import Path
 import pytest
 from clirunner import voirie_executable
 from conftest import scratch_database
+from fastapi.testclient import TestClient
 
+from voirie.api.app import create_app
 from voirie.city import City
 from voirie.gis.enrich import CityGIS
 from voirie.ingest.mapping import DANSMARUE
 from voirie.ingest.sources import read_csv
 from voirie.pipeline import Pipeline
-from voirie.settings import StoreSettings
+from voirie.settings import CitySettings, StoreSettings
 from voirie.store import open_store
 
 DATA = Path(__file__).parents[1] / "data" / "dansmarue_200.csv"
@@ -61,6 +63,17 @@ def loaded_store(request: pytest.FixtureRequest, folder: Path, city: City, gis: 
         yield url
     finally:
         databases.close()
+
+
+def sample_client(
+    request: pytest.FixtureRequest, folder: Path, city: City, gis: CityGIS
+) -> Iterator[TestClient]:
+    """An in-process client of the app on a ``loaded_store`` (for module-scoped fixtures)."""
+    with loaded_store(request, folder, city, gis) as url:
+        app = create_app(StoreSettings(database_url=url, pool_min_size=1, pool_max_size=2),
+                         CitySettings(city=str(city.folder)))
+        with TestClient(app) as client:
+            yield client
 
 
 def free_port() -> int:

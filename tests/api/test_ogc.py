@@ -9,15 +9,13 @@ from typing import Any
 import pytest
 from conftest import BACKENDS
 from fastapi.testclient import TestClient
-from liveserver import loaded_store
+from liveserver import sample_client
 from pyproj import Transformer
 
-from voirie.api.app import create_app
 from voirie.city import City
 from voirie.gis.enrich import CityGIS
 from voirie.maps.ogc import CONFORMANCE, CRS84
 from voirie.model import Contact, Report
-from voirie.settings import CitySettings, StoreSettings
 from voirie.store.selection import Selection
 
 EPSG = "http://www.opengis.net/def/crs/EPSG/0/"
@@ -29,12 +27,7 @@ def client(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, paris: City,
     paris_gis: CityGIS,
 ) -> Iterator[TestClient]:
-    folder = tmp_path_factory.mktemp("ogc")
-    with loaded_store(request, folder, paris, paris_gis) as url:
-        app = create_app(StoreSettings(database_url=url, pool_min_size=1, pool_max_size=2),
-                         CitySettings(city="paris"))
-        with TestClient(app) as test_client:
-            yield test_client
+    yield from sample_client(request, tmp_path_factory.mktemp("ogc"), paris, paris_gis)
 
 
 def get(client: TestClient, path: str, **params: Any) -> dict[str, Any]:

@@ -7,13 +7,11 @@ from collections.abc import Iterator
 import pytest
 from conftest import BACKENDS
 from fastapi.testclient import TestClient
-from liveserver import loaded_store
+from liveserver import sample_client
 
-from voirie.api.app import create_app
 from voirie.city import City
 from voirie.gis.enrich import CityGIS
 from voirie.maps import tiles
-from voirie.settings import CitySettings, StoreSettings
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -21,12 +19,7 @@ def client(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, paris: City,
     paris_gis: CityGIS,
 ) -> Iterator[TestClient]:
-    folder = tmp_path_factory.mktemp("tiles")
-    with loaded_store(request, folder, paris, paris_gis) as url:
-        app = create_app(StoreSettings(database_url=url, pool_min_size=1, pool_max_size=2),
-                         CitySettings(city="paris"))
-        with TestClient(app) as test_client:
-            yield test_client
+    yield from sample_client(request, tmp_path_factory.mktemp("tiles"), paris, paris_gis)
 
 
 def test_tilejson_describes_the_layer(client: TestClient) -> None:
