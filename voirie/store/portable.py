@@ -2,14 +2,29 @@
 
 Where the SQL is the same on sqlite and PostgreSQL, only two things differ: the parameter
 placeholder (``?`` or ``%s``) and how an instant is bound (GeoPackage text or an aware
-datetime). Each backend's unit of work inherits these methods and says both.
+datetime). Each backend's unit of work inherits these methods and says both; each store
+inherits the layer reads, given its ``Dialect`` and how it runs one read query.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, cast
+
+import pandas as pd
+
+from voirie.store.queries import QUERIES
+from voirie.store.selection import (
+    EVERYTHING,
+    LAYERS,
+    Dialect,
+    Layer,
+    Selection,
+    count_sql,
+    select_sql,
+    zones_sql,
+)
 
 
 class _Executes(Protocol):
@@ -72,3 +87,35 @@ class PortableStatements:
             (*key, *key),
         ).fetchall()
         return [str(email) for (email,) in rows]
+
+
+class PortableReads:
+    """The reads of the report and incident layers and of the named queries."""
+
+    dialect: ClassVar[Dialect]
+
+    def _frame(self, text: str, params: Sequence[object]) -> pd.DataFrame:
+        """Rows of one read query as a typed DataFrame."""
+        raise NotImplementedError
+
+    def read(self, query: str, jurisdiction_id: str) -> pd.DataFrame:
+        """A whole layer, or a named read query, as a DataFrame."""
+        if query in LAYERS:
+            return self.select(query, jurisdiction_id, EVERYTHING)
+        # Only the placeholder is formatted in; the jurisdiction itself is bound.
+        return self._frame(QUERIES[query].format(j=self.dialect.placeholder), (jurisdiction_id,))
+
+    def select(self, layer: Layer, jurisdiction_id: str, selection: Selection) -> pd.DataFrame:
+        """One page of a layer's selected rows."""
+        return self._frame(*select_sql(layer, jurisdiction_id, selection, self.dialect))
+
+    def count_selected(self, layer: Layer, jurisdiction_id: str, selection: Selection) -> int:
+        """Rows a selection keeps, whatever its page."""
+        frame = self._frame(*count_sql(layer, jurisdiction_id, selection, self.dialect))
+        return int(cast(int, frame.iloc[0, 0]))
+
+    def select_zones(
+        self, layer: Layer, jurisdiction_id: str, selection: Selection
+    ) -> pd.DataFrame:
+        """Zone codes of one page of selected rows."""
+        return self._frame(*zones_sql(layer, jurisdiction_id, selection, self.dialect))

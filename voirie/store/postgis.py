@@ -33,8 +33,7 @@ from voirie.store.base import (
     TokenRecord,
     migrations,
 )
-from voirie.store.portable import PortableStatements
-from voirie.store.queries import QUERIES
+from voirie.store.portable import PortableReads, PortableStatements
 from voirie.store.schema import (
     BOOL_COLUMNS,
     COLUMNS,
@@ -44,13 +43,7 @@ from voirie.store.schema import (
     POINT_TABLES,
 )
 from voirie.store.selection import (
-    LAYERS,
     Dialect,
-    Layer,
-    Selection,
-    count_sql,
-    select_sql,
-    zones_sql,
 )
 
 WGS84 = 4326
@@ -544,10 +537,11 @@ class PostgisUnitOfWork(PortableStatements):
             (_utc(at), self.jurisdiction_id, [int(i) for i in incident_ids]),
         )
 
-class PostgisStore:
+class PostgisStore(PortableReads):
     """The production store: a psycopg connection pool on a PostGIS database."""
 
     backend = "postgis"
+    dialect = DIALECT
 
     def __init__(
         self, url: str, min_size: int = 1, max_size: int = 8,
@@ -650,28 +644,6 @@ class PostgisStore:
                 return _typed(pd.DataFrame(cur.fetchall(), columns=names))
 
         return self._retrying(run)
-
-    def read(self, query: str, jurisdiction_id: str) -> pd.DataFrame:
-        """A whole layer, or a named read query, as a DataFrame."""
-        if query in LAYERS:
-            return self.select(query, jurisdiction_id, Selection())
-        # Only the placeholder is formatted in; the jurisdiction itself is bound.
-        return self._frame(QUERIES[query].format(j="%s"), (jurisdiction_id,))
-
-    def select(self, layer: Layer, jurisdiction_id: str, selection: Selection) -> pd.DataFrame:
-        """One page of a layer's selected rows."""
-        return self._frame(*select_sql(layer, jurisdiction_id, selection, DIALECT))
-
-    def count_selected(self, layer: Layer, jurisdiction_id: str, selection: Selection) -> int:
-        """Rows a selection keeps, whatever its page."""
-        frame = self._frame(*count_sql(layer, jurisdiction_id, selection, DIALECT))
-        return int(cast(int, frame.iloc[0, 0]))
-
-    def select_zones(
-        self, layer: Layer, jurisdiction_id: str, selection: Selection
-    ) -> pd.DataFrame:
-        """Zone codes of one page of selected rows."""
-        return self._frame(*zones_sql(layer, jurisdiction_id, selection, DIALECT))
 
     def count(self, table: str, jurisdiction_id: str) -> int:
         """Rows of a schema table for one jurisdiction."""

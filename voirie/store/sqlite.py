@@ -27,17 +27,10 @@ from voirie.store.base import (
     TokenRecord,
     migrations,
 )
-from voirie.store.portable import PortableStatements
-from voirie.store.queries import QUERIES
+from voirie.store.portable import PortableReads, PortableStatements
 from voirie.store.schema import BOOL_COLUMNS, COLUMNS, DATETIME_COLUMNS, MAX_ID, POINT_TABLES
 from voirie.store.selection import (
-    LAYERS,
     Dialect,
-    Layer,
-    Selection,
-    count_sql,
-    select_sql,
-    zones_sql,
 )
 
 BUSY_TIMEOUT_MS = 60_000
@@ -426,10 +419,11 @@ class SqliteUnitOfWork(PortableStatements):
             [(_instant(at), self.jurisdiction_id, int(i)) for i in incident_ids],
         )
 
-class SqliteStore:
+class SqliteStore(PortableReads):
     """The embedded store: a GeoPackage file opened with the stdlib sqlite3 module."""
 
     backend = "sqlite"
+    dialect = DIALECT
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -522,28 +516,6 @@ class SqliteStore:
         cursor = self.conn.execute(text, tuple(params))
         names = [d[0] for d in cursor.description]
         return _typed(pd.DataFrame(cursor.fetchall(), columns=names))
-
-    def read(self, query: str, jurisdiction_id: str) -> pd.DataFrame:
-        """A whole layer, or a named read query, as a DataFrame."""
-        if query in LAYERS:
-            return self.select(query, jurisdiction_id, Selection())
-        return self._frame(QUERIES[query].format(j="?"), (jurisdiction_id,))
-
-    def select(self, layer: Layer, jurisdiction_id: str, selection: Selection) -> pd.DataFrame:
-        """One page of a layer's selected rows."""
-        return self._frame(*select_sql(layer, jurisdiction_id, selection, DIALECT))
-
-    def count_selected(self, layer: Layer, jurisdiction_id: str, selection: Selection) -> int:
-        """Rows a selection keeps, whatever its page."""
-        text, params = count_sql(layer, jurisdiction_id, selection, DIALECT)
-        (n,) = self.conn.execute(text, tuple(params)).fetchone()
-        return int(n)
-
-    def select_zones(
-        self, layer: Layer, jurisdiction_id: str, selection: Selection
-    ) -> pd.DataFrame:
-        """Zone codes of one page of selected rows."""
-        return self._frame(*zones_sql(layer, jurisdiction_id, selection, DIALECT))
 
     def count(self, table: str, jurisdiction_id: str) -> int:
         """Rows of a schema table for one jurisdiction."""
