@@ -13,7 +13,9 @@
     The peers cluster by distance alone (no time window), with one 30 m radius.
 (2) Online attach latency per report with ``--latency`` reports imported into a fresh
     PostGIS database (most become open incidents): for 1,000 new reports one at a time, the
-    attach step (advisory lock, open-incident query, scoring) and the whole
+    attach step (advisory lock, open-incident query, scoring) on the per-report path
+    (``open_incidents_near`` + ``attach_one``) and on the bulk path with a one-row batch
+    (``open_incidents`` + ``attach``; both must decide the same), then the whole
     ``Pipeline.submit``, p50/p99.
 
 Reports are real DansMaRue reports resampled with jitter (seeded): each copy keeps its
@@ -127,6 +129,10 @@ def _child(
     pipe: Connection,
 ) -> None:
     baseline = _rss_mib()
+    # Timed on a second run: the first pays for copying the forked pages it touches (each
+    # Python object's reference count is a write), as PostGIS is timed on a table already
+    # in its buffers.
+    method(city, reports)
     start = time.perf_counter()
     result = method(city, reports)
     elapsed = time.perf_counter() - start
@@ -145,7 +151,8 @@ def _rss_mib() -> float:
 def measured(
     method: Callable[[City, pd.DataFrame], int], city: City, reports: pd.DataFrame
 ) -> tuple[float, int, float]:
-    """(seconds, clusters, peak RSS added, MiB) of a method run alone in a forked process."""
+    """(seconds, clusters, peak RSS added, MiB) of a method run alone in a forked process
+    (the seconds of its second run there, see ``_child``)."""
     ctx = mp.get_context("fork")
     parent, child = ctx.Pipe()
     process = ctx.Process(target=_child, args=(method, city, reports, child))
@@ -250,44 +257,85 @@ def latency(city: City, gis: CityGIS, real: pd.DataFrame, n: int, folder: Path) 
                 open_incidents = store.count("incidents", city.jurisdiction_id)
                 print(f"\n(2) online attach on PostGIS: {summary.imported:,} reports imported in "
                       f"{took:.0f} s -> {open_incidents:,} open incidents stored")
-                attach_ms, submit_ms = _probe(pipeline, probes, now)
+                frame = _probe_frame(pipeline, probes, now)
+                one_ms, batch_ms, differ = _attach_steps(pipeline, frame)
+                _print_latency([
+                    ("attach step, per report (near + attach_one)", one_ms),
+                    ("attach step, one-row batch (old path)", batch_ms),
+                ])
+                print(f"    decisions that differ between the two paths: {differ}")
+                _print_latency([("whole submit (enrich, route, write)",
+                                 _submits(pipeline, frame, now))])
             finally:
                 store.close()
         finally:
             admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
-    for label, values in (("attach step (lock, query, score)", attach_ms),
-                          ("whole submit (enrich, route, write)", submit_ms)):
+
+
+def _print_latency(rows: list[tuple[str, list[float]]]) -> None:
+    for label, values in rows:
         p50, p99 = np.percentile(values, [50, 99])
-        print(f"    {label:<38} p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  ({len(values)} reports)")
+        print(f"    {label:<44} p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  ({len(values)} reports)",
+              flush=True)
 
 
-def _probe(
-    pipeline: Pipeline, probes: pd.DataFrame, now: datetime
-) -> tuple[list[float], list[float]]:
-    """Per report: the attach step alone (a transaction that writes nothing), then the
-    whole submit."""
+def _probe_frame(pipeline: Pipeline, probes: pd.DataFrame, now: datetime) -> pd.DataFrame:
+    """The probes inside the city, enriched, with their thresholds, reported ``now``."""
     enriched = pipeline.gis.enrich(probes["lon"].to_numpy(), probes["lat"].to_numpy())
     frame = pd.concat([probes[["service_code", "lon", "lat"]], enriched], axis=1)
     frame = frame[~enriched["outside_territory"].to_numpy()].reset_index(drop=True)
     frame["requested_at"] = pd.Timestamp(now)
     pipeline.set_thresholds(frame)
-    attach_ms, submit_ms = [], []
-    scoring = pipeline.city.config.dedupe
+    return frame
+
+
+def _attach_steps(pipeline: Pipeline, frame: pd.DataFrame) -> tuple[list[float], list[float], int]:
+    """Per report, the attach step alone (transactions that write nothing) on both paths,
+    alternating which runs first; (per-report ms, one-row batch ms, decisions that differ).
+
+    The per-report step starts from the report's fields as Python scalars (what the
+    per-report path holds after enrichment)."""
+    scoring, jurisdiction = pipeline.city.config.dedupe, pipeline.city.jurisdiction_id
+    keys = ["service_code", "lon", "lat", "x", "y", "group", "match", "radius_m",
+            "window_days", "segment_id", "street_name"]
+    one_ms, batch_ms, differ = [], [], 0
     for k in range(len(frame)):
         one = frame.iloc[[k]].reset_index(drop=True)
-        start = time.perf_counter()
-        with pipeline.store.transaction(pipeline.city.jurisdiction_id) as uow:
-            uow.lock(pipeline.dedupe_lock_keys(one["service_code"]))
-            dedupe.attach(one, pipeline._dedupe_inputs(uow, one), scoring)
-        attach_ms.append((time.perf_counter() - start) * 1000)
+        fields: dict[str, object] = {
+            key: None if pd.isna(value) else value.item() if isinstance(value, np.generic)
+            else value for key, value in zip(keys, one.loc[0, keys], strict=True)
+        }
+        fields["requested_at"] = one.at[0, "requested_at"].to_pydatetime()
+        chosen = {}
+        for path in ((0, 1) if k % 2 else (1, 0)):
+            start = time.perf_counter()
+            with pipeline.store.transaction(jurisdiction) as uow:
+                if path:
+                    uow.lock(pipeline.dedupe_lock_keys([str(fields["service_code"])]))
+                    link = dedupe.attach_one(fields, pipeline.dedupe_candidates(uow, fields),
+                                             scoring)
+                    chosen[path] = link.incident_id
+                else:
+                    uow.lock(pipeline.dedupe_lock_keys(one["service_code"]))
+                    links = dedupe.attach(one, pipeline._dedupe_inputs(uow, one), scoring)
+                    chosen[path] = int(links.at[0, "incident_id"])
+            (one_ms if path else batch_ms).append((time.perf_counter() - start) * 1000)
+        differ += chosen[0] != chosen[1]
+    return one_ms, batch_ms, differ
+
+
+def _submits(pipeline: Pipeline, frame: pd.DataFrame, now: datetime) -> list[float]:
+    """The whole ``Pipeline.submit`` of each probe, in milliseconds."""
+    submit_ms = []
+    for k in range(len(frame)):
         report = Report(
-            external_id=f"P{k}", source="bench", service_code=str(one.at[0, "service_code"]),
-            lon=float(one.at[0, "lon"]), lat=float(one.at[0, "lat"]), requested_at=now,
+            external_id=f"P{k}", source="bench", service_code=str(frame.at[k, "service_code"]),
+            lon=float(frame.at[k, "lon"]), lat=float(frame.at[k, "lat"]), requested_at=now,
         )
         start = time.perf_counter()
         pipeline.submit(report)
         submit_ms.append((time.perf_counter() - start) * 1000)
-    return attach_ms, submit_ms
+    return submit_ms
 
 
 def main() -> int:

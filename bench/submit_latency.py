@@ -4,13 +4,15 @@ Each backend gets a scratch store (a GeoPackage file; a fresh PostGIS database) 
 with the bundled Paris DansMaRue reports through ``Pipeline.import_table`` (what
 ``voirie import`` runs), then ``--n`` reports are submitted one at a time: real positions
 and services of the bundled reports moved up to 50 m (seeded), dated at the end of the
-data so that many join a stored open incident. Prints p50/p99 per backend, and of the
-GIS enrichment of one report alone (issue 3);
-``--profile`` writes a pyinstrument text profile of the submits of each backend.
+data so that many join a stored open incident, with their real address. Prints p50/p99
+per backend, and of the per-report validation and GIS enrichment of one report alone
+(``validate_report``, ``CityGIS.enrich_one``; issue 3); ``--backends`` with no backend
+measures only those two steps. ``--profile`` writes a pyinstrument text profile of the
+submits of each backend.
 
 Usage::
 
-    python bench/submit_latency.py [--n 300] [--backends sqlite postgis] [--profile DIR]
+    python bench/submit_latency.py [--n 300] [--backends [sqlite] [postgis]] [--profile DIR]
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from voirie.city import City, load_city, service_code_for
 from voirie.gis.enrich import CityGIS
 from voirie.ingest.mapping import DANSMARUE
 from voirie.ingest.sources import read_csv
+from voirie.ingest.validate import validate_report
 from voirie.model import Report
 from voirie.pipeline import Pipeline
 from voirie.store.base import Store
@@ -63,7 +66,8 @@ def probe_reports(city: City, gis: CityGIS, n: int) -> list[Report]:
     return [
         Report(external_id=f"probe-{k}", source="bench", lon=float(lon[k]), lat=float(lat[k]),
                service_code=service_code_for(picked.at[k, "type"], picked.at[k, "soustype"]),
-               requested_at=when, description="bench probe")
+               requested_at=when, description="bench probe",
+               address=picked.at[k, "adresse"] or None)
         for k in inside[:n]
     ]
 
@@ -113,11 +117,21 @@ def measure(pipeline: Pipeline, probes: list[Report], profile: Path | None) -> l
 
 
 def enrich_latency(gis: CityGIS, probes: list[Report]) -> np.ndarray:
-    """p50/p99 of ``CityGIS.enrich`` of one report (the GIS step of a submit), in ms."""
+    """p50/p99 of ``CityGIS.enrich_one`` of one report (the GIS step of a submit), in ms."""
     took = []
     for report in probes:
         start = time.perf_counter()
-        gis.enrich(np.array([report.lon]), np.array([report.lat]), np.array([report.address]))
+        gis.enrich_one(report.lon, report.lat, report.address)
+        took.append((time.perf_counter() - start) * 1000)
+    return np.percentile(took[1:], [50, 99])
+
+
+def validate_latency(city: City, probes: list[Report]) -> np.ndarray:
+    """p50/p99 of ``validate_report`` of one report (the first step of a submit), in ms."""
+    took = []
+    for report in probes:
+        start = time.perf_counter()
+        validate_report(report, city)
         took.append((time.perf_counter() - start) * 1000)
     return np.percentile(took[1:], [50, 99])
 
@@ -125,14 +139,15 @@ def enrich_latency(gis: CityGIS, probes: list[Report]) -> np.ndarray:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=300)
-    parser.add_argument("--backends", nargs="+", default=["sqlite", "postgis"],
+    parser.add_argument("--backends", nargs="*", default=["sqlite", "postgis"],
                         choices=["sqlite", "postgis"])
     parser.add_argument("--profile", type=Path, help="folder for pyinstrument text profiles")
     args = parser.parse_args()
     city = load_city("paris")
     gis = CityGIS(city)
     probes = probe_reports(city, gis, args.n)
-    results = {"enrich only": enrich_latency(gis, probes)}
+    results = {"validate only": validate_latency(city, probes),
+               "enrich only": enrich_latency(gis, probes)}
     with tempfile.TemporaryDirectory() as tmp:
         for backend in args.backends:
             with scratch_store(backend, Path(tmp)) as store:

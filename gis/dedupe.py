@@ -18,12 +18,17 @@ no street known 0.5, other street 0). The link keeps the score and the reasons.
 The rule is the online one (reports taken in time order), so a bulk import, a
 re-clustering and the same reports arriving one by one give the same incidents. Candidate
 pairs and their static terms come from one vectorized STRtree query; the sequential pass
-only walks those pairs, with no geometry work per report.
+only walks those pairs, with no geometry work per report. ``attach_one`` decides for one
+report over the few stored incidents around it (the per-report path, no DataFrame) with
+the same rule helpers, so both give the same link.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -47,11 +52,60 @@ FOUNDER_REASON = "first report: opened the incident"
 CHUNK_SIZE = 20_000
 # Wider than any city (metres): families of services this far apart never meet in a query.
 _FAMILY_SHIFT_M = 10_000_000.0
+# Added to the candidate query's distance: shifted coordinates lose a few micrometres, and
+# the query must keep every pair the exact distance (``np.hypot``) then accepts.
+_QUERY_SLACK_M = 0.01
+# Per pair, or one scalar for the one report of ``attach_one``.
+_Codes = np.ndarray | int
+_Flags = np.ndarray | np.bool_
+_Numbers = np.ndarray | np.float64
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """The stored open incidents one report may join, as arrays (one entry each): what
+    ``attach`` reads of ``incidents``, for ``attach_one``.
+
+    ``x``/``y`` are metric; ``group`` and ``match`` those of the incident's service (None
+    for a service the city does not know); ``last_reported_at`` is ``datetime64[ns]`` UTC;
+    ``segment_id``/``street_name`` are None where unknown. The order breaks ties as the
+    order of ``incidents`` does in ``attach``.
+    """
+
+    incident_id: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    service_code: np.ndarray
+    group: np.ndarray
+    match: np.ndarray
+    segment_id: np.ndarray
+    street_name: np.ndarray
+    last_reported_at: np.ndarray
+
+
+@dataclass(frozen=True)
+class Link:
+    """What one report joined: ``incident_id`` (``NO_INCIDENT`` when it opens one, then
+    ``reason`` is ``FOUNDER_REASON`` and the score 1), the distance and time gap to it, the
+    score, kinship and place codes, and the words of ``reasons``."""
+
+    incident_id: int
+    distance_m: float
+    gap_days: float
+    score: float
+    kin: int
+    place: int
+    reason: str
 
 
 def _days(times: pd.Series) -> np.ndarray:
     """Tz-aware timestamps as float days since the epoch."""
-    return times.to_numpy(dtype="datetime64[ns]").astype(np.int64) / _NS_PER_DAY
+    return _days_of(times.to_numpy(dtype="datetime64[ns]"))
+
+
+def _days_of(stamps: np.ndarray) -> np.ndarray:
+    """UTC ``datetime64`` values as float days since the epoch."""
+    return stamps.astype("datetime64[ns]").astype(np.int64) / _NS_PER_DAY
 
 
 def _text(frame: pd.DataFrame, column: str) -> np.ndarray:
@@ -68,8 +122,9 @@ def _codes(incidents: pd.DataFrame, reports: pd.DataFrame, column: str) -> np.nd
     return pd.factorize(_concat(incidents, reports, column), use_na_sentinel=True)[0]
 
 
-def _place(seg_a: np.ndarray, seg_b: np.ndarray, st_a: np.ndarray, st_b: np.ndarray) -> np.ndarray:
-    """Place relation code of each pair from their segment and street codes (-1: none)."""
+def _place(seg_a: _Codes, seg_b: _Codes, st_a: _Codes, st_b: _Codes) -> np.ndarray:
+    """Place relation code of each pair from their segment and street codes (-1: none;
+    one side may be a scalar, one report's)."""
     known = (st_a >= 0) & (st_b >= 0)
     same_street = known & (st_a == st_b)
     same_segment = same_street & (seg_a >= 0) & (seg_a == seg_b)
@@ -77,6 +132,50 @@ def _place(seg_a: np.ndarray, seg_b: np.ndarray, st_a: np.ndarray, st_b: np.ndar
         [same_segment, same_street, known], [PLACE_SEGMENT, PLACE_STREET, PLACE_OTHER],
         PLACE_UNKNOWN,
     ).astype(np.int64)
+
+
+def _weights(scoring: DedupeScoring) -> np.ndarray:
+    """Weights of proximity, recency, kinship and place, normalised to sum to 1."""
+    weights = np.array([scoring.distance, scoring.time, scoring.service, scoring.street])
+    normalised: np.ndarray = weights / weights.sum()
+    return normalised
+
+
+def _kinship(
+    same_service: np.ndarray, same_group: np.ndarray, sharing_a: _Flags,
+    sharing_b: np.ndarray, never_a: _Flags, never_b: np.ndarray,
+) -> np.ndarray:
+    """Kin code of each pair of services, ``KIN_NONE`` where they may not share an incident.
+
+    Services of one family may: the same service, or services of one group whose match is
+    ``group`` on both sides; a ``never`` service shares with nothing."""
+    same_family = np.where(sharing_a, sharing_b & same_group, ~sharing_b & same_service)
+    may = same_family & ~never_a & ~never_b
+    return np.where(may, np.where(same_service, KIN_SERVICE, KIN_GROUP), KIN_NONE)
+
+
+def _reach(radius: _Numbers, place: np.ndarray, scoring: DedupeScoring) -> np.ndarray:
+    """How far each pair may lie apart: the radius, times the factor on one street."""
+    on_street = (place == PLACE_SEGMENT) | (place == PLACE_STREET)
+    reach: np.ndarray = radius * np.where(on_street, scoring.same_street_factor, 1.0)
+    return reach
+
+
+def _static_score(
+    weights: np.ndarray, dist: np.ndarray, reach: np.ndarray, kin: np.ndarray,
+    place: np.ndarray,
+) -> np.ndarray:
+    """Every term of the score but recency (which depends on the incident's last report)."""
+    static: np.ndarray = (
+        weights[0] * (1.0 - dist / reach) + weights[2] * _KIN_SCORE[kin]
+        + weights[3] * _PLACE_SCORE[place]
+    )
+    return static
+
+
+def _score(static: float, weights: np.ndarray, gap: float, window: float) -> float:
+    """The whole score of a pair once the gap to the incident's last report is known."""
+    return float(static + weights[1] * (1.0 - max(gap, 0.0) / window))
 
 
 def attach(
@@ -116,8 +215,7 @@ def attach(
 
     if n_rep == 0:
         return result()
-    weights = np.array([scoring.distance, scoring.time, scoring.service, scoring.street])
-    weights = weights / weights.sum()
+    weights = _weights(scoring)
     # Anchors are the existing incidents followed by the batch's own reports.
     ax = np.concatenate([incidents["x"].to_numpy(float), reports["x"].to_numpy(float)])
     ay = np.concatenate([incidents["y"].to_numpy(float), reports["y"].to_numpy(float)])
@@ -144,38 +242,30 @@ def attach(
     family = np.where(a_sharing, a_group, a_group.max() + 2 + a_service) * _FAMILY_SHIFT_M
     points = shapely.points(ax + family, ay)
     rep_idx, anchor_idx = shapely.STRtree(points).query(
-        points[n_inc:], predicate="dwithin", distance=radius * scoring.same_street_factor
+        points[n_inc:], predicate="dwithin",
+        distance=radius * scoring.same_street_factor + _QUERY_SLACK_M,
     )
     rep_anchor = n_inc + rep_idx  # each report's own entry among the anchors
-    same_service = a_service[anchor_idx] == a_service[rep_anchor]
-    sibling = (
-        ~same_service & (a_group[anchor_idx] == a_group[rep_anchor])
-        & a_sharing[anchor_idx] & a_sharing[rep_anchor]
+    kin = _kinship(
+        a_service[anchor_idx] == a_service[rep_anchor],
+        a_group[anchor_idx] == a_group[rep_anchor], a_sharing[rep_anchor],
+        a_sharing[anchor_idx], a_never[rep_anchor], a_never[anchor_idx],
     )
     batch_anchor = anchor_idx - n_inc
     # A report can only join what arrived before it (stored incidents always did).
     earlier = (batch_anchor < 0) | (rank[np.maximum(batch_anchor, 0)] < rank[rep_idx])
-    keep = (
-        (same_service | sibling) & ~a_never[rep_anchor] & ~a_never[anchor_idx] & earlier
-    )
+    keep = (kin != KIN_NONE) & earlier
     rep_idx, anchor_idx = rep_idx[keep], anchor_idx[keep]
-    rep_anchor, same_service = rep_anchor[keep], same_service[keep]
-    kin = np.where(same_service, KIN_SERVICE, KIN_GROUP)
+    rep_anchor, kin = rep_anchor[keep], kin[keep]
     place = _place(
         a_segment[rep_anchor], a_segment[anchor_idx], a_street[rep_anchor], a_street[anchor_idx]
     )
-    reach = radius[rep_idx] * np.where(
-        (place == PLACE_SEGMENT) | (place == PLACE_STREET), scoring.same_street_factor, 1.0
-    )
+    reach = _reach(radius[rep_idx], place, scoring)
     dist = np.hypot(ax[anchor_idx] - rx[rep_idx], ay[anchor_idx] - ry[rep_idx])
     keep = dist <= reach
     rep_idx, anchor_idx, dist = rep_idx[keep], anchor_idx[keep], dist[keep]
     kin, place, reach = kin[keep], place[keep], reach[keep]
-    # Every term but recency is known now; recency depends on the incident's last report.
-    static = (
-        weights[0] * (1.0 - dist / reach) + weights[2] * _KIN_SCORE[kin]
-        + weights[3] * _PLACE_SCORE[place]
-    )
+    static = _static_score(weights, dist, reach, kin, place)
     # Drop pairs whose incident is surely out of the window: when a report comes, its
     # incident's last report is at most the latest of its own time and the times of the
     # earlier reports paired with it (only those may have joined it).
@@ -223,7 +313,7 @@ def attach(
                 continue
             if mine and any((pair, 1 - side) in held.get(anchor, ()) for pair, side in mine):
                 continue
-            total = float(static[k] + weights[1] * (1.0 - max(gap, 0.0) / window[i]))
+            total = _score(static[k], weights, gap, window[i])
             if total > best:
                 chosen, best = k, total
         if chosen == NO_INCIDENT:
@@ -308,8 +398,103 @@ def reasons(links: pd.DataFrame) -> np.ndarray:
     kin = links["kin"].to_numpy(np.int64)
     metres = links["distance_m"].round().astype(int).astype(str).to_numpy(object)
     days = links["gap_days"].round().astype(int).astype(str).to_numpy(object)
-    text = (
-        _KIN_WORDS[kin] + ", " + metres + " m" + _PLACE_WORDS[links["place"].to_numpy(np.int64)]
-        + ", " + days + np.where(days == "1", " day", " days").astype(object)
+    text = _sentence(
+        _KIN_WORDS[kin], metres, _PLACE_WORDS[links["place"].to_numpy(np.int64)], days,
+        np.where(days == "1", " day", " days").astype(object),
     )
     return np.where(kin == KIN_NONE, FOUNDER_REASON, text)
+
+
+def reason(kin: int, distance_m: float, place: int, gap_days: float) -> str:
+    """``reasons`` of one link (Python's ``round`` halves to even, as numpy's does)."""
+    if kin == KIN_NONE:
+        return FOUNDER_REASON
+    days = str(round(gap_days))
+    return str(_sentence(
+        _KIN_WORDS[kin], str(round(distance_m)), _PLACE_WORDS[place], days,
+        " day" if days == "1" else " days",
+    ))
+
+
+def _sentence(kin: Any, metres: Any, place: Any, days: Any, unit: Any) -> Any:
+    """The words of links: strings, or object arrays of them (joined elementwise)."""
+    return kin + ", " + metres + " m" + place + ", " + days + unit
+
+
+def attach_one(
+    report: Mapping[str, object], candidates: Candidates, scoring: DedupeScoring
+) -> Link:
+    """``attach`` of one report among stored incidents, on the few candidates' arrays.
+
+    ``report`` holds x, y, service_code, group, match, radius_m, window_days,
+    requested_at (a tz-aware datetime), segment_id and street_name (None where unknown).
+    The same eligibility rules, score and tie-breaking as ``attach`` (its helpers), so the
+    link is the one ``attach`` gives a one-report batch over the same incidents.
+    """
+    radius, window = _number(report, "radius_m"), _number(report, "window_days")
+    sharing, never = report["match"] == "group", report["match"] == "never"
+    kin = _kinship(
+        _coded(report["service_code"], candidates.service_code) == _code(report["service_code"]),
+        _coded(report["group"], candidates.group) == _code(report["group"]),
+        np.bool_(sharing), candidates.match == "group", np.bool_(never),
+        candidates.match == "never",
+    )
+    place = _place(
+        _code(report["segment_id"]), _coded(report["segment_id"], candidates.segment_id),
+        _code(report["street_name"]), _coded(report["street_name"], candidates.street_name),
+    )
+    reach = _reach(radius, place, scoring)
+    dist = np.hypot(candidates.x - _number(report, "x"), candidates.y - _number(report, "y"))
+    r_time = _days_of(np.array([_naive_utc(report["requested_at"])], dtype="datetime64[ns]"))[0]
+    gap = r_time - _days_of(candidates.last_reported_at)
+    weights = _weights(scoring)
+    ok = np.flatnonzero((kin != KIN_NONE) & (dist <= reach) & (gap <= window))
+    static = _static_score(weights, dist[ok], reach[ok], kin[ok], place[ok])
+    chosen, best = NO_INCIDENT, -1.0
+    # Nearest first, then in the candidates' order: ties go to the first, as in attach.
+    for k in np.lexsort((ok, dist[ok])).tolist():
+        total = _score(static[k], weights, gap[ok[k]], window)
+        if total > best:
+            chosen, best = k, total
+    if chosen == NO_INCIDENT:
+        return Link(NO_INCIDENT, 0.0, 0.0, 1.0, KIN_NONE, PLACE_UNKNOWN, FOUNDER_REASON)
+    row = int(ok[chosen])
+    distance, days = float(dist[row]), float(max(gap[row], 0.0))
+    kin_of, place_of = int(kin[row]), int(place[row])
+    return Link(
+        int(candidates.incident_id[row]), distance, days, best, kin_of, place_of,
+        reason(kin_of, distance, place_of, days),
+    )
+
+
+def _number(report: Mapping[str, object], key: str) -> np.float64:
+    """A numeric field as ``attach`` reads its column (float64)."""
+    value = report[key]
+    if not isinstance(value, int | float | np.number):
+        raise TypeError(f"{key}: expected a number, got {value!r}")
+    return np.float64(value)
+
+
+def _missing(value: object) -> bool:
+    """None or NaN: what ``pd.factorize`` codes as missing here."""
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def _code(value: object) -> int:
+    """The report's own code for a text value: 0, or -1 when missing."""
+    return -1 if _missing(value) else 0
+
+
+def _coded(value: object, values: np.ndarray) -> np.ndarray:
+    """Codes of the candidates' values against the report's, as ``_codes`` would compare
+    them: 0 for the report's value, 1 for another, -1 when missing."""
+    missing = np.fromiter((_missing(v) for v in values), dtype=bool, count=len(values))
+    same = values == value if not _missing(value) else np.zeros(len(values), dtype=bool)
+    return np.where(missing, -1, np.where(same, 0, 1)).astype(np.int64)
+
+
+def _naive_utc(moment: object) -> datetime:
+    """A tz-aware datetime as naive UTC (what ``datetime64`` takes)."""
+    if not isinstance(moment, datetime):
+        raise TypeError(f"requested_at: expected a datetime, got {moment!r}")
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment

@@ -74,11 +74,17 @@ NUMBERS: dict[str, str] = {
 # "Rue de la Vrillière" / "Rue La Vrillière"): not part of the key.
 PARTICLES = frozenset({"de", "du", "des", "d", "la", "le", "les", "l"})
 
-_NUMBER = re.compile(r"\b(" + "|".join(NUMBERS) + r")\b")
-_PARTICLE = re.compile(r"\b(?:" + "|".join(sorted(PARTICLES)) + r")\b ?")
-_SPACES = re.compile(r"\s+")
-_WORD_ABBREVIATION = re.compile(r"\b(" + "|".join(sorted(ABBREVIATIONS, key=len)[::-1]) + r")\b")
-_LEADING_ABBREVIATION = re.compile(r"^(" + "|".join(LEADING_ABBREVIATIONS) + r")\b")
+
+def _word_key(word: str) -> str:
+    """A word of a street name as it stands in the key: its abbreviation expanded, then
+    its number folded; ``""`` for a particle."""
+    word = ABBREVIATIONS.get(word, word)
+    word = NUMBERS.get(word, word)
+    return "" if word in PARTICLES else word
+
+
+# The words that the key changes (every other word stands as it is), looked up once.
+_WORD_KEYS = {word: _word_key(word) for word in (*ABBREVIATIONS, *NUMBERS, *PARTICLES)}
 
 # A house number: "12", "12-14", "12bis", "12 bis", "13Z", "7b", "12 B" (not "12 R de...",
 # where a detached R is the abbreviation of rue).
@@ -106,23 +112,34 @@ _POSTCODE = re.compile(r"(?:^|\s)\d{5}(?:\s.*)?$")
 _LIGATURES = str.maketrans({"œ": "oe", "Œ": "OE", "æ": "ae", "Æ": "AE", "ß": "ss"})
 _DOUBLED = re.compile(r"^(.+?)\s+\1$")
 _NON_WORD = re.compile(r"[\W_]+")
-_NON_ALNUM = re.compile(r"[^a-z0-9]+")
+_WORD = re.compile(r"[a-z0-9]+")
 _LETTER = re.compile(r"[a-z]")
 
 
 def normalize_street(name: str) -> str:
     """The comparison key of a street name (``""`` when the name is blank)."""
-    text = _NON_WORD.sub(" ", name).translate(_LIGATURES)
-    text = unicodedata.normalize("NFKD", text).encode("ascii", errors="ignore").decode("ascii")
-    text = _NON_ALNUM.sub(" ", text.lower()).strip()
-    text = _LEADING_ABBREVIATION.sub(lambda m: LEADING_ABBREVIATIONS[m[1]], text)
-    text = _WORD_ABBREVIATION.sub(lambda m: ABBREVIATIONS[m[1]], text)
-    text = _NUMBER.sub(lambda m: NUMBERS[m[1]], text)
-    return _SPACES.sub(" ", _PARTICLE.sub("", text)).strip()
+    if name.isascii():
+        # Lowering ASCII text keeps it ASCII; its non-word characters split words below.
+        text = name.lower()
+    else:
+        text = unicodedata.normalize("NFKD", _NON_WORD.sub(" ", name).translate(_LIGATURES))
+        text = text.encode("ascii", errors="ignore").decode("ascii").lower()
+    words = _WORD.findall(text)
+    if words:
+        words[0] = LEADING_ABBREVIATIONS.get(words[0], words[0])
+    # Word by word (a dictionary look-up each) rather than a regular expression per rule;
+    # particles map to "" and are dropped.
+    return " ".join(filter(None, map(_WORD_KEYS.get, words, words)))
 
 
 def street_from_address(address: str) -> str | None:
     """The normalized street of a postal address, ``None`` when it names none."""
+    return street_key(address_street(address))
+
+
+def address_street(address: str) -> str:
+    """The street of a postal address as written: the text before the first comma without
+    the house number, postcode and city (nor a place named before the street)."""
     # The street is before the first comma; the postcode and city follow it.
     street = _POSTCODE.sub("", address.split(",", 1)[0]).strip()
     numbered = _NUMBERED.match(street) is not None
@@ -131,8 +148,13 @@ def street_from_address(address: str) -> str | None:
         # Without a house number, the text may repeat the street ("Place X Place X") or
         # name a place before it ("Gare du Nord Place Napoléon III"): keep the street.
         street = _POI_PREFIX.sub("", _DOUBLED.sub(r"\1", street))
+    return street
+
+
+def street_key(street: str) -> str | None:
+    """``normalize_street`` of the street of an address (``address_street``), ``None``
+    when the key has no letter ("75011", ""): such a text names no street."""
     key = normalize_street(street)
-    # A key with no letter ("75011", "") names no street.
     return key if _LETTER.search(key) else None
 
 

@@ -8,19 +8,41 @@ enrichment, in the pipeline.
 from __future__ import annotations
 
 import hashlib
+import math
+import re
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 
 from voirie.city import City, service_code_for
-from voirie.errors import SourceError
+from voirie.errors import InvalidInput, SourceError
 from voirie.ingest.mapping import ColumnMapping
 from voirie.ingest.sources import PROBLEM, ROW, RawTable
-from voirie.model import Flag
+from voirie.model import Flag, Report
 
 QUARANTINE_COLUMNS = ["row", "external_id", "field", "reason"]
+CHANGED_CONTENT = (
+    "already imported with different content "
+    "(a correction must be recorded as an event, not re-imported)"
+)
+# Quarantine reasons, shared by the bulk checks and ``validate_report``.
+_MISSING = "missing"
+_NOT_A_NUMBER = "not a number: "
+_NOT_A_DATE = "not a date: "
+_AMBIGUOUS_TIME = "ambiguous local time (clock change)"
+_MISSING_CATEGORY = "missing category"
+_UNKNOWN_CATEGORY = "unknown category: "
+_SHOWN = 40
+"""characters of a bad value repeated in its reason (categories: ``_SHOWN_CATEGORY``)"""
+_SHOWN_CATEGORY = 80
+
+
+def _out_of_range(limit: float) -> str:
+    """The reason of a coordinate beyond ±``limit`` (or infinite)."""
+    return f"out of range ±{limit:g}"
 
 
 @dataclass
@@ -63,9 +85,9 @@ def _text(frame: pd.DataFrame, column: str | None) -> pd.Series:
 
 def _coordinate(checker: _Checker, raw: pd.Series, field: str, limit: float) -> pd.Series:
     value = pd.to_numeric(raw, errors="coerce")
-    checker.flag(raw.isna(), field, "missing")
-    checker.flag(value.isna(), field, "not a number: " + raw.astype(str).str.slice(0, 40))
-    checker.flag(~np.isfinite(value) | (value.abs() > limit), field, f"out of range ±{limit:g}")
+    checker.flag(raw.isna(), field, _MISSING)
+    checker.flag(value.isna(), field, _NOT_A_NUMBER + raw.astype(str).str.slice(0, _SHOWN))
+    checker.flag(~np.isfinite(value) | (value.abs() > limit), field, _out_of_range(limit))
     return value
 
 
@@ -80,8 +102,8 @@ def _times(
         parsed = raw.map(
             lambda v: pd.to_datetime(v, format=fmt or "ISO8601", errors="coerce")
         ).astype(object)
-    checker.flag(raw.isna(), field, "missing")
-    checker.flag(parsed.isna(), field, "not a date: " + raw.astype(str).str.slice(0, 40))
+    checker.flag(raw.isna(), field, _MISSING)
+    checker.flag(parsed.isna(), field, _NOT_A_DATE + raw.astype(str).str.slice(0, _SHOWN))
     # Naive times are local to the city; aware ones keep their offset. Stored in UTC.
     if isinstance(parsed.dtype, pd.DatetimeTZDtype):
         utc = parsed.dt.tz_convert("UTC")
@@ -94,7 +116,7 @@ def _times(
             else t.tz_localize(ZoneInfo(tz), ambiguous="NaT", nonexistent="shift_forward")
         )
         utc = pd.to_datetime(mixed, utc=True)
-    checker.flag(utc.isna(), field, "ambiguous local time (clock change)")
+    checker.flag(utc.isna(), field, _AMBIGUOUS_TIME)
     return utc
 
 
@@ -126,21 +148,44 @@ def _services(
     resolved = resolved.fillna(derived)
     shown = code.fillna(name).fillna(group).astype(str)
     field = mapping.service_code or mapping.service_name or "service"
-    checker.flag(code.isna() & name.isna(), field, "missing category")
-    checker.flag(resolved.isna(), field, "unknown category: " + shown.str.slice(0, 80))
+    checker.flag(code.isna() & name.isna(), field, _MISSING_CATEGORY)
+    checker.flag(
+        resolved.isna(), field, _UNKNOWN_CATEGORY + shown.str.slice(0, _SHOWN_CATEGORY)
+    )
     of_service = resolved.map(lambda c: s.group if (s := city.services.get(c)) else None)
     return resolved, of_service.fillna(group_code), unknown
 
 
+def report_hash(
+    service_code: object, requested_at: object, description: object, address: object,
+    lon: float, lat: float,
+) -> str:
+    """A digest of what one report says, to tell a re-sent report from a changed one.
+
+    Text parts are taken as ``str`` (``None`` and ``""`` alike give nothing), the time as
+    ``str`` of its UTC timestamp, coordinates to 7 decimals (about 1 cm): the bulk
+    ``content_hash`` and the per-report ``validate_report`` give the same digest.
+    """
+    text = "\x1f".join((
+        "" if service_code is None else str(service_code),
+        "" if requested_at is None else str(requested_at),
+        "" if description is None else str(description),
+        "" if address is None else str(address),
+        f"{lon:.7f}",
+        f"{lat:.7f}",
+    ))
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
 def content_hash(frame: pd.DataFrame) -> pd.Series:
-    """A digest of what a report says, to tell a re-sent row from a changed one."""
+    """``report_hash`` of every row of validated reports (missing values as blanks)."""
     parts = frame[["service_code", "requested_at", "description", "address"]].astype(object)
     parts = parts.where(parts.notna(), "")
-    parts["lon"] = frame["lon"].map("{:.7f}".format)
-    parts["lat"] = frame["lat"].map("{:.7f}".format)
-    joined = ["\x1f".join(map(str, values)) for values in parts.itertuples(index=False)]
+    columns = [parts[name].to_numpy() for name in parts.columns]
+    coordinates = [frame[name].to_numpy() for name in ("lon", "lat")]
     return pd.Series(
-        [hashlib.sha1(text.encode()).hexdigest() for text in joined], index=frame.index
+        [report_hash(*values) for values in zip(*columns, *coordinates, strict=True)],
+        index=frame.index,
     )
 
 
@@ -204,3 +249,123 @@ def validate(table: RawTable, mapping: ColumnMapping, city: City) -> Validated:
     keep = checker.ok & ~(~first & same)
     return Validated(reports[keep].reset_index(drop=True), quarantine.reset_index(drop=True))
 
+
+
+# What ``pd.to_numeric`` reads as a number (ASCII digits; no ``_`` separators, unlike
+# ``float``), so that a submitted coordinate is refused exactly when an imported one is.
+_NUMBER = re.compile(
+    r"[+-]?(?:\d+\.?\d*(?:e[+-]?\d+)?|\.\d+(?:e[+-]?\d+)?|inf(?:inity)?|nan)",
+    re.ASCII | re.IGNORECASE,
+)
+
+
+def validate_report(report: Report, city: City) -> dict[str, object]:
+    """The validation columns of one report, as ``validate`` gives them for the one-row
+    table of the report's fields as text (``Pipeline.submit``'s; mapping by name).
+
+    Plain Python values (``None`` when missing, ``requested_at`` a UTC ``datetime``), in
+    microseconds rather than pandas' milliseconds. Raises ``InvalidInput`` with the field
+    and reason the import would quarantine the row with: the first problem, checked in
+    the same order. A time that a UTC ``datetime`` cannot hold (before year 1 or after
+    9999 once in UTC) is refused as not a date.
+    """
+    external_id = _clean(report.external_id)
+    if external_id is None:
+        raise _refused("external_id", _MISSING)
+    lat = _coordinate_value(report.lat, "lat", 90)
+    lon = _coordinate_value(report.lon, "lon", 180)
+    service_code = _clean(report.service_code)
+    if service_code is None:
+        raise _refused("service_code", _MISSING_CATEGORY)
+    service = city.services.get(service_code)
+    if service is None:
+        raise _refused("service_code", _UNKNOWN_CATEGORY + service_code[:_SHOWN_CATEGORY])
+    requested_at = _time_value(report.requested_at, "requested_at", city.config.timezone)
+    description, address = _clean(report.description), _clean(report.address)
+    contact = report.contact
+    return {
+        "row": 1,
+        "external_id": external_id,
+        "source": report.source,
+        "service_code": service_code,
+        "group": service.group,
+        Flag.UNKNOWN_SERVICE.value: False,
+        "description": description,
+        "address": address,
+        "channel": _clean(report.channel),
+        "media_url": _clean(report.media_url),
+        "lon": lon,
+        "lat": lat,
+        "requested_at": requested_at,
+        "contact_name": _clean(contact.name),
+        "contact_email": _clean(contact.email),
+        "contact_phone": _clean(contact.phone),
+        "device_id": _clean(contact.device_id),
+        "content_hash": report_hash(service_code, requested_at, description, address, lon, lat),
+    }
+
+
+def _refused(field: str, reason: str) -> InvalidInput:
+    return InvalidInput(f"{field}: {reason}", field=field)
+
+
+def _clean(value: object) -> str | None:
+    """A value as the bulk path reads its text: stripped, ``None`` when blank or missing."""
+    return None if value is None else str(value).strip() or None
+
+
+def _coordinate_value(value: object, field: str, limit: float) -> float:
+    """``_coordinate`` of one value: its number, or ``InvalidInput``."""
+    text = _clean(value)
+    if text is None:
+        raise _refused(field, _MISSING)
+    number = float(text) if _NUMBER.fullmatch(text) else math.nan
+    if math.isnan(number):
+        raise _refused(field, _NOT_A_NUMBER + text[:_SHOWN])
+    if math.isinf(number) or abs(number) > limit:
+        raise _refused(field, _out_of_range(limit))
+    return number
+
+
+def _time_value(value: datetime, field: str, tz: str) -> datetime:
+    """``_times`` of one time: in UTC, a naive time taken as the city's local time (a time
+    skipped by a clock change moves to the change, one repeated by it is refused)."""
+    text = value.isoformat()
+    offset = value.utcoffset()
+    try:
+        if offset is None:
+            utc = _local_to_utc(value.replace(tzinfo=None), ZoneInfo(tz))
+            if utc is None:
+                raise _refused(field, _AMBIGUOUS_TIME)
+            return utc
+        # ISO 8601 offsets are whole minutes: pandas reads none with seconds.
+        if offset % timedelta(minutes=1):
+            raise _refused(field, _NOT_A_DATE + text[:_SHOWN])
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise _refused(field, _NOT_A_DATE + text[:_SHOWN]) from None
+
+
+def _local_to_utc(naive: datetime, zone: ZoneInfo) -> datetime | None:
+    """A local wall time in UTC, as pandas' ``tz_localize(ambiguous="NaT",
+    nonexistent="shift_forward")``: ``None`` when the time occurs twice (clocks set back);
+    a time that does not exist (clocks set forward) becomes the instant of the change."""
+    before = naive.replace(tzinfo=zone, fold=0).utcoffset()
+    after = naive.replace(tzinfo=zone, fold=1).utcoffset()
+    assert before is not None
+    assert after is not None
+    if before == after:
+        return naive.replace(tzinfo=zone).astimezone(UTC)
+    if before > after:
+        return None
+    # In the gap: the change lies between the instants the two offsets give. Time zone
+    # changes happen on whole seconds; bisect the seconds between.
+    low = math.floor((naive - after).replace(tzinfo=UTC).timestamp())
+    high = math.ceil((naive - before).replace(tzinfo=UTC).timestamp())
+    while high - low > 1:
+        middle = (low + high) // 2
+        if datetime.fromtimestamp(middle, zone).utcoffset() == after:
+            high = middle
+        else:
+            low = middle
+    return datetime.fromtimestamp(high, UTC)

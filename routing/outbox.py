@@ -11,27 +11,45 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import cast
 
 import numpy as np
 import pandas as pd
+from pandas.io.json import ujson_dumps  # type: ignore[attr-defined]  # untyped in pandas-stubs
 
 from voirie.city import City
+from voirie.routing.table import Decision
 from voirie.routing.versions import record_rules
 from voirie.store.base import UnitOfWork
+from voirie.store.schema import COLUMNS
 
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
 WEBHOOK, EMAIL = "webhook", "email"
+# How ``enqueue_many``'s ``DataFrame.to_json(date_format="iso", force_ascii=False)`` writes
+# values (its defaults: floats to 10 decimals, instants as UTC ISO text to the millisecond,
+# NaN and None as null), given to the same encoder for one message's payload.
+_PAYLOAD_JSON = {"double_precision": 10, "iso_dates": True, "date_unit": "ms",
+                 "ensure_ascii": False}
 
 
-def _channels(city: City) -> pd.DataFrame:
-    """team, channel, target: one row per way of reaching each team."""
-    rows = [
+def _channel_rows(city: City) -> list[tuple[str, str, str]]:
+    """(team, channel, target): one per way of reaching each team."""
+    return [
         (team.code, channel, target)
         for team in city.teams.values()
         for channel, target in ((WEBHOOK, team.webhook), (EMAIL, team.email))
         if target
     ]
-    return pd.DataFrame(rows, columns=["team", "channel", "target"])
+
+
+def _channels(city: City) -> pd.DataFrame:
+    """team, channel, target: one row per way of reaching each team."""
+    return pd.DataFrame(_channel_rows(city), columns=["team", "channel", "target"])
+
+
+def team_channels(city: City, team: object) -> list[tuple[str, str]]:
+    """(channel, target) of each way of reaching ``team``, in ``_channels``'s order."""
+    return [(channel, target) for code, channel, target in _channel_rows(city) if code == team]
 
 
 def enqueue_many(
@@ -102,6 +120,86 @@ def notify_citizens(
     return enqueue_many(uow, city, messages, now)
 
 
+def _assigned(
+    entity_id: object, team: object, service_code: object, service_name: object,
+    priority: object, due_at: object, reason: object, rule_id: object, rule_version: object,
+    lon: object, lat: object,
+) -> dict[str, object]:
+    """The "assigned" notice of new incidents (columns) or of one (values), in the order
+    of its payload's keys."""
+    return {
+        "kind": "assigned", "entity": "incident", "entity_id": entity_id, "team": team,
+        "service_code": service_code, "service_name": service_name, "priority": priority,
+        "due_at": due_at, "reason": reason, "rule_id": rule_id, "rule_version": rule_version,
+        "lon": lon, "lat": lat,
+    }
+
+
+def _escalation(
+    city: City, incident_id: object, escalate_at: object, escalate_to: object
+) -> dict[str, object]:
+    """An escalation row of new incidents (columns) or of one (values)."""
+    return {"incident_id": incident_id, "jurisdiction_id": city.jurisdiction_id,
+            "escalate_at": escalate_at, "escalate_to": escalate_to}
+
+
+def outbox_rows(
+    city: City, message: Mapping[str, object], ids: list[int], now: datetime
+) -> list[dict[str, object]]:
+    """``enqueue_many``'s outbox rows for one message to a team (one per channel of the
+    team, ``ids`` theirs, as many as ``team_channels`` gives), as Python values."""
+    jurisdiction = city.jurisdiction_id
+    head = f"{jurisdiction}:{message['kind']}:{message['entity']}:{message['entity_id']}:"
+    rows = []
+    for row_id, (channel, target) in zip(ids, team_channels(city, message["team"]), strict=True):
+        key = f"{head}{row_id}"
+        payload = {**message, "jurisdiction_id": jurisdiction, "idempotency_key": key,
+                   "sent_for": now}
+        row = {**message, "id": row_id, "jurisdiction_id": jurisdiction,
+               "idempotency_key": key, "channel": channel, "target": target,
+               "payload": ujson_dumps(payload, **_PAYLOAD_JSON), "status": PENDING,
+               "attempts": 0, "next_attempt_at": now, "created_at": now}
+        rows.append({name: row[name] for name in COLUMNS["outbox"] if name in row})
+    return rows
+
+
+def routing_rows(
+    city: City, incident: Mapping[str, object], decision: Decision, outbox_ids: list[int],
+    now: datetime,
+) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    """The escalation rows and the outbox rows ``record_routing`` writes for one new
+    incident (``incident``: its row, with id, service_code, lon, lat), ``outbox_ids``
+    one per channel of its team."""
+    incident_id = int(cast(int, incident["id"]))
+    escalations = (
+        [] if decision.escalate_at is None
+        else [_escalation(city, incident_id, decision.escalate_at, decision.escalate_to)]
+    )
+    service = city.services.get(str(incident["service_code"]))
+    message = _assigned(
+        incident_id, decision.team, incident["service_code"],
+        None if service is None else service.name, decision.priority, decision.due_at,
+        decision.routing_reason, decision.rule_id, decision.rule_version,
+        incident["lon"], incident["lat"],
+    )
+    return escalations, outbox_rows(city, message, outbox_ids, now)
+
+
+def record_routing_one(
+    uow: UnitOfWork, city: City, incident: Mapping[str, object], decision: Decision,
+    now: datetime,
+) -> None:
+    """``record_routing`` for one new incident, without DataFrames and without the rule
+    versions (the caller records those): its escalation deadline and its team's notices."""
+    channels = len(team_channels(city, decision.team))
+    ids = uow.reserve_ids("outbox", channels).tolist() if channels else []
+    escalations, notices = routing_rows(city, incident, decision, ids, now)
+    if escalations:
+        uow.insert_rows("escalations", escalations)
+    if notices:
+        uow.insert_rows("outbox", notices)
+
+
 def record_routing(
     uow: UnitOfWork, city: City, incidents: pd.DataFrame, routed: pd.DataFrame,
     now: datetime,
@@ -118,31 +216,25 @@ def record_routing(
     uow.insert(
         "escalations",
         pd.DataFrame(
-            {
-                "incident_id": incidents["id"].to_numpy()[has_sla],
-                "jurisdiction_id": city.jurisdiction_id,
-                "escalate_at": escalate_at[has_sla],
-                "escalate_to": routed["escalate_to"].to_numpy()[has_sla],
-            }
+            _escalation(
+                city, incidents["id"].to_numpy()[has_sla], escalate_at[has_sla],
+                routed["escalate_to"].to_numpy()[has_sla],
+            )
         ),
     )
     names = {code: s.name for code, s in city.services.items()}
     enqueue_many(
         uow, city,
         pd.DataFrame(
-            {
-                "kind": "assigned", "entity": "incident",
-                "entity_id": incidents["id"].to_numpy(np.int64),
-                "team": routed["team"].to_numpy(),
-                "service_code": incidents["service_code"].to_numpy(),
-                "service_name": incidents["service_code"].map(names).to_numpy(),
-                "priority": routed["priority"].to_numpy(),
-                "due_at": routed["due_at"].to_numpy(),
-                "reason": routed["routing_reason"].to_numpy(),
-                "rule_id": routed["rule_id"].to_numpy(),
-                "rule_version": routed["rule_version"].to_numpy(),
-                "lon": incidents["lon"].to_numpy(), "lat": incidents["lat"].to_numpy(),
-            }
+            _assigned(
+                incidents["id"].to_numpy(np.int64), routed["team"].to_numpy(),
+                incidents["service_code"].to_numpy(),
+                incidents["service_code"].map(names).to_numpy(),
+                routed["priority"].to_numpy(), routed["due_at"].to_numpy(),
+                routed["routing_reason"].to_numpy(), routed["rule_id"].to_numpy(),
+                routed["rule_version"].to_numpy(),
+                incidents["lon"].to_numpy(), incidents["lat"].to_numpy(),
+            )
         ),
         now,
     )

@@ -5,7 +5,9 @@ An SLA is calendar hours (the clock never stops) or working time (``working_hour
 counted in the city's timezone on its calendar (``routing.calendar``: weekend days and
 the public holidays of ``country`` from the ``holidays`` package). Working time starts at
 the report: a report made at night or on a holiday starts counting at the next working
-day's opening. Everything is vectorized (``numpy.busday_offset``), one call per batch.
+day's opening. Everything is vectorized (``numpy.busday_offset``), one call per batch;
+``due_date`` is the same computation for one report (the same numpy formula on scalars,
+the timezone through ``zoneinfo``), on a calendar built once per city (``calendar_at``).
 
 The escalation deadline is the same computation with the SLA multiplied by
 ``routing.escalation.factor``.
@@ -13,8 +15,12 @@ The escalation deadline is the same computation with the SLA multiplied by
 
 from __future__ import annotations
 
+import math
+import weakref
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
+from functools import cached_property
+from zoneinfo import ZoneInfo
 
 import holidays
 import numpy as np
@@ -25,6 +31,7 @@ from voirie.errors import CityConfigError
 from voirie.model import OPEN_STATUSES
 
 _MINUTES_PER_HOUR = 60.0
+_MICROSECONDS_PER_HOUR = 3600e6
 # Public holidays are looked up for these years around the instants asked for.
 _YEAR_MARGIN = 1
 
@@ -47,21 +54,32 @@ class WorkCalendar:
     holidays: tuple[date, ...]
     start_h: float
     end_h: float
+    years: range
 
     @property
     def day_hours(self) -> float:
         """Length of one working day, in hours."""
         return self.end_h - self.start_h
 
-    def calendar(self) -> np.busdaycalendar:
-        """The numpy business-day calendar (weekmask and holidays)."""
+    @cached_property
+    def busdays(self) -> np.busdaycalendar:
+        """The numpy business-day calendar (weekmask and holidays), built once."""
         return np.busdaycalendar(
             weekmask=self.weekmask, holidays=np.array(self.holidays, dtype="datetime64[D]")
         )
 
+    @cached_property
+    def zone(self) -> ZoneInfo:
+        """The city's timezone."""
+        return ZoneInfo(self.timezone)
+
+    def covers(self, first: int, last: int) -> bool:
+        """Whether the public holidays of ``first``..``last`` (years) are all known."""
+        return self.years.start <= first and last < self.years.stop
+
     def is_working_day(self, day: date) -> bool:
         """Whether ``day`` is a working day (not a weekend day, not a public holiday)."""
-        return bool(np.is_busday(np.datetime64(day, "D"), busdaycal=self.calendar()))
+        return bool(np.is_busday(np.datetime64(day, "D"), busdaycal=self.busdays))
 
 
 def work_calendar(city: City, years: range) -> WorkCalendar:
@@ -77,8 +95,26 @@ def work_calendar(city: City, years: range) -> WorkCalendar:
     weekmask = "".join("0" if day in cal.weekend else "1" for day in WEEKDAYS)
     return WorkCalendar(
         timezone=city.config.timezone, weekmask=weekmask, holidays=tuple(sorted(days)),
-        start_h=_hours(cal.workday_start), end_h=_hours(cal.workday_end),
+        start_h=_hours(cal.workday_start), end_h=_hours(cal.workday_end), years=years,
     )
+
+
+# Per loaded city (its configuration is frozen): the last calendar built, reused while it
+# covers the years asked for (looking holidays up costs milliseconds, a deadline microseconds).
+_CALENDARS: weakref.WeakKeyDictionary[City, WorkCalendar] = weakref.WeakKeyDictionary()
+
+
+def city_calendar(city: City, first: int, last: int) -> WorkCalendar:
+    """The city's calendar covering instants of the years ``first``..``last`` (UTC), with a
+    year before and two after (for deadlines); built again, wider, only when it does not."""
+    low, high = first - _YEAR_MARGIN, last + _YEAR_MARGIN + 1
+    cached = _CALENDARS.get(city)
+    if cached is not None and cached.covers(low, high):
+        return cached
+    if cached is not None:
+        low, high = min(low, cached.years.start), max(high, cached.years.stop - 1)
+    _CALENDARS[city] = built = work_calendar(city, range(low, high + 1))
+    return built
 
 
 def calendar_for(city: City, instants: pd.Series) -> WorkCalendar:
@@ -86,17 +122,32 @@ def calendar_for(city: City, instants: pd.Series) -> WorkCalendar:
     years = pd.to_datetime(instants, utc=True).dt.year.dropna()
     first = int(years.min()) if len(years) else datetime.now().year
     last = int(years.max()) if len(years) else first
-    return work_calendar(city, range(first - _YEAR_MARGIN, last + _YEAR_MARGIN + 2))
+    return city_calendar(city, first, last)
 
 
-def add_working_hours(
-    calendar: WorkCalendar, start: pd.Series, hours: np.ndarray
-) -> pd.Series:
-    """``start`` (UTC instants) plus ``hours`` of working time, as UTC instants (NaT for NaN)."""
-    local = pd.to_datetime(start, utc=True).dt.tz_convert(calendar.timezone)
-    day = local.dt.tz_localize(None).dt.normalize().to_numpy("datetime64[D]")
-    clock = (local.dt.hour + local.dt.minute / 60 + local.dt.second / 3600).to_numpy(float)
-    busdays = calendar.calendar()
+def calendar_at(city: City, start: datetime) -> WorkCalendar:
+    """The city's calendar for deadlines counted from ``start`` (``calendar_for`` of one)."""
+    year = start.astimezone(UTC).year
+    return city_calendar(city, year, year)
+
+
+def _clock(hour: np.ndarray, minute: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Local time of day in hours (seconds included, fractions of a second not)."""
+    return np.asarray(hour + minute / 60 + second / 3600, dtype=float)
+
+
+def _microseconds(hours: np.ndarray | float) -> np.ndarray:
+    """Hours as a whole number of microseconds (the resolution of every deadline)."""
+    return np.round(np.asarray(hours, dtype=float) * _MICROSECONDS_PER_HOUR)
+
+
+def _working_end(
+    calendar: WorkCalendar, day: np.ndarray, clock: np.ndarray, hours: np.ndarray | float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The local day (``datetime64[D]``) and time of day (hours) at which ``hours`` of
+    working time (NaN counts as 0) from local ``day`` at ``clock`` run out; arrays or
+    scalars alike."""
+    busdays = calendar.busdays
     open_day = np.is_busday(day, busdaycal=busdays)
     # Before opening: counting starts at opening; after closing or on a day off: at the
     # next working day's opening.
@@ -119,8 +170,24 @@ def add_working_hours(
     due_clock = np.where(
         later, calendar.start_h + last_hours, clock + np.where(valid, remaining, 0)
     )
+    return due_day, due_clock
+
+
+def add_working_hours(
+    calendar: WorkCalendar, start: pd.Series, hours: np.ndarray
+) -> pd.Series:
+    """``start`` (UTC instants) plus ``hours`` of working time, as UTC instants (NaT for NaN)."""
+    local = pd.to_datetime(start, utc=True).dt.tz_convert(calendar.timezone)
+    day = local.dt.tz_localize(None).dt.normalize().to_numpy("datetime64[D]")
+    clock = _clock(
+        local.dt.hour.to_numpy(), local.dt.minute.to_numpy(), local.dt.second.to_numpy()
+    )
+    remaining = np.asarray(hours, dtype=float)
+    valid = ~np.isnan(remaining)
+    due_day, due_clock = _working_end(calendar, day, clock, remaining)
     due_local = pd.Series(
-        due_day.astype("datetime64[ns]") + (due_clock * 3600e9).round().astype("timedelta64[ns]"),
+        due_day.astype("datetime64[us]")
+        + _microseconds(due_clock).astype("timedelta64[us]"),
         index=start.index,
     )
     due = due_local.dt.tz_localize(
@@ -138,9 +205,47 @@ def due_dates(
     A row has one of the two (the other NaN); a row with neither has no deadline (NaT).
     """
     starts = pd.to_datetime(start, utc=True)
-    by_clock = starts + pd.to_timedelta(np.asarray(hours, float) * factor, unit="h")
+    clock_hours = np.asarray(hours, float) * factor
+    span = np.where(np.isnan(clock_hours), np.nan, _microseconds(clock_hours))
+    by_clock = starts + pd.to_timedelta(span, unit="us")
     by_work = add_working_hours(calendar, starts, np.asarray(working_hours, float) * factor)
     return by_clock.where(by_clock.notna(), by_work)
+
+
+def _localize(calendar: WorkCalendar, wall: datetime) -> datetime | None:
+    """A local wall time as a UTC instant, as ``add_working_hours`` localizes it: a time
+    the clocks skip moves to the next whole hour (``shift_forward``), a time they repeat
+    has no answer (``ambiguous="NaT"``)."""
+    zone = calendar.zone
+    before = wall.replace(tzinfo=zone, fold=0).utcoffset()
+    after = wall.replace(tzinfo=zone, fold=1).utcoffset()
+    if before is not None and after is not None and before > after:
+        return None  # repeated when the clocks go back
+    if before != after:  # skipped when the clocks go forward
+        wall = wall.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    return wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
+
+
+def due_date(
+    calendar: WorkCalendar, start: datetime, hours: float | None, working_hours: float | None,
+    factor: float = 1.0,
+) -> datetime | None:
+    """``due_dates`` for one report: ``factor`` × ``hours`` of calendar time, or else ×
+    ``working_hours`` of working time, after ``start`` (a UTC instant); None when neither."""
+    if hours is not None and not math.isnan(hours):
+        span = float(_microseconds(hours * factor))
+        return start.astimezone(UTC) + timedelta(microseconds=span)
+    if working_hours is None or math.isnan(working_hours):
+        return None
+    local = start.astimezone(calendar.zone)
+    clock = _clock(np.asarray(local.hour), np.asarray(local.minute), np.asarray(local.second))
+    day, due_clock = _working_end(
+        calendar, np.asarray(np.datetime64(local.date(), "D")), clock, working_hours * factor
+    )
+    wall = datetime.combine(day.item(), time()) + timedelta(
+        microseconds=float(_microseconds(due_clock))
+    )
+    return _localize(calendar, wall)
 
 
 def overdue(incidents: pd.DataFrame, now: datetime) -> pd.Series:

@@ -19,20 +19,24 @@ reads ("« Graffitis sur mobilier » inside BOIS DE VINCENNES → DEVE, rule par
 Every rule is evaluated as a boolean mask over the batch's columns (``service_code``,
 ``zone_<layer>``, ``segment_<attribute>``, the flags, ``requested_at``): the cost is one
 vector operation per conditional rule and one table lookup for every plain rule, never
-one Python call per report.
+one Python call per report. ``RoutingTable.route_one`` decides for one report on plain
+Python values (the per-report path), from the same compiled conditions, rule values and
+sentence pieces, so both give the same decision.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cached_property
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 
 from voirie.city import TRIAGE_TEAM, WEEKDAYS, City, Route, Sla
-from voirie.routing.sla import calendar_for, due_dates, workday_hours
+from voirie.routing.sla import calendar_at, calendar_for, due_date, due_dates, workday_hours
 
 ROUTE_COLUMNS = [
     "team", "rule_id", "rule_version", "priority", "sla_hours", "sla_working_hours",
@@ -58,6 +62,86 @@ def is_conditional(rule: Route) -> bool:
 def _minutes(clock: str) -> int:
     hours, minutes = clock.split(":")
     return int(hours) * 60 + int(minutes)
+
+
+def _inside(minute: np.ndarray | int, start: int, end: int) -> np.ndarray | bool:
+    """Whether a local minute of the day is in the window ``start``..``end`` (which may
+    wrap past midnight); arrays or one minute alike."""
+    if start <= end:
+        return (minute >= start) & (minute < end)
+    return (minute >= start) | (minute < end)
+
+
+def _missing(value: object) -> bool:
+    """A missing value of one report (None, or a stray NaN)."""
+    return value is None or value != value  # NaN is the only value unequal to itself
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The routing of one report: ``ROUTE_COLUMNS`` and its deadlines as Python values
+    (what ``route`` gives for that report's row, None where it has NaN, NA or NaT)."""
+
+    team: str
+    rule_id: str | None
+    rule_version: int | None
+    priority: int
+    sla_hours: float | None
+    sla_working_hours: float | None
+    escalate_to: str
+    routing_reason: str
+    due_at: datetime | None
+    escalate_at: datetime | None
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What a decision copies from its rule (``_rule_arrays``, one rule) as Python values."""
+
+    team: str
+    rule_id: str | None
+    rule_version: int
+    priority: int
+    sla_hours: float | None
+    sla_working_hours: float | None
+    escalate_to: str
+    tail: str
+
+
+@dataclass(frozen=True)
+class _Condition:
+    """A conditional rule compiled once: what ``_mask`` tests over a batch and ``_holds``
+    over one report, and the pieces of its sentence.
+
+    ``values``: (column, accepted values as text, or None for any present value);
+    ``words``: (text, then the value of the first of these columns the report has).
+    """
+
+    service: int | None
+    group: int | None
+    values: tuple[tuple[str, frozenset[str] | None], ...]
+    minutes: tuple[int, int] | None
+    weekdays: tuple[int, ...]
+    flags: tuple[tuple[str, bool], ...]
+    words: tuple[tuple[str, tuple[str, ...]], ...]
+
+
+def _words(rule: Route) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The conditions of ``rule`` in words: fixed text, each followed by a report's value."""
+    if rule.label:
+        return ((f" {rule.label}", ()),)
+    words: list[tuple[str, tuple[str, ...]]] = []
+    for layer in rule.zones:
+        words.append((" inside ", (f"zone_{layer}_name", f"zone_{layer}")))
+    for attribute in rule.segment:
+        words.append((f" on a street with {attribute} ", (f"segment_{attribute}",)))
+    if rule.hours:
+        words.append((f" between {rule.hours.replace('-', ' and ')}", ()))
+    if rule.weekdays:
+        words.append((" on " + ", ".join(rule.weekdays), ()))
+    for flag, value in rule.flags.items():
+        words.append((" " + _FLAG_WORDS[(flag, value)], ()))
+    return tuple(words)
 
 
 def sla_hours(city: City, sla: Sla | None, priority: int) -> tuple[float, float]:
@@ -93,12 +177,11 @@ class _Columns:
             self._factors[name] = (codes, [str(v) for v in uniques])
         return self._factors[name]
 
-    def isin(self, name: str, wanted: list[str | int] | None) -> np.ndarray:
-        """Rows whose value (as text) is one of ``wanted``; any value when ``wanted`` is None."""
+    def isin(self, name: str, texts: frozenset[str] | None) -> np.ndarray:
+        """Rows whose value (as text) is one of ``texts``; any value when ``texts`` is None."""
         codes, uniques = self.factors(name)
-        if wanted is None:
+        if texts is None:
             return codes >= 0
-        texts = {str(v) for v in wanted}
         return np.isin(codes, [i for i, value in enumerate(uniques) if value in texts])
 
     def text(self, name: str, rows: np.ndarray) -> np.ndarray:
@@ -143,6 +226,34 @@ class RoutingTable:
                 else:
                     plain[self.service_group == self.group_codes.get_loc(rule.group)] = i
         self.plain = plain
+        # The same tables as plain Python values, for ``route_one``.
+        self._service_index = {code: i for i, code in enumerate(self.service_codes)}
+        self._group_index = {code: i for i, code in enumerate(self.group_codes)}
+        self._service_group: list[int] = self.service_group.tolist()
+        self._plain: list[int] = plain.tolist()
+        self._conditions = [self._compile(rules[i]) for i in self.conditional]
+        self._zone = ZoneInfo(city.config.timezone)
+
+    def _compile(self, rule: Route) -> _Condition:
+        """A conditional rule's conditions as indexes, sets of texts and minutes."""
+        values: list[tuple[str, frozenset[str] | None]] = [
+            (f"zone_{layer}", None if codes == "*" else frozenset(str(v) for v in codes))
+            for layer, codes in rule.zones.items()
+        ]
+        values += [
+            (f"segment_{attribute}", frozenset(str(v) for v in wanted))
+            for attribute, wanted in rule.segment.items()
+        ]
+        start, end = rule.hours.split("-") if rule.hours is not None else (None, None)
+        return _Condition(
+            service=None if rule.service is None else self._service_index[rule.service],
+            group=None if rule.group is None else self._group_index[rule.group],
+            values=tuple(values),
+            minutes=None if start is None or end is None else (_minutes(start), _minutes(end)),
+            weekdays=tuple(WEEKDAYS.index(d) for d in rule.weekdays),
+            flags=tuple(rule.flags.items()),
+            words=_words(rule),
+        )
 
     @cached_property
     def _rule_arrays(self) -> dict[str, np.ndarray]:
@@ -166,70 +277,106 @@ class RoutingTable:
                 + [f" → city default {teams[routing.default_team].name}"], object),
         }
 
-    def _mask(self, rule: Route, columns: _Columns, service: np.ndarray) -> np.ndarray:
-        """Rows of the batch where every condition of ``rule`` holds."""
+    @cached_property
+    def _outcomes(self) -> list[_Outcome]:
+        """``_rule_arrays`` by rule, as Python values (NaN as None), for ``route_one``."""
+        a = {name: values.tolist() for name, values in self._rule_arrays.items()}
+        return [
+            _Outcome(
+                team=a["team"][i], rule_id=a["rule_id"][i], rule_version=a["rule_version"][i],
+                priority=a["priority"][i],
+                sla_hours=None if _missing(a["sla_hours"][i]) else a["sla_hours"][i],
+                sla_working_hours=(None if _missing(a["sla_working_hours"][i])
+                                   else a["sla_working_hours"][i]),
+                escalate_to=a["escalate_to"][i], tail=a["tail"][i],
+            )
+            for i in range(len(self.rules) + 1)
+        ]
+
+    def _mask(self, condition: _Condition, columns: _Columns, service: np.ndarray) -> np.ndarray:
+        """Rows of the batch where every condition holds."""
         mask = service != _NONE
-        if rule.service is not None:
-            mask &= service == self.service_codes.get_loc(rule.service)
-        if rule.group is not None:
-            group = self.group_codes.get_loc(rule.group)
-            mask &= np.where(mask, self.service_group[service], _NONE) == group
-        for layer, codes in rule.zones.items():
-            mask &= columns.isin(f"zone_{layer}", None if codes == "*" else codes)
-        for attribute, wanted in rule.segment.items():
-            mask &= columns.isin(f"segment_{attribute}", wanted)
-        if rule.hours is not None:
-            start, end = (_minutes(part) for part in rule.hours.split("-"))
-            minute = columns.local("minute")
-            inside = (minute >= start) & (minute < end)
-            mask &= inside if start <= end else (minute >= start) | (minute < end)
-        if rule.weekdays:
-            mask &= np.isin(columns.local("weekday"), [WEEKDAYS.index(d) for d in rule.weekdays])
-        for flag, value in rule.flags.items():
+        if condition.service is not None:
+            mask &= service == condition.service
+        if condition.group is not None:
+            mask &= np.where(mask, self.service_group[service], _NONE) == condition.group
+        for name, texts in condition.values:
+            mask &= columns.isin(name, texts)
+        if condition.minutes is not None:
+            mask &= _inside(columns.local("minute"), *condition.minutes)
+        if condition.weekdays:
+            mask &= np.isin(columns.local("weekday"), condition.weekdays)
+        for flag, value in condition.flags:
             mask &= columns.flag(flag) == value
         return np.asarray(mask, dtype=bool)
 
-    def _phrase(self, rule: Route, columns: _Columns, rows: np.ndarray) -> np.ndarray:
-        """The conditions of ``rule`` in words, for the rows it decided."""
-        if rule.label:
-            return np.full(len(rows), f" {rule.label}", dtype=object)
-        words = pd.Series("", index=range(len(rows)), dtype=object)
-        for layer in rule.zones:
-            label = f"zone_{layer}_name" if f"zone_{layer}_name" in columns.batch else (
-                f"zone_{layer}")
-            words += " inside " + columns.text(label, rows)
-        for attribute in rule.segment:
-            words += f" on a street with {attribute} " + columns.text(f"segment_{attribute}", rows)
-        if rule.hours:
-            words += f" between {rule.hours.replace('-', ' and ')}"
-        if rule.weekdays:
-            words += " on " + ", ".join(rule.weekdays)
-        for flag, value in rule.flags.items():
-            words += " " + _FLAG_WORDS[(flag, value)]
-        return words.to_numpy(object)
+    def _holds(
+        self, condition: _Condition, service: int, fields: Mapping[str, object], local: datetime
+    ) -> bool:
+        """Whether every condition holds for one report (of a known service), ``_mask``'s
+        test on one row; ``local`` is its ``requested_at`` in the city's time."""
+        if condition.service is not None and service != condition.service:
+            return False
+        if condition.group is not None and self._service_group[service] != condition.group:
+            return False
+        for name, texts in condition.values:
+            value = fields[name]
+            if _missing(value) or (texts is not None and str(value) not in texts):
+                return False
+        if condition.minutes is not None and not _inside(
+            local.hour * 60 + local.minute, *condition.minutes
+        ):
+            return False
+        if condition.weekdays and local.weekday() not in condition.weekdays:
+            return False
+        return all(bool(fields[flag]) == value for flag, value in condition.flags)
+
+    def _phrase(self, condition: _Condition, columns: _Columns, rows: np.ndarray) -> np.ndarray:
+        """The conditions in words, for the rows they decided."""
+        words = np.full(len(rows), "", dtype=object)
+        for text, names in condition.words:
+            words = words + text
+            if names:
+                name = next((n for n in names if n in columns.batch), names[-1])
+                words = words + columns.text(name, rows)
+        return words
+
+    def _phrase_one(self, condition: _Condition, fields: Mapping[str, object]) -> str:
+        """``_phrase`` for one report."""
+        words = []
+        for text, names in condition.words:
+            words.append(text)
+            if names:
+                words.append(str(fields[next((n for n in names if n in fields), names[-1])]))
+        return "".join(words)
 
     @cached_property
     def _subject(self) -> np.ndarray:
         """« service name » of every service, by service index."""
         return np.array([f"« {s.name} »" for s in self.city.config.services], dtype=object)
 
+    @cached_property
+    def _group_names(self) -> dict[str, str]:
+        """Name of every group, by code."""
+        return {g.code: g.name for g in self.city.config.groups}
+
+    def _plain_reason(self, rule: int, service: int) -> str:
+        """The sentence of a report of service index ``service`` decided without a
+        condition, by plain rule ``rule`` (or the city default, ``len(self.rules)``)."""
+        plain_group = rule < len(self.rules) and self.rules[rule].service is None
+        group = self.city.config.services[service].group
+        where = f" (group « {self._group_names[group]} »)" if plain_group else ""
+        return f"{self._subject[service]}{where}{self._outcomes[rule].tail}"
+
     def _reasons(self, pick: np.ndarray, service: np.ndarray) -> np.ndarray:
         """The sentence of each row decided without a condition: one string per distinct
         (rule, service) pair, spread to the rows (unknown services are filled by the caller)."""
         width = len(self.service_codes) + 1
         pairs, inverse = np.unique(pick * width + service + 1, return_inverse=True)
-        groups = {g.code: g.name for g in self.city.config.groups}
-        tails = self._rule_arrays["tail"]
         sentences = []
         for pair in pairs.tolist():  # a few hundred distinct pairs, whatever the batch size
             rule, index = divmod(pair, width)
-            if index == 0:
-                sentences.append("")
-                continue
-            code = self.service_codes[index - 1]
-            plain_group = rule < len(self.rules) and self.rules[rule].service is None
-            where = f" (group « {groups[self.city.services[code].group]} »)" if plain_group else ""
-            sentences.append(f"{self._subject[index - 1]}{where}{tails[rule]}")
+            sentences.append("" if index == 0 else self._plain_reason(rule, index - 1))
         return np.array(sentences, dtype=object)[inverse.reshape(-1)]
 
     def route(self, batch: pd.DataFrame) -> pd.DataFrame:
@@ -240,8 +387,8 @@ class RoutingTable:
         known = service != _NONE
         chosen = np.full(n, _NONE, dtype=np.int64)
         masks: list[tuple[int, np.ndarray]] = []
-        for i in self.conditional:
-            mask = self._mask(self.rules[i], columns, service) & (chosen == _NONE)
+        for i, condition in zip(self.conditional, self._conditions, strict=True):
+            mask = self._mask(condition, columns, service) & (chosen == _NONE)
             chosen[mask] = i
             masks.append((i, mask))
         chosen = np.where(known & (chosen == _NONE), self.plain[np.maximum(service, 0)], chosen)
@@ -255,12 +402,12 @@ class RoutingTable:
         )
         out["rule_version"] = out["rule_version"].astype("Int64").mask(chosen == _NONE)
         reason = self._reasons(pick, service)
-        for i, mask in masks:
+        for (i, mask), condition in zip(masks, self._conditions, strict=True):
             rows = np.flatnonzero(mask)
             if not len(rows):
                 continue  # a rule that decided nothing has no sentence to write
             subject = self._subject[service[rows]]
-            reason[rows] = subject + self._phrase(self.rules[i], columns, rows) + arrays["tail"][i]
+            reason[rows] = subject + self._phrase(condition, columns, rows) + arrays["tail"][i]
         unknown = ~known
         codes = batch["service_code"].astype(str).to_numpy(object)
         reason[unknown] = (
@@ -269,6 +416,46 @@ class RoutingTable:
         out["routing_reason"] = pd.Series(reason, index=batch.index, dtype=object)
         out.loc[unknown, "team"] = TRIAGE_TEAM
         return out
+
+    def route_one(self, fields: Mapping[str, object]) -> Decision:
+        """``route`` for one enriched report (``fields``: the batch's columns for it as
+        Python values, None where missing), with no DataFrame: the first conditional rule
+        that holds, else the plain rule of its service or group, else the city default;
+        triage for a service not in the catalogue."""
+        code = fields["service_code"]
+        start = fields["requested_at"]
+        if not isinstance(start, datetime):
+            raise TypeError(f"requested_at must be a datetime, not {start!r}")
+        service = self._service_index.get(code, _NONE) if isinstance(code, str) else _NONE
+        chosen, reason = _NONE, ""
+        if service != _NONE:
+            local = start.astimezone(self._zone)
+            for i, condition in zip(self.conditional, self._conditions, strict=True):
+                if self._holds(condition, service, fields, local):
+                    chosen = i
+                    reason = (f"{self._subject[service]}{self._phrase_one(condition, fields)}"
+                              f"{self._outcomes[i].tail}")
+                    break
+            else:
+                chosen = self._plain[service]
+        pick = len(self.rules) if chosen == _NONE else chosen
+        if service == _NONE:
+            reason = f"service {code} is not in the city's catalogue → triage"
+        elif not reason:
+            reason = self._plain_reason(pick, service)
+        outcome = self._outcomes[pick]
+        hours, working = outcome.sla_hours, outcome.sla_working_hours
+        calendar = calendar_at(self.city, start)
+        factor = self.city.config.routing.escalation.factor
+        return Decision(
+            team=TRIAGE_TEAM if service == _NONE else outcome.team,
+            rule_id=outcome.rule_id,
+            rule_version=None if chosen == _NONE else outcome.rule_version,
+            priority=outcome.priority, sla_hours=hours, sla_working_hours=working,
+            escalate_to=outcome.escalate_to, routing_reason=reason,
+            due_at=due_date(calendar, start, hours, working),
+            escalate_at=due_date(calendar, start, hours, working, factor),
+        )
 
 
 def route(city: City, batch: pd.DataFrame, table: RoutingTable | None = None) -> pd.DataFrame:

@@ -14,16 +14,20 @@ import hashlib
 import os
 import secrets
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
+import numpy as np
+import pandas as pd
 import psycopg
 import pytest
 from psycopg import sql
 
 from voirie.city import City, load_city
 from voirie.gis.enrich import CityGIS
+from voirie.ingest.sources import read_csv
 from voirie.settings import StoreSettings
 from voirie.store import Store, open_store
 from voirie.store.base import migrations
@@ -33,6 +37,7 @@ POSTGRES_URL_ENV = "VOIRIE_TEST_POSTGRES_URL"
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 TEMPLATE_PREFIX = "voirie_test_template"
 CONNECT_TIMEOUT_S = 5
+PARIS_REPORTS = Path(__file__).parents[1] / "cities/paris/reports/dansmarue_2023-07_2024-03.csv.gz"
 
 
 def unavailable(reason: str) -> NoReturn:
@@ -189,6 +194,24 @@ def store(store_url: str) -> Iterator[Store]:
     opened.close()
 
 
+@pytest.fixture(params=BACKENDS)
+def two_stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Store, Store]]:
+    """Two fresh upgraded stores of one backend (the same ids will be reserved in both)."""
+    with ExitStack() as stack:
+        if request.param == "sqlite":
+            urls = [f"sqlite:///{tmp_path / f'{name}.gpkg'}" for name in ("a", "b")]
+        else:
+            server = request.getfixturevalue("postgis_server")
+            urls = [stack.enter_context(contextmanager(scratch_database)(server))
+                    for _ in range(2)]
+        stores = [open_store(StoreSettings(database_url=u, pool_min_size=1, pool_max_size=2))
+                  for u in urls]
+        for opened in stores:
+            stack.callback(opened.close)
+            opened.upgrade()
+        yield stores[0], stores[1]
+
+
 @pytest.fixture(scope="session")
 def paris() -> City:
     """The reference city, from its folder in ``cities/``."""
@@ -199,3 +222,13 @@ def paris() -> City:
 def paris_gis(paris: City) -> CityGIS:
     """Paris's reference layers with their indexes (about 2 s to build: built once)."""
     return CityGIS(paris)
+
+
+@pytest.fixture(scope="session")
+def paris_report_points(paris_gis: CityGIS) -> tuple[np.ndarray, np.ndarray]:
+    """Metric x/y of every bundled Paris report that has coordinates."""
+    raw = read_csv(PARIS_REPORTS).rows
+    lon = pd.to_numeric(raw["longitude"], errors="coerce").to_numpy()
+    lat = pd.to_numeric(raw["latitude"], errors="coerce").to_numpy()
+    keep = np.isfinite(lon) & np.isfinite(lat)
+    return paris_gis.project(lon[keep], lat[keep])

@@ -244,3 +244,16 @@ def test_recluster_never_merges_incidents_marked_not_duplicates(
     history = _events(pipeline, "incident", c)
     assert any(kind == "merged" and actor == "gis-officer" and "radius raised" in why
                for kind, actor, why in history)
+
+
+def test_recluster_keeps_what_staff_merged(pipeline: Pipeline, paris: City) -> None:
+    """400 m apart, the thresholds would never join them; a person did, and re-clustering
+    with the same thresholds keeps the person's decision (and the merge's link)."""
+    a, b, reports = _two_incidents(pipeline, paris)
+    merging.merge(pipeline, a, b, "dispatcher-1", "one leak seen from two streets")
+    done = merging.recluster(pipeline)
+    assert (done.merged, done.opened, done.moved) == (0, 0, 0)
+    layer = pipeline.reports(Selection(ids=tuple(reports)))
+    assert set(layer["incident_id"]) == {a}
+    moved = layer[layer["report_id"] == reports[2]]
+    assert moved["dedupe_reason"].iloc[0].startswith("merged from incident")

@@ -13,6 +13,9 @@ import pandas as pd
 from voirie.model import EventKind
 from voirie.store.base import UnitOfWork
 
+SYSTEM_ACTOR = "voirie"
+"""The actor of what voirie itself does (attaching, routing), as opposed to a person."""
+
 
 def record(
     uow: UnitOfWork,

@@ -21,15 +21,19 @@ import pandas as pd
 
 from voirie import events
 from voirie.errors import Conflict, InvalidInput, NotFound
+from voirie.events import SYSTEM_ACTOR
 from voirie.gis import dedupe
 from voirie.model import EventKind, Status
-from voirie.pipeline import SYSTEM_ACTOR, Pipeline
+from voirie.pipeline import Pipeline
 from voirie.store.base import UnitOfWork
 from voirie.store.selection import Selection
 
 MAX_REASON_LENGTH = 2_000
 # A person decided the link: full confidence.
 STAFF_SCORE = 1.0
+# How a staff merge words the links of the reports it moved (``merge``); re-clustering
+# recognises them by it and by ``STAFF_SCORE``.
+STAFF_LINK = "merged from incident "
 
 
 @dataclass(frozen=True)
@@ -153,7 +157,7 @@ def merge(
             pd.DataFrame(
                 {"report_id": members["report_id"], "incident_id": survivor_id,
                  "score": STAFF_SCORE,
-                 "reason": f"merged from incident {merged_id} by {actor}: {note}",
+                 "reason": f"{STAFF_LINK}{merged_id} by {actor}: {note}",
                  "linked_at": pd.Timestamp(now)}
             )
         )
@@ -345,13 +349,41 @@ def _apart(incident_of: np.ndarray, pairs: pd.DataFrame) -> dict[int, frozenset[
     return dict(zip(marks.index.astype(int).tolist(), marks.tolist(), strict=True))
 
 
+def _keep_staff_merges(members: pd.DataFrame, leader: np.ndarray, old: np.ndarray) -> np.ndarray:
+    """Leaders after putting back together what staff merged: the reports of an incident
+    holding a staff-made link stay in one incident, whatever the thresholds say (a
+    person's decision outranks them, as a "not duplicates" mark does). Each such group of
+    clusters is led by its earliest report."""
+    staff = members["reason"].astype(str).str.startswith(STAFF_LINK).to_numpy(bool) & (
+        members["score"].to_numpy(float) == STAFF_SCORE)
+    pinned = np.unique(old[staff])
+    if not len(pinned):
+        return leader
+    when = members["requested_at"].to_numpy("datetime64[ns]")
+    root = {int(x): int(x) for x in np.unique(leader)}
+
+    def find(x: int) -> int:
+        while root[x] != x:
+            root[x] = root[root[x]]
+            x = root[x]
+        return x
+
+    for incident in pinned.tolist():
+        heads = sorted({find(int(x)) for x in leader[old == incident]},
+                       key=lambda x: (when[x], x))
+        for head in heads[1:]:
+            root[head] = heads[0]
+    return np.array([find(int(x)) for x in leader], dtype=np.int64)
+
+
 def recluster(
     pipeline: Pipeline, actor: str = SYSTEM_ACTOR,
     reason: str = "re-clustered with the thresholds of city.yaml", *, at: datetime | None = None,
 ) -> Reclustered:
     """Recompute the incidents of every report of an open incident with the current
     thresholds, as the online path would have built them (time order), never putting
-    together incidents marked not duplicates; in one transaction with its events.
+    together incidents marked not duplicates nor taking apart what staff merged; in one
+    transaction with its events.
 
     Each new cluster keeps the incident of its first report when no earlier cluster took
     it (ids stay stable); a cluster whose incident was taken opens a new incident, routed
@@ -367,7 +399,8 @@ def recluster(
         pairs = uow.not_duplicates(np.unique(old).tolist())
         pipeline.set_thresholds(members)
         links = dedupe.cluster(members, pipeline.city.config.dedupe, _apart(old, pairs))
-        leader = links["leader"].to_numpy(np.int64)
+        leader = _keep_staff_merges(members, links["leader"].to_numpy(np.int64), old)
+        staff = leader != links["leader"].to_numpy(np.int64)
         # Leaders in time order: the first cluster of an old incident keeps its id.
         leaders = np.unique(leader)
         keeps = ~pd.Series(old[leaders]).duplicated().to_numpy()
@@ -412,9 +445,13 @@ def recluster(
             ], ignore_index=True)
         )
         words = dedupe.reasons(links)
+        scores = links["score"].to_numpy(float, copy=True)
+        # Reports held with their incident by a staff merge keep the merge's link.
+        words[staff] = members["reason"].to_numpy(object)[staff]
+        scores[staff] = members["score"].to_numpy(float)[staff]
         uow.relink(
             pd.DataFrame({"report_id": members["report_id"], "incident_id": incident,
-                          "score": links["score"].to_numpy(float), "reason": words,
+                          "score": scores, "reason": words,
                           "linked_at": pd.Timestamp(now)})
         )
         # Rare (one per merged incident and per mark): supporters, followers, marks move.

@@ -9,7 +9,7 @@ path would have given.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
@@ -19,34 +19,21 @@ import numpy as np
 import pandas as pd
 
 from voirie.city import City
-from voirie.errors import InvalidInput
+from voirie.events import SYSTEM_ACTOR
 from voirie.gis import dedupe
 from voirie.gis.enrich import CityGIS
 from voirie.ingest.mapping import ColumnMapping
-from voirie.ingest.sources import PROBLEM, ROW, RawTable
-from voirie.ingest.validate import QUARANTINE_COLUMNS, validate
-from voirie.model import EventKind, Report, Status
+from voirie.ingest.sources import RawTable
+from voirie.ingest.validate import CHANGED_CONTENT, QUARANTINE_COLUMNS, validate
+from voirie.intake import Intake, Submission
+from voirie.model import EventKind, Flag, Report, Status
 from voirie.routing.outbox import record_routing
 from voirie.routing.table import RoutingTable, route
 from voirie.store.base import Store, UnitOfWork
+from voirie.store.candidates import margin_deg
 from voirie.store.selection import EVERYTHING, Layer, Selection
 
 DEFAULT_BATCH_SIZE = 5_000
-SYSTEM_ACTOR = "voirie"
-# Margin added around a batch when fetching the open incidents it may join, in degrees of
-# latitude per metre (1 / 111 km), doubled for longitude to stay safe up to 60° latitude.
-_DEG_PER_M = 1 / 111_000
-
-
-@dataclass(frozen=True)
-class Submission:
-    """Where a single submitted report went."""
-
-    report_id: int
-    incident_id: int
-    attached: bool
-    """True when the report joined an open incident rather than opening one."""
-    already_stored: bool
 
 
 @dataclass
@@ -127,37 +114,18 @@ class Pipeline:
         return summary
 
     def submit(self, report: Report) -> Submission:
-        """Run one report through the same path as a bulk import (the API's entry point).
+        """Store one report and say where it went (the API's entry point): the per-report
+        path of ``voirie.intake``, with the decisions of a bulk import.
 
         Raises ``InvalidInput`` naming the field when the report is refused; a report whose
         external id is already stored with the same content answers with the stored ids.
         """
-        contact = report.contact
-        row = {
-            "external_id": report.external_id, "lat": report.lat, "lon": report.lon,
-            "requested_at": report.requested_at.isoformat(),
-            "service_code": report.service_code, "description": report.description,
-            "address": report.address, "channel": report.channel,
-            "media_url": report.media_url, "contact_name": contact.name,
-            "contact_email": contact.email, "contact_phone": contact.phone,
-            "device_id": contact.device_id,
-        }
-        frame = pd.DataFrame([{k: ("" if v is None else str(v)) for k, v in row.items()}])
-        frame[ROW], frame[PROBLEM] = 1, None
-        mapping = ColumnMapping(source=report.source, **{k: k for k in row})
-        answers = pd.DataFrame(list(report.attributes), columns=["code", "value"])
-        answers["external_id"] = report.external_id
-        summary = self.import_table(RawTable(frame, list(row)), mapping, attributes=answers)
-        if summary.quarantined:
-            problem = summary.quarantine.iloc[0]
-            raise InvalidInput(f"{problem['field']}: {problem['reason']}", field=problem["field"])
-        if summary.already_imported:
-            match = self.known_reports(report.source, [report.external_id]).iloc[0]
-            return Submission(int(match["report_id"]), int(match["incident_id"]), False, True)
-        link = summary.stored[0].iloc[0]
-        return Submission(
-            int(link["report_id"]), int(link["incident_id"]), not bool(link["opened"]), False
-        )
+        return self.intake.submit(report)
+
+    @cached_property
+    def intake(self) -> Intake:
+        """The per-report path over this pipeline's store, GIS and routing table."""
+        return Intake(self)
 
     def known_reports(self, source: str, external_ids: Sequence[str]) -> pd.DataFrame:
         """Reports of a source already stored under these external ids (a keyed lookup):
@@ -172,11 +140,8 @@ class Pipeline:
             return pd.DataFrame(columns=QUARANTINE_COLUMNS)
         swapped = self.gis.enrich(out["lat"].to_numpy(), out["lon"].to_numpy())
         inside_if_swapped = ~swapped["outside_territory"].to_numpy()
-        name = self.city.config.name
         reason = [
-            f"latitude and longitude look swapped (swapped, the point falls in {name})"
-            if swap
-            else f"outside the territory of {name} ({lon:.6f}, {lat:.6f})"
+            self._outside_words(swap, lon, lat)
             for swap, lon, lat in zip(inside_if_swapped, out["lon"], out["lat"], strict=True)
         ]
         return pd.DataFrame(
@@ -187,6 +152,17 @@ class Pipeline:
                 "reason": reason,
             }
         )
+
+    def outside_reason(self, lon: float, lat: float) -> str:
+        """Why a point outside the city is refused (the reason an import quarantines it)."""
+        swapped = self.gis.enrich_one(lat, lon, None)
+        return self._outside_words(not swapped[Flag.OUTSIDE_TERRITORY], lon, lat)
+
+    def _outside_words(self, swapped_inside: bool, lon: float, lat: float) -> str:
+        name = self.city.config.name
+        if swapped_inside:
+            return f"latitude and longitude look swapped (swapped, the point falls in {name})"
+        return f"outside the territory of {name} ({lon:.6f}, {lat:.6f})"
 
     def _store_batch(
         self, batch: pd.DataFrame, summary: ImportSummary, attributes: pd.DataFrame | None
@@ -222,30 +198,59 @@ class Pipeline:
                 "row": batch.loc[changed, "row"],
                 "external_id": batch.loc[changed, "external_id"],
                 "field": "external_id",
-                "reason": "already imported with different content "
-                "(a correction must be recorded as an event, not re-imported)",
+                "reason": CHANGED_CONTENT,
             }
         )
         return batch[stored_hash.isna()].reset_index(drop=True), rejected
 
     @cached_property
-    def _dedupe_table(self) -> pd.DataFrame:
+    def _dedupe_rules(self) -> dict[str, tuple[str, str, float, float]]:
         """Per service code: group, match, radius_m and window_days (city.yaml, read once)."""
-        rows = {
-            code: (service.group, rule.match, rule.radius_m, rule.window_days)
+        return {
+            code: (service.group, rule.match, float(rule.radius_m), float(rule.window_days))
             for code, service in self.city.services.items()
             for rule in [self.city.dedupe(code)]
         }
+
+    @cached_property
+    def _dedupe_table(self) -> pd.DataFrame:
+        """``_dedupe_rules`` as a table indexed by service code, for batches."""
         return pd.DataFrame.from_dict(
-            rows, orient="index", columns=["group", "match", "radius_m", "window_days"]
+            self._dedupe_rules, orient="index",
+            columns=["group", "match", "radius_m", "window_days"],
         )
+
+    @cached_property
+    def _sharing_families(self) -> dict[str, list[str]]:
+        """Per group, its services that share incidents with their siblings (match: group)."""
+        families: dict[str, list[str]] = {}
+        for code, (group, match, _, _) in sorted(self._dedupe_rules.items()):
+            if match == "group":
+                families.setdefault(group, []).append(code)
+        return families
 
     def dedupe_lock_keys(self, service_codes: Iterable[str]) -> list[str]:
         """Keys writers serialize on: the group where sibling services share incidents,
         else the service, so two reports that may be one incident never race."""
-        table = self._dedupe_table.reindex(sorted(set(service_codes)))
-        family = table["group"].where(table["match"] == "group", table.index.to_series())
-        return sorted({f"{self.city.jurisdiction_id}/{key}" for key in family.astype(str)})
+        return sorted({self._lock_key(code) for code in set(service_codes)})
+
+    def _lock_key(self, code: str) -> str:
+        rule = self._dedupe_rules.get(code)
+        family = rule[0] if rule is not None and rule[1] == "group" else code
+        return f"{self.city.jurisdiction_id}/{family}"
+
+    def thresholds(self, code: str) -> dict[str, object]:
+        """What deduplication reads of a catalogued service: group, match, radius_m and
+        window_days (the columns ``set_thresholds`` gives a batch)."""
+        group, match, radius_m, window_days = self._dedupe_rules[code]
+        return {"group": group, "match": match, "radius_m": radius_m,
+                "window_days": window_days}
+
+    def candidate_services(self, code: str) -> list[str]:
+        """The services whose open incidents a report of ``code`` may join: its own, and
+        its group's when the group shares incidents (as ``_dedupe_inputs`` asks)."""
+        group, match, _, _ = self._dedupe_rules[code]
+        return self._sharing_families[group] if match == "group" else [code]
 
     def set_thresholds(self, reports: pd.DataFrame) -> None:
         """Give reports what deduplication reads of their service, in place: group, match,
@@ -277,14 +282,14 @@ class Pipeline:
         radius = batch["radius_m"].to_numpy(float)
         window = batch["window_days"].to_numpy(float)
         reach = float(radius.max()) * self.city.config.dedupe.same_street_factor
-        margin = reach * _DEG_PER_M * 2
+        margin = margin_deg(reach)
         bbox = (
             float(batch["lon"].min()) - margin, float(batch["lat"].min()) - margin,
             float(batch["lon"].max()) + margin, float(batch["lat"].max()) + margin,
         )
         since = batch["requested_at"].min().to_pydatetime() - timedelta(days=float(window.max()))
         sharing = set(batch.loc[batch["match"] == "group", "group"])
-        siblings = table.index[(table["match"] == "group") & table["group"].isin(sharing)]
+        siblings = [code for group in sharing for code in self._sharing_families[group]]
         codes = sorted(set(batch["service_code"]) | set(siblings))
         incidents = uow.open_incidents(bbox, codes, since)
         incidents["x"], incidents["y"] = self.gis.project(
@@ -294,6 +299,35 @@ class Pipeline:
         incidents["group"] = stored["group"].to_numpy()
         incidents["match"] = stored["match"].to_numpy()
         return incidents
+
+    def dedupe_candidates(self, uow: UnitOfWork, report: Mapping[str, object]) -> dedupe.Candidates:
+        """``_dedupe_inputs`` of a one-report batch, as the arrays ``dedupe.attach_one``
+        reads: the same services, bbox and time bound, without a DataFrame.
+
+        ``report`` holds lon, lat, service_code, requested_at (tz-aware) and what
+        ``thresholds`` gives."""
+        radius, window = report["radius_m"], report["window_days"]
+        requested, lon, lat = report["requested_at"], report["lon"], report["lat"]
+        if not (isinstance(radius, float | int) and isinstance(window, float | int)
+                and isinstance(lon, float | int) and isinstance(lat, float | int)
+                and isinstance(requested, datetime)):
+            raise TypeError("a report needs numeric lon, lat, radius_m, window_days and a "
+                            "datetime requested_at")
+        found = uow.open_incidents_near(
+            float(lon), float(lat), float(radius) * self.city.config.dedupe.same_street_factor,
+            self.candidate_services(str(report["service_code"])),
+            requested - timedelta(days=float(window)),
+        )
+        x, y = self.gis.project(found.lon, found.lat)
+        rules = [self._dedupe_rules.get(str(code)) for code in found.service_code.tolist()]
+        group, match = np.empty(len(found), dtype=object), np.empty(len(found), dtype=object)
+        group[:] = [None if rule is None else rule[0] for rule in rules]
+        match[:] = [None if rule is None else rule[1] for rule in rules]
+        return dedupe.Candidates(
+            incident_id=found.incident_id, x=x, y=y, service_code=found.service_code,
+            group=group, match=match, segment_id=found.segment_id,
+            street_name=found.street_name, last_reported_at=found.last_reported_at,
+        )
 
     def _write(self, uow: UnitOfWork, batch: pd.DataFrame, summary: ImportSummary) -> None:
         """Attach, route and write a batch of new reports."""

@@ -9,6 +9,8 @@ the outbox) can be added by the caller or next to these calls.
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pandas as pd
@@ -76,6 +78,35 @@ def _moment(value: object) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+@dataclass(frozen=True)
+class StatusChange:
+    """A status change as its event words it ("old → new: note"), and read back from it
+    (the Open311 updates feed lists the changes from the history)."""
+
+    previous: Status
+    status: Status
+    note: str | None = None
+
+    def words(self) -> str:
+        """The event's reason."""
+        return f"{self.previous} → {self.status}" + (f": {self.note}" if self.note else "")
+
+    @classmethod
+    def parse(cls, reason: str) -> StatusChange | None:
+        """The change an event's reason words, or None when it is not one."""
+        found = _CHANGE_WORDS.match(reason)
+        if found is None:
+            return None
+        previous, status, note = found.groups()
+        try:
+            return cls(Status(previous), Status(status), note)
+        except ValueError:
+            return None
+
+
+_CHANGE_WORDS = re.compile(r"^(\w+) → (\w+)(?:: (.*))?$", re.DOTALL)
+
+
 def change_status(
     uow: UnitOfWork, city: City, incident_id: int, principal: Principal,
     status: Status | str, reason: str = "", *, at: datetime | None = None,
@@ -111,7 +142,7 @@ def change_status(
                     data={"previous_status": current.value, "status": target.value}, now=now)
     return events.record(
         uow, city.jurisdiction_id, "incident", incident_id, EventKind.STATUS_CHANGED,
-        principal.name, f"{current} → {target}" + (f": {note}" if note else ""), at=now,
+        principal.name, StatusChange(current, target, note).words(), at=now,
     )
 
 

@@ -21,9 +21,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
-import pandas as pd
 from fastapi import APIRouter, Header, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
@@ -37,9 +36,9 @@ from voirie.auth import Role
 from voirie.city import Service, ServiceAttribute
 from voirie.errors import InvalidInput
 from voirie.gis.streetsearch import geocode_street
+from voirie.intake import Submission
 from voirie.model import Contact, Report
-from voirie.pipeline import Pipeline, Submission
-from voirie.store.selection import Selection
+from voirie.pipeline import Pipeline
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"])
 
@@ -238,19 +237,22 @@ def _stored(
     pipeline: Pipeline, ids: list[str], since: datetime | None
 ) -> tuple[Submission, str] | None:
     """The first stored report among these external ids (received since ``since``), with
-    its token."""
-    known = pipeline.known_reports(OPEN311_SOURCE, ids)
-    if since is not None:
-        known = known[known["received_at"] >= pd.Timestamp(since)]
-    known = known[known["incident_id"].notna()]
-    if not len(known):
-        return None
-    first = known.sort_values("report_id").iloc[0]
-    report_id, incident_id = int(first["report_id"]), int(first["incident_id"])
+    its token: keyed lookups in one transaction."""
+    with pipeline.store.transaction(pipeline.city.jurisdiction_id) as uow:
+        found = [
+            (known, external_id) for external_id in ids
+            if (known := uow.known_report(OPEN311_SOURCE, external_id)) is not None
+            and known.incident_id is not None
+            and (since is None or known.received_at >= since)
+        ]
+        if not found:
+            return None
+        first, token = min(found, key=lambda pair: pair[0].report_id)
+        incident_id = cast(int, first.incident_id)
+        incident = uow.incident(incident_id)
     # Answered as the first time: attached unless the report opened its incident.
-    incident = pipeline.incidents(Selection(ids=(incident_id,)))
-    attached = bool(len(incident)) and int(incident["origin_report_id"].iloc[0]) != report_id
-    return Submission(report_id, incident_id, attached, True), str(first["external_id"])
+    attached = incident is not None and incident["origin_report_id"] != first.report_id
+    return Submission(first.report_id, incident_id, attached, True), token
 
 
 def create(

@@ -9,7 +9,6 @@ changes in a time window, one update per report of the incident that changed.
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Annotated
 from zoneinfo import ZoneInfo
@@ -29,7 +28,7 @@ from voirie.errors import InvalidInput, NotFound
 from voirie.model import EventKind, Status
 from voirie.pipeline import Pipeline
 from voirie.store.selection import Selection
-from voirie.workflow import change_status
+from voirie.workflow import StatusChange, change_status
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"])
 
@@ -46,8 +45,6 @@ FIXMYSTREET_STATUSES: dict[str, Status] = {
     "NOT_COUNCILS_RESPONSIBILITY": Status.REJECTED,
 }
 STAFF = frozenset({Role.ADMIN, Role.DISPATCHER, Role.AGENT})
-# How ``workflow.change_status`` words its event: "old → new" and an optional ": note".
-_CHANGE = re.compile(r"^(\w+) → (\w+)(?:: (.*))?$", re.DOTALL)
 _UPDATE_FIELDS = ("api_key", "service_request_id", "status", "description", "media_url")
 
 
@@ -138,10 +135,10 @@ def status_updates(
     tz = ZoneInfo(city.config.timezone)
     updates = []
     for event in events.sort_values(["at", "id"]).to_dict("records"):
-        change = _CHANGE.match(str(event["reason"]))
+        change = StatusChange.parse(str(event["reason"]))
         if change is None:
             continue
-        status = Status(change.group(2))
+        status = change.status
         moment = local_time(event["at"], tz)
         assert moment is not None  # an event always has its time
         updates += [
@@ -149,7 +146,7 @@ def status_updates(
                 update_id=str(int(event["id"])), service_request_id=str(int(report_id)),
                 status=status.open311,
                 detailed_status=status.value, updated_datetime=moment,
-                description=change.group(3), media_url=None,
+                description=change.note, media_url=None,
             )
             for report_id in by_incident.get(int(event["entity_id"]), [])
         ]

@@ -170,12 +170,14 @@ def test_address_matching_invariants(
     for i in range(len(picks)):
         one = paris_gis.enrich(lon[i : i + 1], lat[i : i + 1], address[i : i + 1])
         pd.testing.assert_frame_equal(one, bulk.iloc[i : i + 1].reset_index(drop=True))
-    matched = bulk[bulk["snap_method"] == "address_match"]
+    # (An off-network point has no snap_method: <NA>, not a match.)
+    is_match = (bulk["snap_method"] == "address_match").fillna(False).to_numpy(dtype=bool)
+    matched = bulk[is_match]
     if not len(matched):
         return
     # An address match is a segment of the address's street, within the matching radius,
     # and no segment of that street is nearer.
-    wanted = address_keys(address[(bulk["snap_method"] == "address_match").to_numpy()])
+    wanted = address_keys(address[is_match])
     assert (normalize_keys(matched["street_name"]) == wanted).all()
     distance = matched["snap_distance_m"].to_numpy()
     assert np.all((distance >= 0) & (distance <= paris_gis.address_match_radius_m))

@@ -25,7 +25,8 @@ from voirie.model import OPEN_STATUSES, EventKind, Status
 from voirie.pipeline import ImportSummary, Pipeline
 from voirie.settings import StoreSettings
 from voirie.store import Store, open_store
-from voirie.store.base import BBox, migrations
+from voirie.store.base import migrations
+from voirie.store.candidates import BBox
 from voirie.store.queries import QUERIES
 from voirie.store.schema import BOOL_COLUMNS, COLUMNS, DATETIME_COLUMNS, ID_TABLES
 from voirie.store.selection import LAYERS

@@ -18,9 +18,10 @@ import pandas as pd
 
 from voirie.errors import StoreError
 from voirie.settings import StoreSettings
+from voirie.store.candidates import BBox, OpenIncidents
+from voirie.store.portable import KnownReport
 from voirie.store.selection import Layer, Selection
 
-BBox = tuple[float, float, float, float]
 KNOWN_REPORT_COLUMNS = ["external_id", "content_hash", "report_id", "incident_id", "received_at"]
 MEMBER_COLUMNS = [
     "report_id", "incident_id", "service_code", "lon", "lat", "address", "requested_at",
@@ -61,6 +62,25 @@ class UnitOfWork(Protocol):
         Columns: incident_id, lon, lat, service_code, last_reported_at, segment_id,
         street_name.
         """
+
+    def open_incidents_near(
+        self, lon: float, lat: float, reach_m: float, service_codes: Sequence[str],
+        since: datetime,
+    ) -> OpenIncidents:
+        """``open_incidents`` in the bbox ``candidates.bbox_around(lon, lat, reach_m)``, as
+        arrays ordered by incident id: every open incident within ``reach_m`` metres of the
+        point, and a few beyond it (the caller measures exact distances)."""
+
+    def known_report(self, source: str, external_id: str) -> KnownReport | None:
+        """The stored report of a source under this external id, if any (one row)."""
+
+    def insert_rows(self, table: str, rows: Sequence[Mapping[str, object]]) -> None:
+        """Append rows of Python scalars: the per-report path's ``insert``."""
+
+    def add_report_to_incident(
+        self, incident_id: int, reported_at: datetime, at: datetime
+    ) -> None:
+        """``add_to_incidents`` for one attached report."""
 
     def reserve_ids(self, table: str, n: int) -> np.ndarray:
         """``n`` fresh ids for ``table``, so rows written in this batch can refer to each other."""

@@ -27,6 +27,13 @@ def point_blobs(lon: np.ndarray, lat: np.ndarray, srs_id: int = WGS84_SRS_ID) ->
     return [header + item for item in wkb]
 
 
+def point_blob(lon: float, lat: float, srs_id: int = WGS84_SRS_ID) -> bytes:
+    """One GeoPackage binary point, the bytes ``point_blobs`` gives for it."""
+    return _HEADER.pack(b"GP", 0, _LITTLE_ENDIAN_NO_ENVELOPE, srs_id) + _POINT_LE.pack(
+        1, 1, lon, lat
+    )
+
+
 def _wkb(blob: bytes) -> bytes:
     flags = blob[3]
     return blob[8 + _ENVELOPE_BYTES[(flags >> 1) & 0b111] :]

@@ -8,13 +8,17 @@ inherits the layer reads, given its ``Dialect`` and how it runs one read query.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, ClassVar, Protocol, cast
+from typing import Any, ClassVar, NamedTuple, Protocol, cast
 
+import numpy as np
 import pandas as pd
 
+from voirie.store.candidates import OPEN_INCIDENT_COLUMNS, BBox
 from voirie.store.queries import QUERIES
+from voirie.store.schema import BOOL_COLUMNS, COLUMNS, DATETIME_COLUMNS, POINT_TABLES
 from voirie.store.selection import (
     EVERYTHING,
     LAYERS,
@@ -42,8 +46,97 @@ class PortableStatements:
         """An instant as this backend stores it."""
         raise NotImplementedError
 
+    def bind_flag(self, value: bool) -> object:
+        """A flag as this backend stores it."""
+        raise NotImplementedError
+
+    def bind_point(self, lon: float, lat: float) -> object:
+        """A WGS84 point as this backend stores it."""
+        raise NotImplementedError
+
     def _run(self, text: str, params: Sequence[object]) -> Any:
         return self.conn.execute(text.replace("?", self.placeholder), tuple(params))
+
+    def _run_many(self, text: str, rows: Sequence[Sequence[object]]) -> None:
+        raise NotImplementedError
+
+    @staticmethod
+    def typed(frame: pd.DataFrame) -> pd.DataFrame:
+        """Columns as the backend returns them turned into the pipeline's types."""
+        raise NotImplementedError
+
+    def _open_rows(
+        self, bbox: BBox, service_codes: Sequence[str], since: datetime
+    ) -> list[tuple[object, ...]]:
+        raise NotImplementedError
+
+    def open_incidents(
+        self, bbox: BBox, service_codes: Sequence[str], since: datetime
+    ) -> pd.DataFrame:
+        """Open incidents whose point lies in the bbox (edges included), through the
+        backend's spatial index."""
+        rows = self._open_rows(bbox, service_codes, since)
+        return self.typed(pd.DataFrame(rows, columns=OPEN_INCIDENT_COLUMNS))
+
+    def insert_rows(self, table: str, rows: Sequence[Mapping[str, object]]) -> None:
+        """Append rows given as mappings of Python scalars (the per-report path's writes):
+        what ``insert`` stores for the same rows, without building a DataFrame.
+
+        Columns a row lacks are NULL, as are NaN values; a point table's geometry comes
+        from the row's lon/lat.
+        """
+        if table not in COLUMNS:
+            raise KeyError(table)
+        if rows:
+            bound = [self._bound(table, row) for row in rows]
+            self._run_many(insert_text(table, self.placeholder), bound)
+
+    def _bound(self, table: str, row: Mapping[str, object]) -> list[object]:
+        values: list[object] = []
+        for name in COLUMNS[table]:
+            value = row.get(name)
+            if isinstance(value, np.generic):
+                value = value.item()
+            if value is None or (isinstance(value, float) and math.isnan(value)):
+                values.append(None)
+            elif name in DATETIME_COLUMNS:
+                values.append(self.bind_instant(cast(datetime, value)))
+            elif name in BOOL_COLUMNS:
+                values.append(self.bind_flag(bool(value)))
+            else:
+                values.append(value)
+        if table in POINT_TABLES:
+            values.append(self.bind_point(float(cast(float, row["lon"])),
+                                          float(cast(float, row["lat"]))))
+        return values
+
+    def known_report(self, source: str, external_id: str) -> KnownReport | None:
+        """The stored report of a source under this external id, if any (a keyed lookup)."""
+        row = self._run(
+            "SELECT r.content_hash, r.id, l.incident_id, r.received_at FROM reports r "
+            "LEFT JOIN incident_reports l ON l.report_id = r.id "
+            "WHERE r.jurisdiction_id = ? AND r.source = ? AND r.external_id = ?",
+            (self.jurisdiction_id, source, external_id),
+        ).fetchone()
+        if row is None:
+            return None
+        digest, report_id, incident_id, received_at = row
+        if isinstance(received_at, str):  # GeoPackage text
+            received_at = datetime.fromisoformat(received_at)
+        return KnownReport(str(digest), int(report_id),
+                           None if incident_id is None else int(incident_id), received_at)
+
+    def add_report_to_incident(
+        self, incident_id: int, reported_at: datetime, at: datetime
+    ) -> None:
+        """Count one more report on a stored incident and move its last-reported time."""
+        last = self.bind_instant(reported_at)
+        self._run(
+            "UPDATE incidents SET report_count = report_count + 1, "
+            "last_reported_at = CASE WHEN last_reported_at < ? THEN ? ELSE last_reported_at END, "
+            "updated_at = ? WHERE jurisdiction_id = ? AND id = ?",
+            (last, last, self.bind_instant(at), self.jurisdiction_id, int(incident_id)),
+        )
 
     def add_follower(self, incident_id: int, email: str, at: datetime) -> bool:
         """Insert the follower unless already there."""
@@ -87,6 +180,22 @@ class PortableStatements:
             (*key, *key),
         ).fetchall()
         return [str(email) for (email,) in rows]
+
+
+class KnownReport(NamedTuple):
+    """What the per-report path needs of a report already stored under its external id."""
+
+    content_hash: str
+    report_id: int
+    incident_id: int | None
+    received_at: datetime
+
+
+def insert_text(table: str, placeholder: str) -> str:
+    """The INSERT of a schema table's columns (and geometry), one placeholder each."""
+    names = list(COLUMNS[table]) + (["geom"] if table in POINT_TABLES else [])
+    marks = ", ".join([placeholder] * len(names))
+    return f"INSERT INTO {table} ({', '.join(names)}) VALUES ({marks})"
 
 
 class PortableReads:

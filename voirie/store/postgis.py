@@ -9,6 +9,7 @@ jurisdiction, so the schema can be distributed by jurisdiction with Citus.
 from __future__ import annotations
 
 import hashlib
+import struct
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -29,10 +30,10 @@ from voirie.model import OPEN_STATUSES
 from voirie.store.base import (
     KNOWN_REPORT_COLUMNS,
     MEMBER_COLUMNS,
-    BBox,
     TokenRecord,
     migrations,
 )
+from voirie.store.candidates import BBox, OpenIncidents, bbox_around, naive_utc
 from voirie.store.portable import PortableReads, PortableStatements
 from voirie.store.schema import (
     BOOL_COLUMNS,
@@ -47,6 +48,8 @@ from voirie.store.selection import (
 )
 
 WGS84 = 4326
+# A little-endian 2D point with its SRID (EWKB): byte order, type with the SRID bit, SRID, x, y.
+_EWKB_POINT = struct.Struct("<BIidd")
 OPEN_TIMEOUT_S = 30.0
 # Reads are idempotent: a connection dropped under them (failover, restart) is retried.
 READ_ATTEMPTS = 3
@@ -188,10 +191,24 @@ class PostgisUnitOfWork(PortableStatements):
     """A write transaction on one pooled connection."""
 
     placeholder = "%s"
+    typed = staticmethod(_typed)
 
     def bind_instant(self, at: datetime) -> object:
         """An instant as this backend stores it."""
         return _utc(at)
+
+    def bind_flag(self, value: bool) -> object:
+        """A flag as this backend stores it (a boolean)."""
+        return value
+
+    def bind_point(self, lon: float, lat: float) -> object:
+        """A WGS84 point as this backend stores it (EWKB, cast to geometry on insert)."""
+        return _EWKB_POINT.pack(1, 0x20000001, WGS84, lon, lat)
+
+    def _run_many(self, text: str, rows: Sequence[Sequence[object]]) -> None:
+        # One round trip for all the rows (psycopg pipelines executemany).
+        with self.conn.cursor() as cur:
+            cur.executemany(text, rows)
 
     def __init__(
         self, conn: Connection, jurisdiction_id: str,
@@ -218,11 +235,22 @@ class PostgisUnitOfWork(PortableStatements):
         ).fetchall()
         return _typed(pd.DataFrame(rows, columns=KNOWN_REPORT_COLUMNS))
 
-    def open_incidents(
+    def open_incidents_near(
+        self, lon: float, lat: float, reach_m: float, service_codes: Sequence[str],
+        since: datetime,
+    ) -> OpenIncidents:
+        """``open_incidents`` around the point as arrays (same query, same order)."""
+        rows = self._open_rows(bbox_around(lon, lat, reach_m), service_codes, since)
+        return OpenIncidents.from_rows(
+            rows, [naive_utc(cast(datetime, row[4])) for row in rows]
+        )
+
+    def _open_rows(
         self, bbox: BBox, service_codes: Sequence[str], since: datetime
-    ) -> pd.DataFrame:
-        """Open incidents whose point lies in the bbox (edges included), through the GiST index."""
-        rows = self.conn.execute(
+    ) -> list[tuple[object, ...]]:
+        """Rows (id, lon, lat, service_code, last_reported_at, segment_id, street_name) of
+        the open incidents of these services in the bbox, by id, through the GiST index."""
+        return self.conn.execute(
             "SELECT id, lon, lat, service_code, last_reported_at, segment_id, street_name "
             "FROM incidents "
             "WHERE jurisdiction_id = %s AND geom && ST_MakeEnvelope(%s, %s, %s, %s, %s) "
@@ -233,11 +261,6 @@ class PostgisUnitOfWork(PortableStatements):
                 list(service_codes), _utc(since),
             ),
         ).fetchall()
-        frame = pd.DataFrame(
-            rows, columns=["incident_id", "lon", "lat", "service_code", "last_reported_at",
-                           "segment_id", "street_name"]
-        )
-        return _typed(frame)
 
     def reserve_ids(self, table: str, n: int) -> np.ndarray:
         """``n`` fresh ids from the table's identity sequence, unique even across transactions."""

@@ -23,11 +23,11 @@ from voirie.store.base import (
     KNOWN_REPORT_COLUMNS,
     MEMBER_COLUMNS,
     RESHAPE_COLUMNS,
-    BBox,
     TokenRecord,
     migrations,
 )
-from voirie.store.portable import PortableReads, PortableStatements
+from voirie.store.candidates import BBox, OpenIncidents, bbox_around
+from voirie.store.portable import PortableReads, PortableStatements, insert_text
 from voirie.store.schema import BOOL_COLUMNS, COLUMNS, DATETIME_COLUMNS, MAX_ID, POINT_TABLES
 from voirie.store.selection import (
     Dialect,
@@ -44,9 +44,11 @@ def iso_utc(values: pd.Series) -> pd.Series:
     return text.where(times.notna(), None)
 
 
-def _instant(moment: datetime) -> object:
-    """An instant as the stored text compares (naive datetimes are taken as UTC)."""
-    return iso_utc(pd.Series([moment])).iloc[0]
+def _instant(moment: datetime) -> str:
+    """An instant as the stored text compares (naive datetimes are taken as UTC): the text
+    ``iso_utc`` gives, without a Series for one value."""
+    utc = moment.astimezone(UTC) if moment.tzinfo else moment
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.%f")[:23] + "Z"
 
 
 def _rtree_bbox(table: str, alias: str) -> str:
@@ -82,14 +84,6 @@ def _rows(table: str, frame: pd.DataFrame) -> list[tuple[object, ...]]:
     return list(zip(*columns.values(), strict=True))
 
 
-def _insert_sql(table: str) -> str:
-    names = list(COLUMNS[table]) + (["geom"] if table in POINT_TABLES else [])
-    return (
-        f"INSERT INTO {table} ({', '.join(names)}) "
-        f"VALUES ({', '.join('?' * len(names))})"
-    )
-
-
 def _typed(frame: pd.DataFrame) -> pd.DataFrame:
     """Restore datetimes and booleans that sqlite returns as text and integers."""
     for name in frame.columns:
@@ -104,10 +98,22 @@ class SqliteUnitOfWork(PortableStatements):
     """A write transaction on the embedded store."""
 
     placeholder = "?"
+    typed = staticmethod(_typed)
 
     def bind_instant(self, at: datetime) -> object:
         """An instant as this backend stores it."""
         return _instant(at)
+
+    def bind_flag(self, value: bool) -> object:
+        """A flag as this backend stores it (an integer)."""
+        return int(value)
+
+    def bind_point(self, lon: float, lat: float) -> object:
+        """A WGS84 point as this backend stores it (a GeoPackage blob)."""
+        return gpkg.point_blob(lon, lat)
+
+    def _run_many(self, text: str, rows: Sequence[Sequence[object]]) -> None:
+        self.conn.executemany(text, rows)
 
     def __init__(self, conn: sqlite3.Connection, jurisdiction_id: str) -> None:
         self.conn: sqlite3.Connection = conn
@@ -131,12 +137,23 @@ class SqliteUnitOfWork(PortableStatements):
         ).fetchall()
         return _typed(pd.DataFrame(rows, columns=KNOWN_REPORT_COLUMNS))
 
-    def open_incidents(
+    def open_incidents_near(
+        self, lon: float, lat: float, reach_m: float, service_codes: Sequence[str],
+        since: datetime,
+    ) -> OpenIncidents:
+        """``open_incidents`` around the point as arrays, sorted by id in Python (an
+        ORDER BY could lead sqlite to walk incidents by id instead of the R*Tree)."""
+        rows = sorted(self._open_rows(bbox_around(lon, lat, reach_m), service_codes, since))
+        # Stored text is ``YYYY-MM-DDTHH:MM:SS.SSSZ``: numpy parses it once the Z is off.
+        return OpenIncidents.from_rows(rows, [str(row[4]).removesuffix("Z") for row in rows])
+
+    def _open_rows(
         self, bbox: BBox, service_codes: Sequence[str], since: datetime
-    ) -> pd.DataFrame:
-        """Open incidents in the bbox through the GeoPackage R*Tree."""
+    ) -> list[tuple[object, ...]]:
+        """Rows (id, lon, lat, service_code, last_reported_at, segment_id, street_name) of
+        the open incidents of these services in the bbox, through the R*Tree."""
         marks = ", ".join("?" * len(service_codes))
-        rows = self.conn.execute(
+        return self.conn.execute(
             "SELECT i.id, i.lon, i.lat, i.service_code, i.last_reported_at, i.segment_id, "
             "i.street_name FROM incidents i JOIN rtree_incidents_geom t ON t.id = i.id "
             "WHERE t.minx <= ? AND t.maxx >= ? AND t.miny <= ? AND t.maxy >= ? "
@@ -144,14 +161,9 @@ class SqliteUnitOfWork(PortableStatements):
             f"AND i.service_code IN ({marks}) AND i.last_reported_at >= ?",
             (
                 bbox[2], bbox[0], bbox[3], bbox[1], self.jurisdiction_id, *_OPEN,
-                *service_codes, iso_utc(pd.Series([since])).iloc[0],
+                *service_codes, _instant(since),
             ),
         ).fetchall()
-        frame = pd.DataFrame(
-            rows, columns=["incident_id", "lon", "lat", "service_code", "last_reported_at",
-                           "segment_id", "street_name"]
-        )
-        return _typed(frame)
 
     def reserve_ids(self, table: str, n: int) -> np.ndarray:
         """Ids after the current maximum; safe because this transaction holds the write lock."""
@@ -165,7 +177,7 @@ class SqliteUnitOfWork(PortableStatements):
     def insert(self, table: str, rows: pd.DataFrame) -> None:
         """Append rows with one prepared statement."""
         if len(rows):
-            self.conn.executemany(_insert_sql(table), _rows(table, rows))
+            self.conn.executemany(insert_text(table, "?"), _rows(table, rows))
 
     def add_to_incidents(self, rows: pd.DataFrame) -> None:
         """Add attached reports to existing incidents' counts and last-reported times."""
@@ -576,7 +588,7 @@ class SqliteStore(PortableReads):
             (
                 jurisdiction_id, token_hash, token.name, token.role,
                 json.dumps(list(token.teams), ensure_ascii=False),
-                iso_utc(pd.Series([datetime.now(UTC)])).iloc[0],
+                _instant(datetime.now(UTC)),
             ),
         )
 

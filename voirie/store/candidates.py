@@ -1,0 +1,84 @@
+"""The open incidents near one report, as the per-report path reads them: plain arrays.
+
+``UnitOfWork.open_incidents`` answers a batch with a DataFrame; one report needs only the
+few incidents around its point, and a DataFrame's fixed costs would dominate. Both backends
+answer ``open_incidents_near`` with this class, from the same query and bbox as
+``open_incidents``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+
+BBox = tuple[float, float, float, float]
+# The columns of ``UnitOfWork.open_incidents`` (a batch's candidates), in query order.
+OPEN_INCIDENT_COLUMNS = [
+    "incident_id", "lon", "lat", "service_code", "last_reported_at", "segment_id",
+    "street_name",
+]
+# Margin added around reports when fetching the open incidents they may join, in degrees
+# of latitude per metre (1 / 111 km), doubled for longitude to stay safe up to 60° latitude.
+DEG_PER_M = 1 / 111_000
+
+
+def margin_deg(reach_m: float) -> float:
+    """The bbox margin, in degrees, that surely holds every point within ``reach_m``."""
+    return reach_m * DEG_PER_M * 2
+
+
+def bbox_around(lon: float, lat: float, reach_m: float) -> BBox:
+    """The WGS84 bbox ``Pipeline`` fetches for a one-report batch at this point."""
+    margin = margin_deg(reach_m)
+    return (lon - margin, lat - margin, lon + margin, lat + margin)
+
+
+@dataclass(frozen=True)
+class OpenIncidents:
+    """Open incidents as arrays, one entry per incident, ordered by incident id.
+
+    ``last_reported_at`` is ``datetime64[ns]`` in UTC (what ``open_incidents`` gives once
+    converted to numpy); ``segment_id`` and ``street_name`` hold None where unknown.
+    """
+
+    incident_id: np.ndarray
+    lon: np.ndarray
+    lat: np.ndarray
+    service_code: np.ndarray
+    last_reported_at: np.ndarray
+    segment_id: np.ndarray
+    street_name: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.incident_id)
+
+    @classmethod
+    def from_rows(
+        cls, rows: Sequence[Sequence[object]], last_reported_at: Sequence[datetime | str]
+    ) -> OpenIncidents:
+        """From rows (id, lon, lat, service_code, <ignored>, segment_id, street_name) and
+        their last report times (naive UTC datetimes or ISO texts without zone)."""
+        columns = list(zip(*rows, strict=True)) if rows else [()] * 7
+        return cls(
+            incident_id=np.array(columns[0], dtype=np.int64),
+            lon=np.array(columns[1], dtype=float),
+            lat=np.array(columns[2], dtype=float),
+            service_code=_objects(columns[3]),
+            last_reported_at=np.array(last_reported_at, dtype="datetime64[ns]"),
+            segment_id=_objects(columns[5]),
+            street_name=_objects(columns[6]),
+        )
+
+
+def naive_utc(moment: datetime) -> datetime:
+    """A tz-aware instant as a naive UTC datetime (what numpy's datetime64 takes)."""
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+def _objects(values: Sequence[object]) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
