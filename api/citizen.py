@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query, status
+from fastapi import APIRouter, Body, Query, Request, status
 from pydantic import BaseModel, Field
 
 from voirie import citizens
@@ -60,7 +60,9 @@ class SupportOut(BaseModel):
 
     incident_id: int
     supporters: int
-    counted: bool = Field(description="false when this email had already supported it")
+    counted: bool = Field(
+        description="false when this email, or this device today, had already supported it"
+    )
     following: bool
 
 
@@ -118,12 +120,19 @@ def nearby(
     summary='"Me too" on an open incident',
 )
 def support(
-    pipeline: PipelineDep, incident_id: IncidentId,
+    pipeline: PipelineDep, incident_id: IncidentId, request: Request,
     body: Annotated[SupportIn | None, Body()] = None,
 ) -> SupportOut:
-    """Count one more citizen affected by the incident; never opens a new incident."""
+    """Count one more citizen affected by the incident; never opens a new incident.
+
+    With an email, once per email; without, once per device (address and browser, only
+    ever stored hashed with a salt deleted the next day) and day."""
     email = body.email if body is not None else None
-    outcome = citizens.support(pipeline, incident_id, email)
+    client = citizens.Client(
+        address=request.client.host if request.client else "",
+        user_agent=request.headers.get("user-agent", ""),
+    )
+    outcome = citizens.support(pipeline, incident_id, email, client=client)
     return SupportOut(
         incident_id=outcome.incident_id, supporters=outcome.supporters,
         counted=outcome.counted, following=outcome.following,

@@ -10,6 +10,7 @@ transaction together with its event.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from dataclasses import dataclass
@@ -85,12 +86,30 @@ def nearby(
     return frame.loc[:, list(NEARBY_COLUMNS)].reset_index(drop=True)
 
 
+@dataclass(frozen=True)
+class Client:
+    """Who sent an anonymous request, as the web server saw it: only ever hashed."""
+
+    address: str
+    user_agent: str
+
+
+def client_key(salt: str, client: Client, incident_id: int) -> str:
+    """The key of an anonymous client's "me too" on an incident: a hash of its address and
+    browser with the day's salt. It tells two "me too" of one device apart from two
+    devices' on the same day, and says nothing of the address once the salt is gone."""
+    material = "\x1f".join((salt, client.address, client.user_agent, str(int(incident_id))))
+    return hashlib.sha256(material.encode()).hexdigest()[:32]
+
+
 def support(
     pipeline: Pipeline, incident_id: int, email: str | None = None, *,
-    at: datetime | None = None,
+    client: Client | None = None, at: datetime | None = None,
 ) -> Support:
     """Add a "me too" to an open incident; with an email, its owner also follows it.
 
+    An email counts once per incident; without one, a ``client`` (address and browser)
+    counts once per incident and day (an anonymous "me too" with no client always counts).
     Raises ``NotFound`` for an unknown incident and ``Conflict`` for one no longer open
     (a problem that is back must be reported again, which opens a new incident).
     """
@@ -99,7 +118,11 @@ def support(
     jurisdiction = pipeline.city.jurisdiction_id
     with pipeline.store.transaction(jurisdiction) as uow:
         _open_incident(uow, incident_id, "supported")
-        counted, supporters = uow.add_supporter(incident_id, address, moment)
+        key = None
+        if address is None and client is not None:
+            key = client_key(uow.client_salt(moment.astimezone(UTC).date().isoformat()),
+                             client, incident_id)
+        counted, supporters = uow.add_supporter(incident_id, address, moment, key)
         following = address is not None
         if address is not None:
             uow.add_follower(incident_id, address, moment)

@@ -25,9 +25,10 @@ from voirie.api.open311.deps import JurisdictionDep, SettingsDep
 from voirie.api.open311.render import Format, render, responses
 from voirie.api.open311.settings import Open311Settings
 from voirie.errors import InvalidInput, NotFound
-from voirie.model import OPEN_STATUSES, Status
+from voirie.model import OPEN_STATUSES, EventKind, Status
 from voirie.pipeline import Pipeline
 from voirie.store.selection import Selection
+from voirie.workflow import StatusChange
 
 OPEN311_SOURCE = "open311"
 router = APIRouter(prefix="/open311/v2", tags=["open311"], dependencies=[JurisdictionDep])
@@ -57,6 +58,22 @@ def local_time(value: Any, tz: ZoneInfo) -> datetime | None:
     return moment
 
 
+def _status_notes(pipeline: Pipeline, incident_ids: tuple[int, ...]) -> dict[int, str | None]:
+    """The note of each incident's latest status change (what the updates feed publishes
+    as that update's description); incidents never changed have none."""
+    history = pipeline.store.lookup(
+        "events", pipeline.city.jurisdiction_id, "entity_id", list(incident_ids)
+    )
+    changes = history[(history["entity"] == "incident")
+                      & (history["kind"] == EventKind.STATUS_CHANGED.value)]
+    notes: dict[int, str | None] = {}
+    for event in changes.sort_values(["at", "id"]).to_dict("records"):
+        change = StatusChange.parse(str(event["reason"]))
+        if change is not None:
+            notes[int(event["entity_id"])] = change.note
+    return notes
+
+
 def service_requests(pipeline: Pipeline, reports: pd.DataFrame) -> list[wire.ServiceRequest]:
     """Wire requests of report-layer rows, with their incident's team, times and status."""
     if not len(reports):
@@ -65,6 +82,7 @@ def service_requests(pipeline: Pipeline, reports: pd.DataFrame) -> list[wire.Ser
     tz = ZoneInfo(city.config.timezone)
     ids = tuple(int(i) for i in reports["incident_id"].unique())
     incidents = pipeline.incidents(Selection(ids=ids)).set_index("incident_id")
+    notes = _status_notes(pipeline, ids)
     out = []
     for row in reports.to_dict("records"):
         incident: dict[str, Any] = incidents.loc[int(row["incident_id"])].to_dict()
@@ -78,7 +96,7 @@ def service_requests(pipeline: Pipeline, reports: pd.DataFrame) -> list[wire.Ser
             wire.ServiceRequest(
                 service_request_id=str(int(row["report_id"])),
                 status=Status(incident["status"]).open311,
-                status_notes=None,
+                status_notes=notes.get(int(row["incident_id"])),
                 service_name=service.name if service else str(row["service_code"]),
                 service_code=str(row["service_code"]),
                 description=_text(row.get("description")),

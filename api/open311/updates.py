@@ -122,11 +122,10 @@ def status_updates(
 ) -> list[wire.ServiceRequestUpdate]:
     """Status changes between ``start`` and ``end``, one per report of the incident."""
     city = pipeline.city
-    events = pipeline.store.lookup(
-        "events", city.jurisdiction_id, "kind", [EventKind.STATUS_CHANGED.value]
+    events = pipeline.store.events_between(
+        city.jurisdiction_id, EventKind.STATUS_CHANGED.value, start, end
     )
-    at = pd.to_datetime(events["at"], utc=True)
-    events = events[(events["entity"] == "incident") & (at >= start) & (at <= end)]
+    events = events[events["entity"] == "incident"]
     if not len(events):
         return []
     ids = tuple(int(i) for i in events["entity_id"].unique())
@@ -134,7 +133,7 @@ def status_updates(
     by_incident = reports.groupby("incident_id")["report_id"].apply(list).to_dict()
     tz = ZoneInfo(city.config.timezone)
     updates = []
-    for event in events.sort_values(["at", "id"]).to_dict("records"):
+    for event in events.to_dict("records"):
         change = StatusChange.parse(str(event["reason"]))
         if change is None:
             continue

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -68,6 +68,29 @@ def test_me_too_counts_once_per_email_and_never_opens_an_incident(pipeline: Pipe
     assert len(supported) == 3  # the repeated email left no event
     assert set(supported["actor"]) == {citizens.CITIZEN_ACTOR}
     assert "example.org" not in history.to_csv()
+
+
+def test_anonymous_me_too_counts_once_per_device_and_day(pipeline: Pipeline) -> None:
+    incident_id = _first_open(pipeline)
+    phone = citizens.Client("192.0.2.10", "Mozilla/5.0 (Android 14)")
+    laptop = citizens.Client("192.0.2.10", "Mozilla/5.0 (X11; Linux)")
+    day_one = datetime(2024, 6, 1, 9, tzinfo=UTC)
+    outcomes = [
+        citizens.support(pipeline, incident_id, client=phone, at=day_one),
+        citizens.support(pipeline, incident_id, client=phone, at=day_one),
+        citizens.support(pipeline, incident_id, client=laptop, at=day_one),  # other browser
+        citizens.support(pipeline, incident_id, "voisin@example.org", client=phone,
+                         at=day_one),  # an email counts on its own
+        citizens.support(pipeline, incident_id, client=phone, at=day_one + timedelta(days=1)),
+    ]
+    assert [o.counted for o in outcomes] == [True, False, True, True, True]
+    assert outcomes[-1].supporters == 4
+    with pipeline.store.transaction(pipeline.city.jurisdiction_id) as uow:
+        # Yesterday's salt is gone: yesterday's keys can no longer be traced to an address.
+        assert uow.client_salt("2024-06-02") != uow.client_salt("2024-06-03")
+        rows = uow.conn.execute(  # type: ignore[attr-defined]
+            "SELECT day FROM client_salts WHERE jurisdiction_id = 'paris.fr'").fetchall()
+    assert [tuple(r) for r in rows] == [("2024-06-03",)]
 
 
 def test_emails_never_reach_public_reads(pipeline: Pipeline) -> None:

@@ -97,14 +97,17 @@ def test_me_too_end_to_end_and_emails_stay_private(world: tuple[TestClient, Pipe
     first = client.post(url, json={"email": EMAIL})
     again = client.post(url, json={"email": EMAIL.upper()})
     anonymous = client.post(url)
+    same_device = client.post(url)
+    other_browser = client.post(url, headers={"User-Agent": "Firefox/140"})
 
+    assert (same_device.json()["counted"], other_browser.json()["counted"]) == (False, True)
     assert first.status_code == 201
     assert first.json() == {"incident_id": incident_id, "supporters": 1, "counted": True,
                             "following": True}
     assert again.json()["counted"] is False
     assert anonymous.json()["supporters"] == 2
     stored = pipeline.incidents(Selection(ids=(incident_id,))).iloc[0]
-    assert stored["supporters"] == 2
+    assert stored["supporters"] == 3
     public = [
         client.get("/api/v1/nearby", params={"lat": stored["lat"], "lon": stored["lon"]}).text,
         client.get("/exports/incidents.geojson").text,

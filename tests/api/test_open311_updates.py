@@ -39,6 +39,10 @@ def test_back_office_update_changes_the_incident_status(served: Served) -> None:
     assert update_id.isdigit()
     (after,) = served.client.get(f"{API}/requests/{rid}.json").json()
     assert (after["status"], after["detailed_status"]) == ("closed", "resolved")
+    # The latest status change's note, as the updates feed publishes it.
+    assert after["status_notes"] == "Enlevés par l'équipe du matin"
+    assert all(r["status_notes"] is None for r in _cartons(served)
+               if r["incident_id"] != request["incident_id"])
 
     closed = served.client.post(
         f"{API}/servicerequestupdates.xml",

@@ -124,14 +124,18 @@ class UnitOfWork(Protocol):
         """Set columns of one incident (names from ``schema.COLUMNS["incidents"]``)."""
 
     def add_supporter(
-        self, incident_id: int, email: str | None, at: datetime
+        self, incident_id: int, email: str | None, at: datetime, client_key: str | None = None
     ) -> tuple[bool, int]:
         """Record one "me too" on an incident: (counted, the incident's supporters now).
 
-        An email supports an incident once (``counted`` is False the second time);
-        anonymous supporters (no email) each count. The email is kept apart, never read
-        back into a public row.
+        An email supports an incident once (``counted`` is False the second time); so does
+        an anonymous client's key (see ``client_salt``); an anonymous supporter without a
+        key always counts. The email is kept apart, never read back into a public row.
         """
+
+    def client_salt(self, day: str) -> str:
+        """The salt of the day (ISO date) for anonymous clients' keys, made on first use;
+        earlier days' salts are deleted."""
 
     def add_follower(self, incident_id: int, email: str, at: datetime) -> bool:
         """Subscribe an email to an incident's updates; False when it already followed."""
@@ -187,6 +191,11 @@ class Store(Protocol):
 
     def count_selected(self, layer: Layer, jurisdiction_id: str, selection: Selection) -> int:
         """How many rows of a layer a selection keeps, ignoring its page."""
+
+    def events_between(
+        self, jurisdiction_id: str, kind: str, start: datetime, end: datetime
+    ) -> pd.DataFrame:
+        """Events of one kind in a time window (ends included), oldest first."""
 
     def select_zones(
         self, layer: Layer, jurisdiction_id: str, selection: Selection

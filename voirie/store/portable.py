@@ -9,6 +9,7 @@ inherits the layer reads, given its ``Dialect`` and how it runs one read query.
 from __future__ import annotations
 
 import math
+import secrets
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, ClassVar, NamedTuple, Protocol, cast
@@ -156,6 +157,42 @@ class PortableStatements:
         )
         return bool(cursor.rowcount == 1)
 
+    def add_supporter(
+        self, incident_id: int, email: str | None, at: datetime, client_key: str | None = None
+    ) -> tuple[bool, int]:
+        """Insert the supporter unless the email, or the anonymous client's key, already
+        supports the incident; then (counted, supporters)."""
+        key = (self.jurisdiction_id, int(incident_id))
+        counted = self._run(
+            "INSERT INTO incident_supporters (jurisdiction_id, incident_id, email, client_key, "
+            "supported_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (*key, email, client_key, self.bind_instant(at)),
+        ).rowcount == 1
+        if counted:
+            self._run(
+                "UPDATE incidents SET supporters = supporters + 1 "
+                "WHERE jurisdiction_id = ? AND id = ?", key,
+            )
+        (supporters,) = self._run(
+            "SELECT supporters FROM incidents WHERE jurisdiction_id = ? AND id = ?", key
+        ).fetchone()
+        return counted, int(supporters)
+
+    def client_salt(self, day: str) -> str:
+        """The salt of anonymous clients' keys for ``day`` (ISO date), made on first use;
+        the salts of earlier days are deleted (their keys can no longer be traced)."""
+        self._run("DELETE FROM client_salts WHERE jurisdiction_id = ? AND day < ?",
+                  (self.jurisdiction_id, day))
+        self._run(
+            "INSERT INTO client_salts (jurisdiction_id, day, salt) VALUES (?, ?, ?) "
+            "ON CONFLICT DO NOTHING", (self.jurisdiction_id, day, secrets.token_hex(16)),
+        )
+        (salt,) = self._run(
+            "SELECT salt FROM client_salts WHERE jurisdiction_id = ? AND day = ?",
+            (self.jurisdiction_id, day),
+        ).fetchone()
+        return str(salt)
+
     def mark_not_duplicates(
         self, incident_a: int, incident_b: int, actor: str, reason: str, at: datetime
     ) -> bool:
@@ -222,6 +259,17 @@ class PortableReads:
         """Rows a selection keeps, whatever its page."""
         frame = self._frame(*count_sql(layer, jurisdiction_id, selection, self.dialect))
         return int(cast(int, frame.iloc[0, 0]))
+
+    def events_between(
+        self, jurisdiction_id: str, kind: str, start: datetime, end: datetime
+    ) -> pd.DataFrame:
+        """Events of one kind at ``start`` ≤ at ≤ ``end``, oldest first (schema columns)."""
+        mark, names = self.dialect.placeholder, ", ".join(COLUMNS["events"])
+        return self._frame(
+            f"SELECT {names} FROM events WHERE jurisdiction_id = {mark} AND kind = {mark} "
+            f"AND at >= {mark} AND at <= {mark} ORDER BY at, id",
+            (jurisdiction_id, kind, self.dialect.instant(start), self.dialect.instant(end)),
+        )
 
     def select_zones(
         self, layer: Layer, jurisdiction_id: str, selection: Selection

@@ -463,23 +463,6 @@ class PostgisUnitOfWork(PortableStatements):
             (*values, self.jurisdiction_id, int(incident_id)),
         )
 
-    def add_supporter(
-        self, incident_id: int, email: str | None, at: datetime
-    ) -> tuple[bool, int]:
-        """Insert the supporter unless the email already supports it, then count."""
-        key = (self.jurisdiction_id, int(incident_id))
-        counted = self.conn.execute(
-            "INSERT INTO incident_supporters (jurisdiction_id, incident_id, email, supported_at) "
-            "VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
-            (*key, email, _utc(at)),
-        ).rowcount == 1
-        row = self.conn.execute(
-            "UPDATE incidents SET supporters = supporters + %s "
-            "WHERE jurisdiction_id = %s AND id = %s RETURNING supporters",
-            (int(counted), *key),
-        ).fetchone()
-        return counted, int(cast(int, row[0])) if row else 0
-
     def rule_versions(self, rule_ids: Sequence[str]) -> pd.DataFrame:
         """Stored versions of these rules, under a transaction lock per jurisdiction so two
         processes never record the same version twice."""

@@ -340,27 +340,6 @@ class SqliteUnitOfWork(PortableStatements):
                 (*(values[i] for i in keep), self.jurisdiction_id, int(incident_id)),
             )
 
-    def add_supporter(
-        self, incident_id: int, email: str | None, at: datetime
-    ) -> tuple[bool, int]:
-        """Insert the supporter unless the email already supports it, then count."""
-        key = (self.jurisdiction_id, int(incident_id))
-        counted = self.conn.execute(
-            "INSERT INTO incident_supporters (jurisdiction_id, incident_id, email, supported_at) "
-            "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            (*key, email, _instant(at)),
-        ).rowcount == 1
-        if counted:
-            self.conn.execute(
-                "UPDATE incidents SET supporters = supporters + 1 "
-                "WHERE jurisdiction_id = ? AND id = ?",
-                key,
-            )
-        (supporters,) = self.conn.execute(
-            "SELECT supporters FROM incidents WHERE jurisdiction_id = ? AND id = ?", key
-        ).fetchone()
-        return counted, int(supporters)
-
     def rule_versions(self, rule_ids: Sequence[str]) -> pd.DataFrame:
         """Stored versions of these rules (``BEGIN IMMEDIATE`` already serializes writers)."""
         names = COLUMNS["routing_rules"]
