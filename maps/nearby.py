@@ -40,8 +40,18 @@ _LABELS: dict[str, dict[str, str]] = {
         "distance": "à {distance} m", "age_0": "signalé aujourd'hui",
         "age_1": "signalé hier", "age_n": "signalé il y a {days} jours",
         "reports": "{count} signalement(s)", "supporters": "{count} soutien(s)",
-        "error": "Erreur", "status": "Statut", "map": "Carte des problèmes",
+        "error": "Erreur", "colon": "\u00a0: ", "status": "Statut",
+        "map": "Carte des problèmes",
         "language": "Langue",
+        # The API answers in English: the errors a citizen meets, said in French (by the
+        # field at fault, else by status); others show the API's own words.
+        "err_email": "adresse e-mail invalide",
+        "err_q": "aucune rue de ce nom ; vérifiez l'orthographe ou utilisez « Me localiser »",
+        "err_radius_m": "rayon invalide",
+        "err_lat": "position invalide", "err_lon": "position invalide",
+        "err_404": "ce problème n'existe pas ou plus",
+        "err_409": "ce problème est clos : s'il est revenu, signalez-le à nouveau",
+        "err_500": "service momentanément indisponible, réessayez plus tard",
     },
     "en": {
         "title": "Issues near me",
@@ -60,7 +70,7 @@ _LABELS: dict[str, dict[str, str]] = {
         "distance": "{distance} m away", "age_0": "reported today",
         "age_1": "reported yesterday", "age_n": "reported {days} days ago",
         "reports": "{count} report(s)", "supporters": "{count} supporter(s)",
-        "error": "Error", "status": "Status", "map": "Map of the issues",
+        "error": "Error", "colon": ": ", "status": "Status", "map": "Map of the issues",
         "language": "Language",
     },
 }

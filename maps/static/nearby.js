@@ -7,6 +7,15 @@
   const v = window.voirie;
   const data = v.pageData();
   const labels = data.labels;
+
+  /** An API refusal in the page's language when it has words for it (by the field at
+   * fault, else by status), else in the API's own words. */
+  function explain(result) {
+    const field = result.payload && result.payload.field;
+    const own = (field && labels["err_" + field]) ||
+      labels["err_" + (result.status >= 500 ? 500 : result.status)];
+    return own || v.problemText(result.payload, result.statusText);
+  }
   const SUPPORTED_KEY = "voirie.supported";
   const form = document.getElementById("voirie-search");
   const message = document.getElementById("voirie-message");
@@ -99,8 +108,8 @@
 
     const base = data.api + "/incidents/" + incident.incident_id;
     function failed(result) {
-      note.textContent = labels.error + " (" + result.status + "): " +
-        v.problemText(result.payload, result.statusText);
+      note.textContent = labels.error + " (" + result.status + ")" + labels.colon +
+        explain(result);
       note.classList.add("voirie-error");
     }
     meToo.addEventListener("click", function () {
@@ -177,7 +186,7 @@
       encodeURIComponent(place.lon) + "&radius_m=" + encodeURIComponent(radius);
     getJson(data.api + "/nearby" + query).then(function (result) {
       if (!result.ok) {
-        say(labels.error + ": " + v.problemText(result.payload, result.statusText), true);
+        say(labels.error + labels.colon + explain(result), true);
         return;
       }
       show(place, radius, result.payload.incidents);
@@ -202,7 +211,7 @@
     say(labels.searching);
     getJson(data.api + "/geocode?q=" + encodeURIComponent(q)).then(function (result) {
       if (!result.ok) {
-        say(labels.error + ": " + v.problemText(result.payload, result.statusText), true);
+        say(labels.error + labels.colon + explain(result), true);
         return;
       }
       const best = result.payload.matches[0];

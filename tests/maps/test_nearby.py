@@ -150,3 +150,26 @@ def test_page_can_open_on_a_place(browser: Browser, live_app: LiveApp) -> None:
 def test_unknown_language_is_rejected() -> None:
     with pytest.raises(ValueError, match="unsupported language"):
         render_nearby_page(city_name="Paris", lang="de")
+
+
+@pytest.mark.browser
+def test_french_page_says_the_api_refusals_in_french(
+    browser: Browser, live_app: LiveApp, hostile_incident: int
+) -> None:
+    """The API answers in English; the French page words the refusals citizens meet."""
+    context = _phone(browser)
+    page = context.new_page()
+    page.goto(f"{live_app.base}/maps/nearby")
+    page.wait_for_selector("#voirie-map[data-ready=true]")
+    page.click("#voirie-locate")
+    item = page.locator(f'.voirie-item[data-incident="{hostile_incident}"]')
+    item.wait_for()
+    item.locator("input[name=email]").fill("pas un e-mail")
+    item.locator("button.follow-button").click()
+    page.wait_for_function("() => document.querySelector('output.voirie-error')")
+    assert item.locator("output").inner_text() == "Erreur (400)\u00a0: adresse e-mail invalide"
+    page.fill("input[name=q]", "Allée des Nuages Roses")
+    page.click("button[type=submit]")
+    page.wait_for_function("() => document.querySelector('#voirie-message.voirie-error')")
+    assert page.locator("#voirie-message").inner_text().startswith("Erreur\u00a0: aucune rue")
+    context.close()
