@@ -73,8 +73,17 @@ _LABELS: dict[str, dict[str, str]] = {
         "token_save": "Enregistrer", "token_saved": "Jeton enregistré pour cet onglet",
         "token_missing": "Collez d'abord votre jeton d'accès (en haut de la page).",
         "set_status": "Changer le statut", "reassign": "Réaffecter", "reason": "Motif",
-        "done": "Enregistré.", "failed": "Refusé", "filters": "Filtres",
+        "done": "Enregistré.", "failed": "Refusé", "colon": "\u00a0: ", "filters": "Filtres",
         "legend": "Statuts",
+        # The API answers in English: its refusals said in French (by the field at fault,
+        # else by status); others show the API's own words.
+        "err_401": "jeton inconnu : collez un jeton valide en haut de la page",
+        "err_403": "votre rôle ou votre équipe ne permet pas cette action sur cet incident",
+        "err_404": "incident introuvable",
+        "err_409": "changement impossible depuis ce statut ; statuts possibles : {allowed}",
+        "err_reason": "indiquez le motif",
+        "err_team": "équipe inconnue",
+        "err_500": "service momentanément indisponible, réessayez plus tard",
     },
     "en": {
         "title": "Incident dispatch map", "teams": "Teams", "heatmap": "Heatmap",
@@ -88,7 +97,8 @@ _LABELS: dict[str, dict[str, str]] = {
         "token_save": "Save", "token_saved": "Token saved for this tab",
         "token_missing": "Paste your access token first (top of the page).",
         "set_status": "Change status", "reassign": "Reassign", "reason": "Reason",
-        "done": "Saved.", "failed": "Refused", "filters": "Filters", "legend": "Statuses",
+        "done": "Saved.", "failed": "Refused", "colon": ": ", "filters": "Filters",
+        "legend": "Statuses",
     },
 }
 

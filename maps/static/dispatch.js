@@ -16,6 +16,8 @@
   const markerClass = mapElement.dataset.markerClass;
   const statusIndex = {};
   data.statuses.forEach(function (s, i) { statusIndex[s.code] = i; });
+  const statusLabel = {};
+  data.statuses.forEach(function (s) { statusLabel[s.code] = s.label; });
   const teamIndex = {};
   data.teams.forEach(function (t, i) { teamIndex[t.code] = i; });
 
@@ -241,8 +243,11 @@
                {Authorization: "Bearer " + token})
       .then(function (result) {
         if (!result.ok) {
-          message.textContent = labels.failed + " (" + result.status + "): " +
-            v.problemText(result.payload, result.statusText);
+          // A refused status change lists the statuses allowed, in the page's words.
+          const allowed = ((result.payload && result.payload.allowed) || []).map(
+            function (code) { return statusLabel[code] || code; });
+          message.textContent = labels.failed + " (" + result.status + ")" + labels.colon +
+            v.refusal(labels, result, {allowed: allowed.join(", ")});
           message.classList.add("voirie-error");
           return;
         }

@@ -8,14 +8,7 @@
   const data = v.pageData();
   const labels = data.labels;
 
-  /** An API refusal in the page's language when it has words for it (by the field at
-   * fault, else by status), else in the API's own words. */
-  function explain(result) {
-    const field = result.payload && result.payload.field;
-    const own = (field && labels["err_" + field]) ||
-      labels["err_" + (result.status >= 500 ? 500 : result.status)];
-    return own || v.problemText(result.payload, result.statusText);
-  }
+  function explain(result) { return v.refusal(labels, result); }
   const SUPPORTED_KEY = "voirie.supported";
   const form = document.getElementById("voirie-search");
   const message = document.getElementById("voirie-message");

@@ -43,6 +43,16 @@
     return fallback;
   }
 
+  /** An API refusal in the page's words where its labels have some (``err_<field>`` for
+   * the field at fault, else ``err_<status>``, 5xx as ``err_500``), filled with
+   * ``values``; else the API's own words (it answers in English). */
+  function refusal(labels, result, values) {
+    const field = result.payload && result.payload.field;
+    const own = (field && labels["err_" + field]) ||
+      labels["err_" + (result.status >= 500 ? 500 : result.status)];
+    return own ? format(own, values || {}) : problemText(result.payload, result.statusText);
+  }
+
   /** fetch() with a JSON body; resolves to {ok, status, payload} whatever the outcome. */
   function sendJson(method, url, body, headers) {
     const allHeaders = Object.assign({"Content-Type": "application/json"}, headers || {});
@@ -68,6 +78,6 @@
 
   global.voirie = {
     el: el, escapeHtml: escapeHtml, format: format, pageData: pageData,
-    problemText: problemText, sendJson: sendJson, addOutlines: addOutlines,
+    problemText: problemText, refusal: refusal, sendJson: sendJson, addOutlines: addOutlines,
   };
 })(window);

@@ -337,6 +337,9 @@ def test_dispatcher_acts_through_the_staff_api(browser: Browser, live_app: LiveA
     status_form.locator("button").click()
     refused = status_form.locator("output.voirie-error")
     refused.wait_for()
-    assert "Refusé (409)" in refused.inner_text()
+    # In French, with the statuses the workflow allows from here, in French.
+    assert refused.inner_text().startswith(
+        "Refusé (409)\u00a0: changement impossible depuis ce statut ; statuts possibles : ")
+    assert "Planifié" in refused.inner_text()
     assert watch.blocked == []
     assert [e for e in watch.errors if "409" not in e] == []
