@@ -97,6 +97,28 @@ def _build_template(admin: psycopg.Connection[tuple[object, ...]], url: str, mar
     admin.execute(sql.SQL("ALTER DATABASE {} IS_TEMPLATE true").format(template))
     # Written last: a template whose build was interrupted has no mark and is rebuilt.
     admin.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(template, sql.Literal(mark)))
+    _drop_other_templates(admin)
+
+
+def _drop_other_templates(admin: psycopg.Connection[tuple[object, ...]]) -> None:
+    """Drop the templates of other migration sets that no run is cloning right now (a run
+    on such a schema takes their lock shared to clone, and rebuilds one that is gone):
+    without this, every schema change would leave a database behind on the server."""
+    names = admin.execute(
+        "SELECT datname FROM pg_database WHERE datname LIKE %s AND datname <> %s",
+        (f"{TEMPLATE_PREFIX}_%", TEMPLATE_DB),
+    ).fetchall()
+    for (name,) in names:
+        key = lock_key(name)
+        (free,) = admin.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone() or (False,)
+        if not free:
+            continue
+        try:
+            admin.execute(sql.SQL("ALTER DATABASE {} IS_TEMPLATE false").format(
+                sql.Identifier(name)))
+            _drop(admin, name)
+        finally:
+            admin.execute("SELECT pg_advisory_unlock(%s)", (key,))
 
 
 @pytest.fixture(scope="session")
