@@ -32,7 +32,10 @@ from voirie.model import OPEN_STATUSES
 EXTENT = 4096
 """Tile coordinate range, as ``ST_AsMVT``'s default."""
 BUFFER = 64
-"""Margin kept around a tile, in tile units, as ``ST_AsMVTGeom``'s default."""
+"""Margin kept around a tile, in tile units (``ST_AsMVTGeom``'s buffer; its default is 256)."""
+FETCH_BUFFER = BUFFER + 0.5
+"""Margin of the candidates a store fetches: half a unit more than ``BUFFER``, since a point
+up to half a unit beyond the buffer rounds onto its edge and is kept by both encoders."""
 MAX_ZOOM = 22
 MEDIA_TYPE = "application/vnd.mapbox-vector-tile"
 LAYER = "incidents"
@@ -87,7 +90,7 @@ def mercator_bounds(z: int, x: int, y: int) -> tuple[float, float, float, float]
 
 
 def lonlat_bounds(
-    z: int, x: int, y: int, buffer: int = BUFFER
+    z: int, x: int, y: int, buffer: float = FETCH_BUFFER
 ) -> tuple[float, float, float, float]:
     """WGS84 (minlon, minlat, maxlon, maxlat) of a tile widened by ``buffer`` tile units."""
     minx, miny, maxx, maxy = mercator_bounds(z, x, y)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from clirunner import voirie_executable
-from conftest import scratch_database
+from databases import scratch_database
 from fastapi.testclient import TestClient
 
 from voirie.api.app import create_app

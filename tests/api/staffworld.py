@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import scratch_database
+from databases import scratch_database
 from fastapi.testclient import TestClient
 
 from voirie.api.app import create_app

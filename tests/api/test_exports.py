@@ -15,7 +15,7 @@ import pyogrio
 import pytest
 import shapely
 from clirunner import run_voirie
-from conftest import BACKENDS
+from databases import BACKENDS
 from fastapi.testclient import TestClient
 from liveserver import load_reports, loaded_store
 from pyproj import Transformer

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from conftest import BACKENDS
+from databases import BACKENDS
 from fastapi.testclient import TestClient
 from liveserver import sample_client
 from pyproj import Transformer

@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 from xml.etree import ElementTree as ET
 
 import pytest
-from conftest import BACKENDS
+from databases import BACKENDS
 from liveserver import LiveServer, loaded_store, serving
 
 from voirie.city import City

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from conftest import BACKENDS
+from databases import BACKENDS
 from staffworld import OTHER_TEAM, OWN_TEAM, StaffWorld, module_world
 
 from voirie.city import TRIAGE_TEAM, City

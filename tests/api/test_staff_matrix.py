@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from conftest import BACKENDS
+from databases import BACKENDS
 from staffworld import CONTACT_MARKERS, OTHER_TEAM, OWN_TEAM, StaffWorld, module_world
 
 from voirie import merging

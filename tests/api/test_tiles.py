@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from conftest import BACKENDS
+from databases import BACKENDS
 from fastapi.testclient import TestClient
 from liveserver import sample_client
 

@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import json
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from pyproj import Transformer
 
 from voirie.city import City
 from voirie.gis.enrich import CityGIS
 from voirie.ingest.mapping import DANSMARUE
 from voirie.ingest.sources import read_csv
 from voirie.maps import tiles
-from voirie.model import OPEN_STATUSES
+from voirie.model import OPEN_STATUSES, Report
 from voirie.pipeline import Pipeline
 from voirie.store import Store
 
@@ -129,6 +131,32 @@ def test_tile_holds_the_incidents_it_covers(
         point = mercator.geometry.loc[row.name]
         gx, gy = feature["geometry"]["coordinates"]  # type: ignore[index]
         assert np.hypot(gx - point.x, gy - point.y) <= pixel
+
+
+@pytest.mark.parametrize("beyond", [-0.3, 0.4], ids=["west", "east"])
+def test_a_point_rounding_onto_the_buffer_edge_is_in_the_tile(
+    pipeline: Pipeline, tmp_path: Path, beyond: float
+) -> None:
+    """Less than half a unit outside the buffer, a point's tile coordinate rounds onto the
+    buffer's edge: both encoders keep it, so each store must fetch it."""
+    z, x, y = TILES[0]
+    minx, miny, maxx, maxy = tiles.mercator_bounds(z, x, y)
+    unit = (maxx - minx) / tiles.EXTENT
+    edge = -tiles.BUFFER + beyond if beyond < 0 else tiles.EXTENT + tiles.BUFFER + beyond
+    lon, lat = Transformer.from_crs(3857, 4326, always_xy=True).transform(
+        minx + edge * unit, (miny + maxy) / 2
+    )
+    code = next(iter(pipeline.city.services))
+    opened = pipeline.submit(Report(
+        external_id=f"edge{beyond}", source="app", service_code=code, lon=lon, lat=lat,
+        requested_at=datetime(2025, 1, 1, tzinfo=UTC),
+    ))
+    px, _, keep = tiles.tile_coordinates(np.array([lon]), np.array([lat]), z, x, y)
+    assert keep[0]
+    assert abs(px[0]) == (tiles.BUFFER if beyond < 0 else tiles.EXTENT + tiles.BUFFER)
+    read = decode(pipeline.store.incident_tile(pipeline.city.jurisdiction_id, z, x, y),
+                  z, x, y, tmp_path)
+    assert opened.incident_id in {f["properties"]["mvt_id"] for f in read}  # type: ignore[index]
 
 
 def test_tile_without_incidents_is_empty(pipeline: Pipeline) -> None:

@@ -719,7 +719,7 @@ class PostgisStore(PortableReads):
         cells = z < tiles.CLUSTER_BELOW_ZOOM
         params: dict[str, object] = {
             "z": z, "x": x, "y": y, "j": jurisdiction_id, "extent": tiles.EXTENT,
-            "buffer": tiles.BUFFER, "margin": tiles.BUFFER / tiles.EXTENT, "cell": tiles.CELL,
+            "buffer": tiles.BUFFER, "margin": tiles.FETCH_BUFFER / tiles.EXTENT, "cell": tiles.CELL,
             "first": first, "last": last, "side": last - first + 1,
             "open": tiles.OPEN_STATUS_CODES,
         }
