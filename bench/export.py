@@ -75,7 +75,9 @@ SELECT ST_AsMVT(q, 'incidents', 4096, 'geom', 'id') FROM (
 # The aggregated peer: incidents in the tile and its 64-unit buffer (as voirie's tiles), grouped
 # by 64-unit cell of their tile coordinates, one point at each cell's centre. The LEAST keeps
 # points on the buffer's far edge (4160) in the last cell, as voirie does, rather than in a
-# cell centred outside the buffer. Feature ids are left out (voirie numbers its cells).
+# cell centred outside the buffer. Candidates are fetched half a unit beyond the buffer: a point
+# there rounds onto its edge and ST_AsMVTGeom keeps it. Feature ids are left out (voirie
+# numbers its cells).
 RAW_CELL_MVT = """
 SELECT ST_AsMVT(q, 'incidents', 4096, 'geom') FROM (
   SELECT ST_MakePoint(cx * 64 + 32, cy * 64 + 32) AS geom, count(*) AS "count",
@@ -89,7 +91,7 @@ SELECT ST_AsMVT(q, 'incidents', 4096, 'geom') FROM (
                           4096, 64) AS geom, i.status, i.report_count
       FROM incidents i
       WHERE i.geom && ST_Transform(
-              ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => 64 / 4096.0), 4326)) AS p
+              ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => 64.5 / 4096.0), 4326)) AS p
     WHERE p.geom IS NOT NULL) AS c
   GROUP BY cx, cy) AS q"""
 

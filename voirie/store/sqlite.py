@@ -60,6 +60,8 @@ def _rtree_bbox(table: str, alias: str) -> str:
 
 
 DIALECT = Dialect(placeholder="?", bbox=_rtree_bbox, instant=_instant)
+# Tile attributes that are not a column as such.
+_TILE_COLUMNS = {"last_reported": "substr(i.last_reported_at, 1, 10)"}
 
 
 def _rows(table: str, frame: pd.DataFrame) -> list[tuple[object, ...]]:
@@ -524,19 +526,22 @@ class SqliteStore(PortableReads):
         Below ``tiles.CLUSTER_BELOW_ZOOM`` one feature per cell (``tiles.encode_cells``).
         """
         minlon, minlat, maxlon, maxlat = tiles.lonlat_bounds(z, x, y)
+        cells = z < tiles.CLUSTER_BELOW_ZOOM
+        # Only the columns the tile needs: a city-wide cell tile reads every incident.
+        names = ["lon", "lat", "status", "report_count"] if cells else [
+            "id", "lon", "lat", *tiles.FIELDS]
         rows = self.conn.execute(
-            "SELECT i.id, i.lon, i.lat, i.service_code, i.status, i.team, i.priority, "
-            "i.report_count, substr(i.last_reported_at, 1, 10) "
+            f"SELECT {', '.join(_TILE_COLUMNS.get(name, f'i.{name}') for name in names)} "
             "FROM incidents i JOIN rtree_incidents_geom t ON t.id = i.id "
             "WHERE t.minx <= ? AND t.maxx >= ? AND t.miny <= ? AND t.maxy >= ? "
             "AND i.jurisdiction_id = ?",
             (maxlon, minlon, maxlat, minlat, jurisdiction_id),
         ).fetchall()
-        frame = pd.DataFrame(rows, columns=["id", "lon", "lat", *tiles.FIELDS])
+        frame = pd.DataFrame(rows, columns=names)
         px, py, keep = tiles.tile_coordinates(
             frame["lon"].to_numpy(float), frame["lat"].to_numpy(float), z, x, y
         )
-        if z < tiles.CLUSTER_BELOW_ZOOM:
+        if cells:
             return tiles.encode_cells(
                 px[keep], py[keep], frame["status"].to_numpy()[keep],
                 frame["report_count"].to_numpy()[keep],
