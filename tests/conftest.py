@@ -17,11 +17,14 @@ from databases import BACKENDS, prepare_server, scratch_database
 
 from voirie.city import City, load_city
 from voirie.gis.enrich import CityGIS
+from voirie.ingest.mapping import DANSMARUE
 from voirie.ingest.sources import read_csv
+from voirie.pipeline import Pipeline
 from voirie.settings import StoreSettings
 from voirie.store import Store, open_store
 
 PARIS_REPORTS = Path(__file__).parents[1] / "cities/paris/reports/dansmarue_2023-07_2024-03.csv.gz"
+SAMPLE_200 = Path(__file__).parent / "data" / "dansmarue_200.csv"
 
 
 @pytest.fixture(scope="session")
@@ -112,3 +115,12 @@ def paris_report_points(paris_gis: CityGIS) -> tuple[np.ndarray, np.ndarray]:
     lat = pd.to_numeric(raw["latitude"], errors="coerce").to_numpy()
     keep = np.isfinite(lon) & np.isfinite(lat)
     return paris_gis.project(lon[keep], lat[keep])
+
+
+@pytest.fixture(name="pipeline")
+def sample_pipeline(store: Store, paris: City, paris_gis: CityGIS) -> Pipeline:
+    """The 200 real DansMaRue reports of ``tests/data`` imported into a store of each
+    backend (a test module needing another pipeline defines its own ``pipeline``)."""
+    loaded = Pipeline(paris, store, paris_gis)
+    loaded.import_table(read_csv(SAMPLE_200), DANSMARUE)
+    return loaded

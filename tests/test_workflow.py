@@ -5,38 +5,25 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from voirie import workflow
 from voirie.auth import Principal, Role
-from voirie.city import TRIAGE_TEAM, City
+from voirie.city import TRIAGE_TEAM
 from voirie.errors import Conflict, Forbidden, InvalidInput, NotFound, VoirieError
-from voirie.gis.enrich import CityGIS
-from voirie.ingest.mapping import DANSMARUE
-from voirie.ingest.sources import read_csv
 from voirie.model import OPEN_STATUSES, EventKind, Status
 from voirie.pipeline import Pipeline
 from voirie.settings import StoreSettings
-from voirie.store import Store, open_store
+from voirie.store import open_store
 from voirie.store.selection import Selection
 
-DATA = Path(__file__).parent / "data" / "dansmarue_200.csv"
 OWN, OTHER = "graffitis", "Ramen"
 DISPATCHER = Principal("Dominique (dispatch)", Role.DISPATCHER)
 AGENT = Principal("Ali (graffitis)", Role.AGENT, frozenset({OWN}))
 GIS = Principal("Gaëlle (SIG)", Role.GIS)
 AT = datetime(2024, 5, 2, 9, 30, tzinfo=UTC)
-
-
-@pytest.fixture
-def pipeline(store: Store, paris: City, paris_gis: CityGIS) -> Pipeline:
-    """200 real DansMaRue reports imported into a store of each backend."""
-    loaded = Pipeline(paris, store, paris_gis)
-    loaded.import_table(read_csv(DATA), DANSMARUE)
-    return loaded
 
 
 def _incident(pipeline: Pipeline, incident_id: int) -> pd.Series:

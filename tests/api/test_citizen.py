@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -11,25 +10,12 @@ import pytest
 from voirie import citizens
 from voirie.city import City
 from voirie.errors import Conflict, InvalidInput, NotFound
-from voirie.gis.enrich import CityGIS
-from voirie.ingest.mapping import DANSMARUE
-from voirie.ingest.sources import read_csv
 from voirie.model import Report, Status
 from voirie.pipeline import Pipeline
-from voirie.store import Store
 from voirie.store.selection import Selection
 
-DATA = Path(__file__).parents[1] / "data" / "dansmarue_200.csv"
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
 SERVICE = "Cartons ou sacs de déchets ménagers"
-
-
-@pytest.fixture
-def pipeline(store: Store, paris: City, paris_gis: CityGIS) -> Pipeline:
-    """200 real DansMaRue reports imported into a store of each backend."""
-    loaded = Pipeline(paris, store, paris_gis)
-    loaded.import_table(read_csv(DATA), DANSMARUE)
-    return loaded
 
 
 def _incident(pipeline: Pipeline, incident_id: int) -> pd.Series:

@@ -3,27 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
-from voirie.city import City
-from voirie.gis.enrich import CityGIS
-from voirie.ingest.mapping import DANSMARUE
-from voirie.ingest.sources import read_csv
 from voirie.pipeline import Pipeline
-from voirie.store import Store
 from voirie.store.selection import Selection
 
-SAMPLE = Path(__file__).parents[1] / "data" / "dansmarue_200.csv"
 AT = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def pipeline(store: Store, paris: City, paris_gis: CityGIS) -> Pipeline:
-    loaded = Pipeline(paris, store, paris_gis)
-    loaded.import_table(read_csv(SAMPLE), DANSMARUE)
-    return loaded
 
 
 def _first(pipeline: Pipeline) -> int:

@@ -17,16 +17,10 @@ import pandas as pd
 import pytest
 from pyproj import Transformer
 
-from voirie.city import City
-from voirie.gis.enrich import CityGIS
-from voirie.ingest.mapping import DANSMARUE
-from voirie.ingest.sources import read_csv
 from voirie.maps import tiles
 from voirie.model import OPEN_STATUSES, Report
 from voirie.pipeline import Pipeline
-from voirie.store import Store
 
-DATA = Path(__file__).parents[1] / "data" / "dansmarue_200.csv"
 # Tiles over the slice's reports: the whole city at z10 and one district at z12 (aggregated
 # per cell), a few streets at z14 and z15 (one feature per incident), and an empty tile in the
 # Atlantic.
@@ -47,13 +41,6 @@ def decode(content: bytes, z: int, x: int, y: int, folder: Path) -> list[dict[st
     )
     found: list[dict[str, object]] = json.loads(done.stdout)["features"]
     return found
-
-
-@pytest.fixture
-def pipeline(store: Store, paris: City, paris_gis: CityGIS) -> Pipeline:
-    loaded = Pipeline(paris, store, paris_gis)
-    loaded.import_table(read_csv(DATA), DANSMARUE)
-    return loaded
 
 
 def test_aggregation_starts_below_the_threshold() -> None:
