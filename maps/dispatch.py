@@ -74,7 +74,7 @@ _LABELS: dict[str, dict[str, str]] = {
         "token_missing": "Collez d'abord votre jeton d'accès (en haut de la page).",
         "set_status": "Changer le statut", "reassign": "Réaffecter", "reason": "Motif",
         "done": "Enregistré.", "failed": "Refusé", "colon": "\u00a0: ", "filters": "Filtres",
-        "legend": "Statuts",
+        "legend": "Statuts", "language": "Langue",
         # The API answers in English: its refusals said in French (by the field at fault,
         # else by status); others show the API's own words.
         "err_401": "jeton inconnu : collez un jeton valide en haut de la page",
@@ -98,7 +98,7 @@ _LABELS: dict[str, dict[str, str]] = {
         "token_missing": "Paste your access token first (top of the page).",
         "set_status": "Change status", "reassign": "Reassign", "reason": "Reason",
         "done": "Saved.", "failed": "Refused", "colon": ": ", "filters": "Filters",
-        "legend": "Statuses",
+        "legend": "Statuses", "language": "Language",
     },
 }
 
