@@ -13,6 +13,8 @@ online attach only ever adds a new report to one incident, so it cannot merge th
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -79,6 +81,19 @@ def _locked(uow: UnitOfWork, incident_id: int, field: str) -> dict[str, object]:
     return row
 
 
+@contextmanager
+def _pair(
+    pipeline: Pipeline, first: int, second: int, field: str
+) -> Iterator[tuple[UnitOfWork, dict[int, dict[str, object]]]]:
+    """A transaction holding the locks of the online attach for both incidents' services,
+    and both incidents' rows (locked in id order, so two opposite operations cannot
+    deadlock), by id."""
+    codes = _services(pipeline, (first, second), field)
+    with pipeline.store.transaction(pipeline.city.jurisdiction_id) as uow:
+        uow.lock(pipeline.dedupe_lock_keys(codes))
+        yield uow, {i: _locked(uow, i, field) for i in sorted((first, second))}
+
+
 def _not_merged(row: dict[str, object], field: str) -> None:
     """Refuse an incident already merged away, naming where it went."""
     if row["status"] == Status.DUPLICATE.value:
@@ -135,13 +150,9 @@ def merge(
     if survivor_id == merged_id:
         raise InvalidInput("into: an incident cannot be merged into itself", field="into")
     actor, note = _words(actor, "actor"), _words(reason, "reason")
-    codes = _services(pipeline, (merged_id, survivor_id), "incident_id")
     now = at or datetime.now(UTC)
     jurisdiction = pipeline.city.jurisdiction_id
-    with pipeline.store.transaction(jurisdiction) as uow:
-        uow.lock(pipeline.dedupe_lock_keys(codes))
-        # Row locks in id order, so two opposite merges cannot deadlock.
-        rows = {i: _locked(uow, i, "incident_id") for i in sorted((survivor_id, merged_id))}
+    with _pair(pipeline, survivor_id, merged_id, "incident_id") as (uow, rows):
         survivor, merged = rows[survivor_id], rows[merged_id]
         _not_merged(merged, "incident_id")
         _not_merged(survivor, "into")
@@ -290,12 +301,9 @@ def not_duplicates(
     if a_id == b_id:
         raise InvalidInput("other: an incident is always a duplicate of itself", field="other")
     actor, note = _words(actor, "actor"), _words(reason, "reason")
-    codes = _services(pipeline, (a_id, b_id), "other")
     now = at or datetime.now(UTC)
     jurisdiction = pipeline.city.jurisdiction_id
-    with pipeline.store.transaction(jurisdiction) as uow:
-        uow.lock(pipeline.dedupe_lock_keys(codes))
-        rows = {i: _locked(uow, i, "other") for i in sorted((a_id, b_id))}
+    with _pair(pipeline, a_id, b_id, "other") as (uow, rows):
         for incident_id, row in rows.items():
             _not_merged(row, "incident_id" if incident_id == a_id else "other")
         if not uow.mark_not_duplicates(a_id, b_id, actor, note, now):
