@@ -27,6 +27,7 @@ from voirie.api.open311.settings import Open311Settings
 from voirie.errors import InvalidInput, NotFound
 from voirie.model import OPEN_STATUSES, EventKind, Status
 from voirie.pipeline import Pipeline
+from voirie.store.schema import MAX_ID
 from voirie.store.selection import Selection
 from voirie.workflow import StatusChange
 
@@ -311,7 +312,7 @@ def get_request(service_request_id: str, fmt: Format, pipeline: PipelineDep) -> 
     report_id = int(service_request_id) if service_request_id.isdigit() else None
     reports = (
         pipeline.reports(Selection(ids=(report_id,)))
-        if report_id is not None and report_id < 2**63
+        if report_id is not None and report_id <= MAX_ID
         else None
     )
     if reports is None or not len(reports):
