@@ -71,7 +71,7 @@ class Intake:
             if known is not None:
                 if known.content_hash != fields["content_hash"]:
                     raise InvalidInput(f"external_id: {CHANGED_CONTENT}", field="external_id")
-                incident = -1 if known.incident_id is None else known.incident_id
+                incident = dedupe.NO_INCIDENT if known.incident_id is None else known.incident_id
                 return Submission(known.report_id, incident, False, True)
             link = self._attach(uow, fields)
             return self._write(uow, fields, report, link)

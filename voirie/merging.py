@@ -368,7 +368,8 @@ def _keep_staff_merges(members: pd.DataFrame, leader: np.ndarray, old: np.ndarra
     if not len(pinned):
         return leader
     when = members["requested_at"].to_numpy("datetime64[ns]")
-    root = {int(x): int(x) for x in np.unique(leader)}
+    clusters, position = np.unique(leader, return_inverse=True)
+    root = {int(x): int(x) for x in clusters}
 
     def find(x: int) -> int:
         while root[x] != x:
@@ -376,12 +377,15 @@ def _keep_staff_merges(members: pd.DataFrame, leader: np.ndarray, old: np.ndarra
             x = root[x]
         return x
 
-    for incident in pinned.tolist():
-        heads = sorted({find(int(x)) for x in leader[old == incident]},
-                       key=lambda x: (when[x], x))
+    # The reports of the pinned incidents, grouped by incident (one pass, not one per incident).
+    rows = np.flatnonzero(np.isin(old, pinned))
+    rows = rows[np.argsort(old[rows], kind="stable")]
+    for group in np.split(rows, np.flatnonzero(np.diff(old[rows])) + 1):
+        heads = sorted({find(int(x)) for x in leader[group]}, key=lambda x: (when[x], x))
         for head in heads[1:]:
             root[head] = heads[0]
-    return np.array([find(int(x)) for x in leader], dtype=np.int64)
+    # One look-up per cluster, spread to its reports.
+    return np.array([find(int(x)) for x in clusters], dtype=np.int64)[position.reshape(-1)]
 
 
 def recluster(
