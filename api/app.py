@@ -62,23 +62,35 @@ def create_app(store_settings: StoreSettings, city_settings: CitySettings) -> Fa
     @app.exception_handler(VoirieError)
     async def voirie_error(request: Request, exc: VoirieError) -> JSONResponse:
         problem = Problem(
-            title=type(exc).__name__, status=exc.status, detail=exc.message, field=exc.field,
+            title=type(exc).__name__,
+            status=exc.status,
+            detail=exc.message,
+            field=exc.field,
             allowed=list(exc.allowed) if isinstance(exc, Conflict) and exc.allowed else None,
         )
         # RFC 9110: a 401 names the scheme the client should use.
         headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
-        return JSONResponse(problem.model_dump(exclude_none=True), status_code=exc.status,
-                            media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+        return JSONResponse(
+            problem.model_dump(exclude_none=True),
+            status_code=exc.status,
+            media_type=PROBLEM_MEDIA_TYPE,
+            headers=headers,
+        )
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
         # Raised by the framework itself (an unparseable body, a method not allowed...).
         if exc.status_code < 400:
             return Response(status_code=exc.status_code, headers=exc.headers)
-        problem = Problem(title=HTTPStatus(exc.status_code).phrase, status=exc.status_code,
-                          detail=str(exc.detail))
-        return JSONResponse(problem.model_dump(exclude_none=True), status_code=exc.status_code,
-                            media_type=PROBLEM_MEDIA_TYPE, headers=exc.headers)
+        problem = Problem(
+            title=HTTPStatus(exc.status_code).phrase, status=exc.status_code, detail=str(exc.detail)
+        )
+        return JSONResponse(
+            problem.model_dump(exclude_none=True),
+            status_code=exc.status_code,
+            media_type=PROBLEM_MEDIA_TYPE,
+            headers=exc.headers,
+        )
 
     open311.install(app)  # last: its error rendering wraps the handlers above
     return app

@@ -32,9 +32,7 @@ def bearer_principal(
     """The holder of the request's bearer token; 401 when missing or unknown."""
     if credentials is None:
         raise Unauthorized("missing API token: send the header 'Authorization: Bearer TOKEN'")
-    principal = authenticate(
-        pipeline.store, pipeline.city.jurisdiction_id, credentials.credentials
-    )
+    principal = authenticate(pipeline.store, pipeline.city.jurisdiction_id, credentials.credentials)
     if principal is None:
         raise Unauthorized("unknown API token")
     return principal

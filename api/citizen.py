@@ -20,7 +20,6 @@ from voirie.gis.streetsearch import geocode_street
 router = APIRouter(prefix="/api/v1", tags=["citizens"])
 
 
-
 class NearbyIncident(BaseModel):
     """An open incident near the citizen (public fields only)."""
 
@@ -109,7 +108,9 @@ def nearby(
     found = citizens.nearby(pipeline, lon, lat, radius_m)
     rows = found.astype(object).where(found.notna(), None).to_dict("records")
     return Nearby(
-        lon=lon, lat=lat, radius_m=radius_m,
+        lon=lon,
+        lat=lat,
+        radius_m=radius_m,
         incidents=[NearbyIncident.model_validate(row) for row in rows],
     )
 
@@ -120,7 +121,9 @@ def nearby(
     summary='"Me too" on an open incident',
 )
 def support(
-    pipeline: PipelineDep, incident_id: IncidentId, request: Request,
+    pipeline: PipelineDep,
+    incident_id: IncidentId,
+    request: Request,
     body: Annotated[SupportIn | None, Body()] = None,
 ) -> SupportOut:
     """Count one more citizen affected by the incident; never opens a new incident.
@@ -134,8 +137,10 @@ def support(
     )
     outcome = citizens.support(pipeline, incident_id, email, client=client)
     return SupportOut(
-        incident_id=outcome.incident_id, supporters=outcome.supporters,
-        counted=outcome.counted, following=outcome.following,
+        incident_id=outcome.incident_id,
+        supporters=outcome.supporters,
+        counted=outcome.counted,
+        following=outcome.following,
     )
 
 
@@ -164,6 +169,8 @@ def geocode(
         raise NotFound(f"q: no street of {pipeline.city.config.name} matches {q!r}", field="q")
     return Geocoded(
         query=q,
-        matches=[StreetOut(street_name=m.street_name, lon=m.lon, lat=m.lat, exact=m.exact)
-                 for m in matches],
+        matches=[
+            StreetOut(street_name=m.street_name, lon=m.lon, lat=m.lat, exact=m.exact)
+            for m in matches
+        ],
     )

@@ -27,17 +27,23 @@ router = APIRouter(tags=["exports"])
 
 
 @router.get(
-    "/exports/voirie.qgs", summary="QGIS project of the OGC API layers",
+    "/exports/voirie.qgs",
+    summary="QGIS project of the OGC API layers",
     response_class=Response,
-    responses={200: {"content": {QGS_MEDIA_TYPE: {}},
-                     "description": "A QGIS project: incidents by status and by team, reports, "
-                     "streets and zones, read live from this server's OGC API."}},
+    responses={
+        200: {
+            "content": {QGS_MEDIA_TYPE: {}},
+            "description": "A QGIS project: incidents by status and by team, reports, "
+            "streets and zones, read live from this server's OGC API.",
+        }
+    },
 )
 def qgis_project(request: Request, pipeline: PipelineDep) -> Response:
     """One file a GIS officer opens in QGIS to get every layer, styled by status and team."""
     base = str(request.base_url).rstrip("/")
     return Response(
-        project_xml(pipeline, f"{base}/ogc"), media_type=QGS_MEDIA_TYPE,
+        project_xml(pipeline, f"{base}/ogc"),
+        media_type=QGS_MEDIA_TYPE,
         headers={"Content-Disposition": 'attachment; filename="voirie.qgs"'},
     )
 
@@ -62,9 +68,13 @@ def export_layer(
     team: Annotated[str | None, Query(description="team codes, comma-separated")] = None,
     zone: Annotated[str | None, Query(description="layer:code, e.g. arrondissement:75111")] = None,
     bbox: Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat (WGS84)")] = None,
-    start: Annotated[str | None, Query(
-        description="ISO 8601 date or date-time (UTC if no offset): reports requested, "
-        "incidents active, since")] = None,
+    start: Annotated[
+        str | None,
+        Query(
+            description="ISO 8601 date or date-time (UTC if no offset): reports requested, "
+            "incidents active, since"
+        ),
+    ] = None,
     end: Annotated[str | None, Query(description="ISO 8601 date or date-time: until")] = None,
     crs: Annotated[str | None, Query(description="output CRS, e.g. EPSG:2154")] = None,
 ) -> Response:
@@ -77,20 +87,26 @@ def export_layer(
     disposition = {"Content-Disposition": f'attachment; filename="{filename}"'}
     chunks = export.layer_chunks(pipeline, layer, selection)
     if fmt in ("geojson", "csv"):
-        stream = (export.geojson_chunks(chunks, export.ID_COLUMNS[layer], crs)
-                  if fmt == "geojson" else export.csv_chunks(chunks, crs))
+        stream = (
+            export.geojson_chunks(chunks, export.ID_COLUMNS[layer], crs)
+            if fmt == "geojson"
+            else export.csv_chunks(chunks, crs)
+        )
         return StreamingResponse(stream, media_type=MEDIA_TYPES[fmt], headers=disposition)
     handle, name = tempfile.mkstemp(prefix="voirie-export-", suffix=f".{fmt}")
     os.close(handle)
     path = Path(name)
     path.unlink()
     try:
-        export.write_layer(chunks, path, fmt, id_column=export.ID_COLUMNS[layer], crs=crs,
-                           layer=layer)
+        export.write_layer(
+            chunks, path, fmt, id_column=export.ID_COLUMNS[layer], crs=crs, layer=layer
+        )
     except BaseException:
         path.unlink(missing_ok=True)
         raise
     return FileResponse(
-        path, media_type=MEDIA_TYPES[fmt], filename=filename,
+        path,
+        media_type=MEDIA_TYPES[fmt],
+        filename=filename,
         background=BackgroundTask(path.unlink, missing_ok=True),
     )

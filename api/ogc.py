@@ -32,34 +32,59 @@ _JSON_OR_HTML: dict[int | str, dict[str, Any]] = {
     200: {"content": {JSON: {}, HTML: {}}, "description": "JSON (default) or HTML (f=html)"}
 }
 _GEOJSON_OR_HTML: dict[int | str, dict[str, Any]] = {
-    200: {"content": {GEOJSON: {}, HTML: {}},
-          "description": "GeoJSON (default) or HTML (f=html); header Content-Crs names the CRS"},
+    200: {
+        "content": {GEOJSON: {}, HTML: {}},
+        "description": "GeoJSON (default) or HTML (f=html); header Content-Crs names the CRS",
+    },
     400: {"description": "a query parameter is unknown or has an invalid value"},
     404: {"description": "no such collection or feature"},
 }
 
 
 def _param(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "description": description,
-            "schema": schema, "style": "form", "explode": False}
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema,
+        "style": "form",
+        "explode": False,
+    }
 
 
-_F = _param("f", "response format: json (default) or html", {"type": "string",
-                                                               "enum": ["json", "html"]})
-_CRS = _param("crs", "output CRS URI (see the collection's crs list); default CRS84",
-              {"type": "string", "format": "uri"})
+_F = _param(
+    "f", "response format: json (default) or html", {"type": "string", "enum": ["json", "html"]}
+)
+_CRS = _param(
+    "crs",
+    "output CRS URI (see the collection's crs list); default CRS84",
+    {"type": "string", "format": "uri"},
+)
 _ITEMS_PARAMETERS = [
-    _param("limit", "features per page", {"type": "integer", "minimum": 1,
-                                          "maximum": ogc.MAX_LIMIT,
-                                          "default": ogc.DEFAULT_LIMIT}),
-    _param("offset", "features to skip (the next link sets it)", {"type": "integer",
-                                                                  "minimum": 0, "default": 0}),
-    _param("bbox", "minx,miny,maxx,maxy in bbox-crs (default CRS84 lon/lat)",
-           {"type": "array", "minItems": 4, "maxItems": 6, "items": {"type": "number"}}),
+    _param(
+        "limit",
+        "features per page",
+        {"type": "integer", "minimum": 1, "maximum": ogc.MAX_LIMIT, "default": ogc.DEFAULT_LIMIT},
+    ),
+    _param(
+        "offset",
+        "features to skip (the next link sets it)",
+        {"type": "integer", "minimum": 0, "default": 0},
+    ),
+    _param(
+        "bbox",
+        "minx,miny,maxx,maxy in bbox-crs (default CRS84 lon/lat)",
+        {"type": "array", "minItems": 4, "maxItems": 6, "items": {"type": "number"}},
+    ),
     _param("bbox-crs", "CRS URI of bbox", {"type": "string", "format": "uri"}),
     _CRS,
-    _param("datetime", "instant or interval (start/end, '..' for open); incidents overlap it, "
-           "reports are requested within it", {"type": "string"}),
+    _param(
+        "datetime",
+        "instant or interval (start/end, '..' for open); incidents overlap it, "
+        "reports are requested within it",
+        {"type": "string"},
+    ),
     _param("status", "incidents and reports: incident status", {"type": "string"}),
     _param("team", "incidents and reports: team code", {"type": "string"}),
     _param("service_code", "incidents and reports: service code", {"type": "string"}),
@@ -101,20 +126,34 @@ def _self_links(request: Request, path: str, media: str) -> list[dict[str, str]]
     html = request.query_params.get("f") == "html" or (
         "f" not in request.query_params and HTML in request.headers.get("accept", "")
     )
-    json_link = _link(_url(request, path, {"f": "json"}), "self" if not html else "alternate",
-                      media, "this document as JSON")
-    html_link = _link(_url(request, path, {"f": "html"}), "self" if html else "alternate", HTML,
-                      "this document as HTML")
+    json_link = _link(
+        _url(request, path, {"f": "json"}),
+        "self" if not html else "alternate",
+        media,
+        "this document as JSON",
+    )
+    html_link = _link(
+        _url(request, path, {"f": "html"}),
+        "self" if html else "alternate",
+        HTML,
+        "this document as HTML",
+    )
     return [json_link, html_link]
 
 
-def _json(body: dict[str, Any], media: str = JSON, headers: dict[str, str] | None = None
-          ) -> Response:
+def _json(
+    body: dict[str, Any], media: str = JSON, headers: dict[str, str] | None = None
+) -> Response:
     return Response(json.dumps(body, ensure_ascii=False), media_type=media, headers=headers)
 
 
-@router.get("", summary="Landing page", response_class=Response, responses=_JSON_OR_HTML,
-            openapi_extra={"parameters": [_F]})
+@router.get(
+    "",
+    summary="Landing page",
+    response_class=Response,
+    responses=_JSON_OR_HTML,
+    openapi_extra={"parameters": [_F]},
+)
 @router.get("/", include_in_schema=False)
 def landing(request: Request, pipeline: PipelineDep) -> Response:
     """What this API offers and where to find it."""
@@ -125,22 +164,36 @@ def landing(request: Request, pipeline: PipelineDep) -> Response:
         _link(f"{base}/openapi.json", "service-desc", OPENAPI, "the API definition"),
         _link(f"{base}/docs", "service-doc", HTML, "the API documentation"),
         _link(_url(request, "/conformance"), "conformance", JSON, "conformance classes"),
-        _link(_url(request, "/conformance"),
-              "http://www.opengis.net/def/rel/ogc/1.0/conformance", JSON,
-              "conformance classes"),
+        _link(
+            _url(request, "/conformance"),
+            "http://www.opengis.net/def/rel/ogc/1.0/conformance",
+            JSON,
+            "conformance classes",
+        ),
         _link(_url(request, "/collections"), "data", JSON, "the collections"),
-        _link(_url(request, "/collections"), "http://www.opengis.net/def/rel/ogc/1.0/data",
-              JSON, "the collections"),
+        _link(
+            _url(request, "/collections"),
+            "http://www.opengis.net/def/rel/ogc/1.0/data",
+            JSON,
+            "the collections",
+        ),
     ]
-    description = ("Street incidents and citizen reports, with the city's streets and zones, "
-                   "as OGC API Features (GeoJSON, any of several CRS).")
+    description = (
+        "Street incidents and citizen reports, with the city's streets and zones, "
+        "as OGC API Features (GeoJSON, any of several CRS)."
+    )
     if _wants_html(request):
         return HTMLResponse(ogc_html.page(title, f"<p>{description}</p>", links))
     return _json({"title": title, "description": description, "links": links})
 
 
-@router.get("/conformance", summary="Conformance classes", response_class=Response,
-            responses=_JSON_OR_HTML, openapi_extra={"parameters": [_F]})
+@router.get(
+    "/conformance",
+    summary="Conformance classes",
+    response_class=Response,
+    responses=_JSON_OR_HTML,
+    openapi_extra={"parameters": [_F]},
+)
 def conformance(request: Request) -> Response:
     """The conformance classes this API implements."""
     if _wants_html(request):
@@ -149,8 +202,7 @@ def conformance(request: Request) -> Response:
     return _json({"conformsTo": list(ogc.CONFORMANCE)})
 
 
-def _collection_json(request: Request, pipeline: Pipeline, c: ogc.Collection
-                     ) -> dict[str, Any]:
+def _collection_json(request: Request, pipeline: Pipeline, c: ogc.Collection) -> dict[str, Any]:
     path = f"/collections/{c.id}"
     return {
         "id": c.id,
@@ -160,8 +212,9 @@ def _collection_json(request: Request, pipeline: Pipeline, c: ogc.Collection
         "links": [
             *_self_links(request, path, JSON),
             _link(_url(request, f"{path}/items"), "items", GEOJSON, f"{c.title} as GeoJSON"),
-            _link(_url(request, f"{path}/items", {"f": "html"}), "items", HTML,
-                  f"{c.title} as HTML"),
+            _link(
+                _url(request, f"{path}/items", {"f": "html"}), "items", HTML, f"{c.title} as HTML"
+            ),
         ],
         "extent": {"spatial": {"bbox": [list(c.bbox)], "crs": ogc.CRS84}},
         "crs": list(ogc.supported_crs(pipeline)),
@@ -169,8 +222,13 @@ def _collection_json(request: Request, pipeline: Pipeline, c: ogc.Collection
     }
 
 
-@router.get("/collections", summary="Collections", response_class=Response,
-            responses=_JSON_OR_HTML, openapi_extra={"parameters": [_F]})
+@router.get(
+    "/collections",
+    summary="Collections",
+    response_class=Response,
+    responses=_JSON_OR_HTML,
+    openapi_extra={"parameters": [_F]},
+)
 def collections(request: Request, pipeline: PipelineDep) -> Response:
     """Every feature collection: incidents, reports, streets and each zone layer."""
     found = ogc.collections(pipeline)
@@ -181,25 +239,36 @@ def collections(request: Request, pipeline: PipelineDep) -> Response:
             for c in found.values()
         )
         return HTMLResponse(ogc_html.page("Collections", body, links))
-    return _json({
-        "links": links,
-        "collections": [_collection_json(request, pipeline, c) for c in found.values()],
-        "crs": list(ogc.supported_crs(pipeline)),
-    })
+    return _json(
+        {
+            "links": links,
+            "collections": [_collection_json(request, pipeline, c) for c in found.values()],
+            "crs": list(ogc.supported_crs(pipeline)),
+        }
+    )
 
 
-@router.get("/collections/{collectionId}", summary="One collection", response_class=Response,
-            responses=_JSON_OR_HTML, openapi_extra={"parameters": [_F]})
+@router.get(
+    "/collections/{collectionId}",
+    summary="One collection",
+    response_class=Response,
+    responses=_JSON_OR_HTML,
+    openapi_extra={"parameters": [_F]},
+)
 def collection(collectionId: str, request: Request, pipeline: PipelineDep) -> Response:  # noqa: N803
     """A collection's description, extent, CRS and links."""
     c = ogc.collection(pipeline, collectionId)
     body = _collection_json(request, pipeline, c)
     if _wants_html(request):
-        info = ogc_html.definition_list({
-            "id": c.id, "description": c.description, "storage CRS": c.storage_crs,
-            "extent (CRS84)": ", ".join(f"{v:.6f}" for v in c.bbox),
-            "filters": ", ".join(c.filters),
-        })
+        info = ogc_html.definition_list(
+            {
+                "id": c.id,
+                "description": c.description,
+                "storage CRS": c.storage_crs,
+                "extent (CRS84)": ", ".join(f"{v:.6f}" for v in c.bbox),
+                "filters": ", ".join(c.filters),
+            }
+        )
         return HTMLResponse(ogc_html.page(c.title, info, body["links"]))
     return _json(body)
 
@@ -214,8 +283,10 @@ def _output_crs(request: Request, pipeline: Pipeline) -> ogc.OutputCrs:
 
 
 @router.get(
-    "/collections/{collectionId}/items", summary="Features of a collection",
-    response_class=Response, responses=_GEOJSON_OR_HTML,
+    "/collections/{collectionId}/items",
+    summary="Features of a collection",
+    response_class=Response,
+    responses=_GEOJSON_OR_HTML,
     description="One page of features; follow the `next` link for the following pages."
     + _EXTRA_FILTERS_DOC,
     openapi_extra={"parameters": _ITEMS_PARAMETERS},
@@ -235,51 +306,86 @@ def items(collectionId: str, request: Request, pipeline: PipelineDep) -> Respons
     media = HTML if html else GEOJSON
     fmt = {"f": "html" if html else "json"}
     links = [
-        _link(_url(request, path, {**keep, **fmt, "offset": str(query.offset)}), "self", media,
-              "this page"),
-        _link(_url(request, path, {**keep, "f": "json" if html else "html",
-                                   "offset": str(query.offset)}),
-              "alternate", GEOJSON if html else HTML, "this page in the other format"),
+        _link(
+            _url(request, path, {**keep, **fmt, "offset": str(query.offset)}),
+            "self",
+            media,
+            "this page",
+        ),
+        _link(
+            _url(
+                request,
+                path,
+                {**keep, "f": "json" if html else "html", "offset": str(query.offset)},
+            ),
+            "alternate",
+            GEOJSON if html else HTML,
+            "this page in the other format",
+        ),
         _link(_url(request, f"/collections/{c.id}"), "collection", JSON, c.title),
     ]
     if query.offset + returned < page.number_matched:
-        links.append(_link(_url(request, path, {**keep, **fmt,
-                                                "offset": str(query.offset + returned)}),
-                           "next", media, "next page"))
+        links.append(
+            _link(
+                _url(request, path, {**keep, **fmt, "offset": str(query.offset + returned)}),
+                "next",
+                media,
+                "next page",
+            )
+        )
     if query.offset > 0:
-        links.append(_link(_url(request, path, {**keep, **fmt,
-                                                "offset": str(max(0, query.offset - query.limit))}),
-                           "prev", media, "previous page"))
+        links.append(
+            _link(
+                _url(
+                    request,
+                    path,
+                    {**keep, **fmt, "offset": str(max(0, query.offset - query.limit))},
+                ),
+                "prev",
+                media,
+                "previous page",
+            )
+        )
     if html:
-        summary = (f"<p>{returned} of {page.number_matched} features "
-                   f"(from {query.offset + 1 if returned else 0}).</p>")
+        summary = (
+            f"<p>{returned} of {page.number_matched} features "
+            f"(from {query.offset + 1 if returned else 0}).</p>"
+        )
         table = ogc_html.table(page.features.drop(columns=page.features.geometry.name))
         return HTMLResponse(ogc_html.page(f"{c.title}: features", summary + table, links))
-    head = json.dumps({
-        "type": "FeatureCollection",
-        "numberMatched": page.number_matched,
-        "numberReturned": returned,
-        "timeStamp": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-        "links": links,
-    }, ensure_ascii=False)
+    head = json.dumps(
+        {
+            "type": "FeatureCollection",
+            "numberMatched": page.number_matched,
+            "numberReturned": returned,
+            "timeStamp": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "links": links,
+        },
+        ensure_ascii=False,
+    )
     features = geojson_features(page.features, c.id_column)
     body = f'{head[:-1]},"features":[{features}]}}'
     return Response(body, media_type=GEOJSON, headers=_content_crs(crs))
 
 
 @router.get(
-    "/collections/{collectionId}/items/{featureId}", summary="One feature",
-    response_class=Response, responses=_GEOJSON_OR_HTML,
+    "/collections/{collectionId}/items/{featureId}",
+    summary="One feature",
+    response_class=Response,
+    responses=_GEOJSON_OR_HTML,
     openapi_extra={"parameters": [_CRS, _F]},
 )
-def item(collectionId: str, featureId: str, request: Request,  # noqa: N803
-         pipeline: PipelineDep) -> Response:
+def item(
+    collectionId: str,  # noqa: N803 (the OGC API path names)
+    featureId: str,  # noqa: N803
+    request: Request,
+    pipeline: PipelineDep,
+) -> Response:
     """A single feature by its id (incident_id, report_id, segment_id or zone code)."""
     c = ogc.collection(pipeline, collectionId)
     unknown = sorted(set(request.query_params) - {"crs", "f"})
     if unknown:
-        raise InvalidInput(f"{unknown[0]}: unknown query parameter; use crs or f",
-                           field=unknown[0])
+        raise InvalidInput(f"{unknown[0]}: unknown query parameter; use crs or f", field=unknown[0])
     crs = _output_crs(request, pipeline)
     html = _wants_html(request)
     feature = ogc.one_feature(pipeline, c, featureId, crs)
@@ -290,8 +396,9 @@ def item(collectionId: str, featureId: str, request: Request,  # noqa: N803
     ]
     if html:
         row = feature.drop(columns=feature.geometry.name).iloc[0].to_dict()
-        return HTMLResponse(ogc_html.page(f"{c.title} {featureId}",
-                                          ogc_html.definition_list(row), links))
+        return HTMLResponse(
+            ogc_html.page(f"{c.title} {featureId}", ogc_html.definition_list(row), links)
+        )
     text = geojson_features(feature, c.id_column)
     body = f'{text[:-1]},"links":{json.dumps(links, ensure_ascii=False)}}}'
     return Response(body, media_type=GEOJSON, headers=_content_crs(crs))

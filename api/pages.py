@@ -51,8 +51,9 @@ def dispatch_map(
     """Open incidents, clustered and filterable, for the people who dispatch the work."""
     teams = {code: t.name for code, t in pipeline.city.teams.items()}
     if team is not None and team not in teams:
-        raise InvalidInput(f"team: unknown team {team!r} in {pipeline.city.config.name}",
-                           field="team")
+        raise InvalidInput(
+            f"team: unknown team {team!r} in {pipeline.city.config.name}", field="team"
+        )
     incidents = pipeline.incidents(
         Selection(statuses=_OPEN, teams=None if team is None else (team,))
     )
@@ -61,8 +62,12 @@ def dispatch_map(
         incidents = incidents[incidents["last_reported_at"] >= newest - pd.Timedelta(days=days)]
     root = request.scope.get("root_path", "")
     page = render_dispatch_map(
-        incidents, teams, lang=lang, background=_outlines(pipeline),
-        static_url=f"{root}/static", api_url=f"{root}/api/v1",
+        incidents,
+        teams,
+        lang=lang,
+        background=_outlines(pipeline),
+        static_url=f"{root}/static",
+        api_url=f"{root}/api/v1",
         title_team=None if team is None else teams[team],
         language_urls=_language_urls(request),
     )
@@ -84,8 +89,11 @@ def nearby_page(
         raise InvalidInput(f"{missing}: give both lat and lon, or neither", field=missing)
     root = request.scope.get("root_path", "")
     page = render_nearby_page(
-        city_name=pipeline.city.config.name, lang=lang, static_url=f"{root}/static",
-        api_url=f"{root}/api/v1", background=_outlines(pipeline),
+        city_name=pipeline.city.config.name,
+        lang=lang,
+        static_url=f"{root}/static",
+        api_url=f"{root}/api/v1",
+        background=_outlines(pipeline),
         language_urls=_language_urls(request),
         start=None if lat is None or lon is None else (lon, lat, radius_m),
     )

@@ -31,7 +31,8 @@ class Problem(BaseModel):
 # type); the body is really served as problem+json, declared beside it.
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     code: {
-        "model": Problem, "description": text,
+        "model": Problem,
+        "description": text,
         "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
     }
     for code, text in {

@@ -60,9 +60,7 @@ Commenter = Annotated[Principal, Depends(require(*roles_for(Action.COMMENT)))]
 Merger = Annotated[Principal, Depends(require(*roles_for(Action.MERGE)))]
 
 # The wire fields read straight from a layer's row (the others are computed here).
-_INCIDENT_FIELDS = tuple(
-    set(IncidentOut.model_fields) - {"zones", "allowed_statuses", "overdue"}
-)
+_INCIDENT_FIELDS = tuple(set(IncidentOut.model_fields) - {"zones", "allowed_statuses", "overdue"})
 _REPORT_FIELDS = tuple(set(ReportOut.model_fields) - {"contact"})
 _CONTACT_FIELDS = tuple(ContactOut.model_fields)
 
@@ -106,10 +104,13 @@ def incident_out(record: pd.Series, now: datetime) -> IncidentOut:
     due = data["due_at"]
     zones = {
         str(name).removeprefix("zone_"): clean(record[name])
-        for name in record.index if str(name).startswith("zone_")
+        for name in record.index
+        if str(name).startswith("zone_")
     }
     return IncidentOut(
-        **data, zones=zones, allowed_statuses=list(workflow.allowed_statuses(current)),
+        **data,
+        zones=zones,
+        allowed_statuses=list(workflow.allowed_statuses(current)),
         overdue=current.is_open and due is not None and due < now,
     )
 
@@ -122,7 +123,9 @@ def _incident(pipeline: Pipeline, incident_id: int) -> IncidentOut:
 
 
 @router.get(
-    "/incidents", response_model=IncidentList, summary="List and filter incidents",
+    "/incidents",
+    response_model=IncidentList,
+    summary="List and filter incidents",
     description="Agents see their teams' incidents only; asking for another team is 403.",
 )
 def list_incidents(
@@ -136,8 +139,9 @@ def list_incidents(
     zone: Annotated[str | None, Query(description="layer:code, e.g. arrondissement:75113")] = None,
     bbox: Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat (WGS84)")] = None,
     overdue: Annotated[bool, Query(description="only open incidents past their due date")] = False,
-    q: Annotated[str | None, Query(max_length=200, description="text in street, "
-                                   "description or address")] = None,
+    q: Annotated[
+        str | None, Query(max_length=200, description="text in street, description or address")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> IncidentList:
@@ -159,13 +163,18 @@ def list_incidents(
     )
     frame = pipeline.incidents(selection)
     return IncidentList(
-        total=pipeline.count("incidents", selection), limit=limit, offset=offset,
+        total=pipeline.count("incidents", selection),
+        limit=limit,
+        offset=offset,
         incidents=[incident_out(record, now) for _, record in frame.iterrows()],
     )
 
 
-@router.get("/incidents/{incident_id}", response_model=CaseFileOut,
-            summary="An incident with its reports, assignments and history")
+@router.get(
+    "/incidents/{incident_id}",
+    response_model=CaseFileOut,
+    summary="An incident with its reports, assignments and history",
+)
 def get_incident(pipeline: PipelineDep, principal: Reader, incident_id: IncidentId) -> CaseFileOut:
     """The case file; reporters' contact data only for staff of the incident's team."""
     found = case_file(pipeline, principal, incident_id)
@@ -192,35 +201,49 @@ def get_incident(pipeline: PipelineDep, principal: Reader, incident_id: Incident
     )
 
 
-@router.post("/incidents/{incident_id}/status", response_model=IncidentOut,
-             summary="Move an incident along the workflow")
+@router.post(
+    "/incidents/{incident_id}/status",
+    response_model=IncidentOut,
+    summary="Move an incident along the workflow",
+)
 def change_status(
     pipeline: PipelineDep, principal: Worker, incident_id: IncidentId, body: StatusChange
 ) -> IncidentOut:
     """A transition the workflow does not allow is 409 with the allowed statuses listed."""
     with pipeline.store.transaction(pipeline.city.jurisdiction_id) as uow:
-        workflow.change_status(
-            uow, pipeline.city, incident_id, principal, body.status, body.reason
-        )
+        workflow.change_status(uow, pipeline.city, incident_id, principal, body.status, body.reason)
     return _incident(pipeline, incident_id)
 
 
-@router.post("/incidents/{incident_id}/assignment", response_model=IncidentOut,
-             summary="Reassign an incident to another team, with a reason")
+@router.post(
+    "/incidents/{incident_id}/assignment",
+    response_model=IncidentOut,
+    summary="Reassign an incident to another team, with a reason",
+)
 def reassign(
     pipeline: PipelineDep, principal: Assigner, incident_id: IncidentId, body: Reassignment
 ) -> IncidentOut:
     """Dispatchers assign to any team; agents may only hand their incidents back to triage."""
     with pipeline.store.transaction(pipeline.city.jurisdiction_id) as uow:
         workflow.reassign(
-            uow, pipeline.city, incident_id, principal, body.team, body.reason,
-            priority=body.priority, due_at=body.due_at,
+            uow,
+            pipeline.city,
+            incident_id,
+            principal,
+            body.team,
+            body.reason,
+            priority=body.priority,
+            due_at=body.due_at,
         )
     return _incident(pipeline, incident_id)
 
 
-@router.post("/incidents/{incident_id}/comments", response_model=EventOut,
-             status_code=status.HTTP_201_CREATED, summary="Comment on an incident (internal)")
+@router.post(
+    "/incidents/{incident_id}/comments",
+    response_model=EventOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Comment on an incident (internal)",
+)
 def add_comment(
     pipeline: PipelineDep, principal: Commenter, incident_id: IncidentId, body: CommentIn
 ) -> EventOut:
@@ -231,8 +254,13 @@ def add_comment(
     with pipeline.store.transaction(pipeline.city.jurisdiction_id) as uow:
         event_id = workflow.comment(uow, pipeline.city, incident_id, principal, body.text, at=now)
     return EventOut(
-        id=event_id, entity="incident", entity_id=incident_id, kind=EventKind.COMMENTED,
-        actor=principal.name, reason=body.text.strip(), at=now,
+        id=event_id,
+        entity="incident",
+        entity_id=incident_id,
+        kind=EventKind.COMMENTED,
+        actor=principal.name,
+        reason=body.text.strip(),
+        at=now,
     )
 
 
@@ -245,8 +273,11 @@ def _check_teams(
         principal.check(action, str(team))
 
 
-@router.post("/incidents/{incident_id}/merge", response_model=MergeOut,
-             summary="Merge this incident into another (duplicates)")
+@router.post(
+    "/incidents/{incident_id}/merge",
+    response_model=MergeOut,
+    summary="Merge this incident into another (duplicates)",
+)
 def merge(
     pipeline: PipelineDep, principal: Merger, incident_id: IncidentId, body: MergeIn
 ) -> MergeOut:
@@ -254,35 +285,42 @@ def merge(
     _check_teams(pipeline, principal, Action.MERGE, (incident_id, body.into))
     done = merging.merge(pipeline, body.into, incident_id, principal.name, body.reason)
     return MergeOut(
-        survivor_id=done.survivor_id, merged_id=done.merged_id,
-        reports_moved=done.reports_moved, report_count=done.report_count,
+        survivor_id=done.survivor_id,
+        merged_id=done.merged_id,
+        reports_moved=done.reports_moved,
+        report_count=done.report_count,
         supporters=done.supporters,
     )
 
 
-@router.post("/reports/{report_id}/split", response_model=IncidentOut,
-             status_code=status.HTTP_201_CREATED,
-             summary="Take a report out of its incident into a new incident")
+@router.post(
+    "/reports/{report_id}/split",
+    response_model=IncidentOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Take a report out of its incident into a new incident",
+)
 def split(
-    pipeline: PipelineDep, principal: Merger,
-    report_id: ReportId, body: SplitIn,
+    pipeline: PipelineDep,
+    principal: Merger,
+    report_id: ReportId,
+    body: SplitIn,
 ) -> IncidentOut:
     """The new incident is routed like any new one; the two are marked not duplicates."""
     found = pipeline.reports(Selection(ids=(report_id,)))
-    _check_teams(pipeline, principal, Action.MERGE,
-                 tuple(int(i) for i in found["incident_id"]))
+    _check_teams(pipeline, principal, Action.MERGE, tuple(int(i) for i in found["incident_id"]))
     new_id = merging.split(pipeline, report_id, principal.name, body.reason)
     return _incident(pipeline, new_id)
 
 
-@router.post("/incidents/{incident_id}/not-duplicate", response_model=NotDuplicateOut,
-             summary="Mark two incidents as different problems")
+@router.post(
+    "/incidents/{incident_id}/not-duplicate",
+    response_model=NotDuplicateOut,
+    summary="Mark two incidents as different problems",
+)
 def not_duplicate(
     pipeline: PipelineDep, principal: Merger, incident_id: IncidentId, body: NotDuplicateIn
 ) -> NotDuplicateOut:
     """Re-clustering never merges a marked pair; ``marked`` is false when it already was."""
     _check_teams(pipeline, principal, Action.MERGE, (incident_id, body.other))
-    marked = merging.not_duplicates(
-        pipeline, incident_id, body.other, principal.name, body.reason
-    )
+    marked = merging.not_duplicates(pipeline, incident_id, body.other, principal.name, body.reason)
     return NotDuplicateOut(incident_id=incident_id, other=body.other, marked=marked)

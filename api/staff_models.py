@@ -129,8 +129,7 @@ class StatusChange(BaseModel):
     """Move an incident along the workflow."""
 
     status: Status
-    reason: str = Field(default="", max_length=5_000,
-                        description="why (required to reject)")
+    reason: str = Field(default="", max_length=5_000, description="why (required to reject)")
 
 
 class Reassignment(BaseModel):

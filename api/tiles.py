@@ -22,12 +22,18 @@ CACHE_CONTROL = "public, max-age=60"
 
 
 @router.get(
-    "/incidents/{z}/{x}/{y}.mvt", summary="Incident vector tile", response_class=Response,
-    responses={200: {"content": {tiles.MEDIA_TYPE: {}},
-                     "description": "Mapbox Vector Tile, layer `incidents` (empty when none; "
-                                    "aggregated cells below zoom "
-                                    f"{tiles.CLUSTER_BELOW_ZOOM})"},
-               400: {"description": "no such tile"}},
+    "/incidents/{z}/{x}/{y}.mvt",
+    summary="Incident vector tile",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {tiles.MEDIA_TYPE: {}},
+            "description": "Mapbox Vector Tile, layer `incidents` (empty when none; "
+            "aggregated cells below zoom "
+            f"{tiles.CLUSTER_BELOW_ZOOM})",
+        },
+        400: {"description": "no such tile"},
+    },
 )
 def incident_tile(z: int, x: int, y: int, pipeline: PipelineDep) -> Response:
     """One tile (XYZ scheme, as in web maps) of incidents with their public attributes.
@@ -37,8 +43,7 @@ def incident_tile(z: int, x: int, y: int, pipeline: PipelineDep) -> Response:
     """
     tiles.check_tile(z, x, y)
     content = pipeline.store.incident_tile(pipeline.city.jurisdiction_id, z, x, y)
-    return Response(content, media_type=tiles.MEDIA_TYPE,
-                     headers={"Cache-Control": CACHE_CONTROL})
+    return Response(content, media_type=tiles.MEDIA_TYPE, headers={"Cache-Control": CACHE_CONTROL})
 
 
 @router.get("/incidents.json", summary="TileJSON of the incident tiles")

@@ -49,8 +49,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("reports", nargs="?", type=Path, default=REPORTS)
     parser.add_argument("--city", default="paris")
-    parser.add_argument("--parent", action="append", default=None,
-                        help="LAYER=FIELD: the zone layer's FIELD names its arrondissement")
+    parser.add_argument(
+        "--parent",
+        action="append",
+        default=None,
+        help="LAYER=FIELD: the zone layer's FIELD names its arrondissement",
+    )
     args = parser.parse_args()
     parents = dict(item.split("=", 1) for item in (args.parent or ["quartier=c_ar"]))
     raw = read_csv(args.reports).rows
@@ -84,8 +88,10 @@ def main() -> int:
     method = matched["snap_method"].fillna("off network").value_counts()
 
     print(f"file: {args.reports}  ({len(raw):,} reports)")
-    print(f"GIS built in {built:.1f} s; enrich {t_nearest:.2f} s nearest-only, "
-          f"{t_matched:.2f} s with addresses")
+    print(
+        f"GIS built in {built:.1f} s; enrich {t_nearest:.2f} s nearest-only, "
+        f"{t_matched:.2f} s with addresses"
+    )
     print(f"reports whose adresse names a street:  {_share(has_street, np.ones(len(raw)))}")
     print(f"address street present in the network: {_share(in_network, has_street)}")
     print("street agreement (snapped street == address street), over reports with a street:")
@@ -97,15 +103,19 @@ def main() -> int:
     changed = (nearest["segment_id"] != matched["segment_id"]).fillna(False).to_numpy()
     print(f"segment changed by address match:      {_share(changed, np.ones(len(raw)))}")
     print("snap_method with addresses: " + ", ".join(f"{k} {v:,}" for k, v in method.items()))
-    print(f"arrondissement agreement (zone vs source column): "
-          f"{_share((zone_arr == source_arr).to_numpy(), has_arr)}")
+    print(
+        f"arrondissement agreement (zone vs source column): "
+        f"{_share((zone_arr == source_arr).to_numpy(), has_arr)}"
+    )
     for layer_name, field in parents.items():
         layer = gis.zones[layer_name].layer
         source = read_source(city.path(layer.path))
         parent = dict(zip(source[layer.code_field].astype(str), source[field], strict=True))
         zone_parent = pd.to_numeric(matched[f"zone_{layer_name}"].map(parent), errors="coerce")
-        print(f"{layer_name} agreement (its {field} vs source arrondissement): "
-              f"{_share((zone_parent == source_arr).to_numpy(), has_arr)}")
+        print(
+            f"{layer_name} agreement (its {field} vs source arrondissement): "
+            f"{_share((zone_parent == source_arr).to_numpy(), has_arr)}"
+        )
     return 0
 
 

@@ -65,13 +65,15 @@ CEILING_TABLE = "bench_ceiling"
 
 # --- the ceiling server (imported by uvicorn's workers) ------------------------------------
 
+
 def ceiling_app() -> FastAPI:
     """A FastAPI app whose one endpoint inserts one row per request (``BENCH_DATABASE_URL``)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.pool = ConnectionPool(os.environ["BENCH_DATABASE_URL"], min_size=1,
-                                        max_size=8, open=True)
+        app.state.pool = ConnectionPool(
+            os.environ["BENCH_DATABASE_URL"], min_size=1, max_size=8, open=True
+        )
         try:
             yield
         finally:
@@ -84,8 +86,13 @@ def ceiling_app() -> FastAPI:
             row = conn.execute(
                 f"INSERT INTO {CEILING_TABLE} (external_id, service_code, lon, lat, "
                 "description) VALUES (%s, %s, %s, %s, %s) RETURNING id",
-                (key, form["service_code"], float(form["long"]), float(form["lat"]),
-                 form.get("description")),
+                (
+                    key,
+                    form["service_code"],
+                    float(form["long"]),
+                    float(form["lat"]),
+                    form.get("description"),
+                ),
             ).fetchone()
         assert row is not None
         return int(row[0])
@@ -108,9 +115,17 @@ def ceiling_app() -> FastAPI:
 
 # --- the load process ----------------------------------------------------------------------
 
+
 async def _one_connection(
-    port: int, path: str, bodies: list[bytes], start: int, step: int, until: float,
-    max_requests: int, run: str, out: dict[str, Any],
+    port: int,
+    path: str,
+    bodies: list[bytes],
+    start: int,
+    step: int,
+    until: float,
+    max_requests: int,
+    run: str,
+    out: dict[str, Any],
 ) -> None:
     """One keep-alive connection sending requests until the deadline or the count."""
     reader, writer = await asyncio.open_connection(HOST, port)
@@ -118,9 +133,11 @@ async def _one_connection(
     try:
         while time.perf_counter() < until and k < max_requests:
             body = bodies[k % len(bodies)]
-            head = (f"POST {path} HTTP/1.1\r\nHost: {HOST}\r\n"
-                    "Content-Type: application/x-www-form-urlencoded\r\n"
-                    f"Idempotency-Key: {run}-{k}\r\nContent-Length: {len(body)}\r\n\r\n")
+            head = (
+                f"POST {path} HTTP/1.1\r\nHost: {HOST}\r\n"
+                "Content-Type: application/x-www-form-urlencoded\r\n"
+                f"Idempotency-Key: {run}-{k}\r\nContent-Length: {len(body)}\r\n\r\n"
+            )
             began = time.perf_counter()
             writer.write(head.encode() + body)
             await writer.drain()
@@ -142,18 +159,27 @@ async def _one_connection(
         writer.close()
 
 
-def load(port: int, path: str, bodies: list[bytes], seconds: float, concurrency: int,
-         max_requests: int, run: str) -> dict[str, Any]:
+def load(
+    port: int,
+    path: str,
+    bodies: list[bytes],
+    seconds: float,
+    concurrency: int,
+    max_requests: int,
+    run: str,
+) -> dict[str, Any]:
     """Run in its own process: keep ``concurrency`` connections busy; what came back."""
     out: dict[str, Any] = {"latency_ms": [], "ids": [], "errors": []}
 
     async def main() -> float:
         start = time.perf_counter()
         until = start + seconds
-        await asyncio.gather(*(
-            _one_connection(port, path, bodies, c, concurrency, until, max_requests, run, out)
-            for c in range(concurrency)
-        ))
+        await asyncio.gather(
+            *(
+                _one_connection(port, path, bodies, c, concurrency, until, max_requests, run, out)
+                for c in range(concurrency)
+            )
+        )
         return time.perf_counter() - start
 
     out["elapsed_s"] = asyncio.run(main())
@@ -161,6 +187,7 @@ def load(port: int, path: str, bodies: list[bytes], seconds: float, concurrency:
 
 
 # --- the run -------------------------------------------------------------------------------
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -172,9 +199,22 @@ def _free_port() -> int:
 def server(target: str, env: dict[str, str], app_dir: Path | None = None) -> Iterator[int]:
     """``uvicorn TARGET --factory --workers 2`` on a free port of 127.0.0.1, until healthy."""
     port = _free_port()
-    command = [sys.executable, "-m", "uvicorn", target, "--factory", "--workers", str(WORKERS),
-               "--host", HOST, "--port", str(port), "--log-level", "warning",
-               "--no-access-log"]
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        target,
+        "--factory",
+        "--workers",
+        str(WORKERS),
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
     if app_dir is not None:
         command += ["--app-dir", str(app_dir)]
     process = subprocess.Popen(command, env={**os.environ, **env})
@@ -196,26 +236,55 @@ def server(target: str, env: dict[str, str], app_dir: Path | None = None) -> Ite
         process.wait(30)
 
 
-def measure(label: str, port: int, path: str, bodies: list[bytes], args: argparse.Namespace,
-            conn: psycopg.Connection[Any], table: str) -> dict[str, Any]:
+def measure(
+    label: str,
+    port: int,
+    path: str,
+    bodies: list[bytes],
+    args: argparse.Namespace,
+    conn: psycopg.Connection[Any],
+    table: str,
+) -> dict[str, Any]:
     """Warm up, then the load process against one server; print and return its figures,
     with ``after``: the table's largest id before the measured run."""
     ctx = mp.get_context("spawn")
     with ctx.Pool(1) as pool:
-        pool.apply(load, (port, path, bodies, 2.0, args.concurrency, 10 * args.concurrency,
-                          f"warm-{secrets.token_hex(3)}"))
-        last = conn.execute(sql.SQL("SELECT coalesce(max(id), 0) FROM {}").format(
-            sql.Identifier(table))).fetchone()
+        pool.apply(
+            load,
+            (
+                port,
+                path,
+                bodies,
+                2.0,
+                args.concurrency,
+                10 * args.concurrency,
+                f"warm-{secrets.token_hex(3)}",
+            ),
+        )
+        last = conn.execute(
+            sql.SQL("SELECT coalesce(max(id), 0) FROM {}").format(sql.Identifier(table))
+        ).fetchone()
         assert last is not None
         result: dict[str, Any] = pool.apply(
-            load, (port, path, bodies, args.seconds, args.concurrency, args.max_requests,
-                   f"run-{secrets.token_hex(3)}"))
+            load,
+            (
+                port,
+                path,
+                bodies,
+                args.seconds,
+                args.concurrency,
+                args.max_requests,
+                f"run-{secrets.token_hex(3)}",
+            ),
+        )
     done = len(result["latency_ms"])
     rate = done / result["elapsed_s"]
     p50, p99 = np.percentile(result["latency_ms"], [50, 99]) if done else (np.nan, np.nan)
     result["rate"], result["after"] = rate, int(last[0])
-    print(f"  {label:<8} {rate:8.1f} requests/s  p50 {p50:7.1f} ms  p99 {p99:7.1f} ms  "
-          f"errors {len(result['errors'])}  ({done} requests in {result['elapsed_s']:.1f} s)")
+    print(
+        f"  {label:<8} {rate:8.1f} requests/s  p50 {p50:7.1f} ms  p99 {p99:7.1f} ms  "
+        f"errors {len(result['errors'])}  ({done} requests in {result['elapsed_s']:.1f} s)"
+    )
     for error in result["errors"][:3]:
         print(f"           error: {error}")
     return result
@@ -226,15 +295,21 @@ def check_stored(conn: psycopg.Connection[Any], table: str, result: dict[str, An
     wanted = [int(i) for i in result["ids"]]
     found = conn.execute(
         sql.SQL("SELECT count(*), count(DISTINCT id) FROM {} WHERE id = ANY(%s)").format(
-            sql.Identifier(table)), (wanted,)).fetchone()
+            sql.Identifier(table)
+        ),
+        (wanted,),
+    ).fetchone()
     total = conn.execute(
         sql.SQL("SELECT count(*) FROM {} WHERE id > %s").format(sql.Identifier(table)),
-        (result["after"],)).fetchone()
+        (result["after"],),
+    ).fetchone()
     assert found is not None
     assert total is not None
     ok = (len(set(wanted)) == len(wanted) == found[0] == found[1]) and total[0] == len(wanted)
-    return (f"{'OK' if ok else 'FAILED'}: {len(wanted)} acknowledged, {found[1]} of them stored "
-            f"({found[0]} rows), {total[0]} rows of the run in {table}")
+    return (
+        f"{'OK' if ok else 'FAILED'}: {len(wanted)} acknowledged, {found[1]} of them stored "
+        f"({found[0]} rows), {total[0]} rows of the run in {table}"
+    )
 
 
 def answers(service: Service) -> dict[str, str]:
@@ -242,7 +317,8 @@ def answers(service: Service) -> dict[str, str]:
     examples = {"number": "1", "datetime": "2024-03-31T12:00:00Z"}
     return {
         f"attribute[{a.code}]": a.values[0].key if a.values else examples.get(a.datatype, "x")
-        for a in service.attributes if a.required
+        for a in service.attributes
+        if a.required
     }
 
 
@@ -255,9 +331,15 @@ def main() -> int:
     city = load_city("paris")
     gis = CityGIS(city)
     bodies = [
-        urlencode({"service_code": r.service_code, "lat": f"{r.lat:.7f}",
-                   "long": f"{r.lon:.7f}", "description": "bench load",
-                   **answers(city.services[r.service_code])}).encode()
+        urlencode(
+            {
+                "service_code": r.service_code,
+                "lat": f"{r.lat:.7f}",
+                "long": f"{r.lon:.7f}",
+                "description": "bench load",
+                **answers(city.services[r.service_code]),
+            }
+        ).encode()
         for r in probe_reports(city, gis, 2_000)
     ]
     name = f"voirie_load_{secrets.token_hex(4)}"
@@ -272,25 +354,33 @@ def main() -> int:
                 key = issue_token(store, city.jurisdiction_id, "load-bench", Role.CLIENT)
             finally:
                 store.close()
-            print(f"PostGIS database with {summary.imported:,} Paris reports; "
-                  f"{WORKERS} uvicorn workers each; {args.concurrency} connections for "
-                  f"{args.seconds:g} s from a separate process")
+            print(
+                f"PostGIS database with {summary.imported:,} Paris reports; "
+                f"{WORKERS} uvicorn workers each; {args.concurrency} connections for "
+                f"{args.seconds:g} s from a separate process"
+            )
             with psycopg.connect(url, autocommit=True) as conn:
-                conn.execute(f"CREATE TABLE {CEILING_TABLE} (id bigserial PRIMARY KEY, "
-                             "external_id text NOT NULL, service_code text NOT NULL, "
-                             "lon double precision, lat double precision, description text, "
-                             "received_at timestamptz NOT NULL DEFAULT now())")
+                conn.execute(
+                    f"CREATE TABLE {CEILING_TABLE} (id bigserial PRIMARY KEY, "
+                    "external_id text NOT NULL, service_code text NOT NULL, "
+                    "lon double precision, lat double precision, description text, "
+                    "received_at timestamptz NOT NULL DEFAULT now())"
+                )
                 env = {"VOIRIE_DATABASE_URL": url, "VOIRIE_CITY": "paris"}
                 voirie_bodies = [b + b"&api_key=" + key.encode() for b in bodies]
                 with server("voirie.api.app:app_from_env", env) as port:
-                    voirie = measure("voirie", port, VOIRIE_PATH, voirie_bodies, args, conn,
-                                     "reports")
-                with server("api_load:ceiling_app", {"BENCH_DATABASE_URL": url},
-                            Path(__file__).resolve().parent) as port:
-                    ceiling = measure("ceiling", port, CEILING_PATH, bodies, args, conn,
-                                      CEILING_TABLE)
-                print(f"  voirie / ceiling: {voirie['rate'] / ceiling['rate']:.2f}x "
-                      "(goal >= 0.5x)")
+                    voirie = measure(
+                        "voirie", port, VOIRIE_PATH, voirie_bodies, args, conn, "reports"
+                    )
+                with server(
+                    "api_load:ceiling_app",
+                    {"BENCH_DATABASE_URL": url},
+                    Path(__file__).resolve().parent,
+                ) as port:
+                    ceiling = measure(
+                        "ceiling", port, CEILING_PATH, bodies, args, conn, CEILING_TABLE
+                    )
+                print(f"  voirie / ceiling: {voirie['rate'] / ceiling['rate']:.2f}x (goal >= 0.5x)")
                 print("  voirie store:  " + check_stored(conn, "reports", voirie))
                 print("  ceiling table: " + check_stored(conn, CEILING_TABLE, ceiling))
         finally:

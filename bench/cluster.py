@@ -72,14 +72,19 @@ def real_reports(city: City, gis: CityGIS) -> pd.DataFrame:
     lon = pd.to_numeric(source["longitude"]).to_numpy()
     lat = pd.to_numeric(source["latitude"]).to_numpy()
     enriched = gis.enrich(lon, lat, source["adresse"].to_numpy(object))
-    codes = [service_code_for(t, s) for t, s in zip(source["type"], source["soustype"],
-                                                       strict=True)]
-    frame = pd.DataFrame({
-        "service_code": codes, "x": enriched["x"], "y": enriched["y"],
-        "segment_id": enriched["segment_id"].astype(object),
-        "street_name": enriched["street_name"].astype(object),
-        "requested_at": pd.to_datetime(source["datedecl"], utc=True),
-    })
+    codes = [
+        service_code_for(t, s) for t, s in zip(source["type"], source["soustype"], strict=True)
+    ]
+    frame = pd.DataFrame(
+        {
+            "service_code": codes,
+            "x": enriched["x"],
+            "y": enriched["y"],
+            "segment_id": enriched["segment_id"].astype(object),
+            "street_name": enriched["street_name"].astype(object),
+            "requested_at": pd.to_datetime(source["datedecl"], utc=True),
+        }
+    )
     return frame[frame["service_code"].isin(list(city.services))].reset_index(drop=True)
 
 
@@ -118,14 +123,24 @@ def run_sklearn(city: City, reports: pd.DataFrame) -> int:
     points = np.radians(reports[["lat", "lon"]].to_numpy(float))
     clusters = 0
     for rows in reports.groupby("service_code").indices.values():
-        labels = DBSCAN(eps=PEER_EPS_M / EARTH_RADIUS_M, min_samples=1, metric="haversine",
-                        algorithm="ball_tree").fit(points[rows]).labels_
+        labels = (
+            DBSCAN(
+                eps=PEER_EPS_M / EARTH_RADIUS_M,
+                min_samples=1,
+                metric="haversine",
+                algorithm="ball_tree",
+            )
+            .fit(points[rows])
+            .labels_
+        )
         clusters += len(np.unique(labels))
     return clusters
 
 
 def _child(
-    method: Callable[[City, pd.DataFrame], int], city: City, reports: pd.DataFrame,
+    method: Callable[[City, pd.DataFrame], int],
+    city: City,
+    reports: pd.DataFrame,
     pipe: Connection,
 ) -> None:
     baseline = _rss_mib()
@@ -178,8 +193,9 @@ def run_postgis(reports: pd.DataFrame) -> tuple[float, int, str]:
                 version = str(conn.execute("SELECT postgis_lib_version()").fetchone()[0])  # type: ignore[index]
                 conn.execute("CREATE TABLE r (service_code text, x float8, y float8)")
                 with conn.cursor() as cur, cur.copy("COPY r FROM STDIN") as copy:
-                    for row in zip(reports["service_code"], reports["x"], reports["y"],
-                                   strict=True):
+                    for row in zip(
+                        reports["service_code"], reports["x"], reports["y"], strict=True
+                    ):
                         copy.write_row(row)
                 conn.execute("ALTER TABLE r ADD COLUMN geom geometry(Point, 2154)")
                 conn.execute("UPDATE r SET geom = ST_SetSRID(ST_MakePoint(x, y), 2154)")
@@ -188,7 +204,8 @@ def run_postgis(reports: pd.DataFrame) -> tuple[float, int, str]:
                 row = conn.execute(
                     "SELECT count(DISTINCT (service_code, cid)) FROM (SELECT service_code, "
                     "ST_ClusterDBSCAN(geom, %s, 1) OVER (PARTITION BY service_code) AS cid "
-                    "FROM r) s", (PEER_EPS_M,),
+                    "FROM r) s",
+                    (PEER_EPS_M,),
                 ).fetchone()
                 elapsed = time.perf_counter() - start
         finally:
@@ -199,8 +216,10 @@ def run_postgis(reports: pd.DataFrame) -> tuple[float, int, str]:
 
 def batch(city: City, gis: CityGIS, real: pd.DataFrame, sizes: list[int]) -> None:
     """Part (1)."""
-    print("(1) batch clustering: seconds, reports/s, clusters, peak memory added to the\n"
-          "    process holding the reports (RSS, forked process per method)")
+    print(
+        "(1) batch clustering: seconds, reports/s, clusters, peak memory added to the\n"
+        "    process holding the reports (RSS, forked process per method)"
+    )
     for n in sizes:
         reports = with_thresholds(city, resample(real, n, 10.0, np.random.default_rng(SEED)))
         lon, lat = gis.to_wgs84.transform(reports["x"].to_numpy(), reports["y"].to_numpy())
@@ -212,13 +231,15 @@ def batch(city: City, gis: CityGIS, real: pd.DataFrame, sizes: list[int]) -> Non
         for label, secs, clusters, mem in (
             ("voirie attach (city.yaml)", ours, ours_n, f"{ours_mem:,.0f} MiB"),
             (f"PostGIS {version} ST_ClusterDBSCAN", pg, pg_n, "server side"),
-            (f"scikit-learn {sklearn.__version__} DBSCAN", learn, learn_n,
-             f"{learn_mem:,.0f} MiB"),
+            (f"scikit-learn {sklearn.__version__} DBSCAN", learn, learn_n, f"{learn_mem:,.0f} MiB"),
         ):
-            print(f"    {label:<36} {secs:8.2f} s {n / secs:>11,.0f}/s {clusters:>9,} clusters"
-                  f"  {mem}")
-        print(f"    ratios: PostGIS / voirie = {pg / ours:.2f}x, "
-              f"scikit-learn / voirie = {learn / ours:.2f}x (higher = voirie faster)")
+            print(
+                f"    {label:<36} {secs:8.2f} s {n / secs:>11,.0f}/s {clusters:>9,} clusters  {mem}"
+            )
+        print(
+            f"    ratios: PostGIS / voirie = {pg / ours:.2f}x, "
+            f"scikit-learn / voirie = {learn / ours:.2f}x (higher = voirie faster)"
+        )
 
 
 def latency(city: City, gis: CityGIS, real: pd.DataFrame, n: int, folder: Path) -> None:
@@ -232,14 +253,18 @@ def latency(city: City, gis: CityGIS, real: pd.DataFrame, n: int, folder: Path) 
     stored["lon"], stored["lat"] = np.asarray(lon), np.asarray(lat)
     probes, stored = stored.iloc[n:].reset_index(drop=True), stored.iloc[:n]
     names = {s.code: s for s in city.config.services}
-    csv = pd.DataFrame({
-        "id_dmr": [f"B{k}" for k in range(n)],
-        "type": [city.groups[names[c].group].name for c in stored["service_code"]],
-        "soustype": [names[c].name for c in stored["service_code"]],
-        "adresse": "", "prefixe": "bench",
-        "datedecl": pd.Series(stored["requested_at"]).dt.strftime("%Y-%m-%dT%H:%M:%S"),
-        "longitude": stored["lon"], "latitude": stored["lat"],
-    })
+    csv = pd.DataFrame(
+        {
+            "id_dmr": [f"B{k}" for k in range(n)],
+            "type": [city.groups[names[c].group].name for c in stored["service_code"]],
+            "soustype": [names[c].name for c in stored["service_code"]],
+            "adresse": "",
+            "prefixe": "bench",
+            "datedecl": pd.Series(stored["requested_at"]).dt.strftime("%Y-%m-%dT%H:%M:%S"),
+            "longitude": stored["lon"],
+            "latitude": stored["lat"],
+        }
+    )
     path = folder / "latency.csv"
     csv.to_csv(path, index=False)
     name = f"voirie_bench_{secrets.token_hex(4)}"
@@ -255,17 +280,22 @@ def latency(city: City, gis: CityGIS, real: pd.DataFrame, n: int, folder: Path) 
                 took = time.perf_counter() - start
                 store.analyze()
                 open_incidents = store.count("incidents", city.jurisdiction_id)
-                print(f"\n(2) online attach on PostGIS: {summary.imported:,} reports imported in "
-                      f"{took:.0f} s -> {open_incidents:,} open incidents stored")
+                print(
+                    f"\n(2) online attach on PostGIS: {summary.imported:,} reports imported in "
+                    f"{took:.0f} s -> {open_incidents:,} open incidents stored"
+                )
                 frame = _probe_frame(pipeline, probes, now)
                 one_ms, batch_ms, differ = _attach_steps(pipeline, frame)
-                _print_latency([
-                    ("attach step, per report (near + attach_one)", one_ms),
-                    ("attach step, one-row batch (old path)", batch_ms),
-                ])
+                _print_latency(
+                    [
+                        ("attach step, per report (near + attach_one)", one_ms),
+                        ("attach step, one-row batch (old path)", batch_ms),
+                    ]
+                )
                 print(f"    decisions that differ between the two paths: {differ}")
-                _print_latency([("whole submit (enrich, route, write)",
-                                 _submits(pipeline, frame, now))])
+                _print_latency(
+                    [("whole submit (enrich, route, write)", _submits(pipeline, frame, now))]
+                )
             finally:
                 store.close()
         finally:
@@ -275,8 +305,10 @@ def latency(city: City, gis: CityGIS, real: pd.DataFrame, n: int, folder: Path) 
 def _print_latency(rows: list[tuple[str, list[float]]]) -> None:
     for label, values in rows:
         p50, p99 = np.percentile(values, [50, 99])
-        print(f"    {label:<44} p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  ({len(values)} reports)",
-              flush=True)
+        print(
+            f"    {label:<44} p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  ({len(values)} reports)",
+            flush=True,
+        )
 
 
 def _probe_frame(pipeline: Pipeline, probes: pd.DataFrame, now: datetime) -> pd.DataFrame:
@@ -296,24 +328,40 @@ def _attach_steps(pipeline: Pipeline, frame: pd.DataFrame) -> tuple[list[float],
     The per-report step starts from the report's fields as Python scalars (what the
     per-report path holds after enrichment)."""
     scoring, jurisdiction = pipeline.city.config.dedupe, pipeline.city.jurisdiction_id
-    keys = ["service_code", "lon", "lat", "x", "y", "group", "match", "radius_m",
-            "window_days", "segment_id", "street_name"]
+    keys = [
+        "service_code",
+        "lon",
+        "lat",
+        "x",
+        "y",
+        "group",
+        "match",
+        "radius_m",
+        "window_days",
+        "segment_id",
+        "street_name",
+    ]
     one_ms, batch_ms, differ = [], [], 0
     for k in range(len(frame)):
         one = frame.iloc[[k]].reset_index(drop=True)
         fields: dict[str, object] = {
-            key: None if pd.isna(value) else value.item() if isinstance(value, np.generic)
-            else value for key, value in zip(keys, one.loc[0, keys], strict=True)
+            key: None
+            if pd.isna(value)
+            else value.item()
+            if isinstance(value, np.generic)
+            else value
+            for key, value in zip(keys, one.loc[0, keys], strict=True)
         }
         fields["requested_at"] = one.at[0, "requested_at"].to_pydatetime()
         chosen = {}
-        for path in ((0, 1) if k % 2 else (1, 0)):
+        for path in (0, 1) if k % 2 else (1, 0):
             start = time.perf_counter()
             with pipeline.store.transaction(jurisdiction) as uow:
                 if path:
                     uow.lock(pipeline.dedupe_lock_keys([str(fields["service_code"])]))
-                    link = dedupe.attach_one(fields, pipeline.dedupe_candidates(uow, fields),
-                                             scoring)
+                    link = dedupe.attach_one(
+                        fields, pipeline.dedupe_candidates(uow, fields), scoring
+                    )
                     chosen[path] = link.incident_id
                 else:
                     uow.lock(pipeline.dedupe_lock_keys(one["service_code"]))
@@ -329,8 +377,12 @@ def _submits(pipeline: Pipeline, frame: pd.DataFrame, now: datetime) -> list[flo
     submit_ms = []
     for k in range(len(frame)):
         report = Report(
-            external_id=f"P{k}", source="bench", service_code=str(frame.at[k, "service_code"]),
-            lon=float(frame.at[k, "lon"]), lat=float(frame.at[k, "lat"]), requested_at=now,
+            external_id=f"P{k}",
+            source="bench",
+            service_code=str(frame.at[k, "service_code"]),
+            lon=float(frame.at[k, "lon"]),
+            lat=float(frame.at[k, "lat"]),
+            requested_at=now,
         )
         start = time.perf_counter()
         pipeline.submit(report)
@@ -341,16 +393,27 @@ def _submits(pipeline: Pipeline, frame: pd.DataFrame, now: datetime) -> list[flo
 def main() -> int:
     """Run both parts."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="*", default=[100_000, 1_000_000],
-                        help="batch sizes to cluster (none: skip part 1)")
-    parser.add_argument("--latency", type=int, default=100_000,
-                        help="reports stored before measuring the online attach (0: skip)")
+    parser.add_argument(
+        "--sizes",
+        type=int,
+        nargs="*",
+        default=[100_000, 1_000_000],
+        help="batch sizes to cluster (none: skip part 1)",
+    )
+    parser.add_argument(
+        "--latency",
+        type=int,
+        default=100_000,
+        help="reports stored before measuring the online attach (0: skip)",
+    )
     args = parser.parse_args()
     city = load_city(ROOT / "cities/paris")
     gis = CityGIS(city)
     real = real_reports(city, gis)
-    print(f"machine: {mp.cpu_count()} cores; python {sys.version.split()[0]}, "
-          f"shapely {shapely.__version__}, numpy {np.__version__}, pandas {pd.__version__}")
+    print(
+        f"machine: {mp.cpu_count()} cores; python {sys.version.split()[0]}, "
+        f"shapely {shapely.__version__}, numpy {np.__version__}, pandas {pd.__version__}"
+    )
     batch(city, gis, real, args.sizes)
     if args.latency:
         with tempfile.TemporaryDirectory() as tmp:

@@ -59,7 +59,10 @@ GAP_MEAN_DAYS = 1.0
 
 
 def baseline_clusters(
-    x: np.ndarray, y: np.ndarray, service: np.ndarray, t: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    service: np.ndarray,
+    t: np.ndarray,
     radius: float = BASELINE_RADIUS_M,
 ) -> np.ndarray:
     """FixMyStreet-like: each report joins the nearest earlier report of its service within
@@ -86,9 +89,9 @@ def baseline_clusters(
     return label
 
 
-def _import(city: City, gis: CityGIS, table_path: Path, fmt: str, folder: Path) -> tuple[
-    ImportSummary, pd.DataFrame
-]:
+def _import(
+    city: City, gis: CityGIS, table_path: Path, fmt: str, folder: Path
+) -> tuple[ImportSummary, pd.DataFrame]:
     store = SqliteStore(folder / f"{city.jurisdiction_id}.gpkg")
     store.upgrade()
     try:
@@ -150,26 +153,35 @@ def chicago(folder: Path) -> None:
     in_file = set(raw["sr_number"])
     dup = raw[(raw["duplicate"] == "True") & raw["parent_sr_number"].isin(in_file)]
     pairs = list(zip(dup["sr_number"], dup["parent_sr_number"], strict=True))
-    print(f"(a) Chicago 2021-01-01: read {summary.read:,}, imported {summary.imported:,}, "
-          f"quarantined {summary.quarantined} ({', '.join(summary.reasons().index)}), "
-          f"{elapsed:.1f} s")
+    print(
+        f"(a) Chicago 2021-01-01: read {summary.read:,}, imported {summary.imported:,}, "
+        f"quarantined {summary.quarantined} ({', '.join(summary.reasons().index)}), "
+        f"{elapsed:.1f} s"
+    )
     print(f"    labelled (child, parent) pairs with the parent in the file: {len(pairs)}")
     x, y = gis.project(layer["lon"].to_numpy(float), layer["lat"].to_numpy(float))
     t = layer["requested_at"].to_numpy(dtype="datetime64[ns]").astype(np.int64)
     base = baseline_clusters(x, y, layer["service_code"].to_numpy(object), t)
     ioc = (layer["service_code"] == "311IOC").to_numpy()
-    print("    method                 pairs  recall        merges  unsupported  "
-          "(without 311IOC: merges, unsupported)")
+    print(
+        "    method                 pairs  recall        merges  unsupported  "
+        "(without 311IOC: merges, unsupported)"
+    )
     for name, cluster in (
-        ("voirie (city.yaml)", layer["incident_id"].to_numpy()), ("baseline 250 m", base),
+        ("voirie (city.yaml)", layer["incident_id"].to_numpy()),
+        ("baseline 250 m", base),
     ):
         n, same, merges, unsup = _label_scores(layer["external_id"], cluster, pairs)
         _, _, m2, u2 = _label_scores(layer["external_id"][~ioc], cluster[~ioc], pairs)
-        print(f"    {name:<20} {n:>6}  {same / n:6.1%} ({same:>2}/{n})  {merges:>6}  "
-              f"{unsup:>11}  ({m2}, {u2})")
+        print(
+            f"    {name:<20} {n:>6}  {same / n:6.1%} ({same:>2}/{n})  {merges:>6}  "
+            f"{unsup:>11}  ({m2}, {u2})"
+        )
     incident = layer["incident_id"].to_numpy()
-    print("    voirie merges by service (top 6): service, reports, merges, unsupported, "
-          "distinct points")
+    print(
+        "    voirie merges by service (top 6): service, reports, merges, unsupported, "
+        "distinct points"
+    )
     rows = []
     for code, part in layer.groupby("service_code"):
         keep = (layer["service_code"] == code).to_numpy()
@@ -252,16 +264,19 @@ def paris(folder: Path) -> None:
     elapsed = time.perf_counter() - start
     truth_of = data.set_index("id_dmr")["truth"]
     truth = layer["external_id"].map(truth_of).to_numpy()
-    print(f"\n(b) Paris semi-synthetic (seed {SEED}): {N_TRUE:,} true incidents + {n_dup:,} "
-          f"generated duplicates = {len(data):,} reports; imported {summary.imported:,}, "
-          f"quarantined {summary.quarantined}, {elapsed:.1f} s")
+    print(
+        f"\n(b) Paris semi-synthetic (seed {SEED}): {N_TRUE:,} true incidents + {n_dup:,} "
+        f"generated duplicates = {len(data):,} reports; imported {summary.imported:,}, "
+        f"quarantined {summary.quarantined}, {elapsed:.1f} s"
+    )
     x, y = gis.project(layer["lon"].to_numpy(float), layer["lat"].to_numpy(float))
     t = layer["requested_at"].to_numpy(dtype="datetime64[ns]").astype(np.int64)
     base = baseline_clusters(x, y, layer["service_code"].to_numpy(object), t)
     print("    method                 B3 precision  B3 recall  B3 F1   clusters")
     print(f"    {'truth':<20} {'':>12}  {'':>9}  {'':>5}   {len(set(truth)):>8,}")
     for name, cluster in (
-        ("voirie (city.yaml)", layer["incident_id"].to_numpy()), ("baseline 250 m", base),
+        ("voirie (city.yaml)", layer["incident_id"].to_numpy()),
+        ("baseline 250 m", base),
         ("no dedupe", np.arange(len(layer))),
     ):
         p, r, f = bcubed(truth, cluster)
@@ -278,22 +293,32 @@ def _misses(city: City, layer: pd.DataFrame) -> None:
     missed = copies["incident_id"].to_numpy() != first["incident_id"].to_numpy()
     rules = [city.dedupe(code) for code in copies["service_code"]]
     factor = city.config.dedupe.same_street_factor
-    same_street = (copies["street_name"].to_numpy() == first["street_name"].to_numpy())
+    same_street = copies["street_name"].to_numpy() == first["street_name"].to_numpy()
     reach = np.array([r.radius_m for r in rules]) * np.where(same_street, factor, 1.0)
-    dist = np.hypot(copies["x"].to_numpy() - first["x"].to_numpy(),
-                    copies["y"].to_numpy() - first["y"].to_numpy())
-    gap = (copies["requested_at"].reset_index(drop=True)
-           - first["requested_at"].reset_index(drop=True)).dt.total_seconds().to_numpy() / 86_400
+    dist = np.hypot(
+        copies["x"].to_numpy() - first["x"].to_numpy(),
+        copies["y"].to_numpy() - first["y"].to_numpy(),
+    )
+    gap = (
+        copies["requested_at"].reset_index(drop=True) - first["requested_at"].reset_index(drop=True)
+    ).dt.total_seconds().to_numpy() / 86_400
     sibling = (copies["service_code"].to_numpy() != first["service_code"].to_numpy()) & np.array(
-        [r.match != "group" for r in rules])
+        [r.match != "group" for r in rules]
+    )
     why = np.select(
         [sibling, gap > np.array([r.window_days for r in rules]), dist > reach],
-        ["sibling sub-category in a 'service' group", "later than the window",
-         "farther than the reach"], "other (chained through another report)",
+        [
+            "sibling sub-category in a 'service' group",
+            "later than the window",
+            "farther than the reach",
+        ],
+        "other (chained through another report)",
     )
     counts = pd.Series(why[missed]).value_counts()
-    print(f"    duplicates not with their true incident's first report: {int(missed.sum())} of "
-          f"{len(copies)}: " + "; ".join(f"{k} {v}" for k, v in counts.items()))
+    print(
+        f"    duplicates not with their true incident's first report: {int(missed.sum())} of "
+        f"{len(copies)}: " + "; ".join(f"{k} {v}" for k, v in counts.items())
+    )
 
 
 def main() -> int:

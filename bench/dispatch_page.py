@@ -52,8 +52,11 @@ BIG = 100_000
 def peer_renderer(folder: Path) -> ModuleType:
     """The folium dispatch renderer as of ``PEER_COMMIT``, loaded from git."""
     source = subprocess.run(
-        ["git", "show", f"{PEER_COMMIT}:maps/dispatch.py"], cwd=ROOT, check=True,
-        capture_output=True, text=True,
+        ["git", "show", f"{PEER_COMMIT}:maps/dispatch.py"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     path = folder / "dispatch_peer.py"
     path.write_text(source, encoding="utf-8")
@@ -98,11 +101,14 @@ def serve(pages: dict[str, str]) -> tuple[str, Callable[[], None]]:
 def draw_seconds(url: str, ready: str) -> float:
     """Seconds from navigation until ``ready`` (a JS expression) holds, in Chromium."""
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium",
-                                             args=["--no-sandbox", "--disable-gpu"])
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"]
+        )
         page = browser.new_page(viewport={"width": 1280, "height": 800})
-        page.route("**/*", lambda r: r.continue_() if r.request.url.startswith(
-            "http://127.0.0.1:") else r.abort())
+        page.route(
+            "**/*",
+            lambda r: r.continue_() if r.request.url.startswith("http://127.0.0.1:") else r.abort(),
+        )
         start = time.perf_counter()
         page.goto(url, timeout=600_000)
         page.wait_for_function(ready, timeout=600_000)
@@ -128,20 +134,33 @@ def main() -> int:
     store.close()
 
     copies = -(-BIG // len(incidents))
-    big = gpd.GeoDataFrame(pd.concat([incidents] * copies, ignore_index=True).iloc[:BIG],
-                           geometry="geometry", crs=4326)
+    big = gpd.GeoDataFrame(
+        pd.concat([incidents] * copies, ignore_index=True).iloc[:BIG], geometry="geometry", crs=4326
+    )
     big["incident_id"] = range(1, len(big) + 1)
 
     peer = peer_renderer(folder)
     pages: dict[str, str] = {}
     rows = []
     cases = [
-        ("peer", "folium, 30 days", len(recent),
-         lambda: peer.render_dispatch_map(recent, teams, background=outlines)),
-        ("voirie", "this version, 30 days", len(recent),
-         lambda: render_dispatch_map(recent, teams, background=outlines)),
-        ("big", f"this version, {BIG:,} incidents", len(big),
-         lambda: render_dispatch_map(big, teams, background=outlines)),
+        (
+            "peer",
+            "folium, 30 days",
+            len(recent),
+            lambda: peer.render_dispatch_map(recent, teams, background=outlines),
+        ),
+        (
+            "voirie",
+            "this version, 30 days",
+            len(recent),
+            lambda: render_dispatch_map(recent, teams, background=outlines),
+        ),
+        (
+            "big",
+            f"this version, {BIG:,} incidents",
+            len(big),
+            lambda: render_dispatch_map(big, teams, background=outlines),
+        ),
     ]
     for name, label, count, render in cases:
         page, seconds = timed(render)
@@ -149,23 +168,29 @@ def main() -> int:
         rows.append([label, count, len(page.encode()) / 1e6, seconds])
     base, stop = serve(pages)
     try:
-        drawn = ("() => document.querySelectorAll('path.voirie-incident, .marker-cluster')"
-                 ".length > 0 && (document.querySelector('#voirie-map') === null || "
-                 "document.querySelector('#voirie-map').dataset.ready === 'true')")
+        drawn = (
+            "() => document.querySelectorAll('path.voirie-incident, .marker-cluster')"
+            ".length > 0 && (document.querySelector('#voirie-map') === null || "
+            "document.querySelector('#voirie-map').dataset.ready === 'true')"
+        )
         for row, name in zip(rows, pages, strict=True):
             row.append(draw_seconds(f"{base}/{name}", drawn))
     finally:
         stop()
 
-    print(f"Python {sys.version.split()[0]}, {platform.machine()}, "
-          f"geopandas {gpd.__version__}, pandas {pd.__version__}")
+    print(
+        f"Python {sys.version.split()[0]}, {platform.machine()}, "
+        f"geopandas {gpd.__version__}, pandas {pd.__version__}"
+    )
     print("| page | incidents | size (MB) | render (s) | Chromium until drawn (s) |")
     print("|---|---|---|---|---|")
     for label, count, size, render_s, draw_s in rows:
         print(f"| {label} | {count:,} | {size:.2f} | {render_s:.2f} | {draw_s:.2f} |")
     peer_row, ours = rows[0], rows[1]
-    print(f"\nsize ratio peer/this: {peer_row[2] / ours[2]:.1f}x; "
-          f"render ratio: {peer_row[3] / ours[3]:.1f}x; draw ratio: {peer_row[4] / ours[4]:.1f}x")
+    print(
+        f"\nsize ratio peer/this: {peer_row[2] / ours[2]:.1f}x; "
+        f"render ratio: {peer_row[3] / ours[3]:.1f}x; draw ratio: {peer_row[4] / ours[4]:.1f}x"
+    )
     return 0
 
 

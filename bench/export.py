@@ -51,8 +51,14 @@ VOIRIE = str(Path(sys.executable).parent / "voirie")
 JURISDICTION = "paris.fr"
 ID_STRIDE = 10_000_000
 JITTER_M = 30.0
-STATUS_MIX = {"new": 0.40, "acknowledged": 0.15, "scheduled": 0.05, "in_progress": 0.15,
-              "resolved": 0.20, "closed": 0.05}
+STATUS_MIX = {
+    "new": 0.40,
+    "acknowledged": 0.15,
+    "scheduled": 0.05,
+    "in_progress": 0.15,
+    "resolved": 0.20,
+    "closed": 0.05,
+}
 CENTRE = (2.3522, 48.8566)  # Paris, Hôtel de Ville
 
 
@@ -130,9 +136,13 @@ def synthesize(url: str, n: int, workdir: Path) -> int:
             return have
         if have == 0:
             env = {**os.environ, "VOIRIE_DATABASE_URL": url}
-            subprocess.run([VOIRIE, "import", str(REPORTS), "--format", "dansmarue",
-                            "--city", "paris"], env=env, cwd=workdir, check=True,
-                           capture_output=True)
+            subprocess.run(
+                [VOIRIE, "import", str(REPORTS), "--format", "dansmarue", "--city", "paris"],
+                env=env,
+                cwd=workdir,
+                check=True,
+                capture_output=True,
+            )
         base = _raw(url, "incidents")
         base = base[base["id"] < ID_STRIDE].reset_index(drop=True)
         assignments = _raw(url, "assignments")
@@ -146,12 +156,14 @@ def synthesize(url: str, n: int, workdir: Path) -> int:
             lat = frame["lat"].to_numpy(float)
             frame["lat"] = lat + rng.normal(0, JITTER_M / 111_000, len(frame))
             frame["lon"] = frame["lon"].to_numpy(float) + rng.normal(
-                0, JITTER_M / (111_000 * np.cos(np.radians(lat))), len(frame))
-            frame["status"] = rng.choice(list(STATUS_MIX), len(frame),
-                                         p=list(STATUS_MIX.values()))
+                0, JITTER_M / (111_000 * np.cos(np.radians(lat))), len(frame)
+            )
+            frame["status"] = rng.choice(list(STATUS_MIX), len(frame), p=list(STATUS_MIX.values()))
             moved = assignments[assignments["incident_id"].isin(base["id"].iloc[: n - have])]
-            moved = moved.assign(id=moved["id"] + copy * ID_STRIDE,
-                                 incident_id=moved["incident_id"] + copy * ID_STRIDE)
+            moved = moved.assign(
+                id=moved["id"] + copy * ID_STRIDE,
+                incident_id=moved["incident_id"] + copy * ID_STRIDE,
+            )
             with store.transaction(JURISDICTION) as uow:
                 uow.insert("incidents", frame)
                 uow.insert("assignments", moved)
@@ -191,7 +203,8 @@ def child(kind: str, url: str, out: Path, limit: int | None) -> dict[str, float]
             "COPY (SELECT json_build_object('type', 'FeatureCollection', 'features', "
             "json_agg(ST_AsGeoJSON(t.*, 'geom')::json)) FROM (SELECT q.*, "
             "ST_SetSRID(ST_MakePoint(q.lon, q.lat), 4326) AS geom FROM ("
-            + text + ") AS q) AS t) TO STDOUT"
+            + text
+            + ") AS q) AS t) TO STDOUT"
         )
         before = _peak_mib()
         start = time.perf_counter()
@@ -227,15 +240,22 @@ def child(kind: str, url: str, out: Path, limit: int | None) -> dict[str, float]
             rows = len(frame)
         seconds = time.perf_counter() - start
         pipeline.store.close()
-    return {"seconds": seconds, "rows": rows, "bytes": out.stat().st_size,
-            "before_mib": before, "peak_mib": _peak_mib()}
+    return {
+        "seconds": seconds,
+        "rows": rows,
+        "bytes": out.stat().st_size,
+        "before_mib": before,
+        "peak_mib": _peak_mib(),
+    }
 
 
 def run_child(kind: str, url: str, workdir: Path, limit: int | None = None) -> dict[str, float]:
     out = workdir / f"out-{kind}.geojson"
     done = subprocess.run(
         [sys.executable, __file__, "_child", kind, url, str(out), str(limit or 0)],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
     out.unlink(missing_ok=True)
@@ -284,22 +304,25 @@ def check_cells(tiles_by_method: dict[str, bytes], z: int, x: int, y: int, folde
     differ: the peer would not be doing the same work. A difference of the sqlite tile is
     reported, not raised: it is voirie's backends disagreeing, which the timing must not hide.
     """
-    decoded = {method: _cells(content, z, x, y, folder)
-               for method, content in tiles_by_method.items()}
+    decoded = {
+        method: _cells(content, z, x, y, folder) for method, content in tiles_by_method.items()
+    }
     (raw_method,) = (method for method in decoded if method.startswith("raw"))
     raw = decoded.pop(raw_method)
-    found = [f"z{z}/{x}/{y}: the peer gives {len(raw):,} cells of "
-             f"{int(raw['count'].sum()):,} incidents"]
+    found = [
+        f"z{z}/{x}/{y}: the peer gives {len(raw):,} cells of {int(raw['count'].sum()):,} incidents"
+    ]
     for method, cells in decoded.items():
         if cells.equals(raw):
             found.append(f"{method} the same cells and counts")
             continue
         merged = cells.merge(raw, how="outer", indicator=True)
         if "postgis" in method:
-            raise SystemExit(f"{found[0]}; {method} differs:\n"
-                             f"{merged[merged['_merge'] != 'both']}")
-        found.append(f"{method} {int((merged['_merge'] == 'left_only').sum())} cells that "
-                     f"differ ({int(cells['count'].sum()):,} incidents)")
+            raise SystemExit(f"{found[0]}; {method} differs:\n{merged[merged['_merge'] != 'both']}")
+        found.append(
+            f"{method} {int((merged['_merge'] == 'left_only').sum())} cells that "
+            f"differ ({int(cells['count'].sum()):,} incidents)"
+        )
     return "; ".join(found)
 
 
@@ -315,19 +338,24 @@ def tiles(
     from voirie.store import open_store
 
     rows, checks = [], []
-    stores = {b: open_store(StoreSettings(database_url=u))
-              for b, u in (("sqlite", sqlite_url), ("postgis", pg_url))}
+    stores = {
+        b: open_store(StoreSettings(database_url=u))
+        for b, u in (("sqlite", sqlite_url), ("postgis", pg_url))
+    }
     try:
         with psycopg.connect(pg_url) as conn:
             for name, (z, x, y) in TILES.items():
                 cells = z < mvt.CLUSTER_BELOW_ZOOM
                 raw = "raw ST_AsMVT per cell (PostGIS)" if cells else "raw ST_AsMVT (PostGIS)"
-                work = {f"voirie ({backend})": partial(store.incident_tile, JURISDICTION, z, x, y)
-                        for backend, store in stores.items()}
+                work = {
+                    f"voirie ({backend})": partial(store.incident_tile, JURISDICTION, z, x, y)
+                    for backend, store in stores.items()
+                }
                 work[raw] = partial(_raw_tile, conn, z, x, y)
                 if cells:
                     checks.append(
-                        check_cells({m: run() for m, run in work.items()}, z, x, y, workdir))
+                        check_cells({m: run() for m, run in work.items()}, z, x, y, workdir)
+                    )
                 for method, run in work.items():
                     seconds, size = _median_seconds(run)
                     rows.append((name, method, seconds, size))
@@ -352,25 +380,32 @@ def _postgres_database(server: str, name: str) -> str:
 def exports(n: int, pg_url: str, sqlite_url: str, workdir: Path) -> None:
     """Print the GeoJSON export table."""
     print(f"GeoJSON export of {n:,} incidents (PostGIS store unless said)\n")
-    print("| method | s | incidents/s | MB written | RSS before (MiB) | peak RSS (MiB) | "
-          "growth (MiB) | vs json_agg |")
+    print(
+        "| method | s | incidents/s | MB written | RSS before (MiB) | peak RSS (MiB) | "
+        "growth (MiB) | vs json_agg |"
+    )
     print("|---|---|---|---|---|---|---|---|")
-    runs = [("json_agg", "PostGIS json_agg streamed (COPY)", pg_url, None),
-            ("voirie", "voirie streamed export", pg_url, None),
-            ("voirie", f"voirie streamed export, first {n // 10:,}", pg_url, n // 10),
-            ("voirie", "voirie streamed export (sqlite store)", sqlite_url, None),
-            ("to_file", "geopandas to_file (GeoJSON)", pg_url, None),
-            ("to_json", "geopandas to_json", pg_url, None)]
+    runs = [
+        ("json_agg", "PostGIS json_agg streamed (COPY)", pg_url, None),
+        ("voirie", "voirie streamed export", pg_url, None),
+        ("voirie", f"voirie streamed export, first {n // 10:,}", pg_url, n // 10),
+        ("voirie", "voirie streamed export (sqlite store)", sqlite_url, None),
+        ("to_file", "geopandas to_file (GeoJSON)", pg_url, None),
+        ("to_json", "geopandas to_json", pg_url, None),
+    ]
     reference = None
     for kind, label, url, limit in runs:
         result = run_child(kind, url, workdir, limit)
         rows = limit or n
         rate = rows / result["seconds"]
         reference = reference or rate
-        print(f"| {label} | {result['seconds']:.1f} | {rate:,.0f} | "
-              f"{result['bytes'] / 1e6:,.0f} | {result['before_mib']:,.0f} | "
-              f"{result['peak_mib']:,.0f} | {result['peak_mib'] - result['before_mib']:,.0f} | "
-              f"{rate / reference:.2f}× |", flush=True)
+        print(
+            f"| {label} | {result['seconds']:.1f} | {rate:,.0f} | "
+            f"{result['bytes'] / 1e6:,.0f} | {result['before_mib']:,.0f} | "
+            f"{result['peak_mib']:,.0f} | {result['peak_mib'] - result['before_mib']:,.0f} | "
+            f"{rate / reference:.2f}× |",
+            flush=True,
+        )
 
 
 def main() -> int:
@@ -394,10 +429,12 @@ def main() -> int:
 
     with psycopg.connect(pg_url) as conn:
         versions = conn.execute("SELECT version(), postgis_lib_version()").fetchone()
-    print(f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"geopandas {geopandas.__version__}, shapely {shapely.__version__}, pyogrio "
-          f"{pyogrio.__version__}, pandas {pd.__version__}; "
-          f"{str(versions[0]).split(',')[0]}, PostGIS {versions[1]}\n")
+    print(
+        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"geopandas {geopandas.__version__}, shapely {shapely.__version__}, pyogrio "
+        f"{pyogrio.__version__}, pandas {pd.__version__}; "
+        f"{str(versions[0]).split(',')[0]}, PostGIS {versions[1]}\n"
+    )
 
     if not args.tiles_only:
         exports(n, pg_url, sqlite_url, args.workdir)
@@ -407,8 +444,10 @@ def main() -> int:
     measured, checks = tiles(sqlite_url, pg_url, args.workdir)
     raw = {name: s for name, method, s, _ in measured if method.startswith("raw")}
     for name, method, seconds, size in measured:
-        print(f"| {name} | {method} | {seconds * 1000:,.0f} | {size / 1024:,.0f} | "
-              f"{raw[name] / seconds:.2f}× |")
+        print(
+            f"| {name} | {method} | {seconds * 1000:,.0f} | {size / 1024:,.0f} | "
+            f"{raw[name] / seconds:.2f}× |"
+        )
     print("\nCells checked before timing:\n" + "".join(f"\n- {line}" for line in checks))
     return 0
 

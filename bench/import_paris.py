@@ -36,7 +36,10 @@ def run(url: str, workdir: Path) -> tuple[float, float]:
     start = time.perf_counter()
     subprocess.run(
         [VOIRIE, "import", str(REPORTS), "--format", "dansmarue", "--city", "paris"],
-        env=env, cwd=workdir, check=True, capture_output=True,
+        env=env,
+        cwd=workdir,
+        check=True,
+        capture_output=True,
     )
     wall = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -63,8 +66,10 @@ def main() -> int:
         with psycopg.connect(args.postgres, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE {}").format(sql.Identifier(database)))
         shutil.rmtree(workdir)
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
-          f"{platform.python_version()}, {platform.platform()}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}, {platform.platform()}"
+    )
     print("\n| backend | import 23,508 rows (s) | rows/s | peak RSS (MiB) | re-import (s) |")
     print("|---|---|---|---|---|")
     for backend, wall, peak, again in rows:

@@ -40,10 +40,20 @@ from voirie.routing.table import RoutingTable, is_conditional, route
 ROOT = Path(__file__).resolve().parents[1]
 REPORTS = ROOT / "cities/paris/reports/dansmarue_2023-07_2024-03.csv.gz"
 EXTRA_RULES = [
-    {"id": "bench-night-major", "team": "DVD", "group": "voirie-et-espace-public",
-     "segment": {"roadClass": ["major", "highway"]}, "hours": "22:00-06:00"},
-    {"id": "bench-weekend-boundary", "team": "DPMP-Divisions", "group": "proprete",
-     "weekdays": ["sat", "sun"], "flags": {"near_boundary": True}},
+    {
+        "id": "bench-night-major",
+        "team": "DVD",
+        "group": "voirie-et-espace-public",
+        "segment": {"roadClass": ["major", "highway"]},
+        "hours": "22:00-06:00",
+    },
+    {
+        "id": "bench-weekend-boundary",
+        "team": "DPMP-Divisions",
+        "group": "proprete",
+        "weekdays": ["sat", "sun"],
+        "flags": {"near_boundary": True},
+    },
 ]
 
 
@@ -121,8 +131,10 @@ def main() -> int:
     city = City(paris.folder, paris.config.model_copy(update={"routing": routing}))
     started = time.perf_counter()
     frame = batch_of(city, args.reports)
-    print(f"{len(frame):,} reports drawn and enriched in {time.perf_counter() - started:.1f} s; "
-          f"{len(rules)} rules ({sum(map(is_conditional, rules))} conditional)")
+    print(
+        f"{len(frame):,} reports drawn and enriched in {time.perf_counter() - started:.1f} s; "
+        f"{len(rules)} rules ({sum(map(is_conditional, rules))} conditional)"
+    )
 
     table = RoutingTable(city)
     started = time.perf_counter()
@@ -141,17 +153,23 @@ def main() -> int:
     assert looped == routed["team"].iloc[: len(sample)].tolist(), "loop and vector disagree"
     assert (with_sla["team"] == routed["team"]).all()
 
-    vector_rate, sla_rate, loop_rate = len(frame) / vector_s, len(frame) / sla_s, len(
-        sample) / loop_s
-    print(f"python {platform.python_version()}, pandas {pd.__version__}, "
-          f"numpy {np.__version__}")
+    vector_rate, sla_rate, loop_rate = (
+        len(frame) / vector_s,
+        len(frame) / sla_s,
+        len(sample) / loop_s,
+    )
+    print(f"python {platform.python_version()}, pandas {pd.__version__}, numpy {np.__version__}")
     print(f"voirie vectorized       {vector_s:7.2f} s  {vector_rate:12,.0f} reports/s")
     print(f"voirie + SLA due dates  {sla_s:7.2f} s  {sla_rate:12,.0f} reports/s")
-    print(f"one call per report     {loop_s:7.2f} s  {loop_rate:12,.0f} reports/s "
-          f"(on {len(sample):,}; {len(frame) / loop_rate:,.0f} s extrapolated)")
-    print(f"ratio vectorized / loop: {vector_rate / loop_rate:,.0f}x "
-          f"(with SLA: {sla_rate / loop_rate:,.0f}x); same team on all "
-          f"{len(sample):,} sampled reports")
+    print(
+        f"one call per report     {loop_s:7.2f} s  {loop_rate:12,.0f} reports/s "
+        f"(on {len(sample):,}; {len(frame) / loop_rate:,.0f} s extrapolated)"
+    )
+    print(
+        f"ratio vectorized / loop: {vector_rate / loop_rate:,.0f}x "
+        f"(with SLA: {sla_rate / loop_rate:,.0f}x); same team on all "
+        f"{len(sample):,} sampled reports"
+    )
     return 0
 
 

@@ -90,9 +90,7 @@ def draw_points(gis: CityGIS, reports: Path, n: int, jitter_m: float, seed: int)
     return Points(np.asarray(wlon), np.asarray(wlat), x, y, address[pick])
 
 
-def best_of(
-    repeat: int, runs: dict[str, Callable[[], object]]
-) -> dict[str, tuple[float, float]]:
+def best_of(repeat: int, runs: dict[str, Callable[[], object]]) -> dict[str, tuple[float, float]]:
     """Best wall and CPU time of each callable, interleaved within each round.
 
     CPU time counts only this process's work, so it moves far less than wall time when
@@ -105,8 +103,10 @@ def best_of(
             wall, cpu = time.perf_counter(), time.process_time()
             run()
             times[name].append((time.perf_counter() - wall, time.process_time() - cpu))
-    return {name: (min(w for w, _ in values), min(c for _, c in values))
-            for name, values in times.items()}
+    return {
+        name: (min(w for w, _ in values), min(c for _, c in values))
+        for name, values in times.items()
+    }
 
 
 class Postgis:
@@ -119,12 +119,20 @@ class Postgis:
         conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
         assert gis.streets is not None
         self._load(
-            "streets", "segment_id text, street_name text", "LineString",
-            gis.streets[["segment_id", "street_name"]], gis.streets_geometry,
+            "streets",
+            "segment_id text, street_name text",
+            "LineString",
+            gis.streets[["segment_id", "street_name"]],
+            gis.streets_geometry,
         )
         for name, index in gis.zones.items():
-            self._load(f"zone_{name}", "code text, name text", "Geometry",
-                       index.zones[["code", "name"]], index.polygons)
+            self._load(
+                f"zone_{name}",
+                "code text, name text",
+                "Geometry",
+                index.zones[["code", "name"]],
+                index.polygons,
+            )
         conn.execute(
             sql.SQL("CREATE TABLE pts (id integer PRIMARY KEY, geom geometry(Point, {}))").format(
                 sql.Literal(self.srid)
@@ -141,19 +149,24 @@ class Postgis:
         )
         data = frame.copy()
         data.insert(0, "id", np.arange(len(frame)))
-        data["geom"] = shapely.to_wkb(shapely.set_srid(geometry, self.srid), hex=True,
-                                      include_srid=True)
+        data["geom"] = shapely.to_wkb(
+            shapely.set_srid(geometry, self.srid), hex=True, include_srid=True
+        )
         self._copy(table, data)
-        self.conn.execute(sql.SQL("CREATE INDEX ON {} USING gist (geom)").format(
-            sql.Identifier(table)))
+        self.conn.execute(
+            sql.SQL("CREATE INDEX ON {} USING gist (geom)").format(sql.Identifier(table))
+        )
         self.conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
 
     def _copy(self, table: str, data: pd.DataFrame) -> None:
         buffer = io.StringIO()
         data.to_csv(buffer, index=False, header=False)
-        with self.conn.cursor() as cur, cur.copy(
-            sql.SQL("COPY {} FROM STDIN (FORMAT csv)").format(sql.Identifier(table))
-        ) as copy:
+        with (
+            self.conn.cursor() as cur,
+            cur.copy(
+                sql.SQL("COPY {} FROM STDIN (FORMAT csv)").format(sql.Identifier(table))
+            ) as copy,
+        ):
             copy.write(buffer.getvalue())
 
     def load_points(self, points: Points) -> float:
@@ -162,7 +175,8 @@ class Postgis:
         self.conn.execute("DROP INDEX IF EXISTS pts_geom")
         self.conn.execute("TRUNCATE pts")
         geom = shapely.to_wkb(
-            shapely.set_srid(shapely.points(points.x, points.y), self.srid), hex=True,
+            shapely.set_srid(shapely.points(points.x, points.y), self.srid),
+            hex=True,
             include_srid=True,
         )
         self._copy("pts", pd.DataFrame({"id": np.arange(len(points.x)), "geom": geom}))
@@ -194,7 +208,8 @@ class Postgis:
             "ORDER BY st.geom <-> p.geom LIMIT 1) s ON s.distance <= {max_distance} "
             "{zone_joins}"
         ).format(
-            zone_columns=zone_columns, zone_joins=zone_joins,
+            zone_columns=zone_columns,
+            zone_joins=zone_joins,
             max_distance=sql.Literal(max_distance_m),
         )
         self.conn.execute("DROP TABLE IF EXISTS enriched")
@@ -228,12 +243,16 @@ def geopandas_peer(gis: CityGIS, frame: gpd.GeoDataFrame) -> Callable[[], object
 
     def run() -> gpd.GeoDataFrame:
         out = gpd.sjoin_nearest(
-            frame, streets, how="left", max_distance=gis.max_snap_distance_m,
+            frame,
+            streets,
+            how="left",
+            max_distance=gis.max_snap_distance_m,
             distance_col="snap_distance_m",
         ).drop(columns="index_right")
         for name, zone in zones.items():
-            out = gpd.sjoin(out, zone.rename(columns={"code": f"zone_{name}"}), how="left",
-                            predicate="within").drop(columns="index_right")
+            out = gpd.sjoin(
+                out, zone.rename(columns={"code": f"zone_{name}"}), how="left", predicate="within"
+            ).drop(columns="index_right")
         return out
 
     return run
@@ -271,8 +290,11 @@ def memory_run(args: argparse.Namespace) -> int:
     out = gis.enrich(points.lon, points.lat, points.address)
     seconds = time.perf_counter() - start
     peak = peak_rss_mib()
-    print(json.dumps({"points": len(out), "seconds": seconds,
-                      "rss_before_mib": before, "peak_rss_mib": peak}))
+    print(
+        json.dumps(
+            {"points": len(out), "seconds": seconds, "rss_before_mib": before, "peak_rss_mib": peak}
+        )
+    )
     return 0
 
 
@@ -280,21 +302,28 @@ def versions() -> str:
     """Library and machine versions, printed with the figures."""
     names = ["shapely", "geopandas", "pandas", "numpy", "pyproj", "psycopg"]
     found = ", ".join(f"{n} {metadata.version(n)}" for n in names)
-    return (f"Python {platform.python_version()}, GEOS {shapely.geos_version_string}; {found}; "
-            f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores")
+    return (
+        f"Python {platform.python_version()}, GEOS {shapely.geos_version_string}; {found}; "
+        f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores"
+    )
 
 
 def main() -> int:
     """Run the comparison and print throughput, ratios, latency and memory."""
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--city", default="paris")
     parser.add_argument("--reports", type=Path, default=REPORTS)
     parser.add_argument("--jitter-m", type=float, default=15.0)
     parser.add_argument("--seed", type=int, default=20240601)
-    parser.add_argument("--repeat", type=int, default=0,
-                        help="rounds per size (default: 5 below 100k points, 3 below 1M, 1)")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=0,
+        help="rounds per size (default: 5 below 100k points, 3 below 1M, 1)",
+    )
     parser.add_argument("--latency-calls", type=int, default=2000)
     parser.add_argument("--memory-size", type=int, default=1_000_000)
     parser.add_argument("--postgres-url", default=POSTGRES_URL)
@@ -308,10 +337,12 @@ def main() -> int:
     start = time.perf_counter()
     gis = CityGIS(load_city(args.city))
     assert gis.street_tree is not None
-    print(f"city {args.city}: {len(gis.streets_geometry):,} segments, zone layers "
-          f"{', '.join(f'{k} ({len(v.zones):,})' for k, v in gis.zones.items())}; "
-          f"indexes built in {time.perf_counter() - start:.1f} s")
-    with (scratch_database(args.postgres_url) if not args.no_postgis else _nothing()) as conn:
+    print(
+        f"city {args.city}: {len(gis.streets_geometry):,} segments, zone layers "
+        f"{', '.join(f'{k} ({len(v.zones):,})' for k, v in gis.zones.items())}; "
+        f"indexes built in {time.perf_counter() - start:.1f} s"
+    )
+    with scratch_database(args.postgres_url) if not args.no_postgis else _nothing() as conn:
         pg = Postgis(conn, gis) if conn is not None else None
         for n in args.sizes:
             _one_size(args, gis, pg, n)
@@ -320,18 +351,32 @@ def main() -> int:
     print(f"\nper-report path (one row, {calls:,} calls, after 50 warm-up calls):")
     for label, with_address in (("with address", True), ("without address", False)):
         ms = latency(gis, points, calls, with_address) * 1e3
-        print(f"  {label:16s} p50 {np.percentile(ms, 50):.3f} ms  p99 "
-              f"{np.percentile(ms, 99):.3f} ms  max {ms.max():.3f} ms")
+        print(
+            f"  {label:16s} p50 {np.percentile(ms, 50):.3f} ms  p99 "
+            f"{np.percentile(ms, 99):.3f} ms  max {ms.max():.3f} ms"
+        )
     if args.memory_size:
-        cmd = [sys.executable, __file__, "--memory-only", str(args.memory_size),
-               "--city", args.city, "--reports", str(args.reports),
-               "--jitter-m", str(args.jitter_m), "--seed", str(args.seed)]
-        result = json.loads(subprocess.run(cmd, check=True, capture_output=True,
-                                           text=True).stdout)
-        print(f"\npeak memory, voirie enrichment of {result['points']:,} points with addresses "
-              f"in a fresh process: {result['peak_rss_mib']:.0f} MiB "
-              f"(city loaded and points drawn: {result['rss_before_mib']:.0f} MiB; "
-              f"enrich {result['seconds']:.1f} s)")
+        cmd = [
+            sys.executable,
+            __file__,
+            "--memory-only",
+            str(args.memory_size),
+            "--city",
+            args.city,
+            "--reports",
+            str(args.reports),
+            "--jitter-m",
+            str(args.jitter_m),
+            "--seed",
+            str(args.seed),
+        ]
+        result = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+        print(
+            f"\npeak memory, voirie enrichment of {result['points']:,} points with addresses "
+            f"in a fresh process: {result['peak_rss_mib']:.0f} MiB "
+            f"(city loaded and points drawn: {result['rss_before_mib']:.0f} MiB; "
+            f"enrich {result['seconds']:.1f} s)"
+        )
     return 0
 
 
@@ -349,16 +394,15 @@ def _one_size(args: argparse.Namespace, gis: CityGIS, pg: Postgis | None, n: int
     repeat = args.repeat or (5 if n < 100_000 else 3 if n < 1_000_000 else 1)
     runs: dict[str, Callable[[], object]] = {
         "(a) STRtree.query_nearest (floor)": lambda: tree.query_nearest(
-            metric, max_distance=gis.max_snap_distance_m, return_distance=True),
-        "voirie enrich, with addresses": lambda: gis.enrich(points.lon, points.lat,
-                                                            points.address),
+            metric, max_distance=gis.max_snap_distance_m, return_distance=True
+        ),
+        "voirie enrich, with addresses": lambda: gis.enrich(points.lon, points.lat, points.address),
         "voirie enrich, coordinates only": lambda: gis.enrich(points.lon, points.lat),
         "(b) geopandas sjoin_nearest + sjoin": geopandas_peer(gis, frame),
     }
     if pg is not None:
         load = pg.load_points(points)
-        runs["(c) PostGIS KNN LATERAL + ST_Contains"] = lambda: pg.enrich(
-            gis.max_snap_distance_m)
+        runs["(c) PostGIS KNN LATERAL + ST_Contains"] = lambda: pg.enrich(gis.max_snap_distance_m)
     times = best_of(repeat, runs)
     # In-process methods compare on CPU time; PostGIS (a server) on wall time.
     cost = {name: wall if name.startswith("(c)") else cpu for name, (wall, cpu) in times.items()}
@@ -366,13 +410,17 @@ def _one_size(args: argparse.Namespace, gis: CityGIS, pg: Postgis | None, n: int
     peer_b = cost["(b) geopandas sjoin_nearest + sjoin"]
     peer_c = cost.get("(c) PostGIS KNN LATERAL + ST_Contains")
     print(f"\n{n:,} points (best of {repeat}; ratios on CPU time, PostGIS on wall time):")
-    print(f"  {'method':40s} {'wall s':>8s} {'CPU s':>8s} {'points/s':>11s} {'vs floor':>9s} "
-          f"{'vs (b)':>7s} {'vs (c)':>7s}")
+    print(
+        f"  {'method':40s} {'wall s':>8s} {'CPU s':>8s} {'points/s':>11s} {'vs floor':>9s} "
+        f"{'vs (b)':>7s} {'vs (c)':>7s}"
+    )
     for name, (wall, cpu) in times.items():
         seconds = cost[name]
         ratio_c = f"{peer_c / seconds:6.2f}x" if peer_c else "      -"
-        print(f"  {name:40s} {wall:8.3f} {cpu:8.3f} {n / seconds:11,.0f} "
-              f"{floor / seconds:8.2f}x {peer_b / seconds:6.2f}x {ratio_c}")
+        print(
+            f"  {name:40s} {wall:8.3f} {cpu:8.3f} {n / seconds:11,.0f} "
+            f"{floor / seconds:8.2f}x {peer_b / seconds:6.2f}x {ratio_c}"
+        )
     if pg is not None:
         print(f"  (PostGIS point load, not timed above: COPY + GiST + ANALYZE {load:.1f} s)")
     if n == min(args.sizes):
@@ -380,24 +428,32 @@ def _one_size(args: argparse.Namespace, gis: CityGIS, pg: Postgis | None, n: int
 
 
 def _agreement(
-    gis: CityGIS, points: Points, metric: np.ndarray, frame: gpd.GeoDataFrame,
+    gis: CityGIS,
+    points: Points,
+    metric: np.ndarray,
+    frame: gpd.GeoDataFrame,
     runs: dict[str, Callable[[], object]],
 ) -> None:
     """Sanity check that the methods compute the same thing (on the smallest size)."""
     assert gis.street_tree is not None
     ours = gis.enrich(points.lon, points.lat)
     (idx, _), dist = gis.street_tree.query_nearest(
-        metric, max_distance=gis.max_snap_distance_m, return_distance=True)
+        metric, max_distance=gis.max_snap_distance_m, return_distance=True
+    )
     floor = pd.Series(dist, index=idx).groupby(level=0).min().reindex(range(len(metric)))
     same = np.isclose(ours["snap_distance_m"], floor, equal_nan=True, atol=1e-6)
     peer = runs["(b) geopandas sjoin_nearest + sjoin"]()
     assert isinstance(peer, gpd.GeoDataFrame)
     peer = peer[~peer.index.duplicated()]
     zones = [f"zone_{name}" for name in gis.zones]
-    zone_same = {z: float((ours[z].fillna("") == peer[z].fillna("").astype(str)
-                           .to_numpy()).mean()) for z in zones}
-    print(f"  agreement (coordinates only): snap distance = floor's for {same.mean():.2%}; "
-          + ", ".join(f"{z} = sjoin's for {v:.2%}" for z, v in zone_same.items()))
+    zone_same = {
+        z: float((ours[z].fillna("") == peer[z].fillna("").astype(str).to_numpy()).mean())
+        for z in zones
+    }
+    print(
+        f"  agreement (coordinates only): snap distance = floor's for {same.mean():.2%}; "
+        + ", ".join(f"{z} = sjoin's for {v:.2%}" for z, v in zone_same.items())
+    )
 
 
 if __name__ == "__main__":

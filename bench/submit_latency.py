@@ -57,17 +57,24 @@ def probe_reports(city: City, gis: CityGIS, n: int) -> list[Report]:
     rng = np.random.default_rng(SEED)
     drawn = min(len(source), n + n // 10 + 10)
     picked = source.iloc[rng.choice(len(source), drawn, replace=False)].reset_index(drop=True)
-    x, y = gis.project(pd.to_numeric(picked["longitude"]).to_numpy(),
-                       pd.to_numeric(picked["latitude"]).to_numpy())
+    x, y = gis.project(
+        pd.to_numeric(picked["longitude"]).to_numpy(), pd.to_numeric(picked["latitude"]).to_numpy()
+    )
     angle, dist = rng.uniform(0, 2 * np.pi, drawn), rng.uniform(0, JITTER_M, drawn)
     lon, lat = gis.to_wgs84.transform(x + dist * np.cos(angle), y + dist * np.sin(angle))
     inside = np.flatnonzero(~gis.enrich(np.asarray(lon), np.asarray(lat))["outside_territory"])
     when = pd.to_datetime(source["datedecl"]).max().to_pydatetime().replace(tzinfo=UTC)
     return [
-        Report(external_id=f"probe-{k}", source="bench", lon=float(lon[k]), lat=float(lat[k]),
-               service_code=service_code_for(picked.at[k, "type"], picked.at[k, "soustype"]),
-               requested_at=when, description="bench probe",
-               address=picked.at[k, "adresse"] or None)
+        Report(
+            external_id=f"probe-{k}",
+            source="bench",
+            lon=float(lon[k]),
+            lat=float(lat[k]),
+            service_code=service_code_for(picked.at[k, "type"], picked.at[k, "soustype"]),
+            requested_at=when,
+            description="bench probe",
+            address=picked.at[k, "adresse"] or None,
+        )
         for k in inside[:n]
     ]
 
@@ -139,30 +146,37 @@ def validate_latency(city: City, probes: list[Report]) -> np.ndarray:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=300)
-    parser.add_argument("--backends", nargs="*", default=["sqlite", "postgis"],
-                        choices=["sqlite", "postgis"])
+    parser.add_argument(
+        "--backends", nargs="*", default=["sqlite", "postgis"], choices=["sqlite", "postgis"]
+    )
     parser.add_argument("--profile", type=Path, help="folder for pyinstrument text profiles")
     args = parser.parse_args()
     city = load_city("paris")
     gis = CityGIS(city)
     probes = probe_reports(city, gis, args.n)
-    results = {"validate only": validate_latency(city, probes),
-               "enrich only": enrich_latency(gis, probes)}
+    results = {
+        "validate only": validate_latency(city, probes),
+        "enrich only": enrich_latency(gis, probes),
+    }
     with tempfile.TemporaryDirectory() as tmp:
         for backend in args.backends:
             with scratch_store(backend, Path(tmp)) as store:
                 pipeline = Pipeline(city, store, gis)
                 start = time.perf_counter()
                 summary = pipeline.import_table(read_csv(PARIS_CSV), DANSMARUE)
-                print(f"{backend}: {summary.imported:,} Paris reports imported in "
-                      f"{time.perf_counter() - start:.0f} s")
+                print(
+                    f"{backend}: {summary.imported:,} Paris reports imported in "
+                    f"{time.perf_counter() - start:.0f} s"
+                )
                 pipeline.submit(probes[0])  # warm-up (connections, caches)
                 profile = args.profile / f"submit_{backend}.txt" if args.profile else None
                 took = measure(pipeline, probes[1:], profile)
                 results[f"submit {backend}"] = np.percentile(took, [50, 99])
     for step, (p50, p99) in results.items():
-        print(f"  {step:<14} p50 {p50:7.2f} ms  p99 {p99:7.2f} ms  "
-              f"({len(probes) - 1} reports, one at a time)")
+        print(
+            f"  {step:<14} p50 {p50:7.2f} ms  p99 {p99:7.2f} ms  "
+            f"({len(probes) - 1} reports, one at a time)"
+        )
     return 0
 
 

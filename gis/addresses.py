@@ -32,10 +32,14 @@ def load_addresses(city: City, layer: AddressLayer) -> gpd.GeoDataFrame:
     points without a readable number or street are dropped."""
     path = city.path(layer.path)
     frame = read_layer(path, city.metric_crs)
-    missing = [f"{path}: addresses.{key}: no attribute {name!r} in the layer"
-               for key, name in (("number_field", layer.number_field),
-                                 ("street_field", layer.street_field))
-               if name not in frame.columns]
+    missing = [
+        f"{path}: addresses.{key}: no attribute {name!r} in the layer"
+        for key, name in (
+            ("number_field", layer.number_field),
+            ("street_field", layer.street_field),
+        )
+        if name not in frame.columns
+    ]
     if missing:
         raise CityConfigError(missing)
     number = pd.to_numeric(
@@ -46,7 +50,8 @@ def load_addresses(city: City, layer: AddressLayer) -> gpd.GeoDataFrame:
     keep = np.isfinite(number) & pd.notna(key) & (shapely.get_type_id(points) == 0)
     return gpd.GeoDataFrame(
         {"number": number[keep].astype(np.int64), "street_key": key[keep]},
-        geometry=points[keep], crs=frame.crs,
+        geometry=points[keep],
+        crs=frame.crs,
     )
 
 
@@ -61,15 +66,18 @@ class AddressPoints:
         self.max_distance_m = max_distance_m
 
     def house_numbers(
-        self, x: np.ndarray, y: np.ndarray, street_key: np.ndarray, lines: np.ndarray,
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        street_key: np.ndarray,
+        lines: np.ndarray,
         position: np.ndarray,
     ) -> np.ndarray:
         """House number of each report (``nan`` when no address point of its street is
         near): ``street_key`` of its segment, ``lines`` its segment, ``position`` along it."""
         out = np.full(len(x), np.nan)
         reports = shapely.points(x, y)
-        report, point = self.tree.query(reports, predicate="dwithin",
-                                        distance=self.max_distance_m)
+        report, point = self.tree.query(reports, predicate="dwithin", distance=self.max_distance_m)
         same = self.key[point] == street_key[report]
         report, point = report[same], point[same]
         if not len(report):
@@ -84,7 +92,10 @@ class AddressPoints:
         has_same[report[same_side]] = True
         keep = same_side | ~has_same[report]
         report, distance, along, number = (
-            report[keep], distance[keep], along[keep], self.number[point][keep]
+            report[keep],
+            distance[keep],
+            along[keep],
+            self.number[point][keep],
         )
         even = number % 2 == 0
         total = np.bincount(report, minlength=len(x))
@@ -119,8 +130,12 @@ def _side(lines: np.ndarray, points: np.ndarray) -> np.ndarray:
     length = shapely.length(lines)
     before = shapely.line_interpolate_point(lines, np.maximum(position - _STEP_M, 0))
     after = shapely.line_interpolate_point(lines, np.minimum(position + _STEP_M, length))
-    bx, by, ax, ay = (shapely.get_x(before), shapely.get_y(before), shapely.get_x(after),
-                      shapely.get_y(after))
+    bx, by, ax, ay = (
+        shapely.get_x(before),
+        shapely.get_y(before),
+        shapely.get_x(after),
+        shapely.get_y(after),
+    )
     cross = (ax - bx) * (shapely.get_y(points) - by) - (ay - by) * (shapely.get_x(points) - bx)
     side: np.ndarray = np.sign(cross)
     return side

@@ -66,9 +66,7 @@ def check_city_layers(city_dir: str | Path) -> list[LayerReport]:
     return reports
 
 
-def _check(
-    city: City, name: str, key: str, layer: StreetLayer | ZoneLayer
-) -> LayerReport:
+def _check(city: City, name: str, key: str, layer: StreetLayer | ZoneLayer) -> LayerReport:
     report = LayerReport(name=name, key=key, path=Path(layer.path))
     where = f"{layer.path} ({key})"
     path = city.path(layer.path)
@@ -139,8 +137,11 @@ def _notes(where: str, stats: LayerStats, kind: GeometryKind) -> list[str]:
     wrong = "non-linear" if kind == "lines" else "non-polygonal"
     counts = [
         (stats.empty, "empty geometry dropped", "empty geometries dropped"),
-        (stats.repaired, "invalid polygon repaired (make_valid)",
-         "invalid polygons repaired (make_valid)"),
+        (
+            stats.repaired,
+            "invalid polygon repaired (make_valid)",
+            "invalid polygons repaired (make_valid)",
+        ),
         (stats.rejected, f"{wrong} feature dropped", f"{wrong} features dropped"),
         (stats.duplicates, "duplicate segment id dropped", "duplicate segment ids dropped"),
     ]

@@ -129,7 +129,8 @@ def _place(seg_a: _Codes, seg_b: _Codes, st_a: _Codes, st_b: _Codes) -> np.ndarr
     same_street = known & (st_a == st_b)
     same_segment = same_street & (seg_a >= 0) & (seg_a == seg_b)
     return np.select(
-        [same_segment, same_street, known], [PLACE_SEGMENT, PLACE_STREET, PLACE_OTHER],
+        [same_segment, same_street, known],
+        [PLACE_SEGMENT, PLACE_STREET, PLACE_OTHER],
         PLACE_UNKNOWN,
     ).astype(np.int64)
 
@@ -142,8 +143,12 @@ def _weights(scoring: DedupeScoring) -> np.ndarray:
 
 
 def _kinship(
-    same_service: np.ndarray, same_group: np.ndarray, sharing_a: _Flags,
-    sharing_b: np.ndarray, never_a: _Flags, never_b: np.ndarray,
+    same_service: np.ndarray,
+    same_group: np.ndarray,
+    sharing_a: _Flags,
+    sharing_b: np.ndarray,
+    never_a: _Flags,
+    never_b: np.ndarray,
 ) -> np.ndarray:
     """Kin code of each pair of services, ``KIN_NONE`` where they may not share an incident.
 
@@ -162,12 +167,16 @@ def _reach(radius: _Numbers, place: np.ndarray, scoring: DedupeScoring) -> np.nd
 
 
 def _static_score(
-    weights: np.ndarray, dist: np.ndarray, reach: np.ndarray, kin: np.ndarray,
+    weights: np.ndarray,
+    dist: np.ndarray,
+    reach: np.ndarray,
+    kin: np.ndarray,
     place: np.ndarray,
 ) -> np.ndarray:
     """Every term of the score but recency (which depends on the incident's last report)."""
     static: np.ndarray = (
-        weights[0] * (1.0 - dist / reach) + weights[2] * _KIN_SCORE[kin]
+        weights[0] * (1.0 - dist / reach)
+        + weights[2] * _KIN_SCORE[kin]
         + weights[3] * _PLACE_SCORE[place]
     )
     return static
@@ -208,8 +217,15 @@ def attach(
 
     def result() -> pd.DataFrame:
         return pd.DataFrame(
-            {"incident_id": incident_col, "leader": leader_col, "distance_m": dist_col,
-             "gap_days": gap_col, "score": score_col, "kin": kin_col, "place": place_col},
+            {
+                "incident_id": incident_col,
+                "leader": leader_col,
+                "distance_m": dist_col,
+                "gap_days": gap_col,
+                "score": score_col,
+                "kin": kin_col,
+                "place": place_col,
+            },
             index=reports.index,
         )
 
@@ -242,14 +258,18 @@ def attach(
     family = np.where(a_sharing, a_group, a_group.max() + 2 + a_service) * _FAMILY_SHIFT_M
     points = shapely.points(ax + family, ay)
     rep_idx, anchor_idx = shapely.STRtree(points).query(
-        points[n_inc:], predicate="dwithin",
+        points[n_inc:],
+        predicate="dwithin",
         distance=radius * scoring.same_street_factor + _QUERY_SLACK_M,
     )
     rep_anchor = n_inc + rep_idx  # each report's own entry among the anchors
     kin = _kinship(
         a_service[anchor_idx] == a_service[rep_anchor],
-        a_group[anchor_idx] == a_group[rep_anchor], a_sharing[rep_anchor],
-        a_sharing[anchor_idx], a_never[rep_anchor], a_never[anchor_idx],
+        a_group[anchor_idx] == a_group[rep_anchor],
+        a_sharing[rep_anchor],
+        a_sharing[anchor_idx],
+        a_never[rep_anchor],
+        a_never[anchor_idx],
     )
     batch_anchor = anchor_idx - n_inc
     # A report can only join what arrived before it (stored incidents always did).
@@ -354,8 +374,10 @@ def cluster(
     order = np.lexsort((np.arange(n), _days(times)))
     out = {
         "incident_id": np.full(n, NO_INCIDENT, dtype=np.int64),
-        "leader": np.zeros(n, dtype=np.int64), "distance_m": np.zeros(n),
-        "gap_days": np.zeros(n), "score": np.ones(n),
+        "leader": np.zeros(n, dtype=np.int64),
+        "distance_m": np.zeros(n),
+        "gap_days": np.zeros(n),
+        "score": np.ones(n),
         "kin": np.full(n, KIN_NONE, dtype=np.int64),
         "place": np.full(n, PLACE_UNKNOWN, dtype=np.int64),
     }
@@ -364,7 +386,7 @@ def cluster(
     carried = pd.DataFrame(columns=[*columns, "last_reported_at", "marks"])
     position = np.full(n, -1, dtype=np.int64)
     for start in range(0, n, chunk_size):
-        rows = order[start:start + chunk_size]
+        rows = order[start : start + chunk_size]
         position[rows] = np.arange(len(rows))
         part = reports.iloc[rows].reset_index(drop=True)
         mine = {int(position[g]): m for g, m in (apart or {}).items() if position[g] >= 0}
@@ -399,7 +421,10 @@ def reasons(links: pd.DataFrame) -> np.ndarray:
     metres = links["distance_m"].round().astype(int).astype(str).to_numpy(object)
     days = links["gap_days"].round().astype(int).astype(str).to_numpy(object)
     text = _sentence(
-        _KIN_WORDS[kin], metres, _PLACE_WORDS[links["place"].to_numpy(np.int64)], days,
+        _KIN_WORDS[kin],
+        metres,
+        _PLACE_WORDS[links["place"].to_numpy(np.int64)],
+        days,
         np.where(days == "1", " day", " days").astype(object),
     )
     return np.where(kin == KIN_NONE, FOUNDER_REASON, text)
@@ -410,10 +435,15 @@ def reason(kin: int, distance_m: float, place: int, gap_days: float) -> str:
     if kin == KIN_NONE:
         return FOUNDER_REASON
     days = str(round(gap_days))
-    return str(_sentence(
-        _KIN_WORDS[kin], str(round(distance_m)), _PLACE_WORDS[place], days,
-        " day" if days == "1" else " days",
-    ))
+    return str(
+        _sentence(
+            _KIN_WORDS[kin],
+            str(round(distance_m)),
+            _PLACE_WORDS[place],
+            days,
+            " day" if days == "1" else " days",
+        )
+    )
 
 
 def _sentence(kin: Any, metres: Any, place: Any, days: Any, unit: Any) -> Any:
@@ -436,12 +466,16 @@ def attach_one(
     kin = _kinship(
         _coded(report["service_code"], candidates.service_code) == _code(report["service_code"]),
         _coded(report["group"], candidates.group) == _code(report["group"]),
-        np.bool_(sharing), candidates.match == "group", np.bool_(never),
+        np.bool_(sharing),
+        candidates.match == "group",
+        np.bool_(never),
         candidates.match == "never",
     )
     place = _place(
-        _code(report["segment_id"]), _coded(report["segment_id"], candidates.segment_id),
-        _code(report["street_name"]), _coded(report["street_name"], candidates.street_name),
+        _code(report["segment_id"]),
+        _coded(report["segment_id"], candidates.segment_id),
+        _code(report["street_name"]),
+        _coded(report["street_name"], candidates.street_name),
     )
     reach = _reach(radius, place, scoring)
     dist = np.hypot(candidates.x - _number(report, "x"), candidates.y - _number(report, "y"))
@@ -462,7 +496,12 @@ def attach_one(
     distance, days = float(dist[row]), float(max(gap[row], 0.0))
     kin_of, place_of = int(kin[row]), int(place[row])
     return Link(
-        int(candidates.incident_id[row]), distance, days, best, kin_of, place_of,
+        int(candidates.incident_id[row]),
+        distance,
+        days,
+        best,
+        kin_of,
+        place_of,
         reason(kin_of, distance, place_of, days),
     )
 

@@ -76,8 +76,10 @@ class Edges:
         self.line_length = shapely.length(lines)
         self.tree = shapely.STRtree(
             shapely.linestrings(
-                np.stack([np.column_stack([self.ax, self.ay]),
-                          np.column_stack([self.bx, self.by])], axis=1)
+                np.stack(
+                    [np.column_stack([self.ax, self.ay]), np.column_stack([self.bx, self.by])],
+                    axis=1,
+                )
             )
         )
         self.grid = EdgeGrid(self, grid_radius_m) if grid_radius_m is not None else None
@@ -95,8 +97,9 @@ class Edges:
         ``radius`` (a superset of the edges within ``radius``), measured; sorted by point."""
         return self.locate(x, y, *self.pairs_near(x, y, radius))
 
-    def pairs_near(self, x: np.ndarray, y: np.ndarray, radius: float
-                   ) -> tuple[np.ndarray, np.ndarray]:
+    def pairs_near(
+        self, x: np.ndarray, y: np.ndarray, radius: float
+    ) -> tuple[np.ndarray, np.ndarray]:
         """``near``'s (point, edge) pairs, not measured, sorted by point."""
         boxes = shapely.box(x - radius, y - radius, x + radius, y + radius)
         point, edge = self.tree.query(boxes)
@@ -107,8 +110,7 @@ class Edges:
         pair, edge = _ranges(self.first[line], self.first[line + 1] - self.first[line])
         return point[pair], edge
 
-    def locate(self, x: np.ndarray, y: np.ndarray, point: np.ndarray, edge: np.ndarray
-               ) -> Located:
+    def locate(self, x: np.ndarray, y: np.ndarray, point: np.ndarray, edge: np.ndarray) -> Located:
         """Distance from each point to each edge of the pairs, and where it is nearest."""
         distance, fraction = segment_distance(
             x[point], y[point], self.ax[edge], self.ay[edge], self.bx[edge], self.by[edge]
@@ -125,13 +127,16 @@ class Edges:
 
     def point_at(self, edge: np.ndarray, fraction: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Coordinates of the point ``fraction`` of the way along ``edge``."""
-        return (self.ax[edge] + fraction * (self.bx[edge] - self.ax[edge]),
-                self.ay[edge] + fraction * (self.by[edge] - self.ay[edge]))
+        return (
+            self.ax[edge] + fraction * (self.bx[edge] - self.ax[edge]),
+            self.ay[edge] + fraction * (self.by[edge] - self.ay[edge]),
+        )
 
     def side(self, edge: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """``left``/``right`` of each point from its edge's direction, ``None`` on the line."""
-        cross = ((self.bx[edge] - self.ax[edge]) * (y - self.ay[edge])
-                 - (self.by[edge] - self.ay[edge]) * (x - self.ax[edge]))
+        cross = (self.bx[edge] - self.ax[edge]) * (y - self.ay[edge]) - (
+            self.by[edge] - self.ay[edge]
+        ) * (x - self.ax[edge])
         side = np.full(len(edge), None, dtype=object)
         side[cross > 0] = "left"
         side[cross < 0] = "right"
@@ -193,17 +198,29 @@ class EdgeGrid:
         wide = ix1 - ix0 + 1
         count = wide * (iy1 - iy0 + 1)
         end = np.cumsum(count)
-        bounds = np.unique(np.concatenate(
-            ([0], np.searchsorted(end, np.arange(_BUILD_PAIRS, end[-1] if len(end) else 0,
-                                                 _BUILD_PAIRS)), [len(count)])))
+        bounds = np.unique(
+            np.concatenate(
+                (
+                    [0],
+                    np.searchsorted(
+                        end, np.arange(_BUILD_PAIRS, end[-1] if len(end) else 0, _BUILD_PAIRS)
+                    ),
+                    [len(count)],
+                )
+            )
+        )
         for a, b in itertools.pairwise(bounds):
             owner, offset = _ranges(np.zeros(b - a, dtype=np.intp), count[a:b])
             edge = a + owner
             ix = ix0[edge] + offset % wide[edge]
             iy = iy0[edge] + offset // wide[edge]
             distance, _ = segment_distance(
-                (ix + 0.5) * self.cell, (iy + 0.5) * self.cell, edges.ax[edge], edges.ay[edge],
-                edges.bx[edge], edges.by[edge],
+                (ix + 0.5) * self.cell,
+                (iy + 0.5) * self.cell,
+                edges.ax[edge],
+                edges.ay[edge],
+                edges.bx[edge],
+                edges.by[edge],
             )
             yield (iy - self.gy0) * self.nx + (ix - self.gx0), edge, distance
 
@@ -221,7 +238,11 @@ class EdgeGrid:
 
 
 def segment_distance(
-    x: np.ndarray, y: np.ndarray, ax: np.ndarray, ay: np.ndarray, bx: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    ax: np.ndarray,
+    ay: np.ndarray,
+    bx: np.ndarray,
     by: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Distance from each point (x, y) to the segment from (ax, ay) to (bx, by), and the
@@ -240,8 +261,9 @@ def nearest_per_point(located: Located, keep: np.ndarray | None = None) -> Locat
     Pairs must be sorted by point; ``keep`` optionally restricts the pairs considered.
     """
     if keep is not None:
-        located = Located(located.point[keep], located.edge[keep], located.distance[keep],
-                          located.fraction[keep])
+        located = Located(
+            located.point[keep], located.edge[keep], located.distance[keep], located.fraction[keep]
+        )
     point, distance = located.point, located.distance
     if not len(point):
         return located
@@ -249,9 +271,7 @@ def nearest_per_point(located: Located, keep: np.ndarray | None = None) -> Locat
     nearest = np.minimum.reduceat(distance, starts)
     counts = np.diff(np.append(starts, len(point)))
     tied = distance == np.repeat(nearest, counts)
-    best_edge = np.minimum.reduceat(
-        np.where(tied, located.edge, np.iinfo(np.intp).max), starts
-    )
+    best_edge = np.minimum.reduceat(np.where(tied, located.edge, np.iinfo(np.intp).max), starts)
     # The row of each point's chosen edge (the first tied row holding that edge).
     chosen = tied & (located.edge == np.repeat(best_edge, counts))
     rows = np.flatnonzero(chosen)
@@ -264,8 +284,7 @@ def _select(
 ) -> tuple[np.ndarray, ...]:
     """The rows ``keep`` of ``columns``, their ``count`` and their ``items`` (laid end to
     end, ``count`` per row): ``(*columns, count, items)``, all restricted."""
-    return (*(column[keep] for column in columns), count[keep],
-            items[np.repeat(keep, count)])
+    return (*(column[keep] for column in columns), count[keep], items[np.repeat(keep, count)])
 
 
 def _ranges(start: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -336,13 +355,16 @@ class ZoneGrid:
             final = side == 1
             done.append(_select(final, edge_count, edge, polygon, ix, iy, interior))
             polygon, ix, iy, side, interior, edge_count, edge = _select(
-                ~final, edge_count, edge, polygon, ix, iy, side, interior)
+                ~final, edge_count, edge, polygon, ix, iy, side, interior
+            )
             if not len(polygon):
                 break
             polygon, ix, iy, side, interior, edge_count, edge = self._split_blocks(
-                polygons, polygon, ix, iy, side, edge_count, edge)
+                polygons, polygon, ix, iy, side, edge_count, edge
+            )
         polygon, ix, iy, interior, edge_count, edge = (
-            np.concatenate(column) for column in zip(*done, strict=True))
+            np.concatenate(column) for column in zip(*done, strict=True)
+        )
         key = self.cell_start[polygon] + iy * self.nx[polygon] + ix
         order = np.argsort(key)
         cells = np.zeros(int(np.sum(self.nx * self.ny)), dtype=np.intp)
@@ -372,25 +394,50 @@ class ZoneGrid:
         self.owner[key[alone]] = polygon[alone]
 
     def _split_blocks(
-        self, polygons: np.ndarray, polygon: np.ndarray, ix: np.ndarray, iy: np.ndarray,
-        side: np.ndarray, edge_count: np.ndarray, edge: np.ndarray,
+        self,
+        polygons: np.ndarray,
+        polygon: np.ndarray,
+        ix: np.ndarray,
+        iy: np.ndarray,
+        side: np.ndarray,
+        edge_count: np.ndarray,
+        edge: np.ndarray,
     ) -> tuple[np.ndarray, ...]:
         """``_split`` by blocks of cells with about _BUILD_PAIRS candidates in all, which
         bounds the memory its (child, candidate) pairs take."""
         end = np.cumsum(edge_count)
-        bounds = np.unique(np.concatenate(
-            ([0], np.searchsorted(end, np.arange(_BUILD_PAIRS, end[-1], _BUILD_PAIRS)),
-             [len(polygon)])))
+        bounds = np.unique(
+            np.concatenate(
+                (
+                    [0],
+                    np.searchsorted(end, np.arange(_BUILD_PAIRS, end[-1], _BUILD_PAIRS)),
+                    [len(polygon)],
+                )
+            )
+        )
         blocks = [
-            self._split(polygons, polygon[a:b], ix[a:b], iy[a:b], side[a:b], edge_count[a:b],
-                        edge[end[a] - edge_count[a] : end[b - 1]])
+            self._split(
+                polygons,
+                polygon[a:b],
+                ix[a:b],
+                iy[a:b],
+                side[a:b],
+                edge_count[a:b],
+                edge[end[a] - edge_count[a] : end[b - 1]],
+            )
             for a, b in itertools.pairwise(bounds)
         ]
         return tuple(np.concatenate(column) for column in zip(*blocks, strict=True))
 
     def _split(
-        self, polygons: np.ndarray, polygon: np.ndarray, ix: np.ndarray, iy: np.ndarray,
-        side: np.ndarray, edge_count: np.ndarray, edge: np.ndarray,
+        self,
+        polygons: np.ndarray,
+        polygon: np.ndarray,
+        ix: np.ndarray,
+        iy: np.ndarray,
+        side: np.ndarray,
+        edge_count: np.ndarray,
+        edge: np.ndarray,
     ) -> tuple[np.ndarray, ...]:
         """Cut cells into four. Cells are given by their polygon, position (in units of
         their side from the polygon's first cell) and side (in final cells), with their
@@ -404,8 +451,9 @@ class ZoneGrid:
         child_side = side[parent] // 2
         child_polygon = polygon[parent]
         # Drop the children wholly beyond the polygon's box.
-        inside_box = ((child_ix * child_side < self.nx[child_polygon])
-                      & (child_iy * child_side < self.ny[child_polygon]))
+        inside_box = (child_ix * child_side < self.nx[child_polygon]) & (
+            child_iy * child_side < self.ny[child_polygon]
+        )
         parent, child_ix, child_iy = parent[inside_box], child_ix[inside_box], child_iy[inside_box]
         child_side, child_polygon = child_side[inside_box], child_polygon[inside_box]
         pair, slot = _ranges(start[parent], edge_count[parent])
@@ -414,24 +462,36 @@ class ZoneGrid:
         ox = (self.gx0[child_polygon] + child_ix * child_side) * self.cell + 0.5 * size
         oy = (self.gy0[child_polygon] + child_iy * child_side) * self.cell + 0.5 * size
         reach = size * np.sqrt(0.5) + _ZONE_SLACK_M
-        distance, _ = segment_distance(ox[pair], oy[pair], self.ax[child_edge],
-                                       self.ay[child_edge], self.bx[child_edge],
-                                       self.by[child_edge])
-        nearest = np.minimum.reduceat(distance, np.cumsum(edge_count[parent])
-                                      - edge_count[parent])
+        distance, _ = segment_distance(
+            ox[pair],
+            oy[pair],
+            self.ax[child_edge],
+            self.ay[child_edge],
+            self.bx[child_edge],
+            self.by[child_edge],
+        )
+        nearest = np.minimum.reduceat(distance, np.cumsum(edge_count[parent]) - edge_count[parent])
         # A child with no boundary within reach is wholly inside or wholly outside.
         clear = np.flatnonzero(nearest > reach)
         centre_inside = np.zeros(len(parent), dtype=bool)
-        centre_inside[clear] = shapely.intersects_xy(polygons[child_polygon[clear]], ox[clear],
-                                                     oy[clear])
+        centre_inside[clear] = shapely.intersects_xy(
+            polygons[child_polygon[clear]], ox[clear], oy[clear]
+        )
         interior = np.zeros(len(parent), dtype=bool)
         interior[clear] = centre_inside[clear]
         kept = np.ones(len(parent), dtype=bool)
         kept[clear] = centre_inside[clear]
         keep = (distance <= nearest[pair] + 2 * (reach[pair] + _ZONE_SLACK_M)) & kept[pair]
         child_count = np.bincount(pair[keep], minlength=len(parent))
-        return (child_polygon[kept], child_ix[kept], child_iy[kept], child_side[kept],
-                interior[kept], child_count[kept], child_edge[keep])
+        return (
+            child_polygon[kept],
+            child_ix[kept],
+            child_iy[kept],
+            child_side[kept],
+            interior[kept],
+            child_count[kept],
+            child_edge[keep],
+        )
 
     def owner_of(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """The polygon each point lies in when its cell settles it: inside one polygon and
@@ -454,8 +514,7 @@ class ZoneGrid:
     def _distance(self, x: np.ndarray, y: np.ndarray, polygon: np.ndarray) -> np.ndarray:
         nx = self.nx[polygon]
         ix = np.clip(x // self.cell - self.gx0[polygon], 0, nx - 1).astype(np.intp)
-        iy = np.clip(y // self.cell - self.gy0[polygon], 0, self.ny[polygon] - 1
-                     ).astype(np.intp)
+        iy = np.clip(y // self.cell - self.gy0[polygon], 0, self.ny[polygon] - 1).astype(np.intp)
         key = self.cell_start[polygon] + iy * nx + ix
         count = self.ptr[key + 1] - self.ptr[key]
         ox = (self.gx0[polygon] + ix + 0.5) * self.cell
@@ -465,12 +524,14 @@ class ZoneGrid:
         rows = np.flatnonzero(fast)
         pair, slot = _ranges(self.ptr[key[rows]], count[rows])
         edge = self.candidates[slot]
-        distance, _ = segment_distance(x[rows][pair], y[rows][pair], self.ax[edge],
-                                       self.ay[edge], self.bx[edge], self.by[edge])
+        distance, _ = segment_distance(
+            x[rows][pair], y[rows][pair], self.ax[edge], self.ay[edge], self.bx[edge], self.by[edge]
+        )
         if len(rows):
             out[rows] = np.minimum.reduceat(distance, np.cumsum(count[rows]) - count[rows])
         slow = np.flatnonzero(~fast)
         if len(slow):
-            out[slow] = shapely.distance(shapely.points(x[slow], y[slow]),
-                                         self.boundaries[polygon[slow]])
+            out[slow] = shapely.distance(
+                shapely.points(x[slow], y[slow]), self.boundaries[polygon[slow]]
+            )
         return out

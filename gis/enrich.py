@@ -97,8 +97,11 @@ class CityGIS:
         self.street_tree = (
             shapely.STRtree(self.streets_geometry) if self.streets is not None else None
         )
-        self.edges = (Edges(self.streets_geometry, grid_radius_m=_CANDIDATE_RADII_M[0])
-                      if self.streets is not None else None)
+        self.edges = (
+            Edges(self.streets_geometry, grid_radius_m=_CANDIDATE_RADII_M[0])
+            if self.streets is not None
+            else None
+        )
         # Comparison keys of every segment's street name (None when unnamed), computed once,
         # and the same keys as integer codes (-1 when unnamed) for fast comparisons.
         self.street_keys: np.ndarray = (
@@ -120,8 +123,7 @@ class CityGIS:
                 "street_name": self.streets["street_name"].to_numpy(dtype=object),
             }
             self._segment_attributes = {
-                f"segment_{name}": _nullable(self.streets[name])
-                for name in street_layer.attributes
+                f"segment_{name}": _nullable(self.streets[name]) for name in street_layer.attributes
             }
         addresses = city.config.addresses
         self.addresses = (
@@ -173,7 +175,8 @@ class CityGIS:
         the same columns and values as its row of ``enrich``, ``None`` where missing,
         without a DataFrame (the per-report path)."""
         columns = self._columns(
-            np.array([lon], dtype=float), np.array([lat], dtype=float),
+            np.array([lon], dtype=float),
+            np.array([lat], dtype=float),
             np.array([address], dtype=object),
         )
         return {str(name): _scalar(values[0]) for name, values in columns.items()}
@@ -194,13 +197,10 @@ class CityGIS:
         for name, index in self.zones.items():
             columns.update(_zone_lookup(x, y, index, name))
         columns.update(self._flags(columns, snap))
-        columns["address_guess"] = self._address_guess(x, y, snap, columns["position_m"],
-                                                        street)
+        columns["address_guess"] = self._address_guess(x, y, snap, columns["position_m"], street)
         return columns
 
-    def snap(
-        self, x: np.ndarray, y: np.ndarray, address: np.ndarray | None = None
-    ) -> Snap:
+    def snap(self, x: np.ndarray, y: np.ndarray, address: np.ndarray | None = None) -> Snap:
         """The segment each metric point snaps to, within the maximum snap distance.
 
         Candidates are the street edges near each point, within growing radii; the
@@ -229,8 +229,13 @@ class CityGIS:
         # Blocks of points bound the memory of the (point, edge) pairs.
         for start in range(0, n, _BLOCK):
             block = slice(start, min(start + _BLOCK, n))
-            part = Snap(snap.segment[block], snap.distance[block], snap.method[block],
-                        snap.edge[block], snap.fraction[block])  # views: writes reach ``snap``
+            part = Snap(
+                snap.segment[block],
+                snap.distance[block],
+                snap.method[block],
+                snap.edge[block],
+                snap.fraction[block],
+            )  # views: writes reach ``snap``
             self._snap_nearest(part, x[block], y[block])
             if wanted is not None:
                 self._snap_address(part, x[block], y[block], wanted[block], match_radius)
@@ -291,7 +296,11 @@ class CityGIS:
         snap.fraction[rows] = best.fraction
 
     def _address_guess(
-        self, x: np.ndarray, y: np.ndarray, snap: Snap, position: object,
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        snap: Snap,
+        position: object,
         street: np.ndarray | None,
     ) -> np.ndarray:
         """Reverse geocoding of the snapped reports that have no address: their street,
@@ -308,12 +317,16 @@ class CityGIS:
         guess[rows] = names
         if self.addresses is not None:
             number = self.addresses.house_numbers(
-                x[rows], y[rows], self.street_keys[segment], self.streets_geometry[segment],
+                x[rows],
+                y[rows],
+                self.street_keys[segment],
+                self.streets_geometry[segment],
                 np.asarray(position, dtype=float)[rows],
             )
             found = np.isfinite(number) & pd.notna(names)
             guess[rows[found]] = (
-                pd.Series(number[found].astype(np.int64)).astype(str) + " "
+                pd.Series(number[found].astype(np.int64)).astype(str)
+                + " "
                 + pd.Series(names[found], dtype=object)
             ).to_numpy(dtype=object)
         return guess
@@ -333,8 +346,7 @@ class CityGIS:
             street = address_street(text)
             found = codes.get(street)
             if found is None:
-                found = codes[street] = self._key_codes.get(street_key(street) or "",
-                                                            _NO_STREET)
+                found = codes[street] = self._key_codes.get(street_key(street) or "", _NO_STREET)
             return found
 
         return map_distinct(address, code, _NO_ADDRESS, np.intp)
@@ -381,8 +393,9 @@ class CityGIS:
         n = len(outside)
         boundary = np.full(n, np.nan)
         if required:
-            distances = np.vstack([np.asarray(columns[f"zone_{name}_boundary_m"], dtype=float)
-                                   for name in required])
+            distances = np.vstack(
+                [np.asarray(columns[f"zone_{name}_boundary_m"], dtype=float) for name in required]
+            )
             known = ~np.isnan(distances).all(axis=0)
             boundary[known] = np.nanmin(distances[:, known], axis=0)
         return {
@@ -433,8 +446,7 @@ def _strings(values: np.ndarray) -> pd.arrays.StringArray:
     return pd.arrays.StringArray(values)
 
 
-def _zone_lookup(x: np.ndarray, y: np.ndarray, index: ZoneIndex, name: str
-                 ) -> dict[str, Column]:
+def _zone_lookup(x: np.ndarray, y: np.ndarray, index: ZoneIndex, name: str) -> dict[str, Column]:
     """Zone code, name and distance to the zone's edge for every point of one layer.
 
     The zone grid settles the points well inside one zone and near no other, and those

@@ -129,11 +129,12 @@ def _polygonal_parts(geometry: np.ndarray) -> np.ndarray:
     return out
 
 
-def _missing_fields(
-    frame: gpd.GeoDataFrame, path: Path, fields: list[tuple[str, str]]
-) -> None:
-    missing = [f"{path}: {key}: no attribute {name!r} in the layer"
-               for key, name in fields if name not in frame.columns]
+def _missing_fields(frame: gpd.GeoDataFrame, path: Path, fields: list[tuple[str, str]]) -> None:
+    missing = [
+        f"{path}: {key}: no attribute {name!r} in the layer"
+        for key, name in fields
+        if name not in frame.columns
+    ]
     if missing:
         raise CityConfigError(missing)
 

@@ -90,7 +90,11 @@ def read_osm(path: Path) -> gpd.GeoDataFrame:
     """Highway segments of an OSM extract, cut at junctions, in WGS84 (EPSG:4326)."""
     ways = _read_ways(path)
     columns: dict[str, list[object]] = {
-        "osm_id": [], "name": [], "highway": [], "oneway": [], "geometry": []
+        "osm_id": [],
+        "name": [],
+        "highway": [],
+        "oneway": [],
+        "geometry": [],
     }
     # A junction: a node listed more than once over all highway ways (shared by two
     # ways, or visited twice by one).

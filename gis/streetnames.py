@@ -65,10 +65,26 @@ LEADING_ABBREVIATIONS: dict[str, str] = {"r": "rue", "q": "quai", "c": "cite"}
 # Numbers written in words or as ordinals, folded into one form ("Rue des 4 Frères Peignot"
 # is "Rue des Quatre-Frères-Peignot"; "Avenue Pierre 1er de Serbie", "Pierre Ier").
 NUMBERS: dict[str, str] = {
-    "premier": "1er", "premiere": "1er", "1re": "1er", "1ere": "1er", "ier": "1er",
-    "deux": "2", "trois": "3", "quatre": "4", "cinq": "5", "six": "6", "sept": "7",
-    "huit": "8", "dix": "10", "onze": "11", "douze": "12", "treize": "13",
-    "quatorze": "14", "quinze": "15", "seize": "16", "vingt": "20",
+    "premier": "1er",
+    "premiere": "1er",
+    "1re": "1er",
+    "1ere": "1er",
+    "ier": "1er",
+    "deux": "2",
+    "trois": "3",
+    "quatre": "4",
+    "cinq": "5",
+    "six": "6",
+    "sept": "7",
+    "huit": "8",
+    "dix": "10",
+    "onze": "11",
+    "douze": "12",
+    "treize": "13",
+    "quatorze": "14",
+    "quinze": "15",
+    "seize": "16",
+    "vingt": "20",
 }  # not "neuf": the Pont Neuf is new, not nine
 # Articles and prepositions that writers add or drop ("Rue de Louvois" / "Rue Louvois",
 # "Rue de la Vrillière" / "Rue La Vrillière"): not part of the key.

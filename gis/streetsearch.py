@@ -43,9 +43,10 @@ def geocode_street(gis: CityGIS, query: str, limit: int = 5) -> list[StreetMatch
     keys = pd.Series(gis.street_keys, dtype=object)
     exact = (keys == key).to_numpy()
     words = key.split()
-    partial = keys.map(
-        lambda k: isinstance(k, str) and all(w in k.split() for w in words)
-    ).to_numpy(bool) & ~exact
+    partial = (
+        keys.map(lambda k: isinstance(k, str) and all(w in k.split() for w in words)).to_numpy(bool)
+        & ~exact
+    )
     matches: list[StreetMatch] = []
     for mask, is_exact in ((exact, True), (partial, False)):
         if not mask.any():
@@ -74,5 +75,6 @@ def _match(gis: CityGIS, rows: pd.DataFrame, exact: bool) -> StreetMatch:
     _, point = shapely.shortest_line(centre, lines).coords
     lon, lat = gis.to_wgs84.transform(point[0], point[1])
     name = str(rows["name"].mode().iloc[0])
-    return StreetMatch(street_name=name, lon=round(float(lon), 6), lat=round(float(lat), 6),
-                       exact=exact)
+    return StreetMatch(
+        street_name=name, lon=round(float(lon), 6), lat=round(float(lat), 6), exact=exact
+    )

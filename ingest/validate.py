@@ -91,9 +91,7 @@ def _coordinate(checker: _Checker, raw: pd.Series, field: str, limit: float) -> 
     return value
 
 
-def _times(
-    checker: _Checker, raw: pd.Series, field: str, fmt: str | None, tz: str
-) -> pd.Series:
+def _times(checker: _Checker, raw: pd.Series, field: str, fmt: str | None, tz: str) -> pd.Series:
     try:
         parsed = pd.to_datetime(raw, format=fmt or "ISO8601", errors="coerce", utc=False)
     except ValueError:
@@ -112,8 +110,11 @@ def _times(
         utc = local.dt.tz_convert("UTC")
     else:
         mixed = parsed.map(
-            lambda t: t if pd.isna(t) or t.tzinfo
-            else t.tz_localize(ZoneInfo(tz), ambiguous="NaT", nonexistent="shift_forward")
+            lambda t: (
+                t
+                if pd.isna(t) or t.tzinfo
+                else t.tz_localize(ZoneInfo(tz), ambiguous="NaT", nonexistent="shift_forward")
+            )
         )
         utc = pd.to_datetime(mixed, utc=True)
     checker.flag(utc.isna(), field, _AMBIGUOUS_TIME)
@@ -149,16 +150,18 @@ def _services(
     shown = code.fillna(name).fillna(group).astype(str)
     field = mapping.service_code or mapping.service_name or "service"
     checker.flag(code.isna() & name.isna(), field, _MISSING_CATEGORY)
-    checker.flag(
-        resolved.isna(), field, _UNKNOWN_CATEGORY + shown.str.slice(0, _SHOWN_CATEGORY)
-    )
+    checker.flag(resolved.isna(), field, _UNKNOWN_CATEGORY + shown.str.slice(0, _SHOWN_CATEGORY))
     of_service = resolved.map(lambda c: s.group if (s := city.services.get(c)) else None)
     return resolved, of_service.fillna(group_code), unknown
 
 
 def report_hash(
-    service_code: object, requested_at: object, description: object, address: object,
-    lon: float, lat: float,
+    service_code: object,
+    requested_at: object,
+    description: object,
+    address: object,
+    lon: float,
+    lat: float,
 ) -> str:
     """A digest of what one report says, to tell a re-sent report from a changed one.
 
@@ -166,14 +169,16 @@ def report_hash(
     ``str`` of its UTC timestamp, coordinates to 7 decimals (about 1 cm): the bulk
     ``content_hash`` and the per-report ``validate_report`` give the same digest.
     """
-    text = "\x1f".join((
-        "" if service_code is None else str(service_code),
-        "" if requested_at is None else str(requested_at),
-        "" if description is None else str(description),
-        "" if address is None else str(address),
-        f"{lon:.7f}",
-        f"{lat:.7f}",
-    ))
+    text = "\x1f".join(
+        (
+            "" if service_code is None else str(service_code),
+            "" if requested_at is None else str(requested_at),
+            "" if description is None else str(description),
+            "" if address is None else str(address),
+            f"{lon:.7f}",
+            f"{lat:.7f}",
+        )
+    )
     return hashlib.sha1(text.encode()).hexdigest()
 
 
@@ -210,7 +215,10 @@ def validate(table: RawTable, mapping: ColumnMapping, city: City) -> Validated:
     lon = _coordinate(checker, lon_raw, mapping.lon, 180)
     service_code, group, unknown = _services(checker, city, raw, mapping)
     requested_at = _times(
-        checker, _text(raw, mapping.requested_at), mapping.requested_at, mapping.date_format,
+        checker,
+        _text(raw, mapping.requested_at),
+        mapping.requested_at,
+        mapping.date_format,
         city.config.timezone,
     )
     reports = pd.DataFrame(
@@ -239,16 +247,20 @@ def validate(table: RawTable, mapping: ColumnMapping, city: City) -> Validated:
     first = ~reports.duplicated("external_id") | reports["external_id"].isna()
     same = reports.duplicated(["external_id", "content_hash"])
     checker.flag(
-        ~first & ~same & checker.ok, mapping.external_id,
+        ~first & ~same & checker.ok,
+        mapping.external_id,
         "repeated in this file with different content",
     )
     quarantine = pd.DataFrame(
-        {"row": raw[ROW], "external_id": external_id, "field": checker.field,
-         "reason": checker.reason}
+        {
+            "row": raw[ROW],
+            "external_id": external_id,
+            "field": checker.field,
+            "reason": checker.reason,
+        }
     )[~checker.ok]
     keep = checker.ok & ~(~first & same)
     return Validated(reports[keep].reset_index(drop=True), quarantine.reset_index(drop=True))
-
 
 
 # What ``pd.to_numeric`` reads as a number (ASCII digits; no ``_`` separators, unlike

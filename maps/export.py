@@ -97,7 +97,9 @@ TITLES_FR: dict[str, str] = {
 
 
 def layer_chunks(
-    pipeline: Pipeline, layer: Layer, selection: Selection = EVERYTHING,
+    pipeline: Pipeline,
+    layer: Layer,
+    selection: Selection = EVERYTHING,
     chunk_size: int = CHUNK_SIZE,
 ) -> Iterator[gpd.GeoDataFrame]:
     """The selected rows in chunks; one empty chunk (with the columns) when none match."""
@@ -130,8 +132,13 @@ def _instant(text: str | None, name: str) -> datetime | None:
 
 
 def download_selection(
-    *, status: str | None = None, service: str | None = None, team: str | None = None,
-    zone: str | None = None, bbox: str | None = None, start: str | None = None,
+    *,
+    status: str | None = None,
+    service: str | None = None,
+    team: str | None = None,
+    zone: str | None = None,
+    bbox: str | None = None,
+    start: str | None = None,
     end: str | None = None,
 ) -> Selection:
     """The filters of a download (HTTP query or CLI options) as a selection.
@@ -158,8 +165,13 @@ def download_selection(
             raise InvalidInput("bbox: the lower corner must come first", field="bbox")
         box = (x0, y0, x1, y1)
     return Selection(
-        statuses=_values(status), service_codes=_values(service), teams=_values(team),
-        zone=zone_pair, bbox=box, start=_instant(start, "start"), end=_instant(end, "end"),
+        statuses=_values(status),
+        service_codes=_values(service),
+        teams=_values(team),
+        zone=zone_pair,
+        bbox=box,
+        start=_instant(start, "start"),
+        end=_instant(end, "end"),
     )
 
 
@@ -207,7 +219,8 @@ def _records(table: pd.DataFrame) -> pd.Series:
             column = table[name]
             text = np.datetime_as_string(
                 column.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy("datetime64[ms]"),
-                unit="ms", timezone="UTC",
+                unit="ms",
+                timezone="UTC",
             )
             table[name] = pd.Series(text, index=table.index, dtype=object).where(
                 column.notna(), None
@@ -320,7 +333,11 @@ def write_gpkg(
     for frame in frames:
         out = _gdal_ready(_project(frame, crs))
         pyogrio.write_dataframe(
-            out, path, layer=layer, driver="GPKG", append=written > 0,
+            out,
+            path,
+            layer=layer,
+            driver="GPKG",
+            append=written > 0,
             # GeoPackage 1.3: the R*Tree triggers every reader and validator knows.
             dataset_options=None if written else {"VERSION": "1.3"},
         )
@@ -402,7 +419,11 @@ def write_shapefile_zip(
             names = shapefile_names(c for c in out.columns if c != out.geometry.name)
             out = out.rename(columns=names)
             pyogrio.write_dataframe(
-                out, target, layer=layer, driver="ESRI Shapefile", append=written > 0,
+                out,
+                target,
+                layer=layer,
+                driver="ESRI Shapefile",
+                append=written > 0,
                 layer_options={"ENCODING": "UTF-8"},
             )
             written += len(out)
@@ -418,8 +439,13 @@ def write_shapefile_zip(
 
 
 def write_layer(
-    frames: Iterable[gpd.GeoDataFrame], path: Path, fmt: Format, *, id_column: str,
-    crs: str | None = None, layer: str = "layer",
+    frames: Iterable[gpd.GeoDataFrame],
+    path: Path,
+    fmt: Format,
+    *,
+    id_column: str,
+    crs: str | None = None,
+    layer: str = "layer",
 ) -> int:
     """Write a layer to a file chunk by chunk, reprojected to ``crs`` when given; rows written."""
     if fmt == "gpkg":
@@ -427,8 +453,8 @@ def write_layer(
     if fmt == "zip":
         return write_shapefile_zip(frames, path, layer, crs)
     counted = _Counted(frames)
-    chunks = geojson_chunks(counted, id_column, crs) if fmt == "geojson" else csv_chunks(
-        counted, crs
+    chunks = (
+        geojson_chunks(counted, id_column, crs) if fmt == "geojson" else csv_chunks(counted, crs)
     )
     with path.open("wb") as out:
         for chunk in chunks:

@@ -66,9 +66,13 @@ def crs_uri(crs: CRS) -> str:
 
 def supported_crs(pipeline: Pipeline) -> dict[str, OutputCrs]:
     """CRS84, EPSG:4326 (latitude first), the city's metric CRS, EPSG:2154 and EPSG:3857."""
-    crs_list = [CRS.from_user_input("OGC:CRS84"), CRS.from_epsg(4326),
-                CRS.from_user_input(pipeline.city.metric_crs), CRS.from_epsg(2154),
-                CRS.from_epsg(3857)]
+    crs_list = [
+        CRS.from_user_input("OGC:CRS84"),
+        CRS.from_epsg(4326),
+        CRS.from_user_input(pipeline.city.metric_crs),
+        CRS.from_epsg(2154),
+        CRS.from_epsg(3857),
+    ]
     out: dict[str, OutputCrs] = {}
     for crs in crs_list:
         north = crs.axis_info[0].direction.lower() == "north"
@@ -128,30 +132,52 @@ def collections(pipeline: Pipeline) -> dict[str, Collection]:
     zone_filters = tuple(f"zone_{name}" for name in gis.zones)
     out = {
         "incidents": Collection(
-            "incidents", "Incidents",
+            "incidents",
+            "Incidents",
             "Problems to fix: reports of the same problem grouped, routed to a team "
             "(public fields only).",
-            "incidents", "incident_id", CRS84, extent,
-            ("status", "team", "service_code", *zone_filters), temporal=True,
+            "incidents",
+            "incident_id",
+            CRS84,
+            extent,
+            ("status", "team", "service_code", *zone_filters),
+            temporal=True,
         ),
         "reports": Collection(
-            "reports", "Reports",
+            "reports",
+            "Reports",
             "Citizen reports with their street, zones and incident (public fields only; "
             "no reporter contact data).",
-            "reports", "report_id", CRS84, extent,
-            ("status", "team", "service_code", "incident_id", *zone_filters), temporal=True,
+            "reports",
+            "report_id",
+            CRS84,
+            extent,
+            ("status", "team", "service_code", "incident_id", *zone_filters),
+            temporal=True,
         ),
     }
     if gis.streets is not None:
         attributes = tuple(c for c in gis.streets.columns if c != gis.streets.geometry.name)
         out["streets"] = Collection(
-            "streets", "Streets", "Street centre-line segments reports are snapped to.",
-            "streets", "segment_id", metric, _wgs84_bounds(gis.streets), attributes,
+            "streets",
+            "Streets",
+            "Street centre-line segments reports are snapped to.",
+            "streets",
+            "segment_id",
+            metric,
+            _wgs84_bounds(gis.streets),
+            attributes,
         )
     for name, index in gis.zones.items():
         out[name] = Collection(
-            name, index.layer.label or name, f"Zone layer {name!r} (code and name).",
-            "zones", "code", metric, _wgs84_bounds(index.zones), ("code", "name"),
+            name,
+            index.layer.label or name,
+            f"Zone layer {name!r} (code and name).",
+            "zones",
+            "code",
+            metric,
+            _wgs84_bounds(index.zones),
+            ("code", "name"),
             zone_layer=name,
         )
     return out
@@ -262,8 +288,7 @@ class Page:
 def _selection(query: ItemsQuery) -> Selection:
     """An items query on the incidents or reports layer as a store selection."""
     f = query.filters
-    zone = next(((k.removeprefix("zone_"), v) for k, v in f.items() if k.startswith("zone_")),
-                None)
+    zone = next(((k.removeprefix("zone_"), v) for k, v in f.items() if k.startswith("zone_")), None)
     incident_ids = None
     if "incident_id" in f:
         incident_ids = (parse_count(f["incident_id"], "incident_id", 0, 0, 2**62),)
@@ -276,8 +301,12 @@ def _selection(query: ItemsQuery) -> Selection:
         statuses=(f["status"],) if "status" in f else None,
         teams=(f["team"],) if "team" in f else None,
         service_codes=(f["service_code"],) if "service_code" in f else None,
-        zone=zone, bbox=query.bbox, start=query.start, end=query.end,
-        limit=query.limit, offset=query.offset,
+        zone=zone,
+        bbox=query.bbox,
+        start=query.start,
+        end=query.end,
+        limit=query.limit,
+        offset=query.offset,
     )
 
 
@@ -290,8 +319,9 @@ def _reference_frame(pipeline: Pipeline, source: Collection) -> gpd.GeoDataFrame
     return gis.zones[source.zone_layer].zones
 
 
-def _filter_reference(frame: gpd.GeoDataFrame, query: ItemsQuery, id_column: str
-                      ) -> gpd.GeoDataFrame:
+def _filter_reference(
+    frame: gpd.GeoDataFrame, query: ItemsQuery, id_column: str
+) -> gpd.GeoDataFrame:
     """Reference features matching the query, in their order, all pages."""
     keep = np.ones(len(frame), dtype=bool)
     if query.bbox is not None:
@@ -307,21 +337,19 @@ def _filter_reference(frame: gpd.GeoDataFrame, query: ItemsQuery, id_column: str
     return frame[keep]
 
 
-def read_page(pipeline: Pipeline, source: Collection, query: ItemsQuery,
-              crs: OutputCrs) -> Page:
+def read_page(pipeline: Pipeline, source: Collection, query: ItemsQuery, crs: OutputCrs) -> Page:
     """The features of one items request and how many match in all."""
     if source.kind in ("incidents", "reports"):
         selection = _selection(query)
         layer: Literal["incidents", "reports"] = (
             "incidents" if source.kind == "incidents" else "reports"
         )
-        frame = pipeline.incidents(selection) if layer == "incidents" else pipeline.reports(
-            selection
+        frame = (
+            pipeline.incidents(selection) if layer == "incidents" else pipeline.reports(selection)
         )
         matched = pipeline.count(layer, replace(selection, limit=None, offset=0))
     else:
-        everything = _filter_reference(_reference_frame(pipeline, source), query,
-                                       source.id_column)
+        everything = _filter_reference(_reference_frame(pipeline, source), query, source.id_column)
         matched = len(everything)
         frame = everything.iloc[query.offset : query.offset + query.limit]
     return Page(to_output(frame, crs), matched)
@@ -361,13 +389,16 @@ def items_query(
     return ItemsQuery(
         limit=parse_count(params.get("limit"), "limit", DEFAULT_LIMIT, 1, MAX_LIMIT),
         offset=parse_count(params.get("offset"), "offset", 0, 0, 2**62),
-        bbox=bbox, start=start, end=end,
+        bbox=bbox,
+        start=start,
+        end=end,
         filters={k: v for k, v in params.items() if k in source.filters},
     )
 
 
-def one_feature(pipeline: Pipeline, source: Collection, feature_id: str,
-                crs: OutputCrs) -> gpd.GeoDataFrame:
+def one_feature(
+    pipeline: Pipeline, source: Collection, feature_id: str, crs: OutputCrs
+) -> gpd.GeoDataFrame:
     """The single feature ``feature_id`` of a collection, or ``NotFound``."""
     if source.kind in ("incidents", "reports") and not feature_id.isdigit():
         raise NotFound(f"featureId: no feature {feature_id!r} in {source.id}", field="featureId")

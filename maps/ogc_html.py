@@ -26,7 +26,7 @@ def page(title: str, body: str, links: Iterable[Mapping[str, object]] = ()) -> s
         for link in links
     )
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{escape(title)}</title><style>{_STYLE}</style></head><body>"
         f"<h1>{escape(title)}</h1>{body}"
         + (f"<h2>Links</h2><ul>{items}</ul>" if items else "")

@@ -76,9 +76,7 @@ def check_tile(z: int, x: int, y: int) -> None:
     side = 1 << z
     for name, value in (("x", x), ("y", y)):
         if not 0 <= value < side:
-            raise InvalidInput(
-                f"{name}: {value} is outside 0..{side - 1} at zoom {z}", field=name
-            )
+            raise InvalidInput(f"{name}: {value} is outside 0..{side - 1} at zoom {z}", field=name)
 
 
 def mercator_bounds(z: int, x: int, y: int) -> tuple[float, float, float, float]:
@@ -180,7 +178,10 @@ def _value(item: object) -> bytes:
 
 
 def encode_points(
-    ids: np.ndarray, px: np.ndarray, py: np.ndarray, properties: pd.DataFrame,
+    ids: np.ndarray,
+    px: np.ndarray,
+    py: np.ndarray,
+    properties: pd.DataFrame,
     layer: str = LAYER,
 ) -> bytes:
     """One-layer tile of point features at integer tile coordinates; ``b""`` when empty.
@@ -212,8 +213,12 @@ def encode_points(
         [np.full(n, 1 << 3), ids, np.full(n, 2 << 3 | 2), tag_lengths.sum(axis=1)]
     ).astype(np.uint64)
     tail = np.column_stack(
-        [np.full(n, 3 << 3), np.full(n, _POINT), np.full(n, 4 << 3 | 2),
-         geometry_lengths.sum(axis=1)]
+        [
+            np.full(n, 3 << 3),
+            np.full(n, _POINT),
+            np.full(n, 4 << 3 | 2),
+            geometry_lengths.sum(axis=1),
+        ]
     ).astype(np.uint64)
     body_lengths = np.column_stack(
         [_varint_lengths(head), tag_lengths, _varint_lengths(tail), geometry_lengths]
@@ -230,14 +235,19 @@ def encode_points(
         + _varints(rows, row_lengths)
         + b"".join(_field(3, key.encode("utf-8")) for key in keys)
         + b"".join(_field(4, value) for value in values)
-        + _varint(5 << 3) + _varint(EXTENT)
-        + _varint(15 << 3) + _varint(2)
+        + _varint(5 << 3)
+        + _varint(EXTENT)
+        + _varint(15 << 3)
+        + _varint(2)
     )
     return _field(3, content)
 
 
 def encode_cells(
-    px: np.ndarray, py: np.ndarray, status: np.ndarray, report_count: np.ndarray,
+    px: np.ndarray,
+    py: np.ndarray,
+    status: np.ndarray,
+    report_count: np.ndarray,
     layer: str = LAYER,
 ) -> bytes:
     """Aggregated tile: one point per ``CELL`` at its centre, with ``CLUSTER_FIELDS``.
@@ -254,19 +264,27 @@ def encode_cells(
     cells, which = np.unique((cy - first) * side + (cx - first), return_inverse=True)
     is_open = np.isin(np.asarray(status, dtype=object), OPEN_STATUS_CODES)
     reports = np.asarray(report_count, dtype=np.int64)
-    properties = pd.DataFrame({
-        "count": np.bincount(which, minlength=len(cells)).astype(np.int64),
-        "open": np.bincount(which, weights=is_open, minlength=len(cells)).astype(np.int64),
-        "reports": np.bincount(which, weights=reports, minlength=len(cells)).astype(np.int64),
-    })
+    properties = pd.DataFrame(
+        {
+            "count": np.bincount(which, minlength=len(cells)).astype(np.int64),
+            "open": np.bincount(which, weights=is_open, minlength=len(cells)).astype(np.int64),
+            "reports": np.bincount(which, weights=reports, minlength=len(cells)).astype(np.int64),
+        }
+    )
     centre_x = (cells % side + first) * CELL + CELL // 2
     centre_y = (cells // side + first) * CELL + CELL // 2
     return encode_points(cells, centre_x, centre_y, properties, layer)
 
 
-def tilejson(tiles_url: str, *, name: str, bounds: tuple[float, float, float, float],
-             min_zoom: int = 0, max_zoom: int = MAX_ZOOM,
-             attribution: str = "") -> dict[str, object]:
+def tilejson(
+    tiles_url: str,
+    *,
+    name: str,
+    bounds: tuple[float, float, float, float],
+    min_zoom: int = 0,
+    max_zoom: int = MAX_ZOOM,
+    attribution: str = "",
+) -> dict[str, object]:
     """A TileJSON 3.0.0 document for the one-layer incident tiles.
 
     The layer's ``fields`` declare both kinds of features: per-incident ``FIELDS`` from
@@ -294,7 +312,12 @@ def tilejson(tiles_url: str, *, name: str, bounds: tuple[float, float, float, fl
         "center": [(minlon + maxlon) / 2, (minlat + maxlat) / 2, 12],
         "attribution": attribution,
         "vector_layers": [
-            {"id": LAYER, "description": description, "fields": fields,
-             "minzoom": min_zoom, "maxzoom": max_zoom}
+            {
+                "id": LAYER,
+                "description": description,
+                "fields": fields,
+                "minzoom": min_zoom,
+                "maxzoom": max_zoom,
+            }
         ],
     }

@@ -45,17 +45,47 @@ def escalate(
             )
             uow.update_incident(incident_id, {"team": target, "updated_at": at})
             (assignment_id,) = uow.reserve_ids("assignments", 1)
-            uow.insert("assignments", pd.DataFrame({
-                "id": [int(assignment_id)], "jurisdiction_id": jurisdiction,
-                "incident_id": incident_id, "team": target, "rule_id": None,
-                "rule_version": None, "reason": reason, "priority": incident["priority"],
-                "due_at": incident["due_at"], "assigned_at": at, "actor": ESCALATION_ACTOR,
-            }))
-            events.record(uow, jurisdiction, "incident", incident_id, EventKind.ESCALATED,
-                          ESCALATION_ACTOR, reason, at)
-            enqueue(uow, city, kind="escalated", incident_id=incident_id, team=target,
-                    data={"previous_team": incident["team"], "reason": reason,
-                          "due_at": incident["due_at"]}, now=at)
+            uow.insert(
+                "assignments",
+                pd.DataFrame(
+                    {
+                        "id": [int(assignment_id)],
+                        "jurisdiction_id": jurisdiction,
+                        "incident_id": incident_id,
+                        "team": target,
+                        "rule_id": None,
+                        "rule_version": None,
+                        "reason": reason,
+                        "priority": incident["priority"],
+                        "due_at": incident["due_at"],
+                        "assigned_at": at,
+                        "actor": ESCALATION_ACTOR,
+                    }
+                ),
+            )
+            events.record(
+                uow,
+                jurisdiction,
+                "incident",
+                incident_id,
+                EventKind.ESCALATED,
+                ESCALATION_ACTOR,
+                reason,
+                at,
+            )
+            enqueue(
+                uow,
+                city,
+                kind="escalated",
+                incident_id=incident_id,
+                team=target,
+                data={
+                    "previous_team": incident["team"],
+                    "reason": reason,
+                    "due_at": incident["due_at"],
+                },
+                now=at,
+            )
         ids = due["incident_id"].astype(int).tolist()
         if ids:
             uow.mark_escalated(ids, at)

@@ -147,13 +147,18 @@ def replay(
         .value_counts()
         .rename("count")
         .reset_index()
-        .sort_values(["count", "truth", "predicted"], ascending=[False, True, True],
-                     ignore_index=True)
+        .sort_values(
+            ["count", "truth", "predicted"], ascending=[False, True, True], ignore_index=True
+        )
     )
     known = reports["service_code"].map(lambda c: c in city.services)
-    rule = routed["rule_id"].astype(object).where(
-        routed["rule_id"].notna(), known.map({True: DEFAULT_RULE_LABEL,
-                                              False: UNKNOWN_SERVICE_LABEL})
+    rule = (
+        routed["rule_id"]
+        .astype(object)
+        .where(
+            routed["rule_id"].notna(),
+            known.map({True: DEFAULT_RULE_LABEL, False: UNKNOWN_SERVICE_LABEL}),
+        )
     )
     rules = (
         pd.DataFrame({"rule": rule, "team": predicted, "correct": correct})
@@ -240,7 +245,10 @@ def _service_rules(
 ) -> tuple[list[LearnedRule], dict[str, str]]:
     """The majority team of each catalogue service, for services with enough reports."""
     counts = (
-        reports.groupby(["service_code", "truth"]).size().rename("count").reset_index()
+        reports.groupby(["service_code", "truth"])
+        .size()
+        .rename("count")
+        .reset_index()
         .sort_values(["service_code", "count", "truth"], ascending=[True, False, True])
     )
     totals = counts.groupby("service_code")["count"].sum()
@@ -256,16 +264,24 @@ def _service_rules(
         elif row["truth"] not in city.teams:
             left_out[str(code)] = f"team {row['truth']!r} is not in city.yaml"
         else:
-            rules.append(LearnedRule(
-                team=str(row["truth"]), support=support,
-                confidence=int(row["count"]) / support, name=service.name, service=service.code,
-            ))
+            rules.append(
+                LearnedRule(
+                    team=str(row["truth"]),
+                    support=support,
+                    confidence=int(row["count"]) / support,
+                    name=service.name,
+                    service=service.code,
+                )
+            )
     rules.sort(key=lambda r: (-r.support, str(r.service)))
     return rules, left_out
 
 
 def _zone_rules(
-    city: City, reports: pd.DataFrame, service_rules: list[LearnedRule], layers: list[str],
+    city: City,
+    reports: pd.DataFrame,
+    service_rules: list[LearnedRule],
+    layers: list[str],
     thresholds: ZoneLearning,
 ) -> list[LearnedRule]:
     """Zone cells (of a service, a group or every service) whose majority team beats the
@@ -278,8 +294,10 @@ def _zone_rules(
     """
     by_service = {r.service: r.team for r in service_rules}
     base_right = reports["service_code"].map(by_service) == reports["truth"]
-    names = {**{s.code: s.name for s in city.config.services},
-             **{g.code: g.name for g in city.config.groups}}
+    names = {
+        **{s.code: s.name for s in city.config.services},
+        **{g.code: g.name for g in city.config.groups},
+    }
     found: list[tuple[tuple[int, int, int], LearnedRule]] = []
     for layer in layers:
         column = f"zone_{layer}"
@@ -290,21 +308,26 @@ def _zone_rules(
         for level_rank, level in enumerate(("service_code", "group", "every")):
             for any_rank, cells in enumerate((inside, inside.assign(zone=ANY_ZONE))):
                 counts = cells.groupby([level, "zone", "truth"]).size().rename("n").reset_index()
-                counts = counts.sort_values([level, "zone", "n", "truth"],
-                                            ascending=[True, True, False, True])
+                counts = counts.sort_values(
+                    [level, "zone", "n", "truth"], ascending=[True, True, False, True]
+                )
                 totals = cells.groupby([level, "zone"]).agg(
-                    support=("truth", "size"), base=("base_right", "sum"))
+                    support=("truth", "size"), base=("base_right", "sum")
+                )
                 best = counts.drop_duplicates([level, "zone"]).set_index([level, "zone"])
                 best = best.join(totals)
                 best["gain"] = best["n"] - best["base"]
-                keep = best[(best["support"] >= thresholds.min_support)
-                            & (best["n"] >= thresholds.min_confidence * best["support"])
-                            & (best["gain"] >= thresholds.min_gain)
-                            & best["truth"].isin(list(city.teams))]
+                keep = best[
+                    (best["support"] >= thresholds.min_support)
+                    & (best["n"] >= thresholds.min_confidence * best["support"])
+                    & (best["gain"] >= thresholds.min_gain)
+                    & best["truth"].isin(list(city.teams))
+                ]
                 for cell, row in keep.iterrows():  # one row per accepted cell
                     key, zone = cast(tuple[str, str], cell)
                     rule = LearnedRule(
-                        team=str(row["truth"]), support=int(row["support"]),
+                        team=str(row["truth"]),
+                        support=int(row["support"]),
                         confidence=int(row["n"]) / int(row["support"]),
                         name=names.get(str(key), "every service"),
                         service=str(key) if level == "service_code" else None,
@@ -361,15 +384,18 @@ def corrections_from(store: Store, city: City) -> pd.DataFrame:
     events = store.lookup("events", jurisdiction, "kind", [EventKind.REASSIGNED.value])
     ids = sorted(set(events.loc[events["entity"] == "incident", "entity_id"].astype(int)))
     assignments = store.lookup("assignments", jurisdiction, "incident_id", ids)
-    manual = assignments[assignments["rule_id"].isna()
-                         & ~assignments["actor"].isin([SYSTEM_ACTOR, ESCALATION_ACTOR])]
+    manual = assignments[
+        assignments["rule_id"].isna() & ~assignments["actor"].isin([SYSTEM_ACTOR, ESCALATION_ACTOR])
+    ]
     last = manual.sort_values("id").drop_duplicates("incident_id", keep="last")
     services = store.lookup("incidents", jurisdiction, "id", ids).set_index("id")
-    return pd.DataFrame({
-        "incident_id": last["incident_id"].astype(int).to_numpy(),
-        "service_code": last["incident_id"].map(services["service_code"]).to_numpy(),
-        "team": last["team"].to_numpy(),
-    })
+    return pd.DataFrame(
+        {
+            "incident_id": last["incident_id"].astype(int).to_numpy(),
+            "service_code": last["incident_id"].map(services["service_code"]).to_numpy(),
+            "team": last["team"].to_numpy(),
+        }
+    )
 
 
 def _enriched(gis: CityGIS, reports: pd.DataFrame) -> pd.DataFrame:
@@ -390,8 +416,15 @@ def with_rules(city: City, rules: list[LearnedRule]) -> City:
 
 
 def split_test(
-    city: City, gis: CityGIS, table: RawTable, mapping: ColumnMapping, truth_column: str,
-    learn_until: date, *, min_support: int = 1, zones: ZoneLearning | None = None,
+    city: City,
+    gis: CityGIS,
+    table: RawTable,
+    mapping: ColumnMapping,
+    truth_column: str,
+    learn_until: date,
+    *,
+    min_support: int = 1,
+    zones: ZoneLearning | None = None,
 ) -> dict[str, Replay]:
     """Learn on reports up to ``learn_until``, replay the later ones; also the baseline.
 
@@ -399,13 +432,19 @@ def split_test(
     ``learned``: the same plus the zone rules. Both send unseen categories to triage.
     """
     later = learn_until + timedelta(days=1)
-    base = learn(city, table, mapping, truth_column, until=learn_until,
-                 min_support=min_support)
-    learned = learn(city, table, mapping, truth_column, gis=gis, until=learn_until,
-                    min_support=min_support, zones=zones)
+    base = learn(city, table, mapping, truth_column, until=learn_until, min_support=min_support)
+    learned = learn(
+        city,
+        table,
+        mapping,
+        truth_column,
+        gis=gis,
+        until=learn_until,
+        min_support=min_support,
+        zones=zones,
+    )
     return {
-        label: replay(with_rules(city, rules.rules), gis, table, mapping, truth_column,
-                      since=later)
+        label: replay(with_rules(city, rules.rules), gis, table, mapping, truth_column, since=later)
         for label, rules in (("baseline", base), ("learned", learned))
     }
 
@@ -434,7 +473,6 @@ def draft_yaml(learned: Learned, *, source: str = "") -> str:
             f"# {rule.name}{where}: support {rule.support}, confidence {rule.confidence:.1%}"
         )
         lines.append(
-            yaml.safe_dump([rule.entry()], allow_unicode=True, sort_keys=False, width=1000)
-            .rstrip()
+            yaml.safe_dump([rule.entry()], allow_unicode=True, sort_keys=False, width=1000).rstrip()
         )
     return "\n".join(lines) + "\n"

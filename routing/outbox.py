@@ -28,8 +28,12 @@ WEBHOOK, EMAIL = "webhook", "email"
 # How ``enqueue_many``'s ``DataFrame.to_json(date_format="iso", force_ascii=False)`` writes
 # values (its defaults: floats to 10 decimals, instants as UTC ISO text to the millisecond,
 # NaN and None as null), given to the same encoder for one message's payload.
-_PAYLOAD_JSON = {"double_precision": 10, "iso_dates": True, "date_unit": "ms",
-                 "ensure_ascii": False}
+_PAYLOAD_JSON = {
+    "double_precision": 10,
+    "iso_dates": True,
+    "date_unit": "ms",
+    "ensure_ascii": False,
+}
 
 
 def _channel_rows(city: City) -> list[tuple[str, str, str]]:
@@ -74,8 +78,15 @@ def enqueue_many(
     rows["id"] = ids
     rows["jurisdiction_id"] = jurisdiction
     rows["idempotency_key"] = (
-        jurisdiction + ":" + rows["kind"].astype(str) + ":" + rows["entity"].astype(str) + ":"
-        + rows["entity_id"].astype(str) + ":" + pd.Series(ids).astype(str)
+        jurisdiction
+        + ":"
+        + rows["kind"].astype(str)
+        + ":"
+        + rows["entity"].astype(str)
+        + ":"
+        + rows["entity_id"].astype(str)
+        + ":"
+        + pd.Series(ids).astype(str)
     )
     payload = rows.drop(columns=["id", "channel", "target"]).assign(sent_for=at)
     rows["payload"] = payload.to_json(
@@ -90,21 +101,37 @@ def enqueue_many(
 
 
 def enqueue(
-    uow: UnitOfWork, city: City, *, kind: str, incident_id: int, team: str,
-    data: Mapping[str, object] | None = None, now: datetime | None = None,
+    uow: UnitOfWork,
+    city: City,
+    *,
+    kind: str,
+    incident_id: int,
+    team: str,
+    data: Mapping[str, object] | None = None,
+    now: datetime | None = None,
 ) -> int:
     """Queue one notice about an incident for ``team`` (status change, reassignment...).
 
     Call it inside the unit of work that makes the change, so both commit together.
     """
-    message = {"kind": kind, "entity": "incident", "entity_id": int(incident_id), "team": team,
-               **(data or {})}
+    message = {
+        "kind": kind,
+        "entity": "incident",
+        "entity_id": int(incident_id),
+        "team": team,
+        **(data or {}),
+    }
     return enqueue_many(uow, city, pd.DataFrame([message]), now)
 
 
 def notify_citizens(
-    uow: UnitOfWork, city: City, *, kind: str, incident_id: int,
-    data: Mapping[str, object], now: datetime | None = None,
+    uow: UnitOfWork,
+    city: City,
+    *,
+    kind: str,
+    incident_id: int,
+    data: Mapping[str, object],
+    now: datetime | None = None,
 ) -> int:
     """Queue an email to each follower and reporter (with an email) of an incident.
 
@@ -114,24 +141,46 @@ def notify_citizens(
     emails = uow.subscribers(incident_id)
     if not emails:
         return 0
-    fields = {"kind": kind, "entity": "incident", "entity_id": int(incident_id), "team": None,
-              **data}
+    fields = {
+        "kind": kind,
+        "entity": "incident",
+        "entity_id": int(incident_id),
+        "team": None,
+        **data,
+    }
     messages = pd.DataFrame([{"channel": EMAIL, "target": email, **fields} for email in emails])
     return enqueue_many(uow, city, messages, now)
 
 
 def _assigned(
-    entity_id: object, team: object, service_code: object, service_name: object,
-    priority: object, due_at: object, reason: object, rule_id: object, rule_version: object,
-    lon: object, lat: object,
+    entity_id: object,
+    team: object,
+    service_code: object,
+    service_name: object,
+    priority: object,
+    due_at: object,
+    reason: object,
+    rule_id: object,
+    rule_version: object,
+    lon: object,
+    lat: object,
 ) -> dict[str, object]:
     """The "assigned" notice of new incidents (columns) or of one (values), in the order
     of its payload's keys."""
     return {
-        "kind": "assigned", "entity": "incident", "entity_id": entity_id, "team": team,
-        "service_code": service_code, "service_name": service_name, "priority": priority,
-        "due_at": due_at, "reason": reason, "rule_id": rule_id, "rule_version": rule_version,
-        "lon": lon, "lat": lat,
+        "kind": "assigned",
+        "entity": "incident",
+        "entity_id": entity_id,
+        "team": team,
+        "service_code": service_code,
+        "service_name": service_name,
+        "priority": priority,
+        "due_at": due_at,
+        "reason": reason,
+        "rule_id": rule_id,
+        "rule_version": rule_version,
+        "lon": lon,
+        "lat": lat,
     }
 
 
@@ -139,8 +188,12 @@ def _escalation(
     city: City, incident_id: object, escalate_at: object, escalate_to: object
 ) -> dict[str, object]:
     """An escalation row of new incidents (columns) or of one (values)."""
-    return {"incident_id": incident_id, "jurisdiction_id": city.jurisdiction_id,
-            "escalate_at": escalate_at, "escalate_to": escalate_to}
+    return {
+        "incident_id": incident_id,
+        "jurisdiction_id": city.jurisdiction_id,
+        "escalate_at": escalate_at,
+        "escalate_to": escalate_to,
+    }
 
 
 def outbox_rows(
@@ -153,18 +206,34 @@ def outbox_rows(
     rows = []
     for row_id, (channel, target) in zip(ids, team_channels(city, message["team"]), strict=True):
         key = f"{head}{row_id}"
-        payload = {**message, "jurisdiction_id": jurisdiction, "idempotency_key": key,
-                   "sent_for": now}
-        row = {**message, "id": row_id, "jurisdiction_id": jurisdiction,
-               "idempotency_key": key, "channel": channel, "target": target,
-               "payload": ujson_dumps(payload, **_PAYLOAD_JSON), "status": PENDING,
-               "attempts": 0, "next_attempt_at": now, "created_at": now}
+        payload = {
+            **message,
+            "jurisdiction_id": jurisdiction,
+            "idempotency_key": key,
+            "sent_for": now,
+        }
+        row = {
+            **message,
+            "id": row_id,
+            "jurisdiction_id": jurisdiction,
+            "idempotency_key": key,
+            "channel": channel,
+            "target": target,
+            "payload": ujson_dumps(payload, **_PAYLOAD_JSON),
+            "status": PENDING,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        }
         rows.append({name: row[name] for name in COLUMNS["outbox"] if name in row})
     return rows
 
 
 def routing_rows(
-    city: City, incident: Mapping[str, object], decision: Decision, outbox_ids: list[int],
+    city: City,
+    incident: Mapping[str, object],
+    decision: Decision,
+    outbox_ids: list[int],
     now: datetime,
 ) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
     """The escalation rows and the outbox rows ``record_routing`` writes for one new
@@ -172,21 +241,32 @@ def routing_rows(
     one per channel of its team."""
     incident_id = int(cast(int, incident["id"]))
     escalations = (
-        [] if decision.escalate_at is None
+        []
+        if decision.escalate_at is None
         else [_escalation(city, incident_id, decision.escalate_at, decision.escalate_to)]
     )
     service = city.services.get(str(incident["service_code"]))
     message = _assigned(
-        incident_id, decision.team, incident["service_code"],
-        None if service is None else service.name, decision.priority, decision.due_at,
-        decision.routing_reason, decision.rule_id, decision.rule_version,
-        incident["lon"], incident["lat"],
+        incident_id,
+        decision.team,
+        incident["service_code"],
+        None if service is None else service.name,
+        decision.priority,
+        decision.due_at,
+        decision.routing_reason,
+        decision.rule_id,
+        decision.rule_version,
+        incident["lon"],
+        incident["lat"],
     )
     return escalations, outbox_rows(city, message, outbox_ids, now)
 
 
 def record_routing_one(
-    uow: UnitOfWork, city: City, incident: Mapping[str, object], decision: Decision,
+    uow: UnitOfWork,
+    city: City,
+    incident: Mapping[str, object],
+    decision: Decision,
     now: datetime,
 ) -> None:
     """``record_routing`` for one new incident, without DataFrames and without the rule
@@ -201,7 +281,10 @@ def record_routing_one(
 
 
 def record_routing(
-    uow: UnitOfWork, city: City, incidents: pd.DataFrame, routed: pd.DataFrame,
+    uow: UnitOfWork,
+    city: City,
+    incidents: pd.DataFrame,
+    routed: pd.DataFrame,
     now: datetime,
 ) -> None:
     """After routing new incidents: the rule versions they cite (``record_rules``), their
@@ -217,23 +300,30 @@ def record_routing(
         "escalations",
         pd.DataFrame(
             _escalation(
-                city, incidents["id"].to_numpy()[has_sla], escalate_at[has_sla],
+                city,
+                incidents["id"].to_numpy()[has_sla],
+                escalate_at[has_sla],
                 routed["escalate_to"].to_numpy()[has_sla],
             )
         ),
     )
     names = {code: s.name for code, s in city.services.items()}
     enqueue_many(
-        uow, city,
+        uow,
+        city,
         pd.DataFrame(
             _assigned(
-                incidents["id"].to_numpy(np.int64), routed["team"].to_numpy(),
+                incidents["id"].to_numpy(np.int64),
+                routed["team"].to_numpy(),
                 incidents["service_code"].to_numpy(),
                 incidents["service_code"].map(names).to_numpy(),
-                routed["priority"].to_numpy(), routed["due_at"].to_numpy(),
-                routed["routing_reason"].to_numpy(), routed["rule_id"].to_numpy(),
+                routed["priority"].to_numpy(),
+                routed["due_at"].to_numpy(),
+                routed["routing_reason"].to_numpy(),
+                routed["rule_id"].to_numpy(),
                 routed["rule_version"].to_numpy(),
-                incidents["lon"].to_numpy(), incidents["lat"].to_numpy(),
+                incidents["lon"].to_numpy(),
+                incidents["lat"].to_numpy(),
             )
         ),
         now,

@@ -89,13 +89,19 @@ def work_calendar(city: City, years: range) -> WorkCalendar:
         days = holidays.country_holidays(cal.country, subdiv=cal.subdivision, years=years)
     except NotImplementedError as exc:
         raise CityConfigError(
-            [f"{city.folder / 'city.yaml'}: routing.calendar: no public holidays known for "
-             f"country {cal.country!r} subdivision {cal.subdivision!r}: {exc}"]
+            [
+                f"{city.folder / 'city.yaml'}: routing.calendar: no public holidays known for "
+                f"country {cal.country!r} subdivision {cal.subdivision!r}: {exc}"
+            ]
         ) from exc
     weekmask = "".join("0" if day in cal.weekend else "1" for day in WEEKDAYS)
     return WorkCalendar(
-        timezone=city.config.timezone, weekmask=weekmask, holidays=tuple(sorted(days)),
-        start_h=_hours(cal.workday_start), end_h=_hours(cal.workday_end), years=years,
+        timezone=city.config.timezone,
+        weekmask=weekmask,
+        holidays=tuple(sorted(days)),
+        start_h=_hours(cal.workday_start),
+        end_h=_hours(cal.workday_end),
+        years=years,
     )
 
 
@@ -173,21 +179,16 @@ def _working_end(
     return due_day, due_clock
 
 
-def add_working_hours(
-    calendar: WorkCalendar, start: pd.Series, hours: np.ndarray
-) -> pd.Series:
+def add_working_hours(calendar: WorkCalendar, start: pd.Series, hours: np.ndarray) -> pd.Series:
     """``start`` (UTC instants) plus ``hours`` of working time, as UTC instants (NaT for NaN)."""
     local = pd.to_datetime(start, utc=True).dt.tz_convert(calendar.timezone)
     day = local.dt.tz_localize(None).dt.normalize().to_numpy("datetime64[D]")
-    clock = _clock(
-        local.dt.hour.to_numpy(), local.dt.minute.to_numpy(), local.dt.second.to_numpy()
-    )
+    clock = _clock(local.dt.hour.to_numpy(), local.dt.minute.to_numpy(), local.dt.second.to_numpy())
     remaining = np.asarray(hours, dtype=float)
     valid = ~np.isnan(remaining)
     due_day, due_clock = _working_end(calendar, day, clock, remaining)
     due_local = pd.Series(
-        due_day.astype("datetime64[us]")
-        + _microseconds(due_clock).astype("timedelta64[us]"),
+        due_day.astype("datetime64[us]") + _microseconds(due_clock).astype("timedelta64[us]"),
         index=start.index,
     )
     due = due_local.dt.tz_localize(
@@ -197,7 +198,10 @@ def add_working_hours(
 
 
 def due_dates(
-    calendar: WorkCalendar, start: pd.Series, hours: np.ndarray, working_hours: np.ndarray,
+    calendar: WorkCalendar,
+    start: pd.Series,
+    hours: np.ndarray,
+    working_hours: np.ndarray,
     factor: float = 1.0,
 ) -> pd.Series:
     """Deadline of each row: ``factor`` × its calendar hours or working hours after ``start``.
@@ -227,7 +231,10 @@ def _localize(calendar: WorkCalendar, wall: datetime) -> datetime | None:
 
 
 def due_date(
-    calendar: WorkCalendar, start: datetime, hours: float | None, working_hours: float | None,
+    calendar: WorkCalendar,
+    start: datetime,
+    hours: float | None,
+    working_hours: float | None,
     factor: float = 1.0,
 ) -> datetime | None:
     """``due_dates`` for one report: ``factor`` × ``hours`` of calendar time, or else ×

@@ -39,8 +39,14 @@ from voirie.city import TRIAGE_TEAM, WEEKDAYS, City, Route, Sla
 from voirie.routing.sla import calendar_at, calendar_for, due_date, due_dates, workday_hours
 
 ROUTE_COLUMNS = [
-    "team", "rule_id", "rule_version", "priority", "sla_hours", "sla_working_hours",
-    "escalate_to", "routing_reason",
+    "team",
+    "rule_id",
+    "rule_version",
+    "priority",
+    "sla_hours",
+    "sla_working_hours",
+    "escalate_to",
+    "routing_reason",
 ]
 DEFAULT_PRIORITY = 3
 _NONE = -1
@@ -271,10 +277,14 @@ class RoutingTable:
             "sla_working_hours": np.array([h[1] for h in hours], float),
             "escalate_to": np.array(
                 [r.escalate_to or routing.escalation.team for r in self.rules]
-                + [routing.escalation.team], object),
+                + [routing.escalation.team],
+                object,
+            ),
             "tail": np.array(
                 [f" → {teams[r.team].name}, rule {r.id} v{r.version}" for r in self.rules]
-                + [f" → city default {teams[routing.default_team].name}"], object),
+                + [f" → city default {teams[routing.default_team].name}"],
+                object,
+            ),
         }
 
     @cached_property
@@ -283,12 +293,16 @@ class RoutingTable:
         a = {name: values.tolist() for name, values in self._rule_arrays.items()}
         return [
             _Outcome(
-                team=a["team"][i], rule_id=a["rule_id"][i], rule_version=a["rule_version"][i],
+                team=a["team"][i],
+                rule_id=a["rule_id"][i],
+                rule_version=a["rule_version"][i],
                 priority=a["priority"][i],
                 sla_hours=None if _missing(a["sla_hours"][i]) else a["sla_hours"][i],
-                sla_working_hours=(None if _missing(a["sla_working_hours"][i])
-                                   else a["sla_working_hours"][i]),
-                escalate_to=a["escalate_to"][i], tail=a["tail"][i],
+                sla_working_hours=(
+                    None if _missing(a["sla_working_hours"][i]) else a["sla_working_hours"][i]
+                ),
+                escalate_to=a["escalate_to"][i],
+                tail=a["tail"][i],
             )
             for i in range(len(self.rules) + 1)
         ]
@@ -396,9 +410,14 @@ class RoutingTable:
         pick = np.where(chosen == _NONE, no_rule, chosen)
         arrays = self._rule_arrays
         out = pd.DataFrame(
-            {name: pd.Series(arrays[name][pick], index=batch.index,
-                             dtype=object if arrays[name].dtype == object else None)
-             for name in ROUTE_COLUMNS[:-1]}
+            {
+                name: pd.Series(
+                    arrays[name][pick],
+                    index=batch.index,
+                    dtype=object if arrays[name].dtype == object else None,
+                )
+                for name in ROUTE_COLUMNS[:-1]
+            }
         )
         out["rule_version"] = out["rule_version"].astype("Int64").mask(chosen == _NONE)
         reason = self._reasons(pick, service)
@@ -410,9 +429,7 @@ class RoutingTable:
             reason[rows] = subject + self._phrase(condition, columns, rows) + arrays["tail"][i]
         unknown = ~known
         codes = batch["service_code"].astype(str).to_numpy(object)
-        reason[unknown] = (
-            "service " + codes[unknown] + " is not in the city's catalogue → triage"
-        )
+        reason[unknown] = "service " + codes[unknown] + " is not in the city's catalogue → triage"
         out["routing_reason"] = pd.Series(reason, index=batch.index, dtype=object)
         out.loc[unknown, "team"] = TRIAGE_TEAM
         return out
@@ -433,8 +450,10 @@ class RoutingTable:
             for i, condition in zip(self.conditional, self._conditions, strict=True):
                 if self._holds(condition, service, fields, local):
                     chosen = i
-                    reason = (f"{self._subject[service]}{self._phrase_one(condition, fields)}"
-                              f"{self._outcomes[i].tail}")
+                    reason = (
+                        f"{self._subject[service]}{self._phrase_one(condition, fields)}"
+                        f"{self._outcomes[i].tail}"
+                    )
                     break
             else:
                 chosen = self._plain[service]
@@ -451,8 +470,11 @@ class RoutingTable:
             team=TRIAGE_TEAM if service == _NONE else outcome.team,
             rule_id=outcome.rule_id,
             rule_version=None if chosen == _NONE else outcome.rule_version,
-            priority=outcome.priority, sla_hours=hours, sla_working_hours=working,
-            escalate_to=outcome.escalate_to, routing_reason=reason,
+            priority=outcome.priority,
+            sla_hours=hours,
+            sla_working_hours=working,
+            escalate_to=outcome.escalate_to,
+            routing_reason=reason,
             due_at=due_date(calendar, start, hours, working),
             escalate_at=due_date(calendar, start, hours, working, factor),
         )
@@ -478,8 +500,9 @@ def _covers(first: Route, later: Route) -> bool:
     """Whether every report meeting ``later``'s non-service conditions meets ``first``'s."""
     for layer, codes in first.zones.items():
         theirs = later.zones.get(layer)
-        if theirs is None or (codes != "*" and (theirs == "*" or not set(map(str, theirs))
-                                                <= set(map(str, codes)))):
+        if theirs is None or (
+            codes != "*" and (theirs == "*" or not set(map(str, theirs)) <= set(map(str, codes)))
+        ):
             return False
     for attribute, values in first.segment.items():
         theirs_values = later.segment.get(attribute)
@@ -537,6 +560,4 @@ def unreachable_rules(city: City) -> list[str]:
     conditional rules always pre-empt (each of their conditions holds whenever its own do).
     """
     rules = city.config.routing.rules
-    return [
-        f"routing.rules[{i}] ({rules[i].id}) never fires: {why}" for i, why in _shadowed(city)
-    ]
+    return [f"routing.rules[{i}] ({rules[i].id}) never fires: {why}" for i, why in _shadowed(city)]

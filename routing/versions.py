@@ -59,8 +59,12 @@ def record_rules(uow: UnitOfWork, city: City, now: datetime | None = None) -> in
     known = {
         (str(rule_id), int(version)): (str(digest), pd.Timestamp(loaded_at))
         for rule_id, version, digest, loaded_at in zip(
-            stored["rule_id"], stored["version"], stored["content_hash"],
-            stored["loaded_at"], strict=True)
+            stored["rule_id"],
+            stored["version"],
+            stored["content_hash"],
+            stored["loaded_at"],
+            strict=True,
+        )
     }
     latest = stored.groupby("rule_id")["version"].max().to_dict() if len(stored) else {}
     problems, new = [], []

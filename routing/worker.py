@@ -85,17 +85,16 @@ def _post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> Non
 
 def _mail(message: Any, settings: OutboxSettings) -> None:
     try:
-        with smtplib.SMTP(settings.smtp_host, settings.smtp_port,
-                          timeout=settings.http_timeout_s) as smtp:
+        with smtplib.SMTP(
+            settings.smtp_host, settings.smtp_port, timeout=settings.http_timeout_s
+        ) as smtp:
             if settings.smtp_starttls:
                 smtp.starttls()
             if settings.smtp_user and settings.smtp_password:
                 smtp.login(settings.smtp_user, settings.smtp_password.get_secret_value())
             smtp.send_message(message)
     except (smtplib.SMTPException, OSError) as exc:
-        raise DeliveryError(
-            f"SMTP {settings.smtp_host}:{settings.smtp_port}: {exc}"
-        ) from exc
+        raise DeliveryError(f"SMTP {settings.smtp_host}:{settings.smtp_port}: {exc}") from exc
 
 
 def deliver(row: Any, city: City, settings: OutboxSettings) -> None:
@@ -106,8 +105,11 @@ def deliver(row: Any, city: City, settings: OutboxSettings) -> None:
         team = city.teams.get(str(row.team))
         if team is None:
             raise DeliveryError(f"team {row.team} is no longer in city.yaml")
-        headers = {"Content-Type": "application/json", IDEMPOTENCY_HEADER: key,
-                   SIGNATURE_HEADER: sign(webhook_secret(team), body)}
+        headers = {
+            "Content-Type": "application/json",
+            IDEMPOTENCY_HEADER: key,
+            SIGNATURE_HEADER: sign(webhook_secret(team), body),
+        }
         _post(str(row.target), body, headers, settings.http_timeout_s)
     elif row.channel == EMAIL:
         message = EmailMessage()
@@ -136,16 +138,25 @@ class Delivered:
         return self.delivered + self.retried + self.dead
 
 
-def _outcome(row: Any, error: str | None, at: datetime, settings: OutboxSettings
-             ) -> dict[str, object]:
+def _outcome(
+    row: Any, error: str | None, at: datetime, settings: OutboxSettings
+) -> dict[str, object]:
     attempts = int(row.attempts) + 1
     if error is None:
-        return {"id": int(row.id), "status": DELIVERED, "attempts": attempts,
-                "next_attempt_at": row.next_attempt_at, "last_error": None, "delivered_at": at}
+        return {
+            "id": int(row.id),
+            "status": DELIVERED,
+            "attempts": attempts,
+            "next_attempt_at": row.next_attempt_at,
+            "last_error": None,
+            "delivered_at": at,
+        }
     dead = attempts >= settings.outbox_max_attempts
     delay = timedelta(seconds=settings.outbox_backoff_s * 2 ** (attempts - 1))
     return {
-        "id": int(row.id), "status": DEAD if dead else PENDING, "attempts": attempts,
+        "id": int(row.id),
+        "status": DEAD if dead else PENDING,
+        "attempts": attempts,
         "next_attempt_at": row.next_attempt_at if dead else at + delay,
         "last_error": f"dead after {attempts} attempts: {error}" if dead else error,
         "delivered_at": None,
@@ -153,7 +164,10 @@ def _outcome(row: Any, error: str | None, at: datetime, settings: OutboxSettings
 
 
 def deliver_due(
-    store: Store, city: City, settings: OutboxSettings, worker: str,
+    store: Store,
+    city: City,
+    settings: OutboxSettings,
+    worker: str,
     now: datetime | None = None,
 ) -> Delivered:
     """Lease the due messages, deliver each and record each outcome as soon as known."""
@@ -205,8 +219,7 @@ def run(store: Store, city: City, settings: OutboxSettings, stop: threading.Even
         try:
             run_once(store, city, settings, name)
         except Exception:
-            log.exception("outbox worker pass failed; retrying in %ss",
-                          settings.worker_interval_s)
+            log.exception("outbox worker pass failed; retrying in %ss", settings.worker_interval_s)
         stop.wait(settings.worker_interval_s)
 
 
@@ -216,7 +229,8 @@ def start_in_thread(
     """The worker in a daemon thread of this process (``voirie serve``); set the event to
     stop it."""
     stop = threading.Event()
-    thread = threading.Thread(target=run, args=(store, city, settings, stop),
-                              name="voirie-worker", daemon=True)
+    thread = threading.Thread(
+        target=run, args=(store, city, settings, stop), name="voirie-worker", daemon=True
+    )
     thread.start()
     return thread, stop

@@ -36,8 +36,13 @@ REPORTS = "chicago311_2021-01-01.csv.gz"
 GROUPS: list[tuple[str, str, list[str], float, float]] = [
     # Information calls are not problems in a place (often geocoded to a default address):
     # only the same caller calling back within the hour at the very same point is a repeat.
-    ("information", "Information calls and requests",
-     ["information only", "information request"], 1, 0.05),
+    (
+        "information",
+        "Information calls and requests",
+        ["information only", "information request"],
+        1,
+        0.05,
+    ),
     # Noise is heard, not seen at a place: each complaint is a household's experience of
     # an event; only the same address on the same day is the same complaint.
     ("noise", "Noise", ["noise"], 10, 1),
@@ -50,26 +55,61 @@ GROUPS: list[tuple[str, str, list[str], float, float]] = [
     ("trees", "Trees", ["tree"], 30, 30),
     # Lights, signals and signs are fixed equipment seen from across the street or from
     # another corner of the intersection, and stay broken until repaired.
-    ("lights-signals", "Street lights, traffic signals and signs",
-     ["light", "signal", "sign repair"], 60, 30),
+    (
+        "lights-signals",
+        "Street lights, traffic signals and signs",
+        ["light", "signal", "sign repair"],
+        60,
+        30,
+    ),
     # A vehicle stays parked for days at one kerb.
     ("vehicles", "Vehicles", ["vehicle", "cab "], 30, 7),
     # Garbage, carts, dumping, dead animals: an address's pick-up, done within a week.
-    ("waste", "Garbage, recycling and sanitation",
-     ["garbage", "recycling", "dumping", "sanitation", "yard waste", "vacant lot",
-      "dead animal", "street cleaning"], 30, 7),
+    (
+        "waste",
+        "Garbage, recycling and sanitation",
+        [
+            "garbage",
+            "recycling",
+            "dumping",
+            "sanitation",
+            "yard waste",
+            "vacant lot",
+            "dead animal",
+            "street cleaning",
+        ],
+        30,
+        7,
+    ),
     # Animals move; a stray or rats are around one place for some days.
-    ("animals", "Animals and rodents",
-     ["animal", "coyote", "rodent", "rat ", "pet "], 50, 7),
+    ("animals", "Animals and rodents", ["animal", "coyote", "rodent", "rat ", "pet "], 50, 7),
     # Water and sewer problems are at one service connection or inlet.
     ("water", "Water and sewers", ["water", "sewer", "leak"], 30, 7),
     # The public way: potholes, sidewalks, bike lanes; they stay until repaired.
-    ("public-way", "Streets, sidewalks and public way",
-     ["pothole", "sidewalk", "public way", "bike lane", "debris"], 30, 30),
+    (
+        "public-way",
+        "Streets, sidewalks and public way",
+        ["pothole", "sidewalk", "public way", "bike lane", "debris"],
+        30,
+        30,
+    ),
     # A building or business is one property; inspections take weeks.
-    ("buildings-business", "Buildings and businesses",
-     ["building", "plumbing", "permit", "business", "restaurant", "consumer", "rental",
-      "bungalow"], 15, 30),
+    (
+        "buildings-business",
+        "Buildings and businesses",
+        [
+            "building",
+            "plumbing",
+            "permit",
+            "business",
+            "restaurant",
+            "consumer",
+            "rental",
+            "bungalow",
+        ],
+        15,
+        30,
+    ),
 ]
 OTHER = ("other", "Other requests", [], 25, 7)
 
@@ -108,9 +148,16 @@ def build() -> dict[str, Any]:
         used.add(group[0])
         services.append({"code": row.sr_short_code, "name": row.sr_type, "group": group[0]})
     groups = [
-        {"code": code, "name": name,
-         "dedupe": {"match": "never" if code in NEVER else "service", "radius_m": radius,
-                    "window_days": window, **({"why": NEVER[code]} if code in NEVER else {})}}
+        {
+            "code": code,
+            "name": name,
+            "dedupe": {
+                "match": "never" if code in NEVER else "service",
+                "radius_m": radius,
+                "window_days": window,
+                **({"why": NEVER[code]} if code in NEVER else {}),
+            },
+        }
         for code, name, _, radius, window in [*GROUPS, OTHER]
         if code in used
     ]
@@ -131,8 +178,13 @@ def build() -> dict[str, Any]:
         "territory": {"layer": "community_area"},
         "near_boundary_m": 10,
         "zones": [
-            {"name": "community_area", "path": "layers/community_areas.geojson.gz",
-             "code_field": "AREA_NUMBE", "name_field": "COMMUNITY", "label": "Community area"},
+            {
+                "name": "community_area",
+                "path": "layers/community_areas.geojson.gz",
+                "code_field": "AREA_NUMBE",
+                "name_field": "COMMUNITY",
+                "label": "Community area",
+            },
         ],
         "groups": groups,
         "services": services,

@@ -33,46 +33,82 @@ OUT = Path(__file__).resolve().parents[1] / "cities" / "paris"
 # of junk is "encombrants" to one, "cartons" to another); ``service`` where they name
 # different objects (a pothole and a road sign of the same "voirie" type).
 DEDUPE: dict[str, tuple[str, float, float, str]] = {
-    "Objets abandonnés": (
-        "group", 30, 3, "one pile, described many ways; collected within days"),
+    "Objets abandonnés": ("group", 30, 3, "one pile, described many ways; collected within days"),
     "Graffitis, tags, affiches et autocollants": (
-        "service", 20, 14,
+        "service",
+        20,
+        14,
         "sub-categories name the surface (wall, shutter, mailbox, sign): different objects, "
-        "often different teams; precise in place, stays weeks"),
-    "Propreté": (
-        "group", 30, 3, "one soiled spot whatever its kind; cleaned within days"),
+        "often different teams; precise in place, stays weeks",
+    ),
+    "Propreté": ("group", 30, 3, "one soiled spot whatever its kind; cleaned within days"),
     "Autos, motos, vélos, trottinettes...": (
-        "group", 20, 7, "one vehicle, parked badly or a wreck; stays at its kerb for days"),
+        "group",
+        20,
+        7,
+        "one vehicle, parked badly or a wreck; stays at its kerb for days",
+    ),
     "Voirie et espace public": (
-        "service", 25, 30, "different objects (holes, signs, works); stay until repaired"),
+        "service",
+        25,
+        30,
+        "different objects (holes, signs, works); stay until repaired",
+    ),
     "Mobiliers urbains": (
-        "service", 20, 30, "different objects (bollards, bins, panels); stay until repaired"),
+        "service",
+        20,
+        30,
+        "different objects (bollards, bins, panels); stay until repaired",
+    ),
     "Activités commerciales et professionnelles": (
-        "service", 30, 7, "one shop front; distinct complaints (terrace, light, flyers)"),
+        "service",
+        30,
+        7,
+        "one shop front; distinct complaints (terrace, light, flyers)",
+    ),
     "Arbres, végétaux et animaux": (
-        "service", 30, 14, "a tree, weeds or rats are different problems; last weeks"),
+        "service",
+        30,
+        14,
+        "a tree, weeds or rats are different problems; last weeks",
+    ),
     "Éclairage / Électricité": (
-        "service", 50, 30, "a lamp is seen from across the street; a lamp and a cabinet differ"),
+        "service",
+        50,
+        30,
+        "a lamp is seen from across the street; a lamp and a cabinet differ",
+    ),
     "Eau": ("service", 30, 7, "one hydrant or puddle; distinct equipment per sub-category"),
 }
 
 # Extra questions of some services (Open311 service definition attributes), by soustype.
 ATTRIBUTES: dict[str, list[dict[str, Any]]] = {
     "Autres objets encombrants abandonnés": [
-        {"code": "volume", "description": "Volume approximatif des objets",
-         "datatype": "singlevaluelist", "required": True,
-         "values": [{"key": "petit", "name": "Moins de 1 m³"},
-                    {"key": "moyen", "name": "De 1 à 3 m³"},
-                    {"key": "grand", "name": "Plus de 3 m³"}]},
-        {"code": "objets", "description": "Nature des objets", "datatype": "multivaluelist",
-         "values": [{"key": "meuble", "name": "Meuble"},
-                    {"key": "electromenager", "name": "Électroménager"},
-                    {"key": "matelas", "name": "Matelas"},
-                    {"key": "autre", "name": "Autre"}]},
+        {
+            "code": "volume",
+            "description": "Volume approximatif des objets",
+            "datatype": "singlevaluelist",
+            "required": True,
+            "values": [
+                {"key": "petit", "name": "Moins de 1 m³"},
+                {"key": "moyen", "name": "De 1 à 3 m³"},
+                {"key": "grand", "name": "Plus de 3 m³"},
+            ],
+        },
+        {
+            "code": "objets",
+            "description": "Nature des objets",
+            "datatype": "multivaluelist",
+            "values": [
+                {"key": "meuble", "name": "Meuble"},
+                {"key": "electromenager", "name": "Électroménager"},
+                {"key": "matelas", "name": "Matelas"},
+                {"key": "autre", "name": "Autre"},
+            ],
+        },
     ],
     "Graffitis et autocollants sur mur, façade sur rue, pont et descente d'eau pluviale": [
-        {"code": "surface_m2", "description": "Surface approximative (m²)",
-         "datatype": "number"},
+        {"code": "surface_m2", "description": "Surface approximative (m²)", "datatype": "number"},
     ],
 }
 
@@ -105,8 +141,11 @@ def build() -> dict[str, Any]:
     for group_name in sorted(reports["type"].unique()):
         match, radius, window, why = DEDUPE[group_name]
         groups.append(
-            {"code": group_code_for(group_name), "name": group_name,
-             "dedupe": {"match": match, "radius_m": radius, "window_days": window, "why": why}}
+            {
+                "code": group_code_for(group_name),
+                "name": group_name,
+                "dedupe": {"match": match, "radius_m": radius, "window_days": window, "why": why},
+            }
         )
     group_code = {g["name"]: g["code"] for g in groups}
     pairs = reports.groupby(["type", "soustype"]).size().reset_index()
@@ -122,9 +161,7 @@ def build() -> dict[str, Any]:
     teams = [
         {"code": t, "name": TEAM_NAMES.get(t, t)} for t in sorted(reports["intervenant"].unique())
     ]
-    majority = (
-        reports.groupby("soustype")["intervenant"].agg(lambda s: s.value_counts().index[0])
-    )
+    majority = reports.groupby("soustype")["intervenant"].agg(lambda s: s.value_counts().index[0])
     rules = [
         {"id": f"svc-{service_code[name]}", "team": team, "service": service_code[name]}
         for name, team in sorted(majority.items())
@@ -145,13 +182,28 @@ def build() -> dict[str, Any]:
             "address_match_radius_m": 60,
         },
         "zones": [
-            {"name": "arrondissement", "path": "layers/arrondissements.geojson.gz",
-             "code_field": "c_ar", "name_field": "l_aroff", "label": "Arrondissement"},
-            {"name": "quartier", "path": "layers/quartiers_administratifs.geojson.gz",
-             "code_field": "c_qu", "name_field": "l_qu", "label": "Quartier administratif"},
-            {"name": "espace_vert", "path": "layers/espaces_verts.geojson.gz",
-             "code_field": "nsq_espace_vert", "name_field": "nom_ev", "label": "Espace vert",
-             "required": False},
+            {
+                "name": "arrondissement",
+                "path": "layers/arrondissements.geojson.gz",
+                "code_field": "c_ar",
+                "name_field": "l_aroff",
+                "label": "Arrondissement",
+            },
+            {
+                "name": "quartier",
+                "path": "layers/quartiers_administratifs.geojson.gz",
+                "code_field": "c_qu",
+                "name_field": "l_qu",
+                "label": "Quartier administratif",
+            },
+            {
+                "name": "espace_vert",
+                "path": "layers/espaces_verts.geojson.gz",
+                "code_field": "nsq_espace_vert",
+                "name_field": "nom_ev",
+                "label": "Espace vert",
+                "required": False,
+            },
         ],
         "groups": groups,
         "services": services,
@@ -162,8 +214,7 @@ def build() -> dict[str, Any]:
 
 
 HEADER = (
-    "Paris — built by scripts/build_paris_city.py from Ville de Paris and OpenStreetMap"
-    " open data."
+    "Paris — built by scripts/build_paris_city.py from Ville de Paris and OpenStreetMap open data."
 )
 
 

@@ -13,7 +13,11 @@ import yaml
 # the radius long has about the area of the radius's disc, so the chance of joining an
 # unrelated report stays the same (docs/deduplication.md).
 DEDUPE_SCORING = {
-    "distance": 0.4, "time": 0.2, "service": 0.2, "street": 0.2, "same_street_factor": 2.0,
+    "distance": 0.4,
+    "time": 0.2,
+    "service": 0.2,
+    "street": 0.2,
+    "same_street_factor": 2.0,
 }
 
 

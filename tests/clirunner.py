@@ -20,13 +20,24 @@ def voirie_executable() -> str:
 def run_voirie(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """Run ``voirie ARGS`` in ``folder`` on a store file of that folder, narrow terminal."""
     env = {
-        k: v for k, v in os.environ.items()
+        k: v
+        for k, v in os.environ.items()
         if not k.startswith("VOIRIE_") and k not in {"FORCE_COLOR", "TTY_COMPATIBLE"}
     }
     # A narrow terminal: an error must stay on one line whatever the width.
-    env |= {"VOIRIE_DATABASE_URL": f"sqlite:///{folder / 't.gpkg'}", "COLUMNS": "80",
-            "NO_COLOR": "1", "PYTHONIOENCODING": "utf-8"}
+    env |= {
+        "VOIRIE_DATABASE_URL": f"sqlite:///{folder / 't.gpkg'}",
+        "COLUMNS": "80",
+        "NO_COLOR": "1",
+        "PYTHONIOENCODING": "utf-8",
+    }
     return subprocess.run(
-        [voirie_executable(), *args], cwd=folder, env=env, capture_output=True, text=True,
-        encoding="utf-8", timeout=120, check=False,
+        [voirie_executable(), *args],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=120,
+        check=False,
     )

@@ -45,8 +45,6 @@ def empty_postgis_url(postgis_server: str) -> Iterator[str]:
     yield from scratch_database(postgis_server, None)
 
 
-
-
 @pytest.fixture(params=BACKENDS)
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """``VOIRIE_DATABASE_URL`` of the store of each backend (``store`` upgrades it)."""
@@ -85,10 +83,11 @@ def two_stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple
             urls = [f"sqlite:///{tmp_path / f'{name}.gpkg'}" for name in ("a", "b")]
         else:
             server = request.getfixturevalue("postgis_server")
-            urls = [stack.enter_context(contextmanager(scratch_database)(server))
-                    for _ in range(2)]
-        stores = [open_store(StoreSettings(database_url=u, pool_min_size=1, pool_max_size=2))
-                  for u in urls]
+            urls = [stack.enter_context(contextmanager(scratch_database)(server)) for _ in range(2)]
+        stores = [
+            open_store(StoreSettings(database_url=u, pool_min_size=1, pool_max_size=2))
+            for u in urls
+        ]
         for opened in stores:
             stack.callback(opened.close)
             opened.upgrade()

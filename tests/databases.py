@@ -49,9 +49,7 @@ def _admin(server_url: str) -> psycopg.Connection[tuple[object, ...]]:
 
 
 def _drop(admin: psycopg.Connection[tuple[object, ...]], dbname: str) -> None:
-    admin.execute(
-        sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname))
-    )
+    admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
 
 
 def _fingerprint() -> str:
@@ -106,8 +104,9 @@ def _drop_other_templates(admin: psycopg.Connection[tuple[object, ...]]) -> None
         if not free:
             continue
         try:
-            admin.execute(sql.SQL("ALTER DATABASE {} IS_TEMPLATE false").format(
-                sql.Identifier(name)))
+            admin.execute(
+                sql.SQL("ALTER DATABASE {} IS_TEMPLATE false").format(sql.Identifier(name))
+            )
             _drop(admin, name)
         finally:
             admin.execute("SELECT pg_advisory_unlock(%s)", (key,))
@@ -133,8 +132,7 @@ def prepare_server() -> str:
         admin.execute("SELECT pg_advisory_lock(%s)", (TEMPLATE_LOCK,))
         try:
             mark = admin.execute(
-                "SELECT shobj_description(oid, 'pg_database') FROM pg_database "
-                "WHERE datname = %s",
+                "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
                 (TEMPLATE_DB,),
             ).fetchone()
             if mark is None or mark[0] != _fingerprint():

@@ -83,8 +83,13 @@ def test_sqlite_keeps_only_the_hash(tmp_path: Path) -> None:
     ],
 )
 def test_bad_token_requests_name_the_field(
-    store: Store, name: str, role: str, teams: list[str], city_teams: set[str] | None,
-    field: str, words: str,
+    store: Store,
+    name: str,
+    role: str,
+    teams: list[str],
+    city_teams: set[str] | None,
+    field: str,
+    words: str,
 ) -> None:
     with pytest.raises(InvalidInput) as error:
         issue_token(store, PARIS, name, role, teams, city_teams=city_teams)
@@ -105,7 +110,11 @@ def test_permissions_of_each_role() -> None:
     assert gis.may(Action.READ, TEAM_B)
     assert [a for a in Action if gis.may(a, TEAM_B)] == [Action.READ]
     assert {a for a in Action if agent.may(a, TEAM_A)} == {
-        Action.READ, Action.CONTACTS, Action.STATUS, Action.COMMENT, Action.HAND_BACK,
+        Action.READ,
+        Action.CONTACTS,
+        Action.STATUS,
+        Action.COMMENT,
+        Action.HAND_BACK,
     }
     assert not any(agent.may(a, TEAM_B) for a in Action)
     assert agent.may_assign(TEAM_A, TRIAGE_TEAM)
@@ -125,8 +134,18 @@ def test_permissions_of_each_role() -> None:
 def test_cli_prints_the_token_once_and_it_authenticates(tmp_path: Path, paris: City) -> None:
     from voirie.store.sqlite import SqliteStore
 
-    added = run_voirie(tmp_path, "tokens", "add", "Agent Smith", "--role", "agent",
-                       "--team", TEAM_A, "--team", TEAM_B)
+    added = run_voirie(
+        tmp_path,
+        "tokens",
+        "add",
+        "Agent Smith",
+        "--role",
+        "agent",
+        "--team",
+        TEAM_A,
+        "--team",
+        TEAM_B,
+    )
     assert added.returncode == 0, added.stderr
     token = added.stdout.strip()
     assert token.startswith("voirie_")

@@ -29,12 +29,31 @@ DATA = ROOT / "tests/data/dansmarue_200.csv"
 REPORTS = ROOT / "cities/paris/reports/dansmarue_2023-07_2024-03.csv.gz"
 JURISDICTION = "paris.fr"
 CONTRACT_COLUMNS = [
-    "report_id", "external_id", "service_code", "lon", "lat", "segment_id", "street_name",
-    "snap_distance_m", "zone_arrondissement", "zone_quartier", "zone_espace_vert",
-    "incident_id", "team", "status", "requested_at",
+    "report_id",
+    "external_id",
+    "service_code",
+    "lon",
+    "lat",
+    "segment_id",
+    "street_name",
+    "snap_distance_m",
+    "zone_arrondissement",
+    "zone_quartier",
+    "zone_espace_vert",
+    "incident_id",
+    "team",
+    "status",
+    "requested_at",
 ]
-TABLES = ["reports", "enrichments", "report_zones", "incidents", "incident_reports",
-          "assignments", "events"]
+TABLES = [
+    "reports",
+    "enrichments",
+    "report_zones",
+    "incidents",
+    "incident_reports",
+    "assignments",
+    "events",
+]
 PERSONAL = re.compile(r"contact|email|phone|device", re.IGNORECASE)
 
 Run = subprocess.CompletedProcess[str]
@@ -99,11 +118,17 @@ def _start_mapped_csv(pool: ThreadPoolExecutor, folder: Path, paris: City) -> Ot
     """A partner's CSV: DansMaRue content under other column names, ';', French dates."""
     rows = _rows(0, 20, paris)
     dates = pd.to_datetime(rows["datedecl"])
-    partner = pd.DataFrame({
-        "ref": "P-" + rows["id_dmr"], "famille": rows["type"], "categorie": rows["soustype"],
-        "lieu": rows["adresse"], "date_signalement": dates.dt.strftime("%d/%m/%Y"),
-        "y": rows["latitude"], "x": rows["longitude"],
-    })
+    partner = pd.DataFrame(
+        {
+            "ref": "P-" + rows["id_dmr"],
+            "famille": rows["type"],
+            "categorie": rows["soustype"],
+            "lieu": rows["adresse"],
+            "date_signalement": dates.dt.strftime("%d/%m/%Y"),
+            "y": rows["latitude"],
+            "x": rows["longitude"],
+        }
+    )
     partner.to_csv(folder / "partenaire.csv", sep=";", index=False)
     (folder / "mapping.yaml").write_text(
         "source: partenaire\nexternal_id: ref\nlat: y\nlon: x\n"
@@ -112,11 +137,15 @@ def _start_mapped_csv(pool: ThreadPoolExecutor, folder: Path, paris: City) -> Ot
         encoding="utf-8",
     )
     run = pool.submit(_import, folder, "partenaire.csv", "csv", "--mapping", "mapping.yaml")
-    expected = pd.DataFrame({
-        "external_id": partner["ref"], "service_code": rows["service_code"],
-        "requested_at": dates.dt.tz_localize(paris.config.timezone).dt.tz_convert("UTC"),
-        "lon": rows["longitude"].astype(float), "lat": rows["latitude"].astype(float),
-    })
+    expected = pd.DataFrame(
+        {
+            "external_id": partner["ref"],
+            "service_code": rows["service_code"],
+            "requested_at": dates.dt.tz_localize(paris.config.timezone).dt.tz_convert("UTC"),
+            "lon": rows["longitude"].astype(float),
+            "lat": rows["latitude"].astype(float),
+        }
+    )
     return Other(folder, run, expected)
 
 
@@ -127,10 +156,12 @@ def _start_geojson(pool: ThreadPoolExecutor, folder: Path, paris: City) -> Other
     features = [
         {
             "type": "Feature",
-            "geometry": {"type": "Point",
-                         "coordinates": [float(r.longitude), float(r.latitude)]},
-            "properties": {"service_request_id": f"geo-{i}", "service_code": r.service_code,
-                           "requested_datetime": times[i]},
+            "geometry": {"type": "Point", "coordinates": [float(r.longitude), float(r.latitude)]},
+            "properties": {
+                "service_request_id": f"geo-{i}",
+                "service_code": r.service_code,
+                "requested_datetime": times[i],
+            },
         }
         for i, r in enumerate(rows.itertuples())
     ]
@@ -138,11 +169,15 @@ def _start_geojson(pool: ThreadPoolExecutor, folder: Path, paris: City) -> Other
         json.dumps({"type": "FeatureCollection", "features": features}), encoding="utf-8"
     )
     run = pool.submit(_import, folder, "requests.geojson", "geojson")
-    expected = pd.DataFrame({
-        "external_id": [f"geo-{i}" for i in range(3)], "service_code": rows["service_code"],
-        "requested_at": pd.to_datetime(times, utc=True),
-        "lon": rows["longitude"].astype(float), "lat": rows["latitude"].astype(float),
-    })
+    expected = pd.DataFrame(
+        {
+            "external_id": [f"geo-{i}" for i in range(3)],
+            "service_code": rows["service_code"],
+            "requested_at": pd.to_datetime(times, utc=True),
+            "lon": rows["longitude"].astype(float),
+            "lat": rows["latitude"].astype(float),
+        }
+    )
     return Other(folder, run, expected)
 
 
@@ -153,22 +188,29 @@ def _start_open311_json(pool: ThreadPoolExecutor, folder: Path, paris: City) -> 
     times = ["2024-03-01T09:15:00+01:00", "2024-07-01T09:15:00+02:00", "2024-03-03T09:15:00Z"]
     requests = [
         {
-            "service_request_id": f"o311-{i}", "service_code": r.service_code,
-            "service_name": r.soustype, "description": "signalé par un habitant",
+            "service_request_id": f"o311-{i}",
+            "service_code": r.service_code,
+            "service_name": r.soustype,
+            "description": "signalé par un habitant",
             "requested_datetime": times[i],
-            "lat": float(r.latitude), "long": float(r.longitude), "address": r.adresse,
+            "lat": float(r.latitude),
+            "long": float(r.longitude),
+            "address": r.adresse,
             "status": "open",
         }
         for i, r in enumerate(rows.itertuples())
     ]
     (folder / "requests.json").write_text(json.dumps(requests), encoding="utf-8")
     run = pool.submit(_import, folder, "requests.json", "open311-json")
-    expected = pd.DataFrame({
-        "external_id": [r["service_request_id"] for r in requests],
-        "service_code": rows["service_code"],
-        "requested_at": pd.to_datetime([r["requested_datetime"] for r in requests], utc=True),
-        "lon": rows["longitude"].astype(float), "lat": rows["latitude"].astype(float),
-    })
+    expected = pd.DataFrame(
+        {
+            "external_id": [r["service_request_id"] for r in requests],
+            "service_code": rows["service_code"],
+            "requested_at": pd.to_datetime([r["requested_datetime"] for r in requests], utc=True),
+            "lon": rows["longitude"].astype(float),
+            "lat": rows["latitude"].astype(float),
+        }
+    )
     return Other(folder, run, expected)
 
 
@@ -199,8 +241,11 @@ def started(
     first = pool.submit(_import, main, str(_ensure_data()), "dansmarue")
     others = {
         name: start(pool, tmp_path_factory.mktemp(name), paris)
-        for name, start in [("csv", _start_mapped_csv), ("geojson", _start_geojson),
-                            ("open311-json", _start_open311_json)]
+        for name, start in [
+            ("csv", _start_mapped_csv),
+            ("geojson", _start_geojson),
+            ("open311-json", _start_open311_json),
+        ]
     }
     upgrades = pool.submit(_upgrade_twice, tmp_path_factory.mktemp("upgrade"))
     return Started(main, first, others, upgrades)
@@ -233,8 +278,9 @@ def imported(started: Started, pool: ThreadPoolExecutor) -> Imported:
     counts = _counts(folder)
     second = pool.submit(_import, folder, str(DATA), "dansmarue")
     exports = {
-        name: pool.submit(run_voirie, folder, "export", layer, "--city", "paris", *options,
-                          "-o", name)
+        name: pool.submit(
+            run_voirie, folder, "export", layer, "--city", "paris", *options, "-o", name
+        )
         for name, (layer, *options) in EXPORTS.items()
     }
     return Imported(folder, first, counts, second, exports)
@@ -323,7 +369,10 @@ def test_import_other_formats(started: Started, fmt: str) -> None:
     output = _ok(other.run.result())
     n = len(other.expected)
     assert _summary(output) == {
-        "rows read": n, "imported": n, "already imported (skipped)": 0, "quarantined": 0
+        "rows read": n,
+        "imported": n,
+        "already imported (skipped)": 0,
+        "quarantined": 0,
     }
     stored = _stored_reports(other.folder).set_index("external_id")
     expected = other.expected.set_index("external_id")

@@ -36,7 +36,11 @@ JOIN_TIMEOUT_S = 600.0
 
 
 def _writer(
-    url: str, city: City, gis: CityGIS, index: int, barrier: Barrier,
+    url: str,
+    city: City,
+    gis: CityGIS,
+    index: int,
+    barrier: Barrier,
     results: Queue[tuple[int, int, int | None, str | None]],
 ) -> None:
     """One API worker: its own store and pipeline; one report per round, at the barrier."""
@@ -46,8 +50,11 @@ def _writer(
         code = city.services_by_name[SERVICE.casefold()].code
         for round_ in range(ROUNDS):
             report = Report(
-                external_id=f"r{round_}-w{index}", source="app", service_code=code,
-                lon=LON + (300 * round_ + index) / M_PER_DEG_LON, lat=LAT,
+                external_id=f"r{round_}-w{index}",
+                source="app",
+                service_code=code,
+                lon=LON + (300 * round_ + index) / M_PER_DEG_LON,
+                lat=LAT,
                 requested_at=START + timedelta(days=round_, seconds=index),
             )
             barrier.wait(BARRIER_TIMEOUT_S)

@@ -46,9 +46,14 @@ def _reports(table: RawTable, city: City) -> list[Report]:
     valid = valid.sort_values(["requested_at", "row"], kind="stable")
     return [
         Report(
-            external_id=row.external_id, source=row.source, service_code=row.service_code,
-            lon=row.lon, lat=row.lat, requested_at=row.requested_at.to_pydatetime(),
-            address=row.address, channel=row.channel,
+            external_id=row.external_id,
+            source=row.source,
+            service_code=row.service_code,
+            lon=row.lon,
+            lat=row.lat,
+            requested_at=row.requested_at.to_pydatetime(),
+            address=row.address,
+            channel=row.channel,
         )
         for row in valid.itertuples()
     ]
@@ -63,9 +68,20 @@ def _rows(store: Store, table: str, columns: list[str]) -> pd.DataFrame:
 
 def _tables(store: Store) -> dict[str, pd.DataFrame]:
     """Every table the pipeline writes, keyed by external ids instead of database ids."""
-    raw = {name: _rows(store, name, list(COLUMNS[name]))
-           for name in ("reports", "enrichments", "report_zones", "incident_reports",
-                        "incidents", "assignments", "escalations", "outbox", "events")}
+    raw = {
+        name: _rows(store, name, list(COLUMNS[name]))
+        for name in (
+            "reports",
+            "enrichments",
+            "report_zones",
+            "incident_reports",
+            "incidents",
+            "assignments",
+            "escalations",
+            "outbox",
+            "events",
+        )
+    }
     report_ext = raw["reports"].set_index("id")["external_id"]
     origin = raw["incidents"].set_index("id")["origin_report_id"].map(report_ext)
     out: dict[str, pd.DataFrame] = {}
@@ -77,26 +93,32 @@ def _tables(store: Store) -> dict[str, pd.DataFrame]:
     out["incident_reports"] = links.assign(
         report=links["report_id"].map(report_ext), incident=links["incident_id"].map(origin)
     ).drop(columns=["report_id", "incident_id", "linked_at"])
-    out["incidents"] = raw["incidents"].assign(origin=origin.to_numpy()).drop(
-        columns=["id", "origin_report_id", "updated_at"])
+    out["incidents"] = (
+        raw["incidents"]
+        .assign(origin=origin.to_numpy())
+        .drop(columns=["id", "origin_report_id", "updated_at"])
+    )
     for name in ("assignments", "escalations"):
         frame = raw[name].assign(incident=raw[name]["incident_id"].map(origin))
-        out[name] = frame.drop(columns=[c for c in ("id", "incident_id", "assigned_at")
-                                        if c in frame])
+        out[name] = frame.drop(
+            columns=[c for c in ("id", "incident_id", "assigned_at") if c in frame]
+        )
     outbox = raw["outbox"]
     payload = [
-        {k: v for k, v in json.loads(p).items()
-         if k not in ("entity_id", "idempotency_key", "sent_for")}
+        {
+            k: v
+            for k, v in json.loads(p).items()
+            if k not in ("entity_id", "idempotency_key", "sent_for")
+        }
         for p in outbox["payload"]
     ]
     out["outbox"] = outbox.assign(
-        incident=outbox["entity_id"].map(origin), payload=[json.dumps(p, sort_keys=True)
-                                                           for p in payload],
+        incident=outbox["entity_id"].map(origin),
+        payload=[json.dumps(p, sort_keys=True) for p in payload],
     )[["incident", "channel", "target", "team", "kind", "entity", "payload", "status"]]
     events = raw["events"]
     entity = events["entity_id"].where(events["entity"] == "incident").map(origin)
-    entity = entity.fillna(events["entity_id"].where(events["entity"] == "report")
-                           .map(report_ext))
+    entity = entity.fillna(events["entity_id"].where(events["entity"] == "report").map(report_ext))
     out["events"] = events.assign(key=entity.to_numpy())[
         ["entity", "key", "kind", "actor", "reason"]
     ]
@@ -105,9 +127,11 @@ def _tables(store: Store) -> dict[str, pd.DataFrame]:
     out["events"].loc[received, "reason"] = "received"
     # Incident ids in "incident N: ..." reasons differ: keep the words after them.
     out["events"]["reason"] = out["events"]["reason"].str.replace(
-        r"^incident \d+: ", "incident: ", regex=True)
+        r"^incident \d+: ", "incident: ", regex=True
+    )
     return {
-        name: frame.astype(object).where(frame.notna(), None)
+        name: frame.astype(object)
+        .where(frame.notna(), None)
         .sort_values(list(frame.columns), key=lambda c: c.astype(str), ignore_index=True)
         for name, frame in out.items()
     }
@@ -119,13 +143,15 @@ def test_one_at_a_time_stores_what_an_import_stores(
     store, second_store = two_stores
     reports = _reports(table, paris)
     in_bulk = Pipeline(paris, store, paris_gis)
-    in_bulk.import_table(RawTable(
-        table.rows[table.rows["id_dmr"].isin([r.external_id for r in reports])], table.columns
-    ), DANSMARUE)
+    in_bulk.import_table(
+        RawTable(
+            table.rows[table.rows["id_dmr"].isin([r.external_id for r in reports])], table.columns
+        ),
+        DANSMARUE,
+    )
     one_by_one = Pipeline(paris, second_store, paris_gis)
     submissions = [one_by_one.submit(report) for report in reports]
     assert sum(s.attached for s in submissions) > 20  # the slice has real duplicates
     bulk, single = _tables(store), _tables(second_store)
     for name, frame in bulk.items():
-        pd.testing.assert_frame_equal(single[name], frame, check_exact=False, rtol=1e-9,
-                                      obj=name)
+        pd.testing.assert_frame_equal(single[name], frame, check_exact=False, rtol=1e-9, obj=name)

@@ -32,8 +32,12 @@ THERE = (2.34870, 48.87410)
 def _report(paris: City, external_id: str, where: tuple[float, float], hours: float) -> Report:
     code = next(s.code for s in paris.config.services if s.name.startswith(SERVICE))
     return Report(
-        external_id=external_id, source="app", lon=where[0], lat=where[1],
-        service_code=code, requested_at=T0 + timedelta(hours=hours),
+        external_id=external_id,
+        source="app",
+        lon=where[0],
+        lat=where[1],
+        service_code=code,
+        requested_at=T0 + timedelta(hours=hours),
     )
 
 
@@ -50,8 +54,9 @@ def _incident(pipeline: Pipeline, incident_id: int) -> dict[str, object]:
 
 
 def _events(pipeline: Pipeline, entity: str, entity_id: int) -> list[tuple[str, str, str]]:
-    history = pipeline.store.lookup("events", pipeline.city.jurisdiction_id, "entity_id",
-                                    [entity_id])
+    history = pipeline.store.lookup(
+        "events", pipeline.city.jurisdiction_id, "entity_id", [entity_id]
+    )
     mine = history[(history["entity"] == entity) & (history["entity_id"] == entity_id)]
     return list(zip(mine["kind"], mine["actor"], mine["reason"], strict=True))
 
@@ -87,8 +92,11 @@ def test_merge_moves_reports_supporters_followers_and_points_at_the_survivor(
     assert merging.survivor(pipeline, a) == a
     with pipeline.store.transaction(paris.jurisdiction_id) as uow:
         assert not uow.add_follower(a, "follower@example.org", T0)  # it moved to a
-    assert ("merged", "dispatcher-1", f"merged into incident {a}: same hole seen from the corner"
-            ) in _events(pipeline, "incident", b)
+    assert (
+        "merged",
+        "dispatcher-1",
+        f"merged into incident {a}: same hole seen from the corner",
+    ) in _events(pipeline, "incident", b)
     assert any(kind == "merged" for kind, _, _ in _events(pipeline, "report", reports[2]))
 
 
@@ -110,8 +118,11 @@ def test_incidents_marked_not_duplicates_are_never_merged(pipeline: Pipeline, pa
     assert not merging.not_duplicates(pipeline, b, a, "agent-7", "said twice")
     with pytest.raises(Conflict, match="marked not duplicates"):
         merging.merge(pipeline, a, b, "d", "same?")
-    assert ("not_duplicate", "agent-7", f"not a duplicate of incident {b}: two different holes"
-            ) in _events(pipeline, "incident", a)
+    assert (
+        "not_duplicate",
+        "agent-7",
+        f"not a duplicate of incident {b}: two different holes",
+    ) in _events(pipeline, "incident", a)
     with pipeline.store.transaction(paris.jurisdiction_id) as uow:
         assert uow.not_duplicates([b]).values.tolist() == [[min(a, b), max(a, b)]]
 
@@ -137,7 +148,10 @@ def test_split_opens_a_routed_incident_and_keeps_the_old_one_consistent(
     assert (old["report_count"], old["origin_report_id"]) == (1, reports[1])
     assert old["first_reported_at"] == T0 + timedelta(hours=1)
     assert (opened["report_count"], opened["status"], opened["origin_report_id"]) == (
-        1, "new", reports[0])
+        1,
+        "new",
+        reports[0],
+    )
     assert opened["team"] == old["team"]  # routed like any new incident of this service
     layer = pipeline.reports(Selection(ids=(reports[0],)))
     assert layer["incident_id"].tolist() == [new]
@@ -171,9 +185,16 @@ def test_bad_input_names_the_field(pipeline: Pipeline, paris: City) -> None:
 def _scaled(city: City, factor: float) -> City:
     """The same city with every group's radius and window scaled (thresholds changed)."""
     groups = [
-        g.model_copy(update={"dedupe": g.dedupe.model_copy(update={
-            "radius_m": min(g.dedupe.radius_m * factor, 1000),
-            "window_days": min(g.dedupe.window_days * factor, 365)})})
+        g.model_copy(
+            update={
+                "dedupe": g.dedupe.model_copy(
+                    update={
+                        "radius_m": min(g.dedupe.radius_m * factor, 1000),
+                        "window_days": min(g.dedupe.window_days * factor, 365),
+                    }
+                )
+            }
+        )
         for g in city.config.groups
     ]
     return City(city.folder, city.config.model_copy(update={"groups": groups}))
@@ -197,7 +218,11 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> RawTable:
 
 @pytest.mark.parametrize("before", [0.4, 2.5], ids=["tighter-before", "looser-before"])
 def test_recluster_gives_the_incidents_of_the_online_path(
-    store: Store, tmp_path: Path, paris: City, paris_gis: CityGIS, sample: RawTable,
+    store: Store,
+    tmp_path: Path,
+    paris: City,
+    paris_gis: CityGIS,
+    sample: RawTable,
     before: float,
 ) -> None:
     """Imported with other thresholds, then re-clustered with city.yaml's: the incidents
@@ -217,8 +242,10 @@ def test_recluster_gives_the_incidents_of_the_online_path(
     live = incidents[incidents["status"] != "duplicate"]
     assert len(live) == done.incidents_after
     layer = pipeline.reports()
-    assert (layer.groupby("incident_id").size().reindex(live["incident_id"]).to_numpy()
-            == live["report_count"].to_numpy()).all()
+    assert (
+        layer.groupby("incident_id").size().reindex(live["incident_id"]).to_numpy()
+        == live["report_count"].to_numpy()
+    ).all()
     assert set(layer["incident_id"]) == set(live["incident_id"])
     with pipeline.store.transaction(paris.jurisdiction_id) as uow:
         merged = incidents[incidents["status"] == "duplicate"]["incident_id"].tolist()
@@ -242,8 +269,10 @@ def test_recluster_never_merges_incidents_marked_not_duplicates(
     assert merging.survivor(loose, c) in {a, b}
     assert {merging.survivor(loose, a), merging.survivor(loose, b)} == {a, b}
     history = _events(pipeline, "incident", c)
-    assert any(kind == "merged" and actor == "gis-officer" and "radius raised" in why
-               for kind, actor, why in history)
+    assert any(
+        kind == "merged" and actor == "gis-officer" and "radius raised" in why
+        for kind, actor, why in history
+    )
 
 
 def test_recluster_keeps_what_staff_merged(pipeline: Pipeline, paris: City) -> None:

@@ -17,8 +17,15 @@ from voirie.store import open_store
 
 REPORTS = Path(__file__).parents[1] / "cities/paris/reports/dansmarue_2023-07_2024-03.csv.gz"
 COMPARED = [
-    "external_id", "service_code", "segment_id", "street_name", "zone_arrondissement",
-    "zone_quartier", "zone_espace_vert", "team", "off_network",
+    "external_id",
+    "service_code",
+    "segment_id",
+    "street_name",
+    "zone_arrondissement",
+    "zone_quartier",
+    "zone_espace_vert",
+    "team",
+    "off_network",
 ]
 
 
@@ -33,7 +40,9 @@ def _import_twice(url: str, paris: City, paris_gis: CityGIS) -> pd.DataFrame:
         assert first.imported + first.quarantined == first.read
         again = pipeline.import_table(table, DANSMARUE)
         assert (again.imported, again.quarantined, again.already_imported) == (
-            0, 0, first.imported,
+            0,
+            0,
+            first.imported,
         )
         layer = pipeline.reports()
         assert store.count("reports", paris.jurisdiction_id) == first.imported

@@ -32,7 +32,9 @@ N_REPORTS = 400
 N_POINTS = 3_000
 SEED = 5
 SETTINGS = settings(
-    max_examples=150, deadline=None, database=None,
+    max_examples=150,
+    deadline=None,
+    database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 PLAIN = (type(None), bool, int, float, str)
@@ -46,12 +48,18 @@ def _bulk(report: Report, city: City) -> dict[str, object]:
     columns as plain values, or the quarantine row's field and reason."""
     contact = report.contact
     row = {
-        "external_id": report.external_id, "lat": report.lat, "lon": report.lon,
+        "external_id": report.external_id,
+        "lat": report.lat,
+        "lon": report.lon,
         "requested_at": report.requested_at.isoformat(),
-        "service_code": report.service_code, "description": report.description,
-        "address": report.address, "channel": report.channel,
-        "media_url": report.media_url, "contact_name": contact.name,
-        "contact_email": contact.email, "contact_phone": contact.phone,
+        "service_code": report.service_code,
+        "description": report.description,
+        "address": report.address,
+        "channel": report.channel,
+        "media_url": report.media_url,
+        "contact_name": contact.name,
+        "contact_email": contact.email,
+        "contact_phone": contact.phone,
         "device_id": contact.device_id,
     }
     frame = pd.DataFrame([{k: ("" if v is None else str(v)) for k, v in row.items()}])
@@ -111,21 +119,31 @@ def _real_reports(city: City, n: int) -> list[Report]:
         service = city.services_by_name.get(row["soustype"].casefold())
         code = service.code if service else service_code_for(row["type"], row["soustype"])
         day = datetime.fromisoformat(row["datedecl"])
-        naive = day + timedelta(seconds=int(rng.integers(0, 86_400)),
-                                microseconds=int(rng.integers(0, 2)) * 123_456)
+        naive = day + timedelta(
+            seconds=int(rng.integers(0, 86_400)), microseconds=int(rng.integers(0, 2)) * 123_456
+        )
         when = [naive, naive.replace(tzinfo=UTC), naive.replace(tzinfo=paris_time)][k % 3]
         pad = " " * (k % 2)
-        reports.append(Report(
-            external_id=pad + row["id_dmr"] + pad, source="dansmarue", service_code=code,
-            lon=float(row["longitude"]), lat=float(row["latitude"]), requested_at=when,
-            description=[None, "", "  ", f"{pad}{row['soustype']}{pad}"][k % 4],
-            address=row["adresse"] if k % 5 else None, channel=row["prefixe"] or None,
-            media_url=f"https://example.org/{row['kada_blobs']}.jpg" if k % 7 == 0 else None,
-            contact=Contact(name=" Jeanne " if k % 3 == 0 else None,
-                            email="jeanne@example.org" if k % 4 == 0 else "   ",
-                            phone="+33 1 23 45 67 89" if k % 6 == 0 else None,
-                            device_id=str(k) if k % 2 else None),
-        ))
+        reports.append(
+            Report(
+                external_id=pad + row["id_dmr"] + pad,
+                source="dansmarue",
+                service_code=code,
+                lon=float(row["longitude"]),
+                lat=float(row["latitude"]),
+                requested_at=when,
+                description=[None, "", "  ", f"{pad}{row['soustype']}{pad}"][k % 4],
+                address=row["adresse"] if k % 5 else None,
+                channel=row["prefixe"] or None,
+                media_url=f"https://example.org/{row['kada_blobs']}.jpg" if k % 7 == 0 else None,
+                contact=Contact(
+                    name=" Jeanne " if k % 3 == 0 else None,
+                    email="jeanne@example.org" if k % 4 == 0 else "   ",
+                    phone="+33 1 23 45 67 89" if k % 6 == 0 else None,
+                    device_id=str(k) if k % 2 else None,
+                ),
+            )
+        )
     return reports
 
 
@@ -158,11 +176,9 @@ BAD_INPUTS = {
     "lat and lon bad (lat first)": {"lat": math.nan, "lon": math.inf},
     "blank external id": {"external_id": "   "},
     "empty external id": {"external_id": ""},
-    "everything bad (external id first)": {"external_id": "", "lat": 99.0,
-                                           "service_code": "nope"},
+    "everything bad (external id first)": {"external_id": "", "lat": 99.0, "service_code": "nope"},
     "coordinate before service": {"lon": 200.0, "service_code": "nope"},
-    "service before time": {"service_code": "nope",
-                            "requested_at": datetime(2023, 10, 29, 2, 30)},
+    "service before time": {"service_code": "nope", "requested_at": datetime(2023, 10, 29, 2, 30)},
     "ambiguous hour": {"requested_at": datetime(2023, 10, 29, 2, 30)},
     "ambiguous hour, fold 1": {"requested_at": datetime(2023, 10, 29, 2, 59, fold=1)},
     "last second before the repeated hour": {"requested_at": datetime(2023, 10, 29, 1, 59, 59)},
@@ -172,15 +188,24 @@ BAD_INPUTS = {
     "aware time in the repeated hour": {
         "requested_at": datetime(2023, 10, 29, 2, 30, tzinfo=timezone(timedelta(hours=1)))
     },
-    "offset with seconds": {"requested_at": datetime(2024, 1, 5, 9, 0, tzinfo=timezone(
-        timedelta(hours=5, minutes=30, seconds=15)))},
-    "far offset": {"requested_at": datetime(2024, 1, 5, 9, 0, tzinfo=timezone(
-        timedelta(hours=-23, minutes=-59)))},
+    "offset with seconds": {
+        "requested_at": datetime(
+            2024, 1, 5, 9, 0, tzinfo=timezone(timedelta(hours=5, minutes=30, seconds=15))
+        )
+    },
+    "far offset": {
+        "requested_at": datetime(
+            2024, 1, 5, 9, 0, tzinfo=timezone(timedelta(hours=-23, minutes=-59))
+        )
+    },
     "old date": {"requested_at": datetime(1850, 6, 1, 12, 0)},
-    "whitespace-only texts": {"description": " \t ", "address": "\n", "channel": "  ",
-                              "media_url": " "},
-    "padded texts": {"description": "  trou  ", "address": " 1 Rue de Rivoli ",
-                     "source": " app "},
+    "whitespace-only texts": {
+        "description": " \t ",
+        "address": "\n",
+        "channel": "  ",
+        "media_url": " ",
+    },
+    "padded texts": {"description": "  trou  ", "address": " 1 Rue de Rivoli ", "source": " app "},
 }
 
 
@@ -199,8 +224,9 @@ def test_refusals_name_their_field(paris: City, real_reports: list[Report]) -> N
     assert caught.value.field == "lat"
     assert caught.value.message == "lat: not a number: nan"
     with pytest.raises(InvalidInput, match=r"^requested_at: ambiguous local time"):
-        validate_report(replace(report, lat=48.85,
-                                requested_at=datetime(2023, 10, 29, 2, 30)), paris)
+        validate_report(
+            replace(report, lat=48.85, requested_at=datetime(2023, 10, 29, 2, 30)), paris
+        )
 
 
 def test_a_time_before_year_one_in_utc_is_not_a_date(
@@ -227,16 +253,22 @@ def test_coordinates_given_as_text_read_as_in_bulk(
 
 # Naive times around the clock changes of Europe/Paris, 1976-2040 (both directions).
 AROUND_CHANGES = st.builds(
-    lambda year, spring, minute, micro: datetime(
-        year, 3 if spring else 10, 31 if spring else 29, 1, 0
-    ) + timedelta(minutes=minute, microseconds=micro),
-    st.integers(1976, 2040), st.booleans(), st.integers(0, 180), st.integers(0, 999_999),
+    lambda year, spring, minute, micro: (
+        datetime(year, 3 if spring else 10, 31 if spring else 29, 1, 0)
+        + timedelta(minutes=minute, microseconds=micro)
+    ),
+    st.integers(1976, 2040),
+    st.booleans(),
+    st.integers(0, 180),
+    st.integers(0, 999_999),
 )
 
 
 @SETTINGS
-@given(when=AROUND_CHANGES | st.datetimes(min_value=datetime(1900, 1, 1),
-                                          max_value=datetime(2100, 1, 1)))
+@given(
+    when=AROUND_CHANGES
+    | st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2100, 1, 1))
+)
 def test_local_times_convert_as_in_bulk(
     paris: City, real_reports: list[Report], when: datetime
 ) -> None:
@@ -244,8 +276,11 @@ def test_local_times_convert_as_in_bulk(
 
 
 @SETTINGS
-@given(when=st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2100, 1, 1),
-                         timezones=st.timezones()))
+@given(
+    when=st.datetimes(
+        min_value=datetime(1900, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.timezones()
+    )
+)
 def test_aware_times_convert_as_in_bulk(
     paris: City, real_reports: list[Report], when: datetime
 ) -> None:
@@ -254,16 +289,31 @@ def test_aware_times_convert_as_in_bulk(
 
 def test_content_hash_is_unchanged(paris: City, real_reports: list[Report]) -> None:
     # Stored reports keep the digest computed before report_hash was factored out.
-    report = replace(real_reports[0], external_id="A2023G041622",
-                     service_code="objets-abandonne-b2fab2", lon=2.3493394857237635,
-                     lat=48.86993026606752, requested_at=datetime(2023, 7, 17, 10, 0, tzinfo=UTC),
-                     description=None, address="26 Rue de la Lune, 75002 PARIS")
+    report = replace(
+        real_reports[0],
+        external_id="A2023G041622",
+        service_code="objets-abandonne-b2fab2",
+        lon=2.3493394857237635,
+        lat=48.86993026606752,
+        requested_at=datetime(2023, 7, 17, 10, 0, tzinfo=UTC),
+        description=None,
+        address="26 Rue de la Lune, 75002 PARIS",
+    )
     assert report.service_code in paris.services
     expected = "56b7c9d6ce055075b0827213356250137bf21f39"
     assert validate_report(report, paris)["content_hash"] == expected
     assert _bulk(report, paris)["content_hash"] == expected
-    assert report_hash(report.service_code, report.requested_at.astimezone(UTC), None,
-                       report.address, report.lon, report.lat) == expected
+    assert (
+        report_hash(
+            report.service_code,
+            report.requested_at.astimezone(UTC),
+            None,
+            report.address,
+            report.lon,
+            report.lat,
+        )
+        == expected
+    )
 
 
 # --- enrichment ---------------------------------------------------------------------------
@@ -293,11 +343,13 @@ def real_points(paris_gis: CityGIS) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     address = picked["adresse"].to_numpy(dtype=object)
     x, y = paris_gis.project(lon, lat)
     third = N_POINTS // 3
-    reach = np.r_[np.zeros(third), rng.uniform(0, 300, third),
-                  rng.uniform(1_000, 5_000, N_POINTS - 2 * third)]
+    reach = np.r_[
+        np.zeros(third), rng.uniform(0, 300, third), rng.uniform(1_000, 5_000, N_POINTS - 2 * third)
+    ]
     angle = rng.uniform(0, 2 * np.pi, N_POINTS)
-    moved_lon, moved_lat = paris_gis.to_wgs84.transform(x + reach * np.cos(angle),
-                                                        y + reach * np.sin(angle))
+    moved_lon, moved_lat = paris_gis.to_wgs84.transform(
+        x + reach * np.cos(angle), y + reach * np.sin(angle)
+    )
     kind = np.arange(N_POINTS) % 4
     address = np.where(kind == 1, None, np.where(kind == 2, "  ", address))
     address[kind == 3] = np.roll(address[kind == 3], 1)
@@ -316,8 +368,7 @@ def test_real_points_enrich_one_as_in_bulk(
     assert bulk["zone_espace_vert"].notna().sum() > 20
     assert bulk["address_guess"].notna().sum() > 300
     for i in range(len(lon)):
-        _assert_row(paris_gis.enrich_one(float(lon[i]), float(lat[i]), address[i]),
-                    _row(bulk, i))
+        _assert_row(paris_gis.enrich_one(float(lon[i]), float(lat[i]), address[i]), _row(bulk, i))
 
 
 def test_enrich_one_is_the_one_point_enrich(
@@ -326,17 +377,24 @@ def test_enrich_one_is_the_one_point_enrich(
     lon, lat, address = (values[::10] for values in real_points)
     for i in range(len(lon)):
         for text in (address[i], None):
-            one = paris_gis.enrich(lon[i : i + 1], lat[i : i + 1],
-                                   np.array([text], dtype=object))
-            _assert_row(paris_gis.enrich_one(float(lon[i]), float(lat[i]), text),
-                        _row(one, 0))
+            one = paris_gis.enrich(lon[i : i + 1], lat[i : i + 1], np.array([text], dtype=object))
+            _assert_row(paris_gis.enrich_one(float(lon[i]), float(lat[i]), text), _row(one, 0))
 
 
-ADDRESSES = st.sampled_from([
-    None, "", "   ", "126 Rue Oberkampf, 75011 PARIS", "65 Rue Jean-Baptiste Pigalle",
-    "26 Rue de la Lune, 75002 PARIS", "1 Rue Imaginaire, 75009", "75009 PARIS",
-    "42 Rue Montcalm, 75018 PARIS", "Place de la Concorde",
-])
+ADDRESSES = st.sampled_from(
+    [
+        None,
+        "",
+        "   ",
+        "126 Rue Oberkampf, 75011 PARIS",
+        "65 Rue Jean-Baptiste Pigalle",
+        "26 Rue de la Lune, 75002 PARIS",
+        "1 Rue Imaginaire, 75009",
+        "75009 PARIS",
+        "42 Rue Montcalm, 75018 PARIS",
+        "Place de la Concorde",
+    ]
+)
 
 
 @SETTINGS
@@ -362,12 +420,14 @@ def test_segment_attributes_of_every_kind_become_plain_values(
     near["width"] = np.where(np.arange(len(near)) % 5 == 0, np.nan, 7.5)
     layer = gpd.GeoDataFrame(
         near.rename(columns={"street_name": "name"}).drop(columns="segment_id"),
-        geometry="geometry", crs=paris.metric_crs,
+        geometry="geometry",
+        crs=paris.metric_crs,
     ).to_crs(4326)
     path = tmp_path / "streets.geojson"
     layer.to_file(path, driver="GeoJSON")
-    streets = paris.config.streets.model_copy(update={
-        "path": str(path), "attributes": ["roadClass", "lanes", "oneway", "width"]})
+    streets = paris.config.streets.model_copy(
+        update={"path": str(path), "attributes": ["roadClass", "lanes", "oneway", "width"]}
+    )
     gis = CityGIS(City(paris.folder, paris.config.model_copy(update={"streets": streets})))
     kinds = {name: values.dtype for name, values in gis._segment_attributes.items()}
     assert str(kinds["segment_lanes"]) == "Int64"

@@ -21,7 +21,10 @@ SERVICE = "Cartons ou sacs de déchets ménagers"
 
 def _report(paris: City, external_id: str, lon: float, lat: float) -> Report:
     return Report(
-        external_id=external_id, source="app", lon=lon, lat=lat,
+        external_id=external_id,
+        source="app",
+        lon=lon,
+        lat=lat,
         service_code=paris.services_by_name[SERVICE.casefold()].code,
         requested_at=datetime(2024, 3, 4, 9, 30, tzinfo=UTC),
         address="91 Quai de Valmy, 75010 PARIS",

@@ -42,8 +42,13 @@ def _events(pipeline: Pipeline, incident_id: int) -> pd.DataFrame:
     return events[events["entity"] == "incident"].reset_index(drop=True)
 
 
-def _status(pipeline: Pipeline, incident_id: int, to: Status | str, who: Principal = DISPATCHER,
-            reason: str = "") -> int:
+def _status(
+    pipeline: Pipeline,
+    incident_id: int,
+    to: Status | str,
+    who: Principal = DISPATCHER,
+    reason: str = "",
+) -> int:
     with pipeline.store.transaction(pipeline.city.jurisdiction_id) as uow:
         return workflow.change_status(uow, pipeline.city, incident_id, who, to, reason, at=AT)
 
@@ -88,7 +93,11 @@ def test_a_walk_through_the_workflow_and_refusals_listing_what_is_allowed(
     with pytest.raises(Conflict) as early:
         _status(pipeline, other, "closed")
     assert early.value.allowed == (
-        "acknowledged", "scheduled", "in_progress", "resolved", "rejected"
+        "acknowledged",
+        "scheduled",
+        "in_progress",
+        "resolved",
+        "rejected",
     )
     assert early.value.field == "status"
     with pytest.raises(InvalidInput, match="reason: must not be empty"):
@@ -121,13 +130,17 @@ def test_reassign_writes_an_assignment_by_a_person_and_keeps_the_promise(
     incident_id = _first(pipeline, OWN)
     before = _incident(pipeline, incident_id)
     with pipeline.store.transaction(pipeline.city.jurisdiction_id) as uow:
-        workflow.reassign(uow, pipeline.city, incident_id, DISPATCHER, OTHER,
-                          "tag on a Ramen site", at=AT)
+        workflow.reassign(
+            uow, pipeline.city, incident_id, DISPATCHER, OTHER, "tag on a Ramen site", at=AT
+        )
     after = _incident(pipeline, incident_id)
     assert after["team"] == OTHER
     assert after["priority"] == before["priority"]
-    assert pd.isna(after["due_at"]) if pd.isna(before["due_at"]) else (
-        after["due_at"] == before["due_at"])
+    assert (
+        pd.isna(after["due_at"])
+        if pd.isna(before["due_at"])
+        else (after["due_at"] == before["due_at"])
+    )
     assert pd.isna(after["rule_id"])
     assert after["routing_reason"] == f"reassigned by {DISPATCHER.name}: tag on a Ramen site"
     assignments = pipeline.store.lookup(
@@ -140,12 +153,14 @@ def test_reassign_writes_an_assignment_by_a_person_and_keeps_the_promise(
     assert pd.isna(latest["rule_version"])
     event = _events(pipeline, incident_id).iloc[-1]
     assert (event["kind"], event["reason"]) == (
-        EventKind.REASSIGNED, f"{OWN} → {OTHER}: tag on a Ramen site"
+        EventKind.REASSIGNED,
+        f"{OWN} → {OTHER}: tag on a Ramen site",
     )
     due = datetime(2024, 5, 10, 17, 0, tzinfo=UTC)
     with pipeline.store.transaction(pipeline.city.jurisdiction_id) as uow:
-        workflow.reassign(uow, pipeline.city, incident_id, DISPATCHER, OWN, "back",
-                          priority=1, due_at=due, at=AT)
+        workflow.reassign(
+            uow, pipeline.city, incident_id, DISPATCHER, OWN, "back", priority=1, due_at=due, at=AT
+        )
     again = _incident(pipeline, incident_id)
     assert (again["team"], again["priority"], again["due_at"]) == (OWN, 1, pd.Timestamp(due))
     # The stored due date is kept by a reassignment that does not give one.
@@ -208,13 +223,11 @@ def test_concurrent_changes_of_one_incident_serialize(pipeline: Pipeline, store_
     start = threading.Barrier(2)
 
     def acknowledge() -> None:
-        store = open_store(StoreSettings(database_url=store_url, pool_min_size=1,
-                                         pool_max_size=1))
+        store = open_store(StoreSettings(database_url=store_url, pool_min_size=1, pool_max_size=1))
         try:
             start.wait()
             with store.transaction(pipeline.city.jurisdiction_id) as uow:
-                workflow.change_status(uow, pipeline.city, incident_id, DISPATCHER,
-                                       "acknowledged")
+                workflow.change_status(uow, pipeline.city, incident_id, DISPATCHER, "acknowledged")
             results.append("ok")
         except Conflict:
             results.append("conflict")
@@ -237,7 +250,9 @@ def test_comments_are_events_and_must_say_something(pipeline: Pipeline) -> None:
         workflow.comment(uow, pipeline.city, incident_id, DISPATCHER, "  rappeler lundi  ")
     event = _events(pipeline, incident_id).iloc[-1]
     assert (event["kind"], event["actor"], event["reason"]) == (
-        EventKind.COMMENTED, DISPATCHER.name, "rappeler lundi"
+        EventKind.COMMENTED,
+        DISPATCHER.name,
+        "rappeler lundi",
     )
     with (
         pytest.raises(InvalidInput, match="text: at most 5000"),
@@ -252,8 +267,17 @@ def test_store_lookup_reads_rows_by_column(pipeline: Pipeline) -> None:
     incident_id = _first(pipeline, OWN)
     rows = store.lookup("assignments", j, "incident_id", [incident_id, 999_999])
     assert list(rows.columns) == [
-        "id", "jurisdiction_id", "incident_id", "team", "rule_id", "rule_version", "reason",
-        "priority", "due_at", "assigned_at", "actor",
+        "id",
+        "jurisdiction_id",
+        "incident_id",
+        "team",
+        "rule_id",
+        "rule_version",
+        "reason",
+        "priority",
+        "due_at",
+        "assigned_at",
+        "actor",
     ]
     assert rows["incident_id"].tolist() == [incident_id]
     assert isinstance(rows["assigned_at"].iloc[0], pd.Timestamp)

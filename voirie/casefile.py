@@ -69,7 +69,8 @@ def case_file(pipeline: Pipeline, principal: Principal, incident_id: int) -> Cas
     store, j = pipeline.store, pipeline.city.jurisdiction_id
     contacts = (
         store.lookup("report_contacts", j, "report_id", report_ids)
-        if principal.may(Action.CONTACTS, team) else None
+        if principal.may(Action.CONTACTS, team)
+        else None
     )
     events = store.lookup("events", j, "entity_id", [incident_id, *report_ids])
     mine = ((events["entity"] == "incident") & (events["entity_id"] == incident_id)) | (

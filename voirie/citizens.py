@@ -39,9 +39,20 @@ _OPEN = tuple(sorted(status.value for status in OPEN_STATUSES))
 _SECONDS_PER_DAY = 86_400
 
 NEARBY_COLUMNS = (
-    "incident_id", "service_code", "service_name", "status", "street_name", "description",
-    "lon", "lat", "distance_m", "first_reported_at", "last_reported_at", "age_days",
-    "report_count", "supporters",
+    "incident_id",
+    "service_code",
+    "service_name",
+    "status",
+    "street_name",
+    "description",
+    "lon",
+    "lat",
+    "distance_m",
+    "first_reported_at",
+    "last_reported_at",
+    "age_days",
+    "report_count",
+    "supporters",
 )
 """Public fields of a nearby incident, in the order the API lists them."""
 
@@ -103,8 +114,12 @@ def client_key(salt: str, client: Client, incident_id: int) -> str:
 
 
 def support(
-    pipeline: Pipeline, incident_id: int, email: str | None = None, *,
-    client: Client | None = None, at: datetime | None = None,
+    pipeline: Pipeline,
+    incident_id: int,
+    email: str | None = None,
+    *,
+    client: Client | None = None,
+    at: datetime | None = None,
 ) -> Support:
     """Add a "me too" to an open incident; with an email, its owner also follows it.
 
@@ -120,23 +135,28 @@ def support(
         _open_incident(uow, incident_id, "supported")
         key = None
         if address is None and client is not None:
-            key = client_key(uow.client_salt(moment.astimezone(UTC).date().isoformat()),
-                             client, incident_id)
+            key = client_key(
+                uow.client_salt(moment.astimezone(UTC).date().isoformat()), client, incident_id
+            )
         counted, supporters = uow.add_supporter(incident_id, address, moment, key)
         following = address is not None
         if address is not None:
             uow.add_follower(incident_id, address, moment)
         if counted:
             events.record(
-                uow, jurisdiction, "incident", incident_id, EventKind.SUPPORTED, CITIZEN_ACTOR,
-                f'"me too" from a citizen ({supporters} supporters)', at=moment,
+                uow,
+                jurisdiction,
+                "incident",
+                incident_id,
+                EventKind.SUPPORTED,
+                CITIZEN_ACTOR,
+                f'"me too" from a citizen ({supporters} supporters)',
+                at=moment,
             )
     return Support(incident_id, supporters, counted, following)
 
 
-def follow(
-    pipeline: Pipeline, incident_id: int, email: str, *, at: datetime | None = None
-) -> bool:
+def follow(pipeline: Pipeline, incident_id: int, email: str, *, at: datetime | None = None) -> bool:
     """Subscribe an email to an open incident's updates; False when it already followed."""
     address = _email(email)
     moment = at or datetime.now(UTC)
@@ -146,8 +166,14 @@ def follow(
         added = uow.add_follower(incident_id, address, moment)
         if added:
             events.record(
-                uow, jurisdiction, "incident", incident_id, EventKind.FOLLOWED, CITIZEN_ACTOR,
-                "a citizen follows the incident", at=moment,
+                uow,
+                jurisdiction,
+                "incident",
+                incident_id,
+                EventKind.FOLLOWED,
+                CITIZEN_ACTOR,
+                "a citizen follows the incident",
+                at=moment,
             )
     return added
 
@@ -162,7 +188,12 @@ def unfollow(pipeline: Pipeline, incident_id: int, email: str) -> bool:
         removed = uow.remove_follower(incident_id, address)
         if removed:
             events.record(
-                uow, jurisdiction, "incident", incident_id, EventKind.UNFOLLOWED, CITIZEN_ACTOR,
+                uow,
+                jurisdiction,
+                "incident",
+                incident_id,
+                EventKind.UNFOLLOWED,
+                CITIZEN_ACTOR,
                 "a citizen no longer follows the incident",
             )
     return removed

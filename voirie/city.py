@@ -141,9 +141,7 @@ class AttributeValue(_Strict):
     name: str
 
 
-AttributeType = Literal[
-    "string", "number", "datetime", "text", "singlevaluelist", "multivaluelist"
-]
+AttributeType = Literal["string", "number", "datetime", "text", "singlevaluelist", "multivaluelist"]
 
 
 class ServiceAttribute(_Strict):
@@ -352,9 +350,7 @@ class City:
     def teams(self) -> dict[str, Team]:
         """Teams by code, including the triage queue even when city.yaml omits it."""
         teams = {t.code: t for t in self.config.teams}
-        teams.setdefault(
-            TRIAGE_TEAM, Team(code=TRIAGE_TEAM, name="File de tri (triage)")
-        )
+        teams.setdefault(TRIAGE_TEAM, Team(code=TRIAGE_TEAM, name="File de tri (triage)"))
         return teams
 
     @property
@@ -494,19 +490,23 @@ def _routing_problems(
         problems += [
             f"{where}.zones.{layer}: no zone layer named {layer!r} "
             f"(zone layers: {', '.join(sorted(layers))})"
-            for layer in rule.zones if layer not in layers
+            for layer in rule.zones
+            if layer not in layers
         ]
         problems += [
             f"{where}.segment.{attr}: {attr!r} is not a street attribute "
             f"(streets.attributes: {', '.join(sorted(attributes)) or 'none'})"
-            for attr in rule.segment if attr not in attributes
+            for attr in rule.segment
+            if attr not in attributes
         ]
         if rule.sla is not None:
             problems += _sla_problems(f"{where}.sla", rule.sla)
     for priority, sla in routing.sla.items():
         problems += _sla_problems(f"routing.sla.{priority}", sla)
-    for key, team in (("default_team", routing.default_team),
-                      ("escalation.team", routing.escalation.team)):
+    for key, team in (
+        ("default_team", routing.default_team),
+        ("escalation.team", routing.escalation.team),
+    ):
         if team not in teams:
             problems.append(f"routing.{key}: unknown team {team!r}")
     calendar = routing.calendar

@@ -33,9 +33,14 @@ def record(
         "events",
         pd.DataFrame(
             {
-                "id": [int(event_id)], "jurisdiction_id": jurisdiction_id, "entity": entity,
-                "entity_id": int(entity_id), "kind": kind.value, "actor": actor,
-                "reason": reason, "at": pd.Timestamp(at or datetime.now(UTC)),
+                "id": [int(event_id)],
+                "jurisdiction_id": jurisdiction_id,
+                "entity": entity,
+                "entity_id": int(entity_id),
+                "kind": kind.value,
+                "actor": actor,
+                "reason": reason,
+                "at": pd.Timestamp(at or datetime.now(UTC)),
             }
         ),
     )

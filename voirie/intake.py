@@ -100,19 +100,33 @@ class Intake:
         report_id = int(uow.reserve_ids("reports", 1)[0])
         ids = {"id": report_id, "report_id": report_id, "jurisdiction_id": jurisdiction}
         uow.insert_rows("reports", [{**fields, **ids, "received_at": now}])
-        contact = {"name": fields["contact_name"], "email": fields["contact_email"],
-                   "phone": fields["contact_phone"], "device_id": fields["device_id"]}
+        contact = {
+            "name": fields["contact_name"],
+            "email": fields["contact_email"],
+            "phone": fields["contact_phone"],
+            "device_id": fields["device_id"],
+        }
         if any(value is not None for value in contact.values()):
             uow.insert_rows("report_contacts", [{**ids, **contact}])
         uow.insert_rows("enrichments", [{**fields, **ids}])
-        uow.insert_rows("report_zones", [
-            {**ids, "layer": layer, "code": fields[f"zone_{layer}"],
-             "name": fields[f"zone_{layer}_name"], "boundary_m": fields[f"zone_{layer}_boundary_m"]}
-            for layer in self.pipeline.gis.zones if fields[f"zone_{layer}"] is not None
-        ])
-        uow.insert_rows("report_attributes", [
-            {**ids, "code": code, "value": value} for code, value in report.attributes
-        ])
+        uow.insert_rows(
+            "report_zones",
+            [
+                {
+                    **ids,
+                    "layer": layer,
+                    "code": fields[f"zone_{layer}"],
+                    "name": fields[f"zone_{layer}_name"],
+                    "boundary_m": fields[f"zone_{layer}_boundary_m"],
+                }
+                for layer in self.pipeline.gis.zones
+                if fields[f"zone_{layer}"] is not None
+            ],
+        )
+        uow.insert_rows(
+            "report_attributes",
+            [{**ids, "code": code, "value": value} for code, value in report.attributes],
+        )
         opened = link.incident_id == dedupe.NO_INCIDENT
         decision = None
         if opened:
@@ -121,24 +135,48 @@ class Intake:
         else:
             incident_id = int(link.incident_id)
             uow.add_report_to_incident(incident_id, _instant(fields["requested_at"]), now)
-        uow.insert_rows("incident_reports", [
-            {**ids, "incident_id": incident_id, "score": link.score, "reason": link.reason,
-             "linked_at": now}
-        ])
+        uow.insert_rows(
+            "incident_reports",
+            [
+                {
+                    **ids,
+                    "incident_id": incident_id,
+                    "score": link.score,
+                    "reason": link.reason,
+                    "linked_at": now,
+                }
+            ],
+        )
         events = [
             ("report", report_id, EventKind.RECEIVED, f"received from {fields['source']}"),
-            ("report", report_id, EventKind.OPENED if opened else EventKind.ATTACHED,
-             f"incident {incident_id}: {link.reason}"),
+            (
+                "report",
+                report_id,
+                EventKind.OPENED if opened else EventKind.ATTACHED,
+                f"incident {incident_id}: {link.reason}",
+            ),
         ]
         if decision is not None:
             events.append(("incident", incident_id, EventKind.ROUTED, decision.routing_reason))
         event_ids = uow.reserve_ids("events", len(events))
-        uow.insert_rows("events", [
-            {"id": int(event_id), "jurisdiction_id": jurisdiction, "entity": entity,
-             "entity_id": entity_id, "kind": kind.value, "actor": SYSTEM_ACTOR,
-             "reason": reason, "at": now}
-            for event_id, (entity, entity_id, kind, reason) in zip(event_ids, events, strict=True)
-        ])
+        uow.insert_rows(
+            "events",
+            [
+                {
+                    "id": int(event_id),
+                    "jurisdiction_id": jurisdiction,
+                    "entity": entity,
+                    "entity_id": entity_id,
+                    "kind": kind.value,
+                    "actor": SYSTEM_ACTOR,
+                    "reason": reason,
+                    "at": now,
+                }
+                for event_id, (entity, entity_id, kind, reason) in zip(
+                    event_ids, events, strict=True
+                )
+            ],
+        )
         return Submission(report_id, incident_id, not opened, False)
 
     def _open(
@@ -148,23 +186,43 @@ class Intake:
         jurisdiction = self.city.jurisdiction_id
         decision = self.pipeline.routing.route_one(fields)
         incident: Fields = {
-            "id": incident_id, "jurisdiction_id": jurisdiction,
-            "service_code": fields["service_code"], "origin_report_id": report_id,
-            "lon": fields["lon"], "lat": fields["lat"], "segment_id": fields["segment_id"],
-            "street_name": fields["street_name"], "status": Status.NEW.value,
-            "team": decision.team, "priority": decision.priority, "due_at": decision.due_at,
-            "report_count": 1, "first_reported_at": fields["requested_at"],
-            "last_reported_at": fields["requested_at"], "updated_at": now,
+            "id": incident_id,
+            "jurisdiction_id": jurisdiction,
+            "service_code": fields["service_code"],
+            "origin_report_id": report_id,
+            "lon": fields["lon"],
+            "lat": fields["lat"],
+            "segment_id": fields["segment_id"],
+            "street_name": fields["street_name"],
+            "status": Status.NEW.value,
+            "team": decision.team,
+            "priority": decision.priority,
+            "due_at": decision.due_at,
+            "report_count": 1,
+            "first_reported_at": fields["requested_at"],
+            "last_reported_at": fields["requested_at"],
+            "updated_at": now,
         }
         uow.insert_rows("incidents", [incident])
         record_routing_one(uow, self.city, incident, decision, now)
-        uow.insert_rows("assignments", [{
-            "id": int(uow.reserve_ids("assignments", 1)[0]), "jurisdiction_id": jurisdiction,
-            "incident_id": incident_id, "team": decision.team, "rule_id": decision.rule_id,
-            "rule_version": decision.rule_version, "reason": decision.routing_reason,
-            "priority": decision.priority, "due_at": decision.due_at, "assigned_at": now,
-            "actor": SYSTEM_ACTOR,
-        }])
+        uow.insert_rows(
+            "assignments",
+            [
+                {
+                    "id": int(uow.reserve_ids("assignments", 1)[0]),
+                    "jurisdiction_id": jurisdiction,
+                    "incident_id": incident_id,
+                    "team": decision.team,
+                    "rule_id": decision.rule_id,
+                    "rule_version": decision.rule_version,
+                    "reason": decision.routing_reason,
+                    "priority": decision.priority,
+                    "due_at": decision.due_at,
+                    "assigned_at": now,
+                    "actor": SYSTEM_ACTOR,
+                }
+            ],
+        )
         return decision
 
 
@@ -176,5 +234,3 @@ def _instant(value: object) -> datetime:
     if not isinstance(value, datetime):
         raise TypeError(f"expected a datetime, got {value!r}")
     return value
-
-

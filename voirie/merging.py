@@ -105,8 +105,13 @@ def _not_merged(row: dict[str, object], field: str) -> None:
 
 
 def _report_events(
-    uow: UnitOfWork, jurisdiction: str, report_ids: np.ndarray, kind: EventKind, actor: str,
-    reason: str, at: datetime,
+    uow: UnitOfWork,
+    jurisdiction: str,
+    report_ids: np.ndarray,
+    kind: EventKind,
+    actor: str,
+    reason: str,
+    at: datetime,
 ) -> None:
     """One event per report, written in one insert."""
     uow.insert(
@@ -114,8 +119,13 @@ def _report_events(
         pd.DataFrame(
             {
                 "id": uow.reserve_ids("events", len(report_ids)),
-                "jurisdiction_id": jurisdiction, "entity": "report", "entity_id": report_ids,
-                "kind": kind.value, "actor": actor, "reason": reason, "at": pd.Timestamp(at),
+                "jurisdiction_id": jurisdiction,
+                "entity": "report",
+                "entity_id": report_ids,
+                "kind": kind.value,
+                "actor": actor,
+                "reason": reason,
+                "at": pd.Timestamp(at),
             }
         ),
     )
@@ -136,8 +146,13 @@ def _openers(pipeline: Pipeline, members: pd.DataFrame) -> pd.DataFrame:
 
 
 def merge(
-    pipeline: Pipeline, survivor_id: int, merged_id: int, actor: str, reason: str,
-    *, at: datetime | None = None,
+    pipeline: Pipeline,
+    survivor_id: int,
+    merged_id: int,
+    actor: str,
+    reason: str,
+    *,
+    at: datetime | None = None,
 ) -> Merged:
     """Merge incident ``merged_id`` into ``survivor_id``.
 
@@ -166,18 +181,24 @@ def merge(
         members = uow.members([merged_id])
         uow.relink(
             pd.DataFrame(
-                {"report_id": members["report_id"], "incident_id": survivor_id,
-                 "score": STAFF_SCORE,
-                 "reason": f"{STAFF_LINK}{merged_id} by {actor}: {note}",
-                 "linked_at": pd.Timestamp(now)}
+                {
+                    "report_id": members["report_id"],
+                    "incident_id": survivor_id,
+                    "score": STAFF_SCORE,
+                    "reason": f"{STAFF_LINK}{merged_id} by {actor}: {note}",
+                    "linked_at": pd.Timestamp(now),
+                }
             )
         )
         supporters = uow.absorb(merged_id, survivor_id)
         for a, b in pairs:
             other = b if a == merged_id else a
             uow.mark_not_duplicates(
-                survivor_id, int(other), actor,
-                f"carried over from incident {merged_id} (merged into {survivor_id})", now,
+                survivor_id,
+                int(other),
+                actor,
+                f"carried over from incident {merged_id} (merged into {survivor_id})",
+                now,
             )
         count = int(str(survivor["report_count"])) + len(members)
         uow.update_incident(
@@ -197,20 +218,41 @@ def merge(
         )
         uow.update_incident(
             merged_id,
-            {"status": Status.DUPLICATE.value, "merged_into": survivor_id, "report_count": 0,
-             "updated_at": now},
+            {
+                "status": Status.DUPLICATE.value,
+                "merged_into": survivor_id,
+                "report_count": 0,
+                "updated_at": now,
+            },
         )
         events.record(
-            uow, jurisdiction, "incident", survivor_id, EventKind.MERGED, actor,
-            f"absorbed incident {merged_id} ({len(members)} reports): {note}", at=now,
+            uow,
+            jurisdiction,
+            "incident",
+            survivor_id,
+            EventKind.MERGED,
+            actor,
+            f"absorbed incident {merged_id} ({len(members)} reports): {note}",
+            at=now,
         )
         events.record(
-            uow, jurisdiction, "incident", merged_id, EventKind.MERGED, actor,
-            f"merged into incident {survivor_id}: {note}", at=now,
+            uow,
+            jurisdiction,
+            "incident",
+            merged_id,
+            EventKind.MERGED,
+            actor,
+            f"merged into incident {survivor_id}: {note}",
+            at=now,
         )
         _report_events(
-            uow, jurisdiction, members["report_id"].to_numpy(np.int64), EventKind.MERGED, actor,
-            f"incident {merged_id} merged into incident {survivor_id}: {note}", now,
+            uow,
+            jurisdiction,
+            members["report_id"].to_numpy(np.int64),
+            EventKind.MERGED,
+            actor,
+            f"incident {merged_id} merged into incident {survivor_id}: {note}",
+            now,
         )
     return Merged(survivor_id, merged_id, len(members), count, supporters)
 
@@ -251,14 +293,22 @@ def split(
         (new_id,) = uow.reserve_ids("incidents", 1)
         opener = _openers(pipeline, members[members["report_id"] == report_id])
         routed = pipeline.write_new_incidents(
-            uow, opener, np.array([new_id]), np.array([1]),
-            opener["requested_at"].to_numpy(), pd.Timestamp(now),
+            uow,
+            opener,
+            np.array([new_id]),
+            np.array([1]),
+            opener["requested_at"].to_numpy(),
+            pd.Timestamp(now),
         )
         uow.relink(
             pd.DataFrame(
-                {"report_id": [report_id], "incident_id": int(new_id), "score": STAFF_SCORE,
-                 "reason": f"split out of incident {old_id} by {actor}: {note}",
-                 "linked_at": pd.Timestamp(now)}
+                {
+                    "report_id": [report_id],
+                    "incident_id": int(new_id),
+                    "score": STAFF_SCORE,
+                    "reason": f"split out of incident {old_id} by {actor}: {note}",
+                    "linked_at": pd.Timestamp(now),
+                }
             )
         )
         rest = members[members["report_id"] != report_id]
@@ -271,30 +321,55 @@ def split(
         if int(str(old["origin_report_id"])) == report_id:
             first = rest.iloc[0]
             changes |= {
-                "origin_report_id": int(first["report_id"]), "lon": float(first["lon"]),
-                "lat": float(first["lat"]), "segment_id": first["segment_id"],
+                "origin_report_id": int(first["report_id"]),
+                "lon": float(first["lon"]),
+                "lat": float(first["lat"]),
+                "segment_id": first["segment_id"],
                 "street_name": first["street_name"],
             }
         uow.update_incident(old_id, changes)
         uow.mark_not_duplicates(old_id, int(new_id), actor, f"split: {note}", now)
         events.record(
-            uow, jurisdiction, "report", report_id, EventKind.SPLIT, actor,
-            f"split out of incident {old_id} into incident {new_id}: {note}", at=now,
+            uow,
+            jurisdiction,
+            "report",
+            report_id,
+            EventKind.SPLIT,
+            actor,
+            f"split out of incident {old_id} into incident {new_id}: {note}",
+            at=now,
         )
         events.record(
-            uow, jurisdiction, "incident", old_id, EventKind.SPLIT, actor,
-            f"report {report_id} split out into incident {new_id}: {note}", at=now,
+            uow,
+            jurisdiction,
+            "incident",
+            old_id,
+            EventKind.SPLIT,
+            actor,
+            f"report {report_id} split out into incident {new_id}: {note}",
+            at=now,
         )
         events.record(
-            uow, jurisdiction, "incident", int(new_id), EventKind.ROUTED, actor,
-            str(routed["routing_reason"].iloc[0]), at=now,
+            uow,
+            jurisdiction,
+            "incident",
+            int(new_id),
+            EventKind.ROUTED,
+            actor,
+            str(routed["routing_reason"].iloc[0]),
+            at=now,
         )
     return int(new_id)
 
 
 def not_duplicates(
-    pipeline: Pipeline, a_id: int, b_id: int, actor: str, reason: str,
-    *, at: datetime | None = None,
+    pipeline: Pipeline,
+    a_id: int,
+    b_id: int,
+    actor: str,
+    reason: str,
+    *,
+    at: datetime | None = None,
 ) -> bool:
     """Remember that two incidents are not duplicates, so re-clustering never merges them;
     False (and no event) when they were already marked."""
@@ -310,8 +385,14 @@ def not_duplicates(
             return False
         for one, other in ((a_id, b_id), (b_id, a_id)):
             events.record(
-                uow, jurisdiction, "incident", one, EventKind.NOT_DUPLICATE, actor,
-                f"not a duplicate of incident {other}: {note}", at=now,
+                uow,
+                jurisdiction,
+                "incident",
+                one,
+                EventKind.NOT_DUPLICATE,
+                actor,
+                f"not a duplicate of incident {other}: {note}",
+                at=now,
             )
     return True
 
@@ -346,10 +427,12 @@ def _apart(incident_of: np.ndarray, pairs: pd.DataFrame) -> dict[int, frozenset[
     """Marks for ``dedupe.attach``: the reports of each not-duplicate pair's two incidents
     are its two sides."""
     n = len(pairs)
-    sides = pd.DataFrame({
-        "incident_id": np.concatenate([pairs["incident_a"], pairs["incident_b"]]),
-        "mark": list(zip(np.tile(np.arange(n), 2).tolist(), [0] * n + [1] * n, strict=True)),
-    })
+    sides = pd.DataFrame(
+        {
+            "incident_id": np.concatenate([pairs["incident_a"], pairs["incident_b"]]),
+            "mark": list(zip(np.tile(np.arange(n), 2).tolist(), [0] * n + [1] * n, strict=True)),
+        }
+    )
     held = pd.DataFrame(
         {"incident_id": incident_of, "position": np.arange(len(incident_of))}
     ).merge(sides, on="incident_id")
@@ -363,7 +446,8 @@ def _keep_staff_merges(members: pd.DataFrame, leader: np.ndarray, old: np.ndarra
     person's decision outranks them, as a "not duplicates" mark does). Each such group of
     clusters is led by its earliest report."""
     staff = members["reason"].astype(str).str.startswith(STAFF_LINK).to_numpy(bool) & (
-        members["score"].to_numpy(float) == STAFF_SCORE)
+        members["score"].to_numpy(float) == STAFF_SCORE
+    )
     pinned = np.unique(old[staff])
     if not len(pinned):
         return leader
@@ -389,8 +473,11 @@ def _keep_staff_merges(members: pd.DataFrame, leader: np.ndarray, old: np.ndarra
 
 
 def recluster(
-    pipeline: Pipeline, actor: str = SYSTEM_ACTOR,
-    reason: str = "re-clustered with the thresholds of city.yaml", *, at: datetime | None = None,
+    pipeline: Pipeline,
+    actor: str = SYSTEM_ACTOR,
+    reason: str = "re-clustered with the thresholds of city.yaml",
+    *,
+    at: datetime | None = None,
 ) -> Reclustered:
     """Recompute the incidents of every report of an open incident with the current
     thresholds, as the online path would have built them (time order), never putting
@@ -430,31 +517,53 @@ def recluster(
         if len(new_ids):
             opener = _openers(pipeline, heads[~keeps])
             routed = pipeline.write_new_incidents(
-                uow, opener, new_ids, counts.reindex(new_ids).to_numpy(),
-                last.reindex(new_ids).to_numpy(), pd.Timestamp(now),
+                uow,
+                opener,
+                new_ids,
+                counts.reindex(new_ids).to_numpy(),
+                last.reindex(new_ids).to_numpy(),
+                pd.Timestamp(now),
             )
         kept = heads[keeps]
         kept_ids = old[leaders[keeps]]
         uow.reshape_incidents(
-            pd.concat([
-                pd.DataFrame({
-                    "id": kept_ids, "origin_report_id": kept["report_id"].to_numpy(),
-                    "lon": kept["lon"].to_numpy(), "lat": kept["lat"].to_numpy(),
-                    "segment_id": kept["segment_id"].to_numpy(),
-                    "street_name": kept["street_name"].to_numpy(),
-                    "report_count": counts.reindex(kept_ids).to_numpy(),
-                    "first_reported_at": kept["requested_at"].to_numpy(),
-                    "last_reported_at": last.reindex(kept_ids).to_numpy(),
-                    "status": None, "merged_into": None, "updated_at": pd.Timestamp(now),
-                }),
-                pd.DataFrame({
-                    "id": gone, "origin_report_id": None, "lon": np.nan, "lat": np.nan,
-                    "segment_id": None, "street_name": None, "report_count": 0,
-                    "first_reported_at": pd.NaT, "last_reported_at": pd.NaT,
-                    "status": Status.DUPLICATE.value, "merged_into": into,
-                    "updated_at": pd.Timestamp(now),
-                }),
-            ], ignore_index=True)
+            pd.concat(
+                [
+                    pd.DataFrame(
+                        {
+                            "id": kept_ids,
+                            "origin_report_id": kept["report_id"].to_numpy(),
+                            "lon": kept["lon"].to_numpy(),
+                            "lat": kept["lat"].to_numpy(),
+                            "segment_id": kept["segment_id"].to_numpy(),
+                            "street_name": kept["street_name"].to_numpy(),
+                            "report_count": counts.reindex(kept_ids).to_numpy(),
+                            "first_reported_at": kept["requested_at"].to_numpy(),
+                            "last_reported_at": last.reindex(kept_ids).to_numpy(),
+                            "status": None,
+                            "merged_into": None,
+                            "updated_at": pd.Timestamp(now),
+                        }
+                    ),
+                    pd.DataFrame(
+                        {
+                            "id": gone,
+                            "origin_report_id": None,
+                            "lon": np.nan,
+                            "lat": np.nan,
+                            "segment_id": None,
+                            "street_name": None,
+                            "report_count": 0,
+                            "first_reported_at": pd.NaT,
+                            "last_reported_at": pd.NaT,
+                            "status": Status.DUPLICATE.value,
+                            "merged_into": into,
+                            "updated_at": pd.Timestamp(now),
+                        }
+                    ),
+                ],
+                ignore_index=True,
+            )
         )
         words = dedupe.reasons(links)
         scores = links["score"].to_numpy(float, copy=True)
@@ -462,9 +571,15 @@ def recluster(
         words[staff] = members["reason"].to_numpy(object)[staff]
         scores[staff] = members["score"].to_numpy(float)[staff]
         uow.relink(
-            pd.DataFrame({"report_id": members["report_id"], "incident_id": incident,
-                          "score": scores, "reason": words,
-                          "linked_at": pd.Timestamp(now)})
+            pd.DataFrame(
+                {
+                    "report_id": members["report_id"],
+                    "incident_id": incident,
+                    "score": scores,
+                    "reason": words,
+                    "linked_at": pd.Timestamp(now),
+                }
+            )
         )
         # Rare (one per merged incident and per mark): supporters, followers, marks move.
         for source, target in zip(gone.tolist(), into.tolist(), strict=True):
@@ -477,33 +592,63 @@ def recluster(
                 )
         moved = incident != old
         history = [
-            pd.DataFrame({
-                "entity": "report", "entity_id": members["report_id"][moved],
-                "kind": EventKind.ATTACHED.value,
-                "reason": "incident " + pd.Series(incident[moved]).astype(str).to_numpy(object)
-                + ": " + words[moved] + f" ({reason})",
-            }),
-            pd.DataFrame({"entity": "incident", "entity_id": gone, "kind": EventKind.MERGED.value,
-                          "reason": [f"merged into incident {t}: {reason}" for t in into]}),
-            pd.DataFrame({"entity": "incident", "entity_id": into,
-                          "kind": EventKind.MERGED.value,
-                          "reason": [f"absorbed incident {g}: {reason}" for g in gone]}),
-            pd.DataFrame({"entity": "incident", "entity_id": old[leaders[~keeps]],
-                          "kind": EventKind.SPLIT.value,
-                          "reason": [f"reports split out into incident {n}: {reason}"
-                                     for n in new_ids]}),
+            pd.DataFrame(
+                {
+                    "entity": "report",
+                    "entity_id": members["report_id"][moved],
+                    "kind": EventKind.ATTACHED.value,
+                    "reason": "incident "
+                    + pd.Series(incident[moved]).astype(str).to_numpy(object)
+                    + ": "
+                    + words[moved]
+                    + f" ({reason})",
+                }
+            ),
+            pd.DataFrame(
+                {
+                    "entity": "incident",
+                    "entity_id": gone,
+                    "kind": EventKind.MERGED.value,
+                    "reason": [f"merged into incident {t}: {reason}" for t in into],
+                }
+            ),
+            pd.DataFrame(
+                {
+                    "entity": "incident",
+                    "entity_id": into,
+                    "kind": EventKind.MERGED.value,
+                    "reason": [f"absorbed incident {g}: {reason}" for g in gone],
+                }
+            ),
+            pd.DataFrame(
+                {
+                    "entity": "incident",
+                    "entity_id": old[leaders[~keeps]],
+                    "kind": EventKind.SPLIT.value,
+                    "reason": [f"reports split out into incident {n}: {reason}" for n in new_ids],
+                }
+            ),
         ]
         if len(new_ids):
-            history.append(pd.DataFrame({
-                "entity": "incident", "entity_id": new_ids, "kind": EventKind.ROUTED.value,
-                "reason": routed["routing_reason"].to_numpy(),
-            }))
+            history.append(
+                pd.DataFrame(
+                    {
+                        "entity": "incident",
+                        "entity_id": new_ids,
+                        "kind": EventKind.ROUTED.value,
+                        "reason": routed["routing_reason"].to_numpy(),
+                    }
+                )
+            )
         rows = pd.concat(history, ignore_index=True)
         rows["id"] = uow.reserve_ids("events", len(rows))
         rows["jurisdiction_id"], rows["actor"], rows["at"] = jurisdiction, actor, pd.Timestamp(now)
         uow.insert("events", rows)
     return Reclustered(
-        reports=len(members), incidents_before=len(np.unique(old)),
-        incidents_after=len(leaders), merged=len(gone), opened=len(new_ids),
+        reports=len(members),
+        incidents_before=len(np.unique(old)),
+        incidents_after=len(leaders),
+        merged=len(gone),
+        opened=len(new_ids),
         moved=int(moved.sum()),
     )

@@ -37,9 +37,7 @@ class Status(enum.StrEnum):
         return "open" if self.is_open else "closed"
 
 
-OPEN_STATUSES = frozenset(
-    {Status.NEW, Status.ACKNOWLEDGED, Status.SCHEDULED, Status.IN_PROGRESS}
-)
+OPEN_STATUSES = frozenset({Status.NEW, Status.ACKNOWLEDGED, Status.SCHEDULED, Status.IN_PROGRESS})
 
 
 class Flag(enum.StrEnum):

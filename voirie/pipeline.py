@@ -216,7 +216,8 @@ class Pipeline:
     def _dedupe_table(self) -> pd.DataFrame:
         """``_dedupe_rules`` as a table indexed by service code, for batches."""
         return pd.DataFrame.from_dict(
-            self._dedupe_rules, orient="index",
+            self._dedupe_rules,
+            orient="index",
             columns=["group", "match", "radius_m", "window_days"],
         )
 
@@ -243,8 +244,7 @@ class Pipeline:
         """What deduplication reads of a catalogued service: group, match, radius_m and
         window_days (the columns ``set_thresholds`` gives a batch)."""
         group, match, radius_m, window_days = self._dedupe_rules[code]
-        return {"group": group, "match": match, "radius_m": radius_m,
-                "window_days": window_days}
+        return {"group": group, "match": match, "radius_m": radius_m, "window_days": window_days}
 
     def candidate_services(self, code: str) -> list[str]:
         """The services whose open incidents a report of ``code`` may join: its own, and
@@ -284,8 +284,10 @@ class Pipeline:
         reach = float(radius.max()) * self.city.config.dedupe.same_street_factor
         margin = margin_deg(reach)
         bbox = (
-            float(batch["lon"].min()) - margin, float(batch["lat"].min()) - margin,
-            float(batch["lon"].max()) + margin, float(batch["lat"].max()) + margin,
+            float(batch["lon"].min()) - margin,
+            float(batch["lat"].min()) - margin,
+            float(batch["lon"].max()) + margin,
+            float(batch["lat"].max()) + margin,
         )
         since = batch["requested_at"].min().to_pydatetime() - timedelta(days=float(window.max()))
         sharing = set(batch.loc[batch["match"] == "group", "group"])
@@ -308,13 +310,20 @@ class Pipeline:
         ``thresholds`` gives."""
         radius, window = report["radius_m"], report["window_days"]
         requested, lon, lat = report["requested_at"], report["lon"], report["lat"]
-        if not (isinstance(radius, float | int) and isinstance(window, float | int)
-                and isinstance(lon, float | int) and isinstance(lat, float | int)
-                and isinstance(requested, datetime)):
-            raise TypeError("a report needs numeric lon, lat, radius_m, window_days and a "
-                            "datetime requested_at")
+        if not (
+            isinstance(radius, float | int)
+            and isinstance(window, float | int)
+            and isinstance(lon, float | int)
+            and isinstance(lat, float | int)
+            and isinstance(requested, datetime)
+        ):
+            raise TypeError(
+                "a report needs numeric lon, lat, radius_m, window_days and a datetime requested_at"
+            )
         found = uow.open_incidents_near(
-            float(lon), float(lat), float(radius) * self.city.config.dedupe.same_street_factor,
+            float(lon),
+            float(lat),
+            float(radius) * self.city.config.dedupe.same_street_factor,
             self.candidate_services(str(report["service_code"])),
             requested - timedelta(days=float(window)),
         )
@@ -324,9 +333,15 @@ class Pipeline:
         group[:] = [None if rule is None else rule[0] for rule in rules]
         match[:] = [None if rule is None else rule[1] for rule in rules]
         return dedupe.Candidates(
-            incident_id=found.incident_id, x=x, y=y, service_code=found.service_code,
-            group=group, match=match, segment_id=found.segment_id,
-            street_name=found.street_name, last_reported_at=found.last_reported_at,
+            incident_id=found.incident_id,
+            x=x,
+            y=y,
+            service_code=found.service_code,
+            group=group,
+            match=match,
+            segment_id=found.segment_id,
+            street_name=found.street_name,
+            last_reported_at=found.last_reported_at,
         )
 
     def _write(self, uow: UnitOfWork, batch: pd.DataFrame, summary: ImportSummary) -> None:
@@ -354,8 +369,12 @@ class Pipeline:
         summary.imported += n
         summary.stored.append(
             pd.DataFrame(
-                {"external_id": batch["external_id"], "report_id": batch["id"],
-                 "incident_id": incident_id, "opened": founder}
+                {
+                    "external_id": batch["external_id"],
+                    "report_id": batch["id"],
+                    "incident_id": incident_id,
+                    "opened": founder,
+                }
             )
         )
         summary.new_incidents += len(leaders)
@@ -368,10 +387,17 @@ class Pipeline:
         uow.insert("reports", batch)
         uow.insert(
             "report_contacts",
-            batch[batch[["contact_name", "contact_email", "contact_phone", "device_id"]]
-                  .notna().any(axis=1)].rename(
-                columns={"id": "report_id", "contact_name": "name",
-                         "contact_email": "email", "contact_phone": "phone"}
+            batch[
+                batch[["contact_name", "contact_email", "contact_phone", "device_id"]]
+                .notna()
+                .any(axis=1)
+            ].rename(
+                columns={
+                    "id": "report_id",
+                    "contact_name": "name",
+                    "contact_email": "email",
+                    "contact_phone": "phone",
+                }
             ),
         )
         uow.insert("enrichments", batch.rename(columns={"id": "report_id"}))
@@ -380,8 +406,12 @@ class Pipeline:
         counts = pd.Series(incident_id).value_counts()
         last = pd.Series(batch["requested_at"].to_numpy()).groupby(incident_id).max()
         routed = self.write_new_incidents(
-            uow, batch.iloc[leaders].reset_index(drop=True), new_ids,
-            counts.reindex(new_ids).to_numpy(), last.reindex(new_ids).to_numpy(), now,
+            uow,
+            batch.iloc[leaders].reset_index(drop=True),
+            new_ids,
+            counts.reindex(new_ids).to_numpy(),
+            last.reindex(new_ids).to_numpy(),
+            now,
         )
         existing = incident_id[attached_stored]
         if len(existing):
@@ -400,18 +430,25 @@ class Pipeline:
             "incident_reports",
             pd.DataFrame(
                 {
-                    "report_id": batch["id"], "jurisdiction_id": jurisdiction,
+                    "report_id": batch["id"],
+                    "jurisdiction_id": jurisdiction,
                     "incident_id": incident_id,
                     "score": links["score"].to_numpy(float),
-                    "reason": reason, "linked_at": now,
+                    "reason": reason,
+                    "linked_at": now,
                 }
             ),
         )
         self._write_events(uow, batch, incident_id, founder, reason, routed, new_ids, now)
 
     def write_new_incidents(
-        self, uow: UnitOfWork, new: pd.DataFrame, new_ids: np.ndarray, report_count: np.ndarray,
-        last_reported_at: np.ndarray, now: pd.Timestamp,
+        self,
+        uow: UnitOfWork,
+        new: pd.DataFrame,
+        new_ids: np.ndarray,
+        report_count: np.ndarray,
+        last_reported_at: np.ndarray,
+        now: pd.Timestamp,
     ) -> pd.DataFrame:
         """Route and write new incidents, each opened by one enriched report of ``new``
         (same order as ``new_ids``), with their assignments; return their routing."""
@@ -445,12 +482,16 @@ class Pipeline:
             pd.DataFrame(
                 {
                     "id": uow.reserve_ids("assignments", len(new_ids)),
-                    "jurisdiction_id": jurisdiction, "incident_id": new_ids,
-                    "team": routed["team"].to_numpy(), "rule_id": routed["rule_id"].to_numpy(),
+                    "jurisdiction_id": jurisdiction,
+                    "incident_id": new_ids,
+                    "team": routed["team"].to_numpy(),
+                    "rule_id": routed["rule_id"].to_numpy(),
                     "rule_version": routed["rule_version"].to_numpy(),
                     "reason": routed["routing_reason"].to_numpy(),
-                    "priority": routed["priority"].to_numpy(), "due_at": due.to_numpy(),
-                    "assigned_at": now, "actor": SYSTEM_ACTOR,
+                    "priority": routed["priority"].to_numpy(),
+                    "due_at": due.to_numpy(),
+                    "assigned_at": now,
+                    "actor": SYSTEM_ACTOR,
                 }
             ),
         )
@@ -468,33 +509,50 @@ class Pipeline:
         zones = pd.DataFrame(
             {
                 "report_id": np.tile(batch["id"].to_numpy(), len(names)),
-                "jurisdiction_id": np.tile(batch["jurisdiction_id"].to_numpy(object),
-                                           len(names)),
+                "jurisdiction_id": np.tile(batch["jurisdiction_id"].to_numpy(object), len(names)),
                 "layer": np.repeat(np.array(names, dtype=object), len(batch)),
-                "code": stacked("zone_{}"), "name": stacked("zone_{}_name"),
+                "code": stacked("zone_{}"),
+                "name": stacked("zone_{}_name"),
                 "boundary_m": stacked("zone_{}_boundary_m"),
             }
         )
         return zones[zones["code"].notna()]
 
     def _write_events(
-        self, uow: UnitOfWork, batch: pd.DataFrame, incident_id: np.ndarray,
-        founder: np.ndarray, reason: np.ndarray, routed: pd.DataFrame, new_ids: np.ndarray,
+        self,
+        uow: UnitOfWork,
+        batch: pd.DataFrame,
+        incident_id: np.ndarray,
+        founder: np.ndarray,
+        reason: np.ndarray,
+        routed: pd.DataFrame,
+        new_ids: np.ndarray,
         now: pd.Timestamp,
     ) -> None:
         """The history: each report received then attached, each new incident opened and routed."""
         received = pd.DataFrame(
-            {"entity": "report", "entity_id": batch["id"], "kind": EventKind.RECEIVED.value,
-             "reason": "imported from " + batch["source"] + " row " + batch["row"].astype(str)}
+            {
+                "entity": "report",
+                "entity_id": batch["id"],
+                "kind": EventKind.RECEIVED.value,
+                "reason": "imported from " + batch["source"] + " row " + batch["row"].astype(str),
+            }
         )
         linked = pd.DataFrame(
-            {"entity": "report", "entity_id": batch["id"],
-             "kind": np.where(founder, EventKind.OPENED.value, EventKind.ATTACHED.value),
-             "reason": "incident " + pd.Series(incident_id).astype(str) + ": " + reason}
+            {
+                "entity": "report",
+                "entity_id": batch["id"],
+                "kind": np.where(founder, EventKind.OPENED.value, EventKind.ATTACHED.value),
+                "reason": "incident " + pd.Series(incident_id).astype(str) + ": " + reason,
+            }
         )
         routed_events = pd.DataFrame(
-            {"entity": "incident", "entity_id": new_ids, "kind": EventKind.ROUTED.value,
-             "reason": routed["routing_reason"].to_numpy()}
+            {
+                "entity": "incident",
+                "entity_id": new_ids,
+                "kind": EventKind.ROUTED.value,
+                "reason": routed["routing_reason"].to_numpy(),
+            }
         )
         events = pd.concat([received, linked, routed_events], ignore_index=True)
         events["id"] = uow.reserve_ids("events", len(events))
@@ -544,8 +602,9 @@ class Pipeline:
         """
         key = "report_id" if layer == "reports" else "incident_id"
         remaining = selection.limit
-        page = selection.page(chunk_size if remaining is None else min(chunk_size, remaining),
-                              selection.offset)
+        page = selection.page(
+            chunk_size if remaining is None else min(chunk_size, remaining), selection.offset
+        )
         while page.limit:
             chunk = self._layer(layer, page)
             if chunk.empty:

@@ -30,7 +30,10 @@ MAX_TEXT_LENGTH = 5_000
 # same problem opens a new incident); a rejected incident may be reconsidered.
 TRANSITIONS: dict[Status, tuple[Status, ...]] = {
     Status.NEW: (
-        Status.ACKNOWLEDGED, Status.SCHEDULED, Status.IN_PROGRESS, Status.RESOLVED,
+        Status.ACKNOWLEDGED,
+        Status.SCHEDULED,
+        Status.IN_PROGRESS,
+        Status.RESOLVED,
         Status.REJECTED,
     ),
     Status.ACKNOWLEDGED: (Status.SCHEDULED, Status.IN_PROGRESS, Status.RESOLVED, Status.REJECTED),
@@ -108,8 +111,14 @@ _CHANGE_WORDS = re.compile(r"^(\w+) → (\w+)(?:: (.*))?$", re.DOTALL)
 
 
 def change_status(
-    uow: UnitOfWork, city: City, incident_id: int, principal: Principal,
-    status: Status | str, reason: str = "", *, at: datetime | None = None,
+    uow: UnitOfWork,
+    city: City,
+    incident_id: int,
+    principal: Principal,
+    status: Status | str,
+    reason: str = "",
+    *,
+    at: datetime | None = None,
 ) -> int:
     """Move an incident to ``status`` if the workflow allows it; return the event id.
 
@@ -130,25 +139,51 @@ def change_status(
         raise Conflict(
             f"status: incident {incident_id} cannot go from {current} to {target}; "
             f"allowed from {current}: {listed}",
-            field="status", allowed=tuple(s.value for s in allowed),
+            field="status",
+            allowed=tuple(s.value for s in allowed),
         )
     note = _text(reason, "reason", required=target in REASON_REQUIRED)
     now = at or datetime.now(UTC)
     uow.update_incident(incident_id, {"status": target.value, "updated_at": now})
-    enqueue(uow, city, kind="status_changed", incident_id=incident_id, team=str(row["team"]),
-            data={"previous_status": current.value, "status": target.value, "reason": note},
-            now=now)
-    notify_citizens(uow, city, kind="status_changed", incident_id=incident_id,
-                    data={"previous_status": current.value, "status": target.value}, now=now)
+    enqueue(
+        uow,
+        city,
+        kind="status_changed",
+        incident_id=incident_id,
+        team=str(row["team"]),
+        data={"previous_status": current.value, "status": target.value, "reason": note},
+        now=now,
+    )
+    notify_citizens(
+        uow,
+        city,
+        kind="status_changed",
+        incident_id=incident_id,
+        data={"previous_status": current.value, "status": target.value},
+        now=now,
+    )
     return events.record(
-        uow, city.jurisdiction_id, "incident", incident_id, EventKind.STATUS_CHANGED,
-        principal.name, StatusChange(current, target, note).words(), at=now,
+        uow,
+        city.jurisdiction_id,
+        "incident",
+        incident_id,
+        EventKind.STATUS_CHANGED,
+        principal.name,
+        StatusChange(current, target, note).words(),
+        at=now,
     )
 
 
 def reassign(
-    uow: UnitOfWork, city: City, incident_id: int, principal: Principal, team: str,
-    reason: str, *, priority: int | None = None, due_at: datetime | None = None,
+    uow: UnitOfWork,
+    city: City,
+    incident_id: int,
+    principal: Principal,
+    team: str,
+    reason: str,
+    *,
+    priority: int | None = None,
+    due_at: datetime | None = None,
     at: datetime | None = None,
 ) -> int:
     """Give an incident to another team (an assignment row by a person, no rule); return
@@ -169,8 +204,9 @@ def reassign(
             field="team",
         )
     if team == current:
-        raise Conflict(f"team: incident {incident_id} is already assigned to {team!r}",
-                       field="team")
+        raise Conflict(
+            f"team: incident {incident_id} is already assigned to {team!r}", field="team"
+        )
     note = _text(reason, "reason", required=True)
     now = at or datetime.now(UTC)
     new_priority = int(priority if priority is not None else int(str(row["priority"])))
@@ -184,26 +220,54 @@ def reassign(
         "assignments",
         pd.DataFrame(
             {
-                "id": [int(assignment_id)], "jurisdiction_id": city.jurisdiction_id,
-                "incident_id": int(incident_id), "team": team, "rule_id": None,
-                "rule_version": None, "reason": f"reassigned by {principal.name}: {note}",
-                "priority": new_priority, "due_at": [new_due], "assigned_at": now,
+                "id": [int(assignment_id)],
+                "jurisdiction_id": city.jurisdiction_id,
+                "incident_id": int(incident_id),
+                "team": team,
+                "rule_id": None,
+                "rule_version": None,
+                "reason": f"reassigned by {principal.name}: {note}",
+                "priority": new_priority,
+                "due_at": [new_due],
+                "assigned_at": now,
                 "actor": principal.name,
             }
         ),
     )
-    enqueue(uow, city, kind="reassigned", incident_id=incident_id, team=team,
-            data={"previous_team": current, "reason": note, "priority": new_priority,
-                  "due_at": new_due}, now=now)
+    enqueue(
+        uow,
+        city,
+        kind="reassigned",
+        incident_id=incident_id,
+        team=team,
+        data={
+            "previous_team": current,
+            "reason": note,
+            "priority": new_priority,
+            "due_at": new_due,
+        },
+        now=now,
+    )
     return events.record(
-        uow, city.jurisdiction_id, "incident", incident_id, EventKind.REASSIGNED,
-        principal.name, f"{current} → {team}: {note}", at=now,
+        uow,
+        city.jurisdiction_id,
+        "incident",
+        incident_id,
+        EventKind.REASSIGNED,
+        principal.name,
+        f"{current} → {team}: {note}",
+        at=now,
     )
 
 
 def comment(
-    uow: UnitOfWork, city: City, incident_id: int, principal: Principal, text: str,
-    *, at: datetime | None = None,
+    uow: UnitOfWork,
+    city: City,
+    incident_id: int,
+    principal: Principal,
+    text: str,
+    *,
+    at: datetime | None = None,
 ) -> int:
     """Add a staff comment to an incident's history; return the event id.
 
@@ -214,6 +278,12 @@ def comment(
     principal.check(Action.COMMENT, str(row["team"]))
     note = _text(text, "text", required=True)
     return events.record(
-        uow, city.jurisdiction_id, "incident", incident_id, EventKind.COMMENTED,
-        principal.name, note, at=at or datetime.now(UTC),
+        uow,
+        city.jurisdiction_id,
+        "incident",
+        incident_id,
+        EventKind.COMMENTED,
+        principal.name,
+        note,
+        at=at or datetime.now(UTC),
     )

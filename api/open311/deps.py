@@ -47,15 +47,13 @@ def client(pipeline: Pipeline, api_key: str | None, roles: frozenset[Role]) -> P
     """The holder of an Open311 ``api_key`` whose role is one of ``roles``; 403 otherwise,
     as GeoReport v2 answers an invalid api_key."""
     if not api_key:
-        raise Forbidden("api_key: missing; ask the city for an Open311 client key",
-                        field="api_key")
+        raise Forbidden("api_key: missing; ask the city for an Open311 client key", field="api_key")
     principal = authenticate(pipeline.store, pipeline.city.jurisdiction_id, api_key)
     if principal is None:
         raise Forbidden("api_key: unknown key", field="api_key")
     if principal.role not in roles:
         raise Forbidden(
-            f"api_key: a {principal.role} key may not do this; "
-            f"allowed: {', '.join(sorted(roles))}",
+            f"api_key: a {principal.role} key may not do this; allowed: {', '.join(sorted(roles))}",
             field="api_key",
         )
     return principal

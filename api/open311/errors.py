@@ -29,8 +29,11 @@ Handler = Callable[[Request, Any], Awaitable[Response] | Response]
 def _validation_errors(exc: RequestValidationError) -> list[Open311Error]:
     errors = []
     for error in exc.errors():
-        location = [str(part) for part in error.get("loc", ()) if part not in ("body", "query",
-                                                                                "path", "form")]
+        location = [
+            str(part)
+            for part in error.get("loc", ())
+            if part not in ("body", "query", "path", "form")
+        ]
         field = ".".join(location) or "request"
         errors.append(Open311Error(code=400, description=f"{field}: {error.get('msg', '')}"))
     return errors or [Open311Error(code=400, description="invalid request")]

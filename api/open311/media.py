@@ -131,7 +131,10 @@ def upload_media(
     stored = wire.MediaStored(
         media_url=str(request.url_for("get_media", name=f"{digest}.jpg")),
         thumbnail_url=str(request.url_for("get_media", name=f"{digest}.thumb.jpg")),
-        sha256=digest, content_type="image/jpeg", size_bytes=len(image), width=width,
+        sha256=digest,
+        content_type="image/jpeg",
+        size_bytes=len(image),
+        width=width,
         height=height,
     )
     return render(fmt, stored, root="media", status=201)

@@ -86,9 +86,7 @@ def render(
     if fmt == "xml":
         body = to_xml(data, root, item)
         return Response(body, status, media_type=f"{MEDIA_TYPES['xml']}; charset=utf-8")
-    return Response(
-        json.dumps(data, ensure_ascii=False), status, media_type=MEDIA_TYPES["json"]
-    )
+    return Response(json.dumps(data, ensure_ascii=False), status, media_type=MEDIA_TYPES["json"])
 
 
 def render_errors(fmt: Format, status: int, errors: Sequence[Open311Error]) -> Response:
@@ -122,6 +120,8 @@ def responses(
     }
     for status in (400, 404, *errors):
         declared[status] = {
-            "model": list[Open311Error], "description": _ERROR_TEXT[status], "content": _XML
+            "model": list[Open311Error],
+            "description": _ERROR_TEXT[status],
+            "content": _XML,
         }
     return declared

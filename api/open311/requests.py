@@ -43,9 +43,7 @@ _STATUSES = {
 
 
 def _text(value: object) -> str | None:
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else str(
-        value
-    )
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
 
 
 def local_time(value: Any, tz: ZoneInfo) -> datetime | None:
@@ -65,8 +63,9 @@ def _status_notes(pipeline: Pipeline, incident_ids: tuple[int, ...]) -> dict[int
     history = pipeline.store.lookup(
         "events", pipeline.city.jurisdiction_id, "entity_id", list(incident_ids)
     )
-    changes = history[(history["entity"] == "incident")
-                      & (history["kind"] == EventKind.STATUS_CHANGED.value)]
+    changes = history[
+        (history["entity"] == "incident") & (history["kind"] == EventKind.STATUS_CHANGED.value)
+    ]
     notes: dict[int, str | None] = {}
     for event in changes.sort_values(["at", "id"]).to_dict("records"):
         change = StatusChange.parse(str(event["reason"]))
@@ -155,15 +154,16 @@ def _bbox(raw: str) -> tuple[float, float, float, float]:
     minx, miny, maxx, maxy = parts
     inside = -180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90
     if not inside:
-        raise InvalidInput(
-            "bbox: minimum above maximum or outside ±180/±90 degrees", field="bbox"
-        )
+        raise InvalidInput("bbox: minimum above maximum or outside ±180/±90 degrees", field="bbox")
     return minx, miny, maxx, maxy
 
 
 def window(
-    start_date: datetime | None, end_date: datetime | None, tz: ZoneInfo,
-    settings: Open311Settings, newest: datetime | None = None,
+    start_date: datetime | None,
+    end_date: datetime | None,
+    tz: ZoneInfo,
+    settings: Open311Settings,
+    newest: datetime | None = None,
 ) -> tuple[datetime, datetime]:
     """start_date..end_date as the spec defines it: at most the configured number of
     days, defaulting to the most recent ones; times without offset are the city's.
@@ -286,7 +286,11 @@ def get_requests(
     if circle is not None:
         box = _intersect(box, _circle_bbox(*circle))
     selection = Selection(
-        service_codes=_list(service_code), statuses=statuses, bbox=box, start=start, end=end,
+        service_codes=_list(service_code),
+        statuses=statuses,
+        bbox=box,
+        start=start,
+        end=end,
         updated_after=_instant(updated_after, tz),
     )
     if circle is None:
@@ -320,9 +324,7 @@ def get_request(service_request_id: str, fmt: Format, pipeline: PipelineDep) -> 
             f"service_request_id: no request {service_request_id[:40]!r}",
             field="service_request_id",
         )
-    return render(
-        fmt, service_requests(pipeline, reports), root="service_requests", item="request"
-    )
+    return render(fmt, service_requests(pipeline, reports), root="service_requests", item="request")
 
 
 @router.get(
@@ -338,4 +340,3 @@ def get_token(token: str, fmt: Format, pipeline: PipelineDep) -> Response:
         raise NotFound(f"token: no request with token {token[:80]!r}", field="token")
     answer = wire.TokenAnswer(service_request_id=str(int(known["report_id"].iloc[0])), token=token)
     return render(fmt, [answer], root="service_requests", item="request")
-

@@ -47,9 +47,21 @@ MAX_FIELD = 500
 MAX_IDEMPOTENCY_KEY = 255
 _ATTRIBUTE = re.compile(r"^attribute\[([^\[\]]+)\](\[\])?$")
 _FIELDS = (
-    "api_key", "jurisdiction_id", "service_code", "lat", "long", "address_string",
-    "address_id", "email", "device_id", "account_id", "first_name", "last_name", "phone",
-    "description", "media_url",
+    "api_key",
+    "jurisdiction_id",
+    "service_code",
+    "lat",
+    "long",
+    "address_string",
+    "address_id",
+    "email",
+    "device_id",
+    "account_id",
+    "first_name",
+    "last_name",
+    "phone",
+    "description",
+    "media_url",
 )
 _BODY_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -102,8 +114,10 @@ async def read_form(request: Request) -> Form:
             else:
                 items.append((key, value))
         pairs = [
-            (key, v) for key, value in items
-            for v in (value if isinstance(value, list) else [value]) if v is not None
+            (key, v)
+            for key, value in items
+            for v in (value if isinstance(value, list) else [value])
+            if v is not None
         ]
     elif kind in ("application/x-www-form-urlencoded", "multipart/form-data"):
         form = await request.form()
@@ -215,7 +229,12 @@ def _digest(*parts: str) -> str:
 
 
 def external_ids(
-    client_name: str, key: str | None, form: Form, lon: float, lat: float, now: datetime,
+    client_name: str,
+    key: str | None,
+    form: Form,
+    lon: float,
+    lat: float,
+    now: datetime,
     window_s: int,
 ) -> list[str]:
     """The external id a new report gets (first), then the ids a retry of it may carry.
@@ -226,8 +245,12 @@ def external_ids(
     if key is not None:
         return [f"k-{_digest(client_name, key)}"]
     material = (
-        client_name, form.get("device_id") or "", form.get("service_code") or "",
-        f"{lon:.5f}", f"{lat:.5f}", form.get("description") or "",
+        client_name,
+        form.get("device_id") or "",
+        form.get("service_code") or "",
+        f"{lon:.5f}",
+        f"{lat:.5f}",
+        form.get("description") or "",
     )
     bucket = int(now.timestamp()) // window_s
     return [f"f-{_digest(*material, str(b))}" for b in (bucket, bucket - 1)]
@@ -240,7 +263,8 @@ def _stored(
     its token: keyed lookups in one transaction."""
     with pipeline.store.transaction(pipeline.city.jurisdiction_id) as uow:
         found = [
-            (known, external_id) for external_id in ids
+            (known, external_id)
+            for external_id in ids
             if (known := uow.known_report(OPEN311_SOURCE, external_id)) is not None
             and known.incident_id is not None
             and (since is None or known.received_at >= since)
@@ -291,11 +315,19 @@ def create(
         return found
     name = " ".join(filter(None, (form.get("first_name"), form.get("last_name")))) or None
     report = Report(
-        external_id=ids[0], source=OPEN311_SOURCE, service_code=service.code, lon=lon, lat=lat,
-        requested_at=now, description=form.get("description"),
-        address=form.get("address_string"), channel=principal.name, media_url=media_url,
-        contact=Contact(name=name, email=email, phone=form.get("phone"),
-                        device_id=form.get("device_id")),
+        external_id=ids[0],
+        source=OPEN311_SOURCE,
+        service_code=service.code,
+        lon=lon,
+        lat=lat,
+        requested_at=now,
+        description=form.get("description"),
+        address=form.get("address_string"),
+        channel=principal.name,
+        media_url=media_url,
+        contact=Contact(
+            name=name, email=email, phone=form.get("phone"), device_id=form.get("device_id")
+        ),
         attributes=tuple(answers),
     )
     try:
@@ -316,8 +348,11 @@ def create(
     response_class=Response,
     responses={
         **responses(list[wire.RequestCreated], 403, ok=201, description="Stored."),
-        200: {"model": list[wire.RequestCreated], "content": {"application/xml": {}},
-              "description": "A retry: the first answer again, nothing stored."},
+        200: {
+            "model": list[wire.RequestCreated],
+            "content": {"application/xml": {}},
+            "description": "A retry: the first answer again, nothing stored.",
+        },
     },
     openapi_extra={
         "requestBody": {
@@ -341,11 +376,13 @@ async def post_request(
 ) -> Response:
     """Store a report and answer its service_request_id and the incident it joined."""
     form = await read_form(request)
-    submission, token = await run_in_threadpool(create, pipeline, settings, form,
-                                                idempotency_key)
+    submission, token = await run_in_threadpool(create, pipeline, settings, form, idempotency_key)
     answer = wire.RequestCreated(
-        service_request_id=str(submission.report_id), token=token, service_notice=None,
-        account_id=None, incident_id=str(submission.incident_id),
+        service_request_id=str(submission.report_id),
+        token=token,
+        service_notice=None,
+        account_id=None,
+        incident_id=str(submission.incident_id),
         attached=submission.attached,
     )
     status = 200 if submission.already_stored else 201

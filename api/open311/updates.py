@@ -69,7 +69,8 @@ def push(pipeline: Pipeline, form: Form) -> str:
     raw_id = form.get("service_request_id") or ""
     reports = (
         pipeline.reports(Selection(ids=(int(raw_id),)))
-        if raw_id.isdigit() and len(raw_id) < 19 else pd.DataFrame()
+        if raw_id.isdigit() and len(raw_id) < 19
+        else pd.DataFrame()
     )
     if not len(reports):
         raise NotFound(
@@ -112,7 +113,9 @@ async def post_update(fmt: Format, request: Request, pipeline: PipelineDep) -> R
     form = await read_form(request)
     update_id = await run_in_threadpool(push, pipeline, form)
     return render(
-        fmt, [wire.UpdateCreated(update_id=update_id)], root="service_request_updates",
+        fmt,
+        [wire.UpdateCreated(update_id=update_id)],
+        root="service_request_updates",
         item="request_update",
     )
 
@@ -142,10 +145,13 @@ def status_updates(
         assert moment is not None  # an event always has its time
         updates += [
             wire.ServiceRequestUpdate(
-                update_id=str(int(event["id"])), service_request_id=str(int(report_id)),
+                update_id=str(int(event["id"])),
+                service_request_id=str(int(report_id)),
                 status=status.open311,
-                detailed_status=status.value, updated_datetime=moment,
-                description=change.note, media_url=None,
+                detailed_status=status.value,
+                updated_datetime=moment,
+                description=change.note,
+                media_url=None,
             )
             for report_id in by_incident.get(int(event["entity_id"]), [])
         ]
@@ -170,6 +176,8 @@ def get_updates(
     tz = ZoneInfo(pipeline.city.config.timezone)
     start, end = window(start_date, end_date, tz, settings)
     return render(
-        fmt, status_updates(pipeline, start, end), root="service_request_updates",
+        fmt,
+        status_updates(pipeline, start, end),
+        root="service_request_updates",
         item="request_update",
     )

@@ -72,8 +72,7 @@ class Attribute(_Wire):
 
     variable: bool
     code: str
-    datatype: Literal["string", "number", "datetime", "text", "singlevaluelist",
-                      "multivaluelist"]
+    datatype: Literal["string", "number", "datetime", "text", "singlevaluelist", "multivaluelist"]
     required: bool
     datatype_description: str | None
     order: int
@@ -167,4 +166,3 @@ class MediaStored(_Wire):
     size_bytes: int
     width: int
     height: int
-

@@ -45,8 +45,9 @@ def load_reports(url: str, city: City, gis: CityGIS) -> None:
 
 
 @contextmanager
-def loaded_store(request: pytest.FixtureRequest, folder: Path, city: City, gis: CityGIS
-                 ) -> Iterator[str]:
+def loaded_store(
+    request: pytest.FixtureRequest, folder: Path, city: City, gis: CityGIS
+) -> Iterator[str]:
     """URL of a store of the backend ``request.param`` holding the 200 Paris reports.
 
     For module-scoped fixtures: PostGIS gets its own database, dropped at the end.
@@ -70,8 +71,10 @@ def sample_client(
 ) -> Iterator[TestClient]:
     """An in-process client of the app on a ``loaded_store`` (for module-scoped fixtures)."""
     with loaded_store(request, folder, city, gis) as url:
-        app = create_app(StoreSettings(database_url=url, pool_min_size=1, pool_max_size=2),
-                         CitySettings(city=str(city.folder)))
+        app = create_app(
+            StoreSettings(database_url=url, pool_min_size=1, pool_max_size=2),
+            CitySettings(city=str(city.folder)),
+        )
         with TestClient(app) as client:
             yield client
 
@@ -112,7 +115,10 @@ def serving(database_url: str, folder: Path) -> Iterator[LiveServer]:
     with log.open("w", encoding="utf-8") as out:
         process = subprocess.Popen(
             [voirie_executable(), "serve", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=folder, env=env, stdout=out, stderr=subprocess.STDOUT,
+            cwd=folder,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     server = LiveServer(f"http://127.0.0.1:{port}", log)
     try:

@@ -28,10 +28,16 @@ from voirie.store import Store, open_store
 DATA = Path(__file__).parents[1] / "data" / "dansmarue_200.csv"
 API = "/open311/v2"
 # Real DansMaRue reports of tests/data/dansmarue_200.csv and Paris services of city.yaml.
-VALMY = {"lat": 48.87350463761569, "long": 2.363114595220107,
-         "address": "91 Quai de Valmy, 75010 PARIS"}
-OBERKAMPF = {"lat": 48.86614608645489, "long": 2.3800201422199687,
-             "address": "126 Rue Oberkampf, 75011 PARIS"}
+VALMY = {
+    "lat": 48.87350463761569,
+    "long": 2.363114595220107,
+    "address": "91 Quai de Valmy, 75010 PARIS",
+}
+OBERKAMPF = {
+    "lat": 48.86614608645489,
+    "long": 2.3800201422199687,
+    "address": "126 Rue Oberkampf, 75011 PARIS",
+}
 CARTONS = "objets-abandonne-3ad329"  # Cartons ou sacs de déchets ménagers
 ENCOMBRANTS = "objets-abandonne-b2fab2"  # Autres objets encombrants abandonnés (attributes)
 GRAFFITI = "graffitis-tags-a-90f516"  # Graffitis ... sur mur, façade (attribute surface_m2)

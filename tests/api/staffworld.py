@@ -55,7 +55,8 @@ def contacts_csv(folder: Path) -> Path:
         writer.writeheader()
         for i, row in enumerate(rows):
             writer.writerow(
-                row | {
+                row
+                | {
                     "nom_declarant": f"Camille Temoin{i:03d}",
                     "courriel": f"camille.t{i:03d}@exemple.invalid",
                     "telephone": f"+33-6-99-{i:04d}",
@@ -91,7 +92,9 @@ class StaffWorld:
 
 
 def module_world(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, paris: City,
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    paris: City,
     gis: CityGIS,
 ) -> Iterator[StaffWorld]:
     """A world for a whole test module on the backend of ``request.param`` (building one

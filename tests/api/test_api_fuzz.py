@@ -39,8 +39,7 @@ def _fuzz(operation: APIOperation, mode: GenerationMode, token: str) -> None:
     """One Hypothesis run over one operation in one generation mode."""
 
     @given(case=operation.as_strategy(mode), authorized=st.booleans())
-    @settings(max_examples=8, deadline=None, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(max_examples=8, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     def holds(case: schemathesis.Case, authorized: bool) -> None:
         if authorized:
             case.headers = {**(case.headers or {}), "Authorization": f"Bearer {token}"}

@@ -23,8 +23,9 @@ def _incident(pipeline: Pipeline, incident_id: int) -> pd.Series:
 
 
 def _events(pipeline: Pipeline, incident_id: int) -> pd.DataFrame:
-    events = pipeline.store.lookup("events", pipeline.city.jurisdiction_id, "entity_id",
-                                   [incident_id])
+    events = pipeline.store.lookup(
+        "events", pipeline.city.jurisdiction_id, "entity_id", [incident_id]
+    )
     return events[(events["entity"] == "incident") & (events["entity_id"] == incident_id)]
 
 
@@ -65,8 +66,9 @@ def test_anonymous_me_too_counts_once_per_device_and_day(pipeline: Pipeline) -> 
         citizens.support(pipeline, incident_id, client=phone, at=day_one),
         citizens.support(pipeline, incident_id, client=phone, at=day_one),
         citizens.support(pipeline, incident_id, client=laptop, at=day_one),  # other browser
-        citizens.support(pipeline, incident_id, "voisin@example.org", client=phone,
-                         at=day_one),  # an email counts on its own
+        citizens.support(
+            pipeline, incident_id, "voisin@example.org", client=phone, at=day_one
+        ),  # an email counts on its own
         citizens.support(pipeline, incident_id, client=phone, at=day_one + timedelta(days=1)),
     ]
     assert [o.counted for o in outcomes] == [True, False, True, True, True]
@@ -75,7 +77,8 @@ def test_anonymous_me_too_counts_once_per_device_and_day(pipeline: Pipeline) -> 
         # Yesterday's salt is gone: yesterday's keys can no longer be traced to an address.
         assert uow.client_salt("2024-06-02") != uow.client_salt("2024-06-03")
         rows = uow.conn.execute(  # type: ignore[attr-defined]
-            "SELECT day FROM client_salts WHERE jurisdiction_id = 'paris.fr'").fetchall()
+            "SELECT day FROM client_salts WHERE jurisdiction_id = 'paris.fr'"
+        ).fetchall()
     assert [tuple(r) for r in rows] == [("2024-06-03",)]
 
 
@@ -154,9 +157,13 @@ def test_nearby_carries_the_first_report_text_verbatim(pipeline: Pipeline, paris
     text = "<img src=x onerror=alert(1)> devant le n°91"
     submitted = pipeline.submit(
         Report(
-            external_id="xss-1", source="app", lon=2.363114, lat=48.873504,
+            external_id="xss-1",
+            source="app",
+            lon=2.363114,
+            lat=48.873504,
             service_code=paris.services_by_name[SERVICE.casefold()].code,
-            requested_at=datetime(2024, 5, 30, 9, 30, tzinfo=UTC), description=text,
+            requested_at=datetime(2024, 5, 30, 9, 30, tzinfo=UTC),
+            description=text,
         )
     )
 
@@ -169,8 +176,13 @@ def test_nearby_carries_the_first_report_text_verbatim(pipeline: Pipeline, paris
 
 @pytest.mark.parametrize(
     ("lon", "lat", "radius", "field"),
-    [(2.35, 48.85, 2001, "radius_m"), (2.35, 48.85, 0, "radius_m"), (2.35, 91.0, 100, "lat"),
-     (181.0, 48.85, 100, "lon"), (2.35, float("nan"), 100, "lat")],
+    [
+        (2.35, 48.85, 2001, "radius_m"),
+        (2.35, 48.85, 0, "radius_m"),
+        (2.35, 91.0, 100, "lat"),
+        (181.0, 48.85, 100, "lon"),
+        (2.35, float("nan"), 100, "lat"),
+    ],
 )
 def test_nearby_refuses_bad_input_naming_the_field(
     pipeline: Pipeline, lon: float, lat: float, radius: float, field: str

@@ -58,8 +58,8 @@ def test_nearby_lists_open_incidents_with_distance_and_age(
     incident = _open_incident(pipeline)
 
     response = client.get(
-        "/api/v1/nearby", params={"lat": incident["lat"], "lon": incident["lon"],
-                                  "radius_m": 1500},
+        "/api/v1/nearby",
+        params={"lat": incident["lat"], "lon": incident["lon"], "radius_m": 1500},
     )
 
     assert response.status_code == 200
@@ -102,8 +102,12 @@ def test_me_too_end_to_end_and_emails_stay_private(world: tuple[TestClient, Pipe
 
     assert (same_device.json()["counted"], other_browser.json()["counted"]) == (False, True)
     assert first.status_code == 201
-    assert first.json() == {"incident_id": incident_id, "supporters": 1, "counted": True,
-                            "following": True}
+    assert first.json() == {
+        "incident_id": incident_id,
+        "supporters": 1,
+        "counted": True,
+        "following": True,
+    }
     assert again.json()["counted"] is False
     assert anonymous.json()["supporters"] == 2
     stored = pipeline.incidents(Selection(ids=(incident_id,))).iloc[0]
@@ -138,8 +142,11 @@ def test_follow_and_unfollow(world: tuple[TestClient, Pipeline]) -> None:
     assert client.post(url, json={"email": EMAIL}).json()["changed"] is True
     assert client.post(url, json={"email": EMAIL}).json()["changed"] is False
     gone = client.request("DELETE", url, json={"email": EMAIL})
-    assert gone.json() == {"incident_id": int(url.split("/")[4]), "following": False,
-                           "changed": True}
+    assert gone.json() == {
+        "incident_id": int(url.split("/")[4]),
+        "following": False,
+        "changed": True,
+    }
     bad = client.post(url, json={"email": "pas une adresse"})
     assert (bad.status_code, bad.json()["field"]) == (400, "email")
     missing = client.post(url, json={})

@@ -29,15 +29,31 @@ from voirie.settings import CitySettings, StoreSettings
 from voirie.store import open_store
 from voirie.store.selection import Selection
 
-CONTRACT = ["report_id", "external_id", "service_code", "lon", "lat", "segment_id",
-            "street_name", "snap_distance_m", "zone_arrondissement", "zone_quartier",
-            "zone_espace_vert", "incident_id", "team", "status", "requested_at"]
+CONTRACT = [
+    "report_id",
+    "external_id",
+    "service_code",
+    "lon",
+    "lat",
+    "segment_id",
+    "street_name",
+    "snap_distance_m",
+    "zone_arrondissement",
+    "zone_quartier",
+    "zone_espace_vert",
+    "incident_id",
+    "team",
+    "status",
+    "requested_at",
+]
 PRIVATE = {"name", "email", "phone", "device_id", "contact_name", "contact_email"}
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def served(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, paris: City,
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    paris: City,
     paris_gis: CityGIS,
 ) -> Iterator[tuple[TestClient, Pipeline]]:
     folder = tmp_path_factory.mktemp("exports")
@@ -71,9 +87,13 @@ def test_filters_keep_what_the_selection_keeps(served: tuple[TestClient, Pipelin
         ({"service": f"{service},nope"}, Selection(service_codes=(service, "nope"))),
         ({"zone": f"arrondissement:{zone}"}, Selection(zone=("arrondissement", zone))),
         ({"bbox": "2.365,48.855,2.39,48.87"}, Selection(bbox=(2.365, 48.855, 2.39, 48.87))),
-        ({"start": "2023-08-01", "end": "2023-08-31T23:59:59+02:00"},
-         Selection(start=pd.Timestamp("2023-08-01", tz="UTC").to_pydatetime(),
-                   end=pd.Timestamp("2023-08-31T23:59:59+02:00").to_pydatetime())),
+        (
+            {"start": "2023-08-01", "end": "2023-08-31T23:59:59+02:00"},
+            Selection(
+                start=pd.Timestamp("2023-08-01", tz="UTC").to_pydatetime(),
+                end=pd.Timestamp("2023-08-31T23:59:59+02:00").to_pydatetime(),
+            ),
+        ),
     ]
     kept = []
     for params, selection in cases:
@@ -134,9 +154,7 @@ def test_zipped_shapefile(served: tuple[TestClient, Pipeline], tmp_path: Path) -
     assert response.headers["content-type"] == "application/zip"
     path.write_bytes(response.content)
     names = zipfile.ZipFile(path).namelist()
-    assert {"reports.shp", "reports.dbf", "reports.prj", "reports.shx", "fields.csv"} <= set(
-        names
-    )
+    assert {"reports.shp", "reports.dbf", "reports.prj", "reports.shx", "fields.csv"} <= set(names)
     frame = gpd.read_file(f"/vsizip/{path}/reports.shp")
     assert len(frame) == pipeline.count("reports", Selection())
     assert frame.crs.to_epsg() == 2154
@@ -147,8 +165,9 @@ def test_zipped_shapefile(served: tuple[TestClient, Pipeline], tmp_path: Path) -
     assert frame[mapping["external_id"]].is_unique
 
 
-def test_empty_selection_still_gives_a_valid_file(served: tuple[TestClient, Pipeline],
-                                                  tmp_path: Path) -> None:
+def test_empty_selection_still_gives_a_valid_file(
+    served: tuple[TestClient, Pipeline], tmp_path: Path
+) -> None:
     client, _ = served
     path = tmp_path / "none.gpkg"
     path.write_bytes(client.get("/exports/reports.gpkg", params={"team": "nobody"}).content)
@@ -159,11 +178,16 @@ def test_empty_selection_still_gives_a_valid_file(served: tuple[TestClient, Pipe
 
 @pytest.mark.parametrize(
     ("params", "field"),
-    [({"zone": "arrondissement"}, "zone"), ({"bbox": "2,48,3"}, "bbox"),
-     ({"start": "last week"}, "start"), ({"crs": "EPSG:0"}, "crs")],
+    [
+        ({"zone": "arrondissement"}, "zone"),
+        ({"bbox": "2,48,3"}, "bbox"),
+        ({"start": "last week"}, "start"),
+        ({"crs": "EPSG:0"}, "crs"),
+    ],
 )
-def test_bad_filters_name_the_field(served: tuple[TestClient, Pipeline], params: dict[str, str],
-                                    field: str) -> None:
+def test_bad_filters_name_the_field(
+    served: tuple[TestClient, Pipeline], params: dict[str, str], field: str
+) -> None:
     client, _ = served
     response = client.get("/exports/reports.csv", params=params)
     assert response.status_code == 400
@@ -180,19 +204,30 @@ def test_chunks_give_the_same_file_as_one_piece(served: tuple[TestClient, Pipeli
     assert b"".join(export.csv_chunks(chunked)) == csv_whole
 
 
-def test_cli_export_with_filters_and_crs(tmp_path: Path, paris: City, paris_gis: CityGIS
-                                         ) -> None:
+def test_cli_export_with_filters_and_crs(tmp_path: Path, paris: City, paris_gis: CityGIS) -> None:
     load_reports(f"sqlite:///{tmp_path / 't.gpkg'}", paris, paris_gis)
-    done = run_voirie(tmp_path, "export", "reports", "--format", "gpkg", "-o", "new.gpkg",
-                      "--crs", "EPSG:2154", "--status", "new")
+    done = run_voirie(
+        tmp_path,
+        "export",
+        "reports",
+        "--format",
+        "gpkg",
+        "-o",
+        "new.gpkg",
+        "--crs",
+        "EPSG:2154",
+        "--status",
+        "new",
+    )
     assert done.returncode == 0, done.stderr
     frame = gpd.read_file(tmp_path / "new.gpkg")
     assert f"wrote {len(frame)} reports" in done.stderr
     assert set(frame["status"]) == {"new"}
     assert frame.crs.to_epsg() == 2154
     assert set(CONTRACT) <= set(frame.columns)
-    bad = run_voirie(tmp_path, "export", "reports", "--format", "csv", "-o", "x.csv",
-                     "--zone", "75111")
+    bad = run_voirie(
+        tmp_path, "export", "reports", "--format", "csv", "-o", "x.csv", "--zone", "75111"
+    )
     assert bad.returncode == 2
     assert "zone: expected layer:code" in bad.stderr
 
@@ -203,8 +238,15 @@ def test_qgis_project_layers_and_styles(served: tuple[TestClient, Pipeline]) -> 
     assert response.headers["content-type"].startswith("application/x-qgis-project")
     project = ET.fromstring(response.content)
     layers = {e.findtext("id"): e for e in project.iter("maplayer")}
-    assert set(layers) == {"incidents_by_status", "incidents_by_team", "reports", "streets",
-                           "zone_arrondissement", "zone_quartier", "zone_espace_vert"}
+    assert set(layers) == {
+        "incidents_by_status",
+        "incidents_by_team",
+        "reports",
+        "streets",
+        "zone_arrondissement",
+        "zone_quartier",
+        "zone_espace_vert",
+    }
     by_team = layers["incidents_by_team"].find("renderer-v2")
     assert by_team is not None
     assert by_team.get("attr") == "team"

@@ -24,7 +24,9 @@ ITEMS = "/ogc/collections/incidents/items"
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def client(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, paris: City,
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    paris: City,
     paris_gis: CityGIS,
 ) -> Iterator[TestClient]:
     yield from sample_client(request, tmp_path_factory.mktemp("ogc"), paris, paris_gis)
@@ -58,8 +60,14 @@ def test_conformance_declares_core_geojson_html_oas30_and_crs(client: TestClient
 def test_collections_list_layers_with_extent_and_crs(client: TestClient) -> None:
     body = get(client, "/ogc/collections")
     found = {c["id"]: c for c in body["collections"]}
-    assert list(found) == ["incidents", "reports", "streets", "arrondissement", "quartier",
-                           "espace_vert"]
+    assert list(found) == [
+        "incidents",
+        "reports",
+        "streets",
+        "arrondissement",
+        "quartier",
+        "espace_vert",
+    ]
     incidents = found["incidents"]
     assert incidents["storageCrs"] == CRS84
     assert found["streets"]["storageCrs"] == f"{EPSG}2154"
@@ -102,13 +110,17 @@ def test_bbox_keeps_only_points_inside(client: TestClient) -> None:
 def test_bbox_crs_in_lambert93_and_in_lat_lon_order_select_the_same(client: TestClient) -> None:
     box = (2.365, 48.855, 2.39, 48.87)
     plain = get(client, ITEMS, bbox=",".join(map(str, box)), limit=1000)
-    lat_lon = get(client, ITEMS, bbox=f"{box[1]},{box[0]},{box[3]},{box[2]}",
-                  **{"bbox-crs": f"{EPSG}4326"}, limit=1000)
+    lat_lon = get(
+        client,
+        ITEMS,
+        bbox=f"{box[1]},{box[0]},{box[3]},{box[2]}",
+        **{"bbox-crs": f"{EPSG}4326"},
+        limit=1000,
+    )
     assert [f["id"] for f in lat_lon["features"]] == [f["id"] for f in plain["features"]]
     to_l93 = Transformer.from_crs(4326, 2154, always_xy=True)
     x0, y0, x1, y1 = to_l93.transform_bounds(*box)
-    l93 = get(client, ITEMS, bbox=f"{x0},{y0},{x1},{y1}", **{"bbox-crs": f"{EPSG}2154"},
-              limit=1000)
+    l93 = get(client, ITEMS, bbox=f"{x0},{y0},{x1},{y1}", **{"bbox-crs": f"{EPSG}2154"}, limit=1000)
     # The Lambert-93 box holds the WGS84 one (its corners bulge out a little).
     assert {f["id"] for f in plain["features"]} <= {f["id"] for f in l93["features"]}
 
@@ -181,23 +193,31 @@ def test_single_item_and_reference_layers(client: TestClient) -> None:
         (f"{ITEMS}/abc", 404, "featureId"),
     ],
 )
-def test_bad_requests_name_the_parameter(client: TestClient, path: str, status: int,
-                                         field: str) -> None:
+def test_bad_requests_name_the_parameter(
+    client: TestClient, path: str, status: int, field: str
+) -> None:
     response = client.get(path)
     assert response.status_code == status
     assert response.json()["field"] == field
 
 
 def test_html_on_request_escaped_and_offline(client: TestClient) -> None:
-    for path in ("/ogc", "/ogc/conformance", "/ogc/collections", "/ogc/collections/incidents",
-                 ITEMS, f"{ITEMS}/1"):
+    for path in (
+        "/ogc",
+        "/ogc/conformance",
+        "/ogc/collections",
+        "/ogc/collections/incidents",
+        ITEMS,
+        f"{ITEMS}/1",
+    ):
         by_param = client.get(path, params={"f": "html"})
         by_header = client.get(path, headers={"Accept": "text/html"})
         for response in (by_param, by_header):
             assert response.headers["content-type"].startswith("text/html")
             assert "<script" not in response.text
             assert "http://" not in response.text.replace("http://testserver/", "").replace(
-                "http://www.opengis.net/", "")
+                "http://www.opengis.net/", ""
+            )
     assert client.get(ITEMS).headers["content-type"] == "application/geo+json"
 
 
@@ -205,23 +225,41 @@ def test_openapi_declares_media_types(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     items = paths["/ogc/collections/{collectionId}/items"]["get"]
     assert set(items["responses"]["200"]["content"]) == {"application/geo+json", "text/html"}
-    assert {p["name"] for p in items["parameters"]} >= {"limit", "offset", "bbox", "bbox-crs",
-                                                         "crs", "datetime", "f"}
-    assert set(paths["/ogc"]["get"]["responses"]["200"]["content"]) == {"application/json",
-                                                                       "text/html"}
+    assert {p["name"] for p in items["parameters"]} >= {
+        "limit",
+        "offset",
+        "bbox",
+        "bbox-crs",
+        "crs",
+        "datetime",
+        "f",
+    }
+    assert set(paths["/ogc"]["get"]["responses"]["200"]["content"]) == {
+        "application/json",
+        "text/html",
+    }
 
 
 def test_what_a_citizen_wrote_is_escaped_in_html(client: TestClient) -> None:
     pipeline = client.app.state.pipeline  # type: ignore[attr-defined]
     service = pipeline.reports(Selection(limit=1))["service_code"].iloc[0]
     hostile = "<script>alert('voirie')</script><img src=x onerror=alert(1)>"
-    submitted = pipeline.submit(Report(
-        external_id="xss-1", source="test", service_code=service, lon=2.3631, lat=48.8735,
-        requested_at=datetime(2024, 3, 1, 9, 30, tzinfo=UTC), description=hostile,
-        contact=Contact(email="voisine@example.org"),
-    ))
-    for path in (f"/ogc/collections/reports/items/{submitted.report_id}?",
-                 f"/ogc/collections/reports/items?incident_id={submitted.incident_id}&"):
+    submitted = pipeline.submit(
+        Report(
+            external_id="xss-1",
+            source="test",
+            service_code=service,
+            lon=2.3631,
+            lat=48.8735,
+            requested_at=datetime(2024, 3, 1, 9, 30, tzinfo=UTC),
+            description=hostile,
+            contact=Contact(email="voisine@example.org"),
+        )
+    )
+    for path in (
+        f"/ogc/collections/reports/items/{submitted.report_id}?",
+        f"/ogc/collections/reports/items?incident_id={submitted.incident_id}&",
+    ):
         page = client.get(f"{path}f=html").text
         assert "&lt;script&gt;" in page
         assert "<script" not in page

@@ -40,7 +40,9 @@ def features(path: Path) -> list[dict[str, object]]:
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, paris: City,
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    paris: City,
     paris_gis: CityGIS,
 ) -> Iterator[LiveServer]:
     folder = tmp_path_factory.mktemp("live")
@@ -50,9 +52,7 @@ def server(
 
 def _all_items(server: LiveServer, collection: str, **params: str) -> dict[str, object]:
     query = "&".join(f"{k}={v}" for k, v in {"limit": "10000", **params}.items())
-    body: dict[str, object] = json.loads(
-        server.get(f"/ogc/collections/{collection}/items?{query}")
-    )
+    body: dict[str, object] = json.loads(server.get(f"/ogc/collections/{collection}/items?{query}"))
     return body
 
 
@@ -76,8 +76,16 @@ def test_gdal_pages_through_every_incident(server: LiveServer, tmp_path: Path) -
     matched = _all_items(server, "incidents")["numberMatched"]
     out = tmp_path / "incidents.geojson"
     before = len(_items_requests(server, "incidents"))
-    gdal("ogr2ogr", "-f", "GeoJSON", str(out), f"OAPIF:{server.base}/ogc", "incidents",
-         "-oo", f"PAGE_SIZE={PAGE_SIZE}")
+    gdal(
+        "ogr2ogr",
+        "-f",
+        "GeoJSON",
+        str(out),
+        f"OAPIF:{server.base}/ogc",
+        "incidents",
+        "-oo",
+        f"PAGE_SIZE={PAGE_SIZE}",
+    )
     read = features(out)
     ids = [f["properties"]["incident_id"] for f in read]  # type: ignore[index]
     assert len(ids) == matched == len(set(ids))
@@ -91,15 +99,24 @@ def test_gdal_bbox_is_filtered_by_the_server(server: LiveServer, tmp_path: Path)
     # A box around the 11th arrondissement, where the slice has many reports.
     box = (2.365, 48.855, 2.39, 48.87)
     inside = {
-        f["id"] for f in everything  # type: ignore[attr-defined]
+        f["id"]
+        for f in everything  # type: ignore[attr-defined]
         if box[0] <= f["geometry"]["coordinates"][0] <= box[2]
         and box[1] <= f["geometry"]["coordinates"][1] <= box[3]
     }
     assert 0 < len(inside) < len(everything)  # type: ignore[arg-type]
     out = tmp_path / "box.geojson"
     before = len(_items_requests(server, "incidents"))
-    gdal("ogr2ogr", "-f", "GeoJSON", str(out), f"OAPIF:{server.base}/ogc", "incidents",
-         "-spat", *map(str, box))
+    gdal(
+        "ogr2ogr",
+        "-f",
+        "GeoJSON",
+        str(out),
+        f"OAPIF:{server.base}/ogc",
+        "incidents",
+        "-spat",
+        *map(str, box),
+    )
     assert {f["properties"]["incident_id"] for f in features(out)} == inside  # type: ignore[index]
     # GDAL reads one unfiltered page to learn the schema, then asks the server for the box.
     asked = _items_requests(server, "incidents")[before:]
@@ -108,16 +125,27 @@ def test_gdal_bbox_is_filtered_by_the_server(server: LiveServer, tmp_path: Path)
     assert served["numberMatched"] == len(inside)
 
 
-def test_gdal_reprojection_matches_the_servers_own_2154(server: LiveServer, tmp_path: Path
-                                                        ) -> None:
+def test_gdal_reprojection_matches_the_servers_own_2154(server: LiveServer, tmp_path: Path) -> None:
     out = tmp_path / "l93.geojson"
-    gdal("ogr2ogr", "-f", "GeoJSON", "-t_srs", "EPSG:2154", str(out),
-         f"OAPIF:{server.base}/ogc", "incidents")
-    by_gdal = {f["properties"]["incident_id"]: f["geometry"]["coordinates"]  # type: ignore[index]
-               for f in features(out)}
+    gdal(
+        "ogr2ogr",
+        "-f",
+        "GeoJSON",
+        "-t_srs",
+        "EPSG:2154",
+        str(out),
+        f"OAPIF:{server.base}/ogc",
+        "incidents",
+    )
+    by_gdal = {
+        f["properties"]["incident_id"]: f["geometry"]["coordinates"]  # type: ignore[index]
+        for f in features(out)
+    }
     served = _all_items(server, "incidents", crs="http://www.opengis.net/def/crs/EPSG/0/2154")
-    by_server = {f["id"]: f["geometry"]["coordinates"]  # type: ignore[index]
-                 for f in served["features"]}  # type: ignore[attr-defined]
+    by_server = {
+        f["id"]: f["geometry"]["coordinates"]  # type: ignore[index]
+        for f in served["features"]
+    }  # type: ignore[attr-defined]
     assert by_gdal.keys() == by_server.keys()
     for key, (x, y) in by_server.items():
         gx, gy = by_gdal[key]
@@ -135,26 +163,54 @@ def test_downloads_read_back_with_gdal(server: LiveServer, tmp_path: Path) -> No
         source = str(path)
         if fmt == "csv":
             source = f"CSV:{path}"
-        summary = gdal("ogrinfo", "-ro", "-so", "-al", "-oo", "GEOM_POSSIBLE_NAMES=wkt",
-                       "-oo", "KEEP_GEOM_COLUMNS=NO", source) if fmt == "csv" else gdal(
-            "ogrinfo", "-ro", "-so", "-al", source)
+        summary = (
+            gdal(
+                "ogrinfo",
+                "-ro",
+                "-so",
+                "-al",
+                "-oo",
+                "GEOM_POSSIBLE_NAMES=wkt",
+                "-oo",
+                "KEEP_GEOM_COLUMNS=NO",
+                source,
+            )
+            if fmt == "csv"
+            else gdal("ogrinfo", "-ro", "-so", "-al", source)
+        )
         assert f"Feature Count: {matched}" in summary, summary
-        for column in ("report_id", "external_id", "service_code", "segment_id",
-                       "snap_distance_m", "zone_arrondissement", "incident_id", "team",
-                       "status", "requested_at"):
+        for column in (
+            "report_id",
+            "external_id",
+            "service_code",
+            "segment_id",
+            "snap_distance_m",
+            "zone_arrondissement",
+            "incident_id",
+            "team",
+            "status",
+            "requested_at",
+        ):
             assert f"{column}: " in summary or f"{column} (" in summary, (fmt, column)
         for private in ("email", "phone", "device_id"):
             assert f"{private}:" not in summary
     gpkg = tmp_path / "reports.gpkg"
     summary = gdal("ogrinfo", "-ro", "-so", "-al", str(gpkg))
     assert "requested_at: DateTime" in summary
-    done = subprocess.run(["/usr/bin/python3", VALIDATOR, str(gpkg)], capture_output=True,
-                          text=True, timeout=120, check=False)
+    done = subprocess.run(
+        ["/usr/bin/python3", VALIDATOR, str(gpkg)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     with sqlite3.connect(gpkg) as conn:
-        titles = dict(conn.execute(
-            "SELECT column_name, title FROM gpkg_data_columns WHERE table_name = 'reports'"
-        ).fetchall())
+        titles = dict(
+            conn.execute(
+                "SELECT column_name, title FROM gpkg_data_columns WHERE table_name = 'reports'"
+            ).fetchall()
+        )
     assert titles["requested_at"] == "Date du signalement"
     assert titles["zone_arrondissement"] == "Zone arrondissement"
 
@@ -175,8 +231,7 @@ def test_tiles_read_by_gdal(server: LiveServer, tmp_path: Path) -> None:
     assert tilejson["tiles"] == [f"{server.base}/tiles/incidents/{{z}}/{{x}}/{{y}}.mvt"]
     tile = tmp_path / "tile.mvt"
     tile.write_bytes(server.get("/tiles/incidents/10/518/352.mvt"))
-    read = gdal("ogrinfo", "-ro", "-al", "-oo", "Z=10", "-oo", "X=518", "-oo", "Y=352",
-                str(tile))
+    read = gdal("ogrinfo", "-ro", "-al", "-oo", "Z=10", "-oo", "X=518", "-oo", "Y=352", str(tile))
     matched = _all_items(server, "incidents")["numberMatched"]
     # The whole slice lies in this z10 tile, aggregated per cell below CLUSTER_BELOW_ZOOM.
     counts = [int(n) for n in re.findall(r"^\s*count \(Integer\S*\) = (\d+)$", read, re.M)]
@@ -185,8 +240,9 @@ def test_tiles_read_by_gdal(server: LiveServer, tmp_path: Path) -> None:
     assert "team" not in read
     street = tmp_path / "street.mvt"
     street.write_bytes(server.get("/tiles/incidents/14/8298/5636.mvt"))
-    read = gdal("ogrinfo", "-ro", "-al", "-oo", "Z=14", "-oo", "X=8298", "-oo", "Y=5636",
-                str(street))
+    read = gdal(
+        "ogrinfo", "-ro", "-al", "-oo", "Z=14", "-oo", "X=8298", "-oo", "Y=5636", str(street)
+    )
     assert "team (String)" in read
     assert "status (String)" in read
     assert "description" not in read

@@ -36,9 +36,7 @@ def live(
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     port = listener.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(served.client.app, lifespan="off", log_level="warning")
-    )
+    server = uvicorn.Server(uvicorn.Config(served.client.app, lifespan="off", log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -76,9 +74,7 @@ def test_georeport_client_reads_services_and_requests(
     assert str(encombrants["metadata"]).lower() == "true"
     definition = client.get_service_definition(ENCOMBRANTS)
     assert definition["service_code"] == ENCOMBRANTS
-    requests = client.get_service_requests(
-        service_code=CARTONS, status="open", **ALL_OF_2023
-    )
+    requests = client.get_service_requests(service_code=CARTONS, status="open", **ALL_OF_2023)
     assert len(requests) == 5
     assert {r["service_code"] for r in requests} == {CARTONS}
     one = client.get_service_request(requests[0]["service_request_id"])
@@ -88,9 +84,14 @@ def test_georeport_client_reads_services_and_requests(
 
 def test_raw_http_post_then_read_back_as_xml(live: tuple[str, Served]) -> None:
     root, served = live
-    form = {"api_key": served.client_key, "service_code": ENCOMBRANTS,
-            "address_string": VALMY["address"], "attribute[volume]": "grand",
-            "attribute[objets][]": ["meuble", "autre"], "description": "Armoire et cartons"}
+    form = {
+        "api_key": served.client_key,
+        "service_code": ENCOMBRANTS,
+        "address_string": VALMY["address"],
+        "attribute[volume]": "grand",
+        "attribute[objets][]": ["meuble", "autre"],
+        "description": "Armoire et cartons",
+    }
     status, kind, body = _raw(f"{root}/requests.xml", form)
     assert (status, kind) == (201, "application/xml; charset=utf-8")
     created = ET.fromstring(body.encode())

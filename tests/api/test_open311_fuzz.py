@@ -30,7 +30,9 @@ from voirie.city import City
 from voirie.gis.enrich import CityGIS
 
 CHECKS = [
-    not_a_server_error, status_code_conformance, content_type_conformance,
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
     response_schema_conformance,
 ]
 
@@ -48,8 +50,9 @@ def _fuzz(
     """One Hypothesis run over one operation in one generation mode."""
 
     @given(case=operation.as_strategy(mode), real_key=st.booleans(), code=codes)
-    @settings(max_examples=10, deadline=None, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=10, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+    )
     def holds(case: schemathesis.Case, real_key: bool, code: str) -> None:
         # Half of the bodies carry a real key (and service), to get past the api_key check
         # into the validation of every other field.

@@ -36,14 +36,20 @@ def _photo(kind: str = "JPEG", size: tuple[int, int] = (1200, 800)) -> bytes:
 @pytest.fixture
 def served(tmp_path: Path, paris: City, paris_gis: CityGIS) -> Iterator[Served]:
     # Uploads touch the store only to check the api_key: one backend is enough here.
-    app = serve(f"sqlite:///{tmp_path / 'v.gpkg'}", paris, paris_gis, tmp_path / "media",
-                load=False)
+    app = serve(
+        f"sqlite:///{tmp_path / 'v.gpkg'}", paris, paris_gis, tmp_path / "media", load=False
+    )
     yield app
     app.store.close()
 
 
-def _upload(served: Served, data: bytes, fmt: str = "json", name: str = "photo.jpg",
-            api_key: str | None = None) -> httpx2.Response:
+def _upload(
+    served: Served,
+    data: bytes,
+    fmt: str = "json",
+    name: str = "photo.jpg",
+    api_key: str | None = None,
+) -> httpx2.Response:
     return served.client.post(
         f"{API}/media.{fmt}",
         data={"api_key": served.client_key if api_key is None else api_key},
@@ -101,7 +107,8 @@ def test_upload_limits_and_errors(served: Served, fmt: str) -> None:
     assert_error(no_file, 400, "media")
     state = served.client.app.state
     state.open311_settings = Open311Settings(
-        media_dir=state.open311_settings.media_dir, media_max_bytes=10_000,
+        media_dir=state.open311_settings.media_dir,
+        media_max_bytes=10_000,
         media_max_pixels=500_000,
     )
     assert_error(_upload(served, _photo(), fmt), 413, "10000 bytes")
@@ -120,8 +127,13 @@ def test_posted_media_url_is_published(
         media_url = _upload(served, _photo()).json()["media_url"]
         created = served.client.post(
             f"{API}/requests.json",
-            data={"api_key": served.client_key, "service_code": CARTONS,
-                  "lat": VALMY["lat"], "long": VALMY["long"], "media_url": media_url},
+            data={
+                "api_key": served.client_key,
+                "service_code": CARTONS,
+                "lat": VALMY["lat"],
+                "long": VALMY["long"],
+                "media_url": media_url,
+            },
         )
         assert created.status_code == 201
         rid = created.json()[0]["service_request_id"]

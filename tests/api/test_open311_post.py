@@ -48,14 +48,27 @@ def _form(served: Served, **fields: object) -> dict[str, object]:
 def test_form_post_stores_enriches_and_routes_before_answering(served: Served) -> None:
     response = served.client.post(
         f"{API}/requests.json",
-        data=_form(served, description="Cartons devant le 91", email="habitant@example.org",
-                   first_name="Camille", last_name="Martin", phone="0102030405",
-                   device_id="device-42", address_string=VALMY["address"]),
+        data=_form(
+            served,
+            description="Cartons devant le 91",
+            email="habitant@example.org",
+            first_name="Camille",
+            last_name="Martin",
+            phone="0102030405",
+            device_id="device-42",
+            address_string=VALMY["address"],
+        ),
     )
     assert response.status_code == 201, response.text
     (created,) = response.json()
-    assert set(created) == {"service_request_id", "token", "service_notice", "account_id",
-                            "incident_id", "attached"}
+    assert set(created) == {
+        "service_request_id",
+        "token",
+        "service_notice",
+        "account_id",
+        "incident_id",
+        "attached",
+    }
     assert created["attached"] is False
     report_id = created["service_request_id"]
     assert isinstance(report_id, str)
@@ -72,7 +85,9 @@ def test_form_post_stores_enriches_and_routes_before_answering(served: Served) -
         "records"
     )
     assert (contact["name"], contact["email"], contact["device_id"]) == (
-        "Camille Martin", "habitant@example.org", "device-42"
+        "Camille Martin",
+        "habitant@example.org",
+        "device-42",
     )
     public = served.client.get(f"{API}/requests.json", params={"service_request_id": report_id})
     for private in ("habitant@example.org", "Camille", "0102030405", "device-42"):
@@ -87,13 +102,18 @@ def test_form_post_stores_enriches_and_routes_before_answering(served: Served) -
 def test_json_post_with_xml_answer_and_a_second_report_joining_the_incident(
     served: Served,
 ) -> None:
-    first = served.client.post(f"{API}/requests.xml", json=_form(served, lat=VALMY["lat"],
-                                                                long=VALMY["long"]))
+    first = served.client.post(
+        f"{API}/requests.xml", json=_form(served, lat=VALMY["lat"], long=VALMY["long"])
+    )
     assert first.status_code == 201
     root = xml(first.text)
     assert root.tag == "service_requests"
     assert [c.tag for c in root.find("request") or []] == [
-        "service_request_id", "token", "service_notice", "account_id", "incident_id",
+        "service_request_id",
+        "token",
+        "service_notice",
+        "account_id",
+        "incident_id",
         "attached",
     ]
     incident = root.findtext("request/incident_id")
@@ -114,33 +134,53 @@ def test_attributes_are_checked_against_the_service_definition(served: Served) -
     post = served.client.post
     missing = post(f"{API}/requests.json", data=_form(served, service_code=ENCOMBRANTS))
     assert_error(missing, 400, "attribute[volume]", "required")
-    wrong = post(f"{API}/requests.xml",
-                 data=_form(served, service_code=ENCOMBRANTS, **{"attribute[volume]": "énorme"}))
+    wrong = post(
+        f"{API}/requests.xml",
+        data=_form(served, service_code=ENCOMBRANTS, **{"attribute[volume]": "énorme"}),
+    )
     assert_error(wrong, 400, "attribute[volume]", "'énorme'", "petit")
-    unknown = post(f"{API}/requests.json", data=_form(
-        served, service_code=ENCOMBRANTS, **{"attribute[volume]": "petit",
-                                             "attribute[couleur]": "rouge"}))
+    unknown = post(
+        f"{API}/requests.json",
+        data=_form(
+            served,
+            service_code=ENCOMBRANTS,
+            **{"attribute[volume]": "petit", "attribute[couleur]": "rouge"},
+        ),
+    )
     assert_error(unknown, 400, "attribute[couleur]")
-    two = post(f"{API}/requests.json", data=_form(
-        served, service_code=ENCOMBRANTS, **{"attribute[volume][]": ["petit", "grand"]}))
+    two = post(
+        f"{API}/requests.json",
+        data=_form(served, service_code=ENCOMBRANTS, **{"attribute[volume][]": ["petit", "grand"]}),
+    )
     assert_error(two, 400, "attribute[volume]", "one value")
-    number = post(f"{API}/requests.json", data=_form(
-        served, service_code=GRAFFITI, **{"attribute[surface_m2]": "beaucoup"}))
+    number = post(
+        f"{API}/requests.json",
+        data=_form(served, service_code=GRAFFITI, **{"attribute[surface_m2]": "beaucoup"}),
+    )
     assert_error(number, 400, "attribute[surface_m2]", "not a number")
     assert _count(served) == 0
 
-    ok = post(f"{API}/requests.json", data=_form(
-        served, service_code=ENCOMBRANTS,
-        **{"attribute[volume]": "moyen", "attribute[objets][]": ["meuble", "matelas"]}))
+    ok = post(
+        f"{API}/requests.json",
+        data=_form(
+            served,
+            service_code=ENCOMBRANTS,
+            **{"attribute[volume]": "moyen", "attribute[objets][]": ["meuble", "matelas"]},
+        ),
+    )
     assert ok.status_code == 201, ok.text
     report_id = int(ok.json()[0]["service_request_id"])
     j = served.pipeline.city.jurisdiction_id
     rows = served.store.lookup("report_attributes", j, "report_id", [report_id])
     assert sorted(zip(rows["code"], rows["value"], strict=True)) == [
-        ("objets", "matelas"), ("objets", "meuble"), ("volume", "moyen")
+        ("objets", "matelas"),
+        ("objets", "meuble"),
+        ("volume", "moyen"),
     ]
-    as_json = post(f"{API}/requests.json", json=_form(
-        served, service_code=GRAFFITI, attribute={"surface_m2": "2.5"}))
+    as_json = post(
+        f"{API}/requests.json",
+        json=_form(served, service_code=GRAFFITI, attribute={"surface_m2": "2.5"}),
+    )
     assert as_json.status_code == 201, as_json.text
 
 
@@ -150,17 +190,16 @@ def test_api_key_is_required_and_must_be_a_client_key(served: Served, fmt: str) 
     form = _form(served)
     del form["api_key"]
     assert_error(served.client.post(url, data=form), 403, "api_key", "missing")
-    assert_error(served.client.post(url, data={**form, "api_key": "voirie_nope"}), 403,
-                 "api_key", "unknown")
+    assert_error(
+        served.client.post(url, data={**form, "api_key": "voirie_nope"}), 403, "api_key", "unknown"
+    )
     staff = served.client.post(url, data={**form, "api_key": served.dispatcher_key})
     assert_error(staff, 403, "api_key", "dispatcher")
     assert _count(served) == 0
 
 
 @pytest.mark.parametrize("fmt", ["json", "xml"])
-def test_location_is_lat_long_or_an_address_on_the_street_layer(
-    served: Served, fmt: str
-) -> None:
+def test_location_is_lat_long_or_an_address_on_the_street_layer(served: Served, fmt: str) -> None:
     url = f"{API}/requests.{fmt}"
     base = {"api_key": served.client_key, "service_code": CARTONS}
     by_address = served.client.post(url, data={**base, "address_string": VALMY["address"]})
@@ -169,42 +208,72 @@ def test_location_is_lat_long_or_an_address_on_the_street_layer(
     assert report["street_name"] == "Quai de Valmy"
     assert report["snap_distance_m"] < 1
     gis = served.pipeline.gis
-    x, y = gis.project(np.array([report["lon"], VALMY["long"]]),
-                       np.array([report["lat"], VALMY["lat"]]))
+    x, y = gis.project(
+        np.array([report["lon"], VALMY["long"]]), np.array([report["lat"], VALMY["lat"]])
+    )
     assert np.hypot(x[0] - x[1], y[0] - y[1]) < 1500  # on the quay, 1.4 km long
 
-    assert_error(served.client.post(url, data={**base, "address_string": "1 rue du Zorglub"}),
-                 400, "address_string", "Zorglub")
+    assert_error(
+        served.client.post(url, data={**base, "address_string": "1 rue du Zorglub"}),
+        400,
+        "address_string",
+        "Zorglub",
+    )
     assert_error(served.client.post(url, data=base), 400, "lat", "address_string")
     assert_error(served.client.post(url, data={**base, "lat": "48.87"}), 400, "long")
-    assert_error(served.client.post(url, data={**base, "lat": "nord", "long": "2.36"}), 400,
-                 "lat", "not a number")
-    assert_error(served.client.post(url, data={**base, "lat": "46.0", "long": "-8.0"}), 400,
-                 "outside the territory of Paris")
+    assert_error(
+        served.client.post(url, data={**base, "lat": "nord", "long": "2.36"}),
+        400,
+        "lat",
+        "not a number",
+    )
+    assert_error(
+        served.client.post(url, data={**base, "lat": "46.0", "long": "-8.0"}),
+        400,
+        "outside the territory of Paris",
+    )
     assert _count(served) == 1
 
 
 @pytest.mark.parametrize("fmt", ["json", "xml"])
 def test_bad_fields_name_the_field(served: Served, fmt: str) -> None:
     url = f"{API}/requests.{fmt}"
-    assert_error(served.client.post(url, data=_form(served, service_code="nid-de-poule")), 400,
-                 "service_code", "nid-de-poule")
+    assert_error(
+        served.client.post(url, data=_form(served, service_code="nid-de-poule")),
+        400,
+        "service_code",
+        "nid-de-poule",
+    )
     form = _form(served)
     del form["service_code"]
     assert_error(served.client.post(url, data=form), 400, "service_code", "required")
-    assert_error(served.client.post(url, data=_form(served, email="pas-un-email")), 400,
-                 "email")
-    assert_error(served.client.post(url, data=_form(served, media_url="file:///etc/passwd")),
-                 400, "media_url")
-    assert_error(served.client.post(url, data=_form(served, description="x" * 4001)), 400,
-                 "description", "too long")
-    assert_error(served.client.post(url, data=_form(served, jurisdiction_id="lyon.fr")), 404,
-                 "jurisdiction_id")
-    assert_error(served.client.post(url, content=b"<a/>",
-                                    headers={"content-type": "text/xml"}), 400, "request body")
-    assert_error(served.client.post(url, content=b"{not json",
-                                    headers={"content-type": "application/json"}), 400,
-                 "not valid JSON")
+    assert_error(served.client.post(url, data=_form(served, email="pas-un-email")), 400, "email")
+    assert_error(
+        served.client.post(url, data=_form(served, media_url="file:///etc/passwd")),
+        400,
+        "media_url",
+    )
+    assert_error(
+        served.client.post(url, data=_form(served, description="x" * 4001)),
+        400,
+        "description",
+        "too long",
+    )
+    assert_error(
+        served.client.post(url, data=_form(served, jurisdiction_id="lyon.fr")),
+        404,
+        "jurisdiction_id",
+    )
+    assert_error(
+        served.client.post(url, content=b"<a/>", headers={"content-type": "text/xml"}),
+        400,
+        "request body",
+    )
+    assert_error(
+        served.client.post(url, content=b"{not json", headers={"content-type": "application/json"}),
+        400,
+        "not valid JSON",
+    )
     assert_error(served.client.post(url, json=[1, 2]), 400, "JSON object")
     assert _count(served) == 0
 
@@ -215,14 +284,19 @@ def test_idempotency_key_returns_the_first_answer(served: Served) -> None:
     again = served.client.post(f"{API}/requests.json", data=_form(served), headers=headers)
     assert (first.status_code, again.status_code) == (201, 200)
     assert again.json() == first.json()
-    other = served.client.post(f"{API}/requests.json", data=_form(served),
-                               headers={"Idempotency-Key": "another"})
+    other = served.client.post(
+        f"{API}/requests.json", data=_form(served), headers={"Idempotency-Key": "another"}
+    )
     assert other.status_code == 201
     assert other.json()[0]["service_request_id"] != first.json()[0]["service_request_id"]
     assert _count(served) == 2
-    assert_error(served.client.post(f"{API}/requests.json", data=_form(served),
-                                    headers={"Idempotency-Key": "x" * 300}),
-                 400, "Idempotency-Key")
+    assert_error(
+        served.client.post(
+            f"{API}/requests.json", data=_form(served), headers={"Idempotency-Key": "x" * 300}
+        ),
+        400,
+        "Idempotency-Key",
+    )
 
 
 def test_same_report_resent_without_key_returns_the_first(served: Served) -> None:
@@ -245,8 +319,9 @@ def test_same_report_resent_without_key_returns_the_first(served: Served) -> Non
 
 def test_concurrent_retries_store_one_report(served: Served) -> None:
     def post(_: int) -> str:
-        response = served.client.post(f"{API}/requests.json", data=_form(served),
-                                      headers={"Idempotency-Key": "same-key"})
+        response = served.client.post(
+            f"{API}/requests.json", data=_form(served), headers={"Idempotency-Key": "same-key"}
+        )
         assert response.status_code in (200, 201), response.text
         return str(response.json()[0]["service_request_id"])
 
@@ -260,14 +335,17 @@ def test_known_reports_is_a_keyed_lookup_with_ids(served: Served) -> None:
     created = served.client.post(f"{API}/requests.json", data=_form(served)).json()[0]
     known = served.pipeline.known_reports("open311", [created["token"], "absent"])
     assert list(known.columns) == [
-        "external_id", "content_hash", "report_id", "incident_id", "received_at"
+        "external_id",
+        "content_hash",
+        "report_id",
+        "incident_id",
+        "received_at",
     ]
     (row,) = known.to_dict("records")
     assert (str(row["report_id"]), str(row["incident_id"])) == (
-        created["service_request_id"], created["incident_id"]
+        created["service_request_id"],
+        created["incident_id"],
     )
     assert row["received_at"].tzinfo is not None
     assert served.pipeline.known_reports("dansmarue", [created["token"]]).empty
-    assert json.loads(
-        served.client.get(f"{API}/requests.json", params=ALL_OF_2023).text
-    ) == []
+    assert json.loads(served.client.get(f"{API}/requests.json", params=ALL_OF_2023).text) == []

@@ -29,10 +29,25 @@ from voirie.store.selection import Selection
 from voirie.workflow import change_status
 
 FIELDS = [
-    "service_request_id", "status", "status_notes", "service_name", "service_code",
-    "description", "agency_responsible", "service_notice", "requested_datetime",
-    "updated_datetime", "expected_datetime", "address", "address_id", "zipcode", "lat",
-    "long", "media_url", "incident_id", "detailed_status",
+    "service_request_id",
+    "status",
+    "status_notes",
+    "service_name",
+    "service_code",
+    "description",
+    "agency_responsible",
+    "service_notice",
+    "requested_datetime",
+    "updated_datetime",
+    "expected_datetime",
+    "address",
+    "address_id",
+    "zipcode",
+    "lat",
+    "long",
+    "media_url",
+    "incident_id",
+    "detailed_status",
 ]
 
 
@@ -100,8 +115,12 @@ def test_service_request_id_list_overrides_every_other_filter(served: Served) ->
     # A date window and a service that exclude them are ignored when ids are given.
     response = served.client.get(
         f"{API}/requests.json",
-        params={"service_request_id": ",".join(map(str, ids)), "service_code": "nope",
-                "start_date": "2001-01-01T00:00:00Z", "end_date": "2001-01-02T00:00:00Z"},
+        params={
+            "service_request_id": ",".join(map(str, ids)),
+            "service_code": "nope",
+            "start_date": "2001-01-01T00:00:00Z",
+            "end_date": "2001-01-02T00:00:00Z",
+        },
     )
     assert [r["service_request_id"] for r in response.json()] == ids
     bad = served.client.get(f"{API}/requests.xml", params={"service_request_id": "1,abc"})
@@ -122,13 +141,18 @@ def test_service_code_list_and_status_filters(served: Served) -> None:
     open_ = _get(served, status="open", page_size=1000)
     assert len(open_) + len(closed) == 200
     assert len(_get(served, status="open,closed", page_size=1000)) == 200
-    assert_error(served.client.get(f"{API}/requests.json", params={"status": "fixed"}), 400,
-                 "status")
+    assert_error(
+        served.client.get(f"{API}/requests.json", params={"status": "fixed"}), 400, "status"
+    )
 
 
 def test_date_window(served: Served) -> None:
-    july = _get(served, start_date="2023-07-19T00:00:00+02:00",
-                end_date="2023-07-24T23:59:59+02:00", page_size=1000)
+    july = _get(
+        served,
+        start_date="2023-07-19T00:00:00+02:00",
+        end_date="2023-07-24T23:59:59+02:00",
+        page_size=1000,
+    )
     assert len(july) == 5 + 1 + 2 + 1 + 7
     assert all(str(r["requested_datetime"]) < "2023-07-25" for r in july)
     # Only a start: the 90 days after it.
@@ -138,8 +162,10 @@ def test_date_window(served: Served) -> None:
     last_days = stored[stored >= stored.max() - pd.Timedelta(days=90)]
     recent = served.client.get(f"{API}/requests.json", params={"page_size": 1000}).json()
     assert len(recent) == len(last_days) > 0
-    assert min(r["requested_datetime"] for r in recent) >= (
-        stored.max() - pd.Timedelta(days=90)).isoformat()[:10]
+    assert (
+        min(r["requested_datetime"] for r in recent)
+        >= (stored.max() - pd.Timedelta(days=90)).isoformat()[:10]
+    )
     too_long = served.client.get(
         f"{API}/requests.json",
         params={"start_date": "2023-01-01T00:00:00Z", "end_date": "2023-06-01T00:00:00Z"},
@@ -150,8 +176,9 @@ def test_date_window(served: Served) -> None:
         params={"start_date": "2023-08-01T00:00:00Z", "end_date": "2023-07-01T00:00:00Z"},
     )
     assert_error(backwards, 400, "end_date", "before start_date")
-    assert_error(served.client.get(f"{API}/requests.json", params={"start_date": "hier"}), 400,
-                 "start_date")
+    assert_error(
+        served.client.get(f"{API}/requests.json", params={"start_date": "hier"}), 400, "start_date"
+    )
 
 
 def test_radius_bbox_and_paging_extensions(served: Served) -> None:
@@ -161,17 +188,21 @@ def test_radius_bbox_and_paging_extensions(served: Served) -> None:
     gis = served.pipeline.gis
     import numpy as np
 
-    x, y = gis.project(np.array([r["long"] for r in near], dtype=float),
-                       np.array([r["lat"] for r in near], dtype=float))
+    x, y = gis.project(
+        np.array([r["long"] for r in near], dtype=float),
+        np.array([r["lat"] for r in near], dtype=float),
+    )
     cx, cy = gis.project(np.array([VALMY["long"]]), np.array([VALMY["lat"]]))
     assert np.hypot(x - cx[0], y - cy[0]).max() <= 300
     wider = _get(served, lat=VALMY["lat"], long=VALMY["long"], radius=1500, page_size=1000)
     assert len(wider) > len(near)
     assert_error(served.client.get(f"{API}/requests.json", params={"lat": 48.87}), 400, "long")
     assert_error(
-        served.client.get(f"{API}/requests.json",
-                          params={"lat": 48.87, "long": 2.36, "radius": 99_000}),
-        400, "radius",
+        served.client.get(
+            f"{API}/requests.json", params={"lat": 48.87, "long": 2.36, "radius": 99_000}
+        ),
+        400,
+        "radius",
     )
 
     box = (2.36, 48.86, 2.39, 48.88)
@@ -179,8 +210,7 @@ def test_radius_bbox_and_paging_extensions(served: Served) -> None:
     assert inside
     assert all(box[0] <= float(str(r["long"])) <= box[2] for r in inside)
     assert all(box[1] <= float(str(r["lat"])) <= box[3] for r in inside)
-    assert_error(served.client.get(f"{API}/requests.xml", params={"bbox": "2.3,48.8"}), 400,
-                 "bbox")
+    assert_error(served.client.get(f"{API}/requests.xml", params={"bbox": "2.3,48.8"}), 400, "bbox")
 
     every = [r["service_request_id"] for r in _get(served, page_size=1000)]
     pages = [
@@ -189,8 +219,9 @@ def test_radius_bbox_and_paging_extensions(served: Served) -> None:
     ]
     assert [len(p) for p in pages] == [60, 60, 60, 20]
     assert [rid for page in pages for rid in page] == every
-    assert_error(served.client.get(f"{API}/requests.json", params={"page_size": 5000}), 400,
-                 "page_size")
+    assert_error(
+        served.client.get(f"{API}/requests.json", params={"page_size": 5000}), 400, "page_size"
+    )
     assert_error(served.client.get(f"{API}/requests.json", params={"page": 0}), 400, "page")
 
 
@@ -219,7 +250,8 @@ def test_one_request_is_a_one_element_array(served: Served, fmt: str) -> None:
     assert_error(served.client.get(f"{API}/requests/abc.{fmt}"), 404, "service_request_id")
     assert_error(
         served.client.get(f"{API}/requests/3.{fmt}", params={"jurisdiction_id": "lyon.fr"}),
-        404, "jurisdiction_id",
+        404,
+        "jurisdiction_id",
     )
 
 

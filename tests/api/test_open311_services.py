@@ -50,7 +50,10 @@ def test_services_list_every_city_service_with_group_and_metadata(
         "service_code": ENCOMBRANTS,
         "service_name": "Autres objets encombrants abandonnés",
         "description": "Objets abandonnés — Autres objets encombrants abandonnés",
-        "metadata": True, "type": "realtime", "keywords": "", "group": "Objets abandonnés",
+        "metadata": True,
+        "type": "realtime",
+        "keywords": "",
+        "group": "Objets abandonnés",
     }
     assert sum(s["metadata"] for s in services) == 2
     assert all(isinstance(s["service_code"], str) for s in services)
@@ -63,7 +66,13 @@ def test_services_list_every_city_service_with_group_and_metadata(
     first = root.find("service")
     assert first is not None
     assert [child.tag for child in first] == [
-        "service_code", "service_name", "description", "metadata", "type", "keywords", "group"
+        "service_code",
+        "service_name",
+        "description",
+        "metadata",
+        "type",
+        "keywords",
+        "group",
     ]
     assert first.findtext("metadata") in {"true", "false"}
 
@@ -73,16 +82,20 @@ def test_service_definition_carries_city_yaml_attributes(served: Served) -> None
     assert body["service_code"] == ENCOMBRANTS
     volume, objets = body["attributes"]
     assert volume == {
-        "variable": True, "code": "volume", "datatype": "singlevaluelist", "required": True,
-        "datatype_description": None, "order": 1,
+        "variable": True,
+        "code": "volume",
+        "datatype": "singlevaluelist",
+        "required": True,
+        "datatype_description": None,
+        "order": 1,
         "description": "Volume approximatif des objets",
-        "values": [{"key": "petit", "name": "Moins de 1 m³"},
-                   {"key": "moyen", "name": "De 1 à 3 m³"},
-                   {"key": "grand", "name": "Plus de 3 m³"}],
+        "values": [
+            {"key": "petit", "name": "Moins de 1 m³"},
+            {"key": "moyen", "name": "De 1 à 3 m³"},
+            {"key": "grand", "name": "Plus de 3 m³"},
+        ],
     }
-    assert (objets["datatype"], objets["required"], objets["order"]) == (
-        "multivaluelist", False, 2
-    )
+    assert (objets["datatype"], objets["required"], objets["order"]) == ("multivaluelist", False, 2)
     root = xml(served.client.get(f"{API}/services/{GRAFFITI}.xml").text)
     assert root.tag == "service_definition"
     assert root.findtext("service_code") == GRAFFITI

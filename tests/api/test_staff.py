@@ -21,7 +21,9 @@ BBOX_11 = (2.36, 48.85, 2.40, 48.87)
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def world(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, paris: City,
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    paris: City,
     paris_gis: CityGIS,
 ) -> Iterator[StaffWorld]:
     """One app per backend for this module; each test changes its own incidents only."""
@@ -98,8 +100,9 @@ def test_an_agent_lists_only_their_team(world: StaffWorld) -> None:
 def test_bad_filters_name_the_field(
     world: StaffWorld, params: dict[str, str], field: str, words: str
 ) -> None:
-    response = world.client.get("/api/v1/incidents", params=params,
-                                headers=world.headers("dispatcher"))
+    response = world.client.get(
+        "/api/v1/incidents", params=params, headers=world.headers("dispatcher")
+    )
     assert response.status_code == 400
     assert response.headers["content-type"] == "application/problem+json"
     body = response.json()
@@ -109,8 +112,9 @@ def test_bad_filters_name_the_field(
 
 def test_unknown_status_or_page_is_422(world: StaffWorld) -> None:
     for params in ({"status": "done"}, {"limit": 0}, {"limit": 1001}, {"offset": -1}):
-        response = world.client.get("/api/v1/incidents", params=params,
-                                    headers=world.headers("dispatcher"))
+        response = world.client.get(
+            "/api/v1/incidents", params=params, headers=world.headers("dispatcher")
+        )
         assert response.status_code == 422, params
 
 
@@ -144,8 +148,9 @@ def test_status_changes_follow_the_workflow(world: StaffWorld) -> None:
     incident_id = world.incident_ids(OTHER_TEAM)[0]
     url = f"/api/v1/incidents/{incident_id}/status"
     headers = world.headers("dispatcher")
-    moved = world.client.post(url, json={"status": "in_progress", "reason": "équipe sur place"},
-                              headers=headers)
+    moved = world.client.post(
+        url, json={"status": "in_progress", "reason": "équipe sur place"}, headers=headers
+    )
     assert moved.status_code == 200, moved.text
     assert moved.json()["status"] == "in_progress"
     assert moved.json()["allowed_statuses"] == ["scheduled", "resolved"]
@@ -170,14 +175,20 @@ def test_reassign_and_hand_back(world: StaffWorld) -> None:
     own = world.incident_ids(OWN_TEAM)[0]
     moved = world.client.post(
         f"/api/v1/incidents/{own}/assignment",
-        json={"team": OTHER_TEAM, "reason": "chantier Ramen", "priority": 2,
-              "due_at": "2024-06-01T12:00:00+02:00"},
+        json={
+            "team": OTHER_TEAM,
+            "reason": "chantier Ramen",
+            "priority": 2,
+            "due_at": "2024-06-01T12:00:00+02:00",
+        },
         headers=world.headers("dispatcher"),
     )
     assert moved.status_code == 200, moved.text
     body = moved.json()
     assert (body["team"], body["priority"], body["due_at"]) == (
-        OTHER_TEAM, 2, "2024-06-01T10:00:00Z"
+        OTHER_TEAM,
+        2,
+        "2024-06-01T10:00:00Z",
     )
     assert body["routing_reason"] == "reassigned by dispatcher user: chantier Ramen"
     assert body["rule_id"] is None
@@ -185,41 +196,57 @@ def test_reassign_and_hand_back(world: StaffWorld) -> None:
     assert body["overdue"] is True
     assert own in [i["incident_id"] for i in _list(world, overdue="true")["incidents"]]
     # Now another team's: the agent no longer sees it.
-    assert world.client.get(f"/api/v1/incidents/{own}",
-                            headers=world.headers("agent")).status_code == 403
+    assert (
+        world.client.get(f"/api/v1/incidents/{own}", headers=world.headers("agent")).status_code
+        == 403
+    )
     second = world.incident_ids(OWN_TEAM)[1]
-    elsewhere = world.client.post(f"/api/v1/incidents/{second}/assignment",
-                                  json={"team": OTHER_TEAM, "reason": "x"},
-                                  headers=world.headers("agent"))
+    elsewhere = world.client.post(
+        f"/api/v1/incidents/{second}/assignment",
+        json={"team": OTHER_TEAM, "reason": "x"},
+        headers=world.headers("agent"),
+    )
     assert elsewhere.status_code == 403
     assert "only hand incidents back to triage" in elsewhere.json()["detail"]
-    back = world.client.post(f"/api/v1/incidents/{second}/assignment",
-                             json={"team": TRIAGE_TEAM, "reason": "pas un graffiti"},
-                             headers=world.headers("agent"))
+    back = world.client.post(
+        f"/api/v1/incidents/{second}/assignment",
+        json={"team": TRIAGE_TEAM, "reason": "pas un graffiti"},
+        headers=world.headers("agent"),
+    )
     assert back.status_code == 200, back.text
     assert back.json()["team"] == TRIAGE_TEAM
-    unknown = world.client.post(f"/api/v1/incidents/{second}/assignment",
-                                json={"team": "NOPE", "reason": "x"},
-                                headers=world.headers("dispatcher"))
+    unknown = world.client.post(
+        f"/api/v1/incidents/{second}/assignment",
+        json={"team": "NOPE", "reason": "x"},
+        headers=world.headers("dispatcher"),
+    )
     assert unknown.status_code == 400
     assert unknown.json()["field"] == "team"
 
 
 def test_comments_join_the_history(world: StaffWorld) -> None:
     incident_id = world.incident_ids(OWN_TEAM)[2]
-    posted = world.client.post(f"/api/v1/incidents/{incident_id}/comments",
-                               json={"text": "Riverain rappelé, passage jeudi"},
-                               headers=world.headers("agent"))
+    posted = world.client.post(
+        f"/api/v1/incidents/{incident_id}/comments",
+        json={"text": "Riverain rappelé, passage jeudi"},
+        headers=world.headers("agent"),
+    )
     assert posted.status_code == 201, posted.text
     event = posted.json()
     assert (event["kind"], event["actor"], event["entity_id"]) == (
-        "commented", "agent user", incident_id
+        "commented",
+        "agent user",
+        incident_id,
     )
-    history = world.client.get(f"/api/v1/incidents/{incident_id}",
-                               headers=world.headers("gis")).json()["history"]
+    history = world.client.get(
+        f"/api/v1/incidents/{incident_id}", headers=world.headers("gis")
+    ).json()["history"]
     assert history[-1] == event
-    empty = world.client.post(f"/api/v1/incidents/{incident_id}/comments", json={"text": ""},
-                              headers=world.headers("agent"))
+    empty = world.client.post(
+        f"/api/v1/incidents/{incident_id}/comments",
+        json={"text": ""},
+        headers=world.headers("agent"),
+    )
     assert empty.status_code == 422
 
 
@@ -235,9 +262,11 @@ def test_no_or_unknown_token_is_401(
     world: StaffWorld, headers: dict[str, str], detail: str
 ) -> None:
     incident_id = world.incident_ids(OWN_TEAM)[0]
-    for method, url in (("GET", "/api/v1/incidents"),
-                        ("GET", f"/api/v1/incidents/{incident_id}"),
-                        ("POST", f"/api/v1/incidents/{incident_id}/comments")):
+    for method, url in (
+        ("GET", "/api/v1/incidents"),
+        ("GET", f"/api/v1/incidents/{incident_id}"),
+        ("POST", f"/api/v1/incidents/{incident_id}/comments"),
+    ):
         response = world.client.request(method, url, headers=headers, json={"text": "x"})
         assert response.status_code == 401, url
         assert response.headers["www-authenticate"] == "Bearer"
@@ -249,8 +278,10 @@ def test_openapi_declares_security_and_errors(world: StaffWorld) -> None:
     assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     staff = {
         (path, method): operation
-        for path, item in spec["paths"].items() if path.startswith("/api/v1/")
-        for method, operation in item.items() if "staff" in operation.get("tags", [])
+        for path, item in spec["paths"].items()
+        if path.startswith("/api/v1/")
+        for method, operation in item.items()
+        if "staff" in operation.get("tags", [])
     }
     assert len(staff) >= 5
     for (path, method), operation in staff.items():
@@ -265,14 +296,21 @@ def test_openapi_declares_security_and_errors(world: StaffWorld) -> None:
 def test_merge_split_and_not_duplicate(world: StaffWorld) -> None:
     headers = world.headers("dispatcher")
     survivor, merged, third = world.incident_ids(OTHER_TEAM)[1:4]
-    counts = world.pipeline.incidents(Selection(ids=(survivor, merged))).set_index(
-        "incident_id")["report_count"]
-    done = world.client.post(f"/api/v1/incidents/{merged}/merge",
-                             json={"into": survivor, "reason": "même dépôt"}, headers=headers)
+    counts = world.pipeline.incidents(Selection(ids=(survivor, merged))).set_index("incident_id")[
+        "report_count"
+    ]
+    done = world.client.post(
+        f"/api/v1/incidents/{merged}/merge",
+        json={"into": survivor, "reason": "même dépôt"},
+        headers=headers,
+    )
     assert done.status_code == 200, done.text
     assert done.json() == {
-        "survivor_id": survivor, "merged_id": merged, "reports_moved": int(counts[merged]),
-        "report_count": int(counts.sum()), "supporters": 0,
+        "survivor_id": survivor,
+        "merged_id": merged,
+        "reports_moved": int(counts[merged]),
+        "report_count": int(counts.sum()),
+        "supporters": 0,
     }
     gone = world.client.get(f"/api/v1/incidents/{merged}", headers=headers).json()
     assert gone["incident"]["status"] == "duplicate"
@@ -281,26 +319,37 @@ def test_merge_split_and_not_duplicate(world: StaffWorld) -> None:
     assert gone["history"][-1]["actor"] == "dispatcher user"
     moved = world.client.get(f"/api/v1/incidents/{survivor}", headers=headers).json()
     report_id = moved["reports"][-1]["report_id"]
-    split = world.client.post(f"/api/v1/reports/{report_id}/split",
-                              json={"reason": "deux dépôts distincts"}, headers=headers)
+    split = world.client.post(
+        f"/api/v1/reports/{report_id}/split",
+        json={"reason": "deux dépôts distincts"},
+        headers=headers,
+    )
     assert split.status_code == 201, split.text
     new = split.json()
     assert new["incident_id"] not in (survivor, merged)
     assert (new["status"], new["report_count"]) == ("new", 1)
     # Split apart: the two are now marked not duplicates, so merging them is refused.
-    again = world.client.post(f"/api/v1/incidents/{new['incident_id']}/merge",
-                              json={"into": survivor, "reason": "oops"}, headers=headers)
+    again = world.client.post(
+        f"/api/v1/incidents/{new['incident_id']}/merge",
+        json={"into": survivor, "reason": "oops"},
+        headers=headers,
+    )
     assert again.status_code == 409
     assert "marked not duplicates" in again.json()["detail"]
-    marked = world.client.post(f"/api/v1/incidents/{survivor}/not-duplicate",
-                               json={"other": third, "reason": "autre trottoir"},
-                               headers=headers)
+    marked = world.client.post(
+        f"/api/v1/incidents/{survivor}/not-duplicate",
+        json={"other": third, "reason": "autre trottoir"},
+        headers=headers,
+    )
     assert marked.json() == {"incident_id": survivor, "other": third, "marked": True}
-    twice = world.client.post(f"/api/v1/incidents/{third}/not-duplicate",
-                              json={"other": survivor, "reason": "autre trottoir"},
-                              headers=headers)
+    twice = world.client.post(
+        f"/api/v1/incidents/{third}/not-duplicate",
+        json={"other": survivor, "reason": "autre trottoir"},
+        headers=headers,
+    )
     assert twice.json()["marked"] is False
-    itself = world.client.post(f"/api/v1/incidents/{third}/merge",
-                               json={"into": third, "reason": "x"}, headers=headers)
+    itself = world.client.post(
+        f"/api/v1/incidents/{third}/merge", json={"into": third, "reason": "x"}, headers=headers
+    )
     assert itself.status_code == 400
     assert itself.json()["field"] == "into"

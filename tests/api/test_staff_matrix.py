@@ -56,32 +56,77 @@ def _splittable(world: StaffWorld, incident_id: int, fresh: Fresh, team: str) ->
 
 
 ROUTES = (
-    StaffRoute("list", "GET", "/api/v1/incidents",
-               lambda w, i, fresh, team: (f"/api/v1/incidents?team={team}", None),
-               writes=False),
-    StaffRoute("detail", "GET", "/api/v1/incidents/{incident_id}",
-               lambda w, i, fresh, team: (f"/api/v1/incidents/{i}", None), writes=False),
-    StaffRoute("status", "POST", "/api/v1/incidents/{incident_id}/status",
-               lambda w, i, fresh, team: (f"/api/v1/incidents/{i}/status",
-                                          {"status": "acknowledged", "reason": "matrix"})),
-    StaffRoute("assign", "POST", "/api/v1/incidents/{incident_id}/assignment",
-               lambda w, i, fresh, team: (f"/api/v1/incidents/{i}/assignment",
-                                          {"team": THIRD_TEAM, "reason": "matrix"})),
-    StaffRoute("hand back", "POST", "/api/v1/incidents/{incident_id}/assignment",
-               lambda w, i, fresh, team: (f"/api/v1/incidents/{i}/assignment",
-                                          {"team": TRIAGE_TEAM, "reason": "matrix"})),
-    StaffRoute("comment", "POST", "/api/v1/incidents/{incident_id}/comments",
-               lambda w, i, fresh, team: (f"/api/v1/incidents/{i}/comments",
-                                          {"text": "matrix"})),
-    StaffRoute("merge", "POST", "/api/v1/incidents/{incident_id}/merge",
-               lambda w, i, fresh, team: (f"/api/v1/incidents/{i}/merge",
-                                          {"into": fresh(team), "reason": "matrix"})),
-    StaffRoute("split", "POST", "/api/v1/reports/{report_id}/split",
-               lambda w, i, fresh, team: (_splittable(w, i, fresh, team),
-                                          {"reason": "matrix"})),
-    StaffRoute("not duplicate", "POST", "/api/v1/incidents/{incident_id}/not-duplicate",
-               lambda w, i, fresh, team: (f"/api/v1/incidents/{i}/not-duplicate",
-                                          {"other": fresh(team), "reason": "matrix"})),
+    StaffRoute(
+        "list",
+        "GET",
+        "/api/v1/incidents",
+        lambda w, i, fresh, team: (f"/api/v1/incidents?team={team}", None),
+        writes=False,
+    ),
+    StaffRoute(
+        "detail",
+        "GET",
+        "/api/v1/incidents/{incident_id}",
+        lambda w, i, fresh, team: (f"/api/v1/incidents/{i}", None),
+        writes=False,
+    ),
+    StaffRoute(
+        "status",
+        "POST",
+        "/api/v1/incidents/{incident_id}/status",
+        lambda w, i, fresh, team: (
+            f"/api/v1/incidents/{i}/status",
+            {"status": "acknowledged", "reason": "matrix"},
+        ),
+    ),
+    StaffRoute(
+        "assign",
+        "POST",
+        "/api/v1/incidents/{incident_id}/assignment",
+        lambda w, i, fresh, team: (
+            f"/api/v1/incidents/{i}/assignment",
+            {"team": THIRD_TEAM, "reason": "matrix"},
+        ),
+    ),
+    StaffRoute(
+        "hand back",
+        "POST",
+        "/api/v1/incidents/{incident_id}/assignment",
+        lambda w, i, fresh, team: (
+            f"/api/v1/incidents/{i}/assignment",
+            {"team": TRIAGE_TEAM, "reason": "matrix"},
+        ),
+    ),
+    StaffRoute(
+        "comment",
+        "POST",
+        "/api/v1/incidents/{incident_id}/comments",
+        lambda w, i, fresh, team: (f"/api/v1/incidents/{i}/comments", {"text": "matrix"}),
+    ),
+    StaffRoute(
+        "merge",
+        "POST",
+        "/api/v1/incidents/{incident_id}/merge",
+        lambda w, i, fresh, team: (
+            f"/api/v1/incidents/{i}/merge",
+            {"into": fresh(team), "reason": "matrix"},
+        ),
+    ),
+    StaffRoute(
+        "split",
+        "POST",
+        "/api/v1/reports/{report_id}/split",
+        lambda w, i, fresh, team: (_splittable(w, i, fresh, team), {"reason": "matrix"}),
+    ),
+    StaffRoute(
+        "not duplicate",
+        "POST",
+        "/api/v1/incidents/{incident_id}/not-duplicate",
+        lambda w, i, fresh, team: (
+            f"/api/v1/incidents/{i}/not-duplicate",
+            {"other": fresh(team), "reason": "matrix"},
+        ),
+    ),
 )
 _STAFF_ONLY = {"merge": (Y, Y), "split": (Y, Y), "not duplicate": (Y, Y)}
 _NOBODY = {"merge": (N, N), "split": (N, N), "not duplicate": (N, N)}
@@ -89,24 +134,49 @@ _NOBODY = {"merge": (N, N), "split": (N, N), "not duplicate": (N, N)}
 # role -> route -> (allowed on the agent's own team's incident, on another team's).
 EXPECTED: dict[str, dict[str, tuple[bool, bool]]] = {
     "admin": {
-        "list": (Y, Y), "detail": (Y, Y), "status": (Y, Y), "assign": (Y, Y),
-        "hand back": (Y, Y), "comment": (Y, Y), **_STAFF_ONLY,
+        "list": (Y, Y),
+        "detail": (Y, Y),
+        "status": (Y, Y),
+        "assign": (Y, Y),
+        "hand back": (Y, Y),
+        "comment": (Y, Y),
+        **_STAFF_ONLY,
     },
     "dispatcher": {
-        "list": (Y, Y), "detail": (Y, Y), "status": (Y, Y), "assign": (Y, Y),
-        "hand back": (Y, Y), "comment": (Y, Y), **_STAFF_ONLY,
+        "list": (Y, Y),
+        "detail": (Y, Y),
+        "status": (Y, Y),
+        "assign": (Y, Y),
+        "hand back": (Y, Y),
+        "comment": (Y, Y),
+        **_STAFF_ONLY,
     },
     "agent": {
-        "list": (Y, N), "detail": (Y, N), "status": (Y, N), "assign": (N, N),
-        "hand back": (Y, N), "comment": (Y, N), **_NOBODY,
+        "list": (Y, N),
+        "detail": (Y, N),
+        "status": (Y, N),
+        "assign": (N, N),
+        "hand back": (Y, N),
+        "comment": (Y, N),
+        **_NOBODY,
     },
     "gis": {
-        "list": (Y, Y), "detail": (Y, Y), "status": (N, N), "assign": (N, N),
-        "hand back": (N, N), "comment": (N, N), **_NOBODY,
+        "list": (Y, Y),
+        "detail": (Y, Y),
+        "status": (N, N),
+        "assign": (N, N),
+        "hand back": (N, N),
+        "comment": (N, N),
+        **_NOBODY,
     },
     "client": {
-        "list": (N, N), "detail": (N, N), "status": (N, N), "assign": (N, N),
-        "hand back": (N, N), "comment": (N, N), **_NOBODY,
+        "list": (N, N),
+        "detail": (N, N),
+        "status": (N, N),
+        "assign": (N, N),
+        "hand back": (N, N),
+        "comment": (N, N),
+        **_NOBODY,
     },
 }
 # Who sees reporters' contact data in a case file: (own team, other team).
@@ -115,7 +185,9 @@ CONTACTS_VISIBLE = {"admin": (Y, Y), "dispatcher": (Y, Y), "agent": (Y, N), "gis
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def world(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, paris: City,
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    paris: City,
     paris_gis: CityGIS,
 ) -> Iterator[StaffWorld]:
     """One app per backend for this module."""
@@ -129,7 +201,8 @@ def test_the_matrix_covers_every_staff_route(world: StaffWorld) -> None:
     declared = {
         (method.upper(), path)
         for path, item in paths.items()
-        for method, operation in item.items() if "staff" in operation.get("tags", [])
+        for method, operation in item.items()
+        if "staff" in operation.get("tags", [])
     }
     assert declared == {(r.method, r.path) for r in ROUTES}
     assert set(EXPECTED) == set(ROLES)
@@ -146,20 +219,23 @@ def test_every_role_on_every_route_for_own_and_other_team(world: StaffWorld) -> 
         return next(unused[team])
 
     bystander = {team: world.incident_ids(team)[-3] for team in (OWN_TEAM, OTHER_TEAM)}
-    before = {team: world.pipeline.incidents(Selection(ids=(i,))).iloc[0]
-              for team, i in bystander.items()}
+    before = {
+        team: world.pipeline.incidents(Selection(ids=(i,))).iloc[0] for team, i in bystander.items()
+    }
     outcomes: dict[tuple[str, str, str], int] = {}
     for role in ROLES:
         for route in ROUTES:
-            for team, allowed in zip((OWN_TEAM, OTHER_TEAM), EXPECTED[role][route.name],
-                                     strict=True):
+            for team, allowed in zip(
+                (OWN_TEAM, OTHER_TEAM), EXPECTED[role][route.name], strict=True
+            ):
                 if not route.writes:
                     incident_id = world.incident_ids(team)[-1]
                 else:
                     incident_id = fresh(team) if allowed else bystander[team]
                 url, body = route.call(world, incident_id, fresh, team)
-                response = world.client.request(route.method, url, json=body,
-                                                headers=world.headers(role))
+                response = world.client.request(
+                    route.method, url, json=body, headers=world.headers(role)
+                )
                 outcomes[(role, route.name, team)] = response.status_code
                 where = (role, route.name, team, response.text)
                 if allowed:
@@ -185,8 +261,9 @@ def test_contact_data_only_for_staff_who_may_see_the_incident(world: StaffWorld)
     for role, (own, other) in CONTACTS_VISIBLE.items():
         for team, visible in ((OWN_TEAM, own), (OTHER_TEAM, other)):
             incident_id = world.incident_ids(team)[-2]
-            response = world.client.get(f"/api/v1/incidents/{incident_id}",
-                                        headers=world.headers(role))
+            response = world.client.get(
+                f"/api/v1/incidents/{incident_id}", headers=world.headers(role)
+            )
             if role == "agent" and team == OTHER_TEAM:
                 assert response.status_code == 403
                 assert not any(m in response.text for m in CONTACT_MARKERS)
@@ -202,8 +279,9 @@ def test_contact_data_only_for_staff_who_may_see_the_incident(world: StaffWorld)
                 assert not any(m in response.text for m in CONTACT_MARKERS), (role, team)
     # Lists never carry contact data, whoever asks.
     for role in ("admin", "dispatcher", "agent", "gis"):
-        listed = world.client.get("/api/v1/incidents", params={"limit": 1000},
-                                  headers=world.headers(role))
+        listed = world.client.get(
+            "/api/v1/incidents", params={"limit": 1000}, headers=world.headers(role)
+        )
         assert listed.status_code == 200
         assert not any(m in listed.text for m in CONTACT_MARKERS), role
 
@@ -220,7 +298,8 @@ def _public_urls(world: StaffWorld) -> dict[str, bytes | None]:
     lon, lat = float(report["lon"]), float(report["lat"])
     urls: dict[str, bytes | None] = {
         f"/exports/{layer}.{fmt}": STREET if fmt in ("geojson", "csv") else None
-        for layer in ("reports", "incidents") for fmt in ("geojson", "csv", "gpkg", "zip")
+        for layer in ("reports", "incidents")
+        for fmt in ("geojson", "csv", "gpkg", "zip")
     }
     return urls | {
         "/exports/voirie.qgs": None,
@@ -255,9 +334,11 @@ def _texts(body: bytes) -> list[bytes]:
 
 def test_no_public_response_contains_reporter_contact_data(world: StaffWorld) -> None:
     # A status change, so that the public updates feed has something to show.
-    changed = world.client.post(f"/api/v1/incidents/{world.incident_ids(OTHER_TEAM)[-2]}/status",
-                                json={"status": "scheduled", "reason": UPDATE},
-                                headers=world.headers("dispatcher"))
+    changed = world.client.post(
+        f"/api/v1/incidents/{world.incident_ids(OTHER_TEAM)[-2]}/status",
+        json={"status": "scheduled", "reason": UPDATE},
+        headers=world.headers("dispatcher"),
+    )
     assert changed.status_code == 200, changed.text
     urls = _public_urls(world)
     for url, evidence in urls.items():
@@ -271,6 +352,7 @@ def test_no_public_response_contains_reporter_contact_data(world: StaffWorld) ->
                 assert marker.encode() not in text, (url, marker)
     # The same data with contacts is there: the staff case file shows it to a dispatcher.
     incident_id = int(world.pipeline.reports(Selection(limit=1)).iloc[0]["incident_id"])
-    staff = world.client.get(f"/api/v1/incidents/{incident_id}",
-                             headers=world.headers("dispatcher"))
+    staff = world.client.get(
+        f"/api/v1/incidents/{incident_id}", headers=world.headers("dispatcher")
+    )
     assert "@exemple.invalid" in staff.text

@@ -16,7 +16,9 @@ from voirie.maps import tiles
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def client(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, paris: City,
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    paris: City,
     paris_gis: CityGIS,
 ) -> Iterator[TestClient]:
     yield from sample_client(request, tmp_path_factory.mktemp("tiles"), paris, paris_gis)
@@ -57,8 +59,11 @@ def test_tile_is_served_with_its_media_type_and_cache_headers(client: TestClient
 
 @pytest.mark.parametrize(
     ("path", "field"),
-    [("/tiles/incidents/23/0/0.mvt", "z"), ("/tiles/incidents/2/4/0.mvt", "x"),
-     ("/tiles/incidents/2/0/-1.mvt", "y")],
+    [
+        ("/tiles/incidents/23/0/0.mvt", "z"),
+        ("/tiles/incidents/2/4/0.mvt", "x"),
+        ("/tiles/incidents/2/0/-1.mvt", "y"),
+    ],
 )
 def test_tiles_that_do_not_exist_are_refused(client: TestClient, path: str, field: str) -> None:
     response = client.get(path)

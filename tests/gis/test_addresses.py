@@ -29,8 +29,9 @@ def oberkampf() -> gpd.GeoDataFrame:
     rows = rows.drop_duplicates("numero")
     return gpd.GeoDataFrame(
         rows[["numero", "voie"]].reset_index(drop=True),
-        geometry=gpd.points_from_xy(rows["longitude"].astype(float),
-                                    rows["latitude"].astype(float)),
+        geometry=gpd.points_from_xy(
+            rows["longitude"].astype(float), rows["latitude"].astype(float)
+        ),
         crs="EPSG:4326",
     )
 
@@ -39,8 +40,12 @@ def _city_with_addresses(folder: Path, points: gpd.GeoDataFrame, **layer: object
     shutil.copytree(PARIS, folder, ignore=shutil.ignore_patterns("reports"))
     points.to_file(folder / "layers/addresses.geojson")
     config = yaml.safe_load((folder / "city.yaml").read_text(encoding="utf-8"))
-    config["addresses"] = {"path": "layers/addresses.geojson", "number_field": "numero",
-                           "street_field": "voie", **layer}
+    config["addresses"] = {
+        "path": "layers/addresses.geojson",
+        "number_field": "numero",
+        "street_field": "voie",
+        **layer,
+    }
     (folder / "city.yaml").write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
     return folder
 
@@ -51,8 +56,11 @@ def test_the_house_number_is_interpolated_between_its_neighbours(
     left_out = oberkampf["numero"] == str(LEFT_OUT)
     report = oberkampf[left_out].geometry.iloc[0]
     gis = CityGIS(load_city(_city_with_addresses(tmp_path / "city", oberkampf[~left_out])))
-    out = gis.enrich(np.array([report.x, report.x]), np.array([report.y, report.y]),
-                     np.array([None, "100 Rue Oberkampf, 75011 PARIS"], dtype=object))
+    out = gis.enrich(
+        np.array([report.x, report.x]),
+        np.array([report.y, report.y]),
+        np.array([None, "100 Rue Oberkampf, 75011 PARIS"], dtype=object),
+    )
     guess = out["address_guess"].iloc[0]
     number, street = guess.split(" ", 1)
     assert street == out["street_name"].iloc[0] == "Rue Oberkampf"
@@ -64,8 +72,9 @@ def test_the_house_number_is_interpolated_between_its_neighbours(
 
 
 def test_without_address_points_the_guess_is_the_street(paris_gis: CityGIS) -> None:
-    out = paris_gis.enrich(np.array([2.3800201422199687, -8.0]), np.array([48.86614608645489,
-                                                                         46.0]))
+    out = paris_gis.enrich(
+        np.array([2.3800201422199687, -8.0]), np.array([48.86614608645489, 46.0])
+    )
     assert out["address_guess"].iloc[0] == out["street_name"].iloc[0] == "Rue Oberkampf"
     assert out["address_guess"].isna().iloc[1]  # outside the city, on no street
 

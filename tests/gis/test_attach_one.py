@@ -27,11 +27,25 @@ T0 = datetime(2024, 1, 10, tzinfo=UTC)
 # Services as a city gives them: (group, match); "zz" is a code the city does not know
 # (its incidents have no group or match; its reports take their group's, matching alone).
 SERVICES: dict[str, tuple[str | None, str | None]] = {
-    "a1": ("A", "group"), "a2": ("A", "group"), "a3": ("A", "service"),
-    "b1": ("B", "service"), "b2": ("B", "group"), "n1": ("A", "never"), "zz": (None, None),
+    "a1": ("A", "group"),
+    "a2": ("A", "group"),
+    "a3": ("A", "service"),
+    "b1": ("B", "service"),
+    "b2": ("B", "group"),
+    "n1": ("A", "never"),
+    "zz": (None, None),
 }
-INCIDENT_COLUMNS = ["incident_id", "x", "y", "service_code", "group", "match", "segment_id",
-                    "street_name", "last_reported_at"]
+INCIDENT_COLUMNS = [
+    "incident_id",
+    "x",
+    "y",
+    "service_code",
+    "group",
+    "match",
+    "segment_id",
+    "street_name",
+    "last_reported_at",
+]
 
 # On a 5 m grid, points often tie and fall exactly on a reach (15, 20 -> 25 m); hours
 # put gaps exactly on a window.
@@ -39,24 +53,38 @@ offsets = st.integers(-14, 14).map(lambda k: k * 5.0) | st.floats(-70, 70)
 segments = st.sampled_from([None, "s1", "s2"])
 streets = st.sampled_from([None, "Rue A", "Rue B"])
 hours = st.integers(0, 24 * 12)
-reports = st.fixed_dictionaries({
-    "service_code": st.sampled_from(sorted(SERVICES)), "dx": offsets, "dy": offsets,
-    "radius_m": st.sampled_from([10.0, 25.0, 30.0]),
-    "window_days": st.sampled_from([1.0, 3.0, 7.5]), "hours": hours,
-    "segment_id": segments, "street_name": streets,
-})
+reports = st.fixed_dictionaries(
+    {
+        "service_code": st.sampled_from(sorted(SERVICES)),
+        "dx": offsets,
+        "dy": offsets,
+        "radius_m": st.sampled_from([10.0, 25.0, 30.0]),
+        "window_days": st.sampled_from([1.0, 3.0, 7.5]),
+        "hours": hours,
+        "segment_id": segments,
+        "street_name": streets,
+    }
+)
 incidents = st.lists(
-    st.fixed_dictionaries({
-        "service_code": st.sampled_from(sorted(SERVICES)), "dx": offsets, "dy": offsets,
-        "hours": hours, "segment_id": segments, "street_name": streets,
-    }),
+    st.fixed_dictionaries(
+        {
+            "service_code": st.sampled_from(sorted(SERVICES)),
+            "dx": offsets,
+            "dy": offsets,
+            "hours": hours,
+            "segment_id": segments,
+            "street_name": streets,
+        }
+    ),
     max_size=10,
 )
-scorings = st.sampled_from([
-    DedupeScoring(),
-    DedupeScoring(distance=0.0, time=0.0, service=1.0, street=0.0),  # ties on everything
-    DedupeScoring(distance=1.0, time=3.0, service=0.5, street=2.0, same_street_factor=3.0),
-])
+scorings = st.sampled_from(
+    [
+        DedupeScoring(),
+        DedupeScoring(distance=0.0, time=0.0, service=1.0, street=0.0),  # ties on everything
+        DedupeScoring(distance=1.0, time=3.0, service=0.5, street=2.0, same_street_factor=3.0),
+    ]
+)
 
 
 def _objects(values: list[object]) -> np.ndarray:
@@ -74,17 +102,24 @@ def _expected(
     if row["incident_id"] == dedupe.NO_INCIDENT:
         assert row["leader"] == 0  # no stored incident: it opens its own
     return dedupe.Link(
-        int(row["incident_id"]), float(row["distance_m"]), float(row["gap_days"]),
-        float(row["score"]), int(row["kin"]), int(row["place"]),
+        int(row["incident_id"]),
+        float(row["distance_m"]),
+        float(row["gap_days"]),
+        float(row["score"]),
+        int(row["kin"]),
+        int(row["place"]),
         str(dedupe.reasons(links)[0]),
     )
 
 
 def _candidates(stored: pd.DataFrame) -> dedupe.Candidates:
     return dedupe.Candidates(
-        incident_id=stored["incident_id"].to_numpy(np.int64), x=stored["x"].to_numpy(float),
-        y=stored["y"].to_numpy(float), service_code=_objects(list(stored["service_code"])),
-        group=_objects(list(stored["group"])), match=_objects(list(stored["match"])),
+        incident_id=stored["incident_id"].to_numpy(np.int64),
+        x=stored["x"].to_numpy(float),
+        y=stored["y"].to_numpy(float),
+        service_code=_objects(list(stored["service_code"])),
+        group=_objects(list(stored["group"])),
+        match=_objects(list(stored["match"])),
         segment_id=_objects(list(stored["segment_id"])),
         street_name=_objects(list(stored["street_name"])),
         last_reported_at=stored["last_reported_at"].to_numpy(dtype="datetime64[ns]"),
@@ -94,27 +129,40 @@ def _candidates(stored: pd.DataFrame) -> dedupe.Candidates:
 @settings(max_examples=1500, deadline=None)
 @given(report=reports, found=incidents, scoring=scorings, ids=st.randoms())
 def test_attach_one_decides_as_attach(
-    report: dict[str, object], found: list[dict[str, object]], scoring: DedupeScoring,
+    report: dict[str, object],
+    found: list[dict[str, object]],
+    scoring: DedupeScoring,
     ids: object,
 ) -> None:
     code = str(report["service_code"])
     group, match = SERVICES[code]
     fields: dict[str, object] = {
-        "x": X + float(report["dx"]), "y": Y + float(report["dy"]),  # type: ignore[arg-type]
-        "service_code": code, "group": group or "A", "match": match or "service",
-        "radius_m": report["radius_m"], "window_days": report["window_days"],
+        "x": X + float(report["dx"]),
+        "y": Y + float(report["dy"]),  # type: ignore[arg-type]
+        "service_code": code,
+        "group": group or "A",
+        "match": match or "service",
+        "radius_m": report["radius_m"],
+        "window_days": report["window_days"],
         "requested_at": T0 + timedelta(hours=int(report["hours"])),  # type: ignore[call-overload]
-        "segment_id": report["segment_id"], "street_name": report["street_name"],
+        "segment_id": report["segment_id"],
+        "street_name": report["street_name"],
     }
     numbers = list(range(100, 100 + len(found)))
     ids.shuffle(numbers)  # type: ignore[attr-defined]  # ties go by order, not by id
     stored = pd.DataFrame(
         [
-            {"incident_id": number, "x": X + float(i["dx"]), "y": Y + float(i["dy"]),  # type: ignore[arg-type]
-             "service_code": i["service_code"], "group": SERVICES[str(i["service_code"])][0],
-             "match": SERVICES[str(i["service_code"])][1], "segment_id": i["segment_id"],
-             "street_name": i["street_name"],
-             "last_reported_at": T0 + timedelta(hours=int(i["hours"]))}  # type: ignore[call-overload]
+            {
+                "incident_id": number,
+                "x": X + float(i["dx"]),
+                "y": Y + float(i["dy"]),  # type: ignore[arg-type]
+                "service_code": i["service_code"],
+                "group": SERVICES[str(i["service_code"])][0],
+                "match": SERVICES[str(i["service_code"])][1],
+                "segment_id": i["segment_id"],
+                "street_name": i["street_name"],
+                "last_reported_at": T0 + timedelta(hours=int(i["hours"])),
+            }  # type: ignore[call-overload]
             for number, i in zip(numbers, found, strict=True)
         ],
         columns=INCIDENT_COLUMNS,
@@ -127,16 +175,33 @@ def test_attach_one_decides_as_attach(
 
 
 def test_attach_one_with_no_candidate_opens_an_incident() -> None:
-    empty = _candidates(pd.DataFrame(columns=INCIDENT_COLUMNS).astype(
-        {"incident_id": np.int64, "x": float, "y": float, "last_reported_at": "datetime64[ns]"}
-    ))
+    empty = _candidates(
+        pd.DataFrame(columns=INCIDENT_COLUMNS).astype(
+            {"incident_id": np.int64, "x": float, "y": float, "last_reported_at": "datetime64[ns]"}
+        )
+    )
     fields: dict[str, object] = {
-        "x": X, "y": Y, "service_code": "a1", "group": "A", "match": "group", "radius_m": 30.0,
-        "window_days": 3.0, "requested_at": T0, "segment_id": None, "street_name": None,
+        "x": X,
+        "y": Y,
+        "service_code": "a1",
+        "group": "A",
+        "match": "group",
+        "radius_m": 30.0,
+        "window_days": 3.0,
+        "requested_at": T0,
+        "segment_id": None,
+        "street_name": None,
     }
     link = dedupe.attach_one(fields, empty, DedupeScoring())
-    assert link == dedupe.Link(dedupe.NO_INCIDENT, 0.0, 0.0, 1.0, dedupe.KIN_NONE,
-                               dedupe.PLACE_UNKNOWN, dedupe.FOUNDER_REASON)
+    assert link == dedupe.Link(
+        dedupe.NO_INCIDENT,
+        0.0,
+        0.0,
+        1.0,
+        dedupe.KIN_NONE,
+        dedupe.PLACE_UNKNOWN,
+        dedupe.FOUNDER_REASON,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -162,11 +227,13 @@ def _probes(pipeline: Pipeline, sample: pd.DataFrame, n: int) -> pd.DataFrame:
     their enrichment and thresholds (what the bulk path gives them)."""
     rng = np.random.default_rng(11)
     rows = sample.iloc[rng.choice(len(sample), n, replace=False)].reset_index(drop=True)
-    x, y = pipeline.gis.project(pd.to_numeric(rows["longitude"]).to_numpy(),
-                                pd.to_numeric(rows["latitude"]).to_numpy())
+    x, y = pipeline.gis.project(
+        pd.to_numeric(rows["longitude"]).to_numpy(), pd.to_numeric(rows["latitude"]).to_numpy()
+    )
     angle, length = rng.uniform(0, 2 * np.pi, n), 60 * np.sqrt(rng.uniform(0, 1, n))
-    lon, lat = pipeline.gis.to_wgs84.transform(x + length * np.cos(angle),
-                                               y + length * np.sin(angle))
+    lon, lat = pipeline.gis.to_wgs84.transform(
+        x + length * np.cos(angle), y + length * np.sin(angle)
+    )
     enriched = pipeline.gis.enrich(np.asarray(lon), np.asarray(lat))
     probes = pd.concat([pd.DataFrame({"lon": lon, "lat": lat}), enriched], axis=1)
     probes["service_code"] = [
@@ -183,8 +250,19 @@ def _probes(pipeline: Pipeline, sample: pd.DataFrame, n: int) -> pd.DataFrame:
 
 def _fields(row: pd.Series) -> dict[str, object]:
     """A probe as the per-report path holds it: Python scalars, None where missing."""
-    keys = ["x", "y", "lon", "lat", "service_code", "group", "match", "radius_m",
-            "window_days", "segment_id", "street_name"]
+    keys = [
+        "x",
+        "y",
+        "lon",
+        "lat",
+        "service_code",
+        "group",
+        "match",
+        "radius_m",
+        "window_days",
+        "segment_id",
+        "street_name",
+    ]
     fields: dict[str, object] = {k: (None if pd.isna(row[k]) else row[k]) for k in keys}
     for k in ("x", "y", "lon", "lat", "radius_m", "window_days"):
         fields[k] = float(fields[k])  # type: ignore[arg-type]

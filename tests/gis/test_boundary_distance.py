@@ -19,7 +19,9 @@ from voirie.gis.enrich import CityGIS, ZoneIndex
 
 TOLERANCE_M = 1e-6
 SETTINGS = settings(
-    max_examples=150, deadline=None, database=None,
+    max_examples=150,
+    deadline=None,
+    database=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
 
@@ -35,13 +37,12 @@ def reports(paris_report_points: tuple[np.ndarray, np.ndarray]) -> pd.DataFrame:
     x, y = paris_report_points
     rng = np.random.default_rng(7)
     jitter = rng.normal(0.0, 15.0, (2, len(x)))
-    return pd.DataFrame({"x": np.concatenate([x, x + jitter[0]]),
-                         "y": np.concatenate([y, y + jitter[1]])})
+    return pd.DataFrame(
+        {"x": np.concatenate([x, x + jitter[0]]), "y": np.concatenate([y, y + jitter[1]])}
+    )
 
 
-def test_real_reports_match_geos_for_their_zone(
-    paris_gis: CityGIS, reports: pd.DataFrame
-) -> None:
+def test_real_reports_match_geos_for_their_zone(paris_gis: CityGIS, reports: pd.DataFrame) -> None:
     """The enrichment's boundary distance of every real report (and jittered copy), per
     zone layer, equals GEOS's distance to the boundary of the zone it was assigned."""
     x, y = reports["x"].to_numpy(), reports["y"].to_numpy()
@@ -57,16 +58,17 @@ def test_real_reports_match_geos_for_their_zone(
         zone = pd.Series(np.arange(len(index.codes)), index=index.codes)
         zone = zone[~zone.index.duplicated(keep=False)]
         rows = np.flatnonzero(found & column.isin(zone.index).to_numpy())
-        expected = _geos(out["x"].to_numpy()[rows], out["y"].to_numpy()[rows],
-                         index.grid.boundaries[zone.loc[codes[rows]].to_numpy()])
+        expected = _geos(
+            out["x"].to_numpy()[rows],
+            out["y"].to_numpy()[rows],
+            index.grid.boundaries[zone.loc[codes[rows]].to_numpy()],
+        )
         got = out[f"zone_{name}_boundary_m"].to_numpy()[rows]
         assert np.abs(got - expected).max() <= TOLERANCE_M, name
         assert np.isnan(out[f"zone_{name}_boundary_m"].to_numpy()[~found]).all()
 
 
-def test_every_zone_matches_geos_on_real_reports(
-    paris_gis: CityGIS, reports: pd.DataFrame
-) -> None:
+def test_every_zone_matches_geos_on_real_reports(paris_gis: CityGIS, reports: pd.DataFrame) -> None:
     """For every report, the distance to the boundary of a random zone of each layer
     (mostly not the report's own: far points, dropped cells, points outside the box)."""
     x, y = reports["x"].to_numpy(), reports["y"].to_numpy()
@@ -80,8 +82,11 @@ def test_every_zone_matches_geos_on_real_reports(
 
 @SETTINGS
 @given(
-    st.lists(st.tuples(st.floats(643_000, 661_000), st.floats(6_857_000, 6_869_000)),
-             min_size=1, max_size=50),
+    st.lists(
+        st.tuples(st.floats(643_000, 661_000), st.floats(6_857_000, 6_869_000)),
+        min_size=1,
+        max_size=50,
+    ),
     st.integers(0, 10**6),
 )
 def test_any_point_of_paris_matches_geos(
@@ -103,8 +108,9 @@ def test_any_point_of_paris_matches_geos(
 def _star(cx: float, cy: float, radii: list[float]) -> shapely.Polygon:
     """A star-shaped polygon around (cx, cy), one vertex per radius, evenly turning."""
     angle = np.linspace(0, 2 * np.pi, len(radii), endpoint=False)
-    return shapely.Polygon(np.column_stack([cx + np.cos(angle) * radii,
-                                            cy + np.sin(angle) * radii]))
+    return shapely.Polygon(
+        np.column_stack([cx + np.cos(angle) * radii, cy + np.sin(angle) * radii])
+    )
 
 
 RADII = st.lists(st.floats(1.0, 100.0), min_size=3, max_size=40)
@@ -118,8 +124,11 @@ def polygons(draw: st.DrawFn) -> shapely.Geometry:
     shape = shapely.make_valid(shapely.union_all(shapes))
     if draw(st.booleans()):
         shape = shape.difference(shapely.Point(draw(CENTRES)).buffer(draw(st.floats(1, 60))))
-    polygonal = [part for part in shapely.get_parts(shape)
-                 if shapely.get_type_id(part) in (3, 6) and not part.is_empty]
+    polygonal = [
+        part
+        for part in shapely.get_parts(shape)
+        if shapely.get_type_id(part) in (3, 6) and not part.is_empty
+    ]
     return shapely.union_all(polygonal) if polygonal else _star(0, 0, [10, 10, 10])
 
 
@@ -131,7 +140,9 @@ def polygons(draw: st.DrawFn) -> shapely.Geometry:
     st.integers(0, 10**6),
 )
 def test_arbitrary_polygons_match_geos(
-    shapes: list[shapely.Geometry], points: list[tuple[float, float]], cell_m: float,
+    shapes: list[shapely.Geometry],
+    points: list[tuple[float, float]],
+    cell_m: float,
     seed: int,
 ) -> None:
     """Stars, holes and multipolygons, points inside, outside and on vertices, at cell

@@ -23,8 +23,12 @@ SCORING = DedupeScoring()
 
 
 def _frame(
-    rows: list[tuple[float, float, str, str]], *, group: str = "g", match: str = "service",
-    segments: list[str | None] | None = None, streets: list[str | None] | None = None,
+    rows: list[tuple[float, float, str, str]],
+    *,
+    group: str = "g",
+    match: str = "service",
+    segments: list[str | None] | None = None,
+    streets: list[str | None] | None = None,
 ) -> pd.DataFrame:
     """Reports at metric x/y (Lambert-93, Paris) with a service and a date."""
     n = len(rows)
@@ -45,9 +49,17 @@ def _frame(
 
 
 NO_STORED = pd.DataFrame(
-    {"incident_id": pd.Series([], dtype="int64"), "x": [], "y": [], "service_code": [],
-     "group": [], "match": [], "segment_id": [], "street_name": [],
-     "last_reported_at": pd.to_datetime([], utc=True)}
+    {
+        "incident_id": pd.Series([], dtype="int64"),
+        "x": [],
+        "y": [],
+        "service_code": [],
+        "group": [],
+        "match": [],
+        "segment_id": [],
+        "street_name": [],
+        "last_reported_at": pd.to_datetime([], utc=True),
+    }
 )
 X, Y = 652_271.0, 6_863_519.0  # Boulevard de Bonne-Nouvelle, Paris 2e
 BONNE = "Boulevard de Bonne-Nouvelle"
@@ -107,10 +119,17 @@ def test_the_same_street_reaches_further_than_another_street() -> None:
 def test_the_best_score_wins_over_the_nearest() -> None:
     """A report between two incidents joins the one on its own segment, though farther."""
     stored = pd.DataFrame(
-        {"incident_id": [7, 8], "x": [X + 10, X - 8], "y": [Y, Y], "service_code": ["a", "a"],
-         "group": "g", "match": "service", "segment_id": ["s1", "s9"],
-         "street_name": [BONNE, "Rue Poissonnière"],
-         "last_reported_at": pd.to_datetime(["2024-01-01", "2024-01-01"], utc=True)}
+        {
+            "incident_id": [7, 8],
+            "x": [X + 10, X - 8],
+            "y": [Y, Y],
+            "service_code": ["a", "a"],
+            "group": "g",
+            "match": "service",
+            "segment_id": ["s1", "s9"],
+            "street_name": [BONNE, "Rue Poissonnière"],
+            "last_reported_at": pd.to_datetime(["2024-01-01", "2024-01-01"], utc=True),
+        }
     )
     report = _frame([(X, Y, "a", "2024-01-02")], segments=["s1"], streets=[BONNE])
     links = _attach(report, stored)
@@ -119,24 +138,30 @@ def test_the_best_score_wins_over_the_nearest() -> None:
 
 
 def test_reports_marked_apart_never_share_an_incident() -> None:
-    rows = [(X, Y, "a", "2024-01-01"), (X + 3, Y, "a", "2024-01-01"),
-            (X + 6, Y, "a", "2024-01-02")]
+    rows = [(X, Y, "a", "2024-01-01"), (X + 3, Y, "a", "2024-01-01"), (X + 6, Y, "a", "2024-01-02")]
     apart = {0: frozenset({(1, 0)}), 1: frozenset({(1, 1)})}
     links = dedupe.attach(_frame(rows), NO_STORED, SCORING, apart)
     assert links["leader"].tolist() == [0, 1, 1]  # the third joins the nearer one
 
 
 def test_window_counts_from_the_last_report_of_the_incident() -> None:
-    rows = [(X, Y, "a", "2024-01-01"), (X + 3, Y, "a", "2024-01-03"),
-            (X + 6, Y, "a", "2024-01-05")]
+    rows = [(X, Y, "a", "2024-01-01"), (X + 3, Y, "a", "2024-01-03"), (X + 6, Y, "a", "2024-01-05")]
     assert _attach(_frame(rows))["leader"].tolist() == [0, 0, 0]
 
 
 def test_joins_the_nearest_stored_incident_and_input_order_does_not_matter() -> None:
     stored = pd.DataFrame(
-        {"incident_id": [7, 8], "x": [X + 20, X - 5], "y": [Y, Y], "service_code": ["a", "a"],
-         "group": "g", "match": "service", "segment_id": None, "street_name": None,
-         "last_reported_at": pd.to_datetime(["2024-01-01", "2024-01-01"], utc=True)}
+        {
+            "incident_id": [7, 8],
+            "x": [X + 20, X - 5],
+            "y": [Y, Y],
+            "service_code": ["a", "a"],
+            "group": "g",
+            "match": "service",
+            "segment_id": None,
+            "street_name": None,
+            "last_reported_at": pd.to_datetime(["2024-01-01", "2024-01-01"], utc=True),
+        }
     )
     later_first = _frame([(X, Y, "a", "2024-01-02"), (X - 100, Y, "a", "2024-01-01")])
     links = _attach(later_first, stored)
@@ -179,22 +204,30 @@ def test_cluster_in_chunks_gives_what_one_attach_gives(
     """Real reports with their real segments, group matching and apart marks."""
     source = pd.read_csv(REPORTS, dtype=str, keep_default_na=False).head(600)
     enriched = paris_gis.enrich(
-        pd.to_numeric(source["longitude"]).to_numpy(), pd.to_numeric(source["latitude"]).to_numpy(),
+        pd.to_numeric(source["longitude"]).to_numpy(),
+        pd.to_numeric(source["latitude"]).to_numpy(),
         source["adresse"].to_numpy(object),
     )
     codes = [paris.services_by_name[s.casefold()].code for s in source["soustype"]]
     rules = [paris.dedupe(c) for c in codes]
-    reports = pd.DataFrame({
-        "x": enriched["x"], "y": enriched["y"], "service_code": codes,
-        "group": [paris.services[c].group for c in codes], "match": [r.match for r in rules],
-        "radius_m": [r.radius_m * 3 for r in rules],  # wider: more incidents to get right
-        "window_days": [r.window_days for r in rules],
-        "segment_id": enriched["segment_id"], "street_name": enriched["street_name"],
-        "requested_at": pd.to_datetime(source["datedecl"], utc=True),
-    })
+    reports = pd.DataFrame(
+        {
+            "x": enriched["x"],
+            "y": enriched["y"],
+            "service_code": codes,
+            "group": [paris.services[c].group for c in codes],
+            "match": [r.match for r in rules],
+            "radius_m": [r.radius_m * 3 for r in rules],  # wider: more incidents to get right
+            "window_days": [r.window_days for r in rules],
+            "segment_id": enriched["segment_id"],
+            "street_name": enriched["street_name"],
+            "requested_at": pd.to_datetime(source["datedecl"], utc=True),
+        }
+    )
     apart = {3: frozenset({(0, 0)}), 10: frozenset({(0, 1)})}
     whole = dedupe.attach(reports, NO_STORED, SCORING, apart)
     chunked = dedupe.cluster(reports, SCORING, apart, chunk_size=chunk_size)
-    pd.testing.assert_frame_equal(chunked.drop(columns="incident_id"),
-                                  whole.drop(columns="incident_id"))
+    pd.testing.assert_frame_equal(
+        chunked.drop(columns="incident_id"), whole.drop(columns="incident_id")
+    )
     assert (whole["leader"] != np.arange(len(reports))).sum() > 20  # 35 attach

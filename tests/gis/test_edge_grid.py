@@ -18,7 +18,9 @@ from voirie.gis.edges import EdgeGrid, Edges, Located, nearest_per_point
 from voirie.gis.enrich import CityGIS
 
 SETTINGS = settings(
-    max_examples=150, deadline=None, database=None,
+    max_examples=150,
+    deadline=None,
+    database=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
 COORD = st.floats(-50.0, 50.0, allow_nan=False)
@@ -26,7 +28,8 @@ COORD = st.floats(-50.0, 50.0, allow_nan=False)
 LATTICE = st.integers(-8, 8).map(lambda i: i * 5.0)
 LINES = st.lists(
     st.lists(st.tuples(LATTICE, LATTICE), min_size=2, max_size=5),
-    min_size=1, max_size=6,
+    min_size=1,
+    max_size=6,
 )
 
 
@@ -41,11 +44,17 @@ def _same(a: Located, b: Located) -> None:
 
 
 @SETTINGS
-@given(LINES, st.lists(st.tuples(COORD, COORD), min_size=1, max_size=20),
-       st.sampled_from([3.0, 7.0, 12.5]), st.sampled_from([1.0, 4.0, 20.0]))
+@given(
+    LINES,
+    st.lists(st.tuples(COORD, COORD), min_size=1, max_size=20),
+    st.sampled_from([3.0, 7.0, 12.5]),
+    st.sampled_from([1.0, 4.0, 20.0]),
+)
 def test_grid_nearest_equals_the_tree_search(
-    lines: list[list[tuple[float, float]]], points: list[tuple[float, float]],
-    radius: float, cell: float,
+    lines: list[list[tuple[float, float]]],
+    points: list[tuple[float, float]],
+    radius: float,
+    cell: float,
 ) -> None:
     """Arbitrary lines (ties, shared and zero-length edges), any radius up to the grid's,
     any cell size: the grid's nearest edge within the radius is the tree search's."""
@@ -88,8 +97,7 @@ def test_snap_cascade_equals_geos_nearest(
     point, line = paris_gis.street_tree.query_nearest(
         shapely.points(x, y), max_distance=paris_gis.max_snap_distance_m
     )
-    geos = nearest_per_point(paris_gis.edges.locate(x, y, *paris_gis.edges.of_lines(point,
-                                                                                    line)))
+    geos = nearest_per_point(paris_gis.edges.locate(x, y, *paris_gis.edges.of_lines(point, line)))
     snapped = np.flatnonzero(snap.segment >= 0)
     # Some points lie beyond the first radii, some beyond the maximum distance.
     assert np.sum(snap.distance[snapped] > 60) > 100

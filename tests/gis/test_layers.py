@@ -74,12 +74,14 @@ def test_zones_in_every_format_and_crs_reach_the_city_crs(
     zones = zones.sort_values("code", ignore_index=True)
     expected = quartiers.to_crs(paris.metric_crs)
     expected = expected.assign(c_qu=expected["c_qu"].astype(str)).sort_values(
-        "c_qu", ignore_index=True)
+        "c_qu", ignore_index=True
+    )
     assert zones["code"].tolist() == expected["c_qu"].tolist()
     assert zones["name"].tolist() == expected["l_qu"].tolist()
     # Same places as reprojected directly from the source (to the millimetre).
-    assert np.all(shapely.hausdorff_distance(zones.geometry.values, expected.geometry.values)
-                  < 0.001)
+    assert np.all(
+        shapely.hausdorff_distance(zones.geometry.values, expected.geometry.values) < 0.001
+    )
 
 
 @pytest.mark.parametrize("source_crs", ["EPSG:2154", "EPSG:3857"])
@@ -89,13 +91,18 @@ def test_streets_in_every_format_and_crs_are_exploded_and_reprojected(
 ) -> None:
     streets = gpd.read_file(gdal_path(STREETS), max_features=200)[["name", "roadClass", "geometry"]]
     # Pairs of segments as multi-part lines, as many street files hold them.
-    multi = [shapely.MultiLineString([a, b]) for a, b in
-             zip(streets.geometry.iloc[0:100:2], streets.geometry.iloc[1:100:2], strict=True)]
+    multi = [
+        shapely.MultiLineString([a, b])
+        for a, b in zip(streets.geometry.iloc[0:100:2], streets.geometry.iloc[1:100:2], strict=True)
+    ]
     source = gpd.GeoDataFrame(
-        {"name": streets["name"].iloc[0:100:2].tolist() + streets["name"].iloc[100:].tolist(),
-         "roadClass": streets["roadClass"].iloc[0:100:2].tolist()
-         + streets["roadClass"].iloc[100:].tolist()},
-        geometry=multi + streets.geometry.iloc[100:].tolist(), crs=streets.crs,
+        {
+            "name": streets["name"].iloc[0:100:2].tolist() + streets["name"].iloc[100:].tolist(),
+            "roadClass": streets["roadClass"].iloc[0:100:2].tolist()
+            + streets["roadClass"].iloc[100:].tolist(),
+        },
+        geometry=multi + streets.geometry.iloc[100:].tolist(),
+        crs=streets.crs,
     )
     rel = _write(source.to_crs(source_crs), tmp_path, fmt)
     loaded = read_streets(City(tmp_path, paris.config), STREET.model_copy(update={"path": rel}))
@@ -136,7 +143,11 @@ def test_loading_counts_what_it_repairs_and_drops(paris: City, tmp_path: Path) -
     street = STREET.model_copy(update={"path": "s.geojson"})
     lines = read_streets(city, street)
     assert (lines.stats.read, lines.stats.empty, lines.stats.rejected, lines.stats.kept) == (
-        3, 1, 1, 1)
+        3,
+        1,
+        1,
+        1,
+    )
     assert len(load_streets(city, street)) == 1
 
 
@@ -158,8 +169,11 @@ def test_paris_layers_check_clean(paris: City) -> None:
 def test_paris_layers_check_cli(tmp_path: Path) -> None:
     run = run_voirie(tmp_path, "layers", "check", str(PARIS))
     assert run.returncode == 0, run.stderr
-    rows = {line.split("│")[1].strip(): line for line in run.stdout.splitlines()
-            if line.count("│") > 5 and line.split("│")[1].strip()}
+    rows = {
+        line.split("│")[1].strip(): line
+        for line in run.stdout.splitlines()
+        if line.count("│") > 5 and line.split("│")[1].strip()
+    }
     assert "│ 20 " in rows["arrondissement"]
     assert "│ 80 " in rows["quartier"]
     assert "4 layers, no problem" in run.stdout

@@ -22,9 +22,14 @@ PARIS = Path(__file__).parents[2] / "cities/paris"
 # against its direction (oneway=-1), an unnamed roundabout, a motorway tagged oneway=no
 # that starts where the first street ends, and a building outline (not a highway).
 NODES = {
-    1: (2.37900, 48.86550), 2: (2.38000, 48.86614), 3: (2.38100, 48.86680),
-    4: (2.37950, 48.86680), 5: (2.38200, 48.86500), 6: (2.38230, 48.86520),
-    7: (2.38200, 48.86540), 8: (2.38300, 48.86750),
+    1: (2.37900, 48.86550),
+    2: (2.38000, 48.86614),
+    3: (2.38100, 48.86680),
+    4: (2.37950, 48.86680),
+    5: (2.38200, 48.86500),
+    6: (2.38230, 48.86520),
+    7: (2.38200, 48.86540),
+    8: (2.38300, 48.86750),
 }
 WAYS = [
     (1, [1, 2, 3], {"highway": "residential", "name": "Rue Oberkampf"}),
@@ -48,8 +53,7 @@ def write_pbf(folder: Path) -> Path:
         for i, refs, tags in WAYS
     )
     xml = folder / "extract.osm"
-    xml.write_text(f'<?xml version="1.0"?><osm version="0.6">{nodes}{ways}</osm>',
-                   encoding="utf-8")
+    xml.write_text(f'<?xml version="1.0"?><osm version="0.6">{nodes}{ways}</osm>', encoding="utf-8")
     pbf = folder / "streets.osm.pbf"
     with osmium.SimpleWriter(str(pbf)) as writer:
         for obj in osmium.FileProcessor(str(xml)):
@@ -63,8 +67,9 @@ def test_highways_become_segments_cut_at_junctions(tmp_path: Path) -> None:
     # Way 1 is cut at node 2, where way 2 meets it; the building is not a highway.
     assert sorted(segments.index) == ["1-0", "1-1", "2-0", "3-0", "5-0"]
     assert segments.loc["1-0", "name"] == segments.loc["1-1", "name"] == "Rue Oberkampf"
-    coords = {key: shapely.get_coordinates(geom).tolist()
-              for key, geom in segments.geometry.items()}
+    coords = {
+        key: shapely.get_coordinates(geom).tolist() for key, geom in segments.geometry.items()
+    }
     assert coords["1-0"] == [list(NODES[1]), list(NODES[2])]
     assert coords["1-1"] == [list(NODES[2]), list(NODES[3])]
     # oneway=-1: one-way, redrawn in the direction of travel.
@@ -76,8 +81,11 @@ def test_highways_become_segments_cut_at_junctions(tmp_path: Path) -> None:
     assert not bool(segments.loc["5-0", "oneway"])
     assert not bool(segments.loc["1-0", "oneway"])
     assert segments["highway"].to_dict() == {
-        "1-0": "residential", "1-1": "residential", "2-0": "residential",
-        "3-0": "primary", "5-0": "motorway",
+        "1-0": "residential",
+        "1-1": "residential",
+        "2-0": "residential",
+        "3-0": "primary",
+        "5-0": "motorway",
     }
 
 
@@ -88,8 +96,11 @@ def _city_on_osm(tmp_path: Path) -> Path:
     write_pbf(folder / "layers")
     config = yaml.safe_load((folder / "city.yaml").read_text(encoding="utf-8"))
     config["streets"] = {
-        "path": "layers/streets.osm.pbf", "name_field": "name", "id_field": "osm_id",
-        "attributes": ["highway", "oneway"], "max_snap_distance_m": 150,
+        "path": "layers/streets.osm.pbf",
+        "name_field": "name",
+        "id_field": "osm_id",
+        "attributes": ["highway", "oneway"],
+        "max_snap_distance_m": 150,
     }
     (folder / "city.yaml").write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
     return folder

@@ -19,7 +19,9 @@ from voirie.ingest.sources import read_csv
 REPORTS = Path(__file__).parents[2] / "cities/paris/reports/dansmarue_2023-07_2024-03.csv.gz"
 
 SETTINGS = settings(
-    max_examples=100, deadline=None, database=None,
+    max_examples=100,
+    deadline=None,
+    database=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
 LON = st.floats(2.25, 2.42, allow_nan=False)
@@ -46,8 +48,10 @@ def _check_snap(gis: CityGIS, out: pd.DataFrame) -> None:
     snapped_rows = out["segment_id"].notna().to_numpy()
     # Beyond the maximum distance, no segment at all; within it, always one.
     far = points[~snapped_rows]
-    assert len(gis.street_tree.query(far, predicate="dwithin",
-                                     distance=gis.max_snap_distance_m)[0]) == 0
+    assert (
+        len(gis.street_tree.query(far, predicate="dwithin", distance=gis.max_snap_distance_m)[0])
+        == 0
+    )
     out, points = out[snapped_rows], points[snapped_rows]
     if not len(out):
         return
@@ -84,9 +88,7 @@ def test_snap_invariants_anywhere_in_paris(
 
 @SETTINGS
 @given(st.lists(ON_NETWORK, min_size=1, max_size=8))
-def test_snap_invariants_on_the_network(
-    paris_gis: CityGIS, picks: list[tuple[int, float]]
-) -> None:
+def test_snap_invariants_on_the_network(paris_gis: CityGIS, picks: list[tuple[int, float]]) -> None:
     count = len(paris_gis.streets_geometry)
     segments = paris_gis.streets_geometry[[i % count for i, _ in picks]]
     fractions = np.array([f for _, f in picks])
@@ -142,17 +144,24 @@ def test_one_row_path_equals_bulk_path(
 def reports() -> pd.DataFrame:
     """Positions and addresses of the bundled Paris reports."""
     raw = read_csv(REPORTS).rows
-    return pd.DataFrame({
-        "lon": pd.to_numeric(raw["longitude"], errors="coerce"),
-        "lat": pd.to_numeric(raw["latitude"], errors="coerce"),
-        "address": raw["adresse"].to_numpy(dtype=object),
-    }).dropna(subset=["lon", "lat"]).reset_index(drop=True)
+    return (
+        pd.DataFrame(
+            {
+                "lon": pd.to_numeric(raw["longitude"], errors="coerce"),
+                "lat": pd.to_numeric(raw["latitude"], errors="coerce"),
+                "address": raw["adresse"].to_numpy(dtype=object),
+            }
+        )
+        .dropna(subset=["lon", "lat"])
+        .reset_index(drop=True)
+    )
 
 
 # A real report, moved by up to about 50 m, keeping its address.
 NEAR_REPORTS = st.lists(
     st.tuples(st.integers(0, 10**6), st.floats(-5e-4, 5e-4), st.floats(-4e-4, 4e-4)),
-    min_size=1, max_size=8,
+    min_size=1,
+    max_size=8,
 )
 
 
@@ -186,4 +195,5 @@ def test_address_matching_invariants(
         near = paris_gis.street_tree.query(point, predicate="dwithin", distance=dist + 1e-6)
         same_street = near[paris_gis.street_keys[near] == key]
         assert shapely.distance(point, paris_gis.streets_geometry[same_street]).min() >= (
-            dist - 1e-6)
+            dist - 1e-6
+        )

@@ -162,12 +162,16 @@ def _unreadable_files(folder: Path) -> dict[str, tuple[str, str]]:
     files = {
         "empty": ("empty.csv", b"", "empty"),
         "no latitude column": (
-            "no_latitude.csv", header.replace(b",latitude,", b",lat,") + b"\n" + rest,
+            "no_latitude.csv",
+            header.replace(b",latitude,", b",lat,") + b"\n" + rest,
             "'latitude'",
         ),
         "not gzip": ("garbage.csv.gz", bytes(range(256)) * 4, "cannot read"),
-        "corrupt gzip": ("corrupt.csv.gz", packed[:20] + b"garbage" * 50 + packed[-8:],
-                         "cannot read"),
+        "corrupt gzip": (
+            "corrupt.csv.gz",
+            packed[:20] + b"garbage" * 50 + packed[-8:],
+            "cannot read",
+        ),
         "truncated gzip": ("truncated.csv.gz", packed[: len(packed) // 2], "cannot read"),
     }
     for name, data, _ in files.values():
@@ -188,13 +192,33 @@ def cli_runs(
     )
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         runs = {
-            case: (pool.submit(run_voirie, unreadable, "import", name, "--city", "paris",
-                               "--format", "dansmarue"), words)
+            case: (
+                pool.submit(
+                    run_voirie,
+                    unreadable,
+                    "import",
+                    name,
+                    "--city",
+                    "paris",
+                    "--format",
+                    "dansmarue",
+                ),
+                words,
+            )
             for case, (name, words) in cases.items()
         }
         runs["header only"] = (
-            pool.submit(run_voirie, header_only, "import", "header.csv", "--city", "paris",
-                        "--format", "dansmarue"), "",
+            pool.submit(
+                run_voirie,
+                header_only,
+                "import",
+                "header.csv",
+                "--city",
+                "paris",
+                "--format",
+                "dansmarue",
+            ),
+            "",
         )
         yield runs
 

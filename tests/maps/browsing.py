@@ -38,8 +38,12 @@ if TYPE_CHECKING:
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 ]
 DATA = Path(__file__).parents[1] / "data" / "dansmarue_200.csv"
 PHONE = {"width": 375, "height": 667}
@@ -64,9 +68,7 @@ def browser() -> Iterator[Browser]:
         _unavailable(f"{CHROMIUM} not found")
     with sync_playwright() as playwright:
         try:
-            launched = playwright.chromium.launch(
-                executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
-            )
+            launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         except Error as error:
             _unavailable(f"chromium does not start: {error}")
         try:

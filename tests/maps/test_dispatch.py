@@ -82,8 +82,9 @@ class _Assets(HTMLParser):
 
 
 def _data_block(page: str) -> dict[str, object]:
-    match = re.search(r'<script type="application/json" id="voirie-data">(.*?)</script>', page,
-                      re.S)
+    match = re.search(
+        r'<script type="application/json" id="voirie-data">(.*?)</script>', page, re.S
+    )
     assert match
     block: dict[str, object] = json.loads(match[1])
     return block
@@ -95,9 +96,15 @@ def test_page_loads_only_vendored_assets() -> None:
     parser = _Assets()
     parser.feed(page)
     assert parser.urls == [
-        "/assets/leaflet.css", "/assets/MarkerCluster.css", "/assets/MarkerCluster.Default.css",
-        "/assets/voirie.css", "/assets/leaflet.js", "/assets/leaflet.markercluster.js",
-        "/assets/leaflet-heat.js", "/assets/voirie.js", "/assets/dispatch.js",
+        "/assets/leaflet.css",
+        "/assets/MarkerCluster.css",
+        "/assets/MarkerCluster.Default.css",
+        "/assets/voirie.css",
+        "/assets/leaflet.js",
+        "/assets/leaflet.markercluster.js",
+        "/assets/leaflet-heat.js",
+        "/assets/voirie.js",
+        "/assets/dispatch.js",
     ]
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)
     for url in parser.urls:
@@ -217,14 +224,17 @@ def test_map_draws_filters_and_escapes_offline(
     assert _shown(page) == 1  # incident 5, first reported 12 days after t0 (NOW - 6 days)
     page.select_option("select[name=age]", value="")
     page.hover(".leaflet-control-layers")
-    page.locator(".leaflet-control-layers-overlays label", has_text="Propreté <Centre>") \
-        .locator("input").uncheck()
+    page.locator(".leaflet-control-layers-overlays label", has_text="Propreté <Centre>").locator(
+        "input"
+    ).uncheck()
     assert _shown(page) == 3
     assert _drawn(page) == 3
-    page.locator(".leaflet-control-layers-overlays label", has_text="Propreté <Centre>") \
-        .locator("input").check()
-    page.locator(".leaflet-control-layers-overlays label", has_text="Carte de chaleur") \
-        .locator("input").check()
+    page.locator(".leaflet-control-layers-overlays label", has_text="Propreté <Centre>").locator(
+        "input"
+    ).check()
+    page.locator(".leaflet-control-layers-overlays label", has_text="Carte de chaleur").locator(
+        "input"
+    ).check()
     assert page.locator("canvas.leaflet-heatmap-layer").count() == 1
 
     texts: list[str] = []
@@ -283,8 +293,10 @@ def test_team_view_on_a_phone(browser: Browser, live_app: LiveApp) -> None:
     page.goto(f"{live_app.base}/maps/dispatch?days=3650&team=graffitis")
     page.wait_for_selector("#voirie-map[data-ready=true]")
     incidents = live_app.pipeline.incidents()
-    mine = incidents[(incidents["team"] == "graffitis")
-                     & incidents["status"].isin([s.value for s in Status if s.is_open])]
+    mine = incidents[
+        (incidents["team"] == "graffitis")
+        & incidents["status"].isin([s.value for s in Status if s.is_open])
+    ]
 
     assert _shown(page) == len(mine) > 0
     assert page.locator(".leaflet-control-layers-overlays label").count() == 2  # team, heatmap
@@ -339,7 +351,8 @@ def test_dispatcher_acts_through_the_staff_api(browser: Browser, live_app: LiveA
     refused.wait_for()
     # In French, with the statuses the workflow allows from here, in French.
     assert refused.inner_text().startswith(
-        "Refusé (409)\u00a0: changement impossible depuis ce statut ; statuts possibles : ")
+        "Refusé (409)\u00a0: changement impossible depuis ce statut ; statuts possibles : "
+    )
     assert "Planifié" in refused.inner_text()
     assert watch.blocked == []
     assert [e for e in watch.errors if "409" not in e] == []

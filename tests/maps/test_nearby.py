@@ -27,9 +27,13 @@ def hostile_incident(live_app: LiveApp) -> int:
     paris = live_app.pipeline.city
     submitted = live_app.pipeline.submit(
         Report(
-            external_id="h4-xss", source="app", lon=LON, lat=LAT,
+            external_id="h4-xss",
+            source="app",
+            lon=LON,
+            lat=LAT,
             service_code=paris.services_by_name[SERVICE.casefold()].code,
-            requested_at=datetime(2023, 8, 20, 9, 30, tzinfo=UTC), description=XSS,
+            requested_at=datetime(2023, 8, 20, 9, 30, tzinfo=UTC),
+            description=XSS,
         )
     )
     return submitted.incident_id
@@ -38,8 +42,11 @@ def hostile_incident(live_app: LiveApp) -> int:
 def _phone(browser: Browser) -> BrowserContext:
     """A phone-sized context standing on the Quai de Valmy, with geolocation allowed."""
     return browser.new_context(
-        viewport=PHONE, geolocation={"longitude": LON, "latitude": LAT},
-        permissions=["geolocation"], is_mobile=True, has_touch=True,
+        viewport=PHONE,
+        geolocation={"longitude": LON, "latitude": LAT},
+        permissions=["geolocation"],
+        is_mobile=True,
+        has_touch=True,
     )
 
 
@@ -72,7 +79,7 @@ def test_locate_me_lists_issues_and_me_too_counts(
 
     mine.locator("button.me-too").click()
     page.wait_for_function(
-        "id => document.querySelector(`.voirie-item[data-incident=\"${id}\"] .supporters`)"
+        'id => document.querySelector(`.voirie-item[data-incident="${id}"] .supporters`)'
         ".dataset.count === '1'",
         arg=hostile_incident,
     )

@@ -45,10 +45,10 @@ def test_date_range_filters_on_local_declaration_day(paris: City, paris_gis: Cit
     table = read_csv(DATA)
     days = table.rows["datedecl"]
     cut = sorted(days)[100]
-    later = replay(paris, paris_gis, table, DANSMARUE, "intervenant",
-                   since=date.fromisoformat(cut))
-    earlier = replay(paris, paris_gis, table, DANSMARUE, "intervenant",
-                     until=date.fromisoformat(cut))
+    later = replay(paris, paris_gis, table, DANSMARUE, "intervenant", since=date.fromisoformat(cut))
+    earlier = replay(
+        paris, paris_gis, table, DANSMARUE, "intervenant", until=date.fromisoformat(cut)
+    )
     assert later.n == (days >= cut).sum()
     assert earlier.n == (days <= cut).sum()
 
@@ -79,16 +79,28 @@ def test_second_rule_for_a_service_is_unreachable(paris: City) -> None:
     assert any("grp-all" in w for w in warnings) == covered
 
 
-PARIS_SLICE = Path(__file__).parents[2] / "cities" / "paris" / "reports" / (
-    "dansmarue_2023-07_2024-03.csv.gz")
+PARIS_SLICE = (
+    Path(__file__).parents[2]
+    / "cities"
+    / "paris"
+    / "reports"
+    / ("dansmarue_2023-07_2024-03.csv.gz")
+)
 
 
 def test_zone_rules_learned_where_location_changes_the_team(
     paris: City, paris_gis: CityGIS
 ) -> None:
     table = read_csv(PARIS_SLICE)
-    learned = learn(paris, table, DANSMARUE, "intervenant", gis=paris_gis,
-                    until=date(2024, 1, 31), min_support=1)
+    learned = learn(
+        paris,
+        table,
+        DANSMARUE,
+        "intervenant",
+        gis=paris_gis,
+        until=date(2024, 1, 31),
+        min_support=1,
+    )
     woods = {r.rule_id: r for r in learned.zone_rules}["zone-all-espace_vert-10132"]
     assert (woods.team, woods.zone_name) == ("DEVE", "BOIS DE VINCENNES")
     assert woods.support >= 20
@@ -123,9 +135,16 @@ def test_learn_counts_dispatcher_reassignments(paris: City, store: Store) -> Non
     pipeline = Pipeline(paris, store)
     dispatcher = Principal("dana", Role.DISPATCHER)
     for i in range(rule.support + 1):  # distinct places: distinct incidents
-        done = pipeline.submit(Report(
-            external_id=f"c{i}", source="test", service_code=str(rule.service),
-            lon=2.30 + i * 0.01, lat=48.86, requested_at=datetime.now(UTC)))
+        done = pipeline.submit(
+            Report(
+                external_id=f"c{i}",
+                source="test",
+                service_code=str(rule.service),
+                lon=2.30 + i * 0.01,
+                lat=48.86,
+                requested_at=datetime.now(UTC),
+            )
+        )
         with store.transaction(paris.jurisdiction_id) as uow:
             workflow.reassign(uow, paris, done.incident_id, dispatcher, other, "not ours")
     fixes = corrections_from(store, paris)

@@ -59,10 +59,13 @@ class Receiver:
                 expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
                 with receiver.lock:
                     seen = sum(1 for c in receiver.calls if c["key"] == key)
-                    receiver.calls.append({
-                        "key": key, "body": json.loads(body),
-                        "signed": hmac.compare_digest(expected, self.headers[SIGNATURE_HEADER]),
-                    })
+                    receiver.calls.append(
+                        {
+                            "key": key,
+                            "body": json.loads(body),
+                            "signed": hmac.compare_digest(expected, self.headers[SIGNATURE_HEADER]),
+                        }
+                    )
                 time.sleep(receiver.delay_s)
                 self.send_response(500 if seen < receiver.fail_first else 200)
                 self.end_headers()
@@ -91,16 +94,23 @@ def receiver() -> Iterator[Receiver]:
 
 
 def with_teams(paris: City, *teams: Team) -> City:
-    return City(paris.folder, paris.config.model_copy(
-        update={"teams": [*paris.config.teams, *teams]}))
+    return City(
+        paris.folder, paris.config.model_copy(update={"teams": [*paris.config.teams, *teams]})
+    )
 
 
 def queue(store: Store, city: City, team: str, n: int) -> list[str]:
     """``n`` status-change notices for ``team``, committed; their idempotency keys."""
     with store.transaction(city.jurisdiction_id) as uow:
         for i in range(n):
-            enqueue(uow, city, kind="status_changed", incident_id=1000 + i, team=team,
-                    data={"status": "in_progress"})
+            enqueue(
+                uow,
+                city,
+                kind="status_changed",
+                incident_id=1000 + i,
+                team=team,
+                data={"status": "in_progress"},
+            )
     rows = store.lookup("outbox", city.jurisdiction_id, "team", [team])
     return sorted(rows["idempotency_key"])
 
@@ -113,8 +123,9 @@ def outbox(store: Store, city: City) -> pd.DataFrame:
 def test_webhook_retried_with_backoff_then_delivered_signed(
     paris: City, store: Store, receiver: Receiver
 ) -> None:
-    city = with_teams(paris, Team(code="parks", name="Parks", webhook=receiver.url,
-                                  webhook_secret=SECRET))
+    city = with_teams(
+        paris, Team(code="parks", name="Parks", webhook=receiver.url, webhook_secret=SECRET)
+    )
     keys = queue(store, city, "parks", 3)
     settings = OutboxSettings(outbox_backoff_s=60, outbox_max_attempts=5)
     worker = worker_id()
@@ -140,10 +151,16 @@ def test_dead_letter_after_n_attempts_with_reason(
 ) -> None:
     closed = Receiver()
     closed.close()  # nothing listens there any more
-    city = with_teams(paris, Team(code="gone", name="Gone", webhook=closed.url,
-                                  webhook_secret=SECRET),
-                      Team(code="nokey", name="No key", webhook=closed.url,
-                           webhook_secret_env="VOIRIE_TEST_UNSET_SECRET"))
+    city = with_teams(
+        paris,
+        Team(code="gone", name="Gone", webhook=closed.url, webhook_secret=SECRET),
+        Team(
+            code="nokey",
+            name="No key",
+            webhook=closed.url,
+            webhook_secret_env="VOIRIE_TEST_UNSET_SECRET",
+        ),
+    )
     queue(store, city, "gone", 1)
     queue(store, city, "nokey", 1)
     settings = OutboxSettings(outbox_backoff_s=1, outbox_max_attempts=3, http_timeout_s=2)
@@ -158,7 +175,9 @@ def test_dead_letter_after_n_attempts_with_reason(
     listed = subprocess.run(
         [str(Path(sys.executable).parent / "voirie"), "worker", "--dead-letters"],
         env={**os.environ, "VOIRIE_DATABASE_URL": store_url, "COLUMNS": "250"},
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert "2 dead letters" in listed.stdout
     assert "set VOIRIE_TEST_UNSET_SECRET" in listed.stdout
@@ -196,8 +215,7 @@ def test_email_delivered_to_a_real_smtp_server(
     sink, port = smtp
     city = with_teams(paris, Team(code="mail", name="Mail", email="team@example.org"))
     keys = queue(store, city, "mail", 2)
-    settings = OutboxSettings(smtp_host="127.0.0.1", smtp_port=port,
-                              mail_from="voirie@example.org")
+    settings = OutboxSettings(smtp_host="127.0.0.1", smtp_port=port, mail_from="voirie@example.org")
     assert deliver_due(store, city, settings, worker_id()).delivered == 2
     assert sorted(m["X-Voirie-Idempotency-Key"] for m in sink.messages) == keys
     assert sink.messages[0]["To"] == "team@example.org"
@@ -210,19 +228,32 @@ def _city_folder(tmp_path: Path, url: str) -> Path:
     folder = tmp_path / "city"
     shutil.copytree(ROOT / "cities" / "paris", folder, ignore=shutil.ignore_patterns("reports"))
     doc = yaml.safe_load((folder / "city.yaml").read_text(encoding="utf-8"))
-    doc["teams"].append({"code": "hooked", "name": "Hooked", "webhook": url,
-                         "webhook_secret_env": "VOIRIE_TEST_HOOK_SECRET"})
+    doc["teams"].append(
+        {
+            "code": "hooked",
+            "name": "Hooked",
+            "webhook": url,
+            "webhook_secret_env": "VOIRIE_TEST_HOOK_SECRET",
+        }
+    )
     (folder / "city.yaml").write_text(yaml.safe_dump(doc, allow_unicode=True), "utf-8")
     return folder
 
 
 def _worker(folder: Path, url: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "VOIRIE_DATABASE_URL": url, "VOIRIE_TEST_HOOK_SECRET": SECRET,
-           "VOIRIE_OUTBOX_LEASE_S": "2", "VOIRIE_WORKER_INTERVAL_S": "0.2",
-           "VOIRIE_OUTBOX_BATCH": "5"}
+    env = {
+        **os.environ,
+        "VOIRIE_DATABASE_URL": url,
+        "VOIRIE_TEST_HOOK_SECRET": SECRET,
+        "VOIRIE_OUTBOX_LEASE_S": "2",
+        "VOIRIE_WORKER_INTERVAL_S": "0.2",
+        "VOIRIE_OUTBOX_BATCH": "5",
+    }
     return subprocess.Popen(
-        [str(Path(sys.executable).parent / "voirie"), "worker", "--city", str(folder)], env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [str(Path(sys.executable).parent / "voirie"), "worker", "--city", str(folder)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
 
@@ -275,15 +306,25 @@ def test_routing_and_staff_changes_enqueue_in_their_transaction(
     from voirie.pipeline import Pipeline
 
     hooked = with_teams(
-        paris, Team(code="parks", name="Parks", webhook=receiver.url, webhook_secret=SECRET),
-        Team(code="roads", name="Roads", webhook=receiver.url, webhook_secret=SECRET))
-    routing = hooked.config.routing.model_copy(update={"rules": [Route(
-        id="graffiti", team="parks", service="graffitis-tags-a-914fea")]})
+        paris,
+        Team(code="parks", name="Parks", webhook=receiver.url, webhook_secret=SECRET),
+        Team(code="roads", name="Roads", webhook=receiver.url, webhook_secret=SECRET),
+    )
+    routing = hooked.config.routing.model_copy(
+        update={"rules": [Route(id="graffiti", team="parks", service="graffitis-tags-a-914fea")]}
+    )
     city = City(hooked.folder, hooked.config.model_copy(update={"routing": routing}))
-    submitted = Pipeline(city, store).submit(Report(
-        external_id="n1", source="test", service_code="graffitis-tags-a-914fea",
-        lon=2.35, lat=48.85, requested_at=datetime.now(UTC),
-        contact=Contact(name="Ada", email="ada@example.org")))
+    submitted = Pipeline(city, store).submit(
+        Report(
+            external_id="n1",
+            source="test",
+            service_code="graffitis-tags-a-914fea",
+            lon=2.35,
+            lat=48.85,
+            requested_at=datetime.now(UTC),
+            contact=Contact(name="Ada", email="ada@example.org"),
+        )
+    )
     dispatcher = Principal("dana", Role.DISPATCHER)
     incident = submitted.incident_id
     with store.transaction(city.jurisdiction_id) as uow:
@@ -295,10 +336,12 @@ def test_routing_and_staff_changes_enqueue_in_their_transaction(
         workflow.reassign(uow, city, incident, dispatcher, "roads", "pavement, not a park")
     rows = outbox(store, city)
     assert rows[["kind", "channel", "target"]].values.tolist() == [
-        ["assigned", "webhook", receiver.url], ["status_changed", "webhook", receiver.url],
+        ["assigned", "webhook", receiver.url],
+        ["status_changed", "webhook", receiver.url],
         ["status_changed", "email", "ada@example.org"],
         ["status_changed", "email", "bob@example.org"],
-        ["reassigned", "webhook", receiver.url]]
+        ["reassigned", "webhook", receiver.url],
+    ]
     sink, port = smtp
     settings = OutboxSettings(outbox_backoff_s=0.01, smtp_port=port)
     for _ in range(3):  # the receiver fails each message twice
@@ -332,19 +375,31 @@ def test_serve_runs_the_worker_in_process(tmp_path: Path) -> None:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
-        env = {**os.environ, "VOIRIE_DATABASE_URL": url, "VOIRIE_TEST_HOOK_SECRET": SECRET,
-               "VOIRIE_WORKER_INTERVAL_S": "0.2"}
-        command = [str(Path(sys.executable).parent / "voirie"), "serve", "--city", str(folder),
-                   "--port", str(port)]
-        server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL)
+        env = {
+            **os.environ,
+            "VOIRIE_DATABASE_URL": url,
+            "VOIRIE_TEST_HOOK_SECRET": SECRET,
+            "VOIRIE_WORKER_INTERVAL_S": "0.2",
+        }
+        command = [
+            str(Path(sys.executable).parent / "voirie"),
+            "serve",
+            "--city",
+            str(folder),
+            "--port",
+            str(port),
+        ]
+        server = subprocess.Popen(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         try:
             _wait(lambda: sorted(set(hook.keys())) == keys, 90)
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(30)
-        idle = subprocess.run([*command[:2], "--help"], env=env, capture_output=True,
-                              text=True, check=True)
+        idle = subprocess.run(
+            [*command[:2], "--help"], env=env, capture_output=True, text=True, check=True
+        )
         assert "--no-worker" in idle.stdout
     finally:
         hook.close()
@@ -353,8 +408,10 @@ def test_serve_runs_the_worker_in_process(tmp_path: Path) -> None:
 def test_concurrent_workers_never_claim_the_same_message(
     paris: City, store_url: str, store: Store
 ) -> None:
-    city = with_teams(paris, Team(code="parks", name="Parks", webhook="http://127.0.0.1:9/",
-                                  webhook_secret=SECRET))
+    city = with_teams(
+        paris,
+        Team(code="parks", name="Parks", webhook="http://127.0.0.1:9/", webhook_secret=SECRET),
+    )
     queue(store, city, "parks", 40)
     claimed: dict[str, list[int]] = {}
     start = threading.Barrier(2)

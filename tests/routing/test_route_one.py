@@ -37,8 +37,12 @@ def enriched(city: City, gis: CityGIS, table: RawTable, mapping: ColumnMapping) 
     """Validated reports with their enrichment columns, as the bulk path routes them."""
     reports = validate(table, mapping, city).reports
     frame = pd.concat(
-        [reports, gis.enrich(reports["lon"].to_numpy(), reports["lat"].to_numpy(),
-                             reports["address"].to_numpy())],
+        [
+            reports,
+            gis.enrich(
+                reports["lon"].to_numpy(), reports["lat"].to_numpy(), reports["address"].to_numpy()
+            ),
+        ],
         axis=1,
     )
     frame.columns = [str(c) for c in frame.columns]
@@ -58,10 +62,12 @@ def python_value(value: object) -> object:
 
 def records(frame: pd.DataFrame) -> list[dict[str, object]]:
     """Each row of a batch as a "fields" mapping of Python values."""
-    columns = {str(c): [python_value(v) for v in frame[c].astype(object).tolist()]
-               for c in frame.columns}
-    return [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(),
-                                                                      strict=True)]
+    columns = {
+        str(c): [python_value(v) for v in frame[c].astype(object).tolist()] for c in frame.columns
+    }
+    return [
+        dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)
+    ]
 
 
 def bulk_decisions(routed: pd.DataFrame) -> list[Decision]:
@@ -111,7 +117,8 @@ def at_instants(batch: pd.DataFrame, instants: list[datetime] | pd.Series) -> pd
     """The first reports of a batch, one per instant, requested at those instants."""
     shifted = batch.iloc[: len(instants)].reset_index(drop=True)
     shifted["requested_at"] = pd.to_datetime(pd.Series(list(instants)), utc=True).astype(
-        shifted["requested_at"].dtype)
+        shifted["requested_at"].dtype
+    )
     return shifted
 
 
@@ -123,7 +130,8 @@ def spread(batch: pd.DataFrame, seed: int, unknown: bool = True) -> pd.DataFrame
     seconds = rng.integers(0, 3 * 365 * 86_400, len(batch))
     spread = batch.copy()
     spread["requested_at"] = (first + pd.to_timedelta(seconds, unit="s")).astype(
-        batch["requested_at"].dtype)
+        batch["requested_at"].dtype
+    )
     if unknown:
         spread.loc[spread.index % 9 == 4, "service_code"] = UNKNOWN
     return spread
@@ -151,23 +159,57 @@ def synthetic_rules(city: City, batch: pd.DataFrame) -> list[dict[str, Any]]:
     top = batch["service_code"].value_counts().index[:6].tolist()
     group = city.services[top[1]].group
     return [
-        {"id": "night", "team": "DEVE", "service": top[0], "hours": "20:30-06:15",
-         "sla": {"hours": 4.5}, "escalate_to": "graffitis", "version": 3},
-        {"id": "weekend", "team": "Ramen", "group": group, "weekdays": ["sat", "sun"],
-         "sla": {"working_hours": 6.25}, "priority": 2},
+        {
+            "id": "night",
+            "team": "DEVE",
+            "service": top[0],
+            "hours": "20:30-06:15",
+            "sla": {"hours": 4.5},
+            "escalate_to": "graffitis",
+            "version": 3,
+        },
+        {
+            "id": "weekend",
+            "team": "Ramen",
+            "group": group,
+            "weekdays": ["sat", "sun"],
+            "sla": {"working_hours": 6.25},
+            "priority": 2,
+        },
         {"id": "off", "team": "DEVE", "service": top[2], "flags": {"off_network": True}},
-        {"id": "major", "team": "graffitis", "service": top[0],
-         "segment": {"roadClass": ["major"]}, "sla": {"working_days": 2}},
-        {"id": "green", "team": "DEVE", "group": group, "zones": {"espace_vert": "*"},
-         "label": "dans un espace vert", "priority": 1},
-        {"id": "centre", "team": "Ramen", "service": top[3],
-         "zones": {"arrondissement": [1, 2, "3", "4"]}, "hours": "08:00-18:00",
-         "weekdays": ["mon", "tue", "wed", "thu", "fri"], "flags": {"near_boundary": False}},
-        {"id": "quartier", "team": "DEVE", "service": top[4],
-         "zones": {"quartier": ["1", "45", "80"]}, "segment": {"roadClass": ["minor", "major"]}},
+        {
+            "id": "major",
+            "team": "graffitis",
+            "service": top[0],
+            "segment": {"roadClass": ["major"]},
+            "sla": {"working_days": 2},
+        },
+        {
+            "id": "green",
+            "team": "DEVE",
+            "group": group,
+            "zones": {"espace_vert": "*"},
+            "label": "dans un espace vert",
+            "priority": 1,
+        },
+        {
+            "id": "centre",
+            "team": "Ramen",
+            "service": top[3],
+            "zones": {"arrondissement": [1, 2, "3", "4"]},
+            "hours": "08:00-18:00",
+            "weekdays": ["mon", "tue", "wed", "thu", "fri"],
+            "flags": {"near_boundary": False},
+        },
+        {
+            "id": "quartier",
+            "team": "DEVE",
+            "service": top[4],
+            "zones": {"quartier": ["1", "45", "80"]},
+            "segment": {"roadClass": ["minor", "major"]},
+        },
         {"id": "plain-service", "team": "graffitis", "service": top[4], "priority": 4},
-        {"id": "plain-group", "team": "DPE-STPP-DT", "group": group,
-         "sla": {"working_hours": 30}},
+        {"id": "plain-group", "team": "DPE-STPP-DT", "group": group, "sla": {"working_hours": 30}},
     ]
 
 
@@ -176,8 +218,12 @@ SLAS = {1: Sla(hours=2), 2: Sla(working_days=1.5), 3: Sla(working_hours=7.25)}
 
 @pytest.fixture(scope="module")
 def synthetic(paris: City, paris_batch: pd.DataFrame) -> City:
-    return city_with(paris, synthetic_rules(paris, paris_batch), sla=SLAS,
-                     escalation=Escalation(factor=1.5, team="triage"))
+    return city_with(
+        paris,
+        synthetic_rules(paris, paris_batch),
+        sla=SLAS,
+        escalation=Escalation(factor=1.5, team="triage"),
+    )
 
 
 def test_synthetic_rules_over_every_paris_report(
@@ -207,14 +253,28 @@ def test_default_team_and_unknown_services_without_rules(
 def test_chicago_with_working_time_slas(chicago: City, chicago_batch: pd.DataFrame) -> None:
     """US holidays and Chicago's daylight saving, with conditions on hours and zones."""
     rules = [
-        {"id": "evening", "team": chicago.config.routing.rules[0].team, "hours": "17:00-23:00",
-         "service": chicago_batch["service_code"].iloc[0], "sla": {"working_hours": 3}},
-        {"id": "area", "team": chicago.config.routing.rules[1].team,
-         "zones": {"community_area": "*"}, "weekdays": ["sun"], "sla": {"working_days": 1}},
+        {
+            "id": "evening",
+            "team": chicago.config.routing.rules[0].team,
+            "hours": "17:00-23:00",
+            "service": chicago_batch["service_code"].iloc[0],
+            "sla": {"working_hours": 3},
+        },
+        {
+            "id": "area",
+            "team": chicago.config.routing.rules[1].team,
+            "zones": {"community_area": "*"},
+            "weekdays": ["sun"],
+            "sla": {"working_days": 1},
+        },
         *[r.model_dump(exclude_defaults=True) for r in chicago.config.routing.rules],
     ]
-    city = city_with(chicago, rules, sla={3: Sla(working_hours=5)},
-                     calendar=Calendar(country="US", subdivision="IL"))
+    city = city_with(
+        chicago,
+        rules,
+        sla={3: Sla(working_hours=5)},
+        calendar=Calendar(country="US", subdivision="IL"),
+    )
     batch = pd.concat([spread(chicago_batch, seed=s) for s in range(20)], ignore_index=True)
     decisions = assert_routes_as_batch(city, batch)
     assert {"evening", "area"} <= {d.rule_id for d in decisions}
@@ -223,14 +283,28 @@ def test_chicago_with_working_time_slas(chicago: City, chicago_batch: pd.DataFra
 # Start instants the deadlines are hard around (UTC): daylight-saving changes in Paris and
 # Chicago, weekends, French and US public holidays, before opening, after closing.
 EDGES = [
-    "2024-03-31T00:59:59", "2024-03-31T01:00:00", "2024-03-31T01:30:00",  # Paris +1h
-    "2024-10-27T00:30:00", "2024-10-27T01:00:00", "2024-10-27T01:59:00",  # Paris -1h
-    "2024-03-30T23:45:00", "2024-10-26T23:30:00", "2024-10-27T00:15:00",  # night shift
-    "2024-03-10T07:30:00", "2024-03-10T08:00:00", "2024-11-03T06:30:00",  # Chicago
+    "2024-03-31T00:59:59",
+    "2024-03-31T01:00:00",
+    "2024-03-31T01:30:00",  # Paris +1h
+    "2024-10-27T00:30:00",
+    "2024-10-27T01:00:00",
+    "2024-10-27T01:59:00",  # Paris -1h
+    "2024-03-30T23:45:00",
+    "2024-10-26T23:30:00",
+    "2024-10-27T00:15:00",  # night shift
+    "2024-03-10T07:30:00",
+    "2024-03-10T08:00:00",
+    "2024-11-03T06:30:00",  # Chicago
     "2024-11-03T07:30:00",
-    "2024-07-12T15:59:59", "2024-08-14T16:30:00", "2024-05-01T07:00:00",  # FR holidays
-    "2024-07-04T13:00:00", "2024-12-24T23:00:00", "2024-12-31T22:59:59",  # US, year end
-    "2024-03-06T05:00:00", "2024-03-08T17:00:01", "2024-03-09T12:00:00",  # hours, weekend
+    "2024-07-12T15:59:59",
+    "2024-08-14T16:30:00",
+    "2024-05-01T07:00:00",  # FR holidays
+    "2024-07-04T13:00:00",
+    "2024-12-24T23:00:00",
+    "2024-12-31T22:59:59",  # US, year end
+    "2024-03-06T05:00:00",
+    "2024-03-08T17:00:01",
+    "2024-03-09T12:00:00",  # hours, weekend
 ]
 EDGE_INSTANTS = [datetime.fromisoformat(e).replace(tzinfo=UTC) for e in EDGES]
 
@@ -245,16 +319,21 @@ def calendar_cities(paris: City, chicago: City) -> dict[str, City]:
         "chicago": with_calendar(chicago, Calendar(country="US", subdivision="IL")),
         "paris-night": with_calendar(paris, night),
         "chicago-night": with_calendar(chicago, night.model_copy(update={"country": "US"})),
-        "paris-short-week": with_calendar(paris, Calendar(weekend=["fri", "sat", "sun"],
-                                                          workday_end=time(12, 45))),
+        "paris-short-week": with_calendar(
+            paris, Calendar(weekend=["fri", "sat", "sun"], workday_end=time(12, 45))
+        ),
     }
 
 
 starts = st.one_of(
-    st.datetimes(min_value=datetime(2022, 1, 1), max_value=datetime(2026, 12, 31),
-                 timezones=st.just(UTC)),
-    st.builds(lambda edge, shift: edge + timedelta(minutes=shift),
-              st.sampled_from(EDGE_INSTANTS), st.integers(-180, 180)),
+    st.datetimes(
+        min_value=datetime(2022, 1, 1), max_value=datetime(2026, 12, 31), timezones=st.just(UTC)
+    ),
+    st.builds(
+        lambda edge, shift: edge + timedelta(minutes=shift),
+        st.sampled_from(EDGE_INSTANTS),
+        st.integers(-180, 180),
+    ),
 )
 spans = st.one_of(
     st.none(),
@@ -274,8 +353,10 @@ cases = st.lists(st.tuples(starts, spans, spans), min_size=1, max_size=12)
 @example(cases=[(e, 36.0, None) for e in EDGE_INSTANTS], factor=1.5)
 @example(cases=[(e, None, 0.25) for e in EDGE_INSTANTS], factor=2.0)
 def test_due_date_is_due_dates_elementwise(
-    calendar_cities: dict[str, City], name: str,
-    cases: list[tuple[datetime, float | None, float | None]], factor: float,
+    calendar_cities: dict[str, City],
+    name: str,
+    cases: list[tuple[datetime, float | None, float | None]],
+    factor: float,
 ) -> None:
     city = calendar_cities[name]
     start = pd.Series([c[0] for c in cases])
@@ -303,15 +384,22 @@ def test_due_date_is_due_dates_elementwise(
     ],
 )
 def test_working_time_over_clock_changes(
-    calendar_cities: dict[str, City], name: str, start: str, working_hours: float,
+    calendar_cities: dict[str, City],
+    name: str,
+    start: str,
+    working_hours: float,
     due: str | None,
 ) -> None:
     city = calendar_cities[name]
     instant = datetime.fromisoformat(start).astimezone(UTC)
     expected = None if due is None else datetime.fromisoformat(due)
     assert due_date(calendar_at(city, instant), instant, None, working_hours) == expected
-    bulk = due_dates(calendar_for(city, pd.Series([instant])), pd.Series([instant]),
-                     np.array([np.nan]), np.array([working_hours]))
+    bulk = due_dates(
+        calendar_for(city, pd.Series([instant])),
+        pd.Series([instant]),
+        np.array([np.nan]),
+        np.array([working_hours]),
+    )
     assert python_value(bulk.iloc[0]) == expected
 
 
@@ -345,8 +433,12 @@ def test_calendar_built_once_per_city_and_widened_on_demand(paris: City) -> None
 # Record routing: the rows written for a new incident, per report and per batch.
 
 WEBHOOK_TEAMS = [
-    Team(code="DEVE", name="Espaces verts / DEVE", webhook="http://127.0.0.1:9/deve",
-         email="deve@example.org"),
+    Team(
+        code="DEVE",
+        name="Espaces verts / DEVE",
+        webhook="http://127.0.0.1:9/deve",
+        email="deve@example.org",
+    ),
     Team(code="graffitis", name="Graffitis", email="graffitis@example.org"),
     Team(code="Ramen", name="Ramen", webhook="http://127.0.0.1:9/ramen"),
     Team(code="triage", name="Triage", webhook="http://127.0.0.1:9/triage"),
@@ -373,8 +465,9 @@ def test_record_routing_one_writes_record_routings_rows(
         Pipeline(importing, store, paris_gis).import_table(raw, DANSMARUE)
         jurisdiction = synthetic.jurisdiction_id
         incidents = store.lookup("incidents", jurisdiction, "id", list(range(1, 1000)))
-        reports = store.lookup("reports", jurisdiction, "id",
-                               incidents["origin_report_id"].tolist())
+        reports = store.lookup(
+            "reports", jurisdiction, "id", incidents["origin_report_id"].tolist()
+        )
         batch = spread(enriched(importing, paris_gis, raw, DANSMARUE), seed=3, unknown=False)
         origins = batch.set_index("external_id").loc[reports["external_id"]].reset_index()
         table_ = RoutingTable(routed_city)
@@ -388,9 +481,12 @@ def test_record_routing_one_writes_record_routings_rows(
                     routed = route(routed_city, origins.iloc[[i]].reset_index(drop=True), table_)
                     record_routing(uow, routed_city, incident, routed, now)
         ids = incidents["id"].tolist()
-        written.append({name: store.lookup(name, jurisdiction, key, ids)
-                        for name, key in (("escalations", "incident_id"),
-                                          ("outbox", "entity_id"))})
+        written.append(
+            {
+                name: store.lookup(name, jurisdiction, key, ids)
+                for name, key in (("escalations", "incident_id"), ("outbox", "entity_id"))
+            }
+        )
     bulk, one_by_one = written
     assert len(bulk["outbox"]) > 5
     assert len(bulk["escalations"]) > 5

@@ -42,8 +42,10 @@ def batch(gis: CityGIS, rows: list[tuple[str, tuple[float, float], str]]) -> pd.
     lon = np.array([r[1][0] for r in rows])
     lat = np.array([r[1][1] for r in rows])
     frame = pd.DataFrame(
-        {"service_code": [r[0] for r in rows],
-         "requested_at": pd.to_datetime([r[2] for r in rows], utc=True)}
+        {
+            "service_code": [r[0] for r in rows],
+            "requested_at": pd.to_datetime([r[2] for r in rows], utc=True),
+        }
     )
     return pd.concat([frame, gis.enrich(lon, lat)], axis=1)
 
@@ -54,14 +56,17 @@ SATURDAY_NIGHT = "2024-03-09T22:30:00Z"  # 23:30 in Paris
 
 @pytest.fixture(scope="module")
 def reports(paris_gis: CityGIS) -> pd.DataFrame:
-    return batch(paris_gis, [
-        (GRAFFITI, VINCENNES, WEDNESDAY_NOON),
-        (GRAFFITI, SAINT_GERMAIN, WEDNESDAY_NOON),
-        (GRAFFITI, SAINT_GERMAIN, SATURDAY_NIGHT),
-        (OTHER_GRAFFITI, SAINT_GERMAIN, WEDNESDAY_NOON),
-        (TREE, SAINT_GERMAIN, WEDNESDAY_NOON),
-        ("not-a-service", SAINT_GERMAIN, WEDNESDAY_NOON),
-    ])
+    return batch(
+        paris_gis,
+        [
+            (GRAFFITI, VINCENNES, WEDNESDAY_NOON),
+            (GRAFFITI, SAINT_GERMAIN, WEDNESDAY_NOON),
+            (GRAFFITI, SAINT_GERMAIN, SATURDAY_NIGHT),
+            (OTHER_GRAFFITI, SAINT_GERMAIN, WEDNESDAY_NOON),
+            (TREE, SAINT_GERMAIN, WEDNESDAY_NOON),
+            ("not-a-service", SAINT_GERMAIN, WEDNESDAY_NOON),
+        ],
+    )
 
 
 PLAIN = [
@@ -91,8 +96,9 @@ PLAIN = [
 def test_each_condition_kind(
     paris: City, reports: pd.DataFrame, condition: dict[str, Any], matching: list[int]
 ) -> None:
-    city = city_with(paris, [{"id": "cond", "team": "DEVE", "service": GRAFFITI,
-                              **condition}, *PLAIN])
+    city = city_with(
+        paris, [{"id": "cond", "team": "DEVE", "service": GRAFFITI, **condition}, *PLAIN]
+    )
     routed = route(city, reports)
     assert routed.index[routed["rule_id"] == "cond"].tolist() == matching
     fallback = [i for i in range(3) if i not in matching]
@@ -100,16 +106,31 @@ def test_each_condition_kind(
 
 
 def test_order_fallback_chain_and_reason(paris: City, reports: pd.DataFrame) -> None:
-    city = city_with(paris, [
-        *PLAIN,  # plain rules first in the file: they still only apply when no condition does
-        {"id": "parks-graffiti", "version": 3, "team": "DEVE", "group": GROUP,
-         "zones": {"espace_vert": "*"}},
-        {"id": "night", "team": "DPMP-Divisions", "service": GRAFFITI, "hours": "22:00-06:00"},
-        {"id": "never", "team": "DVD", "service": GRAFFITI, "zones": {"espace_vert": "*"}},
-    ], default_team="DVD")
+    city = city_with(
+        paris,
+        [
+            *PLAIN,  # plain rules first in the file: they still only apply when no condition does
+            {
+                "id": "parks-graffiti",
+                "version": 3,
+                "team": "DEVE",
+                "group": GROUP,
+                "zones": {"espace_vert": "*"},
+            },
+            {"id": "night", "team": "DPMP-Divisions", "service": GRAFFITI, "hours": "22:00-06:00"},
+            {"id": "never", "team": "DVD", "service": GRAFFITI, "zones": {"espace_vert": "*"}},
+        ],
+        default_team="DVD",
+    )
     routed = route(city, reports)
     assert routed["team"].tolist() == [
-        "DEVE", "graffitis", "DPMP-Divisions", "DPE-STPP-DT", "DVD", TRIAGE_TEAM]
+        "DEVE",
+        "graffitis",
+        "DPMP-Divisions",
+        "DPE-STPP-DT",
+        "DVD",
+        TRIAGE_TEAM,
+    ]
     assert routed["rule_id"].tolist()[:4] == ["parks-graffiti", "graffiti", "night", "posters"]
     assert routed["rule_id"].iloc[4:].isna().all()
     assert routed["rule_version"].tolist()[:4] == [3, 1, 1, 1]
@@ -117,7 +138,8 @@ def test_order_fallback_chain_and_reason(paris: City, reports: pd.DataFrame) -> 
     assert reason[0] == (
         "« Affiches, autocollants ou graffitis sur mobilier : Autre mobilier urbain » inside "
         "BOIS DE VINCENNES → Direction des Espaces Verts et de l'Environnement, "
-        "rule parks-graffiti v3")
+        "rule parks-graffiti v3"
+    )
     assert "between 22:00 and 06:00" in reason[2]
     assert "group « Graffitis, tags, affiches et autocollants »" in reason[3]
     assert "city default" in reason[4]
@@ -134,10 +156,19 @@ def test_default_team_is_triage_unless_named(paris: City, reports: pd.DataFrame)
 
 
 def test_batch_equals_one_by_one(paris: City, reports: pd.DataFrame) -> None:
-    city = city_with(paris, [
-        *PLAIN, {"id": "parks", "team": "DEVE", "zones": {"espace_vert": "*"}},
-        {"id": "weekend", "team": "DVD", "weekdays": ["sat"], "segment": {"roadClass": ["major"]}},
-    ])
+    city = city_with(
+        paris,
+        [
+            *PLAIN,
+            {"id": "parks", "team": "DEVE", "zones": {"espace_vert": "*"}},
+            {
+                "id": "weekend",
+                "team": "DVD",
+                "weekdays": ["sat"],
+                "segment": {"roadClass": ["major"]},
+            },
+        ],
+    )
     whole = route(city, reports)
     single = pd.concat([route(city, reports.iloc[[i]]) for i in range(len(reports))])
     pd.testing.assert_frame_equal(whole, single)
@@ -157,8 +188,10 @@ def _edit(tmp_path: Path, rule: dict[str, Any]) -> Path:
     ("change", "expected"),
     [
         ({"zones": {"parcs": "*"}}, "routing.rules[0] (r).zones.parcs: no zone layer named"),
-        ({"segment": {"owner": ["city"]}},
-         "routing.rules[0] (r).segment.owner: 'owner' is not a street attribute"),
+        (
+            {"segment": {"owner": ["city"]}},
+            "routing.rules[0] (r).segment.owner: 'owner' is not a street attribute",
+        ),
         ({"team": "nobody"}, "routing.rules[0] (r).team: unknown team 'nobody'"),
         ({"escalate_to": "nobody"}, "routing.rules[0] (r).escalate_to: unknown team"),
         ({"hours": "25:00-07:00"}, "routing.rules[0].hours"),
@@ -176,9 +209,7 @@ def test_rule_with_missing_reference_rejected_at_load(
     assert expected in error.value.message
 
 
-def test_rule_versions_are_stored_and_a_silent_change_refused(
-    paris: City, store: Store
-) -> None:
+def test_rule_versions_are_stored_and_a_silent_change_refused(paris: City, store: Store) -> None:
     def record(city: City) -> int:
         with store.transaction(paris.jurisdiction_id) as uow:
             return record_rules(uow, city)
@@ -207,9 +238,16 @@ def test_a_rule_changed_without_a_new_version_stops_the_import(
     from voirie.pipeline import Pipeline
 
     def submit(city: City, external_id: str, where: tuple[float, float] = SAINT_GERMAIN) -> None:
-        Pipeline(city, store, paris_gis).submit(Report(
-            external_id=external_id, source="test", service_code=GRAFFITI,
-            lon=where[0], lat=where[1], requested_at=datetime.now(UTC)))
+        Pipeline(city, store, paris_gis).submit(
+            Report(
+                external_id=external_id,
+                source="test",
+                service_code=GRAFFITI,
+                lon=where[0],
+                lat=where[1],
+                requested_at=datetime.now(UTC),
+            )
+        )
 
     submit(city_with(paris, PLAIN), "v1")
     stored = store.lookup("routing_rules", paris.jurisdiction_id, "rule_id", ["graffiti"])
@@ -218,7 +256,6 @@ def test_a_rule_changed_without_a_new_version_stops_the_import(
         submit(city_with(paris, [dict(PLAIN[0], team="DVD"), PLAIN[1]]), "v1-changed")
     assert store.count("reports", paris.jurisdiction_id) == 1  # nothing of it was written
     # Elsewhere (another incident), with the new version: routed by it.
-    submit(city_with(paris, [dict(PLAIN[0], team="DVD", version=2), PLAIN[1]]), "v2",
-           VINCENNES)
+    submit(city_with(paris, [dict(PLAIN[0], team="DVD", version=2), PLAIN[1]]), "v2", VINCENNES)
     incidents = store.read("incidents", paris.jurisdiction_id)
     assert sorted(incidents["team"]) == ["DVD", "graffitis"]

@@ -61,16 +61,27 @@ def test_check_exits_1_on_an_unknown_team(tmp_path: Path) -> None:
 
 
 def test_test_prints_the_figures(tmp_path: Path) -> None:
-    result = run_voirie(tmp_path, "rules", "test", str(PARIS), "--reports", str(DATA),
-                        "--truth-column", "intervenant", "--since", "2023-07-01")
+    result = run_voirie(
+        tmp_path,
+        "rules",
+        "test",
+        str(PARIS),
+        "--reports",
+        str(DATA),
+        "--truth-column",
+        "intervenant",
+        "--since",
+        "2023-07-01",
+    )
     assert result.returncode == 0, result.stderr
     for label in ("accuracy", "wrong team", "triage", "rules that fired"):
         assert label in result.stdout
 
 
 def test_test_rejects_a_missing_truth_column(tmp_path: Path) -> None:
-    result = run_voirie(tmp_path, "rules", "test", str(PARIS), "--reports", str(DATA),
-                        "--truth-column", "nope")
+    result = run_voirie(
+        tmp_path, "rules", "test", str(PARIS), "--reports", str(DATA), "--truth-column", "nope"
+    )
     assert result.returncode == 2
     assert "nope" in result.stderr
 
@@ -78,9 +89,21 @@ def test_test_rejects_a_missing_truth_column(tmp_path: Path) -> None:
 @pytest.mark.parametrize("min_support", ["5", "1"])
 def test_learned_draft_loads_in_a_city(tmp_path: Path, min_support: str) -> None:
     draft = tmp_path / "draft.yaml"
-    result = run_voirie(tmp_path, "rules", "learn", "--city", str(PARIS), "--reports",
-                        str(DATA), "--truth-column", "intervenant", "-o", str(draft),
-                        "--min-support", min_support)
+    result = run_voirie(
+        tmp_path,
+        "rules",
+        "learn",
+        "--city",
+        str(PARIS),
+        "--reports",
+        str(DATA),
+        "--truth-column",
+        "intervenant",
+        "-o",
+        str(draft),
+        "--min-support",
+        min_support,
+    )
     assert result.returncode == 0, result.stderr
     text = draft.read_text(encoding="utf-8")
     assert "confidence" in text
@@ -105,8 +128,18 @@ def test_check_exits_1_on_a_rule_naming_a_missing_layer(tmp_path: Path) -> None:
 
 
 def test_test_learns_on_early_months_and_compares_with_the_baseline(tmp_path: Path) -> None:
-    result = run_voirie(tmp_path, "rules", "test", str(PARIS), "--reports", str(DATA),
-                        "--truth-column", "intervenant", "--learn-until", "2023-12-31")
+    result = run_voirie(
+        tmp_path,
+        "rules",
+        "test",
+        str(PARIS),
+        "--reports",
+        str(DATA),
+        "--truth-column",
+        "intervenant",
+        "--learn-until",
+        "2023-12-31",
+    )
     assert result.returncode == 0, result.stderr
     assert "learned from reports up to 2023-12-31" in result.stdout
     assert "baseline" in result.stdout

@@ -58,8 +58,9 @@ def test_calendar_hours_ignore_the_calendar_and_factor_scales(paris: City) -> No
     calendar = calendar_for(paris, start)
     due = due_dates(calendar, start, np.array([48.0, np.nan]), np.array([np.nan, 20.0]))
     assert due.tolist() == [local("2024-07-14 10:00"), local("2024-07-16 10:00")]
-    later = due_dates(calendar, start, np.array([48.0, np.nan]), np.array([np.nan, 20.0]),
-                      factor=1.5)
+    later = due_dates(
+        calendar, start, np.array([48.0, np.nan]), np.array([np.nan, 20.0]), factor=1.5
+    )
     # 30 working hours: Fri 8 h, Mon 10 h, Tue 10 h, Wed 17 July 2 h.
     assert later.tolist() == [local("2024-07-15 10:00"), local("2024-07-17 10:00")]
     assert calendar.is_working_day(local("2024-07-15").date())
@@ -69,11 +70,14 @@ def test_calendar_hours_ignore_the_calendar_and_factor_scales(paris: City) -> No
 
 def test_overdue_state() -> None:
     now = datetime.fromisoformat("2024-07-16T12:00:00+00:00")
-    incidents = pd.DataFrame({
-        "status": ["new", "in_progress", "resolved", "new"],
-        "due_at": pd.to_datetime(["2024-07-16T08:00Z", "2024-07-17T08:00Z",
-                                  "2024-07-15T08:00Z", None], utc=True),
-    })
+    incidents = pd.DataFrame(
+        {
+            "status": ["new", "in_progress", "resolved", "new"],
+            "due_at": pd.to_datetime(
+                ["2024-07-16T08:00Z", "2024-07-17T08:00Z", "2024-07-15T08:00Z", None], utc=True
+            ),
+        }
+    )
     assert overdue(incidents, now).tolist() == [True, False, False, False]
 
 
@@ -82,22 +86,36 @@ GRAFFITI = "graffitis-tags-a-914fea"
 
 def escalating_city(paris: City) -> City:
     """Paris with a 4-hour graffiti SLA, escalation after 2x to a supervisor team."""
-    rule = Route(id="graffiti", version=1, team="graffitis", service=GRAFFITI,
-                 sla=Sla(hours=4), escalate_to="supervision")
-    teams = [*paris.config.teams, Team(code="supervision", name="Supervision",
-                                       webhook="http://127.0.0.1:9/hook")]
+    rule = Route(
+        id="graffiti",
+        version=1,
+        team="graffitis",
+        service=GRAFFITI,
+        sla=Sla(hours=4),
+        escalate_to="supervision",
+    )
+    teams = [
+        *paris.config.teams,
+        Team(code="supervision", name="Supervision", webhook="http://127.0.0.1:9/hook"),
+    ]
     routing = paris.config.routing.model_copy(update={"rules": [rule]})
-    return City(paris.folder, paris.config.model_copy(
-        update={"routing": routing, "teams": teams}))
+    return City(paris.folder, paris.config.model_copy(update={"routing": routing, "teams": teams}))
 
 
 def test_escalation_after_factor_of_the_sla(paris: City, store: Store) -> None:
     city = escalating_city(paris)
     reported = datetime.fromisoformat("2024-07-12T08:00:00+00:00")
     pipeline = Pipeline(city, store)
-    submitted = pipeline.submit(Report(
-        external_id="e1", source="test", service_code=GRAFFITI, lon=2.35, lat=48.85,
-        requested_at=reported))
+    submitted = pipeline.submit(
+        Report(
+            external_id="e1",
+            source="test",
+            service_code=GRAFFITI,
+            lon=2.35,
+            lat=48.85,
+            requested_at=reported,
+        )
+    )
     incident_id = submitted.incident_id
     incidents = store.lookup("incidents", city.jurisdiction_id, "id", [incident_id])
     assert incidents["due_at"].iloc[0] == pd.Timestamp(reported + timedelta(hours=4))
@@ -106,8 +124,7 @@ def test_escalation_after_factor_of_the_sla(paris: City, store: Store) -> None:
     assert escalate(store, city, now=reported + timedelta(hours=20)) == []
     incident = store.lookup("incidents", city.jurisdiction_id, "id", [incident_id]).iloc[0]
     assert incident["team"] == "supervision"
-    assignments = store.lookup("assignments", city.jurisdiction_id, "incident_id",
-                               [incident_id])
+    assignments = store.lookup("assignments", city.jurisdiction_id, "incident_id", [incident_id])
     assert assignments["team"].tolist() == ["graffitis", "supervision"]
     assert "escalated from graffitis to Supervision" in assignments["reason"].iloc[1]
     history = store.lookup("events", city.jurisdiction_id, "entity_id", [incident_id])
@@ -121,17 +138,21 @@ def test_escalation_after_factor_of_the_sla(paris: City, store: Store) -> None:
 def test_route_gives_due_dates_from_the_rule_or_the_priority(paris: City) -> None:
     from voirie.routing.table import route
 
-    rules = [Route(id="graffiti", team="graffitis", service=GRAFFITI, priority=2,
-                   sla=Sla(working_days=2)),
-             Route(id="tree", team="DEVE", service="arbres-vegetaux-96314d", priority=1)]
-    routing = paris.config.routing.model_copy(
-        update={"rules": rules, "sla": {1: Sla(hours=4)}})
+    rules = [
+        Route(
+            id="graffiti", team="graffitis", service=GRAFFITI, priority=2, sla=Sla(working_days=2)
+        ),
+        Route(id="tree", team="DEVE", service="arbres-vegetaux-96314d", priority=1),
+    ]
+    routing = paris.config.routing.model_copy(update={"rules": rules, "sla": {1: Sla(hours=4)}})
     city = City(paris.folder, paris.config.model_copy(update={"routing": routing}))
     reported = local("2024-07-12 10:00").tz_convert("UTC")
-    batch = pd.DataFrame({
-        "service_code": [GRAFFITI, "arbres-vegetaux-96314d", "proprete-07915f"],
-        "requested_at": [reported] * 3,
-    })
+    batch = pd.DataFrame(
+        {
+            "service_code": [GRAFFITI, "arbres-vegetaux-96314d", "proprete-07915f"],
+            "requested_at": [reported] * 3,
+        }
+    )
     routed = route(city, batch)
     assert routed["due_at"].iloc[0] == local("2024-07-16 10:00")  # 2 working days
     assert routed["due_at"].iloc[1] == local("2024-07-12 14:00")  # priority 1: 4 hours

@@ -50,8 +50,12 @@ def sample_rows() -> list[dict[str, str]]:
 
 
 def run_import(
-    store: Store, paris: City, gis: CityGIS, table: RawTable | None = None,
-    mapping: ColumnMapping = DANSMARUE, batch_size: int = 5_000,
+    store: Store,
+    paris: City,
+    gis: CityGIS,
+    table: RawTable | None = None,
+    mapping: ColumnMapping = DANSMARUE,
+    batch_size: int = 5_000,
 ) -> ImportSummary:
     """Import a table (the sample by default) through the whole pipeline."""
     pipeline = Pipeline(paris, store, gis)
@@ -85,8 +89,13 @@ def event_rows(ids: np.ndarray, jurisdiction: str) -> pd.DataFrame:
     """Minimal valid event rows with the given ids."""
     return pd.DataFrame(
         {
-            "id": ids, "jurisdiction_id": jurisdiction, "entity": "report", "entity_id": ids,
-            "kind": EventKind.COMMENTED.value, "actor": "contract-test", "reason": None,
+            "id": ids,
+            "jurisdiction_id": jurisdiction,
+            "entity": "report",
+            "entity_id": ids,
+            "kind": EventKind.COMMENTED.value,
+            "actor": "contract-test",
+            "reason": None,
             "at": pd.Timestamp.now(tz="UTC"),
         }
     )
@@ -151,12 +160,19 @@ def test_import_round_trip(store: Store, paris: City, paris_gis: CityGIS) -> Non
     j = paris.jurisdiction_id
     incidents = summary.new_incidents
     assert counts(store, j) == {
-        "reports": N, "report_contacts": 0, "enrichments": N,
-        "report_zones": len(store.read("report_zones", j)), "incidents": incidents,
-        "incident_reports": N, "assignments": incidents, "events": 2 * N + incidents,
+        "reports": N,
+        "report_contacts": 0,
+        "enrichments": N,
+        "report_zones": len(store.read("report_zones", j)),
+        "incidents": incidents,
+        "incident_reports": N,
+        "assignments": incidents,
+        "events": 2 * N + incidents,
         # Every rule version is stored when it first routes; Paris teams have no webhook or
         # e-mail, so no notice is queued; no incident is old enough to escalate.
-        "routing_rules": len(paris.config.routing.rules), "outbox": 0, "escalations": 0,
+        "routing_rules": len(paris.config.routing.rules),
+        "outbox": 0,
+        "escalations": 0,
         "report_attributes": 0,
     }
 
@@ -298,15 +314,13 @@ def test_concurrent_imports_of_the_same_problems_share_incidents(
         start.wait()
         try:
             mapping = DANSMARUE.model_copy(update={"source": source})
-            summaries[source] = run_import(worker, paris, paris_gis, mapping=mapping,
-                                           batch_size=32)
+            summaries[source] = run_import(worker, paris, paris_gis, mapping=mapping, batch_size=32)
         except BaseException as exc:  # surfaced below
             errors.append(exc)
 
     try:
         threads = [
-            threading.Thread(target=work, args=pair)
-            for pair in zip(workers, sources, strict=True)
+            threading.Thread(target=work, args=pair) for pair in zip(workers, sources, strict=True)
         ]
         for thread in threads:
             thread.start()
@@ -371,8 +385,10 @@ def test_open_incidents_filters_by_bbox_service_status_and_time(
 
     def expected(bbox: BBox, services: list[str], since: pd.Timestamp) -> set[int]:
         keep = (
-            incidents["lon"].between(bbox[0], bbox[2]) & incidents["lat"].between(bbox[1], bbox[3])
-            & incidents["service_code"].isin(services) & incidents["status"].isin(OPEN)
+            incidents["lon"].between(bbox[0], bbox[2])
+            & incidents["lat"].between(bbox[1], bbox[3])
+            & incidents["service_code"].isin(services)
+            & incidents["status"].isin(OPEN)
             & (incidents["last_reported_at"] >= since)
         )
         return set(incidents.loc[keep, "incident_id"])
@@ -404,7 +420,12 @@ def test_open_incidents_filters_by_bbox_service_status_and_time(
         for bbox, codes, since in cases:
             found = uow.open_incidents(bbox, codes, since.to_pydatetime())
             assert list(found.columns) == [
-                "incident_id", "lon", "lat", "service_code", "last_reported_at", "segment_id",
+                "incident_id",
+                "lon",
+                "lat",
+                "service_code",
+                "last_reported_at",
+                "segment_id",
                 "street_name",
             ]
             assert_typed(found)
@@ -430,11 +451,17 @@ def test_reporter_contact_data_never_appears_in_a_read(
     }
     rows = table.rows.assign(**contacts)
     mapping = DANSMARUE.model_copy(
-        update={"source": "app", "contact_name": "nom", "contact_email": "courriel",
-                "contact_phone": "telephone", "device_id": "appareil"}
+        update={
+            "source": "app",
+            "contact_name": "nom",
+            "contact_email": "courriel",
+            "contact_phone": "telephone",
+            "device_id": "appareil",
+        }
     )
-    summary = run_import(store, paris, paris_gis, RawTable(rows, [*table.columns, *contacts]),
-                         mapping)
+    summary = run_import(
+        store, paris, paris_gis, RawTable(rows, [*table.columns, *contacts]), mapping
+    )
     assert summary.imported == N
     j = paris.jurisdiction_id
     assert store.count("report_contacts", j) == N
@@ -462,9 +489,7 @@ def layers(store: Store, paris: City, gis: CityGIS) -> tuple[pd.DataFrame, pd.Da
     reports = pd.DataFrame(pipeline.reports().drop(columns="geometry"))
     incidents = pd.DataFrame(pipeline.incidents().drop(columns="geometry"))
     reports["key"] = reports["source"] + "/" + reports["external_id"]
-    incidents["origin"] = incidents["origin_report_id"].map(
-        reports.set_index("report_id")["key"]
-    )
+    incidents["origin"] = incidents["origin_report_id"].map(reports.set_index("report_id")["key"])
     return (
         reports.sort_values("key", ignore_index=True),
         incidents.sort_values("origin", ignore_index=True),
@@ -479,8 +504,13 @@ def grouping(reports: pd.DataFrame) -> set[frozenset[str]]:
 def outcome(summary: ImportSummary) -> tuple[int, ...]:
     """The counts of an import summary."""
     return (
-        summary.read, summary.imported, summary.new_incidents, summary.attached_existing,
-        summary.attached_in_batch, summary.already_imported, summary.quarantined,
+        summary.read,
+        summary.imported,
+        summary.new_incidents,
+        summary.attached_existing,
+        summary.attached_in_batch,
+        summary.already_imported,
+        summary.quarantined,
     )
 
 
@@ -499,17 +529,29 @@ def test_backends_give_identical_layers(
         finally:
             store.close()
 
-    assert [outcome(s) for s in summaries["sqlite"]] == [
-        outcome(s) for s in summaries["postgis"]
-    ]
+    assert [outcome(s) for s in summaries["sqlite"]] == [outcome(s) for s in summaries["postgis"]]
     (lite_reports, lite_incidents), (pg_reports, pg_incidents) = (
-        results["sqlite"], results["postgis"]
+        results["sqlite"],
+        results["postgis"],
     )
     zones = [f"zone_{name}" for name in paris_gis.zones]
     report_columns = [
-        "key", "external_id", "service_code", "lon", "lat", "requested_at", "segment_id",
-        "street_name", "snap_distance_m", "side", *zones, "team", "status", "dedupe_reason",
-        "off_network", "near_boundary",
+        "key",
+        "external_id",
+        "service_code",
+        "lon",
+        "lat",
+        "requested_at",
+        "segment_id",
+        "street_name",
+        "snap_distance_m",
+        "side",
+        *zones,
+        "team",
+        "status",
+        "dedupe_reason",
+        "off_network",
+        "near_boundary",
     ]
     pd.testing.assert_frame_equal(lite_reports[report_columns], pg_reports[report_columns])
     assert list(lite_reports.columns) == list(pg_reports.columns)
@@ -517,11 +559,23 @@ def test_backends_give_identical_layers(
     assert grouping(lite_reports) == grouping(pg_reports)
 
     incident_columns = [
-        "origin", "service_code", "service_name", "lon", "lat", "segment_id", "status",
-        "team", "priority", "due_at", "report_count", "first_reported_at", "last_reported_at",
-        "rule_id", "rule_version", "routing_reason", *zones,
+        "origin",
+        "service_code",
+        "service_name",
+        "lon",
+        "lat",
+        "segment_id",
+        "status",
+        "team",
+        "priority",
+        "due_at",
+        "report_count",
+        "first_reported_at",
+        "last_reported_at",
+        "rule_id",
+        "rule_version",
+        "routing_reason",
+        *zones,
     ]
-    pd.testing.assert_frame_equal(
-        lite_incidents[incident_columns], pg_incidents[incident_columns]
-    )
+    pd.testing.assert_frame_equal(lite_incidents[incident_columns], pg_incidents[incident_columns])
     assert list(lite_incidents.columns) == list(pg_incidents.columns)

@@ -21,22 +21,42 @@ JURISDICTION = "paris.fr"
 PARIS_SUMMER = timezone(timedelta(hours=2))
 
 REPORT = {
-    "jurisdiction_id": JURISDICTION, "source": "app",
-    "service_code": "S1", "description": "l'encombrant « devant » le 3", "address": None,
-    "channel": "app", "media_url": None, "lon": 2.3522219, "lat": 48.856614,
+    "jurisdiction_id": JURISDICTION,
+    "source": "app",
+    "service_code": "S1",
+    "description": "l'encombrant « devant » le 3",
+    "address": None,
+    "channel": "app",
+    "media_url": None,
+    "lon": 2.3522219,
+    "lat": 48.856614,
     "requested_at": datetime(2024, 3, 31, 2, 30, 15, 123456, tzinfo=PARIS_SUMMER),
-    "received_at": datetime(2024, 3, 31, 0, 31, tzinfo=UTC), "content_hash": "abc",
+    "received_at": datetime(2024, 3, 31, 0, 31, tzinfo=UTC),
+    "content_hash": "abc",
 }
 ENRICHMENT = {
-    "jurisdiction_id": JURISDICTION, "segment_id": "w1-0", "street_name": "Rue de Rivoli",
-    "snap_distance_m": np.float64(3.25), "position_m": float("nan"), "side": "left",
-    "snap_lon": 2.35, "snap_lat": 48.85, "snap_method": "nearest",
-    "boundary_distance_m": None, "off_network": np.bool_(False), "outside_territory": False,
+    "jurisdiction_id": JURISDICTION,
+    "segment_id": "w1-0",
+    "street_name": "Rue de Rivoli",
+    "snap_distance_m": np.float64(3.25),
+    "position_m": float("nan"),
+    "side": "left",
+    "snap_lon": 2.35,
+    "snap_lat": 48.85,
+    "snap_method": "nearest",
+    "boundary_distance_m": None,
+    "off_network": np.bool_(False),
+    "outside_territory": False,
     "near_boundary": True,
 }
 EVENT = {
-    "jurisdiction_id": JURISDICTION, "entity": "report", "entity_id": np.int64(7),
-    "kind": "received", "actor": "voirie", "reason": None, "at": datetime(2024, 1, 1, 12),
+    "jurisdiction_id": JURISDICTION,
+    "entity": "report",
+    "entity_id": np.int64(7),
+    "kind": "received",
+    "actor": "voirie",
+    "reason": None,
+    "at": datetime(2024, 1, 1, 12),
 }
 
 
@@ -57,16 +77,16 @@ def _stored(store: Store, table: str, key: str, value: int) -> tuple[object, ...
 
 @pytest.mark.parametrize(
     ("table", "key", "row"),
-    [("reports", "id", REPORT), ("enrichments", "report_id", ENRICHMENT),
-     ("events", "id", EVENT)],
+    [("reports", "id", REPORT), ("enrichments", "report_id", ENRICHMENT), ("events", "id", EVENT)],
 )
 def test_insert_rows_stores_what_insert_stores(
     store: Store, table: str, key: str, row: dict[str, object]
 ) -> None:
     with store.transaction(JURISDICTION) as uow:
         if table != "reports":  # the rows of other tables belong to a report
-            uow.insert_rows("reports", [{**REPORT, "id": n, "external_id": f"r-{n}"}
-                                        for n in (1, 2)])
+            uow.insert_rows(
+                "reports", [{**REPORT, "id": n, "external_id": f"r-{n}"} for n in (1, 2)]
+            )
         # Distinct external ids: (source, external_id) is unique.
         uow.insert(table, pd.DataFrame([{**row, key: 1, "external_id": "e-1"}]))
         uow.insert_rows(table, [{**row, key: 2, "external_id": "e-2"}])

@@ -23,13 +23,19 @@ def pipeline(store: Store, paris: City, paris_gis: CityGIS) -> Pipeline:
     return Pipeline(paris, store, paris_gis)
 
 
-def _submit(pipeline: Pipeline, name: str, where: tuple[float, float], hours: float) -> tuple[
-    int, int
-]:
+def _submit(
+    pipeline: Pipeline, name: str, where: tuple[float, float], hours: float
+) -> tuple[int, int]:
     code = pipeline.city.services_by_name[SERVICE.casefold()].code
     done = pipeline.submit(
-        Report(external_id=name, source="app", service_code=code, lon=where[0], lat=where[1],
-               requested_at=T0 + timedelta(hours=hours))
+        Report(
+            external_id=name,
+            source="app",
+            service_code=code,
+            lon=where[0],
+            lat=where[1],
+            requested_at=T0 + timedelta(hours=hours),
+        )
     )
     return done.report_id, done.incident_id
 
@@ -54,8 +60,17 @@ def test_relink_points_reports_at_another_incident(pipeline: Pipeline) -> None:
     r1, _ = _submit(pipeline, "1", HERE, 0)
     _, b = _submit(pipeline, "2", THERE, 1)
     with pipeline.store.transaction(pipeline.city.jurisdiction_id) as uow:
-        uow.relink(pd.DataFrame({"report_id": [r1], "incident_id": [b], "score": [0.5],
-                                 "reason": ["moved"], "linked_at": [pd.Timestamp(T0)]}))
+        uow.relink(
+            pd.DataFrame(
+                {
+                    "report_id": [r1],
+                    "incident_id": [b],
+                    "score": [0.5],
+                    "reason": ["moved"],
+                    "linked_at": [pd.Timestamp(T0)],
+                }
+            )
+        )
         moved = uow.members([b])
     row = moved.set_index("report_id").loc[r1]
     assert (row["incident_id"], row["score"], row["reason"]) == (b, 0.5, "moved")

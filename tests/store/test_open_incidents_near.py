@@ -77,9 +77,11 @@ def test_open_incidents_near_gives_the_open_incidents_around_a_point(
                 near = uow.open_incidents_near(lon, lat, reach, services, since)
                 west, south, east, north = bbox_around(lon, lat, reach)
                 keep = (
-                    layer["status"].isin(OPEN) & layer["service_code"].isin(services)
+                    layer["status"].isin(OPEN)
+                    & layer["service_code"].isin(services)
                     & (layer["last_reported_at"] >= since)
-                    & layer["lon"].between(west, east) & layer["lat"].between(south, north)
+                    & layer["lon"].between(west, east)
+                    & layer["lat"].between(south, north)
                 )
                 _assert_same(near, layer[keep])
                 bulk = uow.open_incidents((west, south, east, north), services, since)
@@ -87,10 +89,14 @@ def test_open_incidents_near_gives_the_open_incidents_around_a_point(
                 # Every incident within reach is there: the bbox margin is generous.
                 px, py = paris_gis.project(np.array([lon]), np.array([lat]))
                 within = np.hypot(x - px[0], y - py[0]) <= reach
-                reachable = keep.to_numpy() | ~(
-                    layer["status"].isin(OPEN) & layer["service_code"].isin(services)
-                    & (layer["last_reported_at"] >= since)
-                ).to_numpy()
+                reachable = (
+                    keep.to_numpy()
+                    | ~(
+                        layer["status"].isin(OPEN)
+                        & layer["service_code"].isin(services)
+                        & (layer["last_reported_at"] >= since)
+                    ).to_numpy()
+                )
                 assert reachable[within].all()
                 found += len(near)
                 closed_left_out += int((within & (layer["status"] == Status.CLOSED)).sum())

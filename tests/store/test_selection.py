@@ -54,16 +54,29 @@ def test_filters_match_pandas_on_both_layers(pipeline: Pipeline) -> None:
         (Selection(teams=(team,)), reports["team"] == team),
         (Selection(statuses=(Status.NEW.value,)), reports["status"] == Status.NEW.value),
         (Selection(statuses=(Status.CLOSED.value,)), reports["status"] == Status.CLOSED.value),
-        (Selection(zone=("arrondissement", arrondissement)),
-         reports["zone_arrondissement"] == arrondissement),
+        (
+            Selection(zone=("arrondissement", arrondissement)),
+            reports["zone_arrondissement"] == arrondissement,
+        ),
         (Selection(bbox=bbox), inside(reports)),
         (Selection(start=middle), reports["requested_at"] >= middle),
         (Selection(end=middle), reports["requested_at"] <= middle),
-        (Selection(text=word.upper()),
-         (reports["description"].fillna("") + " " + reports["address"].fillna("") + " "
-          + reports["street_name"].fillna("")).str.lower().str.contains(word)),
-        (Selection(service_codes=(service,), bbox=bbox),
-         (reports["service_code"] == service) & inside(reports)),
+        (
+            Selection(text=word.upper()),
+            (
+                reports["description"].fillna("")
+                + " "
+                + reports["address"].fillna("")
+                + " "
+                + reports["street_name"].fillna("")
+            )
+            .str.lower()
+            .str.contains(word),
+        ),
+        (
+            Selection(service_codes=(service,), bbox=bbox),
+            (reports["service_code"] == service) & inside(reports),
+        ),
         (Selection(service_codes=()), reports["report_id"] < 0),
         (Selection(ids=(2**63, -1, *some_reports)), reports["report_id"].isin(some_reports)),
     ]
@@ -76,8 +89,10 @@ def test_filters_match_pandas_on_both_layers(pipeline: Pipeline) -> None:
     incident_cases: list[tuple[Selection, pd.Series]] = [
         (Selection(teams=(team,)), incidents["team"] == team),
         (Selection(bbox=bbox), inside(incidents)),
-        (Selection(zone=("arrondissement", arrondissement)),
-         incidents["zone_arrondissement"] == arrondissement),
+        (
+            Selection(zone=("arrondissement", arrondissement)),
+            incidents["zone_arrondissement"] == arrondissement,
+        ),
         (Selection(start=middle), incidents["last_reported_at"] >= middle),
         (Selection(end=middle), incidents["first_reported_at"] <= middle),
         (Selection(overdue_at=middle), incidents["due_at"] < middle),

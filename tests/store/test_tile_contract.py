@@ -35,9 +35,25 @@ def decode(content: bytes, z: int, x: int, y: int, folder: Path) -> list[dict[st
     path = folder / f"{z}_{x}_{y}.mvt"
     path.write_bytes(content)
     done = subprocess.run(
-        ["ogr2ogr", "-f", "GeoJSON", "/vsistdout/", str(path), "-oo", f"Z={z}", "-oo",
-         f"X={x}", "-oo", f"Y={y}", "-oo", "CLIP=NO"],
-        capture_output=True, text=True, check=True, timeout=60,
+        [
+            "ogr2ogr",
+            "-f",
+            "GeoJSON",
+            "/vsistdout/",
+            str(path),
+            "-oo",
+            f"Z={z}",
+            "-oo",
+            f"X={x}",
+            "-oo",
+            f"Y={y}",
+            "-oo",
+            "CLIP=NO",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
     )
     found: list[dict[str, object]] = json.loads(done.stdout)["features"]
     return found
@@ -59,17 +75,24 @@ def test_low_zoom_tile_holds_one_point_per_cell(
     kept = incidents[keep]
     first, last = tiles.CELL_RANGE
     # Expected cells, computed with pandas (independently of both backends' grouping).
-    cells = pd.DataFrame({
-        "cx": np.clip(px[keep] // tiles.CELL, first, last),
-        "cy": np.clip(py[keep] // tiles.CELL, first, last),
-        "open": kept["status"].isin([str(s) for s in OPEN_STATUSES]).to_numpy(),
-        "reports": kept["report_count"].to_numpy(),
-    }).groupby(["cx", "cy"]).agg(
-        count=("open", "size"), open=("open", "sum"), reports=("reports", "sum")
+    cells = (
+        pd.DataFrame(
+            {
+                "cx": np.clip(px[keep] // tiles.CELL, first, last),
+                "cy": np.clip(py[keep] // tiles.CELL, first, last),
+                "open": kept["status"].isin([str(s) for s in OPEN_STATUSES]).to_numpy(),
+                "reports": kept["report_count"].to_numpy(),
+            }
+        )
+        .groupby(["cx", "cy"])
+        .agg(count=("open", "size"), open=("open", "sum"), reports=("reports", "sum"))
     )
     expected = {
-        (cx * tiles.CELL + tiles.CELL // 2, cy * tiles.CELL + tiles.CELL // 2):
-            {"count": int(r["count"]), "open": int(r["open"]), "reports": int(r["reports"])}
+        (cx * tiles.CELL + tiles.CELL // 2, cy * tiles.CELL + tiles.CELL // 2): {
+            "count": int(r["count"]),
+            "open": int(r["open"]),
+            "reports": int(r["reports"]),
+        }
         for (cx, cy), r in cells.iterrows()
     }
     content = pipeline.store.incident_tile(pipeline.city.jurisdiction_id, z, x, y)
@@ -134,15 +157,22 @@ def test_a_point_rounding_onto_the_buffer_edge_is_in_the_tile(
         minx + edge * unit, (miny + maxy) / 2
     )
     code = next(iter(pipeline.city.services))
-    opened = pipeline.submit(Report(
-        external_id=f"edge{beyond}", source="app", service_code=code, lon=lon, lat=lat,
-        requested_at=datetime(2025, 1, 1, tzinfo=UTC),
-    ))
+    opened = pipeline.submit(
+        Report(
+            external_id=f"edge{beyond}",
+            source="app",
+            service_code=code,
+            lon=lon,
+            lat=lat,
+            requested_at=datetime(2025, 1, 1, tzinfo=UTC),
+        )
+    )
     px, _, keep = tiles.tile_coordinates(np.array([lon]), np.array([lat]), z, x, y)
     assert keep[0]
     assert abs(px[0]) == (tiles.BUFFER if beyond < 0 else tiles.EXTENT + tiles.BUFFER)
-    read = decode(pipeline.store.incident_tile(pipeline.city.jurisdiction_id, z, x, y),
-                  z, x, y, tmp_path)
+    read = decode(
+        pipeline.store.incident_tile(pipeline.city.jurisdiction_id, z, x, y), z, x, y, tmp_path
+    )
     assert opened.incident_id in {f["properties"]["mvt_id"] for f in read}  # type: ignore[index]
 
 

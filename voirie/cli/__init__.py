@@ -16,8 +16,16 @@ def main() -> None:
 
 
 for command in (
-    data.import_command, data.export_command, server.serve_command, server.worker_command,
-    server.demo_command, admin.db, admin.tokens, admin.layers, admin.incidents, rules.rules,
+    data.import_command,
+    data.export_command,
+    server.serve_command,
+    server.worker_command,
+    server.demo_command,
+    admin.db,
+    admin.tokens,
+    admin.layers,
+    admin.incidents,
+    rules.rules,
 ):
     main.add_command(command)
 

@@ -31,8 +31,9 @@ def db_upgrade() -> None:
     store = open_store(StoreSettings())
     applied = store.upgrade()
     click.echo(
-        f"applied migrations {applied}" if applied else "schema is up to date"
-        f" (version {store.schema_version()}, {store.backend})"
+        f"applied migrations {applied}"
+        if applied
+        else f"schema is up to date (version {store.schema_version()}, {store.backend})"
     )
     store.close()
 
@@ -44,11 +45,19 @@ def tokens() -> None:
 
 @tokens.command("add")
 @click.argument("name")
-@click.option("--role", type=click.Choice([r.value for r in Role]), required=True,
-              help="admin: everything; dispatcher: every incident; agent: their team(s) only; "
-              "gis: read-only, no contact data; client: an Open311 api_key.")
-@click.option("--team", "teams", multiple=True,
-              help="Team code an agent works for (repeatable; required for agents).")
+@click.option(
+    "--role",
+    type=click.Choice([r.value for r in Role]),
+    required=True,
+    help="admin: everything; dispatcher: every incident; agent: their team(s) only; "
+    "gis: read-only, no contact data; client: an Open311 api_key.",
+)
+@click.option(
+    "--team",
+    "teams",
+    multiple=True,
+    help="Team code an agent works for (repeatable; required for agents).",
+)
 @city_option
 @fail_cleanly
 def tokens_add(name: str, role: str, teams: tuple[str, ...], city: str) -> None:
@@ -94,9 +103,15 @@ def _print_layer_reports(reports: list[LayerReport]) -> None:
     for r in reports:
         stats = r.stats
         table.add_row(
-            r.name, r.path.name, "-" if r.features is None else str(r.features), r.crs or "-",
-            *(("-",) * 3 if stats is None
-              else (str(stats.empty), str(stats.repaired), str(stats.rejected))),
+            r.name,
+            r.path.name,
+            "-" if r.features is None else str(r.features),
+            r.crs or "-",
+            *(
+                ("-",) * 3
+                if stats is None
+                else (str(stats.empty), str(stats.repaired), str(stats.rejected))
+            ),
         )
     out.print(table)
     coverage = Table(title="attributes (share of features with a value) and extent")
@@ -113,7 +128,6 @@ def _print_layer_reports(reports: list[LayerReport]) -> None:
             out.print(f"note: {note}", highlight=False, soft_wrap=True)
     if not any(r.problems for r in reports):
         out.print(f"{len(reports)} layers, no problem")
-
 
 
 @click.group()
@@ -140,6 +154,6 @@ def incidents_recluster(city: str) -> None:
         f"re-clustered {done.reports} reports of {done.incidents_before} open incidents "
         f"into {done.incidents_after}: {done.merged} merged away, {done.opened} opened "
         f"by splits, {done.moved} reports moved",
-        highlight=False, soft_wrap=True,
+        highlight=False,
+        soft_wrap=True,
     )
-

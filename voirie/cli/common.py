@@ -16,7 +16,10 @@ from voirie.store import Store, open_store
 
 console = Console(stderr=True)
 city_option = click.option(
-    "--city", envvar="VOIRIE_CITY", default="paris", show_default=True,
+    "--city",
+    envvar="VOIRIE_CITY",
+    default="paris",
+    show_default=True,
     help="City folder (with its city.yaml), or the name of a city shipped with voirie.",
 )
 
@@ -42,4 +45,3 @@ def configured_store() -> Store:
     store = open_store(StoreSettings())
     store.upgrade()
     return store
-

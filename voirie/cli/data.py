@@ -47,8 +47,12 @@ def run_import(
 ) -> ImportSummary:
     """Import one file with a progress bar; write the quarantined rows next to the summary."""
     table, mapping = read_source(path, fmt, mapping_file)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console, transient=False) as bar:
         task = bar.add_task(f"importing {path.name}", total=len(table.rows))
         summary = pipeline.import_table(table, mapping, progress=lambda n: bar.advance(task, n))
@@ -82,14 +86,26 @@ def _print_summary(summary: ImportSummary, quarantine: Path) -> None:
 @click.command("import")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @city_option
-@click.option("--format", "fmt", type=click.Choice(IMPORT_FORMATS), required=True,
-              help="dansmarue: Paris DansMaRue CSV export; csv: any CSV, with --mapping; "
-              "geojson: Point features; open311-json: array of GeoReport v2 requests.")
-@click.option("--mapping", "mapping_file", type=click.Path(exists=True, path_type=Path),
-              help="YAML file naming the source column of each report field.")
-@click.option("--quarantine", type=click.Path(dir_okay=False, path_type=Path),
-              help="Where to write rejected rows with their reason "
-              "[default: PATH's name + .quarantine.csv in the current folder]")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(IMPORT_FORMATS),
+    required=True,
+    help="dansmarue: Paris DansMaRue CSV export; csv: any CSV, with --mapping; "
+    "geojson: Point features; open311-json: array of GeoReport v2 requests.",
+)
+@click.option(
+    "--mapping",
+    "mapping_file",
+    type=click.Path(exists=True, path_type=Path),
+    help="YAML file naming the source column of each report field.",
+)
+@click.option(
+    "--quarantine",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write rejected rows with their reason "
+    "[default: PATH's name + .quarantine.csv in the current folder]",
+)
 @fail_cleanly
 def import_command(
     path: Path, city: str, fmt: str, mapping_file: Path | None, quarantine: Path | None
@@ -107,9 +123,14 @@ def import_command(
 @click.command("export")
 @click.argument("layer", type=click.Choice(["reports", "incidents"]))
 @city_option
-@click.option("--format", "fmt", type=click.Choice(FORMATS), required=True,
-              help="csv (with x, y and WKT), geojson, gpkg (GeoPackage with French column "
-              "titles) or zip (zipped Shapefile).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    required=True,
+    help="csv (with x, y and WKT), geojson, gpkg (GeoPackage with French column "
+    "titles) or zip (zipped Shapefile).",
+)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @click.option("--crs", default=None, help="Output CRS, e.g. EPSG:2154 [default: EPSG:4326]")
 @click.option("--status", default=None, help="Only these incident statuses (comma-separated).")
@@ -117,25 +138,42 @@ def import_command(
 @click.option("--team", default=None, help="Only these teams (comma-separated codes).")
 @click.option("--zone", default=None, help="Only one zone, as layer:code (arrondissement:75111).")
 @click.option("--bbox", default=None, help="Only inside minlon,minlat,maxlon,maxlat (WGS84).")
-@click.option("--start", default=None,
-              help="Reports requested (incidents active) on or after this ISO 8601 date.")
+@click.option(
+    "--start",
+    default=None,
+    help="Reports requested (incidents active) on or after this ISO 8601 date.",
+)
 @click.option("--end", default=None, help="... and on or before this ISO 8601 date.")
 @fail_cleanly
 def export_command(
-    layer: Layer, city: str, fmt: Format, output: Path, crs: str | None, status: str | None,
-    service: str | None, team: str | None, zone: str | None, bbox: str | None,
-    start: str | None, end: str | None,
+    layer: Layer,
+    city: str,
+    fmt: Format,
+    output: Path,
+    crs: str | None,
+    status: str | None,
+    service: str | None,
+    team: str | None,
+    zone: str | None,
+    bbox: str | None,
+    start: str | None,
+    end: str | None,
 ) -> None:
     """Write the report or incident layer (public fields only) to a file, chunk by chunk."""
-    selection = download_selection(status=status, service=service, team=team, zone=zone,
-                                   bbox=bbox, start=start, end=end)
+    selection = download_selection(
+        status=status, service=service, team=team, zone=zone, bbox=bbox, start=start, end=end
+    )
     store = configured_store()
     try:
         pipeline = Pipeline(load_city(city), store)
-        written = write_layer(layer_chunks(pipeline, layer, selection), output, fmt,
-                              id_column=ID_COLUMNS[layer], crs=check_crs(crs), layer=layer)
+        written = write_layer(
+            layer_chunks(pipeline, layer, selection),
+            output,
+            fmt,
+            id_column=ID_COLUMNS[layer],
+            crs=check_crs(crs),
+            layer=layer,
+        )
         console.print(f"wrote {written} {layer} to {output}")
     finally:
         store.close()
-
-

@@ -37,8 +37,11 @@ def _day(value: datetime | None) -> date | None:
 
 
 reports_option = click.option(
-    "--reports", "reports_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    required=True, help="Past reports with the team that really handled each one.",
+    "--reports",
+    "reports_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="Past reports with the team that really handled each one.",
 )
 truth_option = click.option(
     "--truth-column", required=True, help="Column of the real team (DansMaRue: intervenant)."
@@ -84,14 +87,22 @@ def rules_check(city_dir: Path) -> None:
 @source_format_option
 @since_option
 @until_option
-@click.option("--learn-until", type=click.DateTime(["%Y-%m-%d"]),
-              help="Instead of CITY_DIR's rules: learn rules from the reports declared up to "
-              "this day, test them on the later ones, next to the majority-per-service "
-              "baseline.")
+@click.option(
+    "--learn-until",
+    type=click.DateTime(["%Y-%m-%d"]),
+    help="Instead of CITY_DIR's rules: learn rules from the reports declared up to "
+    "this day, test them on the later ones, next to the majority-per-service "
+    "baseline.",
+)
 @fail_cleanly
 def rules_test(
-    city_dir: Path, reports_file: Path, truth_column: str, fmt: str,
-    since: datetime | None, until: datetime | None, learn_until: datetime | None,
+    city_dir: Path,
+    reports_file: Path,
+    truth_column: str,
+    fmt: str,
+    since: datetime | None,
+    until: datetime | None,
+    learn_until: datetime | None,
 ) -> None:
     """Route past reports with CITY_DIR's table and compare with where they really went."""
     city = load_city(city_dir)
@@ -103,8 +114,7 @@ def rules_test(
         _print_replay(results["learned"])
         _print_split(results, learn_until.date())
         return
-    result = replay(city, gis, table, mapping, truth_column,
-                    since=_day(since), until=_day(until))
+    result = replay(city, gis, table, mapping, truth_column, since=_day(since), until=_day(until))
     _print_replay(result)
 
 
@@ -113,8 +123,13 @@ def _print_split(results: dict[str, Replay], learn_until: date) -> None:
     for column in ("rules", "reports", "accuracy", "wrong team", "triage"):
         table.add_column(column)
     for label, result in results.items():
-        table.add_row(label, str(result.n), f"{result.accuracy:.2%}",
-                      f"{result.wrong_team_rate:.2%}", f"{result.triage_rate:.2%}")
+        table.add_row(
+            label,
+            str(result.n),
+            f"{result.accuracy:.2%}",
+            f"{result.wrong_team_rate:.2%}",
+            f"{result.triage_rate:.2%}",
+        )
     Console().print(table)
 
 
@@ -161,16 +176,36 @@ def _print_replay(result: Replay) -> None:
 @since_option
 @until_option
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
-@click.option("--min-support", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Fewest reports of a service to draft a rule for it.")
-@click.option("--zones/--no-zones", default=True, show_default=True,
-              help="Also draft zone rules where location changes the team (reads the layers).")
-@click.option("--corrections", is_flag=True,
-              help="Also count dispatchers' reassignments stored in VOIRIE_DATABASE_URL.")
+@click.option(
+    "--min-support",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Fewest reports of a service to draft a rule for it.",
+)
+@click.option(
+    "--zones/--no-zones",
+    default=True,
+    show_default=True,
+    help="Also draft zone rules where location changes the team (reads the layers).",
+)
+@click.option(
+    "--corrections",
+    is_flag=True,
+    help="Also count dispatchers' reassignments stored in VOIRIE_DATABASE_URL.",
+)
 @fail_cleanly
 def rules_learn(
-    city: str, reports_file: Path, truth_column: str, fmt: str, since: datetime | None,
-    until: datetime | None, output: Path, min_support: int, zones: bool, corrections: bool,
+    city: str,
+    reports_file: Path,
+    truth_column: str,
+    fmt: str,
+    since: datetime | None,
+    until: datetime | None,
+    output: Path,
+    min_support: int,
+    zones: bool,
+    corrections: bool,
 ) -> None:
     """Draft routing.rules entries: the majority team of each service, and of a service or
     group inside a zone where that differs, with support and confidence, as YAML to review."""
@@ -185,14 +220,21 @@ def rules_learn(
         finally:
             store.close()
         console.print(f"counting {len(fixes)} reassignments by dispatchers")
-    learned = learn(loaded, table, mapping, truth_column, gis=CityGIS(loaded) if zones else None,
-                    since=_day(since), until=_day(until), min_support=min_support,
-                    corrections=fixes)
+    learned = learn(
+        loaded,
+        table,
+        mapping,
+        truth_column,
+        gis=CityGIS(loaded) if zones else None,
+        since=_day(since),
+        until=_day(until),
+        min_support=min_support,
+        corrections=fixes,
+    )
     output.write_text(draft_yaml(learned, source=reports_file.name), encoding="utf-8")
     console.print(
         f"wrote {len(learned.rules)} rules to {output} from {learned.n} reports; "
         f"{len(learned.left_out)} services left out (below --min-support or not in city.yaml)",
-        highlight=False, soft_wrap=True,
+        highlight=False,
+        soft_wrap=True,
     )
-
-

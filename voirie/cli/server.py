@@ -52,8 +52,12 @@ def _serve(city: str, host: str, port: int, worker: bool = True) -> None:
 @city_option
 @click.option("--host", default=ServerSettings().host, show_default=True)
 @click.option("--port", default=ServerSettings().port, show_default=True, type=int)
-@click.option("--worker/--no-worker", default=True, show_default=True,
-              help="Run the outbox worker (notifications, escalation) in this process.")
+@click.option(
+    "--worker/--no-worker",
+    default=True,
+    show_default=True,
+    help="Run the outbox worker (notifications, escalation) in this process.",
+)
 @fail_cleanly
 def serve_command(city: str, host: str, port: int, worker: bool) -> None:
     """Serve the maps, downloads and APIs."""
@@ -63,8 +67,11 @@ def serve_command(city: str, host: str, port: int, worker: bool) -> None:
 @click.command("worker")
 @city_option
 @click.option("--once", is_flag=True, help="One pass (escalate, deliver what is due), then exit.")
-@click.option("--dead-letters", is_flag=True,
-              help="List the messages given up on, with the reason, then exit.")
+@click.option(
+    "--dead-letters",
+    is_flag=True,
+    help="List the messages given up on, with the reason, then exit.",
+)
 @fail_cleanly
 def worker_command(city: str, once: bool, dead_letters: bool) -> None:
     """Deliver notifications from the outbox and escalate overdue incidents, every
@@ -78,8 +85,9 @@ def worker_command(city: str, once: bool, dead_letters: bool) -> None:
             _print_dead_letters(store.lookup("outbox", loaded.jurisdiction_id, "status", [DEAD]))
         elif once:
             done = run_once(store, loaded, settings, worker_id())
-            console.print(f"delivered {done.delivered}, to retry {done.retried}, "
-                          f"dead-lettered {done.dead}")
+            console.print(
+                f"delivered {done.delivered}, to retry {done.retried}, dead-lettered {done.dead}"
+            )
         else:
             run(store, loaded, settings, threading.Event())
     finally:
@@ -92,8 +100,13 @@ def _print_dead_letters(rows: pd.DataFrame) -> None:
     for column in ("idempotency key", "channel", "team", "attempts", "reason"):
         table.add_column(column, overflow="fold")
     for row in rows.itertuples(index=False):
-        table.add_row(str(row.idempotency_key), str(row.channel), str(row.team or "-"),
-                      str(row.attempts), str(row.last_error))
+        table.add_row(
+            str(row.idempotency_key),
+            str(row.channel),
+            str(row.team or "-"),
+            str(row.attempts),
+            str(row.last_error),
+        )
     Console().print(table)
 
 
@@ -108,11 +121,10 @@ def demo_command(host: str, port: int, no_serve: bool) -> None:
     store = configured_store()
     try:
         pipeline = Pipeline(city, store)
-        run_import(pipeline, city.path(DEMO_REPORTS), "dansmarue", None,
-                   Path("demo.quarantine.csv"))
+        run_import(
+            pipeline, city.path(DEMO_REPORTS), "dansmarue", None, Path("demo.quarantine.csv")
+        )
     finally:
         store.close()
     if not no_serve:
         _serve("paris", host, port)
-
-

@@ -24,12 +24,31 @@ from voirie.store.selection import Layer, Selection
 
 KNOWN_REPORT_COLUMNS = ["external_id", "content_hash", "report_id", "incident_id", "received_at"]
 MEMBER_COLUMNS = [
-    "report_id", "incident_id", "service_code", "lon", "lat", "address", "requested_at",
-    "segment_id", "street_name", "score", "reason",
+    "report_id",
+    "incident_id",
+    "service_code",
+    "lon",
+    "lat",
+    "address",
+    "requested_at",
+    "segment_id",
+    "street_name",
+    "score",
+    "reason",
 ]
 RESHAPE_COLUMNS = [
-    "id", "origin_report_id", "lon", "lat", "segment_id", "street_name", "report_count",
-    "first_reported_at", "last_reported_at", "status", "merged_into", "updated_at",
+    "id",
+    "origin_report_id",
+    "lon",
+    "lat",
+    "segment_id",
+    "street_name",
+    "report_count",
+    "first_reported_at",
+    "last_reported_at",
+    "status",
+    "merged_into",
+    "updated_at",
 ]
 
 
@@ -64,7 +83,11 @@ class UnitOfWork(Protocol):
         """
 
     def open_incidents_near(
-        self, lon: float, lat: float, reach_m: float, service_codes: Sequence[str],
+        self,
+        lon: float,
+        lat: float,
+        reach_m: float,
+        service_codes: Sequence[str],
         since: datetime,
     ) -> OpenIncidents:
         """``open_incidents`` in the bbox ``candidates.bbox_around(lon, lat, reach_m)``, as
@@ -77,9 +100,7 @@ class UnitOfWork(Protocol):
     def insert_rows(self, table: str, rows: Sequence[Mapping[str, object]]) -> None:
         """Append rows of Python scalars: the per-report path's ``insert``."""
 
-    def add_report_to_incident(
-        self, incident_id: int, reported_at: datetime, at: datetime
-    ) -> None:
+    def add_report_to_incident(self, incident_id: int, reported_at: datetime, at: datetime) -> None:
         """``add_to_incidents`` for one attached report."""
 
     def reserve_ids(self, table: str, n: int) -> np.ndarray:
@@ -143,7 +164,6 @@ class UnitOfWork(Protocol):
     def remove_follower(self, incident_id: int, email: str) -> bool:
         """Unsubscribe an email from an incident; False when it did not follow it."""
 
-
     def rule_versions(self, rule_ids: Sequence[str]) -> pd.DataFrame:
         """Stored versions of these routing rules (columns of ``routing_rules``), after
         taking a lock that serializes processes recording rules."""
@@ -168,6 +188,7 @@ class UnitOfWork(Protocol):
 
     def mark_escalated(self, incident_ids: Sequence[int], at: datetime) -> None:
         """Record that these incidents were escalated at ``at``."""
+
 
 class Store(Protocol):
     """A storage backend."""

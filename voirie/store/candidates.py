@@ -17,7 +17,12 @@ import numpy as np
 BBox = tuple[float, float, float, float]
 # The columns of ``UnitOfWork.open_incidents`` (a batch's candidates), in query order.
 OPEN_INCIDENT_COLUMNS = [
-    "incident_id", "lon", "lat", "service_code", "last_reported_at", "segment_id",
+    "incident_id",
+    "lon",
+    "lat",
+    "service_code",
+    "last_reported_at",
+    "segment_id",
     "street_name",
 ]
 # Margin added around reports when fetching the open incidents they may join, in degrees

@@ -107,8 +107,9 @@ class PortableStatements:
             else:
                 values.append(value)
         if table in POINT_TABLES:
-            values.append(self.bind_point(float(cast(float, row["lon"])),
-                                          float(cast(float, row["lat"]))))
+            values.append(
+                self.bind_point(float(cast(float, row["lon"])), float(cast(float, row["lat"])))
+            )
         return values
 
     def known_report(self, source: str, external_id: str) -> KnownReport | None:
@@ -124,12 +125,14 @@ class PortableStatements:
         digest, report_id, incident_id, received_at = row
         if isinstance(received_at, str):  # GeoPackage text
             received_at = datetime.fromisoformat(received_at)
-        return KnownReport(str(digest), int(report_id),
-                           None if incident_id is None else int(incident_id), received_at)
+        return KnownReport(
+            str(digest),
+            int(report_id),
+            None if incident_id is None else int(incident_id),
+            received_at,
+        )
 
-    def add_report_to_incident(
-        self, incident_id: int, reported_at: datetime, at: datetime
-    ) -> None:
+    def add_report_to_incident(self, incident_id: int, reported_at: datetime, at: datetime) -> None:
         """Count one more report on a stored incident and move its last-reported time."""
         last = self.bind_instant(reported_at)
         self._run(
@@ -163,15 +166,19 @@ class PortableStatements:
         """Insert the supporter unless the email, or the anonymous client's key, already
         supports the incident; then (counted, supporters)."""
         key = (self.jurisdiction_id, int(incident_id))
-        counted = self._run(
-            "INSERT INTO incident_supporters (jurisdiction_id, incident_id, email, client_key, "
-            "supported_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            (*key, email, client_key, self.bind_instant(at)),
-        ).rowcount == 1
+        counted = (
+            self._run(
+                "INSERT INTO incident_supporters (jurisdiction_id, incident_id, email, client_key, "
+                "supported_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (*key, email, client_key, self.bind_instant(at)),
+            ).rowcount
+            == 1
+        )
         if counted:
             self._run(
                 "UPDATE incidents SET supporters = supporters + 1 "
-                "WHERE jurisdiction_id = ? AND id = ?", key,
+                "WHERE jurisdiction_id = ? AND id = ?",
+                key,
             )
         (supporters,) = self._run(
             "SELECT supporters FROM incidents WHERE jurisdiction_id = ? AND id = ?", key
@@ -181,11 +188,14 @@ class PortableStatements:
     def client_salt(self, day: str) -> str:
         """The salt of anonymous clients' keys for ``day`` (ISO date), made on first use;
         the salts of earlier days are deleted (their keys can no longer be traced)."""
-        self._run("DELETE FROM client_salts WHERE jurisdiction_id = ? AND day < ?",
-                  (self.jurisdiction_id, day))
+        self._run(
+            "DELETE FROM client_salts WHERE jurisdiction_id = ? AND day < ?",
+            (self.jurisdiction_id, day),
+        )
         self._run(
             "INSERT INTO client_salts (jurisdiction_id, day, salt) VALUES (?, ?, ?) "
-            "ON CONFLICT DO NOTHING", (self.jurisdiction_id, day, secrets.token_hex(16)),
+            "ON CONFLICT DO NOTHING",
+            (self.jurisdiction_id, day, secrets.token_hex(16)),
         )
         (salt,) = self._run(
             "SELECT salt FROM client_salts WHERE jurisdiction_id = ? AND day = ?",

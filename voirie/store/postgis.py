@@ -211,7 +211,9 @@ class PostgisUnitOfWork(PortableStatements):
             cur.executemany(text, rows)
 
     def __init__(
-        self, conn: Connection, jurisdiction_id: str,
+        self,
+        conn: Connection,
+        jurisdiction_id: str,
         column_types: Callable[[Connection, str], dict[str, str]],
     ) -> None:
         self.conn: Connection = conn
@@ -236,14 +238,16 @@ class PostgisUnitOfWork(PortableStatements):
         return _typed(pd.DataFrame(rows, columns=KNOWN_REPORT_COLUMNS))
 
     def open_incidents_near(
-        self, lon: float, lat: float, reach_m: float, service_codes: Sequence[str],
+        self,
+        lon: float,
+        lat: float,
+        reach_m: float,
+        service_codes: Sequence[str],
         since: datetime,
     ) -> OpenIncidents:
         """``open_incidents`` around the point as arrays (same query, same order)."""
         rows = self._open_rows(bbox_around(lon, lat, reach_m), service_codes, since)
-        return OpenIncidents.from_rows(
-            rows, [naive_utc(cast(datetime, row[4])) for row in rows]
-        )
+        return OpenIncidents.from_rows(rows, [naive_utc(cast(datetime, row[4])) for row in rows])
 
     def _open_rows(
         self, bbox: BBox, service_codes: Sequence[str], since: datetime
@@ -257,8 +261,12 @@ class PostgisUnitOfWork(PortableStatements):
             "AND status = ANY(%s) AND service_code = ANY(%s) AND last_reported_at >= %s "
             "ORDER BY id",
             (
-                self.jurisdiction_id, *(float(v) for v in bbox), WGS84, _OPEN,
-                list(service_codes), _utc(since),
+                self.jurisdiction_id,
+                *(float(v) for v in bbox),
+                WGS84,
+                _OPEN,
+                list(service_codes),
+                _utc(since),
             ),
         ).fetchall()
 
@@ -341,8 +349,10 @@ class PostgisUnitOfWork(PortableStatements):
             (
                 _values(pd.to_numeric(links["report_id"]).astype("Int64")),
                 _values(pd.to_numeric(links["incident_id"]).astype("Int64")),
-                _values(links["score"].astype(float)), _values(links["reason"].astype(str)),
-                _values(pd.to_datetime(links["linked_at"], utc=True)), self.jurisdiction_id,
+                _values(links["score"].astype(float)),
+                _values(links["reason"].astype(str)),
+                _values(pd.to_datetime(links["linked_at"], utc=True)),
+                self.jurisdiction_id,
             ),
         )
 
@@ -377,10 +387,18 @@ class PostgisUnitOfWork(PortableStatements):
             "last, status, merged_into, updated_at) "
             "WHERE i.jurisdiction_id = %s AND i.id = u.id",
             (
-                ints("id"), ints("origin_report_id"), _values(rows["lon"]),
-                _values(rows["lat"]), _values(rows["segment_id"]), _values(rows["street_name"]),
-                ints("report_count"), times("first_reported_at"), times("last_reported_at"),
-                _values(rows["status"]), ints("merged_into"), times("updated_at"),
+                ints("id"),
+                ints("origin_report_id"),
+                _values(rows["lon"]),
+                _values(rows["lat"]),
+                _values(rows["segment_id"]),
+                _values(rows["street_name"]),
+                ints("report_count"),
+                times("first_reported_at"),
+                times("last_reported_at"),
+                _values(rows["status"]),
+                ints("merged_into"),
+                times("updated_at"),
                 self.jurisdiction_id,
             ),
         )
@@ -407,13 +425,15 @@ class PostgisUnitOfWork(PortableStatements):
             )
         self.conn.execute(
             "UPDATE incidents SET merged_into = %(b)s WHERE jurisdiction_id = %(j)s "
-            "AND merged_into = %(a)s", key,
+            "AND merged_into = %(a)s",
+            key,
         )
         rows = self.conn.execute(
             "UPDATE incidents AS i SET supporters = (SELECT count(*) FROM incident_supporters s "
             "WHERE s.jurisdiction_id = i.jurisdiction_id AND s.incident_id = i.id) "
             "WHERE i.jurisdiction_id = %(j)s AND i.id IN (%(a)s, %(b)s) "
-            "RETURNING i.id, i.supporters", key,
+            "RETURNING i.id, i.supporters",
+            key,
         ).fetchall()
         return next(int(cast(int, n)) for i, n in rows if i == int(to_incident))
 
@@ -449,14 +469,12 @@ class PostgisUnitOfWork(PortableStatements):
             raise KeyError(sorted(unknown))
         if not changes:
             return
-        assignments = [
-            sql.SQL("{} = %s").format(sql.Identifier(name)) for name in changes
-        ]
+        assignments = [sql.SQL("{} = %s").format(sql.Identifier(name)) for name in changes]
         values = [_scalar(v) for v in changes.values()]
         if {"lon", "lat"} & set(changes):
-            assignments.append(sql.SQL(
-                "geom = ST_SetSRID(ST_MakePoint(lon, lat), {})"
-            ).format(sql.Literal(WGS84)))
+            assignments.append(
+                sql.SQL("geom = ST_SetSRID(ST_MakePoint(lon, lat), {})").format(sql.Literal(WGS84))
+            )
         statement = sql.SQL("UPDATE incidents SET {} WHERE jurisdiction_id = %s AND id = %s")
         self.conn.execute(
             statement.format(sql.SQL(", ").join(assignments)),
@@ -492,8 +510,15 @@ class PostgisUnitOfWork(PortableStatements):
         ).format(sql.SQL(", ").join(sql.Identifier("o", name) for name in names))
         rows = self.conn.execute(
             statement,
-            (self.jurisdiction_id, _utc(now), _utc(now), int(limit), worker, _utc(lease_until),
-             self.jurisdiction_id),
+            (
+                self.jurisdiction_id,
+                _utc(now),
+                _utc(now),
+                int(limit),
+                worker,
+                _utc(lease_until),
+                self.jurisdiction_id,
+            ),
         ).fetchall()
         frame = _typed(pd.DataFrame(rows, columns=list(names)))
         return frame.sort_values("id", ignore_index=True)
@@ -543,6 +568,7 @@ class PostgisUnitOfWork(PortableStatements):
             (_utc(at), self.jurisdiction_id, [int(i) for i in incident_ids]),
         )
 
+
 class PostgisStore(PortableReads):
     """The production store: a psycopg connection pool on a PostGIS database."""
 
@@ -550,12 +576,19 @@ class PostgisStore(PortableReads):
     dialect = DIALECT
 
     def __init__(
-        self, url: str, min_size: int = 1, max_size: int = 8,
+        self,
+        url: str,
+        min_size: int = 1,
+        max_size: int = 8,
         open_timeout_s: float = OPEN_TIMEOUT_S,
     ) -> None:
         self.url = url
         self.pool: ConnectionPool[Connection] = ConnectionPool(
-            url, min_size=min_size, max_size=max_size, open=False, name="voirie",
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            open=False,
+            name="voirie",
             kwargs={"application_name": "voirie"},
             check=ConnectionPool.check_connection,
         )
@@ -675,8 +708,11 @@ class PostgisStore(PortableReads):
         statement = sql.SQL(
             "SELECT {} FROM {} WHERE jurisdiction_id = %s AND {} = ANY(%s) ORDER BY {}, {}"
         ).format(
-            sql.SQL(", ").join(map(sql.Identifier, names)), sql.Identifier(table),
-            sql.Identifier(column), sql.Identifier(column), sql.Identifier(names[0]),
+            sql.SQL(", ").join(map(sql.Identifier, names)),
+            sql.Identifier(table),
+            sql.Identifier(column),
+            sql.Identifier(column),
+            sql.Identifier(names[0]),
         )
 
         def run(conn: Connection) -> pd.DataFrame:
@@ -718,9 +754,17 @@ class PostgisStore(PortableReads):
         first, last = tiles.CELL_RANGE
         cells = z < tiles.CLUSTER_BELOW_ZOOM
         params: dict[str, object] = {
-            "z": z, "x": x, "y": y, "j": jurisdiction_id, "extent": tiles.EXTENT,
-            "buffer": tiles.BUFFER, "margin": tiles.FETCH_BUFFER / tiles.EXTENT, "cell": tiles.CELL,
-            "first": first, "last": last, "side": last - first + 1,
+            "z": z,
+            "x": x,
+            "y": y,
+            "j": jurisdiction_id,
+            "extent": tiles.EXTENT,
+            "buffer": tiles.BUFFER,
+            "margin": tiles.FETCH_BUFFER / tiles.EXTENT,
+            "cell": tiles.CELL,
+            "first": first,
+            "last": last,
+            "side": last - first + 1,
             "open": tiles.OPEN_STATUS_CODES,
         }
 

@@ -140,7 +140,11 @@ class SqliteUnitOfWork(PortableStatements):
         return _typed(pd.DataFrame(rows, columns=KNOWN_REPORT_COLUMNS))
 
     def open_incidents_near(
-        self, lon: float, lat: float, reach_m: float, service_codes: Sequence[str],
+        self,
+        lon: float,
+        lat: float,
+        reach_m: float,
+        service_codes: Sequence[str],
         since: datetime,
     ) -> OpenIncidents:
         """``open_incidents`` around the point as arrays, sorted by id in Python (an
@@ -162,8 +166,14 @@ class SqliteUnitOfWork(PortableStatements):
             f"AND i.jurisdiction_id = ? AND i.status IN ({', '.join('?' * len(_OPEN))}) "
             f"AND i.service_code IN ({marks}) AND i.last_reported_at >= ?",
             (
-                bbox[2], bbox[0], bbox[3], bbox[1], self.jurisdiction_id, *_OPEN,
-                *service_codes, _instant(since),
+                bbox[2],
+                bbox[0],
+                bbox[3],
+                bbox[1],
+                self.jurisdiction_id,
+                *_OPEN,
+                *service_codes,
+                _instant(since),
             ),
         ).fetchall()
 
@@ -220,9 +230,12 @@ class SqliteUnitOfWork(PortableStatements):
             "UPDATE incident_reports SET incident_id = ?, score = ?, reason = ?, "
             "linked_at = ? WHERE jurisdiction_id = ? AND report_id = ?",
             zip(
-                links["incident_id"].astype(int).tolist(), links["score"].astype(float).tolist(),
-                links["reason"].astype(str).tolist(), iso_utc(links["linked_at"]).tolist(),
-                [self.jurisdiction_id] * len(links), links["report_id"].astype(int).tolist(),
+                links["incident_id"].astype(int).tolist(),
+                links["score"].astype(float).tolist(),
+                links["reason"].astype(str).tolist(),
+                iso_utc(links["linked_at"]).tolist(),
+                [self.jurisdiction_id] * len(links),
+                links["report_id"].astype(int).tolist(),
                 strict=True,
             ),
         )
@@ -239,12 +252,17 @@ class SqliteUnitOfWork(PortableStatements):
         )
         values = {
             name: (iso_utc(frame[name]) if name in DATETIME_COLUMNS else frame[name])
-            .astype(object).where(frame[name].notna(), None).tolist()
+            .astype(object)
+            .where(frame[name].notna(), None)
+            .tolist()
             for name in RESHAPE_COLUMNS
         }
         params = [
-            {**{name: values[name][k] for name in RESHAPE_COLUMNS}, "geom": geom[k],
-             "j": self.jurisdiction_id}
+            {
+                **{name: values[name][k] for name in RESHAPE_COLUMNS},
+                "geom": geom[k],
+                "j": self.jurisdiction_id,
+            }
             for k in range(len(frame))
         ]
         self.conn.executemany(
@@ -273,19 +291,21 @@ class SqliteUnitOfWork(PortableStatements):
         for table in ("incident_supporters", "incident_followers"):
             self.conn.execute(
                 f"UPDATE OR IGNORE {table} SET incident_id = :b "
-                "WHERE jurisdiction_id = :j AND incident_id = :a", key,
+                "WHERE jurisdiction_id = :j AND incident_id = :a",
+                key,
             )
             self.conn.execute(
                 f"DELETE FROM {table} WHERE jurisdiction_id = :j AND incident_id = :a", key
             )
         self.conn.execute(
-            "UPDATE incidents SET merged_into = :b WHERE jurisdiction_id = :j "
-            "AND merged_into = :a", key,
+            "UPDATE incidents SET merged_into = :b WHERE jurisdiction_id = :j AND merged_into = :a",
+            key,
         )
         self.conn.execute(
             "UPDATE incidents SET supporters = (SELECT count(*) FROM incident_supporters s "
             "WHERE s.jurisdiction_id = :j AND s.incident_id = incidents.id) "
-            "WHERE jurisdiction_id = :j AND id IN (:a, :b)", key,
+            "WHERE jurisdiction_id = :j AND id IN (:a, :b)",
+            key,
         )
         (supporters,) = self.conn.execute(
             "SELECT supporters FROM incidents WHERE jurisdiction_id = :j AND id = :b", key
@@ -296,13 +316,14 @@ class SqliteUnitOfWork(PortableStatements):
         """Marked pairs touching the given incidents (all when None)."""
         where = ""
         if incident_ids is not None:
-            where = (" AND (incident_a IN (SELECT value FROM json_each(:ids)) "
-                     "OR incident_b IN (SELECT value FROM json_each(:ids)))")
+            where = (
+                " AND (incident_a IN (SELECT value FROM json_each(:ids)) "
+                "OR incident_b IN (SELECT value FROM json_each(:ids)))"
+            )
         rows = self.conn.execute(
             "SELECT incident_a, incident_b FROM not_duplicates WHERE jurisdiction_id = :j"
             f"{where} ORDER BY incident_a, incident_b",
-            {"j": self.jurisdiction_id,
-             "ids": json.dumps([int(i) for i in incident_ids or []])},
+            {"j": self.jurisdiction_id, "ids": json.dumps([int(i) for i in incident_ids or []])},
         ).fetchall()
         return pd.DataFrame(rows, columns=["incident_a", "incident_b"], dtype="int64")
 
@@ -330,8 +351,11 @@ class SqliteUnitOfWork(PortableStatements):
         frame = pd.DataFrame([current])
         (values,) = _rows("incidents", frame)
         names = [*COLUMNS["incidents"], "geom"]
-        keep = [i for i, name in enumerate(names) if name in changes or (
-            name == "geom" and {"lon", "lat"} & set(changes))]
+        keep = [
+            i
+            for i, name in enumerate(names)
+            if name in changes or (name == "geom" and {"lon", "lat"} & set(changes))
+        ]
         unknown = set(changes) - set(COLUMNS["incidents"])
         if unknown:
             raise KeyError(sorted(unknown))
@@ -386,9 +410,13 @@ class SqliteUnitOfWork(PortableStatements):
             "delivered_at = ?, claimed_by = NULL, claimed_until = NULL "
             "WHERE jurisdiction_id = ? AND id = ?",
             zip(
-                frame["status"].astype(str), frame["attempts"].astype(int).tolist(), next_at,
+                frame["status"].astype(str),
+                frame["attempts"].astype(int).tolist(),
+                next_at,
                 frame["last_error"].astype(object).where(frame["last_error"].notna(), None),
-                done_at, [self.jurisdiction_id] * len(frame), frame["id"].astype(int).tolist(),
+                done_at,
+                [self.jurisdiction_id] * len(frame),
+                frame["id"].astype(int).tolist(),
                 strict=True,
             ),
         )
@@ -411,6 +439,7 @@ class SqliteUnitOfWork(PortableStatements):
             "UPDATE escalations SET escalated_at = ? WHERE jurisdiction_id = ? AND incident_id = ?",
             [(_instant(at), self.jurisdiction_id, int(i)) for i in incident_ids],
         )
+
 
 class SqliteStore(PortableReads):
     """The embedded store: a GeoPackage file opened with the stdlib sqlite3 module."""
@@ -435,7 +464,9 @@ class SqliteStore(PortableReads):
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False,
+                self.path,
+                isolation_level=None,
+                check_same_thread=False,
                 timeout=BUSY_TIMEOUT_MS / 1000,
             )
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
@@ -528,8 +559,11 @@ class SqliteStore(PortableReads):
         minlon, minlat, maxlon, maxlat = tiles.lonlat_bounds(z, x, y)
         cells = z < tiles.CLUSTER_BELOW_ZOOM
         # Only the columns the tile needs: a city-wide cell tile reads every incident.
-        names = ["lon", "lat", "status", "report_count"] if cells else [
-            "id", "lon", "lat", *tiles.FIELDS]
+        names = (
+            ["lon", "lat", "status", "report_count"]
+            if cells
+            else ["id", "lon", "lat", *tiles.FIELDS]
+        )
         rows = self.conn.execute(
             f"SELECT {', '.join(_TILE_COLUMNS.get(name, f'i.{name}') for name in names)} "
             "FROM incidents i JOIN rtree_incidents_geom t ON t.id = i.id "
@@ -543,11 +577,15 @@ class SqliteStore(PortableReads):
         )
         if cells:
             return tiles.encode_cells(
-                px[keep], py[keep], frame["status"].to_numpy()[keep],
+                px[keep],
+                py[keep],
+                frame["status"].to_numpy()[keep],
                 frame["report_count"].to_numpy()[keep],
             )
         return tiles.encode_points(
-            frame["id"].to_numpy()[keep], px[keep], py[keep],
+            frame["id"].to_numpy()[keep],
+            px[keep],
+            py[keep],
             frame.loc[keep, list(tiles.FIELDS)].reset_index(drop=True),
         )
 
@@ -570,7 +608,10 @@ class SqliteStore(PortableReads):
             "INSERT INTO api_tokens (jurisdiction_id, token_hash, name, role, teams, created_at) "
             "VALUES (?, ?, ?, ?, ?, ?)",
             (
-                jurisdiction_id, token_hash, token.name, token.role,
+                jurisdiction_id,
+                token_hash,
+                token.name,
+                token.role,
                 json.dumps(list(token.teams), ensure_ascii=False),
                 _instant(datetime.now(UTC)),
             ),
@@ -579,8 +620,7 @@ class SqliteStore(PortableReads):
     def find_token(self, jurisdiction_id: str, token_hash: str) -> TokenRecord | None:
         """The token row with this hash, teams decoded from their JSON array."""
         row = self.conn.execute(
-            "SELECT name, role, teams FROM api_tokens "
-            "WHERE jurisdiction_id = ? AND token_hash = ?",
+            "SELECT name, role, teams FROM api_tokens WHERE jurisdiction_id = ? AND token_hash = ?",
             (jurisdiction_id, token_hash),
         ).fetchone()
         if row is None:
