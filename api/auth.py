@@ -1,8 +1,8 @@
 """FastAPI dependencies that authenticate a request and check its role.
 
-Staff routes take ``Authorization: Bearer TOKEN`` (Open311 routes read the same tokens as
-``api_key`` through ``voirie.auth.authenticate``). Failures are domain errors (``Unauthorized``
-401, ``Forbidden`` 403) rendered by the app's error handler, never ``HTTPException``.
+Staff routes take ``Authorization: Bearer TOKEN`` (Open311 routes read the same tokens
+as ``api_key`` through ``voirie.services.auth.authenticate``). Failures are domain
+errors (``Unauthorized`` 401, ``Forbidden`` 403) rendered by the app's error handler, never ``HTTPException``.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from voirie.api.deps import PipelineDep
-from voirie.auth import Principal, Role, authenticate
 from voirie.errors import Forbidden, Unauthorized
+from voirie.services.auth import Principal, Role, authenticate
 
 # auto_error=False: a missing header becomes our Unauthorized (problem+json), not
 # FastAPI's own 403; the scheme still appears in the OpenAPI document.

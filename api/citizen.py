@@ -1,6 +1,6 @@
 """The citizen API (no authentication): what is open nearby, "me too", follow-ups, geocoding.
 
-Handlers only translate between the wire and :mod:`voirie.citizens`; every check and every
+Handlers only translate between the wire and :mod:`voirie.services.citizens`; every check and every
 error (naming its field) lives there. Emails come in, never go out: no response carries one.
 """
 
@@ -12,10 +12,10 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query, Request, status
 from pydantic import BaseModel, Field
 
-from voirie import citizens
 from voirie.api.deps import IncidentId, PipelineDep
 from voirie.errors import NotFound
 from voirie.gis.streetsearch import geocode_street
+from voirie.services import citizens
 
 router = APIRouter(prefix="/api/v1", tags=["citizens"])
 

@@ -11,12 +11,12 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from voirie.api.deps import PipelineDep
-from voirie.citizens import MAX_RADIUS_M
 from voirie.errors import InvalidInput
 from voirie.maps.dispatch import LANGUAGES, render_dispatch_map
 from voirie.maps.nearby import render_nearby_page
 from voirie.model import OPEN_STATUSES
 from voirie.pipeline import Pipeline
+from voirie.services.citizens import MAX_RADIUS_M
 from voirie.store.selection import Selection
 
 router = APIRouter(tags=["maps"])

@@ -1,7 +1,7 @@
 """The staff API (``/api/v1``): incidents for dispatchers, team agents and GIS officers.
 
 Every route needs a bearer token (``voirie tokens add``) whose role the route allows
-(``require``); what a role may do on which team is decided by ``voirie.auth`` on the
+(``require``); what a role may do on which team is decided by ``voirie.services.auth`` on the
 incident's current team, inside the transaction that changes it.
 """
 
@@ -13,7 +13,6 @@ from typing import Annotated
 import pandas as pd
 from fastapi import APIRouter, Depends, Query, status
 
-from voirie import merging, workflow
 from voirie.api.auth import require
 from voirie.api.deps import IncidentId, PipelineDep, ReportId
 from voirie.api.staff_models import (
@@ -36,11 +35,12 @@ from voirie.api.staff_models import (
     clean,
     row,
 )
-from voirie.auth import PERMISSIONS, Action, Principal, Role
-from voirie.casefile import case_file, scoped
 from voirie.errors import InvalidInput, NotFound
 from voirie.model import EventKind, Status
 from voirie.pipeline import Pipeline
+from voirie.services import merging, workflow
+from voirie.services.auth import PERMISSIONS, Action, Principal, Role
+from voirie.services.casefile import case_file, scoped
 from voirie.store.selection import Selection
 
 router = APIRouter(prefix="/api/v1", tags=["staff"])

@@ -1,6 +1,6 @@
 """Vector tiles of the incidents: ``/tiles/incidents/{z}/{x}/{y}.mvt`` and their TileJSON.
 
-The store encodes the tile (``ST_AsMVT`` on PostGIS, ``voirie.maps.tiles`` on sqlite);
+The store encodes the tile (``ST_AsMVT`` on PostGIS, ``voirie.codecs.mvt`` on sqlite);
 public attributes only. Tiles may be cached a minute by browsers and proxies: incidents
 change as reports arrive, so a longer lifetime would show stale statuses.
 """
@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from voirie.api.deps import PipelineDep
-from voirie.maps import tiles
+from voirie.codecs import mvt
 from voirie.maps.ogc import collections
 
 router = APIRouter(prefix="/tiles", tags=["tiles"])
@@ -27,10 +27,10 @@ CACHE_CONTROL = "public, max-age=60"
     response_class=Response,
     responses={
         200: {
-            "content": {tiles.MEDIA_TYPE: {}},
+            "content": {mvt.MEDIA_TYPE: {}},
             "description": "Mapbox Vector Tile, layer `incidents` (empty when none; "
             "aggregated cells below zoom "
-            f"{tiles.CLUSTER_BELOW_ZOOM})",
+            f"{mvt.CLUSTER_BELOW_ZOOM})",
         },
         400: {"description": "no such tile"},
     },
@@ -38,19 +38,19 @@ CACHE_CONTROL = "public, max-age=60"
 def incident_tile(z: int, x: int, y: int, pipeline: PipelineDep) -> Response:
     """One tile (XYZ scheme, as in web maps) of incidents with their public attributes.
 
-    Below zoom ``tiles.CLUSTER_BELOW_ZOOM`` the features are cells aggregating the
+    Below zoom ``mvt.CLUSTER_BELOW_ZOOM`` the features are cells aggregating the
     incidents (``count``, ``open``, ``reports``), as described in the TileJSON.
     """
-    tiles.check_tile(z, x, y)
+    mvt.check_tile(z, x, y)
     content = pipeline.store.incident_tile(pipeline.city.jurisdiction_id, z, x, y)
-    return Response(content, media_type=tiles.MEDIA_TYPE, headers={"Cache-Control": CACHE_CONTROL})
+    return Response(content, media_type=mvt.MEDIA_TYPE, headers={"Cache-Control": CACHE_CONTROL})
 
 
 @router.get("/incidents.json", summary="TileJSON of the incident tiles")
 def incident_tilejson(request: Request, pipeline: PipelineDep) -> JSONResponse:
     """Where the incident tiles are and what their features carry (TileJSON 3.0.0)."""
     base = str(request.base_url).rstrip("/")
-    document: dict[str, Any] = tiles.tilejson(
+    document: dict[str, Any] = mvt.tilejson(
         f"{base}/tiles/incidents/{{z}}/{{x}}/{{y}}.mvt",
         name=f"voirie — {pipeline.city.config.name}: incidents",
         bounds=collections(pipeline)["incidents"].bbox,

@@ -45,12 +45,12 @@ from fastapi import FastAPI, Request
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
-from voirie.auth import Role, issue_token
 from voirie.city import Service, load_city
 from voirie.gis.enrich import CityGIS
 from voirie.ingest.mapping import DANSMARUE
 from voirie.ingest.sources import read_csv
 from voirie.pipeline import Pipeline
+from voirie.services.auth import Role, issue_token
 from voirie.store.postgis import PostgisStore
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

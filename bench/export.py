@@ -276,7 +276,7 @@ def _median_seconds(work: Callable[[], bytes]) -> tuple[float, int]:
 
 def _raw_tile(conn: psycopg.Connection[Any], z: int, x: int, y: int) -> bytes:
     """The peer's tile: aggregated per cell where voirie aggregates, else per incident."""
-    from voirie.maps import tiles
+    from voirie.codecs import mvt as tiles
 
     query = RAW_CELL_MVT if z < tiles.CLUSTER_BELOW_ZOOM else RAW_MVT
     row = conn.execute(query, {"z": z, "x": x, "y": y, "open": tiles.OPEN_STATUS_CODES}).fetchone()
@@ -333,7 +333,7 @@ def tiles(
 
     Aggregated tiles are first compared cell by cell (``check_cells``), one line per tile.
     """
-    from voirie.maps import tiles as mvt
+    from voirie.codecs import mvt
     from voirie.settings import StoreSettings
     from voirie.store import open_store
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import geopandas as gpd
 
-from voirie.citizens import MAX_RADIUS_M
 from voirie.maps.dispatch import STATUS_COLOURS, STATUS_LABELS
 from voirie.maps.html import outlines, render
+from voirie.services.citizens import MAX_RADIUS_M
 
 RADII_M = (250, 500, 1000, 2000)
 """Search radii offered to citizens, in metres (the API accepts up to ``MAX_RADIUS_M``)."""

@@ -3,7 +3,7 @@
 Run once by a maintainer when the source data changes; the output is committed so that
 voirie never reads ``../shared`` at run time. Services and groups come from the DansMaRue
 ``type``/``soustype`` pairs, teams from ``intervenant``, and the routing rules learned from
-the 2023-07 … 2024-03 slice (``voirie.routing.evaluate.learn``): the majority
+the 2023-07 … 2024-03 slice (``voirie.services.rules_replay.learn``): the majority
 ``intervenant`` of each ``soustype``, and zone rules where the place changes it.
 """
 
@@ -22,7 +22,7 @@ from voirie.city import group_code_for, load_city, service_code_for
 from voirie.gis.enrich import CityGIS
 from voirie.ingest.mapping import DANSMARUE
 from voirie.ingest.sources import read_csv
-from voirie.routing.evaluate import learn
+from voirie.services.rules_replay import learn
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "paris"
 OUT = Path(__file__).resolve().parents[1] / "cities" / "paris"

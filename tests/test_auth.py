@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 from clirunner import run_voirie
 
-from voirie.auth import (
+from voirie.city import TRIAGE_TEAM, City
+from voirie.errors import Forbidden, InvalidInput
+from voirie.services.auth import (
     PERMISSIONS,
     Action,
     Principal,
@@ -21,8 +23,6 @@ from voirie.auth import (
     issue_token,
     token_hash,
 )
-from voirie.city import TRIAGE_TEAM, City
-from voirie.errors import Forbidden, InvalidInput
 from voirie.store import Store
 
 PARIS = "paris.fr"

@@ -2,7 +2,7 @@
 
 The same real DansMaRue reports go into two stores of one backend: one store by
 ``Pipeline.import_table`` (the bulk path), the other one report at a time by
-``Pipeline.submit`` (the per-report path, ``voirie.intake``), in the order an import takes
+``Pipeline.submit`` (the per-report path, ``voirie.services.intake``), in the order an import takes
 them. Every table is then compared row by row, keyed by the reports' external ids (the
 database ids, and the instants of writing, differ): reports, enrichments, zones, links with
 their scores and reasons, incidents, assignments, escalations, team notices and events.

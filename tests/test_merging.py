@@ -8,7 +8,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from voirie import merging
 from voirie.city import City
 from voirie.errors import Conflict, InvalidInput, NotFound
 from voirie.gis.enrich import CityGIS
@@ -16,6 +15,7 @@ from voirie.ingest.mapping import DANSMARUE
 from voirie.ingest.sources import RawTable, read_csv
 from voirie.model import Report
 from voirie.pipeline import Pipeline
+from voirie.services import merging
 from voirie.store.base import Store
 from voirie.store.selection import Selection
 from voirie.store.sqlite import SqliteStore

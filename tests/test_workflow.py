@@ -9,12 +9,12 @@ from datetime import UTC, datetime
 import pandas as pd
 import pytest
 
-from voirie import workflow
-from voirie.auth import Principal, Role
 from voirie.city import TRIAGE_TEAM
 from voirie.errors import Conflict, Forbidden, InvalidInput, NotFound, VoirieError
 from voirie.model import OPEN_STATUSES, EventKind, Status
 from voirie.pipeline import Pipeline
+from voirie.services import workflow
+from voirie.services.auth import Principal, Role
 from voirie.settings import StoreSettings
 from voirie.store import open_store
 from voirie.store.selection import Selection

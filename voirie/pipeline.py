@@ -19,16 +19,16 @@ import numpy as np
 import pandas as pd
 
 from voirie.city import City
-from voirie.events import SYSTEM_ACTOR
 from voirie.gis import dedupe
 from voirie.gis.enrich import CityGIS
 from voirie.ingest.mapping import ColumnMapping
 from voirie.ingest.sources import RawTable
 from voirie.ingest.validate import CHANGED_CONTENT, QUARANTINE_COLUMNS, validate
-from voirie.intake import Intake, Submission
 from voirie.model import EventKind, Flag, Report, Status
-from voirie.routing.outbox import record_routing
+from voirie.notify.outbox import record_routing
 from voirie.routing.table import RoutingTable, route
+from voirie.services.events import SYSTEM_ACTOR
+from voirie.services.intake import Intake, Submission
 from voirie.store.base import Store, UnitOfWork
 from voirie.store.candidates import margin_deg
 from voirie.store.selection import EVERYTHING, Layer, Selection
@@ -115,7 +115,7 @@ class Pipeline:
 
     def submit(self, report: Report) -> Submission:
         """Store one report and say where it went (the API's entry point): the per-report
-        path of ``voirie.intake``, with the decisions of a bulk import.
+        path of ``voirie.services.intake``, with the decisions of a bulk import.
 
         Raises ``InvalidInput`` naming the field when the report is refused; a report whose
         external id is already stored with the same content answers with the stored ids.

@@ -28,8 +28,8 @@ from voirie.api.open311 import wire
 from voirie.api.open311.deps import JurisdictionDep, SettingsDep, check_jurisdiction, client
 from voirie.api.open311.render import Format, render, responses
 from voirie.api.open311.settings import Open311Settings
-from voirie.auth import Role
 from voirie.errors import NotFound, TooLarge, UnsupportedMedia
+from voirie.services.auth import Role
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"])
 

@@ -27,9 +27,9 @@ from voirie.api.open311.settings import Open311Settings
 from voirie.errors import InvalidInput, NotFound
 from voirie.model import OPEN_STATUSES, EventKind, Status
 from voirie.pipeline import Pipeline
+from voirie.services.workflow import StatusChange
 from voirie.store.schema import MAX_ID
 from voirie.store.selection import Selection
-from voirie.workflow import StatusChange
 
 OPEN311_SOURCE = "open311"
 router = APIRouter(prefix="/open311/v2", tags=["open311"], dependencies=[JurisdictionDep])

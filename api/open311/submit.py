@@ -32,13 +32,13 @@ from voirie.api.open311.deps import JurisdictionDep, SettingsDep, check_jurisdic
 from voirie.api.open311.render import Format, render, responses
 from voirie.api.open311.requests import OPEN311_SOURCE
 from voirie.api.open311.settings import Open311Settings
-from voirie.auth import Role
 from voirie.city import Service, ServiceAttribute
 from voirie.errors import InvalidInput
 from voirie.gis.streetsearch import geocode_street
-from voirie.intake import Submission
 from voirie.model import Contact, Report
 from voirie.pipeline import Pipeline
+from voirie.services.auth import Role
+from voirie.services.intake import Submission
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"])
 

@@ -1,7 +1,7 @@
 """The FixMyStreet ``servicerequestupdates`` extension: a back office pushes status changes.
 
 https://wiki.open311.org/GeoReport_v2/Servicerequestupdates. POST changes the status of the
-incident a request (report) belongs to through the staff workflow (``voirie.workflow``:
+incident a request (report) belongs to through the staff workflow (``voirie.services.workflow``:
 allowed transitions, team scope, an event in the same transaction); the key must be a
 staff token (admin, dispatcher, or an agent of the incident's team). GET lists the status
 changes in a time window, one update per report of the incident that changed.
@@ -23,12 +23,12 @@ from voirie.api.open311.deps import JurisdictionDep, SettingsDep, check_jurisdic
 from voirie.api.open311.render import Format, render, responses
 from voirie.api.open311.requests import local_time, window
 from voirie.api.open311.submit import Form, read_form
-from voirie.auth import Role
 from voirie.errors import InvalidInput, NotFound
 from voirie.model import EventKind, Status
 from voirie.pipeline import Pipeline
+from voirie.services.auth import Role
+from voirie.services.workflow import StatusChange, change_status
 from voirie.store.selection import Selection
-from voirie.workflow import StatusChange, change_status
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"])
 

@@ -16,12 +16,12 @@ from fastapi.testclient import TestClient
 
 from voirie.api.app import create_app
 from voirie.api.open311.settings import Open311Settings
-from voirie.auth import issue_token
 from voirie.city import City
 from voirie.gis.enrich import CityGIS
 from voirie.ingest.mapping import DANSMARUE
 from voirie.ingest.sources import read_csv
 from voirie.pipeline import Pipeline
+from voirie.services.auth import issue_token
 from voirie.settings import CitySettings, StoreSettings
 from voirie.store import Store, open_store
 

@@ -20,12 +20,12 @@ from databases import scratch_database
 from fastapi.testclient import TestClient
 
 from voirie.api.app import create_app
-from voirie.auth import Role, issue_token
 from voirie.city import City
 from voirie.gis.enrich import CityGIS
 from voirie.ingest.mapping import DANSMARUE
 from voirie.ingest.sources import read_csv
 from voirie.pipeline import Pipeline
+from voirie.services.auth import Role, issue_token
 from voirie.settings import CitySettings, StoreSettings
 from voirie.store import open_store
 

@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
-from voirie import citizens
 from voirie.city import City
 from voirie.errors import Conflict, InvalidInput, NotFound
 from voirie.model import Report, Status
 from voirie.pipeline import Pipeline
+from voirie.services import citizens
 from voirie.store.selection import Selection
 
 NOW = datetime(2024, 6, 1, tzinfo=UTC)

@@ -22,11 +22,11 @@ from open311_support import (
     xml,
 )
 
-from voirie.auth import authenticate
 from voirie.city import City
 from voirie.gis.enrich import CityGIS
+from voirie.services.auth import authenticate
+from voirie.services.workflow import change_status
 from voirie.store.selection import Selection
-from voirie.workflow import change_status
 
 FIELDS = [
     "service_request_id",

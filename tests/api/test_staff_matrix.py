@@ -1,7 +1,7 @@
 """The authorization matrix: every role × every staff route × own/other team, allowed or
 denied, on every backend; and no public response ever contains reporter contact data.
 
-The expected table is written out by hand (not derived from ``voirie.auth.PERMISSIONS``),
+The expected table is written out by hand (not derived from ``voirie.services.auth.PERMISSIONS``),
 so a change of the rules in code that is not also made here fails.
 """
 
@@ -17,9 +17,9 @@ import pytest
 from databases import BACKENDS
 from staffworld import CONTACT_MARKERS, OTHER_TEAM, OWN_TEAM, StaffWorld, module_world
 
-from voirie import merging
 from voirie.city import TRIAGE_TEAM, City
 from voirie.gis.enrich import CityGIS
+from voirie.services import merging
 from voirie.store.selection import Selection
 
 THIRD_TEAM = "DVD"  # neither the agent's team nor the other one

@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 from liveserver import sample_client
 
 from voirie.city import City
+from voirie.codecs import mvt
 from voirie.gis.enrich import CityGIS
-from voirie.maps import tiles
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -32,10 +32,10 @@ def test_tilejson_describes_the_layer(client: TestClient) -> None:
     assert body["tiles"] == ["http://testserver/tiles/incidents/{z}/{x}/{y}.mvt"]
     assert body["vector_layers"][0]["id"] == "incidents"
     layer = body["vector_layers"][0]
-    assert set(layer["fields"]) == set(tiles.FIELDS) | set(tiles.CLUSTER_FIELDS)
-    assert layer["fields"]["count"].endswith(f"(zoom below {tiles.CLUSTER_BELOW_ZOOM})")
-    assert layer["fields"]["team"].endswith(f"(zoom {tiles.CLUSTER_BELOW_ZOOM} and more)")
-    assert f"{tiles.CELL}x{tiles.CELL}" in layer["description"]
+    assert set(layer["fields"]) == set(mvt.FIELDS) | set(mvt.CLUSTER_FIELDS)
+    assert layer["fields"]["count"].endswith(f"(zoom below {mvt.CLUSTER_BELOW_ZOOM})")
+    assert layer["fields"]["team"].endswith(f"(zoom {mvt.CLUSTER_BELOW_ZOOM} and more)")
+    assert f"{mvt.CELL}x{mvt.CELL}" in layer["description"]
     minlon, minlat, maxlon, maxlat = body["bounds"]
     assert minlon < 2.35 < maxlon
     assert minlat < 48.86 < maxlat
@@ -44,7 +44,7 @@ def test_tilejson_describes_the_layer(client: TestClient) -> None:
 def test_tile_is_served_with_its_media_type_and_cache_headers(client: TestClient) -> None:
     response = client.get("/tiles/incidents/12/2074/1409.mvt")
     assert response.status_code == 200
-    assert response.headers["content-type"] == tiles.MEDIA_TYPE
+    assert response.headers["content-type"] == mvt.MEDIA_TYPE
     assert response.headers["cache-control"] == "public, max-age=60"
     assert response.content[:1] == b"\x1a"  # Tile.layers, field 3, length-delimited
     assert b"incidents" in response.content

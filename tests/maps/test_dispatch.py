@@ -15,11 +15,11 @@ import pytest
 from browsing import PHONE, LiveApp, offline, screenshot
 from shapely.geometry import Point
 
-from voirie.auth import Role, issue_token
 from voirie.gis.enrich import CityGIS
 from voirie.maps.dispatch import MARKER_CLASS, dispatch_data, render_dispatch_map, team_colour
 from voirie.maps.static import STATIC_DIR
 from voirie.model import Status
+from voirie.services.auth import Role, issue_token
 from voirie.store.selection import Selection
 
 if TYPE_CHECKING:

@@ -21,8 +21,8 @@ from voirie.gis.enrich import CityGIS
 from voirie.ingest.mapping import DANSMARUE, OPEN311, ColumnMapping
 from voirie.ingest.sources import RawTable, read_csv, read_open311_json
 from voirie.ingest.validate import validate
+from voirie.notify.outbox import record_routing, record_routing_one
 from voirie.pipeline import Pipeline
-from voirie.routing.outbox import record_routing, record_routing_one
 from voirie.routing.sla import calendar_at, calendar_for, due_date, due_dates
 from voirie.routing.table import Decision, RoutingTable, route
 from voirie.store import Store

@@ -15,8 +15,8 @@ import yaml
 from voirie.city import TRIAGE_TEAM, City, Route, load_city
 from voirie.errors import CityConfigError
 from voirie.gis.enrich import CityGIS
+from voirie.notify.versions import record_rules
 from voirie.routing.table import route, unreachable_rules
-from voirie.routing.versions import record_rules
 from voirie.store import Store
 
 GRAFFITI = "graffitis-tags-a-914fea"  # graffiti on street furniture

@@ -11,8 +11,8 @@ import pytest
 
 from voirie.city import City, Route, Sla, Team
 from voirie.model import Report
+from voirie.notify.escalation import escalate
 from voirie.pipeline import Pipeline
-from voirie.routing.escalation import escalate
 from voirie.routing.sla import add_working_hours, calendar_for, due_dates, overdue
 from voirie.store import Store
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from voirie import events
 from voirie.model import EventKind
+from voirie.services import events
 from voirie.store import Store
 
 JURISDICTION = "paris.fr"

@@ -14,10 +14,10 @@ import pytest
 
 from tests.store.test_contract import run_import
 from voirie.city import City
-from voirie.events import record
 from voirie.gis.enrich import CityGIS
 from voirie.model import EventKind, Status
 from voirie.pipeline import Pipeline
+from voirie.services.events import record
 from voirie.store import Store
 from voirie.store.selection import Selection
 

@@ -1,8 +1,8 @@
 """Contract: ``Store.incident_tile`` gives the same tile on every backend.
 
-PostGIS encodes with ``ST_AsMVT``, sqlite with ``voirie.maps.tiles``; both are decoded with
+PostGIS encodes with ``ST_AsMVT``, sqlite with ``voirie.codecs.mvt``; both are decoded with
 GDAL's MVT driver and compared with the incidents the pipeline reads: one feature per
-incident from ``tiles.CLUSTER_BELOW_ZOOM``, one per cell (with its counts) below.
+incident from ``mvt.CLUSTER_BELOW_ZOOM``, one per cell (with its counts) below.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from pyproj import Transformer
 
-from voirie.maps import tiles
+from voirie.codecs import mvt
 from voirie.model import OPEN_STATUSES, Report
 from voirie.pipeline import Pipeline
 
@@ -60,8 +60,8 @@ def decode(content: bytes, z: int, x: int, y: int, folder: Path) -> list[dict[st
 
 
 def test_aggregation_starts_below_the_threshold() -> None:
-    assert all(z < tiles.CLUSTER_BELOW_ZOOM for z, _, _ in CELL_TILES)
-    assert all(z >= tiles.CLUSTER_BELOW_ZOOM for z, _, _ in TILES)
+    assert all(z < mvt.CLUSTER_BELOW_ZOOM for z, _, _ in CELL_TILES)
+    assert all(z >= mvt.CLUSTER_BELOW_ZOOM for z, _, _ in TILES)
 
 
 @pytest.mark.parametrize(("z", "x", "y"), CELL_TILES)
@@ -69,17 +69,17 @@ def test_low_zoom_tile_holds_one_point_per_cell(
     pipeline: Pipeline, tmp_path: Path, z: int, x: int, y: int
 ) -> None:
     incidents = pipeline.incidents()
-    px, py, keep = tiles.tile_coordinates(
+    px, py, keep = mvt.tile_coordinates(
         incidents["lon"].to_numpy(float), incidents["lat"].to_numpy(float), z, x, y
     )
     kept = incidents[keep]
-    first, last = tiles.CELL_RANGE
+    first, last = mvt.CELL_RANGE
     # Expected cells, computed with pandas (independently of both backends' grouping).
     cells = (
         pd.DataFrame(
             {
-                "cx": np.clip(px[keep] // tiles.CELL, first, last),
-                "cy": np.clip(py[keep] // tiles.CELL, first, last),
+                "cx": np.clip(px[keep] // mvt.CELL, first, last),
+                "cy": np.clip(py[keep] // mvt.CELL, first, last),
                 "open": kept["status"].isin([str(s) for s in OPEN_STATUSES]).to_numpy(),
                 "reports": kept["report_count"].to_numpy(),
             }
@@ -88,7 +88,7 @@ def test_low_zoom_tile_holds_one_point_per_cell(
         .agg(count=("open", "size"), open=("open", "sum"), reports=("reports", "sum"))
     )
     expected = {
-        (cx * tiles.CELL + tiles.CELL // 2, cy * tiles.CELL + tiles.CELL // 2): {
+        (cx * mvt.CELL + mvt.CELL // 2, cy * mvt.CELL + mvt.CELL // 2): {
             "count": int(r["count"]),
             "open": int(r["open"]),
             "reports": int(r["reports"]),
@@ -97,8 +97,8 @@ def test_low_zoom_tile_holds_one_point_per_cell(
     }
     content = pipeline.store.incident_tile(pipeline.city.jurisdiction_id, z, x, y)
     read = decode(content, z, x, y, tmp_path)
-    minx, _, maxx, maxy = tiles.mercator_bounds(z, x, y)
-    pixel = (maxx - minx) / tiles.EXTENT
+    minx, _, maxx, maxy = mvt.mercator_bounds(z, x, y)
+    pixel = (maxx - minx) / mvt.EXTENT
     found = {}
     for feature in read:
         gx, gy = feature["geometry"]["coordinates"]  # type: ignore[index]
@@ -117,7 +117,7 @@ def test_tile_holds_the_incidents_it_covers(
     pipeline: Pipeline, tmp_path: Path, z: int, x: int, y: int
 ) -> None:
     incidents = pipeline.incidents()
-    *_, keep = tiles.tile_coordinates(
+    *_, keep = mvt.tile_coordinates(
         incidents["lon"].to_numpy(float), incidents["lat"].to_numpy(float), z, x, y
     )
     expected = incidents[keep].set_index("incident_id")
@@ -125,13 +125,13 @@ def test_tile_holds_the_incidents_it_covers(
     read = decode(content, z, x, y, tmp_path)
     assert len(expected) > 0
     assert sorted(f["properties"]["mvt_id"] for f in read) == sorted(expected.index)  # type: ignore[index]
-    minx, _, maxx, _ = tiles.mercator_bounds(z, x, y)
-    pixel = (maxx - minx) / tiles.EXTENT
+    minx, _, maxx, _ = mvt.mercator_bounds(z, x, y)
+    pixel = (maxx - minx) / mvt.EXTENT
     mercator = expected.to_crs(3857)
     for feature in read:
         properties: dict[str, object] = feature["properties"]  # type: ignore[assignment]
         row = expected.loc[properties.pop("mvt_id")]
-        assert set(properties) == set(tiles.FIELDS)
+        assert set(properties) == set(mvt.FIELDS)
         assert properties["status"] == row["status"]
         assert properties["team"] == row["team"]
         assert properties["service_code"] == row["service_code"]
@@ -150,9 +150,9 @@ def test_a_point_rounding_onto_the_buffer_edge_is_in_the_tile(
     """Less than half a unit outside the buffer, a point's tile coordinate rounds onto the
     buffer's edge: both encoders keep it, so each store must fetch it."""
     z, x, y = TILES[0]
-    minx, miny, maxx, maxy = tiles.mercator_bounds(z, x, y)
-    unit = (maxx - minx) / tiles.EXTENT
-    edge = -tiles.BUFFER + beyond if beyond < 0 else tiles.EXTENT + tiles.BUFFER + beyond
+    minx, miny, maxx, maxy = mvt.mercator_bounds(z, x, y)
+    unit = (maxx - minx) / mvt.EXTENT
+    edge = -mvt.BUFFER + beyond if beyond < 0 else mvt.EXTENT + mvt.BUFFER + beyond
     lon, lat = Transformer.from_crs(3857, 4326, always_xy=True).transform(
         minx + edge * unit, (miny + maxy) / 2
     )
@@ -167,9 +167,9 @@ def test_a_point_rounding_onto_the_buffer_edge_is_in_the_tile(
             requested_at=datetime(2025, 1, 1, tzinfo=UTC),
         )
     )
-    px, _, keep = tiles.tile_coordinates(np.array([lon]), np.array([lat]), z, x, y)
+    px, _, keep = mvt.tile_coordinates(np.array([lon]), np.array([lat]), z, x, y)
     assert keep[0]
-    assert abs(px[0]) == (tiles.BUFFER if beyond < 0 else tiles.EXTENT + tiles.BUFFER)
+    assert abs(px[0]) == (mvt.BUFFER if beyond < 0 else mvt.EXTENT + mvt.BUFFER)
     read = decode(
         pipeline.store.incident_tile(pipeline.city.jurisdiction_id, z, x, y), z, x, y, tmp_path
     )

@@ -9,12 +9,12 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from voirie.auth import Role, issue_token
 from voirie.city import load_city
 from voirie.cli.common import city_option, configured_store, console, fail_cleanly
 from voirie.gis.check import LayerReport, check_city_layers
-from voirie.merging import recluster
 from voirie.pipeline import Pipeline
+from voirie.services.auth import Role, issue_token
+from voirie.services.merging import recluster
 from voirie.settings import StoreSettings
 from voirie.store import open_store
 

@@ -16,7 +16,8 @@ from voirie.cli.data import read_source
 from voirie.errors import CityConfigError
 from voirie.gis.enrich import CityGIS
 from voirie.ingest.sources import RawTable
-from voirie.routing.evaluate import (
+from voirie.routing.table import is_conditional, unreachable_rules
+from voirie.services.rules_replay import (
     Replay,
     corrections_from,
     draft_yaml,
@@ -24,7 +25,6 @@ from voirie.routing.evaluate import (
     replay,
     split_test,
 )
-from voirie.routing.table import is_conditional, unreachable_rules
 
 
 @click.group()

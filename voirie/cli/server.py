@@ -14,9 +14,9 @@ from rich.table import Table
 from voirie.city import load_city
 from voirie.cli.common import city_option, configured_store, console, fail_cleanly
 from voirie.cli.data import run_import
+from voirie.notify.outbox import DEAD
+from voirie.notify.worker import run, run_once, start_in_thread, worker_id
 from voirie.pipeline import Pipeline
-from voirie.routing.outbox import DEAD
-from voirie.routing.worker import run, run_once, start_in_thread, worker_id
 from voirie.settings import CitySettings, OutboxSettings, ServerSettings, StoreSettings
 
 DEMO_REPORTS = "reports/dansmarue_2023-07_2024-03.csv.gz"

@@ -232,10 +232,10 @@ class Store(Protocol):
     def incident_tile(self, jurisdiction_id: str, z: int, x: int, y: int) -> bytes:
         """Mapbox Vector Tile z/x/y (XYZ) of the incidents, layer ``incidents``; b"" if empty.
 
-        Public attributes only (``voirie.maps.tiles.FIELDS``); the feature id is the
-        incident id. Below ``tiles.CLUSTER_BELOW_ZOOM`` one feature per ``tiles.CELL`` cell
-        at its centre instead, with ``tiles.CLUSTER_FIELDS`` (the same cells on every
-        backend). PostGIS encodes with ``ST_AsMVT``, sqlite with ``maps.tiles``.
+        Public attributes only (``voirie.codecs.mvt.FIELDS``); the feature id is the
+        incident id. Below ``mvt.CLUSTER_BELOW_ZOOM`` one feature per ``mvt.CELL`` cell
+        at its centre instead, with ``mvt.CLUSTER_FIELDS`` (the same cells on every
+        backend). PostGIS encodes with ``ST_AsMVT``, sqlite with ``codecs.mvt``.
         """
 
     def lookup(

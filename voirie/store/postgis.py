@@ -24,8 +24,8 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from voirie.codecs import mvt
 from voirie.errors import StoreError
-from voirie.maps import tiles
 from voirie.model import OPEN_STATUSES
 from voirie.store.base import (
     KNOWN_REPORT_COLUMNS,
@@ -63,7 +63,7 @@ _MIGRATIONS_TABLE = sql.SQL(
 )
 
 # Incidents of one tile in integer tile coordinates, with their public attributes
-# (voirie.maps.tiles.FIELDS, the sqlite backend's); geom is NULL outside the buffer.
+# (voirie.codecs.mvt.FIELDS, the sqlite backend's); geom is NULL outside the buffer.
 _TILE_INCIDENTS = """
       SELECT i.id,
              ST_AsMVTGeom(ST_Transform(i.geom, 3857), ST_TileEnvelope(%(z)s, %(x)s, %(y)s),
@@ -74,11 +74,11 @@ _TILE_INCIDENTS = """
       WHERE i.jurisdiction_id = %(j)s
         AND i.geom && ST_Transform(
               ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => %(margin)s), 4326)"""
-# One MVT tile, one feature per incident (zoom >= tiles.CLUSTER_BELOW_ZOOM).
+# One MVT tile, one feature per incident (zoom >= mvt.CLUSTER_BELOW_ZOOM).
 _TILE_SQL = f"""
     SELECT ST_AsMVT(t, 'incidents', %(extent)s, 'geom', 'id') FROM ({_TILE_INCIDENTS}) AS t
     WHERE t.geom IS NOT NULL"""
-# One MVT tile, one feature per cell (below tiles.CLUSTER_BELOW_ZOOM), as tiles.encode_cells:
+# One MVT tile, one feature per cell (below mvt.CLUSTER_BELOW_ZOOM), as mvt.encode_cells:
 # cell floor(tile coordinate / cell) clamped to the buffer's cells, point at the cell centre.
 # floor, not ST_SnapToGrid: snapping rounds half to even, which splits cell edges differently.
 _CELL_TILE_SQL = f"""
@@ -749,23 +749,23 @@ class PostgisStore(PortableReads):
     def incident_tile(self, jurisdiction_id: str, z: int, x: int, y: int) -> bytes:
         """The tile from ``ST_AsMVT``, candidates found through the GiST index in WGS84.
 
-        Below ``tiles.CLUSTER_BELOW_ZOOM`` grouped per cell in SQL (``_CELL_TILE_SQL``).
+        Below ``mvt.CLUSTER_BELOW_ZOOM`` grouped per cell in SQL (``_CELL_TILE_SQL``).
         """
-        first, last = tiles.CELL_RANGE
-        cells = z < tiles.CLUSTER_BELOW_ZOOM
+        first, last = mvt.CELL_RANGE
+        cells = z < mvt.CLUSTER_BELOW_ZOOM
         params: dict[str, object] = {
             "z": z,
             "x": x,
             "y": y,
             "j": jurisdiction_id,
-            "extent": tiles.EXTENT,
-            "buffer": tiles.BUFFER,
-            "margin": tiles.FETCH_BUFFER / tiles.EXTENT,
-            "cell": tiles.CELL,
+            "extent": mvt.EXTENT,
+            "buffer": mvt.BUFFER,
+            "margin": mvt.FETCH_BUFFER / mvt.EXTENT,
+            "cell": mvt.CELL,
             "first": first,
             "last": last,
             "side": last - first + 1,
-            "open": tiles.OPEN_STATUS_CODES,
+            "open": mvt.OPEN_STATUS_CODES,
         }
 
         def run(conn: Connection) -> bytes:

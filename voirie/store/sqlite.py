@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from voirie.maps import tiles
+from voirie.codecs import mvt
 from voirie.store import gpkg
 from voirie.store.base import (
     KNOWN_REPORT_COLUMNS,
@@ -552,17 +552,15 @@ class SqliteStore(PortableReads):
         return int(n)
 
     def incident_tile(self, jurisdiction_id: str, z: int, x: int, y: int) -> bytes:
-        """Incidents in the tile (and its buffer) through the R*Tree, encoded by maps.tiles.
+        """Incidents in the tile (and its buffer) through the R*Tree, encoded by codecs.mvt.
 
-        Below ``tiles.CLUSTER_BELOW_ZOOM`` one feature per cell (``tiles.encode_cells``).
+        Below ``mvt.CLUSTER_BELOW_ZOOM`` one feature per cell (``mvt.encode_cells``).
         """
-        minlon, minlat, maxlon, maxlat = tiles.lonlat_bounds(z, x, y)
-        cells = z < tiles.CLUSTER_BELOW_ZOOM
+        minlon, minlat, maxlon, maxlat = mvt.lonlat_bounds(z, x, y)
+        cells = z < mvt.CLUSTER_BELOW_ZOOM
         # Only the columns the tile needs: a city-wide cell tile reads every incident.
         names = (
-            ["lon", "lat", "status", "report_count"]
-            if cells
-            else ["id", "lon", "lat", *tiles.FIELDS]
+            ["lon", "lat", "status", "report_count"] if cells else ["id", "lon", "lat", *mvt.FIELDS]
         )
         rows = self.conn.execute(
             f"SELECT {', '.join(_TILE_COLUMNS.get(name, f'i.{name}') for name in names)} "
@@ -572,21 +570,21 @@ class SqliteStore(PortableReads):
             (maxlon, minlon, maxlat, minlat, jurisdiction_id),
         ).fetchall()
         frame = pd.DataFrame(rows, columns=names)
-        px, py, keep = tiles.tile_coordinates(
+        px, py, keep = mvt.tile_coordinates(
             frame["lon"].to_numpy(float), frame["lat"].to_numpy(float), z, x, y
         )
         if cells:
-            return tiles.encode_cells(
+            return mvt.encode_cells(
                 px[keep],
                 py[keep],
                 frame["status"].to_numpy()[keep],
                 frame["report_count"].to_numpy()[keep],
             )
-        return tiles.encode_points(
+        return mvt.encode_points(
             frame["id"].to_numpy()[keep],
             px[keep],
             py[keep],
-            frame.loc[keep, list(tiles.FIELDS)].reset_index(drop=True),
+            frame.loc[keep, list(mvt.FIELDS)].reset_index(drop=True),
         )
 
     def lookup(

@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 
 import pandas as pd
 
-from voirie import events
 from voirie.city import City
 from voirie.model import EventKind
-from voirie.routing.outbox import enqueue
+from voirie.notify.outbox import enqueue
+from voirie.services import events
 from voirie.store.base import Store
 
 ESCALATION_ACTOR = "voirie-escalation"

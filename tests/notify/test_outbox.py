@@ -28,8 +28,8 @@ import yaml
 from aiosmtpd.controller import Controller
 
 from voirie.city import City, Team, load_city
-from voirie.routing.outbox import enqueue
-from voirie.routing.worker import (
+from voirie.notify.outbox import enqueue
+from voirie.notify.worker import (
     IDEMPOTENCY_HEADER,
     SIGNATURE_HEADER,
     deliver_due,
@@ -298,12 +298,12 @@ def test_worker_killed_mid_delivery_loses_nothing(store_url: str, tmp_path: Path
 def test_routing_and_staff_changes_enqueue_in_their_transaction(
     paris: City, store: Store, receiver: Receiver, smtp: tuple[Sink, int]
 ) -> None:
-    from voirie import workflow
-    from voirie.auth import Principal, Role
     from voirie.city import Route
     from voirie.errors import Conflict
     from voirie.model import Contact, Report
     from voirie.pipeline import Pipeline
+    from voirie.services import workflow
+    from voirie.services.auth import Principal, Role
 
     hooked = with_teams(
         paris,

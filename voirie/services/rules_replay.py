@@ -16,14 +16,14 @@ import pandas as pd
 import yaml
 
 from voirie.city import TRIAGE_TEAM, City, Route, slug
-from voirie.events import SYSTEM_ACTOR
 from voirie.gis.enrich import CityGIS
 from voirie.ingest.mapping import ColumnMapping
 from voirie.ingest.sources import ROW, RawTable
 from voirie.ingest.validate import validate
 from voirie.model import EventKind
-from voirie.routing.escalation import ESCALATION_ACTOR
+from voirie.notify.escalation import ESCALATION_ACTOR
 from voirie.routing.table import route
+from voirie.services.events import SYSTEM_ACTOR
 from voirie.store.base import Store
 
 DEFAULT_RULE_LABEL = "(default team)"

@@ -19,10 +19,10 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
-from voirie import events
 from voirie.errors import Conflict, InvalidInput, NotFound
 from voirie.model import OPEN_STATUSES, EventKind, Status
 from voirie.pipeline import Pipeline
+from voirie.services import events
 from voirie.store.base import UnitOfWork
 from voirie.store.selection import Selection
 

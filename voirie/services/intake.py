@@ -18,13 +18,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from voirie.errors import InvalidInput
-from voirie.events import SYSTEM_ACTOR
 from voirie.gis import dedupe
 from voirie.ingest.validate import CHANGED_CONTENT, validate_report
 from voirie.model import EventKind, Flag, Report, Status
-from voirie.routing.outbox import record_routing_one
+from voirie.notify.outbox import record_routing_one
+from voirie.notify.versions import record_rules
 from voirie.routing.table import Decision
-from voirie.routing.versions import record_rules
+from voirie.services.events import SYSTEM_ACTOR
 from voirie.store.base import UnitOfWork
 
 if TYPE_CHECKING:

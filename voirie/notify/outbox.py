@@ -2,7 +2,7 @@
 
 A routing decision, a status change or a reassignment commits together with one outbox
 row per channel of the team concerned (its ``webhook`` and its ``email`` in city.yaml).
-``voirie.routing.worker`` delivers them afterwards, at least once: a crash between the
+``voirie.notify.worker`` delivers them afterwards, at least once: a crash between the
 commit and the delivery loses nothing, and every message carries an idempotency key (also
 in the ``Idempotency-Key`` header) so a receiver recognises a message delivered twice.
 """
@@ -18,8 +18,8 @@ import pandas as pd
 from pandas.io.json import ujson_dumps  # type: ignore[attr-defined]  # untyped in pandas-stubs
 
 from voirie.city import City
+from voirie.notify.versions import record_rules
 from voirie.routing.table import Decision
-from voirie.routing.versions import record_rules
 from voirie.store.base import UnitOfWork
 from voirie.store.schema import COLUMNS
 

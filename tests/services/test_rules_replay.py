@@ -11,8 +11,8 @@ from voirie.city import TRIAGE_TEAM, City
 from voirie.gis.enrich import CityGIS
 from voirie.ingest.mapping import DANSMARUE
 from voirie.ingest.sources import RawTable, read_csv
-from voirie.routing.evaluate import draft_yaml, learn, replay, split_test
 from voirie.routing.table import unreachable_rules
+from voirie.services.rules_replay import draft_yaml, learn, replay, split_test
 from voirie.store import Store
 
 DATA = Path(__file__).parents[1] / "data" / "dansmarue_200.csv"
@@ -122,11 +122,11 @@ def test_zone_rules_learned_where_location_changes_the_team(
 def test_learn_counts_dispatcher_reassignments(paris: City, store: Store) -> None:
     from datetime import UTC, datetime
 
-    from voirie import workflow
-    from voirie.auth import Principal, Role
     from voirie.model import Report
     from voirie.pipeline import Pipeline
-    from voirie.routing.evaluate import corrections_from
+    from voirie.services import workflow
+    from voirie.services.auth import Principal, Role
+    from voirie.services.rules_replay import corrections_from
 
     table = read_csv(DATA)
     first = learn(paris, table, DANSMARUE, "intervenant", min_support=1)

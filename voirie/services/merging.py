@@ -21,12 +21,12 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
-from voirie import events
 from voirie.errors import Conflict, InvalidInput, NotFound
-from voirie.events import SYSTEM_ACTOR
 from voirie.gis import dedupe
 from voirie.model import EventKind, Status
 from voirie.pipeline import Pipeline
+from voirie.services import events
+from voirie.services.events import SYSTEM_ACTOR
 from voirie.store.base import UnitOfWork
 from voirie.store.selection import Selection
 

@@ -15,12 +15,12 @@ from datetime import UTC, datetime
 
 import pandas as pd
 
-from voirie import events
-from voirie.auth import Action, Principal
 from voirie.city import City
 from voirie.errors import Conflict, Forbidden, InvalidInput, NotFound
 from voirie.model import EventKind, Status
-from voirie.routing.outbox import enqueue, notify_citizens
+from voirie.notify.outbox import enqueue, notify_citizens
+from voirie.services import events
+from voirie.services.auth import Action, Principal
 from voirie.store.base import UnitOfWork
 
 MAX_TEXT_LENGTH = 5_000

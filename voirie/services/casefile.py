@@ -12,9 +12,9 @@ from dataclasses import dataclass, replace
 import geopandas as gpd
 import pandas as pd
 
-from voirie.auth import Action, Principal
 from voirie.errors import Forbidden, NotFound
 from voirie.pipeline import Pipeline
+from voirie.services.auth import Action, Principal
 from voirie.store.selection import Selection
 
 

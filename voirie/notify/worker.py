@@ -33,8 +33,8 @@ from typing import Any
 import pandas as pd
 
 from voirie.city import City, Team
-from voirie.routing.escalation import escalate
-from voirie.routing.outbox import DEAD, DELIVERED, EMAIL, PENDING, WEBHOOK
+from voirie.notify.escalation import escalate
+from voirie.notify.outbox import DEAD, DELIVERED, EMAIL, PENDING, WEBHOOK
 from voirie.settings import OutboxSettings
 from voirie.store.base import Store
 
