@@ -2,7 +2,8 @@
 
 Staff routes take ``Authorization: Bearer TOKEN`` (Open311 routes read the same tokens
 as ``api_key`` through ``voirie.services.auth.authenticate``). Failures are domain
-errors (``Unauthorized`` 401, ``Forbidden`` 403) rendered by the app's error handler, never ``HTTPException``.
+errors (``Unauthorized`` 401, ``Forbidden`` 403) rendered by the app's error handler, never
+``HTTPException``.
 """
 
 from __future__ import annotations
