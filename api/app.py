@@ -20,14 +20,20 @@ from voirie.api.problems import PROBLEM_MEDIA_TYPE, PROBLEMS, Problem
 from voirie.city import load_city
 from voirie.errors import Conflict, Unauthorized, VoirieError
 from voirie.maps.static import STATIC_DIR
-from voirie.pipeline import Pipeline
-from voirie.settings import CitySettings, StoreSettings
+from voirie.services.pipeline import Pipeline
+from voirie.settings import CitySettings, ServerSettings, StoreSettings
 from voirie.store import open_store
 
 
-def create_app(store_settings: StoreSettings, city_settings: CitySettings) -> FastAPI:
-    """Build the web application for one city and one store."""
+def create_app(
+    store_settings: StoreSettings,
+    city_settings: CitySettings,
+    server_settings: ServerSettings | None = None,
+) -> FastAPI:
+    """Build the web application for one city and one store (server settings from
+    ``VOIRIE_*`` variables unless given)."""
     city = load_city(city_settings.city)
+    public_url = (server_settings or ServerSettings()).public_url
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -45,6 +51,7 @@ def create_app(store_settings: StoreSettings, city_settings: CitySettings) -> Fa
         version="0.1.0",
         lifespan=lifespan,
     )
+    app.state.public_url = public_url.rstrip("/") if public_url else None
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for module in (exports, ogc, tiles, pages, citizen, staff):
         app.include_router(module.router, responses=PROBLEMS)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Request
 
-from voirie.pipeline import Pipeline
+from voirie.services.pipeline import Pipeline
 from voirie.store.schema import MAX_ID
 
 

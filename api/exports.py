@@ -18,10 +18,11 @@ from fastapi.responses import FileResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 
 from voirie.api.deps import PipelineDep
+from voirie.api.ogc import public_base
 from voirie.maps import export
 from voirie.maps.export import MEDIA_TYPES, Format
 from voirie.maps.qgis import MEDIA_TYPE as QGS_MEDIA_TYPE
-from voirie.maps.qgis import project_xml
+from voirie.maps.qgis import QGZ_MEDIA_TYPE, project_qgz, project_xml
 
 router = APIRouter(tags=["exports"])
 
@@ -34,17 +35,37 @@ router = APIRouter(tags=["exports"])
         200: {
             "content": {QGS_MEDIA_TYPE: {}},
             "description": "A QGIS project: incidents by status and by team, reports, "
-            "streets and zones, read live from this server's OGC API.",
+            "streets and zones, read live from this server's OGC API (on VOIRIE_PUBLIC_URL "
+            "when set), in the city's metric CRS.",
         }
     },
 )
 def qgis_project(request: Request, pipeline: PipelineDep) -> Response:
     """One file a GIS officer opens in QGIS to get every layer, styled by status and team."""
-    base = str(request.base_url).rstrip("/")
     return Response(
-        project_xml(pipeline, f"{base}/ogc"),
+        project_xml(pipeline, f"{public_base(request)}/ogc"),
         media_type=QGS_MEDIA_TYPE,
         headers={"Content-Disposition": 'attachment; filename="voirie.qgs"'},
+    )
+
+
+@router.get(
+    "/exports/voirie.qgz",
+    summary="QGIS project of the OGC API layers, zipped",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {QGZ_MEDIA_TYPE: {}},
+            "description": "The same project as voirie.qgs, as the .qgz QGIS saves by default.",
+        }
+    },
+)
+def qgis_project_zipped(request: Request, pipeline: PipelineDep) -> Response:
+    """The QGIS project as a ``.qgz`` archive."""
+    return Response(
+        project_qgz(project_xml(pipeline, f"{public_base(request)}/ogc")),
+        media_type=QGZ_MEDIA_TYPE,
+        headers={"Content-Disposition": 'attachment; filename="voirie.qgz"'},
     )
 
 

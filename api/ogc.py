@@ -18,16 +18,16 @@ from fastapi.responses import HTMLResponse, Response
 
 from voirie.api.deps import PipelineDep
 from voirie.errors import InvalidInput
-from voirie.maps import ogc, ogc_html
+from voirie.maps import ogc, ogc_html, ogc_openapi
 from voirie.maps.export import geojson_features
-from voirie.pipeline import Pipeline
+from voirie.services.pipeline import Pipeline
 
 router = APIRouter(prefix="/ogc", tags=["OGC API Features"])
 
 GEOJSON = "application/geo+json"
 JSON = "application/json"
 HTML = "text/html"
-OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
+OPENAPI = ogc_openapi.OPENAPI_MEDIA_TYPE
 _JSON_OR_HTML: dict[int | str, dict[str, Any]] = {
     200: {"content": {JSON: {}, HTML: {}}, "description": "JSON (default) or HTML (f=html)"}
 }
@@ -41,57 +41,19 @@ _GEOJSON_OR_HTML: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _param(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "description": description,
-        "schema": schema,
-        "style": "form",
-        "explode": False,
-    }
-
-
-_F = _param(
-    "f", "response format: json (default) or html", {"type": "string", "enum": ["json", "html"]}
-)
-_CRS = _param(
-    "crs",
-    "output CRS URI (see the collection's crs list); default CRS84",
-    {"type": "string", "format": "uri"},
-)
+_F = ogc_openapi.PARAMETERS["f"]
+_CRS = ogc_openapi.PARAMETERS["crs"]
 _ITEMS_PARAMETERS = [
-    _param(
-        "limit",
-        "features per page",
-        {"type": "integer", "minimum": 1, "maximum": ogc.MAX_LIMIT, "default": ogc.DEFAULT_LIMIT},
-    ),
-    _param(
-        "offset",
-        "features to skip (the next link sets it)",
-        {"type": "integer", "minimum": 0, "default": 0},
-    ),
-    _param(
-        "bbox",
-        "minx,miny,maxx,maxy in bbox-crs (default CRS84 lon/lat)",
-        {"type": "array", "minItems": 4, "maxItems": 6, "items": {"type": "number"}},
-    ),
-    _param("bbox-crs", "CRS URI of bbox", {"type": "string", "format": "uri"}),
+    *(ogc_openapi.PARAMETERS[name] for name in ("limit", "offset", "after", "bbox", "bbox-crs")),
     _CRS,
-    _param(
-        "datetime",
-        "instant or interval (start/end, '..' for open); incidents overlap it, "
-        "reports are requested within it",
-        {"type": "string"},
-    ),
-    _param("status", "incidents and reports: incident status", {"type": "string"}),
-    _param("team", "incidents and reports: team code", {"type": "string"}),
-    _param("service_code", "incidents and reports: service code", {"type": "string"}),
-    _param("incident_id", "reports: reports of one incident", {"type": "integer"}),
-    _param("street_name", "streets: exact street name", {"type": "string"}),
-    _param("code", "zone layers: zone code", {"type": "string"}),
-    _param("name", "zone layers: zone name", {"type": "string"}),
+    ogc_openapi.PARAMETERS["datetime"],
+    ogc_openapi.param("status", "incidents and reports: incident status", {"type": "string"}),
+    ogc_openapi.param("team", "incidents and reports: team code", {"type": "string"}),
+    ogc_openapi.param("service_code", "incidents and reports: service code", {"type": "string"}),
+    ogc_openapi.param("incident_id", "reports: reports of one incident", {"type": "integer"}),
+    ogc_openapi.param("street_name", "streets: exact street name", {"type": "string"}),
+    ogc_openapi.param("code", "zone layers: zone code", {"type": "string"}),
+    ogc_openapi.param("name", "zone layers: zone name", {"type": "string"}),
     _F,
 ]
 _EXTRA_FILTERS_DOC = (
@@ -110,11 +72,17 @@ def _wants_html(request: Request) -> bool:
     return HTML in request.headers.get("accept", "")
 
 
+def public_base(request: Request) -> str:
+    """The server's address for absolute links: ``VOIRIE_PUBLIC_URL`` when configured
+    (behind a reverse proxy), otherwise the address this request was made to."""
+    configured: str | None = getattr(request.app.state, "public_url", None)
+    return configured or str(request.base_url).rstrip("/")
+
+
 def _url(request: Request, path: str, params: dict[str, str] | None = None) -> str:
-    """Absolute URL of a path of this API, from the request's base URL."""
-    base = str(request.base_url).rstrip("/")
+    """Absolute URL of a path of this API, on the server's public address."""
     query = f"?{urlencode(params)}" if params else ""
-    return f"{base}/ogc{path}{query}"
+    return f"{public_base(request)}/ogc{path}{query}"
 
 
 def _link(href: str, rel: str, media: str, title: str) -> dict[str, str]:
@@ -157,11 +125,11 @@ def _json(
 @router.get("/", include_in_schema=False)
 def landing(request: Request, pipeline: PipelineDep) -> Response:
     """What this API offers and where to find it."""
-    title = f"voirie — {pipeline.city.config.name}: OGC API Features"
-    base = str(request.base_url).rstrip("/")
+    title = _title(pipeline)
+    base = public_base(request)
     links = [
         *_self_links(request, "", JSON),
-        _link(f"{base}/openapi.json", "service-desc", OPENAPI, "the API definition"),
+        _link(_url(request, "/api"), "service-desc", OPENAPI, "the API definition"),
         _link(f"{base}/docs", "service-doc", HTML, "the API documentation"),
         _link(_url(request, "/conformance"), "conformance", JSON, "conformance classes"),
         _link(
@@ -185,6 +153,28 @@ def landing(request: Request, pipeline: PipelineDep) -> Response:
     if _wants_html(request):
         return HTMLResponse(ogc_html.page(title, f"<p>{description}</p>", links))
     return _json({"title": title, "description": description, "links": links})
+
+
+def _title(pipeline: Pipeline) -> str:
+    return f"voirie — {pipeline.city.config.name}: OGC API Features"
+
+
+@router.get(
+    "/api",
+    summary="The OGC API definition",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {OPENAPI: {}},
+            "description": "OpenAPI 3.0, one path per "
+            "collection, with the paging clients read (limit default and maximum)",
+        }
+    },
+)
+def api_definition(request: Request, pipeline: PipelineDep) -> Response:
+    """This OGC API's own definition (the landing page's ``service-desc``)."""
+    body = ogc_openapi.definition(_title(pipeline), _url(request, ""), ogc.collections(pipeline))
+    return _json(body, OPENAPI)
 
 
 @router.get(
@@ -302,12 +292,15 @@ def items(collectionId: str, request: Request, pipeline: PipelineDep) -> Respons
     page = ogc.read_page(pipeline, c, query, crs)
     returned = len(page.features)
     path = f"/collections/{c.id}/items"
-    keep = {k: v for k, v in params.items() if k not in ("offset", "f")}
+    keep = {k: v for k, v in params.items() if k not in ("offset", "after", "f")}
+    here = {"offset": str(query.offset)}
+    if query.after is not None:
+        here["after"] = str(query.after)
     media = HTML if html else GEOJSON
     fmt = {"f": "html" if html else "json"}
     links = [
         _link(
-            _url(request, path, {**keep, **fmt, "offset": str(query.offset)}),
+            _url(request, path, {**keep, **fmt, **here}),
             "self",
             media,
             "this page",
@@ -316,7 +309,7 @@ def items(collectionId: str, request: Request, pipeline: PipelineDep) -> Respons
             _url(
                 request,
                 path,
-                {**keep, "f": "json" if html else "html", "offset": str(query.offset)},
+                {**keep, "f": "json" if html else "html", **here},
             ),
             "alternate",
             GEOJSON if html else HTML,
@@ -324,10 +317,14 @@ def items(collectionId: str, request: Request, pipeline: PipelineDep) -> Respons
         ),
         _link(_url(request, f"/collections/{c.id}"), "collection", JSON, c.title),
     ]
-    if query.offset + returned < page.number_matched:
+    if returned and query.offset + returned < page.number_matched:
+        following = {"offset": str(query.offset + returned)}
+        if c.kind in ("incidents", "reports"):
+            # Keyset paging: the next page seeks past this page's last id.
+            following["after"] = str(page.features[c.id_column].iloc[-1])
         links.append(
             _link(
-                _url(request, path, {**keep, **fmt, "offset": str(query.offset + returned)}),
+                _url(request, path, {**keep, **fmt, **following}),
                 "next",
                 media,
                 "next page",

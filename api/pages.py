@@ -15,8 +15,8 @@ from voirie.errors import InvalidInput
 from voirie.maps.dispatch import LANGUAGES, render_dispatch_map
 from voirie.maps.nearby import render_nearby_page
 from voirie.model import OPEN_STATUSES
-from voirie.pipeline import Pipeline
 from voirie.services.citizens import MAX_RADIUS_M
+from voirie.services.pipeline import Pipeline
 from voirie.store.selection import Selection
 
 router = APIRouter(tags=["maps"])
@@ -54,7 +54,7 @@ def dispatch_map(
         raise InvalidInput(
             f"team: unknown team {team!r} in {pipeline.city.config.name}", field="team"
         )
-    incidents = pipeline.incidents(
+    incidents = pipeline.reads.incidents(
         Selection(statuses=_OPEN, teams=None if team is None else (team,))
     )
     if len(incidents):

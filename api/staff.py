@@ -2,7 +2,8 @@
 
 Every route needs a bearer token (``voirie tokens add``) whose role the route allows
 (``require``); what a role may do on which team is decided by ``voirie.services.auth`` on the
-incident's current team, inside the transaction that changes it.
+incident's current team, inside the transaction that changes it. Handlers parse, authorise
+and render: every change is a use case of ``voirie.services`` that opens its own transaction.
 """
 
 from __future__ import annotations
@@ -32,15 +33,15 @@ from voirie.api.staff_models import (
     ReportOut,
     SplitIn,
     StatusChange,
-    clean,
-    row,
+    cell_value,
+    row_values,
 )
 from voirie.errors import InvalidInput, NotFound
 from voirie.model import EventKind, Status
-from voirie.pipeline import Pipeline
 from voirie.services import merging, workflow
 from voirie.services.auth import PERMISSIONS, Action, Principal, Role
 from voirie.services.casefile import case_file, scoped
+from voirie.services.pipeline import Pipeline
 from voirie.store.selection import Selection
 
 router = APIRouter(prefix="/api/v1", tags=["staff"])
@@ -99,11 +100,11 @@ def parse_zone(text: str, layers: list[str]) -> tuple[str, str]:
 
 def incident_out(record: pd.Series, now: datetime) -> IncidentOut:
     """A row of the incidents layer as the wire model."""
-    data = row(record, _INCIDENT_FIELDS)
+    data = row_values(record, _INCIDENT_FIELDS)
     current = Status(data["status"])
     due = data["due_at"]
     zones = {
-        str(name).removeprefix("zone_"): clean(record[name])
+        str(name).removeprefix("zone_"): cell_value(record[name])
         for name in record.index
         if str(name).startswith("zone_")
     }
@@ -116,7 +117,7 @@ def incident_out(record: pd.Series, now: datetime) -> IncidentOut:
 
 
 def _incident(pipeline: Pipeline, incident_id: int) -> IncidentOut:
-    found = pipeline.incidents(Selection(ids=(incident_id,)))
+    found = pipeline.reads.incidents(Selection(ids=(incident_id,)))
     if found.empty:
         raise NotFound(f"incident {incident_id} does not exist", field="incident_id")
     return incident_out(found.iloc[0], datetime.now(UTC))
@@ -161,9 +162,9 @@ def list_incidents(
             offset=offset,
         ),
     )
-    frame = pipeline.incidents(selection)
+    frame = pipeline.reads.incidents(selection)
     return IncidentList(
-        total=pipeline.count("incidents", selection),
+        total=pipeline.reads.count("incidents", selection),
         limit=limit,
         offset=offset,
         incidents=[incident_out(record, now) for _, record in frame.iterrows()],
@@ -181,22 +182,23 @@ def get_incident(pipeline: PipelineDep, principal: Reader, incident_id: Incident
     contacts: dict[int, ContactOut] = {}
     if found.contacts is not None:
         for _, contact in found.contacts.iterrows():
-            data = row(contact, _CONTACT_FIELDS)
+            data = row_values(contact, _CONTACT_FIELDS)
             if any(v is not None for v in data.values()):
                 contacts[int(contact["report_id"])] = ContactOut(**data)
     return CaseFileOut(
         incident=incident_out(found.incident, datetime.now(UTC)),
         contacts_visible=found.contacts is not None,
         reports=[
-            ReportOut(**row(r, _REPORT_FIELDS), contact=contacts.get(int(r["report_id"])))
+            ReportOut(**row_values(r, _REPORT_FIELDS), contact=contacts.get(int(r["report_id"])))
             for _, r in found.reports.iterrows()
         ],
         assignments=[
-            AssignmentOut(**row(a, tuple(AssignmentOut.model_fields)))
+            AssignmentOut(**row_values(a, tuple(AssignmentOut.model_fields)))
             for _, a in found.assignments.iterrows()
         ],
         history=[
-            EventOut(**row(e, tuple(EventOut.model_fields))) for _, e in found.history.iterrows()
+            EventOut(**row_values(e, tuple(EventOut.model_fields)))
+            for _, e in found.history.iterrows()
         ],
     )
 
@@ -210,8 +212,9 @@ def change_status(
     pipeline: PipelineDep, principal: Worker, incident_id: IncidentId, body: StatusChange
 ) -> IncidentOut:
     """A transition the workflow does not allow is 409 with the allowed statuses listed."""
-    with pipeline.store.transaction(pipeline.city.jurisdiction_id) as uow:
-        workflow.change_status(uow, pipeline.city, incident_id, principal, body.status, body.reason)
+    workflow.change_status(
+        pipeline.store, pipeline.city, incident_id, principal, body.status, body.reason
+    )
     return _incident(pipeline, incident_id)
 
 
@@ -224,17 +227,16 @@ def reassign(
     pipeline: PipelineDep, principal: Assigner, incident_id: IncidentId, body: Reassignment
 ) -> IncidentOut:
     """Dispatchers assign to any team; agents may only hand their incidents back to triage."""
-    with pipeline.store.transaction(pipeline.city.jurisdiction_id) as uow:
-        workflow.reassign(
-            uow,
-            pipeline.city,
-            incident_id,
-            principal,
-            body.team,
-            body.reason,
-            priority=body.priority,
-            due_at=body.due_at,
-        )
+    workflow.reassign(
+        pipeline.store,
+        pipeline.city,
+        incident_id,
+        principal,
+        body.team,
+        body.reason,
+        priority=body.priority,
+        due_at=body.due_at,
+    )
     return _incident(pipeline, incident_id)
 
 
@@ -248,19 +250,15 @@ def add_comment(
     pipeline: PipelineDep, principal: Commenter, incident_id: IncidentId, body: CommentIn
 ) -> EventOut:
     """The comment becomes an event of the incident's history (staff only)."""
-    # Milliseconds: the precision every backend stores, so the answer equals what is read.
-    now = datetime.now(UTC)
-    now = now.replace(microsecond=now.microsecond // 1000 * 1000)
-    with pipeline.store.transaction(pipeline.city.jurisdiction_id) as uow:
-        event_id = workflow.comment(uow, pipeline.city, incident_id, principal, body.text, at=now)
+    stored = workflow.comment(pipeline.store, pipeline.city, incident_id, principal, body.text)
     return EventOut(
-        id=event_id,
+        id=stored.event_id,
         entity="incident",
         entity_id=incident_id,
         kind=EventKind.COMMENTED,
         actor=principal.name,
-        reason=body.text.strip(),
-        at=now,
+        reason=stored.text,
+        at=stored.at,
     )
 
 
@@ -269,7 +267,7 @@ def _check_teams(
 ) -> None:
     """Refuse unless ``principal`` may do ``action`` on every one of these incidents' teams
     (an id that does not exist is left to the operation, which names it)."""
-    for team in pipeline.incidents(Selection(ids=incident_ids))["team"]:
+    for team in pipeline.reads.incidents(Selection(ids=incident_ids))["team"]:
         principal.check(action, str(team))
 
 
@@ -306,7 +304,7 @@ def split(
     body: SplitIn,
 ) -> IncidentOut:
     """The new incident is routed like any new one; the two are marked not duplicates."""
-    found = pipeline.reports(Selection(ids=(report_id,)))
+    found = pipeline.reads.reports(Selection(ids=(report_id,)))
     _check_teams(pipeline, principal, Action.MERGE, tuple(int(i) for i in found["incident_id"]))
     new_id = merging.split(pipeline, report_id, principal.name, body.reason)
     return _incident(pipeline, new_id)

@@ -185,7 +185,7 @@ class NotDuplicateOut(_Out):
     marked: bool
 
 
-def clean(value: object) -> Any:
+def cell_value(value: object) -> Any:
     """A DataFrame cell as JSON-able Python: NaN/NaT/NA -> None, numpy scalars -> Python."""
     if value is None or value is pd.NaT:
         return None
@@ -202,6 +202,6 @@ def clean(value: object) -> Any:
     return item() if callable(item) else value
 
 
-def row(record: pd.Series, names: tuple[str, ...] | list[str]) -> dict[str, Any]:
-    """Selected cells of a row, cleaned."""
-    return {name: clean(record.get(name)) for name in names}
+def row_values(record: pd.Series, names: tuple[str, ...] | list[str]) -> dict[str, Any]:
+    """Selected cells of a row, as JSON-able Python values (``cell_value``)."""
+    return {name: cell_value(record.get(name)) for name in names}

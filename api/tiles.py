@@ -42,7 +42,7 @@ def incident_tile(z: int, x: int, y: int, pipeline: PipelineDep) -> Response:
     incidents (``count``, ``open``, ``reports``), as described in the TileJSON.
     """
     mvt.check_tile(z, x, y)
-    content = pipeline.store.incident_tile(pipeline.city.jurisdiction_id, z, x, y)
+    content = pipeline.reads.incident_tile(z, x, y)
     return Response(content, media_type=mvt.MEDIA_TYPE, headers={"Cache-Control": CACHE_CONTROL})
 
 

@@ -49,8 +49,8 @@ from voirie.city import Service, load_city
 from voirie.gis.enrich import CityGIS
 from voirie.ingest.mapping import DANSMARUE
 from voirie.ingest.sources import read_csv
-from voirie.pipeline import Pipeline
 from voirie.services.auth import Role, issue_token
+from voirie.services.pipeline import Pipeline
 from voirie.store.postgis import PostgisStore
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -350,7 +350,9 @@ def main() -> int:
             store = PostgisStore(url, 1, 2)
             try:
                 store.upgrade()
-                summary = Pipeline(city, store, gis).import_table(read_csv(PARIS_CSV), DANSMARUE)
+                summary = Pipeline(city, store, gis).imports.import_table(
+                    read_csv(PARIS_CSV), DANSMARUE
+                )
                 key = issue_token(store, city.jurisdiction_id, "load-bench", Role.CLIENT)
             finally:
                 store.close()

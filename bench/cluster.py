@@ -16,7 +16,7 @@
     attach step (advisory lock, open-incident query, scoring) on the per-report path
     (``open_incidents_near`` + ``attach_one``) and on the bulk path with a one-row batch
     (``open_incidents`` + ``attach``; both must decide the same), then the whole
-    ``Pipeline.submit``, p50/p99.
+    ``Intake.submit``, p50/p99.
 
 Reports are real DansMaRue reports resampled with jitter (seeded): each copy keeps its
 source's service, street segment and street name, moves up to 10 m (batch) or 500 m
@@ -54,7 +54,7 @@ from voirie.gis.enrich import CityGIS
 from voirie.ingest.mapping import DANSMARUE
 from voirie.ingest.sources import read_csv
 from voirie.model import Report
-from voirie.pipeline import Pipeline
+from voirie.services.pipeline import Pipeline
 from voirie.store.postgis import PostgisStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -276,7 +276,7 @@ def latency(city: City, gis: CityGIS, real: pd.DataFrame, n: int, folder: Path) 
                 store.upgrade()
                 pipeline = Pipeline(city, store, gis)
                 start = time.perf_counter()
-                summary = pipeline.import_table(read_csv(path), DANSMARUE)
+                summary = pipeline.imports.import_table(read_csv(path), DANSMARUE)
                 took = time.perf_counter() - start
                 store.analyze()
                 open_incidents = store.count("incidents", city.jurisdiction_id)
@@ -317,7 +317,7 @@ def _probe_frame(pipeline: Pipeline, probes: pd.DataFrame, now: datetime) -> pd.
     frame = pd.concat([probes[["service_code", "lon", "lat"]], enriched], axis=1)
     frame = frame[~enriched["outside_territory"].to_numpy()].reset_index(drop=True)
     frame["requested_at"] = pd.Timestamp(now)
-    pipeline.set_thresholds(frame)
+    pipeline.policy.set_thresholds(frame)
     return frame
 
 
@@ -358,14 +358,21 @@ def _attach_steps(pipeline: Pipeline, frame: pd.DataFrame) -> tuple[list[float],
             start = time.perf_counter()
             with pipeline.store.transaction(jurisdiction) as uow:
                 if path:
-                    uow.lock(pipeline.dedupe_lock_keys([str(fields["service_code"])]))
-                    link = dedupe.attach_one(
-                        fields, pipeline.dedupe_candidates(uow, fields), scoring
+                    code = str(fields["service_code"])
+                    uow.lock(pipeline.policy.lock_keys([code]))
+                    candidates = pipeline.attacher.candidates(
+                        uow,
+                        float(one.at[0, "lon"]),
+                        float(one.at[0, "lat"]),
+                        code,
+                        fields["requested_at"],
                     )
+                    arrival = {k: v for k, v in fields.items() if k not in ("lon", "lat")}
+                    link = dedupe.attach_one(dedupe.NewReport(**arrival), candidates, scoring)
                     chosen[path] = link.incident_id
                 else:
-                    uow.lock(pipeline.dedupe_lock_keys(one["service_code"]))
-                    links = dedupe.attach(one, pipeline._dedupe_inputs(uow, one), scoring)
+                    uow.lock(pipeline.policy.lock_keys(one["service_code"]))
+                    links = pipeline.attacher.attach(uow, one)
                     chosen[path] = int(links.at[0, "incident_id"])
             (one_ms if path else batch_ms).append((time.perf_counter() - start) * 1000)
         differ += chosen[0] != chosen[1]
@@ -373,7 +380,7 @@ def _attach_steps(pipeline: Pipeline, frame: pd.DataFrame) -> tuple[list[float],
 
 
 def _submits(pipeline: Pipeline, frame: pd.DataFrame, now: datetime) -> list[float]:
-    """The whole ``Pipeline.submit`` of each probe, in milliseconds."""
+    """The whole ``Intake.submit`` of each probe, in milliseconds."""
     submit_ms = []
     for k in range(len(frame)):
         report = Report(
@@ -385,7 +392,7 @@ def _submits(pipeline: Pipeline, frame: pd.DataFrame, now: datetime) -> list[flo
             requested_at=now,
         )
         start = time.perf_counter()
-        pipeline.submit(report)
+        pipeline.intake.submit(report)
         submit_ms.append((time.perf_counter() - start) * 1000)
     return submit_ms
 

@@ -41,7 +41,8 @@ from voirie.city import City, load_city
 from voirie.gis.enrich import CityGIS
 from voirie.ingest.mapping import DANSMARUE, OPEN311
 from voirie.ingest.sources import read_csv, read_open311_json
-from voirie.pipeline import ImportSummary, Pipeline
+from voirie.services.imports import ImportSummary
+from voirie.services.pipeline import Pipeline
 from voirie.store.sqlite import SqliteStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,10 +98,10 @@ def _import(
     try:
         pipeline = Pipeline(city, store, gis)
         if fmt == "open311":
-            summary = pipeline.import_table(read_open311_json(table_path), OPEN311)
+            summary = pipeline.imports.import_table(read_open311_json(table_path), OPEN311)
         else:
-            summary = pipeline.import_table(read_csv(table_path), DANSMARUE)
-        layer = pd.DataFrame(pipeline.reports().drop(columns="geometry"))
+            summary = pipeline.imports.import_table(read_csv(table_path), DANSMARUE)
+        layer = pd.DataFrame(pipeline.reads.reports().drop(columns="geometry"))
     finally:
         store.close()
     return summary, layer

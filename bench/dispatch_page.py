@@ -39,7 +39,7 @@ from voirie.ingest.sources import read_csv
 from voirie.maps.dispatch import render_dispatch_map
 from voirie.maps.static import STATIC_DIR
 from voirie.model import OPEN_STATUSES
-from voirie.pipeline import Pipeline
+from voirie.services.pipeline import Pipeline
 from voirie.store.selection import Selection
 from voirie.store.sqlite import SqliteStore
 
@@ -124,8 +124,8 @@ def main() -> int:
     store = SqliteStore(folder / "bench.gpkg")
     store.upgrade()
     pipeline = Pipeline(city, store)
-    pipeline.import_table(read_csv(REPORTS), DANSMARUE)
-    incidents = pipeline.incidents(Selection(statuses=tuple(s.value for s in OPEN_STATUSES)))
+    pipeline.imports.import_table(read_csv(REPORTS), DANSMARUE)
+    incidents = pipeline.reads.incidents(Selection(statuses=tuple(s.value for s in OPEN_STATUSES)))
     newest = incidents["last_reported_at"].max()
     recent = incidents[incidents["last_reported_at"] >= newest - pd.Timedelta(days=30)]
     teams = {code: t.name for code, t in city.teams.items()}

@@ -165,8 +165,8 @@ def synthesize(url: str, n: int, workdir: Path) -> int:
                 incident_id=moved["incident_id"] + copy * ID_STRIDE,
             )
             with store.transaction(JURISDICTION) as uow:
-                uow.insert("incidents", frame)
-                uow.insert("assignments", moved)
+                uow.tables.insert("incidents", frame)
+                uow.tables.insert("assignments", moved)
             have += len(frame)
             copy += 1
             print(f"  {url.split('/')[-1]}: {have:,} incidents", file=sys.stderr)
@@ -183,7 +183,7 @@ def synthesize(url: str, n: int, workdir: Path) -> int:
 
 def _pipeline(url: str) -> Any:
     from voirie.city import load_city
-    from voirie.pipeline import Pipeline
+    from voirie.services.pipeline import Pipeline
     from voirie.settings import StoreSettings
     from voirie.store import open_store
 
@@ -230,11 +230,11 @@ def child(kind: str, url: str, out: Path, limit: int | None) -> dict[str, float]
                     sink.write(chunk)
             rows = counted.rows
         elif kind == "to_file":
-            frame = pipeline.incidents(selection)
+            frame = pipeline.reads.incidents(selection)
             frame.to_file(out, driver="GeoJSON", engine="pyogrio")
             rows = len(frame)
         else:
-            frame = pipeline.incidents(selection)
+            frame = pipeline.reads.incidents(selection)
             # geopandas' json.dumps cannot encode Timestamps: str() them, as a user would.
             out.write_text(frame.to_json(default=str), encoding="utf-8")
             rows = len(frame)

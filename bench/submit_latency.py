@@ -1,7 +1,7 @@
-"""Latency of one ``Pipeline.submit`` (the API's entry point) on both backends, in one run.
+"""Latency of one ``Intake.submit`` (the API's entry point) on both backends, in one run.
 
 Each backend gets a scratch store (a GeoPackage file; a fresh PostGIS database) loaded
-with the bundled Paris DansMaRue reports through ``Pipeline.import_table`` (what
+with the bundled Paris DansMaRue reports through ``Importer.import_table`` (what
 ``voirie import`` runs), then ``--n`` reports are submitted one at a time: real positions
 and services of the bundled reports moved up to 50 m (seeded), dated at the end of the
 data so that many join a stored open incident, with their real address. Prints p50/p99
@@ -38,7 +38,7 @@ from voirie.ingest.mapping import DANSMARUE
 from voirie.ingest.sources import read_csv
 from voirie.ingest.validate import validate_report
 from voirie.model import Report
-from voirie.pipeline import Pipeline
+from voirie.services.pipeline import Pipeline
 from voirie.store.base import Store
 from voirie.store.postgis import PostgisStore
 from voirie.store.sqlite import SqliteStore
@@ -115,7 +115,7 @@ def measure(pipeline: Pipeline, probes: list[Report], profile: Path | None) -> l
     took = []
     for report in probes:
         start = time.perf_counter()
-        pipeline.submit(report)
+        pipeline.intake.submit(report)
         took.append((time.perf_counter() - start) * 1000)
     if profiler is not None and profile is not None:
         profiler.stop()
@@ -163,12 +163,12 @@ def main() -> int:
             with scratch_store(backend, Path(tmp)) as store:
                 pipeline = Pipeline(city, store, gis)
                 start = time.perf_counter()
-                summary = pipeline.import_table(read_csv(PARIS_CSV), DANSMARUE)
+                summary = pipeline.imports.import_table(read_csv(PARIS_CSV), DANSMARUE)
                 print(
                     f"{backend}: {summary.imported:,} Paris reports imported in "
                     f"{time.perf_counter() - start:.0f} s"
                 )
-                pipeline.submit(probes[0])  # warm-up (connections, caches)
+                pipeline.intake.submit(probes[0])  # warm-up (connections, caches)
                 profile = args.profile / f"submit_{backend}.txt" if args.profile else None
                 took = measure(pipeline, probes[1:], profile)
                 results[f"submit {backend}"] = np.percentile(took, [50, 99])

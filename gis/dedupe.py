@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -35,6 +35,7 @@ import pandas as pd
 import shapely
 
 from voirie.city import DedupeScoring
+from voirie.values import naive_utc
 
 NO_INCIDENT = -1
 _NS_PER_DAY = 86_400 * 10**9
@@ -81,6 +82,26 @@ class Candidates:
     segment_id: np.ndarray
     street_name: np.ndarray
     last_reported_at: np.ndarray
+
+
+@dataclass(frozen=True)
+class NewReport:
+    """What ``attach_one`` reads of one new report: its row of the batch ``attach`` reads.
+
+    ``x``/``y`` are metric; the thresholds are those of ``DedupePolicy``; ``requested_at``
+    is tz-aware; ``segment_id``/``street_name`` are None where unknown.
+    """
+
+    x: float
+    y: float
+    service_code: str
+    group: str
+    match: str
+    radius_m: float
+    window_days: float
+    requested_at: datetime
+    segment_id: str | None
+    street_name: str | None
 
 
 @dataclass(frozen=True)
@@ -451,35 +472,31 @@ def _sentence(kin: Any, metres: Any, place: Any, days: Any, unit: Any) -> Any:
     return kin + ", " + metres + " m" + place + ", " + days + unit
 
 
-def attach_one(
-    report: Mapping[str, object], candidates: Candidates, scoring: DedupeScoring
-) -> Link:
+def attach_one(report: NewReport, candidates: Candidates, scoring: DedupeScoring) -> Link:
     """``attach`` of one report among stored incidents, on the few candidates' arrays.
 
-    ``report`` holds x, y, service_code, group, match, radius_m, window_days,
-    requested_at (a tz-aware datetime), segment_id and street_name (None where unknown).
     The same eligibility rules, score and tie-breaking as ``attach`` (its helpers), so the
     link is the one ``attach`` gives a one-report batch over the same incidents.
     """
-    radius, window = _number(report, "radius_m"), _number(report, "window_days")
-    sharing, never = report["match"] == "group", report["match"] == "never"
+    radius, window = np.float64(report.radius_m), np.float64(report.window_days)
+    sharing, never = report.match == "group", report.match == "never"
     kin = _kinship(
-        _coded(report["service_code"], candidates.service_code) == _code(report["service_code"]),
-        _coded(report["group"], candidates.group) == _code(report["group"]),
+        _coded(report.service_code, candidates.service_code) == _code(report.service_code),
+        _coded(report.group, candidates.group) == _code(report.group),
         np.bool_(sharing),
         candidates.match == "group",
         np.bool_(never),
         candidates.match == "never",
     )
     place = _place(
-        _code(report["segment_id"]),
-        _coded(report["segment_id"], candidates.segment_id),
-        _code(report["street_name"]),
-        _coded(report["street_name"], candidates.street_name),
+        _code(report.segment_id),
+        _coded(report.segment_id, candidates.segment_id),
+        _code(report.street_name),
+        _coded(report.street_name, candidates.street_name),
     )
     reach = _reach(radius, place, scoring)
-    dist = np.hypot(candidates.x - _number(report, "x"), candidates.y - _number(report, "y"))
-    r_time = _days_of(np.array([_naive_utc(report["requested_at"])], dtype="datetime64[ns]"))[0]
+    dist = np.hypot(candidates.x - np.float64(report.x), candidates.y - np.float64(report.y))
+    r_time = _days_of(np.array([naive_utc(report.requested_at)], dtype="datetime64[ns]"))[0]
     gap = r_time - _days_of(candidates.last_reported_at)
     weights = _weights(scoring)
     ok = np.flatnonzero((kin != KIN_NONE) & (dist <= reach) & (gap <= window))
@@ -506,14 +523,6 @@ def attach_one(
     )
 
 
-def _number(report: Mapping[str, object], key: str) -> np.float64:
-    """A numeric field as ``attach`` reads its column (float64)."""
-    value = report[key]
-    if not isinstance(value, int | float | np.number):
-        raise TypeError(f"{key}: expected a number, got {value!r}")
-    return np.float64(value)
-
-
 def _missing(value: object) -> bool:
     """None or NaN: what ``pd.factorize`` codes as missing here."""
     return value is None or (isinstance(value, float) and value != value)
@@ -530,10 +539,3 @@ def _coded(value: object, values: np.ndarray) -> np.ndarray:
     missing = np.fromiter((_missing(v) for v in values), dtype=bool, count=len(values))
     same = values == value if not _missing(value) else np.zeros(len(values), dtype=bool)
     return np.where(missing, -1, np.where(same, 0, 1)).astype(np.int64)
-
-
-def _naive_utc(moment: object) -> datetime:
-    """A tz-aware datetime as naive UTC (what ``datetime64`` takes)."""
-    if not isinstance(moment, datetime):
-        raise TypeError(f"requested_at: expected a datetime, got {moment!r}")
-    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment

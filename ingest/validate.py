@@ -273,7 +273,7 @@ _NUMBER = re.compile(
 
 def validate_report(report: Report, city: City) -> dict[str, object]:
     """The validation columns of one report, as ``validate`` gives them for the one-row
-    table of the report's fields as text (``Pipeline.submit``'s; mapping by name).
+    table of the report's fields as text (``Intake.submit``'s; mapping by name).
 
     Plain Python values (``None`` when missing, ``requested_at`` a UTC ``datetime``), in
     microseconds rather than pandas' milliseconds. Raises ``InvalidInput`` with the field

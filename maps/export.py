@@ -1,6 +1,6 @@
 """Streamed layer writers: GeoJSON, CSV, GeoPackage and zipped Shapefile, in any CRS.
 
-Every writer takes the layer as an iterable of chunks (``Pipeline.iter_layer``) so that
+Every writer takes the layer as an iterable of chunks (``Reads.iter_layer``) so that
 memory stays flat whatever the size of the layer: GeoJSON and CSV are produced chunk by
 chunk as bytes, GeoPackage and Shapefile are appended to a file chunk by chunk.
 
@@ -23,7 +23,7 @@ import tempfile
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
@@ -36,8 +36,9 @@ from pyproj import CRS
 from pyproj.exceptions import CRSError
 
 from voirie.errors import InvalidInput
-from voirie.pipeline import Pipeline
+from voirie.services.pipeline import Pipeline
 from voirie.store.selection import EVERYTHING, Layer, Selection
+from voirie.values import aware_utc
 
 Format = Literal["csv", "geojson", "gpkg", "zip"]
 FORMATS: tuple[Format, ...] = ("csv", "geojson", "gpkg", "zip")
@@ -104,11 +105,11 @@ def layer_chunks(
 ) -> Iterator[gpd.GeoDataFrame]:
     """The selected rows in chunks; one empty chunk (with the columns) when none match."""
     empty = True
-    for chunk in pipeline.iter_layer(layer, selection, chunk_size):
+    for chunk in pipeline.reads.iter_layer(layer, selection, chunk_size):
         empty = False
         yield chunk
     if empty:
-        read = pipeline.reports if layer == "reports" else pipeline.incidents
+        read = pipeline.reads.reports if layer == "reports" else pipeline.reads.incidents
         yield read(replace(selection, limit=0, offset=0))
 
 
@@ -128,7 +129,7 @@ def _instant(text: str | None, name: str) -> datetime | None:
         raise InvalidInput(
             f"{name}: {text!r} is not an ISO 8601 date or date-time", field=name
         ) from exc
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return aware_utc(moment)
 
 
 def download_selection(

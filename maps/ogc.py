@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 
 import geopandas as gpd
@@ -24,12 +24,15 @@ from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError
 
 from voirie.errors import InvalidInput, NotFound
-from voirie.pipeline import Pipeline
+from voirie.services.pipeline import Pipeline
 from voirie.store.selection import Selection
+from voirie.values import aware_utc
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 EPSG_URI = "http://www.opengis.net/def/crs/EPSG/0/{code}"
-DEFAULT_LIMIT = 10
+DEFAULT_LIMIT = 1_000
+"""Features per page when a request names no ``limit``: pages that clients walking a layer
+(QGIS, GDAL from 3.8, which read it from the API definition) fetch in few requests."""
 MAX_LIMIT = 10_000
 CONFORMANCE = (
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
@@ -40,8 +43,16 @@ CONFORMANCE = (
 )
 Kind = Literal["incidents", "reports", "streets", "zones"]
 # Query parameters every items request may carry (besides the collection's properties).
-ITEMS_PARAMETERS = frozenset({"limit", "offset", "bbox", "bbox-crs", "crs", "datetime", "f"})
+ITEMS_PARAMETERS = frozenset(
+    {"limit", "offset", "after", "bbox", "bbox-crs", "crs", "datetime", "f"}
+)
 _BBOX_DENSIFY_DEG = 0.001
+_WGS84 = CRS.from_epsg(4326)
+
+
+def _is_wgs84(crs: CRS | None) -> bool:
+    """EPSG:4326 or CRS84: the same coordinates, whatever the axis order."""
+    return crs is not None and crs.equals(_WGS84, ignore_axis_order=True)
 
 
 @dataclass(frozen=True)
@@ -64,8 +75,12 @@ def crs_uri(crs: CRS) -> str:
     return EPSG_URI.format(code=code)
 
 
+@functools.lru_cache(maxsize=8)
 def supported_crs(pipeline: Pipeline) -> dict[str, OutputCrs]:
-    """CRS84, EPSG:4326 (latitude first), the city's metric CRS, EPSG:2154 and EPSG:3857."""
+    """CRS84, EPSG:4326 (latitude first), the city's metric CRS, EPSG:2154 and EPSG:3857.
+
+    Built once per pipeline: every items request looks its CRS up here.
+    """
     crs_list = [
         CRS.from_user_input("OGC:CRS84"),
         CRS.from_epsg(4326),
@@ -236,7 +251,7 @@ def parse_datetime(value: str) -> tuple[datetime | None, datetime | None]:
             raise InvalidInput(
                 f"datetime: {text!r} is not an RFC 3339 date-time", field="datetime"
             ) from exc
-        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return aware_utc(moment)
 
     if "/" in value:
         start_text, _, end_text = value.partition("/")
@@ -269,6 +284,10 @@ class ItemsQuery:
 
     limit: int = DEFAULT_LIMIT
     offset: int = 0
+    """Position of the page's first feature among all those matched."""
+    after: int | None = None
+    """Id of the feature before the page (the ``next`` link sets it): the store seeks to
+    it by index (keyset paging) instead of counting ``offset`` rows from the start."""
     bbox: tuple[float, float, float, float] | None = None
     """WGS84 lon/lat, whatever ``bbox-crs`` it was given in"""
     start: datetime | None = None
@@ -306,7 +325,8 @@ def _selection(query: ItemsQuery) -> Selection:
         start=query.start,
         end=query.end,
         limit=query.limit,
-        offset=query.offset,
+        offset=0 if query.after is not None else query.offset,
+        after_id=query.after,
     )
 
 
@@ -345,9 +365,12 @@ def read_page(pipeline: Pipeline, source: Collection, query: ItemsQuery, crs: Ou
             "incidents" if source.kind == "incidents" else "reports"
         )
         frame = (
-            pipeline.incidents(selection) if layer == "incidents" else pipeline.reports(selection)
+            pipeline.reads.incidents(selection)
+            if layer == "incidents"
+            else pipeline.reads.reports(selection)
         )
-        matched = pipeline.count(layer, replace(selection, limit=None, offset=0))
+        everything = replace(selection, limit=None, offset=0, after_id=None)
+        matched = pipeline.reads.count(layer, everything)
     else:
         everything = _filter_reference(_reference_frame(pipeline, source), query, source.id_column)
         matched = len(everything)
@@ -356,8 +379,12 @@ def read_page(pipeline: Pipeline, source: Collection, query: ItemsQuery, crs: Ou
 
 
 def to_output(frame: gpd.GeoDataFrame, crs: OutputCrs) -> gpd.GeoDataFrame:
-    """Features reprojected to ``crs``, coordinates swapped where its first axis is north."""
-    out = frame.to_crs(crs.crs)
+    """Features reprojected to ``crs``, coordinates swapped where its first axis is north.
+
+    WGS84 to CRS84 or EPSG:4326 is no transformation: the frame is returned as it is (its
+    geometries are x = longitude whatever the CRS's axis order; no copy for each page).
+    """
+    out = frame if _is_wgs84(frame.crs) and _is_wgs84(crs.crs) else frame.to_crs(crs.crs)
     if crs.north_first and len(out):
         out = out.set_geometry(
             shapely.transform(out.geometry.to_numpy(), lambda xy: xy[:, ::-1]), crs=out.crs
@@ -386,9 +413,15 @@ def items_query(
     start = end = None
     if "datetime" in params and source.temporal:
         start, end = parse_datetime(params["datetime"])
+    after = None
+    if "after" in params:
+        if source.kind not in ("incidents", "reports"):
+            raise InvalidInput(f"after: {source.id} pages by offset only", field="after")
+        after = parse_count(params["after"], "after", 0, 0, 2**62)
     return ItemsQuery(
         limit=parse_count(params.get("limit"), "limit", DEFAULT_LIMIT, 1, MAX_LIMIT),
         offset=parse_count(params.get("offset"), "offset", 0, 0, 2**62),
+        after=after,
         bbox=bbox,
         start=start,
         end=end,

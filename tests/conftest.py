@@ -19,7 +19,7 @@ from voirie.city import City, load_city
 from voirie.gis.enrich import CityGIS
 from voirie.ingest.mapping import DANSMARUE
 from voirie.ingest.sources import read_csv
-from voirie.pipeline import Pipeline
+from voirie.services.pipeline import Pipeline
 from voirie.settings import StoreSettings
 from voirie.store import Store, open_store
 
@@ -121,5 +121,5 @@ def sample_pipeline(store: Store, paris: City, paris_gis: CityGIS) -> Pipeline:
     """The 200 real DansMaRue reports of ``tests/data`` imported into a store of each
     backend (a test module needing another pipeline defines its own ``pipeline``)."""
     loaded = Pipeline(paris, store, paris_gis)
-    loaded.import_table(read_csv(SAMPLE_200), DANSMARUE)
+    loaded.imports.import_table(read_csv(SAMPLE_200), DANSMARUE)
     return loaded

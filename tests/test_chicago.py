@@ -11,7 +11,7 @@ from voirie.city import City, load_city
 from voirie.gis.enrich import CityGIS
 from voirie.ingest.mapping import OPEN311
 from voirie.ingest.sources import read_open311_json
-from voirie.pipeline import Pipeline
+from voirie.services.pipeline import Pipeline
 from voirie.store.sqlite import SqliteStore
 
 ROOT = Path(__file__).parents[1]
@@ -54,7 +54,7 @@ def test_open311_history_imports_without_streets(
     store.upgrade()
     try:
         pipeline = Pipeline(chicago, store, chicago_gis)
-        summary = pipeline.import_table(read_open311_json(FIXTURE), OPEN311)
+        summary = pipeline.imports.import_table(read_open311_json(FIXTURE), OPEN311)
         assert summary.read == 100
         assert summary.imported + summary.quarantined == summary.read
         quarantine = summary.quarantine.set_index("external_id")
@@ -62,7 +62,7 @@ def test_open311_history_imports_without_streets(
         assert (quarantine.loc[sorted(no_xy), "field"] == "lat").all()
         assert (quarantine.loc[sorted(no_xy), "reason"] == "missing").all()
 
-        layer = pipeline.reports()
+        layer = pipeline.reads.reports()
         assert len(layer) == summary.imported
         assert layer["zone_community_area"].notna().all()
         assert layer["zone_community_area"].astype(int).between(1, 77).all()
@@ -74,7 +74,7 @@ def test_open311_history_imports_without_streets(
         # The offset in requested_datetime is kept: 00:09:47 CST is 06:09:47 UTC.
         first = layer.set_index("external_id").loc["SR21-00000026", "requested_at"]
         assert str(first).startswith("2021-01-01")
-        again = pipeline.import_table(read_open311_json(FIXTURE), OPEN311)
+        again = pipeline.imports.import_table(read_open311_json(FIXTURE), OPEN311)
         assert again.imported == 0
         assert again.already_imported == summary.imported
     finally:

@@ -20,7 +20,7 @@ import pandas as pd
 from voirie.city import City
 from voirie.gis.enrich import CityGIS
 from voirie.model import Report
-from voirie.pipeline import Pipeline
+from voirie.services.pipeline import Pipeline
 from voirie.settings import StoreSettings
 from voirie.store import open_store
 
@@ -59,7 +59,7 @@ def _writer(
             )
             barrier.wait(BARRIER_TIMEOUT_S)
             try:
-                results.put((round_, index, pipeline.submit(report).incident_id, None))
+                results.put((round_, index, pipeline.intake.submit(report).incident_id, None))
             except Exception:  # any error reaching a writer is the failure
                 results.put((round_, index, None, traceback.format_exc()))
     finally:

@@ -1,8 +1,8 @@
 """The per-report path stores what the bulk path stores.
 
 The same real DansMaRue reports go into two stores of one backend: one store by
-``Pipeline.import_table`` (the bulk path), the other one report at a time by
-``Pipeline.submit`` (the per-report path, ``voirie.services.intake``), in the order an import takes
+``Importer.import_table`` (the bulk path), the other one report at a time by
+``Intake.submit`` (the per-report path, ``voirie.services.intake``), in the order an import takes
 them. Every table is then compared row by row, keyed by the reports' external ids (the
 database ids, and the instants of writing, differ): reports, enrichments, zones, links with
 their scores and reasons, incidents, assignments, escalations, team notices and events.
@@ -22,7 +22,7 @@ from voirie.ingest.mapping import DANSMARUE
 from voirie.ingest.sources import RawTable, read_csv
 from voirie.ingest.validate import validate
 from voirie.model import Report
-from voirie.pipeline import Pipeline
+from voirie.services.pipeline import Pipeline
 from voirie.store import Store
 from voirie.store.schema import COLUMNS
 
@@ -61,7 +61,7 @@ def _reports(table: RawTable, city: City) -> list[Report]:
 
 def _rows(store: Store, table: str, columns: list[str]) -> pd.DataFrame:
     with store.transaction(JURISDICTION) as uow:
-        conn = uow.conn  # type: ignore[attr-defined]
+        conn = uow.session.conn  # type: ignore[attr-defined]
         rows = conn.execute(f"SELECT {', '.join(columns)} FROM {table}").fetchall()
     return pd.DataFrame([tuple(r) for r in rows], columns=columns)
 
@@ -143,14 +143,14 @@ def test_one_at_a_time_stores_what_an_import_stores(
     store, second_store = two_stores
     reports = _reports(table, paris)
     in_bulk = Pipeline(paris, store, paris_gis)
-    in_bulk.import_table(
+    in_bulk.imports.import_table(
         RawTable(
             table.rows[table.rows["id_dmr"].isin([r.external_id for r in reports])], table.columns
         ),
         DANSMARUE,
     )
     one_by_one = Pipeline(paris, second_store, paris_gis)
-    submissions = [one_by_one.submit(report) for report in reports]
+    submissions = [one_by_one.intake.submit(report) for report in reports]
     assert sum(s.attached for s in submissions) > 20  # the slice has real duplicates
     bulk, single = _tables(store), _tables(second_store)
     for name, frame in bulk.items():

@@ -14,8 +14,8 @@ from voirie.gis.enrich import CityGIS
 from voirie.ingest.mapping import DANSMARUE
 from voirie.ingest.sources import RawTable, read_csv
 from voirie.model import Report
-from voirie.pipeline import Pipeline
 from voirie.services import merging
+from voirie.services.pipeline import Pipeline
 from voirie.store.base import Store
 from voirie.store.selection import Selection
 from voirie.store.sqlite import SqliteStore
@@ -48,7 +48,7 @@ def pipeline(store: Store, paris: City, paris_gis: CityGIS) -> Pipeline:
 
 def _incident(pipeline: Pipeline, incident_id: int) -> dict[str, object]:
     with pipeline.store.transaction(pipeline.city.jurisdiction_id) as uow:
-        row = uow.incident(incident_id)
+        row = uow.incidents.get(incident_id)
     assert row is not None
     return row
 
@@ -63,9 +63,9 @@ def _events(pipeline: Pipeline, entity: str, entity_id: int) -> list[tuple[str, 
 
 def _two_incidents(pipeline: Pipeline, paris: City) -> tuple[int, int, list[int]]:
     """Incident A: two reports here; incident B: one report there. Returns ids and reports."""
-    a1 = pipeline.submit(_report(paris, "a1", HERE, 0))
-    a2 = pipeline.submit(_report(paris, "a2", HERE, 1))
-    b1 = pipeline.submit(_report(paris, "b1", THERE, 2))
+    a1 = pipeline.intake.submit(_report(paris, "a1", HERE, 0))
+    a2 = pipeline.intake.submit(_report(paris, "a2", HERE, 1))
+    b1 = pipeline.intake.submit(_report(paris, "b1", THERE, 2))
     assert a2.incident_id == a1.incident_id != b1.incident_id
     return a1.incident_id, b1.incident_id, [a1.report_id, a2.report_id, b1.report_id]
 
@@ -75,23 +75,23 @@ def test_merge_moves_reports_supporters_followers_and_points_at_the_survivor(
 ) -> None:
     a, b, reports = _two_incidents(pipeline, paris)
     with pipeline.store.transaction(paris.jurisdiction_id) as uow:
-        uow.add_supporter(a, "both@example.org", T0)
-        uow.add_supporter(b, "both@example.org", T0)
-        uow.add_supporter(b, None, T0)
-        uow.add_follower(b, "follower@example.org", T0)
+        uow.citizens.add_supporter(a, "both@example.org", T0)
+        uow.citizens.add_supporter(b, "both@example.org", T0)
+        uow.citizens.add_supporter(b, None, T0)
+        uow.citizens.add_follower(b, "follower@example.org", T0)
     done = merging.merge(pipeline, a, b, "dispatcher-1", "same hole seen from the corner")
     assert (done.reports_moved, done.report_count, done.supporters) == (1, 3, 2)
     merged, kept = _incident(pipeline, b), _incident(pipeline, a)
     assert (merged["status"], merged["merged_into"], merged["report_count"]) == ("duplicate", a, 0)
     assert kept["report_count"] == 3
     assert kept["last_reported_at"] == T0 + timedelta(hours=2)
-    layer = pipeline.reports(Selection(ids=tuple(reports)))
+    layer = pipeline.reads.reports(Selection(ids=tuple(reports)))
     assert set(layer["incident_id"]) == {a}
     assert "merged from incident" in layer.set_index("report_id").loc[reports[2], "dedupe_reason"]
     assert merging.survivor(pipeline, b) == a
     assert merging.survivor(pipeline, a) == a
     with pipeline.store.transaction(paris.jurisdiction_id) as uow:
-        assert not uow.add_follower(a, "follower@example.org", T0)  # it moved to a
+        assert not uow.citizens.add_follower(a, "follower@example.org", T0)  # it moved to a
     assert (
         "merged",
         "dispatcher-1",
@@ -124,14 +124,14 @@ def test_incidents_marked_not_duplicates_are_never_merged(pipeline: Pipeline, pa
         f"not a duplicate of incident {b}: two different holes",
     ) in _events(pipeline, "incident", a)
     with pipeline.store.transaction(paris.jurisdiction_id) as uow:
-        assert uow.not_duplicates([b]).values.tolist() == [[min(a, b), max(a, b)]]
+        assert uow.links.not_duplicates([b]).values.tolist() == [[min(a, b), max(a, b)]]
 
 
 def test_merge_carries_the_merged_incidents_marks_to_the_survivor(
     pipeline: Pipeline, paris: City
 ) -> None:
     a, b, _ = _two_incidents(pipeline, paris)
-    c = pipeline.submit(_report(paris, "c1", (2.35500, 48.87053), 3)).incident_id
+    c = pipeline.intake.submit(_report(paris, "c1", (2.35500, 48.87053), 3)).incident_id
     merging.not_duplicates(pipeline, b, c, "agent", "different")
     merging.merge(pipeline, a, b, "d", "same")
     with pytest.raises(Conflict, match="marked not duplicates"):
@@ -153,12 +153,12 @@ def test_split_opens_a_routed_incident_and_keeps_the_old_one_consistent(
         reports[0],
     )
     assert opened["team"] == old["team"]  # routed like any new incident of this service
-    layer = pipeline.reports(Selection(ids=(reports[0],)))
+    layer = pipeline.reads.reports(Selection(ids=(reports[0],)))
     assert layer["incident_id"].tolist() == [new]
     kinds = [kind for kind, _, _ in _events(pipeline, "incident", new)]
     assert "routed" in kinds
     with pipeline.store.transaction(paris.jurisdiction_id) as uow:
-        assert uow.not_duplicates([new]).values.tolist() == [[a, new]]
+        assert uow.links.not_duplicates([new]).values.tolist() == [[a, new]]
     with pytest.raises(Conflict, match="only report of incident"):
         merging.split(pipeline, reports[1], "agent-3", "again")
 
@@ -201,7 +201,7 @@ def _scaled(city: City, factor: float) -> City:
 
 
 def _grouping(pipeline: Pipeline) -> set[frozenset[str]]:
-    layer = pipeline.reports()
+    layer = pipeline.reads.reports()
     return {frozenset(g) for _, g in layer.groupby("incident_id")["external_id"]}
 
 
@@ -227,21 +227,23 @@ def test_recluster_gives_the_incidents_of_the_online_path(
 ) -> None:
     """Imported with other thresholds, then re-clustered with city.yaml's: the incidents
     of importing with city.yaml's from the start (the online rule, time order)."""
-    Pipeline(_scaled(paris, before), store, paris_gis).import_table(sample, DANSMARUE)
+    Pipeline(_scaled(paris, before), store, paris_gis).imports.import_table(sample, DANSMARUE)
     pipeline = Pipeline(paris, store, paris_gis)
     done = merging.recluster(pipeline)
     reference_store = SqliteStore(tmp_path / "reference.gpkg")
     reference_store.upgrade()
     reference = Pipeline(paris, reference_store, paris_gis)
-    reference.import_table(sample, DANSMARUE)  # bulk == one by one (tests/gis/test_dedupe.py)
+    reference.imports.import_table(
+        sample, DANSMARUE
+    )  # bulk == one by one (tests/gis/test_dedupe.py)
     assert _grouping(pipeline) == _grouping(reference)
     reference_store.close()
     changed = done.merged if before < 1 else done.opened
     assert changed > 5, done  # the thresholds really changed the incidents
-    incidents = pipeline.incidents()
+    incidents = pipeline.reads.incidents()
     live = incidents[incidents["status"] != "duplicate"]
     assert len(live) == done.incidents_after
-    layer = pipeline.reports()
+    layer = pipeline.reads.reports()
     assert (
         layer.groupby("incident_id").size().reindex(live["incident_id"]).to_numpy()
         == live["report_count"].to_numpy()
@@ -250,7 +252,7 @@ def test_recluster_gives_the_incidents_of_the_online_path(
     with pipeline.store.transaction(paris.jurisdiction_id) as uow:
         merged = incidents[incidents["status"] == "duplicate"]["incident_id"].tolist()
         if merged:
-            row = uow.incident(int(merged[0]))
+            row = uow.incidents.get(int(merged[0]))
             assert row is not None
             assert row["merged_into"] in set(live["incident_id"])
     again = merging.recluster(pipeline)
@@ -261,7 +263,7 @@ def test_recluster_never_merges_incidents_marked_not_duplicates(
     pipeline: Pipeline, paris: City, paris_gis: CityGIS
 ) -> None:
     a, b, _ = _two_incidents(pipeline, paris)
-    c = pipeline.submit(_report(paris, "c1", (2.35000, 48.87053), 3)).incident_id
+    c = pipeline.intake.submit(_report(paris, "c1", (2.35000, 48.87053), 3)).incident_id
     merging.not_duplicates(pipeline, a, b, "agent", "two holes")
     loose = Pipeline(_scaled(paris, 100), pipeline.store, paris_gis)
     done = merging.recluster(loose, "gis-officer", "radius raised")
@@ -282,7 +284,7 @@ def test_recluster_keeps_what_staff_merged(pipeline: Pipeline, paris: City) -> N
     merging.merge(pipeline, a, b, "dispatcher-1", "one leak seen from two streets")
     done = merging.recluster(pipeline)
     assert (done.merged, done.opened, done.moved) == (0, 0, 0)
-    layer = pipeline.reports(Selection(ids=tuple(reports)))
+    layer = pipeline.reads.reports(Selection(ids=tuple(reports)))
     assert set(layer["incident_id"]) == {a}
     moved = layer[layer["report_id"] == reports[2]]
     assert moved["dedupe_reason"].iloc[0].startswith("merged from incident")

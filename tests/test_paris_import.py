@@ -11,7 +11,7 @@ from voirie.city import TRIAGE_TEAM, City
 from voirie.gis.enrich import CityGIS
 from voirie.ingest.mapping import DANSMARUE
 from voirie.ingest.sources import read_csv
-from voirie.pipeline import Pipeline
+from voirie.services.pipeline import Pipeline
 from voirie.settings import StoreSettings
 from voirie.store import open_store
 
@@ -35,16 +35,16 @@ def _import_twice(url: str, paris: City, paris_gis: CityGIS) -> pd.DataFrame:
     try:
         pipeline = Pipeline(paris, store, paris_gis)
         table = read_csv(REPORTS)
-        first = pipeline.import_table(table, DANSMARUE)
+        first = pipeline.imports.import_table(table, DANSMARUE)
         assert first.read == 23_508
         assert first.imported + first.quarantined == first.read
-        again = pipeline.import_table(table, DANSMARUE)
+        again = pipeline.imports.import_table(table, DANSMARUE)
         assert (again.imported, again.quarantined, again.already_imported) == (
             0,
             0,
             first.imported,
         )
-        layer = pipeline.reports()
+        layer = pipeline.reads.reports()
         assert store.count("reports", paris.jurisdiction_id) == first.imported
         return pd.DataFrame(layer.drop(columns="geometry"))
     finally:

@@ -1,7 +1,7 @@
 """The per-report ingest path against the bulk one, on real Paris data.
 
 ``validate_report`` must give the columns (or the quarantine field and reason) that
-``validate`` gives for the one-row table ``Pipeline.submit`` builds, and
+``validate`` gives for the one-row table ``Intake.submit`` builds, and
 ``CityGIS.enrich_one`` the row of ``CityGIS.enrich``: same values, as plain Python scalars.
 """
 
@@ -44,7 +44,7 @@ PLAIN = (type(None), bool, int, float, str)
 
 
 def _bulk(report: Report, city: City) -> dict[str, object]:
-    """``validate`` of the one-row table ``Pipeline.submit`` builds for ``report``: its
+    """``validate`` of the one-row table ``Intake.submit`` builds for ``report``: its
     columns as plain values, or the quarantine row's field and reason."""
     contact = report.contact
     row = {

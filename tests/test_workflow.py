@@ -12,9 +12,9 @@ import pytest
 from voirie.city import TRIAGE_TEAM
 from voirie.errors import Conflict, Forbidden, InvalidInput, NotFound, VoirieError
 from voirie.model import OPEN_STATUSES, EventKind, Status
-from voirie.pipeline import Pipeline
 from voirie.services import workflow
 from voirie.services.auth import Principal, Role
+from voirie.services.pipeline import Pipeline
 from voirie.settings import StoreSettings
 from voirie.store import open_store
 from voirie.store.selection import Selection
@@ -27,11 +27,11 @@ AT = datetime(2024, 5, 2, 9, 30, tzinfo=UTC)
 
 
 def _incident(pipeline: Pipeline, incident_id: int) -> pd.Series:
-    return pipeline.incidents(Selection(ids=(incident_id,))).iloc[0]
+    return pipeline.reads.incidents(Selection(ids=(incident_id,))).iloc[0]
 
 
 def _first(pipeline: Pipeline, team: str) -> int:
-    frame = pipeline.incidents(Selection(teams=(team,), limit=1))
+    frame = pipeline.reads.incidents(Selection(teams=(team,), limit=1))
     return int(frame["incident_id"].iloc[0])
 
 
@@ -49,8 +49,9 @@ def _status(
     who: Principal = DISPATCHER,
     reason: str = "",
 ) -> int:
-    with pipeline.store.transaction(pipeline.city.jurisdiction_id) as uow:
-        return workflow.change_status(uow, pipeline.city, incident_id, who, to, reason, at=AT)
+    return workflow.change_status(
+        pipeline.store, pipeline.city, incident_id, who, to, reason, at=AT
+    )
 
 
 def test_the_workflow_table_covers_every_status() -> None:
@@ -114,11 +115,8 @@ def test_agents_act_on_their_team_only_and_gis_never(pipeline: Pipeline) -> None
         _status(pipeline, other, "acknowledged", who=AGENT)
     with pytest.raises(Forbidden, match="any team"):
         _status(pipeline, own, "acknowledged", who=GIS)
-    with (
-        pytest.raises(Forbidden),
-        pipeline.store.transaction(pipeline.city.jurisdiction_id) as uow,
-    ):
-        workflow.comment(uow, pipeline.city, other, AGENT, "pas chez nous")
+    with pytest.raises(Forbidden):
+        workflow.comment(pipeline.store, pipeline.city, other, AGENT, "pas chez nous")
     with pytest.raises(NotFound, match="incident 999999"):
         _status(pipeline, 999_999, "acknowledged")
     assert _events(pipeline, other)["kind"].tolist() == [EventKind.ROUTED]
@@ -129,10 +127,9 @@ def test_reassign_writes_an_assignment_by_a_person_and_keeps_the_promise(
 ) -> None:
     incident_id = _first(pipeline, OWN)
     before = _incident(pipeline, incident_id)
-    with pipeline.store.transaction(pipeline.city.jurisdiction_id) as uow:
-        workflow.reassign(
-            uow, pipeline.city, incident_id, DISPATCHER, OTHER, "tag on a Ramen site", at=AT
-        )
+    workflow.reassign(
+        pipeline.store, pipeline.city, incident_id, DISPATCHER, OTHER, "tag on a Ramen site", at=AT
+    )
     after = _incident(pipeline, incident_id)
     assert after["team"] == OTHER
     assert after["priority"] == before["priority"]
@@ -157,15 +154,21 @@ def test_reassign_writes_an_assignment_by_a_person_and_keeps_the_promise(
         f"{OWN} → {OTHER}: tag on a Ramen site",
     )
     due = datetime(2024, 5, 10, 17, 0, tzinfo=UTC)
-    with pipeline.store.transaction(pipeline.city.jurisdiction_id) as uow:
-        workflow.reassign(
-            uow, pipeline.city, incident_id, DISPATCHER, OWN, "back", priority=1, due_at=due, at=AT
-        )
+    workflow.reassign(
+        pipeline.store,
+        pipeline.city,
+        incident_id,
+        DISPATCHER,
+        OWN,
+        "back",
+        priority=1,
+        due_at=due,
+        at=AT,
+    )
     again = _incident(pipeline, incident_id)
     assert (again["team"], again["priority"], again["due_at"]) == (OWN, 1, pd.Timestamp(due))
     # The stored due date is kept by a reassignment that does not give one.
-    with pipeline.store.transaction(pipeline.city.jurisdiction_id) as uow:
-        workflow.reassign(uow, pipeline.city, incident_id, DISPATCHER, TRIAGE_TEAM, "unsure")
+    workflow.reassign(pipeline.store, pipeline.city, incident_id, DISPATCHER, TRIAGE_TEAM, "unsure")
     kept = _incident(pipeline, incident_id)
     assert (kept["team"], kept["priority"], kept["due_at"]) == (TRIAGE_TEAM, 1, pd.Timestamp(due))
 
@@ -183,34 +186,33 @@ def test_reassign_refusals(
     pipeline: Pipeline, who: Principal, team: str, error: type[VoirieError], words: str
 ) -> None:
     incident_id = _first(pipeline, OWN)
-    with (
-        pytest.raises(error, match=words),
-        pipeline.store.transaction(pipeline.city.jurisdiction_id) as uow,
-    ):
-        workflow.reassign(uow, pipeline.city, incident_id, who, team, "why")
+    with pytest.raises(error, match=words):
+        workflow.reassign(pipeline.store, pipeline.city, incident_id, who, team, "why")
     assert _incident(pipeline, incident_id)["team"] == OWN
 
 
 def test_an_agent_hands_back_to_triage_then_no_longer_acts_on_it(pipeline: Pipeline) -> None:
     incident_id = _first(pipeline, OWN)
-    with pipeline.store.transaction(pipeline.city.jurisdiction_id) as uow:
-        workflow.reassign(uow, pipeline.city, incident_id, AGENT, TRIAGE_TEAM, "pas un tag")
+    workflow.reassign(pipeline.store, pipeline.city, incident_id, AGENT, TRIAGE_TEAM, "pas un tag")
     assert _incident(pipeline, incident_id)["team"] == TRIAGE_TEAM
     with pytest.raises(Forbidden):
         _status(pipeline, incident_id, "acknowledged", who=AGENT)
 
 
-def test_a_failed_transaction_leaves_no_change_and_no_event(pipeline: Pipeline) -> None:
+def test_a_failed_transaction_leaves_no_change_and_no_event(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The status is written, then the citizens' notification fails: nothing is kept."""
     incident_id = _first(pipeline, OWN)
 
-    def change_then_fail() -> None:
-        with pipeline.store.transaction(pipeline.city.jurisdiction_id) as uow:
-            workflow.change_status(uow, pipeline.city, incident_id, DISPATCHER, "acknowledged")
-            workflow.comment(uow, pipeline.city, incident_id, DISPATCHER, "appelé")
-            raise RuntimeError("the outbox write after them failed")
+    def fail(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the outbox write after the change failed")
 
+    monkeypatch.setattr(workflow, "notify_citizens", fail)
     with pytest.raises(RuntimeError):
-        change_then_fail()
+        workflow.change_status(
+            pipeline.store, pipeline.city, incident_id, DISPATCHER, "acknowledged"
+        )
     assert _incident(pipeline, incident_id)["status"] == Status.NEW
     assert _events(pipeline, incident_id)["kind"].tolist() == [EventKind.ROUTED]
 
@@ -226,8 +228,7 @@ def test_concurrent_changes_of_one_incident_serialize(pipeline: Pipeline, store_
         store = open_store(StoreSettings(database_url=store_url, pool_min_size=1, pool_max_size=1))
         try:
             start.wait()
-            with store.transaction(pipeline.city.jurisdiction_id) as uow:
-                workflow.change_status(uow, pipeline.city, incident_id, DISPATCHER, "acknowledged")
+            workflow.change_status(store, pipeline.city, incident_id, DISPATCHER, "acknowledged")
             results.append("ok")
         except Conflict:
             results.append("conflict")
@@ -246,19 +247,20 @@ def test_concurrent_changes_of_one_incident_serialize(pipeline: Pipeline, store_
 
 def test_comments_are_events_and_must_say_something(pipeline: Pipeline) -> None:
     incident_id = _first(pipeline, OTHER)
-    with pipeline.store.transaction(pipeline.city.jurisdiction_id) as uow:
-        workflow.comment(uow, pipeline.city, incident_id, DISPATCHER, "  rappeler lundi  ")
+    stored = workflow.comment(
+        pipeline.store, pipeline.city, incident_id, DISPATCHER, "  rappeler lundi  "
+    )
     event = _events(pipeline, incident_id).iloc[-1]
-    assert (event["kind"], event["actor"], event["reason"]) == (
+    assert (event["id"], event["kind"], event["actor"], event["reason"], event["at"]) == (
+        stored.event_id,
         EventKind.COMMENTED,
         DISPATCHER.name,
-        "rappeler lundi",
+        stored.text,
+        pd.Timestamp(stored.at),
     )
-    with (
-        pytest.raises(InvalidInput, match="text: at most 5000"),
-        pipeline.store.transaction(pipeline.city.jurisdiction_id) as uow,
-    ):
-        workflow.comment(uow, pipeline.city, incident_id, DISPATCHER, "x" * 5_001)
+    assert stored.text == "rappeler lundi"
+    with pytest.raises(InvalidInput, match="text: at most 5000"):
+        workflow.comment(pipeline.store, pipeline.city, incident_id, DISPATCHER, "x" * 5_001)
 
 
 def test_store_lookup_reads_rows_by_column(pipeline: Pipeline) -> None:

@@ -49,6 +49,10 @@ class Flag(enum.StrEnum):
     UNKNOWN_SERVICE = "unknown_service"
 
 
+SYSTEM_ACTOR = "voirie"
+"""The actor of what voirie itself does (attaching, routing), as opposed to a person."""
+
+
 class EventKind(enum.StrEnum):
     """What happened to a report or an incident."""
 

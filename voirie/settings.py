@@ -42,6 +42,12 @@ class ServerSettings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8000
+    public_url: str | None = Field(
+        default=None,
+        description="the address clients reach the server at (https://voirie.example.org, "
+        "behind a reverse proxy): absolute links in OGC API documents and the QGIS project "
+        "are built on it; without it, on the address each request was made to",
+    )
 
 
 class OutboxSettings(BaseSettings):

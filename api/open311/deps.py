@@ -9,8 +9,8 @@ from fastapi import Depends, Query, Request
 from voirie.api.deps import PipelineDep
 from voirie.api.open311.settings import Open311Settings
 from voirie.errors import Forbidden, NotFound
-from voirie.pipeline import Pipeline
 from voirie.services.auth import Principal, Role, authenticate
+from voirie.services.pipeline import Pipeline
 
 
 def _settings(request: Request) -> Open311Settings:

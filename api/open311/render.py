@@ -36,7 +36,9 @@ _ITEM = {
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
-def _text(value: object) -> str:
+def _xml_text(value: object) -> str:
+    """A value as XML element text: None empty, booleans as true/false, characters XML
+    cannot carry replaced."""
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -53,7 +55,7 @@ def _element(parent: ET.Element, name: str, value: object) -> None:
         for item in value:
             _element(child, _ITEM.get(name, "item"), item)
     else:
-        child.text = _text(value)
+        child.text = _xml_text(value)
 
 
 def to_xml(data: object, root: str, item: str | None = None) -> str:

@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-import numpy as np
 import pandas as pd
 from fastapi import APIRouter, Query, Response
 
@@ -26,15 +25,15 @@ from voirie.api.open311.render import Format, render, responses
 from voirie.api.open311.settings import Open311Settings
 from voirie.errors import InvalidInput, NotFound
 from voirie.model import OPEN_STATUSES, EventKind, Status
-from voirie.pipeline import Pipeline
+from voirie.services.pipeline import Pipeline
 from voirie.services.workflow import StatusChange
 from voirie.store.schema import MAX_ID
 from voirie.store.selection import Selection
+from voirie.values import aware_utc, optional_text
 
 OPEN311_SOURCE = "open311"
 router = APIRouter(prefix="/open311/v2", tags=["open311"], dependencies=[JurisdictionDep])
 
-_M_PER_DEG_LAT = 111_320.0
 _POSTCODE = re.compile(r"\b(\d{5})\b")
 _STATUSES = {
     "open": tuple(sorted(s.value for s in OPEN_STATUSES)),
@@ -42,27 +41,18 @@ _STATUSES = {
 }
 
 
-def _text(value: object) -> str | None:
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
-
-
 def local_time(value: Any, tz: ZoneInfo) -> datetime | None:
     """A stored instant (UTC, or naive UTC) as the city's local time with its offset, to
     the second; None when missing."""
     if value is None or pd.isna(value):
         return None
-    stamp = pd.Timestamp(value)
-    stamp = stamp.tz_localize(UTC) if stamp.tzinfo is None else stamp
-    moment: datetime = stamp.tz_convert(tz).floor("s").to_pydatetime()
-    return moment
+    return aware_utc(pd.Timestamp(value).floor("s").to_pydatetime()).astimezone(tz)
 
 
 def _status_notes(pipeline: Pipeline, incident_ids: tuple[int, ...]) -> dict[int, str | None]:
     """The note of each incident's latest status change (what the updates feed publishes
     as that update's description); incidents never changed have none."""
-    history = pipeline.store.lookup(
-        "events", pipeline.city.jurisdiction_id, "entity_id", list(incident_ids)
-    )
+    history = pipeline.reads.lookup("events", "entity_id", list(incident_ids))
     changes = history[
         (history["entity"] == "incident") & (history["kind"] == EventKind.STATUS_CHANGED.value)
     ]
@@ -81,14 +71,14 @@ def service_requests(pipeline: Pipeline, reports: pd.DataFrame) -> list[wire.Ser
     city = pipeline.city
     tz = ZoneInfo(city.config.timezone)
     ids = tuple(int(i) for i in reports["incident_id"].unique())
-    incidents = pipeline.incidents(Selection(ids=ids)).set_index("incident_id")
+    incidents = pipeline.reads.incidents(Selection(ids=ids)).set_index("incident_id")
     notes = _status_notes(pipeline, ids)
     out = []
     for row in reports.to_dict("records"):
         incident: dict[str, Any] = incidents.loc[int(row["incident_id"])].to_dict()
         service = city.services.get(str(row["service_code"]))
         team = city.teams.get(str(incident["team"]))
-        address = _text(row.get("address"))
+        address = optional_text(row.get("address"))
         postcode = _POSTCODE.search(address) if address else None
         requested = local_time(row["requested_at"], tz)
         assert requested is not None  # a stored report always has its time
@@ -99,8 +89,8 @@ def service_requests(pipeline: Pipeline, reports: pd.DataFrame) -> list[wire.Ser
                 status_notes=notes.get(int(row["incident_id"])),
                 service_name=service.name if service else str(row["service_code"]),
                 service_code=str(row["service_code"]),
-                description=_text(row.get("description")),
-                agency_responsible=team.name if team else _text(incident["team"]),
+                description=optional_text(row.get("description")),
+                agency_responsible=team.name if team else optional_text(incident["team"]),
                 service_notice=None,
                 requested_datetime=requested,
                 updated_datetime=local_time(incident["updated_at"], tz),
@@ -110,7 +100,7 @@ def service_requests(pipeline: Pipeline, reports: pd.DataFrame) -> list[wire.Ser
                 zipcode=postcode.group(1) if postcode else None,
                 lat=float(row["lat"]),
                 long=float(row["lon"]),
-                media_url=_text(row.get("media_url")),
+                media_url=optional_text(row.get("media_url")),
                 incident_id=str(int(row["incident_id"])),
                 detailed_status=str(incident["status"]),
             )
@@ -134,7 +124,7 @@ def _list(raw: str | None) -> tuple[str, ...] | None:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
-def _instant(value: datetime | None, tz: ZoneInfo) -> datetime | None:
+def _city_instant(value: datetime | None, tz: ZoneInfo) -> datetime | None:
     """A query datetime; one without an offset is local time of the city."""
     if value is None:
         return None
@@ -172,7 +162,7 @@ def window(
     in the past: a live city's newest request is minutes old, and a store loaded with
     history answers its last days rather than an empty list.
     """
-    start, end = _instant(start_date, tz), _instant(end_date, tz)
+    start, end = _city_instant(start_date, tz), _city_instant(end_date, tz)
     span = timedelta(days=settings.max_range_days)
     if start is None and end is None:
         now = datetime.now(UTC)
@@ -195,9 +185,7 @@ def window(
 
 def newest_request(pipeline: Pipeline) -> datetime | None:
     """When the newest stored request was made (None for an empty store)."""
-    newest = pipeline.store.read("newest_request", pipeline.city.jurisdiction_id)
-    value = newest["requested_at"].iloc[0] if len(newest) else None
-    return None if value is None or pd.isna(value) else pd.Timestamp(value).to_pydatetime()
+    return pipeline.reads.newest_request()
 
 
 def _circle(
@@ -216,23 +204,6 @@ def _circle(
             f"radius: metres, more than 0 and at most {settings.max_radius_m:g}", field="radius"
         )
     return lat, long, radius
-
-
-def _circle_bbox(lat: float, long: float, radius: float) -> tuple[float, float, float, float]:
-    """A WGS84 box that holds the circle (with 10 % margin), to use the spatial index."""
-    dlat = radius * 1.1 / _M_PER_DEG_LAT
-    dlon = dlat / max(math.cos(math.radians(min(abs(lat) + dlat, 89.0))), 1e-6)
-    return long - dlon, lat - dlat, long + dlon, lat + dlat
-
-
-def _intersect(
-    a: tuple[float, float, float, float] | None, b: tuple[float, float, float, float]
-) -> tuple[float, float, float, float]:
-    if a is None:
-        return b
-    box = (max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3]))
-    # Disjoint boxes select nothing: an empty box far from any city does that.
-    return box if box[0] <= box[2] and box[1] <= box[3] else (0.0, 0.0, 0.0, 0.0)
 
 
 @router.get(
@@ -266,7 +237,7 @@ def get_requests(
     tz = ZoneInfo(pipeline.city.config.timezone)
     if service_request_id is not None:
         selection = Selection(ids=_ids(service_request_id, "service_request_id"))
-        found = service_requests(pipeline, pipeline.reports(selection))
+        found = service_requests(pipeline, pipeline.reads.reports(selection))
         return render(fmt, found, root="service_requests", item="request")
     size = settings.page_size if page_size is None else page_size
     if size > settings.max_page_size:
@@ -283,24 +254,19 @@ def get_requests(
     start, end = window(start_date, end_date, tz, settings, newest_request(pipeline))
     box = _bbox(bbox) if bbox is not None else None
     circle = _circle(lat, long, radius, settings)
-    if circle is not None:
-        box = _intersect(box, _circle_bbox(*circle))
     selection = Selection(
         service_codes=_list(service_code),
         statuses=statuses,
         bbox=box,
         start=start,
         end=end,
-        updated_after=_instant(updated_after, tz),
+        updated_after=_city_instant(updated_after, tz),
     )
+    selection = selection.page(size, (page - 1) * size)
     if circle is None:
-        reports = pipeline.reports(selection.page(size, (page - 1) * size))
+        reports = pipeline.reads.reports(selection)
     else:
-        reports = pipeline.reports(selection)
-        x, y = pipeline.gis.project(reports["lon"].to_numpy(float), reports["lat"].to_numpy(float))
-        cx, cy = pipeline.gis.project(np.array([circle[1]]), np.array([circle[0]]))
-        inside = np.hypot(x - cx[0], y - cy[0]) <= circle[2]
-        reports = reports[inside].iloc[(page - 1) * size : page * size]
+        reports = pipeline.reads.reports_within(circle[1], circle[0], circle[2], selection)
     found = service_requests(pipeline, reports)
     return render(fmt, found, root="service_requests", item="request")
 
@@ -315,7 +281,7 @@ def get_request(service_request_id: str, fmt: Format, pipeline: PipelineDep) -> 
     """One request, as a one-element array (as the spec has it); 404 when unknown."""
     report_id = int(service_request_id) if service_request_id.isdigit() else None
     reports = (
-        pipeline.reports(Selection(ids=(report_id,)))
+        pipeline.reads.reports(Selection(ids=(report_id,)))
         if report_id is not None and report_id <= MAX_ID
         else None
     )
@@ -335,7 +301,7 @@ def get_request(service_request_id: str, fmt: Format, pipeline: PipelineDep) -> 
 )
 def get_token(token: str, fmt: Format, pipeline: PipelineDep) -> Response:
     """The service_request_id a POST's token stands for; 404 for an unknown token."""
-    known = pipeline.known_reports(OPEN311_SOURCE, [token])
+    known = pipeline.reads.known_reports(OPEN311_SOURCE, [token])
     if not len(known):
         raise NotFound(f"token: no request with token {token[:80]!r}", field="token")
     answer = wire.TokenAnswer(service_request_id=str(int(known["report_id"].iloc[0])), token=token)

@@ -5,23 +5,21 @@ https://wiki.open311.org/GeoReport_v2#POST_Service_Request: the body is
 ``attribute[CODE][]=V`` for the service's attributes; ``api_key`` is required; the place is
 ``lat``/``long`` or an ``address_string`` located on the city's street layer.
 
-The report goes through ``Pipeline.submit`` (stored, enriched, deduplicated and routed in
-one transaction before the answer). A retry never makes a second report: the report's
-external id is derived from the ``Idempotency-Key`` header, or failing that from the client,
-device, service, place and description within ``resubmit_window_s``; a stored one is
-answered as the first answer was.
+The report goes through ``Intake.submit`` (stored, enriched, deduplicated and routed in
+one transaction before the answer). A retry never makes a second report: the handler
+passes the client, the ``Idempotency-Key`` header and ``resubmit_window_s``, from which
+intake derives the report's external id and answers a stored one as the first answer was.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, cast
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -32,18 +30,17 @@ from voirie.api.open311.deps import JurisdictionDep, SettingsDep, check_jurisdic
 from voirie.api.open311.render import Format, render, responses
 from voirie.api.open311.requests import OPEN311_SOURCE
 from voirie.api.open311.settings import Open311Settings
-from voirie.city import Service, ServiceAttribute
 from voirie.errors import InvalidInput
 from voirie.gis.streetsearch import geocode_street
+from voirie.ingest.attributes import MAX_FIELD, check_attributes
 from voirie.model import Contact, Report
-from voirie.pipeline import Pipeline
 from voirie.services.auth import Role
-from voirie.services.intake import Submission
+from voirie.services.intake import Retry, Submission
+from voirie.services.pipeline import Pipeline
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"])
 
 MAX_DESCRIPTION = 4000
-MAX_FIELD = 500
 MAX_IDEMPOTENCY_KEY = 255
 _ATTRIBUTE = re.compile(r"^attribute\[([^\[\]]+)\](\[\])?$")
 _FIELDS = (
@@ -91,7 +88,8 @@ class Form:
         return value or None
 
 
-def _text(value: object) -> str:
+def _form_text(value: object) -> str:
+    """A form value as text; a JSON body's other values (numbers, booleans) as JSON."""
     return value if isinstance(value, str) else json.dumps(value)
 
 
@@ -131,9 +129,9 @@ async def read_form(request: Request) -> Form:
     for key, value in pairs:
         match = _ATTRIBUTE.match(key)
         if match:
-            attributes.setdefault(match.group(1), []).append(_text(value))
+            attributes.setdefault(match.group(1), []).append(_form_text(value))
         else:
-            fields.setdefault(key, _text(value))
+            fields.setdefault(key, _form_text(value))
     return Form(fields, attributes)
 
 
@@ -174,111 +172,6 @@ def _location(pipeline: Pipeline, form: Form) -> tuple[float, float]:
     return matches[0].lon, matches[0].lat
 
 
-def _answer(attribute: ServiceAttribute, values: list[str]) -> list[str]:
-    """The answer's values, checked against the attribute's datatype and values."""
-    name = f"attribute[{attribute.code}]"
-    values = [v.strip() for v in values if v.strip()]
-    if attribute.datatype != "multivaluelist" and len(values) > 1:
-        raise InvalidInput(f"{name}: takes one value, got {len(values)}", field=name)
-    keys = {v.key for v in attribute.values}
-    for value in values:
-        if len(value) > MAX_FIELD:
-            raise InvalidInput(f"{name}: too long", field=name)
-        if keys and value not in keys:
-            raise InvalidInput(
-                f"{name}: {value[:40]!r} is not one of {', '.join(sorted(keys))}", field=name
-            )
-        if attribute.datatype == "number":
-            try:
-                ok = math.isfinite(float(value))
-            except ValueError:
-                ok = False
-            if not ok:
-                raise InvalidInput(f"{name}: not a number: {value[:40]!r}", field=name)
-        if attribute.datatype == "datetime":
-            try:
-                datetime.fromisoformat(value)
-            except ValueError:
-                raise InvalidInput(f"{name}: not an ISO 8601 datetime", field=name) from None
-    return values
-
-
-def check_attributes(service: Service, given: Mapping[str, list[str]]) -> list[tuple[str, str]]:
-    """(code, value) rows of the answers; every required attribute answered, no unknown one."""
-    defined = {attribute.code: attribute for attribute in service.attributes}
-    unknown = sorted(set(given) - set(defined))
-    if unknown:
-        name = f"attribute[{unknown[0]}]"
-        raise InvalidInput(
-            f"{name}: not an attribute of service {service.code}; GET services/"
-            f"{service.code} lists them",
-            field=name,
-        )
-    rows: list[tuple[str, str]] = []
-    for code, attribute in defined.items():
-        values = _answer(attribute, given.get(code, []))
-        if attribute.required and not values:
-            name = f"attribute[{code}]"
-            raise InvalidInput(f"{name}: required ({attribute.description})", field=name)
-        rows += [(code, value) for value in dict.fromkeys(values)]
-    return rows
-
-
-def _digest(*parts: str) -> str:
-    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:40]
-
-
-def external_ids(
-    client_name: str,
-    key: str | None,
-    form: Form,
-    lon: float,
-    lat: float,
-    now: datetime,
-    window_s: int,
-) -> list[str]:
-    """The external id a new report gets (first), then the ids a retry of it may carry.
-
-    With an Idempotency-Key it is the key (per client); without, the client, device,
-    service, place (to about a metre) and description in this window or the previous one.
-    """
-    if key is not None:
-        return [f"k-{_digest(client_name, key)}"]
-    material = (
-        client_name,
-        form.get("device_id") or "",
-        form.get("service_code") or "",
-        f"{lon:.5f}",
-        f"{lat:.5f}",
-        form.get("description") or "",
-    )
-    bucket = int(now.timestamp()) // window_s
-    return [f"f-{_digest(*material, str(b))}" for b in (bucket, bucket - 1)]
-
-
-def _stored(
-    pipeline: Pipeline, ids: list[str], since: datetime | None
-) -> tuple[Submission, str] | None:
-    """The first stored report among these external ids (received since ``since``), with
-    its token: keyed lookups in one transaction."""
-    with pipeline.store.transaction(pipeline.city.jurisdiction_id) as uow:
-        found = [
-            (known, external_id)
-            for external_id in ids
-            if (known := uow.known_report(OPEN311_SOURCE, external_id)) is not None
-            and known.incident_id is not None
-            and (since is None or known.received_at >= since)
-        ]
-        if not found:
-            return None
-        first, token = min(found, key=lambda pair: pair[0].report_id)
-        incident_id = cast(int, first.incident_id)
-        incident = uow.incident(incident_id)
-    # Answered as the first time: attached unless the report opened its incident.
-    attached = incident is not None and incident["origin_report_id"] != first.report_id
-    return Submission(first.report_id, incident_id, attached, True), token
-
-
 def create(
     pipeline: Pipeline, settings: Open311Settings, form: Form, key: str | None
 ) -> tuple[Submission, str]:
@@ -308,19 +201,14 @@ def create(
     email = form.get("email")
     if email is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
         raise InvalidInput("email: not an email address", field="email")
-    now = datetime.now(UTC)
-    ids = external_ids(principal.name, key, form, lon, lat, now, settings.resubmit_window_s)
-    since = None if key is not None else now - timedelta(seconds=settings.resubmit_window_s)
-    if (found := _stored(pipeline, ids, since)) is not None:
-        return found
     name = " ".join(filter(None, (form.get("first_name"), form.get("last_name")))) or None
     report = Report(
-        external_id=ids[0],
+        external_id="",  # derived by intake from the retry below
         source=OPEN311_SOURCE,
         service_code=service.code,
         lon=lon,
         lat=lat,
-        requested_at=now,
+        requested_at=datetime.now(UTC),
         description=form.get("description"),
         address=form.get("address_string"),
         channel=principal.name,
@@ -330,14 +218,10 @@ def create(
         ),
         attributes=tuple(answers),
     )
-    try:
-        submission = pipeline.submit(report)
-    except InvalidInput as exc:
-        # The same request sent twice at once: the second finds the first's external id.
-        if exc.field != "external_id" or (found := _stored(pipeline, ids[:1], None)) is None:
-            raise
-        return found
-    return submission, ids[0]
+    submission = pipeline.intake.submit(
+        report, Retry(principal.name, key, settings.resubmit_window_s)
+    )
+    return submission, submission.external_id
 
 
 @router.post(

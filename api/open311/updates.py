@@ -25,8 +25,8 @@ from voirie.api.open311.requests import local_time, window
 from voirie.api.open311.submit import Form, read_form
 from voirie.errors import InvalidInput, NotFound
 from voirie.model import EventKind, Status
-from voirie.pipeline import Pipeline
 from voirie.services.auth import Role
+from voirie.services.pipeline import Pipeline
 from voirie.services.workflow import StatusChange, change_status
 from voirie.store.selection import Selection
 
@@ -68,7 +68,7 @@ def push(pipeline: Pipeline, form: Form) -> str:
     principal = client(pipeline, form.get("api_key"), STAFF)
     raw_id = form.get("service_request_id") or ""
     reports = (
-        pipeline.reports(Selection(ids=(int(raw_id),)))
+        pipeline.reads.reports(Selection(ids=(int(raw_id),)))
         if raw_id.isdigit() and len(raw_id) < 19
         else pd.DataFrame()
     )
@@ -78,11 +78,9 @@ def push(pipeline: Pipeline, form: Form) -> str:
         )
     status = _status(form.get("status"))
     incident_id = int(reports["incident_id"].iloc[0])
-    city = pipeline.city
-    with pipeline.store.transaction(city.jurisdiction_id) as uow:
-        event_id = change_status(
-            uow, city, incident_id, principal, status, form.get("description") or ""
-        )
+    event_id = change_status(
+        pipeline.store, pipeline.city, incident_id, principal, status, form.get("description") or ""
+    )
     return str(event_id)
 
 
@@ -125,14 +123,12 @@ def status_updates(
 ) -> list[wire.ServiceRequestUpdate]:
     """Status changes between ``start`` and ``end``, one per report of the incident."""
     city = pipeline.city
-    events = pipeline.store.events_between(
-        city.jurisdiction_id, EventKind.STATUS_CHANGED.value, start, end
-    )
+    events = pipeline.reads.events_between(EventKind.STATUS_CHANGED.value, start, end)
     events = events[events["entity"] == "incident"]
     if not len(events):
         return []
     ids = tuple(int(i) for i in events["entity_id"].unique())
-    reports = pipeline.reports(Selection(incident_ids=ids))
+    reports = pipeline.reads.reports(Selection(incident_ids=ids))
     by_incident = reports.groupby("incident_id")["report_id"].apply(list).to_dict()
     tz = ZoneInfo(city.config.timezone)
     updates = []

@@ -26,7 +26,7 @@ from voirie.city import City
 from voirie.gis.enrich import CityGIS
 from voirie.ingest.mapping import DANSMARUE
 from voirie.ingest.sources import read_csv
-from voirie.pipeline import Pipeline
+from voirie.services.pipeline import Pipeline
 from voirie.settings import CitySettings, StoreSettings
 from voirie.store import open_store
 
@@ -39,7 +39,7 @@ def load_reports(url: str, city: City, gis: CityGIS) -> None:
     store = open_store(StoreSettings(database_url=url, pool_min_size=1, pool_max_size=2))
     try:
         store.upgrade()
-        Pipeline(city, store, gis).import_table(read_csv(DATA), DANSMARUE)
+        Pipeline(city, store, gis).imports.import_table(read_csv(DATA), DANSMARUE)
     finally:
         store.close()
 

@@ -20,8 +20,8 @@ from voirie.city import City
 from voirie.gis.enrich import CityGIS
 from voirie.ingest.mapping import DANSMARUE
 from voirie.ingest.sources import read_csv
-from voirie.pipeline import Pipeline
 from voirie.services.auth import issue_token
+from voirie.services.pipeline import Pipeline
 from voirie.settings import CitySettings, StoreSettings
 from voirie.store import Store, open_store
 
@@ -68,7 +68,7 @@ def serve(
     store.upgrade()
     pipeline = Pipeline(paris, store, paris_gis)
     if load:
-        pipeline.import_table(read_csv(DATA), DANSMARUE)
+        pipeline.imports.import_table(read_csv(DATA), DANSMARUE)
     app.state.pipeline = pipeline
     app.state.open311_settings = Open311Settings(media_dir=media_dir)
     j = paris.jurisdiction_id

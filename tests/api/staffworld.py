@@ -24,8 +24,8 @@ from voirie.city import City
 from voirie.gis.enrich import CityGIS
 from voirie.ingest.mapping import DANSMARUE
 from voirie.ingest.sources import read_csv
-from voirie.pipeline import Pipeline
 from voirie.services.auth import Role, issue_token
+from voirie.services.pipeline import Pipeline
 from voirie.settings import CitySettings, StoreSettings
 from voirie.store import open_store
 
@@ -120,7 +120,7 @@ def staff_world(url: str, folder: Path, paris: City, gis: CityGIS) -> Iterator[S
     try:
         store.upgrade()
         pipeline = Pipeline(paris, store, gis)
-        summary = pipeline.import_table(read_csv(contacts_csv(folder)), WITH_CONTACTS)
+        summary = pipeline.imports.import_table(read_csv(contacts_csv(folder)), WITH_CONTACTS)
         assert summary.imported == 200
         j = paris.jurisdiction_id
         tokens = {
@@ -129,7 +129,7 @@ def staff_world(url: str, folder: Path, paris: City, gis: CityGIS) -> Iterator[S
             )
             for role in Role
         }
-        incidents = pipeline.incidents()
+        incidents = pipeline.reads.incidents()
     finally:
         store.close()
     app = create_app(StoreSettings(database_url=url), CitySettings(city="paris"))

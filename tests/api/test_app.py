@@ -16,7 +16,7 @@ from voirie.city import City
 from voirie.gis.enrich import CityGIS
 from voirie.ingest.mapping import DANSMARUE
 from voirie.ingest.sources import read_csv
-from voirie.pipeline import Pipeline
+from voirie.services.pipeline import Pipeline
 from voirie.settings import CitySettings, StoreSettings
 from voirie.store.base import migrations
 from voirie.store.sqlite import SqliteStore
@@ -32,7 +32,7 @@ def client(
     path = tmp_path_factory.mktemp("app") / "voirie.gpkg"
     store = SqliteStore(path)
     store.upgrade()
-    Pipeline(paris, store, paris_gis).import_table(read_csv(DATA), DANSMARUE)
+    Pipeline(paris, store, paris_gis).imports.import_table(read_csv(DATA), DANSMARUE)
     store.close()
     app = create_app(StoreSettings(database_url=f"sqlite:///{path}"), CitySettings(city="paris"))
     with TestClient(app) as test_client:

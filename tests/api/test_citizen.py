@@ -10,8 +10,8 @@ import pytest
 from voirie.city import City
 from voirie.errors import Conflict, InvalidInput, NotFound
 from voirie.model import Report, Status
-from voirie.pipeline import Pipeline
 from voirie.services import citizens
+from voirie.services.pipeline import Pipeline
 from voirie.store.selection import Selection
 
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
@@ -19,7 +19,7 @@ SERVICE = "Cartons ou sacs de déchets ménagers"
 
 
 def _incident(pipeline: Pipeline, incident_id: int) -> pd.Series:
-    return pipeline.incidents(Selection(ids=(incident_id,))).iloc[0]
+    return pipeline.reads.incidents(Selection(ids=(incident_id,))).iloc[0]
 
 
 def _events(pipeline: Pipeline, incident_id: int) -> pd.DataFrame:
@@ -30,14 +30,14 @@ def _events(pipeline: Pipeline, incident_id: int) -> pd.DataFrame:
 
 
 def _first_open(pipeline: Pipeline) -> int:
-    incidents = pipeline.incidents()
+    incidents = pipeline.reads.incidents()
     return int(incidents.loc[incidents["status"] == Status.NEW, "incident_id"].iloc[0])
 
 
 def test_me_too_counts_once_per_email_and_never_opens_an_incident(pipeline: Pipeline) -> None:
     incident_id = _first_open(pipeline)
     before = _incident(pipeline, incident_id)
-    incidents_before = pipeline.count("incidents")
+    incidents_before = pipeline.reads.count("incidents")
 
     first = citizens.support(pipeline, incident_id, " Voisine@Example.org ")
     again = citizens.support(pipeline, incident_id, "voisine@example.org")
@@ -49,7 +49,7 @@ def test_me_too_counts_once_per_email_and_never_opens_an_incident(pipeline: Pipe
     after = _incident(pipeline, incident_id)
     assert after["supporters"] == 3
     assert after["report_count"] == before["report_count"]  # reports and supporters apart
-    assert pipeline.count("incidents") == incidents_before
+    assert pipeline.reads.count("incidents") == incidents_before
     history = _events(pipeline, incident_id)
     supported = history[history["kind"] == "supported"]
     assert len(supported) == 3  # the repeated email left no event
@@ -75,8 +75,8 @@ def test_anonymous_me_too_counts_once_per_device_and_day(pipeline: Pipeline) -> 
     assert outcomes[-1].supporters == 4
     with pipeline.store.transaction(pipeline.city.jurisdiction_id) as uow:
         # Yesterday's salt is gone: yesterday's keys can no longer be traced to an address.
-        assert uow.client_salt("2024-06-02") != uow.client_salt("2024-06-03")
-        rows = uow.conn.execute(  # type: ignore[attr-defined]
+        assert uow.citizens.client_salt("2024-06-02") != uow.citizens.client_salt("2024-06-03")
+        rows = uow.session.conn.execute(  # type: ignore[attr-defined]
             "SELECT day FROM client_salts WHERE jurisdiction_id = 'paris.fr'"
         ).fetchall()
     assert [tuple(r) for r in rows] == [("2024-06-03",)]
@@ -89,8 +89,8 @@ def test_emails_never_reach_public_reads(pipeline: Pipeline) -> None:
     incident = _incident(pipeline, incident_id)
 
     public = [
-        pipeline.incidents().drop(columns="geometry").to_csv(),
-        pipeline.reports().drop(columns="geometry").to_csv(),
+        pipeline.reads.incidents().drop(columns="geometry").to_csv(),
+        pipeline.reads.reports().drop(columns="geometry").to_csv(),
         citizens.nearby(pipeline, float(incident["lon"]), float(incident["lat"]), 300).to_csv(),
     ]
     assert not any("voisin@" in text for text in public)
@@ -111,7 +111,7 @@ def test_follow_and_unfollow_are_idempotent(pipeline: Pipeline) -> None:
 def test_closed_incident_refuses_me_too_and_follow(pipeline: Pipeline) -> None:
     incident_id = _first_open(pipeline)
     with pipeline.store.transaction(pipeline.city.jurisdiction_id) as uow:
-        uow.update_incident(incident_id, {"status": Status.RESOLVED.value})
+        uow.incidents.update(incident_id, {"status": Status.RESOLVED.value})
 
     with pytest.raises(Conflict, match=f"incident {incident_id} is resolved") as caught:
         citizens.support(pipeline, incident_id, "b@example.org")
@@ -155,7 +155,7 @@ def test_nearby_lists_open_incidents_nearest_first(pipeline: Pipeline) -> None:
 def test_nearby_carries_the_first_report_text_verbatim(pipeline: Pipeline, paris: City) -> None:
     """Escaping is the page's job: the API returns what the citizen wrote."""
     text = "<img src=x onerror=alert(1)> devant le n°91"
-    submitted = pipeline.submit(
+    submitted = pipeline.intake.submit(
         Report(
             external_id="xss-1",
             source="app",

@@ -15,7 +15,7 @@ from voirie.gis.enrich import CityGIS
 from voirie.ingest.mapping import DANSMARUE
 from voirie.ingest.sources import read_csv
 from voirie.model import Status
-from voirie.pipeline import Pipeline
+from voirie.services.pipeline import Pipeline
 from voirie.settings import CitySettings, StoreSettings
 from voirie.store.selection import Selection
 from voirie.store.sqlite import SqliteStore
@@ -33,7 +33,7 @@ def world(
     store = SqliteStore(path)
     store.upgrade()
     pipeline = Pipeline(paris, store, paris_gis)
-    pipeline.import_table(read_csv(DATA), DANSMARUE)
+    pipeline.imports.import_table(read_csv(DATA), DANSMARUE)
     app = create_app(StoreSettings(database_url=f"sqlite:///{path}"), CitySettings(city="paris"))
     with TestClient(app) as client:
         yield client, pipeline
@@ -46,7 +46,7 @@ def client(world: tuple[TestClient, Pipeline]) -> TestClient:
 
 
 def _open_incident(pipeline: Pipeline) -> dict[str, object]:
-    incidents = pipeline.incidents(Selection(statuses=(Status.NEW.value,), limit=1))
+    incidents = pipeline.reads.incidents(Selection(statuses=(Status.NEW.value,), limit=1))
     row: dict[str, object] = incidents.iloc[0].to_dict()
     return row
 
@@ -110,7 +110,7 @@ def test_me_too_end_to_end_and_emails_stay_private(world: tuple[TestClient, Pipe
     }
     assert again.json()["counted"] is False
     assert anonymous.json()["supporters"] == 2
-    stored = pipeline.incidents(Selection(ids=(incident_id,))).iloc[0]
+    stored = pipeline.reads.incidents(Selection(ids=(incident_id,))).iloc[0]
     assert stored["supporters"] == 3
     public = [
         client.get("/api/v1/nearby", params={"lat": stored["lat"], "lon": stored["lon"]}).text,
@@ -128,7 +128,7 @@ def test_me_too_refuses_unknown_and_closed_incidents(world: tuple[TestClient, Pi
 
     incident_id = int(str(_open_incident(pipeline)["incident_id"]))
     with pipeline.store.transaction(pipeline.city.jurisdiction_id) as uow:
-        uow.update_incident(incident_id, {"status": Status.CLOSED.value})
+        uow.incidents.update(incident_id, {"status": Status.CLOSED.value})
     closed = client.post(f"/api/v1/incidents/{incident_id}/supporters", json={})
     assert closed.status_code == 409
     assert f"incident {incident_id} is closed" in closed.json()["detail"]

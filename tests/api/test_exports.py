@@ -24,7 +24,7 @@ from voirie.api.app import create_app
 from voirie.city import City
 from voirie.gis.enrich import CityGIS
 from voirie.maps import export
-from voirie.pipeline import Pipeline
+from voirie.services.pipeline import Pipeline
 from voirie.settings import CitySettings, StoreSettings
 from voirie.store import open_store
 from voirie.store.selection import Selection
@@ -76,7 +76,7 @@ def csv_rows(client: TestClient, path: str, **params: str) -> pd.DataFrame:
 
 def test_filters_keep_what_the_selection_keeps(served: tuple[TestClient, Pipeline]) -> None:
     client, pipeline = served
-    reports = pipeline.reports()
+    reports = pipeline.reads.reports()
     team = str(reports["team"].iloc[0])
     zone = str(reports["zone_arrondissement"].iloc[0])
     service = str(reports["service_code"].iloc[0])
@@ -97,12 +97,12 @@ def test_filters_keep_what_the_selection_keeps(served: tuple[TestClient, Pipelin
     ]
     kept = []
     for params, selection in cases:
-        expected = pipeline.count("reports", selection)
+        expected = pipeline.reads.count("reports", selection)
         assert expected < len(reports), params
         kept.append(expected)
         rows = csv_rows(client, "/exports/reports.csv", **params)
         assert len(rows) == expected, params
-        assert sorted(rows["report_id"]) == sorted(pipeline.reports(selection)["report_id"])
+        assert sorted(rows["report_id"]) == sorted(pipeline.reads.reports(selection)["report_id"])
     assert kept[0] == 0
     assert all(kept[1:])
 
@@ -127,7 +127,7 @@ def test_geojson_is_streamed_and_names_its_crs(served: tuple[TestClient, Pipelin
     assert response.headers["content-disposition"] == 'attachment; filename="incidents.geojson"'
     body = json.loads(response.content)
     assert body["crs"]["properties"]["name"] == "urn:ogc:def:crs:EPSG::2154"
-    assert len(body["features"]) == pipeline.count("incidents", Selection())
+    assert len(body["features"]) == pipeline.reads.count("incidents", Selection())
     first = body["features"][0]
     assert first["id"] == first["properties"]["incident_id"]
     assert 640_000 < first["geometry"]["coordinates"][0] < 665_000
@@ -143,7 +143,7 @@ def test_gpkg_has_datetimes_and_french_titles(
     types = dict(zip(info["fields"], info["dtypes"], strict=True))
     assert types["first_reported_at"].startswith("datetime64")
     frame = gpd.read_file(path, layer="incidents")
-    assert len(frame) == pipeline.count("incidents", Selection(statuses=("new",)))
+    assert len(frame) == pipeline.reads.count("incidents", Selection(statuses=("new",)))
     assert str(frame["last_reported_at"].dt.tz) == "UTC"
 
 
@@ -156,7 +156,7 @@ def test_zipped_shapefile(served: tuple[TestClient, Pipeline], tmp_path: Path) -
     names = zipfile.ZipFile(path).namelist()
     assert {"reports.shp", "reports.dbf", "reports.prj", "reports.shx", "fields.csv"} <= set(names)
     frame = gpd.read_file(f"/vsizip/{path}/reports.shp")
-    assert len(frame) == pipeline.count("reports", Selection())
+    assert len(frame) == pipeline.reads.count("reports", Selection())
     assert frame.crs.to_epsg() == 2154
     assert all(len(c) <= 10 for c in frame.columns)
     fields = pd.read_csv(io.BytesIO(zipfile.ZipFile(path).read("fields.csv")))
@@ -198,9 +198,9 @@ def test_chunks_give_the_same_file_as_one_piece(served: tuple[TestClient, Pipeli
     _, pipeline = served
     chunked = list(export.layer_chunks(pipeline, "reports", chunk_size=30))
     assert len(chunked) > 5
-    whole = b"".join(export.geojson_chunks([pipeline.reports()], "report_id"))
+    whole = b"".join(export.geojson_chunks([pipeline.reads.reports()], "report_id"))
     assert b"".join(export.geojson_chunks(chunked, "report_id")) == whole
-    csv_whole = b"".join(export.csv_chunks([pipeline.reports()]))
+    csv_whole = b"".join(export.csv_chunks([pipeline.reads.reports()]))
     assert b"".join(export.csv_chunks(chunked)) == csv_whole
 
 
@@ -239,21 +239,23 @@ def test_qgis_project_layers_and_styles(served: tuple[TestClient, Pipeline]) -> 
     project = ET.fromstring(response.content)
     layers = {e.findtext("id"): e for e in project.iter("maplayer")}
     assert set(layers) == {
-        "incidents_by_status",
-        "incidents_by_team",
-        "reports",
-        "streets",
-        "zone_arrondissement",
-        "zone_quartier",
-        "zone_espace_vert",
+        "voirie_incidents_par_statut",
+        "voirie_incidents_par_equipe",
+        "voirie_signalements",
+        "voirie_rues",
+        "voirie_zone_arrondissement",
+        "voirie_zone_quartier",
+        "voirie_zone_espace_vert",
     }
-    by_team = layers["incidents_by_team"].find("renderer-v2")
+    by_team = layers["voirie_incidents_par_equipe"].find("renderer-v2")
     assert by_team is not None
     assert by_team.get("attr") == "team"
     assert {c.get("value") for c in by_team.iter("category")} >= set(pipeline.city.teams)
-    aliases = {a.get("field"): a.get("name") for a in layers["reports"].iter("alias")}
+    reports = layers["voirie_signalements"]
+    aliases = {a.get("field"): a.get("name") for a in reports.iter("alias")}
     assert aliases["requested_at"] == "Date du signalement"
-    source = layers["reports"].findtext("datasource") or ""
+    assert reports.findtext("provider") == "OAPIF"
+    source = reports.findtext("datasource") or ""
     assert "url='http://testserver/ogc'" in source
     assert "typename='reports'" in source
     assert project.findtext("projectCrs/spatialrefsys/authid") == "EPSG:2154"

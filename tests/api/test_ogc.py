@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from databases import BACKENDS
@@ -49,7 +50,7 @@ def test_landing_page_links_everything_with_absolute_urls(client: TestClient) ->
     links = rels(response.json())
     assert links["conformance"] == "http://testserver/ogc/conformance"
     assert links["data"] == "http://testserver/ogc/collections"
-    assert links["service-desc"] == "http://testserver/openapi.json"
+    assert links["service-desc"] == "http://testserver/ogc/api"
     assert links["service-doc"] == "http://testserver/docs"
 
 
@@ -95,6 +96,36 @@ def test_paging_walks_every_incident_once_with_next_and_prev(client: TestClient)
         seen += [f["id"] for f in page["features"]]
     assert len(seen) == len(set(seen)) == total > 100
     assert seen == sorted(seen)
+
+
+def test_next_links_seek_by_id_and_give_the_pages_offsets_give(client: TestClient) -> None:
+    first = get(client, ITEMS, limit=30)
+    following = parse_qs(urlsplit(rels(first)["next"]).query)
+    assert following["offset"] == ["30"]
+    assert following["after"] == [str(first["features"][-1]["id"])]
+    by_id = get(client, ITEMS, limit=30, after=following["after"][0], offset=30)
+    by_offset = get(client, ITEMS, limit=30, offset=30)
+    assert [f["id"] for f in by_id["features"]] == [f["id"] for f in by_offset["features"]]
+    assert by_id["numberMatched"] == by_offset["numberMatched"] == first["numberMatched"]
+    response = client.get("/ogc/collections/streets/items", params={"after": "3"})
+    assert response.status_code == 400
+    assert response.json()["field"] == "after"
+
+
+def test_api_definition_advertises_the_paging_clients_read(client: TestClient) -> None:
+    response = client.get("/ogc/api")
+    assert response.headers["content-type"] == "application/vnd.oai.openapi+json;version=3.0"
+    api = response.json()
+    assert api["servers"] == [{"url": "http://testserver/ogc"}]
+    # QGIS reads components/parameters/limit; GDAL (3.8+) follows the $ref of each
+    # collection's items path, relative to the server URL.
+    limit = api["components"]["parameters"]["limit"]["schema"]
+    assert limit == {"type": "integer", "minimum": 1, "maximum": 10_000, "default": 1_000}
+    for collection in ("incidents", "reports", "streets", "arrondissement"):
+        parameters = api["paths"][f"/collections/{collection}/items"]["get"]["parameters"]
+        assert {"$ref": "#/components/parameters/limit"} in parameters
+    default = get(client, ITEMS)
+    assert default["numberReturned"] == min(1_000, default["numberMatched"])
 
 
 def test_bbox_keeps_only_points_inside(client: TestClient) -> None:
@@ -242,9 +273,9 @@ def test_openapi_declares_media_types(client: TestClient) -> None:
 
 def test_what_a_citizen_wrote_is_escaped_in_html(client: TestClient) -> None:
     pipeline = client.app.state.pipeline  # type: ignore[attr-defined]
-    service = pipeline.reports(Selection(limit=1))["service_code"].iloc[0]
+    service = pipeline.reads.reports(Selection(limit=1))["service_code"].iloc[0]
     hostile = "<script>alert('voirie')</script><img src=x onerror=alert(1)>"
-    submitted = pipeline.submit(
+    submitted = pipeline.intake.submit(
         Report(
             external_id="xss-1",
             source="test",

@@ -77,7 +77,7 @@ def test_form_post_stores_enriches_and_routes_before_answering(served: Served) -
     assert stored["incident_id"] == created["incident_id"]
     assert stored["description"] == "Cartons devant le 91"
     assert stored["agency_responsible"] == "Propreté – divisions territoriales (DPE-STPP)"
-    report = served.pipeline.reports().iloc[0]
+    report = served.pipeline.reads.reports().iloc[0]
     assert report["segment_id"] is not None
     assert report["zone_arrondissement"] == "10"
     j = served.pipeline.city.jurisdiction_id
@@ -204,7 +204,7 @@ def test_location_is_lat_long_or_an_address_on_the_street_layer(served: Served, 
     base = {"api_key": served.client_key, "service_code": CARTONS}
     by_address = served.client.post(url, data={**base, "address_string": VALMY["address"]})
     assert by_address.status_code == 201, by_address.text
-    report = served.pipeline.reports().iloc[-1]
+    report = served.pipeline.reads.reports().iloc[-1]
     assert report["street_name"] == "Quai de Valmy"
     assert report["snap_distance_m"] < 1
     gis = served.pipeline.gis
@@ -333,7 +333,7 @@ def test_concurrent_retries_store_one_report(served: Served) -> None:
 
 def test_known_reports_is_a_keyed_lookup_with_ids(served: Served) -> None:
     created = served.client.post(f"{API}/requests.json", data=_form(served)).json()[0]
-    known = served.pipeline.known_reports("open311", [created["token"], "absent"])
+    known = served.pipeline.reads.known_reports("open311", [created["token"], "absent"])
     assert list(known.columns) == [
         "external_id",
         "content_hash",
@@ -347,5 +347,5 @@ def test_known_reports_is_a_keyed_lookup_with_ids(served: Served) -> None:
         created["incident_id"],
     )
     assert row["received_at"].tzinfo is not None
-    assert served.pipeline.known_reports("dansmarue", [created["token"]]).empty
+    assert served.pipeline.reads.known_reports("dansmarue", [created["token"]]).empty
     assert json.loads(served.client.get(f"{API}/requests.json", params=ALL_OF_2023).text) == []

@@ -72,10 +72,8 @@ def _close(served: Served, incident_id: int) -> None:
     pipeline = served.pipeline
     principal = authenticate(served.store, pipeline.city.jurisdiction_id, served.dispatcher_key)
     assert principal is not None
-    with served.store.transaction(pipeline.city.jurisdiction_id) as uow:
-        change_status(uow, pipeline.city, incident_id, principal, "resolved", "fait")
-    with served.store.transaction(pipeline.city.jurisdiction_id) as uow:
-        change_status(uow, pipeline.city, incident_id, principal, "closed")
+    change_status(served.store, pipeline.city, incident_id, principal, "resolved", "fait")
+    change_status(served.store, pipeline.city, incident_id, principal, "closed")
 
 
 def test_requests_json_are_complete_and_typed(served: Served, paris: City) -> None:
@@ -158,7 +156,7 @@ def test_date_window(served: Served) -> None:
     # Only a start: the 90 days after it.
     assert len(_get(served, start_date="2023-08-26T00:00:00+02:00", end_date=None)) == 3
     # No dates at all: the 90 days up to the newest request stored (this history is old).
-    stored = served.pipeline.reports()["requested_at"]
+    stored = served.pipeline.reads.reports()["requested_at"]
     last_days = stored[stored >= stored.max() - pd.Timedelta(days=90)]
     recent = served.client.get(f"{API}/requests.json", params={"page_size": 1000}).json()
     assert len(recent) == len(last_days) > 0
@@ -226,7 +224,7 @@ def test_radius_bbox_and_paging_extensions(served: Served) -> None:
 
 
 def test_updated_after_keeps_changed_incidents(served: Served) -> None:
-    before = served.pipeline.incidents(Selection(limit=1)).iloc[0]
+    before = served.pipeline.reads.incidents(Selection(limit=1)).iloc[0]
     stamp = datetime.now().astimezone().isoformat()
     assert _get(served, updated_after=stamp) == []
     _close(served, int(before["incident_id"]))

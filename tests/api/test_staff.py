@@ -38,7 +38,7 @@ def _list(world: StaffWorld, who: str = "dispatcher", **params: Any) -> dict[str
 
 
 def test_list_filters_match_the_stored_incidents(world: StaffWorld) -> None:
-    everything = world.pipeline.incidents()
+    everything = world.pipeline.reads.incidents()
     page = _list(world, limit=10, offset=5)
     assert page["total"] == len(everything) > 150
     assert [i["incident_id"] for i in page["incidents"]] == [
@@ -78,7 +78,7 @@ def test_list_filters_match_the_stored_incidents(world: StaffWorld) -> None:
 
 def test_an_agent_lists_only_their_team(world: StaffWorld) -> None:
     mine = _list(world, "agent", limit=1000)
-    teams = world.pipeline.incidents()["team"]
+    teams = world.pipeline.reads.incidents()["team"]
     assert mine["total"] == int((teams == OWN_TEAM).sum()) > 0
     assert {i["team"] for i in mine["incidents"]} == {OWN_TEAM}
     refused = world.client.get(
@@ -296,9 +296,9 @@ def test_openapi_declares_security_and_errors(world: StaffWorld) -> None:
 def test_merge_split_and_not_duplicate(world: StaffWorld) -> None:
     headers = world.headers("dispatcher")
     survivor, merged, third = world.incident_ids(OTHER_TEAM)[1:4]
-    counts = world.pipeline.incidents(Selection(ids=(survivor, merged))).set_index("incident_id")[
-        "report_count"
-    ]
+    counts = world.pipeline.reads.incidents(Selection(ids=(survivor, merged))).set_index(
+        "incident_id"
+    )["report_count"]
     done = world.client.post(
         f"/api/v1/incidents/{merged}/merge",
         json={"into": survivor, "reason": "même dépôt"},

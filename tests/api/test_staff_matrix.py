@@ -51,7 +51,7 @@ def _splittable(world: StaffWorld, incident_id: int, fresh: Fresh, team: str) ->
     another fresh incident of the team is first merged into it so it has two reports."""
     if incident_id not in world.incident_ids(team)[-3:]:
         merging.merge(world.pipeline, incident_id, fresh(team), "matrix setup", "two reports")
-    reports = world.pipeline.reports(Selection(incident_ids=(incident_id,)))
+    reports = world.pipeline.reads.reports(Selection(incident_ids=(incident_id,)))
     return f"/api/v1/reports/{int(reports['report_id'].iloc[-1])}/split"
 
 
@@ -220,7 +220,8 @@ def test_every_role_on_every_route_for_own_and_other_team(world: StaffWorld) -> 
 
     bystander = {team: world.incident_ids(team)[-3] for team in (OWN_TEAM, OTHER_TEAM)}
     before = {
-        team: world.pipeline.incidents(Selection(ids=(i,))).iloc[0] for team, i in bystander.items()
+        team: world.pipeline.reads.incidents(Selection(ids=(i,))).iloc[0]
+        for team, i in bystander.items()
     }
     outcomes: dict[tuple[str, str, str], int] = {}
     for role in ROLES:
@@ -247,12 +248,12 @@ def test_every_role_on_every_route_for_own_and_other_team(world: StaffWorld) -> 
     # The refused writes left nothing behind: no event, same status, team and reports.
     j = world.pipeline.city.jurisdiction_id
     for team, incident_id in bystander.items():
-        reports = world.pipeline.reports(Selection(incident_ids=(incident_id,)))
+        reports = world.pipeline.reads.reports(Selection(incident_ids=(incident_id,)))
         history = world.pipeline.store.lookup(
             "events", j, "entity_id", [incident_id, *reports["report_id"]]
         )
         assert set(history["actor"]) == {"voirie"}, team
-        after = world.pipeline.incidents(Selection(ids=(incident_id,))).iloc[0]
+        after = world.pipeline.reads.incidents(Selection(ids=(incident_id,))).iloc[0]
         for column in ("status", "team", "report_count", "updated_at"):
             assert after[column] == before[team][column], (team, column)
 
@@ -293,7 +294,7 @@ UPDATE = "passage prevu jeudi"  # the reason of a status change, published as an
 def _public_urls(world: StaffWorld) -> dict[str, bytes | None]:
     """Every public GET the app serves over the imported data (no token needed), with what
     its answer must contain, so that a pass is never an empty page."""
-    report = world.pipeline.reports(Selection(limit=1)).iloc[0]
+    report = world.pipeline.reads.reports(Selection(limit=1)).iloc[0]
     report_id, incident_id = int(report["report_id"]), int(report["incident_id"])
     lon, lat = float(report["lon"]), float(report["lat"])
     urls: dict[str, bytes | None] = {
@@ -351,7 +352,7 @@ def test_no_public_response_contains_reporter_contact_data(world: StaffWorld) ->
             for marker in CONTACT_MARKERS:
                 assert marker.encode() not in text, (url, marker)
     # The same data with contacts is there: the staff case file shows it to a dispatcher.
-    incident_id = int(world.pipeline.reports(Selection(limit=1)).iloc[0]["incident_id"])
+    incident_id = int(world.pipeline.reads.reports(Selection(limit=1)).iloc[0]["incident_id"])
     staff = world.client.get(
         f"/api/v1/incidents/{incident_id}", headers=world.headers("dispatcher")
     )

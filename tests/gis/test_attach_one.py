@@ -18,7 +18,7 @@ from voirie.gis import dedupe
 from voirie.gis.enrich import CityGIS
 from voirie.ingest.mapping import DANSMARUE
 from voirie.ingest.sources import read_csv
-from voirie.pipeline import Pipeline
+from voirie.services.pipeline import Pipeline
 from voirie.store.sqlite import SqliteStore
 
 REPORTS = Path(__file__).parents[2] / "cities/paris/reports/dansmarue_2023-07_2024-03.csv.gz"
@@ -169,7 +169,7 @@ def test_attach_one_decides_as_attach(
     )
     stored["last_reported_at"] = pd.to_datetime(stored["last_reported_at"], utc=True)
     stored["incident_id"] = stored["incident_id"].astype(np.int64)
-    assert dedupe.attach_one(fields, _candidates(stored), scoring) == _expected(
+    assert dedupe.attach_one(dedupe.NewReport(**fields), _candidates(stored), scoring) == _expected(
         fields, stored, scoring
     )
 
@@ -192,7 +192,7 @@ def test_attach_one_with_no_candidate_opens_an_incident() -> None:
         "segment_id": None,
         "street_name": None,
     }
-    link = dedupe.attach_one(fields, empty, DedupeScoring())
+    link = dedupe.attach_one(dedupe.NewReport(**fields), empty, DedupeScoring())
     assert link == dedupe.Link(
         dedupe.NO_INCIDENT,
         0.0,
@@ -217,7 +217,7 @@ def paris_store(
     store = SqliteStore(folder / "voirie.gpkg")
     store.upgrade()
     pipeline = Pipeline(paris, store, paris_gis)
-    summary = pipeline.import_table(read_csv(path), DANSMARUE)
+    summary = pipeline.imports.import_table(read_csv(path), DANSMARUE)
     assert summary.imported > 3000
     return pipeline, sample.reset_index(drop=True)
 
@@ -244,7 +244,7 @@ def _probes(pipeline: Pipeline, sample: pd.DataFrame, n: int) -> pd.DataFrame:
         np.round(rng.uniform(0, 6 * 86_400, n)), unit="s"
     )
     probes = probes[~probes["outside_territory"].to_numpy()].reset_index(drop=True)
-    pipeline.set_thresholds(probes)
+    pipeline.policy.set_thresholds(probes)
     return probes
 
 
@@ -274,7 +274,7 @@ def test_attach_one_over_the_store_decides_as_attach_on_paris(
     paris_store: tuple[Pipeline, pd.DataFrame],
 ) -> None:
     """Jittered real reports: ``attach_one`` over ``open_incidents_near`` (through
-    ``Pipeline.dedupe_candidates``) against ``attach`` over ``open_incidents``."""
+    ``Attacher.candidates``) against ``attach`` over ``open_incidents``."""
     pipeline, sample = paris_store
     probes = _probes(pipeline, sample, 400)
     scoring = pipeline.city.config.dedupe
@@ -282,14 +282,18 @@ def test_attach_one_over_the_store_decides_as_attach_on_paris(
     with pipeline.store.transaction(pipeline.city.jurisdiction_id) as uow:
         for k in range(len(probes)):
             one = probes.iloc[[k]].reset_index(drop=True)
-            stored = pipeline._dedupe_inputs(uow, one)
+            stored = pipeline.attacher.batch_candidates(uow, one)
             # Ties between equal scores go to the first incident: the order by id that
             # open_incidents_near gives.
             stored = stored.sort_values("incident_id", ignore_index=True)
             fields = _fields(one.iloc[0])
-            candidates = pipeline.dedupe_candidates(uow, fields)
+            row = one.iloc[0]
+            candidates = pipeline.attacher.candidates(
+                uow, row["lon"], row["lat"], row["service_code"], fields["requested_at"]
+            )
             assert candidates.incident_id.tolist() == stored["incident_id"].tolist()
-            link = dedupe.attach_one(fields, candidates, scoring)
+            arrival = {k: v for k, v in fields.items() if k not in ("lon", "lat")}
+            link = dedupe.attach_one(dedupe.NewReport(**arrival), candidates, scoring)
             assert link == _expected(one.iloc[0].to_dict(), stored, scoring), k
             attached += link.incident_id != dedupe.NO_INCIDENT
     assert attached > 100  # the probes really meet stored incidents

@@ -13,7 +13,7 @@ from voirie.gis import dedupe
 from voirie.gis.enrich import CityGIS
 from voirie.ingest.mapping import DANSMARUE
 from voirie.ingest.sources import read_csv
-from voirie.pipeline import Pipeline
+from voirie.services.pipeline import Pipeline
 from voirie.store.sqlite import SqliteStore
 
 REPORTS = Path(__file__).parents[2] / "cities/paris/reports/dansmarue_2023-07_2024-03.csv.gz"
@@ -170,7 +170,7 @@ def test_joins_the_nearest_stored_incident_and_input_order_does_not_matter() -> 
 
 
 def _groups(pipeline: Pipeline) -> set[frozenset[str]]:
-    layer = pipeline.reports()
+    layer = pipeline.reads.reports()
     return {frozenset(g) for _, g in layer.groupby("incident_id")["external_id"]}
 
 
@@ -189,7 +189,7 @@ def test_bulk_import_gives_the_incidents_of_one_by_one_arrival(
         store = SqliteStore(tmp_path / f"{name}.gpkg")
         store.upgrade()
         pipeline = Pipeline(paris, store, paris_gis)
-        summary = pipeline.import_table(table, DANSMARUE, batch_size=batch_size)
+        summary = pipeline.imports.import_table(table, DANSMARUE, batch_size=batch_size)
         assert summary.imported == len(sample)
         groups.append(_groups(pipeline))
         store.close()

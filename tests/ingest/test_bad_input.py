@@ -23,7 +23,8 @@ from voirie.city import TRIAGE_TEAM, City
 from voirie.gis.enrich import CityGIS
 from voirie.ingest.mapping import DANSMARUE
 from voirie.ingest.sources import read_csv
-from voirie.pipeline import ImportSummary, Pipeline
+from voirie.services.imports import ImportSummary
+from voirie.services.pipeline import Pipeline
 from voirie.store.sqlite import SqliteStore
 
 ROOT = Path(__file__).parents[2]
@@ -103,8 +104,8 @@ def bad_import(
     store.upgrade()
     try:
         pipeline = Pipeline(paris, store, paris_gis)
-        summary = pipeline.import_table(read_csv(bad_file.path), DANSMARUE)
-        layer = pd.DataFrame(pipeline.reports().drop(columns="geometry"))
+        summary = pipeline.imports.import_table(read_csv(bad_file.path), DANSMARUE)
+        layer = pd.DataFrame(pipeline.reads.reports().drop(columns="geometry"))
         yield bad_file, summary, layer
     finally:
         store.close()

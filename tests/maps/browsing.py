@@ -29,7 +29,7 @@ from voirie.gis.enrich import CityGIS
 from voirie.ingest.mapping import DANSMARUE
 from voirie.ingest.sources import read_csv
 from voirie.maps.static import STATIC_DIR
-from voirie.pipeline import Pipeline
+from voirie.services.pipeline import Pipeline
 from voirie.settings import CitySettings, StoreSettings
 from voirie.store.sqlite import SqliteStore
 
@@ -171,7 +171,7 @@ def live_app(
     store = SqliteStore(path)
     store.upgrade()
     pipeline = Pipeline(paris, store, paris_gis)
-    pipeline.import_table(read_csv(DATA), DANSMARUE)
+    pipeline.imports.import_table(read_csv(DATA), DANSMARUE)
     app = create_app(StoreSettings(database_url=f"sqlite:///{path}"), CitySettings(city="paris"))
     for base in _serve(app, lifespan="on"):
         yield LiveApp(base, pipeline)

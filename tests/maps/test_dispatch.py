@@ -258,7 +258,7 @@ def test_real_dispatch_page_renders_and_asks_for_a_token(
     watch = offline(page)
     page.goto(f"{live_app.base}/maps/dispatch?days=3650&lang=en")
     page.wait_for_selector("#voirie-map[data-ready=true]")
-    open_incidents = live_app.pipeline.count("incidents")
+    open_incidents = live_app.pipeline.reads.count("incidents")
 
     assert _shown(page) == open_incidents
     page.wait_for_function("() => document.querySelector('.marker-cluster, path.voirie-incident')")
@@ -275,7 +275,7 @@ def test_real_dispatch_page_renders_and_asks_for_a_token(
     page.locator(".voirie-popup").wait_for()
     # Clicks on clusters may still be zooming and reopening popups: act on one incident
     # opened by its link, whose popup nothing else redraws.
-    incident_id = int(live_app.pipeline.incidents(Selection(limit=1))["incident_id"].iloc[0])
+    incident_id = int(live_app.pipeline.reads.incidents(Selection(limit=1))["incident_id"].iloc[0])
     page.evaluate(f"() => {{ window.location.hash = 'incident={incident_id}'; }}")
     popup = page.locator(f'.voirie-popup[data-incident="{incident_id}"]')
     popup.wait_for()
@@ -292,7 +292,7 @@ def test_team_view_on_a_phone(browser: Browser, live_app: LiveApp) -> None:
     watch = offline(page)
     page.goto(f"{live_app.base}/maps/dispatch?days=3650&team=graffitis")
     page.wait_for_selector("#voirie-map[data-ready=true]")
-    incidents = live_app.pipeline.incidents()
+    incidents = live_app.pipeline.reads.incidents()
     mine = incidents[
         (incidents["team"] == "graffitis")
         & incidents["status"].isin([s.value for s in Status if s.is_open])
@@ -311,7 +311,7 @@ def test_dispatcher_acts_through_the_staff_api(browser: Browser, live_app: LiveA
     pipeline = live_app.pipeline
     j = pipeline.city.jurisdiction_id
     token = issue_token(pipeline.store, j, "dispatch-h4", Role.DISPATCHER)
-    target = pipeline.incidents(Selection(statuses=(Status.NEW.value,))).iloc[0]
+    target = pipeline.reads.incidents(Selection(statuses=(Status.NEW.value,))).iloc[0]
     incident_id = int(target["incident_id"])
     other_team = next(code for code in pipeline.city.teams if code != target["team"])
     page = browser.new_page(viewport={"width": 1280, "height": 900})
@@ -342,7 +342,7 @@ def test_dispatcher_acts_through_the_staff_api(browser: Browser, live_app: LiveA
     )
     screenshot(page, "dispatch-popup")
 
-    stored = pipeline.incidents(Selection(ids=(incident_id,))).iloc[0]
+    stored = pipeline.reads.incidents(Selection(ids=(incident_id,))).iloc[0]
     assert (stored["status"], stored["team"]) == (Status.ACKNOWLEDGED.value, other_team)
     status_form.locator("select").select_option(Status.NEW.value)
     status_form.locator("input[name=reason]").fill("retour en arrière")

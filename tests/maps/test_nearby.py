@@ -25,7 +25,7 @@ LON, LAT = 2.363114, 48.873504
 def hostile_incident(live_app: LiveApp) -> int:
     """An incident opened by a report whose description is an HTML injection attempt."""
     paris = live_app.pipeline.city
-    submitted = live_app.pipeline.submit(
+    submitted = live_app.pipeline.intake.submit(
         Report(
             external_id="h4-xss",
             source="app",
@@ -51,7 +51,7 @@ def _phone(browser: Browser) -> BrowserContext:
 
 
 def _supporters(live_app: LiveApp, incident_id: int) -> int:
-    found = live_app.pipeline.incidents(Selection(ids=(incident_id,)))
+    found = live_app.pipeline.reads.incidents(Selection(ids=(incident_id,)))
     return int(found["supporters"].iloc[0])
 
 

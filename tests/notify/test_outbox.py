@@ -301,9 +301,9 @@ def test_routing_and_staff_changes_enqueue_in_their_transaction(
     from voirie.city import Route
     from voirie.errors import Conflict
     from voirie.model import Contact, Report
-    from voirie.pipeline import Pipeline
     from voirie.services import workflow
     from voirie.services.auth import Principal, Role
+    from voirie.services.pipeline import Pipeline
 
     hooked = with_teams(
         paris,
@@ -314,7 +314,7 @@ def test_routing_and_staff_changes_enqueue_in_their_transaction(
         update={"rules": [Route(id="graffiti", team="parks", service="graffitis-tags-a-914fea")]}
     )
     city = City(hooked.folder, hooked.config.model_copy(update={"routing": routing}))
-    submitted = Pipeline(city, store).submit(
+    submitted = Pipeline(city, store).intake.submit(
         Report(
             external_id="n1",
             source="test",
@@ -328,12 +328,11 @@ def test_routing_and_staff_changes_enqueue_in_their_transaction(
     dispatcher = Principal("dana", Role.DISPATCHER)
     incident = submitted.incident_id
     with store.transaction(city.jurisdiction_id) as uow:
-        uow.add_follower(incident, "bob@example.org", datetime.now(UTC))
-    with pytest.raises(Conflict), store.transaction(city.jurisdiction_id) as uow:
-        workflow.change_status(uow, city, incident, dispatcher, "new")  # refused: rolled back
-    with store.transaction(city.jurisdiction_id) as uow:
-        workflow.change_status(uow, city, incident, dispatcher, "acknowledged")
-        workflow.reassign(uow, city, incident, dispatcher, "roads", "pavement, not a park")
+        uow.citizens.add_follower(incident, "bob@example.org", datetime.now(UTC))
+    with pytest.raises(Conflict):
+        workflow.change_status(store, city, incident, dispatcher, "new")  # refused: rolled back
+    workflow.change_status(store, city, incident, dispatcher, "acknowledged")
+    workflow.reassign(store, city, incident, dispatcher, "roads", "pavement, not a park")
     rows = outbox(store, city)
     assert rows[["kind", "channel", "target"]].values.tolist() == [
         ["assigned", "webhook", receiver.url],
@@ -423,7 +422,7 @@ def test_concurrent_workers_never_claim_the_same_message(
         for _ in range(10):
             now = datetime.now(UTC)
             with own.transaction(city.jurisdiction_id) as uow:
-                rows = uow.claim_outbox(name, now, now + timedelta(minutes=5), 3)
+                rows = uow.outbox.claim(name, now, now + timedelta(minutes=5), 3)
             assert len(rows) <= 3
             got += rows["id"].astype(int).tolist()
         claimed[name] = got

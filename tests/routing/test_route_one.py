@@ -22,9 +22,9 @@ from voirie.ingest.mapping import DANSMARUE, OPEN311, ColumnMapping
 from voirie.ingest.sources import RawTable, read_csv, read_open311_json
 from voirie.ingest.validate import validate
 from voirie.notify.outbox import record_routing, record_routing_one
-from voirie.pipeline import Pipeline
 from voirie.routing.sla import calendar_at, calendar_for, due_date, due_dates
 from voirie.routing.table import Decision, RoutingTable, route
+from voirie.services.pipeline import Pipeline
 from voirie.store import Store
 
 ROOT = Path(__file__).parents[2]
@@ -462,7 +462,7 @@ def test_record_routing_one_writes_record_routings_rows(
     now = datetime(2024, 3, 31, 0, 30, 15, 123456, tzinfo=UTC)
     written: list[dict[str, pd.DataFrame]] = []
     for store, one in zip(two_stores, (False, True), strict=True):
-        Pipeline(importing, store, paris_gis).import_table(raw, DANSMARUE)
+        Pipeline(importing, store, paris_gis).imports.import_table(raw, DANSMARUE)
         jurisdiction = synthetic.jurisdiction_id
         incidents = store.lookup("incidents", jurisdiction, "id", list(range(1, 1000)))
         reports = store.lookup(

@@ -235,10 +235,10 @@ def test_a_rule_changed_without_a_new_version_stops_the_import(
     from datetime import UTC, datetime
 
     from voirie.model import Report
-    from voirie.pipeline import Pipeline
+    from voirie.services.pipeline import Pipeline
 
     def submit(city: City, external_id: str, where: tuple[float, float] = SAINT_GERMAIN) -> None:
-        Pipeline(city, store, paris_gis).submit(
+        Pipeline(city, store, paris_gis).intake.submit(
             Report(
                 external_id=external_id,
                 source="test",

@@ -12,8 +12,8 @@ import pytest
 from voirie.city import City, Route, Sla, Team
 from voirie.model import Report
 from voirie.notify.escalation import escalate
-from voirie.pipeline import Pipeline
 from voirie.routing.sla import add_working_hours, calendar_for, due_dates, overdue
+from voirie.services.pipeline import Pipeline
 from voirie.store import Store
 
 PARIS_TZ = "Europe/Paris"
@@ -106,7 +106,7 @@ def test_escalation_after_factor_of_the_sla(paris: City, store: Store) -> None:
     city = escalating_city(paris)
     reported = datetime.fromisoformat("2024-07-12T08:00:00+00:00")
     pipeline = Pipeline(city, store)
-    submitted = pipeline.submit(
+    submitted = pipeline.intake.submit(
         Report(
             external_id="e1",
             source="test",

@@ -123,9 +123,9 @@ def test_learn_counts_dispatcher_reassignments(paris: City, store: Store) -> Non
     from datetime import UTC, datetime
 
     from voirie.model import Report
-    from voirie.pipeline import Pipeline
     from voirie.services import workflow
     from voirie.services.auth import Principal, Role
+    from voirie.services.pipeline import Pipeline
     from voirie.services.rules_replay import corrections_from
 
     table = read_csv(DATA)
@@ -135,7 +135,7 @@ def test_learn_counts_dispatcher_reassignments(paris: City, store: Store) -> Non
     pipeline = Pipeline(paris, store)
     dispatcher = Principal("dana", Role.DISPATCHER)
     for i in range(rule.support + 1):  # distinct places: distinct incidents
-        done = pipeline.submit(
+        done = pipeline.intake.submit(
             Report(
                 external_id=f"c{i}",
                 source="test",
@@ -145,8 +145,7 @@ def test_learn_counts_dispatcher_reassignments(paris: City, store: Store) -> Non
                 requested_at=datetime.now(UTC),
             )
         )
-        with store.transaction(paris.jurisdiction_id) as uow:
-            workflow.reassign(uow, paris, done.incident_id, dispatcher, other, "not ours")
+        workflow.reassign(store, paris, done.incident_id, dispatcher, other, "not ours")
     fixes = corrections_from(store, paris)
     assert len(fixes) == rule.support + 1
     assert set(fixes["team"]) == {other}

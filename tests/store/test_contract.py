@@ -22,7 +22,8 @@ from voirie.gis.enrich import CityGIS
 from voirie.ingest.mapping import DANSMARUE, ColumnMapping
 from voirie.ingest.sources import ROW, RawTable, read_csv
 from voirie.model import OPEN_STATUSES, EventKind, Status
-from voirie.pipeline import ImportSummary, Pipeline
+from voirie.services.imports import ImportSummary
+from voirie.services.pipeline import Pipeline
 from voirie.settings import StoreSettings
 from voirie.store import Store, open_store
 from voirie.store.base import migrations
@@ -59,7 +60,7 @@ def run_import(
 ) -> ImportSummary:
     """Import a table (the sample by default) through the whole pipeline."""
     pipeline = Pipeline(paris, store, gis)
-    return pipeline.import_table(table or read_csv(SAMPLE), mapping, batch_size=batch_size)
+    return pipeline.imports.import_table(table or read_csv(SAMPLE), mapping, batch_size=batch_size)
 
 
 def doubled(table: RawTable) -> RawTable:
@@ -236,7 +237,7 @@ def test_duplicates_attach_within_batches_across_batches_and_to_stored_incidents
 ) -> None:
     first, partner = import_duplicates(store, paris, paris_gis)
     # Small batches split some pairs: their second report finds the first one's incident
-    # through open_incidents; the summary counts both kinds as "of this import".
+    # through open_in_bbox; the summary counts both kinds as "of this import".
     assert (first.imported, first.new_incidents) == (2 * N, N)
     assert (first.attached_in_batch, first.attached_existing) == (N, 0)
     assert (partner.imported, partner.attached_existing, partner.new_incidents) == (N, N, 0)
@@ -261,12 +262,14 @@ def test_duplicates_attach_within_batches_across_batches_and_to_stored_incidents
 def test_reserve_ids_never_repeat(store: Store, store_url: str) -> None:
     j = "paris.fr"
     with store.transaction(j) as uow:
-        first = {table: uow.reserve_ids(table, 5) for table in ID_TABLES}
-        more = {table: uow.reserve_ids(table, 3) for table in ID_TABLES}
-        assert uow.reserve_ids("events", 0).size == 0
-        uow.insert("events", event_rows(np.concatenate([first["events"], more["events"]]), j))
+        first = {table: uow.tables.reserve_ids(table, 5) for table in ID_TABLES}
+        more = {table: uow.tables.reserve_ids(table, 3) for table in ID_TABLES}
+        assert uow.tables.reserve_ids("events", 0).size == 0
+        uow.tables.insert(
+            "events", event_rows(np.concatenate([first["events"], more["events"]]), j)
+        )
     with store.transaction(j) as uow:
-        later = uow.reserve_ids("events", 5)
+        later = uow.tables.reserve_ids("events", 5)
     for table in ID_TABLES:
         assert len(set(first[table]) | set(more[table])) == 8, table
         assert np.all(np.diff(first[table]) > 0)
@@ -280,8 +283,8 @@ def test_reserve_ids_never_repeat(store: Store, store_url: str) -> None:
     def write(writer: Store) -> None:
         for _ in range(5):
             with writer.transaction(j) as uow:
-                ids = uow.reserve_ids("events", 20)
-                uow.insert("events", event_rows(ids, j))
+                ids = uow.tables.reserve_ids("events", 20)
+                uow.tables.insert("events", event_rows(ids, j))
             drawn.append(ids)
 
     try:
@@ -346,7 +349,7 @@ def test_failed_transaction_leaves_nothing(
 
     def write_then_fail() -> None:
         with store.transaction(j) as uow:
-            uow.insert("events", event_rows(uow.reserve_ids("events", 3), j))
+            uow.tables.insert("events", event_rows(uow.tables.reserve_ids("events", 3), j))
             raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError, match="boom"):
@@ -357,7 +360,7 @@ def test_failed_transaction_leaves_nothing(
     def routing_down(*args: Any) -> pd.DataFrame:
         raise RuntimeError("routing table unavailable")
 
-    monkeypatch.setattr("voirie.pipeline.route", routing_down)
+    monkeypatch.setattr("voirie.services.writer.route", routing_down)
     with pytest.raises(RuntimeError, match="routing table unavailable"):
         run_import(store, paris, paris_gis)
     assert set(counts(store, j).values()) == {0}
@@ -367,7 +370,7 @@ def test_failed_transaction_leaves_nothing(
     assert store.count("reports", j) == N
 
 
-def test_open_incidents_filters_by_bbox_service_status_and_time(
+def test_open_in_bbox_filters_by_bbox_service_status_and_time(
     store: Store, paris: City, paris_gis: CityGIS
 ) -> None:
     j = paris.jurisdiction_id
@@ -376,10 +379,10 @@ def test_open_incidents_filters_by_bbox_service_status_and_time(
     # One more incident in every status at the place of an existing one.
     model = stored.iloc[[0] * len(Status)].reset_index(drop=True)
     with store.transaction(j) as uow:
-        model["id"] = uow.reserve_ids("incidents", len(model))
+        model["id"] = uow.tables.reserve_ids("incidents", len(model))
         model["status"] = [s.value for s in Status]
         model["jurisdiction_id"] = j
-        uow.insert("incidents", model)
+        uow.tables.insert("incidents", model)
     incidents = store.read("incidents", j)
     assert len(incidents) == len(stored) + len(Status)
 
@@ -418,7 +421,7 @@ def test_open_incidents_filters_by_bbox_service_status_and_time(
 
     with store.transaction(j) as uow:
         for bbox, codes, since in cases:
-            found = uow.open_incidents(bbox, codes, since.to_pydatetime())
+            found = uow.incidents.open_in_bbox(bbox, codes, since.to_pydatetime())
             assert list(found.columns) == [
                 "incident_id",
                 "lon",
@@ -432,7 +435,7 @@ def test_open_incidents_filters_by_bbox_service_status_and_time(
             assert found["incident_id"].is_unique
             assert set(found["incident_id"]) == expected(bbox, codes, since), (bbox, codes, since)
     with store.transaction(OTHER_JURISDICTION) as uow:
-        assert uow.open_incidents(everywhere, services, oldest.to_pydatetime()).empty
+        assert uow.incidents.open_in_bbox(everywhere, services, oldest.to_pydatetime()).empty
 
 
 # --- privacy ------------------------------------------------------------------------------
@@ -469,8 +472,8 @@ def test_reporter_contact_data_never_appears_in_a_read(
     secret = re.compile("|".join(re.escape(v) for values in contacts.values() for v in values))
     pipeline = Pipeline(paris, store, paris_gis)
     frames: dict[str, pd.DataFrame] = {q: store.read(q, j) for q in (*LAYERS, *QUERIES)}
-    frames["report_layer"] = pd.DataFrame(pipeline.reports().drop(columns="geometry"))
-    frames["incident_layer"] = pd.DataFrame(pipeline.incidents().drop(columns="geometry"))
+    frames["report_layer"] = pd.DataFrame(pipeline.reads.reports().drop(columns="geometry"))
+    frames["incident_layer"] = pd.DataFrame(pipeline.reads.incidents().drop(columns="geometry"))
     for name, frame in frames.items():
         assert len(frame), name
         assert not {"email", "phone", "device_id"} & set(frame.columns), name
@@ -486,8 +489,8 @@ def test_reporter_contact_data_never_appears_in_a_read(
 def layers(store: Store, paris: City, gis: CityGIS) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Report and incident layers keyed by what the source said, not by backend ids."""
     pipeline = Pipeline(paris, store, gis)
-    reports = pd.DataFrame(pipeline.reports().drop(columns="geometry"))
-    incidents = pd.DataFrame(pipeline.incidents().drop(columns="geometry"))
+    reports = pd.DataFrame(pipeline.reads.reports().drop(columns="geometry"))
+    incidents = pd.DataFrame(pipeline.reads.incidents().drop(columns="geometry"))
     reports["key"] = reports["source"] + "/" + reports["external_id"]
     incidents["origin"] = incidents["origin_report_id"].map(reports.set_index("report_id")["key"])
     return (

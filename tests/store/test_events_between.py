@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from voirie.model import EventKind
-from voirie.services import events
 from voirie.store import Store
 
 JURISDICTION = "paris.fr"
@@ -21,9 +20,7 @@ def test_events_of_one_kind_in_a_window_oldest_first(store: Store) -> None:
             (2, EventKind.STATUS_CHANGED),
             (5, EventKind.STATUS_CHANGED),
         ]:
-            events.record(
-                uow,
-                JURISDICTION,
+            uow.events.append(
                 "incident",
                 hours,
                 kind,
@@ -32,9 +29,7 @@ def test_events_of_one_kind_in_a_window_oldest_first(store: Store) -> None:
                 at=T0 + timedelta(hours=hours),
             )
     with store.transaction("elsewhere.example") as uow:
-        events.record(
-            uow,
-            "elsewhere.example",
+        uow.events.append(
             "incident",
             9,
             EventKind.STATUS_CHANGED,

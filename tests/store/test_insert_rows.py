@@ -68,7 +68,7 @@ def _stored(store: Store, table: str, key: str, value: int) -> tuple[object, ...
         point = ", ST_AsEWKT(geom)" if isinstance(store, PostgisStore) else ", hex(geom)"
     mark = "%s" if isinstance(store, PostgisStore) else "?"
     with store.transaction(JURISDICTION) as uow:
-        conn = uow.conn  # type: ignore[attr-defined]
+        conn = uow.session.conn  # type: ignore[attr-defined]
         row = conn.execute(
             f"SELECT {', '.join(names)}{point} FROM {table} WHERE {key} = {mark}", (value,)
         ).fetchone()
@@ -84,12 +84,12 @@ def test_insert_rows_stores_what_insert_stores(
 ) -> None:
     with store.transaction(JURISDICTION) as uow:
         if table != "reports":  # the rows of other tables belong to a report
-            uow.insert_rows(
+            uow.tables.insert_rows(
                 "reports", [{**REPORT, "id": n, "external_id": f"r-{n}"} for n in (1, 2)]
             )
         # Distinct external ids: (source, external_id) is unique.
-        uow.insert(table, pd.DataFrame([{**row, key: 1, "external_id": "e-1"}]))
-        uow.insert_rows(table, [{**row, key: 2, "external_id": "e-2"}])
+        uow.tables.insert(table, pd.DataFrame([{**row, key: 1, "external_id": "e-1"}]))
+        uow.tables.insert_rows(table, [{**row, key: 2, "external_id": "e-2"}])
     by_frame, by_rows = _stored(store, table, key, 1), _stored(store, table, key, 2)
     assert by_rows == by_frame
     assert None in by_rows  # missing values stay NULL on both paths
@@ -97,4 +97,4 @@ def test_insert_rows_stores_what_insert_stores(
 
 def test_insert_rows_refuses_an_unknown_table(store: Store) -> None:
     with store.transaction(JURISDICTION) as uow, pytest.raises(KeyError):
-        uow.insert_rows("nonexistent", [{"id": 1}])
+        uow.tables.insert_rows("nonexistent", [{"id": 1}])

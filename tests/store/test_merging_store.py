@@ -10,7 +10,7 @@ import pytest
 from voirie.city import City
 from voirie.gis.enrich import CityGIS
 from voirie.model import Report
-from voirie.pipeline import Pipeline
+from voirie.services.pipeline import Pipeline
 from voirie.store.base import MEMBER_COLUMNS, Store
 
 SERVICE = "Autres objets encombrants abandonnés"
@@ -27,7 +27,7 @@ def _submit(
     pipeline: Pipeline, name: str, where: tuple[float, float], hours: float
 ) -> tuple[int, int]:
     code = pipeline.city.services_by_name[SERVICE.casefold()].code
-    done = pipeline.submit(
+    done = pipeline.intake.submit(
         Report(
             external_id=name,
             source="app",
@@ -46,21 +46,21 @@ def test_members_lists_reports_of_incidents_or_of_every_open_one(pipeline: Pipel
     r2, b = _submit(pipeline, "2", THERE, 2)
     assert a0 == a != b
     with pipeline.store.transaction(pipeline.city.jurisdiction_id) as uow:
-        one = uow.members([a])
+        one = uow.links.members([a])
         assert list(one.columns) == MEMBER_COLUMNS
         assert one["report_id"].tolist() == [r0, r1]
         assert one["segment_id"].notna().all()
-        assert uow.members(None)["report_id"].tolist() == [r0, r1, r2]
-        uow.update_incident(b, {"status": "resolved"})
-        assert uow.members(None)["report_id"].tolist() == [r0, r1]
-        assert uow.members([]).empty
+        assert uow.links.members(None)["report_id"].tolist() == [r0, r1, r2]
+        uow.incidents.update(b, {"status": "resolved"})
+        assert uow.links.members(None)["report_id"].tolist() == [r0, r1]
+        assert uow.links.members([]).empty
 
 
 def test_relink_points_reports_at_another_incident(pipeline: Pipeline) -> None:
     r1, _ = _submit(pipeline, "1", HERE, 0)
     _, b = _submit(pipeline, "2", THERE, 1)
     with pipeline.store.transaction(pipeline.city.jurisdiction_id) as uow:
-        uow.relink(
+        uow.links.relink(
             pd.DataFrame(
                 {
                     "report_id": [r1],
@@ -71,7 +71,7 @@ def test_relink_points_reports_at_another_incident(pipeline: Pipeline) -> None:
                 }
             )
         )
-        moved = uow.members([b])
+        moved = uow.links.members([b])
     row = moved.set_index("report_id").loc[r1]
     assert (row["incident_id"], row["score"], row["reason"]) == (b, 0.5, "moved")
 
@@ -81,20 +81,20 @@ def test_absorb_moves_supporters_followers_and_merge_pointers(pipeline: Pipeline
     _, b = _submit(pipeline, "2", THERE, 1)
     _, c = _submit(pipeline, "3", (2.34400, 48.87053), 2)
     with pipeline.store.transaction(pipeline.city.jurisdiction_id) as uow:
-        uow.add_supporter(a, "both@example.org", T0)
-        uow.add_supporter(b, "both@example.org", T0)
-        uow.add_supporter(b, None, T0)
-        uow.add_supporter(b, None, T0)
-        uow.add_follower(a, "f@example.org", T0)
-        uow.add_follower(b, "f@example.org", T0)
-        uow.add_follower(b, "g@example.org", T0)
-        uow.update_incident(c, {"status": "duplicate", "merged_into": b})
-        assert uow.absorb(b, a) == 3  # both@ once, and the two anonymous ones
-        assert uow.add_supporter(b, "new@example.org", T0) == (True, 1)  # b starts afresh
-        assert not uow.add_follower(a, "g@example.org", T0)
-        assert uow.remove_follower(b, "g@example.org") is False
-        assert uow.incident(c) is not None
-        assert (uow.incident(c) or {})["merged_into"] == a
+        uow.citizens.add_supporter(a, "both@example.org", T0)
+        uow.citizens.add_supporter(b, "both@example.org", T0)
+        uow.citizens.add_supporter(b, None, T0)
+        uow.citizens.add_supporter(b, None, T0)
+        uow.citizens.add_follower(a, "f@example.org", T0)
+        uow.citizens.add_follower(b, "f@example.org", T0)
+        uow.citizens.add_follower(b, "g@example.org", T0)
+        uow.incidents.update(c, {"status": "duplicate", "merged_into": b})
+        assert uow.incidents.absorb(b, a) == 3  # both@ once, and the two anonymous ones
+        assert uow.citizens.add_supporter(b, "new@example.org", T0) == (True, 1)  # b starts afresh
+        assert not uow.citizens.add_follower(a, "g@example.org", T0)
+        assert uow.citizens.remove_follower(b, "g@example.org") is False
+        assert uow.incidents.get(c) is not None
+        assert (uow.incidents.get(c) or {})["merged_into"] == a
 
 
 def test_not_duplicate_pairs_are_kept_once_in_order(pipeline: Pipeline) -> None:
@@ -102,9 +102,9 @@ def test_not_duplicate_pairs_are_kept_once_in_order(pipeline: Pipeline) -> None:
     _, b = _submit(pipeline, "2", THERE, 1)
     _, c = _submit(pipeline, "3", (2.34400, 48.87053), 2)
     with pipeline.store.transaction(pipeline.city.jurisdiction_id) as uow:
-        assert uow.mark_not_duplicates(b, a, "agent", "two piles", T0)
-        assert not uow.mark_not_duplicates(a, b, "agent", "again", T0)
-        assert uow.mark_not_duplicates(c, b, "agent", "two piles", T0)
-        assert uow.not_duplicates().values.tolist() == [[a, b], [b, c]]
-        assert uow.not_duplicates([c]).values.tolist() == [[b, c]]
-        assert uow.not_duplicates([]).empty
+        assert uow.links.mark_not_duplicates(b, a, "agent", "two piles", T0)
+        assert not uow.links.mark_not_duplicates(a, b, "agent", "again", T0)
+        assert uow.links.mark_not_duplicates(c, b, "agent", "two piles", T0)
+        assert uow.links.not_duplicates().values.tolist() == [[a, b], [b, c]]
+        assert uow.links.not_duplicates([c]).values.tolist() == [[b, c]]
+        assert uow.links.not_duplicates([]).empty

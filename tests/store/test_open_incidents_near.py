@@ -1,4 +1,4 @@
-"""``open_incidents_near`` on both backends: the open incidents ``open_incidents`` gives for
+"""``Incidents.open_near`` on both backends: the open incidents ``open_in_bbox`` gives for
 the bbox around the point, as arrays ordered by id, and every one within reach.
 
 The expected incidents come from the stored incidents layer filtered here (status,
@@ -15,12 +15,13 @@ import pytest
 
 from voirie.city import City
 from voirie.gis.enrich import CityGIS
+from voirie.gis.metric import bbox_around
 from voirie.ingest.mapping import DANSMARUE
 from voirie.ingest.sources import read_csv
 from voirie.model import OPEN_STATUSES, Status
-from voirie.pipeline import Pipeline
+from voirie.services.pipeline import Pipeline
 from voirie.store import Store
-from voirie.store.candidates import OpenIncidents, bbox_around
+from voirie.store.candidates import OpenIncidents
 
 SAMPLE = Path(__file__).parents[1] / "data" / "dansmarue_200.csv"
 OPEN = {s.value for s in OPEN_STATUSES}
@@ -30,11 +31,11 @@ OPEN = {s.value for s in OPEN_STATUSES}
 def layer(store: Store, paris: City, paris_gis: CityGIS) -> pd.DataFrame:
     """The sample imported, one incident in five closed; the incidents layer, by id."""
     pipeline = Pipeline(paris, store, paris_gis)
-    assert pipeline.import_table(read_csv(SAMPLE), DANSMARUE).imported == 200
+    assert pipeline.imports.import_table(read_csv(SAMPLE), DANSMARUE).imported == 200
     incidents = store.read("incidents", paris.jurisdiction_id).sort_values("incident_id")
     with store.transaction(paris.jurisdiction_id) as uow:
         for incident_id in incidents["incident_id"].iloc[::5]:
-            uow.update_incident(int(incident_id), {"status": Status.CLOSED.value})
+            uow.incidents.update(int(incident_id), {"status": Status.CLOSED.value})
     return store.read("incidents", paris.jurisdiction_id).sort_values(
         "incident_id", ignore_index=True
     )
@@ -58,7 +59,7 @@ def _assert_same(near: OpenIncidents, frame: pd.DataFrame) -> None:
     assert (near.last_reported_at == stamps).all()
 
 
-def test_open_incidents_near_gives_the_open_incidents_around_a_point(
+def test_open_near_gives_the_open_incidents_around_a_point(
     store: Store, layer: pd.DataFrame, paris: City, paris_gis: CityGIS
 ) -> None:
     x, y = paris_gis.project(layer["lon"].to_numpy(), layer["lat"].to_numpy())
@@ -74,7 +75,7 @@ def test_open_incidents_near_gives_the_open_incidents_around_a_point(
                 (120.0, [str(center["service_code"])], last - timedelta(days=3)),
                 (600.0, codes[::2], last),
             ):
-                near = uow.open_incidents_near(lon, lat, reach, services, since)
+                near = uow.incidents.open_near(lon, lat, reach, services, since)
                 west, south, east, north = bbox_around(lon, lat, reach)
                 keep = (
                     layer["status"].isin(OPEN)
@@ -84,7 +85,7 @@ def test_open_incidents_near_gives_the_open_incidents_around_a_point(
                     & layer["lat"].between(south, north)
                 )
                 _assert_same(near, layer[keep])
-                bulk = uow.open_incidents((west, south, east, north), services, since)
+                bulk = uow.incidents.open_in_bbox((west, south, east, north), services, since)
                 _assert_same(near, bulk.sort_values("incident_id", ignore_index=True))
                 # Every incident within reach is there: the bbox margin is generous.
                 px, py = paris_gis.project(np.array([lon]), np.array([lat]))
@@ -104,11 +105,11 @@ def test_open_incidents_near_gives_the_open_incidents_around_a_point(
     assert closed_left_out > 0  # the status filter was put to the test
 
 
-def test_open_incidents_near_with_nothing_around_gives_empty_arrays(
+def test_open_near_with_nothing_around_gives_empty_arrays(
     store: Store, layer: pd.DataFrame, paris: City
 ) -> None:
     with store.transaction(paris.jurisdiction_id) as uow:
-        near = uow.open_incidents_near(
+        near = uow.incidents.open_near(
             2.35, 48.85, 30.0, ["no-such-service"], datetime(2020, 1, 1, tzinfo=UTC)
         )
     assert len(near) == 0

@@ -16,8 +16,7 @@ from tests.store.test_contract import run_import
 from voirie.city import City
 from voirie.gis.enrich import CityGIS
 from voirie.model import EventKind, Status
-from voirie.pipeline import Pipeline
-from voirie.services.events import record
+from voirie.services.pipeline import Pipeline
 from voirie.store import Store
 from voirie.store.selection import Selection
 
@@ -34,8 +33,8 @@ def ids(frame: pd.DataFrame, key: str) -> list[int]:
 
 
 def test_filters_match_pandas_on_both_layers(pipeline: Pipeline) -> None:
-    reports = pipeline.reports()
-    incidents = pipeline.incidents()
+    reports = pipeline.reads.reports()
+    incidents = pipeline.reads.incidents()
     some_reports = tuple(int(v) for v in reports["report_id"].iloc[[0, 5, 17]])
     service = str(reports["service_code"].mode().iloc[0])
     team = str(incidents["team"].mode().iloc[0])
@@ -81,10 +80,10 @@ def test_filters_match_pandas_on_both_layers(pipeline: Pipeline) -> None:
         (Selection(ids=(2**63, -1, *some_reports)), reports["report_id"].isin(some_reports)),
     ]
     for selection, expected in report_cases:
-        got = pipeline.reports(selection)
+        got = pipeline.reads.reports(selection)
         assert ids(got, "report_id") == ids(reports[expected], "report_id"), selection
-        assert pipeline.count("reports", selection) == int(expected.sum()), selection
-    assert len(pipeline.reports(Selection(text="50%_off\\"))) == 0
+        assert pipeline.reads.count("reports", selection) == int(expected.sum()), selection
+    assert len(pipeline.reads.reports(Selection(text="50%_off\\"))) == 0
 
     incident_cases: list[tuple[Selection, pd.Series]] = [
         (Selection(teams=(team,)), incidents["team"] == team),
@@ -98,30 +97,32 @@ def test_filters_match_pandas_on_both_layers(pipeline: Pipeline) -> None:
         (Selection(overdue_at=middle), incidents["due_at"] < middle),
     ]
     for selection, expected in incident_cases:
-        got = pipeline.incidents(selection)
+        got = pipeline.reads.incidents(selection)
         assert ids(got, "incident_id") == ids(incidents[expected], "incident_id"), selection
-        assert pipeline.count("incidents", selection) == int(expected.sum()), selection
+        assert pipeline.reads.count("incidents", selection) == int(expected.sum()), selection
         assert got["zone_arrondissement"].notna().all()
 
 
 def test_pages_and_streaming_walk_the_whole_layer(pipeline: Pipeline) -> None:
-    everything = ids(pipeline.reports(), "report_id")
+    everything = ids(pipeline.reads.reports(), "report_id")
     assert len(everything) == 200
-    page = pipeline.reports(Selection(limit=30, offset=60))
+    page = pipeline.reads.reports(Selection(limit=30, offset=60))
     assert ids(page, "report_id") == everything[60:90]
-    assert pipeline.count("reports", Selection(limit=30, offset=60)) == 200
-    assert ids(pipeline.reports(Selection(offset=190)), "report_id") == everything[190:]
-    chunks = list(pipeline.iter_layer("reports", chunk_size=64))
+    assert pipeline.reads.count("reports", Selection(limit=30, offset=60)) == 200
+    assert ids(pipeline.reads.reports(Selection(offset=190)), "report_id") == everything[190:]
+    chunks = list(pipeline.reads.iter_layer("reports", chunk_size=64))
     assert [len(c) for c in chunks] == [64, 64, 64, 8]
     assert [i for c in chunks for i in ids(c, "report_id")] == everything
-    capped = list(pipeline.iter_layer("reports", Selection(limit=100, offset=10), chunk_size=64))
+    capped = list(
+        pipeline.reads.iter_layer("reports", Selection(limit=100, offset=10), chunk_size=64)
+    )
     assert [i for c in capped for i in ids(c, "report_id")] == everything[10:110]
 
 
 def test_nearby_is_metric_and_sorted(pipeline: Pipeline) -> None:
-    incidents = pipeline.incidents()
+    incidents = pipeline.reads.incidents()
     centre = incidents.iloc[0]
-    found = pipeline.nearby(float(centre["lon"]), float(centre["lat"]), 500.0)
+    found = pipeline.reads.nearby(float(centre["lon"]), float(centre["lat"]), 500.0)
     assert int(found["incident_id"].iloc[0]) == int(centre["incident_id"])
     assert found["distance_m"].iloc[0] == pytest.approx(0.0, abs=1e-6)
     assert found["distance_m"].is_monotonic_increasing
@@ -136,29 +137,29 @@ def test_nearby_is_metric_and_sorted(pipeline: Pipeline) -> None:
 
 def test_incident_updates_and_events(pipeline: Pipeline) -> None:
     j = pipeline.city.jurisdiction_id
-    incident_id = int(pipeline.incidents()["incident_id"].iloc[0])
+    incident_id = int(pipeline.reads.incidents()["incident_id"].iloc[0])
     due = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
     events = pipeline.store.count("events", j)
     with pipeline.store.transaction(j) as uow:
-        before = uow.incident(incident_id)
+        before = uow.incidents.get(incident_id)
         assert before is not None
-        assert uow.incident(10**9) is None
-        assert uow.incident(2**64) is None  # no such id can exist: not sent to the database
-        uow.update_incident(incident_id, {"status": Status.IN_PROGRESS.value, "due_at": due})
-        record(uow, j, "incident", incident_id, EventKind.STATUS_CHANGED, "test", "started")
-        after = uow.incident(incident_id)
+        assert uow.incidents.get(10**9) is None
+        assert uow.incidents.get(2**64) is None  # no such id can exist: not sent to the database
+        uow.incidents.update(incident_id, {"status": Status.IN_PROGRESS.value, "due_at": due})
+        uow.events.append("incident", incident_id, EventKind.STATUS_CHANGED, "test", "started")
+        after = uow.incidents.get(incident_id)
     assert after is not None
     assert pipeline.store.count("events", j) == events + 1
     assert after["status"] == Status.IN_PROGRESS.value
     assert pd.Timestamp(after["due_at"]) == pd.Timestamp(due)
     assert after["report_count"] == before["report_count"]
-    stored = pipeline.incidents(Selection(ids=(incident_id,)))
+    stored = pipeline.reads.incidents(Selection(ids=(incident_id,)))
     assert stored["status"].tolist() == [Status.IN_PROGRESS.value]
     with pipeline.store.transaction(j) as uow:
-        uow.update_incident(incident_id, {"due_at": pd.NaT, "priority": np.int64(2)})
-    cleared = pipeline.incidents(Selection(ids=(incident_id,))).iloc[0]
+        uow.incidents.update(incident_id, {"due_at": pd.NaT, "priority": np.int64(2)})
+    cleared = pipeline.reads.incidents(Selection(ids=(incident_id,))).iloc[0]
     assert pd.isna(cleared["due_at"])
     assert cleared["priority"] == 2
-    assert pipeline.count("incidents", Selection(overdue_at=due - timedelta(days=1))) < len(
-        pipeline.incidents()
+    assert pipeline.reads.count("incidents", Selection(overdue_at=due - timedelta(days=1))) < len(
+        pipeline.reads.incidents()
     )

@@ -19,7 +19,7 @@ from pyproj import Transformer
 
 from voirie.codecs import mvt
 from voirie.model import OPEN_STATUSES, Report
-from voirie.pipeline import Pipeline
+from voirie.services.pipeline import Pipeline
 
 # Tiles over the slice's reports: the whole city at z10 and one district at z12 (aggregated
 # per cell), a few streets at z14 and z15 (one feature per incident), and an empty tile in the
@@ -68,7 +68,7 @@ def test_aggregation_starts_below_the_threshold() -> None:
 def test_low_zoom_tile_holds_one_point_per_cell(
     pipeline: Pipeline, tmp_path: Path, z: int, x: int, y: int
 ) -> None:
-    incidents = pipeline.incidents()
+    incidents = pipeline.reads.incidents()
     px, py, keep = mvt.tile_coordinates(
         incidents["lon"].to_numpy(float), incidents["lat"].to_numpy(float), z, x, y
     )
@@ -116,7 +116,7 @@ def test_low_zoom_tile_holds_one_point_per_cell(
 def test_tile_holds_the_incidents_it_covers(
     pipeline: Pipeline, tmp_path: Path, z: int, x: int, y: int
 ) -> None:
-    incidents = pipeline.incidents()
+    incidents = pipeline.reads.incidents()
     *_, keep = mvt.tile_coordinates(
         incidents["lon"].to_numpy(float), incidents["lat"].to_numpy(float), z, x, y
     )
@@ -157,7 +157,7 @@ def test_a_point_rounding_onto_the_buffer_edge_is_in_the_tile(
         minx + edge * unit, (miny + maxy) / 2
     )
     code = next(iter(pipeline.city.services))
-    opened = pipeline.submit(
+    opened = pipeline.intake.submit(
         Report(
             external_id=f"edge{beyond}",
             source="app",

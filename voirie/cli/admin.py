@@ -12,9 +12,9 @@ from rich.table import Table
 from voirie.city import load_city
 from voirie.cli.common import city_option, configured_store, console, fail_cleanly
 from voirie.gis.check import LayerReport, check_city_layers
-from voirie.pipeline import Pipeline
 from voirie.services.auth import Role, issue_token
 from voirie.services.merging import recluster
+from voirie.services.pipeline import Pipeline
 from voirie.settings import StoreSettings
 from voirie.store import open_store
 

@@ -21,7 +21,8 @@ from voirie.maps.export import (
     layer_chunks,
     write_layer,
 )
-from voirie.pipeline import ImportSummary, Pipeline
+from voirie.services.imports import ImportSummary
+from voirie.services.pipeline import Pipeline
 from voirie.store.selection import Layer
 
 IMPORT_FORMATS = ("dansmarue", "csv", "geojson", "open311-json")
@@ -55,7 +56,9 @@ def run_import(
     )
     with Progress(*columns, console=console, transient=False) as bar:
         task = bar.add_task(f"importing {path.name}", total=len(table.rows))
-        summary = pipeline.import_table(table, mapping, progress=lambda n: bar.advance(task, n))
+        summary = pipeline.imports.import_table(
+            table, mapping, progress=lambda n: bar.advance(task, n)
+        )
     if summary.quarantined:
         rows = table.rows.drop(columns=["_problem"]).rename(columns={"_row": "row"})
         summary.quarantine.merge(rows, on="row", how="left", suffixes=("", "_source")).to_csv(

@@ -16,7 +16,7 @@ from voirie.cli.common import city_option, configured_store, console, fail_clean
 from voirie.cli.data import run_import
 from voirie.notify.outbox import DEAD
 from voirie.notify.worker import run, run_once, start_in_thread, worker_id
-from voirie.pipeline import Pipeline
+from voirie.services.pipeline import Pipeline
 from voirie.settings import CitySettings, OutboxSettings, ServerSettings, StoreSettings
 
 DEMO_REPORTS = "reports/dansmarue_2023-07_2024-03.csv.gz"

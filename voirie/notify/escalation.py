@@ -14,7 +14,6 @@ import pandas as pd
 from voirie.city import City
 from voirie.model import EventKind
 from voirie.notify.outbox import enqueue
-from voirie.services import events
 from voirie.store.base import Store
 
 ESCALATION_ACTOR = "voirie-escalation"
@@ -30,12 +29,12 @@ def escalate(
     factor = city.config.routing.escalation.factor
     timezone = city.config.timezone
     with store.transaction(jurisdiction) as uow:
-        due = uow.due_escalations(at, limit)
+        due = uow.escalations.due(at, limit)
         # Escalations are rare and each touches one incident: one small write per incident.
         for incident_id, target in zip(
             due["incident_id"].astype(int).tolist(), due["escalate_to"].astype(str), strict=True
         ):
-            incident = uow.incident(incident_id)
+            incident = uow.incidents.get(incident_id)
             if incident is None:
                 continue
             deadline = pd.Timestamp(str(incident["due_at"])).tz_convert(timezone)
@@ -43,9 +42,9 @@ def escalate(
                 f"overdue: due {deadline:%Y-%m-%d %H:%M}, still open after {factor:g}× its "
                 f"SLA → escalated from {incident['team']} to {city.teams[target].name}"
             )
-            uow.update_incident(incident_id, {"team": target, "updated_at": at})
-            (assignment_id,) = uow.reserve_ids("assignments", 1)
-            uow.insert(
+            uow.incidents.update(incident_id, {"team": target, "updated_at": at})
+            (assignment_id,) = uow.tables.reserve_ids("assignments", 1)
+            uow.tables.insert(
                 "assignments",
                 pd.DataFrame(
                     {
@@ -63,9 +62,7 @@ def escalate(
                     }
                 ),
             )
-            events.record(
-                uow,
-                jurisdiction,
+            uow.events.append(
                 "incident",
                 incident_id,
                 EventKind.ESCALATED,
@@ -88,5 +85,5 @@ def escalate(
             )
         ids = due["incident_id"].astype(int).tolist()
         if ids:
-            uow.mark_escalated(ids, at)
+            uow.escalations.mark_escalated(ids, at)
     return ids

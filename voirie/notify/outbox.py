@@ -74,7 +74,7 @@ def enqueue_many(
         return 0
     at = pd.Timestamp(now or datetime.now(UTC))
     jurisdiction = city.jurisdiction_id
-    ids = uow.reserve_ids("outbox", len(rows))
+    ids = uow.tables.reserve_ids("outbox", len(rows))
     rows["id"] = ids
     rows["jurisdiction_id"] = jurisdiction
     rows["idempotency_key"] = (
@@ -96,7 +96,7 @@ def enqueue_many(
     rows["attempts"] = 0
     rows["next_attempt_at"] = at
     rows["created_at"] = at
-    uow.insert("outbox", rows)
+    uow.tables.insert("outbox", rows)
     return len(rows)
 
 
@@ -138,7 +138,7 @@ def notify_citizens(
     ``data`` is all they receive besides the incident id and the kind: only public facts
     (a status), never a dispatcher's internal note or another citizen's address.
     """
-    emails = uow.subscribers(incident_id)
+    emails = uow.citizens.subscribers(incident_id)
     if not emails:
         return 0
     fields = {
@@ -272,12 +272,12 @@ def record_routing_one(
     """``record_routing`` for one new incident, without DataFrames and without the rule
     versions (the caller records those): its escalation deadline and its team's notices."""
     channels = len(team_channels(city, decision.team))
-    ids = uow.reserve_ids("outbox", channels).tolist() if channels else []
+    ids = uow.tables.reserve_ids("outbox", channels).tolist() if channels else []
     escalations, notices = routing_rows(city, incident, decision, ids, now)
     if escalations:
-        uow.insert_rows("escalations", escalations)
+        uow.tables.insert_rows("escalations", escalations)
     if notices:
-        uow.insert_rows("outbox", notices)
+        uow.tables.insert_rows("outbox", notices)
 
 
 def record_routing(
@@ -296,7 +296,7 @@ def record_routing(
     record_rules(uow, city, now)
     escalate_at = routed["escalate_at"].to_numpy()
     has_sla = ~pd.isna(escalate_at)
-    uow.insert(
+    uow.tables.insert(
         "escalations",
         pd.DataFrame(
             _escalation(

@@ -55,7 +55,7 @@ def record_rules(uow: UnitOfWork, city: City, now: datetime | None = None) -> in
     rules = city.config.routing.rules
     if not rules:
         return 0
-    stored = uow.rule_versions([r.id for r in rules])
+    stored = uow.rules.versions([r.id for r in rules])
     known = {
         (str(rule_id), int(version)): (str(digest), pd.Timestamp(loaded_at))
         for rule_id, version, digest, loaded_at in zip(
@@ -81,7 +81,7 @@ def record_rules(uow: UnitOfWork, city: City, now: datetime | None = None) -> in
             )
     if problems:
         raise CityConfigError(problems)
-    uow.insert(
+    uow.tables.insert(
         "routing_rules",
         pd.DataFrame(
             {

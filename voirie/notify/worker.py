@@ -1,6 +1,6 @@
 """The worker: delivers the outbox (team webhooks and email) and runs escalation.
 
-Delivery is at least once. A worker leases a few due messages (``claim_outbox``: ``FOR
+Delivery is at least once. A worker leases a few due messages (``uow.outbox.claim``: ``FOR
 UPDATE SKIP LOCKED`` on PostGIS, the write lock on sqlite, so two workers never take the
 same message), delivers each, then records the outcome. A worker killed in between
 leaves its lease to expire, and the message is delivered again by the next worker with
@@ -174,7 +174,7 @@ def deliver_due(
     at = now or datetime.now(UTC)
     jurisdiction = city.jurisdiction_id
     with store.transaction(jurisdiction) as uow:
-        claimed = uow.claim_outbox(
+        claimed = uow.outbox.claim(
             worker, at, at + timedelta(seconds=settings.outbox_lease_s), settings.outbox_batch
         )
     done = Delivered()
@@ -186,7 +186,7 @@ def deliver_due(
             error = str(exc)
         outcome = _outcome(row, error, now or datetime.now(UTC), settings)
         with store.transaction(jurisdiction) as uow:
-            uow.finish_outbox(pd.DataFrame([outcome]))
+            uow.outbox.finish(pd.DataFrame([outcome]))
         if outcome["status"] == DELIVERED:
             done.delivered += 1
         elif outcome["status"] == DEAD:

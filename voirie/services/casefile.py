@@ -13,8 +13,8 @@ import geopandas as gpd
 import pandas as pd
 
 from voirie.errors import Forbidden, NotFound
-from voirie.pipeline import Pipeline
 from voirie.services.auth import Action, Principal
+from voirie.services.pipeline import Pipeline
 from voirie.store.selection import Selection
 
 
@@ -23,9 +23,9 @@ class CaseFile:
     """Everything staff see about one incident."""
 
     incident: pd.Series
-    """One row of ``pipeline.incidents``."""
+    """One row of ``Reads.incidents``."""
     reports: gpd.GeoDataFrame
-    """Its reports (``pipeline.reports`` rows), oldest first."""
+    """Its reports (``Reads.reports`` rows), oldest first."""
     contacts: pd.DataFrame | None
     """``report_contacts`` rows of its reports; None when the principal may not see them."""
     assignments: pd.DataFrame
@@ -58,13 +58,13 @@ def scoped(principal: Principal, selection: Selection) -> Selection:
 
 def case_file(pipeline: Pipeline, principal: Principal, incident_id: int) -> CaseFile:
     """An incident's case file as ``principal`` may see it, or ``NotFound``/``Forbidden``."""
-    found = pipeline.incidents(Selection(ids=(incident_id,)))
+    found = pipeline.reads.incidents(Selection(ids=(incident_id,)))
     if found.empty:
         raise NotFound(f"incident {incident_id} does not exist", field="incident_id")
     incident = found.iloc[0]
     team = str(incident["team"])
     principal.check(Action.READ, team)
-    reports = pipeline.reports(Selection(incident_ids=(incident_id,)))
+    reports = pipeline.reads.reports(Selection(incident_ids=(incident_id,)))
     report_ids = [int(r) for r in reports["report_id"]]
     store, j = pipeline.store, pipeline.city.jurisdiction_id
     contacts = (

@@ -21,8 +21,7 @@ import pandas as pd
 
 from voirie.errors import Conflict, InvalidInput, NotFound
 from voirie.model import OPEN_STATUSES, EventKind, Status
-from voirie.pipeline import Pipeline
-from voirie.services import events
+from voirie.services.pipeline import Pipeline
 from voirie.store.base import UnitOfWork
 from voirie.store.selection import Selection
 
@@ -83,10 +82,10 @@ def nearby(
             f"radius_m: must be more than 0 and at most {MAX_RADIUS_M:g} metres, got {radius_m:g}",
             field="radius_m",
         )
-    found = pipeline.nearby(lon, lat, radius_m, Selection(statuses=_OPEN, limit=MAX_NEARBY))
+    found = pipeline.reads.nearby(lon, lat, radius_m, Selection(statuses=_OPEN, limit=MAX_NEARBY))
     frame = pd.DataFrame(found.drop(columns="geometry"))
     origins = tuple(int(i) for i in frame["origin_report_id"])
-    reports = pipeline.reports(Selection(ids=origins)) if origins else None
+    reports = pipeline.reads.reports(Selection(ids=origins)) if origins else None
     frame["description"] = frame["origin_report_id"].map(
         reports.set_index("report_id")["description"] if reports is not None else {}
     )
@@ -136,16 +135,16 @@ def support(
         key = None
         if address is None and client is not None:
             key = client_key(
-                uow.client_salt(moment.astimezone(UTC).date().isoformat()), client, incident_id
+                uow.citizens.client_salt(moment.astimezone(UTC).date().isoformat()),
+                client,
+                incident_id,
             )
-        counted, supporters = uow.add_supporter(incident_id, address, moment, key)
+        counted, supporters = uow.citizens.add_supporter(incident_id, address, moment, key)
         following = address is not None
         if address is not None:
-            uow.add_follower(incident_id, address, moment)
+            uow.citizens.add_follower(incident_id, address, moment)
         if counted:
-            events.record(
-                uow,
-                jurisdiction,
+            uow.events.append(
                 "incident",
                 incident_id,
                 EventKind.SUPPORTED,
@@ -163,11 +162,9 @@ def follow(pipeline: Pipeline, incident_id: int, email: str, *, at: datetime | N
     jurisdiction = pipeline.city.jurisdiction_id
     with pipeline.store.transaction(jurisdiction) as uow:
         _open_incident(uow, incident_id, "followed")
-        added = uow.add_follower(incident_id, address, moment)
+        added = uow.citizens.add_follower(incident_id, address, moment)
         if added:
-            events.record(
-                uow,
-                jurisdiction,
+            uow.events.append(
                 "incident",
                 incident_id,
                 EventKind.FOLLOWED,
@@ -183,13 +180,11 @@ def unfollow(pipeline: Pipeline, incident_id: int, email: str) -> bool:
     address = _email(email)
     jurisdiction = pipeline.city.jurisdiction_id
     with pipeline.store.transaction(jurisdiction) as uow:
-        if uow.incident(incident_id) is None:
+        if uow.incidents.get(incident_id) is None:
             raise _unknown(incident_id)
-        removed = uow.remove_follower(incident_id, address)
+        removed = uow.citizens.remove_follower(incident_id, address)
         if removed:
-            events.record(
-                uow,
-                jurisdiction,
+            uow.events.append(
                 "incident",
                 incident_id,
                 EventKind.UNFOLLOWED,
@@ -227,7 +222,7 @@ def _unknown(incident_id: int) -> NotFound:
 
 def _open_incident(uow: UnitOfWork, incident_id: int, action: str) -> None:
     """Check (and lock, on PostGIS) an incident that citizens may support or follow."""
-    incident = uow.incident(incident_id)
+    incident = uow.incidents.get(incident_id)
     if incident is None:
         raise _unknown(incident_id)
     status = Status(str(incident["status"]))

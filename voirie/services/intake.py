@@ -1,36 +1,41 @@
 """The per-report path: one report validated, enriched, attached, routed and stored.
 
-``Pipeline.submit`` (the API's entry point) runs here rather than through the bulk path
-with a one-row table: the bulk path pays pandas' fixed costs at every stage, tens of
-milliseconds for one report. Every stage calls the scalar twin of a vectorized stage,
-each tested equal to it on real data, so a report gets the same decisions whichever way
-it arrives: ``validate_report`` / ``validate``, ``CityGIS.enrich_one`` / ``enrich``,
-``attach_one`` / ``attach``, ``RoutingTable.route_one`` / ``route``; and the same rows
-are written (``UnitOfWork.insert_rows``), in one transaction under the same
-deduplication lock.
+The API's entry point runs here rather than through the bulk path with a one-row table:
+the bulk path pays pandas' fixed costs at every stage, tens of milliseconds for one
+report. Every stage calls the scalar twin of a vectorized stage, each tested equal to it
+on real data, so a report gets the same decisions whichever way it arrives:
+``validate_report`` / ``validate``, ``CityGIS.enrich_one`` / ``enrich``, ``attach_one`` /
+``attach``, ``RoutingTable.route_one`` / ``route``; and ``IncidentWriter.write_one``
+writes the rows ``write_batch`` writes, in one transaction under the same deduplication
+lock.
+
+Idempotency lives here too. A report is stored once per (source, external id). A client
+that retries (Open311) is recognised by a ``Retry``: its ``Idempotency-Key``, or failing
+that the same client, device, service, place and description within a time window; the
+external ids it stands for are looked up once, under the lock, and a stored report is
+answered as the first answer was.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 
+from voirie.city import City
 from voirie.errors import InvalidInput
 from voirie.gis import dedupe
+from voirie.gis.dedupe_policy import DedupePolicy
+from voirie.gis.enrich import CityGIS
 from voirie.ingest.validate import CHANGED_CONTENT, validate_report
-from voirie.model import EventKind, Flag, Report, Status
-from voirie.notify.outbox import record_routing_one
+from voirie.model import Flag, Report
 from voirie.notify.versions import record_rules
-from voirie.routing.table import Decision
-from voirie.services.events import SYSTEM_ACTOR
-from voirie.store.base import UnitOfWork
-
-if TYPE_CHECKING:
-    from voirie.pipeline import Pipeline
-
-Fields = dict[str, object]
+from voirie.services.attach import Attacher
+from voirie.services.territory import outside_reason
+from voirie.services.writer import IncidentWriter
+from voirie.store.base import Store, UnitOfWork
+from voirie.values import as_instant, optional_text
 
 
 @dataclass(frozen=True)
@@ -42,39 +47,129 @@ class Submission:
     attached: bool
     """True when the report joined an open incident rather than opening one."""
     already_stored: bool
+    external_id: str
+    """The external id the report is stored under (Open311's token)."""
+
+
+@dataclass(frozen=True)
+class Retry:
+    """How a client's retries of one request are recognised."""
+
+    client: str
+    key: str | None
+    """The request's Idempotency-Key: retries with the same key (per client) store once."""
+    window_s: int
+    """Without a key, the same content from the same client within this many seconds
+    (this window or the previous one) is a retry."""
+
+    def since(self, now: datetime) -> datetime | None:
+        """The oldest stored report a retry made ``now`` may repeat (None: any)."""
+        return None if self.key is not None else now - timedelta(seconds=self.window_s)
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:40]
+
+
+def external_ids(report: Report, retry: Retry) -> list[str]:
+    """The external id a new report gets (first), then the ids a retry of it may carry.
+
+    With an Idempotency-Key it is the key (per client); without, the client, device,
+    service, place (to about a metre) and description in the report's window or the
+    previous one.
+    """
+    if retry.key is not None:
+        return [f"k-{_digest(retry.client, retry.key)}"]
+    material = (
+        retry.client,
+        report.contact.device_id or "",
+        report.service_code or "",
+        f"{report.lon:.5f}",
+        f"{report.lat:.5f}",
+        report.description or "",
+    )
+    bucket = int(report.requested_at.timestamp()) // retry.window_s
+    return [f"f-{_digest(*material, str(b))}" for b in (bucket, bucket - 1)]
 
 
 class Intake:
-    """One city's per-report path over its pipeline's store, GIS and routing table."""
+    """One city's per-report path over one store."""
 
-    def __init__(self, pipeline: Pipeline) -> None:
-        self.pipeline = pipeline
-        self.city = pipeline.city
+    def __init__(
+        self,
+        city: City,
+        store: Store,
+        gis: CityGIS,
+        policy: DedupePolicy,
+        attacher: Attacher,
+        writer: IncidentWriter,
+    ) -> None:
+        self.city = city
+        self.store = store
+        self.gis = gis
+        self.policy = policy
+        self.attacher = attacher
+        self.writer = writer
         self._rules_stored = False
         self._rules_lock = threading.Lock()
 
-    def submit(self, report: Report) -> Submission:
-        """Store one report and say where it went (see ``Pipeline.submit``)."""
-        pipeline, city = self.pipeline, self.city
-        fields = validate_report(report, city)
-        fields.update(pipeline.gis.enrich_one(report.lon, report.lat, _text(fields["address"])))
-        if fields[Flag.OUTSIDE_TERRITORY]:
-            raise InvalidInput(
-                f"lat/lon: {pipeline.outside_reason(report.lon, report.lat)}", field="lat/lon"
-            )
-        fields.update(pipeline.thresholds(str(fields["service_code"])))
+    def submit(self, report: Report, retry: Retry | None = None) -> Submission:
+        """Store one report and say where it went (the API's entry point).
+
+        Raises ``InvalidInput`` naming the field when the report is refused. Without
+        ``retry``, a report whose external id is already stored with the same content
+        answers with the stored ids (other content is refused); with one, the report's
+        external id is derived from it (``external_ids``) and a stored retry is answered
+        as the first time.
+        """
+        ids = [report.external_id] if retry is None else external_ids(report, retry)
+        report = replace(report, external_id=ids[0])
+        fields, arrival = self._enrich(report)
         self._store_rule_versions()
-        source, external_id = str(fields["source"]), str(fields["external_id"])
-        with pipeline.store.transaction(city.jurisdiction_id) as uow:
-            uow.lock(pipeline.dedupe_lock_keys([str(fields["service_code"])]))
-            known = uow.known_report(source, external_id)
-            if known is not None:
-                if known.content_hash != fields["content_hash"]:
-                    raise InvalidInput(f"external_id: {CHANGED_CONTENT}", field="external_id")
-                incident = dedupe.NO_INCIDENT if known.incident_id is None else known.incident_id
-                return Submission(known.report_id, incident, False, True)
-            link = self._attach(uow, fields)
-            return self._write(uow, fields, report, link)
+        with self.store.transaction(self.city.jurisdiction_id) as uow:
+            uow.lock(self.policy.lock_keys([arrival.service_code]))
+            if retry is None:
+                stored = _stored_as(uow, report.source, ids[0], fields["content_hash"])
+            else:
+                stored = _retried(uow, report.source, ids, retry.since(arrival.requested_at))
+            if stored is not None:
+                return stored
+            candidates = self.attacher.candidates(
+                uow, report.lon, report.lat, arrival.service_code, arrival.requested_at
+            )
+            link = dedupe.attach_one(arrival, candidates, self.city.config.dedupe)
+            written = self.writer.write_one(uow, fields, report.attributes, link, datetime.now(UTC))
+        return Submission(written.report_id, written.incident_id, not written.opened, False, ids[0])
+
+    def _enrich(self, report: Report) -> tuple[dict[str, object], dedupe.NewReport]:
+        """The report's row as the bulk path's batch holds it (validated, enriched, with
+        its service's thresholds), and what deduplication reads of it, typed."""
+        fields = validate_report(report, self.city)
+        fields.update(self.gis.enrich_one(report.lon, report.lat, optional_text(fields["address"])))
+        if fields[Flag.OUTSIDE_TERRITORY]:
+            reason = outside_reason(self.city, self.gis, report.lon, report.lat)
+            raise InvalidInput(f"lat/lon: {reason}", field="lat/lon")
+        code = str(fields["service_code"])
+        rule = self.policy.rule(code)
+        fields.update(
+            group=rule.group, match=rule.match, radius_m=rule.radius_m, window_days=rule.window_days
+        )
+        x, y = fields["x"], fields["y"]
+        if not isinstance(x, float) or not isinstance(y, float):
+            raise TypeError(f"enrich_one gave no metric point: {x!r}, {y!r}")
+        arrival = dedupe.NewReport(
+            x=x,
+            y=y,
+            service_code=code,
+            group=rule.group,
+            match=rule.match,
+            radius_m=rule.radius_m,
+            window_days=rule.window_days,
+            requested_at=as_instant(fields["requested_at"], "requested_at"),
+            segment_id=optional_text(fields["segment_id"]),
+            street_name=optional_text(fields["street_name"]),
+        )
+        return fields, arrival
 
     def _store_rule_versions(self) -> None:
         """The city's rule versions, stored once per process in their own transaction
@@ -83,154 +178,40 @@ class Intake:
             return
         with self._rules_lock:
             if not self._rules_stored:
-                with self.pipeline.store.transaction(self.city.jurisdiction_id) as uow:
+                with self.store.transaction(self.city.jurisdiction_id) as uow:
                     record_rules(uow, self.city)
                 self._rules_stored = True
 
-    def _attach(self, uow: UnitOfWork, fields: Fields) -> dedupe.Link:
-        """The open incident the report joins (or none), as ``attach`` would decide."""
-        candidates = self.pipeline.dedupe_candidates(uow, fields)
-        return dedupe.attach_one(fields, candidates, self.city.config.dedupe)
 
-    def _write(
-        self, uow: UnitOfWork, fields: Fields, report: Report, link: dedupe.Link
-    ) -> Submission:
-        """Every row of the report, its link, and of the incident it opened if it did."""
-        jurisdiction, now = self.city.jurisdiction_id, datetime.now(UTC)
-        report_id = int(uow.reserve_ids("reports", 1)[0])
-        ids = {"id": report_id, "report_id": report_id, "jurisdiction_id": jurisdiction}
-        uow.insert_rows("reports", [{**fields, **ids, "received_at": now}])
-        contact = {
-            "name": fields["contact_name"],
-            "email": fields["contact_email"],
-            "phone": fields["contact_phone"],
-            "device_id": fields["device_id"],
-        }
-        if any(value is not None for value in contact.values()):
-            uow.insert_rows("report_contacts", [{**ids, **contact}])
-        uow.insert_rows("enrichments", [{**fields, **ids}])
-        uow.insert_rows(
-            "report_zones",
-            [
-                {
-                    **ids,
-                    "layer": layer,
-                    "code": fields[f"zone_{layer}"],
-                    "name": fields[f"zone_{layer}_name"],
-                    "boundary_m": fields[f"zone_{layer}_boundary_m"],
-                }
-                for layer in self.pipeline.gis.zones
-                if fields[f"zone_{layer}"] is not None
-            ],
-        )
-        uow.insert_rows(
-            "report_attributes",
-            [{**ids, "code": code, "value": value} for code, value in report.attributes],
-        )
-        opened = link.incident_id == dedupe.NO_INCIDENT
-        decision = None
-        if opened:
-            incident_id = int(uow.reserve_ids("incidents", 1)[0])
-            decision = self._open(uow, fields, incident_id, report_id, now)
-        else:
-            incident_id = int(link.incident_id)
-            uow.add_report_to_incident(incident_id, _instant(fields["requested_at"]), now)
-        uow.insert_rows(
-            "incident_reports",
-            [
-                {
-                    **ids,
-                    "incident_id": incident_id,
-                    "score": link.score,
-                    "reason": link.reason,
-                    "linked_at": now,
-                }
-            ],
-        )
-        events = [
-            ("report", report_id, EventKind.RECEIVED, f"received from {fields['source']}"),
-            (
-                "report",
-                report_id,
-                EventKind.OPENED if opened else EventKind.ATTACHED,
-                f"incident {incident_id}: {link.reason}",
-            ),
-        ]
-        if decision is not None:
-            events.append(("incident", incident_id, EventKind.ROUTED, decision.routing_reason))
-        event_ids = uow.reserve_ids("events", len(events))
-        uow.insert_rows(
-            "events",
-            [
-                {
-                    "id": int(event_id),
-                    "jurisdiction_id": jurisdiction,
-                    "entity": entity,
-                    "entity_id": entity_id,
-                    "kind": kind.value,
-                    "actor": SYSTEM_ACTOR,
-                    "reason": reason,
-                    "at": now,
-                }
-                for event_id, (entity, entity_id, kind, reason) in zip(
-                    event_ids, events, strict=True
-                )
-            ],
-        )
-        return Submission(report_id, incident_id, not opened, False)
-
-    def _open(
-        self, uow: UnitOfWork, fields: Fields, incident_id: int, report_id: int, now: datetime
-    ) -> Decision:
-        """Route and write the incident the report opens, with its assignment."""
-        jurisdiction = self.city.jurisdiction_id
-        decision = self.pipeline.routing.route_one(fields)
-        incident: Fields = {
-            "id": incident_id,
-            "jurisdiction_id": jurisdiction,
-            "service_code": fields["service_code"],
-            "origin_report_id": report_id,
-            "lon": fields["lon"],
-            "lat": fields["lat"],
-            "segment_id": fields["segment_id"],
-            "street_name": fields["street_name"],
-            "status": Status.NEW.value,
-            "team": decision.team,
-            "priority": decision.priority,
-            "due_at": decision.due_at,
-            "report_count": 1,
-            "first_reported_at": fields["requested_at"],
-            "last_reported_at": fields["requested_at"],
-            "updated_at": now,
-        }
-        uow.insert_rows("incidents", [incident])
-        record_routing_one(uow, self.city, incident, decision, now)
-        uow.insert_rows(
-            "assignments",
-            [
-                {
-                    "id": int(uow.reserve_ids("assignments", 1)[0]),
-                    "jurisdiction_id": jurisdiction,
-                    "incident_id": incident_id,
-                    "team": decision.team,
-                    "rule_id": decision.rule_id,
-                    "rule_version": decision.rule_version,
-                    "reason": decision.routing_reason,
-                    "priority": decision.priority,
-                    "due_at": decision.due_at,
-                    "assigned_at": now,
-                    "actor": SYSTEM_ACTOR,
-                }
-            ],
-        )
-        return decision
+def _stored_as(
+    uow: UnitOfWork, source: str, external_id: str, content_hash: object
+) -> Submission | None:
+    """The stored report of this external id, when its content is the same; refused as
+    changed content when it is not."""
+    known = uow.reports.known_one(source, external_id)
+    if known is None:
+        return None
+    if known.content_hash != content_hash:
+        raise InvalidInput(f"external_id: {CHANGED_CONTENT}", field="external_id")
+    incident = dedupe.NO_INCIDENT if known.incident_id is None else known.incident_id
+    return Submission(known.report_id, incident, False, True, external_id)
 
 
-def _text(value: object) -> str | None:
-    return None if value is None else str(value)
-
-
-def _instant(value: object) -> datetime:
-    if not isinstance(value, datetime):
-        raise TypeError(f"expected a datetime, got {value!r}")
-    return value
+def _retried(
+    uow: UnitOfWork, source: str, ids: list[str], since: datetime | None
+) -> Submission | None:
+    """The first stored report among the external ids of a retry (received since
+    ``since``), answered as the first time: attached unless it opened its incident."""
+    found: list[tuple[int, int, str]] = []
+    for external_id in ids:
+        known = uow.reports.known_one(source, external_id)
+        if known is None or known.incident_id is None:
+            continue
+        if since is None or known.received_at >= since:
+            found.append((known.report_id, known.incident_id, external_id))
+    if not found:
+        return None
+    report_id, incident_id, external_id = min(found)
+    incident = uow.incidents.get(incident_id)
+    attached = incident is not None and incident["origin_report_id"] != report_id
+    return Submission(report_id, incident_id, attached, True, external_id)

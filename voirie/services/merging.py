@@ -13,6 +13,7 @@ online attach only ever adds a new report to one incident, so it cannot merge th
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,12 +24,11 @@ import pandas as pd
 
 from voirie.errors import Conflict, InvalidInput, NotFound
 from voirie.gis import dedupe
-from voirie.model import EventKind, Status
-from voirie.pipeline import Pipeline
-from voirie.services import events
-from voirie.services.events import SYSTEM_ACTOR
+from voirie.model import SYSTEM_ACTOR, EventKind, Status
+from voirie.services.pipeline import Pipeline
 from voirie.store.base import UnitOfWork
 from voirie.store.selection import Selection
+from voirie.values import as_instant
 
 MAX_REASON_LENGTH = 2_000
 # A person decided the link: full confidence.
@@ -66,7 +66,7 @@ def _words(value: str, field: str) -> str:
 def _services(pipeline: Pipeline, incident_ids: tuple[int, ...], field: str) -> list[str]:
     """Service codes of incidents (read before locking; an incident's service never
     changes), or ``NotFound`` naming the first missing one."""
-    found = pipeline.incidents(Selection(ids=tuple(sorted(set(incident_ids)))))
+    found = pipeline.reads.incidents(Selection(ids=tuple(sorted(set(incident_ids)))))
     known = set(found["incident_id"].astype(int))
     for incident_id in incident_ids:
         if incident_id not in known:
@@ -74,32 +74,61 @@ def _services(pipeline: Pipeline, incident_ids: tuple[int, ...], field: str) -> 
     return sorted(set(found["service_code"]))
 
 
-def _locked(uow: UnitOfWork, incident_id: int, field: str) -> dict[str, object]:
-    row = uow.incident(incident_id)
+@dataclass(frozen=True)
+class _Locked:
+    """What merging reads of an incident row locked in its transaction."""
+
+    id: int
+    status: str
+    merged_into: int | None
+    origin_report_id: int | None
+    report_count: int
+    first_reported_at: datetime
+    last_reported_at: datetime
+
+
+def _optional_int(value: object) -> int | None:
+    """An id or count read back from the store: None for NULL (None or NaN)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if not isinstance(value, int | np.integer | float):
+        raise TypeError(f"expected an integer, got {value!r}")
+    return int(value)
+
+
+def _locked(uow: UnitOfWork, incident_id: int, field: str) -> _Locked:
+    row = uow.incidents.get(incident_id)
     if row is None:
         raise NotFound(f"{field}: incident {incident_id} does not exist", field=field)
-    return row
+    return _Locked(
+        id=incident_id,
+        status=str(row["status"]),
+        merged_into=_optional_int(row["merged_into"]),
+        origin_report_id=_optional_int(row["origin_report_id"]),
+        report_count=_optional_int(row["report_count"]) or 0,
+        first_reported_at=as_instant(row["first_reported_at"], "first_reported_at"),
+        last_reported_at=as_instant(row["last_reported_at"], "last_reported_at"),
+    )
 
 
 @contextmanager
 def _pair(
     pipeline: Pipeline, first: int, second: int, field: str
-) -> Iterator[tuple[UnitOfWork, dict[int, dict[str, object]]]]:
+) -> Iterator[tuple[UnitOfWork, dict[int, _Locked]]]:
     """A transaction holding the locks of the online attach for both incidents' services,
     and both incidents' rows (locked in id order, so two opposite operations cannot
     deadlock), by id."""
     codes = _services(pipeline, (first, second), field)
     with pipeline.store.transaction(pipeline.city.jurisdiction_id) as uow:
-        uow.lock(pipeline.dedupe_lock_keys(codes))
+        uow.lock(pipeline.policy.lock_keys(codes))
         yield uow, {i: _locked(uow, i, field) for i in sorted((first, second))}
 
 
-def _not_merged(row: dict[str, object], field: str) -> None:
+def _not_merged(row: _Locked, field: str) -> None:
     """Refuse an incident already merged away, naming where it went."""
-    if row["status"] == Status.DUPLICATE.value:
+    if row.status == Status.DUPLICATE.value:
         raise Conflict(
-            f"{field}: incident {row['id']} was merged into incident {row['merged_into']}; "
-            "use that one",
+            f"{field}: incident {row.id} was merged into incident {row.merged_into}; use that one",
             field=field,
         )
 
@@ -114,11 +143,11 @@ def _report_events(
     at: datetime,
 ) -> None:
     """One event per report, written in one insert."""
-    uow.insert(
+    uow.tables.insert(
         "events",
         pd.DataFrame(
             {
-                "id": uow.reserve_ids("events", len(report_ids)),
+                "id": uow.tables.reserve_ids("events", len(report_ids)),
                 "jurisdiction_id": jurisdiction,
                 "entity": "report",
                 "entity_id": report_ids,
@@ -141,7 +170,7 @@ def _openers(pipeline: Pipeline, members: pd.DataFrame) -> pd.DataFrame:
     rows = pd.concat(
         [base.rename(columns={"report_id": "id"}).reset_index(drop=True), enriched], axis=1
     )
-    pipeline.set_thresholds(rows)
+    pipeline.policy.set_thresholds(rows)
     return rows
 
 
@@ -171,15 +200,15 @@ def merge(
         survivor, merged = rows[survivor_id], rows[merged_id]
         _not_merged(merged, "incident_id")
         _not_merged(survivor, "into")
-        marks = uow.not_duplicates([merged_id])
+        marks = uow.links.not_duplicates([merged_id])
         pairs = set(zip(marks["incident_a"], marks["incident_b"], strict=True))
         if tuple(sorted((survivor_id, merged_id))) in pairs:
             raise Conflict(
                 f"into: incidents {survivor_id} and {merged_id} were marked not duplicates",
                 field="into",
             )
-        members = uow.members([merged_id])
-        uow.relink(
+        members = uow.links.members([merged_id])
+        uow.links.relink(
             pd.DataFrame(
                 {
                     "report_id": members["report_id"],
@@ -190,33 +219,27 @@ def merge(
                 }
             )
         )
-        supporters = uow.absorb(merged_id, survivor_id)
+        supporters = uow.incidents.absorb(merged_id, survivor_id)
         for a, b in pairs:
             other = b if a == merged_id else a
-            uow.mark_not_duplicates(
+            uow.links.mark_not_duplicates(
                 survivor_id,
                 int(other),
                 actor,
                 f"carried over from incident {merged_id} (merged into {survivor_id})",
                 now,
             )
-        count = int(str(survivor["report_count"])) + len(members)
-        uow.update_incident(
+        count = survivor.report_count + len(members)
+        uow.incidents.update(
             survivor_id,
             {
                 "report_count": count,
-                "first_reported_at": min(
-                    pd.Timestamp(survivor["first_reported_at"]),  # type: ignore[arg-type]
-                    pd.Timestamp(merged["first_reported_at"]),  # type: ignore[arg-type]
-                ),
-                "last_reported_at": max(
-                    pd.Timestamp(survivor["last_reported_at"]),  # type: ignore[arg-type]
-                    pd.Timestamp(merged["last_reported_at"]),  # type: ignore[arg-type]
-                ),
+                "first_reported_at": min(survivor.first_reported_at, merged.first_reported_at),
+                "last_reported_at": max(survivor.last_reported_at, merged.last_reported_at),
                 "updated_at": now,
             },
         )
-        uow.update_incident(
+        uow.incidents.update(
             merged_id,
             {
                 "status": Status.DUPLICATE.value,
@@ -225,9 +248,7 @@ def merge(
                 "updated_at": now,
             },
         )
-        events.record(
-            uow,
-            jurisdiction,
+        uow.events.append(
             "incident",
             survivor_id,
             EventKind.MERGED,
@@ -235,9 +256,7 @@ def merge(
             f"absorbed incident {merged_id} ({len(members)} reports): {note}",
             at=now,
         )
-        events.record(
-            uow,
-            jurisdiction,
+        uow.events.append(
             "incident",
             merged_id,
             EventKind.MERGED,
@@ -268,7 +287,7 @@ def split(
     its incident cannot be split.
     """
     actor, note = _words(actor, "actor"), _words(reason, "reason")
-    found = pipeline.reports(Selection(ids=(report_id,)))
+    found = pipeline.reads.reports(Selection(ids=(report_id,)))
     if found.empty:
         raise NotFound(f"report_id: report {report_id} does not exist", field="report_id")
     report = found.iloc[0]
@@ -276,9 +295,9 @@ def split(
     now = at or datetime.now(UTC)
     jurisdiction = pipeline.city.jurisdiction_id
     with pipeline.store.transaction(jurisdiction) as uow:
-        uow.lock(pipeline.dedupe_lock_keys([str(report["service_code"])]))
+        uow.lock(pipeline.policy.lock_keys([str(report["service_code"])]))
         old = _locked(uow, old_id, "report_id")
-        members = uow.members([old_id])
+        members = uow.links.members([old_id])
         if report_id not in set(members["report_id"]):
             raise Conflict(
                 f"report_id: report {report_id} moved to another incident meanwhile; retry",
@@ -290,9 +309,9 @@ def split(
                 "there is nothing to split it from",
                 field="report_id",
             )
-        (new_id,) = uow.reserve_ids("incidents", 1)
+        (new_id,) = uow.tables.reserve_ids("incidents", 1)
         opener = _openers(pipeline, members[members["report_id"] == report_id])
-        routed = pipeline.write_new_incidents(
+        routed = pipeline.writer.open_incidents(
             uow,
             opener,
             np.array([new_id]),
@@ -300,7 +319,7 @@ def split(
             opener["requested_at"].to_numpy(),
             pd.Timestamp(now),
         )
-        uow.relink(
+        uow.links.relink(
             pd.DataFrame(
                 {
                     "report_id": [report_id],
@@ -313,12 +332,12 @@ def split(
         )
         rest = members[members["report_id"] != report_id]
         changes: dict[str, object] = {
-            "report_count": int(str(old["report_count"])) - 1,
+            "report_count": old.report_count - 1,
             "first_reported_at": rest["requested_at"].min(),
             "last_reported_at": rest["requested_at"].max(),
             "updated_at": now,
         }
-        if int(str(old["origin_report_id"])) == report_id:
+        if old.origin_report_id == report_id:
             first = rest.iloc[0]
             changes |= {
                 "origin_report_id": int(first["report_id"]),
@@ -327,11 +346,9 @@ def split(
                 "segment_id": first["segment_id"],
                 "street_name": first["street_name"],
             }
-        uow.update_incident(old_id, changes)
-        uow.mark_not_duplicates(old_id, int(new_id), actor, f"split: {note}", now)
-        events.record(
-            uow,
-            jurisdiction,
+        uow.incidents.update(old_id, changes)
+        uow.links.mark_not_duplicates(old_id, int(new_id), actor, f"split: {note}", now)
+        uow.events.append(
             "report",
             report_id,
             EventKind.SPLIT,
@@ -339,9 +356,7 @@ def split(
             f"split out of incident {old_id} into incident {new_id}: {note}",
             at=now,
         )
-        events.record(
-            uow,
-            jurisdiction,
+        uow.events.append(
             "incident",
             old_id,
             EventKind.SPLIT,
@@ -349,9 +364,7 @@ def split(
             f"report {report_id} split out into incident {new_id}: {note}",
             at=now,
         )
-        events.record(
-            uow,
-            jurisdiction,
+        uow.events.append(
             "incident",
             int(new_id),
             EventKind.ROUTED,
@@ -377,16 +390,13 @@ def not_duplicates(
         raise InvalidInput("other: an incident is always a duplicate of itself", field="other")
     actor, note = _words(actor, "actor"), _words(reason, "reason")
     now = at or datetime.now(UTC)
-    jurisdiction = pipeline.city.jurisdiction_id
     with _pair(pipeline, a_id, b_id, "other") as (uow, rows):
         for incident_id, row in rows.items():
             _not_merged(row, "incident_id" if incident_id == a_id else "other")
-        if not uow.mark_not_duplicates(a_id, b_id, actor, note, now):
+        if not uow.links.mark_not_duplicates(a_id, b_id, actor, note, now):
             return False
         for one, other in ((a_id, b_id), (b_id, a_id)):
-            events.record(
-                uow,
-                jurisdiction,
+            uow.events.append(
                 "incident",
                 one,
                 EventKind.NOT_DUPLICATE,
@@ -492,18 +502,21 @@ def recluster(
     now = at or datetime.now(UTC)
     jurisdiction = pipeline.city.jurisdiction_id
     with pipeline.store.transaction(jurisdiction) as uow:
-        uow.lock(pipeline.dedupe_lock_keys(pipeline.city.services))
-        members = uow.members(None)
+        uow.lock(pipeline.policy.lock_keys(pipeline.city.services))
+        members = uow.links.members(None)
         old = members["incident_id"].to_numpy(np.int64)
-        pairs = uow.not_duplicates(np.unique(old).tolist())
-        pipeline.set_thresholds(members)
+        pairs = uow.links.not_duplicates(np.unique(old).tolist())
+        pipeline.policy.set_thresholds(members)
+        members["x"], members["y"] = pipeline.gis.project(
+            members["lon"].to_numpy(float), members["lat"].to_numpy(float)
+        )
         links = dedupe.cluster(members, pipeline.city.config.dedupe, _apart(old, pairs))
         leader = _keep_staff_merges(members, links["leader"].to_numpy(np.int64), old)
         staff = leader != links["leader"].to_numpy(np.int64)
         # Leaders in time order: the first cluster of an old incident keeps its id.
         leaders = np.unique(leader)
         keeps = ~pd.Series(old[leaders]).duplicated().to_numpy()
-        new_ids = uow.reserve_ids("incidents", int((~keeps).sum()))
+        new_ids = uow.tables.reserve_ids("incidents", int((~keeps).sum()))
         cluster_id = pd.Series(old[leaders], index=leaders)
         cluster_id[leaders[~keeps]] = new_ids
         incident = cluster_id.reindex(leader).to_numpy(np.int64)
@@ -516,7 +529,7 @@ def recluster(
         heads = members.iloc[leaders]
         if len(new_ids):
             opener = _openers(pipeline, heads[~keeps])
-            routed = pipeline.write_new_incidents(
+            routed = pipeline.writer.open_incidents(
                 uow,
                 opener,
                 new_ids,
@@ -526,7 +539,7 @@ def recluster(
             )
         kept = heads[keeps]
         kept_ids = old[leaders[keeps]]
-        uow.reshape_incidents(
+        uow.incidents.reshape(
             pd.concat(
                 [
                     pd.DataFrame(
@@ -570,7 +583,7 @@ def recluster(
         # Reports held with their incident by a staff merge keep the merge's link.
         words[staff] = members["reason"].to_numpy(object)[staff]
         scores[staff] = members["score"].to_numpy(float)[staff]
-        uow.relink(
+        uow.links.relink(
             pd.DataFrame(
                 {
                     "report_id": members["report_id"],
@@ -583,11 +596,11 @@ def recluster(
         )
         # Rare (one per merged incident and per mark): supporters, followers, marks move.
         for source, target in zip(gone.tolist(), into.tolist(), strict=True):
-            uow.absorb(source, target)
+            uow.incidents.absorb(source, target)
         for a, b in zip(pairs["incident_a"], pairs["incident_b"], strict=True):
             if a in gone or b in gone:
                 side_a, side_b = (into[gone == x][0] if x in gone else x for x in (a, b))
-                uow.mark_not_duplicates(
+                uow.links.mark_not_duplicates(
                     int(side_a), int(side_b), actor, f"carried over from {a}/{b}", now
                 )
         moved = incident != old
@@ -641,9 +654,9 @@ def recluster(
                 )
             )
         rows = pd.concat(history, ignore_index=True)
-        rows["id"] = uow.reserve_ids("events", len(rows))
+        rows["id"] = uow.tables.reserve_ids("events", len(rows))
         rows["jurisdiction_id"], rows["actor"], rows["at"] = jurisdiction, actor, pd.Timestamp(now)
-        uow.insert("events", rows)
+        uow.tables.insert("events", rows)
     return Reclustered(
         reports=len(members),
         incidents_before=len(np.unique(old)),

@@ -20,10 +20,9 @@ from voirie.gis.enrich import CityGIS
 from voirie.ingest.mapping import ColumnMapping
 from voirie.ingest.sources import ROW, RawTable
 from voirie.ingest.validate import validate
-from voirie.model import EventKind
+from voirie.model import SYSTEM_ACTOR, EventKind
 from voirie.notify.escalation import ESCALATION_ACTOR
 from voirie.routing.table import route
-from voirie.services.events import SYSTEM_ACTOR
 from voirie.store.base import Store
 
 DEFAULT_RULE_LABEL = "(default team)"

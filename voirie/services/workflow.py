@@ -1,10 +1,10 @@
 """What staff do to an incident: change its status along the workflow, reassign it, comment.
 
-The workflow is data (``TRANSITIONS``). Each operation takes the unit of work of its
-transaction: it reads the incident locked, checks the principal may act on its team,
-writes the change and the event (actor = the principal's name) together, so a change is
-never stored without its history. Other writes of the same transaction (a notification in
-the outbox) can be added by the caller or next to these calls.
+The workflow is data (``TRANSITIONS``). Each operation is a use case that opens its own
+transaction: it reads the incident locked, checks the principal may act on its team, and
+writes the change, its event (actor = the principal's name) and its notifications (the
+outbox) together, so a change is never stored without its history. The API and the
+Open311 back-office push call these; they open no transaction themselves.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from voirie.city import City
 from voirie.errors import Conflict, Forbidden, InvalidInput, NotFound
 from voirie.model import EventKind, Status
 from voirie.notify.outbox import enqueue, notify_citizens
-from voirie.services import events
 from voirie.services.auth import Action, Principal
-from voirie.store.base import UnitOfWork
+from voirie.store.base import Store, UnitOfWork
+from voirie.values import aware_utc
 
 MAX_TEXT_LENGTH = 5_000
 
@@ -53,15 +53,17 @@ def allowed_statuses(status: Status | str) -> tuple[Status, ...]:
     return TRANSITIONS[Status(status)]
 
 
-def locked_incident(uow: UnitOfWork, incident_id: int) -> dict[str, object]:
+def _locked_incident(uow: UnitOfWork, incident_id: int) -> dict[str, object]:
     """The stored incident, locked until the transaction ends, or ``NotFound``."""
-    row = uow.incident(incident_id)
+    row = uow.incidents.get(incident_id)
     if row is None:
         raise NotFound(f"incident {incident_id} does not exist", field="incident_id")
     return row
 
 
-def _text(value: str, field: str, *, required: bool) -> str:
+def _checked_text(value: str, field: str, *, required: bool) -> str:
+    """``value`` stripped, or ``InvalidInput`` naming ``field`` when empty but required or
+    longer than ``MAX_TEXT_LENGTH``."""
     text = value.strip()
     if required and not text:
         raise InvalidInput(f"{field}: must not be empty", field=field)
@@ -72,13 +74,13 @@ def _text(value: str, field: str, *, required: bool) -> str:
     return text
 
 
-def _moment(value: object) -> datetime | None:
+def _optional_instant(value: object) -> datetime | None:
     """A stored or given instant as an aware datetime (naive means UTC); NaT/None -> None."""
     if not isinstance(value, datetime) or pd.isna(value):
         return None
     if isinstance(value, pd.Timestamp):
         value = value.to_pydatetime()
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return aware_utc(value)
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,7 @@ _CHANGE_WORDS = re.compile(r"^(\w+) → (\w+)(?:: (.*))?$", re.DOTALL)
 
 
 def change_status(
-    uow: UnitOfWork,
+    store: Store,
     city: City,
     incident_id: int,
     principal: Principal,
@@ -124,58 +126,57 @@ def change_status(
 
     A transition the workflow does not allow raises ``Conflict`` listing the allowed ones.
     """
-    row = locked_incident(uow, incident_id)
-    principal.check(Action.STATUS, str(row["team"]))
-    try:
-        target = Status(status)
-    except ValueError:
-        raise InvalidInput(
-            f"status: unknown status {status!r}; one of {', '.join(Status)}", field="status"
-        ) from None
-    current = Status(str(row["status"]))
-    allowed = TRANSITIONS[current]
-    if target not in allowed:
-        listed = ", ".join(allowed) if allowed else f"none ({current} is final)"
-        raise Conflict(
-            f"status: incident {incident_id} cannot go from {current} to {target}; "
-            f"allowed from {current}: {listed}",
-            field="status",
-            allowed=tuple(s.value for s in allowed),
+    with store.transaction(city.jurisdiction_id) as uow:
+        row = _locked_incident(uow, incident_id)
+        principal.check(Action.STATUS, str(row["team"]))
+        try:
+            target = Status(status)
+        except ValueError:
+            raise InvalidInput(
+                f"status: unknown status {status!r}; one of {', '.join(Status)}", field="status"
+            ) from None
+        current = Status(str(row["status"]))
+        allowed = TRANSITIONS[current]
+        if target not in allowed:
+            listed = ", ".join(allowed) if allowed else f"none ({current} is final)"
+            raise Conflict(
+                f"status: incident {incident_id} cannot go from {current} to {target}; "
+                f"allowed from {current}: {listed}",
+                field="status",
+                allowed=tuple(s.value for s in allowed),
+            )
+        note = _checked_text(reason, "reason", required=target in REASON_REQUIRED)
+        now = at or datetime.now(UTC)
+        uow.incidents.update(incident_id, {"status": target.value, "updated_at": now})
+        enqueue(
+            uow,
+            city,
+            kind="status_changed",
+            incident_id=incident_id,
+            team=str(row["team"]),
+            data={"previous_status": current.value, "status": target.value, "reason": note},
+            now=now,
         )
-    note = _text(reason, "reason", required=target in REASON_REQUIRED)
-    now = at or datetime.now(UTC)
-    uow.update_incident(incident_id, {"status": target.value, "updated_at": now})
-    enqueue(
-        uow,
-        city,
-        kind="status_changed",
-        incident_id=incident_id,
-        team=str(row["team"]),
-        data={"previous_status": current.value, "status": target.value, "reason": note},
-        now=now,
-    )
-    notify_citizens(
-        uow,
-        city,
-        kind="status_changed",
-        incident_id=incident_id,
-        data={"previous_status": current.value, "status": target.value},
-        now=now,
-    )
-    return events.record(
-        uow,
-        city.jurisdiction_id,
-        "incident",
-        incident_id,
-        EventKind.STATUS_CHANGED,
-        principal.name,
-        StatusChange(current, target, note).words(),
-        at=now,
-    )
+        notify_citizens(
+            uow,
+            city,
+            kind="status_changed",
+            incident_id=incident_id,
+            data={"previous_status": current.value, "status": target.value},
+            now=now,
+        )
+        return uow.events.append(
+            "incident",
+            incident_id,
+            EventKind.STATUS_CHANGED,
+            principal.name,
+            StatusChange(current, target, note).words(),
+            at=now,
+        )
 
 
 def reassign(
-    uow: UnitOfWork,
+    store: Store,
     city: City,
     incident_id: int,
     principal: Principal,
@@ -189,101 +190,113 @@ def reassign(
     """Give an incident to another team (an assignment row by a person, no rule); return
     the event id. Priority and due date stay unless given: the promise made to the
     citizen does not restart because the work changed hands."""
-    row = locked_incident(uow, incident_id)
-    current = str(row["team"])
-    if not principal.may_assign(current, team):
-        principal.check(Action.HAND_BACK, current)
-        raise Forbidden(
-            f"{principal.role} {principal.name!r} may only hand incidents back to triage, "
-            f"not assign them to {team!r}"
+    with store.transaction(city.jurisdiction_id) as uow:
+        row = _locked_incident(uow, incident_id)
+        current = str(row["team"])
+        if not principal.may_assign(current, team):
+            principal.check(Action.HAND_BACK, current)
+            raise Forbidden(
+                f"{principal.role} {principal.name!r} may only hand incidents back to triage, "
+                f"not assign them to {team!r}"
+            )
+        if team not in city.teams:
+            raise InvalidInput(
+                f"team: unknown team {team!r}; the city's teams are listed under teams: in "
+                "its city.yaml",
+                field="team",
+            )
+        if team == current:
+            raise Conflict(
+                f"team: incident {incident_id} is already assigned to {team!r}", field="team"
+            )
+        note = _checked_text(reason, "reason", required=True)
+        now = at or datetime.now(UTC)
+        new_priority = int(priority if priority is not None else int(str(row["priority"])))
+        new_due = _optional_instant(due_at if due_at is not None else row["due_at"])
+        uow.incidents.update(
+            incident_id,
+            {"team": team, "priority": new_priority, "due_at": new_due, "updated_at": now},
         )
-    if team not in city.teams:
-        raise InvalidInput(
-            f"team: unknown team {team!r}; the city's teams are listed under teams: in "
-            "its city.yaml",
-            field="team",
+        (assignment_id,) = uow.tables.reserve_ids("assignments", 1)
+        uow.tables.insert(
+            "assignments",
+            pd.DataFrame(
+                {
+                    "id": [int(assignment_id)],
+                    "jurisdiction_id": city.jurisdiction_id,
+                    "incident_id": int(incident_id),
+                    "team": team,
+                    "rule_id": None,
+                    "rule_version": None,
+                    "reason": f"reassigned by {principal.name}: {note}",
+                    "priority": new_priority,
+                    "due_at": [new_due],
+                    "assigned_at": now,
+                    "actor": principal.name,
+                }
+            ),
         )
-    if team == current:
-        raise Conflict(
-            f"team: incident {incident_id} is already assigned to {team!r}", field="team"
-        )
-    note = _text(reason, "reason", required=True)
-    now = at or datetime.now(UTC)
-    new_priority = int(priority if priority is not None else int(str(row["priority"])))
-    new_due = _moment(due_at if due_at is not None else row["due_at"])
-    uow.update_incident(
-        incident_id,
-        {"team": team, "priority": new_priority, "due_at": new_due, "updated_at": now},
-    )
-    (assignment_id,) = uow.reserve_ids("assignments", 1)
-    uow.insert(
-        "assignments",
-        pd.DataFrame(
-            {
-                "id": [int(assignment_id)],
-                "jurisdiction_id": city.jurisdiction_id,
-                "incident_id": int(incident_id),
-                "team": team,
-                "rule_id": None,
-                "rule_version": None,
-                "reason": f"reassigned by {principal.name}: {note}",
+        enqueue(
+            uow,
+            city,
+            kind="reassigned",
+            incident_id=incident_id,
+            team=team,
+            data={
+                "previous_team": current,
+                "reason": note,
                 "priority": new_priority,
-                "due_at": [new_due],
-                "assigned_at": now,
-                "actor": principal.name,
-            }
-        ),
-    )
-    enqueue(
-        uow,
-        city,
-        kind="reassigned",
-        incident_id=incident_id,
-        team=team,
-        data={
-            "previous_team": current,
-            "reason": note,
-            "priority": new_priority,
-            "due_at": new_due,
-        },
-        now=now,
-    )
-    return events.record(
-        uow,
-        city.jurisdiction_id,
-        "incident",
-        incident_id,
-        EventKind.REASSIGNED,
-        principal.name,
-        f"{current} → {team}: {note}",
-        at=now,
-    )
+                "due_at": new_due,
+            },
+            now=now,
+        )
+        return uow.events.append(
+            "incident",
+            incident_id,
+            EventKind.REASSIGNED,
+            principal.name,
+            f"{current} → {team}: {note}",
+            at=now,
+        )
+
+
+@dataclass(frozen=True)
+class Comment:
+    """A stored staff comment: its event id, its text as stored and its time."""
+
+    event_id: int
+    text: str
+    at: datetime
 
 
 def comment(
-    uow: UnitOfWork,
+    store: Store,
     city: City,
     incident_id: int,
     principal: Principal,
     text: str,
     *,
     at: datetime | None = None,
-) -> int:
-    """Add a staff comment to an incident's history; return the event id.
+) -> Comment:
+    """Add a staff comment to an incident's history, as stored (text stripped, time to the
+    millisecond every backend keeps unless ``at`` is given).
 
     Comments are internal notes (they may name people or places): staff only, never
     published.
     """
-    row = locked_incident(uow, incident_id)
-    principal.check(Action.COMMENT, str(row["team"]))
-    note = _text(text, "text", required=True)
-    return events.record(
-        uow,
-        city.jurisdiction_id,
-        "incident",
-        incident_id,
-        EventKind.COMMENTED,
-        principal.name,
-        note,
-        at=at or datetime.now(UTC),
-    )
+    if at is None:
+        now = datetime.now(UTC)
+        at = now.replace(microsecond=now.microsecond // 1000 * 1000)
+    with store.transaction(city.jurisdiction_id) as uow:
+        row = _locked_incident(uow, incident_id)
+        principal.check(Action.COMMENT, str(row["team"]))
+        note = _checked_text(text, "text", required=True)
+        event_id = uow.events.append(
+            "incident",
+            incident_id,
+            EventKind.COMMENTED,
+            principal.name,
+            note,
+            at=at,
+        )
+    return Comment(event_id, note, at)

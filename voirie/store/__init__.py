@@ -1,5 +1,29 @@
-"""Storage: the only code that speaks SQL. One interface, an sqlite and a PostGIS backend."""
+"""Storage: the only code that speaks SQL. One interface, an sqlite and a PostGIS backend.
 
-from voirie.store.base import Store, UnitOfWork, open_store
+``open_store`` picks the backend named by the database URL; the backends are imported only
+when chosen (psycopg is not needed for a GeoPackage, nor sqlite's GeoPackage code for PostGIS).
+"""
+
+from voirie.errors import StoreError
+from voirie.settings import StoreSettings
+from voirie.store.base import Store, UnitOfWork
+
+
+def open_store(settings: StoreSettings) -> Store:
+    """The backend named by the database URL: ``sqlite:///file`` or ``postgresql://...``."""
+    url = settings.database_url
+    if url.startswith(("postgresql://", "postgres://")):
+        from voirie.store.postgis import PostgisStore
+
+        return PostgisStore(url, min_size=settings.pool_min_size, max_size=settings.pool_max_size)
+    if url.startswith("sqlite:///"):
+        from voirie.store.sqlite import SqliteStore
+
+        return SqliteStore(url.removeprefix("sqlite:///"))
+    raise StoreError(
+        f"VOIRIE_DATABASE_URL: unsupported URL {url!r}; "
+        "use sqlite:///path/to/file.gpkg or postgresql://user@host:port/dbname"
+    )
+
 
 __all__ = ["Store", "UnitOfWork", "open_store"]

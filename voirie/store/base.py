@@ -1,8 +1,10 @@
-"""The storage interface every backend implements, and the factory that picks one.
+"""The storage interface every backend implements: small protocols, one per concern.
 
-Stages never hold a connection: the pipeline opens a unit of work (one transaction),
-asks it for what it needs as DataFrames and hands it DataFrames to write. Rows follow the
-column lists of ``voirie.store.schema``.
+Stages never hold a connection: a use case opens a unit of work (one transaction) and
+reaches the stored data through its repositories, one small protocol per concern
+(``uow.incidents.update(...)``, ``uow.citizens.add_supporter(...)``). Both backends share one
+implementation of them, written once over a ``Dialect`` (``voirie.store.statements``). Rows
+follow the column lists of ``voirie.store.schema``.
 """
 
 from __future__ import annotations
@@ -16,10 +18,8 @@ from typing import NamedTuple, Protocol
 import numpy as np
 import pandas as pd
 
-from voirie.errors import StoreError
-from voirie.settings import StoreSettings
+from voirie.model import EventKind
 from voirie.store.candidates import BBox, OpenIncidents
-from voirie.store.portable import KnownReport
 from voirie.store.selection import Layer, Selection
 
 KNOWN_REPORT_COLUMNS = ["external_id", "content_hash", "report_id", "incident_id", "received_at"]
@@ -60,29 +60,69 @@ class TokenRecord(NamedTuple):
     teams: tuple[str, ...]
 
 
-class UnitOfWork(Protocol):
-    """One transaction: everything written through it commits together or not at all."""
+class KnownReport(NamedTuple):
+    """What the per-report path needs of a report already stored under its external id."""
 
-    def lock(self, keys: Sequence[str]) -> None:
-        """Serialize writers that touch the same keys (e.g. one service in one city)."""
+    content_hash: str
+    report_id: int
+    incident_id: int | None
+    received_at: datetime
 
-    def known_reports(self, source: str, external_ids: Sequence[str]) -> pd.DataFrame:
+
+class Tables(Protocol):
+    """Rows appended to any schema table (reports, enrichments, events, assignments...)."""
+
+    def reserve_ids(self, table: str, n: int) -> np.ndarray:
+        """``n`` fresh ids for ``table`` (one of ``schema.ID_TABLES``, else KeyError), so
+        rows written in this batch can refer to each other."""
+
+    def insert(self, table: str, rows: pd.DataFrame) -> None:
+        """Append rows (columns as in ``schema.COLUMNS[table]``)."""
+
+    def insert_rows(self, table: str, rows: Sequence[Mapping[str, object]]) -> None:
+        """Append rows of Python scalars: the per-report path's ``insert``."""
+
+
+class Events(Protocol):
+    """The append-only history of reports and incidents."""
+
+    def append(
+        self,
+        entity: str,
+        entity_id: int,
+        kind: EventKind,
+        actor: str,
+        reason: str,
+        at: datetime | None = None,
+    ) -> int:
+        """Append one event (``entity`` is ``"report"`` or ``"incident"``) at ``at`` (now
+        when None); return its id."""
+
+
+class Reports(Protocol):
+    """Reports already stored, looked up by their source's ids."""
+
+    def known(self, source: str, external_ids: Sequence[str]) -> pd.DataFrame:
         """The given ids already stored for a source: a keyed lookup, never a layer scan.
 
         Columns ``KNOWN_REPORT_COLUMNS``: external_id, content_hash, report_id, incident_id
         (null while the report is not yet attached) and received_at.
         """
 
-    def open_incidents(
+    def known_one(self, source: str, external_id: str) -> KnownReport | None:
+        """The stored report of a source under this external id, if any (one row)."""
+
+
+class Incidents(Protocol):
+    """Incidents: dedupe candidates, one incident locked and changed, counts, merges."""
+
+    def open_in_bbox(
         self, bbox: BBox, service_codes: Sequence[str], since: datetime
     ) -> pd.DataFrame:
-        """Open incidents of these services in a WGS84 bbox, last reported at or after ``since``.
+        """Open incidents of these services in a WGS84 bbox, last reported at or after
+        ``since``, by id (columns ``candidates.OPEN_INCIDENT_COLUMNS``)."""
 
-        Columns: incident_id, lon, lat, service_code, last_reported_at, segment_id,
-        street_name.
-        """
-
-    def open_incidents_near(
+    def open_near(
         self,
         lon: float,
         lat: float,
@@ -90,27 +130,35 @@ class UnitOfWork(Protocol):
         service_codes: Sequence[str],
         since: datetime,
     ) -> OpenIncidents:
-        """``open_incidents`` in the bbox ``candidates.bbox_around(lon, lat, reach_m)``, as
+        """``open_in_bbox`` in the bbox ``gis.metric.bbox_around(lon, lat, reach_m)``, as
         arrays ordered by incident id: every open incident within ``reach_m`` metres of the
         point, and a few beyond it (the caller measures exact distances)."""
 
-    def known_report(self, source: str, external_id: str) -> KnownReport | None:
-        """The stored report of a source under this external id, if any (one row)."""
+    def get(self, incident_id: int) -> dict[str, object] | None:
+        """The stored incident row (``schema.COLUMNS["incidents"]``), locked until commit."""
 
-    def insert_rows(self, table: str, rows: Sequence[Mapping[str, object]]) -> None:
-        """Append rows of Python scalars: the per-report path's ``insert``."""
+    def update(self, incident_id: int, changes: Mapping[str, object]) -> None:
+        """Set columns of one incident (names from ``schema.COLUMNS["incidents"]``); its
+        point follows a new lon or lat."""
 
-    def add_report_to_incident(self, incident_id: int, reported_at: datetime, at: datetime) -> None:
-        """``add_to_incidents`` for one attached report."""
+    def add_report(self, incident_id: int, reported_at: datetime, at: datetime) -> None:
+        """``add_reports`` for one attached report."""
 
-    def reserve_ids(self, table: str, n: int) -> np.ndarray:
-        """``n`` fresh ids for ``table``, so rows written in this batch can refer to each other."""
-
-    def insert(self, table: str, rows: pd.DataFrame) -> None:
-        """Append rows (columns as in ``schema.COLUMNS[table]``)."""
-
-    def add_to_incidents(self, rows: pd.DataFrame) -> None:
+    def add_reports(self, rows: pd.DataFrame) -> None:
         """Count attached reports (columns incident_id, added, last_reported_at, updated_at)."""
+
+    def reshape(self, rows: pd.DataFrame) -> None:
+        """Update many incidents at once (columns ``RESHAPE_COLUMNS``): where
+        origin_report_id is given, the origin and its place (lon, lat, segment_id,
+        street_name, point) are set; elsewhere a null keeps the stored value."""
+
+    def absorb(self, from_incident: int, to_incident: int) -> int:
+        """Move one incident's supporters, followers and merge pointers to another (someone
+        supporting or following both is kept once); return the target's supporters now."""
+
+
+class Links(Protocol):
+    """Reports linked to incidents, and pairs of incidents marked not duplicates."""
 
     def members(self, incident_ids: Sequence[int] | None = None) -> pd.DataFrame:
         """Reports linked to these incidents (to every open incident when None), with what
@@ -119,15 +167,6 @@ class UnitOfWork(Protocol):
     def relink(self, links: pd.DataFrame) -> None:
         """Point reports at other incidents (columns report_id, incident_id, score, reason,
         linked_at)."""
-
-    def reshape_incidents(self, rows: pd.DataFrame) -> None:
-        """Update many incidents at once (columns ``RESHAPE_COLUMNS``): where
-        origin_report_id is given, the origin and its place (lon, lat, segment_id,
-        street_name, point) are set; elsewhere a null keeps the stored value."""
-
-    def absorb(self, from_incident: int, to_incident: int) -> int:
-        """Move one incident's supporters, followers and merge pointers to another (someone
-        supporting or following both is kept once); return the target's supporters now."""
 
     def mark_not_duplicates(
         self, incident_a: int, incident_b: int, actor: str, reason: str, at: datetime
@@ -138,11 +177,9 @@ class UnitOfWork(Protocol):
         """Pairs marked not duplicates (columns incident_a < incident_b) that involve one of
         these incidents (every pair when None)."""
 
-    def incident(self, incident_id: int) -> dict[str, object] | None:
-        """The stored incident row (``schema.COLUMNS["incidents"]``), locked until commit."""
 
-    def update_incident(self, incident_id: int, changes: Mapping[str, object]) -> None:
-        """Set columns of one incident (names from ``schema.COLUMNS["incidents"]``)."""
+class Citizens(Protocol):
+    """Supporters, followers and the salt of anonymous clients' keys."""
 
     def add_supporter(
         self, incident_id: int, email: str | None, at: datetime, client_key: str | None = None
@@ -164,30 +201,60 @@ class UnitOfWork(Protocol):
     def remove_follower(self, incident_id: int, email: str) -> bool:
         """Unsubscribe an email from an incident; False when it did not follow it."""
 
-    def rule_versions(self, rule_ids: Sequence[str]) -> pd.DataFrame:
-        """Stored versions of these routing rules (columns of ``routing_rules``), after
-        taking a lock that serializes processes recording rules."""
-
     def subscribers(self, incident_id: int) -> list[str]:
         """Emails to tell about an incident: its followers' and its reporters' (personal
         data: only for notices to them)."""
 
-    def claim_outbox(
-        self, worker: str, now: datetime, lease_until: datetime, limit: int
-    ) -> pd.DataFrame:
+
+class Outbox(Protocol):
+    """Messages waiting to be delivered, leased to one worker at a time."""
+
+    def claim(self, worker: str, now: datetime, lease_until: datetime, limit: int) -> pd.DataFrame:
         """Lease up to ``limit`` pending outbox rows due by ``now`` to ``worker`` until
         ``lease_until``; rows leased to another worker are skipped (columns of ``outbox``)."""
 
-    def finish_outbox(self, rows: pd.DataFrame) -> None:
+    def finish(self, rows: pd.DataFrame) -> None:
         """Record delivery attempts (columns id, status, attempts, next_attempt_at,
         last_error, delivered_at) and release the rows' lease."""
 
-    def due_escalations(self, now: datetime, limit: int) -> pd.DataFrame:
+
+class Rules(Protocol):
+    """The stored versions of routing rules."""
+
+    def versions(self, rule_ids: Sequence[str]) -> pd.DataFrame:
+        """Stored versions of these routing rules (columns of ``routing_rules``), after
+        taking a lock that serializes processes recording rules."""
+
+
+class Escalations(Protocol):
+    """Incidents to escalate when their time has passed."""
+
+    def due(self, now: datetime, limit: int) -> pd.DataFrame:
         """Open incidents whose escalation time has passed and that were not escalated
         (columns incident_id, escalate_at, escalate_to), locked until commit."""
 
     def mark_escalated(self, incident_ids: Sequence[int], at: datetime) -> None:
         """Record that these incidents were escalated at ``at``."""
+
+
+class UnitOfWork(Protocol):
+    """One transaction: everything written through it commits together or not at all.
+
+    Its repositories (one per concern) share the transaction; ``lock`` serializes writers.
+    """
+
+    tables: Tables
+    events: Events
+    reports: Reports
+    incidents: Incidents
+    links: Links
+    citizens: Citizens
+    outbox: Outbox
+    rules: Rules
+    escalations: Escalations
+
+    def lock(self, keys: Sequence[str]) -> None:
+        """Serialize writers that touch the same keys (e.g. one service in one city)."""
 
 
 class Store(Protocol):
@@ -261,20 +328,3 @@ def migrations(backend: str) -> Iterator[tuple[int, str, str]]:
         if entry.name.endswith(".sql"):
             version = int(entry.name.split("_", 1)[0])
             yield version, entry.name, entry.read_text(encoding="utf-8")
-
-
-def open_store(settings: StoreSettings) -> Store:
-    """The backend named by the database URL: ``sqlite:///file`` or ``postgresql://...``."""
-    url = settings.database_url
-    if url.startswith(("postgresql://", "postgres://")):
-        from voirie.store.postgis import PostgisStore
-
-        return PostgisStore(url, min_size=settings.pool_min_size, max_size=settings.pool_max_size)
-    if url.startswith("sqlite:///"):
-        from voirie.store.sqlite import SqliteStore
-
-        return SqliteStore(url.removeprefix("sqlite:///"))
-    raise StoreError(
-        f"VOIRIE_DATABASE_URL: unsupported URL {url!r}; "
-        "use sqlite:///path/to/file.gpkg or postgresql://user@host:port/dbname"
-    )

@@ -1,9 +1,8 @@
 """The open incidents near one report, as the per-report path reads them: plain arrays.
 
-``UnitOfWork.open_incidents`` answers a batch with a DataFrame; one report needs only the
-few incidents around its point, and a DataFrame's fixed costs would dominate. Both backends
-answer ``open_incidents_near`` with this class, from the same query and bbox as
-``open_incidents``.
+``Incidents.open_in_bbox`` answers a batch with a DataFrame; one report needs only the
+few incidents around its point, and a DataFrame's fixed costs would dominate.
+``Incidents.open_near`` answers with this class, from the same query as ``open_in_bbox``.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 BBox = tuple[float, float, float, float]
-# The columns of ``UnitOfWork.open_incidents`` (a batch's candidates), in query order.
+# The columns of ``Incidents.open_in_bbox`` (a batch's candidates), in query order.
 OPEN_INCIDENT_COLUMNS = [
     "incident_id",
     "lon",
@@ -25,27 +24,13 @@ OPEN_INCIDENT_COLUMNS = [
     "segment_id",
     "street_name",
 ]
-# Margin added around reports when fetching the open incidents they may join, in degrees
-# of latitude per metre (1 / 111 km), doubled for longitude to stay safe up to 60° latitude.
-DEG_PER_M = 1 / 111_000
-
-
-def margin_deg(reach_m: float) -> float:
-    """The bbox margin, in degrees, that surely holds every point within ``reach_m``."""
-    return reach_m * DEG_PER_M * 2
-
-
-def bbox_around(lon: float, lat: float, reach_m: float) -> BBox:
-    """The WGS84 bbox ``Pipeline`` fetches for a one-report batch at this point."""
-    margin = margin_deg(reach_m)
-    return (lon - margin, lat - margin, lon + margin, lat + margin)
 
 
 @dataclass(frozen=True)
 class OpenIncidents:
     """Open incidents as arrays, one entry per incident, ordered by incident id.
 
-    ``last_reported_at`` is ``datetime64[ns]`` in UTC (what ``open_incidents`` gives once
+    ``last_reported_at`` is ``datetime64[ns]`` in UTC (what ``open_in_bbox`` gives once
     converted to numpy); ``segment_id`` and ``street_name`` hold None where unknown.
     """
 

@@ -18,6 +18,8 @@ _HEADER = struct.Struct("<2sBBi")
 _ENVELOPE_BYTES = {0: 0, 1: 32, 2: 48, 3: 48, 4: 64}
 _LITTLE_ENDIAN_NO_ENVELOPE = 0b0000_0001
 _EMPTY_BIT = 0b0001_0000
+# SpatiaLite's name for the function that makes a GeoPackage point blob from x, y and SRS.
+MAKE_POINT = "gpkgMakePoint"
 
 
 def point_blobs(lon: np.ndarray, lat: np.ndarray, srs_id: int = WGS84_SRS_ID) -> list[bytes]:
@@ -66,8 +68,10 @@ def _bound(position: int):  # type: ignore[no-untyped-def]
 
 
 def register_functions(conn: sqlite3.Connection) -> None:
-    """Provide the ST_* functions that GeoPackage R*Tree triggers call."""
+    """Provide the ST_* functions that GeoPackage R*Tree triggers call, and ``MAKE_POINT``
+    for statements that build a point from columns (a moved incident's)."""
     conn.create_function("ST_IsEmpty", 1, _is_empty, deterministic=True)
+    conn.create_function(MAKE_POINT, 3, point_blob, deterministic=True)
     for name, position in (("ST_MinX", 0), ("ST_MinY", 1), ("ST_MaxX", 2), ("ST_MaxY", 3)):
         conn.create_function(name, 1, _bound(position), deterministic=True)
 

@@ -4,17 +4,18 @@ Every read that the API, the exports, the tiles and the maps make goes through a
 ``Selection``: the filters of Open311 ``GET requests``, OGC API Features ``items``, the staff
 incident list and the download filters are all the same few conditions. The SQL is built
 here once, with bound values only; a backend supplies its ``Dialect`` (placeholder, how a
-bbox uses its spatial index, how an instant is compared).
+bbox uses its spatial index, how an instant is compared: ``voirie.store.dialect``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
 
 from voirie.model import OPEN_STATUSES
+from voirie.store.dialect import Dialect
 from voirie.store.schema import MAX_ID
 
 Layer = Literal["reports", "incidents"]
@@ -57,17 +58,6 @@ class Selection:
 
 EVERYTHING = Selection()
 """The selection that keeps every row."""
-
-
-@dataclass(frozen=True)
-class Dialect:
-    """What differs between backends when a selection becomes SQL."""
-
-    placeholder: str
-    bbox: Callable[[str, str], str]
-    """(table, alias) -> a condition with four placeholders: minx, miny, maxx, maxy."""
-    instant: Callable[[datetime], object]
-    """A datetime as the backend compares it with stored timestamps."""
 
 
 @dataclass(frozen=True)
@@ -222,11 +212,18 @@ def select_sql(
 def count_sql(
     layer: Layer, jurisdiction_id: str, selection: Selection, dialect: Dialect
 ) -> tuple[str, list[object]]:
-    """How many rows a selection keeps, whatever its page."""
+    """How many rows a selection keeps, whatever its page.
+
+    The incidents layer's joins are LEFT joins to at most one row each (latest assignment,
+    origin report): they never change how many rows there are, so the count leaves them
+    out (they cost a scan of every assignment) unless the text condition reads the origin
+    report. The reports layer's are inner joins, which decide which rows exist: kept.
+    """
     shape = _SHAPES[layer]
     where = _where(layer, jurisdiction_id, replace(selection, limit=None, offset=0), dialect)
+    joins = shape.joins if layer == "reports" or selection.text else ""
     text = (
-        f"SELECT count(*) FROM {shape.table} {shape.alias} {shape.joins} "
+        f"SELECT count(*) FROM {shape.table} {shape.alias} {joins} "
         f"WHERE {' AND '.join(where.conditions)}"
     )
     return text, where.params

@@ -1,0 +1,128 @@
+"""Which reports may be one incident, per service: the city's deduplication policy.
+
+``city.yaml`` gives each service a rule: its group, whether it shares incidents with its
+group's other services (``match: group``), only with itself (``service``) or never
+(``never``), a radius in metres and a time window in days. Everything that reads the rule
+reads it here, once: the thresholds a report carries into ``dedupe.attach`` /
+``attach_one``, the services whose open incidents it may join, the labels of stored
+incidents, and the lock keys that serialize writers of reports that may be one incident
+(bulk imports, the per-report path and staff merges take the same keys). Pure: no store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import astuple, dataclass
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from voirie.city import City
+
+THRESHOLD_COLUMNS = ("group", "match", "radius_m", "window_days")
+
+
+@dataclass(frozen=True)
+class DedupeRule:
+    """What deduplication reads of one service (``THRESHOLD_COLUMNS``)."""
+
+    group: str
+    match: str
+    radius_m: float
+    window_days: float
+
+
+class DedupePolicy:
+    """One city's deduplication rules, read once from its ``city.yaml``."""
+
+    def __init__(self, city: City) -> None:
+        self.city = city
+
+    @cached_property
+    def rules(self) -> dict[str, DedupeRule]:
+        """The rule of each catalogued service, by service code."""
+        return {
+            code: DedupeRule(
+                service.group, rule.match, float(rule.radius_m), float(rule.window_days)
+            )
+            for code, service in self.city.services.items()
+            for rule in [self.city.dedupe(code)]
+        }
+
+    @cached_property
+    def _table(self) -> pd.DataFrame:
+        """``rules`` as a table indexed by service code, for batches."""
+        return pd.DataFrame.from_dict(
+            {code: astuple(rule) for code, rule in self.rules.items()},
+            orient="index",
+            columns=list(THRESHOLD_COLUMNS),
+        )
+
+    @cached_property
+    def families(self) -> dict[str, list[str]]:
+        """Per group, its services that share incidents with their siblings (match: group)."""
+        families: dict[str, list[str]] = {}
+        for code, rule in sorted(self.rules.items()):
+            if rule.match == "group":
+                families.setdefault(rule.group, []).append(code)
+        return families
+
+    def rule(self, code: str) -> DedupeRule:
+        """The rule of a catalogued service."""
+        return self.rules[code]
+
+    def lock_keys(self, service_codes: Iterable[str]) -> list[str]:
+        """Keys writers serialize on: the group where sibling services share incidents,
+        else the service, so two reports that may be one incident never race."""
+        return sorted({self._lock_key(code) for code in set(service_codes)})
+
+    def _lock_key(self, code: str) -> str:
+        rule = self.rules.get(code)
+        family = rule.group if rule is not None and rule.match == "group" else code
+        return f"{self.city.jurisdiction_id}/{family}"
+
+    def candidate_services(self, code: str) -> list[str]:
+        """The services whose open incidents a report of ``code`` may join: its own, and
+        its group's when the group shares incidents."""
+        rule = self.rules[code]
+        return self.families[rule.group] if rule.match == "group" else [code]
+
+    def batch_services(self, reports: pd.DataFrame) -> list[str]:
+        """``candidate_services`` of every report of a batch with its thresholds set."""
+        sharing = set(reports.loc[reports["match"] == "group", "group"])
+        siblings = [code for group in sharing for code in self.families[group]]
+        return sorted(set(reports["service_code"]) | set(siblings))
+
+    def reach_m(self, radius_m: float) -> float:
+        """How far a report with this radius may look for incidents: on the same street
+        a candidate counts up to ``same_street_factor`` times the radius."""
+        return radius_m * self.city.config.dedupe.same_street_factor
+
+    def labels(self, service_codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The group and match of stored incidents' services, as object arrays (None for
+        a service the city no longer catalogues)."""
+        rules = [self.rules.get(str(code)) for code in service_codes.tolist()]
+        group = np.empty(len(rules), dtype=object)
+        match = np.empty(len(rules), dtype=object)
+        group[:] = [None if rule is None else rule.group for rule in rules]
+        match[:] = [None if rule is None else rule.match for rule in rules]
+        return group, match
+
+    def set_thresholds(self, reports: pd.DataFrame) -> None:
+        """Give reports what deduplication reads of their service, in place:
+        ``THRESHOLD_COLUMNS`` (city.yaml)."""
+        rules = self._table.reindex(reports["service_code"].to_numpy())
+        unknown = rules["group"].isna().to_numpy()
+        if unknown.any():
+            # A new sub-category of a known group (validation kept the group): its group's
+            # thresholds, and only reports of that same new code as candidates.
+            group = pd.Series(reports["group"].to_numpy(object)[unknown])
+            dedupe = {g: self.city.groups[g].dedupe for g in group.unique()}
+            rules.loc[unknown, "group"] = group.to_numpy()
+            rules.loc[unknown, "match"] = "service"
+            for column in ("radius_m", "window_days"):
+                values = {g: getattr(d, column) for g, d in dedupe.items()}
+                rules.loc[unknown, column] = group.map(values).to_numpy()
+        for column in THRESHOLD_COLUMNS:
+            reports[column] = rules[column].to_numpy()

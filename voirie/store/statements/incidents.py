@@ -1,0 +1,233 @@
+"""Incidents: the dedupe candidates around reports, one incident read locked and changed,
+counts of attached reports, the bulk reshape of re-clustering, and merges."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, cast
+
+import pandas as pd
+
+from voirie.gis.metric import bbox_around
+from voirie.model import OPEN_STATUSES
+from voirie.store.base import RESHAPE_COLUMNS
+from voirie.store.candidates import OPEN_INCIDENT_COLUMNS, BBox, OpenIncidents
+from voirie.store.schema import COLUMNS, MAX_ID
+from voirie.store.statements.session import Session, typed
+from voirie.values import naive_utc
+
+OPEN = tuple(sorted(status.value for status in OPEN_STATUSES))
+# Where one of the moved rows' people already supports or follows the target.
+_SAME_PERSON = {
+    "incident_supporters": "(t.email = s.email OR t.client_key = s.client_key)",
+    "incident_followers": "t.email = s.email",
+}
+
+_RESHAPE_TYPES = {
+    "id": "bigint",
+    "origin_report_id": "bigint",
+    "lon": "float8",
+    "lat": "float8",
+    "segment_id": "text",
+    "street_name": "text",
+    "report_count": "integer",
+    "first_reported_at": "timestamptz",
+    "last_reported_at": "timestamptz",
+    "status": "text",
+    "merged_into": "bigint",
+    "updated_at": "timestamptz",
+}
+
+
+def _numpy_instant(value: object) -> datetime | str:
+    """A stored instant as ``datetime64`` parses it: psycopg's datetime as naive UTC,
+    sqlite's GeoPackage text (``...SSSZ``) without its zone letter."""
+    if isinstance(value, datetime):
+        return naive_utc(value)
+    return str(value).removesuffix("Z")
+
+
+class SqlIncidents:
+    """``Incidents`` over a session."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def _open_rows(
+        self, bbox: BBox, service_codes: Sequence[str], since: datetime
+    ) -> list[tuple[Any, ...]]:
+        """(id, lon, lat, service_code, last_reported_at, segment_id, street_name) of the
+        open incidents of these services in the bbox (edges included), through the
+        spatial index; ordered by id here, so the planner keeps to the index."""
+        s, d = self.session, self.session.dialect
+        rows = s.run(
+            "SELECT i.id, i.lon, i.lat, i.service_code, i.last_reported_at, i.segment_id, "
+            f"i.street_name FROM incidents i WHERE i.jurisdiction_id = ? "
+            f"AND {d.bbox('incidents', 'i')} AND {d.in_array('i.status', 'text')} "
+            f"AND {d.in_array('i.service_code', 'text')} AND i.last_reported_at >= ?",
+            (
+                s.jurisdiction_id,
+                *(float(v) for v in bbox),
+                d.array(OPEN),
+                d.array(list(service_codes)),
+                d.instant(since),
+            ),
+        ).fetchall()
+        return sorted(rows, key=lambda row: int(row[0]))
+
+    def open_in_bbox(
+        self, bbox: BBox, service_codes: Sequence[str], since: datetime
+    ) -> pd.DataFrame:
+        """Open incidents of these services in a WGS84 bbox, last reported at or after
+        ``since``, by id (columns ``candidates.OPEN_INCIDENT_COLUMNS``)."""
+        rows = self._open_rows(bbox, service_codes, since)
+        return typed(pd.DataFrame(rows, columns=OPEN_INCIDENT_COLUMNS))
+
+    def open_near(
+        self,
+        lon: float,
+        lat: float,
+        reach_m: float,
+        service_codes: Sequence[str],
+        since: datetime,
+    ) -> OpenIncidents:
+        """``open_in_bbox`` of ``gis.metric.bbox_around(lon, lat, reach_m)`` as arrays."""
+        rows = self._open_rows(bbox_around(lon, lat, reach_m), service_codes, since)
+        return OpenIncidents.from_rows(rows, [_numpy_instant(row[4]) for row in rows])
+
+    def get(self, incident_id: int) -> dict[str, object] | None:
+        """The stored incident row (``schema.COLUMNS["incidents"]``), locked until commit."""
+        if not 0 < int(incident_id) <= MAX_ID:
+            return None
+        s, names = self.session, COLUMNS["incidents"]
+        frame = s.frame(
+            f"SELECT {', '.join(names)} FROM incidents WHERE jurisdiction_id = ? AND id = ?"
+            + s.dialect.lock_rows,
+            (s.jurisdiction_id, int(incident_id)),
+            names,
+        )
+        if frame.empty:
+            return None
+        return {str(name): value for name, value in frame.iloc[0].items()}
+
+    def update(self, incident_id: int, changes: Mapping[str, object]) -> None:
+        """Set columns of one incident; its point follows a new lon or lat."""
+        unknown = set(changes) - set(COLUMNS["incidents"])
+        if unknown:
+            raise KeyError(sorted(unknown))
+        if not changes:
+            return
+        s = self.session
+        assignments = [f"{name} = ?" for name in changes]  # names checked against the schema
+        params = [s.value(name, value) for name, value in changes.items()]
+        if "lon" in changes or "lat" in changes:
+            # The new point from the new values: in SQL, ``SET geom = f(lon, lat)`` would
+            # read the row's old lon and lat.
+            lon, lat = ("?" if name in changes else name for name in ("lon", "lat"))
+            assignments.append(f"geom = {s.dialect.make_point(lon, lat)}")
+            params += [float(cast(float, changes[n])) for n in ("lon", "lat") if n in changes]
+        s.run(
+            f"UPDATE incidents SET {', '.join(assignments)} WHERE jurisdiction_id = ? AND id = ?",
+            (*params, s.jurisdiction_id, int(incident_id)),
+        )
+
+    def add_report(self, incident_id: int, reported_at: datetime, at: datetime) -> None:
+        """Count one more report on an incident and move its last-reported time."""
+        s = self.session
+        last = s.dialect.instant(reported_at)
+        s.run(
+            "UPDATE incidents SET report_count = report_count + 1, "
+            "last_reported_at = CASE WHEN last_reported_at < ? THEN ? ELSE last_reported_at END, "
+            "updated_at = ? WHERE jurisdiction_id = ? AND id = ?",
+            (last, last, s.dialect.instant(at), s.jurisdiction_id, int(incident_id)),
+        )
+
+    def add_reports(self, rows: pd.DataFrame) -> None:
+        """Count attached reports (columns incident_id, added, last_reported_at,
+        updated_at), one statement for all the incidents."""
+        if not len(rows):
+            return
+        s, d = self.session, self.session.dialect
+        columns = [
+            ("incident_id", "bigint"),
+            ("added", "integer"),
+            ("last_reported_at", "timestamptz"),
+            ("updated_at", "timestamptz"),
+        ]
+        s.run(
+            "UPDATE incidents AS i SET report_count = i.report_count + u.added, "
+            "last_reported_at = CASE WHEN i.last_reported_at < u.last_reported_at "
+            "THEN u.last_reported_at ELSE i.last_reported_at END, updated_at = u.updated_at "
+            f"FROM {d.rows(columns)} WHERE i.jurisdiction_id = ? AND i.id = u.incident_id",
+            (
+                *d.rows_params(
+                    [
+                        s.ints(rows["incident_id"]),
+                        s.ints(rows["added"]),
+                        s.column("last_reported_at", rows["last_reported_at"]),
+                        s.column("updated_at", rows["updated_at"]),
+                    ]
+                ),
+                s.jurisdiction_id,
+            ),
+        )
+
+    def reshape(self, rows: pd.DataFrame) -> None:
+        """Update many incidents at once (columns ``RESHAPE_COLUMNS``): where
+        origin_report_id is given, the origin and its place (lon, lat, segment_id,
+        street_name, point) are set; elsewhere a null keeps the stored value."""
+        if not len(rows):
+            return
+        s, d = self.session, self.session.dialect
+        columns = [(name, _RESHAPE_TYPES[name]) for name in RESHAPE_COLUMNS]
+        values: list[Sequence[object]] = [
+            s.ints(rows[n]) if t in ("bigint", "integer") else s.column(n, rows[n])
+            for n, t in columns
+        ]
+        moved = "CASE WHEN u.origin_report_id IS NULL THEN i.{0} ELSE {1} END"
+        place = ", ".join(
+            f"{name} = {moved.format(name, f'u.{name}')}"
+            for name in ("lon", "lat", "segment_id", "street_name")
+        )
+        kept = ", ".join(
+            f"{name} = coalesce(u.{name}, i.{name})"
+            for name in RESHAPE_COLUMNS
+            if name not in ("id", "lon", "lat", "segment_id", "street_name")
+        )
+        s.run(
+            f"UPDATE incidents AS i SET {place}, "
+            f"geom = {moved.format('geom', d.make_point('u.lon', 'u.lat'))}, {kept} "
+            f"FROM {d.rows(columns)} WHERE i.jurisdiction_id = ? AND i.id = u.id",
+            (*d.rows_params(values), s.jurisdiction_id),
+        )
+
+    def absorb(self, from_incident: int, to_incident: int) -> int:
+        """Move one incident's supporters, followers and merge pointers to another; someone
+        supporting or following both (by email or anonymous client key) is kept once.
+        Return the target's supporters now."""
+        s = self.session
+        j, a, b = s.jurisdiction_id, int(from_incident), int(to_incident)
+        for table, same in _SAME_PERSON.items():
+            s.run(
+                f"UPDATE {table} AS s SET incident_id = ? "
+                "WHERE s.jurisdiction_id = ? AND s.incident_id = ? AND NOT EXISTS "
+                f"(SELECT 1 FROM {table} t WHERE t.jurisdiction_id = s.jurisdiction_id "
+                f"AND t.incident_id = ? AND {same})",
+                (b, j, a, b),
+            )
+            s.run(f"DELETE FROM {table} WHERE jurisdiction_id = ? AND incident_id = ?", (j, a))
+        s.run(
+            "UPDATE incidents SET merged_into = ? WHERE jurisdiction_id = ? AND merged_into = ?",
+            (b, j, a),
+        )
+        s.run(
+            "UPDATE incidents AS i SET supporters = (SELECT count(*) FROM incident_supporters s "
+            "WHERE s.jurisdiction_id = i.jurisdiction_id AND s.incident_id = i.id) "
+            "WHERE i.jurisdiction_id = ? AND i.id IN (?, ?)",
+            (j, a, b),
+        )
+        (supporters,) = s.run(
+            "SELECT supporters FROM incidents WHERE jurisdiction_id = ? AND id = ?", (j, b)
+        ).fetchone()
+        return int(supporters)

@@ -1,0 +1,51 @@
+"""Reports already stored under a source's external ids: how re-sent rows are recognised."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import pandas as pd
+
+from voirie.store.base import KNOWN_REPORT_COLUMNS, KnownReport
+from voirie.store.statements.session import Session
+
+_KNOWN = (
+    "SELECT r.external_id, r.content_hash, r.id, l.incident_id, r.received_at FROM reports r "
+    "LEFT JOIN incident_reports l "
+    "ON l.report_id = r.id AND l.jurisdiction_id = r.jurisdiction_id "
+    "WHERE r.jurisdiction_id = ? AND r.source = ? AND "
+)
+
+
+class SqlReports:
+    """``Reports`` over a session: keyed lookups, never a layer scan."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def known(self, source: str, external_ids: Sequence[str]) -> pd.DataFrame:
+        """The given ids already stored for a source (columns ``KNOWN_REPORT_COLUMNS``)."""
+        session = self.session
+        return session.frame(
+            _KNOWN + session.dialect.in_array("r.external_id", "text"),
+            (session.jurisdiction_id, source, session.dialect.array(list(external_ids))),
+            KNOWN_REPORT_COLUMNS,
+        )
+
+    def known_one(self, source: str, external_id: str) -> KnownReport | None:
+        """The stored report of a source under one external id, if any."""
+        row = self.session.run(
+            _KNOWN + "r.external_id = ?", (self.session.jurisdiction_id, source, external_id)
+        ).fetchone()
+        if row is None:
+            return None
+        _, digest, report_id, incident_id, received_at = row
+        if not isinstance(received_at, datetime):  # GeoPackage text
+            received_at = datetime.fromisoformat(str(received_at))
+        return KnownReport(
+            str(digest),
+            int(report_id),
+            None if incident_id is None else int(incident_id),
+            received_at,
+        )

@@ -1,0 +1,45 @@
+"""The unit of work both backends hand out: one session, and a repository per concern."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from voirie.store.base import (
+    Citizens,
+    Escalations,
+    Events,
+    Incidents,
+    Links,
+    Outbox,
+    Reports,
+    Rules,
+    Tables,
+)
+from voirie.store.statements.citizens import SqlCitizens
+from voirie.store.statements.delivery import SqlEscalations, SqlOutbox, SqlRules
+from voirie.store.statements.events import SqlEvents
+from voirie.store.statements.incidents import SqlIncidents
+from voirie.store.statements.links import SqlLinks
+from voirie.store.statements.reports import SqlReports
+from voirie.store.statements.session import Session
+from voirie.store.statements.tables import SqlTables
+
+
+class SqlUnitOfWork:
+    """``UnitOfWork`` over a backend's session: every statement written once."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.tables: Tables = SqlTables(session)
+        self.events: Events = SqlEvents(self.tables, session.jurisdiction_id)
+        self.reports: Reports = SqlReports(session)
+        self.incidents: Incidents = SqlIncidents(session)
+        self.links: Links = SqlLinks(session)
+        self.citizens: Citizens = SqlCitizens(session)
+        self.outbox: Outbox = SqlOutbox(session)
+        self.rules: Rules = SqlRules(session)
+        self.escalations: Escalations = SqlEscalations(session)
+
+    def lock(self, keys: Sequence[str]) -> None:
+        """Serialize writers that touch the same keys (e.g. one service in one city)."""
+        self.session.lock(keys)
