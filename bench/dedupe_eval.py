@@ -23,6 +23,8 @@ nearest earlier report of the same service within 250 m, whatever their time apa
 city.yaml thresholds are not tuned on these figures. Usage::
 
     python bench/dedupe_eval.py
+    python bench/dedupe_eval.py --folds   # Chicago street scale on out-of-time folds
+                                          # (bench/dedupe_folds.py)
 """
 
 from __future__ import annotations
@@ -295,7 +297,8 @@ def _misses(city: City, layer: pd.DataFrame) -> None:
     rules = [city.dedupe(code) for code in copies["service_code"]]
     factor = city.config.dedupe.same_street_factor
     same_street = copies["street_name"].to_numpy() == first["street_name"].to_numpy()
-    reach = np.array([r.radius_m for r in rules]) * np.where(same_street, factor, 1.0)
+    along = np.array([max(r.radius_m * factor, r.street_radius_m or 0.0) for r in rules])
+    reach = np.where(same_street, along, np.array([r.radius_m for r in rules]))
     dist = np.hypot(
         copies["x"].to_numpy() - first["x"].to_numpy(),
         copies["y"].to_numpy() - first["y"].to_numpy(),
@@ -323,7 +326,12 @@ def _misses(city: City, layer: pd.DataFrame) -> None:
 
 
 def main() -> int:
-    """Run both parts in a temporary folder."""
+    """Run both parts in a temporary folder (or, with ``--folds``, the folds)."""
+    if "--folds" in sys.argv[1:]:
+        from dedupe_folds import folds
+
+        folds()
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         chicago(Path(tmp))
         paris(Path(tmp))

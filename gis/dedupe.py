@@ -4,11 +4,18 @@ or opens a new one.
 A report may join an incident when (1) the services allow it: the same service, or two
 services of one group whose ``match`` is ``group`` (a sibling sub-category picked for the
 same problem); a ``never`` service never shares an incident; (2) the incident's last report
-is at most ``window_days`` old; (3) the two points are at most the reach apart: ``radius_m``,
-or ``radius_m x same_street_factor`` when both lie on the same street (same segment, or
-another segment of the same street name). Reports placed along a street scatter along it:
-a strip of street twice the radius long covers about the area of the radius's disc, so the
-longer reach along the street does not raise the chance of a coincidental match.
+is at most ``window_days`` old, or the incident is in hand (acknowledged, scheduled, in
+progress: staff confirmed the problem and have not fixed it, so it attracts reports for as
+long as it stays open; a resolved or closed incident is never a candidate); (3) the two
+points are at most the reach apart: ``radius_m``, or ``radius_m x same_street_factor``
+when both lie on the same street (same segment, or another segment of the same street
+name). Reports placed along a street scatter along it: a strip of street twice the radius
+long covers about the area of the radius's disc, so the longer reach along the street
+does not raise the chance of a coincidental match. A street-scale service (snow on a
+block, a dirty street: ``street_scale`` in city.yaml) reaches ``street_radius_m`` along
+the same street when that is longer; on another street, or where no street is known, the
+plain radius applies. Without a street layer, a report's
+street is the one its address names (``gis/enrich.py``).
 
 Among the incidents it may join, the report joins the one with the highest score, a
 weighted mean in [0, 1] of proximity (1 - distance / reach), recency (1 - gap / window),
@@ -35,6 +42,7 @@ import pandas as pd
 import shapely
 
 from voirie.city import DedupeScoring
+from voirie.model import IN_HAND_STATUSES
 from voirie.values import naive_utc
 
 NO_INCIDENT = -1
@@ -56,6 +64,7 @@ _FAMILY_SHIFT_M = 10_000_000.0
 # Added to the candidate query's distance: shifted coordinates lose a few micrometres, and
 # the query must keep every pair the exact distance (``np.hypot``) then accepts.
 _QUERY_SLACK_M = 0.01
+_IN_HAND = [status.value for status in IN_HAND_STATUSES]
 # Per pair, or one scalar for the one report of ``attach_one``.
 _Codes = np.ndarray | int
 _Flags = np.ndarray | np.bool_
@@ -69,8 +78,8 @@ class Candidates:
 
     ``x``/``y`` are metric; ``group`` and ``match`` those of the incident's service (None
     for a service the city does not know); ``last_reported_at`` is ``datetime64[ns]`` UTC;
-    ``segment_id``/``street_name`` are None where unknown. The order breaks ties as the
-    order of ``incidents`` does in ``attach``.
+    ``segment_id``/``street_name`` are None where unknown; ``status`` is the incident's.
+    The order breaks ties as the order of ``incidents`` does in ``attach``.
     """
 
     incident_id: np.ndarray
@@ -82,14 +91,16 @@ class Candidates:
     segment_id: np.ndarray
     street_name: np.ndarray
     last_reported_at: np.ndarray
+    status: np.ndarray
 
 
 @dataclass(frozen=True)
 class NewReport:
     """What ``attach_one`` reads of one new report: its row of the batch ``attach`` reads.
 
-    ``x``/``y`` are metric; the thresholds are those of ``DedupePolicy``; ``requested_at``
-    is tz-aware; ``segment_id``/``street_name`` are None where unknown.
+    ``x``/``y`` are metric; the thresholds are those of ``DedupePolicy`` (``street_radius_m``
+    0 for a service that is not street-scale); ``requested_at`` is tz-aware;
+    ``segment_id``/``street_name`` are None where unknown.
     """
 
     x: float
@@ -102,6 +113,7 @@ class NewReport:
     requested_at: datetime
     segment_id: str | None
     street_name: str | None
+    street_radius_m: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -180,11 +192,23 @@ def _kinship(
     return np.where(may, np.where(same_service, KIN_SERVICE, KIN_GROUP), KIN_NONE)
 
 
-def _reach(radius: _Numbers, place: np.ndarray, scoring: DedupeScoring) -> np.ndarray:
-    """How far each pair may lie apart: the radius, times the factor on one street."""
+def _reach(
+    radius: _Numbers, street_radius: _Numbers, place: np.ndarray, scoring: DedupeScoring
+) -> np.ndarray:
+    """How far each pair may lie apart: the radius; on one street, the radius times the
+    factor, or the street radius of a street-scale service when that is longer."""
     on_street = (place == PLACE_SEGMENT) | (place == PLACE_STREET)
-    reach: np.ndarray = radius * np.where(on_street, scoring.same_street_factor, 1.0)
+    along = np.maximum(radius * scoring.same_street_factor, street_radius)
+    reach: np.ndarray = np.where(on_street, along, radius)
     return reach
+
+
+def _street_radius(reports: pd.DataFrame) -> np.ndarray:
+    """The reports' street radii (``street_radius_m``; 0 where the column is absent: no
+    service of the batch is street-scale)."""
+    if "street_radius_m" not in reports:
+        return np.zeros(len(reports))
+    return reports["street_radius_m"].fillna(0.0).to_numpy(float)
 
 
 def _static_score(
@@ -204,8 +228,15 @@ def _static_score(
 
 
 def _score(static: float, weights: np.ndarray, gap: float, window: float) -> float:
-    """The whole score of a pair once the gap to the incident's last report is known."""
-    return float(static + weights[1] * (1.0 - max(gap, 0.0) / window))
+    """The whole score of a pair once the gap to the incident's last report is known
+    (recency 0 beyond the window, where only an incident in hand may be)."""
+    return float(static + weights[1] * max(1.0 - max(gap, 0.0) / window, 0.0))
+
+
+def _in_hand(status: np.ndarray) -> np.ndarray:
+    """Whether each incident is in hand (``model.IN_HAND_STATUSES``): it attracts reports
+    beyond the window, for as long as it stays open."""
+    return np.isin(status.astype(object), _IN_HAND)
 
 
 def attach(
@@ -217,11 +248,13 @@ def attach(
     """Decide the incident of every report.
 
     ``reports`` needs x, y (metres), service_code, group, match, requested_at, radius_m,
-    window_days, segment_id and street_name; ``incidents`` (the open incidents already
-    stored near them) needs incident_id, x, y, service_code, group, match, segment_id,
-    street_name and last_reported_at. ``apart`` maps report positions to marks
-    ``(pair, side)``: a report never joins an incident holding the other side of one of
-    its pairs (incidents staff marked "not duplicates", when re-clustering).
+    window_days, segment_id and street_name (and street_radius_m where a service is
+    street-scale); ``incidents`` (the open incidents already stored near them) needs
+    incident_id, x, y, service_code, group, match, segment_id, street_name and
+    last_reported_at (and status: without it, none is in hand). ``apart`` maps report
+    positions to marks ``(pair, side)``: a report never joins an incident holding the
+    other side of one of its pairs (incidents staff marked "not duplicates", when
+    re-clustering).
 
     Returns, aligned on ``reports``' index: ``incident_id`` (an existing incident, or
     ``NO_INCIDENT``), ``leader`` (the position of the report that opens the new incident
@@ -264,10 +297,20 @@ def attach(
     a_street = _codes(incidents, reports, "street_name")
     rx, ry = reports["x"].to_numpy(float), reports["y"].to_numpy(float)
     radius = reports["radius_m"].to_numpy(float)
+    street_radius = _street_radius(reports)
     window = reports["window_days"].to_numpy(float)
     r_time = _days(reports["requested_at"])
     last_seen = np.concatenate(
         [_days(incidents["last_reported_at"]) if n_inc else np.zeros(0), r_time]
+    )
+    # Stored incidents in hand ignore the window; the batch's own are new.
+    in_hand = np.concatenate(
+        [
+            _in_hand(_text(incidents, "status"))
+            if "status" in incidents
+            else np.zeros(n_inc, bool),
+            np.zeros(n_rep, bool),
+        ]
     )
     # Order of arrival: time, then input order, so ties resolve as a stream would.
     order = np.lexsort((np.arange(n_rep), r_time))
@@ -281,7 +324,7 @@ def attach(
     rep_idx, anchor_idx = shapely.STRtree(points).query(
         points[n_inc:],
         predicate="dwithin",
-        distance=radius * scoring.same_street_factor + _QUERY_SLACK_M,
+        distance=np.maximum(radius * scoring.same_street_factor, street_radius) + _QUERY_SLACK_M,
     )
     rep_anchor = n_inc + rep_idx  # each report's own entry among the anchors
     kin = _kinship(
@@ -301,7 +344,7 @@ def attach(
     place = _place(
         a_segment[rep_anchor], a_segment[anchor_idx], a_street[rep_anchor], a_street[anchor_idx]
     )
-    reach = _reach(radius[rep_idx], place, scoring)
+    reach = _reach(radius[rep_idx], street_radius[rep_idx], place, scoring)
     dist = np.hypot(ax[anchor_idx] - rx[rep_idx], ay[anchor_idx] - ry[rep_idx])
     keep = dist <= reach
     rep_idx, anchor_idx, dist = rep_idx[keep], anchor_idx[keep], dist[keep]
@@ -316,7 +359,9 @@ def attach(
     previous[np.r_[True, np.diff(anchor_idx[by_anchor]) != 0]] = -np.inf
     bound = np.maximum(last_seen[anchor_idx[by_anchor]], previous)
     keep = np.empty(len(by_anchor), dtype=bool)
-    keep[by_anchor] = paired_time - bound <= window[rep_idx[by_anchor]]
+    keep[by_anchor] = (paired_time - bound <= window[rep_idx[by_anchor]]) | in_hand[
+        anchor_idx[by_anchor]
+    ]
     rep_idx, anchor_idx, dist = rep_idx[keep], anchor_idx[keep], dist[keep]
     kin, place, static = kin[keep], place[keep], static[keep]
     by_report = np.lexsort((anchor_idx, dist, rep_idx))
@@ -350,7 +395,7 @@ def attach(
             if not is_live[anchor]:
                 continue
             gap = r_time[i] - last_seen[anchor]
-            if gap > window[i]:
+            if gap > window[i] and not in_hand[anchor]:
                 continue
             if mine and any((pair, 1 - side) in held.get(anchor, ()) for pair, side in mine):
                 continue
@@ -494,12 +539,13 @@ def attach_one(report: NewReport, candidates: Candidates, scoring: DedupeScoring
         _code(report.street_name),
         _coded(report.street_name, candidates.street_name),
     )
-    reach = _reach(radius, place, scoring)
+    reach = _reach(radius, np.float64(report.street_radius_m), place, scoring)
     dist = np.hypot(candidates.x - np.float64(report.x), candidates.y - np.float64(report.y))
     r_time = _days_of(np.array([naive_utc(report.requested_at)], dtype="datetime64[ns]"))[0]
     gap = r_time - _days_of(candidates.last_reported_at)
     weights = _weights(scoring)
-    ok = np.flatnonzero((kin != KIN_NONE) & (dist <= reach) & (gap <= window))
+    in_window = (gap <= window) | _in_hand(candidates.status)
+    ok = np.flatnonzero((kin != KIN_NONE) & (dist <= reach) & in_window)
     static = _static_score(weights, dist[ok], reach[ok], kin[ok], place[ok])
     chosen, best = NO_INCIDENT, -1.0
     # Nearest first, then in the candidates' order: ties go to the first, as in attach.

@@ -2,7 +2,8 @@
 
 ``city.yaml`` gives each service a rule: its group, whether it shares incidents with its
 group's other services (``match: group``), only with itself (``service``) or never
-(``never``), a radius in metres and a time window in days. Everything that reads the rule
+(``never``), a radius in metres and a time window in days, and for street-scale problems
+(``street_scale``) the longer radius along one street. Everything that reads the rule
 reads it here, once: the thresholds a report carries into ``dedupe.attach`` /
 ``attach_one``, the services whose open incidents it may join, the labels of stored
 incidents, and the lock keys that serialize writers of reports that may be one incident
@@ -20,17 +21,19 @@ import pandas as pd
 
 from voirie.city import City
 
-THRESHOLD_COLUMNS = ("group", "match", "radius_m", "window_days")
+THRESHOLD_COLUMNS = ("group", "match", "radius_m", "window_days", "street_radius_m")
 
 
 @dataclass(frozen=True)
 class DedupeRule:
-    """What deduplication reads of one service (``THRESHOLD_COLUMNS``)."""
+    """What deduplication reads of one service (``THRESHOLD_COLUMNS``); ``street_radius_m``
+    is 0 for a service that is not street-scale (the plain reach applies)."""
 
     group: str
     match: str
     radius_m: float
     window_days: float
+    street_radius_m: float = 0.0
 
 
 class DedupePolicy:
@@ -44,7 +47,11 @@ class DedupePolicy:
         """The rule of each catalogued service, by service code."""
         return {
             code: DedupeRule(
-                service.group, rule.match, float(rule.radius_m), float(rule.window_days)
+                service.group,
+                rule.match,
+                float(rule.radius_m),
+                float(rule.window_days),
+                float(rule.street_radius_m or 0.0),
             )
             for code, service in self.city.services.items()
             for rule in [self.city.dedupe(code)]
@@ -94,10 +101,11 @@ class DedupePolicy:
         siblings = [code for group in sharing for code in self.families[group]]
         return sorted(set(reports["service_code"]) | set(siblings))
 
-    def reach_m(self, radius_m: float) -> float:
-        """How far a report with this radius may look for incidents: on the same street
-        a candidate counts up to ``same_street_factor`` times the radius."""
-        return radius_m * self.city.config.dedupe.same_street_factor
+    def reach_m(self, radius_m: float, street_radius_m: float = 0.0) -> float:
+        """How far a report with these radii may look for incidents: on the same street a
+        candidate counts up to ``same_street_factor`` times the radius, or up to the
+        street radius of a street-scale service when that is longer."""
+        return max(radius_m * self.city.config.dedupe.same_street_factor, street_radius_m)
 
     def labels(self, service_codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The group and match of stored incidents' services, as object arrays (None for
@@ -121,8 +129,8 @@ class DedupePolicy:
             dedupe = {g: self.city.groups[g].dedupe for g in group.unique()}
             rules.loc[unknown, "group"] = group.to_numpy()
             rules.loc[unknown, "match"] = "service"
-            for column in ("radius_m", "window_days"):
-                values = {g: getattr(d, column) for g, d in dedupe.items()}
+            for column in ("radius_m", "window_days", "street_radius_m"):
+                values = {g: float(getattr(d, column) or 0.0) for g, d in dedupe.items()}
                 rules.loc[unknown, column] = group.map(values).to_numpy()
         for column in THRESHOLD_COLUMNS:
             reports[column] = rules[column].to_numpy()

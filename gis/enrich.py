@@ -24,7 +24,14 @@ from voirie.city import City, ZoneLayer
 from voirie.gis.addresses import AddressPoints, load_addresses
 from voirie.gis.edges import UNSETTLED, Edges, Located, ZoneGrid, nearest_per_point
 from voirie.gis.layers import load_streets, load_zones
-from voirie.gis.streetnames import address_street, map_distinct, normalize_keys, street_key
+from voirie.gis.streetnames import (
+    address_keys,
+    address_street,
+    language_of,
+    map_distinct,
+    normalize_keys,
+    street_key,
+)
 from voirie.model import Flag
 
 # Candidate edges are searched within these radii in turn (the first one on the edges'
@@ -85,6 +92,7 @@ class CityGIS:
         self.city = city
         self.to_metric = Transformer.from_crs(4326, city.metric_crs, always_xy=True)
         self.to_wgs84 = Transformer.from_crs(city.metric_crs, 4326, always_xy=True)
+        self.language = language_of(city.config.locale)
         street_layer = city.config.streets
         self.max_snap_distance_m = street_layer.max_snap_distance_m if street_layer else 0.0
         self.streets = load_streets(city, street_layer) if street_layer else None
@@ -194,6 +202,11 @@ class CityGIS:
         street = self._address_codes(address) if address is not None else None
         snap = self._snap(x, y, street)
         columns.update(self._linear_reference(x, y, snap))
+        if self.streets is None and address is not None:
+            # No street layer: the street the address names (its normalized key, in the
+            # city's language) stands for the segment's, so that deduplication can still
+            # tell reports on one street from reports on another.
+            columns["street_name"] = address_keys(address, self.language)
         for name, index in self.zones.items():
             columns.update(_zone_lookup(x, y, index, name))
         columns.update(self._flags(columns, snap))

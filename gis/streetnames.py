@@ -9,6 +9,13 @@ apostrophes (``'`` and ``’``), hyphens, dots, extra spaces and the particles `
 ``"12 bis Av. du Général Leclerc, 75014 PARIS"`` (house number, suffix, postcode and
 city dropped) and returns its key.
 
+Both read the city's language (``city.yaml`` ``locale``): French by default; in English
+(``en``, US addresses such as ``"8600 S SANGAMON ST"``) the house number is stripped,
+directions are written out (``S`` is ``south``) and the street type is expanded where it
+stands as the type, at the end (``ST`` is ``street`` there, ``saint`` before a name;
+``DR`` is ``drive`` at the end, ``doctor`` before a name). Where a city has no street
+layer, deduplication compares reports' streets through these keys (see ``gis/enrich.py``).
+
 The column forms (``normalize_keys``, ``address_keys`` and their ``pandas`` twins) apply
 the scalar forms once per *distinct* text, not once per row: a column of a million
 reports holds far fewer distinct addresses, and one report (the API's path) costs a few
@@ -132,8 +139,87 @@ _WORD = re.compile(r"[a-z0-9]+")
 _LETTER = re.compile(r"[a-z]")
 
 
-def normalize_street(name: str) -> str:
-    """The comparison key of a street name (``""`` when the name is blank)."""
+# English (US) street types and directions, expanded where they stand as such (see
+# ``_english_key``): types only as the street's last word (or before a trailing direction),
+# directions as the first or last word; elsewhere a word stands as it is ("ST LOUIS AVE" is
+# Saint Louis avenue, "DR MARTIN LUTHER KING JR DR" doctor ... drive).
+EN_STREET_TYPES: dict[str, str] = {
+    "al": "alley",
+    "aly": "alley",
+    "av": "avenue",
+    "ave": "avenue",
+    "blvd": "boulevard",
+    "bl": "boulevard",
+    "cir": "circle",
+    "ct": "court",
+    "dr": "drive",
+    "expy": "expressway",
+    "hwy": "highway",
+    "ln": "lane",
+    "pkwy": "parkway",
+    "pky": "parkway",
+    "pl": "place",
+    "plz": "plaza",
+    "rd": "road",
+    "sq": "square",
+    "st": "street",
+    "ter": "terrace",
+    "trl": "trail",
+}
+EN_DIRECTIONS: dict[str, str] = {
+    "n": "north",
+    "s": "south",
+    "e": "east",
+    "w": "west",
+    "ne": "northeast",
+    "nw": "northwest",
+    "se": "southeast",
+    "sw": "southwest",
+}
+# Words before a name: "ST" is saint, "DR" doctor, "MT" mount, "FT" fort.
+EN_ABBREVIATIONS: dict[str, str] = {
+    "st": "saint",
+    "dr": "doctor",
+    "mt": "mount",
+    "ft": "fort",
+    "jr": "junior",
+}
+# An English house number: "8600", "9129A", "1600-1610" (then the street).
+_EN_HOUSE_NUMBER = re.compile(r"^\s*\d+[a-z]?(?:\s*-\s*\d+[a-z]?)?[\s,.]+", re.IGNORECASE)
+# A US state and ZIP code that end an address without a comma ("... IL 60601").
+_EN_ZIP = re.compile(r"\s+(?:[a-z]{2}\s+)?\d{5}(?:-\d{4})?\s*$", re.IGNORECASE)
+LANGUAGES = ("fr", "en")
+
+
+def language_of(locale: str) -> str:
+    """The street-name language of a city's ``locale`` (``"en_US"`` is ``"en"``); French
+    for a language without its own rules here."""
+    language = locale.replace("-", "_").split("_", 1)[0].lower()
+    return language if language in LANGUAGES else "fr"
+
+
+def _english_key(words: list[str]) -> str:
+    """The key of an English street name's words: directions written out at either end,
+    the type expanded at the end (or before a trailing direction), abbreviations of titles
+    expanded elsewhere."""
+    out = list(words)
+    last = len(out) - 1
+    if last > 0 and out[last] in EN_DIRECTIONS:
+        out[last] = EN_DIRECTIONS[out[last]]
+        last -= 1
+    if out and out[0] in EN_DIRECTIONS and len(out) > 1:
+        out[0] = EN_DIRECTIONS[out[0]]
+    for k in range(len(out)):
+        if k == last and k > 0 and out[k] in EN_STREET_TYPES:
+            out[k] = EN_STREET_TYPES[out[k]]
+        elif out[k] in EN_ABBREVIATIONS and k != last:
+            out[k] = EN_ABBREVIATIONS[out[k]]
+    return " ".join(out)
+
+
+def normalize_street(name: str, language: str = "fr") -> str:
+    """The comparison key of a street name (``""`` when the name is blank), by the rules
+    of ``language`` (``"fr"`` or ``"en"``, see ``language_of``)."""
     if name.isascii():
         # Lowering ASCII text keeps it ASCII; its non-word characters split words below.
         text = name.lower()
@@ -141,6 +227,8 @@ def normalize_street(name: str) -> str:
         text = unicodedata.normalize("NFKD", _NON_WORD.sub(" ", name).translate(_LIGATURES))
         text = text.encode("ascii", errors="ignore").decode("ascii").lower()
     words = _WORD.findall(text)
+    if language == "en":
+        return _english_key(words)
     if words:
         words[0] = LEADING_ABBREVIATIONS.get(words[0], words[0])
     # Word by word (a dictionary look-up each) rather than a regular expression per rule;
@@ -148,14 +236,16 @@ def normalize_street(name: str) -> str:
     return " ".join(filter(None, map(_WORD_KEYS.get, words, words)))
 
 
-def street_from_address(address: str) -> str | None:
+def street_from_address(address: str, language: str = "fr") -> str | None:
     """The normalized street of a postal address, ``None`` when it names none."""
-    return street_key(address_street(address))
+    return street_key(address_street(address, language), language)
 
 
-def address_street(address: str) -> str:
+def address_street(address: str, language: str = "fr") -> str:
     """The street of a postal address as written: the text before the first comma without
     the house number, postcode and city (nor a place named before the street)."""
+    if language == "en":
+        return _EN_HOUSE_NUMBER.sub("", _EN_ZIP.sub("", address.split(",", 1)[0])).strip()
     # The street is before the first comma; the postcode and city follow it.
     street = _POSTCODE.sub("", address.split(",", 1)[0]).strip()
     numbered = _NUMBERED.match(street) is not None
@@ -167,10 +257,10 @@ def address_street(address: str) -> str:
     return street
 
 
-def street_key(street: str) -> str | None:
+def street_key(street: str, language: str = "fr") -> str | None:
     """``normalize_street`` of the street of an address (``address_street``), ``None``
     when the key has no letter ("75011", ""): such a text names no street."""
-    key = normalize_street(street)
+    key = normalize_street(street, language)
     return key if _LETTER.search(key) else None
 
 
@@ -195,9 +285,11 @@ def normalize_keys(names: Iterable[object] | pd.Series | np.ndarray) -> np.ndarr
     return map_distinct(names, lambda name: normalize_street(name) or None, None)
 
 
-def address_keys(addresses: Iterable[object] | pd.Series | np.ndarray) -> np.ndarray:
+def address_keys(
+    addresses: Iterable[object] | pd.Series | np.ndarray, language: str = "fr"
+) -> np.ndarray:
     """``street_from_address`` over a column, as an object array (``None`` if no street)."""
-    return map_distinct(addresses, street_from_address, None)
+    return map_distinct(addresses, lambda text: street_from_address(text, language), None)
 
 
 def normalize_many(names: Iterable[object] | pd.Series | np.ndarray) -> pd.Series:

@@ -121,6 +121,18 @@ NEVER = {
     "noise": "noise is heard, not seen: each complaint is one household's own experience",
 }
 
+# Street-scale problems (issue 18): snow on a street or a sidewalk, a dirty street span a
+# stretch of a block and are reported from anywhere along it, so reports on the same street
+# (named by their address: Chicago has no street layer) join up to STREET_RADIUS_M apart.
+# The radius, and the same_street_factor of every other service, were chosen on the
+# morning of 2021-01-01 and measured on its afternoon (``python bench/dedupe_eval.py
+# --folds``, bench/RESULTS.md).
+STREET_RADIUS_M = 200
+STREET_SCALE_GROUPS = {"snow-ice"}
+# Street-scale services of groups that are not: (code, radius m, window days).
+STREET_SCALE_SERVICES = {"SDP": (30, 7)}
+SAME_STREET_FACTOR = 1.0
+
 
 def group_of(sr_type: str) -> tuple[str, str, list[str], float, float]:
     """The group of a service type: the first with a keyword starting a word of the type."""
@@ -146,7 +158,17 @@ def build() -> dict[str, Any]:
     for row in pairs.sort_values("sr_short_code").itertuples():
         group = group_of(str(row.sr_type))
         used.add(group[0])
-        services.append({"code": row.sr_short_code, "name": row.sr_type, "group": group[0]})
+        service = {"code": row.sr_short_code, "name": row.sr_type, "group": group[0]}
+        if row.sr_short_code in STREET_SCALE_SERVICES:
+            radius, window = STREET_SCALE_SERVICES[row.sr_short_code]
+            service["dedupe"] = {
+                "match": "service",
+                "radius_m": radius,
+                "window_days": window,
+                "street_scale": True,
+                "street_radius_m": STREET_RADIUS_M,
+            }
+        services.append(service)
     groups = [
         {
             "code": code,
@@ -156,6 +178,11 @@ def build() -> dict[str, Any]:
                 "radius_m": radius,
                 "window_days": window,
                 **({"why": NEVER[code]} if code in NEVER else {}),
+                **(
+                    {"street_scale": True, "street_radius_m": STREET_RADIUS_M}
+                    if code in STREET_SCALE_GROUPS
+                    else {}
+                ),
             },
         }
         for code, name, _, radius, window in [*GROUPS, OTHER]
@@ -190,7 +217,7 @@ def build() -> dict[str, Any]:
         "services": services,
         "teams": teams,
         "routing": {"default_team": "triage", "rules": rules},
-        "dedupe": DEDUPE_SCORING,
+        "dedupe": {**DEDUPE_SCORING, "same_street_factor": SAME_STREET_FACTOR},
     }
 
 

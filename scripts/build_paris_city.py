@@ -3,8 +3,10 @@
 Run once by a maintainer when the source data changes; the output is committed so that
 voirie never reads ``../shared`` at run time. Services and groups come from the DansMaRue
 ``type``/``soustype`` pairs, teams from ``intervenant``, and the routing rules learned from
-the 2023-07 … 2024-03 slice (``voirie.services.rules_replay.learn``): the majority
-``intervenant`` of each ``soustype``, and zone rules where the place changes it.
+the 2023-07 … 2024-03 slice (``voirie.services.rules_replay.learn`` with the default
+``Learning``, the procedure judged on the walk-forward folds of ``bench/walkforward.py``):
+the recency-weighted majority ``intervenant`` of each ``soustype``, and the zone rules
+where the place changes it that won on the last months, learned on the months before.
 """
 
 from __future__ import annotations
@@ -219,8 +221,9 @@ HEADER = (
 
 
 def learned_rules() -> list[dict[str, Any]]:
-    """Rules learned from the whole slice by ``voirie rules learn``: the majority team of
-    each sub-category, and zone rules where location changes it (DEVE in the woods)."""
+    """Rules learned from the whole slice by ``voirie rules learn``: the recency-weighted
+    majority team of each sub-category, and the zone rules where location changes it
+    (DEVE in the woods) that won out of time."""
     city = load_city(OUT)
     reports = read_csv(OUT / "reports" / "dansmarue_2023-07_2024-03.csv.gz")
     learned = learn(city, reports, DANSMARUE, "intervenant", gis=CityGIS(city), min_support=1)

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from databases import BACKENDS, prepare_server, scratch_database
+from datafiles import PARIS_REPORTS, SAMPLE_200
 
 from voirie.city import City, load_city
 from voirie.gis.enrich import CityGIS
@@ -22,9 +23,6 @@ from voirie.ingest.sources import read_csv
 from voirie.services.pipeline import Pipeline
 from voirie.settings import StoreSettings
 from voirie.store import Store, open_store
-
-PARIS_REPORTS = Path(__file__).parents[1] / "cities/paris/reports/dansmarue_2023-07_2024-03.csv.gz"
-SAMPLE_200 = Path(__file__).parent / "data" / "dansmarue_200.csv"
 
 
 @pytest.fixture(scope="session")

@@ -100,7 +100,33 @@ class Dedupe(_Strict):
     )
     radius_m: float = Field(gt=0, le=1000)
     window_days: float = Field(gt=0, le=365)
+    street_scale: bool = Field(
+        default=False,
+        description="the problem spans a stretch of street (snow, a dirty street, lights "
+        "out along a block): reports on the same street join up to street_radius_m apart",
+    )
+    street_radius_m: float | None = Field(
+        default=None,
+        gt=0,
+        le=1000,
+        description="how far apart two reports on the same street may be when street_scale",
+    )
     why: str | None = Field(default=None, description="why these values, for the reviewer")
+
+    @model_validator(mode="after")
+    def _street_scale(self) -> Dedupe:
+        if self.street_scale and self.street_radius_m is None:
+            raise ValueError("street_scale: true needs street_radius_m (metres along the street)")
+        if not self.street_scale and self.street_radius_m is not None:
+            raise ValueError("street_radius_m is only read with street_scale: true")
+        if self.street_radius_m is not None and self.street_radius_m < self.radius_m:
+            raise ValueError(
+                f"street_radius_m ({self.street_radius_m:g}) must be at least radius_m "
+                f"({self.radius_m:g}): along the street the reach is longer, never shorter"
+            )
+        if self.street_scale and self.match == "never":
+            raise ValueError("street_scale cannot apply to match: never (nothing is merged)")
+        return self
 
 
 class DedupeScoring(_Strict):

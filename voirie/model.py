@@ -38,6 +38,9 @@ class Status(enum.StrEnum):
 
 
 OPEN_STATUSES = frozenset({Status.NEW, Status.ACKNOWLEDGED, Status.SCHEDULED, Status.IN_PROGRESS})
+IN_HAND_STATUSES = frozenset({Status.ACKNOWLEDGED, Status.SCHEDULED, Status.IN_PROGRESS})
+"""Open statuses in which staff have confirmed the problem and not yet fixed it: such an
+incident attracts new reports for as long as it stays open (see docs/deduplication.md)."""
 
 
 class Flag(enum.StrEnum):

@@ -45,6 +45,7 @@ INCIDENT_COLUMNS = [
     "segment_id",
     "street_name",
     "last_reported_at",
+    "status",
 ]
 
 # On a 5 m grid, points often tie and fall exactly on a reach (15, 20 -> 25 m); hours
@@ -60,6 +61,8 @@ reports = st.fixed_dictionaries(
         "dy": offsets,
         "radius_m": st.sampled_from([10.0, 25.0, 30.0]),
         "window_days": st.sampled_from([1.0, 3.0, 7.5]),
+        # 0: not street-scale; 45 and 70 m: street-scale, longer than radius x factor or not.
+        "street_radius_m": st.sampled_from([0.0, 45.0, 70.0]),
         "hours": hours,
         "segment_id": segments,
         "street_name": streets,
@@ -74,6 +77,8 @@ incidents = st.lists(
             "hours": hours,
             "segment_id": segments,
             "street_name": streets,
+            # In hand (acknowledged, in progress) ignores the window; new keeps it.
+            "status": st.sampled_from(["new", "new", "acknowledged", "in_progress"]),
         }
     ),
     max_size=10,
@@ -123,6 +128,7 @@ def _candidates(stored: pd.DataFrame) -> dedupe.Candidates:
         segment_id=_objects(list(stored["segment_id"])),
         street_name=_objects(list(stored["street_name"])),
         last_reported_at=stored["last_reported_at"].to_numpy(dtype="datetime64[ns]"),
+        status=_objects(list(stored["status"])),
     )
 
 
@@ -147,6 +153,7 @@ def test_attach_one_decides_as_attach(
         "requested_at": T0 + timedelta(hours=int(report["hours"])),  # type: ignore[call-overload]
         "segment_id": report["segment_id"],
         "street_name": report["street_name"],
+        "street_radius_m": report["street_radius_m"],
     }
     numbers = list(range(100, 100 + len(found)))
     ids.shuffle(numbers)  # type: ignore[attr-defined]  # ties go by order, not by id
@@ -162,6 +169,7 @@ def test_attach_one_decides_as_attach(
                 "segment_id": i["segment_id"],
                 "street_name": i["street_name"],
                 "last_reported_at": T0 + timedelta(hours=int(i["hours"])),
+                "status": i["status"],
             }  # type: ignore[call-overload]
             for number, i in zip(numbers, found, strict=True)
         ],

@@ -116,6 +116,22 @@ def test_the_same_street_reaches_further_than_another_street() -> None:
     assert unknown["leader"].tolist() == [0, 1]
 
 
+def test_a_street_scale_service_reaches_its_street_radius_along_its_street_only() -> None:
+    """Snow on a block: 150 m apart on one street join, 150 m apart across streets or
+    with no street known do not, nor do reports of a service that is not street-scale."""
+    rows = [(X, Y, "a", "2024-01-01 00:00"), (X + 150, Y, "a", "2024-01-01 06:00")]
+    streets = {"same": [BONNE, BONNE], "other": [BONNE, "Rue Poissonnière"], "none": None}
+    for street_scale, expected in ((True, [0, 0]), (False, [0, 1])):
+        for name, names in streets.items():
+            frame = _frame(rows, streets=names).assign(street_radius_m=200.0 * street_scale)
+            leaders = _attach(frame)["leader"].tolist()
+            assert leaders == (expected if name == "same" else [0, 1]), (street_scale, name)
+    far = _frame([*rows, (X + 250, Y, "a", "2024-01-01 07:00")], streets=[BONNE] * 3)
+    links = _attach(far.assign(street_radius_m=200.0))
+    assert links["leader"].tolist() == [0, 0, 2]  # 250 m from the incident's first report
+    assert dedupe.reasons(links)[1] == "same service, 150 m, same street, 0 days"
+
+
 def test_the_best_score_wins_over_the_nearest() -> None:
     """A report between two incidents joins the one on its own segment, though farther."""
     stored = pd.DataFrame(

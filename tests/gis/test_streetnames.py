@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from voirie.gis.streetnames import (
+    language_of,
     normalize_many,
     normalize_street,
     street_from_address,
@@ -116,3 +117,60 @@ def test_column_forms_match_the_scalar_forms() -> None:
     assert keys[0] == street_from_address("126 Rue Oberkampf, 75011 PARIS")
     names = pd.Series(["Bd Voltaire", None, ""], index=[7, 8, 9])
     assert normalize_many(names).tolist() == ["boulevard voltaire", pd.NA, pd.NA]
+
+
+@pytest.mark.parametrize(
+    ("address", "key"),
+    [
+        # Real Chicago 311 addresses (2021-01-01): the house number goes, directions and
+        # street types are written out, whatever the case or abbreviation.
+        ("8600 S SANGAMON ST", "south sangamon street"),
+        ("8500 S Sangamon Street", "south sangamon street"),
+        ("2111 W Lexington ST", "west lexington street"),
+        ("9129A S COTTAGE GROVE AVE", "south cottage grove avenue"),
+        ("1600-1610 N St Louis Ave, Chicago, IL 60647", "north saint louis avenue"),
+        ("3900 S DR MARTIN LUTHER KING JR DR", "south doctor martin luther king junior drive"),
+        ("1150 N LAKE SHORE DR", "north lake shore drive"),
+        ("100 W 71ST ST", "west 71st street"),
+        ("5110 W LE MOYNE ST", "west le moyne street"),
+        ("", None),
+        ("8600", None),
+    ],
+)
+def test_us_addresses_give_their_street_in_english(address: str, key: str | None) -> None:
+    assert street_from_address(address, "en") == key
+
+
+def test_one_chicago_street_written_two_ways_is_one_street_and_directions_differ() -> None:
+    assert street_from_address("8700 S SANGAMON ST", "en") == street_from_address(
+        "8500 South Sangamon St.", "en"
+    )
+    assert street_from_address("600 N CLARK ST", "en") != street_from_address(
+        "600 S CLARK ST", "en"
+    )
+    # English rules where the city speaks English; French ones read "S" as a house suffix.
+    assert street_from_address("8600 S SANGAMON ST") != "south sangamon street"
+
+
+@pytest.mark.parametrize(
+    ("address", "key"),
+    [
+        ("12 bis Av. du Général Leclerc, 75014 PARIS", "avenue general leclerc"),
+        ("15 Bd de Bonne Nouvelle, 75002 Paris", "boulevard bonne nouvelle"),
+        ("3 R. Ste-Croix de la Bretonnerie", "rue sainte croix bretonnerie"),
+    ],
+)
+def test_french_addresses_keep_the_french_rules(address: str, key: str) -> None:
+    assert street_from_address(address) == key
+    assert street_from_address(address, "fr") == key
+
+
+def test_a_citys_locale_picks_its_rules() -> None:
+    assert [language_of(x) for x in ("en", "en_US", "en-GB", "fr", "fr_FR", "de")] == [
+        "en",
+        "en",
+        "en",
+        "fr",
+        "fr",
+        "fr",
+    ]

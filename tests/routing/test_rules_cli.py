@@ -144,3 +144,42 @@ def test_test_learns_on_early_months_and_compares_with_the_baseline(tmp_path: Pa
     assert "learned from reports up to 2023-12-31" in result.stdout
     assert "baseline" in result.stdout
     assert "learned" in result.stdout
+
+
+def test_evaluate_walks_forward_month_by_month(tmp_path: Path) -> None:
+    result = run_voirie(
+        tmp_path,
+        "rules",
+        "evaluate",
+        str(PARIS),
+        "--reports",
+        str(DATA),
+        "--truth-column",
+        "intervenant",
+        "--warmup",
+        "1",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "walk-forward" in result.stdout
+    # The sample holds 2023-07 and 2023-08: July is only learned from, August is tested.
+    assert "2023-07" not in result.stdout
+    assert "2023-08" in result.stdout
+    again = run_voirie(
+        tmp_path,
+        "rules",
+        "evaluate",
+        str(PARIS),
+        "--reports",
+        str(DATA),
+        "--truth-column",
+        "intervenant",
+    )
+    assert again.returncode == 2
+    assert "no month to test" in again.stderr
+
+
+def test_proposals_lists_what_reassignments_propose(tmp_path: Path) -> None:
+    result = run_voirie(tmp_path, "rules", "proposals", "--city", str(PARIS), "-o", "p.yaml")
+    assert result.returncode == 0, result.stderr
+    assert "0 rules proposed by dispatchers' reassignments" in result.stdout
+    assert yaml.safe_load((tmp_path / "p.yaml").read_text(encoding="utf-8")) == []

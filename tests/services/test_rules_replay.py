@@ -12,7 +12,8 @@ from voirie.gis.enrich import CityGIS
 from voirie.ingest.mapping import DANSMARUE
 from voirie.ingest.sources import RawTable, read_csv
 from voirie.routing.table import unreachable_rules
-from voirie.services.rules_replay import draft_yaml, learn, replay, split_test
+from voirie.services.rules_replay import draft_yaml, learn, replay
+from voirie.services.walkforward import split_test
 from voirie.store import Store
 
 DATA = Path(__file__).parents[1] / "data" / "dansmarue_200.csv"

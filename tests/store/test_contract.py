@@ -21,7 +21,7 @@ from voirie.city import City
 from voirie.gis.enrich import CityGIS
 from voirie.ingest.mapping import DANSMARUE, ColumnMapping
 from voirie.ingest.sources import ROW, RawTable, read_csv
-from voirie.model import OPEN_STATUSES, EventKind, Status
+from voirie.model import IN_HAND_STATUSES, OPEN_STATUSES, EventKind, Status
 from voirie.services.imports import ImportSummary
 from voirie.services.pipeline import Pipeline
 from voirie.settings import StoreSettings
@@ -392,7 +392,10 @@ def test_open_in_bbox_filters_by_bbox_service_status_and_time(
             & incidents["lat"].between(bbox[1], bbox[3])
             & incidents["service_code"].isin(services)
             & incidents["status"].isin(OPEN)
-            & (incidents["last_reported_at"] >= since)
+            & (
+                (incidents["last_reported_at"] >= since)
+                | incidents["status"].isin([s.value for s in IN_HAND_STATUSES])
+            )
         )
         return set(incidents.loc[keep, "incident_id"])
 
@@ -430,6 +433,7 @@ def test_open_in_bbox_filters_by_bbox_service_status_and_time(
                 "last_reported_at",
                 "segment_id",
                 "street_name",
+                "status",
             ]
             assert_typed(found)
             assert found["incident_id"].is_unique

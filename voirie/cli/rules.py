@@ -1,4 +1,5 @@
-"""``voirie rules``: check, replay and learn the routing rules of a city."""
+"""``voirie rules``: check, replay, evaluate walk-forward and learn the routing rules of a
+city, and list the rules dispatchers' reassignments propose."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 import click
+import yaml
 from rich.console import Console
 from rich.table import Table
 
@@ -17,14 +19,18 @@ from voirie.errors import CityConfigError
 from voirie.gis.enrich import CityGIS
 from voirie.ingest.sources import RawTable
 from voirie.routing.table import is_conditional, unreachable_rules
+from voirie.services.live_learning import proposals
+from voirie.services.rules_learning import Learning
 from voirie.services.rules_replay import (
     Replay,
     corrections_from,
+    decisions_from,
     draft_yaml,
+    history,
     learn,
     replay,
-    split_test,
 )
+from voirie.services.walkforward import Fold, split_test, walk_forward
 
 
 @click.group()
@@ -133,6 +139,68 @@ def _print_split(results: dict[str, Replay], learn_until: date) -> None:
     Console().print(table)
 
 
+@rules.command("evaluate")
+@click.argument("city_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@reports_option
+@truth_option
+@source_format_option
+@click.option(
+    "--warmup",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="First months only learned from, never tested.",
+)
+@click.option(
+    "--live-support",
+    type=click.IntRange(min=1),
+    help="Also replay each month with the rules learned from dispatchers' corrections "
+    "(fed back the next day) once this many agree.",
+)
+@fail_cleanly
+def rules_evaluate(
+    city_dir: Path,
+    reports_file: Path,
+    truth_column: str,
+    fmt: str,
+    warmup: int,
+    live_support: int | None,
+) -> None:
+    """Walk forward through past reports: for each month after the first WARMUP, learn
+    rules on the months before and test them on it, next to the majority-per-service
+    baseline learned on the same past."""
+    city = load_city(city_dir)
+    table, mapping = read_source(reports_file, fmt, None)
+    _require_column(table, truth_column)
+    gis = CityGIS(city)
+    reports, _ = history(city, gis, table, mapping, truth_column)
+    folds = walk_forward(city, reports, list(gis.zones), warmup=warmup, live_support=live_support)
+    if not folds:
+        raise click.UsageError(f"no month to test: the reports span {warmup} months or fewer")
+    _print_folds(folds)
+
+
+def _print_folds(folds: list[Fold]) -> None:
+    table = Table(title="walk-forward: learned on the months before, tested on the month")
+    live = any(fold.live is not None for fold in folds)
+    columns = ["month", "reports", "zone rules", "voirie right / wrong / triage"]
+    columns += ["baseline right / wrong / triage", "Δ points"]
+    columns += ["live right / wrong / triage"] if live else []
+    for column in columns:
+        table.add_column(column, no_wrap=True)
+    for fold in folds:
+        ours, base = fold.voirie, fold.baseline
+        row = [f"{fold.month:%Y-%m}", str(ours.n), str(fold.zone_rules), _outcome(ours)]
+        row += [_outcome(base), f"{(ours.accuracy - base.accuracy) * 100:+.2f}"]
+        row += [_outcome(fold.live)] if fold.live is not None else []
+        table.add_row(*row)
+    Console(width=max(console.width, 150 if live else 120)).print(table)
+
+
+def _outcome(result: Replay) -> str:
+    return f"{result.accuracy:.2%} / {result.wrong_team} / {result.triaged}"
+
+
 def _require_column(table: RawTable, column: str) -> None:
     if column not in table.columns:
         raise click.UsageError(f"--truth-column {column!r} is not a column of the file")
@@ -190,6 +258,21 @@ def _print_replay(result: Replay) -> None:
     help="Also draft zone rules where location changes the team (reads the layers).",
 )
 @click.option(
+    "--half-life",
+    type=click.FloatRange(min=0, min_open=True),
+    default=Learning().half_life_days,
+    show_default=True,
+    help="Days after which a past report counts half (recent decisions count more).",
+)
+@click.option(
+    "--validation-months",
+    type=click.IntRange(min=0),
+    default=Learning().validation_months,
+    show_default=True,
+    help="Keep a zone rule only if it won on these last months, learned on the months "
+    "before (0: keep every zone rule the data suggests).",
+)
+@click.option(
     "--corrections",
     is_flag=True,
     help="Also count dispatchers' reassignments stored in VOIRIE_DATABASE_URL.",
@@ -205,10 +288,13 @@ def rules_learn(
     output: Path,
     min_support: int,
     zones: bool,
+    half_life: float,
+    validation_months: int,
     corrections: bool,
 ) -> None:
-    """Draft routing.rules entries: the majority team of each service, and of a service or
-    group inside a zone where that differs, with support and confidence, as YAML to review."""
+    """Draft routing.rules entries: the majority team of each service (recent reports
+    counting more), and of a service, a group or every service inside a zone where that
+    differs and won out of time, with support and confidence, as YAML to review."""
     loaded = load_city(city, check_files=zones)
     table, mapping = read_source(reports_file, fmt, None)
     _require_column(table, truth_column)
@@ -229,6 +315,7 @@ def rules_learn(
         since=_day(since),
         until=_day(until),
         min_support=min_support,
+        policy=Learning(half_life_days=half_life, validation_months=validation_months),
         corrections=fixes,
     )
     output.write_text(draft_yaml(learned, source=reports_file.name), encoding="utf-8")
@@ -238,3 +325,54 @@ def rules_learn(
         highlight=False,
         soft_wrap=True,
     )
+
+
+@rules.command("proposals")
+@city_option
+@click.option(
+    "--min-support",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Agreeing reassignments needed (and more than the decisions kept meanwhile).",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the proposed rules as routing.rules entries to review.",
+)
+@fail_cleanly
+def rules_proposals(city: str, min_support: int, output: Path | None) -> None:
+    """List the service rules dispatchers' reassignments (in VOIRIE_DATABASE_URL) propose:
+    where, for a sub-category, the reassignments to one team reach --min-support and
+    outnumber the decisions left as routed."""
+    loaded = load_city(city, check_files=False)
+    store = configured_store()
+    try:
+        found = proposals(decisions_from(store, loaded), min_support)
+    finally:
+        store.close()
+    rules_now = loaded.config.routing.rules
+    current = {r.service: r.team for r in rules_now if r.service and not is_conditional(r)}
+    click.echo(f"{len(found)} rules proposed by dispatchers' reassignments")
+    if found:
+        table = Table()
+        for column in ("service", "now", "proposed", "version", "why"):
+            table.add_column(column, overflow="fold")
+        for proposal in found:
+            table.add_row(
+                loaded.services[proposal.service].name,
+                current.get(proposal.service, "triage"),
+                proposal.team,
+                str(proposal.version),
+                proposal.why,
+            )
+        Console(width=max(console.width, 120)).print(table)
+    if output is not None:
+        entries = [p.entry() for p in found]
+        output.write_text(
+            yaml.safe_dump(entries, allow_unicode=True, sort_keys=False, width=1000),
+            encoding="utf-8",
+        )
+        console.print(f"wrote {len(entries)} rules to {output}", highlight=False)

@@ -8,6 +8,7 @@ running it twice escalates nothing twice (each incident escalates once).
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 
@@ -27,7 +28,7 @@ def escalate(
     at = now or datetime.now(UTC)
     jurisdiction = city.jurisdiction_id
     factor = city.config.routing.escalation.factor
-    timezone = city.config.timezone
+    timezone = ZoneInfo(city.config.timezone)
     with store.transaction(jurisdiction) as uow:
         due = uow.escalations.due(at, limit)
         # Escalations are rare and each touches one incident: one small write per incident.
@@ -37,9 +38,10 @@ def escalate(
             incident = uow.incidents.get(incident_id)
             if incident is None:
                 continue
-            deadline = pd.Timestamp(str(incident["due_at"])).tz_convert(timezone)
+            due_at = incident["due_at"]
+            deadline = f"{due_at.astimezone(timezone):%Y-%m-%d %H:%M}" if due_at else "unknown"
             reason = (
-                f"overdue: due {deadline:%Y-%m-%d %H:%M}, still open after {factor:g}× its "
+                f"overdue: due {deadline}, still open after {factor:g}× its "
                 f"SLA → escalated from {incident['team']} to {city.teams[target].name}"
             )
             uow.incidents.update(incident_id, {"team": target, "updated_at": at})

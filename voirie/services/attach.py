@@ -29,7 +29,10 @@ class Attacher:
         """Set the batch's thresholds; return the open stored incidents it may join, with
         metric coordinates, group and match (what ``dedupe.attach`` reads)."""
         self.policy.set_thresholds(batch)
-        reach = self.policy.reach_m(float(batch["radius_m"].to_numpy(float).max()))
+        reach = self.policy.reach_m(
+            float(batch["radius_m"].to_numpy(float).max()),
+            float(batch["street_radius_m"].to_numpy(float).max()),
+        )
         lon, lat = batch["lon"].to_numpy(float), batch["lat"].to_numpy(float)
         bbox = widen(
             (float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max())), reach
@@ -65,7 +68,7 @@ class Attacher:
         found = uow.incidents.open_near(
             lon,
             lat,
-            self.policy.reach_m(rule.radius_m),
+            self.policy.reach_m(rule.radius_m, rule.street_radius_m),
             self.policy.candidate_services(service_code),
             requested_at - timedelta(days=rule.window_days),
         )
@@ -81,4 +84,5 @@ class Attacher:
             segment_id=found.segment_id,
             street_name=found.street_name,
             last_reported_at=found.last_reported_at,
+            status=found.status,
         )

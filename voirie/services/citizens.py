@@ -225,7 +225,7 @@ def _open_incident(uow: UnitOfWork, incident_id: int, action: str) -> None:
     incident = uow.incidents.get(incident_id)
     if incident is None:
         raise _unknown(incident_id)
-    status = Status(str(incident["status"]))
+    status = Status(incident["status"])
     if not status.is_open:
         raise Conflict(
             f"incident {incident_id} is {status.value} and can no longer be {action}; "

@@ -15,16 +15,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from voirie.city import City
-from voirie.gis.dedupe_policy import DedupePolicy
-from voirie.gis.enrich import CityGIS
 from voirie.ingest.mapping import ColumnMapping
 from voirie.ingest.sources import RawTable
 from voirie.ingest.validate import CHANGED_CONTENT, QUARANTINE_COLUMNS, validate
-from voirie.services.attach import Attacher
+from voirie.services.roles import Roles
 from voirie.services.territory import outside_quarantine
-from voirie.services.writer import IncidentWriter, Written
-from voirie.store.base import Store, UnitOfWork
+from voirie.services.writer import Written
+from voirie.store.base import UnitOfWork
 
 DEFAULT_BATCH_SIZE = 5_000
 
@@ -56,24 +53,8 @@ class ImportSummary:
         return kinds.value_counts()
 
 
-class Importer:
+class Importer(Roles):
     """One city's bulk import into one store."""
-
-    def __init__(
-        self,
-        city: City,
-        store: Store,
-        gis: CityGIS,
-        policy: DedupePolicy,
-        attacher: Attacher,
-        writer: IncidentWriter,
-    ) -> None:
-        self.city = city
-        self.store = store
-        self.gis = gis
-        self.policy = policy
-        self.attacher = attacher
-        self.writer = writer
 
     def import_table(
         self,

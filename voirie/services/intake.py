@@ -23,18 +23,14 @@ import threading
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from voirie.city import City
 from voirie.errors import InvalidInput
 from voirie.gis import dedupe
-from voirie.gis.dedupe_policy import DedupePolicy
-from voirie.gis.enrich import CityGIS
 from voirie.ingest.validate import CHANGED_CONTENT, validate_report
 from voirie.model import Flag, Report
 from voirie.notify.versions import record_rules
-from voirie.services.attach import Attacher
+from voirie.services.roles import Roles
 from voirie.services.territory import outside_reason
-from voirie.services.writer import IncidentWriter
-from voirie.store.base import Store, UnitOfWork
+from voirie.store.base import UnitOfWork
 from voirie.values import as_instant, optional_text
 
 
@@ -92,24 +88,12 @@ def external_ids(report: Report, retry: Retry) -> list[str]:
     return [f"f-{_digest(*material, str(b))}" for b in (bucket, bucket - 1)]
 
 
-class Intake:
+@dataclass(eq=False)
+class Intake(Roles):
     """One city's per-report path over one store."""
 
-    def __init__(
-        self,
-        city: City,
-        store: Store,
-        gis: CityGIS,
-        policy: DedupePolicy,
-        attacher: Attacher,
-        writer: IncidentWriter,
-    ) -> None:
-        self.city = city
-        self.store = store
-        self.gis = gis
-        self.policy = policy
-        self.attacher = attacher
-        self.writer = writer
+    def __post_init__(self) -> None:
+        """The rule versions are stored once per process, by the first submission."""
         self._rules_stored = False
         self._rules_lock = threading.Lock()
 
@@ -152,7 +136,11 @@ class Intake:
         code = str(fields["service_code"])
         rule = self.policy.rule(code)
         fields.update(
-            group=rule.group, match=rule.match, radius_m=rule.radius_m, window_days=rule.window_days
+            group=rule.group,
+            match=rule.match,
+            radius_m=rule.radius_m,
+            window_days=rule.window_days,
+            street_radius_m=rule.street_radius_m,
         )
         x, y = fields["x"], fields["y"]
         if not isinstance(x, float) or not isinstance(y, float):
@@ -168,6 +156,7 @@ class Intake:
             requested_at=as_instant(fields["requested_at"], "requested_at"),
             segment_id=optional_text(fields["segment_id"]),
             street_name=optional_text(fields["street_name"]),
+            street_radius_m=rule.street_radius_m,
         )
         return fields, arrival
 

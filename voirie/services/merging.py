@@ -13,7 +13,6 @@ online attach only ever adds a new report to one incident, so it cannot merge th
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,9 +25,8 @@ from voirie.errors import Conflict, InvalidInput, NotFound
 from voirie.gis import dedupe
 from voirie.model import SYSTEM_ACTOR, EventKind, Status
 from voirie.services.pipeline import Pipeline
-from voirie.store.base import UnitOfWork
+from voirie.store.base import IncidentRow, UnitOfWork
 from voirie.store.selection import Selection
-from voirie.values import as_instant
 
 MAX_REASON_LENGTH = 2_000
 # A person decided the link: full confidence.
@@ -74,47 +72,19 @@ def _services(pipeline: Pipeline, incident_ids: tuple[int, ...], field: str) -> 
     return sorted(set(found["service_code"]))
 
 
-@dataclass(frozen=True)
-class _Locked:
-    """What merging reads of an incident row locked in its transaction."""
-
-    id: int
-    status: str
-    merged_into: int | None
-    origin_report_id: int | None
-    report_count: int
-    first_reported_at: datetime
-    last_reported_at: datetime
-
-
-def _optional_int(value: object) -> int | None:
-    """An id or count read back from the store: None for NULL (None or NaN)."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if not isinstance(value, int | np.integer | float):
-        raise TypeError(f"expected an integer, got {value!r}")
-    return int(value)
-
-
-def _locked(uow: UnitOfWork, incident_id: int, field: str) -> _Locked:
+def _locked(uow: UnitOfWork, incident_id: int, field: str) -> IncidentRow:
+    """The stored incident, locked until the transaction ends, or ``NotFound`` naming
+    ``field``."""
     row = uow.incidents.get(incident_id)
     if row is None:
         raise NotFound(f"{field}: incident {incident_id} does not exist", field=field)
-    return _Locked(
-        id=incident_id,
-        status=str(row["status"]),
-        merged_into=_optional_int(row["merged_into"]),
-        origin_report_id=_optional_int(row["origin_report_id"]),
-        report_count=_optional_int(row["report_count"]) or 0,
-        first_reported_at=as_instant(row["first_reported_at"], "first_reported_at"),
-        last_reported_at=as_instant(row["last_reported_at"], "last_reported_at"),
-    )
+    return row
 
 
 @contextmanager
 def _pair(
     pipeline: Pipeline, first: int, second: int, field: str
-) -> Iterator[tuple[UnitOfWork, dict[int, _Locked]]]:
+) -> Iterator[tuple[UnitOfWork, dict[int, IncidentRow]]]:
     """A transaction holding the locks of the online attach for both incidents' services,
     and both incidents' rows (locked in id order, so two opposite operations cannot
     deadlock), by id."""
@@ -124,11 +94,12 @@ def _pair(
         yield uow, {i: _locked(uow, i, field) for i in sorted((first, second))}
 
 
-def _not_merged(row: _Locked, field: str) -> None:
+def _not_merged(row: IncidentRow, field: str) -> None:
     """Refuse an incident already merged away, naming where it went."""
-    if row.status == Status.DUPLICATE.value:
+    if row["status"] == Status.DUPLICATE.value:
         raise Conflict(
-            f"{field}: incident {row.id} was merged into incident {row.merged_into}; use that one",
+            f"{field}: incident {row['id']} was merged into incident "
+            f"{row['merged_into']}; use that one",
             field=field,
         )
 
@@ -229,13 +200,15 @@ def merge(
                 f"carried over from incident {merged_id} (merged into {survivor_id})",
                 now,
             )
-        count = survivor.report_count + len(members)
+        count = survivor["report_count"] + len(members)
         uow.incidents.update(
             survivor_id,
             {
                 "report_count": count,
-                "first_reported_at": min(survivor.first_reported_at, merged.first_reported_at),
-                "last_reported_at": max(survivor.last_reported_at, merged.last_reported_at),
+                "first_reported_at": min(
+                    survivor["first_reported_at"], merged["first_reported_at"]
+                ),
+                "last_reported_at": max(survivor["last_reported_at"], merged["last_reported_at"]),
                 "updated_at": now,
             },
         )
@@ -332,12 +305,12 @@ def split(
         )
         rest = members[members["report_id"] != report_id]
         changes: dict[str, object] = {
-            "report_count": old.report_count - 1,
+            "report_count": old["report_count"] - 1,
             "first_reported_at": rest["requested_at"].min(),
             "last_reported_at": rest["requested_at"].max(),
             "updated_at": now,
         }
-        if old.origin_report_id == report_id:
+        if old["origin_report_id"] == report_id:
             first = rest.iloc[0]
             changes |= {
                 "origin_report_id": int(first["report_id"]),

@@ -1,21 +1,23 @@
 """Testing a routing table against the decisions people really made, and drafting one.
 
-``replay`` runs past reports through validation, enrichment and ``route`` (one decision per
-distinct service), then compares each team with the source's ground-truth column (for
-DansMaRue, ``intervenant``). ``learn`` drafts service rules from the same kind of file: the
-team most reports of a service went to, with its support and confidence.
+``history`` runs past reports through validation and enrichment once, with the source's
+ground-truth column (for DansMaRue, ``intervenant``); ``replay`` routes them and compares
+each team with the truth. ``learn`` drafts rules from the same kind of file
+(``rules_learning``): the team most reports of a service went to, recent ones counting
+more, and the zone rules that won out of time, with their evidence. The walk-forward
+judge of both is ``walkforward``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import cast
 
 import pandas as pd
 import yaml
 
-from voirie.city import TRIAGE_TEAM, City, Route, slug
+from voirie.city import TRIAGE_TEAM, City, Route
 from voirie.gis.enrich import CityGIS
 from voirie.ingest.mapping import ColumnMapping
 from voirie.ingest.sources import ROW, RawTable
@@ -23,12 +25,11 @@ from voirie.ingest.validate import validate
 from voirie.model import SYSTEM_ACTOR, EventKind
 from voirie.notify.escalation import ESCALATION_ACTOR
 from voirie.routing.table import route
+from voirie.services.rules_learning import Learned, LearnedRule, Learning, learn_rules
 from voirie.store.base import Store
 
 DEFAULT_RULE_LABEL = "(default team)"
 UNKNOWN_SERVICE_LABEL = "(service not in catalogue)"
-ANY_ZONE = "*"
-EVERY = "all"  # a zone rule for every service
 
 
 @dataclass
@@ -133,12 +134,32 @@ def replay(
     until: date | None = None,
 ) -> Replay:
     """Route past reports with the city's table and compare with ``truth_column``."""
-    reports, skipped = _labelled(city, table, mapping, truth_column, since, until)
-    before = len(reports)
-    reports = _enriched(gis, reports)
-    skipped["outside territory"] = before - len(reports)
+    reports, skipped = history(city, gis, table, mapping, truth_column, since=since, until=until)
+    return replay_history(city, reports, skipped)
+
+
+def replay_history(
+    city: City, reports: pd.DataFrame, skipped: dict[str, int] | None = None
+) -> Replay:
+    """Route reports of a ``history`` with the city's table and compare with their truth."""
     routed = route(city, reports)
-    truth, predicted = reports["truth"].astype(str), routed["team"].astype(str)
+    known = reports["service_code"].map(lambda c: c in city.services)
+    rule = (
+        routed["rule_id"]
+        .astype(object)
+        .where(
+            routed["rule_id"].notna(),
+            known.map({True: DEFAULT_RULE_LABEL, False: UNKNOWN_SERVICE_LABEL}),
+        )
+    )
+    return compare(reports["truth"], routed["team"], rule, skipped)
+
+
+def compare(
+    truth: pd.Series, teams: pd.Series, rule: pd.Series, skipped: dict[str, int] | None = None
+) -> Replay:
+    """Each report's team (decided by ``rule``) against the team that really handled it."""
+    truth, predicted = truth.astype(str), teams.astype(str)
     correct = truth == predicted
     triaged = ~correct & (predicted == TRIAGE_TEAM)
     confusion = (
@@ -150,15 +171,6 @@ def replay(
             ["count", "truth", "predicted"], ascending=[False, True, True], ignore_index=True
         )
     )
-    known = reports["service_code"].map(lambda c: c in city.services)
-    rule = (
-        routed["rule_id"]
-        .astype(object)
-        .where(
-            routed["rule_id"].notna(),
-            known.map({True: DEFAULT_RULE_LABEL, False: UNKNOWN_SERVICE_LABEL}),
-        )
-    )
     rules = (
         pd.DataFrame({"rule": rule, "team": predicted, "correct": correct})
         .groupby(["rule", "team"], as_index=False)
@@ -166,178 +178,35 @@ def replay(
         .sort_values(["count", "rule"], ascending=[False, True], ignore_index=True)
     )
     return Replay(
-        n=len(reports),
+        n=len(truth),
         correct=int(correct.sum()),
         wrong_team=int((~correct & ~triaged).sum()),
         triaged=int(triaged.sum()),
         confusion=confusion,
         rules=rules,
-        skipped=skipped,
+        skipped=dict(skipped or {}),
     )
 
 
-@dataclass(frozen=True)
-class LearnedRule:
-    """A drafted rule with the evidence behind it.
-
-    A service rule (``zone`` None) gives a service its majority team; a zone rule gives
-    the reports of a service or a group inside a zone (``(layer, code)``, code ``*`` for
-    any zone of the layer) the team most of them went to, where that differs from what
-    the service rules would do.
-    """
-
-    team: str
-    support: int  # training reports the rule applies to
-    confidence: float  # share of them that went to ``team``
-    name: str  # the service's or group's name
-    service: str | None = None
-    group: str | None = None
-    zone: tuple[str, str] | None = None
-    zone_name: str | None = None
-    gain: int = 0  # training reports it routes right that the service rules routed wrong, net
-
-    @property
-    def rule_id(self) -> str:
-        """The rule's id in city.yaml."""
-        if self.zone is None:
-            return f"svc-{self.service}"
-        code = "any" if self.zone[1] == ANY_ZONE else slug(self.zone[1], 24)
-        return f"zone-{self.service or self.group or EVERY}-{self.zone[0]}-{code}"
-
-    def entry(self) -> dict[str, object]:
-        """The rule as a ``routing.rules`` entry."""
-        entry: dict[str, object] = {"id": self.rule_id, "team": self.team}
-        if self.service or self.group:
-            entry.update({"service": self.service} if self.service else {"group": self.group})
-        if self.zone is not None:
-            layer, code = self.zone
-            entry["zones"] = {layer: ANY_ZONE if code == ANY_ZONE else [code]}
-        return entry
-
-
-@dataclass
-class Learned:
-    """Drafted rules (zone rules first, as they must precede nothing else), and the
-    services left to triage with why."""
-
-    rules: list[LearnedRule]
-    left_out: dict[str, str]  # service code -> reason
-    n: int
-
-    @property
-    def zone_rules(self) -> list[LearnedRule]:
-        """The rules with a zone condition."""
-        return [r for r in self.rules if r.zone is not None]
-
-
-@dataclass(frozen=True)
-class ZoneLearning:
-    """Thresholds for drafting a zone rule: enough reports, a clear majority, a real gain."""
-
-    min_support: int = 5
-    min_confidence: float = 0.6
-    min_gain: int = 2
-
-
-def _service_rules(
-    city: City, reports: pd.DataFrame, min_support: int
-) -> tuple[list[LearnedRule], dict[str, str]]:
-    """The majority team of each catalogue service, for services with enough reports."""
-    counts = (
-        reports.groupby(["service_code", "truth"])
-        .size()
-        .rename("count")
-        .reset_index()
-        .sort_values(["service_code", "count", "truth"], ascending=[True, False, True])
-    )
-    totals = counts.groupby("service_code")["count"].sum()
-    best = counts.drop_duplicates("service_code").set_index("service_code")
-    rules: list[LearnedRule] = []
-    left_out: dict[str, str] = {}
-    for code, row in best.iterrows():  # one row per service, not per report
-        service, support = city.services.get(str(code)), int(totals[str(code)])
-        if service is None:
-            left_out[str(code)] = "not in the city's catalogue"
-        elif support < min_support:
-            left_out[str(code)] = f"{support} reports < min support {min_support}"
-        elif row["truth"] not in city.teams:
-            left_out[str(code)] = f"team {row['truth']!r} is not in city.yaml"
-        else:
-            rules.append(
-                LearnedRule(
-                    team=str(row["truth"]),
-                    support=support,
-                    confidence=int(row["count"]) / support,
-                    name=service.name,
-                    service=service.code,
-                )
-            )
-    rules.sort(key=lambda r: (-r.support, str(r.service)))
-    return rules, left_out
-
-
-def _zone_rules(
+def history(
     city: City,
-    reports: pd.DataFrame,
-    service_rules: list[LearnedRule],
-    layers: list[str],
-    thresholds: ZoneLearning,
-) -> list[LearnedRule]:
-    """Zone cells (of a service, a group or every service) whose majority team beats the
-    service rules.
-
-    For each cell (a service or group, and a zone or ``*`` = any zone of the layer), the
-    gain is the number of its training reports that went to the cell's majority team,
-    minus those the service rules already route right. Cells are counted with one
-    ``groupby`` per layer and level, never report by report.
-    """
-    by_service = {r.service: r.team for r in service_rules}
-    base_right = reports["service_code"].map(by_service) == reports["truth"]
-    names = {
-        **{s.code: s.name for s in city.config.services},
-        **{g.code: g.name for g in city.config.groups},
-    }
-    found: list[tuple[tuple[int, int, int], LearnedRule]] = []
-    for layer in layers:
-        column = f"zone_{layer}"
-        inside = reports[reports[column].notna()].assign(
-            base_right=base_right, zone=reports[column].astype(str), every=EVERY
-        )
-        labels = inside.groupby("zone")[f"{column}_name"].first()
-        for level_rank, level in enumerate(("service_code", "group", "every")):
-            for any_rank, cells in enumerate((inside, inside.assign(zone=ANY_ZONE))):
-                counts = cells.groupby([level, "zone", "truth"]).size().rename("n").reset_index()
-                counts = counts.sort_values(
-                    [level, "zone", "n", "truth"], ascending=[True, True, False, True]
-                )
-                totals = cells.groupby([level, "zone"]).agg(
-                    support=("truth", "size"), base=("base_right", "sum")
-                )
-                best = counts.drop_duplicates([level, "zone"]).set_index([level, "zone"])
-                best = best.join(totals)
-                best["gain"] = best["n"] - best["base"]
-                keep = best[
-                    (best["support"] >= thresholds.min_support)
-                    & (best["n"] >= thresholds.min_confidence * best["support"])
-                    & (best["gain"] >= thresholds.min_gain)
-                    & best["truth"].isin(list(city.teams))
-                ]
-                for cell, row in keep.iterrows():  # one row per accepted cell
-                    key, zone = cast(tuple[str, str], cell)
-                    rule = LearnedRule(
-                        team=str(row["truth"]),
-                        support=int(row["support"]),
-                        confidence=int(row["n"]) / int(row["support"]),
-                        name=names.get(str(key), "every service"),
-                        service=str(key) if level == "service_code" else None,
-                        group=str(key) if level == "group" else None,
-                        zone=(layer, str(zone)),
-                        zone_name=None if zone == ANY_ZONE else str(labels.get(zone)),
-                        gain=int(row["gain"]),
-                    )
-                    found.append(((level_rank, any_rank, -rule.gain), rule))
-    found.sort(key=lambda item: (item[0], item[1].rule_id))
-    return [rule for _, rule in found]
+    gis: CityGIS,
+    table: RawTable,
+    mapping: ColumnMapping,
+    truth_column: str,
+    *,
+    since: date | None = None,
+    until: date | None = None,
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Past reports ready to learn from and replay, once: validated, with their truth
+    value and local declaration ``day``, enriched, those outside the territory dropped;
+    and how many were left out, by reason."""
+    reports, skipped = _labelled(city, table, mapping, truth_column, since, until)
+    before = len(reports)
+    reports = _enriched(gis, reports)
+    skipped["outside territory"] = before - len(reports)
+    reports["day"] = _local_dates(reports["requested_at"], city.config.timezone)
+    return reports, skipped
 
 
 def learn(
@@ -350,11 +219,12 @@ def learn(
     since: date | None = None,
     until: date | None = None,
     min_support: int = 5,
-    zones: ZoneLearning | None = None,
+    policy: Learning | None = None,
     corrections: pd.DataFrame | None = None,
 ) -> Learned:
-    """Draft rules from past decisions: the majority team of each service and, with
-    ``gis``, the zone rules where location changes the answer (see ``_zone_rules``).
+    """Draft rules from past decisions (``rules_learning.learn_rules``): the
+    recency-weighted majority team of each service and, with ``gis``, the zone rules
+    where location changes the answer and that won out of time.
 
     ``corrections`` (columns ``service_code``, ``team``: see ``corrections_from``) are
     dispatchers' reassignments; each counts as one more decision for the service rules.
@@ -362,18 +232,32 @@ def learn(
     whose majority is not a team of city.yaml are left out: they go to triage.
     """
     reports, _ = _labelled(city, table, mapping, truth_column, since, until)
-    decisions = reports[["service_code", "truth"]]
+    layers: list[str] = []
+    if gis is not None:
+        reports, layers = _enriched(gis, reports), list(gis.zones)
+    reports["day"] = _local_dates(reports["requested_at"], city.config.timezone)
+    extra = None
     if corrections is not None:
-        decisions = pd.concat(
-            [decisions, corrections[["service_code", "team"]].rename(columns={"team": "truth"})],
-            ignore_index=True,
-        )
-    rules, left_out = _service_rules(city, decisions, min_support)
-    if gis is not None and len(reports):
-        enriched = _enriched(gis, reports)
-        zone_rules = _zone_rules(city, enriched, rules, list(gis.zones), zones or ZoneLearning())
-        rules = zone_rules + rules
-    return Learned(rules, left_out, len(reports))
+        extra = corrections[["service_code", "team"]].rename(columns={"team": "truth"})
+    return learn_rules(
+        city,
+        reports,
+        _end_of(reports, until),
+        layers=layers,
+        min_support=min_support,
+        policy=policy,
+        extra=extra,
+    )
+
+
+def _end_of(reports: pd.DataFrame, until: date | None) -> date:
+    """The day learning happens: after ``until``, else after the last report."""
+    if until is not None:
+        return until + timedelta(days=1)
+    if not len(reports):
+        return date.today()
+    last: date = reports["day"].max()
+    return last + timedelta(days=1)
 
 
 def corrections_from(store: Store, city: City) -> pd.DataFrame:
@@ -397,6 +281,36 @@ def corrections_from(store: Store, city: City) -> pd.DataFrame:
     )
 
 
+def decisions_from(store: Store, city: City) -> pd.DataFrame:
+    """Every routed incident's decision and how it ended, oldest first: columns ``day``
+    (local date of the last reassignment by a person, else of the routing),
+    ``service_code``, ``given`` (the team the rules gave) and ``handled_by`` (the team a
+    person last reassigned it to, else ``given``). Merged incidents are left out."""
+    jurisdiction = city.jurisdiction_id
+    incidents = store.lookup("incidents", jurisdiction, "service_code", sorted(city.services))
+    incidents = incidents[incidents["merged_into"].isna()].set_index("id")
+    ids = [int(i) for i in incidents.index]
+    assignments = store.lookup("assignments", jurisdiction, "incident_id", ids).sort_values("id")
+    given = assignments.drop_duplicates("incident_id").set_index("incident_id")
+    manual = assignments[
+        assignments["rule_id"].isna() & ~assignments["actor"].isin([SYSTEM_ACTOR, ESCALATION_ACTOR])
+    ]
+    last = manual.drop_duplicates("incident_id", keep="last").set_index("incident_id")
+    at = pd.to_datetime(last["assigned_at"].reindex(given.index), utc=True).fillna(
+        pd.to_datetime(given["assigned_at"], utc=True)
+    )
+    decisions = pd.DataFrame(
+        {
+            "day": _local_dates(at, city.config.timezone),
+            "service_code": incidents["service_code"].reindex(given.index),
+            "given": given["team"],
+            "handled_by": last["team"].reindex(given.index).fillna(given["team"]),
+            "at": at,
+        }
+    )
+    return decisions.sort_values("at").drop(columns="at").reset_index(drop=True)
+
+
 def _enriched(gis: CityGIS, reports: pd.DataFrame) -> pd.DataFrame:
     """Reports with their enrichment columns, those outside the territory dropped."""
     enriched = gis.enrich(
@@ -406,46 +320,20 @@ def _enriched(gis: CityGIS, reports: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([reports, enriched], axis=1)[inside].reset_index(drop=True)
 
 
-def with_rules(city: City, rules: list[LearnedRule]) -> City:
-    """The city with its rules replaced by learned ones (to replay them before review)."""
+def with_rules(
+    city: City, rules: list[LearnedRule], services: Collection[str] | None = None
+) -> City:
+    """The city with its rules replaced by learned ones (to replay them before review);
+    with ``services``, its catalogue cut down to them, as a city configured from that
+    history would have it (a report of another service then goes to triage)."""
     routing = city.config.routing.model_copy(
         update={"rules": [Route.model_validate(r.entry()) for r in rules]}
     )
-    return City(city.folder, city.config.model_copy(update={"routing": routing}))
-
-
-def split_test(
-    city: City,
-    gis: CityGIS,
-    table: RawTable,
-    mapping: ColumnMapping,
-    truth_column: str,
-    learn_until: date,
-    *,
-    min_support: int = 1,
-    zones: ZoneLearning | None = None,
-) -> dict[str, Replay]:
-    """Learn on reports up to ``learn_until``, replay the later ones; also the baseline.
-
-    ``baseline``: the majority team of each sub-category seen in training (no location);
-    ``learned``: the same plus the zone rules. Both send unseen categories to triage.
-    """
-    later = learn_until + timedelta(days=1)
-    base = learn(city, table, mapping, truth_column, until=learn_until, min_support=min_support)
-    learned = learn(
-        city,
-        table,
-        mapping,
-        truth_column,
-        gis=gis,
-        until=learn_until,
-        min_support=min_support,
-        zones=zones,
-    )
-    return {
-        label: replay(with_rules(city, rules.rules), gis, table, mapping, truth_column, since=later)
-        for label, rules in (("baseline", base), ("learned", learned))
-    }
+    update: dict[str, object] = {"routing": routing}
+    if services is not None:
+        keep = set(services)
+        update["services"] = [s for s in city.config.services if s.code in keep]
+    return City(city.folder, city.config.model_copy(update=update))
 
 
 def draft_yaml(learned: Learned, *, source: str = "") -> str:
@@ -457,7 +345,7 @@ def draft_yaml(learned: Learned, *, source: str = "") -> str:
     """
     lines = [
         f"# Draft routing rules learned from {source or 'past reports'} "
-        f"({learned.n} reports): the majority team of each service, and "
+        f"({learned.n} reports): the recency-weighted majority team of each service, and "
         f"{len(learned.zone_rules)} zone rules where location changes the answer.",
         "# Review before pasting under routing.rules in city.yaml.",
         f"# {len(learned.left_out)} services left out (they go to triage).",
@@ -467,7 +355,11 @@ def draft_yaml(learned: Learned, *, source: str = "") -> str:
     for rule in learned.rules:
         where = ""
         if rule.zone is not None:
-            where = f" inside {rule.zone_name or 'any ' + rule.zone[0]}, gain {rule.gain}"
+            where = (
+                f" inside {rule.zone_name or 'any ' + rule.zone[0]}, weighted gain {rule.gain:.1f}"
+            )
+            if rule.validated_gain is not None:
+                where += f", {rule.validated_gain:+d} out of time"
         lines.append(
             f"# {rule.name}{where}: support {rule.support}, confidence {rule.confidence:.1%}"
         )

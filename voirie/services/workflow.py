@@ -20,7 +20,7 @@ from voirie.errors import Conflict, Forbidden, InvalidInput, NotFound
 from voirie.model import EventKind, Status
 from voirie.notify.outbox import enqueue, notify_citizens
 from voirie.services.auth import Action, Principal
-from voirie.store.base import Store, UnitOfWork
+from voirie.store.base import IncidentRow, Store, UnitOfWork
 from voirie.values import aware_utc
 
 MAX_TEXT_LENGTH = 5_000
@@ -53,7 +53,7 @@ def allowed_statuses(status: Status | str) -> tuple[Status, ...]:
     return TRANSITIONS[Status(status)]
 
 
-def _locked_incident(uow: UnitOfWork, incident_id: int) -> dict[str, object]:
+def _locked_incident(uow: UnitOfWork, incident_id: int) -> IncidentRow:
     """The stored incident, locked until the transaction ends, or ``NotFound``."""
     row = uow.incidents.get(incident_id)
     if row is None:
@@ -72,15 +72,6 @@ def _checked_text(value: str, field: str, *, required: bool) -> str:
             f"{field}: at most {MAX_TEXT_LENGTH} characters, got {len(text)}", field=field
         )
     return text
-
-
-def _optional_instant(value: object) -> datetime | None:
-    """A stored or given instant as an aware datetime (naive means UTC); NaT/None -> None."""
-    if not isinstance(value, datetime) or pd.isna(value):
-        return None
-    if isinstance(value, pd.Timestamp):
-        value = value.to_pydatetime()
-    return aware_utc(value)
 
 
 @dataclass(frozen=True)
@@ -128,14 +119,14 @@ def change_status(
     """
     with store.transaction(city.jurisdiction_id) as uow:
         row = _locked_incident(uow, incident_id)
-        principal.check(Action.STATUS, str(row["team"]))
+        principal.check(Action.STATUS, row["team"])
         try:
             target = Status(status)
         except ValueError:
             raise InvalidInput(
                 f"status: unknown status {status!r}; one of {', '.join(Status)}", field="status"
             ) from None
-        current = Status(str(row["status"]))
+        current = Status(row["status"])
         allowed = TRANSITIONS[current]
         if target not in allowed:
             listed = ", ".join(allowed) if allowed else f"none ({current} is final)"
@@ -153,7 +144,7 @@ def change_status(
             city,
             kind="status_changed",
             incident_id=incident_id,
-            team=str(row["team"]),
+            team=row["team"],
             data={"previous_status": current.value, "status": target.value, "reason": note},
             now=now,
         )
@@ -192,7 +183,7 @@ def reassign(
     citizen does not restart because the work changed hands."""
     with store.transaction(city.jurisdiction_id) as uow:
         row = _locked_incident(uow, incident_id)
-        current = str(row["team"])
+        current = row["team"]
         if not principal.may_assign(current, team):
             principal.check(Action.HAND_BACK, current)
             raise Forbidden(
@@ -211,8 +202,8 @@ def reassign(
             )
         note = _checked_text(reason, "reason", required=True)
         now = at or datetime.now(UTC)
-        new_priority = int(priority if priority is not None else int(str(row["priority"])))
-        new_due = _optional_instant(due_at if due_at is not None else row["due_at"])
+        new_priority = priority if priority is not None else row["priority"]
+        new_due = aware_utc(due_at) if due_at is not None else row["due_at"]
         uow.incidents.update(
             incident_id,
             {"team": team, "priority": new_priority, "due_at": new_due, "updated_at": now},
@@ -289,7 +280,7 @@ def comment(
         at = now.replace(microsecond=now.microsecond // 1000 * 1000)
     with store.transaction(city.jurisdiction_id) as uow:
         row = _locked_incident(uow, incident_id)
-        principal.check(Action.COMMENT, str(row["team"]))
+        principal.check(Action.COMMENT, row["team"])
         note = _checked_text(text, "text", required=True)
         event_id = uow.events.append(
             "incident",

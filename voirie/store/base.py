@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from importlib import resources
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, TypedDict
 
 import numpy as np
 import pandas as pd
@@ -67,6 +67,29 @@ class KnownReport(NamedTuple):
     report_id: int
     incident_id: int | None
     received_at: datetime
+
+
+class IncidentRow(TypedDict):
+    """One stored incident as ``Incidents.get`` reads it, in Python types (missing values
+    are None, instants aware in UTC): the columns of ``schema.COLUMNS["incidents"]``."""
+
+    id: int
+    jurisdiction_id: str
+    service_code: str
+    origin_report_id: int | None
+    lon: float
+    lat: float
+    segment_id: str | None
+    street_name: str | None
+    status: str
+    team: str
+    priority: int
+    due_at: datetime | None
+    report_count: int
+    first_reported_at: datetime
+    last_reported_at: datetime
+    updated_at: datetime
+    merged_into: int | None
 
 
 class Tables(Protocol):
@@ -134,7 +157,7 @@ class Incidents(Protocol):
         arrays ordered by incident id: every open incident within ``reach_m`` metres of the
         point, and a few beyond it (the caller measures exact distances)."""
 
-    def get(self, incident_id: int) -> dict[str, object] | None:
+    def get(self, incident_id: int) -> IncidentRow | None:
         """The stored incident row (``schema.COLUMNS["incidents"]``), locked until commit."""
 
     def update(self, incident_id: int, changes: Mapping[str, object]) -> None:

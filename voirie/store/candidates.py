@@ -23,6 +23,7 @@ OPEN_INCIDENT_COLUMNS = [
     "last_reported_at",
     "segment_id",
     "street_name",
+    "status",
 ]
 
 
@@ -31,7 +32,8 @@ class OpenIncidents:
     """Open incidents as arrays, one entry per incident, ordered by incident id.
 
     ``last_reported_at`` is ``datetime64[ns]`` in UTC (what ``open_in_bbox`` gives once
-    converted to numpy); ``segment_id`` and ``street_name`` hold None where unknown.
+    converted to numpy); ``segment_id`` and ``street_name`` hold None where unknown;
+    ``status`` is the incident's (an open one).
     """
 
     incident_id: np.ndarray
@@ -41,6 +43,7 @@ class OpenIncidents:
     last_reported_at: np.ndarray
     segment_id: np.ndarray
     street_name: np.ndarray
+    status: np.ndarray
 
     def __len__(self) -> int:
         return len(self.incident_id)
@@ -49,9 +52,10 @@ class OpenIncidents:
     def from_rows(
         cls, rows: Sequence[Sequence[object]], last_reported_at: Sequence[datetime | str]
     ) -> OpenIncidents:
-        """From rows (id, lon, lat, service_code, <ignored>, segment_id, street_name) and
-        their last report times (naive UTC datetimes or ISO texts without zone)."""
-        columns = list(zip(*rows, strict=True)) if rows else [()] * 7
+        """From rows (id, lon, lat, service_code, <ignored>, segment_id, street_name,
+        status) and their last report times (naive UTC datetimes or ISO texts without
+        zone)."""
+        columns = list(zip(*rows, strict=True)) if rows else [()] * 8
         return cls(
             incident_id=np.array(columns[0], dtype=np.int64),
             lon=np.array(columns[1], dtype=float),
@@ -60,6 +64,7 @@ class OpenIncidents:
             last_reported_at=np.array(last_reported_at, dtype="datetime64[ns]"),
             segment_id=_objects(columns[5]),
             street_name=_objects(columns[6]),
+            status=_objects(columns[7]),
         )
 
 

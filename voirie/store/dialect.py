@@ -46,6 +46,11 @@ class Dialect:
     ``UPDATE ... FROM``; its parameters come from ``rows_params``."""
     rows_params: Callable[[Sequence[Sequence[object]]], list[object]]
     """The values of ``rows``'s columns (one list per column) as its bound parameters."""
+    probe: Callable[[str, str, str], str]
+    """(table, alias, condition) -> a join that finds, for each row before it, the one row
+    of ``table`` meeting ``condition`` on its unique key, in that order whatever the
+    planner's statistics say: ``CROSS JOIN LATERAL (... LIMIT 1)`` on PostgreSQL, a
+    ``CROSS JOIN`` (which keeps the written order) on sqlite."""
     lock_rows: str
     """Appended to a SELECT that must lock the rows it reads until commit."""
     skip_locked: Callable[[str], str]

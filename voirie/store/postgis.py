@@ -134,6 +134,9 @@ DIALECT = Dialect(
     from_array=lambda value: tuple(cast(list[str], value)),
     rows=_rows,
     rows_params=list,
+    probe=lambda table, alias, condition: (
+        f"CROSS JOIN LATERAL (SELECT * FROM {table} {alias} WHERE {condition} LIMIT 1) {alias}"
+    ),
     lock_rows=" FOR UPDATE",
     skip_locked=lambda alias: f" FOR UPDATE OF {alias} SKIP LOCKED",
 )

@@ -81,6 +81,7 @@ DIALECT = Dialect(
     from_array=lambda value: tuple(json.loads(str(value))),
     rows=_rows,
     rows_params=lambda columns: [_json(list(zip(*columns, strict=True)))],
+    probe=lambda table, alias, condition: f"CROSS JOIN {table} {alias} ON {condition}",
     # BEGIN IMMEDIATE holds the database's write lock for the whole transaction.
     lock_rows="",
     skip_locked=lambda _: "",

@@ -10,14 +10,15 @@ from typing import Any, cast
 import pandas as pd
 
 from voirie.gis.metric import bbox_around
-from voirie.model import OPEN_STATUSES
-from voirie.store.base import RESHAPE_COLUMNS
+from voirie.model import IN_HAND_STATUSES, OPEN_STATUSES
+from voirie.store.base import RESHAPE_COLUMNS, IncidentRow
 from voirie.store.candidates import OPEN_INCIDENT_COLUMNS, BBox, OpenIncidents
 from voirie.store.schema import COLUMNS, MAX_ID
-from voirie.store.statements.session import Session, typed
-from voirie.values import naive_utc
+from voirie.store.statements.session import Session, missing, typed
+from voirie.values import aware_utc, naive_utc, optional_text
 
 OPEN = tuple(sorted(status.value for status in OPEN_STATUSES))
+IN_HAND = tuple(sorted(status.value for status in IN_HAND_STATUSES))
 # Where one of the moved rows' people already supports or follows the target.
 _SAME_PERSON = {
     "incident_supporters": "(t.email = s.email OR t.client_key = s.client_key)",
@@ -57,21 +58,25 @@ class SqlIncidents:
     def _open_rows(
         self, bbox: BBox, service_codes: Sequence[str], since: datetime
     ) -> list[tuple[Any, ...]]:
-        """(id, lon, lat, service_code, last_reported_at, segment_id, street_name) of the
-        open incidents of these services in the bbox (edges included), through the
-        spatial index; ordered by id here, so the planner keeps to the index."""
+        """(id, lon, lat, service_code, last_reported_at, segment_id, street_name, status)
+        of the open incidents of these services in the bbox (edges included), last reported
+        at or after ``since`` or in hand (``model.IN_HAND_STATUSES``: those attract reports
+        while open), through the spatial index; ordered by id here, so the planner keeps to
+        the index."""
         s, d = self.session, self.session.dialect
         rows = s.run(
             "SELECT i.id, i.lon, i.lat, i.service_code, i.last_reported_at, i.segment_id, "
-            f"i.street_name FROM incidents i WHERE i.jurisdiction_id = ? "
+            f"i.street_name, i.status FROM incidents i WHERE i.jurisdiction_id = ? "
             f"AND {d.bbox('incidents', 'i')} AND {d.in_array('i.status', 'text')} "
-            f"AND {d.in_array('i.service_code', 'text')} AND i.last_reported_at >= ?",
+            f"AND {d.in_array('i.service_code', 'text')} "
+            f"AND (i.last_reported_at >= ? OR {d.in_array('i.status', 'text')})",
             (
                 s.jurisdiction_id,
                 *(float(v) for v in bbox),
                 d.array(OPEN),
                 d.array(list(service_codes)),
                 d.instant(since),
+                d.array(IN_HAND),
             ),
         ).fetchall()
         return sorted(rows, key=lambda row: int(row[0]))
@@ -80,7 +85,7 @@ class SqlIncidents:
         self, bbox: BBox, service_codes: Sequence[str], since: datetime
     ) -> pd.DataFrame:
         """Open incidents of these services in a WGS84 bbox, last reported at or after
-        ``since``, by id (columns ``candidates.OPEN_INCIDENT_COLUMNS``)."""
+        ``since`` or in hand, by id (columns ``candidates.OPEN_INCIDENT_COLUMNS``)."""
         rows = self._open_rows(bbox, service_codes, since)
         return typed(pd.DataFrame(rows, columns=OPEN_INCIDENT_COLUMNS))
 
@@ -96,7 +101,7 @@ class SqlIncidents:
         rows = self._open_rows(bbox_around(lon, lat, reach_m), service_codes, since)
         return OpenIncidents.from_rows(rows, [_numpy_instant(row[4]) for row in rows])
 
-    def get(self, incident_id: int) -> dict[str, object] | None:
+    def get(self, incident_id: int) -> IncidentRow | None:
         """The stored incident row (``schema.COLUMNS["incidents"]``), locked until commit."""
         if not 0 < int(incident_id) <= MAX_ID:
             return None
@@ -109,7 +114,26 @@ class SqlIncidents:
         )
         if frame.empty:
             return None
-        return {str(name): value for name, value in frame.iloc[0].items()}
+        row = frame.iloc[0]
+        return IncidentRow(
+            id=int(row["id"]),
+            jurisdiction_id=str(row["jurisdiction_id"]),
+            service_code=str(row["service_code"]),
+            origin_report_id=_optional_int(row["origin_report_id"]),
+            lon=float(row["lon"]),
+            lat=float(row["lat"]),
+            segment_id=optional_text(row["segment_id"]),
+            street_name=optional_text(row["street_name"]),
+            status=str(row["status"]),
+            team=str(row["team"]),
+            priority=int(row["priority"]),
+            due_at=_optional_instant(row["due_at"]),
+            report_count=int(row["report_count"]),
+            first_reported_at=_instant(row["first_reported_at"]),
+            last_reported_at=_instant(row["last_reported_at"]),
+            updated_at=_instant(row["updated_at"]),
+            merged_into=_optional_int(row["merged_into"]),
+        )
 
     def update(self, incident_id: int, changes: Mapping[str, object]) -> None:
         """Set columns of one incident; its point follows a new lon or lat."""
@@ -231,3 +255,18 @@ class SqlIncidents:
             "SELECT supporters FROM incidents WHERE jurisdiction_id = ? AND id = ?", (j, b)
         ).fetchone()
         return int(supporters)
+
+
+def _optional_int(value: object) -> int | None:
+    """An id read back from a typed frame: None for NULL (None, NaN or NA)."""
+    return None if missing(value) else int(cast(int, value))
+
+
+def _optional_instant(value: object) -> datetime | None:
+    """An instant read back from a typed frame (a UTC ``Timestamp``): None for NaT."""
+    return None if missing(value) else _instant(value)
+
+
+def _instant(value: object) -> datetime:
+    """A UTC ``Timestamp`` of a typed frame as an aware ``datetime``."""
+    return aware_utc(pd.Timestamp(cast(datetime, value)).to_pydatetime())

@@ -10,12 +10,17 @@ import pandas as pd
 from voirie.store.base import KNOWN_REPORT_COLUMNS, KnownReport
 from voirie.store.statements.session import Session
 
-_KNOWN = (
-    "SELECT r.external_id, r.content_hash, r.id, l.incident_id, r.received_at FROM reports r "
-    "LEFT JOIN incident_reports l "
-    "ON l.report_id = r.id AND l.jurisdiction_id = r.jurisdiction_id "
-    "WHERE r.jurisdiction_id = ? AND r.source = ? AND "
+_COLUMNS = "SELECT r.external_id, r.content_hash, r.id, l.incident_id, r.received_at FROM "
+_ORIGIN = (
+    "LEFT JOIN incident_reports l ON l.report_id = r.id AND l.jurisdiction_id = r.jurisdiction_id "
 )
+_KNOWN = _COLUMNS + "reports r " + _ORIGIN + "WHERE r.jurisdiction_id = ? AND r.source = ? AND "
+# A batch's ids as bound rows, each probed on the reports' unique key whatever the planner
+# knows of the table. (``external_id = ANY`` of the batch's array, prepared by psycopg after
+# five executions, kept a generic plan that, without statistics during a long import, took
+# the (jurisdiction, source) rows and compared each with the batch: quadratic in the
+# stored reports, one batch 5.7 s instead of 44 ms once 80k reports were stored.)
+_PROBE = "r.jurisdiction_id = ? AND r.source = ? AND r.external_id = u.external_id"
 
 
 class SqlReports:
@@ -26,10 +31,15 @@ class SqlReports:
 
     def known(self, source: str, external_ids: Sequence[str]) -> pd.DataFrame:
         """The given ids already stored for a source (columns ``KNOWN_REPORT_COLUMNS``)."""
-        session = self.session
+        session, dialect = self.session, self.session.dialect
+        rows = dialect.rows([("external_id", "text")])
         return session.frame(
-            _KNOWN + session.dialect.in_array("r.external_id", "text"),
-            (session.jurisdiction_id, source, session.dialect.array(list(external_ids))),
+            f"{_COLUMNS}{rows} {dialect.probe('reports', 'r', _PROBE)} {_ORIGIN}",
+            (
+                *dialect.rows_params([list(dict.fromkeys(external_ids))]),
+                session.jurisdiction_id,
+                source,
+            ),
             KNOWN_REPORT_COLUMNS,
         )
 

@@ -1,0 +1,56 @@
+"""A larger DansMaRue file for import scaling runs, made from the bundled one.
+
+Copy k of the output is the bundled file with new ids (``R<k>`` appended), its dates moved
+back by k × 280 days (so copies open their own incidents instead of joining the
+original's) and its points moved by about 30 m (Gaussian, seeded). Copy 0 is the file as
+it is. bench/RESULTS.md's import scaling runs use it.
+
+Usage::
+
+    python bench/replicate_reports.py --copies 5 -o /tmp/x5.csv.gz
+    VOIRIE_DATABASE_URL=postgresql://... voirie import /tmp/x5.csv.gz --format dansmarue \
+        --city cities/paris
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+BUNDLED = Path(__file__).parent.parent / "cities/paris/reports/dansmarue_2023-07_2024-03.csv.gz"
+SHIFT_DAYS = 280
+JITTER_DEG = (0.0004, 0.00027)  # lon, lat: about 30 m at Paris
+
+
+def replicate(source: pd.DataFrame, copies: int, seed: int = 1) -> pd.DataFrame:
+    """``copies`` copies of a DansMaRue table (all columns as text), as described above."""
+    rng = np.random.default_rng(seed)
+    parts = [source]
+    for k in range(1, copies):
+        part = source.copy()
+        part["id_dmr"] = part["id_dmr"] + f"R{k}"
+        moved = pd.to_datetime(part["datedecl"]) - pd.Timedelta(days=SHIFT_DAYS * k)
+        part["datedecl"] = moved.dt.strftime("%Y-%m-%d")
+        for column, sigma in zip(("longitude", "latitude"), JITTER_DEG, strict=True):
+            jittered = part[column].astype(float) + rng.normal(0, sigma, len(part))
+            part[column] = jittered.astype(str)
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--copies", type=int, default=5)
+    parser.add_argument("--source", type=Path, default=BUNDLED)
+    parser.add_argument("-o", "--output", type=Path, required=True)
+    args = parser.parse_args()
+    table = replicate(pd.read_csv(args.source, dtype=str), args.copies)
+    table.to_csv(args.output, index=False)
+    print(f"{len(table):,} rows -> {args.output}")
+
+
+if __name__ == "__main__":
+    main()
