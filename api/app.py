@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
-from voirie.api import citizen, exports, ogc, open311, pages, staff, tiles
+from voirie.api import citizen, docs, exports, limits, ogc, open311, pages, staff, tiles
 from voirie.api.problems import PROBLEM_MEDIA_TYPE, PROBLEMS, Problem
 from voirie.city import load_city
 from voirie.errors import Conflict, Unauthorized, VoirieError
@@ -50,9 +50,12 @@ def create_app(
         summary="Street incident reports: snapped, deduplicated, routed and published.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's pages load from a CDN: docs.install serves them offline
+        redoc_url=None,
     )
     app.state.public_url = public_url.rstrip("/") if public_url else None
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    docs.install(app)
     for module in (exports, ogc, tiles, pages, citizen, staff):
         app.include_router(module.router, responses=PROBLEMS)
 
@@ -100,6 +103,7 @@ def create_app(
         )
 
     open311.install(app)  # last: its error rendering wraps the handlers above
+    limits.install(app)
     return app
 
 

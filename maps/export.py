@@ -35,6 +35,7 @@ import shapely
 from pyproj import CRS
 from pyproj.exceptions import CRSError
 
+from voirie.codecs.csvsafe import safe_row, safe_table
 from voirie.errors import InvalidInput
 from voirie.services.pipeline import Pipeline
 from voirie.store.selection import EVERYTHING, Layer, Selection
@@ -308,7 +309,7 @@ def csv_chunks(frames: Iterable[gpd.GeoDataFrame], crs: str | None = None) -> It
     header = True
     for frame in frames:
         buffer = io.StringIO()
-        _csv_table(_project(frame, crs)).to_csv(buffer, index=False, header=header)
+        safe_table(_csv_table(_project(frame, crs))).to_csv(buffer, index=False, header=header)
         header = False
         yield buffer.getvalue().encode("utf-8")
 
@@ -431,7 +432,9 @@ def write_shapefile_zip(
         fields = io.StringIO()
         writer = csv.writer(fields)
         writer.writerow(["shapefile_field", "column", "title_fr"])
-        writer.writerows([short, column, title_fr(column)] for column, short in names.items())
+        writer.writerows(
+            safe_row([short, column, title_fr(column)]) for column, short in names.items()
+        )
         with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             for part in sorted(Path(folder).iterdir()):
                 archive.write(part, part.name)

@@ -71,3 +71,22 @@ class OutboxSettings(BaseSettings):
     outbox_batch: int = Field(default=50, ge=1)
     http_timeout_s: float = Field(default=10.0, gt=0)
     worker_interval_s: float = Field(default=5.0, gt=0)
+
+
+class LimitSettings(BaseSettings):
+    """Request body sizes, refused with 413 while the body streams in, before any work.
+
+    The photo upload's limit is ``VOIRIE_MEDIA_MAX_BYTES`` (the Open311 settings) plus
+    ``multipart_overhead_bytes`` for the multipart envelope and the form fields around it.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="VOIRIE_")
+
+    body_max_bytes: int = Field(
+        default=1024 * 1024, gt=0, description="largest body of a JSON or form request"
+    )
+    multipart_overhead_bytes: int = Field(
+        default=64 * 1024,
+        ge=0,
+        description="allowed above VOIRIE_MEDIA_MAX_BYTES on a photo upload",
+    )

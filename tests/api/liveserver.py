@@ -88,10 +88,12 @@ def free_port() -> int:
 
 @dataclass
 class LiveServer:
-    """A running server: its base URL and the log (with the access log) it writes."""
+    """A running server: its base URL, the log (with the access log) it writes and its
+    process id (to read its memory use from ``/proc``)."""
 
     base: str
     log: Path
+    pid: int
 
     def requests(self) -> list[str]:
         """Request lines of the access log so far (``GET /path?query``)."""
@@ -120,7 +122,7 @@ def serving(database_url: str, folder: Path) -> Iterator[LiveServer]:
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    server = LiveServer(f"http://127.0.0.1:{port}", log)
+    server = LiveServer(f"http://127.0.0.1:{port}", log, process.pid)
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from voirie.city import load_city
 from voirie.cli.common import city_option, configured_store, console, fail_cleanly
+from voirie.codecs.csvsafe import safe_table
 from voirie.ingest.mapping import DANSMARUE, OPEN311, ColumnMapping, load_mapping
 from voirie.ingest.sources import RawTable, read_csv, read_geojson, read_open311_json
 from voirie.maps.export import (
@@ -61,9 +62,9 @@ def run_import(
         )
     if summary.quarantined:
         rows = table.rows.drop(columns=["_problem"]).rename(columns={"_row": "row"})
-        summary.quarantine.merge(rows, on="row", how="left", suffixes=("", "_source")).to_csv(
-            quarantine, index=False
-        )
+        safe_table(
+            summary.quarantine.merge(rows, on="row", how="left", suffixes=("", "_source"))
+        ).to_csv(quarantine, index=False)
     _print_summary(summary, quarantine)
     return summary
 
