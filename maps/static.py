@@ -9,6 +9,11 @@ Leaflet.markercluster 1.5.3 (``npm pack leaflet.markercluster@1.5.3``: ``dist/``
 ``leaflet.markercluster.js`` with its source map, ``MarkerCluster.css``,
 ``MarkerCluster.Default.css``; MIT, ``leaflet.markercluster.LICENSE.txt``) and
 Leaflet.heat 0.2.0 (``dist/leaflet-heat.js``; BSD-2-Clause, ``leaflet.heat.LICENSE.txt``).
+The API documentation pages draw with Swagger UI 5.36.0 (``npm pack swagger-ui-dist@5.36.0``:
+``swagger-ui-bundle.js`` with its ``.LICENSE.txt``, ``swagger-ui.css``, ``favicon-32x32.png``;
+Apache-2.0, ``LICENSE`` and ``NOTICE``) in ``swagger-ui/``, and ReDoc 2.5.4
+(``npm pack redoc@2.5.4``: ``bundles/redoc.standalone.js`` with its ``.LICENSE.txt``; MIT,
+``LICENSE``) in ``redoc/``, under their shipped names (the bundles point at them).
 voirie's own page files are ``voirie.css``, ``voirie.js`` (shared helpers),
 ``dispatch.js`` and ``nearby.js``. The web app mounts :data:`STATIC_DIR` at ``/static``.
 """
