@@ -17,11 +17,12 @@ from datetime import datetime
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+from pyproj import CRS
 
 from voirie.city import City
 from voirie.gis.enrich import CityGIS
 from voirie.gis.metric import BBox, bbox_around
-from voirie.store.base import Store
+from voirie.store.base import MetricCRS, Store
 from voirie.store.selection import EVERYTHING, Layer, Selection
 
 
@@ -32,6 +33,10 @@ class Reads:
         self.city = city
         self.store = store
         self.gis = gis
+        # An EPSG code only where it names exactly this CRS: the database must project
+        # as ``gis.project`` does.
+        srid = CRS.from_user_input(city.metric_crs).to_epsg(min_confidence=100)
+        self.metric = MetricCRS(srid, gis.project)
 
     def _layer(self, layer: Layer, selection: Selection) -> gpd.GeoDataFrame:
         """One page of a layer with one ``zone_<layer>`` column per zone layer and a point."""
@@ -93,9 +98,7 @@ class Reads:
         """Every row of a layer the selection keeps within ``radius_m`` metres of a point
         (its page ignored), with ``distance_m``: the store filters a box that holds the
         circle, distances are measured in the city's metric projection."""
-        box = bbox_around(lon, lat, radius_m)
-        if selection.bbox is not None:
-            box = _intersect(selection.bbox, box)
+        box = _search_box(lon, lat, radius_m, selection)
         found = self._layer(layer, replace(selection, bbox=box, limit=None, offset=0))
         x, y = self.gis.project(np.array([lon], float), np.array([lat], float))
         fx, fy = self.gis.project(found["lon"].to_numpy(float), found["lat"].to_numpy(float))
@@ -106,10 +109,26 @@ class Reads:
         self, lon: float, lat: float, radius_m: float, selection: Selection = EVERYTHING
     ) -> gpd.GeoDataFrame:
         """Incidents within ``radius_m`` metres of a point, nearest first, with
-        ``distance_m``; the selection's page applies to them."""
-        found = self._within("incidents", lon, lat, radius_m, selection)
-        found = found.sort_values(["distance_m", "incident_id"], kind="stable")
-        return _page(found, selection)
+        ``distance_m``; the selection's page applies to them.
+
+        The store finds the page (``Store.nearest``: the database stops at it), then only
+        the page's incidents and their zones are read."""
+        box = _search_box(lon, lat, radius_m, selection)
+        near = self.store.nearest(
+            "incidents",
+            self.city.jurisdiction_id,
+            replace(selection, bbox=box),
+            (lon, lat),
+            radius_m,
+            self.metric,
+        )
+        ids = tuple(int(v) for v in near["row_id"])
+        found = self._layer(
+            "incidents", replace(selection, ids=ids, bbox=box, limit=None, offset=0)
+        )
+        distance = dict(zip(ids, near["distance_m"].to_numpy(float), strict=True))
+        found["distance_m"] = found["incident_id"].map(distance).astype(float)
+        return found.sort_values(["distance_m", "incident_id"], kind="stable", ignore_index=True)
 
     def reports_within(
         self, lon: float, lat: float, radius_m: float, selection: Selection = EVERYTHING
@@ -141,6 +160,12 @@ class Reads:
         external_id, content_hash, report_id, incident_id, received_at."""
         with self.store.transaction(self.city.jurisdiction_id) as uow:
             return uow.reports.known(source, external_ids)
+
+
+def _search_box(lon: float, lat: float, radius_m: float, selection: Selection) -> BBox:
+    """The box that holds the circle, within the selection's own bbox if it has one."""
+    box = bbox_around(lon, lat, radius_m)
+    return box if selection.bbox is None else _intersect(selection.bbox, box)
 
 
 def _intersect(a: BBox, b: BBox) -> BBox:

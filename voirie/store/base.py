@@ -9,7 +9,7 @@ follow the column lists of ``voirie.store.schema``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from importlib import resources
@@ -58,6 +58,16 @@ class TokenRecord(NamedTuple):
     name: str
     role: str
     teams: tuple[str, ...]
+
+
+class MetricCRS(NamedTuple):
+    """A city's metric CRS as the store measures metres in it: its EPSG code, where the
+    database can project (None when the CRS has none), and the projection of WGS84
+    longitudes/latitudes to metric x/y that measures them otherwise (``CityGIS.project``:
+    the same transformation, so both give the same distances)."""
+
+    srid: int | None
+    project: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
 class KnownReport(NamedTuple):
@@ -302,6 +312,19 @@ class Store(Protocol):
 
     def count_selected(self, layer: Layer, jurisdiction_id: str, selection: Selection) -> int:
         """How many rows of a layer a selection keeps, ignoring its page."""
+
+    def nearest(
+        self,
+        layer: Layer,
+        jurisdiction_id: str,
+        selection: Selection,
+        point: tuple[float, float],
+        radius_m: float,
+        metric: MetricCRS,
+    ) -> pd.DataFrame:
+        """The page of the rows a selection keeps within ``radius_m`` metres of a WGS84
+        point (lon, lat), nearest first then by id: ``row_id``, ``distance_m`` (metres in
+        ``metric``). The selection's bbox should hold the circle: only rows in it count."""
 
     def events_between(
         self, jurisdiction_id: str, kind: str, start: datetime, end: datetime

@@ -51,6 +51,11 @@ class Dialect:
     of ``table`` meeting ``condition`` on its unique key, in that order whatever the
     planner's statistics say: ``CROSS JOIN LATERAL (... LIMIT 1)`` on PostgreSQL, a
     ``CROSS JOIN`` (which keeps the written order) on sqlite."""
+    metric_distance: Callable[[str], str] | None
+    """(alias) -> the distance in metres from the alias's point to a WGS84 point, both
+    projected to a metric CRS, with four placeholders: the CRS's SRID, longitude,
+    latitude, the SRID again; None where the backend cannot project (sqlite: the caller
+    measures the distances of the rows in the box)."""
     lock_rows: str
     """Appended to a SELECT that must lock the rows it reads until commit."""
     skip_locked: Callable[[str], str]

@@ -137,6 +137,11 @@ DIALECT = Dialect(
     probe=lambda table, alias, condition: (
         f"CROSS JOIN LATERAL (SELECT * FROM {table} {alias} WHERE {condition} LIMIT 1) {alias}"
     ),
+    # ST_Transform to an integer SRID: a PROJ text would build its transformation per row.
+    metric_distance=lambda alias: (
+        f"ST_Distance(ST_Transform({alias}.geom, %s::integer), "
+        f"ST_Transform(ST_SetSRID(ST_MakePoint(%s, %s), {WGS84}), %s::integer))"
+    ),
     lock_rows=" FOR UPDATE",
     skip_locked=lambda alias: f" FOR UPDATE OF {alias} SKIP LOCKED",
 )

@@ -16,7 +16,7 @@ from typing import ClassVar, cast
 import numpy as np
 import pandas as pd
 
-from voirie.store.base import TokenRecord
+from voirie.store.base import MetricCRS, TokenRecord
 from voirie.store.dialect import Dialect
 from voirie.store.queries import QUERIES
 from voirie.store.schema import COLUMNS
@@ -26,6 +26,8 @@ from voirie.store.selection import (
     Layer,
     Selection,
     count_sql,
+    nearest_sql,
+    points_sql,
     select_sql,
     zones_sql,
 )
@@ -60,6 +62,40 @@ class StoreReads:
         """Rows a selection keeps, whatever its page."""
         frame = self._frame(*count_sql(layer, jurisdiction_id, selection, self.dialect))
         return int(cast(int, frame.iloc[0, 0]))
+
+    def nearest(
+        self,
+        layer: Layer,
+        jurisdiction_id: str,
+        selection: Selection,
+        point: tuple[float, float],
+        radius_m: float,
+        metric: MetricCRS,
+    ) -> pd.DataFrame:
+        """The page of the rows a selection keeps within ``radius_m`` metres of a point,
+        nearest first then by id: ``row_id``, ``distance_m``.
+
+        Where the database projects (PostGIS), it measures, sorts and stops at the page
+        itself (``nearest_sql``). Elsewhere (sqlite) only id, lon and lat of the rows in the
+        selection's bbox are read (through the R*Tree), measured with ``metric.project``,
+        and the page is cut here; either way the caller reads the page's rows alone.
+        """
+        if self.dialect.metric_distance is not None and metric.srid is not None:
+            d = self.dialect
+            return self._frame(
+                *nearest_sql(layer, jurisdiction_id, selection, d, point, radius_m, metric.srid)
+            )
+        rows = self._frame(*points_sql(layer, jurisdiction_id, selection, self.dialect))
+        x, y = metric.project(np.array([point[0]], float), np.array([point[1]], float))
+        px, py = metric.project(rows["lon"].to_numpy(float), rows["lat"].to_numpy(float))
+        distance = np.hypot(px - x[0], py - y[0])
+        within = distance <= radius_m
+        ids, distance = rows["row_id"].to_numpy(np.int64)[within], distance[within]
+        order = np.lexsort((ids, distance))  # by distance, then id
+        start = selection.offset
+        stop = None if selection.limit is None else start + selection.limit
+        kept = order[start:stop]
+        return pd.DataFrame({"row_id": ids[kept], "distance_m": distance[kept]})
 
     def events_between(
         self, jurisdiction_id: str, kind: str, start: datetime, end: datetime

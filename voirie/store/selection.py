@@ -247,3 +247,55 @@ def zones_sql(
         f"WHERE z.jurisdiction_id = {mark} AND {key} IN ({ids}) ORDER BY {key}, z.layer"
     )
     return text, [jurisdiction_id, *params]
+
+
+def _unpaged_from(
+    layer: Layer, jurisdiction_id: str, selection: Selection, dialect: Dialect
+) -> tuple[str, list[object]]:
+    """``FROM ... WHERE ...`` of the rows a selection keeps, whatever its page, with only
+    the joins that decide which rows there are (as ``count_sql``)."""
+    shape = _SHAPES[layer]
+    where = _where(layer, jurisdiction_id, replace(selection, limit=None, offset=0), dialect)
+    joins = shape.joins if layer == "reports" or selection.text else ""
+    text = f"FROM {shape.table} {shape.alias} {joins} WHERE {' AND '.join(where.conditions)}"
+    return text, where.params
+
+
+def points_sql(
+    layer: Layer, jurisdiction_id: str, selection: Selection, dialect: Dialect
+) -> tuple[str, list[object]]:
+    """Id, lon and lat of every row a selection keeps (its page ignored), by id: what a
+    search in metres measures before it reads the few rows it keeps."""
+    shape = _SHAPES[layer]
+    rows, params = _unpaged_from(layer, jurisdiction_id, selection, dialect)
+    a = shape.alias
+    return f"SELECT {a}.id AS row_id, {a}.lon, {a}.lat {rows} ORDER BY {a}.id", params
+
+
+def nearest_sql(
+    layer: Layer,
+    jurisdiction_id: str,
+    selection: Selection,
+    dialect: Dialect,
+    point: tuple[float, float],
+    radius_m: float,
+    srid: int,
+) -> tuple[str, list[object]]:
+    """The page of the rows a selection keeps within ``radius_m`` metres of a WGS84 point
+    (lon, lat), nearest first then by id: ``row_id`` and ``distance_m``, measured in the
+    metric CRS ``srid``. The selection's bbox goes through the spatial index and the
+    database stops at the page (a top-N sort), so only the kept rows are read further.
+    Only for a dialect with ``metric_distance``."""
+    if dialect.metric_distance is None:
+        raise ValueError("this backend cannot measure metres: use points_sql")
+    shape = _SHAPES[layer]
+    rows, params = _unpaged_from(layer, jurisdiction_id, selection, dialect)
+    paging, paging_params = _paging(selection, dialect)
+    mark = dialect.placeholder
+    text = (
+        f"SELECT row_id, distance_m FROM (SELECT {shape.alias}.id AS row_id, "
+        f"{dialect.metric_distance(shape.alias)} AS distance_m {rows}) AS near "
+        f"WHERE distance_m <= {mark} ORDER BY distance_m, row_id{paging}"
+    )
+    lon, lat = (float(v) for v in point)
+    return text, [int(srid), lon, lat, int(srid), *params, float(radius_m), *paging_params]

@@ -82,6 +82,7 @@ DIALECT = Dialect(
     rows=_rows,
     rows_params=lambda columns: [_json(list(zip(*columns, strict=True)))],
     probe=lambda table, alias, condition: f"CROSS JOIN {table} {alias} ON {condition}",
+    metric_distance=None,
     # BEGIN IMMEDIATE holds the database's write lock for the whole transaction.
     lock_rows="",
     skip_locked=lambda _: "",
