@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -176,3 +177,18 @@ def live_app(
     for base in _serve(app, lifespan="on"):
         yield LiveApp(base, pipeline)
     store.close()
+
+
+class PageAssets(HTMLParser):
+    """The URLs a page loads, in document order: scripts, stylesheets and icons (``data:``
+    URLs load nothing and are left out)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        url = found.get("src") if tag == "script" else found.get("href") if tag == "link" else None
+        if url and not url.startswith("data:"):
+            self.urls.append(url)

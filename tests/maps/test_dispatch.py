@@ -6,13 +6,12 @@ import json
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from html.parser import HTMLParser
 from typing import TYPE_CHECKING
 
 import geopandas as gpd
 import pandas as pd
 import pytest
-from browsing import PHONE, LiveApp, offline, screenshot
+from browsing import PHONE, LiveApp, PageAssets, offline, screenshot
 from shapely.geometry import Point
 
 from voirie.gis.enrich import CityGIS
@@ -66,21 +65,6 @@ def _incidents() -> gpd.GeoDataFrame:
     )
 
 
-class _Assets(HTMLParser):
-    """Collects the URLs of the scripts and stylesheets a page loads."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.urls: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        found = dict(attrs)
-        if tag == "script" and found.get("src"):
-            self.urls.append(str(found["src"]))
-        if tag == "link" and found.get("rel") == "stylesheet" and found.get("href"):
-            self.urls.append(str(found["href"]))
-
-
 def _data_block(page: str) -> dict[str, object]:
     match = re.search(
         r'<script type="application/json" id="voirie-data">(.*?)</script>', page, re.S
@@ -93,7 +77,7 @@ def _data_block(page: str) -> dict[str, object]:
 def test_page_loads_only_vendored_assets() -> None:
     page = render_dispatch_map(_incidents(), TEAMS, static_url="/assets/", now=NOW)
 
-    parser = _Assets()
+    parser = PageAssets()
     parser.feed(page)
     assert parser.urls == [
         "/assets/leaflet.css",

@@ -4,12 +4,11 @@ on a machine cut off from the internet."""
 from __future__ import annotations
 
 import json
-from html.parser import HTMLParser
 from typing import TYPE_CHECKING
 from urllib.request import urlopen
 
 import pytest
-from browsing import LiveApp, offline, screenshot
+from browsing import LiveApp, PageAssets, offline, screenshot
 
 from voirie.maps.static import STATIC_DIR
 
@@ -21,20 +20,6 @@ REDOCLY_LOGO = "https://cdn.redoc.ly/redoc/logo-mini.svg"
 METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
 
-class _Assets(HTMLParser):
-    """Collects the URLs a page loads: scripts, stylesheets and icons."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.urls: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        found = dict(attrs)
-        url = found.get("src") if tag == "script" else found.get("href") if tag == "link" else None
-        if url:
-            self.urls.append(url)
-
-
 def _get(url: str) -> bytes:
     with urlopen(url) as response:  # the live app on 127.0.0.1
         body: bytes = response.read()
@@ -43,7 +28,7 @@ def _get(url: str) -> bytes:
 
 @pytest.mark.parametrize("path", ["/docs", "/redoc"])
 def test_docs_load_only_vendored_assets(live_app: LiveApp, path: str) -> None:
-    parser = _Assets()
+    parser = PageAssets()
     parser.feed(_get(live_app.base + path).decode())
 
     assert parser.urls
