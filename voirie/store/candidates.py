@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import numpy as np
 
@@ -66,11 +66,6 @@ class OpenIncidents:
             street_name=_objects(columns[6]),
             status=_objects(columns[7]),
         )
-
-
-def naive_utc(moment: datetime) -> datetime:
-    """A tz-aware instant as a naive UTC datetime (what numpy's datetime64 takes)."""
-    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 def _objects(values: Sequence[object]) -> np.ndarray:
