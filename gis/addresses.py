@@ -20,7 +20,7 @@ import shapely
 from voirie.city import AddressLayer, City
 from voirie.errors import CityConfigError
 from voirie.gis.layers import read_layer
-from voirie.gis.streetnames import normalize_keys
+from voirie.gis.streetnames import language_of, normalize_keys
 
 _NUMBER = r"^\s*(\d+)"
 # Half-length of the stretch of segment that gives its direction at a point.
@@ -45,7 +45,7 @@ def load_addresses(city: City, layer: AddressLayer) -> gpd.GeoDataFrame:
     number = pd.to_numeric(
         frame[layer.number_field].astype("string").str.extract(_NUMBER)[0], errors="coerce"
     ).to_numpy(dtype=float)
-    key = normalize_keys(frame[layer.street_field])
+    key = normalize_keys(frame[layer.street_field], language_of(city.config.locale))
     points = frame.geometry.to_numpy()
     keep = np.isfinite(number) & pd.notna(key) & (shapely.get_type_id(points) == 0)
     return gpd.GeoDataFrame(

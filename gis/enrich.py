@@ -113,7 +113,7 @@ class CityGIS:
         # Comparison keys of every segment's street name (None when unnamed), computed once,
         # and the same keys as integer codes (-1 when unnamed) for fast comparisons.
         self.street_keys: np.ndarray = (
-            normalize_keys(self.streets["street_name"])
+            normalize_keys(self.streets["street_name"], self.language)
             if self.streets is not None
             else np.array([], dtype=object)
         )

@@ -188,7 +188,24 @@ EN_ABBREVIATIONS: dict[str, str] = {
 _EN_HOUSE_NUMBER = re.compile(r"^\s*\d+[a-z]?(?:\s*-\s*\d+[a-z]?)?[\s,.]+", re.IGNORECASE)
 # A US state and ZIP code that end an address without a comma ("... IL 60601").
 _EN_ZIP = re.compile(r"\s+(?:[a-z]{2}\s+)?\d{5}(?:-\d{4})?\s*$", re.IGNORECASE)
-LANGUAGES = ("fr", "en")
+
+# German: the street type is usually part of one word ("Hauptstraße", "Hauptstr.",
+# "Haupt-Straße", "Haupt Straße" are one street), so the key joins the words after the
+# abbreviations of types are expanded (a word ending in "str" is a "...strasse"); "ß" is
+# folded to "ss" with the other letters NFKD cannot decompose. Articles are dropped
+# ("Platz der Republik" / "Platz Republik"), "St." before a name is "Sankt".
+DE_ABBREVIATIONS: dict[str, str] = {
+    "str": "strasse",
+    "pl": "platz",
+    "st": "sankt",
+    "alle": "allee",
+}
+DE_SUFFIXES: dict[str, str] = {"str": "strasse", "pl": "platz"}
+DE_ARTICLES = frozenset({"der", "die", "das", "den", "dem", "des"})
+# A German address: the street, then its house number ("Hauptstraße 12a", "Am Markt 3-5").
+_DE_HOUSE_NUMBER = re.compile(r"\s+\d+\s*[a-z]?(?:\s*[-/]\s*\d+\s*[a-z]?)?\s*$", re.IGNORECASE)
+_DE_POSTCODE = re.compile(r"^\s*(?:d-)?\d{5}\s+\S.*$", re.IGNORECASE)
+LANGUAGES = ("fr", "en", "de")
 
 
 def language_of(locale: str) -> str:
@@ -217,9 +234,24 @@ def _english_key(words: list[str]) -> str:
     return " ".join(out)
 
 
+def _german_key(words: list[str]) -> str:
+    """The key of a German street name's words: articles dropped, abbreviated types
+    expanded (as words or as the end of a word), the words joined as one compound."""
+    out = []
+    for word in words:
+        if word in DE_ARTICLES:
+            continue
+        word = DE_ABBREVIATIONS.get(word, word)
+        for short, full in DE_SUFFIXES.items():
+            if word.endswith(short) and len(word) > len(short) + 2:
+                word = word[: -len(short)] + full
+        out.append(word)
+    return "".join(out)
+
+
 def normalize_street(name: str, language: str = "fr") -> str:
     """The comparison key of a street name (``""`` when the name is blank), by the rules
-    of ``language`` (``"fr"`` or ``"en"``, see ``language_of``)."""
+    of ``language`` (``"fr"``, ``"en"`` or ``"de"``, see ``language_of``)."""
     if name.isascii():
         # Lowering ASCII text keeps it ASCII; its non-word characters split words below.
         text = name.lower()
@@ -229,6 +261,8 @@ def normalize_street(name: str, language: str = "fr") -> str:
     words = _WORD.findall(text)
     if language == "en":
         return _english_key(words)
+    if language == "de":
+        return _german_key(words)
     if words:
         words[0] = LEADING_ABBREVIATIONS.get(words[0], words[0])
     # Word by word (a dictionary look-up each) rather than a regular expression per rule;
@@ -246,6 +280,9 @@ def address_street(address: str, language: str = "fr") -> str:
     the house number, postcode and city (nor a place named before the street)."""
     if language == "en":
         return _EN_HOUSE_NUMBER.sub("", _EN_ZIP.sub("", address.split(",", 1)[0])).strip()
+    if language == "de":
+        parts = [p for p in address.split(",") if p.strip() and not _DE_POSTCODE.match(p)]
+        return _DE_HOUSE_NUMBER.sub("", parts[0]).strip() if parts else ""
     # The street is before the first comma; the postcode and city follow it.
     street = _POSTCODE.sub("", address.split(",", 1)[0]).strip()
     numbered = _NUMBERED.match(street) is not None
@@ -280,9 +317,11 @@ def map_distinct(
     return np.array([*results, missing], dtype=dtype)[codes]
 
 
-def normalize_keys(names: Iterable[object] | pd.Series | np.ndarray) -> np.ndarray:
+def normalize_keys(
+    names: Iterable[object] | pd.Series | np.ndarray, language: str = "fr"
+) -> np.ndarray:
     """``normalize_street`` over a column, as an object array (``None`` for blank names)."""
-    return map_distinct(names, lambda name: normalize_street(name) or None, None)
+    return map_distinct(names, lambda name: normalize_street(name, language) or None, None)
 
 
 def address_keys(

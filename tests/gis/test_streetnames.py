@@ -166,11 +166,38 @@ def test_french_addresses_keep_the_french_rules(address: str, key: str) -> None:
 
 
 def test_a_citys_locale_picks_its_rules() -> None:
-    assert [language_of(x) for x in ("en", "en_US", "en-GB", "fr", "fr_FR", "de")] == [
+    assert [language_of(x) for x in ("en", "en_US", "en-GB", "fr", "fr_FR", "de_DE", "it")] == [
         "en",
         "en",
         "en",
         "fr",
         "fr",
+        "de",
         "fr",
     ]
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("Hauptstraße 12a, 10115 Berlin", "Hauptstr. 14"),
+        ("Haupt-Straße 3", "HAUPTSTRASSE 3"),
+        ("Karl-Marx-Allee 90", "Karl Marx Allee 1-3"),
+        ("Platz der Republik 1, 11011 Berlin", "Platz Republik"),
+        ("St.-Georg-Straße 4", "Sankt Georg Str. 4"),
+        ("Marktpl. 1", "Marktplatz 1"),
+    ],
+)
+def test_german_streets_written_two_ways_are_one_street(a: str, b: str) -> None:
+    assert street_from_address(a, "de") == street_from_address(b, "de")
+    assert street_from_address(a, "de") is not None
+
+
+def test_german_streets_that_differ_stay_apart() -> None:
+    keys = {
+        street_from_address(address, "de")
+        for address in ("Hauptstraße 1", "Hauptplatz 1", "Am Markt 2", "Marktstraße 2", "Ring 3")
+    }
+    assert len(keys) == 5
+    assert street_from_address("Hauptstraße 12a, 10115 Berlin", "de") == "hauptstrasse"
+    assert street_from_address("10115 Berlin", "de") is None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from voirie.cli import admin, data, rules, server
+from voirie.cli import admin, city, data, rules, server
 
 
 @click.group()
@@ -26,6 +26,7 @@ for command in (
     admin.layers,
     admin.incidents,
     rules.rules,
+    city.city,
 ):
     main.add_command(command)
 
