@@ -15,13 +15,35 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
-from voirie.api import citizen, docs, exports, limits, ogc, open311, pages, staff, tiles
+from voirie.api import (
+    caching,
+    citizen,
+    docs,
+    exports,
+    headers,
+    limits,
+    metrics,
+    observability,
+    ogc,
+    ogc_tiles,
+    open311,
+    pages,
+    probes,
+    report_form,
+    staff,
+    throttle,
+    tiles,
+    validation,
+)
 from voirie.api.problems import PROBLEM_MEDIA_TYPE, PROBLEMS, Problem
+from voirie.api.public_url import install as use_public_url
+from voirie.api.public_url import parse_public_url
+from voirie.api.unavailable import StoreUnavailable
 from voirie.city import load_city
 from voirie.errors import Conflict, Unauthorized, VoirieError
 from voirie.maps.static import STATIC_DIR
 from voirie.services.pipeline import Pipeline
-from voirie.settings import CitySettings, ServerSettings, StoreSettings
+from voirie.settings import CitySettings, RateLimitSettings, ServerSettings, StoreSettings
 from voirie.store import open_store
 
 
@@ -29,9 +51,11 @@ def create_app(
     store_settings: StoreSettings,
     city_settings: CitySettings,
     server_settings: ServerSettings | None = None,
+    rate_limits: RateLimitSettings | None = None,
 ) -> FastAPI:
     """Build the web application for one city and one store (server settings from
-    ``VOIRIE_*`` variables unless given)."""
+    ``VOIRIE_*`` variables unless given; rate limits only when ``rate_limits`` is given,
+    as ``voirie serve`` and :func:`app_from_env` do, so that tests choose their own)."""
     city = load_city(city_settings.city)
     public_url = (server_settings or ServerSettings()).public_url
 
@@ -52,12 +76,16 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,  # FastAPI's pages load from a CDN: docs.install serves them offline
         redoc_url=None,
+        dependencies=[validation.GUARD],  # storable text in every parameter
     )
-    app.state.public_url = public_url.rstrip("/") if public_url else None
+    app.state.public_url = parse_public_url(public_url) if public_url else None
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     docs.install(app)
-    for module in (exports, ogc, tiles, pages, citizen, staff):
+    for module in (exports, ogc, ogc_tiles, tiles, pages, citizen, report_form, staff):
         app.include_router(module.router, responses=PROBLEMS)
+
+    for operations in (probes, metrics):
+        app.include_router(operations.router)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness and store check")
     def healthz(request: Request) -> dict[str, object]:
@@ -102,8 +130,15 @@ def create_app(
             headers=exc.headers,
         )
 
+    validation.install(app)
     open311.install(app)  # last: its error rendering wraps the handlers above
     limits.install(app)
+    app.add_middleware(caching.HttpCaching)
+    app.add_middleware(StoreUnavailable)  # a store error met by a middleware: 503, not 500
+    throttle.install(app, rate_limits)  # outside the body limit: refused before reading
+    headers.install(app)  # security headers on every answer, refusals included
+    use_public_url(app, public_url)  # no URL built on the client's Host header
+    observability.install(app)  # outermost: every request logged, counted and timed
     return app
 
 
@@ -111,4 +146,4 @@ def app_from_env() -> FastAPI:
     """The application from ``VOIRIE_*`` variables, for servers that import a factory:
     ``uvicorn voirie.api.app:app_from_env --factory --workers 2`` (each worker builds its
     own app, store pool and GIS indexes)."""
-    return create_app(StoreSettings(), CitySettings())
+    return create_app(StoreSettings(), CitySettings(), rate_limits=RateLimitSettings())

@@ -1,9 +1,10 @@
 """FastAPI dependencies that authenticate a request and check its role.
 
 Staff routes take ``Authorization: Bearer TOKEN`` (Open311 routes read the same tokens
-as ``api_key`` through ``voirie.services.auth.authenticate``). Failures are domain
-errors (``Unauthorized`` 401, ``Forbidden`` 403) rendered by the app's error handler, never
-``HTTPException``.
+as ``api_key`` through ``voirie.services.auth.authenticate``), checked against the store
+on every request, so a revoked or expired token is refused at once on every worker.
+Failures are domain errors (``Unauthorized`` 401, ``Forbidden`` 403) rendered by the app's
+error handler, never ``HTTPException``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from voirie.api.deps import PipelineDep
 from voirie.errors import Forbidden, Unauthorized
-from voirie.services.auth import Principal, Role, authenticate
+from voirie.services.auth import Principal, Role, identify
 
 # auto_error=False: a missing header becomes our Unauthorized (problem+json), not
 # FastAPI's own 403; the scheme still appears in the OpenAPI document.
@@ -30,13 +31,11 @@ def bearer_principal(
     pipeline: PipelineDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> Principal:
-    """The holder of the request's bearer token; 401 when missing or unknown."""
+    """The holder of the request's bearer token; 401 when missing, unknown, revoked or
+    expired (read from the store on every request: a revoke applies at once)."""
     if credentials is None:
         raise Unauthorized("missing API token: send the header 'Authorization: Bearer TOKEN'")
-    principal = authenticate(pipeline.store, pipeline.city.jurisdiction_id, credentials.credentials)
-    if principal is None:
-        raise Unauthorized("unknown API token")
-    return principal
+    return identify(pipeline.store, pipeline.city.jurisdiction_id, credentials.credentials)
 
 
 def require(*roles: Role) -> Callable[..., Principal]:

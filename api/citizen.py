@@ -6,18 +6,32 @@ error (naming its field) lives there. Emails come in, never go out: no response 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query, Request, status
+import orjson
+from fastapi import APIRouter, Body, Query, Request, Response, status
 from pydantic import BaseModel, Field
 
 from voirie.api.deps import IncidentId, PipelineDep
+from voirie.api.ratelimit import SupportLimit
+from voirie.api.validation import (
+    EMAIL,
+    EMAIL_OR_BLANK,
+    LATITUDE,
+    LONGITUDE,
+    MAX_OFFSET,
+    StoredText,
+    within,
+)
 from voirie.errors import NotFound
 from voirie.gis.streetsearch import geocode_street
+from voirie.model import OPEN_STATUSES
 from voirie.services import citizens
+from voirie.store.selection import Selection
 
 router = APIRouter(prefix="/api/v1", tags=["citizens"])
+_OPEN = tuple(sorted(s.value for s in OPEN_STATUSES))
 
 
 class NearbyIncident(BaseModel):
@@ -40,18 +54,27 @@ class NearbyIncident(BaseModel):
 
 
 class Nearby(BaseModel):
-    """Open incidents within a radius, nearest first."""
+    """Open incidents within a radius, nearest first: one page of them, and how many
+    there are in all."""
 
     lon: float
     lat: float
     radius_m: float
+    total: int = Field(description="open incidents within the radius, all pages together")
+    offset: int = Field(description="incidents before this page")
+    limit: int = Field(description="most incidents a page holds")
     incidents: list[NearbyIncident]
 
 
 class SupportIn(BaseModel):
     """A "me too"; an email (optional) also subscribes its owner to the incident's updates."""
 
-    email: str | None = Field(default=None, max_length=citizens.MAX_EMAIL_LENGTH)
+    # The address rule is the service's (400 naming the field), declared here.
+    email: Annotated[StoredText, Field(max_length=citizens.MAX_EMAIL_LENGTH)] | None = Field(
+        default=None,
+        description="name@domain; blank or absent: no email",
+        json_schema_extra={"pattern": EMAIL_OR_BLANK},
+    )
 
 
 class SupportOut(BaseModel):
@@ -68,7 +91,11 @@ class SupportOut(BaseModel):
 class FollowIn(BaseModel):
     """The email to (un)subscribe."""
 
-    email: str = Field(max_length=citizens.MAX_EMAIL_LENGTH)
+    email: StoredText = Field(
+        max_length=citizens.MAX_EMAIL_LENGTH,
+        description="name@domain",
+        json_schema_extra={"pattern": EMAIL},  # the service's rule (400 naming the field)
+    )
 
 
 class FollowOut(BaseModel):
@@ -95,30 +122,53 @@ class Geocoded(BaseModel):
     matches: list[StreetOut]
 
 
-@router.get("/nearby", summary="Open incidents near a point")
+@router.get("/nearby", summary="Open incidents near a point", response_model=Nearby)
 def nearby(
     pipeline: PipelineDep,
-    lat: Annotated[float, Query(description="WGS84 latitude")],
-    lon: Annotated[float, Query(description="WGS84 longitude")],
+    # Bounds declared here and checked below with ``within`` (400 naming the field).
+    lat: Annotated[float, Query(description="WGS84 latitude", json_schema_extra=LATITUDE)],
+    lon: Annotated[float, Query(description="WGS84 longitude", json_schema_extra=LONGITUDE)],
     radius_m: Annotated[
-        float, Query(description=f"metres, at most {citizens.MAX_RADIUS_M:g}")
+        float,
+        Query(
+            description=f"metres, at most {citizens.MAX_RADIUS_M:g}",
+            json_schema_extra={"exclusiveMinimum": 0, "maximum": citizens.MAX_RADIUS_M},
+        ),
     ] = 500,
-) -> Nearby:
-    """Open incidents within ``radius_m`` of the point, nearest first, with their age."""
-    found = citizens.nearby(pipeline, lon, lat, radius_m)
-    rows = found.astype(object).where(found.notna(), None).to_dict("records")
-    return Nearby(
-        lon=lon,
-        lat=lat,
-        radius_m=radius_m,
-        incidents=[NearbyIncident.model_validate(row) for row in rows],
-    )
+    offset: Annotated[
+        int, Query(ge=0, le=MAX_OFFSET, description="skip this many (the next page)")
+    ] = 0,
+    limit: Annotated[
+        int, Query(ge=1, le=citizens.MAX_NEARBY, description="most incidents on the page")
+    ] = citizens.MAX_NEARBY,
+) -> Response:
+    """Open incidents within ``radius_m`` of the point, nearest first, with their age; a
+    page of them (``offset``, ``limit``) and their ``total``.
+
+    The lean read path (issue 19): the store's rows straight to JSON, no DataFrame and no
+    model per incident (the query's bounds above are the checks ``citizens`` makes)."""
+    within(lat, "lat", LATITUDE)
+    within(lon, "lon", LONGITUDE)
+    within(radius_m, "radius_m", {"exclusiveMinimum": 0, "maximum": citizens.MAX_RADIUS_M})
+    selection = Selection(statuses=_OPEN, limit=limit, offset=offset)
+    found, total = pipeline.reads.nearby_records(lon, lat, radius_m, selection, datetime.now(UTC))
+    body = {
+        "lon": lon,
+        "lat": lat,
+        "radius_m": radius_m,
+        "total": total,
+        "offset": offset,
+        "limit": limit,
+        "incidents": found,
+    }
+    return Response(orjson.dumps(body, option=orjson.OPT_UTC_Z), media_type="application/json")
 
 
 @router.post(
     "/incidents/{incident_id}/supporters",
     status_code=status.HTTP_201_CREATED,
     summary='"Me too" on an open incident',
+    dependencies=[SupportLimit],
 )
 def support(
     pipeline: PipelineDep,

@@ -1,13 +1,17 @@
 """Downloads: ``/exports/{reports|incidents}.{geojson|gpkg|csv|zip}`` and the QGIS project.
 
 GeoJSON and CSV are streamed chunk by chunk as they are read from the store, so memory does
-not grow with the layer; GeoPackage and zipped Shapefile are appended chunk by chunk to a
+not grow with the layer. The first chunk is read before the status line is sent, so a
+database that is down answers 503, never a 200 with an empty body; a failure after that
+aborts the connection (the chunked body never ends), which every client reports as an
+error rather than a short file. GeoPackage and zipped Shapefile are appended chunk by chunk to a
 temporary file, which is sent then deleted. Public fields only, in any CRS, filtered by
 status, service, team, zone, bbox and dates.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import tempfile
 from pathlib import Path
@@ -108,6 +112,8 @@ def export_layer(
     disposition = {"Content-Disposition": f'attachment; filename="{filename}"'}
     chunks = export.layer_chunks(pipeline, layer, selection)
     if fmt in ("geojson", "csv"):
+        # Read before answering: an error here is still a proper 503 (or 4xx).
+        chunks = itertools.chain([next(chunks)], chunks)
         stream = (
             export.geojson_chunks(chunks, export.ID_COLUMNS[layer], crs)
             if fmt == "geojson"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from html import escape
 from typing import Any
 from urllib.parse import urlencode
 
@@ -17,9 +18,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from voirie.api.deps import PipelineDep
-from voirie.errors import InvalidInput
-from voirie.maps import ogc, ogc_html, ogc_openapi
-from voirie.maps.export import geojson_features
+from voirie.errors import InvalidInput, NotFound
+from voirie.maps import attribution, ogc, ogc_filter, ogc_html, ogc_openapi, ogc_tiles
+from voirie.model import Status
 from voirie.services.pipeline import Pipeline
 
 router = APIRouter(prefix="/ogc", tags=["OGC API Features"])
@@ -47,6 +48,7 @@ _ITEMS_PARAMETERS = [
     *(ogc_openapi.PARAMETERS[name] for name in ("limit", "offset", "after", "bbox", "bbox-crs")),
     _CRS,
     ogc_openapi.PARAMETERS["datetime"],
+    *(ogc_openapi.PARAMETERS[name] for name in ("filter", "filter-lang", "filter-crs")),
     ogc_openapi.param("status", "incidents and reports: incident status", {"type": "string"}),
     ogc_openapi.param("team", "incidents and reports: team code", {"type": "string"}),
     ogc_openapi.param("service_code", "incidents and reports: service code", {"type": "string"}),
@@ -70,6 +72,39 @@ def _wants_html(request: Request) -> bool:
             raise InvalidInput(f"f: unknown format {fmt!r}; use json or html", field="f")
         return fmt == "html"
     return HTML in request.headers.get("accept", "")
+
+
+def _lang(request: Request) -> ogc_html.Lang:
+    """The HTML pages' language: ``lang``, else the browser's preference, else French."""
+    return ogc_html.language(
+        request.query_params.get("lang"), request.headers.get("accept-language", "")
+    )
+
+
+def _html(
+    request: Request,
+    pipeline: Pipeline,
+    title: str,
+    body: str,
+    links: list[dict[str, str]] | None = None,
+    map_data: dict[str, Any] | None = None,
+) -> HTMLResponse:
+    """An HTML page in the request's language, crediting the data, linking to its other
+    language (a relative URL keeping the other parameters)."""
+    lang = _lang(request)
+    other = "en" if lang == "fr" else "fr"
+    return HTMLResponse(
+        ogc_html.page(
+            title,
+            body,
+            links or [],
+            lang=lang,
+            credit=attribution.html(pipeline.city, lang),
+            map_data=map_data,
+            other_language_url="?" + urlencode({**request.query_params, "lang": other}),
+        ),
+        headers={"Content-Language": lang, "Vary": "Accept, Accept-Language"},
+    )
 
 
 def public_base(request: Request) -> str:
@@ -140,6 +175,12 @@ def landing(request: Request, pipeline: PipelineDep) -> Response:
         ),
         _link(_url(request, "/collections"), "data", JSON, "the collections"),
         _link(
+            _url(request, "/tileMatrixSets"),
+            ogc_tiles.REL_TILING_SCHEMES,
+            JSON,
+            "tile matrix sets of the vector tiles",
+        ),
+        _link(
             _url(request, "/collections"),
             "http://www.opengis.net/def/rel/ogc/1.0/data",
             JSON,
@@ -151,7 +192,9 @@ def landing(request: Request, pipeline: PipelineDep) -> Response:
         "as OGC API Features (GeoJSON, any of several CRS)."
     )
     if _wants_html(request):
-        return HTMLResponse(ogc_html.page(title, f"<p>{description}</p>", links))
+        if _lang(request) == "fr":
+            description = ogc_html.LANDING_FR
+        return _html(request, pipeline, title, f"<p>{escape(description)}</p>", links)
     return _json({"title": title, "description": description, "links": links})
 
 
@@ -184,11 +227,12 @@ def api_definition(request: Request, pipeline: PipelineDep) -> Response:
     responses=_JSON_OR_HTML,
     openapi_extra={"parameters": [_F]},
 )
-def conformance(request: Request) -> Response:
+def conformance(request: Request, pipeline: PipelineDep) -> Response:
     """The conformance classes this API implements."""
     if _wants_html(request):
         body = ogc_html.link_list((uri, uri) for uri in ogc.CONFORMANCE)
-        return HTMLResponse(ogc_html.page("Conformance", body))
+        title = ogc_html.word(_lang(request), "Conformance")
+        return _html(request, pipeline, title, body)
     return _json({"conformsTo": list(ogc.CONFORMANCE)})
 
 
@@ -205,6 +249,8 @@ def _collection_json(request: Request, pipeline: Pipeline, c: ogc.Collection) ->
             _link(
                 _url(request, f"{path}/items", {"f": "html"}), "items", HTML, f"{c.title} as HTML"
             ),
+            *_queryables_links(request, c),
+            *_tiles_links(request, c),
         ],
         "extent": {"spatial": {"bbox": [list(c.bbox)], "crs": ogc.CRS84}},
         "crs": list(ogc.supported_crs(pipeline)),
@@ -224,11 +270,15 @@ def collections(request: Request, pipeline: PipelineDep) -> Response:
     found = ogc.collections(pipeline)
     links = _self_links(request, "/collections", JSON)
     if _wants_html(request):
+        lang = _lang(request)
         body = ogc_html.link_list(
-            (_url(request, f"/collections/{c.id}", {"f": "html"}), f"{c.title} ({c.id})")
+            (
+                _url(request, f"/collections/{c.id}", {"f": "html", "lang": lang}),
+                f"{ogc_html.collection_title(c.id, c.title, lang)} ({c.id})",
+            )
             for c in found.values()
         )
-        return HTMLResponse(ogc_html.page("Collections", body, links))
+        return _html(request, pipeline, ogc_html.word(lang, "Collections"), body, links)
     return _json(
         {
             "links": links,
@@ -250,6 +300,7 @@ def collection(collectionId: str, request: Request, pipeline: PipelineDep) -> Re
     c = ogc.collection(pipeline, collectionId)
     body = _collection_json(request, pipeline, c)
     if _wants_html(request):
+        lang = _lang(request)
         info = ogc_html.definition_list(
             {
                 "id": c.id,
@@ -257,10 +308,77 @@ def collection(collectionId: str, request: Request, pipeline: PipelineDep) -> Re
                 "storage CRS": c.storage_crs,
                 "extent (CRS84)": ", ".join(f"{v:.6f}" for v in c.bbox),
                 "filters": ", ".join(c.filters),
-            }
+            },
+            lang,
         )
-        return HTMLResponse(ogc_html.page(c.title, info, body["links"]))
+        drawn = ogc_html.map_data(None, None, None, c.bbox, ogc_html.outlines(pipeline))
+        title = ogc_html.collection_title(c.id, c.title, lang)
+        return _html(request, pipeline, title, info, body["links"], drawn)
     return _json(body)
+
+
+def _queryables_links(request: Request, c: ogc.Collection) -> list[dict[str, str]]:
+    """Where a filterable collection's queryables are (none for the reference layers)."""
+    if c.kind not in ("incidents", "reports"):
+        return []
+    return [
+        _link(
+            _url(request, f"/collections/{c.id}/queryables"),
+            "http://www.opengis.net/def/rel/ogc/1.0/queryables",
+            ogc_filter.SCHEMA_MEDIA_TYPE,
+            f"what a filter on {c.title} may name",
+        )
+    ]
+
+
+def _tiles_links(request: Request, c: ogc.Collection) -> list[dict[str, str]]:
+    """Where the incidents' vector tilesets are (OGC API Tiles; no other collection has any)."""
+    if c.kind != "incidents":
+        return []
+    href = _url(request, f"/collections/{c.id}/tiles")
+    return [_link(href, ogc_tiles.REL_VECTOR_TILESETS, JSON, f"{c.title}: vector tiles")]
+
+
+@router.get(
+    "/collections/{collectionId}/queryables",
+    summary="What a CQL2 filter may name",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {ogc_filter.SCHEMA_MEDIA_TYPE: {}, HTML: {}},
+            "description": "JSON Schema of the queryables (default) or HTML (f=html)",
+        },
+        404: {"description": "no such collection, or one that takes no filter"},
+    },
+    openapi_extra={"parameters": [_F]},
+)
+def queryables(collectionId: str, request: Request, pipeline: PipelineDep) -> Response:  # noqa: N803
+    """The properties a ``filter`` on the incidents or reports may use, with their types."""
+    c = ogc.collection(pipeline, collectionId)
+    if c.kind not in ("incidents", "reports"):
+        raise NotFound(
+            f"collectionId: {c.id} takes no CQL2 filter; incidents and reports do",
+            field="collectionId",
+        )
+    city = pipeline.city
+    enums = {
+        "status": [s.value for s in Status],
+        "team": sorted(city.teams),
+        "service_code": sorted(city.services),
+    }
+    path = f"/collections/{c.id}/queryables"
+    body = ogc_filter.queryables(c.kind, _url(request, path), c.title, pipeline.gis.zones, enums)
+    if _wants_html(request):
+        rows = {
+            name: f"{entry.get('title', name)} — {entry.get('type', entry.get('format'))}"
+            for name, entry in body["properties"].items()
+        }
+        links = _self_links(request, path, ogc_filter.SCHEMA_MEDIA_TYPE)
+        lang = _lang(request)
+        title = f"{ogc_html.collection_title(c.id, c.title, lang)} : "
+        title += ogc_html.word(lang, "queryables")
+        return _html(request, pipeline, title, ogc_html.definition_list(rows, lang), links)
+    return _json(body, ogc_filter.SCHEMA_MEDIA_TYPE)
 
 
 def _content_crs(crs: ogc.OutputCrs) -> dict[str, str]:
@@ -289,8 +407,14 @@ def items(collectionId: str, request: Request, pipeline: PipelineDep) -> Respons
     query = ogc.items_query(c, params, supported)
     crs = _output_crs(request, pipeline)
     html = _wants_html(request)
-    page = ogc.read_page(pipeline, c, query, crs)
-    returned = len(page.features)
+    if html:
+        page = ogc.read_page(pipeline, c, query, crs)
+        ids = page.features[c.id_column]
+        last = ids.iloc[-1] if len(ids) else None
+        found = ogc.JsonPage("", len(ids), last, page.number_matched)  # features: the table's
+    else:
+        found = ogc.read_json_page(pipeline, c, query, crs)
+    returned = found.returned
     path = f"/collections/{c.id}/items"
     keep = {k: v for k, v in params.items() if k not in ("offset", "after", "f")}
     here = {"offset": str(query.offset)}
@@ -317,11 +441,11 @@ def items(collectionId: str, request: Request, pipeline: PipelineDep) -> Respons
         ),
         _link(_url(request, f"/collections/{c.id}"), "collection", JSON, c.title),
     ]
-    if returned and query.offset + returned < page.number_matched:
+    if returned and query.offset + returned < found.number_matched:
         following = {"offset": str(query.offset + returned)}
         if c.kind in ("incidents", "reports"):
             # Keyset paging: the next page seeks past this page's last id.
-            following["after"] = str(page.features[c.id_column].iloc[-1])
+            following["after"] = str(found.last_id)
         links.append(
             _link(
                 _url(request, path, {**keep, **fmt, **following}),
@@ -344,24 +468,35 @@ def items(collectionId: str, request: Request, pipeline: PipelineDep) -> Respons
             )
         )
     if html:
+        lang = _lang(request)
+        w = ogc_html.WORDS[lang]
         summary = (
-            f"<p>{returned} of {page.number_matched} features "
-            f"(from {query.offset + 1 if returned else 0}).</p>"
+            f"<p>{returned} {w['features']} {w['of']} {found.number_matched} "
+            f"({w['from']} {query.offset + 1 if returned else 0}).</p>"
         )
-        table = ogc_html.table(page.features.drop(columns=page.features.geometry.name))
-        return HTMLResponse(ogc_html.page(f"{c.title}: features", summary + table, links))
+        table = ogc_html.table(page.features.drop(columns=page.features.geometry.name), lang)
+        item_url = _url(request, f"{path}/{{id}}", {"f": "html", "lang": lang})
+        drawn = ogc_html.map_data(
+            page.features,
+            c.id_column,
+            item_url.replace("%7Bid%7D", "{id}"),
+            c.bbox,
+            ogc_html.outlines(pipeline),
+            crs.north_first,
+        )
+        title = f"{ogc_html.collection_title(c.id, c.title, lang)} : {w['features']}"
+        return _html(request, pipeline, title, summary + table, links, drawn)
     head = json.dumps(
         {
             "type": "FeatureCollection",
-            "numberMatched": page.number_matched,
+            "numberMatched": found.number_matched,
             "numberReturned": returned,
             "timeStamp": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
             "links": links,
         },
         ensure_ascii=False,
     )
-    features = geojson_features(page.features, c.id_column)
-    body = f'{head[:-1]},"features":[{features}]}}'
+    body = f'{head[:-1]},"features":[{found.features}]}}'
     return Response(body, media_type=GEOJSON, headers=_content_crs(crs))
 
 
@@ -380,22 +515,27 @@ def item(
 ) -> Response:
     """A single feature by its id (incident_id, report_id, segment_id or zone code)."""
     c = ogc.collection(pipeline, collectionId)
-    unknown = sorted(set(request.query_params) - {"crs", "f"})
+    unknown = sorted(set(request.query_params) - {"crs", "f", "lang"})
     if unknown:
-        raise InvalidInput(f"{unknown[0]}: unknown query parameter; use crs or f", field=unknown[0])
+        raise InvalidInput(
+            f"{unknown[0]}: unknown query parameter; use crs, f or lang", field=unknown[0]
+        )
     crs = _output_crs(request, pipeline)
     html = _wants_html(request)
-    feature = ogc.one_feature(pipeline, c, featureId, crs)
     path = f"/collections/{c.id}/items/{featureId}"
     links = [
         *_self_links(request, path, GEOJSON),
         _link(_url(request, f"/collections/{c.id}"), "collection", JSON, c.title),
     ]
     if html:
+        lang = _lang(request)
+        feature = ogc.one_feature(pipeline, c, featureId, crs)
         row = feature.drop(columns=feature.geometry.name).iloc[0].to_dict()
-        return HTMLResponse(
-            ogc_html.page(f"{c.title} {featureId}", ogc_html.definition_list(row), links)
+        drawn = ogc_html.map_data(
+            feature, c.id_column, None, c.bbox, ogc_html.outlines(pipeline), crs.north_first
         )
-    text = geojson_features(feature, c.id_column)
+        title = f"{ogc_html.collection_title(c.id, c.title, lang)} {featureId}"
+        return _html(request, pipeline, title, ogc_html.definition_list(row, lang), links, drawn)
+    text = ogc.one_json_feature(pipeline, c, featureId, crs).features
     body = f'{text[:-1]},"links":{json.dumps(links, ensure_ascii=False)}}}'
     return Response(body, media_type=GEOJSON, headers=_content_crs(crs))

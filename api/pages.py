@@ -28,7 +28,7 @@ _OPEN = tuple(sorted(status.value for status in OPEN_STATUSES))
 _OUTLINE_TOLERANCE_M = 5
 # Defence in depth behind the escaping: the pages run only the app's own scripts and
 # talk only to the app. Inline styles stay allowed (Leaflet positions everything with them).
-_HEADERS = {
+PAGE_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
         "img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; "
@@ -65,13 +65,13 @@ def dispatch_map(
         incidents,
         teams,
         lang=lang,
-        background=_outlines(pipeline),
+        background=outlines(pipeline),
         static_url=f"{root}/static",
         api_url=f"{root}/api/v1",
         title_team=None if team is None else teams[team],
-        language_urls=_language_urls(request),
+        language_urls=language_urls(request),
     )
-    return HTMLResponse(page, headers=_HEADERS)
+    return HTMLResponse(page, headers=PAGE_HEADERS)
 
 
 @router.get("/maps/nearby", response_class=HTMLResponse, summary="Open issues near me")
@@ -93,20 +93,21 @@ def nearby_page(
         lang=lang,
         static_url=f"{root}/static",
         api_url=f"{root}/api/v1",
-        background=_outlines(pipeline),
-        language_urls=_language_urls(request),
+        background=outlines(pipeline),
+        language_urls=language_urls(request),
         start=None if lat is None or lon is None else (lon, lat, radius_m),
+        report_url=f"{root}/signaler",
     )
-    return HTMLResponse(page, headers=_HEADERS)
+    return HTMLResponse(page, headers=PAGE_HEADERS)
 
 
-def _outlines(pipeline: Pipeline) -> gpd.GeoDataFrame:
+def outlines(pipeline: Pipeline) -> gpd.GeoDataFrame:
     """The territory's zones, simplified, as the pages' offline background."""
     territory = pipeline.gis.zones[pipeline.city.config.territory.layer].zones
     return territory.set_geometry(territory.geometry.simplify(_OUTLINE_TOLERANCE_M))
 
 
-def _language_urls(request: Request) -> dict[str, str]:
+def language_urls(request: Request) -> dict[str, str]:
     """This page in each language (a relative URL keeping the other parameters)."""
     params = dict(request.query_params)
     return {code: "?" + urlencode({**params, "lang": code}) for code in LANGUAGES}

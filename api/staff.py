@@ -36,6 +36,7 @@ from voirie.api.staff_models import (
     cell_value,
     row_values,
 )
+from voirie.api.validation import MAX_OFFSET, InputSettingsDep, check_due_at
 from voirie.errors import InvalidInput, NotFound
 from voirie.model import EventKind, Status
 from voirie.services import merging, workflow
@@ -144,7 +145,7 @@ def list_incidents(
         str | None, Query(max_length=200, description="text in street, description or address")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> IncidentList:
     """Incidents matching every filter given, by id."""
     now = datetime.now(UTC)
@@ -224,7 +225,11 @@ def change_status(
     summary="Reassign an incident to another team, with a reason",
 )
 def reassign(
-    pipeline: PipelineDep, principal: Assigner, incident_id: IncidentId, body: Reassignment
+    pipeline: PipelineDep,
+    principal: Assigner,
+    incident_id: IncidentId,
+    body: Reassignment,
+    limits: InputSettingsDep,
 ) -> IncidentOut:
     """Dispatchers assign to any team; agents may only hand their incidents back to triage."""
     workflow.reassign(
@@ -235,7 +240,7 @@ def reassign(
         body.team,
         body.reason,
         priority=body.priority,
-        due_at=body.due_at,
+        due_at=check_due_at(body.due_at, limits),
     )
     return _incident(pipeline, incident_id)
 

@@ -13,7 +13,9 @@ from typing import Any
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from voirie.api.validation import StoredText
 from voirie.model import Status
+from voirie.store.schema import MAX_ID
 
 MAX_PAGE = 1_000
 
@@ -129,29 +131,32 @@ class StatusChange(BaseModel):
     """Move an incident along the workflow."""
 
     status: Status
-    reason: str = Field(default="", max_length=5_000, description="why (required to reject)")
+    reason: StoredText = Field(default="", max_length=5_000, description="why (required to reject)")
 
 
 class Reassignment(BaseModel):
     """Give an incident to another team."""
 
-    team: str = Field(min_length=1, description="team code from the city's city.yaml")
-    reason: str = Field(min_length=1, max_length=5_000)
+    team: StoredText = Field(min_length=1, description="team code from the city's city.yaml")
+    reason: StoredText = Field(min_length=1, max_length=5_000)
     priority: int | None = Field(default=None, ge=1, le=5, description="default: unchanged")
-    due_at: datetime | None = Field(default=None, description="default: unchanged")
+    due_at: datetime | None = Field(
+        default=None,
+        description="default: unchanged; within VOIRIE_DUE_HORIZON_DAYS (5 years) of now",
+    )
 
 
 class CommentIn(BaseModel):
     """A staff note on an incident (internal, never published)."""
 
-    text: str = Field(min_length=1, max_length=5_000)
+    text: StoredText = Field(min_length=1, max_length=5_000)
 
 
 class MergeIn(BaseModel):
     """Merge this incident into another (it becomes ``duplicate``)."""
 
-    into: int = Field(ge=1, description="the incident that absorbs this one")
-    reason: str = Field(min_length=1, max_length=2_000)
+    into: int = Field(ge=1, le=MAX_ID, description="the incident that absorbs this one")
+    reason: StoredText = Field(min_length=1, max_length=2_000)
 
 
 class MergeOut(_Out):
@@ -167,14 +172,14 @@ class MergeOut(_Out):
 class SplitIn(BaseModel):
     """Take a report out of its incident into a new one."""
 
-    reason: str = Field(min_length=1, max_length=2_000)
+    reason: StoredText = Field(min_length=1, max_length=2_000)
 
 
 class NotDuplicateIn(BaseModel):
     """Two incidents that are different problems: never merge them."""
 
-    other: int = Field(ge=1, description="the other incident")
-    reason: str = Field(min_length=1, max_length=2_000)
+    other: int = Field(ge=1, le=MAX_ID, description="the other incident")
+    reason: StoredText = Field(min_length=1, max_length=2_000)
 
 
 class NotDuplicateOut(_Out):

@@ -13,7 +13,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from voirie.api.deps import PipelineDep
+from voirie.api.ogc import public_base
 from voirie.codecs import mvt
+from voirie.maps import attribution
 from voirie.maps.ogc import collections
 
 router = APIRouter(prefix="/tiles", tags=["tiles"])
@@ -49,10 +51,10 @@ def incident_tile(z: int, x: int, y: int, pipeline: PipelineDep) -> Response:
 @router.get("/incidents.json", summary="TileJSON of the incident tiles")
 def incident_tilejson(request: Request, pipeline: PipelineDep) -> JSONResponse:
     """Where the incident tiles are and what their features carry (TileJSON 3.0.0)."""
-    base = str(request.base_url).rstrip("/")
     document: dict[str, Any] = mvt.tilejson(
-        f"{base}/tiles/incidents/{{z}}/{{x}}/{{y}}.mvt",
+        f"{public_base(request)}/tiles/incidents/{{z}}/{{x}}/{{y}}.mvt",
         name=f"voirie — {pipeline.city.config.name}: incidents",
         bounds=collections(pipeline)["incidents"].bbox,
+        attribution=attribution.text(pipeline.city),
     )
     return JSONResponse(document, headers={"Cache-Control": CACHE_CONTROL})

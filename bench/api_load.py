@@ -1,23 +1,33 @@
-"""Sustained POST /open311/v2/requests.json on PostGIS, against a bare-insert ceiling, in one run.
+"""Sustained POST /open311/v2/requests.json, interleaved with the servers it is compared to.
 
-Two servers, one after the other, each ``uvicorn --workers 2`` on 127.0.0.1 over the same
-scratch PostGIS database (loaded with the bundled Paris DansMaRue reports):
+Every server runs at once (``uvicorn --workers 2`` each, on 127.0.0.1, over one scratch
+database loaded with the bundled Paris DansMaRue reports) and the load goes to one at a time
+in short alternating rounds (A B A B ...), so that each side meets the same machine: a
+ratio taken from two windows minutes apart measured the load of the machine, not the code
+(issue 20). Comparisons (``--compare``):
 
-- voirie: ``voirie.api.app:app_from_env`` (what ``voirie serve`` runs, without the outbox
-  worker), the request read, checked, enriched, deduplicated, routed and written in one
-  transaction before the answer;
-- the ceiling: a bare FastAPI app with one endpoint that reads the same form and inserts one
-  row into one table of that database (a pool of 8 connections per worker, as voirie's).
+- ``ceiling`` (PostGIS): voirie (``voirie.api.app:app_from_env``, what ``voirie serve``
+  runs without the outbox worker) against a bare FastAPI app that reads the same form and
+  inserts one row into one table (a pool of 8 connections per worker, as voirie's);
+- ``rate-limits`` (PostGIS): voirie without rate limits, with them in process memory and
+  with them in redis (the load comes from one address and one key, so the quotas are
+  raised out of reach: every request is charged as at the defaults, none refused);
+- ``synchronous`` (sqlite): voirie with ``PRAGMA synchronous = NORMAL`` (the bench patches
+  the connection) against ``FULL`` (what the store runs), each on its own copy of the file.
 
 A separate load process keeps ``--concurrency`` keep-alive connections busy for
-``--seconds`` (bodies: real positions and services of the bundled reports moved up to 50 m,
-each request with its own Idempotency-Key), and counts requests/s, p50/p99 and errors.
-Afterwards every acknowledged id must be in the store exactly once, and the store must hold
-no other row of the run. Prints the ratio voirie / ceiling.
+``--seconds`` per round (bodies: real positions and services of the bundled reports moved
+up to 50 m, each request with its own Idempotency-Key) and counts requests/s, p50/p99 and
+errors. Each round also records the 1-minute load average and the CPU time of the server's
+processes (its supervisor and workers, from ``/proc/<pid>/stat``) per request. After each
+round, every acknowledged id must be in the store exactly once and the round must have
+stored nothing else. Prints each side's medians and the median ratio to the first side with
+its spread (min-max over the rounds).
 
 Usage::
 
-    python bench/api_load.py [--seconds 20] [--concurrency 8]
+    python bench/api_load.py [--compare ceiling|rate-limits|synchronous] [--rounds 5]
+                             [--seconds 10] [--concurrency 8]
 """
 
 from __future__ import annotations
@@ -28,13 +38,17 @@ import json
 import multiprocessing as mp
 import os
 import secrets
+import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import ExitStack, asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -51,7 +65,8 @@ from voirie.ingest.mapping import DANSMARUE
 from voirie.ingest.sources import read_csv
 from voirie.services.auth import Role, issue_token
 from voirie.services.pipeline import Pipeline
-from voirie.store.postgis import PostgisStore
+from voirie.settings import StoreSettings
+from voirie.store import open_store
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from submit_latency import PARIS_CSV, SERVER, probe_reports
@@ -61,6 +76,15 @@ WORKERS = 2
 VOIRIE_PATH = "/open311/v2/requests.json"
 CEILING_PATH = "/requests"
 CEILING_TABLE = "bench_ceiling"
+# The load comes from one address with one key: quotas out of its reach, every request
+# still charged against them.
+UNREACHABLE = "1000000000/minute"
+RATES_CHARGED = {
+    f"VOIRIE_RATE_{name}": UNREACHABLE
+    for name in ("ADDRESS_READS", "ADDRESS_WRITES", "KEY", "SUPPORT")
+}
+LIMITS_OFF = {"VOIRIE_RATE_LIMITS_ENABLED": "false"}
+REDIS_URL = "redis://127.0.0.1:6379"
 
 
 # --- the ceiling server (imported by uvicorn's workers) ------------------------------------
@@ -111,6 +135,22 @@ def ceiling_app() -> FastAPI:
         return [{"service_request_id": str(new_id)}]
 
     return app
+
+
+def voirie_synchronous_normal() -> FastAPI:
+    """voirie with its sqlite connections at ``synchronous = NORMAL`` (the setting before
+    issue 13): the "before" of the synchronous comparison, never used outside the bench."""
+    from voirie.api.app import app_from_env
+
+    class Normal(sqlite3.Connection):
+        def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+            if sql.startswith("PRAGMA synchronous"):
+                sql = "PRAGMA synchronous = NORMAL"
+            return super().execute(sql, *args)
+
+    connect = sqlite3.connect
+    sqlite3.connect = lambda *a, **k: connect(*a, factory=Normal, **k)  # type: ignore[assignment]
+    return app_from_env()
 
 
 # --- the load process ----------------------------------------------------------------------
@@ -186,7 +226,7 @@ def load(
     return out
 
 
-# --- the run -------------------------------------------------------------------------------
+# --- the servers ---------------------------------------------------------------------------
 
 
 def _free_port() -> int:
@@ -196,7 +236,7 @@ def _free_port() -> int:
 
 
 @contextmanager
-def server(target: str, env: dict[str, str], app_dir: Path | None = None) -> Iterator[int]:
+def server(target: str, env: dict[str, str], app_dir: Path | None = None) -> Iterator[Server]:
     """``uvicorn TARGET --factory --workers 2`` on a free port of 127.0.0.1, until healthy."""
     port = _free_port()
     command = [
@@ -214,12 +254,15 @@ def server(target: str, env: dict[str, str], app_dir: Path | None = None) -> Ite
         "--log-level",
         "warning",
         "--no-access-log",
+        # A worker loading the city's street index holds the GIL longer than 5 s.
+        "--timeout-worker-healthcheck",
+        "120",
     ]
     if app_dir is not None:
         command += ["--app-dir", str(app_dir)]
     process = subprocess.Popen(command, env={**os.environ, **env})
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300
         while True:
             try:
                 with urllib.request.urlopen(f"http://{HOST}:{port}/healthz", timeout=5):
@@ -228,88 +271,159 @@ def server(target: str, env: dict[str, str], app_dir: Path | None = None) -> Ite
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"{target} did not start") from None
                 time.sleep(0.5)
-        # Both workers up: one healthy answer may come from the first alone.
-        time.sleep(3)
-        yield port
+        yield Server(port, process.pid)
     finally:
         process.terminate()
         process.wait(30)
 
 
-def measure(
-    label: str,
-    port: int,
-    path: str,
-    bodies: list[bytes],
-    args: argparse.Namespace,
-    conn: psycopg.Connection[Any],
-    table: str,
+@dataclass(frozen=True)
+class Server:
+    """A running uvicorn: its port and the pid of its supervisor."""
+
+    port: int
+    pid: int
+
+    def cpu_s(self) -> float:
+        """User + system CPU seconds of the supervisor and its workers so far."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        pids = [self.pid]
+        children = Path(f"/proc/{self.pid}/task/{self.pid}/children")
+        if children.exists():
+            pids += [int(p) for p in children.read_text().split()]
+        total = 0
+        for pid in pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except FileNotFoundError:
+                continue  # a worker that ended between the two reads
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+        return total / ticks
+
+
+# --- the rounds ----------------------------------------------------------------------------
+
+
+@dataclass
+class Side:
+    """One server of the comparison, what it is sent and where it stores."""
+
+    label: str
+    target: str
+    env: dict[str, str]
+    path: str
+    bodies: list[bytes]
+    table: str
+    database: Callable[[], Any]  # a DB-API connection to the store it writes
+    app_dir: Path | None = None
+    rounds: list[dict[str, Any]] = field(default_factory=list)
+    checks: list[bool] = field(default_factory=list)
+
+
+def _max_id(side: Side) -> int:
+    with side.database() as conn:
+        (value,) = conn.execute(f"SELECT coalesce(max(id), 0) FROM {side.table}").fetchone()
+    return int(value)
+
+
+def _stored_once(side: Side, after: int, ids: list[str]) -> bool:
+    """Every acknowledged id stored exactly once, and nothing else stored in the round."""
+    with side.database() as conn:
+        rows = [int(r[0]) for r in conn.execute(f"SELECT id FROM {side.table} WHERE id > {after}")]
+    wanted = [int(i) for i in ids]
+    return len(set(wanted)) == len(wanted) and sorted(rows) == sorted(wanted)
+
+
+def one_round(
+    side: Side, running: Server, args: argparse.Namespace, pool: Any, seconds: float, tag: str
 ) -> dict[str, Any]:
-    """Warm up, then the load process against one server; print and return its figures,
-    with ``after``: the table's largest id before the measured run."""
-    ctx = mp.get_context("spawn")
-    with ctx.Pool(1) as pool:
-        pool.apply(
-            load,
-            (
-                port,
-                path,
-                bodies,
-                2.0,
-                args.concurrency,
-                10 * args.concurrency,
-                f"warm-{secrets.token_hex(3)}",
-            ),
-        )
-        last = conn.execute(
-            sql.SQL("SELECT coalesce(max(id), 0) FROM {}").format(sql.Identifier(table))
-        ).fetchone()
-        assert last is not None
-        result: dict[str, Any] = pool.apply(
-            load,
-            (
-                port,
-                path,
-                bodies,
-                args.seconds,
-                args.concurrency,
-                args.max_requests,
-                f"run-{secrets.token_hex(3)}",
-            ),
-        )
-    done = len(result["latency_ms"])
-    rate = done / result["elapsed_s"]
-    p50, p99 = np.percentile(result["latency_ms"], [50, 99]) if done else (np.nan, np.nan)
-    result["rate"], result["after"] = rate, int(last[0])
-    print(
-        f"  {label:<8} {rate:8.1f} requests/s  p50 {p50:7.1f} ms  p99 {p99:7.1f} ms  "
-        f"errors {len(result['errors'])}  ({done} requests in {result['elapsed_s']:.1f} s)"
-    )
-    for error in result["errors"][:3]:
-        print(f"           error: {error}")
-    return result
-
-
-def check_stored(conn: psycopg.Connection[Any], table: str, result: dict[str, Any]) -> str:
-    """Whether each acknowledged id is stored exactly once and the run stored nothing else."""
-    wanted = [int(i) for i in result["ids"]]
-    found = conn.execute(
-        sql.SQL("SELECT count(*), count(DISTINCT id) FROM {} WHERE id = ANY(%s)").format(
-            sql.Identifier(table)
+    """Load one server for ``seconds``; its figures (with the load average and CPU)."""
+    after = _max_id(side)
+    load_avg = os.getloadavg()[0]
+    cpu_before = running.cpu_s()
+    result: dict[str, Any] = pool.apply(
+        load,
+        (
+            running.port,
+            side.path,
+            side.bodies,
+            seconds,
+            args.concurrency,
+            args.max_requests,
+            f"{tag}-{secrets.token_hex(3)}",
         ),
-        (wanted,),
-    ).fetchone()
-    total = conn.execute(
-        sql.SQL("SELECT count(*) FROM {} WHERE id > %s").format(sql.Identifier(table)),
-        (result["after"],),
-    ).fetchone()
-    assert found is not None
-    assert total is not None
-    ok = (len(set(wanted)) == len(wanted) == found[0] == found[1]) and total[0] == len(wanted)
-    return (
-        f"{'OK' if ok else 'FAILED'}: {len(wanted)} acknowledged, {found[1]} of them stored "
-        f"({found[0]} rows), {total[0]} rows of the run in {table}"
     )
+    cpu = running.cpu_s() - cpu_before
+    done = len(result["latency_ms"])
+    p50, p99 = np.percentile(result["latency_ms"], [50, 99]) if done else (np.nan, np.nan)
+    return {
+        "rate": done / result["elapsed_s"],
+        "p50": float(p50),
+        "p99": float(p99),
+        "errors": result["errors"],
+        "cpu_ms": 1000 * cpu / done if done else np.nan,
+        "load": load_avg,
+        "done": done,
+        "stored_once": _stored_once(side, after, result["ids"]),
+    }
+
+
+def run_rounds(sides: list[Side], args: argparse.Namespace) -> None:
+    """Start every side, warm each up, then alternate rounds; print rounds and summary."""
+    ctx = mp.get_context("spawn")
+    with ExitStack() as stack, ctx.Pool(1) as pool:
+        running = [stack.enter_context(server(s.target, s.env, s.app_dir)) for s in sides]
+        time.sleep(3)  # every worker up: one healthy answer may come from the first alone
+        for side, up in zip(sides, running, strict=True):
+            one_round(side, up, args, pool, 2.0, "warm")
+        print(
+            f"  {'round':<6}{'server':<16}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}"
+            f"{'CPU ms/req':>12}{'load':>7}{'errors':>8}  stored once"
+        )
+        for n in range(args.rounds):
+            # Alternate which side goes first, so that neither always follows the other.
+            order = list(zip(sides, running, strict=True))
+            for side, up in order if n % 2 == 0 else order[::-1]:
+                figures = one_round(side, up, args, pool, args.seconds, f"r{n}")
+                side.rounds.append(figures)
+                print(
+                    f"  {n + 1:<6}{side.label:<16}{figures['rate']:8.1f}{figures['p50']:9.1f}"
+                    f"{figures['p99']:9.1f}{figures['cpu_ms']:12.2f}{figures['load']:7.2f}"
+                    f"{len(figures['errors']):8d}  {'yes' if figures['stored_once'] else 'NO'}"
+                )
+                for error in figures["errors"][:2]:
+                    print(f"        error: {error}")
+    summarise(sides)
+
+
+def summarise(sides: list[Side]) -> None:
+    """Each side's medians over the rounds, and its median ratio to the first side."""
+    reference = sides[0]
+    print("  medians over the rounds:")
+    for side in sides:
+        med = {k: float(np.median([r[k] for r in side.rounds])) for k in ("rate", "p50", "p99")}
+        cpu = float(np.median([r["cpu_ms"] for r in side.rounds]))
+        errors = sum(len(r["errors"]) for r in side.rounds)
+        stored = all(r["stored_once"] for r in side.rounds)
+        line = (
+            f"  {side.label:<16}{med['rate']:8.1f} req/s  p50 {med['p50']:6.1f} ms  "
+            f"p99 {med['p99']:6.1f} ms  CPU {cpu:6.2f} ms/request  errors {errors}  "
+            f"every acknowledged id stored once: {'yes' if stored else 'NO'}"
+        )
+        if side is not reference:
+            ratios = [
+                r["rate"] / ref["rate"]
+                for r, ref in zip(side.rounds, reference.rounds, strict=True)
+            ]
+            line += (
+                f"\n  {'':<16}{side.label} / {reference.label}: median "
+                f"{np.median(ratios):.2f}x (rounds {min(ratios):.2f}-{max(ratios):.2f}x); "
+                f"CPU per request {cpu / np.median([r['cpu_ms'] for r in reference.rounds]):.2f}x"
+            )
+        print(line)
+
+
+# --- the data ------------------------------------------------------------------------------
 
 
 def answers(service: Service) -> dict[str, str]:
@@ -322,9 +436,108 @@ def answers(service: Service) -> dict[str, str]:
     }
 
 
+def load_paris(url: str, city: Any, gis: CityGIS) -> str:
+    """Import the bundled Paris reports into the store at ``url``; a client key."""
+    store = open_store(StoreSettings(database_url=url, pool_min_size=1, pool_max_size=2))
+    try:
+        store.upgrade()
+        summary = Pipeline(city, store, gis).imports.import_table(read_csv(PARIS_CSV), DANSMARUE)
+        key = issue_token(store, city.jurisdiction_id, "load-bench", Role.CLIENT)
+    finally:
+        store.close()
+    print(f"{summary.imported:,} Paris reports loaded into {url.split(':', 1)[0]}")
+    return key
+
+
+@contextmanager
+def postgis_database() -> Iterator[str]:
+    """A scratch PostGIS database, dropped afterwards."""
+    name = f"voirie_load_{secrets.token_hex(4)}"
+    with psycopg.connect(SERVER, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        try:
+            yield f"postgresql://postgres@{HOST}:5432/{name}"
+        finally:
+            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def postgis_sides(compare: str, url: str, key: str, bodies: list[bytes]) -> list[Side]:
+    """The sides of a PostGIS comparison (the ceiling's table created here)."""
+
+    def database() -> Any:
+        return psycopg.connect(url, autocommit=True)
+
+    signed = [b + b"&api_key=" + key.encode() for b in bodies]
+    env = {"VOIRIE_DATABASE_URL": url, "VOIRIE_CITY": "paris"}
+
+    def voirie(label: str, extra: dict[str, str]) -> Side:
+        target = "voirie.api.app:app_from_env"
+        return Side(label, target, env | extra, VOIRIE_PATH, signed, "reports", database)
+
+    if compare == "rate-limits":
+        prefix = {"VOIRIE_RATE_STORAGE_PREFIX": f"bench-{secrets.token_hex(4)}"}
+        return [
+            voirie("limits off", LIMITS_OFF),
+            voirie("limits memory", RATES_CHARGED),
+            voirie("limits redis", RATES_CHARGED | prefix | {"VOIRIE_RATE_STORAGE_URL": REDIS_URL}),
+        ]
+    with database() as conn:
+        conn.execute(
+            f"CREATE TABLE {CEILING_TABLE} (id bigserial PRIMARY KEY, "
+            "external_id text NOT NULL, service_code text NOT NULL, "
+            "lon double precision, lat double precision, description text, "
+            "received_at timestamptz NOT NULL DEFAULT now())"
+        )
+    ceiling = Side(
+        "ceiling",
+        "api_load:ceiling_app",
+        {"BENCH_DATABASE_URL": url},
+        CEILING_PATH,
+        bodies,
+        CEILING_TABLE,
+        database,
+        Path(__file__).resolve().parent,
+    )
+    return [ceiling, voirie("voirie", RATES_CHARGED)]
+
+
+def sqlite_sides(folder: Path, key: str, bodies: list[bytes]) -> list[Side]:
+    """voirie at synchronous NORMAL and FULL, each on its own copy of the loaded file."""
+    signed = [b + b"&api_key=" + key.encode() for b in bodies]
+    sides = []
+    for label, target in (
+        ("sqlite NORMAL", "api_load:voirie_synchronous_normal"),
+        ("sqlite FULL", "voirie.api.app:app_from_env"),
+    ):
+        copy = folder / f"{label.split()[1].lower()}.gpkg"
+        shutil.copy(folder / "loaded.gpkg", copy)
+        env = {"VOIRIE_DATABASE_URL": f"sqlite:///{copy}", "VOIRIE_CITY": "paris"}
+
+        def database(path: Path = copy) -> Any:
+            return sqlite3.connect(path)
+
+        sides.append(
+            Side(
+                label,
+                target,
+                env | RATES_CHARGED,
+                VOIRIE_PATH,
+                signed,
+                "reports",
+                database,
+                Path(__file__).resolve().parent,
+            )
+        )
+    return sides
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--compare", choices=("ceiling", "rate-limits", "synchronous"), default="ceiling"
+    )
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=10.0, help="per round and side")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--max-requests", type=int, default=200_000)
     args = parser.parse_args()
@@ -342,51 +555,19 @@ def main() -> int:
         ).encode()
         for r in probe_reports(city, gis, 2_000)
     ]
-    name = f"voirie_load_{secrets.token_hex(4)}"
-    url = f"postgresql://postgres@{HOST}:5432/{name}"
-    with psycopg.connect(SERVER, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        try:
-            store = PostgisStore(url, 1, 2)
-            try:
-                store.upgrade()
-                summary = Pipeline(city, store, gis).imports.import_table(
-                    read_csv(PARIS_CSV), DANSMARUE
-                )
-                key = issue_token(store, city.jurisdiction_id, "load-bench", Role.CLIENT)
-            finally:
-                store.close()
-            print(
-                f"PostGIS database with {summary.imported:,} Paris reports; "
-                f"{WORKERS} uvicorn workers each; {args.concurrency} connections for "
-                f"{args.seconds:g} s from a separate process"
-            )
-            with psycopg.connect(url, autocommit=True) as conn:
-                conn.execute(
-                    f"CREATE TABLE {CEILING_TABLE} (id bigserial PRIMARY KEY, "
-                    "external_id text NOT NULL, service_code text NOT NULL, "
-                    "lon double precision, lat double precision, description text, "
-                    "received_at timestamptz NOT NULL DEFAULT now())"
-                )
-                env = {"VOIRIE_DATABASE_URL": url, "VOIRIE_CITY": "paris"}
-                voirie_bodies = [b + b"&api_key=" + key.encode() for b in bodies]
-                with server("voirie.api.app:app_from_env", env) as port:
-                    voirie = measure(
-                        "voirie", port, VOIRIE_PATH, voirie_bodies, args, conn, "reports"
-                    )
-                with server(
-                    "api_load:ceiling_app",
-                    {"BENCH_DATABASE_URL": url},
-                    Path(__file__).resolve().parent,
-                ) as port:
-                    ceiling = measure(
-                        "ceiling", port, CEILING_PATH, bodies, args, conn, CEILING_TABLE
-                    )
-                print(f"  voirie / ceiling: {voirie['rate'] / ceiling['rate']:.2f}x (goal >= 0.5x)")
-                print("  voirie store:  " + check_stored(conn, "reports", voirie))
-                print("  ceiling table: " + check_stored(conn, CEILING_TABLE, ceiling))
-        finally:
-            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+    print(
+        f"--compare {args.compare}: {WORKERS} uvicorn workers per server, {args.rounds} rounds "
+        f"of {args.seconds:g} s per server, alternating; {args.concurrency} connections from "
+        f"a separate process; {os.cpu_count()} CPUs"
+    )
+    if args.compare == "synchronous":
+        with tempfile.TemporaryDirectory(prefix="voirie-load-") as folder:
+            key = load_paris(f"sqlite:///{Path(folder) / 'loaded.gpkg'}", city, gis)
+            run_rounds(sqlite_sides(Path(folder), key, bodies), args)
+        return 0
+    with postgis_database() as url:
+        key = load_paris(url, city, gis)
+        run_rounds(postgis_sides(args.compare, url, key, bodies), args)
     return 0
 
 

@@ -8,6 +8,7 @@ it is. bench/RESULTS.md's import scaling runs use it.
 Usage::
 
     python bench/replicate_reports.py --copies 5 -o /tmp/x5.csv.gz
+    python bench/replicate_reports.py --rows 1000000 -o /tmp/1m.csv   # as many copies as needed
     VOIRIE_DATABASE_URL=postgresql://... voirie import /tmp/x5.csv.gz --format dansmarue \
         --city cities/paris
 """
@@ -15,6 +16,8 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import math
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -25,10 +28,11 @@ SHIFT_DAYS = 280
 JITTER_DEG = (0.0004, 0.00027)  # lon, lat: about 30 m at Paris
 
 
-def replicate(source: pd.DataFrame, copies: int, seed: int = 1) -> pd.DataFrame:
-    """``copies`` copies of a DansMaRue table (all columns as text), as described above."""
+def copies_of(source: pd.DataFrame, copies: int, seed: int = 1) -> Iterator[pd.DataFrame]:
+    """The ``copies`` copies of a DansMaRue table (all columns as text) described above,
+    one at a time (a file of millions of rows is written without holding it)."""
     rng = np.random.default_rng(seed)
-    parts = [source]
+    yield source
     for k in range(1, copies):
         part = source.copy()
         part["id_dmr"] = part["id_dmr"] + f"R{k}"
@@ -37,19 +41,39 @@ def replicate(source: pd.DataFrame, copies: int, seed: int = 1) -> pd.DataFrame:
         for column, sigma in zip(("longitude", "latitude"), JITTER_DEG, strict=True):
             jittered = part[column].astype(float) + rng.normal(0, sigma, len(part))
             part[column] = jittered.astype(str)
-        parts.append(part)
-    return pd.concat(parts, ignore_index=True)
+        yield part
+
+
+def replicate(source: pd.DataFrame, copies: int, seed: int = 1) -> pd.DataFrame:
+    """All ``copies_of`` a table in one table."""
+    return pd.concat(copies_of(source, copies, seed), ignore_index=True)
+
+
+def write_rows(output: Path, rows: int, source: Path = BUNDLED) -> int:
+    """The first ``rows`` rows of as many copies as needed, written copy by copy to a CSV
+    (gzipped when ``output`` ends in .gz); the number of rows written."""
+    table = pd.read_csv(source, dtype=str)
+    left = rows
+    for k, part in enumerate(copies_of(table, math.ceil(rows / len(table)))):
+        part.iloc[:left].to_csv(output, index=False, header=k == 0, mode="w" if k == 0 else "a")
+        left -= min(left, len(part))
+    return rows - left
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--copies", type=int, default=5)
+    parser.add_argument("--rows", type=int, help="write this many rows (overrides --copies)")
     parser.add_argument("--source", type=Path, default=BUNDLED)
     parser.add_argument("-o", "--output", type=Path, required=True)
     args = parser.parse_args()
-    table = replicate(pd.read_csv(args.source, dtype=str), args.copies)
-    table.to_csv(args.output, index=False)
-    print(f"{len(table):,} rows -> {args.output}")
+    if args.rows:
+        written = write_rows(args.output, args.rows, args.source)
+    else:
+        table = replicate(pd.read_csv(args.source, dtype=str), args.copies)
+        table.to_csv(args.output, index=False)
+        written = len(table)
+    print(f"{written:,} rows -> {args.output}")
 
 
 if __name__ == "__main__":

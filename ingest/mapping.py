@@ -13,6 +13,24 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from voirie.errors import SourceError
 
+_FIELD_ORDER = (
+    "external_id",
+    "lat",
+    "lon",
+    "requested_at",
+    "service_code",
+    "service_name",
+    "group_name",
+    "description",
+    "address",
+    "channel",
+    "media_url",
+    "contact_name",
+    "contact_email",
+    "contact_phone",
+    "device_id",
+)
+
 
 class ColumnMapping(BaseModel):
     """Source column for each report field; ``None`` when the source has no such column."""
@@ -48,6 +66,11 @@ class ColumnMapping(BaseModel):
     def required_columns(self) -> list[str]:
         """Columns a source must have for any row to be imported (see ``category_columns``)."""
         return [self.external_id, self.lat, self.lon, self.requested_at]
+
+    def columns(self) -> list[str]:
+        """Every source column the mapping reads, in the order of its fields, once each."""
+        names = [getattr(self, name) for name in _FIELD_ORDER]
+        return list(dict.fromkeys(name for name in names if name is not None))
 
     def category_columns(self) -> list[str]:
         """Columns naming the category; a source must have at least one of them."""

@@ -22,6 +22,7 @@ from voirie.errors import InvalidInput, SourceError
 from voirie.ingest.mapping import ColumnMapping
 from voirie.ingest.sources import PROBLEM, ROW, RawTable
 from voirie.model import Flag, Report
+from voirie.values import text_problem
 
 QUARANTINE_COLUMNS = ["row", "external_id", "field", "reason"]
 CHANGED_CONTENT = (
@@ -35,6 +36,16 @@ _NOT_A_DATE = "not a date: "
 _AMBIGUOUS_TIME = "ambiguous local time (clock change)"
 _MISSING_CATEGORY = "missing category"
 _UNKNOWN_CATEGORY = "unknown category: "
+MAX_FIELD_BYTES = 128 * 1024
+"""bytes of UTF-8 one field of a source row may hold (a description is a few hundred)"""
+_TOO_LARGE = f"larger than {MAX_FIELD_BYTES // 1024} KiB"
+EARLIEST_REPORT = datetime(1990, 1, 1, tzinfo=UTC)
+"""No street report of a city's records is older: an earlier time is a typo (``0001``)."""
+FUTURE_SLACK = timedelta(days=1)
+"""How far ahead of the server's clock a report time may be (clocks drift, zones differ)."""
+_IMPLAUSIBLE_TIME = (
+    f"out of range: before {EARLIEST_REPORT:%Y-%m-%d} or more than a day in the future"
+)
 _SHOWN = 40
 """characters of a bad value repeated in its reason (categories: ``_SHOWN_CATEGORY``)"""
 _SHOWN_CATEGORY = 80
@@ -79,8 +90,8 @@ def _text(frame: pd.DataFrame, column: str | None) -> pd.Series:
     # the same values, without pandas' fixed costs that dominate a one-report table.
     values = np.empty(len(frame), dtype=object)
     values[:] = [v.strip() if isinstance(v, str) else v for v in frame[column].to_numpy(object)]
-    blank = pd.isna(values) | (values == "")
-    return pd.Series(values.tolist(), index=frame.index).where(~blank, None)
+    values[pd.isna(values) | (values == "")] = None  # None, not pandas' float NaN
+    return pd.Series(values, index=frame.index, dtype=object)
 
 
 def _coordinate(checker: _Checker, raw: pd.Series, field: str, limit: float) -> pd.Series:
@@ -118,7 +129,32 @@ def _times(checker: _Checker, raw: pd.Series, field: str, fmt: str | None, tz: s
         )
         utc = pd.to_datetime(mixed, utc=True)
     checker.flag(utc.isna(), field, _AMBIGUOUS_TIME)
+    latest = pd.Timestamp(datetime.now(UTC) + FUTURE_SLACK)
+    implausible = utc.notna() & ((utc < pd.Timestamp(EARLIEST_REPORT)) | (utc > latest))
+    checker.flag(implausible, field, _IMPLAUSIBLE_TIME)
     return utc
+
+
+def _text_cells(checker: _Checker, raw: pd.DataFrame, mapping: ColumnMapping) -> None:
+    """Quarantine rows with a cell that cannot be stored (a NUL byte, a control character,
+    an unpaired surrogate) or is larger than ``MAX_FIELD_BYTES``, naming its column.
+
+    Each column is tested at once, joined by newlines (allowed), so a clean column (the
+    usual case) costs one regular-expression scan; the cells are tested one by one only
+    when it holds a problem."""
+    for column in mapping.columns():
+        if column not in raw:
+            continue
+        texts = [v if isinstance(v, str) else "" for v in raw[column].to_numpy(object)]
+        if text_problem("\n".join(texts)) is not None:
+            problems = pd.Series([text_problem(t) for t in texts], dtype=object)
+            checker.flag(problems.notna(), column, problems)
+        # A character is at most 4 bytes of UTF-8: shorter texts need no encoding.
+        if max(map(len, texts), default=0) * 4 > MAX_FIELD_BYTES:
+            large = [
+                len(t) * 4 > MAX_FIELD_BYTES and len(t.encode()) > MAX_FIELD_BYTES for t in texts
+            ]
+            checker.flag(np.array(large, dtype=bool), column, _TOO_LARGE)
 
 
 def _services(
@@ -179,7 +215,8 @@ def report_hash(
             f"{lat:.7f}",
         )
     )
-    return hashlib.sha1(text.encode()).hexdigest()
+    # Hashed before quarantine: a lone surrogate (a row refused later) must not raise.
+    return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def content_hash(frame: pd.DataFrame) -> pd.Series:
@@ -208,6 +245,7 @@ def validate(table: RawTable, mapping: ColumnMapping, city: City) -> Validated:
     raw = table.rows.reset_index(drop=True)
     checker = _Checker(len(raw))
     checker.flag(raw[PROBLEM].notna(), "row", raw[PROBLEM])
+    _text_cells(checker, raw, mapping)
     external_id = _text(raw, mapping.external_id)
     checker.flag(external_id.isna(), mapping.external_id, "missing")
     lat_raw, lon_raw = _text(raw, mapping.lat), _text(raw, mapping.lon)
@@ -281,6 +319,7 @@ def validate_report(report: Report, city: City) -> dict[str, object]:
     the same order. A time that a UTC ``datetime`` cannot hold (before year 1 or after
     9999 once in UTC) is refused as not a date.
     """
+    _check_text_fields(report)
     external_id = _clean(report.external_id)
     if external_id is None:
         raise _refused("external_id", _MISSING)
@@ -317,6 +356,31 @@ def validate_report(report: Report, city: City) -> dict[str, object]:
     }
 
 
+def _check_text_fields(report: Report) -> None:
+    """``_text_cells`` of one report: its text fields in the mapping's order."""
+    contact = report.contact
+    fields = {
+        "external_id": report.external_id,
+        "service_code": report.service_code,
+        "description": report.description,
+        "address": report.address,
+        "channel": report.channel,
+        "media_url": report.media_url,
+        "contact_name": contact.name,
+        "contact_email": contact.email,
+        "contact_phone": contact.phone,
+        "device_id": contact.device_id,
+    }
+    for field, value in fields.items():
+        if not isinstance(value, str):
+            continue
+        problem = text_problem(value)
+        if problem is not None:
+            raise _refused(field, problem)
+        if len(value) * 4 > MAX_FIELD_BYTES and len(value.encode()) > MAX_FIELD_BYTES:
+            raise _refused(field, _TOO_LARGE)
+
+
 def _refused(field: str, reason: str) -> InvalidInput:
     return InvalidInput(f"{field}: {reason}", field=field)
 
@@ -349,13 +413,16 @@ def _time_value(value: datetime, field: str, tz: str) -> datetime:
             utc = _local_to_utc(value.replace(tzinfo=None), ZoneInfo(tz))
             if utc is None:
                 raise _refused(field, _AMBIGUOUS_TIME)
-            return utc
         # ISO 8601 offsets are whole minutes: pandas reads none with seconds.
-        if offset % timedelta(minutes=1):
+        elif offset % timedelta(minutes=1):
             raise _refused(field, _NOT_A_DATE + text[:_SHOWN])
-        return value.astimezone(UTC)
+        else:
+            utc = value.astimezone(UTC)
     except OverflowError:
         raise _refused(field, _NOT_A_DATE + text[:_SHOWN]) from None
+    if not EARLIEST_REPORT <= utc <= datetime.now(UTC) + FUTURE_SLACK:
+        raise _refused(field, _IMPLAUSIBLE_TIME)
+    return utc
 
 
 def _local_to_utc(naive: datetime, zone: ZoneInfo) -> datetime | None:

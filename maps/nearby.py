@@ -21,6 +21,8 @@ from voirie.services.citizens import MAX_RADIUS_M
 RADII_M = (250, 500, 1000, 2000)
 """Search radii offered to citizens, in metres (the API accepts up to ``MAX_RADIUS_M``)."""
 DEFAULT_RADIUS_M = 500
+PAGE_SIZE = 20
+"""Incidents listed per page (the page says how many there are and moves through them)."""
 
 _LABELS: dict[str, dict[str, str]] = {
     "fr": {
@@ -36,6 +38,13 @@ _LABELS: dict[str, dict[str, str]] = {
         "searching": "Recherche…",
         "found": "{count} problème(s) en cours à moins de {radius} m de {place}.",
         "none": "Aucun problème en cours à moins de {radius} m de {place}.",
+        "found_page": "{first} à {last} sur {total} problèmes en cours à moins de {radius} m "
+        "de {place}.",
+        "pages": "Pages de la liste",
+        "previous": "Précédents",
+        "next": "Suivants",
+        "page": "Page {page} sur {pages}",
+        "report": "Signaler un nouveau problème",
         "here": "votre position",
         "me_too": "Moi aussi",
         "me_too_done": "Merci, c'est noté",
@@ -79,6 +88,12 @@ _LABELS: dict[str, dict[str, str]] = {
         "searching": "Searching…",
         "found": "{count} open issue(s) within {radius} m of {place}.",
         "none": "No open issue within {radius} m of {place}.",
+        "found_page": "{first} to {last} of {total} open issues within {radius} m of {place}.",
+        "pages": "Pages of the list",
+        "previous": "Previous",
+        "next": "Next",
+        "page": "Page {page} of {pages}",
+        "report": "Report a new problem",
         "here": "your position",
         "me_too": "Me too",
         "me_too_done": "Thanks, noted",
@@ -112,8 +127,10 @@ def render_nearby_page(
     background: gpd.GeoDataFrame | None = None,
     language_urls: Mapping[str, str] | None = None,
     start: tuple[float, float, float] | None = None,
+    report_url: str = "/signaler",
 ) -> str:
-    """The citizen page in ``lang``; ``start`` (lon, lat, radius_m) searches on load."""
+    """The citizen page in ``lang``; ``start`` (lon, lat, radius_m) searches on load;
+    ``report_url`` is the report form's address (linked from the page)."""
     if lang not in _LABELS:
         raise ValueError(f"unsupported language {lang!r}; expected one of {sorted(_LABELS)}")
     labels = _LABELS[lang]
@@ -130,6 +147,7 @@ def render_nearby_page(
         if start is None
         else {"lon": start[0], "lat": start[1], "radius_m": start[2]},
         "max_radius_m": MAX_RADIUS_M,
+        "page_size": PAGE_SIZE,
     }
     return render(
         "nearby.html",
@@ -141,4 +159,5 @@ def render_nearby_page(
         radii=sorted({*RADII_M, radius}),
         radius=radius,
         language_urls=language_urls or {},
+        report_url=f"{report_url}?lang={lang}",
     )

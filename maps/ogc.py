@@ -13,6 +13,7 @@ https://docs.ogc.org/is/18-058r1/18-058r1.html (Part 2).
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Literal
@@ -23,7 +24,10 @@ import shapely
 from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError
 
+from voirie.codecs import features
 from voirie.errors import InvalidInput, NotFound
+from voirie.maps import ogc_filter, ogc_tiles
+from voirie.maps.export import geojson_features
 from voirie.services.pipeline import Pipeline
 from voirie.store.selection import Selection
 from voirie.values import aware_utc
@@ -40,13 +44,27 @@ CONFORMANCE = (
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
+    *ogc_filter.CONFORMANCE,
+    *ogc_tiles.CONFORMANCE,
 )
 Kind = Literal["incidents", "reports", "streets", "zones"]
 # Query parameters every items request may carry (besides the collection's properties).
 ITEMS_PARAMETERS = frozenset(
-    {"limit", "offset", "after", "bbox", "bbox-crs", "crs", "datetime", "f"}
+    {
+        "limit",
+        "offset",
+        "after",
+        "bbox",
+        "bbox-crs",
+        "crs",
+        "datetime",
+        "f",
+        "lang",
+        *ogc_filter.PARAMETERS,
+    }
 )
 _BBOX_DENSIFY_DEG = 0.001
+_INTEGER = re.compile(r"-?[0-9]{1,19}")
 _WGS84 = CRS.from_epsg(4326)
 
 
@@ -265,14 +283,19 @@ def parse_datetime(value: str) -> tuple[datetime | None, datetime | None]:
     return moment, moment
 
 
+def _is_id(text: str) -> bool:
+    """A stored row's id: ASCII digits that fit a 64-bit integer (nothing else can be one)."""
+    return text.isascii() and text.isdigit() and len(text) <= 18
+
+
 def parse_count(value: str | None, name: str, default: int, low: int, high: int) -> int:
     """An integer parameter within [low, high]."""
     if value is None:
         return default
-    try:
-        number = int(value)
-    except ValueError as exc:
-        raise InvalidInput(f"{name}: {value!r} is not an integer", field=name) from exc
+    # ASCII digits only: int() would also read "٣" or "²"-like digits of other scripts.
+    if not _INTEGER.fullmatch(value):
+        raise InvalidInput(f"{name}: {value[:40]!r} is not an integer", field=name)
+    number = int(value)
     if not low <= number <= high:
         raise InvalidInput(f"{name}: {number} is outside {low}..{high}", field=name)
     return number
@@ -294,6 +317,8 @@ class ItemsQuery:
     end: datetime | None = None
     filters: dict[str, str] = field(default_factory=dict)
     ids: tuple[str, ...] | None = None
+    cql2_filter: str | None = None
+    """The ``filter`` parameter as checked CQL2-JSON (``voirie.maps.ogc_filter``)."""
 
 
 @dataclass(frozen=True)
@@ -327,6 +352,7 @@ def _selection(query: ItemsQuery) -> Selection:
         limit=query.limit,
         offset=0 if query.after is not None else query.offset,
         after_id=query.after,
+        cql2_filter=query.cql2_filter,
     )
 
 
@@ -378,6 +404,88 @@ def read_page(pipeline: Pipeline, source: Collection, query: ItemsQuery, crs: Ou
     return Page(to_output(frame, crs), matched)
 
 
+@dataclass(frozen=True)
+class JsonPage:
+    """One page of features already encoded: the ``features`` members (GeoJSON Feature
+    objects joined by commas), how many, the last one's id (for the ``next`` link) and
+    how many match in all."""
+
+    features: str
+    returned: int
+    last_id: object
+    number_matched: int
+
+
+def read_json_page(
+    pipeline: Pipeline, source: Collection, query: ItemsQuery, crs: OutputCrs
+) -> JsonPage:
+    """``read_page`` encoded as GeoJSON: for incidents and reports the lean read path
+    (rows as tuples, one orjson encoding, reprojection only for another CRS, no count
+    when the first page holds every match); the reference layers are in memory already."""
+    if source.kind not in ("incidents", "reports"):
+        page = read_page(pipeline, source, query, crs)
+        ids = page.features[source.id_column]
+        return JsonPage(
+            geojson_features(page.features, source.id_column),
+            len(ids),
+            ids.iloc[-1] if len(ids) else None,
+            page.number_matched,
+        )
+    selection = _selection(query)
+    layer: Literal["incidents", "reports"] = (
+        "incidents" if source.kind == "incidents" else "reports"
+    )
+    records = pipeline.reads.records(layer, selection)
+    first_page = query.offset == 0 and query.after is None
+    asked = query.ids is not None and len(query.ids) <= query.limit
+    if first_page and (len(records) < query.limit or asked):
+        matched = len(records)  # every match is on this page: no need to count them
+    else:
+        everything = replace(selection, limit=None, offset=0, after_id=None)
+        matched = pipeline.reads.count(layer, everything)
+    xs, ys = output_xy(
+        np.array([r["lon"] for r in records], dtype=float),
+        np.array([r["lat"] for r in records], dtype=float),
+        crs,
+    )
+    encoded = features.point_features(records, source.id_column, xs, ys).decode()
+    last = records[-1][source.id_column] if records else None
+    return JsonPage(encoded, len(records), last, matched)
+
+
+_FROM_WGS84: dict[str, Transformer] = {}
+
+
+def _from_wgs84(crs: OutputCrs) -> Transformer:
+    """The transformation of WGS84 lon/lat to a served CRS (x/y order), built once."""
+    if crs.uri not in _FROM_WGS84:
+        _FROM_WGS84[crs.uri] = Transformer.from_crs(_WGS84, crs.crs, always_xy=True)
+    return _FROM_WGS84[crs.uri]
+
+
+def output_xy(lon: np.ndarray, lat: np.ndarray, crs: OutputCrs) -> tuple[list[float], list[float]]:
+    """WGS84 points as coordinates in ``crs``, in its axis order (as ``to_output``)."""
+    if _is_wgs84(crs.crs):
+        x, y = lon, lat
+    else:
+        x, y = _from_wgs84(crs).transform(lon, lat)
+    if crs.north_first:
+        x, y = y, x
+    return np.asarray(x, dtype=float).tolist(), np.asarray(y, dtype=float).tolist()
+
+
+def one_json_feature(
+    pipeline: Pipeline, source: Collection, feature_id: str, crs: OutputCrs
+) -> JsonPage:
+    """``one_feature`` encoded as GeoJSON (the lean read path), or ``NotFound``."""
+    if source.kind in ("incidents", "reports") and not _is_id(feature_id):
+        raise NotFound(f"featureId: no feature {feature_id!r} in {source.id}", field="featureId")
+    page = read_json_page(pipeline, source, ItemsQuery(limit=1, ids=(feature_id,)), crs)
+    if not page.returned:
+        raise NotFound(f"featureId: no feature {feature_id!r} in {source.id}", field="featureId")
+    return page
+
+
 def to_output(frame: gpd.GeoDataFrame, crs: OutputCrs) -> gpd.GeoDataFrame:
     """Features reprojected to ``crs``, coordinates swapped where its first axis is north.
 
@@ -419,6 +527,7 @@ def items_query(
             raise InvalidInput(f"after: {source.id} pages by offset only", field="after")
         after = parse_count(params["after"], "after", 0, 0, 2**62)
     return ItemsQuery(
+        cql2_filter=_cql2_filter(source, params, supported),
         limit=parse_count(params.get("limit"), "limit", DEFAULT_LIMIT, 1, MAX_LIMIT),
         offset=parse_count(params.get("offset"), "offset", 0, 0, 2**62),
         after=after,
@@ -429,11 +538,34 @@ def items_query(
     )
 
 
+def _cql2_filter(
+    source: Collection, params: dict[str, str], supported: dict[str, OutputCrs]
+) -> str | None:
+    """The ``filter`` of an items request as checked CQL2-JSON, or None without one."""
+    if "filter" not in params:
+        for name in ("filter-lang", "filter-crs"):
+            if name in params:
+                raise InvalidInput(f"{name}: given without filter", field=name)
+        return None
+    if source.kind not in ("incidents", "reports"):
+        raise InvalidInput(
+            f"filter: the {source.id} collection takes no CQL2 filter; filter it with its "
+            "attributes as query parameters",
+            field="filter",
+        )
+    crs = parse_crs(params.get("filter-crs", CRS84), supported, "filter-crs")
+    zones = (f.removeprefix("zone_") for f in source.filters if f.startswith("zone_"))
+    names = ogc_filter.queryable_names(source.kind, zones)
+    return ogc_filter.parse(
+        params["filter"], params.get("filter-lang", "cql2-text"), crs.crs, names
+    )
+
+
 def one_feature(
     pipeline: Pipeline, source: Collection, feature_id: str, crs: OutputCrs
 ) -> gpd.GeoDataFrame:
     """The single feature ``feature_id`` of a collection, or ``NotFound``."""
-    if source.kind in ("incidents", "reports") and not feature_id.isdigit():
+    if source.kind in ("incidents", "reports") and not _is_id(feature_id):
         raise NotFound(f"featureId: no feature {feature_id!r} in {source.id}", field="featureId")
     page = read_page(pipeline, source, ItemsQuery(limit=1, ids=(feature_id,)), crs)
     if not len(page.features):

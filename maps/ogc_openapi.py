@@ -18,6 +18,7 @@ OPENAPI_MEDIA_TYPE = "application/vnd.oai.openapi+json;version=3.0"
 GEOJSON = "application/geo+json"
 JSON = "application/json"
 HTML = "text/html"
+SCHEMA = "application/schema+json"
 ODBL = {"name": "ODbL 1.0", "url": "https://opendatacommons.org/licenses/odbl/1-0/"}
 
 
@@ -70,6 +71,22 @@ PARAMETERS: dict[str, dict[str, Any]] = {
     ),
     "f": param(
         "f", "response format: json (default) or html", {"type": "string", "enum": ["json", "html"]}
+    ),
+    "filter": param(
+        "filter",
+        "incidents and reports: a CQL2 filter on the collection's queryables "
+        "(e.g. status = 'new' AND S_INTERSECTS(geometry, BBOX(2.35,48.85,2.37,48.86)))",
+        {"type": "string"},
+    ),
+    "filter-lang": param(
+        "filter-lang",
+        "encoding of filter (default cql2-text)",
+        {"type": "string", "enum": ["cql2-text", "cql2-json"], "default": "cql2-text"},
+    ),
+    "filter-crs": param(
+        "filter-crs",
+        "CRS URI of the filter's geometries (default CRS84)",
+        {"type": "string", "format": "uri"},
     ),
 }
 """The parameters every collection shares, under ``components/parameters``."""
@@ -125,6 +142,8 @@ def _items(c: Collection) -> dict[str, Any]:
         shared.insert(2, "after")
     if c.temporal:
         shared.append("datetime")
+    if c.kind in ("incidents", "reports"):
+        shared.extend(("filter", "filter-lang", "filter-crs"))
     parameters = [
         *(_ref(name) for name in shared),
         *(_filter(name) for name in c.filters),
@@ -157,6 +176,10 @@ def definition(title: str, ogc_url: str, found: dict[str, Collection]) -> dict[s
         base = f"/collections/{c.id}"
         paths[base] = _get(c.title, [_ref("f")], (JSON, HTML))
         paths[f"{base}/items"] = _items(c)
+        if c.kind in ("incidents", "reports"):
+            paths[f"{base}/queryables"] = _get(
+                f"{c.title}: queryables", [_ref("f")], (SCHEMA, HTML), "What filter may name."
+            )
         feature_id = {
             "name": "featureId",
             "in": "path",

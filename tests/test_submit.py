@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from voirie.city import City
-from voirie.errors import InvalidInput
+from voirie.errors import IdempotencyKeyReused, InvalidInput
 from voirie.gis.enrich import CityGIS
 from voirie.model import Contact, Report
 from voirie.services.intake import Retry
@@ -74,12 +74,14 @@ def test_a_retry_is_recognised_by_its_key_or_its_content_and_answered_as_first(
     first = pipeline.intake.submit(_report(paris, "", *here), keyed)
     assert first.external_id.startswith("k-")
     assert not first.already_stored
-    # The same key, even with other words: the first answer again, nothing stored.
-    retried = pipeline.intake.submit(
-        replace(_report(paris, "", *here), description="encore"), keyed
-    )
+    # The same key and submission: the first answer again, nothing stored.
+    retried = pipeline.intake.submit(_report(paris, "", *here), keyed)
     assert retried == replace(first, already_stored=True)
-    # No key: the same client, place and words within the window are the same request.
+    # The same key with other words is another request under a reused key: refused.
+    with pytest.raises(IdempotencyKeyReused, match="Idempotency-Key"):
+        pipeline.intake.submit(replace(_report(paris, "", *here), description="encore"), keyed)
+    # No key: the same client, contact, place and words within the window are the same
+    # request.
     by_content = Retry("client-a", None, 600)
     second = pipeline.intake.submit(_report(paris, "", 2.363170, 48.873530), by_content)
     assert second.external_id.startswith("f-")

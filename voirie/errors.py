@@ -61,6 +61,14 @@ class Conflict(VoirieError):
         self.allowed = allowed
 
 
+class IdempotencyKeyReused(VoirieError):
+    """An Idempotency-Key sent again with another request body (HTTP 422, as the IETF
+    draft on the Idempotency-Key header says): a new request needs a new key."""
+
+    status = 422
+    open311_code = 422
+
+
 class TooLarge(VoirieError):
     """An upload or a request is larger than the configured limit (HTTP 413)."""
 
@@ -73,6 +81,13 @@ class UnsupportedMedia(VoirieError):
 
     status = 415
     open311_code = 415
+
+
+class InsufficientStorage(VoirieError):
+    """The server's disk is full (HTTP 507): nothing was stored; worth a retry later."""
+
+    status = 507
+    open311_code = 507
 
 
 class CityConfigError(VoirieError):

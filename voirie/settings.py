@@ -6,7 +6,11 @@ tests build them explicitly.
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from ipaddress import IPv4Network, IPv6Network, ip_network
+from typing import Literal
+
+from limits import parse_many
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_FILE = "voirie.gpkg"
@@ -23,6 +27,20 @@ class StoreSettings(BaseSettings):
     )
     pool_min_size: int = 1
     pool_max_size: int = 8
+    pool_timeout_s: float = Field(
+        default=3.0,
+        gt=0,
+        description="PostGIS: wait at most this long for a pooled connection, then answer 503",
+    )
+    connect_timeout_s: int = Field(
+        default=2, ge=2, description="PostGIS: give up opening a connection after this long"
+    )
+    statement_timeout_ms: int = Field(
+        default=60_000,
+        ge=0,
+        description="PostGIS: cancel a statement running longer (0: no limit; not applied "
+        "to migrations and ANALYZE)",
+    )
 
 
 class CitySettings(BaseSettings):
@@ -90,3 +108,95 @@ class LimitSettings(BaseSettings):
         ge=0,
         description="allowed above VOIRIE_MEDIA_MAX_BYTES on a photo upload",
     )
+
+
+class RateLimitSettings(BaseSettings):
+    """Request rates: per client address, per API key and per "me too" of one person on one
+    incident, refused with 429 and ``Retry-After`` beyond them.
+
+    Rates are ``limits`` strings (``N/second|minute|hour|day``, several joined with ``;``).
+    The counters live in the process (``memory://``) unless ``rate_storage_url`` names a
+    shared store (``redis://host:6379``), which several workers need to share one budget.
+    ``X-Forwarded-For`` is believed only from the addresses in ``trusted_proxies``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="VOIRIE_")
+
+    rate_limits_enabled: bool = Field(default=True, description="false turns every limit off")
+    rate_storage_url: str = Field(
+        default="memory://", description="memory:// (per process) or redis://host:port/db"
+    )
+    rate_storage_prefix: str = Field(
+        default="voirie", min_length=1, description="key prefix in a shared store"
+    )
+    rate_strategy: Literal["fixed-window", "moving-window", "sliding-window-counter"] = (
+        "sliding-window-counter"
+    )
+    rate_address_reads: str = Field(
+        default="1200/minute", description="GET/HEAD requests of one client address"
+    )
+    rate_address_writes: str = Field(
+        default="60/minute;1000/day", description="POST/PUT/PATCH/DELETE of one client address"
+    )
+    rate_key: str = Field(
+        default="600/minute;100000/day",
+        description="requests made with one API token (Open311 api_key or bearer token)",
+    )
+    rate_support: str = Field(
+        default="5/day", description='"me too" on one incident from one client address'
+    )
+    trusted_proxies: str = Field(
+        default="",
+        description="comma-separated addresses or networks of the reverse proxies whose "
+        "X-Forwarded-For is believed (e.g. 127.0.0.1,10.0.0.0/8); none by default",
+    )
+
+    @field_validator(
+        "rate_address_reads", "rate_address_writes", "rate_key", "rate_support", mode="after"
+    )
+    @classmethod
+    def _rates(cls, value: str, info: ValidationInfo) -> str:
+        try:
+            parse_many(value)
+        except ValueError as exc:
+            raise ValueError(
+                f"VOIRIE_{str(info.field_name).upper()}: {value!r} is not a rate such as "
+                "'60/minute' or '60/minute;1000/day'"
+            ) from exc
+        return value
+
+    @field_validator("trusted_proxies", mode="after")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            try:
+                ip_network(part, strict=False)
+            except ValueError as exc:
+                raise ValueError(
+                    f"VOIRIE_TRUSTED_PROXIES: {part!r} is not an address or a network"
+                ) from exc
+        return value
+
+    def proxy_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        """The trusted proxies as networks (a single address is a /32 or /128)."""
+        parts = (p.strip() for p in self.trusted_proxies.split(","))
+        return tuple(ip_network(p, strict=False) for p in parts if p)
+
+
+class LogSettings(BaseSettings):
+    """What the server logs: text for a person at a terminal (uvicorn's access lines), or
+    JSON lines with a request id on each, for a log collector."""
+
+    model_config = SettingsConfigDict(env_prefix="VOIRIE_")
+
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class InputSettings(BaseSettings):
+    """Plausibility windows of the values clients send (``VOIRIE_*`` variables)."""
+
+    model_config = SettingsConfigDict(env_prefix="VOIRIE_")
+
+    due_horizon_days: int = Field(default=5 * 366, ge=1, le=100 * 366)
+    """how far from now a staff-set due date may lie (past or future), in days"""

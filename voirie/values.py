@@ -8,6 +8,7 @@ through here, so "a naive datetime means UTC" is decided once.
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime
 
 
@@ -34,3 +35,24 @@ def optional_text(value: object) -> str | None:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     return str(value)
+
+
+# Characters no stored text may hold: C0 controls but tab, newline and carriage return;
+# DEL and the C1 controls; surrogates, which only reach Python unpaired (from JSON's
+# ``\ud800`` escapes) and cannot be encoded as UTF-8.
+_UNSTORABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def text_problem(value: str) -> str | None:
+    """Why ``value`` cannot be stored as text, or None: a NUL byte (PostgreSQL refuses
+    it), another control character or an unpaired surrogate (not encodable as UTF-8).
+    Shared by the API's edge and the import's validator, so both refuse the same text."""
+    found = _UNSTORABLE.search(value)
+    if found is None:
+        return None
+    code = ord(found.group())
+    if code == 0:
+        return "contains a NUL byte"
+    if 0xD800 <= code <= 0xDFFF:
+        return f"contains an unpaired surrogate (U+{code:04X})"
+    return f"contains a control character (U+{code:04X})"

@@ -18,8 +18,10 @@ from fastapi.exception_handlers import (
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 
-from voirie.api.open311.render import format_of, render_errors
+from voirie.api.open311.render import Format, format_of, render_errors
 from voirie.api.open311.wire import Open311Error
+from voirie.api.ratelimit import STATUS as TOO_MANY
+from voirie.api.ratelimit import Refusal
 from voirie.errors import VoirieError
 
 PREFIX = "/open311"
@@ -74,3 +76,11 @@ def install_error_handlers(app: FastAPI) -> None:
             return render_errors(format_of(request.url.path), status, errors)
 
         app.add_exception_handler(kind, handler)
+
+
+def too_many_requests(fmt: Format, refusal: Refusal) -> Response:
+    """The 429 of an Open311 route whose rate budget is spent, with ``Retry-After``."""
+    errors = [Open311Error(code=TOO_MANY, description=refusal.detail)]
+    response = render_errors(fmt, TOO_MANY, errors)
+    response.headers.update(refusal.headers)
+    return response

@@ -6,10 +6,19 @@ within the configured size and pixel limits. The image is decoded and re-encoded
 without its metadata (EXIF, GPS position, camera serial: a reporter's photo must not
 publish where they live), oriented as the camera said, and a thumbnail is made. Files
 are named by the SHA-256 of the stored bytes, so the same photo is stored once.
+
+Limits before work: the body is read as it streams in (``media_form``), in memory and
+never to a temporary file; the ``api_key`` is checked as soon as its field has arrived
+(send it before the photo to be refused before the photo is read); the photo is refused
+the moment it passes ``VOIRIE_MEDIA_MAX_BYTES``; its pixel count is read from the header
+and checked (Pillow's decompression-bomb guard set to ``VOIRIE_MEDIA_MAX_PIXELS``) before
+anything is decoded. Both files are written to temporary names then renamed, and the
+temporary files are removed whatever fails; a full disk answers 507, with nothing stored.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
@@ -17,35 +26,55 @@ import re
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Request, Response, UploadFile
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse
 from PIL import Image, ImageOps, UnidentifiedImageError
+from starlette.concurrency import run_in_threadpool
 
 from voirie.api.deps import PipelineDep
+from voirie.api.ogc import public_base
 from voirie.api.open311 import wire
 from voirie.api.open311.deps import JurisdictionDep, SettingsDep, check_jurisdiction, client
+from voirie.api.open311.media_form import MEDIA_FIELD, MediaForm
 from voirie.api.open311.render import Format, render, responses
 from voirie.api.open311.settings import Open311Settings
-from voirie.errors import NotFound, TooLarge, UnsupportedMedia
+from voirie.errors import InsufficientStorage, NotFound, TooLarge, UnsupportedMedia
 from voirie.services.auth import Role
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"])
 
 ACCEPTED = ("JPEG", "PNG", "WEBP")
-_NAME = re.compile(r"^[0-9a-f]{64}(\.thumb)?\.jpg$")
-_CHUNK = 64 * 1024
+MEDIA_NAME = re.compile(r"^[0-9a-f]{64}(\.thumb)?\.jpg$")
 _QUALITY = 85
-
-
-def _read_limited(upload: UploadFile, limit: int) -> bytes:
-    data = bytearray()
-    while chunk := upload.file.read(_CHUNK):
-        data += chunk
-        if len(data) > limit:
-            raise TooLarge(f"media: larger than {limit} bytes", field="media")
-    return bytes(data)
+_CHUNK = 64 * 1024
+_CLIENTS = frozenset({Role.CLIENT})
+_DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+# The multipart body as the OpenAPI document shows it (the handler reads it as a stream).
+_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": [MEDIA_FIELD, "api_key"],
+                "properties": {
+                    "api_key": {
+                        "type": "string",
+                        "description": "an Open311 client key; send it before the photo",
+                    },
+                    "jurisdiction_id": {"type": "string"},
+                    MEDIA_FIELD: {
+                        "type": "string",
+                        "format": "binary",
+                        "description": "a JPEG, PNG or WebP photo",
+                    },
+                },
+            },
+            "encoding": {MEDIA_FIELD: {"contentType": "image/jpeg, image/png, image/webp"}},
+        }
+    },
+}
 
 
 def _jpeg(image: Image.Image) -> bytes:
@@ -56,6 +85,9 @@ def _jpeg(image: Image.Image) -> bytes:
 
 def clean_image(data: bytes, settings: Open311Settings) -> tuple[bytes, bytes, tuple[int, int]]:
     """(image, thumbnail, size): JPEG bytes without metadata, upright, and a thumbnail."""
+    # Pillow's own guard at the product's limit: Image.open reads the header only, and
+    # refuses an image over the limit there, before a single pixel is decoded.
+    Image.MAX_IMAGE_PIXELS = settings.media_max_pixels
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -79,25 +111,71 @@ def clean_image(data: bytes, settings: Open311Settings) -> tuple[bytes, bytes, t
             f"media: not a readable {', '.join(ACCEPTED)} image", field="media"
         ) from exc
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
-        raise TooLarge("media: too many pixels", field="media") from exc
-    upright = ImageOps.exif_transpose(image).convert("RGB")
-    # A new image from the pixels alone: nothing of the original's metadata comes along.
-    clean = Image.new("RGB", upright.size)
-    clean.paste(upright)
-    thumb = clean.copy()
-    thumb.thumbnail((settings.thumbnail_px, settings.thumbnail_px))
-    return _jpeg(clean), _jpeg(thumb), clean.size
+        raise TooLarge(
+            f"media: more than {settings.media_max_pixels} pixels", field="media"
+        ) from exc
+    # One decoded copy at most: turned upright in place, kept as is when JPEG takes its
+    # mode (a copy of a 40-megapixel image is 120 MB; there were four).
+    ImageOps.exif_transpose(image, in_place=True)
+    clean = image if image.mode in ("L", "RGB") else image.convert("RGB")
+    # The pixels alone: a JPEG writer falls back to the image's info for some metadata.
+    clean.info = {}
+    return _jpeg(clean), _jpeg(_thumbnail(clean, settings.thumbnail_px)), clean.size
 
 
-def _store(folder: Path, name: str, data: bytes) -> None:
-    """Write a file atomically (a reader never sees half of it); same name, same bytes."""
-    target = folder / name
-    if target.exists():
-        return
-    handle, temp = tempfile.mkstemp(dir=folder, prefix=".upload-")
-    with os.fdopen(handle, "wb") as out:
-        out.write(data)
-    os.replace(temp, target)
+def _thumbnail(image: Image.Image, side: int) -> Image.Image:
+    """``image`` scaled to fit ``side`` x ``side`` (never enlarged), without copying the
+    full-size image first as ``Image.thumbnail`` needs."""
+    width, height = image.size
+    scale = side / max(width, height)
+    if scale >= 1:
+        return image.copy()
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+
+
+def media_url(request: Request, name: str) -> str:
+    """Absolute URL of a stored photo, on ``VOIRIE_PUBLIC_URL`` when set (never on the
+    request's Host header then)."""
+    return public_base(request) + str(request.app.url_path_for("get_media", name=name))
+
+
+def _temporary(folder: Path, data: bytes) -> Path:
+    """``data`` written and flushed to disk under a temporary name in ``folder``."""
+    handle, name = tempfile.mkstemp(dir=folder, prefix=".upload-")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
+    return Path(name)
+
+
+def store_files(folder: Path, files: dict[str, bytes]) -> None:
+    """Store files (name -> bytes) all or none: each is written in full under a temporary
+    name, then all are renamed; a reader never sees half a file, a failure (a full disk:
+    ``InsufficientStorage``, 507) leaves no temporary file and no new file behind. Same
+    name, same bytes: a file already stored is kept."""
+    folder.mkdir(parents=True, exist_ok=True)
+    pending = {name: data for name, data in files.items() if not (folder / name).exists()}
+    written: dict[str, Path] = {}
+    try:
+        for name, data in pending.items():
+            written[name] = _temporary(folder, data)
+        for name, temporary in written.items():
+            os.replace(temporary, folder / name)
+    except OSError as exc:
+        for temporary in written.values():
+            temporary.unlink(missing_ok=True)
+        if exc.errno in _DISK_FULL:
+            raise InsufficientStorage(
+                "media: the server's photo storage is full; nothing was stored, try again later",
+                field=MEDIA_FIELD,
+            ) from exc
+        raise
 
 
 @router.post(
@@ -106,31 +184,38 @@ def _store(folder: Path, name: str, data: bytes) -> None:
     dependencies=[JurisdictionDep],
     status_code=201,
     response_class=Response,
-    responses=responses(wire.MediaStored, 403, 413, 415, ok=201, description="Stored."),
+    responses=responses(wire.MediaStored, 403, 413, 415, 507, ok=201, description="Stored."),
+    openapi_extra={"requestBody": _BODY},
 )
-def upload_media(
+async def upload_media(
     fmt: Format,
     request: Request,
     pipeline: PipelineDep,
     settings: SettingsDep,
-    media: Annotated[UploadFile, File(description="a JPEG, PNG or WebP photo")],
-    api_key: Annotated[str | None, Form()] = None,
-    jurisdiction_id: Annotated[str | None, Form()] = None,
 ) -> Response:
-    """Store a photo without its metadata; answer the media_url to send with the report."""
-    check_jurisdiction(pipeline, jurisdiction_id)
-    client(pipeline, api_key, frozenset({Role.CLIENT}))
-    image, thumbnail, (width, height) = clean_image(
-        _read_limited(media, settings.media_max_bytes), settings
-    )
+    """Store a photo without its metadata; answer the media_url to send with the report.
+
+    The body is read as it arrives: a bad ``api_key`` sent before the photo is refused
+    before the photo is read, and nothing reaches the disk before the image is clean.
+    """
+    form = MediaForm(request.headers.get("content-type"), settings.media_max_bytes)
+    key_checked = False
+    async for chunk in request.stream():
+        form.feed(chunk)
+        if not key_checked and "api_key" in form.fields:
+            await run_in_threadpool(client, pipeline, form.fields["api_key"], _CLIENTS)
+            key_checked = True
+    media = form.finish()
+    if not key_checked:
+        await run_in_threadpool(client, pipeline, form.fields.get("api_key"), _CLIENTS)
+    check_jurisdiction(pipeline, form.fields.get("jurisdiction_id"))
+    image, thumbnail, (width, height) = await run_in_threadpool(clean_image, media, settings)
     digest = hashlib.sha256(image).hexdigest()
-    folder = settings.media_dir
-    folder.mkdir(parents=True, exist_ok=True)
-    _store(folder, f"{digest}.jpg", image)
-    _store(folder, f"{digest}.thumb.jpg", thumbnail)
+    files = {f"{digest}.jpg": image, f"{digest}.thumb.jpg": thumbnail}
+    await run_in_threadpool(store_files, settings.media_dir, files)
     stored = wire.MediaStored(
-        media_url=str(request.url_for("get_media", name=f"{digest}.jpg")),
-        thumbnail_url=str(request.url_for("get_media", name=f"{digest}.thumb.jpg")),
+        media_url=media_url(request, f"{digest}.jpg"),
+        thumbnail_url=media_url(request, f"{digest}.thumb.jpg"),
         sha256=digest,
         content_type="image/jpeg",
         size_bytes=len(image),
@@ -152,6 +237,6 @@ def upload_media(
 def get_media(name: str, settings: SettingsDep) -> FileResponse:
     """A photo by the name its upload answered (``SHA256.jpg`` or ``SHA256.thumb.jpg``)."""
     path = settings.media_dir / name
-    if not _NAME.fullmatch(name) or not path.is_file():
+    if not MEDIA_NAME.fullmatch(name) or not path.is_file():
         raise NotFound(f"media: no photo {name[:80]!r}", field="media")
     return FileResponse(path, media_type="image/jpeg")

@@ -8,12 +8,12 @@ values are empty elements, booleans are ``true``/``false``.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from typing import Literal
 from xml.etree import ElementTree as ET
 
+import orjson
 from fastapi import Response
 from pydantic import BaseModel
 
@@ -85,10 +85,18 @@ def render(
         if isinstance(payload, BaseModel)
         else [entry.model_dump(mode="json") for entry in payload]
     )
+    return render_data(fmt, data, root=root, item=item, status=status)
+
+
+def render_data(
+    fmt: Format, data: object, *, root: str, item: str | None = None, status: int = 200
+) -> Response:
+    """JSON-ready data (what ``model_dump(mode="json")`` gives) as a JSON or XML response:
+    the lean read path builds it without the wire models."""
     if fmt == "xml":
         body = to_xml(data, root, item)
         return Response(body, status, media_type=f"{MEDIA_TYPES['xml']}; charset=utf-8")
-    return Response(json.dumps(data, ensure_ascii=False), status, media_type=MEDIA_TYPES["json"])
+    return Response(orjson.dumps(data), status, media_type=MEDIA_TYPES["json"])
 
 
 def render_errors(fmt: Format, status: int, errors: Sequence[Open311Error]) -> Response:
@@ -108,6 +116,7 @@ _ERROR_TEXT = {
     409: "The current state refuses the change.",
     413: "The upload is too large.",
     415: "The upload is not an image of an accepted type.",
+    507: "The server's storage is full: nothing was stored; try again later.",
 }
 _XML = {"application/xml": {"schema": {"type": "string", "description": "XML document"}}}
 

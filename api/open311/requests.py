@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -21,8 +22,9 @@ from fastapi import APIRouter, Query, Response
 from voirie.api.deps import PipelineDep
 from voirie.api.open311 import wire
 from voirie.api.open311.deps import JurisdictionDep, SettingsDep
-from voirie.api.open311.render import Format, render, responses
+from voirie.api.open311.render import Format, render, render_data, responses
 from voirie.api.open311.settings import Open311Settings
+from voirie.api.validation import ID_LIST, IsoDateTime
 from voirie.errors import InvalidInput, NotFound
 from voirie.model import OPEN_STATUSES, EventKind, Status
 from voirie.services.pipeline import Pipeline
@@ -44,6 +46,10 @@ _STATUSES = {
 def local_time(value: Any, tz: ZoneInfo) -> datetime | None:
     """A stored instant (UTC, or naive UTC) as the city's local time with its offset, to
     the second; None when missing."""
+    if isinstance(value, datetime) and value is not pd.NaT:
+        # A plain datetime (the lean path's records) costs no pandas call.
+        moment = value.to_pydatetime() if isinstance(value, pd.Timestamp) else value
+        return aware_utc(moment.replace(microsecond=0)).astimezone(tz)
     if value is None or pd.isna(value):
         return None
     return aware_utc(pd.Timestamp(value).floor("s").to_pydatetime()).astimezone(tz)
@@ -52,65 +58,79 @@ def local_time(value: Any, tz: ZoneInfo) -> datetime | None:
 def _status_notes(pipeline: Pipeline, incident_ids: tuple[int, ...]) -> dict[int, str | None]:
     """The note of each incident's latest status change (what the updates feed publishes
     as that update's description); incidents never changed have none."""
-    history = pipeline.reads.lookup("events", "entity_id", list(incident_ids))
-    changes = history[
-        (history["entity"] == "incident") & (history["kind"] == EventKind.STATUS_CHANGED.value)
-    ]
+    changes = pipeline.reads.entity_events("incident", EventKind.STATUS_CHANGED.value, incident_ids)
     notes: dict[int, str | None] = {}
-    for event in changes.sort_values(["at", "id"]).to_dict("records"):
-        change = StatusChange.parse(str(event["reason"]))
+    for entity_id, reason in changes:  # oldest first: the latest change's note stays
+        change = StatusChange.parse(str(reason))
         if change is not None:
-            notes[int(event["entity_id"])] = change.note
+            notes[int(cast(int, entity_id))] = change.note
     return notes
 
 
-def service_requests(pipeline: Pipeline, reports: pd.DataFrame) -> list[wire.ServiceRequest]:
-    """Wire requests of report-layer rows, with their incident's team, times and status."""
-    if not len(reports):
+def _wire_time(moment: datetime | None) -> str | None:
+    """An instant as the wire models write it (RFC 3339, ``Z`` for a zero offset)."""
+    if moment is None:
+        return None
+    text = moment.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def request_records(
+    pipeline: Pipeline, reports: Sequence[Mapping[str, Any]]
+) -> list[dict[str, object]]:
+    """Wire requests of report-layer records (``Reads.records``) or rows, with their
+    incident's team, times and status: ``wire.ServiceRequest``'s fields in its order, as
+    JSON-ready values.
+
+    The lean read path of GET requests: the incidents are read as records too, and the
+    answer is encoded once (``render_data``)."""
+    if not reports:
         return []
     city = pipeline.city
     tz = ZoneInfo(city.config.timezone)
-    ids = tuple(int(i) for i in reports["incident_id"].unique())
-    incidents = pipeline.reads.incidents(Selection(ids=ids)).set_index("incident_id")
+    ids = tuple(dict.fromkeys(int(r["incident_id"]) for r in reports))
+    incidents = {
+        int(cast(int, i["incident_id"])): i
+        for i in pipeline.reads.records("incidents", Selection(ids=ids), zones=False)
+    }
     notes = _status_notes(pipeline, ids)
-    out = []
-    for row in reports.to_dict("records"):
-        incident: dict[str, Any] = incidents.loc[int(row["incident_id"])].to_dict()
+    out: list[dict[str, object]] = []
+    for row in reports:
+        incident_id = int(row["incident_id"])
+        incident = incidents[incident_id]
         service = city.services.get(str(row["service_code"]))
         team = city.teams.get(str(incident["team"]))
         address = optional_text(row.get("address"))
         postcode = _POSTCODE.search(address) if address else None
-        requested = local_time(row["requested_at"], tz)
-        assert requested is not None  # a stored report always has its time
         out.append(
-            wire.ServiceRequest(
-                service_request_id=str(int(row["report_id"])),
-                status=Status(incident["status"]).open311,
-                status_notes=notes.get(int(row["incident_id"])),
-                service_name=service.name if service else str(row["service_code"]),
-                service_code=str(row["service_code"]),
-                description=optional_text(row.get("description")),
-                agency_responsible=team.name if team else optional_text(incident["team"]),
-                service_notice=None,
-                requested_datetime=requested,
-                updated_datetime=local_time(incident["updated_at"], tz),
-                expected_datetime=local_time(incident["due_at"], tz),
-                address=address,
-                address_id=None,
-                zipcode=postcode.group(1) if postcode else None,
-                lat=float(row["lat"]),
-                long=float(row["lon"]),
-                media_url=optional_text(row.get("media_url")),
-                incident_id=str(int(row["incident_id"])),
-                detailed_status=str(incident["status"]),
-            )
+            {
+                "service_request_id": str(int(row["report_id"])),
+                "status": Status(str(incident["status"])).open311,
+                "status_notes": notes.get(incident_id),
+                "service_name": service.name if service else str(row["service_code"]),
+                "service_code": str(row["service_code"]),
+                "description": optional_text(row.get("description")),
+                "agency_responsible": team.name if team else optional_text(incident["team"]),
+                "service_notice": None,
+                "requested_datetime": _wire_time(local_time(row["requested_at"], tz)),
+                "updated_datetime": _wire_time(local_time(incident["updated_at"], tz)),
+                "expected_datetime": _wire_time(local_time(incident["due_at"], tz)),
+                "address": address,
+                "address_id": None,
+                "zipcode": postcode.group(1) if postcode else None,
+                "lat": float(row["lat"]),
+                "long": float(row["lon"]),
+                "media_url": optional_text(row.get("media_url")),
+                "incident_id": str(incident_id),
+                "detailed_status": str(incident["status"]),
+            }
         )
     return out
 
 
 def _ids(raw: str, field: str) -> tuple[int, ...]:
     values = [part.strip() for part in raw.split(",") if part.strip()]
-    bad = [v for v in values if not v.isdigit() or len(v) > 18]
+    bad = [v for v in values if not (v.isascii() and v.isdigit()) or len(v) > 18]
     if bad or not values:
         raise InvalidInput(
             f"{field}: expected comma-separated request ids, got {raw[:80]!r}", field=field
@@ -217,18 +237,19 @@ def get_requests(
     pipeline: PipelineDep,
     settings: SettingsDep,
     service_request_id: Annotated[
-        str | None, Query(description="comma-separated request ids; overrides the rest")
+        str | None,
+        Query(pattern=ID_LIST, description="comma-separated request ids; overrides the rest"),
     ] = None,
     service_code: Annotated[str | None, Query(description="comma-separated codes")] = None,
-    start_date: Annotated[datetime | None, Query(description="requested at or after")] = None,
-    end_date: Annotated[datetime | None, Query(description="requested at or before")] = None,
+    start_date: Annotated[IsoDateTime | None, Query(description="requested at or after")] = None,
+    end_date: Annotated[IsoDateTime | None, Query(description="requested at or before")] = None,
     status: Annotated[str | None, Query(description="open, closed or open,closed")] = None,
     lat: Annotated[float | None, Query(ge=-90, le=90, description="extension")] = None,
     long: Annotated[float | None, Query(ge=-180, le=180, description="extension")] = None,
     radius: Annotated[float | None, Query(description="metres around lat/long")] = None,
     bbox: Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat")] = None,
     updated_after: Annotated[
-        datetime | None, Query(description="incident changed after (extension)")
+        IsoDateTime | None, Query(description="incident changed after (extension)")
     ] = None,
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     page_size: Annotated[int | None, Query(ge=1, description="extension")] = None,
@@ -237,8 +258,8 @@ def get_requests(
     tz = ZoneInfo(pipeline.city.config.timezone)
     if service_request_id is not None:
         selection = Selection(ids=_ids(service_request_id, "service_request_id"))
-        found = service_requests(pipeline, pipeline.reads.reports(selection))
-        return render(fmt, found, root="service_requests", item="request")
+        found = request_records(pipeline, pipeline.reads.records("reports", selection, zones=False))
+        return render_data(fmt, found, root="service_requests", item="request")
     size = settings.page_size if page_size is None else page_size
     if size > settings.max_page_size:
         raise InvalidInput(f"page_size: at most {settings.max_page_size}", field="page_size")
@@ -264,11 +285,12 @@ def get_requests(
     )
     selection = selection.page(size, (page - 1) * size)
     if circle is None:
-        reports = pipeline.reads.reports(selection)
+        rows = pipeline.reads.records("reports", selection, zones=False)
     else:
-        reports = pipeline.reads.reports_within(circle[1], circle[0], circle[2], selection)
-    found = service_requests(pipeline, reports)
-    return render(fmt, found, root="service_requests", item="request")
+        within = pipeline.reads.reports_within(circle[1], circle[0], circle[2], selection)
+        rows = within.drop(columns=within.geometry.name).to_dict("records")
+    found = request_records(pipeline, rows)
+    return render_data(fmt, found, root="service_requests", item="request")
 
 
 @router.get(
@@ -279,18 +301,20 @@ def get_requests(
 )
 def get_request(service_request_id: str, fmt: Format, pipeline: PipelineDep) -> Response:
     """One request, as a one-element array (as the spec has it); 404 when unknown."""
-    report_id = int(service_request_id) if service_request_id.isdigit() else None
+    digits = service_request_id.isascii() and service_request_id.isdigit()
+    report_id = int(service_request_id) if digits else None
     reports = (
-        pipeline.reads.reports(Selection(ids=(report_id,)))
+        pipeline.reads.records("reports", Selection(ids=(report_id,)), zones=False)
         if report_id is not None and report_id <= MAX_ID
-        else None
+        else []
     )
-    if reports is None or not len(reports):
+    if not reports:
         raise NotFound(
             f"service_request_id: no request {service_request_id[:40]!r}",
             field="service_request_id",
         )
-    return render(fmt, service_requests(pipeline, reports), root="service_requests", item="request")
+    found = request_records(pipeline, reports)
+    return render_data(fmt, found, root="service_requests", item="request")
 
 
 @router.get(

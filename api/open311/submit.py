@@ -7,8 +7,9 @@ https://wiki.open311.org/GeoReport_v2#POST_Service_Request: the body is
 
 The report goes through ``Intake.submit`` (stored, enriched, deduplicated and routed in
 one transaction before the answer). A retry never makes a second report: the handler
-passes the client, the ``Idempotency-Key`` header and ``resubmit_window_s``, from which
-intake derives the report's external id and answers a stored one as the first answer was.
+passes the client's key, the ``Idempotency-Key`` header and ``resubmit_window_s``, from
+which intake derives the report's external id and answers a stored one as the first
+answer was (a key reused for another body: 422).
 """
 
 from __future__ import annotations
@@ -27,9 +28,12 @@ from fastapi.concurrency import run_in_threadpool
 from voirie.api.deps import PipelineDep
 from voirie.api.open311 import wire
 from voirie.api.open311.deps import JurisdictionDep, SettingsDep, check_jurisdiction, client
+from voirie.api.open311.errors import too_many_requests
 from voirie.api.open311.render import Format, render, responses
 from voirie.api.open311.requests import OPEN311_SOURCE
 from voirie.api.open311.settings import Open311Settings
+from voirie.api.ratelimit import charge_key
+from voirie.api.validation import EMAIL_OR_BLANK, HTTP_URL_OR_BLANK, STORABLE, check_text
 from voirie.errors import InvalidInput
 from voirie.gis.streetsearch import geocode_street
 from voirie.ingest.attributes import MAX_FIELD, check_attributes
@@ -60,15 +64,31 @@ _FIELDS = (
     "description",
     "media_url",
 )
+IDEMPOTENCY_KEY = f"^[\\u0020-\\u007e]{{1,{MAX_IDEMPOTENCY_KEY}}}$"
+"""An Idempotency-Key: printable ASCII (the IETF draft's structured-field string)."""
+TEXT_FIELD = {"type": "string", "maxLength": MAX_FIELD, "pattern": STORABLE}
+"""A form field as ``Form.get`` reads it: storable text, at most ``MAX_FIELD`` characters."""
+# What ``create`` checks, declared (JSON Schema 2020-12, as OpenAPI 3.1 has it): text
+# fields storable and bounded, an email or blank, an http(s) URL or blank, coordinates in
+# range and given together. What no schema can say stays in the descriptions: the
+# service must be one of GET services, the place inside the city or on one of its streets.
 _BODY_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["api_key", "service_code"],
     "properties": {
-        **{name: {"type": "string"} for name in _FIELDS},
-        "lat": {"type": "number"},
-        "long": {"type": "number"},
+        **dict.fromkeys(_FIELDS, TEXT_FIELD),
+        "description": {**TEXT_FIELD, "maxLength": MAX_DESCRIPTION},
+        "email": {"type": "string", "maxLength": MAX_FIELD, "pattern": EMAIL_OR_BLANK},
+        "media_url": {
+            "type": "string",
+            "maxLength": MAX_FIELD,
+            "allOf": [{"pattern": STORABLE}, {"pattern": HTTP_URL_OR_BLANK}],
+        },
+        "lat": {"type": "number", "minimum": -90, "maximum": 90},
+        "long": {"type": "number", "minimum": -180, "maximum": 180},
     },
-    "additionalProperties": {"type": "string", "description": "attribute[CODE]=VALUE"},
+    "dependentRequired": {"lat": ["long"], "long": ["lat"]},
+    "additionalProperties": {**TEXT_FIELD, "description": "attribute[CODE]=VALUE"},
 }
 
 
@@ -80,9 +100,10 @@ class Form:
     attributes: Mapping[str, list[str]]
 
     def get(self, name: str) -> str | None:
-        """A field's value, stripped; None when absent or blank."""
+        """A field's value, stripped; None when absent or blank; refused when it cannot be
+        stored (fields the request does not read are ignored, as the spec has it)."""
         value = self.fields.get(name)
-        value = value.strip() if value is not None else None
+        value = check_text(value, name).strip() if value is not None else None
         if value and len(value) > (MAX_DESCRIPTION if name == "description" else MAX_FIELD):
             raise InvalidInput(f"{name}: too long", field=name)
         return value or None
@@ -103,6 +124,8 @@ async def read_form(request: Request) -> Form:
             body = json.loads(await request.body() or b"null")
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise InvalidInput(f"request body: not valid JSON ({exc})", field="body") from exc
+        except RecursionError:
+            raise InvalidInput("request body: JSON nested too deep", field="body") from None
         if not isinstance(body, dict):
             raise InvalidInput("request body: expected a JSON object", field="body")
         items: list[tuple[str, object]] = []
@@ -129,6 +152,8 @@ async def read_form(request: Request) -> Form:
     for key, value in pairs:
         match = _ATTRIBUTE.match(key)
         if match:
+            check_text(key, "attribute")
+            check_text(_form_text(value), key)
             attributes.setdefault(match.group(1), []).append(_form_text(value))
         else:
             fields.setdefault(key, _form_text(value))
@@ -177,7 +202,8 @@ def create(
 ) -> tuple[Submission, str]:
     """Store one Open311 request, or find the one it repeats; (submission, token)."""
     check_jurisdiction(pipeline, form.get("jurisdiction_id"))
-    principal = client(pipeline, form.get("api_key"), frozenset({Role.CLIENT}))
+    api_key = form.get("api_key")
+    principal = client(pipeline, api_key, frozenset({Role.CLIENT}))
     code = form.get("service_code")
     if code is None:
         raise InvalidInput("service_code: required", field="service_code")
@@ -187,11 +213,6 @@ def create(
             f"service_code: no service {code[:80]!r} in {pipeline.city.config.name}; "
             "GET services lists them",
             field="service_code",
-        )
-    if key is not None and not (0 < len(key) <= MAX_IDEMPOTENCY_KEY and key.isprintable()):
-        raise InvalidInput(
-            f"Idempotency-Key: 1 to {MAX_IDEMPOTENCY_KEY} printable characters",
-            field="Idempotency-Key",
         )
     lon, lat = _location(pipeline, form)
     answers = check_attributes(service, form.attributes)
@@ -218,9 +239,10 @@ def create(
         ),
         attributes=tuple(answers),
     )
-    submission = pipeline.intake.submit(
-        report, Retry(principal.name, key, settings.resubmit_window_s)
-    )
+    # Retries are recognised per token (the key, never the token's name, which two
+    # tokens may share).
+    assert api_key is not None  # ``client`` refused a request without one
+    submission = pipeline.intake.submit(report, Retry(api_key, key, settings.resubmit_window_s))
     return submission, submission.external_id
 
 
@@ -236,6 +258,11 @@ def create(
             "model": list[wire.RequestCreated],
             "content": {"application/xml": {}},
             "description": "A retry: the first answer again, nothing stored.",
+        },
+        422: {
+            "model": list[wire.Open311Error],
+            "content": {"application/xml": {}},
+            "description": "The Idempotency-Key was already used for another request.",
         },
     },
     openapi_extra={
@@ -255,11 +282,18 @@ async def post_request(
     settings: SettingsDep,
     idempotency_key: Annotated[
         str | None,
-        Header(alias="Idempotency-Key", description="retries with the same key store once"),
+        Header(
+            alias="Idempotency-Key",
+            pattern=IDEMPOTENCY_KEY,
+            description="retries with the same key (per api_key) store once; "
+            f"1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters",
+        ),
     ] = None,
 ) -> Response:
     """Store a report and answer its service_request_id and the incident it joined."""
     form = await read_form(request)
+    if (refusal := await charge_key(request, form.get("api_key"))) is not None:
+        return too_many_requests(fmt, refusal)
     submission, token = await run_in_threadpool(create, pipeline, settings, form, idempotency_key)
     answer = wire.RequestCreated(
         service_request_id=str(submission.report_id),

@@ -20,9 +20,12 @@ from fastapi.concurrency import run_in_threadpool
 from voirie.api.deps import PipelineDep
 from voirie.api.open311 import wire
 from voirie.api.open311.deps import JurisdictionDep, SettingsDep, check_jurisdiction, client
+from voirie.api.open311.errors import too_many_requests
 from voirie.api.open311.render import Format, render, responses
 from voirie.api.open311.requests import local_time, window
-from voirie.api.open311.submit import Form, read_form
+from voirie.api.open311.submit import MAX_DESCRIPTION, TEXT_FIELD, Form, read_form
+from voirie.api.ratelimit import charge_key
+from voirie.api.validation import IsoDateTime
 from voirie.errors import InvalidInput, NotFound
 from voirie.model import EventKind, Status
 from voirie.services.auth import Role
@@ -69,7 +72,7 @@ def push(pipeline: Pipeline, form: Form) -> str:
     raw_id = form.get("service_request_id") or ""
     reports = (
         pipeline.reads.reports(Selection(ids=(int(raw_id),)))
-        if raw_id.isdigit() and len(raw_id) < 19
+        if raw_id.isascii() and raw_id.isdigit() and len(raw_id) < 19
         else pd.DataFrame()
     )
     if not len(reports):
@@ -98,7 +101,10 @@ def push(pipeline: Pipeline, form: Form) -> str:
                     "schema": {
                         "type": "object",
                         "required": ["api_key", "service_request_id", "status"],
-                        "properties": {name: {"type": "string"} for name in _UPDATE_FIELDS},
+                        "properties": {
+                            **dict.fromkeys(_UPDATE_FIELDS, TEXT_FIELD),
+                            "description": {**TEXT_FIELD, "maxLength": MAX_DESCRIPTION},
+                        },
                     }
                 }
                 for media in ("application/x-www-form-urlencoded", "application/json")
@@ -109,6 +115,8 @@ def push(pipeline: Pipeline, form: Form) -> str:
 async def post_update(fmt: Format, request: Request, pipeline: PipelineDep) -> Response:
     """Change the status of the incident a request belongs to (back-office push)."""
     form = await read_form(request)
+    if (refusal := await charge_key(request, form.get("api_key"))) is not None:
+        return too_many_requests(fmt, refusal)
     update_id = await run_in_threadpool(push, pipeline, form)
     return render(
         fmt,
@@ -165,8 +173,8 @@ def get_updates(
     fmt: Format,
     pipeline: PipelineDep,
     settings: SettingsDep,
-    start_date: Annotated[datetime | None, Query(description="updated at or after")] = None,
-    end_date: Annotated[datetime | None, Query(description="updated at or before")] = None,
+    start_date: Annotated[IsoDateTime | None, Query(description="updated at or after")] = None,
+    end_date: Annotated[IsoDateTime | None, Query(description="updated at or before")] = None,
 ) -> Response:
     """Status changes in a window of at most 90 days (the most recent by default)."""
     tz = ZoneInfo(pipeline.city.config.timezone)

@@ -13,6 +13,9 @@
   const form = document.getElementById("voirie-search");
   const message = document.getElementById("voirie-message");
   const list = document.getElementById("voirie-list");
+  const pager = document.getElementById("voirie-pager");
+  const previous = document.getElementById("voirie-previous");
+  const next = document.getElementById("voirie-next");
 
   const map = L.map("voirie-map", {maxZoom: 19});
   L.control.scale({imperial: false}).addTo(map);
@@ -153,7 +156,26 @@
     return dot;
   }
 
-  function show(place, radius, incidents) {
+  /* The list's message says how many it shows of how many there are; the pager moves
+   * through pages of ``data.page_size``. */
+  function counted(place, radius, answer) {
+    const shown = answer.incidents.length;
+    const values = {count: shown, radius: radius, place: place.label, total: answer.total,
+                    first: answer.offset + 1, last: answer.offset + shown};
+    const whole = shown === answer.total;
+    say(v.format(!answer.total ? labels.none : whole ? labels.found : labels.found_page, values));
+    const pages = Math.ceil(answer.total / data.page_size);
+    pager.hidden = pages <= 1;
+    document.getElementById("voirie-page").textContent = v.format(
+      labels.page, {page: Math.floor(answer.offset / data.page_size) + 1, pages: pages});
+    previous.disabled = answer.offset <= 0;
+    next.disabled = answer.offset + shown >= answer.total;
+    list.dataset.total = String(answer.total);
+    list.dataset.offset = String(answer.offset);
+  }
+
+  function show(place, radius, answer) {
+    const incidents = answer.incidents;
     results.clearLayers();
     list.replaceChildren();
     const centre = L.latLng(place.lat, place.lon);
@@ -168,23 +190,29 @@
       results.addLayer(marker(incident, li));
     });
     map.fitBounds(circle.getBounds(), {padding: [10, 10], animate: false});
-    const values = {count: incidents.length, radius: radius, place: place.label};
-    say(v.format(incidents.length ? labels.found : labels.none, values));
+    counted(place, radius, answer);
   }
 
-  function search(place) {
+  function search(place, offset) {
     const radius = Number(form.elements.radius_m.value);
     say(labels.searching);
     const query = "?lat=" + encodeURIComponent(place.lat) + "&lon=" +
-      encodeURIComponent(place.lon) + "&radius_m=" + encodeURIComponent(radius);
+      encodeURIComponent(place.lon) + "&radius_m=" + encodeURIComponent(radius) +
+      "&limit=" + data.page_size + "&offset=" + (offset || 0);
     getJson(data.api + "/nearby" + query).then(function (result) {
       if (!result.ok) {
         say(labels.error + labels.colon + explain(result), true);
         return;
       }
-      show(place, radius, result.payload.incidents);
+      show(place, radius, result.payload);
     });
   }
+  previous.addEventListener("click", function () {
+    search(current, Math.max(0, Number(list.dataset.offset) - data.page_size));
+  });
+  next.addEventListener("click", function () {
+    search(current, Number(list.dataset.offset) + data.page_size);
+  });
 
   let current = null;
   function go(place) { current = place; search(place); }

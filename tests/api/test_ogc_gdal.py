@@ -10,17 +10,11 @@ import json
 import re
 import sqlite3
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 from xml.etree import ElementTree as ET
 
-import pytest
-from databases import BACKENDS
-from liveserver import LiveServer, loaded_store, serving
-
-from voirie.city import City
-from voirie.gis.enrich import CityGIS
+from liveserver import LiveServer
 
 VALIDATOR = "/usr/lib/python3/dist-packages/osgeo_utils/samples/validate_gpkg.py"
 PAGE_SIZE = 7
@@ -36,18 +30,6 @@ def gdal(*args: str) -> str:
 def features(path: Path) -> list[dict[str, object]]:
     found: list[dict[str, object]] = json.loads(path.read_text(encoding="utf-8"))["features"]
     return found
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def server(
-    request: pytest.FixtureRequest,
-    tmp_path_factory: pytest.TempPathFactory,
-    paris: City,
-    paris_gis: CityGIS,
-) -> Iterator[LiveServer]:
-    folder = tmp_path_factory.mktemp("live")
-    with loaded_store(request, folder, paris, paris_gis) as url, serving(url, folder) as live:
-        yield live
 
 
 def _all_items(server: LiveServer, collection: str, **params: str) -> dict[str, object]:

@@ -15,14 +15,12 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
-from databases import BACKENDS
 from fastapi.testclient import TestClient
-from liveserver import LiveServer, loaded_store, serving
+from liveserver import LiveServer
 
 from voirie.api.app import create_app
 from voirie.city import City
@@ -56,18 +54,6 @@ def qgis() -> str:
     if done.returncode != 0:
         _unavailable(f"python3-qgis is not installed: {done.stderr.strip()[-200:]}")
     return QGIS_PYTHON
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def server(
-    request: pytest.FixtureRequest,
-    tmp_path_factory: pytest.TempPathFactory,
-    paris: City,
-    paris_gis: CityGIS,
-) -> Iterator[LiveServer]:
-    folder = tmp_path_factory.mktemp("qgis")
-    with loaded_store(request, folder, paris, paris_gis) as url, serving(url, folder) as live:
-        yield live
 
 
 def open_in_qgis(qgis: str, *args: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from staffworld import OTHER_TEAM, OWN_TEAM, StaffWorld, module_world
 
 from voirie.city import TRIAGE_TEAM, City
 from voirie.gis.enrich import CityGIS
+from voirie.services.workflow import REASSIGNED_PUBLICLY
 from voirie.store.selection import Selection
 
 # A bbox around the 11th arrondissement (WGS84).
@@ -190,7 +191,7 @@ def test_reassign_and_hand_back(world: StaffWorld) -> None:
         2,
         "2024-06-01T10:00:00Z",
     )
-    assert body["routing_reason"] == "reassigned by dispatcher user: chantier Ramen"
+    assert body["routing_reason"] == REASSIGNED_PUBLICLY
     assert body["rule_id"] is None
     # Open and past its new due date: overdue for the dispatcher's list.
     assert body["overdue"] is True

@@ -7,12 +7,14 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import json
 import os
 import re
 import subprocess
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -21,16 +23,19 @@ from clirunner import run_voirie
 
 from voirie.city import TRIAGE_TEAM, City
 from voirie.gis.enrich import CityGIS
-from voirie.ingest.mapping import DANSMARUE
-from voirie.ingest.sources import read_csv
+from voirie.ingest.mapping import DANSMARUE, OPEN311, ColumnMapping
+from voirie.ingest.sources import RawTable, read_csv, read_open311_json
+from voirie.ingest.validate import MAX_FIELD_BYTES
 from voirie.services.imports import ImportSummary
 from voirie.services.pipeline import Pipeline
+from voirie.store import Store
 from voirie.store.sqlite import SqliteStore
 
 ROOT = Path(__file__).parents[2]
 REPORTS = ROOT / "cities/paris/reports/dansmarue_2023-07_2024-03.csv.gz"
 N_REAL = 30
 BAD_BYTES = b"\xff\xfe"
+OUT_OF_RANGE = "out of range: before 1990-01-01 or more than a day in the future"
 
 
 def _real_rows() -> tuple[list[str], list[dict[str, str]]]:
@@ -252,3 +257,105 @@ def test_header_only_file_imports_nothing_and_succeeds(
     assert "error" not in output
     counts = dict(re.findall(r"^\W*(rows read|imported|quarantined)\W+(\d+)\W*$", output, re.M))
     assert counts == {"rows read": "0", "imported": "0", "quarantined": "0"}, output
+
+
+# --- cells that once aborted a whole import, on both backends ----------------------------
+
+
+def _dansmarue_with(path: Path, changes: dict[int, dict[str, str]]) -> Path:
+    """The first real rows, with ``changes`` (row number -> column -> value) made."""
+    header, rows = _real_rows()
+    for row, change in changes.items():
+        rows[row - 1].update(change)
+    lines = [_line(header), *(_line([r[name] for name in header]) for r in rows)]
+    path.write_bytes(b"".join(lines))
+    return path
+
+
+def _open311_with(path: Path, paris: City, changes: dict[int, dict[str, str]]) -> Path:
+    """The first real rows as an open311-json file, with ``changes`` made."""
+    _, rows = _real_rows()
+    requests = [
+        {
+            "service_request_id": row["id_dmr"],
+            "service_code": paris.services_by_name[row["soustype"].casefold()].code,
+            "service_name": row["soustype"],
+            "description": f"{row['type']} : {row['soustype']}",
+            "requested_datetime": row["datedecl"],
+            "lat": row["latitude"],
+            "long": row["longitude"],
+            "address": row["adresse"],
+        }
+        for row in rows
+    ]
+    for row, change in changes.items():
+        requests[row - 1].update(change)
+    path.write_text(json.dumps(requests), encoding="utf-8")
+    return path
+
+
+def _quarantined(
+    store: Store, paris: City, paris_gis: CityGIS, table: RawTable, mapping: ColumnMapping
+) -> tuple[ImportSummary, dict[int, tuple[str, str]]]:
+    summary = Pipeline(paris, store, paris_gis).imports.import_table(table, mapping)
+    reasons = {int(r.row): (str(r.field), str(r.reason)) for r in summary.quarantine.itertuples()}
+    return summary, reasons
+
+
+def test_cells_that_aborted_an_import_are_quarantined_naming_their_column(
+    store: Store, paris: City, paris_gis: CityGIS, tmp_path: Path
+) -> None:
+    """Blank category cells (float NaN under pandas 3), year 0001, a NUL byte (PostGIS
+    refuses it), a control character, a time in the future: each row quarantined with its
+    column and reason, every other row imported."""
+    later = (datetime.now(UTC) + timedelta(days=3)).strftime("%Y-%m-%d %H:%M:%S")
+    changes = {
+        2: {"type": "", "soustype": ""},
+        3: {"soustype": ""},
+        4: {"datedecl": "0001-01-01 10:00:00"},
+        5: {"datedecl": "1989-12-31 23:00:00"},
+        6: {"datedecl": later},
+        7: {"adresse": "12 Rue\x00de la Paix, 75002 PARIS"},
+        8: {"adresse": "12 Rue\x1bde la Paix, 75002 PARIS"},
+    }
+    path = _dansmarue_with(tmp_path / "cells.csv", changes)
+    summary, reasons = _quarantined(store, paris, paris_gis, read_csv(path), DANSMARUE)
+    assert reasons == {
+        2: ("soustype", "missing category"),
+        3: ("soustype", "missing category"),
+        4: ("datedecl", OUT_OF_RANGE),
+        5: ("datedecl", OUT_OF_RANGE),
+        6: ("datedecl", OUT_OF_RANGE),
+        7: ("adresse", "contains a NUL byte"),
+        8: ("adresse", "contains a control character (U+001B)"),
+    }
+    assert summary.imported == N_REAL - len(changes)
+    assert store.count("reports", paris.jurisdiction_id) == N_REAL - len(changes)
+
+
+def test_oversized_and_unencodable_json_fields_are_quarantined(
+    store: Store, paris: City, paris_gis: CityGIS, tmp_path: Path
+) -> None:
+    """An open311-json file: a description over 128 KiB, a lone surrogate, a NUL byte,
+    year 0001; each row quarantined naming its field, the others imported."""
+    changes = {
+        1: {"description": "é" * (MAX_FIELD_BYTES // 2 + 1)},  # 2 bytes each in UTF-8
+        2: {"description": "trou \ud800 dans la chaussée"},
+        3: {"address": "\x00"},
+        4: {"requested_datetime": "0001-01-01T00:00:00Z"},
+    }
+    path = _open311_with(tmp_path / "requests.json", paris, changes)
+    summary, reasons = _quarantined(store, paris, paris_gis, read_open311_json(path), OPEN311)
+    assert reasons == {
+        1: ("description", "larger than 128 KiB"),
+        2: ("description", "contains an unpaired surrogate (U+D800)"),
+        3: ("address", "contains a NUL byte"),
+        4: ("requested_datetime", OUT_OF_RANGE),
+    }
+    assert summary.imported == N_REAL - len(changes)
+    # Just under the limit is imported whole (with the three other rows, now clean).
+    fits = {1: {"service_request_id": "grand", "description": "é" * (MAX_FIELD_BYTES // 2)}}
+    path = _open311_with(tmp_path / "fits.json", paris, fits)
+    summary, reasons = _quarantined(store, paris, paris_gis, read_open311_json(path), OPEN311)
+    assert reasons == {}
+    assert summary.imported == len(changes)

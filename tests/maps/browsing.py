@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 import uvicorn
@@ -49,6 +49,9 @@ CHROMIUM_ARGS = [
 DATA = Path(__file__).parents[1] / "data" / "dansmarue_200.csv"
 PHONE = {"width": 375, "height": 667}
 START_TIMEOUT_S = 120  # the app builds the city's GIS indexes on start; the machine is shared
+AXE = Path(__file__).parents[2] / "node_modules" / "axe-core" / "axe.min.js"
+"""axe-core, installed by ``scripts/setup`` from npm; injected into pages from this file."""
+SERIOUS = frozenset({"serious", "critical"})
 
 
 def _unavailable(reason: str) -> NoReturn:
@@ -105,6 +108,30 @@ def offline(page: Page) -> Watch:
     page.on("pageerror", lambda error: watch.errors.append(str(error)))
     page.route("**/*", route)
     return watch
+
+
+def axe_violations(page: Page) -> list[dict[str, Any]]:
+    """The serious and critical accessibility violations axe-core finds in the page as it
+    is now (WCAG 2.1 A/AA and best practices), each with its rule id and the elements at
+    fault. axe runs in the page from the local npm package: nothing is fetched."""
+    if not AXE.exists():
+        _unavailable(f"{AXE} not found: scripts/setup installs axe-core")
+    page.evaluate(AXE.read_text())
+    results = page.evaluate(
+        "() => axe.run(document, {runOnly: {type: 'tag', values: "
+        "['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice']}})"
+    )
+    assert results["passes"], "axe-core ran no rule"
+    return [
+        {
+            "id": v["id"],
+            "impact": v["impact"],
+            "help": v["help"],
+            "nodes": [n["html"][:200] for n in v["nodes"]],
+        }
+        for v in results["violations"]
+        if v["impact"] in SERIOUS
+    ]
 
 
 def screenshot(page: Page, name: str) -> None:
@@ -173,7 +200,11 @@ def live_app(
     store.upgrade()
     pipeline = Pipeline(paris, store, paris_gis)
     pipeline.imports.import_table(read_csv(DATA), DANSMARUE)
-    app = create_app(StoreSettings(database_url=f"sqlite:///{path}"), CitySettings(city="paris"))
+    with pytest.MonkeyPatch.context() as env:  # photos sent by the pages stay in the test's folder
+        env.setenv("VOIRIE_MEDIA_DIR", str(path.parent / "media"))
+        app = create_app(
+            StoreSettings(database_url=f"sqlite:///{path}"), CitySettings(city="paris")
+        )
     for base in _serve(app, lifespan="on"):
         yield LiveApp(base, pipeline)
     store.close()

@@ -2,17 +2,37 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskID,
+    TextColumn,
+)
+from rich.table import Column, Table
+from rich.text import Text
 
 from voirie.city import load_city
 from voirie.cli.common import city_option, configured_store, console, fail_cleanly
 from voirie.codecs.csvsafe import safe_table
 from voirie.ingest.mapping import DANSMARUE, OPEN311, ColumnMapping, load_mapping
-from voirie.ingest.sources import RawTable, read_csv, read_geojson, read_open311_json
+from voirie.ingest.sources import (
+    RawTable,
+    count_lines,
+    read_csv,
+    read_geojson,
+    read_open311_json,
+    stream_csv,
+    stream_geojson,
+    stream_open311_json,
+)
 from voirie.maps.export import (
     FORMATS,
     ID_COLUMNS,
@@ -22,7 +42,7 @@ from voirie.maps.export import (
     layer_chunks,
     write_layer,
 )
-from voirie.services.imports import ImportSummary
+from voirie.services.imports import DEFAULT_CHUNK_ROWS, ImportSummary
 from voirie.services.pipeline import Pipeline
 from voirie.store.selection import Layer
 
@@ -34,36 +54,99 @@ GEOJSON_OPEN311 = OPEN311.model_copy(update={"lon": "lon", "lat": "lat"})
 
 def read_source(path: Path, fmt: str, mapping_file: Path | None) -> tuple[RawTable, ColumnMapping]:
     """A source file as a raw table, with the column mapping of its format."""
+    mapping = _mapping(fmt, mapping_file)
+    if fmt in ("dansmarue", "csv"):
+        return read_csv(path), mapping
+    return (read_open311_json(path) if fmt == "open311-json" else read_geojson(path)), mapping
+
+
+def stream_source(
+    path: Path, fmt: str, mapping_file: Path | None, chunk_rows: int
+) -> tuple[Iterator[RawTable], int | None, ColumnMapping]:
+    """``read_source`` in chunks of ``chunk_rows`` rows, with the number of rows to expect
+    when it is known before reading them (a CSV's counted lines)."""
+    mapping = _mapping(fmt, mapping_file)
+    if fmt in ("dansmarue", "csv"):
+        return stream_csv(path, chunk_rows), count_lines(path), mapping
+    read = stream_open311_json if fmt == "open311-json" else stream_geojson
+    return read(path, chunk_rows), None, mapping
+
+
+def _mapping(fmt: str, mapping_file: Path | None) -> ColumnMapping:
     if fmt == "dansmarue":
-        return read_csv(path), DANSMARUE
+        return DANSMARUE
     if fmt == "open311-json":
-        return read_open311_json(path), OPEN311
+        return OPEN311
     if mapping_file is None and fmt == "csv":
         raise click.UsageError("--format csv needs --mapping FILE (which column is which field)")
-    mapping = load_mapping(mapping_file) if mapping_file else GEOJSON_OPEN311
-    return (read_csv(path) if fmt == "csv" else read_geojson(path)), mapping
+    return load_mapping(mapping_file) if mapping_file else GEOJSON_OPEN311
+
+
+class _Pace(ProgressColumn):
+    """Rows per second of a task and the time it has left, kept on one short line."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        if not speed and task.elapsed:  # too few updates for rich's moving estimate
+            speed = task.completed / task.elapsed
+        left = task.time_remaining
+        words = f"{speed:,.0f} rows/s" if speed else "- rows/s"
+        if left is not None and not task.finished:
+            words += f", {int(left) // 60}:{int(left) % 60:02d} left"
+        return Text(words, style="progress.data.speed", no_wrap=True)
+
+
+class _Bar:
+    """``voirie import``'s progress: one line per pass (prepare, then store), each with
+    its rows/s and the time left."""
+
+    def __init__(self, bar: Progress, name: str, expected: int | None) -> None:
+        self.bar = bar
+        self.name = name
+        self.prepare: TaskID = bar.add_task(f"importing {name}: read", total=expected)
+        self.store: TaskID | None = None
+
+    def prepared(self, rows: int) -> None:
+        self.bar.advance(self.prepare, rows)
+
+    def storing(self, total: int) -> None:
+        done = self.bar.tasks[self.prepare].completed
+        self.bar.update(self.prepare, total=done, completed=done)
+        self.store = self.bar.add_task(f"importing {self.name}: store", total=total)
+
+    def stored(self, rows: int) -> None:
+        if self.store is not None:
+            self.bar.advance(self.store, rows)
 
 
 def run_import(
-    pipeline: Pipeline, path: Path, fmt: str, mapping_file: Path | None, quarantine: Path
+    pipeline: Pipeline,
+    path: Path,
+    fmt: str,
+    mapping_file: Path | None,
+    quarantine: Path,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
 ) -> ImportSummary:
-    """Import one file with a progress bar; write the quarantined rows next to the summary."""
-    table, mapping = read_source(path, fmt, mapping_file)
+    """Import one file, streamed, with a progress bar; write the quarantined rows next to
+    the summary."""
+    chunks, expected, mapping = stream_source(path, fmt, mapping_file, chunk_rows)
     columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
+        TextColumn("{task.description}", table_column=Column(no_wrap=True, overflow="ellipsis")),
+        BarColumn(bar_width=None),
         MofNCompleteColumn(),
-        TimeElapsedColumn(),
+        _Pace(),
     )
     with Progress(*columns, console=console, transient=False) as bar:
-        task = bar.add_task(f"importing {path.name}", total=len(table.rows))
-        summary = pipeline.imports.import_table(
-            table, mapping, progress=lambda n: bar.advance(task, n)
+        summary = pipeline.imports.import_chunks(
+            chunks, mapping, progress=_Bar(bar, path.name, expected)
         )
     if summary.quarantined:
-        rows = table.rows.drop(columns=["_problem"]).rename(columns={"_row": "row"})
         safe_table(
-            summary.quarantine.merge(rows, on="row", how="left", suffixes=("", "_source"))
+            summary.quarantine.merge(
+                summary.quarantined_source, on="row", how="left", suffixes=("", "_source")
+            )
+            if len(summary.quarantined_source)
+            else summary.quarantine
         ).to_csv(quarantine, index=False)
     _print_summary(summary, quarantine)
     return summary
@@ -85,6 +168,11 @@ def _print_summary(summary: ImportSummary, quarantine: Path) -> None:
         console.print(f"quarantined rows and their reasons: {quarantine}")
     if summary.read and not summary.imported and summary.already_imported:
         console.print("nothing new: every row was already imported")
+
+
+def _all_quarantined(summary: ImportSummary) -> bool:
+    """Every row was quarantined: the import failed (a file of no rows did not)."""
+    return summary.quarantined > 0 and not summary.imported and not summary.already_imported
 
 
 @click.command("import")
@@ -119,9 +207,16 @@ def import_command(
     try:
         pipeline = Pipeline(load_city(city), store)
         target = quarantine or Path(path.name.removesuffix(".gz") + ".quarantine.csv")
-        run_import(pipeline, path, fmt, mapping_file, target)
+        summary = run_import(pipeline, path, fmt, mapping_file, target)
     finally:
         store.close()
+    if _all_quarantined(summary):
+        console.print(
+            f"[bold red]error:[/] nothing was imported: all {summary.read} rows were quarantined",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(1)
 
 
 @click.command("export")

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
+import shutil
+import tempfile
 import threading
 from pathlib import Path
+from typing import Any
 
 import click
 import pandas as pd
@@ -17,23 +22,42 @@ from voirie.cli.data import run_import
 from voirie.notify.outbox import DEAD
 from voirie.notify.worker import run, run_once, start_in_thread, worker_id
 from voirie.services.pipeline import Pipeline
-from voirie.settings import CitySettings, OutboxSettings, ServerSettings, StoreSettings
+from voirie.settings import (
+    CitySettings,
+    LogSettings,
+    OutboxSettings,
+    RateLimitSettings,
+    ServerSettings,
+    StoreSettings,
+)
 
 DEMO_REPORTS = "reports/dansmarue_2023-07_2024-03.csv.gz"
+WORKER_HEALTHCHECK_S = 120
 
 
-def _serve(city: str, host: str, port: int, worker: bool = True) -> None:
+def _serve(
+    city: str, host: str, port: int, worker: bool = True, workers: int = 1, log_format: str = "text"
+) -> None:
     import uvicorn
 
     from voirie.api.app import create_app
+    from voirie.api.logs import log_config
+    from voirie.api.metrics import MULTIPROCESS_ENV
 
-    app = create_app(StoreSettings(), CitySettings(city=city))
+    if workers > 1:
+        # Each worker is a process that builds its app from VOIRIE_* (app_from_env); their
+        # metrics meet in one folder, which must exist before they start.
+        os.environ["VOIRIE_CITY"] = city
+        if not os.environ.get(MULTIPROCESS_ENV):
+            folder = tempfile.mkdtemp(prefix="voirie-metrics-")
+            atexit.register(shutil.rmtree, folder, ignore_errors=True)
+            os.environ[MULTIPROCESS_ENV] = folder
     if worker:
         # The outbox worker in this process, on its own store connections.
         start_in_thread(configured_store(), load_city(city), OutboxSettings())
     base = f"http://{host}:{port}"
     console.print(
-        f"[bold]voirie is serving {city}[/]\n"
+        f"[bold]voirie is serving {city}[/] ({workers} worker{'s' if workers > 1 else ''})\n"
         f"  dispatch map        {base}/maps/dispatch\n"
         f"  issues near me      {base}/maps/nearby\n"
         f"  incidents (GeoJSON) {base}/exports/incidents.geojson\n"
@@ -43,9 +67,22 @@ def _serve(city: str, host: str, port: int, worker: bool = True) -> None:
         f"  QGIS project        {base}/exports/voirie.qgs\n"
         f"  vector tiles        {base}/tiles/incidents.json\n"
         f"  API documentation   {base}/docs\n"
-        f"  health              {base}/healthz"
+        f"  health, readiness   {base}/healthz {base}/readyz\n"
+        f"  metrics             {base}/metrics"
     )
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    # uvicorn's proxy headers off: X-Forwarded-For is believed only from
+    # VOIRIE_TRUSTED_PROXIES, by the rate limits (one rule, not two).
+    options: dict[str, Any] = {"host": host, "port": port, "proxy_headers": False}
+    if log_format == "json":  # voirie.access replaces uvicorn's access lines
+        options |= {"log_config": log_config(LogSettings().log_level), "access_log": False}
+    if workers > 1:
+        # A worker loading a city's street index holds the GIL for seconds: uvicorn's 5 s
+        # health check would kill it while it starts.
+        options["timeout_worker_healthcheck"] = WORKER_HEALTHCHECK_S
+        uvicorn.run("voirie.api.app:app_from_env", factory=True, workers=workers, **options)
+    else:
+        app = create_app(StoreSettings(), CitySettings(city=city), rate_limits=RateLimitSettings())
+        uvicorn.run(app, **options)
 
 
 @click.command("serve")
@@ -58,10 +95,27 @@ def _serve(city: str, host: str, port: int, worker: bool = True) -> None:
     show_default=True,
     help="Run the outbox worker (notifications, escalation) in this process.",
 )
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Server processes answering requests (about one per CPU core); each holds its "
+    "own database pool. Rate limits are per process unless VOIRIE_RATE_STORAGE_URL is shared.",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default=LogSettings().log_format,
+    show_default="VOIRIE_LOG_FORMAT or text",
+    help="json: one JSON object a line with the request id, for a log collector.",
+)
 @fail_cleanly
-def serve_command(city: str, host: str, port: int, worker: bool) -> None:
+def serve_command(
+    city: str, host: str, port: int, worker: bool, workers: int, log_format: str
+) -> None:
     """Serve the maps, downloads and APIs."""
-    _serve(city, host, port, worker)
+    _serve(city, host, port, worker, workers, log_format)
 
 
 @click.command("worker")

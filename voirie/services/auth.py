@@ -2,8 +2,13 @@
 
 A token is a random secret printed once by ``voirie tokens add``; the store keeps only its
 SHA-256 (a token has 256 bits of entropy, so a fast hash is enough and lets us look it up
-by hash). Authorization is data: the role table below, plus the agent's team scope. The
-API and any other edge ask these functions; they never test role names themselves.
+by hash). A token may expire (``--expires 90d``), be revoked or rotated (``voirie tokens
+revoke|rotate``); every request reads its token from the store, so a revoked or expired
+token is refused at once by every worker (no cache outlives a revoke). The last use is
+recorded at most once a minute per token, not written on every request.
+
+Authorization is data: the role table below, plus the agent's team scope. The API and
+any other edge ask these functions; they never test role names themselves.
 
 Roles:
 - ``admin``: everything.
@@ -19,17 +24,25 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import re
 import secrets
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 
 from voirie.city import TRIAGE_TEAM
-from voirie.errors import Forbidden, InvalidInput
+from voirie.errors import Forbidden, InvalidInput, NotFound, Unauthorized
 from voirie.store.base import Store, TokenRecord
 
 TOKEN_PREFIX = "voirie_"
 TOKEN_BYTES = 32
 MAX_NAME_LENGTH = 100
+# A token's last use is written when the stored one is older than this: at most one
+# write a minute per token, whatever the request rate.
+TOUCH_INTERVAL = timedelta(minutes=1)
+_DURATION = re.compile(r"([0-9]{1,5})([hdw])")
+_UNITS = {"h": "hours", "d": "days", "w": "weeks"}
+ACTIVE, EXPIRED, REVOKED = "active", "expired", "revoked"
 
 
 class Role(enum.StrEnum):
@@ -135,6 +148,55 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
+def parse_duration(text: str, field: str = "grace") -> timedelta:
+    """A duration written ``12h``, ``90d`` or ``4w``; ``InvalidInput`` naming ``field``."""
+    duration = _DURATION.fullmatch(text.strip().lower())
+    if duration is None:
+        raise InvalidInput(
+            f"{field}: {text!r} is not a duration such as 12h, 90d or 4w", field=field
+        )
+    return timedelta(**{_UNITS[duration[2]]: int(duration[1])})
+
+
+def parse_expiry(text: str, now: datetime | None = None) -> datetime:
+    """When a token given ``--expires TEXT`` stops working: ``90d``, ``12h``, ``4w`` from
+    ``now``, a date (the token works through that day, UTC) or an ISO 8601 date-time
+    (UTC when it has no offset); it must be in the future."""
+    now = now or datetime.now(UTC)
+    value = text.strip()
+    moment: datetime | None = None
+    if _DURATION.fullmatch(value.lower()):
+        moment = now + parse_duration(value, "expires")
+    else:
+        try:
+            day = date.fromisoformat(value)
+            moment = datetime.combine(day + timedelta(days=1), time(), UTC)
+        except ValueError:
+            try:
+                parsed = datetime.fromisoformat(value)
+                moment = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+            except ValueError:
+                moment = None
+    if moment is None:
+        raise InvalidInput(
+            f"expires: {text!r} is neither a duration (90d, 12h, 4w) nor a date "
+            "(2027-03-31) or date-time (2027-03-31T18:00:00+02:00)",
+            field="expires",
+        )
+    if moment <= now:
+        raise InvalidInput(f"expires: {text!r} is not in the future", field="expires")
+    return moment
+
+
+def token_status(token: TokenRecord, now: datetime | None = None) -> str:
+    """``active``, ``expired`` or ``revoked``."""
+    if token.revoked_at is not None:
+        return REVOKED
+    if token.expires_at is not None and token.expires_at <= (now or datetime.now(UTC)):
+        return EXPIRED
+    return ACTIVE
+
+
 def issue_token(
     store: Store,
     jurisdiction_id: str,
@@ -143,11 +205,12 @@ def issue_token(
     teams: Iterable[str] = (),
     *,
     city_teams: Collection[str] | None = None,
+    expires_at: datetime | None = None,
 ) -> str:
     """Create a token for ``name`` and return it; only its hash is stored.
 
     An agent needs at least one team; other roles take none. When ``city_teams`` is given,
-    every team must be one of them.
+    every team must be one of them. Without ``expires_at`` the token works until revoked.
     """
     role = parse_role(role) if not isinstance(role, Role) else role
     name = name.strip()
@@ -172,15 +235,112 @@ def issue_token(
                 field="team",
             )
     token = TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES)
-    store.add_token(jurisdiction_id, token_hash(token), TokenRecord(name, role.value, scope))
+    record = TokenRecord(name, role.value, scope, expires_at=expires_at)
+    store.add_token(jurisdiction_id, token_hash(token), record)
     return token
 
 
-def authenticate(store: Store, jurisdiction_id: str, token: str) -> Principal | None:
-    """The holder of a token in this jurisdiction, or None when the token is unknown."""
-    if not token:
-        return None
-    record = store.find_token(jurisdiction_id, token_hash(token))
-    if record is None:
-        return None
+def identify(
+    store: Store, jurisdiction_id: str, token: str, now: datetime | None = None
+) -> Principal:
+    """The holder of a token in this jurisdiction; ``Unauthorized`` saying whether the
+    token is unknown, revoked or expired. Records the use (at most once a minute)."""
+    now = now or datetime.now(UTC)
+    record = store.find_token(jurisdiction_id, token_hash(token)) if token else None
+    if record is None or record.id is None:
+        raise Unauthorized("unknown API token")
+    status = token_status(record, now)
+    if status == REVOKED and record.revoked_at is not None:
+        raise Unauthorized(f"API token revoked on {record.revoked_at:%Y-%m-%d %H:%M} UTC")
+    if status == EXPIRED and record.expires_at is not None:
+        raise Unauthorized(f"API token expired on {record.expires_at:%Y-%m-%d %H:%M} UTC")
+    if record.last_used_at is None or now - record.last_used_at >= TOUCH_INTERVAL:
+        store.touch_token(jurisdiction_id, record.id, now, now - TOUCH_INTERVAL)
     return Principal(record.name, Role(record.role), frozenset(record.teams))
+
+
+def authenticate(store: Store, jurisdiction_id: str, token: str) -> Principal | None:
+    """The holder of a token in this jurisdiction, or None when the token is unknown,
+    revoked or expired (``identify`` says which)."""
+    try:
+        return identify(store, jurisdiction_id, token)
+    except Unauthorized:
+        return None
+
+
+def find_token(
+    store: Store, jurisdiction_id: str, ref: str, now: datetime | None = None
+) -> TokenRecord:
+    """A token by its id (``voirie tokens list``) or by its holder's name when exactly
+    one token of that name is active at ``now``."""
+    tokens = store.list_tokens(jurisdiction_id)
+    ref = ref.strip()
+    if ref.isascii() and ref.isdigit():
+        found = [t for t in tokens if t.id == int(ref)]
+    else:
+        found = [t for t in tokens if t.name == ref and token_status(t, now) == ACTIVE]
+    if not found:
+        raise NotFound(
+            f"token: no token {ref!r}; `voirie tokens list` shows ids and names", field="token"
+        )
+    if len(found) > 1:
+        ids = ", ".join(str(t.id) for t in found)
+        raise InvalidInput(
+            f"token: {len(found)} active tokens are named {ref!r} (ids {ids}); give the id",
+            field="token",
+        )
+    return found[0]
+
+
+def revoke_token(
+    store: Store, jurisdiction_id: str, ref: str, now: datetime | None = None
+) -> TokenRecord:
+    """Revoke a token (by id or name): refused from the next request on, by every worker."""
+    record = find_token(store, jurisdiction_id, ref, now)
+    if record.revoked_at is not None:
+        raise InvalidInput(f"token: {record.id} is already revoked", field="token")
+    assert record.id is not None  # read from the store
+    store.revoke_token(jurisdiction_id, record.id, now or datetime.now(UTC))
+    return record
+
+
+def rotate_token(
+    store: Store,
+    jurisdiction_id: str,
+    ref: str,
+    *,
+    expires_at: datetime | None = None,
+    grace: timedelta = timedelta(0),
+    now: datetime | None = None,
+) -> tuple[TokenRecord, str]:
+    """Replace an active token by a new one for the same holder, role and teams (and
+    expiry, unless ``expires_at`` is given): (the old token, the new token).
+
+    The old token is revoked at once, or, with a ``grace``, expires after it, so that a
+    client can switch over without a refused request. The new token is stored first: a
+    failure in between leaves the old one working, never neither.
+    """
+    now = now or datetime.now(UTC)
+    record = find_token(store, jurisdiction_id, ref, now)
+    if token_status(record, now) != ACTIVE:
+        raise InvalidInput(
+            f"token: {record.id} is {token_status(record, now)}; only an active token is "
+            "rotated (create a new one with `voirie tokens add`)",
+            field="token",
+        )
+    assert record.id is not None  # read from the store
+    token = issue_token(
+        store,
+        jurisdiction_id,
+        record.name,
+        record.role,
+        record.teams,
+        expires_at=expires_at or record.expires_at,
+    )
+    if grace > timedelta(0):
+        ends = now + grace
+        if record.expires_at is None or ends < record.expires_at:
+            store.expire_token(jurisdiction_id, record.id, ends)
+    else:
+        store.revoke_token(jurisdiction_id, record.id, now)
+    return record, token

@@ -1,29 +1,64 @@
-"""The bulk import: every row of a source through the whole pipeline, batch by batch.
+"""The bulk import: every row of a source through the whole pipeline, streamed in chunks.
 
-Validate, enrich (vectorized), check the territory, then per batch and in one transaction
-under the deduplication lock: skip what is already stored, attach each report to an open
-incident or open one (``Attacher``), and write everything (``IncidentWriter``). Reports are
-processed in time order so that a bulk import gives the incidents the per-report path
-would have given.
+Two passes, so that memory does not grow with the file (beyond the city's indexes):
+
+1. **Prepare**, one chunk of the source at a time: validate; set aside ids repeated from an
+   earlier chunk (``_Repeats``: what ``validate`` does inside one chunk, across chunks);
+   skip what the store already holds (one keyed probe per chunk, before the costly
+   enrichment, so a re-import only reads and validates); enrich (vectorized); check the
+   territory; spill the chunk, sorted by time, to a temporary run (``SortedRuns``).
+2. **Store**, batch by batch in time order (a k-way merge of the runs: deduplication needs
+   every report after those made before it, whatever the order of the file), each batch
+   in one transaction under the deduplication lock: skip what is already stored (again:
+   another writer may have stored it since), attach each report to an open incident or
+   open one (``Attacher``), and write everything (``IncidentWriter``). Statistics are
+   refreshed as the tables grow (``_Statistics``) so that plans fit the loaded tables.
+
+The batches are the consecutive slices of the whole file sorted by time, however it was
+chunked, so a streamed import stores exactly what a one-chunk import stores, and what the
+per-report path would have stored. A file that cannot be read fails in the first pass,
+before anything is written.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
 
 from voirie.ingest.mapping import ColumnMapping
-from voirie.ingest.sources import RawTable
+from voirie.ingest.sources import PROBLEM, ROW, RawTable
 from voirie.ingest.validate import CHANGED_CONTENT, QUARANTINE_COLUMNS, validate
 from voirie.services.roles import Roles
 from voirie.services.territory import outside_quarantine
+from voirie.services.timeorder import SortedRuns
 from voirie.services.writer import Written
-from voirie.store.base import UnitOfWork
+from voirie.store.base import Store, UnitOfWork
 
 DEFAULT_BATCH_SIZE = 5_000
+DEFAULT_CHUNK_ROWS = 50_000
+"""Rows of the source prepared at once by ``voirie import`` (the memory of the first pass)."""
+REPEATED = "repeated in this file with different content"
+"""``validate``'s reason for a repeated id, given across chunks by ``_Repeats``."""
+FIRST_ANALYZE_BATCHES = 4
+"""Statistics are first refreshed after this many batches, then each time the count doubles."""
+
+
+class ImportProgress(Protocol):
+    """Who is told how far an import has gone (``voirie import``'s progress bar)."""
+
+    def prepared(self, rows: int) -> None:
+        """``rows`` more rows of the source were read, checked, enriched and spilled."""
+
+    def storing(self, total: int) -> None:
+        """The second pass starts: ``total`` prepared rows are to be stored."""
+
+    def stored(self, rows: int) -> None:
+        """``rows`` more prepared rows went through the store (written or skipped)."""
 
 
 @dataclass
@@ -39,8 +74,10 @@ class ImportSummary:
     quarantine: pd.DataFrame = field(
         default_factory=lambda: pd.DataFrame(columns=QUARANTINE_COLUMNS)
     )
-    opened_ids: set[int] = field(default_factory=set, repr=False)
-    stored: list[pd.DataFrame] = field(default_factory=list, repr=False)
+    quarantined_source: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    """The source rows of the rows quarantined while preparing (``row`` and the source's
+    columns), for the quarantine file."""
+    opened: _IdRanges = field(default_factory=lambda: _IdRanges(), repr=False)
 
     @property
     def quarantined(self) -> int:
@@ -62,40 +99,91 @@ class Importer(Roles):
         mapping: ColumnMapping,
         *,
         batch_size: int = DEFAULT_BATCH_SIZE,
-        progress: Callable[[int], None] | None = None,
+        progress: ImportProgress | None = None,
         attributes: pd.DataFrame | None = None,
     ) -> ImportSummary:
-        """Run every row of a source through the whole pipeline.
+        """Run every row of a source read at once through the whole pipeline (one chunk).
 
         ``attributes`` (external_id, code, value) are the answers to a service's questions;
         each is written in the transaction that stores its report.
         """
-        summary = ImportSummary(read=len(table.rows))
-        valid = validate(table, mapping, self.city)
-        reports = valid.reports
-        enriched = self.gis.enrich(
-            reports["lon"].to_numpy(), reports["lat"].to_numpy(), reports["address"].to_numpy()
+        return self.import_chunks(
+            [table], mapping, batch_size=batch_size, progress=progress, attributes=attributes
         )
-        reports = pd.concat([reports, enriched], axis=1)
-        outside = outside_quarantine(self.city, self.gis, reports, mapping)
-        quarantine = [valid.quarantine, outside]
-        reports = reports[~reports["row"].isin(outside["row"])]
-        reports = reports.sort_values(["requested_at", "row"], kind="stable")
-        if progress:
-            progress(summary.read - len(reports))
-        for start in range(0, len(reports), batch_size):
-            batch = reports.iloc[start : start + batch_size].reset_index(drop=True)
-            quarantine.append(self._store_batch(batch, summary, attributes))
+
+    def import_chunks(
+        self,
+        chunks: Iterable[RawTable],
+        mapping: ColumnMapping,
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        progress: ImportProgress | None = None,
+        attributes: pd.DataFrame | None = None,
+        spill_dir: Path | None = None,
+    ) -> ImportSummary:
+        """Run every row of a source given in chunks (``sources.stream_*``, row numbers
+        going on across chunks) through the whole pipeline, as the module says; the
+        sorted runs are spilled under ``spill_dir`` (the system's temporary folder)."""
+        summary = ImportSummary()
+        repeats = _Repeats(mapping.external_id)
+        quarantine: list[pd.DataFrame] = []
+        sources: list[pd.DataFrame] = []
+        with SortedRuns(spill_dir) as runs:
+            for chunk in chunks:
+                summary.read += len(chunk.rows)
+                reports, rejected = self._prepare(chunk, mapping, repeats, summary)
+                runs.add(reports)
+                if len(rejected):
+                    quarantine.append(rejected)
+                    sources.append(chunk.rows[chunk.rows[ROW].isin(rejected["row"])])
+                if progress:
+                    progress.prepared(len(chunk.rows))
             if progress:
-                progress(len(batch))
+                progress.storing(runs.rows)
+            statistics = _Statistics(self.store, FIRST_ANALYZE_BATCHES * batch_size)
+            for batch in runs.merged(batch_size):
+                quarantine.append(self._store_batch(batch, summary, attributes))
+                statistics.grown(summary.imported)
+                if progress:
+                    progress.stored(len(batch))
         summary.quarantine = pd.concat(
             [q for q in quarantine if len(q)] or [summary.quarantine], ignore_index=True
         ).sort_values("row", kind="stable", ignore_index=True)
+        if sources:
+            summary.quarantined_source = (
+                pd.concat(sources, ignore_index=True)
+                .drop(columns=[PROBLEM])
+                .rename(columns={ROW: "row"})
+            )
         if summary.imported >= batch_size:
             # A bulk load changes the tables' sizes by orders of magnitude: without fresh
             # statistics the next queries may plan as if the tables were empty.
-            self.store.analyze()
+            statistics.refresh(summary.imported)
         return summary
+
+    def _prepare(
+        self, chunk: RawTable, mapping: ColumnMapping, repeats: _Repeats, summary: ImportSummary
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The first pass over one chunk: its new reports, enriched and inside the city,
+        and the rows it quarantines."""
+        valid = validate(chunk, mapping, self.city)
+        reports, repeated = repeats.check(valid.reports, valid.quarantine)
+        rejected = [valid.quarantine, repeated]
+        if len(reports):
+            with self.store.transaction(self.city.jurisdiction_id) as uow:
+                reports, changed = _skip_known(uow, reports, summary)
+            rejected.append(changed)
+        if len(reports):
+            enriched = self.gis.enrich(
+                reports["lon"].to_numpy(),
+                reports["lat"].to_numpy(),
+                reports["address"].to_numpy(),
+            )
+            reports = pd.concat([reports, enriched], axis=1)
+            outside = outside_quarantine(self.city, self.gis, reports, mapping)
+            reports = reports[~reports["row"].isin(outside["row"])]
+            rejected.append(outside)
+        return reports, pd.concat([q for q in rejected if len(q)] or [repeated], ignore_index=True)
 
     def _store_batch(
         self, batch: pd.DataFrame, summary: ImportSummary, attributes: pd.DataFrame | None
@@ -114,21 +202,11 @@ def _count(summary: ImportSummary, batch: pd.DataFrame, written: Written) -> Non
     """Add a written batch's reports and incidents to the summary."""
     summary.imported += len(batch)
     summary.new_incidents += len(written.new_ids)
-    summary.stored.append(
-        pd.DataFrame(
-            {
-                "external_id": batch["external_id"],
-                "report_id": batch["id"],
-                "incident_id": written.incident_id,
-                "opened": written.opened,
-            }
-        )
-    )
     # "Existing" means stored before this import, not merely by an earlier batch of it.
-    before = written.attached_stored & ~np.isin(written.incident_id, list(summary.opened_ids))
+    before = written.attached_stored & ~summary.opened.contains(written.incident_id)
     summary.attached_existing += int(before.sum())
     summary.attached_in_batch += int((~before & ~written.opened).sum())
-    summary.opened_ids.update(written.new_ids.tolist())
+    summary.opened.add(written.new_ids)
 
 
 def _skip_known(
@@ -150,3 +228,112 @@ def _skip_known(
         }
     )
     return batch[stored_hash.isna()].reset_index(drop=True), rejected
+
+
+def _hashes(values: pd.Series) -> np.ndarray:
+    """64-bit hashes of texts (pandas' fixed-key SipHash: the same in every run)."""
+    return pd.util.hash_array(values.to_numpy(dtype=object))
+
+
+class _Repeats:
+    """The external ids of earlier chunks of a file, as 64-bit hashes with a hash of their
+    first occurrence's content (0 when that row was quarantined), so that a later chunk
+    repeating one is treated as ``validate`` treats a repeat inside a chunk: dropped when
+    identical, quarantined otherwise. 16 bytes per row; two distinct ids share a hash with
+    a probability of about n² / 2⁶⁵ (10⁻⁶ at 5M rows). One difference with a one-chunk
+    import remains: a chunk repeating an id with two contents, the first of them new,
+    quarantines both (a one-chunk import keeps silent about the one equal to the first)."""
+
+    def __init__(self, id_field: str) -> None:
+        self.id_field = id_field
+        self.ids = np.zeros(0, dtype=np.uint64)
+        self.contents = np.zeros(0, dtype=np.uint64)
+
+    def check(
+        self, reports: pd.DataFrame, quarantine: pd.DataFrame
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """A chunk's valid reports without the ids of earlier chunks, and the rows
+        quarantined for repeating one with other content; remembers the chunk's ids."""
+        ids, contents = _hashes(reports["external_id"]), _hashes(reports["content_hash"])
+        seen, same = np.zeros(len(ids), dtype=bool), np.zeros(len(ids), dtype=bool)
+        if len(self.ids):
+            at = np.searchsorted(self.ids, ids).clip(max=len(self.ids) - 1)
+            seen = self.ids[at] == ids
+            same = seen & (self.contents[at] == contents)
+        differs = seen & ~same
+        rejected = pd.DataFrame(
+            {
+                "row": reports.loc[differs, "row"],
+                "external_id": reports.loc[differs, "external_id"],
+                "field": self.id_field,
+                "reason": REPEATED,
+            }
+        )
+        bad = quarantine["external_id"].dropna()
+        self._remember(
+            np.concatenate([ids[~seen], _hashes(bad)]),
+            np.concatenate([contents[~seen], np.zeros(len(bad), dtype=np.uint64)]),
+        )
+        return reports[~seen].reset_index(drop=True), rejected
+
+    def _remember(self, ids: np.ndarray, contents: np.ndarray) -> None:
+        """Add first occurrences (the earliest wins) of ids not seen before."""
+        ids, first = np.unique(ids, return_index=True)
+        contents = contents[first]
+        if len(self.ids):
+            new = ~np.isin(ids, self.ids)
+            ids, contents = ids[new], contents[new]
+        merged = np.concatenate([self.ids, ids])
+        order = np.argsort(merged, kind="stable")
+        self.ids, self.contents = merged[order], np.concatenate([self.contents, contents])[order]
+
+
+class _IdRanges:
+    """The ids of the incidents an import opened, as ranges of consecutive ids (ids are
+    reserved a batch at a time, so a few ranges per batch rather than one set entry per
+    incident)."""
+
+    def __init__(self) -> None:
+        self.starts = np.zeros(0, dtype=np.int64)
+        self.ends = np.zeros(0, dtype=np.int64)
+
+    def add(self, ids: np.ndarray) -> None:
+        """Remember new (unique) ids."""
+        if not len(ids):
+            return
+        ids = np.sort(ids.astype(np.int64))
+        breaks = np.flatnonzero(np.diff(ids) != 1) + 1
+        starts = np.concatenate([self.starts, ids[np.r_[0, breaks]]])
+        ends = np.concatenate([self.ends, ids[np.r_[breaks - 1, len(ids) - 1]]])
+        order = np.argsort(starts, kind="stable")
+        self.starts, self.ends = starts[order], ends[order]
+
+    def contains(self, ids: np.ndarray) -> np.ndarray:
+        """Whether each id is in one of the ranges."""
+        at = np.searchsorted(self.starts, ids, side="right") - 1
+        inside = at >= 0
+        inside[inside] = ids[inside] <= self.ends[at[inside]]
+        return inside
+
+
+class _Statistics:
+    """``ANALYZE`` during a long load: first after ``first`` rows, then each time the
+    stored count doubles (a handful of runs even at millions of rows), so that the
+    planner never plans for tables much smaller than they have become."""
+
+    def __init__(self, store: Store, first: int) -> None:
+        self.store = store
+        self.next = first
+        self.analyzed = 0
+
+    def grown(self, imported: int) -> None:
+        """Refresh the statistics if the load has grown past the next step."""
+        if imported >= self.next:
+            self.refresh(imported)
+            self.next = 2 * imported
+
+    def refresh(self, imported: int) -> None:
+        """Refresh the statistics unless they were refreshed at this count."""
+        if imported != self.analyzed:
+            self.store.analyze()
+            self.analyzed = imported

@@ -10,20 +10,24 @@ writes the rows ``write_batch`` writes, in one transaction under the same dedupl
 lock.
 
 Idempotency lives here too. A report is stored once per (source, external id). A client
-that retries (Open311) is recognised by a ``Retry``: its ``Idempotency-Key``, or failing
-that the same client, device, service, place and description within a time window; the
+that retries (Open311) is recognised by a ``Retry``: its ``Idempotency-Key`` (per token;
+the same key with another body is refused), or failing that the very same submission
+(same token, same device or reporter contact, same content) within a time window; the
 external ids it stands for are looked up once, under the lock, and a stored report is
-answered as the first answer was.
+answered as the first answer was. A submission that names no device and no contact is
+never taken for a retry: two citizens of one app who report the same thing are two
+reports (attached to one incident by deduplication), never one answer given twice.
 """
 
 from __future__ import annotations
 
 import hashlib
 import threading
+import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from voirie.errors import InvalidInput
+from voirie.errors import IdempotencyKeyReused, InvalidInput
 from voirie.gis import dedupe
 from voirie.ingest.validate import CHANGED_CONTENT, validate_report
 from voirie.model import Flag, Report
@@ -52,11 +56,15 @@ class Retry:
     """How a client's retries of one request are recognised."""
 
     client: str
+    """The client's API key (only digests of it are stored): keys and fingerprints are
+    scoped to one token, so two tokens sending the same key make two submissions."""
     key: str | None
-    """The request's Idempotency-Key: retries with the same key (per client) store once."""
+    """The request's Idempotency-Key: retries with the same key (per token) store once;
+    the same key with another submission is refused (``IdempotencyKeyReused``)."""
     window_s: int
-    """Without a key, the same content from the same client within this many seconds
-    (this window or the previous one) is a retry."""
+    """Without a key, the same submission from the same token and the same device or
+    reporter contact within this many seconds (this window or the previous one) is a
+    retry."""
 
     def since(self, now: datetime) -> datetime | None:
         """The oldest stored report a retry made ``now`` may repeat (None: any)."""
@@ -67,23 +75,44 @@ def _digest(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:40]
 
 
+def _folded(value: str | None) -> str:
+    """Contact text as a retry repeats it: stripped, case-folded, blank when missing."""
+    return (value or "").strip().casefold()
+
+
+def submission_digest(report: Report) -> str:
+    """A digest of everything a client submitted (not the time it arrived): what tells a
+    retry of one submission, byte for byte the same, from another submission."""
+    contact = report.contact
+    return _digest(
+        report.service_code or "",
+        f"{report.lon:.7f}",
+        f"{report.lat:.7f}",
+        report.description or "",
+        report.address or "",
+        report.media_url or "",
+        contact.name or "",
+        _folded(contact.email),
+        _folded(contact.phone),
+        contact.device_id or "",
+        *(f"{code}={value}" for code, value in sorted(report.attributes)),
+    )
+
+
 def external_ids(report: Report, retry: Retry) -> list[str]:
     """The external id a new report gets (first), then the ids a retry of it may carry.
 
-    With an Idempotency-Key it is the key (per client); without, the client, device,
-    service, place (to about a metre) and description in the report's window or the
-    previous one.
+    With an Idempotency-Key it is the key (per token). Without, it is the submission's
+    fingerprint (token, device or contact, everything submitted) in the report's window
+    or the previous one; a submission naming neither a device nor a contact has nothing
+    that says who sent it, so it gets an id of its own and is never a retry.
     """
     if retry.key is not None:
         return [f"k-{_digest(retry.client, retry.key)}"]
-    material = (
-        retry.client,
-        report.contact.device_id or "",
-        report.service_code or "",
-        f"{report.lon:.5f}",
-        f"{report.lat:.5f}",
-        report.description or "",
-    )
+    contact = report.contact
+    if not (contact.device_id or _folded(contact.email) or _folded(contact.phone)):
+        return [f"u-{uuid.uuid4().hex}"]
+    material = (retry.client, submission_digest(report))
     bucket = int(report.requested_at.timestamp()) // retry.window_s
     return [f"f-{_digest(*material, str(b))}" for b in (bucket, bucket - 1)]
 
@@ -104,18 +133,25 @@ class Intake(Roles):
         ``retry``, a report whose external id is already stored with the same content
         answers with the stored ids (other content is refused); with one, the report's
         external id is derived from it (``external_ids``) and a stored retry is answered
-        as the first time.
+        as the first time; an Idempotency-Key already used for another submission raises
+        ``IdempotencyKeyReused``.
         """
         ids = [report.external_id] if retry is None else external_ids(report, retry)
         report = replace(report, external_id=ids[0])
         fields, arrival = self._enrich(report)
+        if retry is not None:
+            # A retry arrives later than its first send: its content, not its time, says
+            # whether a reused key carries the same submission.
+            fields["content_hash"] = submission_digest(report)
         self._store_rule_versions()
         with self.store.transaction(self.city.jurisdiction_id) as uow:
             uow.lock(self.policy.lock_keys([arrival.service_code]))
             if retry is None:
                 stored = _stored_as(uow, report.source, ids[0], fields["content_hash"])
             else:
-                stored = _retried(uow, report.source, ids, retry.since(arrival.requested_at))
+                stored = _retried(
+                    uow, report.source, ids, retry, arrival.requested_at, fields["content_hash"]
+                )
             if stored is not None:
                 return stored
             candidates = self.attacher.candidates(
@@ -187,15 +223,29 @@ def _stored_as(
 
 
 def _retried(
-    uow: UnitOfWork, source: str, ids: list[str], since: datetime | None
+    uow: UnitOfWork,
+    source: str,
+    ids: list[str],
+    retry: Retry,
+    now: datetime,
+    content_hash: object,
 ) -> Submission | None:
-    """The first stored report among the external ids of a retry (received since
-    ``since``), answered as the first time: attached unless it opened its incident."""
+    """The first stored report among the external ids of a retry made ``now`` (received
+    within its window), answered as the first time: attached unless it opened its incident.
+
+    A report stored under the same Idempotency-Key with other content is refused."""
+    since = retry.since(now)
     found: list[tuple[int, int, str]] = []
     for external_id in ids:
         known = uow.reports.known_one(source, external_id)
         if known is None or known.incident_id is None:
             continue
+        if retry.key is not None and known.content_hash != content_hash:
+            raise IdempotencyKeyReused(
+                "Idempotency-Key: already used for another submission; "
+                "send a new key for a new report",
+                field="Idempotency-Key",
+            )
         if since is None or known.received_at >= since:
             found.append((known.report_id, known.incident_id, external_id))
     if not found:

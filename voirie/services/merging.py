@@ -185,7 +185,7 @@ def merge(
                     "report_id": members["report_id"],
                     "incident_id": survivor_id,
                     "score": STAFF_SCORE,
-                    "reason": f"{STAFF_LINK}{merged_id} by {actor}: {note}",
+                    "reason": f"{STAFF_LINK}{merged_id}",  # public: who and why stay in the events
                     "linked_at": pd.Timestamp(now),
                 }
             )
@@ -298,7 +298,7 @@ def split(
                     "report_id": [report_id],
                     "incident_id": int(new_id),
                     "score": STAFF_SCORE,
-                    "reason": f"split out of incident {old_id} by {actor}: {note}",
+                    "reason": f"split out of incident {old_id}",  # public; who and why: events
                     "linked_at": pd.Timestamp(now),
                 }
             )

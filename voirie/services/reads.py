@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import cast
 
 import geopandas as gpd
 import numpy as np
@@ -22,8 +23,11 @@ from pyproj import CRS
 from voirie.city import City
 from voirie.gis.enrich import CityGIS
 from voirie.gis.metric import BBox, bbox_around
-from voirie.store.base import MetricCRS, Store
-from voirie.store.selection import EVERYTHING, Layer, Selection
+from voirie.store.base import ChangeMark, MetricCRS, Store
+from voirie.store.schema import BOOL_COLUMNS, DATETIME_COLUMNS
+from voirie.store.selection import EVERYTHING, Layer, Selection, layer_columns
+
+_SECONDS_PER_DAY = 86_400
 
 
 class Reads:
@@ -57,6 +61,45 @@ class Reads:
         return gpd.GeoDataFrame(
             frame, geometry=gpd.points_from_xy(frame["lon"], frame["lat"]), crs=4326
         )
+
+    def records(
+        self, layer: Layer, selection: Selection, *, zones: bool = True
+    ) -> list[dict[str, object]]:
+        """One page of a layer as ``_layer`` reads it (the same columns in the same order,
+        without the geometry), as plain dicts: the lean read path of the OGC items.
+
+        Instants are aware UTC datetimes, flags booleans, missing values None; two
+        statements (the page, its zones) and no DataFrame. ``zones=False`` leaves the
+        ``zone_<layer>`` columns out, and their statement."""
+        j = self.city.jurisdiction_id
+        names = layer_columns(layer)
+        rows, zone_rows = self.store.select_rows(layer, j, selection, zones=zones)
+        if not rows:
+            return []
+        codes: dict[object, dict[object, object]] = {}
+        for row_id, zone_layer, code, _ in zone_rows:
+            codes.setdefault(row_id, {})[zone_layer] = code
+        instants = [i for i, name in enumerate(names) if name in DATETIME_COLUMNS]
+        flags = [i for i, name in enumerate(names) if name in BOOL_COLUMNS]
+        zone_names = list(self.gis.zones) if zones else []
+        services = self.city.services if layer == "incidents" else None
+        code_at = names.index("service_code")
+        out = []
+        for row in rows:
+            values = list(row)
+            for i in instants:
+                values[i] = instant(values[i])
+            for i in flags:
+                values[i] = bool(values[i])
+            record = dict(zip(names, values, strict=True))
+            found = codes.get(row[0], {})
+            for name in zone_names:
+                record[f"zone_{name}"] = found.get(name)
+            if services is not None:
+                service = services.get(str(row[code_at]))
+                record["service_name"] = service.name if service else row[code_at]
+            out.append(record)
+        return out
 
     def reports(self, selection: Selection = EVERYTHING) -> gpd.GeoDataFrame:
         """Reports with their enrichment, zones, incident and team (public fields only)."""
@@ -130,12 +173,87 @@ class Reads:
         found["distance_m"] = found["incident_id"].map(distance).astype(float)
         return found.sort_values(["distance_m", "incident_id"], kind="stable", ignore_index=True)
 
+    def nearby_records(
+        self,
+        lon: float,
+        lat: float,
+        radius_m: float,
+        selection: Selection,
+        now: datetime,
+    ) -> tuple[list[dict[str, object]], int]:
+        """Incidents within ``radius_m`` metres of a point, nearest first, as the citizens'
+        API lists them (the fields of ``citizens.NEARBY_COLUMNS`` in that order,
+        ``distance_m`` to the decimetre, ``age_days`` the whole days since the first report
+        at ``now``), one page of them, and how many there are in all.
+
+        The lean twin of ``nearby``: rows from the store as tuples (one statement on
+        PostGIS), no DataFrame, so a search costs little more than its SQL."""
+        box = _search_box(lon, lat, radius_m, selection)
+        rows, total = self.store.nearby_rows(
+            self.city.jurisdiction_id,
+            replace(selection, bbox=box),
+            (lon, lat),
+            radius_m,
+            self.metric,
+        )
+        services = self.city.services
+        out: list[dict[str, object]] = []
+        for (
+            incident_id,
+            code,
+            status,
+            street,
+            description,
+            x,
+            y,
+            first,
+            last,
+            reports,
+            supporters,
+            distance,
+        ) in rows:
+            first_at, last_at = instant(first), instant(last)
+            assert first_at is not None
+            assert last_at is not None
+            service = services.get(str(code))
+            age = (now - first_at).total_seconds() // _SECONDS_PER_DAY
+            out.append(
+                {
+                    "incident_id": incident_id,
+                    "service_code": code,
+                    "service_name": service.name if service else code,
+                    "status": status,
+                    "street_name": street,
+                    "description": description,
+                    "lon": x,
+                    "lat": y,
+                    "distance_m": float(np.round(cast(float, distance), 1)),
+                    "first_reported_at": first_at,
+                    "last_reported_at": last_at,
+                    "age_days": max(0, int(age)),
+                    "report_count": reports,
+                    "supporters": supporters,
+                }
+            )
+        return out, total
+
     def reports_within(
         self, lon: float, lat: float, radius_m: float, selection: Selection = EVERYTHING
     ) -> gpd.GeoDataFrame:
         """Reports within ``radius_m`` metres of a point, in id order (the Open311 circle
         search); the selection's page applies to them."""
         return _page(self._within("reports", lon, lat, radius_m, selection), selection)
+
+    def entity_events(
+        self, entity: str, kind: str, entity_ids: Sequence[int]
+    ) -> list[tuple[object, ...]]:
+        """``(entity_id, reason)`` of the events of one kind of these entities, oldest
+        first (see ``Store.entity_events``)."""
+        return self.store.entity_events(self.city.jurisdiction_id, entity, kind, entity_ids)
+
+    def change_mark(self) -> ChangeMark:
+        """Where the store's change counter stands (what HTTP validators are made of)."""
+        return self.store.change_mark()
 
     def incident_tile(self, z: int, x: int, y: int) -> bytes:
         """One MVT tile of incidents (see ``Store.incident_tile``)."""
@@ -160,6 +278,16 @@ class Reads:
         external_id, content_hash, report_id, incident_id, received_at."""
         with self.store.transaction(self.city.jurisdiction_id) as uow:
             return uow.reports.known(source, external_ids)
+
+
+def instant(value: object) -> datetime | None:
+    """A stored instant as an aware UTC datetime: psycopg gives datetimes, sqlite the
+    GeoPackage's ISO 8601 text; None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return datetime.fromisoformat(str(value)).astimezone(UTC)
 
 
 def _search_box(lon: float, lat: float, radius_m: float, selection: Selection) -> BBox:

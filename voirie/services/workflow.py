@@ -24,6 +24,11 @@ from voirie.store.base import IncidentRow, Store, UnitOfWork
 from voirie.values import aware_utc
 
 MAX_TEXT_LENGTH = 5_000
+REASSIGNED_PUBLICLY = "réaffecté par le service de dispatch"
+"""Why a reassigned incident changed team, as the published layers say it (an
+assignment's ``reason`` is a public field: the incidents layer's ``routing_reason``).
+Who reassigned it and their reason are internal: they stay in the assignment's ``actor``
+and the ``reassigned`` event, which only staff read."""
 
 # From each status, the statuses staff may move an incident to. ``duplicate`` is set and
 # undone only by merge / split / not-duplicate; ``closed`` is final (a new report of the
@@ -219,7 +224,7 @@ def reassign(
                     "team": team,
                     "rule_id": None,
                     "rule_version": None,
-                    "reason": f"reassigned by {principal.name}: {note}",
+                    "reason": REASSIGNED_PUBLICLY,
                     "priority": new_priority,
                     "due_at": [new_due],
                     "assigned_at": now,

@@ -15,7 +15,14 @@ def open_store(settings: StoreSettings) -> Store:
     if url.startswith(("postgresql://", "postgres://")):
         from voirie.store.postgis import PostgisStore
 
-        return PostgisStore(url, min_size=settings.pool_min_size, max_size=settings.pool_max_size)
+        return PostgisStore(
+            url,
+            min_size=settings.pool_min_size,
+            max_size=settings.pool_max_size,
+            pool_timeout_s=settings.pool_timeout_s,
+            connect_timeout_s=settings.connect_timeout_s,
+            statement_timeout_ms=settings.statement_timeout_ms,
+        )
     if url.startswith("sqlite:///"):
         from voirie.store.sqlite import SqliteStore
 

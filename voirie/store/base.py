@@ -53,11 +53,27 @@ RESHAPE_COLUMNS = [
 
 
 class TokenRecord(NamedTuple):
-    """What the store keeps of an API token besides its hash: who holds it and their scope."""
+    """What the store keeps of an API token besides its hash: who holds it and their scope,
+    and its lifecycle (the store's id, when created, expires, was last used, was revoked)."""
 
     name: str
     role: str
     teams: tuple[str, ...]
+    expires_at: datetime | None = None
+    id: int | None = None
+    created_at: datetime | None = None
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+class ChangeMark(NamedTuple):
+    """Where the store's change counter stands: its version (one more per committed write
+    of public data), when that write happened, and the database's clock now (HTTP caching
+    sends a Last-Modified only once the second of the change is over)."""
+
+    version: int
+    changed_at: datetime
+    now: datetime
 
 
 class MetricCRS(NamedTuple):
@@ -68,6 +84,13 @@ class MetricCRS(NamedTuple):
 
     srid: int | None
     project: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+class TrackedReport(NamedTuple):
+    """The report a private tracking link opens, and the names of its stored photos."""
+
+    report_id: int
+    photos: tuple[str, ...]
 
 
 class KnownReport(NamedTuple):
@@ -239,6 +262,16 @@ class Citizens(Protocol):
         data: only for notices to them)."""
 
 
+class Tracking(Protocol):
+    """Private tracking links of reports, kept as the hashes of their tokens."""
+
+    def add(self, token_hash: str, report_id: int, photos: Sequence[str], at: datetime) -> None:
+        """Keep a new link's token hash for a report, with the report's photo names."""
+
+    def find(self, token_hash: str) -> TrackedReport | None:
+        """The report a token hash opens, or None."""
+
+
 class Outbox(Protocol):
     """Messages waiting to be delivered, leased to one worker at a time."""
 
@@ -282,6 +315,7 @@ class UnitOfWork(Protocol):
     incidents: Incidents
     links: Links
     citizens: Citizens
+    tracking: Tracking
     outbox: Outbox
     rules: Rules
     escalations: Escalations
@@ -313,6 +347,12 @@ class Store(Protocol):
     def count_selected(self, layer: Layer, jurisdiction_id: str, selection: Selection) -> int:
         """How many rows of a layer a selection keeps, ignoring its page."""
 
+    def select_rows(
+        self, layer: Layer, jurisdiction_id: str, selection: Selection, *, zones: bool
+    ) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+        """``select`` as tuples of ``selection.layer_columns(layer)`` and, with ``zones``,
+        ``select_zones`` as tuples (row_id, layer, code, name): no DataFrame."""
+
     def nearest(
         self,
         layer: Layer,
@@ -325,6 +365,18 @@ class Store(Protocol):
         """The page of the rows a selection keeps within ``radius_m`` metres of a WGS84
         point (lon, lat), nearest first then by id: ``row_id``, ``distance_m`` (metres in
         ``metric``). The selection's bbox should hold the circle: only rows in it count."""
+
+    def nearby_rows(
+        self,
+        jurisdiction_id: str,
+        selection: Selection,
+        point: tuple[float, float],
+        radius_m: float,
+        metric: MetricCRS,
+    ) -> tuple[list[tuple[object, ...]], int]:
+        """The incidents ``nearest`` finds, as tuples of ``reads.NEARBY_COLUMNS`` then
+        ``distance_m``, nearest first then by id (no DataFrame), and how many are within
+        the radius in all pages."""
 
     def events_between(
         self, jurisdiction_id: str, kind: str, start: datetime, end: datetime
@@ -341,6 +393,19 @@ class Store(Protocol):
 
     def analyze(self) -> None:
         """Refresh the planner's statistics (after a bulk load changed the tables' sizes)."""
+
+    def entity_events(
+        self, jurisdiction_id: str, entity: str, kind: str, entity_ids: Sequence[int]
+    ) -> list[tuple[object, ...]]:
+        """``(entity_id, reason)`` of the events of one kind of these entities, oldest
+        first (no DataFrame)."""
+
+    def change_mark(self) -> ChangeMark:
+        """The change counter (migration 0011): one cheap read, for ETag and Last-Modified."""
+
+    def rows(self, text: str, params: Sequence[object]) -> list[tuple[object, ...]]:
+        """Rows of one read query (in the backend's placeholders) as tuples: the lean read
+        path's answer, without a DataFrame."""
 
     def incident_tile(self, jurisdiction_id: str, z: int, x: int, y: int) -> bytes:
         """Mapbox Vector Tile z/x/y (XYZ) of the incidents, layer ``incidents``; b"" if empty.
@@ -361,7 +426,22 @@ class Store(Protocol):
         """Store an API token's hash with its holder, role and teams."""
 
     def find_token(self, jurisdiction_id: str, token_hash: str) -> TokenRecord | None:
-        """The token stored under this hash in this jurisdiction, if any."""
+        """The token stored under this hash in this jurisdiction, if any (also when
+        revoked or expired: the caller says which)."""
+
+    def list_tokens(self, jurisdiction_id: str) -> list[TokenRecord]:
+        """Every token of a jurisdiction, revoked and expired ones included, oldest first."""
+
+    def revoke_token(self, jurisdiction_id: str, token_id: int, at: datetime) -> None:
+        """Mark a token revoked at ``at`` (kept for the record; refused from then on)."""
+
+    def expire_token(self, jurisdiction_id: str, token_id: int, at: datetime) -> None:
+        """Set a token's expiry to ``at``."""
+
+    def touch_token(
+        self, jurisdiction_id: str, token_id: int, at: datetime, since: datetime
+    ) -> None:
+        """Record ``at`` as a token's last use, unless it was already used after ``since``."""
 
     def close(self) -> None:
         """Release connections."""

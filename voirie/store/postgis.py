@@ -16,6 +16,7 @@ import struct
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import TypeVar, cast
 
 import numpy as np
@@ -28,7 +29,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from voirie.codecs import mvt
 from voirie.errors import StoreError
-from voirie.store.base import migrations
+from voirie.store.base import ChangeMark, migrations
 from voirie.store.dialect import Column, Dialect
 from voirie.store.reads import StoreReads
 from voirie.store.schema import BOOL_COLUMNS, COLUMNS, DATETIME_COLUMNS, POINT_TABLES
@@ -40,9 +41,28 @@ WGS84 = 4326
 # A little-endian 2D point with its SRID (EWKB): byte order, type with the SRID bit, SRID, x, y.
 _EWKB_POINT = struct.Struct("<BIidd")
 OPEN_TIMEOUT_S = 30.0
-# Reads are idempotent: a connection dropped under them (failover, restart) is retried.
+# Reads are idempotent: a connection dropped under them (failover, restart) is retried,
+# within the pool timeout: a request must fail fast (503) when the database is down.
 READ_ATTEMPTS = 3
-RETRY_BACKOFF_S = 0.5
+RETRY_BACKOFF_S = 0.2
+# Fail fast: wait at most this long for a pooled connection (then 503), give up a new
+# connection after CONNECT_TIMEOUT_S (libpq's minimum is 2 s).
+POOL_TIMEOUT_S = 3.0
+CONNECT_TIMEOUT_S = 2
+STATEMENT_TIMEOUT_MS = 60_000
+# Recover alone: the pool's background reconnection backs off 1, 2, 4 s... for
+# ``reconnect_timeout``, then gives up and the next request tries at once. A short
+# timeout bounds the backoff, so a database that comes back is used within ~2 s.
+RECONNECT_TIMEOUT_S = 3.0
+# A peer that vanished without closing (network cut, host down) is noticed by TCP
+# keepalives and a user timeout within ~15 s instead of the kernel's two hours.
+KEEPALIVES: dict[str, object] = {
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 15_000,
+}
 _INTEGER_TYPES = frozenset({"smallint", "integer", "bigint"})
 _MIGRATIONS_TABLE = sql.SQL(
     "CREATE TABLE IF NOT EXISTS voirie_migrations ("
@@ -239,6 +259,10 @@ class PostgisStore(StoreReads):
         min_size: int = 1,
         max_size: int = 8,
         open_timeout_s: float = OPEN_TIMEOUT_S,
+        *,
+        pool_timeout_s: float = POOL_TIMEOUT_S,
+        connect_timeout_s: int = CONNECT_TIMEOUT_S,
+        statement_timeout_ms: int = STATEMENT_TIMEOUT_MS,
     ) -> None:
         self.url = url
         self.pool: ConnectionPool[Connection] = ConnectionPool(
@@ -247,8 +271,16 @@ class PostgisStore(StoreReads):
             max_size=max_size,
             open=False,
             name="voirie",
-            kwargs={"application_name": "voirie"},
+            kwargs={
+                "application_name": "voirie",
+                "connect_timeout": max(2, connect_timeout_s),
+                "options": f"-c statement_timeout={statement_timeout_ms}",
+                **KEEPALIVES,
+            },
             check=ConnectionPool.check_connection,
+            timeout=pool_timeout_s,
+            # At start, keep trying as long as ``open`` waits (a database starting late).
+            reconnect_timeout=open_timeout_s,
         )
         try:
             self.pool.open(wait=True, timeout=open_timeout_s)
@@ -258,20 +290,37 @@ class PostgisStore(StoreReads):
                 f"cannot connect to PostgreSQL at {describe(url)} "
                 f"within {open_timeout_s:g} s; check VOIRIE_DATABASE_URL and the server"
             ) from exc
+        self.pool.reconnect_timeout = RECONNECT_TIMEOUT_S
         self._types: dict[str, dict[str, str]] = {}
 
+    def unavailable(self, exc: Exception) -> StoreError:
+        """The 503 for a database that cannot answer now (down, restarting, overloaded)."""
+        if isinstance(exc, PoolTimeout):
+            reason = f"no connection within {self.pool.timeout:g} s"
+        elif isinstance(exc, psycopg.errors.QueryCanceled):
+            reason = "the query took longer than the statement timeout"
+        else:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return StoreError(
+            f"the database (PostgreSQL at {describe(self.url)}) is not available: {reason}; "
+            "try again in a few seconds"
+        )
+
     def _retrying(self, work: Callable[[Connection], T]) -> T:
-        """Run an idempotent read, retrying on a lost connection only."""
+        """Run an idempotent read, retrying on a lost connection only, within the pool
+        timeout; ``StoreError`` (503) when the database does not answer in time."""
+        deadline = time.monotonic() + self.pool.timeout
         for attempt in range(1, READ_ATTEMPTS + 1):
             try:
-                with self.pool.connection() as conn:
+                with self.pool.connection(timeout=max(0.1, deadline - time.monotonic())) as conn:
                     return work(conn)
+            except (PoolTimeout, psycopg.errors.QueryCanceled) as exc:
+                raise self.unavailable(exc) from exc
             except psycopg.OperationalError as exc:
-                if attempt == READ_ATTEMPTS:
-                    raise StoreError(
-                        f"PostgreSQL at {describe(self.url)} is not reachable ({exc})"
-                    ) from exc
-                time.sleep(RETRY_BACKOFF_S * attempt)
+                pause = RETRY_BACKOFF_S * attempt
+                if attempt == READ_ATTEMPTS or time.monotonic() + pause >= deadline:
+                    raise self.unavailable(exc) from exc
+                time.sleep(pause)
         raise AssertionError("unreachable")
 
     def _column_types(self, conn: Connection, table: str) -> dict[str, str]:
@@ -308,6 +357,8 @@ class PostgisStore(StoreReads):
         applied = []
         for version, name, text in migrations(self.backend):
             with self.pool.connection() as conn, conn.transaction():
+                # A migration rewrites whole tables: no per-statement limit here.
+                conn.execute("SET LOCAL statement_timeout = 0")
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
                 conn.execute(_MIGRATIONS_TABLE)
                 done = conn.execute(
@@ -327,9 +378,16 @@ class PostgisStore(StoreReads):
 
     @contextmanager
     def transaction(self, jurisdiction_id: str) -> Iterator[SqlUnitOfWork]:
-        """One pooled connection in one transaction: commit on success, roll back on error."""
-        with self.pool.connection() as conn, conn.transaction():
-            yield SqlUnitOfWork(PostgisSession(conn, jurisdiction_id, self._column_types))
+        """One pooled connection in one transaction: commit on success, roll back on error.
+
+        A connection that cannot be had in time, or that drops during the transaction,
+        is a ``StoreError`` (503), never a bare 500: the client retries (with its
+        Idempotency-Key, should the drop have cut the commit itself)."""
+        try:
+            with self.pool.connection() as conn, conn.transaction():
+                yield SqlUnitOfWork(PostgisSession(conn, jurisdiction_id, self._column_types))
+        except (PoolTimeout, psycopg.OperationalError) as exc:
+            raise self.unavailable(exc) from exc
 
     def _frame(self, text: str, params: Sequence[object]) -> pd.DataFrame:
         """Rows of a read query as a typed DataFrame (retried on a lost connection)."""
@@ -342,10 +400,53 @@ class PostgisStore(StoreReads):
 
         return self._retrying(run)
 
+    def rows(self, text: str, params: Sequence[object]) -> list[tuple[object, ...]]:
+        """Rows of one read query as tuples (retried on a lost connection)."""
+
+        def run(conn: Connection) -> list[tuple[object, ...]]:
+            with conn.cursor() as cur:
+                cur.execute(text, tuple(params))
+                return list(cur.fetchall())
+
+        return self._retrying(run)
+
+    def rows_batch(
+        self, statements: Sequence[tuple[str, Sequence[object]]]
+    ) -> list[list[tuple[object, ...]]]:
+        """The rows of several read queries, sent together on one pooled connection (one
+        round trip in pipeline mode): a page and its zones cost one connection check."""
+
+        def run(conn: Connection) -> list[list[tuple[object, ...]]]:
+            with conn.pipeline():
+                cursors = [conn.cursor() for _ in statements]
+                for cur, (text, params) in zip(cursors, statements, strict=True):
+                    cur.execute(text, tuple(params))
+            return [list(cur.fetchall()) for cur in cursors]
+
+        return self._retrying(run)
+
+    def change_mark(self) -> ChangeMark:
+        """The change counter, and the database server's clock."""
+
+        def run(conn: Connection) -> ChangeMark:
+            row = conn.execute(
+                "SELECT version, changed_at, clock_timestamp() FROM store_changes"
+            ).fetchone()
+            assert row is not None  # migration 0011 inserts the one row
+            version, changed_at, now = row
+            return ChangeMark(
+                int(cast(int, version)), cast(datetime, changed_at), cast(datetime, now)
+            )
+
+        return self._retrying(run)
+
     def _write(self, text: str, params: Sequence[object]) -> None:
-        """One statement in its own transaction."""
-        with self.pool.connection() as conn, conn.transaction():
-            conn.execute(text, tuple(params))
+        """One statement in its own transaction (``StoreError`` when the database is down)."""
+        try:
+            with self.pool.connection() as conn, conn.transaction():
+                conn.execute(text, tuple(params))
+        except (PoolTimeout, psycopg.OperationalError) as exc:
+            raise self.unavailable(exc) from exc
 
     def incident_tile(self, jurisdiction_id: str, z: int, x: int, y: int) -> bytes:
         """The tile from ``ST_AsMVT``, candidates found through the GiST index in WGS84.
@@ -380,7 +481,9 @@ class PostgisStore(StoreReads):
         tables = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
 
         def run(conn: Connection) -> None:
-            conn.execute(sql.SQL("ANALYZE {}").format(tables))
+            with conn.transaction():
+                conn.execute("SET LOCAL statement_timeout = 0")
+                conn.execute(sql.SQL("ANALYZE {}").format(tables))
 
         self._retrying(run)
 

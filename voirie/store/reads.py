@@ -10,6 +10,7 @@ transaction (``_write``).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import ClassVar, cast
 
@@ -31,7 +32,23 @@ from voirie.store.selection import (
     select_sql,
     zones_sql,
 )
+from voirie.store.statements.session import missing
 from voirie.store.statements.tables import known_table
+
+NEARBY_COLUMNS = (
+    "i.id",
+    "i.service_code",
+    "i.status",
+    "i.street_name",
+    "o.description",
+    "i.lon",
+    "i.lat",
+    "i.first_reported_at",
+    "i.last_reported_at",
+    "i.report_count",
+    "i.supporters",
+)
+"""What a nearby search reads of each incident (``description``: its first report's)."""
 
 
 class StoreReads:
@@ -57,6 +74,18 @@ class StoreReads:
     def select(self, layer: Layer, jurisdiction_id: str, selection: Selection) -> pd.DataFrame:
         """One page of a layer's selected rows."""
         return self._frame(*select_sql(layer, jurisdiction_id, selection, self.dialect))
+
+    def select_rows(
+        self, layer: Layer, jurisdiction_id: str, selection: Selection, *, zones: bool
+    ) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+        """``select`` as tuples of ``selection.layer_columns(layer)``, values as the
+        backend returns them, and with ``zones`` the page's zone codes (row_id, layer,
+        code, name), both read on one connection: the lean read path's page."""
+        statements = [select_sql(layer, jurisdiction_id, selection, self.dialect)]
+        if zones:
+            statements.append(zones_sql(layer, jurisdiction_id, selection, self.dialect))
+        found = self.rows_batch(statements)
+        return found[0], found[1] if zones else []
 
     def count_selected(self, layer: Layer, jurisdiction_id: str, selection: Selection) -> int:
         """Rows a selection keeps, whatever its page."""
@@ -85,17 +114,126 @@ class StoreReads:
             return self._frame(
                 *nearest_sql(layer, jurisdiction_id, selection, d, point, radius_m, metric.srid)
             )
-        rows = self._frame(*points_sql(layer, jurisdiction_id, selection, self.dialect))
-        x, y = metric.project(np.array([point[0]], float), np.array([point[1]], float))
-        px, py = metric.project(rows["lon"].to_numpy(float), rows["lat"].to_numpy(float))
-        distance = np.hypot(px - x[0], py - y[0])
-        within = distance <= radius_m
-        ids, distance = rows["row_id"].to_numpy(np.int64)[within], distance[within]
-        order = np.lexsort((ids, distance))  # by distance, then id
+        ids, distance = self._measured(layer, jurisdiction_id, selection, point, radius_m, metric)
         start = selection.offset
         stop = None if selection.limit is None else start + selection.limit
-        kept = order[start:stop]
-        return pd.DataFrame({"row_id": ids[kept], "distance_m": distance[kept]})
+        return pd.DataFrame({"row_id": ids[start:stop], "distance_m": distance[start:stop]})
+
+    def _measured(
+        self,
+        layer: Layer,
+        jurisdiction_id: str,
+        selection: Selection,
+        point: tuple[float, float],
+        radius_m: float,
+        metric: MetricCRS,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Ids and distances of every row a selection keeps within ``radius_m`` metres of
+        a point (its page ignored), nearest first then by id, measured with
+        ``metric.project`` (for a backend that cannot project)."""
+        rows = self.rows(*points_sql(layer, jurisdiction_id, selection, self.dialect))
+        x, y = metric.project(np.array([point[0]], float), np.array([point[1]], float))
+        found = np.array(rows, dtype=float).reshape(-1, 3)  # id, lon, lat
+        px, py = metric.project(found[:, 1], found[:, 2])
+        distance = np.hypot(px - x[0], py - y[0])
+        within = distance <= radius_m
+        ids = np.array([row[0] for row in rows], dtype=np.int64)[within]
+        distance = distance[within]
+        order = np.lexsort((ids, distance))  # by distance, then id
+        return ids[order], distance[order]
+
+    def nearby_rows(
+        self,
+        jurisdiction_id: str,
+        selection: Selection,
+        point: tuple[float, float],
+        radius_m: float,
+        metric: MetricCRS,
+    ) -> tuple[list[tuple[object, ...]], int]:
+        """The page of incidents a selection keeps within ``radius_m`` metres of a point,
+        nearest first then by id, as tuples of ``NEARBY_COLUMNS`` then ``distance_m``,
+        and how many there are within the radius in all: what the citizens' nearby
+        search shows, read without a DataFrame.
+
+        On PostGIS one statement measures, counts (a window over the rows within the
+        radius, before the page is cut), sorts, stops at the page and reads its rows; on
+        sqlite the ids are measured as ``nearest`` measures them, then the page's rows
+        are read.
+        """
+        d = self.dialect
+        columns = ", ".join(NEARBY_COLUMNS)
+        joins = (
+            "LEFT JOIN reports o ON o.id = i.origin_report_id "
+            "AND o.jurisdiction_id = i.jurisdiction_id"
+        )
+        if d.metric_distance is not None and metric.srid is not None:
+            near, params = nearest_sql(
+                "incidents", jurisdiction_id, selection, d, point, radius_m, metric.srid
+            )
+            counted = near.replace(
+                "SELECT row_id, distance_m FROM",
+                "SELECT row_id, distance_m, count(*) OVER () AS total FROM",
+                1,
+            )
+            text = (
+                f"SELECT {columns}, n.distance_m, n.total FROM ({counted}) AS n "
+                f"JOIN incidents i ON i.id = n.row_id AND i.jurisdiction_id = {d.placeholder} "
+                f"{joins} ORDER BY n.distance_m, n.row_id"
+            )
+            found = self.rows(text, [*params, jurisdiction_id])
+            if found:
+                return [row[:-1] for row in found], int(cast(int, found[0][-1]))
+            if not selection.offset:
+                return [], 0
+            everything = replace(selection, limit=None, offset=0)
+            return [], len(
+                self.nearest("incidents", jurisdiction_id, everything, point, radius_m, metric)
+            )
+        measured, meters = self._measured(
+            "incidents", jurisdiction_id, selection, point, radius_m, metric
+        )
+        start = selection.offset
+        stop = None if selection.limit is None else start + selection.limit
+        ids = [int(v) for v in measured[start:stop]]
+        if not ids:
+            return [], len(measured)
+        rows = self.rows(
+            d.text(
+                f"SELECT {columns} FROM incidents i {joins} WHERE i.jurisdiction_id = ? "
+                f"AND {d.in_array('i.id', 'bigint')}"
+            ),
+            (jurisdiction_id, d.array(ids)),
+        )
+        by_id = {int(cast(int, row[0])): row for row in rows}
+        distances = meters[start:stop].tolist()
+        page = [(*by_id[i], m) for i, m in zip(ids, distances, strict=True) if i in by_id]
+        return page, len(measured)
+
+    def rows(self, text: str, params: Sequence[object]) -> list[tuple[object, ...]]:
+        """Rows of one read query (in the backend's placeholders) as tuples."""
+        raise NotImplementedError
+
+    def entity_events(
+        self, jurisdiction_id: str, entity: str, kind: str, entity_ids: Sequence[int]
+    ) -> list[tuple[object, ...]]:
+        """``(entity_id, reason)`` of the events of one kind of these entities, oldest
+        first: through the ``(entity, entity_id)`` index, whatever the history's size."""
+        if not entity_ids:
+            return []
+        d = self.dialect
+        return self.rows(
+            d.text(
+                "SELECT entity_id, reason FROM events WHERE jurisdiction_id = ? AND entity = ? "
+                f"AND kind = ? AND {d.in_array('entity_id', 'bigint')} ORDER BY at, id"
+            ),
+            (jurisdiction_id, entity, kind, d.array([int(i) for i in entity_ids])),
+        )
+
+    def rows_batch(
+        self, statements: Sequence[tuple[str, Sequence[object]]]
+    ) -> list[list[tuple[object, ...]]]:
+        """The rows of several read queries, on one connection."""
+        raise NotImplementedError
 
     def events_between(
         self, jurisdiction_id: str, kind: str, start: datetime, end: datetime
@@ -148,12 +286,13 @@ class StoreReads:
         )
 
     def add_token(self, jurisdiction_id: str, token_hash: str, token: TokenRecord) -> None:
-        """Store an API token's hash with its holder, role and teams."""
+        """Store an API token's hash with its holder, role, teams and expiry."""
         d = self.dialect
+        expires = None if token.expires_at is None else d.instant(token.expires_at)
         self._write(
             d.text(
                 "INSERT INTO api_tokens (jurisdiction_id, token_hash, name, role, teams, "
-                "created_at) VALUES (?, ?, ?, ?, ?, ?)"
+                "created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
             ),
             (
                 jurisdiction_id,
@@ -162,19 +301,84 @@ class StoreReads:
                 token.role,
                 d.array(list(token.teams)),
                 d.instant(datetime.now(UTC)),
+                expires,
             ),
         )
 
-    def find_token(self, jurisdiction_id: str, token_hash: str) -> TokenRecord | None:
-        """The token stored under this hash in this jurisdiction, if any."""
+    def _tokens(self, condition: str, params: Sequence[object]) -> list[TokenRecord]:
         frame = self._frame(
-            self.dialect.text(
-                "SELECT name, role, teams FROM api_tokens "
-                "WHERE jurisdiction_id = ? AND token_hash = ?"
-            ),
-            (jurisdiction_id, token_hash),
+            self.dialect.text(f"SELECT {_TOKEN_COLUMNS} FROM api_tokens WHERE {condition}"),
+            params,
         )
-        if frame.empty:
-            return None
-        name, role, teams = frame.iloc[0]
-        return TokenRecord(str(name), str(role), self.dialect.from_array(teams))
+        return [
+            TokenRecord(
+                str(name),
+                str(role),
+                self.dialect.from_array(teams),
+                expires_at=_moment(expires),
+                id=int(token_id),
+                created_at=_moment(created),
+                last_used_at=_moment(used),
+                revoked_at=_moment(revoked),
+            )
+            for token_id, name, role, teams, created, expires, used, revoked in frame.itertuples(
+                index=False
+            )
+        ]
+
+    def find_token(self, jurisdiction_id: str, token_hash: str) -> TokenRecord | None:
+        """The token stored under this hash in this jurisdiction, if any (also when
+        revoked or expired: the caller says which)."""
+        found = self._tokens(
+            "jurisdiction_id = ? AND token_hash = ?", (jurisdiction_id, token_hash)
+        )
+        return found[0] if found else None
+
+    def list_tokens(self, jurisdiction_id: str) -> list[TokenRecord]:
+        """Every token of a jurisdiction, revoked and expired ones included, oldest first."""
+        return self._tokens("jurisdiction_id = ? ORDER BY id", (jurisdiction_id,))
+
+    def revoke_token(self, jurisdiction_id: str, token_id: int, at: datetime) -> None:
+        """Mark a token revoked at ``at`` (kept for the record; refused from then on)."""
+        self._write(
+            self.dialect.text(
+                "UPDATE api_tokens SET revoked_at = ? "
+                "WHERE jurisdiction_id = ? AND id = ? AND revoked_at IS NULL"
+            ),
+            (self.dialect.instant(at), jurisdiction_id, token_id),
+        )
+
+    def expire_token(self, jurisdiction_id: str, token_id: int, at: datetime) -> None:
+        """Set a token's expiry to ``at``."""
+        self._write(
+            self.dialect.text(
+                "UPDATE api_tokens SET expires_at = ? WHERE jurisdiction_id = ? AND id = ?"
+            ),
+            (self.dialect.instant(at), jurisdiction_id, token_id),
+        )
+
+    def touch_token(
+        self, jurisdiction_id: str, token_id: int, at: datetime, since: datetime
+    ) -> None:
+        """Record ``at`` as a token's last use, unless it was already used after ``since``
+        (so workers racing on one token write once, not once each)."""
+        d = self.dialect
+        self._write(
+            d.text(
+                "UPDATE api_tokens SET last_used_at = ? WHERE jurisdiction_id = ? AND id = ? "
+                "AND (last_used_at IS NULL OR last_used_at < ?)"
+            ),
+            (d.instant(at), jurisdiction_id, token_id, d.instant(since)),
+        )
+
+
+_TOKEN_COLUMNS = "id, name, role, teams, created_at, expires_at, last_used_at, revoked_at"
+
+
+def _moment(value: object) -> datetime | None:
+    """A stored instant (psycopg's datetime or GeoPackage text) as an aware UTC datetime."""
+    if missing(value):
+        return None
+    stamp = pd.Timestamp(cast(str | datetime, value))
+    stamp = stamp.tz_localize(UTC) if stamp.tzinfo is None else stamp.tz_convert(UTC)
+    return stamp.to_pydatetime()

@@ -9,12 +9,14 @@ bbox uses its spatial index, how an instant is compared: ``voirie.store.dialect`
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
 
 from voirie.model import OPEN_STATUSES
+from voirie.store.cql2 import Translator
 from voirie.store.dialect import Dialect
 from voirie.store.schema import MAX_ID
 
@@ -46,6 +48,8 @@ class Selection:
     updated_after: datetime | None = None
     overdue_at: datetime | None = None
     text: str | None = None
+    cql2_filter: str | None = None
+    """A CQL2-JSON filter, checked (``voirie.store.cql2``): bound SQL on either backend."""
     limit: int | None = None
     offset: int = 0
     after_id: int | None = None
@@ -113,6 +117,12 @@ _SHAPES: dict[Layer, _Shape] = {
 }
 
 
+def layer_columns(layer: Layer) -> tuple[str, ...]:
+    """The names of the columns ``select_sql`` reads of a layer, in order."""
+    columns = _SHAPES[layer].columns.split(",")
+    return tuple(c.split(" AS ")[-1].split(".")[-1].strip() for c in columns)
+
+
 def _storable(ids: Sequence[int]) -> list[int]:
     """The ids that can exist (a client may ask for any integer; none beyond 64 bits is)."""
     return [int(v) for v in ids if 0 < int(v) <= MAX_ID]
@@ -178,6 +188,10 @@ def _where(layer: Layer, jurisdiction_id: str, selection: Selection, dialect: Di
         where.add("i.due_at < ?", dialect.instant(s.overdue_at))
     if s.text:
         where.add(f"lower({shape.text}) LIKE ? ESCAPE '\\'", _escape_like(s.text))
+    if s.cql2_filter is not None:
+        translator = Translator(layer, shape.table, a, shape.zone_report, dialect)
+        condition, params = translator.condition(json.loads(s.cql2_filter))
+        where.add(condition, *params)
     if s.after_id is not None:
         where.add(f"{a}.id > ?", int(s.after_id))
     return where

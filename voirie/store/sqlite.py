@@ -23,7 +23,7 @@ import pandas as pd
 
 from voirie.codecs import mvt
 from voirie.store import gpkg
-from voirie.store.base import migrations
+from voirie.store.base import ChangeMark, migrations
 from voirie.store.dialect import Column, Dialect
 from voirie.store.reads import StoreReads
 from voirie.store.schema import BOOL_COLUMNS, COLUMNS, DATETIME_COLUMNS, POINT_TABLES
@@ -172,7 +172,7 @@ class SqliteStore(StoreReads):
                 timeout=BUSY_TIMEOUT_MS / 1000,
             )
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA synchronous = FULL")  # an acknowledged report survives power loss
             conn.execute("PRAGMA foreign_keys = ON")
             gpkg.register_functions(conn)
             self._local.conn = conn
@@ -242,6 +242,26 @@ class SqliteStore(StoreReads):
         cursor = self.conn.execute(text, tuple(params))
         names = [d[0] for d in cursor.description]
         return typed(pd.DataFrame(cursor.fetchall(), columns=names))
+
+    def rows(self, text: str, params: Sequence[object]) -> list[tuple[object, ...]]:
+        """Rows of one read query as tuples, on this thread's connection."""
+        return self.conn.execute(text, tuple(params)).fetchall()
+
+    def rows_batch(
+        self, statements: Sequence[tuple[str, Sequence[object]]]
+    ) -> list[list[tuple[object, ...]]]:
+        """The rows of several read queries, one after the other on this thread's
+        connection (in-process: nothing to save by sending them together)."""
+        return [self.conn.execute(text, tuple(params)).fetchall() for text, params in statements]
+
+    def change_mark(self) -> ChangeMark:
+        """The change counter, and sqlite's clock (that of this machine)."""
+        version, changed_at, now = self.conn.execute(
+            "SELECT version, changed_at, strftime('%Y-%m-%dT%H:%M:%fZ', 'now') FROM store_changes"
+        ).fetchone()
+        return ChangeMark(
+            int(version), datetime.fromisoformat(changed_at), datetime.fromisoformat(now)
+        )
 
     def _write(self, text: str, params: Sequence[object]) -> None:
         # Autocommit: a single statement is its own transaction.

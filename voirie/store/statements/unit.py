@@ -14,6 +14,7 @@ from voirie.store.base import (
     Reports,
     Rules,
     Tables,
+    Tracking,
 )
 from voirie.store.statements.citizens import SqlCitizens
 from voirie.store.statements.delivery import SqlEscalations, SqlOutbox, SqlRules
@@ -23,6 +24,7 @@ from voirie.store.statements.links import SqlLinks
 from voirie.store.statements.reports import SqlReports
 from voirie.store.statements.session import Session
 from voirie.store.statements.tables import SqlTables
+from voirie.store.statements.tracking import SqlTracking
 
 
 class SqlUnitOfWork:
@@ -36,6 +38,7 @@ class SqlUnitOfWork:
         self.incidents: Incidents = SqlIncidents(session)
         self.links: Links = SqlLinks(session)
         self.citizens: Citizens = SqlCitizens(session)
+        self.tracking: Tracking = SqlTracking(session)
         self.outbox: Outbox = SqlOutbox(session)
         self.rules: Rules = SqlRules(session)
         self.escalations: Escalations = SqlEscalations(session)

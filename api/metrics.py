@@ -1,0 +1,122 @@
+"""Prometheus metrics at ``/metrics``: requests by route, the store's backlog, the pool.
+
+Request counts and latencies are labelled by route template (``/api/v1/incidents/{id}``,
+never the raw path, so that a scan of made-up URLs cannot grow the series). The store's
+figures (reports stored, notifications waiting in the outbox) are read when scraped;
+the pool's are this process's.
+
+With several workers (``voirie serve --workers N``) each is its own process: the server
+sets ``PROMETHEUS_MULTIPROC_DIR`` before they start, every worker writes its counters
+there and whichever worker answers a scrape sums them all (``prometheus_client``'s
+multiprocess mode). The pool figures are then the answering worker's only.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Protocol
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from voirie.notify.outbox import PENDING
+from voirie.services.pipeline import Pipeline
+
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+UNMATCHED = "<unmatched>"
+
+REQUESTS = Counter(
+    "voirie_http_requests",
+    "HTTP requests answered, by method, route template and status",
+    ["method", "route", "status"],
+)
+LATENCY = Histogram(
+    "voirie_http_request_duration_seconds",
+    "Time from the request's arrival to the end of its answer, by route template",
+    ["method", "route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+
+router = APIRouter(tags=["operations"])
+
+
+class _Pool(Protocol):
+    def get_stats(self) -> dict[str, int]: ...
+
+
+class StoreCollector(Collector):
+    """The store's figures, read at each scrape: reports stored, outbox backlog, and the
+    connection pool of this process (PostGIS only)."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        store, j = self.pipeline.store, self.pipeline.city.jurisdiction_id
+        yield GaugeMetricFamily(
+            "voirie_reports_stored",
+            "Reports stored (ingested through the API or imported)",
+            value=store.count("reports", j),
+        )
+        yield GaugeMetricFamily(
+            "voirie_outbox_backlog",
+            "Notifications waiting in the outbox (pending delivery or retry)",
+            value=len(store.lookup("outbox", j, "status", [PENDING])),
+        )
+        pool: _Pool | None = getattr(store, "pool", None)
+        if pool is not None:
+            stats = pool.get_stats()
+            family = GaugeMetricFamily(
+                "voirie_pool_connections",
+                "Database connections of this process's pool, by state",
+                labels=["state", "pid"],
+            )
+            opened = stats.get("pool_size", 0)
+            idle = stats.get("pool_available", 0)
+            for state, value in (
+                ("open", opened),
+                ("idle", idle),
+                ("in_use", opened - idle),
+                ("max", stats.get("pool_max", 0)),
+                ("waiting_requests", stats.get("requests_waiting", 0)),
+            ):
+                family.add_metric([state, str(os.getpid())], value)
+            yield family
+
+
+def observe(method: str, route: str, status: int, seconds: float) -> None:
+    """Count one answered request and its latency."""
+    REQUESTS.labels(method, route, str(status)).inc()
+    LATENCY.labels(method, route).observe(seconds)
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+def metrics(request: Request) -> Response:
+    """Requests by route, reports stored, outbox backlog and pool usage, in Prometheus'
+    text format (every worker's counters summed in multiprocess mode)."""
+    registry = CollectorRegistry()
+    if os.environ.get(MULTIPROCESS_ENV):
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    else:
+        registry.register(_Everything())
+    registry.register(StoreCollector(request.app.state.pipeline))
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+class _Everything(Collector):
+    """The process's default registry (request metrics, process and Python figures)."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        yield from REGISTRY.collect()  # type: ignore[misc]

@@ -1,0 +1,179 @@
+"""HTTP caching of the public reads (issue 19 item 2), on both backends.
+
+Conditional requests answer 304 while nothing changed; a new report or a status change
+bumps the store's change counter and the same request answers 200 again, with a new
+ETag. Staff answers are never stored by a shared cache.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+
+import pytest
+from databases import BACKENDS
+from fastapi.testclient import TestClient
+from liveserver import sample_client
+
+from voirie.api.caching import NEARBY, OGC_ITEMS, OPEN311, TILES, last_modified
+from voirie.city import City
+from voirie.gis.enrich import CityGIS
+from voirie.model import Report, Status
+from voirie.services.auth import Principal, Role
+from voirie.services.pipeline import Pipeline
+from voirie.services.workflow import change_status
+from voirie.store.base import ChangeMark
+from voirie.store.selection import Selection
+
+READS = {
+    "/api/v1/nearby?lat=48.8735&lon=2.3631&radius_m=500": NEARBY,
+    "/ogc/collections/incidents/items?limit=5": OGC_ITEMS,
+    "/ogc/collections/reports/items/7": OGC_ITEMS,
+    "/open311/v2/requests.json?page_size=5": OPEN311,
+    "/open311/v2/requests/7.xml": OPEN311,
+    "/tiles/incidents/14/8300/5634.mvt": TILES,
+}
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def client(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    paris: City,
+    paris_gis: CityGIS,
+) -> Iterator[TestClient]:
+    yield from sample_client(request, tmp_path_factory.mktemp("caching"), paris, paris_gis)
+
+
+def _pipeline(client: TestClient) -> Pipeline:
+    pipeline: Pipeline = client.app.state.pipeline  # type: ignore[attr-defined]
+    return pipeline
+
+
+def _report(pipeline: Pipeline, external_id: str) -> None:
+    """A new report near the nearby request's point, through the intake."""
+    service = str(pipeline.reads.reports(Selection(limit=1))["service_code"].iloc[0])
+    pipeline.intake.submit(
+        Report(
+            external_id=external_id,
+            source="test",
+            service_code=service,
+            lon=2.3633,
+            lat=48.8736,
+            requested_at=datetime(2024, 3, 1, 9, 30, tzinfo=UTC),
+            description="Dépôt sauvage devant le 12",
+        )
+    )
+
+
+@pytest.mark.parametrize("path", list(READS))
+def test_public_read_carries_validators_and_its_cache_policy(client: TestClient, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 200
+    assert response.headers["etag"].startswith('W/"')
+    assert response.headers["cache-control"] == READS[path].cache_control
+    vary = response.headers.get("vary", "")
+    assert ("Accept" in vary) == READS[path].vary_accept
+
+
+@pytest.mark.parametrize("path", list(READS))
+def test_if_none_match_answers_304_until_a_new_report(client: TestClient, path: str) -> None:
+    tag = client.get(path).headers["etag"]
+    again = client.get(path, headers={"If-None-Match": tag})
+    assert again.status_code == 304
+    assert again.content == b""
+    assert again.headers["etag"] == tag
+    assert again.headers["cache-control"] == READS[path].cache_control
+    assert client.get(path, headers={"If-None-Match": f'"other", {tag}'}).status_code == 304
+
+    _report(_pipeline(client), f"caching-{path}")
+    changed = client.get(path, headers={"If-None-Match": tag})
+    assert changed.status_code == 200
+    assert changed.headers["etag"] != tag
+    assert client.get(path, headers={"If-None-Match": changed.headers["etag"]}).status_code == 304
+
+
+def test_a_status_change_invalidates(client: TestClient) -> None:
+    path = "/ogc/collections/incidents/items/3"
+    first = client.get(path)
+    assert first.json()["properties"]["status"] == "new"
+    tag = first.headers["etag"]
+    pipeline = _pipeline(client)
+    dispatcher = Principal("Agent Dupont", Role.ADMIN)
+    change_status(pipeline.store, pipeline.city, 3, dispatcher, Status.ACKNOWLEDGED)
+    changed = client.get(path, headers={"If-None-Match": tag})
+    assert changed.status_code == 200
+    assert changed.json()["properties"]["status"] == "acknowledged"
+
+
+def test_ogc_html_and_json_have_their_own_tags(client: TestClient) -> None:
+    path = "/ogc/collections/incidents/items?limit=2"
+    as_json = client.get(path).headers["etag"]
+    as_html = client.get(path, headers={"Accept": "text/html"})
+    assert as_html.headers["content-type"].startswith("text/html")
+    assert as_html.headers["etag"] != as_json
+    # The JSON page's validator does not stand for the HTML page.
+    assert (
+        client.get(path, headers={"Accept": "text/html", "If-None-Match": as_json}).status_code
+        == 200
+    )
+
+
+def test_if_modified_since_answers_304_until_a_change(client: TestClient) -> None:
+    path = "/open311/v2/requests.json?page_size=3"
+    _report(_pipeline(client), "caching-ims-before")
+    time.sleep(1.1)  # Last-Modified is given once the second of the change is over
+    stamp = client.get(path).headers["last-modified"]
+    assert client.get(path, headers={"If-Modified-Since": stamp}).status_code == 304
+    older = parsedate_to_datetime(stamp) - timedelta(seconds=1)
+    older_stamp = older.strftime("%a, %d %b %Y %H:%M:%S GMT")
+    assert client.get(path, headers={"If-Modified-Since": older_stamp}).status_code == 200
+    assert client.get(path, headers={"If-Modified-Since": "not a date"}).status_code == 200
+
+    _report(_pipeline(client), "caching-ims-after")
+    assert client.get(path, headers={"If-Modified-Since": stamp}).status_code == 200
+
+
+def test_errors_and_staff_answers_are_not_cached_publicly(client: TestClient) -> None:
+    missing = client.get("/ogc/collections/incidents/items/999999")
+    assert missing.status_code == 404
+    assert "etag" not in missing.headers
+    assert "public" not in missing.headers.get("cache-control", "")
+    staff = client.get("/api/v1/incidents")
+    assert staff.status_code == 401
+    assert staff.headers["cache-control"] == "private, no-store"
+    signed_in = client.get("/ogc/collections", headers={"Authorization": "Bearer x"})
+    assert signed_in.headers["cache-control"] == "private, no-store"
+
+
+def _write_then_fail(pipeline: Pipeline) -> None:
+    with pipeline.store.transaction(pipeline.city.jurisdiction_id) as uow:
+        uow.incidents.update(5, {"status": "resolved"})
+        raise RuntimeError("rolled back")
+
+
+def test_the_counter_counts_committed_writes_once(client: TestClient) -> None:
+    pipeline = _pipeline(client)
+    before = pipeline.reads.change_mark()
+    _report(pipeline, "caching-counter")
+    after = pipeline.reads.change_mark()
+    assert after.version > before.version
+    assert after.changed_at >= before.changed_at
+    with pytest.raises(RuntimeError):
+        _write_then_fail(pipeline)
+    assert pipeline.reads.change_mark().version == after.version
+    with pipeline.store.transaction(pipeline.city.jurisdiction_id) as uow:
+        uow.incidents.update(5, {"status": "resolved"})
+        uow.incidents.update(6, {"status": "resolved"})
+    # Two rows written, one transaction: on PostGIS one bump, on sqlite one per row.
+    assert pipeline.reads.change_mark().version > after.version
+
+
+def test_last_modified_waits_for_the_end_of_its_second() -> None:
+    changed = datetime(2026, 12, 6, 5, 0, 0, 300_000, tzinfo=UTC)
+    same_second = ChangeMark(1, changed, changed + timedelta(milliseconds=200))
+    assert last_modified(same_second) is None
+    later = ChangeMark(1, changed, changed + timedelta(seconds=2))
+    assert last_modified(later) == datetime(2026, 12, 6, 5, 0, 1, tzinfo=UTC)

@@ -1,0 +1,7 @@
+-- Token lifecycle (voirie tokens list | revoke | rotate): an optional expiry, the instant a
+-- token was revoked (kept, not deleted: the list shows who had access and until when), and
+-- when it was last used, written at most once a minute per token.
+ALTER TABLE api_tokens
+  ADD COLUMN expires_at timestamptz,
+  ADD COLUMN revoked_at timestamptz,
+  ADD COLUMN last_used_at timestamptz;
