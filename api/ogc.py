@@ -216,7 +216,12 @@ def _title(pipeline: Pipeline) -> str:
 )
 def api_definition(request: Request, pipeline: PipelineDep) -> Response:
     """This OGC API's own definition (the landing page's ``service-desc``)."""
-    body = ogc_openapi.definition(_title(pipeline), _url(request, ""), ogc.collections(pipeline))
+    body = ogc_openapi.definition(
+        _title(pipeline),
+        _url(request, ""),
+        ogc.collections(pipeline),
+        list(ogc.supported_crs(pipeline)),
+    )
     return _json(body, OPENAPI)
 
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from voirie.api.validation import StoredText
 from voirie.model import Status
-from voirie.store.schema import MAX_ID
+from voirie.store.schema import MAX_JSON_ID
 
 MAX_PAGE = 1_000
 
@@ -155,7 +155,7 @@ class CommentIn(BaseModel):
 class MergeIn(BaseModel):
     """Merge this incident into another (it becomes ``duplicate``)."""
 
-    into: int = Field(ge=1, le=MAX_ID, description="the incident that absorbs this one")
+    into: int = Field(ge=1, le=MAX_JSON_ID, description="the incident that absorbs this one")
     reason: StoredText = Field(min_length=1, max_length=2_000)
 
 
@@ -178,7 +178,7 @@ class SplitIn(BaseModel):
 class NotDuplicateIn(BaseModel):
     """Two incidents that are different problems: never merge them."""
 
-    other: int = Field(ge=1, le=MAX_ID, description="the other incident")
+    other: int = Field(ge=1, le=MAX_JSON_ID, description="the other incident")
     reason: StoredText = Field(min_length=1, max_length=2_000)
 
 

@@ -227,7 +227,8 @@ class EdgeGrid:
     def nearest_within(self, x: np.ndarray, y: np.ndarray, radius: float) -> Located:
         """``Edges.nearest_within`` for a radius up to the grid's."""
         assert radius <= self.radius
-        gx, gy = x // self.cell - self.gx0, y // self.cell - self.gy0
+        with np.errstate(invalid="ignore"):  # a point that does not project is inf or NaN
+            gx, gy = x // self.cell - self.gx0, y // self.cell - self.gy0
         # A point beyond the lattice (or NaN) has no edge within the radius.
         rows = np.flatnonzero((gx >= 0) & (gx < self.nx) & (gy >= 0) & (gy < self.ny))
         key = (gy[rows] * self.nx + gx[rows]).astype(np.intp)
@@ -497,7 +498,8 @@ class ZoneGrid:
         """The polygon each point lies in when its cell settles it: inside one polygon and
         near no other, or ``-1`` away from every polygon. ``UNSETTLED`` elsewhere: such
         points need a point-in-polygon test."""
-        gx, gy = x // self.cell - self.lx0, y // self.cell - self.ly0
+        with np.errstate(invalid="ignore"):  # a point that does not project is inf or NaN
+            gx, gy = x // self.cell - self.lx0, y // self.cell - self.ly0
         known = (gx >= 0) & (gx < self.lnx) & (gy >= 0) & (gy < self.lny)
         out = np.full(len(x), -1, dtype=np.intp)
         out[known] = self.owner[(gy[known] * self.lnx + gx[known]).astype(np.intp)]

@@ -16,7 +16,7 @@ import functools
 import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 import geopandas as gpd
 import numpy as np
@@ -365,16 +365,41 @@ def _reference_frame(pipeline: Pipeline, source: Collection) -> gpd.GeoDataFrame
     return gis.zones[source.zone_layer].zones
 
 
+def _metric_area(bbox: tuple[float, float, float, float], frame: gpd.GeoDataFrame) -> Any | None:
+    """A lon/lat bbox as an area of a layer's CRS (edges densified so that they follow the
+    projection), clipped to the layer's extent (a box of the whole world has no image in
+    a national projection); ``None`` when it covers none of the layer."""
+    own = shapely.box(*frame.total_bounds)
+    own = shapely.segmentize(own, max(own.length / 400, 1e-9))  # edges bend in lon/lat
+    extent = gpd.GeoSeries([own], crs=frame.crs).to_crs(4326)
+    ex0, ey0, ex1, ey1 = extent.total_bounds
+    x0, x1 = (min(max(x, ex0), ex1) for x in (bbox[0], bbox[2]))
+    y0, y1 = (min(max(y, ey0), ey1) for y in (bbox[1], bbox[3]))
+    if bbox[0] > ex1 or bbox[2] < ex0 or bbox[1] > ey1 or bbox[3] < ey0:
+        return None
+    if x0 > x1 or y0 > y1:
+        return None
+    step = max(_BBOX_DENSIFY_DEG, (x1 - x0 + y1 - y0) / 2000)
+    # A point or a line where the box has no width or height (still a valid query).
+    box = shapely.envelope(shapely.multipoints([(x0, y0), (x1, y1)]))
+    if box.area > 0:
+        box = shapely.segmentize(box, step)
+    area = gpd.GeoSeries([box], crs=4326).to_crs(frame.crs).iloc[0]
+    if area is None or area.is_empty or not area.is_valid or not np.isfinite(area.bounds).all():
+        return None
+    return area
+
+
 def _filter_reference(
     frame: gpd.GeoDataFrame, query: ItemsQuery, id_column: str
 ) -> gpd.GeoDataFrame:
     """Reference features matching the query, in their order, all pages."""
     keep = np.ones(len(frame), dtype=bool)
     if query.bbox is not None:
-        box = shapely.segmentize(shapely.box(*query.bbox), _BBOX_DENSIFY_DEG)
-        area = gpd.GeoSeries([box], crs=4326).to_crs(frame.crs).iloc[0]
         hits = np.zeros(len(frame), dtype=bool)
-        hits[frame.sindex.query(area, predicate="intersects")] = True
+        area = _metric_area(query.bbox, frame)
+        if area is not None:
+            hits[frame.sindex.query(area, predicate="intersects")] = True
         keep &= hits
     for name, value in query.filters.items():
         keep &= (frame[name].astype(str) == value).to_numpy()

@@ -157,8 +157,20 @@ def _items(c: Collection) -> dict[str, Any]:
     )
 
 
-def definition(title: str, ogc_url: str, found: dict[str, Collection]) -> dict[str, Any]:
-    """The API definition of the collections ``found``, served from ``ogc_url``."""
+def _with_crs(crs_uris: list[str]) -> dict[str, dict[str, Any]]:
+    """``PARAMETERS`` with the CRS parameters limited to the CRSs this server supports."""
+    parameters = dict(PARAMETERS)
+    for name in ("crs", "bbox-crs", "filter-crs"):
+        schema = {"type": "string", "format": "uri", "enum": crs_uris}
+        parameters[name] = {**PARAMETERS[name], "schema": schema}
+    return parameters
+
+
+def definition(
+    title: str, ogc_url: str, found: dict[str, Collection], crs_uris: list[str]
+) -> dict[str, Any]:
+    """The API definition of the collections ``found``, served from ``ogc_url``, whose
+    features can be asked in the CRSs ``crs_uris``."""
     paths: dict[str, Any] = {
         "/": _get("Landing page", [_ref("f")], (JSON, HTML)),
         "/api": {
@@ -201,5 +213,5 @@ def definition(title: str, ogc_url: str, found: dict[str, Collection]) -> dict[s
         },
         "servers": [{"url": ogc_url}],
         "paths": paths,
-        "components": {"parameters": PARAMETERS},
+        "components": {"parameters": _with_crs(crs_uris)},
     }

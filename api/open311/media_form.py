@@ -76,7 +76,7 @@ class MediaForm:
             raise InvalidInput(
                 f"{self.field}: malformed multipart body ({exc})", field=self.field
             ) from None
-        if not self.media:
+        if self.media is None:  # an empty part is a photo that is not one: 415 later
             raise InvalidInput(
                 f"{self.field}: missing; send the photo in the multipart field {self.field!r}",
                 field=self.field,

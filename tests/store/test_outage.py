@@ -206,6 +206,11 @@ def test_database_down_is_503_within_5s_and_recovery_within_5s(server: Server) -
         assert "not available" in response.json()[0]["description"]
         waits.append(seconds)
 
+    response, seconds = _get(server, "/readyz")  # a load balancer takes the node out
+    assert response.status_code == 503, response.text
+    assert response.json()["database"] == "unreachable"
+    assert seconds < BUDGET_S, seconds
+
     _cluster("pg_ctlcluster", VERSION, CLUSTER, "start")  # returns once it accepts
     back = time.monotonic()
     read_back = _until_ok(lambda: _get(server, f"{API}/requests.json"))
@@ -217,7 +222,7 @@ def test_database_down_is_503_within_5s_and_recovery_within_5s(server: Server) -
         f"503 in {min(waits):.2f}-{max(waits):.2f} s; reads back after {read_back:.2f} s, "
         f"writes after {read_back + write_back:.2f} s"
     )
-    for path in READS:
+    for path in (*READS, "/readyz"):
         response, _ = _get(server, path)
         assert response.is_success, (path, response.text)
     assert "Exception in ASGI application" not in server.log.read_text()

@@ -134,6 +134,9 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 
 # Ids are signed 64-bit integers in both backends (sqlite INTEGER, PostgreSQL bigint).
 MAX_ID = 2**63 - 1
+MAX_JSON_ID = 2**53 - 1
+"""The largest id a JSON body may carry: every JSON reader (and the fuzzers' float
+arithmetic) holds integers exactly up to 2^53; ids never come near it."""
 
 # Tables whose ids the pipeline reserves before writing, to link rows inside one batch.
 ID_TABLES = ("reports", "incidents", "assignments", "events", "outbox")
