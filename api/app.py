@@ -18,19 +18,28 @@ from starlette.exceptions import HTTPException
 from voirie.api import (
     caching,
     citizen,
+    consent,
     docs,
     exports,
     headers,
     limits,
     metrics,
+    moderation,
     observability,
     ogc,
     ogc_tiles,
     open311,
+    openapi_city,
     pages,
     probes,
     report_form,
     staff,
+    staff_actions,
+    staff_pages,
+    staff_rules,
+    staff_session,
+    staff_stats,
+    staff_workorder,
     throttle,
     tiles,
     validation,
@@ -41,6 +50,7 @@ from voirie.api.public_url import parse_public_url
 from voirie.api.unavailable import StoreUnavailable
 from voirie.city import load_city
 from voirie.errors import Conflict, Unauthorized, VoirieError
+from voirie.gis.enrich import CityGIS
 from voirie.maps.static import STATIC_DIR
 from voirie.services.pipeline import Pipeline
 from voirie.settings import CitySettings, RateLimitSettings, ServerSettings, StoreSettings
@@ -52,10 +62,14 @@ def create_app(
     city_settings: CitySettings,
     server_settings: ServerSettings | None = None,
     rate_limits: RateLimitSettings | None = None,
+    gis: CityGIS | None = None,
 ) -> FastAPI:
     """Build the web application for one city and one store (server settings from
     ``VOIRIE_*`` variables unless given; rate limits only when ``rate_limits`` is given,
-    as ``voirie serve`` and :func:`app_from_env` do, so that tests choose their own)."""
+    as ``voirie serve`` and :func:`app_from_env` do, so that tests choose their own).
+
+    The city's GIS indexes are built when the app starts, unless ``gis`` is given: a
+    server forking its workers builds them once before the fork and shares them."""
     city = load_city(city_settings.city)
     public_url = (server_settings or ServerSettings()).public_url
 
@@ -63,7 +77,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = open_store(store_settings)
         store.upgrade()
-        app.state.pipeline = Pipeline(city, store)
+        app.state.pipeline = Pipeline(city, store, gis)
         try:
             yield
         finally:
@@ -81,8 +95,11 @@ def create_app(
     app.state.public_url = parse_public_url(public_url) if public_url else None
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     docs.install(app)
-    for module in (exports, ogc, ogc_tiles, tiles, pages, citizen, report_form, staff):
+    public = (exports, ogc, ogc_tiles, tiles, pages, citizen, report_form, consent)
+    staff_side = (staff, moderation, staff_pages, staff_actions, staff_stats, staff_workorder)
+    for module in (*public, *staff_side, staff_rules):
         app.include_router(module.router, responses=PROBLEMS)
+    staff_session.install(app)  # VOIRIE_STAFF_* sign-in settings
 
     for operations in (probes, metrics):
         app.include_router(operations.router)
@@ -132,6 +149,7 @@ def create_app(
 
     validation.install(app)
     open311.install(app)  # last: its error rendering wraps the handlers above
+    openapi_city.install(app, city)  # the city's values in the OpenAPI document
     limits.install(app)
     app.add_middleware(caching.HttpCaching)
     app.add_middleware(StoreUnavailable)  # a store error met by a middleware: 503, not 500

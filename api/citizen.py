@@ -7,7 +7,7 @@ error (naming its field) lives there. Emails come in, never go out: no response 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 import orjson
 from fastapi import APIRouter, Body, Query, Request, Response, status
@@ -25,9 +25,8 @@ from voirie.api.validation import (
     within,
 )
 from voirie.errors import NotFound
-from voirie.gis.streetsearch import geocode_street
 from voirie.model import OPEN_STATUSES
-from voirie.services import citizens
+from voirie.services import citizens, geocoding
 from voirie.store.selection import Selection
 
 router = APIRouter(prefix="/api/v1", tags=["citizens"])
@@ -75,6 +74,9 @@ class SupportIn(BaseModel):
         description="name@domain; blank or absent: no email",
         json_schema_extra={"pattern": EMAIL_OR_BLANK},
     )
+    lang: Literal["fr", "en"] | None = Field(
+        default=None, description="language of the emails to this address (city's default)"
+    )
 
 
 class SupportOut(BaseModel):
@@ -96,6 +98,9 @@ class FollowIn(BaseModel):
         description="name@domain",
         json_schema_extra={"pattern": EMAIL},  # the service's rule (400 naming the field)
     )
+    lang: Literal["fr", "en"] | None = Field(
+        default=None, description="language of the emails to this address (city's default)"
+    )
 
 
 class FollowOut(BaseModel):
@@ -107,12 +112,18 @@ class FollowOut(BaseModel):
 
 
 class StreetOut(BaseModel):
-    """A street of the city and a point on it (WGS84)."""
+    """A street of the city and a point on it (WGS84): the house number's when the
+    query gives one that can be located, else the street's."""
 
     street_name: str
     lon: float
     lat: float
-    exact: bool
+    exact: bool = Field(description="the query names the whole street (typos forgiven)")
+    house_number: int | None = Field(default=None, description="the number the query gives")
+    precision: Literal["address", "interpolated", "street"] = Field(
+        description="address: the number's known position; interpolated: between its "
+        "known neighbours; street: a point of the street"
+    )
 
 
 class Geocoded(BaseModel):
@@ -181,11 +192,12 @@ def support(
     With an email, once per email; without, once per device (address and browser, only
     ever stored hashed with a salt deleted the next day) and day."""
     email = body.email if body is not None else None
+    language = body.lang if body is not None else None
     client = citizens.Client(
         address=request.client.host if request.client else "",
         user_agent=request.headers.get("user-agent", ""),
     )
-    outcome = citizens.support(pipeline, incident_id, email, client=client)
+    outcome = citizens.support(pipeline, incident_id, email, client=client, language=language)
     return SupportOut(
         incident_id=outcome.incident_id,
         supporters=outcome.supporters,
@@ -197,7 +209,7 @@ def support(
 @router.post("/incidents/{incident_id}/followers", summary="Follow an open incident")
 def follow(pipeline: PipelineDep, incident_id: IncidentId, body: FollowIn) -> FollowOut:
     """Subscribe an email to the incident's updates (idempotent)."""
-    changed = citizens.follow(pipeline, incident_id, body.email)
+    changed = citizens.follow(pipeline, incident_id, body.email, language=body.lang)
     return FollowOut(incident_id=incident_id, following=True, changed=changed)
 
 
@@ -208,19 +220,27 @@ def unfollow(pipeline: PipelineDep, incident_id: IncidentId, body: FollowIn) -> 
     return FollowOut(incident_id=incident_id, following=False, changed=changed)
 
 
-@router.get("/geocode", summary="Find a street of the city")
+@router.get("/geocode", summary="Find an address or a street of the city")
 def geocode(
     pipeline: PipelineDep,
     q: Annotated[str, Query(min_length=2, max_length=200, description="street or address")],
 ) -> Geocoded:
-    """Streets of the city's street layer that ``q`` names (an address's street counts)."""
-    matches = geocode_street(pipeline.gis, q)
+    """Places of the city that ``q`` names, best first: suggestions while typing (a word
+    begun, one typo per word forgiven), at the house number when it can be located."""
+    matches = geocoding.geocode(pipeline, q)
     if not matches:
         raise NotFound(f"q: no street of {pipeline.city.config.name} matches {q!r}", field="q")
     return Geocoded(
         query=q,
         matches=[
-            StreetOut(street_name=m.street_name, lon=m.lon, lat=m.lat, exact=m.exact)
+            StreetOut(
+                street_name=m.street_name,
+                lon=m.lon,
+                lat=m.lat,
+                exact=m.exact,
+                house_number=m.house_number,
+                precision=m.precision,
+            )
             for m in matches
         ],
     )

@@ -23,10 +23,12 @@ from starlette.background import BackgroundTask
 
 from voirie.api.deps import PipelineDep
 from voirie.api.ogc import public_base
+from voirie.api.openapi_city import CityValues, check_listed, check_zone
 from voirie.maps import export
 from voirie.maps.export import MEDIA_TYPES, Format
 from voirie.maps.qgis import MEDIA_TYPE as QGS_MEDIA_TYPE
 from voirie.maps.qgis import QGZ_MEDIA_TYPE, project_qgz, project_xml
+from voirie.model import Status
 
 router = APIRouter(tags=["exports"])
 
@@ -101,13 +103,23 @@ def export_layer(
         ),
     ] = None,
     end: Annotated[str | None, Query(description="ISO 8601 date or date-time: until")] = None,
-    crs: Annotated[str | None, Query(description="output CRS, e.g. EPSG:2154")] = None,
+    crs: Annotated[
+        str | None, Query(description="output CRS, one of those listed (the OGC API's)")
+    ] = None,
 ) -> Response:
     """The report or incident layer as GeoJSON, CSV, GeoPackage or zipped Shapefile."""
     selection = export.download_selection(
         status=status, service=service, team=team, zone=zone, bbox=bbox, start=start, end=end
     )
-    crs = export.check_crs(crs)
+    # The city's values, as the OpenAPI document lists them: a typo is a 400 naming the
+    # field, not a silently empty file.
+    city = CityValues.of(pipeline.city)
+    check_listed(selection.statuses, (s.value for s in Status), "status")
+    check_listed(selection.service_codes, city.services, "service")
+    check_listed(selection.teams, city.teams, "team")
+    check_zone(selection.zone, city.zone_layers)
+    if crs is not None:
+        check_listed([crs], city.export_crs, "crs")
     filename = f"{layer}.{fmt}"
     disposition = {"Content-Disposition": f'attachment; filename="{filename}"'}
     chunks = export.layer_chunks(pipeline, layer, selection)

@@ -96,10 +96,23 @@ class StoreCollector(Collector):
             yield family
 
 
+_Series = tuple[Counter, Histogram]
+# Each (method, route, status) series, found once: ``labels`` takes a lock and builds its
+# key on every call. Routes are templates, so the series are few.
+_SERIES: dict[tuple[str, str, int], _Series] = {}
+
+
 def observe(method: str, route: str, status: int, seconds: float) -> None:
     """Count one answered request and its latency."""
-    REQUESTS.labels(method, route, str(status)).inc()
-    LATENCY.labels(method, route).observe(seconds)
+    key = (method, route, status)
+    series = _SERIES.get(key)
+    if series is None:
+        series = _SERIES[key] = (
+            REQUESTS.labels(method, route, str(status)),
+            LATENCY.labels(method, route),
+        )
+    series[0].inc()
+    series[1].observe(seconds)
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)

@@ -19,6 +19,7 @@ from voirie.api.metrics import UNMATCHED, observe
 
 ACCESS = logging.getLogger("voirie.access")
 HEADER = "X-Request-ID"
+_HEADER_KEY = HEADER.lower().encode()  # as ASGI gives header names
 
 
 def route_of(scope: Scope) -> str:
@@ -45,7 +46,7 @@ class Observability:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        offered = dict(scope["headers"]).get(HEADER.lower().encode())
+        offered = next((v for k, v in scope["headers"] if k == _HEADER_KEY), None)
         rid = request_id(offered.decode("latin-1") if offered else None)
         token = REQUEST_ID.set(rid)
         status = 500
@@ -63,21 +64,22 @@ class Observability:
             seconds = time.perf_counter() - started
             route = route_of(scope)
             observe(scope["method"], route, status, seconds)
-            client = scope.get("client")
-            ACCESS.info(
-                "%s %s %d",
-                scope["method"],
-                scope["path"],
-                status,
-                extra={
-                    "method": scope["method"],
-                    "route": route,
-                    "path": scope["path"],
-                    "status": status,
-                    "duration_ms": round(seconds * 1000, 2),
-                    "client": client[0] if client else None,
-                },
-            )
+            if ACCESS.isEnabledFor(logging.INFO):  # the line costs more than the request
+                client = scope.get("client")
+                ACCESS.info(
+                    "%s %s %d",
+                    scope["method"],
+                    scope["path"],
+                    status,
+                    extra={
+                        "method": scope["method"],
+                        "route": route,
+                        "path": scope["path"],
+                        "status": status,
+                        "duration_ms": round(seconds * 1000, 2),
+                        "client": client[0] if client else None,
+                    },
+                )
             REQUEST_ID.reset(token)
 
 

@@ -1,9 +1,10 @@
 """OGC API Tiles at ``/ogc``: the tile matrix sets and the incidents' vector tilesets.
 
-The tiles are the ones ``/tiles/incidents/{z}/{x}/{y}.mvt`` serves (that path stays: it
-is public contract), addressed the OGC way, ``{tileMatrix}/{tileRow}/{tileCol}``. The
-documents are built in ``voirie.maps.ogc_tiles``; GDAL's ``OGCAPI:`` driver and web maps
-(through the TileJSON) read them.
+The WebMercatorQuad tiles are the ones ``/tiles/incidents/{z}/{x}/{y}.mvt`` serves (that
+path stays: it is public contract), addressed the OGC way,
+``{tileMatrix}/{tileRow}/{tileCol}``; the WorldCRS84Quad tiles are cut from the same
+incidents (``ogc_tiles.crs84_tile``). The documents are built in ``voirie.maps.ogc_tiles``;
+GDAL's ``OGCAPI:`` driver and web maps (through the TileJSON) read them.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def _title(pipeline: Pipeline) -> str:
 
 @router.get("/tileMatrixSets", summary="Tile matrix sets", response_class=Response)
 def tile_matrix_sets(request: Request) -> Response:
-    """The tile matrix sets the tiles are cut in (WebMercatorQuad)."""
+    """The tile matrix sets the tiles are cut in (WebMercatorQuad, WorldCRS84Quad)."""
     return _json(ogc_tiles.matrix_sets(_base(request)))
 
 
@@ -71,7 +72,7 @@ def tile_matrix_sets(request: Request) -> Response:
 def tile_matrix_set(tileMatrixSetId: str, request: Request) -> Response:  # noqa: N803
     """A tile matrix set's definition (OGC TileMatrixSet 2.0 JSON)."""
     ogc_tiles.check_tile_matrix_set(tileMatrixSetId)
-    return _json(ogc_tiles.matrix_set(_base(request)))
+    return _json(ogc_tiles.matrix_set(_base(request), tileMatrixSetId))
 
 
 @router.get(
@@ -81,7 +82,7 @@ def tile_matrix_set(tileMatrixSetId: str, request: Request) -> Response:  # noqa
     responses=_NOT_FOUND,
 )
 def tilesets(collectionId: str, request: Request, pipeline: PipelineDep) -> Response:  # noqa: N803
-    """The incidents' vector tilesets (one, in WebMercatorQuad)."""
+    """The incidents' vector tilesets (one per tile matrix set)."""
     url = f"{_base(request)}/collections/{_tiled(collectionId)}"
     credit = attribution.text(pipeline.city)
     return _json(ogc_tiles.tilesets(url, _base(request), _title(pipeline), credit))
@@ -104,7 +105,8 @@ def tileset(
     ogc_tiles.check_tile_matrix_set(tileMatrixSetId)
     bounds = collections(pipeline)[TILED].bbox
     credit = attribution.text(pipeline.city)
-    return _json(ogc_tiles.tileset(url, _base(request), _title(pipeline), credit, bounds))
+    body = ogc_tiles.tileset(url, _base(request), _title(pipeline), credit, bounds, tileMatrixSetId)
+    return _json(body)
 
 
 @router.get(
@@ -119,9 +121,15 @@ def tileset_tilejson(
     request: Request,
     pipeline: PipelineDep,
 ) -> Response:
-    """TileJSON 3.0.0 of the tileset, with the ODbL attribution, for web maps."""
+    """TileJSON 3.0.0 of the WebMercatorQuad tileset, with the ODbL attribution, for web
+    maps (TileJSON knows no other tile matrix set)."""
     url = f"{_base(request)}/collections/{_tiled(collectionId)}"
     ogc_tiles.check_tile_matrix_set(tileMatrixSetId)
+    if tileMatrixSetId != ogc_tiles.TILE_MATRIX_SET:
+        raise NotFound(
+            f"tileMatrixSetId: TileJSON describes {ogc_tiles.TILE_MATRIX_SET} tiles only",
+            field="tileMatrixSetId",
+        )
     bounds = collections(pipeline)[TILED].bbox
     credit = attribution.text(pipeline.city)
     body = ogc_tiles.tilejson(url, _title(pipeline), credit, bounds)
@@ -152,6 +160,9 @@ def tile(
     """The tile at zoom ``tileMatrix``, row ``tileRow`` (y), column ``tileCol`` (x)."""
     _tiled(collectionId)
     ogc_tiles.check_tile_matrix_set(tileMatrixSetId)
-    ogc_tiles.check_tile(tileMatrix, tileRow, tileCol)
-    content = pipeline.reads.incident_tile(tileMatrix, tileCol, tileRow)
+    ogc_tiles.check_tile(tileMatrixSetId, tileMatrix, tileRow, tileCol)
+    if tileMatrixSetId == ogc_tiles.TILE_MATRIX_SET:
+        content = pipeline.reads.incident_tile(tileMatrix, tileCol, tileRow)
+    else:
+        content = ogc_tiles.crs84_tile(pipeline.reads, tileMatrix, tileRow, tileCol)
     return Response(content, media_type=mvt.MEDIA_TYPE, headers={"Cache-Control": CACHE_CONTROL})

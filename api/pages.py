@@ -6,7 +6,6 @@ from typing import Annotated, Literal
 from urllib.parse import urlencode
 
 import geopandas as gpd
-import pandas as pd
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
@@ -17,6 +16,7 @@ from voirie.maps.nearby import render_nearby_page
 from voirie.model import OPEN_STATUSES
 from voirie.services.citizens import MAX_RADIUS_M
 from voirie.services.pipeline import Pipeline
+from voirie.services.recent import days_with_data_start
 from voirie.store.selection import Selection
 
 router = APIRouter(tags=["maps"])
@@ -57,9 +57,9 @@ def dispatch_map(
     incidents = pipeline.reads.incidents(
         Selection(statuses=_OPEN, teams=None if team is None else (team,))
     )
-    if len(incidents):
-        newest = incidents["last_reported_at"].max()
-        incidents = incidents[incidents["last_reported_at"] >= newest - pd.Timedelta(days=days)]
+    start = days_with_data_start(incidents["last_reported_at"], days, pipeline.city.config.timezone)
+    if start is not None:
+        incidents = incidents[incidents["last_reported_at"] >= start]
     root = request.scope.get("root_path", "")
     page = render_dispatch_map(
         incidents,

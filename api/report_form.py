@@ -12,9 +12,11 @@ tracking link (only its hash is stored, see :mod:`voirie.services.tracking`).
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
+import secrets
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Request
 from fastapi.concurrency import run_in_threadpool
@@ -40,6 +42,7 @@ from voirie.services.pipeline import Pipeline
 from voirie.settings import LimitSettings
 
 router = APIRouter(tags=["citizens"])
+log = logging.getLogger(__name__)
 
 FORM_SOURCE = "signaler"
 """Source (and Open311 channel) of the reports sent with the city's own form."""
@@ -89,6 +92,14 @@ class FormReport(BaseModel):
     name: str | None = Field(default=None, max_length=MAX_FIELD)
     email: str | None = Field(default=None, max_length=MAX_EMAIL_LENGTH)
     phone: str | None = Field(default=None, max_length=40)
+    website: str | None = Field(
+        default=None,
+        max_length=MAX_FIELD,
+        description="leave empty: a field people never see, which robots fill in",
+    )
+    lang: Literal["fr", "en"] | None = Field(
+        default=None, description="language of the emails to the sender (city's default)"
+    )
 
 
 class FormAnswer(BaseModel):
@@ -211,15 +222,28 @@ async def send_report(
         ),
     ] = None,
 ) -> FormAnswer:
-    """Submit the report through the Open311 pipeline; answer its incident and tracking link."""
-    report, photos = _report(request, pipeline, settings, body)
+    """Submit the report through the Open311 pipeline; answer its incident and tracking link.
+
+    A filled trap field (``website``) is a robot's: it gets the usual answer, with a link
+    that opens nothing, and nothing is stored or sent (it learns nothing to adapt to)."""
     base = public_base(request)
+    if body.website:
+        log.info("report form: trap field filled, report dropped")
+        return FormAnswer(
+            report_id=0,
+            incident_id=0,
+            attached=False,
+            tracking_url=f"{base}/suivi/{secrets.token_urlsafe(tracking.TOKEN_BYTES)}",
+        )
+    report, photos = _report(request, pipeline, settings, body)
     retry = Retry(FORM_SOURCE, idempotency_key, settings.resubmit_window_s)
 
     def link(token: str) -> str:
         return f"{base}/suivi/{token}"
 
-    sent = await run_in_threadpool(tracking.send, pipeline, report, retry, photos, link)
+    sent = await run_in_threadpool(
+        lambda: tracking.send(pipeline, report, retry, photos, link, language=body.lang)
+    )
     return FormAnswer(
         report_id=sent.submission.report_id,
         incident_id=sent.submission.incident_id,

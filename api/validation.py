@@ -10,7 +10,7 @@ every answer that showed it. The rules are kept here, once, and applied at the e
 - ``guard_request``, a dependency of the whole app: every query parameter and path
   parameter holds storable text (``voirie.values.text_problem``, the import's own rule);
 - ``StoredText``, the type of every free-text field of a JSON body model;
-- ``MAX_OFFSET``, ``within`` (bounds) and the patterns (``STORABLE``, ``EMAIL``,
+- ``MAX_OFFSET``, ``within`` (bounds) and the patterns (``STORABLE``, ``WORDS``, ``EMAIL``,
   ``ID_LIST``, ``HTTP_URL_OR_BLANK``), each declared in the OpenAPI document as checked;
 - ``check_due_at``, the due-date horizon (``VOIRIE_DUE_HORIZON_DAYS``, 5 years);
 - ``validation_problem``, request validation errors rendered without the input they
@@ -29,12 +29,13 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BeforeValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
 from starlette.applications import Starlette
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from voirie.errors import InvalidInput
+from voirie.services.workflow import REASON_REQUIRED
 from voirie.settings import InputSettings
 from voirie.store.schema import MAX_ID
 from voirie.values import aware_utc, text_problem
@@ -81,6 +82,9 @@ def check_text(value: str, field: str) -> str:
 STORABLE = f"^[^{_CONTROL_BUT_SPACE}]*$"
 """Text ``voirie.values.text_problem`` accepts, as a JSON Schema pattern (unpaired
 surrogates cannot be written in a valid JSON document, and pydantic refuses them)."""
+WORDS = f"^[^{_CONTROL_BUT_SPACE}]*[^{_WHITESPACE}{_CONTROL}][^{_CONTROL_BUT_SPACE}]*$"
+"""Storable text with something besides spaces: a required reason or comment, which the
+services read stripped and refuse when blank (``reason: must not be empty``)."""
 StoredText = Annotated[str, Field(pattern=STORABLE)]
 """A text field of a request body: refused (422, naming the field) when it holds a NUL
 byte, a control character other than tab and line breaks, or an unpaired surrogate; the
@@ -98,8 +102,37 @@ def _iso_text(value: object) -> object:
     return value
 
 
-IsoDateTime = Annotated[datetime, BeforeValidator(_iso_text)]
-"""A date-time query parameter: ISO 8601 text only, as its ``date-time`` format says."""
+QUERY_YEARS = range(1900, 2200)
+"""Years a date of a query may name: a window's arithmetic (± its span, the city's
+offset) stays within what ``datetime`` holds, and no city's data lies outside."""
+
+
+def _plausible(value: datetime) -> datetime:
+    """Refuse a date no data can be near (year 1 or 9999 overflowed the window: a 500)."""
+    if value.year not in QUERY_YEARS:
+        first, last = QUERY_YEARS[0], QUERY_YEARS[-1]
+        raise ValueError(f"year {value.year} is outside {first}..{last}")
+    return value
+
+
+IsoDateTime = Annotated[
+    datetime,
+    BeforeValidator(_iso_text),
+    AfterValidator(_plausible),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "format": "date-time"},
+                {"type": "string", "format": "date"},
+            ],
+            "description": "W3C datetime (GeoReport v2): a date-time, or a date alone "
+            "(midnight at its start); without an offset, the city's local time; years "
+            "1900 to 2199",
+        }
+    ),
+]
+"""A date-time query parameter: ISO 8601 text only, a full date-time or a date alone (the
+W3C datetime profile GeoReport v2 names allows both), as its schema says."""
 
 
 LATITUDE: dict[str, float] = {"minimum": -90, "maximum": 90}
@@ -235,6 +268,43 @@ def _declare_storable(document: dict[str, Any]) -> None:
                         items["pattern"] = STORABLE
 
 
+def _declare_words(document: dict[str, Any]) -> None:
+    """A required ``StoredText`` field of a body (``min_length=1``) is a reason or a note,
+    which the services strip and refuse when blank: declare ``WORDS`` for it, so that a
+    blank one is invalid by the schema as it is for the server."""
+    for schema in document.get("components", {}).get("schemas", {}).values():
+        for field in schema.get("properties", {}).values():
+            if field.get("pattern") == STORABLE and field.get("minLength", 0) >= 1:
+                field["pattern"] = WORDS
+
+
+def _declare_required_reason(document: dict[str, Any]) -> None:
+    """A status change to a status that needs a reason (``REASON_REQUIRED``: rejected)
+    comes with one that is not blank: a rule between two fields, which JSON Schema
+    2020-12 (OpenAPI 3.1) states with ``if``/``then``."""
+    schema = document.get("components", {}).get("schemas", {}).get("StatusChange")
+    if schema is None:
+        return
+    schema["if"] = {
+        "properties": {"status": {"enum": sorted(REASON_REQUIRED)}},
+        "required": ["status"],
+    }
+    schema["then"] = {"required": ["reason"], "properties": {"reason": {"pattern": WORDS}}}
+
+
+def _declare_edited_text(document: dict[str, Any]) -> None:
+    """A moderator editing a report's public text (``text: edit``) gives the new text,
+    not blank: the same kind of rule between two fields."""
+    schema = document.get("components", {}).get("schemas", {}).get("ModerationIn")
+    if schema is None:
+        return
+    schema["if"] = {"properties": {"text": {"const": "edit"}}, "required": ["text"]}
+    schema["then"] = {
+        "required": ["description"],
+        "properties": {"description": {"type": "string", "pattern": WORDS}},
+    }
+
+
 def install(app: FastAPI, settings: InputSettings | None = None) -> None:
     """The input rules' settings, the 422 renderer (before Open311's error handlers, which
     wrap it), the 405 ``Allow`` fix and the rules' declaration in the OpenAPI document."""
@@ -246,6 +316,9 @@ def install(app: FastAPI, settings: InputSettings | None = None) -> None:
     def openapi() -> dict[str, Any]:
         document = build()
         _declare_storable(document)
+        _declare_words(document)
+        _declare_required_reason(document)
+        _declare_edited_text(document)
         return document
 
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented extension point

@@ -13,7 +13,9 @@ ratio taken from two windows minutes apart measured the load of the machine, not
   with them in redis (the load comes from one address and one key, so the quotas are
   raised out of reach: every request is charged as at the defaults, none refused);
 - ``synchronous`` (sqlite): voirie with ``PRAGMA synchronous = NORMAL`` (the bench patches
-  the connection) against ``FULL`` (what the store runs), each on its own copy of the file.
+  the connection) against ``FULL`` (what the store runs), each on its own copy of the file;
+- ``workers`` (PostGIS): the ceiling and voirie with 1, then 2, then 4 workers each
+  (issue 14 item 3: how each scales with processes on this machine).
 
 A separate load process keeps ``--concurrency`` keep-alive connections busy for
 ``--seconds`` per round (bodies: real positions and services of the bundled reports moved
@@ -48,7 +50,7 @@ import time
 import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import ExitStack, asynccontextmanager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -236,8 +238,10 @@ def _free_port() -> int:
 
 
 @contextmanager
-def server(target: str, env: dict[str, str], app_dir: Path | None = None) -> Iterator[Server]:
-    """``uvicorn TARGET --factory --workers 2`` on a free port of 127.0.0.1, until healthy."""
+def server(
+    target: str, env: dict[str, str], app_dir: Path | None = None, workers: int = WORKERS
+) -> Iterator[Server]:
+    """``uvicorn TARGET --factory --workers N`` on a free port of 127.0.0.1, until healthy."""
     port = _free_port()
     command = [
         sys.executable,
@@ -246,7 +250,7 @@ def server(target: str, env: dict[str, str], app_dir: Path | None = None) -> Ite
         target,
         "--factory",
         "--workers",
-        str(WORKERS),
+        str(workers),
         "--host",
         HOST,
         "--port",
@@ -316,8 +320,8 @@ class Side:
     table: str
     database: Callable[[], Any]  # a DB-API connection to the store it writes
     app_dir: Path | None = None
+    workers: int = WORKERS
     rounds: list[dict[str, Any]] = field(default_factory=list)
-    checks: list[bool] = field(default_factory=list)
 
 
 def _max_id(side: Side) -> int:
@@ -372,7 +376,9 @@ def run_rounds(sides: list[Side], args: argparse.Namespace) -> None:
     """Start every side, warm each up, then alternate rounds; print rounds and summary."""
     ctx = mp.get_context("spawn")
     with ExitStack() as stack, ctx.Pool(1) as pool:
-        running = [stack.enter_context(server(s.target, s.env, s.app_dir)) for s in sides]
+        running = [
+            stack.enter_context(server(s.target, s.env, s.app_dir, s.workers)) for s in sides
+        ]
         time.sleep(3)  # every worker up: one healthy answer may come from the first alone
         for side, up in zip(sides, running, strict=True):
             one_round(side, up, args, pool, 2.0, "warm")
@@ -534,7 +540,9 @@ def sqlite_sides(folder: Path, key: str, bodies: list[bytes]) -> list[Side]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--compare", choices=("ceiling", "rate-limits", "synchronous"), default="ceiling"
+        "--compare",
+        choices=("ceiling", "rate-limits", "synchronous", "workers"),
+        default="ceiling",
     )
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=10.0, help="per round and side")
@@ -556,7 +564,8 @@ def main() -> int:
         for r in probe_reports(city, gis, 2_000)
     ]
     print(
-        f"--compare {args.compare}: {WORKERS} uvicorn workers per server, {args.rounds} rounds "
+        f"--compare {args.compare}: uvicorn workers per server {WORKERS} (1, 2, 4 with workers), "
+        f"{args.rounds} rounds "
         f"of {args.seconds:g} s per server, alternating; {args.concurrency} connections from "
         f"a separate process; {os.cpu_count()} CPUs"
     )
@@ -567,7 +576,16 @@ def main() -> int:
         return 0
     with postgis_database() as url:
         key = load_paris(url, city, gis)
-        run_rounds(postgis_sides(args.compare, url, key, bodies), args)
+        pair = postgis_sides(args.compare, url, key, bodies)
+        if args.compare != "workers":
+            run_rounds(pair, args)
+            return 0
+        for n in (1, 2, 4):  # one pair at a time: 4 workers x 8 connections each already
+            print(f"-- {n} worker{'s' if n > 1 else ''} per server")
+            run_rounds(
+                [replace(side, label=f"{side.label} x{n}", workers=n, rounds=[]) for side in pair],
+                args,
+            )
     return 0
 
 

@@ -79,7 +79,9 @@ class _Database:
         if self.postgis:
             from psycopg_pool import ConnectionPool
 
-            self.pool = ConnectionPool(url, min_size=1, max_size=8, open=True)
+            # As voirie's store opens its own: no JIT, one statement without BEGIN/COMMIT.
+            options = {"options": "-c jit=off", "autocommit": True}
+            self.pool = ConnectionPool(url, min_size=1, max_size=8, kwargs=options, open=True)
         self.local = threading.local()
 
     def rows(self, text: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
@@ -105,10 +107,18 @@ def _json(rows: list[tuple[Any, ...]]) -> Response:
 
 def bare_app() -> FastAPI:
     """The floor: each endpoint runs the SQL of one public read and returns its rows."""
+    from pyproj import Transformer
+
     from voirie.codecs import mvt
     from voirie.gis.metric import bbox_around
     from voirie.store import postgis, sqlite
-    from voirie.store.selection import Selection, count_sql, nearest_sql, select_sql, zones_sql
+    from voirie.store.knn import LocalMetric, knn_sql
+    from voirie.store.selection import Selection, count_sql, select_sql, zones_sql
+
+    lambert = Transformer.from_crs(4326, 2154, always_xy=True)
+
+    def project(x: Any, y: Any) -> Any:
+        return lambert.transform(x, y)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -136,9 +146,10 @@ def bare_app() -> FastAPI:
         database = db(request)
         box = bbox_around(LON, LAT, RADIUS_M)
         selection = Selection(statuses=OPEN, bbox=box, limit=100)
-        if database.postgis:
-            text, params = nearest_sql(
-                "incidents", JURISDICTION, selection, dialect(database), (LON, LAT), RADIUS_M, 2154
+        if database.postgis:  # voirie's statement: the page and the total
+            local = LocalMetric.around((LON, LAT), RADIUS_M, project)
+            text, params = knn_sql(
+                "incidents", JURISDICTION, selection, dialect(database), local, RADIUS_M, 2154
             )
         else:  # sqlite measures in Python: the floor reads the rows of the box
             text, params = select_sql("incidents", JURISDICTION, selection, dialect(database))

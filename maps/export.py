@@ -23,7 +23,7 @@ import tempfile
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -130,7 +130,12 @@ def _instant(text: str | None, name: str) -> datetime | None:
         raise InvalidInput(
             f"{name}: {text!r} is not an ISO 8601 date or date-time", field=name
         ) from exc
-    return aware_utc(moment)
+    try:
+        # In UTC here, as the stores compare it: year 1 with a positive offset (or 9999
+        # with a negative one) is outside what a datetime holds, a 500 in the store.
+        return aware_utc(moment).astimezone(UTC)
+    except OverflowError as exc:
+        raise InvalidInput(f"{name}: {text!r} is out of range", field=name) from exc
 
 
 def download_selection(

@@ -415,7 +415,7 @@ def read_page(pipeline: Pipeline, source: Collection, query: ItemsQuery, crs: Ou
         layer: Literal["incidents", "reports"] = (
             "incidents" if source.kind == "incidents" else "reports"
         )
-        frame = (
+        frame = pipeline.reads.publish(  # sensitive services blurred (privacy.blur)
             pipeline.reads.incidents(selection)
             if layer == "incidents"
             else pipeline.reads.reports(selection)

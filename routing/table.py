@@ -281,7 +281,13 @@ class RoutingTable:
                 object,
             ),
             "tail": np.array(
-                [f" → {teams[r.team].name}, rule {r.id} v{r.version}" for r in self.rules]
+                [
+                    f" → {teams[r.team].name}, rule {r.id} v{r.version}"
+                    # A plain rule's label says where it comes from (e.g. learned from
+                    # dispatchers); a conditional rule's label already named its conditions.
+                    + (f": {r.label}" if r.label and not is_conditional(r) else "")
+                    for r in self.rules
+                ]
                 + [f" → city default {teams[routing.default_team].name}"],
                 object,
             ),

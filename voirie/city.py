@@ -216,6 +216,9 @@ class Team(_Strict):
     webhook_secret_env: str | None = Field(
         default=None, description="environment variable holding the HMAC key of the webhook"
     )
+    depot: tuple[float, float] | None = Field(
+        default=None, description="where the team's rounds start: (lon, lat), WGS84"
+    )
 
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -286,6 +289,20 @@ class Route(_Strict):
     )
 
 
+class Learning(_Strict):
+    """Routing that learns from dispatchers (issue 18 item 2): when the reassignments of
+    a sub-category to one team reach ``min_support`` and outnumber the decisions kept
+    meanwhile, a rule for that team is proposed (``review``: a person accepts or rejects
+    it, ``voirie rules review``), applied at once (``auto``), or not learned (``off``).
+    3 was chosen on the walk-forward folds of the Paris history (docs/routing.md)."""
+
+    mode: Literal["off", "review", "auto"] = "review"
+    min_support: int = Field(default=3, ge=1)
+    refresh_s: float = Field(
+        default=30.0, gt=0, description="how often a server re-reads the rules in force"
+    )
+
+
 class Routing(_Strict):
     """Rules with their fallbacks (service rule, group rule, default team, triage) and SLAs."""
 
@@ -296,12 +313,66 @@ class Routing(_Strict):
         default_factory=dict, description="SLA per priority, for rules that give none"
     )
     escalation: Escalation = Field(default_factory=Escalation)
+    learning: Learning = Field(default_factory=Learning)
 
 
 class Territory(_Strict):
     """Which zone layer draws the city's limit: a report outside it is refused."""
 
     layer: Code
+
+
+class Blurring(_Strict):
+    """Where the public sees incidents of sensitive services (issue 17 item 5): not at
+    their exact location, but at the middle of their street segment (``street_middle``)
+    or at the centre of their ``grid_m`` cell (``grid``). Staff still see the exact one."""
+
+    services: list[Code] = Field(default_factory=list)
+    groups: list[Code] = Field(default_factory=list)
+    method: Literal["street_middle", "grid"] = "grid"
+    grid_m: float = Field(default=50.0, gt=0, le=1000)
+
+
+class Privacy(_Strict):
+    """Personal data and public locations: blurring, and how long contact data are kept."""
+
+    blur: Blurring | None = None
+    retention_days: int | None = Field(
+        default=None,
+        gt=0,
+        description="contact data are erased this many days after the incident is closed",
+    )
+
+
+class CannedReply(_Strict):
+    """A ready-made public status note staff pick on the case page (issue 16 item 3):
+    ``title`` names it in the list, ``text`` is the note; ``status`` offers it only for a
+    change to that status (any change when absent)."""
+
+    title: str = Field(min_length=1, max_length=100)
+    text: str = Field(min_length=1, max_length=2000)
+    status: str | None = None
+
+
+REASSIGNED_WORDING: dict[str, str] = {
+    "fr": "réaffecté par le service de dispatch",
+    "en": "reassigned by the dispatch service",
+}
+"""What public layers say of a reassignment when the city configures no wording."""
+
+
+class Publication(_Strict):
+    """How the public layers word what staff did (issue 15 item 7): one text per language,
+    never who did it nor why (those stay in the staff-only events)."""
+
+    reassigned: dict[str, Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+        default_factory=lambda: dict(REASSIGNED_WORDING), min_length=1
+    )
+
+    def reassigned_text(self, locale: str) -> str:
+        """The reassignment wording in ``locale``, else in English, else the first given."""
+        found = self.reassigned.get(locale) or self.reassigned.get("en")
+        return found or next(iter(self.reassigned.values()))
 
 
 class CityConfig(_Strict):
@@ -323,6 +394,9 @@ class CityConfig(_Strict):
     routing: Routing
     dedupe: DedupeScoring = Field(default_factory=DedupeScoring)
     licence: str = "LICENCE.md"
+    privacy: Privacy = Field(default_factory=Privacy)
+    canned_replies: list[CannedReply] = Field(default_factory=list)
+    publication: Publication = Field(default_factory=Publication)
 
     @field_validator("metric_crs")
     @classmethod
@@ -481,6 +555,16 @@ def _cross_check(folder: Path, config: CityConfig, check_files: bool = True) -> 
         if service.group not in groups:
             problems.append(f"services[{i}].group: unknown group {service.group!r}")
     problems += _routing_problems(config, services, groups, teams)
+    blur = config.privacy.blur
+    if blur is not None:
+        problems += [
+            f"privacy.blur.services: unknown service {c!r}"
+            for c in blur.services
+            if c not in services
+        ]
+        problems += [
+            f"privacy.blur.groups: unknown group {c!r}" for c in blur.groups if c not in groups
+        ]
     if config.territory.layer not in {z.name for z in config.zones}:
         problems.append(f"territory.layer: no zone layer named {config.territory.layer!r}")
     if not check_files:

@@ -74,6 +74,9 @@ class EventKind(enum.StrEnum):
     SUPPORTED = "supported"
     FOLLOWED = "followed"
     UNFOLLOWED = "unfollowed"
+    MODERATED = "moderated"
+    FIX_CONFIRMED = "fix_confirmed"
+    CONTACT_ERASED = "contact_erased"  # personal data erased (retention or on request)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,8 +8,8 @@ from fastapi import Depends, Query, Request
 
 from voirie.api.deps import PipelineDep
 from voirie.api.open311.settings import Open311Settings
-from voirie.errors import Forbidden, NotFound
-from voirie.services.auth import Principal, Role, authenticate
+from voirie.errors import Forbidden, NotFound, Unauthorized
+from voirie.services.auth import Principal, Role, identify
 from voirie.services.pipeline import Pipeline
 
 
@@ -45,12 +45,14 @@ JurisdictionDep = Depends(_jurisdiction)
 
 def client(pipeline: Pipeline, api_key: str | None, roles: frozenset[Role]) -> Principal:
     """The holder of an Open311 ``api_key`` whose role is one of ``roles``; 403 otherwise,
-    as GeoReport v2 answers an invalid api_key."""
+    as GeoReport v2 answers an invalid api_key, saying (as the staff API does) whether the
+    key is unknown, revoked or expired, so that a client's operator knows what to fix."""
     if not api_key:
         raise Forbidden("api_key: missing; ask the city for an Open311 client key", field="api_key")
-    principal = authenticate(pipeline.store, pipeline.city.jurisdiction_id, api_key)
-    if principal is None:
-        raise Forbidden("api_key: unknown key", field="api_key")
+    try:
+        principal = identify(pipeline.store, pipeline.city.jurisdiction_id, api_key)
+    except Unauthorized as refused:
+        raise Forbidden(f"api_key: {refused.message}", field="api_key") from None
     if principal.role not in roles:
         raise Forbidden(
             f"api_key: a {principal.role} key may not do this; allowed: {', '.join(sorted(roles))}",

@@ -73,7 +73,10 @@ def install_error_handlers(app: FastAPI) -> None:
                 answer = previous(request, exc)
                 return answer if isinstance(answer, Response) else await answer
             status, errors = open311_errors(exc)
-            return render_errors(format_of(request.url.path), status, errors)
+            response = render_errors(format_of(request.url.path), status, errors)
+            # Headers the error carries (a 405's Allow, a 503's Retry-After) are part of it.
+            response.headers.update(getattr(exc, "headers", None) or {})
+            return response
 
         app.add_exception_handler(kind, handler)
 

@@ -3,8 +3,8 @@
 https://wiki.open311.org/GeoReport_v2#GET_Service_Requests: ``service_request_id`` (a
 comma-separated list of report ids) overrides every other filter; ``service_code`` and
 ``status`` take comma-separated lists; ``start_date``..``end_date`` spans at most 90 days
-and defaults to the most recent 90 days. Extensions: ``lat``/``long`` + ``radius`` (metres),
-``bbox`` (minlon,minlat,maxlon,maxlat), ``page``/``page_size``, ``updated_after``.
+and defaults to the last 90 days with requests. Extensions: ``lat``/``long`` + ``radius``
+(metres), ``bbox`` (minlon,minlat,maxlon,maxlat), ``page``/``page_size``, ``updated_after``.
 """
 
 from __future__ import annotations
@@ -173,20 +173,22 @@ def window(
     end_date: datetime | None,
     tz: ZoneInfo,
     settings: Open311Settings,
-    newest: datetime | None = None,
+    recent_start: datetime | None = None,
 ) -> tuple[datetime, datetime]:
     """start_date..end_date as the spec defines it: at most the configured number of
     days, defaulting to the most recent ones; times without offset are the city's.
 
-    Without dates the window ends at ``newest`` (the newest request stored) when that is
-    in the past: a live city's newest request is minutes old, and a store loaded with
-    history answers its last days rather than an empty list.
+    Without dates the window runs from ``recent_start`` (where the last days *with
+    requests* begin, ``voirie.services.recent``) to now: a live city answers its last
+    days, a store loaded with history its last days of history, and one new report does
+    not hide that history.
     """
     start, end = _city_instant(start_date, tz), _city_instant(end_date, tz)
     span = timedelta(days=settings.max_range_days)
+    if start is None and end is None and recent_start is not None:
+        return recent_start, datetime.now(UTC)
     if start is None and end is None:
-        now = datetime.now(UTC)
-        end = newest if newest is not None and newest < now else now
+        end = datetime.now(UTC)
     if start is None:
         assert end is not None
         start = end - span
@@ -201,11 +203,6 @@ def window(
             field="end_date",
         )
     return start, end
-
-
-def newest_request(pipeline: Pipeline) -> datetime | None:
-    """When the newest stored request was made (None for an empty store)."""
-    return pipeline.reads.newest_request()
 
 
 def _circle(
@@ -272,7 +269,10 @@ def get_requests(
                 f"status: expected open and/or closed, got {status[:80]!r}", field="status"
             )
         statuses = tuple(v for s in wanted for v in _STATUSES[s])
-    start, end = window(start_date, end_date, tz, settings, newest_request(pipeline))
+    recent = None
+    if start_date is None and end_date is None:
+        recent = pipeline.reads.recent_requests_start(settings.max_range_days)
+    start, end = window(start_date, end_date, tz, settings, recent)
     box = _bbox(bbox) if bbox is not None else None
     circle = _circle(lat, long, radius, settings)
     selection = Selection(

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Request, Response
 
 from voirie.api.deps import PipelineDep
+from voirie.api.ogc import public_base
 from voirie.api.open311 import wire
 from voirie.api.open311.deps import JurisdictionDep
 from voirie.api.open311.render import MEDIA_TYPES, Format, render, responses
@@ -84,7 +85,8 @@ def discovery(fmt: Format, request: Request, pipeline: PipelineDep) -> Response:
         endpoints=[
             wire.Endpoint(
                 specification="http://wiki.open311.org/GeoReport_v2",
-                url=str(request.url_for("discovery", fmt=fmt)).rsplit("/", 1)[0],
+                # On the public address, path prefix included (``url_for`` drops it).
+                url=public_base(request) + router.prefix,
                 changeset=changed,
                 type="production",
                 formats=list(MEDIA_TYPES.values()),

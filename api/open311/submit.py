@@ -35,9 +35,9 @@ from voirie.api.open311.settings import Open311Settings
 from voirie.api.ratelimit import charge_key
 from voirie.api.validation import EMAIL_OR_BLANK, HTTP_URL_OR_BLANK, STORABLE, check_text
 from voirie.errors import InvalidInput
-from voirie.gis.streetsearch import geocode_street
 from voirie.ingest.attributes import MAX_FIELD, check_attributes
 from voirie.model import Contact, Report
+from voirie.services import geocoding
 from voirie.services.auth import Role
 from voirie.services.intake import Retry, Submission
 from voirie.services.pipeline import Pipeline
@@ -186,7 +186,7 @@ def _location(pipeline: Pipeline, form: Form) -> tuple[float, float]:
         raise InvalidInput(
             "lat: a location is required: lat and long, or address_string", field="lat"
         )
-    matches = geocode_street(pipeline.gis, address, limit=3)
+    matches = geocoding.geocode(pipeline, address, limit=3)
     if not matches or not matches[0].exact:
         hint = f" (did you mean {', '.join(m.street_name for m in matches)}?)" if matches else ""
         raise InvalidInput(

@@ -343,7 +343,7 @@
       const email = form.elements.email.value.trim();
       meToo.disabled = true;
       v.sendJson("POST", data.api + "/incidents/" + incident.incident_id + "/supporters",
-                 email ? {email: email} : {}).then(function (result) {
+                 email ? {email: email, lang: data.lang} : {}).then(function (result) {
         if (!result.ok) { meToo.disabled = false; failed(result); return; }
         note.textContent = labels.me_too_done;
         li.classList.add("supported");
@@ -420,6 +420,8 @@
         name: form.elements.name.value.trim() || null,
         email: form.elements.email.value.trim() || null,
         phone: form.elements.phone.value.trim() || null,
+        website: form.elements.website.value || null,
+        lang: data.lang,
       };
       return v.sendJson("POST", data.api + "/reports", body, {"Idempotency-Key": key});
     }).then(function (result) {

@@ -116,7 +116,17 @@ def serving(database_url: str, folder: Path) -> Iterator[LiveServer]:
     env |= {"VOIRIE_DATABASE_URL": database_url, "VOIRIE_CITY": "paris", "NO_COLOR": "1"}
     with log.open("w", encoding="utf-8") as out:
         process = subprocess.Popen(
-            [voirie_executable(), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            # No outbox worker: its first pass would escalate the sample's incidents (two
+            # years past their SLA) to triage while the clients read them.
+            [
+                voirie_executable(),
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-worker",
+            ],
             cwd=folder,
             env=env,
             stdout=out,

@@ -9,6 +9,7 @@ no public response may ever contain.
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -135,3 +136,28 @@ def staff_world(url: str, folder: Path, paris: City, gis: CityGIS) -> Iterator[S
     app = create_app(StoreSettings(database_url=url), CitySettings(city="paris"))
     with TestClient(app) as client:
         yield StaffWorld(client, tokens, incidents)
+
+
+PASSWORD = "un mot de passe assez long"
+"""The password of the staff accounts the sign-in tests create."""
+
+
+def login_form(client: TestClient, path: str = "/staff/login") -> str:
+    """The anti-forgery token of the sign-in form at ``path``."""
+    page = client.get(path)
+    assert page.status_code == 200
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert found is not None
+    return found.group(1)
+
+
+def signed_in(world: StaffWorld, who: str, base_url: str = "http://testserver") -> TestClient:
+    """A browser of its own (own cookies) signed in as ``who`` (password ``PASSWORD``)."""
+    client = TestClient(world.client.app, base_url=base_url, follow_redirects=False)
+    token = login_form(client)
+    answer = client.post(
+        "/staff/login",
+        data={"name": who, "password": PASSWORD, "csrf_token": token, "next": "/staff/"},
+    )
+    assert answer.status_code == 303, answer.text
+    return client

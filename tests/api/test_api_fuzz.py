@@ -9,6 +9,7 @@ generated requests carry a dispatcher's token, to get past authentication into v
 from __future__ import annotations
 
 import itertools
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,25 +29,40 @@ from schemathesis.openapi import from_asgi
 from voirie.city import City
 from voirie.gis.enrich import CityGIS
 
+pytestmark = pytest.mark.slow  # left out by scripts/test -m "not slow"
+
 ROUTES = r"^/(api/v1|ogc|tiles|exports|healthz)"
+DERANDOMIZE = "VOIRIE_FUZZ_RANDOM" not in os.environ
+"""The same examples every run, so that CI never fails by chance; set VOIRIE_FUZZ_RANDOM
+to search new ones locally (repeat the run a few times) for mismatches to fix."""
 load_all_checks()
 CHECKS = REGISTRY.get_all()
 """Every check schemathesis has (``--checks all``), never a chosen subset."""
-_CITY_DATA = ["2xx", "3xx", "401", "403", "404", "409", "429", "400"]
+_NOT_STATED = ["2xx", "3xx", "401", "403", "404", "409", "429", "400"]
 CONFIG = SchemathesisConfig.from_dict(
     {
         "operations": [
-            # Valid values that come from the city's data, which the static schema does not
-            # list: zone layers (zone=layer:code), teams, service codes, a place inside the
-            # city; a tile's x and y within 2^z. A request schema-valid otherwise may be
-            # refused with 400 naming the field.
+            # The city's values (teams, services, statuses, zone layers, CRS) are in the
+            # schema (``voirie.api.openapi_city``); what is left are rules OpenAPI 3.1 cannot
+            # state, refused with 400 naming the field: a bbox's minimum before its maximum
+            # (downloads and the incident list), a download's start and end as ISO 8601 text
+            # (Python's reading, wider than the date-time format), a tile's x and y below
+            # 2^z, a report's place inside the city.
             {
                 "include-path-regex": r"^/(exports/|api/v1/incidents$|tiles/|api/v1/reports$)",
-                "checks": {"positive_data_acceptance": {"expected-statuses": _CITY_DATA}},
+                "checks": {"positive_data_acceptance": {"expected-statuses": _NOT_STATED}},
             },
+            # The other incident is not this one: the path's id against the body's, a
+            # dependency OpenAPI has no way to state.
+            {
+                "include-path-regex": r"/(merge|not-duplicate)$",
+                "checks": {"positive_data_acceptance": {"expected-statuses": _NOT_STATED}},
+            },
+            # A due date within VOIRIE_DUE_HORIZON_DAYS of now: a window that moves with
+            # the clock and the setting (the team is in the schema).
             {
                 "include-path-regex": r"/assignment$",
-                "checks": {"positive_data_acceptance": {"expected-statuses": _CITY_DATA}},
+                "checks": {"positive_data_acceptance": {"expected-statuses": _NOT_STATED}},
             },
             # A photo is accepted only when its bytes are a real image within the limits.
             {
@@ -70,7 +86,7 @@ OGC_CONFIG = SchemathesisConfig.from_dict(
             # with a bbox, rules OpenAPI 3.0 parameters cannot state.
             {
                 "include-path-regex": r"/items",
-                "checks": {"positive_data_acceptance": {"expected-statuses": _CITY_DATA}},
+                "checks": {"positive_data_acceptance": {"expected-statuses": _NOT_STATED}},
             },
         ]
     }
@@ -92,7 +108,7 @@ def _fuzz(operation: APIOperation, mode: GenerationMode, token: str) -> None:
         max_examples=8,
         deadline=None,
         database=None,
-        derandomize=True,  # the same examples every run: CI never fails by chance
+        derandomize=DERANDOMIZE,
         suppress_health_check=list(HealthCheck),
     )
     def holds(case: schemathesis.Case, authorized: bool) -> None:

@@ -9,6 +9,7 @@ a store of each backend holding 200 real Paris reports; the store is checked unc
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -266,3 +267,40 @@ def test_a_405_lists_every_method_of_the_path(
     response = served.client.request(method, path)
     assert response.status_code == 405
     assert response.headers["Allow"] == allow
+
+
+@pytest.mark.parametrize("blank", [" ", "\u00a0\t", "\u2003"])
+def test_a_blank_reason_is_refused_and_invalid_by_the_schema(served: Served, blank: str) -> None:
+    # The services strip a reason and refuse it empty; the schema says the same (WORDS).
+    incident = _first_incident(served)
+    path = f"/api/v1/incidents/{incident['incident_id']}/not-duplicate"
+    refused = served.client.post(
+        path,
+        json={"other": int(str(incident["incident_id"])) + 1, "reason": blank},
+        headers=_staff(served),
+    )
+    assert refused.status_code == 400
+    _assert_refused(refused, "reason", "must not be empty")
+    schemas = served.client.get("/openapi.json").json()["components"]["schemas"]
+    for model, field in [
+        ("NotDuplicateIn", "reason"),
+        ("MergeIn", "reason"),
+        ("CommentIn", "text"),
+    ]:
+        pattern = schemas[model]["properties"][field]["pattern"]
+        assert re.search(pattern, blank) is None, (model, blank)
+        assert re.search(pattern, f"{blank}deux problèmes{blank}") is not None, model
+
+
+def test_a_rejection_without_reason_is_refused_as_the_schema_says(served: Served) -> None:
+    # A rule between two fields, stated with if/then (JSON Schema 2020-12, OpenAPI 3.1).
+    incident = _first_incident(served)
+    path = f"/api/v1/incidents/{incident['incident_id']}/status"
+    for body in ({"status": "rejected"}, {"status": "rejected", "reason": "  "}):
+        refused = served.client.post(path, json=body, headers=_staff(served))
+        assert refused.status_code == 400
+        _assert_refused(refused, "reason", "must not be empty")
+    schema = served.client.get("/openapi.json").json()["components"]["schemas"]["StatusChange"]
+    assert schema["if"]["properties"]["status"]["enum"] == ["rejected"]
+    assert schema["then"]["required"] == ["reason"]
+    assert re.search(schema["then"]["properties"]["reason"]["pattern"], "  ") is None

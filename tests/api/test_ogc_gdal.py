@@ -14,7 +14,11 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 from xml.etree import ElementTree as ET
 
+import pyogrio
+import pytest
 from liveserver import LiveServer
+
+pytestmark = pytest.mark.slow  # left out by scripts/test -m "not slow"
 
 VALIDATOR = "/usr/lib/python3/dist-packages/osgeo_utils/samples/validate_gpkg.py"
 PAGE_SIZE = 7
@@ -74,6 +78,21 @@ def test_gdal_pages_through_every_incident(server: LiveServer, tmp_path: Path) -
     pages = _items_requests(server, "incidents")[before:]
     assert len(pages) >= int(str(matched)) // PAGE_SIZE
     assert any("offset" in page for page in pages)
+
+
+def test_a_recent_gdal_pages_by_the_limit_the_api_definition_gives(server: LiveServer) -> None:
+    """With no open option, GDAL from 3.8 (here pyogrio's) takes its page size from the
+    ``limit`` parameter of the OpenAPI document the landing page's ``service-desc`` link
+    gives (``/ogc/api``: default 1,000). Debian 12's GDAL 3.6 reads no page size there:
+    it always asks for 10 (GDAL issue 8522, fixed in 3.8)."""
+    matched = _all_items(server, "incidents")["numberMatched"]
+    before, pages_before = len(server.requests()), len(_items_requests(server, "incidents"))
+    frame = pyogrio.read_dataframe(f"OAPIF:{server.base}/ogc", layer="incidents")
+    assert len(frame) == matched
+    assert "/ogc/api" in [line.split(" ")[1] for line in server.requests()[before:]]
+    pages = _items_requests(server, "incidents")[pages_before:]
+    assert pages[-1]["limit"] == ["1000"]
+    assert len(pages) <= 2  # a first look at the schema, then one page for every incident
 
 
 def test_gdal_bbox_is_filtered_by_the_server(server: LiveServer, tmp_path: Path) -> None:

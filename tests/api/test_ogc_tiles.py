@@ -1,6 +1,6 @@
-"""OGC API Tiles over the incident vector tiles, on both backends: the tile matrix set, the
-tilesets, the TileJSON with its attribution, the tiles themselves (the same bytes as the
-``/tiles/...`` path), and GDAL reading them from a live server."""
+"""OGC API Tiles over the incident vector tiles, on both backends: the tile matrix sets, the
+tilesets, the TileJSON with its attribution, the tiles themselves (the WebMercatorQuad ones
+are the bytes of the ``/tiles/...`` path), and GDAL reading them from a live server."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import morecantile
+import pyogrio
 import pytest
 from databases import BACKENDS
 from fastapi.testclient import TestClient
@@ -25,6 +26,7 @@ from voirie.maps.ogc_tiles import CONFORMANCE as TILES_CONFORMANCE
 
 OGC = "http://testserver/ogc"
 TILESET = "/ogc/collections/incidents/tiles/WebMercatorQuad"
+CRS84_TILESET = "/ogc/collections/incidents/tiles/WorldCRS84Quad"
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -50,7 +52,7 @@ def _rel(document: dict[str, Any], rel: str) -> dict[str, Any]:
 
 def test_tile_matrix_sets_list_and_define_web_mercator_quad(client: TestClient) -> None:
     listed = _get(client, "/ogc/tileMatrixSets")["tileMatrixSets"]
-    assert [m["id"] for m in listed] == ["WebMercatorQuad"]
+    assert [m["id"] for m in listed] == ["WebMercatorQuad", "WorldCRS84Quad"]
     href = _rel(listed[0], "self")["href"]
     assert href == f"{OGC}/tileMatrixSets/WebMercatorQuad"
     definition = _get(client, "/ogc/tileMatrixSets/WebMercatorQuad")
@@ -59,7 +61,11 @@ def test_tile_matrix_sets_list_and_define_web_mercator_quad(client: TestClient) 
     assert definition["crs"] == "http://www.opengis.net/def/crs/EPSG/0/3857"
     assert len(definition["tileMatrices"]) == len(reference.tileMatrices)
     assert definition["tileMatrices"][12]["matrixWidth"] == 4096
-    missing = client.get("/ogc/tileMatrixSets/WorldCRS84Quad")
+    crs84 = _get(client, "/ogc/tileMatrixSets/WorldCRS84Quad")
+    assert crs84["crs"] == "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+    assert crs84["tileMatrices"][0]["topLeftCorner"] == [-180, 90]
+    assert crs84["tileMatrices"][0]["matrixWidth"] == 2
+    missing = client.get("/ogc/tileMatrixSets/GNOSISGlobalGrid")
     assert missing.status_code == 404
     assert missing.json()["field"] == "tileMatrixSetId"
 
@@ -82,8 +88,9 @@ def test_landing_collection_and_conformance_point_at_the_tiles(client: TestClien
 
 def test_tileset_gives_the_tile_template_and_the_city_limits(client: TestClient) -> None:
     listed = _get(client, "/ogc/collections/incidents/tiles")["tilesets"]
-    assert [t["dataType"] for t in listed] == ["vector"]
+    assert [t["dataType"] for t in listed] == ["vector", "vector"]
     assert _rel(listed[0], "self")["href"] == f"http://testserver{TILESET}"
+    assert _rel(listed[1], "self")["href"] == f"http://testserver{CRS84_TILESET}"
     tileset = _get(client, TILESET)
     item = _rel(tileset, "item")
     assert item["href"] == f"http://testserver{TILESET}/{{tileMatrix}}/{{tileRow}}/{{tileCol}}"
@@ -125,6 +132,9 @@ def test_ogc_tiles_are_the_legacy_tiles(client: TestClient, z: int, x: int, y: i
         (f"{TILESET}/23/0/0", 400, "tileMatrix"),
         (f"{TILESET}/2/4/0", 400, "tileRow"),
         (f"{TILESET}/2/0/-1", 400, "tileCol"),
+        (f"{CRS84_TILESET}/2/4/0", 400, "tileRow"),
+        (f"{CRS84_TILESET}/2/0/8", 400, "tileCol"),
+        (f"{CRS84_TILESET}/metadata", 404, "tileMatrixSetId"),
         ("/ogc/collections/incidents/tiles/GNOSISGlobalGrid/2/0/0", 404, "tileMatrixSetId"),
         ("/ogc/collections/streets/tiles/WebMercatorQuad/2/0/0", 404, "collectionId"),
     ],
@@ -137,11 +147,24 @@ def test_bad_tile_addresses_name_the_part(
     assert response.json()["field"] == field
 
 
+def test_crs84_tileset_limits_hold_the_city(client: TestClient) -> None:
+    tileset = _get(client, CRS84_TILESET)
+    assert tileset["tileMatrixSetURI"].endswith("/WorldCRS84Quad")
+    assert _rel(tileset, "item")["href"].startswith(f"http://testserver{CRS84_TILESET}/")
+    assert "describedby" not in {link["rel"] for link in tileset["links"]}
+    limits = {limit["tileMatrix"]: limit for limit in tileset["tileMatrixSetLimits"]}
+    # Paris (2.22..2.47 E, 48.82..48.90 N) in tiles of 180/1024 degrees at matrix 10.
+    assert (limits["10"]["minTileCol"], limits["10"]["maxTileCol"]) == (1036, 1038)
+    assert (limits["10"]["minTileRow"], limits["10"]["maxTileRow"]) == (233, 234)
+    empty = client.get(f"{CRS84_TILESET}/10/0/0")
+    assert empty.status_code == 200
+    assert empty.content == b""
+
+
 def test_gdal_reads_the_tiles_the_tileset_points_at(server: LiveServer, tmp_path: Path) -> None:
-    """GDAL's MVT driver reads every zoom-10 tile the tileset's limits and templated ``item``
-    link give: aggregated per cell, their counts add up to every incident. (Debian 12's
-    GDAL 3.6 ``OGCAPI:`` driver predates OGC API Tiles 1.0 and opens no layer from a
-    Tiles 1.0 server: see docs/ogc.md.)"""
+    """Debian 12's GDAL (the MVT driver) reads every zoom-10 tile the WebMercatorQuad
+    tileset's limits and templated ``item`` link give: aggregated per cell, their counts add
+    up to every incident."""
     tileset = json.loads(server.get("/ogc/collections/incidents/tiles/WebMercatorQuad"))
     template = next(link["href"] for link in tileset["links"] if link["rel"] == "item")
     limits = {limit["tileMatrix"]: limit for limit in tileset["tileMatrixSetLimits"]}["10"]
@@ -167,3 +190,31 @@ def test_gdal_reads_the_tiles_the_tileset_points_at(server: LiveServer, tmp_path
             counts.extend(int(n) for n in found)
     matched = json.loads(server.get("/ogc/collections/incidents/items?limit=1"))["numberMatched"]
     assert sum(counts) == matched > 0
+
+
+def test_gdal_ogcapi_driver_reads_the_incidents_from_the_tiles(server: LiveServer) -> None:
+    """GDAL's ``OGCAPI:`` driver, default options, on the collection: one layer per tile
+    matrix, read from the WorldCRS84Quad tiles it picks. Through the GDAL of the pyogrio
+    wheel (3.12): Debian 12's GDAL 3.6.2 is built without the driver's vector-tiles code
+    and opens no layer from any OGC API Tiles server (voirie.maps.ogc_tiles)."""
+    source = f"OGCAPI:{server.base}/ogc/collections/incidents?f=json"
+    before = len(server.requests())
+    layers = [str(name) for name, _ in pyogrio.list_layers(source)]
+    assert layers == [f"Zoom level {z}" for z in range(23)]
+    asked = [line.split(" ")[1] for line in server.requests()[before:]]
+    assert "/ogc/collections/incidents/tiles/WorldCRS84Quad" in asked
+    assert "/ogc/tileMatrixSets/WorldCRS84Quad" in asked
+    items = json.loads(server.get("/ogc/collections/incidents/items?limit=1000"))
+    ids = {feature["id"] for feature in items["features"]}
+    assert len(ids) == items["numberMatched"] > 0
+    cells = pyogrio.read_dataframe(source, layer="Zoom level 10")
+    assert cells["count"].sum() == len(ids)
+    incidents = pyogrio.read_dataframe(source, layer="Zoom level 13")
+    assert set(incidents["mvt_id"]) == ids
+    assert len(incidents) == len(ids)
+    assert set(mvt.FIELDS) <= set(incidents.columns)
+    assert incidents["status"].notna().all()
+    assert incidents["service_code"].notna().all()
+    box = incidents.total_bounds
+    assert 2.2 < box[0] < box[2] < 2.5
+    assert 48.8 < box[1] < box[3] < 48.91

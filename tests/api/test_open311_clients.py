@@ -106,7 +106,7 @@ def test_raw_http_post_then_read_back_as_xml(live: tuple[str, Served]) -> None:
 
     status, kind, body = _raw(f"{root}/requests.json", {**form, "api_key": "voirie_nope"})
     assert (status, kind) == (403, "application/json")
-    assert json.loads(body) == [{"code": 403, "description": "api_key: unknown key"}]
+    assert json.loads(body) == [{"code": 403, "description": "api_key: unknown API token"}]
     status, kind, body = _raw(f"{root}/services/nope.xml")
     assert (status, kind) == (404, "application/xml; charset=utf-8")
     error = ET.fromstring(body.encode())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ from open311_support import (
 
 from voirie.city import City
 from voirie.gis.enrich import CityGIS
+from voirie.services.auth import issue_token, revoke_token
 
 HERE = {"lat": str(VALMY["lat"]), "long": str(VALMY["long"])}
 
@@ -195,6 +197,22 @@ def test_api_key_is_required_and_must_be_a_client_key(served: Served, fmt: str) 
     )
     staff = served.client.post(url, data={**form, "api_key": served.dispatcher_key})
     assert_error(staff, 403, "api_key", "dispatcher")
+    assert _count(served) == 0
+
+
+@pytest.mark.parametrize("fmt", ["json", "xml"])
+def test_a_revoked_or_expired_key_is_refused_saying_so(served: Served, fmt: str) -> None:
+    # The same reason the staff API gives (``identify``), in GeoReport v2's 403.
+    url = f"{API}/requests.{fmt}"
+    j = served.pipeline.city.jurisdiction_id
+    revoked = issue_token(served.store, j, "ancienne-appli", "client")
+    revoke_token(served.store, j, "ancienne-appli")
+    answer = served.client.post(url, data=_form(served, api_key=revoked))
+    assert_error(answer, 403, "api_key: API token revoked on ")
+    yesterday = datetime.now(UTC) - timedelta(days=1)
+    expired = issue_token(served.store, j, "appli-test", "client", expires_at=yesterday)
+    answer = served.client.post(url, data=_form(served, api_key=expired))
+    assert_error(answer, 403, f"api_key: API token expired on {yesterday:%Y-%m-%d %H:%M} UTC")
     assert _count(served) == 0
 
 

@@ -179,6 +179,37 @@ def test_date_window(served: Served) -> None:
     )
 
 
+def test_a_date_alone_is_a_w3c_datetime_at_midnight_city_time(served: Served) -> None:
+    # GeoReport v2's dates are W3C datetimes, whose profile allows a date alone: accepted,
+    # and declared in the schema; an incomplete date is refused naming the field.
+    by_date = _get(served, start_date="2023-07-19", end_date="2023-07-25", page_size=1000)
+    by_time = _get(
+        served,
+        start_date="2023-07-19T00:00:00+02:00",
+        end_date="2023-07-25T00:00:00+02:00",
+        page_size=1000,
+    )
+    assert [r["service_request_id"] for r in by_date] == [r["service_request_id"] for r in by_time]
+    assert by_date
+    assert all("2023-07-19" <= str(r["requested_datetime"])[:10] <= "2023-07-25" for r in by_date)
+    updates = served.client.get(f"{API}/servicerequestupdates.json?start_date=2023-07-19")
+    assert updates.status_code == 200, updates.text
+    for field in ("start_date", "end_date"):
+        month = served.client.get(f"{API}/requests.json", params={field: "2023-07"})
+        assert_error(month, 400, field)
+    # Years no data is near are refused naming the field (year 1 or 9999 overflowed: 500).
+    for value in ("0001-01-05", "9999-12-31", "0001-01-01T00:00:00Z", "9999-12-31T23:59:59-12:00"):
+        for field in ("start_date", "end_date", "updated_after"):
+            far = served.client.get(f"{API}/requests.xml", params={field: value})
+            assert_error(far, 400, field, "outside 1900..2199")
+        far = served.client.get(f"{API}/servicerequestupdates.json", params={"end_date": value})
+        assert_error(far, 400, "end_date", "outside 1900..2199")
+    parameters = served.client.get("/openapi.json").json()["paths"]["/open311/v2/requests.{fmt}"]
+    (start,) = [p for p in parameters["get"]["parameters"] if p["name"] == "start_date"]
+    formats = {branch.get("format") for branch in start["schema"]["anyOf"][0]["anyOf"]}
+    assert formats == {"date-time", "date"}
+
+
 def test_radius_bbox_and_paging_extensions(served: Served) -> None:
     near = _get(served, lat=VALMY["lat"], long=VALMY["long"], radius=300, page_size=1000)
     assert near

@@ -5,10 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from open311_support import API, ENCOMBRANTS, GRAFFITI, Served, assert_error, serve, xml
+from starlette.exceptions import HTTPException
 
+from voirie.api.app import create_app
+from voirie.api.open311.errors import install_error_handlers
 from voirie.city import City
 from voirie.gis.enrich import CityGIS
+from voirie.settings import CitySettings, ServerSettings, StoreSettings
 
 
 @pytest.fixture(scope="module")
@@ -131,3 +137,32 @@ def test_unknown_format_and_route_are_open311_errors(served: Served) -> None:
     outside = served.client.get("/exports/reports.shp")
     assert outside.status_code == 422
     assert "detail" in outside.json()
+
+
+def test_discovery_is_on_the_public_url_with_its_path_prefix(served: Served) -> None:
+    # Behind a proxy serving voirie under /carto, the endpoint's URL keeps the prefix.
+    app = create_app(
+        StoreSettings(database_url="sqlite:///unused.gpkg"),
+        CitySettings(city="paris"),
+        ServerSettings(public_url="https://voirie.example.org/carto"),
+    )
+    app.state.pipeline = served.pipeline
+    answer = TestClient(app).get(f"{API}/discovery.json", headers={"Host": "evil.example"})
+    assert answer.json()["endpoints"][0]["url"] == "https://voirie.example.org/carto/open311/v2"
+
+
+def test_open311_errors_keep_the_headers_of_the_refusal(served: Served) -> None:
+    # A 405 names the methods of the path; any framework error keeps its headers.
+    refused = served.client.put(f"{API}/services.json")
+    assert_error(refused, 405)
+    assert refused.headers["allow"] == "GET"
+    app = FastAPI()
+
+    @app.get(f"{API}/busy.json")
+    def busy() -> None:
+        raise HTTPException(503, "busy", headers={"Retry-After": "7"})
+
+    install_error_handlers(app)
+    answer = TestClient(app).get(f"{API}/busy.json")
+    assert_error(answer, 503, "busy")
+    assert answer.headers["retry-after"] == "7"

@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -163,23 +164,26 @@ def _healthz_pids(log: Path) -> set[object]:
     return {line["pid"] for line in _access_lines(log) if line["route"] == "/healthz"}
 
 
-def test_serve_with_two_workers_sums_their_metrics_and_logs_json(
-    store_url: str, tmp_path: Path
-) -> None:
-    # An empty store for each backend: the workers only need the schema.
-    store = open_store(StoreSettings(database_url=store_url))
-    store.upgrade()
-    store.close()
+@contextmanager
+def _serving(
+    store_url: str, folder: Path, *options: str, migrated: bool = True
+) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]:
+    """``voirie serve --workers 2 <options>`` on an empty store (migrated first unless
+    told not to), once /readyz answers: its URL, process and log; terminated (and waited
+    for) afterwards."""
+    if migrated:
+        store = open_store(StoreSettings(database_url=store_url))
+        store.upgrade()
+        store.close()
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VOIRIE_", "PROMETHEUS_"))}
     env |= {"VOIRIE_DATABASE_URL": store_url, "NO_COLOR": "1"}
-    (tmp_path / "metrics").mkdir()
-    env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path / "metrics")  # an operator's own folder
-    log = tmp_path / "server.log"
-    command = [voirie_executable(), "serve", "--port", str(port), "--workers", "2"]
-    command += ["--no-worker", "--log-format", "json"]
+    (folder / "metrics").mkdir()
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(folder / "metrics")  # an operator's own folder
+    log = folder / "server.log"
+    command = [voirie_executable(), "serve", "--port", str(port), "--workers", "2", *options]
     with log.open("w") as out:
-        process = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=out, stderr=out)
+        process = subprocess.Popen(command, env=env, cwd=folder, stdout=out, stderr=out)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
@@ -191,11 +195,22 @@ def test_serve_with_two_workers_sums_their_metrics_and_logs_json(
                 assert process.poll() is None, log.read_text()
                 assert time.monotonic() < deadline, log.read_text()
                 time.sleep(0.3)
-        # Eight clients at once, a new connection each time, until both workers (the
-        # second may still be loading the city) have answered.
+        yield base, process, log
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def test_serve_with_two_workers_sums_their_metrics_and_logs_json(
+    store_url: str, tmp_path: Path
+) -> None:
+    with _serving(store_url, tmp_path, "--no-worker", "--log-format", "json") as (base, _, log):
+        # Eight clients at once, a new connection each time, until both workers have
+        # answered.
         sent = 0
+        deadline = time.monotonic() + 60
         while len(_healthz_pids(log)) < 2:
-            assert time.monotonic() < deadline + 60, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
             with ThreadPoolExecutor(8) as clients:
                 list(
                     clients.map(
@@ -205,9 +220,6 @@ def test_serve_with_two_workers_sums_their_metrics_and_logs_json(
             sent += 8
         with urllib.request.urlopen(f"{base}/metrics", timeout=10) as answer:
             text = answer.read().decode()
-    finally:
-        process.terminate()
-        process.wait(30)
     healthz = re.search(
         r'voirie_http_requests_total\{method="GET",route="/healthz",status="200"\} (\S+)', text
     )
@@ -216,3 +228,39 @@ def test_serve_with_two_workers_sums_their_metrics_and_logs_json(
     access = _access_lines(log)
     assert {line["route"] for line in access} >= {"/healthz", "/metrics"}
     assert all(re.fullmatch(r"[0-9a-f]{32}", str(line["request_id"])) for line in access)
+
+
+def _memory_kib(pid: int) -> dict[str, int]:
+    """Rss and Pss of a process in KiB (Pss divides each shared page among its sharers)."""
+    rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    return {
+        key: int(value.split()[0])
+        for key, value in (line.split(":", 1) for line in rollup.splitlines()[1:])
+        if key in ("Rss", "Pss")
+    }
+
+
+def _children(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def test_forked_workers_share_the_city_indexes_and_stop_with_the_server(tmp_path: Path) -> None:
+    # The master builds the city's street and zone indexes once and forks: each worker's
+    # own share (Pss) of its memory is a fraction of what it maps (Rss); workers that each
+    # built their own indexes (uvicorn's --workers) would own nearly all of it. The store
+    # is new: migrated once by the master (workers migrating it at once would race).
+    store_url = f"sqlite:///{tmp_path / 'voirie.gpkg'}"
+    with _serving(store_url, tmp_path, migrated=False) as (base, process, log):
+        processes = _children(process.pid)
+        assert len(processes) == 3, log.read_text()  # the outbox worker and two servers
+        for pid in processes:  # the outbox worker is forked from the master too
+            memory = _memory_kib(pid)
+            assert memory["Pss"] < 0.5 * memory["Rss"], memory
+        urllib.request.urlopen(f"{base}/healthz", timeout=5).close()
+    assert process.returncode == 0, log.read_text()
+    for pid in processes:  # nothing left running once the server is stopped
+        assert not Path(f"/proc/{pid}").exists() or "Z" in _process_state(pid)
+
+
+def _process_state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]

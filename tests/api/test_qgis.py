@@ -33,7 +33,7 @@ QGIS_PYTHON = "/usr/bin/python3"
 SCRIPT = Path(__file__).with_name("qgis_open.py")
 TIMEOUT_S = 300
 
-pytestmark = pytest.mark.qgis
+pytestmark = [pytest.mark.qgis, pytest.mark.slow]
 
 
 def _unavailable(reason: str) -> NoReturn:

@@ -3,32 +3,18 @@ files with contact data for staff only, the workflow, reassignment, comments, er
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from databases import BACKENDS
-from staffworld import OTHER_TEAM, OWN_TEAM, StaffWorld, module_world
+from staffworld import OTHER_TEAM, OWN_TEAM, StaffWorld
 
-from voirie.city import TRIAGE_TEAM, City
-from voirie.gis.enrich import CityGIS
+from voirie.city import TRIAGE_TEAM
 from voirie.services.workflow import REASSIGNED_PUBLICLY
 from voirie.store.selection import Selection
 
 # A bbox around the 11th arrondissement (WGS84).
 BBOX_11 = (2.36, 48.85, 2.40, 48.87)
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def world(
-    request: pytest.FixtureRequest,
-    tmp_path_factory: pytest.TempPathFactory,
-    paris: City,
-    paris_gis: CityGIS,
-) -> Iterator[StaffWorld]:
-    """One app per backend for this module; each test changes its own incidents only."""
-    yield from module_world(request, tmp_path_factory, paris, paris_gis)
 
 
 def _list(world: StaffWorld, who: str = "dispatcher", **params: Any) -> dict[str, Any]:

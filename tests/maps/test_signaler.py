@@ -165,6 +165,7 @@ def test_full_report_with_photo_end_to_end(
     queued = live_app.pipeline.reads.lookup("outbox", "entity_id", [report_id])
     mail = queued[(queued["kind"] == tracking.RECEIVED) & (queued["target"] == EMAIL)]
     assert len(mail) == 1
+    assert mail["status"].tolist() == ["held"]  # until the address is confirmed (opt-in)
     tracking_url = page.get_attribute("#voirie-tracking", "href") or ""
     assert json.loads(mail["payload"].iloc[0])["tracking_url"] == tracking_url
 
@@ -297,4 +298,31 @@ def test_tracking_page_shows_status_notes_and_follows(
     wrong = page.goto(f"{live_app.base}/suivi/{token[:-1]}{other}")
     assert wrong is not None
     assert wrong.status == 404
+    context.close()
+
+
+@pytest.mark.browser
+def test_the_robot_trap_is_out_of_sight_and_out_of_reach(
+    browser: Browser, live_app: LiveApp
+) -> None:
+    """The honeypot field: off screen, hidden from screen readers, never reached with Tab,
+    never filled by the browser; a person's report sends it empty."""
+    context = _phone(browser)
+    page = context.new_page()
+    watch = offline(page)
+    _open_form(page, live_app)
+    trap = page.locator("#voirie-website")
+    assert trap.get_attribute("tabindex") == "-1"
+    assert trap.get_attribute("autocomplete") == "off"
+    assert page.locator(".voirie-trap").get_attribute("aria-hidden") == "true"
+    box = trap.bounding_box()
+    assert box is not None
+    assert box["x"] + box["width"] <= 0  # drawn outside the page
+    focused = set()
+    for _ in range(60):
+        page.keyboard.press("Tab")
+        focused.add(page.evaluate("document.activeElement.id"))
+    assert "voirie-email" in focused  # the walk went through the contact fields
+    assert "voirie-website" not in focused
+    assert watch.errors == []
     context.close()

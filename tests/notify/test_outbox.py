@@ -17,7 +17,6 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from typing import Any
 import pandas as pd
 import pytest
 import yaml
-from aiosmtpd.controller import Controller
+from smtpsink import Sink, parts, running_sink
 
 from voirie.city import City, Team, load_city
 from voirie.notify.outbox import enqueue
@@ -183,30 +182,10 @@ def test_dead_letter_after_n_attempts_with_reason(
     assert "set VOIRIE_TEST_UNSET_SECRET" in listed.stdout
 
 
-class Sink:
-    """aiosmtpd handler keeping every message."""
-
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
-        from email import message_from_bytes
-
-        self.messages.append(message_from_bytes(envelope.content))
-        return "250 OK"
-
-
 @pytest.fixture
 def smtp() -> Iterator[tuple[Sink, int]]:
     """A real SMTP server (aiosmtpd) on 127.0.0.1 and its port."""
-    sink = Sink()
-    with socket.socket() as probe:  # a free port (aiosmtpd checks it can connect to it)
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    controller = Controller(sink, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield sink, port
-    controller.stop()
+    yield from running_sink()
 
 
 def test_email_delivered_to_a_real_smtp_server(
@@ -215,13 +194,23 @@ def test_email_delivered_to_a_real_smtp_server(
     sink, port = smtp
     city = with_teams(paris, Team(code="mail", name="Mail", email="team@example.org"))
     keys = queue(store, city, "mail", 2)
-    settings = OutboxSettings(smtp_host="127.0.0.1", smtp_port=port, mail_from="voirie@example.org")
+    settings = OutboxSettings(
+        smtp_host="127.0.0.1",
+        smtp_port=port,
+        mail_from="voirie@example.org",
+        public_url="https://voirie.example.org/",
+    )
     assert deliver_due(store, city, settings, worker_id()).delivered == 2
     assert sorted(m["X-Voirie-Idempotency-Key"] for m in sink.messages) == keys
-    assert sink.messages[0]["To"] == "team@example.org"
-    body = sink.messages[0].get_payload(decode=True)
-    assert isinstance(body, bytes)
-    assert json.loads(body)["kind"] == "status_changed"
+    message = sink.messages[0]
+    assert message["To"] == "team@example.org"
+    # A readable email in the city's language, text and HTML, with the staff case link.
+    assert message["Subject"].startswith("[Paris] Changement de statut : incident n° 100")
+    text, html = parts(message)
+    case = f"https://voirie.example.org/staff/incidents/{message['Subject'].split('° ')[-1]}"
+    assert "Statut : en cours" in text
+    assert f"Ouvrir le dossier : {case}" in text
+    assert f'<a href="{case}">Ouvrir le dossier</a>' in html
 
 
 def _city_folder(tmp_path: Path, url: str) -> Path:
@@ -334,13 +323,19 @@ def test_routing_and_staff_changes_enqueue_in_their_transaction(
     workflow.change_status(store, city, incident, dispatcher, "acknowledged")
     workflow.reassign(store, city, incident, dispatcher, "roads", "pavement, not a park")
     rows = outbox(store, city)
-    assert rows[["kind", "channel", "target"]].values.tolist() == [
-        ["assigned", "webhook", receiver.url],
-        ["status_changed", "webhook", receiver.url],
-        ["status_changed", "email", "ada@example.org"],
-        ["status_changed", "email", "bob@example.org"],
-        ["reassigned", "webhook", receiver.url],
+    # Addresses never confirmed: each is asked to confirm; its notice waits (held).
+    assert rows[["kind", "channel", "target", "status"]].values.tolist() == [
+        ["assigned", "webhook", receiver.url, "pending"],
+        ["status_changed", "webhook", receiver.url, "pending"],
+        ["email_confirmation", "email", "ada@example.org", "pending"],
+        ["status_changed", "email", "ada@example.org", "held"],
+        ["email_confirmation", "email", "bob@example.org", "pending"],
+        ["status_changed", "email", "bob@example.org", "held"],
+        ["reassigned", "webhook", receiver.url, "pending"],
     ]
+    with store.transaction(city.jurisdiction_id) as uow:
+        assert uow.consents.confirm("ada@example.org", datetime.now(UTC)) == 1
+        assert uow.consents.confirm("bob@example.org", datetime.now(UTC)) == 1
     sink, port = smtp
     settings = OutboxSettings(outbox_backoff_s=0.01, smtp_port=port)
     for _ in range(3):  # the receiver fails each message twice
@@ -352,13 +347,14 @@ def test_routing_and_staff_changes_enqueue_in_their_transaction(
     assert bodies["assigned"]["reason"].endswith("→ Parks, rule graffiti v1")
     assert bodies["status_changed"]["status"] == "acknowledged"
     assert bodies["reassigned"]["previous_team"] == "parks"
-    assert sorted(m["To"] for m in sink.messages) == ["ada@example.org", "bob@example.org"]
-    notice = sink.messages[0].get_payload(decode=True)
-    assert isinstance(notice, bytes)
-    # Citizens get the public facts only: no internal note, no other citizen's address.
-    assert json.loads(notice)["status"] == "acknowledged"
-    assert "reason" not in json.loads(notice)
-    assert b"@example.org" not in notice
+    notices = [m for m in sink.messages if m["Subject"].startswith("Incident")]
+    assert sorted(m["To"] for m in notices) == ["ada@example.org", "bob@example.org"]
+    for notice in notices:
+        text = "".join(parts(notice))
+        # Citizens get the public facts only: no internal note, no other citizen's address.
+        assert "« nouveau » à « pris en compte »" in text
+        assert "pavement" not in text
+        assert "@example.org" not in text
 
 
 def test_serve_runs_the_worker_in_process(tmp_path: Path) -> None:

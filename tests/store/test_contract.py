@@ -170,10 +170,11 @@ def test_import_round_trip(store: Store, paris: City, paris_gis: CityGIS) -> Non
         "assignments": incidents,
         "events": 2 * N + incidents,
         # Every rule version is stored when it first routes; Paris teams have no webhook or
-        # e-mail, so no notice is queued; no incident is old enough to escalate.
+        # e-mail, so no notice is queued; every Paris service has an SLA, so every incident
+        # gets its escalation deadline.
         "routing_rules": len(paris.config.routing.rules),
         "outbox": 0,
-        "escalations": 0,
+        "escalations": incidents,
         "report_attributes": 0,
     }
 

@@ -154,6 +154,7 @@ def test_a_row_read_back_with_nulls_is_written_back_as_nulls(pipeline: Pipeline)
     incident_id = _open(pipeline, "nulls", HERE)
     j = pipeline.city.jurisdiction_id
     with pipeline.store.transaction(j) as uow:
+        uow.incidents.update(incident_id, {"due_at": None})  # as without an SLA
         row = dict(uow.incidents.get(incident_id) or {})
         assert pd.isna(row["due_at"])
         assert pd.isna(row["merged_into"])

@@ -39,7 +39,7 @@ from voirie.settings import StoreSettings
 from voirie.store import open_store
 from voirie.store.postgis import Connection, PostgisStore
 
-pytestmark = pytest.mark.postgis
+pytestmark = [pytest.mark.postgis, pytest.mark.slow]
 
 VERSION = "15"
 CLUSTER = "voirie_outage"

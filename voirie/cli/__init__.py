@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from voirie.cli import admin, city, data, rules, server
+from voirie.cli import admin, city, data, privacy, rules, server, users
 
 
 @click.group()
@@ -27,6 +27,8 @@ for command in (
     admin.incidents,
     rules.rules,
     city.city,
+    users.users,
+    privacy.privacy,
 ):
     main.add_command(command)
 

@@ -12,13 +12,14 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from voirie.city import load_city
+from voirie.city import City, load_city
 from voirie.cli.common import city_option, configured_store, console, fail_cleanly
 from voirie.cli.data import read_source
 from voirie.errors import CityConfigError
 from voirie.gis.enrich import CityGIS
 from voirie.ingest.sources import RawTable
 from voirie.routing.table import is_conditional, unreachable_rules
+from voirie.services import learned_routing
 from voirie.services.live_learning import proposals
 from voirie.services.rules_learning import Learning
 from voirie.services.rules_replay import (
@@ -31,6 +32,7 @@ from voirie.services.rules_replay import (
     replay,
 )
 from voirie.services.walkforward import Fold, split_test, walk_forward
+from voirie.store.base import LearnedRuleRecord
 
 
 @click.group()
@@ -376,3 +378,91 @@ def rules_proposals(city: str, min_support: int, output: Path | None) -> None:
             encoding="utf-8",
         )
         console.print(f"wrote {len(entries)} rules to {output}", highlight=False)
+
+
+@rules.command("learn-live")
+@city_option
+@fail_cleanly
+def rules_learn_live(city: str) -> None:
+    """One learning pass over the reassignments stored (VOIRIE_DATABASE_URL): store the
+    rules they propose, in force at once with routing.learning.mode auto, else waiting for
+    review. Each reassignment also runs the pass for its sub-category."""
+    loaded = load_city(city, check_files=False)
+    store = configured_store()
+    try:
+        learned = learned_routing.learn(store, loaded)
+    finally:
+        store.close()
+    click.echo(f"routing.learning.mode {learned.mode}: {len(learned.rules)} new rules")
+    _print_learned(loaded, learned.rules)
+
+
+@rules.command("review")
+@city_option
+@fail_cleanly
+def rules_review(city: str) -> None:
+    """Every version of the rules learned from dispatchers, with where review left it
+    (proposed, active, rejected, reverted), who decided and when."""
+    loaded = load_city(city, check_files=False)
+    store = configured_store()
+    try:
+        found = learned_routing.versions(store, loaded)
+    finally:
+        store.close()
+    click.echo(f"{len(found)} learned rule versions")
+    _print_learned(loaded, found)
+
+
+def _print_learned(city: City, found: list[LearnedRuleRecord]) -> None:
+    if not found:
+        return
+    table = Table()
+    for column in ("rule", "service", "team", "status", "why", "decided"):
+        table.add_column(column, overflow="fold")
+    for rule in found:
+        decided = f"{rule.decided_by} {rule.decided_at:%Y-%m-%d %H:%M}" if rule.decided_at else "-"
+        table.add_row(
+            f"{learned_routing.rule_id(rule.service_code)} v{rule.version}",
+            city.services[rule.service_code].name,
+            rule.team,
+            rule.status,
+            learned_routing.explain(rule),
+            decided,
+        )
+    Console(width=max(console.width, 120)).print(table)
+
+
+def _decision(status: str, verb: str) -> click.Command:
+    @click.command(verb)
+    @city_option
+    @click.argument("service")
+    @click.option("--by", "actor", required=True, help="Who decides (kept with the version).")
+    @fail_cleanly
+    def decide(city: str, service: str, actor: str) -> None:
+        loaded = load_city(city, check_files=False)
+        store = configured_store()
+        try:
+            rule = learned_routing.decide(store, loaded, service, status, actor)
+        finally:
+            store.close()
+        console.print(
+            f"{learned_routing.rule_id(service)} v{rule.version} ({rule.team}): {status}",
+            highlight=False,
+        )
+
+    return decide
+
+
+_DECISIONS = {
+    "accept": (learned_routing.ACTIVE, "Put a proposed learned rule of SERVICE in force."),
+    "reject": (learned_routing.REJECTED, "Reject a proposed learned rule of SERVICE."),
+    "revert": (
+        learned_routing.REVERTED,
+        "Take SERVICE's learned rule in force out of force: routing goes back to its "
+        "previous version still in force, else to city.yaml.",
+    ),
+}
+for _verb, (_status, _help) in _DECISIONS.items():
+    _command = _decision(_status, _verb)
+    _command.help = _help
+    rules.add_command(_command)

@@ -8,6 +8,7 @@ import os
 import shutil
 import tempfile
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,10 @@ from rich.table import Table
 from voirie.city import load_city
 from voirie.cli.common import city_option, configured_store, console, fail_cleanly
 from voirie.cli.data import run_import
+from voirie.ingest.sources import read_csv
 from voirie.notify.outbox import DEAD
 from voirie.notify.worker import run, run_once, start_in_thread, worker_id
+from voirie.services.demo import relive, simulate_work
 from voirie.services.pipeline import Pipeline
 from voirie.settings import (
     CitySettings,
@@ -32,7 +35,6 @@ from voirie.settings import (
 )
 
 DEMO_REPORTS = "reports/dansmarue_2023-07_2024-03.csv.gz"
-WORKER_HEALTHCHECK_S = 120
 
 
 def _serve(
@@ -43,18 +45,9 @@ def _serve(
     from voirie.api.app import create_app
     from voirie.api.logs import log_config
     from voirie.api.metrics import MULTIPROCESS_ENV
+    from voirie.cli.prefork import serve_prefork
+    from voirie.gis.enrich import CityGIS
 
-    if workers > 1:
-        # Each worker is a process that builds its app from VOIRIE_* (app_from_env); their
-        # metrics meet in one folder, which must exist before they start.
-        os.environ["VOIRIE_CITY"] = city
-        if not os.environ.get(MULTIPROCESS_ENV):
-            folder = tempfile.mkdtemp(prefix="voirie-metrics-")
-            atexit.register(shutil.rmtree, folder, ignore_errors=True)
-            os.environ[MULTIPROCESS_ENV] = folder
-    if worker:
-        # The outbox worker in this process, on its own store connections.
-        start_in_thread(configured_store(), load_city(city), OutboxSettings())
     base = f"http://{host}:{port}"
     console.print(
         f"[bold]voirie is serving {city}[/] ({workers} worker{'s' if workers > 1 else ''})\n"
@@ -70,19 +63,35 @@ def _serve(
         f"  health, readiness   {base}/healthz {base}/readyz\n"
         f"  metrics             {base}/metrics"
     )
+    logging_json = log_config(LogSettings().log_level) if log_format == "json" else None
+    if workers > 1:
+        # The workers' metrics meet in one folder, which must exist before they start.
+        if not os.environ.get(MULTIPROCESS_ENV):
+            folder = tempfile.mkdtemp(prefix="voirie-metrics-")
+            atexit.register(shutil.rmtree, folder, ignore_errors=True)
+            os.environ[MULTIPROCESS_ENV] = folder
+        # Migrated here, once: workers upgrading one store at the same time would race.
+        configured_store().close()
+        # Built here, once: the forked workers share the city's indexes (voirie.cli.prefork).
+        loaded = load_city(city)
+        app = create_app(
+            StoreSettings(),
+            CitySettings(city=city),
+            rate_limits=RateLimitSettings(),
+            gis=CityGIS(loaded),
+        )
+        serve_prefork(app, city, f"{host}:{port}", workers, worker, logging_json)
+        return
+    if worker:
+        # The outbox worker in this process, on its own store connections.
+        start_in_thread(configured_store(), load_city(city), OutboxSettings())
     # uvicorn's proxy headers off: X-Forwarded-For is believed only from
     # VOIRIE_TRUSTED_PROXIES, by the rate limits (one rule, not two).
     options: dict[str, Any] = {"host": host, "port": port, "proxy_headers": False}
-    if log_format == "json":  # voirie.access replaces uvicorn's access lines
-        options |= {"log_config": log_config(LogSettings().log_level), "access_log": False}
-    if workers > 1:
-        # A worker loading a city's street index holds the GIL for seconds: uvicorn's 5 s
-        # health check would kill it while it starts.
-        options["timeout_worker_healthcheck"] = WORKER_HEALTHCHECK_S
-        uvicorn.run("voirie.api.app:app_from_env", factory=True, workers=workers, **options)
-    else:
-        app = create_app(StoreSettings(), CitySettings(city=city), rate_limits=RateLimitSettings())
-        uvicorn.run(app, **options)
+    if logging_json is not None:  # voirie.access replaces uvicorn's access lines
+        options |= {"log_config": logging_json, "access_log": False}
+    app = create_app(StoreSettings(), CitySettings(city=city), rate_limits=RateLimitSettings())
+    uvicorn.run(app, **options)
 
 
 @click.command("serve")
@@ -170,15 +179,33 @@ def _print_dead_letters(rows: pd.DataFrame) -> None:
 @click.option("--no-serve", is_flag=True, help="Import and export only; do not start the server.")
 @fail_cleanly
 def demo_command(host: str, port: int, no_serve: bool) -> None:
-    """Import the bundled Paris reports into the embedded store, then serve everything."""
+    """Import the bundled Paris reports, moved so that the newest is today, into the
+    embedded store, simulate the teams' work on them (acknowledged, resolved, some late),
+    then serve everything. A store that already holds reports is served as it is."""
     city = load_city("paris")
     store = configured_store()
     try:
         pipeline = Pipeline(city, store)
-        run_import(
-            pipeline, city.path(DEMO_REPORTS), "dansmarue", None, Path("demo.quarantine.csv")
-        )
+        if pipeline.reads.count("reports"):
+            console.print("The store already holds reports: served as it is.")
+        else:
+            _living_demo(pipeline)
     finally:
         store.close()
     if not no_serve:
         _serve("paris", host, port)
+
+
+def _living_demo(pipeline: Pipeline) -> None:
+    """The bundled history relived up to now, imported, then worked on (services.demo)."""
+    now = datetime.now(UTC)
+    city = pipeline.city
+    raw = read_csv(city.path(DEMO_REPORTS))
+    moved = relive(raw.rows[raw.columns], now, city.config.timezone)
+    with tempfile.TemporaryDirectory(prefix="voirie-demo-") as folder:
+        source = Path(folder) / "dansmarue_relived.csv"
+        moved.to_csv(source, index=False)
+        run_import(pipeline, source, "dansmarue", None, Path("demo.quarantine.csv"))
+    done = simulate_work(pipeline.store, city, pipeline.reads, now)
+    statuses = ", ".join(f"{count} {status}" for status, count in sorted(done.statuses.items()))
+    console.print(f"Simulated the teams' work: {done.events} status changes; now {statuses}.")

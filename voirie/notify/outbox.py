@@ -9,7 +9,7 @@ in the ``Idempotency-Key`` header) so a receiver recognises a message delivered 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import cast
 
@@ -18,9 +18,11 @@ import pandas as pd
 from pandas.io.json import ujson_dumps  # type: ignore[attr-defined]  # untyped in pandas-stubs
 
 from voirie.city import City
+from voirie.notify import consent
+from voirie.notify.consent import WAITS_AS
 from voirie.notify.versions import record_rules
 from voirie.routing.table import Decision
-from voirie.store.base import UnitOfWork
+from voirie.store.base import ConsentRecord, UnitOfWork
 from voirie.store.schema import COLUMNS
 
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
@@ -65,7 +67,9 @@ def enqueue_many(
     columns, which become the JSON payload (with ``kind``, ``team``, ``entity``,
     ``entity_id``, ``jurisdiction_id``, ``idempotency_key`` and ``sent_for``).
     A team without webhook or email gets no row. Messages that already have ``channel``
-    and ``target`` columns (notices to citizens) go there instead.
+    and ``target`` columns (notices to citizens) go there instead; a ``waits_as`` column
+    (``held`` for an address not confirmed yet, see ``voirie.notify.consent``) is the
+    status each row waits in instead of ``pending``, and is not part of the payload.
     """
     rows = messages.reset_index(drop=True)
     if "target" not in rows:
@@ -88,11 +92,12 @@ def enqueue_many(
         + ":"
         + pd.Series(ids).astype(str)
     )
+    waits = rows.pop(WAITS_AS).to_numpy() if WAITS_AS in rows else PENDING
     payload = rows.drop(columns=["id", "channel", "target"]).assign(sent_for=at)
     rows["payload"] = payload.to_json(
         orient="records", lines=True, date_format="iso", force_ascii=False
     ).splitlines()
-    rows["status"] = PENDING
+    rows["status"] = waits
     rows["attempts"] = 0
     rows["next_attempt_at"] = at
     rows["created_at"] = at
@@ -133,12 +138,14 @@ def notify_citizens(
     data: Mapping[str, object],
     now: datetime | None = None,
 ) -> int:
-    """Queue an email to each follower and reporter (with an email) of an incident.
+    """Queue an email to each follower and reporter (with an email) of an incident, but
+    those who opted out of it; held until their address is confirmed (``enqueue_citizens``).
 
     ``data`` is all they receive besides the incident id and the kind: only public facts
     (a status), never a dispatcher's internal note or another citizen's address.
     """
-    emails = uow.citizens.subscribers(incident_id)
+    muted = uow.consents.opted_out(incident_id)
+    emails = {consent.normalized(e) for e in uow.citizens.subscribers(incident_id)} - muted
     if not emails:
         return 0
     fields = {
@@ -148,8 +155,34 @@ def notify_citizens(
         "team": None,
         **data,
     }
-    messages = pd.DataFrame([{"channel": EMAIL, "target": email, **fields} for email in emails])
-    return enqueue_many(uow, city, messages, now)
+    messages = [{"channel": EMAIL, "target": email, **fields} for email in sorted(emails)]
+    return enqueue_citizens(uow, city, messages, now)
+
+
+def enqueue_citizens(
+    uow: UnitOfWork,
+    city: City,
+    messages: Sequence[Mapping[str, object]],
+    now: datetime | None = None,
+) -> int:
+    """Queue emails to citizens (``target`` their address) through their consent: due for
+    a confirmed address, held for one not confirmed yet (asked to confirm when it never
+    was), none for one that stopped everything. Return how many rows were written."""
+    at = now or datetime.now(UTC)
+    rows = consent.gate(uow, messages, city.config.locale, at)
+    return enqueue_many(uow, city, pd.DataFrame(rows), at) if rows else 0
+
+
+def ask_consent(
+    uow: UnitOfWork, city: City, email: str, language: str, now: datetime | None = None
+) -> ConsentRecord:
+    """Take note of an address a citizen just gave and queue its confirmation email
+    (unless confirmed or asked a moment ago); its consent as stored."""
+    at = now or datetime.now(UTC)
+    record, confirmation = consent.ask(uow, email, language, at)
+    if confirmation is not None:
+        enqueue_many(uow, city, pd.DataFrame([confirmation]), at)
+    return record
 
 
 def _assigned(

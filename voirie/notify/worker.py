@@ -22,21 +22,23 @@ import os
 import smtplib
 import socket
 import threading
+import time
 import urllib.error
 import urllib.request
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
 from typing import Any
 
 import pandas as pd
 
 from voirie.city import City, Team
 from voirie.notify.escalation import escalate
+from voirie.notify.mail import ComposeError, Composer
 from voirie.notify.outbox import DEAD, DELIVERED, EMAIL, PENDING, WEBHOOK
 from voirie.settings import OutboxSettings
 from voirie.store.base import Store
+from voirie.store.privacy import PURGE_EVERY_S, purge_expired
 
 log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Voirie-Signature"
@@ -112,13 +114,15 @@ def deliver(row: Any, city: City, settings: OutboxSettings) -> None:
         }
         _post(str(row.target), body, headers, settings.http_timeout_s)
     elif row.channel == EMAIL:
-        message = EmailMessage()
-        message["From"] = settings.mail_from
-        message["To"] = str(row.target)
-        message["Subject"] = f"[voirie] {row.kind}: {row.entity} {row.entity_id}"
+        composer = Composer(
+            city.config.name, city.config.locale, settings.public_url, settings.mail_from
+        )
+        try:
+            message = composer.message(row)
+        except ComposeError as exc:
+            raise DeliveryError(str(exc)) from exc
         message["Message-ID"] = f"<{hashlib.sha256(key.encode()).hexdigest()[:32]}@voirie>"
         message["X-Voirie-Idempotency-Key"] = key
-        message.set_content(body.decode())
         _mail(message, settings)
     else:
         raise DeliveryError(f"unknown channel {row.channel!r}")
@@ -212,14 +216,36 @@ def run_once(store: Store, city: City, settings: OutboxSettings, worker: str) ->
 
 def run(store: Store, city: City, settings: OutboxSettings, stop: threading.Event) -> None:
     """Work every ``worker_interval_s`` until ``stop`` is set; a failing pass is logged
-    and retried at the next interval (the worker of ``voirie serve`` must not die)."""
+    and retried at the next interval (the worker of ``voirie serve`` must not die).
+
+    While the database is down every pass fails the same way: the first failure is
+    logged with its traceback, each later one as one line with its reason, and the
+    recovery once, so that an outage does not flood the log with identical tracebacks.
+    """
     name = worker_id()
     log.info("outbox worker %s started for %s", name, city.jurisdiction_id)
+    failed = 0  # passes failed in a row
+    purge_at = 0.0  # monotonic time of the next retention purge (privacy.retention_days)
     while not stop.is_set():
         try:
             run_once(store, city, settings, name)
-        except Exception:
-            log.exception("outbox worker pass failed; retrying in %ss", settings.worker_interval_s)
+            if time.monotonic() >= purge_at:
+                purge_expired(store, city)
+                purge_at = time.monotonic() + PURGE_EVERY_S
+        except Exception as exc:
+            failed += 1
+            reason = f"{type(exc).__name__}: {' '.join(str(exc).split())}"  # one line
+            retry = settings.worker_interval_s
+            if failed == 1:
+                log.exception("outbox worker pass failed (%s); retrying in %ss", reason, retry)
+            else:
+                log.error(
+                    "outbox worker pass %d failed: %s; retrying in %ss", failed, reason, retry
+                )
+        else:
+            if failed:
+                log.info("outbox worker recovered after %d failed passes", failed)
+            failed = 0
         stop.wait(settings.worker_interval_s)
 
 

@@ -65,6 +65,8 @@ class Action(enum.StrEnum):
     ASSIGN = "assign"  # to any team
     HAND_BACK = "hand_back"  # assign to the triage queue only
     MERGE = "merge"  # merge, split, not-duplicate
+    MODERATE = "moderate"  # hide or edit what citizens publish (text, photos)
+    RULES = "rules"  # accept, reject or revert routing rules learned from reassignments
 
 
 # How an action reads in an error message: "may not <words> incidents of team X".
@@ -76,6 +78,8 @@ ACTION_WORDS: dict[Action, str] = {
     Action.ASSIGN: "reassign",
     Action.HAND_BACK: "hand back",
     Action.MERGE: "merge, split or unlink",
+    Action.MODERATE: "moderate the reports of",
+    Action.RULES: "review the learned routing rules for",
 }
 # Which role may do what, and whether only on their own team's incidents (``OWN``) or on
 # every incident (``ALL``). A role absent from an action's row may not do it at all.
@@ -89,6 +93,8 @@ PERMISSIONS: dict[Action, dict[Role, str]] = {
     Action.ASSIGN: {Role.ADMIN: ALL, Role.DISPATCHER: ALL},
     Action.HAND_BACK: {Role.ADMIN: ALL, Role.DISPATCHER: ALL, Role.AGENT: OWN},
     Action.MERGE: {Role.ADMIN: ALL, Role.DISPATCHER: ALL},
+    Action.MODERATE: {Role.ADMIN: ALL, Role.DISPATCHER: ALL},
+    Action.RULES: {Role.ADMIN: ALL, Role.DISPATCHER: ALL},
 }
 
 

@@ -21,6 +21,7 @@ import pandas as pd
 
 from voirie.errors import Conflict, InvalidInput, NotFound
 from voirie.model import OPEN_STATUSES, EventKind, Status
+from voirie.notify.outbox import ask_consent
 from voirie.services.pipeline import Pipeline
 from voirie.store.base import UnitOfWork
 from voirie.store.selection import Selection
@@ -118,6 +119,7 @@ def support(
     email: str | None = None,
     *,
     client: Client | None = None,
+    language: str | None = None,
     at: datetime | None = None,
 ) -> Support:
     """Add a "me too" to an open incident; with an email, its owner also follows it.
@@ -125,7 +127,8 @@ def support(
     An email counts once per incident; without one, a ``client`` (address and browser)
     counts once per incident and day (an anonymous "me too" with no client always counts).
     Raises ``NotFound`` for an unknown incident and ``Conflict`` for one no longer open
-    (a problem that is back must be reported again, which opens a new incident).
+    (a problem that is back must be reported again, which opens a new incident). An email
+    not confirmed yet is asked to confirm (in ``language``) before it gets any update.
     """
     address = _email(email) if email is not None and email.strip() else None
     moment = at or datetime.now(UTC)
@@ -143,6 +146,7 @@ def support(
         following = address is not None
         if address is not None:
             uow.citizens.add_follower(incident_id, address, moment)
+            _consent(uow, pipeline, address, incident_id, language, moment)
         if counted:
             uow.events.append(
                 "incident",
@@ -155,14 +159,23 @@ def support(
     return Support(incident_id, supporters, counted, following)
 
 
-def follow(pipeline: Pipeline, incident_id: int, email: str, *, at: datetime | None = None) -> bool:
-    """Subscribe an email to an open incident's updates; False when it already followed."""
+def follow(
+    pipeline: Pipeline,
+    incident_id: int,
+    email: str,
+    *,
+    language: str | None = None,
+    at: datetime | None = None,
+) -> bool:
+    """Subscribe an email to an open incident's updates; False when it already followed.
+    An email not confirmed yet is asked to confirm (in ``language``) before any update."""
     address = _email(email)
     moment = at or datetime.now(UTC)
     jurisdiction = pipeline.city.jurisdiction_id
     with pipeline.store.transaction(jurisdiction) as uow:
         _open_incident(uow, incident_id, "followed")
         added = uow.citizens.add_follower(incident_id, address, moment)
+        _consent(uow, pipeline, address, incident_id, language, moment)
         if added:
             uow.events.append(
                 "incident",
@@ -192,6 +205,21 @@ def unfollow(pipeline: Pipeline, incident_id: int, email: str) -> bool:
                 "a citizen no longer follows the incident",
             )
     return removed
+
+
+def _consent(
+    uow: UnitOfWork,
+    pipeline: Pipeline,
+    address: str,
+    incident_id: int,
+    language: str | None,
+    at: datetime,
+) -> None:
+    """An address that follows an incident: ask its owner to confirm it (double opt-in)
+    and forget an earlier "stop emails about this incident"."""
+    city = pipeline.city
+    ask_consent(uow, city, address, language or city.config.locale, at)
+    uow.consents.opted_in_again(address, incident_id)
 
 
 def _check_point(lon: float, lat: float) -> None:

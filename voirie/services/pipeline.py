@@ -16,6 +16,7 @@ from voirie.routing.table import RoutingTable
 from voirie.services.attach import Attacher
 from voirie.services.imports import Importer
 from voirie.services.intake import Intake
+from voirie.services.learned_routing import LiveRouting
 from voirie.services.reads import Reads
 from voirie.services.writer import IncidentWriter
 from voirie.store.base import Store
@@ -29,9 +30,10 @@ class Pipeline:
         self.store = store
         self.gis = gis or CityGIS(city)
         self.routing = RoutingTable(city)
+        self.live_routing = LiveRouting(city, self.routing)
         self.policy = DedupePolicy(city)
         self.attacher = Attacher(city, self.gis, self.policy)
-        self.writer = IncidentWriter(city, list(self.gis.zones), self.routing)
+        self.writer = IncidentWriter(city, list(self.gis.zones), self.live_routing)
         self.reads = Reads(city, store, self.gis)
         roles = (city, store, self.gis, self.policy, self.attacher, self.writer)
         self.imports = Importer(*roles)

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import cast
+from zoneinfo import ZoneInfo
 
 import geopandas as gpd
 import numpy as np
@@ -21,13 +22,17 @@ import pandas as pd
 from pyproj import CRS
 
 from voirie.city import City
+from voirie.gis.blur import Blur
 from voirie.gis.enrich import CityGIS
 from voirie.gis.metric import BBox, bbox_around
+from voirie.services.recent import request_days_start
 from voirie.store.base import ChangeMark, MetricCRS, Store
 from voirie.store.schema import BOOL_COLUMNS, DATETIME_COLUMNS
 from voirie.store.selection import EVERYTHING, Layer, Selection, layer_columns
 
 _SECONDS_PER_DAY = 86_400
+# Columns that place a report on its street more precisely than a blurred point allows.
+_PLACING = ("position_m", "side", "snap_distance_m", "boundary_distance_m")
 
 
 class Reads:
@@ -37,10 +42,17 @@ class Reads:
         self.city = city
         self.store = store
         self.gis = gis
+        self.blur = Blur(city, gis)  # public locations of sensitive services
         # An EPSG code only where it names exactly this CRS: the database must project
         # as ``gis.project`` does.
         srid = CRS.from_user_input(city.metric_crs).to_epsg(min_confidence=100)
         self.metric = MetricCRS(srid, gis.project)
+        territory = gis.zones[city.config.territory.layer].zones
+        self.territory_box = cast(
+            tuple[float, float, float, float], tuple(territory.to_crs(4326).total_bounds)
+        )
+        # (change counter, days, local day) -> recent_requests_start's answer
+        self._recent_start: tuple[tuple[int, int, date], datetime | None] | None = None
 
     def _layer(self, layer: Layer, selection: Selection) -> gpd.GeoDataFrame:
         """One page of a layer with one ``zone_<layer>`` column per zone layer and a point."""
@@ -63,14 +75,16 @@ class Reads:
         )
 
     def records(
-        self, layer: Layer, selection: Selection, *, zones: bool = True
+        self, layer: Layer, selection: Selection, *, zones: bool = True, public: bool = True
     ) -> list[dict[str, object]]:
         """One page of a layer as ``_layer`` reads it (the same columns in the same order,
         without the geometry), as plain dicts: the lean read path of the OGC items.
 
         Instants are aware UTC datetimes, flags booleans, missing values None; two
         statements (the page, its zones) and no DataFrame. ``zones=False`` leaves the
-        ``zone_<layer>`` columns out, and their statement."""
+        ``zone_<layer>`` columns out, and their statement. ``public`` (the default: the
+        public's Open311, OGC and tiles read here) blurs sensitive services' locations
+        (``privacy.blur``); staff pass ``public=False``."""
         j = self.city.jurisdiction_id
         names = layer_columns(layer)
         rows, zone_rows = self.store.select_rows(layer, j, selection, zones=zones)
@@ -99,7 +113,44 @@ class Reads:
                 service = services.get(str(row[code_at]))
                 record["service_name"] = service.name if service else row[code_at]
             out.append(record)
+        if public:
+            self._blur_records(out)
         return out
+
+    def _blur_records(self, out: list[dict[str, object]]) -> None:
+        """Records as the public sees them: a blurred service's point moved (see
+        ``voirie.gis.blur``), and what else would place it (a report's address, position
+        along its segment, side, snap distance) replaced by its street or left out."""
+        rows = [r for r in out if r["service_code"] in self.blur.services]
+        if not rows:
+            return
+        codes = np.array([r["service_code"] for r in rows], dtype=object)
+        lon = np.array([r["lon"] for r in rows], dtype=float)
+        lat = np.array([r["lat"] for r in rows], dtype=float)
+        px, py = self.blur.public(codes, lon, lat)
+        for row, x, y in zip(rows, px, py, strict=True):
+            row.update(lon=float(x), lat=float(y))
+            row.update({k: None for k in _PLACING if k in row})
+            if "address" in row:
+                row["address"] = row.get("street_name")
+
+    def publish(self, frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+        """Rows of a layer (a DataFrame) as the public may see them: ``_blur_records``."""
+        blurred = self.blur.blurred(frame["service_code"].to_numpy(dtype=object))
+        if not blurred.any():
+            return frame
+        frame = frame.copy()
+        px, py = self.blur.public(
+            frame["service_code"].to_numpy(dtype=object),
+            frame["lon"].to_numpy(dtype=float),
+            frame["lat"].to_numpy(dtype=float),
+        )
+        frame["lon"], frame["lat"] = px, py
+        for column in (c for c in _PLACING if c in frame.columns):
+            frame[column] = frame[column].mask(blurred)
+        if "address" in frame.columns and "street_name" in frame.columns:
+            frame["address"] = frame["address"].mask(blurred, frame["street_name"])
+        return frame.set_geometry(gpd.points_from_xy(px, py, crs=4326))
 
     def reports(self, selection: Selection = EVERYTHING) -> gpd.GeoDataFrame:
         """Reports with their enrichment, zones, incident and team (public fields only)."""
@@ -114,11 +165,17 @@ class Reads:
         return self.store.count_selected(layer, self.city.jurisdiction_id, selection)
 
     def iter_layer(
-        self, layer: Layer, selection: Selection = EVERYTHING, chunk_size: int = 50_000
+        self,
+        layer: Layer,
+        selection: Selection = EVERYTHING,
+        chunk_size: int = 50_000,
+        *,
+        public: bool = True,
     ) -> Iterator[gpd.GeoDataFrame]:
         """A layer in chunks, walked by id, so a download's memory does not grow with it.
 
         The selection's ``limit`` caps the total; its ``offset`` skips rows first.
+        ``public`` (the default: the public downloads) blurs as ``records`` does.
         """
         key = "report_id" if layer == "reports" else "incident_id"
         remaining = selection.limit
@@ -129,7 +186,7 @@ class Reads:
             chunk = self._layer(layer, page)
             if chunk.empty:
                 return
-            yield chunk
+            yield self.publish(chunk) if public else chunk
             if remaining is not None:
                 remaining -= len(chunk)
             size = chunk_size if remaining is None else min(chunk_size, remaining)
@@ -188,6 +245,8 @@ class Reads:
 
         The lean twin of ``nearby``: rows from the store as tuples (one statement on
         PostGIS), no DataFrame, so a search costs little more than its SQL."""
+        if not self._reaches_city(lon, lat, radius_m):
+            return [], 0
         box = _search_box(lon, lat, radius_m, selection)
         rows, total = self.store.nearby_rows(
             self.city.jurisdiction_id,
@@ -235,7 +294,23 @@ class Reads:
                     "supporters": supporters,
                 }
             )
+        self._blur_nearby(out, lon, lat)
         return out, total
+
+    def _blur_nearby(self, out: list[dict[str, object]], lon: float, lat: float) -> None:
+        """The public point of blurred incidents (``privacy.blur``), and the distance to
+        it rather than to the exact one (a distance would give the exact point away)."""
+        rows = [r for r in out if r["service_code"] in self.blur.services]
+        if not rows:
+            return
+        codes = np.array([r["service_code"] for r in rows], dtype=object)
+        x = np.array([r["lon"] for r in rows], dtype=float)
+        y = np.array([r["lat"] for r in rows], dtype=float)
+        px, py = self.blur.public(codes, x, y)
+        mx, my = self.gis.project(np.concatenate(([lon], px)), np.concatenate(([lat], py)))
+        distance = np.round(np.hypot(mx[1:] - mx[0], my[1:] - my[0]), 1)
+        for row, bx, by, d in zip(rows, px, py, distance, strict=True):
+            row.update(lon=float(bx), lat=float(by), distance_m=float(d))
 
     def reports_within(
         self, lon: float, lat: float, radius_m: float, selection: Selection = EVERYTHING
@@ -259,11 +334,31 @@ class Reads:
         """One MVT tile of incidents (see ``Store.incident_tile``)."""
         return self.store.incident_tile(self.city.jurisdiction_id, z, x, y)
 
-    def newest_request(self) -> datetime | None:
-        """When the newest stored request was made (None for an empty store)."""
-        newest = self.store.read("newest_request", self.city.jurisdiction_id)
-        value = newest["requested_at"].iloc[0] if len(newest) else None
-        return None if value is None or pd.isna(value) else pd.Timestamp(value).to_pydatetime()
+    def _reaches_city(self, lon: float, lat: float, radius_m: float) -> bool:
+        """Whether a circle meets the box of the city's territory: no incident lies
+        outside it, and far from the city (a pole) its metric CRS may not even map the
+        circle's surroundings."""
+        minx, miny, maxx, maxy = bbox_around(lon, lat, radius_m)
+        tminx, tminy, tmaxx, tmaxy = self.territory_box
+        return minx <= tmaxx and tminx <= maxx and miny <= tmaxy and tminy <= maxy
+
+    def newest_request_before(self, before: datetime) -> datetime | None:
+        """When the newest request made before ``before`` was made (None when none was)."""
+        return self.store.newest_request_before(self.city.jurisdiction_id, before)
+
+    def recent_requests_start(self, days: int) -> datetime | None:
+        """Where the last ``days`` local days with requests begin, until now (None for an
+        empty store; ``services.recent``). Up to ``days`` index probes, so the answer is
+        kept until the store changes or the local day turns (one read of the change
+        counter per call)."""
+        now = datetime.now(UTC)
+        zone = self.city.config.timezone
+        key = (self.change_mark().version, days, now.astimezone(ZoneInfo(zone)).date())
+        cached = self._recent_start
+        if cached is None or cached[0] != key:
+            start = request_days_start(self.newest_request_before, days, zone, until=now)
+            cached = self._recent_start = (key, start)
+        return cached[1]
 
     def events_between(self, kind: str, start: datetime, end: datetime) -> pd.DataFrame:
         """Events of one kind in a time window (ends included), oldest first."""

@@ -281,13 +281,17 @@ def corrections_from(store: Store, city: City) -> pd.DataFrame:
     )
 
 
-def decisions_from(store: Store, city: City) -> pd.DataFrame:
-    """Every routed incident's decision and how it ended, oldest first: columns ``day``
-    (local date of the last reassignment by a person, else of the routing),
-    ``service_code``, ``given`` (the team the rules gave) and ``handled_by`` (the team a
-    person last reassigned it to, else ``given``). Merged incidents are left out."""
+def decisions_from(
+    store: Store, city: City, services: Collection[str] | None = None
+) -> pd.DataFrame:
+    """Every routed incident's decision (of ``services`` only, if given) and how it ended,
+    oldest first: columns ``day`` (local date of the last reassignment by a person, else
+    of the routing), ``service_code``, ``given`` (the team the rules gave) and
+    ``handled_by`` (the team a person last reassigned it to, else ``given``). Merged
+    incidents are left out."""
     jurisdiction = city.jurisdiction_id
-    incidents = store.lookup("incidents", jurisdiction, "service_code", sorted(city.services))
+    codes = sorted(city.services if services is None else set(services) & set(city.services))
+    incidents = store.lookup("incidents", jurisdiction, "service_code", codes)
     incidents = incidents[incidents["merged_into"].isna()].set_index("id")
     ids = [int(i) for i in incidents.index]
     assignments = store.lookup("assignments", jurisdiction, "incident_id", ids).sort_values("id")

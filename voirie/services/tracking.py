@@ -26,7 +26,7 @@ import pandas as pd
 
 from voirie.errors import NotFound
 from voirie.model import EventKind, Report, Status
-from voirie.notify.outbox import EMAIL, enqueue_many
+from voirie.notify.outbox import EMAIL, ask_consent, enqueue_citizens
 from voirie.services.intake import Retry, Submission
 from voirie.services.pipeline import Pipeline
 from voirie.services.workflow import StatusChange
@@ -91,13 +91,15 @@ def send(
     photos: Sequence[str],
     link: Callable[[str], str],
     *,
+    language: str | None = None,
     at: datetime | None = None,
 ) -> Sent:
     """Submit a report from the form and give it a new private tracking token.
 
     ``photos`` are the names of its stored photos (the report's ``media_url`` is the
     first); ``link`` makes the absolute tracking URL of a token, for the email queued when
-    the report carries the sender's email. A retried submission (same ``retry`` key) is
+    the report carries the sender's email (in ``language``, the form's, else the city's;
+    held until the address is confirmed). A retried submission (same ``retry`` key) is
     answered with the stored report and a fresh token of it.
     """
     submission = pipeline.intake.submit(report, retry)
@@ -107,9 +109,11 @@ def send(
         uow.tracking.add(token_hash(token), submission.report_id, photos, moment)
         email = report.contact.email
         if email:
+            city = pipeline.city
+            ask_consent(uow, city, email, language or city.config.locale, moment)
             message = {
                 "channel": EMAIL,
-                "target": email.strip().lower(),
+                "target": email,
                 "kind": RECEIVED,
                 "entity": "report",
                 "entity_id": submission.report_id,
@@ -117,7 +121,7 @@ def send(
                 "incident_id": submission.incident_id,
                 "tracking_url": link(token),
             }
-            enqueue_many(uow, pipeline.city, pd.DataFrame([message]), moment)
+            enqueue_citizens(uow, city, [message], moment)
     return Sent(submission, token)
 
 

@@ -9,26 +9,39 @@ Open311 back-office push call these; they open no transaction themselves.
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pandas as pd
 
-from voirie.city import City
-from voirie.errors import Conflict, Forbidden, InvalidInput, NotFound
+from voirie.city import REASSIGNED_WORDING, City
+from voirie.errors import Conflict, Forbidden, InvalidInput, NotFound, VoirieError
 from voirie.model import EventKind, Status
 from voirie.notify.outbox import enqueue, notify_citizens
+from voirie.services import learned_routing
 from voirie.services.auth import Action, Principal
 from voirie.store.base import IncidentRow, Store, UnitOfWork
 from voirie.values import aware_utc
 
+log = logging.getLogger(__name__)
+
 MAX_TEXT_LENGTH = 5_000
-REASSIGNED_PUBLICLY = "réaffecté par le service de dispatch"
-"""Why a reassigned incident changed team, as the published layers say it (an
-assignment's ``reason`` is a public field: the incidents layer's ``routing_reason``).
-Who reassigned it and their reason are internal: they stay in the assignment's ``actor``
-and the ``reassigned`` event, which only staff read."""
+REASSIGNED_PUBLICLY = REASSIGNED_WORDING["fr"]
+"""Why a reassigned incident changed team, as the published layers of a French city
+without a ``publication.reassigned`` wording say it (``public_reassignment``)."""
+
+
+def public_reassignment(city: City) -> str:
+    """Why a reassigned incident changed team, as the published layers say it: the city's
+    ``publication.reassigned`` wording in its locale (an assignment's ``reason`` is a public
+    field: the incidents layer's ``routing_reason``). Who reassigned it and their reason are
+    internal: they stay in the assignment's ``actor`` and the ``reassigned`` event, which
+    only staff read."""
+    return city.config.publication.reassigned_text(city.config.locale)
+
 
 # From each status, the statuses staff may move an incident to. ``duplicate`` is set and
 # undone only by merge / split / not-duplicate; ``closed`` is final (a new report of the
@@ -182,10 +195,13 @@ def reassign(
     priority: int | None = None,
     due_at: datetime | None = None,
     at: datetime | None = None,
+    learn: bool = True,
 ) -> int:
     """Give an incident to another team (an assignment row by a person, no rule); return
     the event id. Priority and due date stay unless given: the promise made to the
-    citizen does not restart because the work changed hands."""
+    citizen does not restart because the work changed hands. Once stored, the correction
+    is learned from (``learn_from``) unless ``learn`` is False: a caller reassigning
+    several incidents in one transaction learns once it has committed."""
     with store.transaction(city.jurisdiction_id) as uow:
         row = _locked_incident(uow, incident_id)
         current = row["team"]
@@ -224,7 +240,7 @@ def reassign(
                     "team": team,
                     "rule_id": None,
                     "rule_version": None,
-                    "reason": REASSIGNED_PUBLICLY,
+                    "reason": public_reassignment(city),
                     "priority": new_priority,
                     "due_at": [new_due],
                     "assigned_at": now,
@@ -246,13 +262,36 @@ def reassign(
             },
             now=now,
         )
-        return uow.events.append(
+        event_id = uow.events.append(
             "incident",
             incident_id,
             EventKind.REASSIGNED,
             principal.name,
             f"{current} → {team}: {note}",
             at=now,
+        )
+    if learn:
+        learn_from(store, city, [str(row["service_code"])])
+    return event_id
+
+
+def learn_from(store: Store, city: City, service_codes: Sequence[str]) -> None:
+    """Reassignments are corrections: count those of their sub-categories
+    (``learned_routing``). They are stored whatever happens here; a failed pass is logged
+    and the next correction (or ``voirie rules learn-live``) counts again."""
+    try:
+        learned = learned_routing.learn(store, city, service_codes)
+    except VoirieError:
+        log.exception("learning from the reassignments of %s failed", ", ".join(service_codes))
+        return
+    for rule in learned.rules:
+        log.info(
+            "routing rule %s v%d (%s): %s → %s",
+            learned_routing.rule_id(rule.service_code),
+            rule.version,
+            rule.status,
+            rule.service_code,
+            rule.team,
         )
 
 

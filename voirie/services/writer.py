@@ -26,7 +26,8 @@ from voirie.city import City
 from voirie.gis import dedupe
 from voirie.model import SYSTEM_ACTOR, EventKind, Status
 from voirie.notify.outbox import record_routing, record_routing_one
-from voirie.routing.table import Decision, RoutingTable, route
+from voirie.routing.table import Decision, route
+from voirie.services.learned_routing import LiveRouting
 from voirie.store.base import UnitOfWork
 from voirie.values import as_instant
 
@@ -231,7 +232,7 @@ class WrittenReport:
 class IncidentWriter:
     """One city's writer of reports and of the incidents they open or join."""
 
-    def __init__(self, city: City, zones: Sequence[str], routing: RoutingTable) -> None:
+    def __init__(self, city: City, zones: Sequence[str], routing: LiveRouting) -> None:
         self.city = city
         self.zones = list(zones)
         self.routing = routing
@@ -319,7 +320,7 @@ class IncidentWriter:
         (a RangeIndex, same order as ``new_ids``), with their assignments and routing
         records; return their routing (``route``'s columns)."""
         j, sink = self.city.jurisdiction_id, _Frames(uow)
-        routed = route(self.city, new, self.routing)
+        routed = route(self.city, new, self.routing.table(uow))
         incidents = pd.DataFrame(
             _incident(new, new_ids, j, routed, report_count, last_reported_at, now)
         )
@@ -350,7 +351,7 @@ class IncidentWriter:
         routing: list[tuple[object, object, int]] = []
         if opened:
             incident_id = sink.column(uow.tables.reserve_ids("incidents", 1))
-            decision = self.routing.route_one(fields)
+            decision = self.routing.table(uow).route_one(fields)
             routed = _decision(decision)
             first = fields["requested_at"]
             incident = _incident(fields, incident_id, j, routed, 1, first, now)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from datetime import datetime
+from datetime import date, datetime
 from importlib import resources
 from typing import NamedTuple, Protocol, TypedDict
 
@@ -66,6 +66,30 @@ class TokenRecord(NamedTuple):
     revoked_at: datetime | None = None
 
 
+class StaffUserRecord(NamedTuple):
+    """A staff account as stored (migration 0012): its argon2 password hash, role, teams,
+    consecutive failed sign-ins and the lock they set, and when it was disabled."""
+
+    id: int
+    name: str
+    password_hash: str
+    role: str
+    teams: tuple[str, ...]
+    failed_attempts: int = 0
+    locked_until: datetime | None = None
+    disabled_at: datetime | None = None
+    created_at: datetime | None = None
+
+
+class StaffSessionRecord(NamedTuple):
+    """A signed-in session (stored under the SHA-256 of its id) and its user."""
+
+    user: StaffUserRecord
+    created_at: datetime
+    last_seen_at: datetime
+    expires_at: datetime
+
+
 class ChangeMark(NamedTuple):
     """Where the store's change counter stands: its version (one more per committed write
     of public data), when that write happened, and the database's clock now (HTTP caching
@@ -91,6 +115,28 @@ class TrackedReport(NamedTuple):
 
     report_id: int
     photos: tuple[str, ...]
+
+
+class ConsentRecord(NamedTuple):
+    """Whether an email address agreed to be written to (``pending``, ``confirmed``,
+    ``stopped``), in which language, the secret of its links, and when it was last asked."""
+
+    email: str
+    state: str
+    language: str
+    link_token: str
+    asked_at: datetime
+
+
+class ModerationRecord(NamedTuple):
+    """What a citizen sent of a moderated report and what staff hid of it."""
+
+    report_id: int
+    original_description: str | None
+    original_media_url: str | None
+    description_state: str
+    """``shown``, ``edited`` or ``hidden``."""
+    hidden_photos: tuple[str, ...]
 
 
 class KnownReport(NamedTuple):
@@ -272,6 +318,64 @@ class Tracking(Protocol):
         """The report a token hash opens, or None."""
 
 
+class Consents(Protocol):
+    """Consent of citizens' email addresses (double opt-in) and their opt-outs."""
+
+    def get(self, email: str) -> ConsentRecord | None:
+        """The consent of one address, or None when it was never given."""
+
+    def by_link(self, link_token: str) -> ConsentRecord | None:
+        """The consent whose links carry ``link_token``, or None."""
+
+    def many(self, emails: Sequence[str]) -> dict[str, ConsentRecord]:
+        """The consents of these addresses that exist, by address."""
+
+    def add(self, record: ConsentRecord) -> ConsentRecord:
+        """Keep a new address's consent unless it exists; the stored one either way."""
+
+    def asked(self, email: str, token_hash: str, at: datetime) -> None:
+        """Record a confirmation email queued for ``email`` with its token's hash."""
+
+    def confirmation(self, token_hash: str) -> str | None:
+        """The address a confirmation token's hash was sent to, or None."""
+
+    def confirm(self, email: str, at: datetime) -> int:
+        """Mark an address confirmed and release its held messages; how many."""
+
+    def stop(self, email: str, at: datetime) -> int:
+        """Stop every email to an address; how many queued messages were cancelled."""
+
+    def follows(self, email: str, incident_id: int) -> bool:
+        """Whether ``email`` is told about an incident (a follower or a reporter)."""
+
+    def opt_out(self, email: str, incident_id: int, at: datetime) -> bool:
+        """Stop telling ``email`` about one incident; False when already opted out."""
+
+    def opted_in_again(self, email: str, incident_id: int) -> None:
+        """Forget an opt-out when the address follows the incident again."""
+
+    def opted_out(self, incident_id: int) -> set[str]:
+        """Addresses that asked to hear no more of an incident."""
+
+
+class Moderation(Protocol):
+    """Moderated public content of reports and what the citizen sent (staff only)."""
+
+    def get(self, report_id: int) -> ModerationRecord | None:
+        """What the citizen sent and what is hidden of a moderated report, or None."""
+
+    def public(self, report_id: int) -> tuple[str | None, str | None] | None:
+        """The report's public description and media_url, or None; serializes moderators."""
+
+    def save(
+        self, record: ModerationRecord, description: str | None, media_url: str | None, at: datetime
+    ) -> None:
+        """Publish the moderated version of a report and keep ``record`` for staff."""
+
+    def photos(self, report_id: int) -> tuple[str, ...]:
+        """Names of the photos a report was sent with."""
+
+
 class Outbox(Protocol):
     """Messages waiting to be delivered, leased to one worker at a time."""
 
@@ -303,6 +407,78 @@ class Escalations(Protocol):
         """Record that these incidents were escalated at ``at``."""
 
 
+class StaffAccounts(Protocol):
+    """Staff accounts and their sign-in sessions, kept as hashes."""
+
+    def add_user(
+        self, name: str, password_hash: str, role: str, teams: tuple[str, ...], at: datetime
+    ) -> int:
+        """Store a new account; its id."""
+
+    def user(self, name: str) -> StaffUserRecord | None:
+        """The account of this name, locked until commit (its counters change)."""
+
+    def users(self) -> list[StaffUserRecord]:
+        """Every account, oldest first."""
+
+    def set_attempts(self, user_id: int, failed: int, locked_until: datetime | None) -> None:
+        """Record the count of consecutive failed sign-ins and the lock they set."""
+
+    def set_password(self, user_id: int, password_hash: str) -> None:
+        """Replace an account's password hash."""
+
+    def disable(self, user_id: int, at: datetime) -> None:
+        """Disable an account and end its sessions."""
+
+    def add_session(
+        self, session_hash: str, user_id: int, at: datetime, expires_at: datetime
+    ) -> None:
+        """Open a session for a user, ending at ``expires_at`` at the latest."""
+
+    def find_session(self, session_hash: str) -> StaffSessionRecord | None:
+        """The session under this hash with its user (disabled ones included)."""
+
+    def touch_session(self, session_hash: str, at: datetime) -> None:
+        """Record a session's last use (its idle expiry counts from there)."""
+
+    def end_session(self, session_hash: str) -> None:
+        """Delete a session (sign-out, or found expired)."""
+
+
+class LearnedRuleRecord(NamedTuple):
+    """One version of a sub-category's routing rule learned from dispatchers'
+    reassignments: the team, the corrections behind it (and the decisions kept meanwhile)
+    since a day, and where review left it (``proposed``, ``active``, ``rejected``,
+    ``reverted``)."""
+
+    service_code: str
+    version: int
+    team: str
+    corrections: int
+    kept: int
+    since: date
+    status: str
+    learned_at: datetime
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+
+
+class LearnedRules(Protocol):
+    """Routing rules learned from dispatchers, every version kept (the review log)."""
+
+    def versions(self) -> list[LearnedRuleRecord]:
+        """Every version of every learned rule, by sub-category then version."""
+
+    def add(self, rule: LearnedRuleRecord) -> None:
+        """Keep a new version."""
+
+    def decide(
+        self, service_code: str, version: int, status: str, actor: str, at: datetime
+    ) -> bool:
+        """Set a version's status (accepted, rejected, reverted), with who and when; False
+        when that version does not exist."""
+
+
 class UnitOfWork(Protocol):
     """One transaction: everything written through it commits together or not at all.
 
@@ -316,9 +492,13 @@ class UnitOfWork(Protocol):
     links: Links
     citizens: Citizens
     tracking: Tracking
+    consents: Consents
+    moderation: Moderation
     outbox: Outbox
     rules: Rules
     escalations: Escalations
+    staff: StaffAccounts
+    learned_rules: LearnedRules
 
     def lock(self, keys: Sequence[str]) -> None:
         """Serialize writers that touch the same keys (e.g. one service in one city)."""
@@ -399,6 +579,20 @@ class Store(Protocol):
     ) -> list[tuple[object, ...]]:
         """``(entity_id, reason)`` of the events of one kind of these entities, oldest
         first (no DataFrame)."""
+
+    def newest_request_before(self, jurisdiction_id: str, before: datetime) -> datetime | None:
+        """When the newest request made before ``before`` was made (None when none was)."""
+
+    def incident_timings(
+        self,
+        jurisdiction_id: str,
+        zone_layer: str,
+        since: datetime,
+        open_statuses: Sequence[str],
+        teams: Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """The open incidents and those first reported since ``since`` (of ``teams`` when
+        given), with their zone and when they were first acknowledged and resolved."""
 
     def change_mark(self) -> ChangeMark:
         """The change counter (migration 0011): one cheap read, for ETag and Last-Modified."""

@@ -10,15 +10,16 @@ transaction (``_write``).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import ClassVar, cast
 
 import numpy as np
 import pandas as pd
 
+from voirie.store import stats
 from voirie.store.base import MetricCRS, TokenRecord
 from voirie.store.dialect import Dialect
+from voirie.store.knn import LocalMetric, knn_sql, nearest_ids
 from voirie.store.queries import QUERIES
 from voirie.store.schema import COLUMNS
 from voirie.store.selection import (
@@ -27,7 +28,6 @@ from voirie.store.selection import (
     Layer,
     Selection,
     count_sql,
-    nearest_sql,
     points_sql,
     select_sql,
     zones_sql,
@@ -104,22 +104,15 @@ class StoreReads:
         """The page of the rows a selection keeps within ``radius_m`` metres of a point,
         nearest first then by id: ``row_id``, ``distance_m``.
 
-        Where the database projects (PostGIS), it measures, sorts and stops at the page
-        itself (``nearest_sql``). Elsewhere (sqlite) only id, lon and lat of the rows in the
-        selection's bbox are read (through the R*Tree), measured with ``metric.project``,
-        and the page is cut here; either way the caller reads the page's rows alone.
+        Only the page's candidates and the rows on the circle's edge are projected
+        (``voirie.store.knn``): by the database where it projects (PostGIS, one
+        statement), here with ``metric.project`` elsewhere (sqlite, the box's points read
+        through the R*Tree); either way the caller reads the page's rows alone.
         """
-        if self.dialect.metric_distance is not None and metric.srid is not None:
-            d = self.dialect
-            return self._frame(
-                *nearest_sql(layer, jurisdiction_id, selection, d, point, radius_m, metric.srid)
-            )
-        ids, distance = self._measured(layer, jurisdiction_id, selection, point, radius_m, metric)
-        start = selection.offset
-        stop = None if selection.limit is None else start + selection.limit
-        return pd.DataFrame({"row_id": ids[start:stop], "distance_m": distance[start:stop]})
+        ids, distance, _ = self._nearest(layer, jurisdiction_id, selection, point, radius_m, metric)
+        return pd.DataFrame({"row_id": ids, "distance_m": distance})
 
-    def _measured(
+    def _nearest(
         self,
         layer: Layer,
         jurisdiction_id: str,
@@ -127,20 +120,27 @@ class StoreReads:
         point: tuple[float, float],
         radius_m: float,
         metric: MetricCRS,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Ids and distances of every row a selection keeps within ``radius_m`` metres of
-        a point (its page ignored), nearest first then by id, measured with
-        ``metric.project`` (for a backend that cannot project)."""
+    ) -> tuple[np.ndarray, np.ndarray, int]:
+        """The page's ids and distances, nearest first then by id, and how many rows the
+        selection keeps within ``radius_m`` in all (``knn_sql`` or ``nearest_ids``)."""
+        local = LocalMetric.around(point, radius_m, metric.project)
+        d = self.dialect
+        if d.metric_distance is not None and metric.srid is not None:
+            found = self.rows(
+                *knn_sql(layer, jurisdiction_id, selection, d, local, radius_m, metric.srid)
+            )
+            page = [row for row in found if row[0] is not None]
+            return (
+                np.array([row[0] for row in page], dtype=np.int64),
+                np.array([row[1] for row in page], dtype=float),
+                int(cast(int, found[0][2])) if found else 0,
+            )
         rows = self.rows(*points_sql(layer, jurisdiction_id, selection, self.dialect))
-        x, y = metric.project(np.array([point[0]], float), np.array([point[1]], float))
-        found = np.array(rows, dtype=float).reshape(-1, 3)  # id, lon, lat
-        px, py = metric.project(found[:, 1], found[:, 2])
-        distance = np.hypot(px - x[0], py - y[0])
-        within = distance <= radius_m
-        ids = np.array([row[0] for row in rows], dtype=np.int64)[within]
-        distance = distance[within]
-        order = np.lexsort((ids, distance))  # by distance, then id
-        return ids[order], distance[order]
+        points = np.array(rows, dtype=float).reshape(-1, 3)  # id, lon, lat
+        ids = np.array([row[0] for row in rows], dtype=np.int64)
+        return nearest_ids(
+            ids, points[:, 1], points[:, 2], local, radius_m, selection, metric.project
+        )
 
     def nearby_rows(
         self,
@@ -155,10 +155,9 @@ class StoreReads:
         and how many there are within the radius in all: what the citizens' nearby
         search shows, read without a DataFrame.
 
-        On PostGIS one statement measures, counts (a window over the rows within the
-        radius, before the page is cut), sorts, stops at the page and reads its rows; on
-        sqlite the ids are measured as ``nearest`` measures them, then the page's rows
-        are read.
+        On PostGIS one statement finds the page and the total (``knn_sql``) and reads
+        the page's rows; on sqlite the ids are found as ``nearest`` finds them, then the
+        page's rows are read.
         """
         d = self.dialect
         columns = ", ".join(NEARBY_COLUMNS)
@@ -167,36 +166,26 @@ class StoreReads:
             "AND o.jurisdiction_id = i.jurisdiction_id"
         )
         if d.metric_distance is not None and metric.srid is not None:
-            near, params = nearest_sql(
-                "incidents", jurisdiction_id, selection, d, point, radius_m, metric.srid
+            local = LocalMetric.around(point, radius_m, metric.project)
+            near, params = knn_sql(
+                "incidents", jurisdiction_id, selection, d, local, radius_m, metric.srid
             )
-            counted = near.replace(
-                "SELECT row_id, distance_m FROM",
-                "SELECT row_id, distance_m, count(*) OVER () AS total FROM",
-                1,
-            )
+            # ``knn_sql`` gives one row with a NULL id when the page is empty: the total.
             text = (
-                f"SELECT {columns}, n.distance_m, n.total FROM ({counted}) AS n "
-                f"JOIN incidents i ON i.id = n.row_id AND i.jurisdiction_id = {d.placeholder} "
-                f"{joins} ORDER BY n.distance_m, n.row_id"
+                f"SELECT {columns}, n.distance_m, n.total FROM ({near}) AS n "
+                f"LEFT JOIN incidents i ON i.id = n.row_id "
+                f"AND i.jurisdiction_id = {d.placeholder} {joins} "
+                "ORDER BY n.distance_m, n.row_id"
             )
             found = self.rows(text, [*params, jurisdiction_id])
-            if found:
-                return [row[:-1] for row in found], int(cast(int, found[0][-1]))
-            if not selection.offset:
-                return [], 0
-            everything = replace(selection, limit=None, offset=0)
-            return [], len(
-                self.nearest("incidents", jurisdiction_id, everything, point, radius_m, metric)
-            )
-        measured, meters = self._measured(
+            total = int(cast(int, found[0][-1])) if found else 0
+            return [row[:-1] for row in found if row[0] is not None], total
+        measured, meters, total = self._nearest(
             "incidents", jurisdiction_id, selection, point, radius_m, metric
         )
-        start = selection.offset
-        stop = None if selection.limit is None else start + selection.limit
-        ids = [int(v) for v in measured[start:stop]]
+        ids = [int(v) for v in measured]
         if not ids:
-            return [], len(measured)
+            return [], total
         rows = self.rows(
             d.text(
                 f"SELECT {columns} FROM incidents i {joins} WHERE i.jurisdiction_id = ? "
@@ -205,9 +194,45 @@ class StoreReads:
             (jurisdiction_id, d.array(ids)),
         )
         by_id = {int(cast(int, row[0])): row for row in rows}
-        distances = meters[start:stop].tolist()
+        distances = meters.tolist()
         page = [(*by_id[i], m) for i, m in zip(ids, distances, strict=True) if i in by_id]
-        return page, len(measured)
+        return page, total
+
+    def newest_request_before(self, jurisdiction_id: str, before: datetime) -> datetime | None:
+        """When the newest request made before ``before`` was made: one entry of the
+        index reports_requested, read backwards (None when there is none)."""
+        d = self.dialect
+        rows = self.rows(
+            d.text(
+                "SELECT r.requested_at FROM reports r WHERE r.jurisdiction_id = ? "
+                "AND r.requested_at < ? ORDER BY r.requested_at DESC LIMIT 1"
+            ),
+            (jurisdiction_id, d.instant(before)),
+        )
+        return _moment(rows[0][0]) if rows else None
+
+    def incident_timings(
+        self,
+        jurisdiction_id: str,
+        zone_layer: str,
+        since: datetime,
+        open_statuses: Sequence[str],
+        teams: Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """The open incidents and those first reported since ``since`` (of ``teams`` when
+        given), with their zone in ``zone_layer`` and when they were first acknowledged
+        and resolved (``voirie.store.stats``)."""
+        d = self.dialect
+        team_condition = "" if teams is None else f" AND {d.in_array('i.team', 'text')}"
+        text = stats.TIMINGS.format(
+            open_condition=d.in_array("i.status", "text"), team_condition=team_condition
+        )
+        params: list[object] = [zone_layer, *stats.RESOLVED_PATTERNS, jurisdiction_id]
+        params += [d.instant(since), jurisdiction_id, d.instant(since), d.array(open_statuses)]
+        if teams is not None:
+            params.append(d.array(list(teams)))
+        rows = self.rows(d.text(text), params)
+        return pd.DataFrame(rows, columns=list(stats.TIMING_COLUMNS))
 
     def rows(self, text: str, params: Sequence[object]) -> list[tuple[object, ...]]:
         """Rows of one read query (in the backend's placeholders) as tuples."""
@@ -377,8 +402,10 @@ _TOKEN_COLUMNS = "id, name, role, teams, created_at, expires_at, last_used_at, r
 
 def _moment(value: object) -> datetime | None:
     """A stored instant (psycopg's datetime or GeoPackage text) as an aware UTC datetime."""
-    if missing(value):
+    if missing(value):  # None, or NaT (a datetime too) from a typed frame
         return None
-    stamp = pd.Timestamp(cast(str | datetime, value))
+    if isinstance(value, datetime):  # psycopg's: no pandas on a per-request read
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    stamp = pd.Timestamp(cast(str, value))
     stamp = stamp.tz_localize(UTC) if stamp.tzinfo is None else stamp.tz_convert(UTC)
     return stamp.to_pydatetime()

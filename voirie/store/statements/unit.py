@@ -6,23 +6,31 @@ from collections.abc import Sequence
 
 from voirie.store.base import (
     Citizens,
+    Consents,
     Escalations,
     Events,
     Incidents,
+    LearnedRules,
     Links,
+    Moderation,
     Outbox,
     Reports,
     Rules,
+    StaffAccounts,
     Tables,
     Tracking,
 )
 from voirie.store.statements.citizens import SqlCitizens
+from voirie.store.statements.consent import SqlConsents
 from voirie.store.statements.delivery import SqlEscalations, SqlOutbox, SqlRules
 from voirie.store.statements.events import SqlEvents
 from voirie.store.statements.incidents import SqlIncidents
+from voirie.store.statements.learned_rules import SqlLearnedRules
 from voirie.store.statements.links import SqlLinks
+from voirie.store.statements.moderation import SqlModeration
 from voirie.store.statements.reports import SqlReports
 from voirie.store.statements.session import Session
+from voirie.store.statements.staff import SqlStaff
 from voirie.store.statements.tables import SqlTables
 from voirie.store.statements.tracking import SqlTracking
 
@@ -39,9 +47,13 @@ class SqlUnitOfWork:
         self.links: Links = SqlLinks(session)
         self.citizens: Citizens = SqlCitizens(session)
         self.tracking: Tracking = SqlTracking(session)
+        self.consents: Consents = SqlConsents(session)
+        self.moderation: Moderation = SqlModeration(session)
         self.outbox: Outbox = SqlOutbox(session)
         self.rules: Rules = SqlRules(session)
         self.escalations: Escalations = SqlEscalations(session)
+        self.staff: StaffAccounts = SqlStaff(session)
+        self.learned_rules: LearnedRules = SqlLearnedRules(session)
 
     def lock(self, keys: Sequence[str]) -> None:
         """Serialize writers that touch the same keys (e.g. one service in one city)."""

@@ -1,0 +1,57 @@
+"""The staff sign-in form (``templates/staff_login.html``): its labels, French and English."""
+
+from __future__ import annotations
+
+from voirie.maps.html import render
+
+LOGIN_LABELS: dict[str, dict[str, str]] = {
+    "fr": {
+        "app": "voirie — services techniques",
+        "title": "Connexion des agents",
+        "name": "Identifiant",
+        "password": "Mot de passe",
+        "submit": "Se connecter",
+        "refused": "Identifiant ou mot de passe incorrect, ou compte verrouillé après trop "
+        "d'essais : réessayez plus tard.",
+        "language": "Langue",
+    },
+    "en": {
+        "app": "voirie — technical services",
+        "title": "Staff sign-in",
+        "name": "User name",
+        "password": "Password",
+        "submit": "Sign in",
+        "refused": "Wrong user name or password, or account locked after too many tries: "
+        "try again later.",
+        "language": "Language",
+    },
+}
+
+
+def render_login_page(
+    *,
+    lang: str,
+    city_name: str,
+    static_url: str,
+    action: str,
+    next_url: str,
+    csrf: str,
+    error: bool,
+    name: str,
+    language_urls: dict[str, str],
+) -> str:
+    """The sign-in form (``error``: say the last try was refused)."""
+    labels = LOGIN_LABELS[lang]
+    return render(
+        "staff_login.html",
+        lang=lang,
+        labels=labels,
+        city_name=city_name,
+        static_url=static_url,
+        action=action,
+        next=next_url,
+        csrf_token=csrf,
+        error=labels["refused"] if error else "",
+        name=name,
+        language_urls=language_urls,
+    )

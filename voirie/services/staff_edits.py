@@ -1,0 +1,234 @@
+"""Corrections staff make on the case page: the category of an incident (re-routed), and
+where its pin stands.
+
+A report filed under the wrong category goes to the wrong team with the wrong SLA.
+Changing the category routes the incident again with the city's rules, as a new
+incident of that category at that place would be (the rules read its street and zones,
+enriched again from its point; the SLA counts from its first report), and records the
+decision like every routing decision: an assignment naming the rule and version, and an
+event saying old and new category, the person's reason and the rule's words.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+
+from voirie.errors import Conflict, InvalidInput, NotFound
+from voirie.model import EventKind, Flag
+from voirie.notify.outbox import enqueue
+from voirie.routing.table import route
+from voirie.services.auth import Action, Principal
+from voirie.services.pipeline import Pipeline
+from voirie.services.territory import outside_reason
+from voirie.services.workflow import MAX_TEXT_LENGTH
+from voirie.store.selection import Selection
+
+
+@dataclass(frozen=True)
+class Rerouted:
+    """What a change of category decided."""
+
+    incident_id: int
+    previous_service: str
+    service_code: str
+    previous_team: str
+    team: str
+    rule_id: str | None
+    rule_version: int | None
+    routing_reason: str
+
+
+def recategorize(
+    pipeline: Pipeline,
+    principal: Principal,
+    incident_id: int,
+    service_code: str,
+    reason: str,
+    *,
+    at: datetime | None = None,
+) -> Rerouted:
+    """Give an incident another category and route it again (team, priority, due date
+    and rule), in one transaction with its assignment, event and the new team's notice.
+    Needs the right to reassign the incident; ``reason`` is required."""
+    city = pipeline.city
+    if service_code not in city.services:
+        raise InvalidInput(
+            f"service_code: unknown category {service_code!r}; the city's categories are "
+            "listed under services: in its city.yaml",
+            field="service_code",
+        )
+    note = reason.strip()
+    if not note or len(note) > MAX_TEXT_LENGTH:
+        raise InvalidInput(
+            f"reason: 1 to {MAX_TEXT_LENGTH} characters, saying why the category changes",
+            field="reason",
+        )
+    now = at or datetime.now(UTC)
+    found = pipeline.reads.incidents(Selection(ids=(incident_id,)))
+    if found.empty:
+        raise NotFound(f"incident {incident_id} does not exist", field="incident_id")
+    before = found.iloc[0]
+    batch = _as_new_report(pipeline, before, service_code)
+    with pipeline.store.transaction(city.jurisdiction_id) as uow:
+        uow.lock(pipeline.policy.lock_keys([str(before["service_code"]), service_code]))
+        row = uow.incidents.get(incident_id)
+        if row is None:
+            raise NotFound(f"incident {incident_id} does not exist", field="incident_id")
+        principal.check(Action.ASSIGN, row["team"])
+        if row["service_code"] == service_code:
+            raise Conflict(
+                f"service_code: incident {incident_id} is already of category {service_code!r}",
+                field="service_code",
+            )
+        decision = route(city, batch, pipeline.live_routing.table(uow)).iloc[0]
+        team = str(decision["team"])
+        rule_id = None if pd.isna(decision["rule_id"]) else str(decision["rule_id"])
+        version = None if pd.isna(decision["rule_version"]) else int(decision["rule_version"])
+        due = decision["due_at"]
+        due_at = None if pd.isna(due) else pd.Timestamp(due).to_pydatetime()
+        priority = int(decision["priority"])
+        words = str(decision["routing_reason"])
+        uow.incidents.update(
+            incident_id,
+            {
+                "service_code": service_code,
+                "team": team,
+                "priority": priority,
+                "due_at": due_at,
+                "updated_at": now,
+            },
+        )
+        (assignment_id,) = uow.tables.reserve_ids("assignments", 1)
+        uow.tables.insert(
+            "assignments",
+            pd.DataFrame(
+                {
+                    "id": [int(assignment_id)],
+                    "jurisdiction_id": city.jurisdiction_id,
+                    "incident_id": int(incident_id),
+                    "team": team,
+                    "rule_id": rule_id,
+                    "rule_version": version,
+                    "reason": words,
+                    "priority": priority,
+                    "due_at": [due_at],
+                    "assigned_at": now,
+                    "actor": principal.name,
+                }
+            ),
+        )
+        if team != row["team"]:
+            enqueue(
+                uow,
+                city,
+                kind="reassigned",
+                incident_id=incident_id,
+                team=team,
+                data={"previous_team": row["team"], "reason": note, "priority": priority},
+                now=now,
+            )
+        uow.events.append(
+            "incident",
+            incident_id,
+            EventKind.ROUTED,
+            principal.name,
+            f"category {row['service_code']} → {service_code}: {note}; {words}",
+            at=now,
+        )
+    return Rerouted(
+        incident_id,
+        row["service_code"],
+        service_code,
+        row["team"],
+        team,
+        rule_id,
+        version,
+        words,
+    )
+
+
+def _as_new_report(pipeline: Pipeline, incident: pd.Series, service_code: str) -> pd.DataFrame:
+    """The incident as the one enriched report routing reads: its point enriched again,
+    the new category, and its first report's time (the SLA counts from there)."""
+    enriched = pipeline.gis.enrich(
+        np.array([float(incident["lon"])]), np.array([float(incident["lat"])])
+    )
+    report = pd.DataFrame(
+        {
+            "service_code": [service_code],
+            "lon": [float(incident["lon"])],
+            "lat": [float(incident["lat"])],
+            "requested_at": pd.to_datetime([incident["first_reported_at"]], utc=True),
+        }
+    )
+    return pd.concat([report, enriched.drop(columns=["lon", "lat"], errors="ignore")], axis=1)
+
+
+@dataclass(frozen=True)
+class Moved:
+    """Where a moved incident now stands."""
+
+    incident_id: int
+    lon: float
+    lat: float
+    segment_id: str | None
+    street_name: str | None
+
+
+def move(
+    pipeline: Pipeline,
+    principal: Principal,
+    incident_id: int,
+    lon: float,
+    lat: float,
+    reason: str,
+    *,
+    at: datetime | None = None,
+) -> Moved:
+    """Put an incident's pin where the problem really is (inside the territory), snapped
+    to its street again, with an event giving the old and new place and the reason.
+
+    A correction of fact by those who work on it (the right to change its status); its
+    routing stays: a change of team is a reassignment, with its own reason."""
+    note = reason.strip()
+    if not note or len(note) > MAX_TEXT_LENGTH:
+        raise InvalidInput(
+            f"reason: 1 to {MAX_TEXT_LENGTH} characters, saying why the pin moves",
+            field="reason",
+        )
+    place = pipeline.gis.enrich(np.array([lon]), np.array([lat])).iloc[0]
+    if place[Flag.OUTSIDE_TERRITORY]:
+        reason_words = outside_reason(pipeline.city, pipeline.gis, lon, lat)
+        raise InvalidInput(f"lon: {reason_words}", field="lon")
+    segment = None if pd.isna(place["segment_id"]) else str(place["segment_id"])
+    street = None if pd.isna(place["street_name"]) else str(place["street_name"])
+    now = at or datetime.now(UTC)
+    with pipeline.store.transaction(pipeline.city.jurisdiction_id) as uow:
+        row = uow.incidents.get(incident_id)
+        if row is None:
+            raise NotFound(f"incident {incident_id} does not exist", field="incident_id")
+        principal.check(Action.STATUS, row["team"])
+        uow.incidents.update(
+            incident_id,
+            {
+                "lon": lon,
+                "lat": lat,
+                "segment_id": segment,
+                "street_name": street,
+                "updated_at": now,
+            },
+        )
+        uow.events.append(
+            "incident",
+            incident_id,
+            EventKind.ENRICHED,
+            principal.name,
+            f"moved from {row['lon']:.6f},{row['lat']:.6f} ({row['street_name'] or '?'}) "
+            f"to {lon:.6f},{lat:.6f} ({street or '?'}): {note}",
+            at=now,
+        )
+    return Moved(incident_id, lon, lat, segment, street)
