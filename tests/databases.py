@@ -142,18 +142,31 @@ def prepare_server() -> str:
     return url
 
 
-def scratch_database(server_url: str, template: str | None = TEMPLATE_DB) -> Iterator[str]:
-    """A new database (a clone of ``template``, or empty) for one test, dropped afterwards."""
-    name = f"voirie_test_{secrets.token_hex(6)}"
-    create = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
-    if template:
-        create = sql.SQL("{} TEMPLATE {}").format(create, sql.Identifier(template))
+def _create(server_url: str, create: sql.Composed) -> None:
+    """Run a CREATE DATABASE while no template is being rebuilt."""
     with _admin(server_url) as admin:
         admin.execute("SELECT pg_advisory_lock_shared(%s)", (TEMPLATE_LOCK,))
         try:
             admin.execute(create)
         finally:
             admin.execute("SELECT pg_advisory_unlock_shared(%s)", (TEMPLATE_LOCK,))
+
+
+def scratch_database(server_url: str, template: str | None = TEMPLATE_DB) -> Iterator[str]:
+    """A new database (a clone of ``template``, or empty) for one test, dropped afterwards."""
+    name = f"voirie_test_{secrets.token_hex(6)}"
+    create = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    if template:
+        create = sql.SQL("{} TEMPLATE {}").format(create, sql.Identifier(template))
+    try:
+        _create(server_url, create)
+    except psycopg.errors.InvalidCatalogName:
+        if not template:
+            raise
+        # A run on other migrations (another checkout, an editor's runner) dropped this
+        # run's template between two clones: build it again, then clone.
+        prepare_server()
+        _create(server_url, create)
     try:
         yield database_url(server_url, name)
     finally:

@@ -221,9 +221,9 @@ def _run_sql(store: Store, text: str, params: tuple[object, ...] = ()) -> list[t
         return list(cursor.fetchall()) if cursor.description else []
 
 
-def test_migration_0017_rewrites_reassignments_published_the_old_way(world: StaffWorld) -> None:
+def test_migration_0015_rewrites_reassignments_published_the_old_way(world: StaffWorld) -> None:
     """A reassignment stored before issue 15 item 7 ("reassigned by <token name>: <reason>")
-    reads as the public wording once migration 0017 has run; who did it stays staff-only."""
+    reads as the public wording once migration 0015 has run; who did it stays staff-only."""
     store = world.pipeline.store
     city = world.pipeline.city
     incident_id = world.incident_ids(OWN_TEAM)[1]
@@ -247,11 +247,11 @@ def test_migration_0017_rewrites_reassignments_published_the_old_way(world: Staf
                 }
             ),
         )
-    _run_sql(store, "DELETE FROM voirie_migrations WHERE version = %s", (17,))
+    _run_sql(store, "DELETE FROM voirie_migrations WHERE version = %s", (15,))
     before = world.pipeline.reads.incidents(Selection(ids=(incident_id,)))
     assert LEGACY_NAME in before.iloc[0]["routing_reason"]  # as an older voirie left it
 
-    assert 17 in store.upgrade()
+    assert 15 in store.upgrade()
 
     after = world.pipeline.reads.incidents(Selection(ids=(incident_id,))).iloc[0]
     assert after["routing_reason"] == public_reassignment(city)

@@ -5,16 +5,23 @@ next report (``auto``) or waits for a reviewer (``review``), and can be reverted
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
+from clirunner import run_voirie
+from datafiles import SAMPLE_200
 
 from voirie.city import City
 from voirie.errors import NotFound
 from voirie.gis.enrich import CityGIS
+from voirie.ingest.mapping import DANSMARUE
+from voirie.ingest.sources import read_csv
 from voirie.model import Report
 from voirie.services import learned_routing, workflow
 from voirie.services.auth import Principal, Role
 from voirie.services.pipeline import Pipeline
+from voirie.settings import StoreSettings
+from voirie.store import open_store
 from voirie.store.base import Store
 from voirie.store.selection import Selection
 
@@ -118,3 +125,40 @@ def test_off_mode_learns_nothing(
     learning, service, given, _ = _corrected(store, paris, paris_gis, "off")
     assert learned_routing.versions(store, learning.city) == []
     assert _new_report(learning, service, 1)[0] == given
+
+
+def test_the_review_list_at_the_command_line(
+    tmp_path: Path, paris: City, paris_gis: CityGIS
+) -> None:
+    # The city as shipped (review mode, support 3): 3 of a sub-category's 4 incidents
+    # reassigned to one team propose a rule, which an operator accepts, then reverts.
+    store = open_store(StoreSettings(database_url=f"sqlite:///{tmp_path / 't.gpkg'}"))
+    try:
+        store.upgrade()
+        pipeline = Pipeline(paris, store, paris_gis)
+        pipeline.imports.import_table(read_csv(SAMPLE_200), DANSMARUE)
+        incidents = pipeline.reads.incidents(Selection())
+        counts = incidents.groupby("service_code")["team"].agg(["count", "nunique", "first"])
+        service = str(counts[(counts["count"] == 4) & (counts["nunique"] == 1)].index[0])
+        given = str(counts.loc[service, "first"])
+        other = next(t for t in sorted(paris.teams) if t not in (given, "triage"))
+        ids = incidents.loc[incidents["service_code"] == service, "incident_id"].astype(int)
+        for incident_id in ids.iloc[:3]:
+            workflow.reassign(store, paris, incident_id, DISPATCHER, other, "leur secteur")
+    finally:
+        store.close()
+    listed = run_voirie(tmp_path, "rules", "review", "--city", "paris")
+    assert listed.returncode == 0, listed.stderr
+    assert "1 learned rule versions" in listed.stdout
+    assert "proposed" in listed.stdout
+    # A pass over everything finds nothing new while the proposal waits for its review.
+    again = run_voirie(tmp_path, "rules", "learn-live", "--city", "paris")
+    assert "routing.learning.mode review: 0 new rules" in again.stdout, again.stderr
+    accepted = run_voirie(tmp_path, "rules", "accept", service, "--city", "paris", "--by", "C")
+    assert accepted.returncode == 0, accepted.stderr
+    assert f"live-{service} v1 ({other}): active" in accepted.stdout
+    reverted = run_voirie(tmp_path, "rules", "revert", service, "--city", "paris", "--by", "C")
+    assert f"live-{service} v1 ({other}): reverted" in reverted.stdout, reverted.stderr
+    refused = run_voirie(tmp_path, "rules", "revert", service, "--city", "paris", "--by", "C")
+    assert refused.returncode != 0
+    assert "has no active learned rule" in refused.stderr + refused.stdout

@@ -4,7 +4,8 @@ named by ``VOIRIE_DATABASE_URL``, and one clear error line instead of a tracebac
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
@@ -45,3 +46,13 @@ def configured_store() -> Store:
     store = open_store(StoreSettings())
     store.upgrade()
     return store
+
+
+@contextmanager
+def store_opened() -> Iterator[Store]:
+    """``configured_store`` for the length of a block, closed afterwards."""
+    store = configured_store()
+    try:
+        yield store
+    finally:
+        store.close()

@@ -13,7 +13,13 @@ from rich.console import Console
 from rich.table import Table
 
 from voirie.city import City, load_city
-from voirie.cli.common import city_option, configured_store, console, fail_cleanly
+from voirie.cli.common import (
+    city_option,
+    configured_store,
+    console,
+    fail_cleanly,
+    store_opened,
+)
 from voirie.cli.data import read_source
 from voirie.errors import CityConfigError
 from voirie.gis.enrich import CityGIS
@@ -388,11 +394,8 @@ def rules_learn_live(city: str) -> None:
     rules they propose, in force at once with routing.learning.mode auto, else waiting for
     review. Each reassignment also runs the pass for its sub-category."""
     loaded = load_city(city, check_files=False)
-    store = configured_store()
-    try:
+    with store_opened() as store:
         learned = learned_routing.learn(store, loaded)
-    finally:
-        store.close()
     click.echo(f"routing.learning.mode {learned.mode}: {len(learned.rules)} new rules")
     _print_learned(loaded, learned.rules)
 
@@ -404,11 +407,8 @@ def rules_review(city: str) -> None:
     """Every version of the rules learned from dispatchers, with where review left it
     (proposed, active, rejected, reverted), who decided and when."""
     loaded = load_city(city, check_files=False)
-    store = configured_store()
-    try:
+    with store_opened() as store:
         found = learned_routing.versions(store, loaded)
-    finally:
-        store.close()
     click.echo(f"{len(found)} learned rule versions")
     _print_learned(loaded, found)
 
@@ -440,15 +440,9 @@ def _decision(status: str, verb: str) -> click.Command:
     @fail_cleanly
     def decide(city: str, service: str, actor: str) -> None:
         loaded = load_city(city, check_files=False)
-        store = configured_store()
-        try:
+        with store_opened() as store:
             rule = learned_routing.decide(store, loaded, service, status, actor)
-        finally:
-            store.close()
-        console.print(
-            f"{learned_routing.rule_id(service)} v{rule.version} ({rule.team}): {status}",
-            highlight=False,
-        )
+        click.echo(f"{learned_routing.rule_id(service)} v{rule.version} ({rule.team}): {status}")
 
     return decide
 
