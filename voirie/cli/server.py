@@ -52,6 +52,8 @@ def _serve(
     console.print(
         f"[bold]voirie is serving {city}[/] ({workers} worker{'s' if workers > 1 else ''})\n"
         f"  dispatch map        {base}/maps/dispatch\n"
+        f"  staff pages         {base}/staff/ (accounts: voirie users add NAME --role ...)\n"
+        f"  report a problem    {base}/signaler\n"
         f"  issues near me      {base}/maps/nearby\n"
         f"  incidents (GeoJSON) {base}/exports/incidents.geojson\n"
         f"  reports (GeoPackage) {base}/exports/reports.gpkg\n"
