@@ -23,6 +23,7 @@ from voirie.api.auth import require
 from voirie.api.deps import PipelineDep, ReportId
 from voirie.api.open311.deps import SettingsDep
 from voirie.api.open311.media import MEDIA_NAME
+from voirie.api.validation import StoredText
 from voirie.errors import NotFound
 from voirie.services import moderation
 from voirie.services.auth import PERMISSIONS, Action, Principal
@@ -38,11 +39,11 @@ HIDDEN = "hidden"
 class ModerationIn(BaseModel):
     """What to change of a report's public content, and why (kept in its history)."""
 
-    reason: str = Field(min_length=1, max_length=MAX_TEXT_LENGTH)
+    reason: StoredText = Field(min_length=1, max_length=MAX_TEXT_LENGTH)
     text: TextAction | None = Field(
         default=None, description="hide, edit (with description) or show again the text"
     )
-    description: str | None = Field(default=None, max_length=MAX_TEXT_LENGTH)
+    description: StoredText | None = Field(default=None, max_length=MAX_TEXT_LENGTH)
     hide_photos: list[str] = Field(default_factory=list, max_length=10)
 
 
