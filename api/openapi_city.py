@@ -141,6 +141,8 @@ def declare_city(document: dict[str, Any], values: CityValues) -> None:
     incidents = _parameters(document, "/api/v1/incidents")
     if incidents:
         _set(incidents["zone"], pattern=values.zone_pattern())
+        _set(incidents["service"], enum=list(values.services))
+        _set(incidents["team"], enum=list(values.teams))
     dispatch = _parameters(document, "/maps/dispatch")
     if dispatch:
         _set(dispatch["team"], enum=list(values.teams))

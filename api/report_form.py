@@ -193,6 +193,11 @@ async def upload_photo(request: Request, settings: SettingsDep) -> PhotoStored:
     async for chunk in request.stream():
         form.feed(chunk)
     data = form.finish()
+    if form.fields:  # as the schema says (additionalProperties: false)
+        extra = next(iter(form.fields))[:40]
+        raise InvalidInput(
+            f"{extra}: unknown form field; send only the field {PHOTO_FIELD!r}", field=extra
+        )
     image, thumbnail, (width, height) = await run_in_threadpool(clean_image, data, settings)
     digest = hashlib.sha256(image).hexdigest()
     names = (f"{digest}.jpg", f"{digest}.thumb.jpg")

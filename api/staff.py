@@ -149,6 +149,11 @@ def list_incidents(
 ) -> IncidentList:
     """Incidents matching every filter given, by id."""
     now = datetime.now(UTC)
+    city = pipeline.city
+    for name, given, known in (("team", team, city.teams), ("service", service, city.services)):
+        unknown = [v for v in given or () if v not in known]
+        if unknown:  # as the API definition says (the city's codes)
+            raise InvalidInput(f"{name}: unknown code {unknown[0][:80]!r}", field=name)
     selection = scoped(
         principal,
         Selection(

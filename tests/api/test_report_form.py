@@ -143,6 +143,13 @@ def test_photos_get_the_open311_rules(world: tuple[TestClient, Pipeline], paris:
         "/api/v1/photos", files={"photo": ("p.jpg", b"\xff" * (2 * 1024 * 1024), "image/jpeg")}
     )
     assert huge.status_code == 413
+    extra = client.post(
+        "/api/v1/photos",
+        files={"photo": ("p.jpg", _jpeg(), "image/jpeg")},
+        data={"caption": "vue de la rue"},
+    )
+    assert extra.status_code == 400  # the schema allows no other field (found by fuzzing)
+    assert extra.json()["field"] == "caption"
 
     sent = client.post("/api/v1/reports", json=_body(paris, photos=[photo["name"]]))
     assert sent.status_code == 201
