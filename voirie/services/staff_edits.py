@@ -24,7 +24,7 @@ from voirie.routing.table import route
 from voirie.services.auth import Action, Principal
 from voirie.services.pipeline import Pipeline
 from voirie.services.territory import outside_reason
-from voirie.services.workflow import MAX_TEXT_LENGTH
+from voirie.services.workflow import MAX_TEXT_LENGTH, record_assignment
 from voirie.store.selection import Selection
 
 
@@ -102,24 +102,17 @@ def recategorize(
                 "updated_at": now,
             },
         )
-        (assignment_id,) = uow.tables.reserve_ids("assignments", 1)
-        uow.tables.insert(
-            "assignments",
-            pd.DataFrame(
-                {
-                    "id": [int(assignment_id)],
-                    "jurisdiction_id": city.jurisdiction_id,
-                    "incident_id": int(incident_id),
-                    "team": team,
-                    "rule_id": rule_id,
-                    "rule_version": version,
-                    "reason": words,
-                    "priority": priority,
-                    "due_at": [due_at],
-                    "assigned_at": now,
-                    "actor": principal.name,
-                }
-            ),
+        record_assignment(
+            uow,
+            city,
+            incident_id,
+            team,
+            (rule_id, version),
+            words,
+            priority,
+            due_at,
+            now,
+            principal.name,
         )
         if team != row["team"]:
             enqueue(

@@ -184,6 +184,41 @@ def change_status(
         )
 
 
+def record_assignment(
+    uow: UnitOfWork,
+    city: City,
+    incident_id: int,
+    team: str,
+    rule: tuple[str | None, int | None],
+    reason: str,
+    priority: object,
+    due_at: object,
+    at: datetime,
+    actor: str,
+) -> None:
+    """One assignment row: the incident given to ``team`` by ``rule`` (id, version; none
+    for a person's decision), with the public ``reason`` and who did it."""
+    (assignment_id,) = uow.tables.reserve_ids("assignments", 1)
+    uow.tables.insert(
+        "assignments",
+        pd.DataFrame(
+            {
+                "id": [int(assignment_id)],
+                "jurisdiction_id": city.jurisdiction_id,
+                "incident_id": int(incident_id),
+                "team": team,
+                "rule_id": rule[0],
+                "rule_version": rule[1],
+                "reason": reason,
+                "priority": priority,
+                "due_at": [due_at],
+                "assigned_at": at,
+                "actor": actor,
+            }
+        ),
+    )
+
+
 def reassign(
     store: Store,
     city: City,
@@ -229,24 +264,17 @@ def reassign(
             incident_id,
             {"team": team, "priority": new_priority, "due_at": new_due, "updated_at": now},
         )
-        (assignment_id,) = uow.tables.reserve_ids("assignments", 1)
-        uow.tables.insert(
-            "assignments",
-            pd.DataFrame(
-                {
-                    "id": [int(assignment_id)],
-                    "jurisdiction_id": city.jurisdiction_id,
-                    "incident_id": int(incident_id),
-                    "team": team,
-                    "rule_id": None,
-                    "rule_version": None,
-                    "reason": public_reassignment(city),
-                    "priority": new_priority,
-                    "due_at": [new_due],
-                    "assigned_at": now,
-                    "actor": principal.name,
-                }
-            ),
+        record_assignment(
+            uow,
+            city,
+            incident_id,
+            team,
+            (None, None),
+            public_reassignment(city),
+            new_priority,
+            new_due,
+            now,
+            principal.name,
         )
         enqueue(
             uow,
