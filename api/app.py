@@ -6,7 +6,7 @@ opened once on start, kept on ``app.state``, closed on exit.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from http import HTTPStatus
 
@@ -32,6 +32,7 @@ from voirie.api import (
     openapi_city,
     pages,
     probes,
+    read_routing,
     report_form,
     staff,
     staff_actions,
@@ -54,7 +55,7 @@ from voirie.gis.enrich import CityGIS
 from voirie.maps.static import STATIC_DIR
 from voirie.services.pipeline import Pipeline
 from voirie.settings import CitySettings, RateLimitSettings, ServerSettings, StoreSettings
-from voirie.store import open_store
+from voirie.store import Store, open_store
 
 
 def create_app(
@@ -63,25 +64,34 @@ def create_app(
     server_settings: ServerSettings | None = None,
     rate_limits: RateLimitSettings | None = None,
     gis: CityGIS | None = None,
+    shared_store: Callable[[], Store] | None = None,
+    mounted_at: str = "",
 ) -> FastAPI:
     """Build the web application for one city and one store (server settings from
     ``VOIRIE_*`` variables unless given; rate limits only when ``rate_limits`` is given,
     as ``voirie serve`` and :func:`app_from_env` do, so that tests choose their own).
 
     The city's GIS indexes are built when the app starts, unless ``gis`` is given: a
-    server forking its workers builds them once before the fork and shares them."""
+    server forking its workers builds them once before the fork and shares them.
+
+    Serving several cities (``voirie.api.multicity``), each city's app is given the one
+    store of all (``shared_store``: opened, upgraded and closed by the dispatcher) and the
+    path prefix it answers under (``mounted_at``: its absolute links carry it; the
+    dispatcher in front puts requests on ``VOIRIE_PUBLIC_URL``)."""
     city = load_city(city_settings.city)
     public_url = (server_settings or ServerSettings()).public_url
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = open_store(store_settings)
-        store.upgrade()
+        store = shared_store() if shared_store else open_store(store_settings)
+        if shared_store is None:
+            store.upgrade()
         app.state.pipeline = Pipeline(city, store, gis)
         try:
             yield
         finally:
-            store.close()
+            if shared_store is None:
+                store.close()
 
     app = FastAPI(
         title=f"voirie — {city.config.name}",
@@ -92,7 +102,7 @@ def create_app(
         redoc_url=None,
         dependencies=[validation.GUARD],  # storable text in every parameter
     )
-    app.state.public_url = parse_public_url(public_url) if public_url else None
+    app.state.public_url = parse_public_url(public_url) + mounted_at if public_url else None
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     docs.install(app)
     public = (exports, ogc, ogc_tiles, tiles, pages, citizen, report_form, consent)
@@ -152,10 +162,12 @@ def create_app(
     openapi_city.install(app, city)  # the city's values in the OpenAPI document
     limits.install(app)
     app.add_middleware(caching.HttpCaching)
+    app.add_middleware(read_routing.PublicReads)  # outside the caching: ETag and rows, one node
     app.add_middleware(StoreUnavailable)  # a store error met by a middleware: 503, not 500
     throttle.install(app, rate_limits)  # outside the body limit: refused before reading
     headers.install(app)  # security headers on every answer, refusals included
-    use_public_url(app, public_url)  # no URL built on the client's Host header
+    if not mounted_at:  # else in front of every city, by the dispatcher
+        use_public_url(app, public_url)  # no URL built on the client's Host header
     observability.install(app)  # outermost: every request logged, counted and timed
     return app
 

@@ -1,4 +1,5 @@
-"""Prometheus metrics at ``/metrics``: requests by route, the store's backlog, the pool.
+"""Prometheus metrics at ``/metrics``: requests by route, the store's backlog, the pool,
+the read replicas.
 
 Request counts and latencies are labelled by route template (``/api/v1/incidents/{id}``,
 never the raw path, so that a scan of made-up URLs cannot grow the series). The store's
@@ -28,11 +29,12 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from voirie.notify.outbox import PENDING
 from voirie.services.pipeline import Pipeline
+from voirie.store.replicas import STATES, ReplicatedStore
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 UNMATCHED = "<unmatched>"
@@ -63,7 +65,7 @@ class StoreCollector(Collector):
     def __init__(self, pipeline: Pipeline) -> None:
         self.pipeline = pipeline
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         store, j = self.pipeline.store, self.pipeline.city.jurisdiction_id
         yield GaugeMetricFamily(
             "voirie_reports_stored",
@@ -94,6 +96,66 @@ class StoreCollector(Collector):
             ):
                 family.add_metric([state, str(os.getpid())], value)
             yield family
+        if isinstance(store, ReplicatedStore):
+            yield from replica_families(store)
+
+
+def replica_families(store: ReplicatedStore) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    """Each read replica's state and lag from its last check, and where this process's
+    public requests were read (``voirie.store.replicas``)."""
+    up = GaugeMetricFamily(
+        "voirie_replica_up", "1 when the read replica answered its last check", labels=["replica"]
+    )
+    used = GaugeMetricFamily(
+        "voirie_replica_in_use",
+        "1 when public reads go to the replica (answering, in recovery, within the maximum lag)",
+        labels=["replica"],
+    )
+    state = GaugeMetricFamily(
+        "voirie_replica_state", "The replica's state at its last check", labels=["replica", "state"]
+    )
+    lag_s = GaugeMetricFamily(
+        "voirie_replica_lag_seconds",
+        "How long ago the primary first held WAL the replica has not replayed",
+        labels=["replica"],
+    )
+    lag_bytes = GaugeMetricFamily(
+        "voirie_replica_lag_bytes",
+        "WAL the replica has not replayed, from the primary's position",
+        labels=["replica"],
+    )
+    paused = GaugeMetricFamily(
+        "voirie_replica_replay_paused",
+        "1 when the replica's WAL replay is paused",
+        labels=["replica"],
+    )
+    for status in store.statuses():
+        name = [status.name]
+        up.add_metric(name, status.state not in ("down", "starting"))
+        used.add_metric(name, status.state == "ok")
+        for each in STATES:
+            state.add_metric([status.name, each], status.state == each)
+        if status.lag_s is not None:
+            lag_s.add_metric(name, status.lag_s)
+        if status.lag_bytes is not None:
+            lag_bytes.add_metric(name, status.lag_bytes)
+        if status.replay_paused is not None:
+            paused.add_metric(name, status.replay_paused)
+    yield from (up, used, state, lag_s, lag_bytes, paused)
+    maximum = GaugeMetricFamily(
+        "voirie_replica_max_lag_seconds",
+        "VOIRIE_READ_MAX_LAG_S: a replica further behind gets no public read",
+        value=store.max_lag_s,
+    )
+    requests = CounterMetricFamily(
+        "voirie_public_reads",
+        "Public requests of this process by the node that read them (primary: no replica "
+        "kept up, or the replica failed during the request)",
+        labels=["node", "pid"],
+    )
+    for node, count in store.requests_by_node.copy().items():
+        requests.add_metric([node, str(os.getpid())], count)
+    yield from (maximum, requests)
 
 
 _Series = tuple[Counter, Histogram]

@@ -4,8 +4,10 @@
 content; the answer also gives what the citizen sent, which only staff see. A hidden
 photo's files move from the public media folder to its ``hidden`` subfolder, so the
 Open311 media route answers 404 for it, and staff still see it at
-``/api/v1/moderation/photos/{name}``. Dispatchers and admins only (``Action.MODERATE``);
-see :mod:`voirie.services.moderation`.
+``/api/v1/moderation/photos/{name}`` (dispatchers and admins: ``Action.MODERATE``) and, on
+the case page, at ``/staff/photos/{name}`` (any signed-in staff member). A photo is one
+file per picture (its name is its hash): its file stays public while another report
+still shows it. See :mod:`voirie.services.moderation`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from voirie.api.auth import require
 from voirie.api.deps import PipelineDep, ReportId
 from voirie.api.open311.deps import SettingsDep
 from voirie.api.open311.media import MEDIA_NAME
+from voirie.api.staff_session import StaffUser
 from voirie.api.validation import StoredText
 from voirie.errors import NotFound
 from voirie.services import moderation
@@ -30,7 +33,8 @@ from voirie.services.auth import PERMISSIONS, Action, Principal
 from voirie.services.moderation import TextAction
 from voirie.services.workflow import MAX_TEXT_LENGTH
 
-router = APIRouter(prefix="/api/v1/moderation", tags=["staff"])
+api = APIRouter(prefix="/api/v1/moderation", tags=["staff"])
+pages = APIRouter(prefix="/staff", tags=["staff pages"], include_in_schema=False)
 Moderator = Annotated[Principal, Depends(require(*PERMISSIONS[Action.MODERATE]))]
 HIDDEN = "hidden"
 """Subfolder of the media folder where hidden photos are kept (not served publicly)."""
@@ -83,7 +87,7 @@ def hide_files(folder: Path, names: list[str]) -> None:
                 os.replace(folder / file, hidden / file)
 
 
-@router.get("/reports/{report_id}", summary="A report's public content and its original")
+@api.get("/reports/{report_id}", summary="A report's public content and its original")
 def get_moderation(
     pipeline: PipelineDep, principal: Moderator, report_id: ReportId
 ) -> ModerationOut:
@@ -91,7 +95,7 @@ def get_moderation(
     return _out(moderation.moderation(pipeline, principal, report_id))
 
 
-@router.post("/reports/{report_id}", summary="Hide or edit a report's text, hide photos")
+@api.post("/reports/{report_id}", summary="Hide or edit a report's text, hide photos")
 async def moderate(
     pipeline: PipelineDep,
     principal: Moderator,
@@ -111,11 +115,12 @@ async def moderate(
             hide_photos=tuple(body.hide_photos),
         )
     )
-    await run_in_threadpool(hide_files, settings.media_dir, list(done.hidden_photos))
+    # Only the files no other report shows (one file per picture: see shown_elsewhere).
+    await run_in_threadpool(hide_files, settings.media_dir, list(done.unpublished))
     return _out(done)
 
 
-@router.get(
+@api.get(
     "/photos/{name}",
     summary="A photo, hidden or not (staff)",
     response_class=FileResponse,
@@ -123,8 +128,25 @@ async def moderate(
 )
 def photo(principal: Moderator, settings: SettingsDep, name: str) -> FileResponse:
     """A report's photo by name, from the public folder or the hidden one."""
-    for folder in (settings.media_dir / HIDDEN, settings.media_dir):
+    return _photo(settings.media_dir, name)
+
+
+@pages.get("/photos/{name}", response_class=FileResponse)
+def page_photo(principal: StaffUser, settings: SettingsDep, name: str) -> FileResponse:
+    """A photo, hidden or not, for the case page (the session's staff member): staff see
+    what the citizen sent, the hidden photos with a "masked to the public" mark."""
+    return _photo(settings.media_dir, name)
+
+
+def _photo(media_dir: Path, name: str) -> FileResponse:
+    for folder in (media_dir / HIDDEN, media_dir):
         path = folder / name
         if MEDIA_NAME.fullmatch(name) and path.is_file():
             return FileResponse(path, media_type="image/jpeg")
     raise NotFound(f"name: no photo {name[:80]!r}", field="name")
+
+
+router = APIRouter()
+"""The moderation API and the staff pages' photo route, as the app includes them."""
+router.include_router(api)
+router.include_router(pages)

@@ -1,8 +1,10 @@
 """``/readyz``: whether this process should get traffic (``/healthz`` says it is alive).
 
 Ready means the database answers and its schema is the one this code was written for
-(every migration applied). A load balancer takes a worker out while it answers 503, for
-instance while the database is down or before ``voirie db upgrade`` has run.
+(every migration applied). The read replicas' states are shown, not required: with none
+keeping up, the primary answers the public reads too. A load balancer takes a worker out
+while it answers 503, for instance while the database is down or before ``voirie db
+upgrade`` has run.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from fastapi.responses import JSONResponse
 from voirie.errors import VoirieError
 from voirie.services.pipeline import Pipeline
 from voirie.store.base import migrations
+from voirie.store.replicas import ReplicaStatus, ReplicatedStore
 
 router = APIRouter(tags=["operations"])
 
@@ -35,7 +38,20 @@ def readiness(pipeline: Pipeline) -> tuple[bool, dict[str, object]]:
         checks["detail"] = (
             f"schema at migration {applied}, this code needs {expected}: run voirie db upgrade"
         )
+    if isinstance(store, ReplicatedStore):
+        # Shown, not required: with no replica keeping up the primary answers every read.
+        checks["read_replicas"] = [replica_check(status) for status in store.statuses()]
     return applied == expected, checks
+
+
+def replica_check(status: ReplicaStatus) -> dict[str, object]:
+    """One read replica as ``/readyz`` shows it: its state, lag and why it is not used."""
+    shown: dict[str, object] = {"replica": status.name, "state": status.state}
+    if status.lag_s is not None:
+        shown["lag_s"] = round(status.lag_s, 3)
+    if status.detail is not None:
+        shown["detail"] = status.detail
+    return shown
 
 
 @router.get(

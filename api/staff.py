@@ -8,6 +8,7 @@ and render: every change is a use case of ``voirie.services`` that opens its own
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -99,14 +100,15 @@ def parse_zone(text: str, layers: list[str]) -> tuple[str, str]:
     return layer, code
 
 
-def incident_out(record: pd.Series, now: datetime) -> IncidentOut:
-    """A row of the incidents layer as the wire model."""
+def incident_out(record: pd.Series | Mapping[str, object], now: datetime) -> IncidentOut:
+    """A row of the incidents layer (a frame's row or ``Reads.records``'s) as the wire model."""
     data = row_values(record, _INCIDENT_FIELDS)
     current = Status(data["status"])
     due = data["due_at"]
+    names = record.index if isinstance(record, pd.Series) else list(record)
     zones = {
         str(name).removeprefix("zone_"): cell_value(record[name])
-        for name in record.index
+        for name in names
         if str(name).startswith("zone_")
     }
     return IncidentOut(

@@ -118,7 +118,7 @@ class PlaceIn(BaseModel):
 def move_pin(
     pipeline: PipelineDep, principal: StaffUser, incident_id: IncidentId, body: PlaceIn
 ) -> IncidentOut:
-    """Move the incident's pin (snapped to its street again; its routing stays)."""
+    """Move the incident's pin (snapped to its street again, then routed again from there)."""
     move(pipeline, principal, incident_id, body.lon, body.lat, body.reason)
     found = pipeline.reads.incidents(Selection(ids=(incident_id,)))
     return staff.incident_out(found.iloc[0], datetime.now(UTC))

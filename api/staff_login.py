@@ -27,6 +27,7 @@ from voirie.api.staff_session import (
 )
 from voirie.errors import Unauthorized
 from voirie.maps.staff_login import render_login_page
+from voirie.services.oidc import OidcSettings
 from voirie.services.staff_users import sign_in, sign_out
 
 router = APIRouter(tags=["staff pages"], include_in_schema=False)
@@ -37,7 +38,7 @@ LOGIN_COOKIE = "voirie_login"
 site cannot post a sign-in in someone's browser (login CSRF)."""
 
 
-def _login_page(
+def login_page(
     request: Request,
     lang: str,
     next_url: str,
@@ -45,9 +46,13 @@ def _login_page(
     error: bool = False,
     name: str = "",
     status_code: int = 200,
+    error_text: str = "",
 ) -> HTMLResponse:
+    """The sign-in form, with a fresh anti-forgery cookie (``error_text``: a refusal of
+    the OpenID Connect sign-in to show instead of the password one's)."""
     token = secrets.token_urlsafe(24)
     root = request.scope.get("root_path", "")
+    oidc: OidcSettings = request.app.state.oidc.settings
     page = render_login_page(
         lang=lang,
         city_name=request.app.state.pipeline.city.config.name,
@@ -58,6 +63,8 @@ def _login_page(
         error=error,
         name=name,
         language_urls=language_urls(request),
+        error_text=error_text,
+        provider=(oidc.label, f"{root}/staff/oidc/login") if oidc.enabled else None,
     )
     response = HTMLResponse(page, status_code=status_code, headers=PAGE_HEADERS)
     response.set_cookie(
@@ -79,7 +86,7 @@ def login_form(
     next: Annotated[str | None, Query(max_length=2000)] = None,
 ) -> HTMLResponse:
     """The sign-in form."""
-    return _login_page(request, lang, safe_next(next))
+    return login_page(request, lang, safe_next(next))
 
 
 @router.post("/staff/login", response_model=None)
@@ -96,7 +103,7 @@ def login(
     target = safe_next(next)
     expected = request.cookies.get(LOGIN_COOKIE, "")
     if not expected or not secrets.compare_digest(expected, csrf_token):
-        return _login_page(request, lang, target, error=True, name=name, status_code=403)
+        return login_page(request, lang, target, error=True, name=name, status_code=403)
     try:
         signed = sign_in(
             pipeline.store,
@@ -106,7 +113,7 @@ def login(
             staff_settings(request),
         )
     except Unauthorized:
-        return _login_page(request, lang, target, error=True, name=name, status_code=401)
+        return login_page(request, lang, target, error=True, name=name, status_code=401)
     root = request.scope.get("root_path", "")
     response = RedirectResponse(f"{root}{target}", status_code=303)
     set_session_cookie(request, response, signed)

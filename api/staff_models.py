@@ -7,6 +7,7 @@ appears in ``ReportOut.contact``, filled for principals allowed to see it.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -207,6 +208,8 @@ def cell_value(value: object) -> Any:
     return item() if callable(item) else value
 
 
-def row_values(record: pd.Series, names: tuple[str, ...] | list[str]) -> dict[str, Any]:
+def row_values(
+    record: pd.Series | Mapping[str, object], names: tuple[str, ...] | list[str]
+) -> dict[str, Any]:
     """Selected cells of a row, as JSON-able Python values (``cell_value``)."""
     return {name: cell_value(record.get(name)) for name in names}

@@ -12,12 +12,13 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal, get_args
 
+import numpy as np
 import pandas as pd
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 
-from voirie.api import staff_login
+from voirie.api import staff_login, staff_oidc
 from voirie.api.deps import IncidentId, PipelineDep
 from voirie.api.pages import PAGE_HEADERS, language_urls, outlines
 from voirie.api.staff import incident_out, parse_zone
@@ -41,11 +42,13 @@ from voirie.maps.staff_queue import render_queue_page
 from voirie.model import OPEN_STATUSES, Status
 from voirie.services.auth import Action, Principal
 from voirie.services.casefile import case_file, scoped
+from voirie.services.moderation import staff_reports
 from voirie.services.pipeline import Pipeline
-from voirie.store.selection import Selection
+from voirie.store.selection import Selection, SortKey
 
 router = APIRouter(tags=["staff pages"], include_in_schema=False)
 router.include_router(staff_login.router)
+router.include_router(staff_oidc.router)  # OpenID Connect sign-in (VOIRIE_OIDC_*)
 
 Language = Annotated[Literal["fr", "en"], Query(description="page language")]
 OPEN = tuple(sorted(s.value for s in OPEN_STATUSES))
@@ -125,7 +128,7 @@ class Queue(BaseModel):
     incidents: list[IncidentOut]
 
 
-_SORT_COLUMNS = {
+_SORT_COLUMNS: dict[str, SortKey] = {
     "age": "first_reported_at",
     "due": "due_at",
     "priority": "priority",
@@ -149,7 +152,11 @@ def queue(
     limit: Annotated[int, Query(ge=1, le=MAX_QUEUE_PAGE)] = QUEUE_PAGE,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> Queue:
-    """The queue's incidents (those the principal may see), filtered, sorted and paged."""
+    """The queue's incidents (those the principal may see), filtered, sorted and paged.
+
+    The database sorts and pages (``Selection.sort``: one page read, through the sort's
+    index) and counts per status in one grouped read; the total is the sum of the
+    counts of the statuses shown."""
     now = datetime.now(UTC)
     statuses = _statuses(status)
     start, end = _age_window(age, now)
@@ -165,38 +172,25 @@ def queue(
             end=end,
         ),
     )
-    counts = {
-        s.value: pipeline.reads.count("incidents", replace(base, statuses=(s.value,)))
-        for s in Status
-    }
-    # The whole selection is read lean (plain rows, no zones) to sort it; only the page's
-    # incidents are then read whole.
-    ordered = _sorted(
-        pipeline.reads.records(
-            "incidents", replace(base, statuses=statuses), zones=False, public=False
-        ),
-        _SORT_COLUMNS[sort],
+    found = pipeline.reads.status_counts("incidents", base)
+    counts = {s.value: found.get(s.value, 0) for s in Status}
+    page = replace(
+        base,
+        statuses=statuses,
+        sort=_SORT_COLUMNS[sort],
         descending=order == "desc",
+        limit=limit,
+        offset=offset,
     )
-    ids = tuple(ordered[offset : offset + limit])
-    page = pipeline.reads.incidents(Selection(ids=ids)) if ids else None
-    rows = {} if page is None else {int(r["incident_id"]): r for _, r in page.iterrows()}
+    # Plain records (``Reads.records``): no frame to build and no Series per row.
+    rows = pipeline.reads.records("incidents", page, public=False)
     return Queue(
-        total=len(ordered),
+        total=sum(n for s, n in found.items() if statuses is None or s in statuses),
         limit=limit,
         offset=offset,
         counts=counts,
-        incidents=[incident_out(rows[i], now) for i in ids if i in rows],
+        incidents=[incident_out(row, now) for row in rows],
     )
-
-
-def _sorted(records: list[dict[str, object]], column: str, *, descending: bool) -> list[int]:
-    """Incident ids in the order of ``column`` (missing values last), then by id."""
-    records.sort(key=lambda r: int(str(r["incident_id"])))
-    known = [r for r in records if r[column] is not None]
-    known.sort(key=lambda r: r[column], reverse=descending)  # type: ignore[arg-type,return-value]
-    missing = [r for r in records if r[column] is None]
-    return [int(str(r["incident_id"])) for r in known + missing]
 
 
 def _statuses(status: str) -> tuple[str, ...] | None:
@@ -238,7 +232,7 @@ def case_page(
         page_context(request, principal, lang, ""),
         city=pipeline.city,
         incident=incident.model_dump(mode="json"),
-        reports=_rows(found.reports, REPORT_FIELDS),
+        reports=staff_reports(pipeline, _rows(found.reports, REPORT_FIELDS)),
         assignments=_rows(found.assignments, ASSIGNMENT_FIELDS),
         history=_rows(found.history, EVENT_FIELDS),
         duplicates=_duplicates(pipeline, principal, incident),
@@ -276,7 +270,20 @@ def _duplicates(
     )
     near = near[near["incident_id"] != incident.incident_id].head(MAX_DUPLICATES)
     fields = ("incident_id", "service_name", "street_name", "status", "report_count", "team")
+    # How likely each is the same problem (DedupePolicy.near_scores; None: never joined).
+    x, y = pipeline.gis.project(
+        np.r_[incident.lon, near["lon"].to_numpy(float)],
+        np.r_[incident.lat, near["lat"].to_numpy(float)],
+    )
+    score, likely = pipeline.policy.near_scores(incident.model_dump(), near, x, y)
     return [
-        row_values(row, fields) | {"distance_m": round(float(row["distance_m"]))}
-        for _, row in near.iterrows()
+        row_values(row, fields)
+        | {"distance_m": round(float(row["distance_m"]))}
+        | {"score": _rounded(s), "likelihood": _rounded(p)}
+        for (_, row), s, p in zip(near.iterrows(), score.tolist(), likely.tolist(), strict=True)
     ]
+
+
+def _rounded(value: float) -> float | None:
+    """A score or likelihood to two decimals, None where there is none (NaN)."""
+    return None if value != value else round(value, 2)

@@ -28,6 +28,7 @@ from starlette.exceptions import HTTPException
 from voirie.api.deps import PipelineDep
 from voirie.errors import Forbidden, Unauthorized
 from voirie.services.auth import Action, Principal
+from voirie.services.oidc import OidcClient, OidcSettings
 from voirie.services.staff_users import (
     SignedIn,
     StaffSettings,
@@ -43,9 +44,13 @@ LOGIN_PATH = "/staff/login"
 _UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
-def install(app: FastAPI, settings: StaffSettings | None = None) -> None:
-    """Keep the staff sign-in settings on the app (``VOIRIE_STAFF_*`` unless given)."""
+def install(
+    app: FastAPI, settings: StaffSettings | None = None, oidc: OidcSettings | None = None
+) -> None:
+    """Keep the staff sign-in settings on the app (``VOIRIE_STAFF_*`` unless given) and
+    the OpenID Connect client (``VOIRIE_OIDC_*`` unless given; off without an issuer)."""
     app.state.staff_settings = settings or StaffSettings()
+    app.state.oidc = OidcClient(oidc or OidcSettings())
 
 
 def staff_settings(request: Request) -> StaffSettings:
@@ -150,7 +155,7 @@ def set_session_cookie(request: Request, response: Response, signed: SignedIn) -
         SESSION_COOKIE,
         signed.session_id,
         max_age=settings.session_max_hours * 3600,
-        path="/",
+        path=request.scope.get("root_path", "") + "/",  # one city's, when several are served
         httponly=True,
         samesite="lax",
         secure=request.url.scheme == "https",
@@ -161,7 +166,7 @@ def clear_session_cookie(request: Request, response: Response) -> None:
     """Remove the session cookie."""
     response.delete_cookie(
         SESSION_COOKIE,
-        path="/",
+        path=request.scope.get("root_path", "") + "/",
         httponly=True,
         samesite="lax",
         secure=request.url.scheme == "https",

@@ -167,7 +167,7 @@ def check_due_at(due_at: datetime | None, settings: InputSettings) -> datetime |
     return moment
 
 
-def _input_settings(request: Request) -> InputSettings:
+async def _input_settings(request: Request) -> InputSettings:
     settings: InputSettings = request.app.state.input_settings
     return settings
 

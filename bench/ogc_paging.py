@@ -5,11 +5,14 @@
    starts ``voirie serve`` on it.
 2. The README's command, with GDAL's defaults (no open option):
    ``ogr2ogr -f GPKG out.gpkg OAPIF:http://…/ogc incidents -t_srs EPSG:2154``, by the
-   system GDAL (Debian 12: 3.6, which always asks for pages of 10) and by a recent GDAL
-   (the one bundled in the pyogrio wheel, driven through ``GDALVectorTranslate``, the
-   function behind ``ogr2ogr``; from 3.8 GDAL takes its page size from the API
-   definition) — against the peer: download ``/exports/incidents.geojson``, then the same
-   ``ogr2ogr`` of that file. Ratio = the peer's time / OAPIF's time (throughput ratio).
+   system GDAL (Debian 12: 3.6, which always asks for pages of 10 and then follows the
+   server's ``next`` links as they are), by the same told ``-oo PAGE_SIZE=1000`` (the
+   README's advice for GDAL before 3.8), and by a recent GDAL (the one bundled in the
+   pyogrio wheel, driven through ``GDALVectorTranslate``, the function behind
+   ``ogr2ogr``; from 3.8 GDAL takes its page size from the API definition) — against the
+   peer: download ``/exports/incidents.geojson``, then the same ``ogr2ogr`` of that file.
+   The sides are interleaved in each of ``--rounds`` rounds; medians are compared.
+   Ratio = the peer's time / OAPIF's time (throughput ratio).
 3. Items per second of ``GET /ogc/collections/incidents/items?limit=1000`` pages followed
    through their ``next`` links, against a raw PostGIS keyset query building the same
    GeoJSON (the incident's columns, its latest assignment, the zones of its first report)
@@ -18,7 +21,7 @@
 Usage::
 
     python bench/ogc_paging.py [--postgres postgresql://postgres@127.0.0.1:5432/postgres]
-                               [--reuse] [--workdir DIR]
+                               [--reuse] [--workdir DIR] [--rounds N]
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import json
 import os
 import platform
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -51,6 +55,8 @@ DATABASE = "voirie_bench_ogc_paging"
 JURISDICTION = "paris.fr"
 PAGE = 1000
 OGR2OGR_ARGS = ["-f", "GPKG", "-t_srs", "EPSG:2154"]
+SYSTEM_SIDES = {"oapif_system_gdal": [], "oapif_system_gdal_page_1000": ["-oo", "PAGE_SIZE=1000"]}
+"""Debian's ogr2ogr with no open option (pages of 10), and told to ask for 1,000."""
 
 RAW_PAGE = """
 SELECT i.id, json_build_object(
@@ -201,18 +207,10 @@ class BundledGdal:
         return time.perf_counter() - start
 
 
-def ogr2ogr_comparison(base: str, folder: Path, bundled: BundledGdal | None) -> dict[str, Any]:
-    """The README's ogr2ogr through OAPIF against ogr2ogr of the GeoJSON download."""
+def _copy_once(base: str, folder: Path, bundled: BundledGdal | None) -> dict[str, Any]:
+    """One copy by each side: the download, Debian's GDAL with its defaults and with
+    ``-oo PAGE_SIZE=1000`` (what the README tells a GDAL 3.6 user), the recent GDAL."""
     results: dict[str, Any] = {}
-    out = folder / "oapif.gpkg"
-    out.unlink(missing_ok=True)
-    seconds = _timed(["ogr2ogr", *OGR2OGR_ARGS, str(out), f"OAPIF:{base}/ogc", "incidents"])
-    results["oapif_system_gdal"] = (seconds, _count(out))
-    if bundled is not None:
-        out = folder / "oapif-bundled.gpkg"
-        out.unlink(missing_ok=True)
-        seconds = bundled.ogr2ogr(out, f"OAPIF:{base}/ogc", "incidents")
-        results["oapif_bundled_gdal"] = (seconds, _count(out))
     download = folder / "incidents.geojson"
     out = folder / "download.gpkg"
     out.unlink(missing_ok=True)
@@ -221,9 +219,27 @@ def ogr2ogr_comparison(base: str, folder: Path, bundled: BundledGdal | None) -> 
         download.write_bytes(response.read())
     fetched = time.perf_counter() - start
     converted = _timed(["ogr2ogr", *OGR2OGR_ARGS, str(out), str(download)])
-    results["download"] = (fetched + converted, _count(out))
-    results["download_parts"] = (fetched, converted)
+    results["download"] = (fetched + converted, _count(out), (fetched, converted))
+    source = [f"OAPIF:{base}/ogc", "incidents"]
+    for name, options in SYSTEM_SIDES.items():
+        out = folder / f"{name}.gpkg"
+        out.unlink(missing_ok=True)
+        seconds = _timed(["ogr2ogr", *OGR2OGR_ARGS, *options, str(out), *source])
+        results[name] = (seconds, _count(out), None)
+    if bundled is not None:
+        out = folder / "oapif-bundled.gpkg"
+        out.unlink(missing_ok=True)
+        seconds = bundled.ogr2ogr(out, f"OAPIF:{base}/ogc", "incidents")
+        results["oapif_bundled_gdal"] = (seconds, _count(out), None)
     return results
+
+
+def ogr2ogr_comparison(
+    base: str, folder: Path, bundled: BundledGdal | None, rounds: int
+) -> list[dict[str, Any]]:
+    """The README's ogr2ogr through OAPIF against ogr2ogr of the GeoJSON download, the
+    sides interleaved in each of ``rounds`` rounds (the machine is shared)."""
+    return [_copy_once(base, folder, bundled) for _ in range(rounds)]
 
 
 def api_pages(base: str) -> tuple[float, int, int]:
@@ -283,6 +299,7 @@ def main() -> int:
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--reuse", action="store_true", help="keep an imported database")
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds of copies")
     args = parser.parse_args()
     url = prepare(args.postgres, args.reuse)
     try:
@@ -296,21 +313,39 @@ def main() -> int:
         with serving(url, folder) as base:
             print(versions(url, bundled))
             print(f"load average before: {os.getloadavg()[0]:.2f}")
-            copies = ogr2ogr_comparison(base, folder, bundled)
+            rounds = ogr2ogr_comparison(base, folder, bundled, args.rounds)
             api = api_pages(base)
             raw = raw_pages(url)
             print(f"load average after: {os.getloadavg()[0]:.2f}")
-    peer_s, peer_n = copies["download"]
-    fetched, converted = copies["download_parts"]
-    print(f"\nogr2ogr -f GPKG -t_srs EPSG:2154, all incidents ({peer_n:,}):")
+    report(rounds, api, raw)
+    return 0
+
+
+def report(
+    rounds: list[dict[str, Any]], api: tuple[float, int, int], raw: tuple[float, int]
+) -> None:
+    """Each copy's median over the rounds (every round's seconds in brackets), its
+    throughput against the download's, then the API's pages against raw PostGIS."""
+
+    def seconds(name: str) -> list[float]:
+        return [one[name][0] for one in rounds]
+
+    peer = statistics.median(seconds("download"))
+    count = rounds[0]["download"][1]
+    parts = [one["download"][2] for one in rounds]
+    print(f"\nogr2ogr -f GPKG -t_srs EPSG:2154, all incidents ({count:,}), {len(rounds)} rounds:")
+    fetched = statistics.median(p[0] for p in parts)
+    converted = statistics.median(p[1] for p in parts)
     print(f"  peer: GeoJSON download {fetched:.2f} s + ogr2ogr of it {converted:.2f} s", end="")
-    print(f" = {peer_s:.2f} s")
-    for name in ("oapif_system_gdal", "oapif_bundled_gdal"):
-        if name in copies:
-            seconds, count = copies[name]
+    print(f" = {peer:.2f} s {[round(s, 2) for s in seconds('download')]}")
+    for name in (*SYSTEM_SIDES, "oapif_bundled_gdal"):
+        if name in rounds[0]:
+            median = statistics.median(seconds(name))
+            counts = {one[name][1] for one in rounds}
             print(
-                f"  {name}: {seconds:.2f} s, {count:,} features, "
-                f"{peer_s / seconds:.2f}x the download's throughput"
+                f"  {name}: {median:.2f} s {[round(s, 2) for s in seconds(name)]}, "
+                f"{'/'.join(f'{c:,}' for c in counts)} features, "
+                f"{peer / median:.2f}x the download's throughput"
             )
     api_s, api_n, api_requests = api
     raw_s, raw_n = raw
@@ -319,7 +354,6 @@ def main() -> int:
     print(f", {api_n / api_s:,.0f} items/s")
     print(f"  raw PostGIS keyset: {raw_n:,} features, {raw_s:.2f} s, {raw_n / raw_s:,.0f} items/s")
     print(f"  ratio API / raw: {(api_n / api_s) / (raw_n / raw_s):.2f}x")
-    return 0
 
 
 if __name__ == "__main__":

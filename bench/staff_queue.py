@@ -9,16 +9,25 @@ status. Rounds alternate (voirie, floor, voirie, floor...) so that the machine's
 hits both alike. Prints the median and p90 of each and the ratio voirie / floor, per
 question, and the load average.
 
+On PostgreSQL the incidents table is vacuumed before timing (a table just filled by
+COPY has no visibility map yet; autovacuum would make one on a live server), and the
+page's weight is printed: the queue page (``/staff/``), every file it loads and one
+answer of its JSON, raw and gzipped.
+
 Usage::
 
     python bench/staff_queue.py sqlite:////tmp/h3_bench/voirie.gpkg [--incidents 3893]
         [--rounds 15]
+    python bench/staff_queue.py postgresql://postgres@127.0.0.1:5432/voirie_bench_h16_1m \
+        --incidents 1000000   # the store bench/staff_stats.py fills, or filled here
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -27,6 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import psycopg
 from export import JURISDICTION, synthesize
 from fastapi.testclient import TestClient
 
@@ -38,37 +48,52 @@ from voirie.store import open_store
 
 PASSWORD = "bench password long enough"
 OPEN = tuple(sorted(s.value for s in OPEN_STATUSES))
-# (label, queue parameters, ORDER BY of the floor's page)
+# (label, queue parameters, statuses kept (None: all), ORDER BY of the floor's page, offset)
 QUESTIONS = (
-    ("open, oldest first", {"status": "open", "sort": "age"}, "first_reported_at, id"),
-    ("open, most reports", {"status": "open", "sort": "reports", "order": "desc"},
-     "report_count DESC, id"),
+    ("open, oldest first", {"status": "open", "sort": "age"}, OPEN,
+     "first_reported_at, id", 0),
+    ("open, most reports", {"status": "open", "sort": "reports", "order": "desc"}, OPEN,
+     "report_count DESC, id", 0),
+    ("open, soonest due", {"status": "open", "sort": "due"}, OPEN,
+     "due_at NULLS LAST, id", 0),
+    ("all, latest due, p11", {"status": "all", "sort": "due", "order": "desc", "offset": "500"},
+     None, "due_at DESC NULLS LAST, id", 500),
 )  # fmt: skip
 
 
-def _floor(url: str, order: str) -> Callable[[], object]:
-    """The same question in plain SQL: one page, its total, the counts per status."""
+def _floor(
+    url: str, statuses: tuple[str, ...] | None, order: str, offset: int
+) -> Callable[[], object]:
+    """The same question in plain SQL: one page of bare incident columns, and the counts
+    per status (the total is the sum of the kept statuses' counts, as voirie takes it)."""
     store = open_store(StoreSettings(database_url=url))
     mark = "%s" if url.startswith("postgresql") else "?"
-    marks = ", ".join([mark] * len(OPEN))
+    kept = "" if statuses is None else f" AND status IN ({', '.join([mark] * len(statuses))})"
     page = (
         "SELECT id, service_code, status, team, priority, due_at, report_count, "
         f"first_reported_at, last_reported_at, lon, lat, street_name FROM incidents "
-        f"WHERE jurisdiction_id = {mark} AND status IN ({marks}) ORDER BY {order} LIMIT 50"
+        f"WHERE jurisdiction_id = {mark}{kept} ORDER BY {order} LIMIT 50 OFFSET {offset}"
     )
-    total = f"SELECT count(*) FROM incidents WHERE jurisdiction_id = {mark} AND status IN ({marks})"
     counts = (
         f"SELECT status, count(*) FROM incidents WHERE jurisdiction_id = {mark} GROUP BY status"
     )
 
     def ask() -> object:
-        return (
-            store.rows(page, (JURISDICTION, *OPEN)),
-            store.rows(total, (JURISDICTION, *OPEN)),
-            store.rows(counts, (JURISDICTION,)),
-        )
+        grouped = store.rows(counts, (JURISDICTION,))
+        total = sum(int(str(n)) for s, n in grouped if statuses is None or s in statuses)
+        return store.rows(page, (JURISDICTION, *(statuses or ()))), grouped, total
 
     return ask
+
+
+def _weight(client: TestClient) -> tuple[int, int]:
+    """Bytes of the queue page, every file it loads and its first JSON answer: raw and
+    gzipped (what a dispatcher's browser downloads on a first visit)."""
+    page = client.get("/staff/").text
+    urls = re.findall(r'(?:src|href)="(/static/[^"]+)"', page)
+    bodies = [page.encode(), client.get("/staff/api/queue").content]
+    bodies += [client.get(url).content for url in urls]
+    return sum(map(len, bodies)), sum(len(gzip.compress(b)) for b in bodies)
 
 
 def _timed(call: Callable[[], object]) -> float:
@@ -92,6 +117,9 @@ def main() -> int:
         add_user(store, JURISDICTION, "bench", "dispatcher", (), PASSWORD)
     n = n or store.count("incidents", JURISDICTION)
     store.close()
+    if args.url.startswith("postgresql"):
+        with psycopg.connect(args.url, autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE incidents")
     app = create_app(StoreSettings(database_url=args.url), CitySettings(city="paris"))
     with TestClient(app) as client:
         form = client.get("/staff/login").text
@@ -103,8 +131,8 @@ def main() -> int:
         )
         assert signed.status_code == 303, signed.text
         print(f"{n:,} incidents, {args.url.split(':', 1)[0]}, {args.rounds} rounds")
-        for label, params, order in QUESTIONS:
-            floor = _floor(args.url, order)
+        for label, params, statuses, order, offset in QUESTIONS:
+            floor = _floor(args.url, statuses, order, offset)
 
             def voirie(params: dict[str, str] = params) -> object:
                 answer = client.get("/staff/api/queue", params=params)
@@ -123,8 +151,11 @@ def main() -> int:
             print(
                 f"{label:22} voirie median {med_o * 1000:8.1f} ms  p90 {p90_o * 1000:8.1f} ms | "
                 f"SQL median {med_f * 1000:7.1f} ms  p90 {p90_f * 1000:7.1f} ms | "
-                f"ratio {med_o / med_f:6.1f}"
+                f"ratio {med_o / med_f:6.2f}"
             )
+        raw, packed = _weight(client)
+        print(f"page weight (/staff/, its files, one JSON page): {raw / 1024:.0f} KiB, "
+              f"gzipped {packed / 1024:.0f} KiB")  # fmt: skip
     print("load average:", " ".join(f"{x:.2f}" for x in os.getloadavg()))
     return 0
 

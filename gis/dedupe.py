@@ -20,7 +20,10 @@ street is the one its address names (``gis/enrich.py``).
 Among the incidents it may join, the report joins the one with the highest score, a
 weighted mean in [0, 1] of proximity (1 - distance / reach), recency (1 - gap / window),
 kinship (same service 1, sibling service 0.5) and place (same segment 1, same street 0.5,
-no street known 0.5, other street 0). The link keeps the score and the reasons.
+no street known 0.5, other street 0). The link keeps the score and the reasons. Where the
+city has a calibration (``dedupe.calibration``, ``gis/dedupe_score.py``), the reasons add
+the likelihood that such a pair is a duplicate, and a candidate whose likelihood is below
+the calibration's threshold is not joined.
 
 The rule is the online one (reports taken in time order), so a bulk import, a
 re-clustering and the same reports arriving one by one give the same incidents. Candidate
@@ -42,6 +45,7 @@ import pandas as pd
 import shapely
 
 from voirie.city import DedupeScoring
+from voirie.gis import dedupe_score
 from voirie.model import IN_HAND_STATUSES
 from voirie.values import naive_utc
 
@@ -120,7 +124,8 @@ class NewReport:
 class Link:
     """What one report joined: ``incident_id`` (``NO_INCIDENT`` when it opens one, then
     ``reason`` is ``FOUNDER_REASON`` and the score 1), the distance and time gap to it, the
-    score, kinship and place codes, and the words of ``reasons``."""
+    score, kinship and place codes, the words of ``reasons``, and the calibrated likelihood
+    of the score (None for a founder or a city without calibration)."""
 
     incident_id: int
     distance_m: float
@@ -129,6 +134,7 @@ class Link:
     kin: int
     place: int
     reason: str
+    likelihood: float | None = None
 
 
 def _days(times: pd.Series) -> np.ndarray:
@@ -227,6 +233,25 @@ def _static_score(
     return static
 
 
+def _cut(scoring: DedupeScoring) -> float:
+    """The lowest score a candidate needs to be joined: the score where the calibrated
+    likelihood reaches the city's threshold (-inf without calibration)."""
+    calibration = scoring.calibration
+    if calibration is None:
+        return -np.inf
+    return dedupe_score.score_cut(
+        calibration.scores, calibration.likelihoods, calibration.threshold
+    )
+
+
+def likelihoods(scoring: DedupeScoring, score: np.ndarray | float) -> np.ndarray:
+    """The calibrated likelihood of each score (NaN without calibration)."""
+    calibration = scoring.calibration
+    if calibration is None:
+        return np.full(np.shape(score), np.nan)
+    return dedupe_score.likelihood(calibration.scores, calibration.likelihoods, score)
+
+
 def _score(static: float, weights: np.ndarray, gap: float, window: float) -> float:
     """The whole score of a pair once the gap to the incident's last report is known
     (recency 0 beyond the window, where only an incident in hand may be)."""
@@ -259,8 +284,9 @@ def attach(
     Returns, aligned on ``reports``' index: ``incident_id`` (an existing incident, or
     ``NO_INCIDENT``), ``leader`` (the position of the report that opens the new incident
     this one belongs to, or ``NO_INCIDENT``), ``distance_m``, ``gap_days``, ``score``,
-    ``kin`` and ``place`` (codes of this module) of what it joined. Stored incidents may
-    carry a ``marks`` column (the marks of their reports).
+    ``kin`` and ``place`` (codes of this module) of what it joined, and ``likelihood``
+    (``likelihoods`` of the score; NaN for a report that opens an incident). Stored
+    incidents may carry a ``marks`` column (the marks of their reports).
     """
     n_rep, n_inc = len(reports), len(incidents)
     incident_col = np.full(n_rep, NO_INCIDENT, dtype=np.int64)
@@ -270,6 +296,7 @@ def attach(
     place_col = np.full(n_rep, PLACE_UNKNOWN, dtype=np.int64)
 
     def result() -> pd.DataFrame:
+        joined = kin_col != KIN_NONE
         return pd.DataFrame(
             {
                 "incident_id": incident_col,
@@ -279,13 +306,14 @@ def attach(
                 "score": score_col,
                 "kin": kin_col,
                 "place": place_col,
+                "likelihood": np.where(joined, likelihoods(scoring, score_col), np.nan),
             },
             index=reports.index,
         )
 
     if n_rep == 0:
         return result()
-    weights = _weights(scoring)
+    weights, cut = _weights(scoring), _cut(scoring)
     # Anchors are the existing incidents followed by the batch's own reports.
     ax = np.concatenate([incidents["x"].to_numpy(float), reports["x"].to_numpy(float)])
     ay = np.concatenate([incidents["y"].to_numpy(float), reports["y"].to_numpy(float)])
@@ -400,7 +428,7 @@ def attach(
             if mine and any((pair, 1 - side) in held.get(anchor, ()) for pair, side in mine):
                 continue
             total = _score(static[k], weights, gap, window[i])
-            if total > best:
+            if total > best and total >= cut:
                 chosen, best = k, total
         if chosen == NO_INCIDENT:
             is_live[n_inc + i] = True
@@ -446,6 +474,7 @@ def cluster(
         "score": np.ones(n),
         "kin": np.full(n, KIN_NONE, dtype=np.int64),
         "place": np.full(n, PLACE_UNKNOWN, dtype=np.int64),
+        "likelihood": np.full(n, np.nan),
     }
     longest = float(reports["window_days"].max()) if n else 0.0
     columns = ["x", "y", "service_code", "group", "match", "segment_id", "street_name"]
@@ -482,7 +511,8 @@ def cluster(
 
 
 def reasons(links: pd.DataFrame) -> np.ndarray:
-    """Words for each link: "same service, 12 m, same segment, 2 days", or the founder's."""
+    """Words for each link: "same service, 12 m, same segment, 2 days" (with ", 83 %
+    likely a duplicate" where the link has a likelihood), or the founder's."""
     kin = links["kin"].to_numpy(np.int64)
     metres = links["distance_m"].round().astype(int).astype(str).to_numpy(object)
     days = links["gap_days"].round().astype(int).astype(str).to_numpy(object)
@@ -493,23 +523,33 @@ def reasons(links: pd.DataFrame) -> np.ndarray:
         days,
         np.where(days == "1", " day", " days").astype(object),
     )
+    if "likelihood" in links:
+        text = text + np.array([_likely(v) for v in links["likelihood"].tolist()], dtype=object)
     return np.where(kin == KIN_NONE, FOUNDER_REASON, text)
 
 
-def reason(kin: int, distance_m: float, place: int, gap_days: float) -> str:
+def reason(
+    kin: int, distance_m: float, place: int, gap_days: float, likelihood: float | None = None
+) -> str:
     """``reasons`` of one link (Python's ``round`` halves to even, as numpy's does)."""
     if kin == KIN_NONE:
         return FOUNDER_REASON
     days = str(round(gap_days))
-    return str(
-        _sentence(
-            _KIN_WORDS[kin],
-            str(round(distance_m)),
-            _PLACE_WORDS[place],
-            days,
-            " day" if days == "1" else " days",
-        )
+    words = _sentence(
+        _KIN_WORDS[kin],
+        str(round(distance_m)),
+        _PLACE_WORDS[place],
+        days,
+        " day" if days == "1" else " days",
     )
+    return str(words + _likely(likelihood))
+
+
+def _likely(likelihood: float | None) -> str:
+    """The words of a calibrated likelihood ("" where there is none)."""
+    if likelihood is None or likelihood != likelihood:
+        return ""
+    return f", {round(100 * likelihood)} % likely a duplicate"
 
 
 def _sentence(kin: Any, metres: Any, place: Any, days: Any, unit: Any) -> Any:
@@ -523,14 +563,50 @@ def attach_one(report: NewReport, candidates: Candidates, scoring: DedupeScoring
     The same eligibility rules, score and tie-breaking as ``attach`` (its helpers), so the
     link is the one ``attach`` gives a one-report batch over the same incidents.
     """
+    kin, place, dist, gap, total = _terms(report, candidates, scoring)
+    ok = np.flatnonzero(~np.isnan(total) & (total >= _cut(scoring)))
+    chosen, best = NO_INCIDENT, -1.0
+    # Nearest first, then in the candidates' order: ties go to the first, as in attach.
+    for k in np.lexsort((ok, dist[ok])).tolist():
+        if total[ok[k]] > best:
+            chosen, best = k, float(total[ok[k]])
+    if chosen == NO_INCIDENT:
+        return Link(NO_INCIDENT, 0.0, 0.0, 1.0, KIN_NONE, PLACE_UNKNOWN, FOUNDER_REASON)
+    row = int(ok[chosen])
+    distance, days = float(dist[row]), float(gap[row])
+    kin_of, place_of = int(kin[row]), int(place[row])
+    likely = None if scoring.calibration is None else float(likelihoods(scoring, best))
+    return Link(
+        int(candidates.incident_id[row]),
+        distance,
+        days,
+        best,
+        kin_of,
+        place_of,
+        reason(kin_of, distance, place_of, days, likely),
+        likely,
+    )
+
+
+def scores(report: NewReport, candidates: Candidates, scoring: DedupeScoring) -> np.ndarray:
+    """The score ``attach_one`` gives each candidate (ignoring the calibration's
+    threshold), NaN where the rule refuses the pair: what staff see of the open incidents
+    near one, whichever the report and whichever joined."""
+    return _terms(report, candidates, scoring)[4]
+
+
+def _terms(
+    report: NewReport, candidates: Candidates, scoring: DedupeScoring
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per candidate of one report: kin and place codes, distance, gap to its last report
+    (0 when that is later) and score, NaN where the rule refuses the pair."""
     radius, window = np.float64(report.radius_m), np.float64(report.window_days)
-    sharing, never = report.match == "group", report.match == "never"
     kin = _kinship(
         _coded(report.service_code, candidates.service_code) == _code(report.service_code),
         _coded(report.group, candidates.group) == _code(report.group),
-        np.bool_(sharing),
+        np.bool_(report.match == "group"),
         candidates.match == "group",
-        np.bool_(never),
+        np.bool_(report.match == "never"),
         candidates.match == "never",
     )
     place = _place(
@@ -542,31 +618,13 @@ def attach_one(report: NewReport, candidates: Candidates, scoring: DedupeScoring
     reach = _reach(radius, np.float64(report.street_radius_m), place, scoring)
     dist = np.hypot(candidates.x - np.float64(report.x), candidates.y - np.float64(report.y))
     r_time = _days_of(np.array([naive_utc(report.requested_at)], dtype="datetime64[ns]"))[0]
-    gap = r_time - _days_of(candidates.last_reported_at)
+    gap = np.maximum(r_time - _days_of(candidates.last_reported_at), 0.0)
+    ok = (kin != KIN_NONE) & (dist <= reach) & ((gap <= window) | _in_hand(candidates.status))
     weights = _weights(scoring)
-    in_window = (gap <= window) | _in_hand(candidates.status)
-    ok = np.flatnonzero((kin != KIN_NONE) & (dist <= reach) & in_window)
-    static = _static_score(weights, dist[ok], reach[ok], kin[ok], place[ok])
-    chosen, best = NO_INCIDENT, -1.0
-    # Nearest first, then in the candidates' order: ties go to the first, as in attach.
-    for k in np.lexsort((ok, dist[ok])).tolist():
-        total = _score(static[k], weights, gap[ok[k]], window)
-        if total > best:
-            chosen, best = k, total
-    if chosen == NO_INCIDENT:
-        return Link(NO_INCIDENT, 0.0, 0.0, 1.0, KIN_NONE, PLACE_UNKNOWN, FOUNDER_REASON)
-    row = int(ok[chosen])
-    distance, days = float(dist[row]), float(max(gap[row], 0.0))
-    kin_of, place_of = int(kin[row]), int(place[row])
-    return Link(
-        int(candidates.incident_id[row]),
-        distance,
-        days,
-        best,
-        kin_of,
-        place_of,
-        reason(kin_of, distance, place_of, days),
+    total = _static_score(weights, dist, reach, kin, place) + weights[1] * np.maximum(
+        1.0 - gap / window, 0.0
     )
+    return kin, place, dist, gap, np.where(ok, total, np.nan)
 
 
 def _missing(value: object) -> bool:
@@ -585,3 +643,57 @@ def _coded(value: object, values: np.ndarray) -> np.ndarray:
     missing = np.fromiter((_missing(v) for v in values), dtype=bool, count=len(values))
     same = values == value if not _missing(value) else np.zeros(len(values), dtype=bool)
     return np.where(missing, -1, np.where(same, 0, 1)).astype(np.int64)
+
+
+def pairs(reports: pd.DataFrame, scoring: DedupeScoring) -> pd.DataFrame:
+    """Every candidate pair of a batch: a report and an earlier one of it that the rule
+    would let it join were that one an incident (services, reach, window), with the score.
+
+    What a calibration is learned and measured on (``gis/dedupe_score.py``): ``reports`` as
+    for ``attach``; returns positions ``report`` and ``earlier`` with ``distance_m``,
+    ``gap_days``, ``kin``, ``place`` and ``score``. The incident a report meets holds its
+    first report's place and its last report's time; a pair of reports holds both."""
+    weights = _weights(scoring)
+    empty = reports.iloc[:0]
+    service = _codes(empty, reports, "service_code")
+    group = _codes(empty, reports, "group")
+    match = _text(reports, "match")
+    sharing, never = match == "group", match == "never"
+    segment, street = _codes(empty, reports, "segment_id"), _codes(empty, reports, "street_name")
+    x, y = reports["x"].to_numpy(float), reports["y"].to_numpy(float)
+    radius, street_radius = reports["radius_m"].to_numpy(float), _street_radius(reports)
+    window, when = reports["window_days"].to_numpy(float), _days(reports["requested_at"])
+    rank = np.empty(len(reports), dtype=np.int64)
+    rank[np.lexsort((np.arange(len(reports)), when))] = np.arange(len(reports))
+    family = np.where(sharing, group, group.max(initial=0) + 2 + service) * _FAMILY_SHIFT_M
+    points = shapely.points(x + family, y)
+    i, j = shapely.STRtree(points).query(
+        points,
+        predicate="dwithin",
+        distance=np.maximum(radius * scoring.same_street_factor, street_radius) + _QUERY_SLACK_M,
+    )
+    kin = _kinship(
+        service[j] == service[i], group[j] == group[i], sharing[i], sharing[j], never[i], never[j]
+    )
+    gap = when[i] - when[j]
+    keep = (kin != KIN_NONE) & (rank[j] < rank[i]) & (gap <= window[i])
+    i, j, kin, gap = i[keep], j[keep], kin[keep], gap[keep]
+    place = _place(segment[i], segment[j], street[i], street[j])
+    reach = _reach(radius[i], street_radius[i], place, scoring)
+    dist = np.hypot(x[j] - x[i], y[j] - y[i])
+    keep = dist <= reach
+    i, j, kin, gap, place, dist, reach = (a[keep] for a in (i, j, kin, gap, place, dist, reach))
+    static = _static_score(weights, dist, reach, kin, place)
+    score = static + weights[1] * np.maximum(1.0 - gap / window[i], 0.0)
+    frame = pd.DataFrame(
+        {
+            "report": i,
+            "earlier": j,
+            "distance_m": dist,
+            "gap_days": gap,
+            "kin": kin,
+            "place": place,
+            "score": score,
+        }
+    )
+    return frame.sort_values(["report", "earlier"], ignore_index=True)

@@ -12,14 +12,16 @@ incidents, and the lock keys that serialize writers of reports that may be one i
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import astuple, dataclass
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from voirie.city import City
+from voirie.gis import dedupe
 
 THRESHOLD_COLUMNS = ("group", "match", "radius_m", "window_days", "street_radius_m")
 
@@ -134,3 +136,57 @@ class DedupePolicy:
                 rules.loc[unknown, column] = group.map(values).to_numpy()
         for column in THRESHOLD_COLUMNS:
             reports[column] = rules[column].to_numpy()
+
+    def near_scores(
+        self, incident: Mapping[str, Any], others: pd.DataFrame, x: np.ndarray, y: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The score and calibrated likelihood (NaN where none) that each open incident of
+        ``others`` is the same problem as ``incident``, by the rule of ``incident``'s
+        service, the two compared at their latest reports (their time apart is the gap
+        between those); NaN where the rule would never join them.
+
+        ``incident`` and ``others`` hold the stored incidents' fields (service_code,
+        segment_id, street_name, last_reported_at, and status for ``others``); ``x``/``y``
+        are metric, ``incident``'s first, then ``others``' in their order."""
+        rule = self.rules.get(str(incident["service_code"]))
+        if rule is None or others.empty:
+            nothing = np.full(len(others), np.nan)
+            return nothing, nothing.copy()
+        mine = pd.Timestamp(incident["last_reported_at"])
+        theirs = pd.to_datetime(others["last_reported_at"], utc=True)
+        latest = max(mine, theirs.max())
+        apart = (theirs - mine).abs()
+        group, match = self.labels(others["service_code"].to_numpy(object))
+        candidates = dedupe.Candidates(
+            incident_id=others["incident_id"].to_numpy(np.int64),
+            x=np.asarray(x[1:], float),
+            y=np.asarray(y[1:], float),
+            service_code=others["service_code"].to_numpy(object),
+            group=group,
+            match=match,
+            segment_id=_objects(others["segment_id"]),
+            street_name=_objects(others["street_name"]),
+            last_reported_at=(latest - apart).dt.tz_convert(None).to_numpy("datetime64[ns]"),
+            status=others["status"].astype(str).to_numpy(object),
+        )
+        report = dedupe.NewReport(
+            x=float(x[0]),
+            y=float(y[0]),
+            service_code=str(incident["service_code"]),
+            group=rule.group,
+            match=rule.match,
+            radius_m=rule.radius_m,
+            window_days=rule.window_days,
+            requested_at=latest.to_pydatetime(),
+            segment_id=incident.get("segment_id"),
+            street_name=incident.get("street_name"),
+            street_radius_m=rule.street_radius_m,
+        )
+        score = dedupe.scores(report, candidates, self.city.config.dedupe)
+        return score, dedupe.likelihoods(self.city.config.dedupe, score)
+
+
+def _objects(column: pd.Series) -> np.ndarray:
+    """A text column as an object array, None where missing (as ``Candidates`` holds)."""
+    values = column.astype(object).to_numpy(object)
+    return np.array([None if pd.isna(v) else v for v in values], dtype=object)

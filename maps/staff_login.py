@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from voirie.maps.html import render
 
 LOGIN_LABELS: dict[str, dict[str, str]] = {
@@ -14,6 +16,8 @@ LOGIN_LABELS: dict[str, dict[str, str]] = {
         "refused": "Identifiant ou mot de passe incorrect, ou compte verrouillé après trop "
         "d'essais : réessayez plus tard.",
         "language": "Langue",
+        "provider": "Se connecter avec {provider}",
+        "or": "ou",
     },
     "en": {
         "app": "voirie — technical services",
@@ -24,6 +28,8 @@ LOGIN_LABELS: dict[str, dict[str, str]] = {
         "refused": "Wrong user name or password, or account locked after too many tries: "
         "try again later.",
         "language": "Language",
+        "provider": "Sign in with {provider}",
+        "or": "or",
     },
 }
 
@@ -39,8 +45,12 @@ def render_login_page(
     error: bool,
     name: str,
     language_urls: dict[str, str],
+    error_text: str = "",
+    provider: tuple[str, str] | None = None,
 ) -> str:
-    """The sign-in form (``error``: say the last try was refused)."""
+    """The sign-in form (``error``: say the last try was refused; ``error_text``: say
+    something else instead; ``provider``: the OpenID Connect provider's name and sign-in
+    URL, for its button)."""
     labels = LOGIN_LABELS[lang]
     return render(
         "staff_login.html",
@@ -51,7 +61,15 @@ def render_login_page(
         action=action,
         next=next_url,
         csrf_token=csrf,
-        error=labels["refused"] if error else "",
+        error=error_text or (labels["refused"] if error else ""),
         name=name,
         language_urls=language_urls,
+        provider=(
+            {
+                "label": labels["provider"].format(provider=provider[0]),
+                "url": f"{provider[1]}?{urlencode({'next': next_url, 'lang': lang})}",
+            }
+            if provider
+            else None
+        ),
     )

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import yaml
 from citygen import DEDUPE_SCORING, write_city_yaml
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "chicago"
@@ -217,8 +218,22 @@ def build() -> dict[str, Any]:
         "services": services,
         "teams": teams,
         "routing": {"default_team": "triage", "rules": rules},
-        "dedupe": {**DEDUPE_SCORING, "same_street_factor": SAME_STREET_FACTOR},
+        "dedupe": {
+            **DEDUPE_SCORING,
+            "same_street_factor": SAME_STREET_FACTOR,
+            **_calibration(),
+        },
     }
+
+
+def _calibration() -> dict[str, object]:
+    """The score calibration of the city.yaml being replaced: it is learned on labelled
+    history by ``bench/dedupe_calibration.py``, not built, so a rebuild keeps it."""
+    path = OUT / "city.yaml"
+    if not path.exists():
+        return {}
+    dedupe = yaml.safe_load(path.read_text(encoding="utf-8")).get("dedupe") or {}
+    return {"calibration": dedupe["calibration"]} if "calibration" in dedupe else {}
 
 
 def main() -> int:

@@ -13,6 +13,7 @@ from collections import Counter
 from datetime import time
 from functools import cached_property
 from importlib import resources
+from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -129,9 +130,34 @@ class Dedupe(_Strict):
         return self
 
 
+class DedupeCalibration(_Strict):
+    """What the score means on the city's labelled history (``gis/dedupe_score.py``): the
+    share of candidate pairs labelled duplicates at each score (``likelihoods`` at
+    ``scores``, interpolated), and the likelihood below which a report joins nothing."""
+
+    scores: list[Annotated[float, Field(ge=0, le=1)]] = Field(min_length=2)
+    likelihoods: list[Annotated[float, Field(ge=0, le=1)]] = Field(min_length=2)
+    threshold: float = Field(default=0.0, ge=0, le=1)
+    learned_on: str = Field(min_length=1, description="the labelled history and how to re-run it")
+
+    @model_validator(mode="after")
+    def _monotone(self) -> DedupeCalibration:
+        scores, likelihoods = self.scores, self.likelihoods
+        if len(scores) != len(likelihoods):
+            raise ValueError(
+                f"scores and likelihoods must have one length ({len(scores)} != {len(likelihoods)})"
+            )
+        if any(b <= a for a, b in pairwise(scores)):
+            raise ValueError("scores must be strictly increasing")
+        if any(b < a for a, b in pairwise(likelihoods)):
+            raise ValueError("likelihoods must never decrease as the score grows")
+        return self
+
+
 class DedupeScoring(_Strict):
     """How a report weighs the incidents it may join: weights of the score's terms
-    (normalised to sum to 1) and the longer reach along one street."""
+    (normalised to sum to 1), the longer reach along one street, and what a score means
+    (``calibration``, where the city has labelled duplicates)."""
 
     distance: float = Field(default=0.4, ge=0)
     time: float = Field(default=0.2, ge=0)
@@ -144,6 +170,7 @@ class DedupeScoring(_Strict):
         description="reach = radius_m x this factor when the report and the incident lie on "
         "the same street (same or adjacent segment of one street name)",
     )
+    calibration: DedupeCalibration | None = None
 
     @model_validator(mode="after")
     def _some_weight(self) -> DedupeScoring:

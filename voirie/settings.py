@@ -41,6 +41,42 @@ class StoreSettings(BaseSettings):
         description="PostGIS: cancel a statement running longer (0: no limit; not applied "
         "to migrations and ANALYZE)",
     )
+    read_database_url: str | None = Field(
+        default=None,
+        description="PostGIS: one or more streaming replicas (postgresql:// URLs, comma-"
+        "separated) the public reads go to; writes and staff reads stay on "
+        "VOIRIE_DATABASE_URL, which also answers when no replica does",
+    )
+    read_max_lag_s: float = Field(
+        # Replicas streaming from a healthy primary stay within a fraction of a second;
+        # several seconds behind means one is struggling (replay paused or in conflict, a
+        # cut link). 5 s is short next to how long shared caches keep the same answers
+        # (30-60 s of max-age), so a citizen never sees a replica older than a cached page.
+        default=5.0,
+        gt=0,
+        description="PostGIS: a replica further behind the primary than this is skipped "
+        "until it catches up",
+    )
+    read_check_interval_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="PostGIS: how often each replica's lag is measured",
+    )
+
+    @field_validator("read_database_url", mode="after")
+    @classmethod
+    def _read_urls(cls, value: str | None) -> str | None:
+        for part in filter(None, (p.strip() for p in (value or "").split(","))):
+            if not part.startswith(("postgresql://", "postgres://")):
+                raise ValueError(
+                    f"VOIRIE_READ_DATABASE_URL: {part!r} is not a postgresql:// URL "
+                    "(one or more, comma-separated)"
+                )
+        return value
+
+    def read_urls(self) -> tuple[str, ...]:
+        """The replicas' URLs (none when ``read_database_url`` is unset)."""
+        return tuple(p.strip() for p in (self.read_database_url or "").split(",") if p.strip())
 
 
 class CitySettings(BaseSettings):
@@ -209,3 +245,17 @@ class InputSettings(BaseSettings):
 
     due_horizon_days: int = Field(default=5 * 366, ge=1, le=100 * 366)
     """how far from now a staff-set due date may lie (past or future), in days"""
+
+
+class CitiesSettings(BaseSettings):
+    """Several cities served by one deployment (``VOIRIE_CITIES``), sharing one store."""
+
+    model_config = SettingsConfigDict(env_prefix="VOIRIE_")
+
+    cities: str | None = Field(
+        default=None,
+        description="comma-separated city folders or names of shipped cities "
+        "(paris,chicago), or one directory whose sub-folders are city folders; each city "
+        "is served under /{folder name}/ and selected by jurisdiction_id on Open311; unset: "
+        "the one city of VOIRIE_CITY, at the root",
+    )

@@ -13,7 +13,7 @@ from voirie.services.auth import Principal, Role, identify
 from voirie.services.pipeline import Pipeline
 
 
-def _settings(request: Request) -> Open311Settings:
+async def _settings(request: Request) -> Open311Settings:
     settings: Open311Settings = request.app.state.open311_settings
     return settings
 
@@ -31,7 +31,7 @@ def check_jurisdiction(pipeline: Pipeline, jurisdiction_id: str | None) -> None:
         )
 
 
-def _jurisdiction(
+async def _jurisdiction(
     pipeline: PipelineDep,
     jurisdiction_id: Annotated[
         str | None, Query(description="the city's jurisdiction id; optional here")

@@ -25,9 +25,14 @@
 
   const reports = document.getElementById("voirie-reports");
   data.reports.forEach(function (r) {
+    // Staff read what the citizen sent; moderation says what the public sees instead.
+    const moderated = r.moderation || {state: "shown", hidden_photos: []};
     const li = item(reports, [
       v.el("strong", "", "#" + r.report_id + " — " + when(r.requested_at)),
       v.el("p", "text", r.description || L10N.no_description),
+      moderated.state === "hidden" ? v.el("div", "voirie-moderated", L10N.hidden_text) : null,
+      moderated.state === "edited" ? v.el("div", "voirie-moderated",
+        v.format(L10N.edited_text, {text: moderated.public_description || ""})) : null,
     ]);
     const details = [];
     if (r.address) details.push(L10N.address + " : " + r.address);
@@ -40,13 +45,17 @@
     if (r.media_url) {
       const photos = v.el("div", "voirie-photos");
       const link = document.createElement("a");
-      link.href = r.media_url;
+      // A photo hidden from the public left the public folder: staff get it from theirs.
+      const name = r.media_url.replace(/^.*\//, "");
+      const hidden = moderated.hidden_photos.indexOf(name) >= 0;
+      const url = hidden ? data.root + "/staff/photos/" + name : r.media_url;
+      link.href = url;
       link.target = "_blank";
       link.rel = "noopener";
       // A photo stored here has a thumbnail beside it (NAME.thumb.jpg); another site's
       // photo is only linked (the page loads nothing from elsewhere).
-      const own = /^(.*\/[0-9a-f]{64})\.jpg$/.exec(new URL(r.media_url, location.href).origin ===
-        location.origin ? r.media_url : "");
+      const own = /^(.*\/[0-9a-f]{64})\.jpg$/.exec(new URL(url, location.href).origin ===
+        location.origin ? url : "");
       if (own) {
         const img = document.createElement("img");
         img.src = own[1] + ".thumb.jpg";
@@ -57,6 +66,7 @@
         link.textContent = v.format(L10N.photo, {id: r.report_id});
       }
       photos.appendChild(link);
+      if (hidden) photos.appendChild(v.el("div", "voirie-moderated", L10N.hidden_photo));
       li.appendChild(photos);
     }
   });
@@ -166,6 +176,14 @@
     });
   }
 
+  // The duplicate score: calibrated on the city's labelled history where it has one.
+  function likeness(d) {
+    if (d.likelihood !== null) {
+      return " — " + v.format(L10N.likelihood, {percent: Math.round(100 * d.likelihood)});
+    }
+    return d.score !== null ? " — " + v.format(L10N.score, {score: d.score.toFixed(2)}) : "";
+  }
+
   const duplicates = document.getElementById("voirie-duplicates");
   if (!data.duplicates.length) {
     duplicates.appendChild(v.el("li", "", v.format(L10N.no_duplicates, {radius: data.radius_m})));
@@ -176,7 +194,8 @@
     const li = item(duplicates, [
       link,
       v.el("span", "", " " + d.service_name + " — " + (d.street_name || "") + " — " +
-        v.format(L10N.distance, {distance: d.distance_m}) + " — " + (data.statuses[d.status] || d.status)),
+        v.format(L10N.distance, {distance: d.distance_m}) + " — " + (data.statuses[d.status] || d.status) +
+        likeness(d)),
     ]);
     if (data.may.merge) {
       const merge = v.el("button", "", L10N.merge_here);

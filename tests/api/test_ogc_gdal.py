@@ -6,6 +6,7 @@ Paris reports; ``ogrinfo``/``ogr2ogr`` (Debian gdal-bin) read every layer from i
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import sqlite3
@@ -80,11 +81,40 @@ def test_gdal_pages_through_every_incident(server: LiveServer, tmp_path: Path) -
     assert any("offset" in page for page in pages)
 
 
+def test_debian_gdal_asks_pages_of_10_then_follows_our_next_links(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    """Debian 12's GDAL 3.6.2, no open option: it reads no API definition and asks
+    ``limit=10`` twice (``ogroapifdriver.cpp`` of the 3.6.2 release: ``m_nPageSize = 10``
+    line 69, the schema sample line 1263, the first page line 1360), then requests each
+    page's ``next`` href as it is (line 1483). Only that link is the server's to write, and
+    it keeps the client's limit (OGC 17-069 /rec/core/fc-next-3: a ``next`` response
+    follows the rules of the original query) while seeking past the last id (keyset)."""
+    matched = int(str(_all_items(server, "incidents")["numberMatched"]))
+    before = len(server.requests())
+    out = tmp_path / "incidents.geojson"
+    gdal("ogr2ogr", "-f", "GeoJSON", str(out), f"OAPIF:{server.base}/ogc", "incidents")
+    assert len(features(out)) == matched > 30
+    asked = [line.split(" ")[1] for line in server.requests()[before:]]
+    assert "/ogc/api" not in asked
+    pages = [a for a in asked if urlsplit(a).path == "/ogc/collections/incidents/items"]
+    assert pages[:2] == ["/ogc/collections/incidents/items?limit=10"] * 2
+    assert len(pages) == 1 + -(-matched // 10)
+    for page, following in itertools.pairwise(pages[1:]):
+        links = json.loads(server.get(page))["links"]
+        assert [link["href"] for link in links if link["rel"] == "next"] == [
+            server.base + following
+        ]
+        query = parse_qs(urlsplit(following).query)
+        assert query["limit"] == ["10"]
+        assert "after" in query
+
+
 def test_a_recent_gdal_pages_by_the_limit_the_api_definition_gives(server: LiveServer) -> None:
     """With no open option, GDAL from 3.8 (here pyogrio's) takes its page size from the
     ``limit`` parameter of the OpenAPI document the landing page's ``service-desc`` link
     gives (``/ogc/api``: default 1,000). Debian 12's GDAL 3.6 reads no page size there:
-    it always asks for 10 (GDAL issue 8522, fixed in 3.8)."""
+    it always asks for 10 (GDAL issue 8522, fixed in 3.8; see the test above)."""
     matched = _all_items(server, "incidents")["numberMatched"]
     before, pages_before = len(server.requests()), len(_items_requests(server, "incidents"))
     frame = pyogrio.read_dataframe(f"OAPIF:{server.base}/ogc", layer="incidents")
@@ -248,6 +278,84 @@ def test_tiles_read_by_gdal(server: LiveServer, tmp_path: Path) -> None:
     assert "status (String)" in read
     assert "description" not in read
     assert "email" not in read
+
+
+def _system_libgdal() -> bytes:
+    """The shared library Debian's ``ogrinfo`` runs on."""
+    linked = subprocess.run(
+        ["ldd", "/usr/bin/ogrinfo"], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    path = next(
+        line.split(" => ")[1].split(" (")[0] for line in linked.splitlines() if "libgdal" in line
+    )
+    return Path(path).read_bytes()
+
+
+def test_debian_gdal_ogcapi_walks_our_tile_documents(server: LiveServer, tmp_path: Path) -> None:
+    """Debian 12's GDAL 3.6.2 ``OGCAPI:`` on the collection follows what the server
+    writes down to the tile matrix set: the ``tilesets-vector`` link, the WorldCRS84Quad
+    tileset it prefers (``dataType``, ``tileMatrixSetURI``), its ``tiling-scheme``
+    link, and the definition, which its own parser reads (its COG driver cuts a raster on
+    that grid). There it stops: the vector tile layers are built under ``#ifdef
+    OGR_ENABLE_DRIVER_GML`` (``gdalogcapidataset.cpp`` lines 1687-1771 of the 3.6.2
+    release), a definition its CMake passes only when the GML driver was configured
+    before ``frmts/`` (it comes after: ``gdal.cmake`` lines 555-556), so Debian's build
+    lacks that code (its library has no ``vectorType`` string: GDAL pull request 7993,
+    fixed in 3.7.1) and opens no layer from any OGC API Tiles server; a GDAL with the
+    code reads the tiles (test_ogc_tiles.py)."""
+    source = f"OGCAPI:{server.base}/ogc/collections/incidents"
+    before = len(server.requests())
+    done = subprocess.run(
+        ["ogrinfo", "-ro", "-so", source], capture_output=True, text=True, timeout=300, check=False
+    )
+    asked = [line.split(" ")[1] for line in server.requests()[before:]]
+    assert asked == [
+        "/ogc/collections/incidents",
+        "/ogc/collections/incidents/tiles",
+        "/ogc/collections/incidents/tiles/WorldCRS84Quad",
+        "/ogc/tileMatrixSets/WorldCRS84Quad",
+        *asked[4:],
+    ]
+    if done.returncode == 0:
+        assert "Zoom level 13" in done.stdout, done.stdout
+    else:
+        assert b"vectorType" not in _system_libgdal()
+    definition = tmp_path / "WorldCRS84Quad.json"
+    definition.write_bytes(server.get("/ogc/tileMatrixSets/WorldCRS84Quad"))
+    flat = tmp_path / "paris.tif"
+    gdal(
+        "gdal_create",
+        "-outsize",
+        "64",
+        "64",
+        "-a_srs",
+        "EPSG:4326",
+        "-a_ullr",
+        "2.22",
+        "48.91",
+        "2.47",
+        "48.81",
+        str(flat),
+    )
+    cut = tmp_path / "cut.tif"
+    gdal(
+        "gdal_translate",
+        "-q",
+        "-of",
+        "COG",
+        "-co",
+        f"TILING_SCHEME={definition}",
+        str(flat),
+        str(cut),
+    )
+    info = json.loads(gdal("gdalinfo", "-json", str(cut)))
+    zoom = int(info["metadata"]["TILING_SCHEME"]["ZOOM_LEVEL"])
+    side = 180 / 2**zoom  # WorldCRS84Quad: 2 x 1 tiles of 180 degrees at zoom 0
+    left, _, _, top, _, _ = info["geoTransform"]
+    assert abs((left + 180) / side - round((left + 180) / side)) < 1e-6
+    assert abs((90 - top) / side - round((90 - top) / side)) < 1e-6
+    assert 2.22 - side <= left <= 2.22
+    assert 48.91 <= top <= 48.91 + side
 
 
 def test_qgis_project_points_at_this_server(server: LiveServer) -> None:

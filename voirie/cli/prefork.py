@@ -7,6 +7,8 @@ workers (``preload_app``), so the indexes are built once and their pages shared
 copy-on-write. What must not be shared is opened after the fork: each worker's store pool
 in the app's lifespan, and the outbox worker in a process of its own, started before the
 first worker so that the master never forks while a thread of its own is running.
+Serving several cities (``VOIRIE_CITIES``), every city's indexes are built before the fork
+and the outbox process runs one outbox worker per city.
 """
 
 from __future__ import annotations
@@ -14,14 +16,16 @@ from __future__ import annotations
 import multiprocessing
 import signal
 import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
 from multiprocessing.context import ForkProcess
 from types import FrameType
 from typing import Any, ClassVar
 
-from fastapi import FastAPI
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 from gunicorn.workers.base import Worker
+from starlette.types import ASGIApp
 from uvicorn_worker import UvicornWorker
 
 from voirie.city import load_city
@@ -44,13 +48,37 @@ class VoirieWorker(UvicornWorker):  # type: ignore[misc]  # untyped base
     }
 
 
+@dataclass(frozen=True)
+class Outbox:
+    """One city's outbox worker: the city folder, and the path prefix the city is served
+    under (empty for a city served at the root), which the links in its emails carry."""
+
+    city: str
+    prefix: str = ""
+
+    def settings(self) -> OutboxSettings:
+        """The outbox settings, the links of this city's emails under its prefix."""
+        return outbox_settings(self.prefix)
+
+
+def outbox_settings(prefix: str) -> OutboxSettings:
+    """The outbox settings (``VOIRIE_*``), the links in emails under the path ``prefix``
+    the city is served under (none for a city served at the root)."""
+    settings = OutboxSettings()
+    if not prefix:
+        return settings
+    return settings.model_copy(update={"public_url": settings.public_url.rstrip("/") + prefix})
+
+
 class PreforkServer(BaseApplication):  # type: ignore[misc]  # untyped base
     """gunicorn serving an application object built in this process before any fork."""
 
-    def __init__(self, app: FastAPI, options: dict[str, Any], city: str, outbox: bool) -> None:
+    def __init__(
+        self, app: ASGIApp, options: dict[str, Any], outboxes: Sequence[Outbox], outbox: bool
+    ) -> None:
         self.application = app
         self.options = options
-        self.city = city
+        self.outboxes = tuple(outboxes)
         self.outbox = outbox
         self.outbox_process: ForkProcess | None = None
         super().__init__()
@@ -63,16 +91,16 @@ class PreforkServer(BaseApplication):  # type: ignore[misc]  # untyped base
         self.cfg.set("on_exit", self._on_exit)
         self.cfg.set("child_exit", _child_exit)
 
-    def load(self) -> FastAPI:
+    def load(self) -> ASGIApp:
         """The application, already built (``preload_app``: loaded once, in the master)."""
         return self.application
 
     def _when_ready(self, _arbiter: Arbiter) -> None:
-        """Start the outbox worker, in its own process, before the first server worker."""
+        """Start the outbox workers, in a process of their own, before the first server worker."""
         if self.outbox:
             context = multiprocessing.get_context("fork")
             self.outbox_process = context.Process(
-                target=_outbox_process, args=(self.city,), name="voirie-outbox", daemon=True
+                target=_outbox_process, args=(self.outboxes,), name="voirie-outbox", daemon=True
             )
             self.outbox_process.start()
 
@@ -91,8 +119,9 @@ def _child_exit(_arbiter: Arbiter, worker: Worker) -> None:
     multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
 
 
-def _outbox_process(city: str) -> None:
-    """The outbox worker's process: its own store pool; SIGTERM ends it after its pass."""
+def _outbox_process(outboxes: Sequence[Outbox]) -> None:
+    """The outbox workers' process, one thread and store pool per city; SIGTERM ends
+    them after their pass."""
     stop = threading.Event()
 
     def finish(_signum: int, _frame: FrameType | None) -> None:
@@ -100,17 +129,35 @@ def _outbox_process(city: str) -> None:
 
     signal.signal(signal.SIGTERM, finish)
     signal.signal(signal.SIGINT, finish)
+    threads = [
+        threading.Thread(target=_run_outbox, args=(outbox, stop), name=f"voirie-outbox-{n}")
+        for n, outbox in enumerate(outboxes)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def _run_outbox(outbox: Outbox, stop: threading.Event) -> None:
+    """One city's outbox worker on a store pool of its own, until ``stop`` is set."""
     store = configured_store()
     try:
-        run_outbox(store, load_city(city), OutboxSettings(), stop)
+        run_outbox(store, load_city(outbox.city), outbox.settings(), stop)
     finally:
         store.close()
 
 
 def serve_prefork(
-    app: FastAPI, city: str, bind: str, workers: int, outbox: bool, logconfig: dict[str, Any] | None
+    app: ASGIApp,
+    outboxes: Sequence[Outbox],
+    bind: str,
+    workers: int,
+    outbox: bool,
+    logconfig: dict[str, Any] | None,
 ) -> None:
-    """Serve ``app`` on ``bind`` (host:port) with ``workers`` forked processes."""
+    """Serve ``app`` on ``bind`` (host:port) with ``workers`` forked processes (and, with
+    ``outbox``, the ``outboxes``' workers in a process of their own)."""
     options: dict[str, Any] = {
         "bind": bind,
         "workers": workers,
@@ -122,4 +169,4 @@ def serve_prefork(
     }
     if logconfig is not None:
         options["logconfig_dict"] = logconfig
-    PreforkServer(app, options, city, outbox).run()
+    PreforkServer(app, options, outboxes, outbox).run()

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from voirie.city import load_city
+from voirie.cityset import load_sites
 from voirie.cli.common import city_option, configured_store, console, fail_cleanly
 from voirie.cli.data import run_import
 from voirie.ingest.sources import read_csv
@@ -26,6 +27,7 @@ from voirie.notify.worker import run, run_once, start_in_thread, worker_id
 from voirie.services.demo import relive, simulate_work
 from voirie.services.pipeline import Pipeline
 from voirie.settings import (
+    CitiesSettings,
     CitySettings,
     LogSettings,
     OutboxSettings,
@@ -37,33 +39,64 @@ from voirie.settings import (
 DEMO_REPORTS = "reports/dansmarue_2023-07_2024-03.csv.gz"
 
 
-def _serve(
-    city: str, host: str, port: int, worker: bool = True, workers: int = 1, log_format: str = "text"
-) -> None:
-    import uvicorn
-
-    from voirie.api.app import create_app
-    from voirie.api.logs import log_config
-    from voirie.api.metrics import MULTIPROCESS_ENV
-    from voirie.cli.prefork import serve_prefork
-    from voirie.gis.enrich import CityGIS
-
-    base = f"http://{host}:{port}"
-    console.print(
-        f"[bold]voirie is serving {city}[/] ({workers} worker{'s' if workers > 1 else ''})\n"
+def _urls(base: str) -> str:
+    """The addresses a person opens first, on ``base``."""
+    return (
         f"  dispatch map        {base}/maps/dispatch\n"
         f"  staff pages         {base}/staff/ (accounts: voirie users add NAME --role ...)\n"
         f"  report a problem    {base}/signaler\n"
         f"  issues near me      {base}/maps/nearby\n"
         f"  incidents (GeoJSON) {base}/exports/incidents.geojson\n"
         f"  reports (GeoPackage) {base}/exports/reports.gpkg\n"
-        f"  Open311 GeoReport v2 {base}/open311/v2/discovery.json\n"
         f"  OGC API Features    {base}/ogc\n"
         f"  QGIS project        {base}/exports/voirie.qgs\n"
         f"  vector tiles        {base}/tiles/incidents.json\n"
-        f"  API documentation   {base}/docs\n"
-        f"  health, readiness   {base}/healthz {base}/readyz\n"
+        f"  API documentation   {base}/docs"
+    )
+
+
+def _serve(
+    city: str, host: str, port: int, worker: bool = True, workers: int = 1, log_format: str = "text"
+) -> None:
+    """Serve ``city``, or every city of ``VOIRIE_CITIES`` when it names several."""
+    import uvicorn
+
+    from voirie.api.app import create_app
+    from voirie.api.logs import log_config
+    from voirie.api.metrics import MULTIPROCESS_ENV
+    from voirie.api.multicity import MultiCity
+    from voirie.cli.prefork import Outbox, serve_prefork
+    from voirie.gis.enrich import CityGIS
+
+    spec = CitiesSettings().cities
+    sites = load_sites(spec) if spec else []
+    if len(sites) == 1:  # one city named: served at the root, as VOIRIE_CITY
+        city = str(sites[0].city.folder)
+    several = len(sites) > 1
+    base = f"http://{host}:{port}"
+    plural = "s" if workers > 1 else ""
+    if several:
+        names = ", ".join(site.city.config.name for site in sites)
+        console.print(f"[bold]voirie is serving {names}[/] ({workers} worker{plural})")
+        for site in sites:
+            console.print(
+                f"[bold]{site.city.config.name}[/] (Open311 jurisdiction_id "
+                f"{site.city.jurisdiction_id})\n{_urls(f'{base}/{site.slug}')}"
+            )
+        console.print(f"  cities              {base}/")
+    else:
+        console.print(f"[bold]voirie is serving {city}[/] ({workers} worker{plural})")
+        console.print(_urls(base))
+    console.print(
+        f"  Open311 GeoReport v2 {base}/open311/v2/discovery.json"
+        + ("?jurisdiction_id=..." if several else "")
+        + f"\n  health, readiness   {base}/healthz {base}/readyz\n"
         f"  metrics             {base}/metrics"
+    )
+    outboxes = (
+        [Outbox(str(site.city.folder), f"/{site.slug}") for site in sites]
+        if several
+        else [Outbox(city)]
     )
     logging_json = log_config(LogSettings().log_level) if log_format == "json" else None
     if workers > 1:
@@ -74,25 +107,33 @@ def _serve(
             os.environ[MULTIPROCESS_ENV] = folder
         # Migrated here, once: workers upgrading one store at the same time would race.
         configured_store().close()
-        # Built here, once: the forked workers share the city's indexes (voirie.cli.prefork).
-        loaded = load_city(city)
-        app = create_app(
-            StoreSettings(),
-            CitySettings(city=city),
-            rate_limits=RateLimitSettings(),
-            gis=CityGIS(loaded),
-        )
-        serve_prefork(app, city, f"{host}:{port}", workers, worker, logging_json)
+        # Built here, once: the forked workers share the cities' indexes (voirie.cli.prefork).
+        app: Any
+        if several:
+            gis = {site.slug: CityGIS(site.city) for site in sites}
+            app = MultiCity(StoreSettings(), sites, rate_limits=RateLimitSettings(), gis=gis)
+        else:
+            app = create_app(
+                StoreSettings(),
+                CitySettings(city=city),
+                rate_limits=RateLimitSettings(),
+                gis=CityGIS(load_city(city)),
+            )
+        serve_prefork(app, outboxes, f"{host}:{port}", workers, worker, logging_json)
         return
     if worker:
-        # The outbox worker in this process, on its own store connections.
-        start_in_thread(configured_store(), load_city(city), OutboxSettings())
+        # The outbox workers in this process, each on its own store connections.
+        for outbox in outboxes:
+            start_in_thread(configured_store(), load_city(outbox.city), outbox.settings())
     # uvicorn's proxy headers off: X-Forwarded-For is believed only from
     # VOIRIE_TRUSTED_PROXIES, by the rate limits (one rule, not two).
     options: dict[str, Any] = {"host": host, "port": port, "proxy_headers": False}
     if logging_json is not None:  # voirie.access replaces uvicorn's access lines
         options |= {"log_config": logging_json, "access_log": False}
-    app = create_app(StoreSettings(), CitySettings(city=city), rate_limits=RateLimitSettings())
+    if several:
+        app = MultiCity(StoreSettings(), sites, rate_limits=RateLimitSettings())
+    else:
+        app = create_app(StoreSettings(), CitySettings(city=city), rate_limits=RateLimitSettings())
     uvicorn.run(app, **options)
 
 
@@ -125,7 +166,8 @@ def _serve(
 def serve_command(
     city: str, host: str, port: int, worker: bool, workers: int, log_format: str
 ) -> None:
-    """Serve the maps, downloads and APIs."""
+    """Serve the maps, downloads and APIs (of every city of VOIRIE_CITIES when it names
+    several: each under /CITY/, Open311 at the root selected by jurisdiction_id)."""
     _serve(city, host, port, worker, workers, log_format)
 
 
@@ -143,8 +185,8 @@ def worker_command(city: str, once: bool, dead_letters: bool) -> None:
     VOIRIE_WORKER_INTERVAL_S seconds (several workers may run at once)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     store = configured_store()
-    settings = OutboxSettings()
     loaded = load_city(city, check_files=False)
+    settings = _outbox_settings(loaded.jurisdiction_id)
     try:
         if dead_letters:
             _print_dead_letters(store.lookup("outbox", loaded.jurisdiction_id, "status", [DEAD]))
@@ -157,6 +199,18 @@ def worker_command(city: str, once: bool, dead_letters: bool) -> None:
             run(store, loaded, settings, threading.Event())
     finally:
         store.close()
+
+
+def _outbox_settings(jurisdiction_id: str) -> OutboxSettings:
+    """The outbox settings of a city; its emails' links under the city's path prefix when
+    ``VOIRIE_CITIES`` serves it among several."""
+    from voirie.cli.prefork import outbox_settings
+
+    spec = CitiesSettings().cities
+    sites = load_sites(spec) if spec else []
+    prefixes = [f"/{s.slug}" for s in sites if s.city.jurisdiction_id == jurisdiction_id]
+    prefix = prefixes[0] if len(sites) > 1 and prefixes else ""
+    return outbox_settings(prefix)
 
 
 def _print_dead_letters(rows: pd.DataFrame) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from voirie.errors import InvalidInput, NotFound
 from voirie.model import EventKind
@@ -37,6 +37,8 @@ class Moderated:
     description_state: str
     hidden_photos: tuple[str, ...]
     photos: tuple[str, ...]
+    unpublished: tuple[str, ...] = ()
+    """Hidden photos no other report shows: their files may leave the public folder."""
 
 
 def _reason(reason: str) -> str:
@@ -102,6 +104,7 @@ def moderate(
             media = media.rsplit("/", 1)[0] + "/" + visible[0] if media and visible else None
         record = before._replace(description_state=state, hidden_photos=hidden)
         uow.moderation.save(record, shown_text, media, moment)
+        shared = uow.moderation.shown_elsewhere(report_id, hidden)
         acts = [f"text {state}"] if text else []
         acts += [f"photo hidden: {n}" for n in hide_photos]
         uow.events.append(
@@ -121,6 +124,7 @@ def moderate(
         state,
         hidden,
         photos,
+        tuple(n for n in hidden if n not in shared),
     )
 
 
@@ -145,3 +149,30 @@ def moderation(pipeline: Pipeline, principal: Principal, report_id: int) -> Mode
         record.hidden_photos,
         photos,
     )
+
+
+def staff_reports(pipeline: Pipeline, reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Report rows (``description``, ``media_url`` as the public sees them) as staff see
+    them: what the citizen sent, and under ``moderation`` what the public is shown
+    instead (``state`` hidden, edited or shown; the ``public_description``; the
+    ``hidden_photos``), or None for a report never moderated. For the case page."""
+    with pipeline.store.transaction(pipeline.city.jurisdiction_id) as uow:
+        records = [uow.moderation.get(int(r["report_id"])) for r in reports]
+    out = []
+    for report, record in zip(reports, records, strict=True):
+        if record is None:
+            out.append({**report, "moderation": None})
+            continue
+        out.append(
+            {
+                **report,
+                "description": record.original_description,
+                "media_url": record.original_media_url,
+                "moderation": {
+                    "state": record.description_state,
+                    "public_description": report["description"],
+                    "hidden_photos": list(record.hidden_photos),
+                },
+            }
+        )
+    return out

@@ -29,6 +29,7 @@ from voirie.services.recent import request_days_start
 from voirie.store.base import ChangeMark, MetricCRS, Store
 from voirie.store.schema import BOOL_COLUMNS, DATETIME_COLUMNS
 from voirie.store.selection import EVERYTHING, Layer, Selection, layer_columns
+from voirie.store.tiles import TileBlur
 
 _SECONDS_PER_DAY = 86_400
 # Columns that place a report on its street more precisely than a blurred point allows.
@@ -43,6 +44,11 @@ class Reads:
         self.store = store
         self.gis = gis
         self.blur = Blur(city, gis)  # public locations of sensitive services
+        self.tile_blur = (
+            TileBlur(tuple(sorted(self.blur.services)), self.blur.search_box, self.blur.public)
+            if self.blur.services
+            else None
+        )
         # An EPSG code only where it names exactly this CRS: the database must project
         # as ``gis.project`` does.
         srid = CRS.from_user_input(city.metric_crs).to_epsg(min_confidence=100)
@@ -164,6 +170,10 @@ class Reads:
         """How many rows of a layer a selection keeps, whatever its page."""
         return self.store.count_selected(layer, self.city.jurisdiction_id, selection)
 
+    def status_counts(self, layer: Layer, selection: Selection = EVERYTHING) -> dict[str, int]:
+        """How many rows of a layer a selection keeps per status (one grouped read)."""
+        return self.store.status_counts(layer, self.city.jurisdiction_id, selection)
+
     def iter_layer(
         self,
         layer: Layer,
@@ -193,13 +203,30 @@ class Reads:
             page = replace(page, after_id=int(chunk[key].iloc[-1]), limit=size, offset=0)
 
     def _within(
-        self, layer: Layer, lon: float, lat: float, radius_m: float, selection: Selection
+        self,
+        layer: Layer,
+        lon: float,
+        lat: float,
+        radius_m: float,
+        selection: Selection,
+        *,
+        public: bool = True,
     ) -> gpd.GeoDataFrame:
         """Every row of a layer the selection keeps within ``radius_m`` metres of a point
         (its page ignored), with ``distance_m``: the store filters a box that holds the
-        circle, distances are measured in the city's metric projection."""
-        box = _search_box(lon, lat, radius_m, selection)
+        circle, distances are measured in the city's metric projection.
+
+        ``public`` (the default) measures to the public point (``publish``), in the box
+        ``Blur.search_box`` widens: whether a blurred row is in the circle must not tell
+        where its exact point is."""
+        box = bbox_around(lon, lat, radius_m)
+        if public and self.blur.services:
+            box = self.blur.search_box(box)
+        if selection.bbox is not None:
+            box = _intersect(selection.bbox, box)
         found = self._layer(layer, replace(selection, bbox=box, limit=None, offset=0))
+        if public:
+            found = self.publish(found)
         x, y = self.gis.project(np.array([lon], float), np.array([lat], float))
         fx, fy = self.gis.project(found["lon"].to_numpy(float), found["lat"].to_numpy(float))
         found["distance_m"] = np.hypot(fx - x[0], fy - y[0])
@@ -316,7 +343,7 @@ class Reads:
         self, lon: float, lat: float, radius_m: float, selection: Selection = EVERYTHING
     ) -> gpd.GeoDataFrame:
         """Reports within ``radius_m`` metres of a point, in id order (the Open311 circle
-        search); the selection's page applies to them."""
+        search), as the public sees them (``_within``); the selection's page applies."""
         return _page(self._within("reports", lon, lat, radius_m, selection), selection)
 
     def entity_events(
@@ -331,8 +358,9 @@ class Reads:
         return self.store.change_mark()
 
     def incident_tile(self, z: int, x: int, y: int) -> bytes:
-        """One MVT tile of incidents (see ``Store.incident_tile``)."""
-        return self.store.incident_tile(self.city.jurisdiction_id, z, x, y)
+        """One MVT tile of incidents, the blurred services at their public point (see
+        ``Store.incident_tile`` and ``voirie.store.tiles``)."""
+        return self.store.incident_tile(self.city.jurisdiction_id, z, x, y, self.tile_blur)
 
     def _reaches_city(self, lon: float, lat: float, radius_m: float) -> bool:
         """Whether a circle meets the box of the city's territory: no incident lies

@@ -1,5 +1,5 @@
-"""Corrections staff make on the case page: the category of an incident (re-routed), and
-where its pin stands.
+"""Corrections staff make on the case page: the category of an incident and where its pin
+stands, each routing the incident again.
 
 A report filed under the wrong category goes to the wrong team with the wrong SLA.
 Changing the category routes the incident again with the city's rules, as a new
@@ -163,13 +163,20 @@ def _as_new_report(pipeline: Pipeline, incident: pd.Series, service_code: str) -
 
 @dataclass(frozen=True)
 class Moved:
-    """Where a moved incident now stands."""
+    """Where a moved incident now stands, and what routing decided from there."""
 
     incident_id: int
     lon: float
     lat: float
     segment_id: str | None
     street_name: str | None
+    zones: dict[str, str | None]
+    """The zone code of the new point in each zone layer (``None`` outside them all)."""
+    previous_team: str
+    team: str
+    rule_id: str | None
+    rule_version: int | None
+    routing_reason: str
 
 
 def move(
@@ -182,29 +189,59 @@ def move(
     *,
     at: datetime | None = None,
 ) -> Moved:
-    """Put an incident's pin where the problem really is (inside the territory), snapped
-    to its street again, with an event giving the old and new place and the reason.
+    """Put an incident's pin where the problem really is (inside the territory) and route
+    it again from there, in one transaction.
 
-    A correction of fact by those who work on it (the right to change its status); its
-    routing stays: a change of team is a reassignment, with its own reason."""
+    The point is enriched as intake enriches a report (snapped to its street, its zones
+    looked up), then the city's rules route the incident from its new street and zones as
+    a change of category does: team, priority and due date (counted from its first
+    report), an assignment naming the rule and version, a notice to a new team. Two
+    events: the move (old and new place and zones, the reason) and the routing decision.
+
+    Moving is a correction of fact by those who work on the incident (the right to
+    change its status); when the rules then give it to another team, that is a
+    reassignment, which needs the right to reassign it too."""
     note = reason.strip()
     if not note or len(note) > MAX_TEXT_LENGTH:
         raise InvalidInput(
             f"reason: 1 to {MAX_TEXT_LENGTH} characters, saying why the pin moves",
             field="reason",
         )
-    place = pipeline.gis.enrich(np.array([lon]), np.array([lat])).iloc[0]
+    city = pipeline.city
+    found = pipeline.reads.incidents(Selection(ids=(incident_id,)))
+    if found.empty:
+        raise NotFound(f"incident {incident_id} does not exist", field="incident_id")
+    before = found.iloc[0]
+    placed = before.copy()
+    placed["lon"], placed["lat"] = float(lon), float(lat)
+    batch = _as_new_report(pipeline, placed, str(before["service_code"]))
+    place = batch.iloc[0]
     if place[Flag.OUTSIDE_TERRITORY]:
-        reason_words = outside_reason(pipeline.city, pipeline.gis, lon, lat)
+        reason_words = outside_reason(city, pipeline.gis, lon, lat)
         raise InvalidInput(f"lon: {reason_words}", field="lon")
     segment = None if pd.isna(place["segment_id"]) else str(place["segment_id"])
     street = None if pd.isna(place["street_name"]) else str(place["street_name"])
+    zones = {name: _code(place.get(f"zone_{name}")) for name in pipeline.gis.zones}
+    old_zones = {name: _code(before.get(f"zone_{name}")) for name in pipeline.gis.zones}
     now = at or datetime.now(UTC)
-    with pipeline.store.transaction(pipeline.city.jurisdiction_id) as uow:
+    with pipeline.store.transaction(city.jurisdiction_id) as uow:
         row = uow.incidents.get(incident_id)
         if row is None:
             raise NotFound(f"incident {incident_id} does not exist", field="incident_id")
+        service_code = str(row["service_code"])
+        uow.lock(pipeline.policy.lock_keys([service_code]))
         principal.check(Action.STATUS, row["team"])
+        batch["service_code"] = service_code  # as stored now, whatever was read before
+        decision = route(city, batch, pipeline.live_routing.table(uow)).iloc[0]
+        team = str(decision["team"])
+        if team != row["team"]:
+            principal.check(Action.ASSIGN, row["team"])
+        rule_id = None if pd.isna(decision["rule_id"]) else str(decision["rule_id"])
+        version = None if pd.isna(decision["rule_version"]) else int(decision["rule_version"])
+        due = decision["due_at"]
+        due_at = None if pd.isna(due) else pd.Timestamp(due).to_pydatetime()
+        priority = int(decision["priority"])
+        words = str(decision["routing_reason"])
         uow.incidents.update(
             incident_id,
             {
@@ -212,16 +249,56 @@ def move(
                 "lat": lat,
                 "segment_id": segment,
                 "street_name": street,
+                "team": team,
+                "priority": priority,
+                "due_at": due_at,
                 "updated_at": now,
             },
         )
+        record_assignment(
+            uow, city, incident_id, team, (rule_id, version), words, priority, due_at, now,
+            principal.name,
+        )  # fmt: skip
+        if team != row["team"]:
+            enqueue(
+                uow,
+                city,
+                kind="reassigned",
+                incident_id=incident_id,
+                team=team,
+                data={"previous_team": row["team"], "reason": note, "priority": priority},
+                now=now,
+            )
+        changed = [
+            f"{k} {old_zones[k] or '?'} → {v or '?'}" for k, v in zones.items() if old_zones[k] != v
+        ]
         uow.events.append(
             "incident",
             incident_id,
             EventKind.ENRICHED,
             principal.name,
             f"moved from {row['lon']:.6f},{row['lat']:.6f} ({row['street_name'] or '?'}) "
-            f"to {lon:.6f},{lat:.6f} ({street or '?'}): {note}",
+            f"to {lon:.6f},{lat:.6f} ({street or '?'})"
+            + (f"; {', '.join(changed)}" if changed else "")
+            + f": {note}",
             at=now,
         )
-    return Moved(incident_id, lon, lat, segment, street)
+        handed = f"team {row['team']} → {team}; " if team != row["team"] else ""
+        uow.events.append(
+            "incident",
+            incident_id,
+            EventKind.ROUTED,
+            principal.name,
+            f"routed again after the move: {handed}{words}",
+            at=now,
+        )
+    return Moved(
+        incident_id, lon, lat, segment, street, zones, str(row["team"]), team, rule_id,
+        version, words,
+    )  # fmt: skip
+
+
+def _code(value: object) -> str | None:
+    """A zone code cell as text (``None`` when missing)."""
+    # A frame's missing cell is None, NA or NaN (the one value unequal to itself).
+    return None if value is None or value is pd.NA or value != value else str(value)

@@ -25,7 +25,7 @@ import pandas as pd
 from voirie.city import City
 from voirie.gis import dedupe
 from voirie.model import SYSTEM_ACTOR, EventKind, Status
-from voirie.notify.outbox import record_routing, record_routing_one
+from voirie.notify.outbox import record_routing, record_routing_one, team_channels
 from voirie.routing.table import Decision, route
 from voirie.services.learned_routing import LiveRouting
 from voirie.store.base import UnitOfWork
@@ -341,17 +341,29 @@ class IncidentWriter:
         """``write_batch`` of one enriched report (``fields``, which gets its ids) with the
         link ``attach_one`` gave it, and of the incident it opens, routed."""
         sink, j = _Rows(uow), self.city.jurisdiction_id
+        opened = link.incident_id == dedupe.NO_INCIDENT
+        decision = self.routing.table(uow).route_one(fields) if opened else None
+        # Every id this report needs, reserved in one round trip: its report, its events
+        # (received, opened or attached, routed), and the incident it opens with its
+        # assignment and its team's notices.
+        uow.tables.prefetch_ids(
+            {
+                "reports": 1,
+                "events": 3 if opened else 2,
+                "incidents": int(opened),
+                "assignments": int(opened),
+                "outbox": 0 if decision is None else len(team_channels(self.city, decision.team)),
+            }
+        )
         report_id = sink.column(uow.tables.reserve_ids("reports", 1))
         fields["id"] = report_id
         self._reports(sink, fields, now)
         sink.insert(
             "report_attributes", [_attribute(report_id, j, code, v) for code, v in attributes]
         )
-        opened = link.incident_id == dedupe.NO_INCIDENT
         routing: list[tuple[object, object, int]] = []
-        if opened:
+        if decision is not None:
             incident_id = sink.column(uow.tables.reserve_ids("incidents", 1))
-            decision = self.routing.table(uow).route_one(fields)
             routed = _decision(decision)
             first = fields["requested_at"]
             incident = _incident(fields, incident_id, j, routed, 1, first, now)

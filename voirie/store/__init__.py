@@ -12,6 +12,10 @@ from voirie.store.base import Store, UnitOfWork
 def open_store(settings: StoreSettings) -> Store:
     """The backend named by the database URL: ``sqlite:///file`` or ``postgresql://...``."""
     url = settings.database_url
+    if settings.read_urls():
+        from voirie.store.replicas import replicated_store
+
+        return replicated_store(settings)
     if url.startswith(("postgresql://", "postgres://")):
         from voirie.store.postgis import PostgisStore
 

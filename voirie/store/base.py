@@ -21,6 +21,7 @@ import pandas as pd
 from voirie.model import EventKind
 from voirie.store.candidates import BBox, OpenIncidents
 from voirie.store.selection import Layer, Selection
+from voirie.store.tiles import TileBlur
 
 KNOWN_REPORT_COLUMNS = ["external_id", "content_hash", "report_id", "incident_id", "received_at"]
 MEMBER_COLUMNS = [
@@ -183,6 +184,10 @@ class Tables(Protocol):
 
     def insert_rows(self, table: str, rows: Sequence[Mapping[str, object]]) -> None:
         """Append rows of Python scalars: the per-report path's ``insert``."""
+
+    def prefetch_ids(self, counts: Mapping[str, int]) -> None:
+        """Reserve ids of several tables in one round trip (table -> how many), handed
+        out by the next ``reserve_ids`` calls of this transaction."""
 
 
 class Events(Protocol):
@@ -375,6 +380,9 @@ class Moderation(Protocol):
     def photos(self, report_id: int) -> tuple[str, ...]:
         """Names of the photos a report was sent with."""
 
+    def shown_elsewhere(self, report_id: int, names: Sequence[str]) -> tuple[str, ...]:
+        """Which of these photos (one file per content) another report still shows."""
+
 
 class Outbox(Protocol):
     """Messages waiting to be delivered, leased to one worker at a time."""
@@ -503,6 +511,10 @@ class UnitOfWork(Protocol):
     def lock(self, keys: Sequence[str]) -> None:
         """Serialize writers that touch the same keys (e.g. one service in one city)."""
 
+    def pipelined(self) -> AbstractContextManager[object]:
+        """A block whose statements are sent together (one round trip where results are
+        not read in between); errors surface at the latest when the block ends."""
+
 
 class Store(Protocol):
     """A storage backend."""
@@ -526,6 +538,11 @@ class Store(Protocol):
 
     def count_selected(self, layer: Layer, jurisdiction_id: str, selection: Selection) -> int:
         """How many rows of a layer a selection keeps, ignoring its page."""
+
+    def status_counts(
+        self, layer: Layer, jurisdiction_id: str, selection: Selection
+    ) -> dict[str, int]:
+        """How many rows of a layer a selection keeps per status, ignoring its page."""
 
     def select_rows(
         self, layer: Layer, jurisdiction_id: str, selection: Selection, *, zones: bool
@@ -601,13 +618,16 @@ class Store(Protocol):
         """Rows of one read query (in the backend's placeholders) as tuples: the lean read
         path's answer, without a DataFrame."""
 
-    def incident_tile(self, jurisdiction_id: str, z: int, x: int, y: int) -> bytes:
+    def incident_tile(
+        self, jurisdiction_id: str, z: int, x: int, y: int, blur: TileBlur | None = None
+    ) -> bytes:
         """Mapbox Vector Tile z/x/y (XYZ) of the incidents, layer ``incidents``; b"" if empty.
 
         Public attributes only (``voirie.codecs.mvt.FIELDS``); the feature id is the
         incident id. Below ``mvt.CLUSTER_BELOW_ZOOM`` one feature per ``mvt.CELL`` cell
         at its centre instead, with ``mvt.CLUSTER_FIELDS`` (the same cells on every
-        backend). PostGIS encodes with ``ST_AsMVT``, sqlite with ``codecs.mvt``.
+        backend). PostGIS encodes with ``ST_AsMVT``, sqlite with ``codecs.mvt``. The
+        incidents of ``blur``'s services are at their public point (``store.tiles``).
         """
 
     def lookup(

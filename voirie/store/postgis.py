@@ -15,8 +15,8 @@ import hashlib
 import struct
 import time
 import weakref
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from typing import TypeVar, cast
 
@@ -36,6 +36,7 @@ from voirie.store.reads import StoreReads
 from voirie.store.schema import BOOL_COLUMNS, COLUMNS, DATETIME_COLUMNS, POINT_TABLES
 from voirie.store.statements.session import Session, typed
 from voirie.store.statements.unit import SqlUnitOfWork
+from voirie.store.tiles import TileBlur
 from voirie.values import aware_utc
 
 WGS84 = 4326
@@ -77,16 +78,36 @@ _MIGRATIONS_TABLE = sql.SQL(
 
 # Incidents of one tile in integer tile coordinates, with their public attributes
 # (voirie.codecs.mvt.FIELDS, the sqlite backend's); geom is NULL outside the buffer.
-_TILE_INCIDENTS = """
+# The blurred services (%(hidden)s) are not read at their exact point: their incidents
+# come from %(moved_*)s, at the public point computed in Python (voirie.store.tiles),
+# and only while their service is still blurred (one changed meanwhile is left out).
+_TILE_COLUMNS = """i.service_code, i.status, i.team, i.priority, i.report_count,
+             to_char(i.last_reported_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS last_reported"""
+_TILE_INCIDENTS = f"""
       SELECT i.id,
              ST_AsMVTGeom(ST_Transform(i.geom, 3857), ST_TileEnvelope(%(z)s, %(x)s, %(y)s),
                           %(extent)s, %(buffer)s, true) AS geom,
-             i.service_code, i.status, i.team, i.priority, i.report_count,
-             to_char(i.last_reported_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS last_reported
+             {_TILE_COLUMNS}
       FROM incidents i
       WHERE i.jurisdiction_id = %(j)s
+        AND NOT coalesce(i.service_code = ANY(%(hidden)s::text[]), false)
         AND i.geom && ST_Transform(
-              ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => %(margin)s), 4326)"""
+              ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => %(margin)s), 4326)
+      UNION ALL
+      SELECT i.id,
+             ST_AsMVTGeom(ST_Transform(ST_SetSRID(ST_MakePoint(m.lon, m.lat), 4326), 3857),
+                          ST_TileEnvelope(%(z)s, %(x)s, %(y)s), %(extent)s, %(buffer)s, true),
+             {_TILE_COLUMNS}
+      FROM unnest(%(moved_id)s::bigint[], %(moved_lon)s::float8[], %(moved_lat)s::float8[])
+           AS m(id, lon, lat)
+      JOIN incidents i ON i.jurisdiction_id = %(j)s AND i.id = m.id
+      WHERE i.service_code = ANY(%(hidden)s::text[])"""
+# The blurred services' incidents whose public point may fall in the tile (their exact
+# point in the tile's box widened by TileBlur.reach_m), through the GiST index.
+_TILE_BLURRED = """
+    SELECT id, service_code, lon, lat FROM incidents
+    WHERE jurisdiction_id = %(j)s AND service_code = ANY(%(hidden)s::text[])
+      AND geom && ST_MakeEnvelope(%(w)s, %(s)s, %(e)s, %(n)s, 4326)"""
 # One MVT tile, one feature per incident (zoom >= mvt.CLUSTER_BELOW_ZOOM).
 _TILE_SQL = f"""
     SELECT ST_AsMVT(t, 'incidents', %(extent)s, 'geom', 'id') FROM ({_TILE_INCIDENTS}) AS t
@@ -218,6 +239,7 @@ class PostgisSession(Session):
     ) -> None:
         super().__init__(conn, jurisdiction_id, DIALECT)
         self._column_types = column_types
+        self._spare: dict[str, list[int]] = {}
 
     def run_many(self, statement: str, rows: Sequence[Sequence[object]]) -> None:
         """One round trip for all the rows (psycopg pipelines ``executemany``)."""
@@ -231,8 +253,33 @@ class PostgisSession(Session):
             with self.conn.cursor() as cur:
                 cur.executemany("SELECT pg_advisory_xact_lock(%s)", [(h,) for h in hashes])
 
+    def pipelined(self) -> AbstractContextManager[object]:
+        """psycopg's pipeline mode: statements are queued and sent together, a read
+        waits for its own results only (one round trip for everything before it)."""
+        return self.conn.pipeline()
+
+    def prefetch_ids(self, counts: Mapping[str, int]) -> None:
+        """Fresh ids of several tables' sequences in one statement, kept for ``reserve_ids``
+        (ids left unused are gaps, as a rolled back transaction leaves)."""
+        if not counts:
+            return
+        rows = self.conn.execute(
+            "SELECT c.t, nextval(pg_get_serial_sequence(c.t, 'id')) "
+            "FROM unnest(%s::text[], %s::int[]) AS c(t, n), generate_series(1, c.n)",
+            (list(counts), list(counts.values())),
+        ).fetchall()
+        for table, value in rows:
+            self._spare.setdefault(str(table), []).append(int(cast(int, value)))
+        for spare in self._spare.values():
+            spare.sort()
+
     def reserve_ids(self, table: str, n: int) -> np.ndarray:
-        """``n`` fresh ids from the table's identity sequence, unique even across transactions."""
+        """``n`` fresh ids from the table's identity sequence, unique even across
+        transactions (prefetched ones first)."""
+        spare = self._spare.get(table, [])
+        if len(spare) >= n:
+            self._spare[table] = spare[n:]
+            return np.array(spare[:n], dtype=np.int64)
         rows = self.conn.execute(
             "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
             (table, n),
@@ -253,22 +300,25 @@ class PostgisSession(Session):
 
 
 class IdleCheck:
-    """The pool's ``check``: ``ConnectionPool.check_connection`` for a connection idle
-    longer than ``after_s`` only (``stamp`` is the pool's ``configure`` and ``reset``
-    callback: when each connection was made or last returned)."""
+    """The pool's ``check``: ``ConnectionPool.check_connection`` for a connection not lent
+    for longer than ``after_s`` only (``stamp`` is the pool's ``configure`` callback: when
+    each connection was made). Timed from the last lending, not the last return: a pool
+    with a ``reset`` callback hands every returned connection to a worker thread, a thread
+    switch per request; a connection lent within ``after_s`` was idle no longer."""
 
     def __init__(self, after_s: float = IDLE_CHECK_S) -> None:
         self.after_s = after_s
         self._since: weakref.WeakKeyDictionary[Connection, float] = weakref.WeakKeyDictionary()
 
     def stamp(self, conn: Connection) -> None:
-        """Note that ``conn`` is known good now (just opened, or just returned)."""
+        """Note that ``conn`` is known good now (just opened)."""
         self._since[conn] = time.monotonic()
 
     def __call__(self, conn: Connection) -> None:
-        since = self._since.get(conn)
-        if since is None or time.monotonic() - since > self.after_s:
+        since, now = self._since.get(conn), time.monotonic()
+        if since is None or now - since > self.after_s:
             ConnectionPool.check_connection(conn)
+        self._since[conn] = now
 
 
 class PostgisStore(StoreReads):
@@ -308,7 +358,6 @@ class PostgisStore(StoreReads):
                 **KEEPALIVES,
             },
             configure=checked.stamp,
-            reset=checked.stamp,
             check=checked,
             timeout=pool_timeout_s,
             # At start, keep trying as long as ``open`` waits (a database starting late).
@@ -480,13 +529,18 @@ class PostgisStore(StoreReads):
         except (PoolTimeout, psycopg.OperationalError) as exc:
             raise self.unavailable(exc) from exc
 
-    def incident_tile(self, jurisdiction_id: str, z: int, x: int, y: int) -> bytes:
+    def incident_tile(
+        self, jurisdiction_id: str, z: int, x: int, y: int, blur: TileBlur | None = None
+    ) -> bytes:
         """The tile from ``ST_AsMVT``, candidates found through the GiST index in WGS84.
 
-        Below ``mvt.CLUSTER_BELOW_ZOOM`` grouped per cell in SQL (``_CELL_TILE_SQL``).
+        Below ``mvt.CLUSTER_BELOW_ZOOM`` grouped per cell in SQL (``_CELL_TILE_SQL``). The
+        blurred services' incidents are read first (``_TILE_BLURRED``), placed by
+        ``blur.public``, and passed back as arrays, on the same connection.
         """
         first, last = mvt.CELL_RANGE
         cells = z < mvt.CLUSTER_BELOW_ZOOM
+        hidden = list(blur.services) if blur is not None else []
         params: dict[str, object] = {
             "z": z,
             "x": x,
@@ -500,9 +554,34 @@ class PostgisStore(StoreReads):
             "last": last,
             "side": last - first + 1,
             "open": mvt.OPEN_STATUS_CODES,
+            "hidden": hidden,
+            "moved_id": [],
+            "moved_lon": [],
+            "moved_lat": [],
         }
 
         def run(conn: Connection) -> bytes:
+            if blur is None or not hidden:
+                return tile(conn)
+            with conn.transaction():
+                if not cells:
+                    # The moved points' estimated cost tips a street tile into a parallel
+                    # plan whose workers take longer to start than the tile to encode.
+                    conn.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+                w, s, e, n = blur.search_bounds(z, x, y)
+                found = conn.execute(_TILE_BLURRED, {**params, "w": w, "s": s, "e": e, "n": n})
+                rows = found.fetchall()
+                if rows:
+                    ids, codes, lon, lat = np.array(rows, dtype=object).T
+                    plon, plat, keep = blur.points(
+                        codes, lon.astype(float), lat.astype(float), z, x, y
+                    )
+                    params["moved_id"] = [int(i) for i in ids[keep]]
+                    params["moved_lon"] = plon[keep].tolist()
+                    params["moved_lat"] = plat[keep].tolist()
+                return tile(conn)
+
+        def tile(conn: Connection) -> bytes:
             row = conn.execute(_CELL_TILE_SQL if cells else _TILE_SQL, params).fetchone()
             return bytes(cast(bytes, row[0])) if row and row[0] is not None else b""
 

@@ -30,6 +30,7 @@ from voirie.store.selection import (
     count_sql,
     points_sql,
     select_sql,
+    status_counts_sql,
     zones_sql,
 )
 from voirie.store.statements.session import missing
@@ -91,6 +92,13 @@ class StoreReads:
         """Rows a selection keeps, whatever its page."""
         frame = self._frame(*count_sql(layer, jurisdiction_id, selection, self.dialect))
         return int(cast(int, frame.iloc[0, 0]))
+
+    def status_counts(
+        self, layer: Layer, jurisdiction_id: str, selection: Selection
+    ) -> dict[str, int]:
+        """Rows a selection keeps per status, whatever its page (statuses with none absent)."""
+        rows = self.rows(*status_counts_sql(layer, jurisdiction_id, selection, self.dialect))
+        return {str(status): int(cast(int, n)) for status, n in rows}
 
     def nearest(
         self,
@@ -331,7 +339,8 @@ class StoreReads:
         )
 
     def _tokens(self, condition: str, params: Sequence[object]) -> list[TokenRecord]:
-        frame = self._frame(
+        # Plain rows, not a DataFrame: every authenticated request reads its token here.
+        rows = self.rows(
             self.dialect.text(f"SELECT {_TOKEN_COLUMNS} FROM api_tokens WHERE {condition}"),
             params,
         )
@@ -341,14 +350,12 @@ class StoreReads:
                 str(role),
                 self.dialect.from_array(teams),
                 expires_at=_moment(expires),
-                id=int(token_id),
+                id=int(cast(int, token_id)),
                 created_at=_moment(created),
                 last_used_at=_moment(used),
                 revoked_at=_moment(revoked),
             )
-            for token_id, name, role, teams, created, expires, used, revoked in frame.itertuples(
-                index=False
-            )
+            for token_id, name, role, teams, created, expires, used, revoked in rows
         ]
 
     def find_token(self, jurisdiction_id: str, token_hash: str) -> TokenRecord | None:

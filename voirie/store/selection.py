@@ -13,7 +13,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Literal
+from typing import Literal, get_args
 
 from voirie.model import OPEN_STATUSES
 from voirie.store.cql2 import Translator
@@ -22,6 +22,9 @@ from voirie.store.schema import MAX_ID
 
 Layer = Literal["reports", "incidents"]
 LAYERS: tuple[Layer, ...] = ("reports", "incidents")
+SortKey = Literal["first_reported_at", "due_at", "priority", "report_count"]
+"""The incident columns a selection may be ordered by (the staff queue's sorts)."""
+SORT_KEYS: tuple[SortKey, ...] = get_args(SortKey)
 _OPEN = tuple(sorted(status.value for status in OPEN_STATUSES))
 
 
@@ -54,6 +57,11 @@ class Selection:
     offset: int = 0
     after_id: int | None = None
     """Keyset paging (rows with a greater id): how streamed exports walk a layer."""
+    sort: SortKey | None = None
+    """Order incidents by this column (missing values last, then by id) instead of by id;
+    the database finds the page (``ORDER BY`` ... ``LIMIT``), not the caller."""
+    descending: bool = False
+    """With ``sort``: greatest first (ties and missing values stay in id order, last)."""
 
     def page(self, limit: int | None, offset: int = 0) -> Selection:
         """The same filters, another page."""
@@ -208,13 +216,47 @@ def _paging(selection: Selection, dialect: Dialect) -> tuple[str, list[object]]:
     return f" LIMIT {mark} OFFSET {mark}", [limit, int(selection.offset)]
 
 
+def _order_by(layer: Layer, selection: Selection) -> str:
+    """The ``ORDER BY`` terms of a selection: its sort column, then the id.
+
+    Only ``due_at`` may be missing; it is put last either way (``NULLS LAST``, which
+    both backends read). Ties stay in id order in both directions.
+    """
+    a = _SHAPES[layer].alias
+    if selection.sort is None:
+        return f"{a}.id"
+    if layer != "incidents" or selection.sort not in SORT_KEYS:
+        raise ValueError(f"sort: {selection.sort!r} is not a sort of the {layer} layer")
+    if selection.after_id is not None:
+        raise ValueError("sort: keyset paging by id (after_id) walks the id order only")
+    direction = " DESC" if selection.descending else ""
+    nulls = " NULLS LAST" if selection.sort == "due_at" else ""
+    return f"{a}.{selection.sort}{direction}{nulls}, {a}.id"
+
+
 def select_sql(
     layer: Layer, jurisdiction_id: str, selection: Selection, dialect: Dialect
 ) -> tuple[str, list[object]]:
-    """The rows of a layer that a selection keeps, ordered by id, one page."""
+    """The rows of a layer that a selection keeps, ordered by id (or its sort), one page.
+
+    A sorted selection finds its page's ids first, in a subquery with only the joins that
+    decide which rows there are (as ``count_sql``), so the database walks the sort's
+    index and stops at the page; the to-one joins are then made for the page's rows only.
+    """
     shape = _SHAPES[layer]
-    where = _where(layer, jurisdiction_id, selection, dialect)
     paging, paging_params = _paging(selection, dialect)
+    if selection.sort is not None:
+        a = shape.alias
+        order = _order_by(layer, selection)
+        rows, params = _unpaged_from(layer, jurisdiction_id, selection, dialect)
+        mark = dialect.placeholder
+        text = (
+            f"SELECT {shape.columns}\n        FROM {shape.table} {a}\n        "
+            f"{shape.joins}\n        WHERE {a}.jurisdiction_id = {mark} AND {a}.id IN "
+            f"(SELECT {a}.id {rows} ORDER BY {order}{paging})\n        ORDER BY {order}"
+        )
+        return text, [jurisdiction_id, *params, *paging_params]
+    where = _where(layer, jurisdiction_id, selection, dialect)
     text = (
         f"SELECT {shape.columns}\n        FROM {shape.table} {shape.alias}\n        "
         f"{shape.joins}\n        WHERE {' AND '.join(where.conditions)}\n        "
@@ -241,6 +283,15 @@ def count_sql(
         f"WHERE {' AND '.join(where.conditions)}"
     )
     return text, where.params
+
+
+def status_counts_sql(
+    layer: Layer, jurisdiction_id: str, selection: Selection, dialect: Dialect
+) -> tuple[str, list[object]]:
+    """``(status, count)`` of the rows a selection keeps, whatever its page: the counts
+    per status a filtered list shows beside it, in one grouped statement."""
+    rows, params = _unpaged_from(layer, jurisdiction_id, selection, dialect)
+    return f"SELECT i.status, count(*) {rows} GROUP BY i.status", params
 
 
 def zones_sql(

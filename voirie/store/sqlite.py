@@ -30,6 +30,7 @@ from voirie.store.schema import BOOL_COLUMNS, COLUMNS, DATETIME_COLUMNS, POINT_T
 from voirie.store.statements.session import Session, typed
 from voirie.store.statements.tables import insert_text
 from voirie.store.statements.unit import SqlUnitOfWork
+from voirie.store.tiles import TileBlur
 
 BUSY_TIMEOUT_MS = 60_000
 
@@ -267,17 +268,26 @@ class SqliteStore(StoreReads):
         # Autocommit: a single statement is its own transaction.
         self.conn.execute(text, tuple(params))
 
-    def incident_tile(self, jurisdiction_id: str, z: int, x: int, y: int) -> bytes:
+    def incident_tile(
+        self, jurisdiction_id: str, z: int, x: int, y: int, blur: TileBlur | None = None
+    ) -> bytes:
         """Incidents in the tile (and its buffer) through the R*Tree, encoded by codecs.mvt.
 
-        Below ``mvt.CLUSTER_BELOW_ZOOM`` one feature per cell (``mvt.encode_cells``).
+        Below ``mvt.CLUSTER_BELOW_ZOOM`` one feature per cell (``mvt.encode_cells``). The
+        blurred services' incidents are read in the wider box ``blur.search_bounds`` gives and
+        placed at their public point before the tile keeps what falls in it.
         """
-        minlon, minlat, maxlon, maxlat = mvt.lonlat_bounds(z, x, y)
+        blur = blur if blur is not None and blur.services else None
+        minlon, minlat, maxlon, maxlat = (
+            blur.search_bounds(z, x, y) if blur is not None else mvt.lonlat_bounds(z, x, y)
+        )
         cells = z < mvt.CLUSTER_BELOW_ZOOM
         # Only the columns the tile needs: a city-wide cell tile reads every incident.
         names = (
             ["lon", "lat", "status", "report_count"] if cells else ["id", "lon", "lat", *mvt.FIELDS]
         )
+        if blur is not None and "service_code" not in names:
+            names.append("service_code")
         rows = self.conn.execute(
             f"SELECT {', '.join(_TILE_COLUMNS.get(name, f'i.{name}') for name in names)} "
             "FROM incidents i JOIN rtree_incidents_geom t ON t.id = i.id "
@@ -286,9 +296,14 @@ class SqliteStore(StoreReads):
             (maxlon, minlon, maxlat, minlat, jurisdiction_id),
         ).fetchall()
         frame = pd.DataFrame(rows, columns=names)
-        px, py, keep = mvt.tile_coordinates(
-            frame["lon"].to_numpy(float), frame["lat"].to_numpy(float), z, x, y
-        )
+        lon, lat = frame["lon"].to_numpy(float), frame["lat"].to_numpy(float)
+        if blur is not None:
+            codes = frame["service_code"].to_numpy(dtype=object)
+            hidden = np.isin(codes, blur.services)
+            if hidden.any():
+                lon, lat = lon.copy(), lat.copy()
+                lon[hidden], lat[hidden] = blur.public(codes[hidden], lon[hidden], lat[hidden])
+        px, py, keep = mvt.tile_coordinates(lon, lat, z, x, y)
         if cells:
             return mvt.encode_cells(
                 px[keep],

@@ -3,6 +3,7 @@ what the citizen sent kept apart in ``report_moderation`` (staff only)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from voirie.store.base import ModerationRecord
@@ -103,3 +104,29 @@ class SqlModeration:
             (s.jurisdiction_id, int(report_id)),
         ).fetchall()
         return tuple(dict.fromkeys(n for (names,) in rows for n in str(names).split()))
+
+    def shown_elsewhere(self, report_id: int, names: Sequence[str]) -> tuple[str, ...]:
+        """Which of these photos another report still shows the public (as its
+        ``media_url`` or on its tracking page). A photo is stored once per content (its
+        name is its hash), so reports sent with the same picture share one file: hiding
+        it on one report must leave the file public while another still shows it."""
+        s = self.session
+        shown = []
+        for name in names:
+            row = s.run(
+                "SELECT 1 FROM reports WHERE jurisdiction_id = ? AND id <> ? "
+                "AND media_url LIKE ? UNION ALL "
+                "SELECT 1 FROM report_tracking WHERE jurisdiction_id = ? AND report_id <> ? "
+                "AND ' ' || photos || ' ' LIKE ?",
+                (
+                    s.jurisdiction_id,
+                    int(report_id),
+                    f"%/{name}",
+                    s.jurisdiction_id,
+                    int(report_id),
+                    f"% {name} %",
+                ),
+            ).fetchone()
+            if row is not None:
+                shown.append(name)
+        return tuple(shown)

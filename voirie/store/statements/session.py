@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from typing import Any, Protocol, cast
 
@@ -107,6 +108,15 @@ class Session:
     def reserve_ids(self, table: str, n: int) -> np.ndarray:
         """``n`` fresh ids of a table with reserved ids (checked by the caller)."""
         raise NotImplementedError
+
+    def prefetch_ids(self, counts: Mapping[str, int]) -> None:
+        """Reserve ids of several tables at once, for ``reserve_ids`` to hand out later in
+        this transaction; by default nothing (no round trip to save: reserved on demand)."""
+
+    def pipelined(self) -> AbstractContextManager[object]:
+        """A block whose statements are sent together, results read only when needed;
+        by default statements run one by one (no round trip to save)."""
+        return nullcontext()
 
     def insert_frame(self, table: str, rows: pd.DataFrame) -> None:
         """Append the non-empty rows of a schema table (checked by the caller) in bulk."""

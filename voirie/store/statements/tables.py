@@ -29,6 +29,12 @@ def known_table(table: str) -> None:
         raise KeyError(f"{table}: not a table of voirie.store.schema")
 
 
+def _id_table(table: str) -> None:
+    """Refuse a table whose rows get no reserved ids."""
+    if table not in ID_TABLES:
+        raise KeyError(f"{table}: no reserved ids (tables with ids: {', '.join(ID_TABLES)})")
+
+
 class SqlTables:
     """``Tables`` over a session."""
 
@@ -37,11 +43,17 @@ class SqlTables:
 
     def reserve_ids(self, table: str, n: int) -> np.ndarray:
         """``n`` fresh ids, so rows written in this batch can refer to each other."""
-        if table not in ID_TABLES:
-            raise KeyError(f"{table}: no reserved ids (tables with ids: {', '.join(ID_TABLES)})")
+        _id_table(table)
         if n <= 0:
             return np.zeros(0, dtype=np.int64)
         return self.session.reserve_ids(table, n)
+
+    def prefetch_ids(self, counts: Mapping[str, int]) -> None:
+        """Reserve ids of several tables at once (one round trip where the backend has
+        them), handed out by the next ``reserve_ids`` calls of this transaction."""
+        for table in counts:
+            _id_table(table)
+        self.session.prefetch_ids({table: n for table, n in counts.items() if n > 0})
 
     def insert(self, table: str, rows: pd.DataFrame) -> None:
         """Append rows (columns as in ``schema.COLUMNS[table]``) in bulk."""

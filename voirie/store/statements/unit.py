@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 
 from voirie.store.base import (
     Citizens,
@@ -58,3 +59,7 @@ class SqlUnitOfWork:
     def lock(self, keys: Sequence[str]) -> None:
         """Serialize writers that touch the same keys (e.g. one service in one city)."""
         self.session.lock(keys)
+
+    def pipelined(self) -> AbstractContextManager[object]:
+        """Statements sent together until the block ends (the session's pipeline)."""
+        return self.session.pipelined()
