@@ -290,9 +290,12 @@ class SqliteStore(StoreReads):
             names.append("service_code")
         rows = self.conn.execute(
             f"SELECT {', '.join(_TILE_COLUMNS.get(name, f'i.{name}') for name in names)} "
-            "FROM incidents i JOIN rtree_incidents_geom t ON t.id = i.id "
+            # CROSS JOIN fixes sqlite's join order: the R*Tree drives, each hit a rowid
+            # look-up (the planner may otherwise walk a jurisdiction index of incidents);
+            # features in id order, whatever the R*Tree's: the same tile, the same bytes.
+            "FROM rtree_incidents_geom t CROSS JOIN incidents i ON t.id = i.id "
             "WHERE t.minx <= ? AND t.maxx >= ? AND t.miny <= ? AND t.maxy >= ? "
-            "AND i.jurisdiction_id = ?",
+            "AND i.jurisdiction_id = ?" + ("" if cells else " ORDER BY i.id"),
             (maxlon, minlon, maxlat, minlat, jurisdiction_id),
         ).fetchall()
         frame = pd.DataFrame(rows, columns=names)
