@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
+from voirie.city import City
 from voirie.errors import Conflict, InvalidInput, NotFound
 from voirie.model import EventKind, Flag
 from voirie.notify.outbox import enqueue
@@ -25,6 +26,7 @@ from voirie.services.auth import Action, Principal
 from voirie.services.pipeline import Pipeline
 from voirie.services.territory import outside_reason
 from voirie.services.workflow import MAX_TEXT_LENGTH, record_assignment
+from voirie.store.base import UnitOfWork
 from voirie.store.selection import Selection
 
 
@@ -115,15 +117,7 @@ def recategorize(
             principal.name,
         )
         if team != row["team"]:
-            enqueue(
-                uow,
-                city,
-                kind="reassigned",
-                incident_id=incident_id,
-                team=team,
-                data={"previous_team": row["team"], "reason": note, "priority": priority},
-                now=now,
-            )
+            _notify_reassigned(uow, city, incident_id, row["team"], team, note, priority, now)
         uow.events.append(
             "incident",
             incident_id,
@@ -141,6 +135,29 @@ def recategorize(
         rule_id,
         version,
         words,
+    )
+
+
+def _notify_reassigned(
+    uow: UnitOfWork,
+    city: City,
+    incident_id: int,
+    previous: object,
+    team: str,
+    note: str,
+    priority: int,
+    now: datetime,
+) -> None:
+    """The "reassigned" notice to the new team, when a re-routing changed the team (a
+    category change or a move): one writer for both edits."""
+    enqueue(
+        uow,
+        city,
+        kind="reassigned",
+        incident_id=incident_id,
+        team=team,
+        data={"previous_team": previous, "reason": note, "priority": priority},
+        now=now,
     )
 
 
@@ -260,15 +277,7 @@ def move(
             principal.name,
         )  # fmt: skip
         if team != row["team"]:
-            enqueue(
-                uow,
-                city,
-                kind="reassigned",
-                incident_id=incident_id,
-                team=team,
-                data={"previous_team": row["team"], "reason": note, "priority": priority},
-                now=now,
-            )
+            _notify_reassigned(uow, city, incident_id, row["team"], team, note, priority, now)
         changed = [
             f"{k} {old_zones[k] or '?'} → {v or '?'}" for k, v in zones.items() if old_zones[k] != v
         ]
