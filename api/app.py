@@ -50,11 +50,18 @@ from voirie.api.public_url import install as use_public_url
 from voirie.api.public_url import parse_public_url
 from voirie.api.unavailable import StoreUnavailable
 from voirie.city import load_city
-from voirie.errors import Conflict, Unauthorized, VoirieError
+from voirie.cityset import city_folders
+from voirie.errors import CityConfigError, Conflict, Unauthorized, VoirieError
 from voirie.gis.enrich import CityGIS
 from voirie.maps.static import STATIC_DIR
 from voirie.services.pipeline import Pipeline
-from voirie.settings import CitySettings, RateLimitSettings, ServerSettings, StoreSettings
+from voirie.settings import (
+    CitiesSettings,
+    CitySettings,
+    RateLimitSettings,
+    ServerSettings,
+    StoreSettings,
+)
 from voirie.store import Store, open_store
 
 
@@ -175,5 +182,15 @@ def create_app(
 def app_from_env() -> FastAPI:
     """The application from ``VOIRIE_*`` variables, for servers that import a factory:
     ``uvicorn voirie.api.app:app_from_env --factory --workers 2`` (each worker builds its
-    own app, store pool and GIS indexes)."""
+    own app, store pool and GIS indexes). One city only: with several in ``VOIRIE_CITIES``
+    it refuses to start rather than serve one of them (``voirie.api.multicity`` has the
+    factory of several, which would import this module: a cycle)."""
+    spec = CitiesSettings().cities
+    if spec and len(city_folders(spec)) > 1:
+        raise CityConfigError(
+            [
+                "VOIRIE_CITIES names several cities: serve them with "
+                "uvicorn voirie.api.multicity:app_from_env --factory"
+            ]
+        )
     return create_app(StoreSettings(), CitySettings(), rate_limits=RateLimitSettings())

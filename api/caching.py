@@ -10,14 +10,23 @@ reverse proxy or CDN can serve the rest for the ``max-age`` given here (docs/ope
 "Caching"). The version is read *before* the handler reads its rows: a write committed in
 between labels newer rows with the older version, which only costs a later 200.
 
+Requests arriving together share one read of the counter (``SharedMark``): a request
+waits for a read *started after it arrived*, so it sees every write committed before it, as
+a read of its own would, with several workers as with one; at concurrency 16 that is one or
+two reads (and thread hops) instead of sixteen. The mark is handed to the handler
+(``current_mark``), which needs no second read (Open311's default window).
+
 Everything else a staff member or a signed-in client sees is never stored by a shared
 cache: ``Cache-Control: private, no-store`` unless the handler said otherwise.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
+from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
@@ -30,8 +39,66 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from voirie.city import City
 from voirie.services.pipeline import Pipeline
 from voirie.store.base import ChangeMark
+from voirie.store.replicas import ReplicatedStore
 
 PRIVATE = "private, no-store"
+_MARK: ContextVar[ChangeMark | None] = ContextVar("voirie_change_mark", default=None)
+
+
+def current_mark() -> ChangeMark | None:
+    """The change mark the caching middleware read for the request being answered (None
+    outside a public read): what the handler's answer is labelled with."""
+    return _MARK.get()
+
+
+class SharedMark:
+    """The change counter, read once for all the requests that ask for it together.
+
+    A request never takes the answer of a read that started before it arrived (a write
+    committed just before the request would be missing from it): it waits for the next
+    read, which starts as soon as the one in flight ends and serves every request that
+    arrived meanwhile. At most one read is in flight. A failed read fails the requests
+    waiting for it (``StoreError``: each answers 503), as each one's own read would have.
+    """
+
+    def __init__(self, read: Callable[[], ChangeMark]) -> None:
+        self._read = read
+        self._running: asyncio.Future[ChangeMark] | None = None
+        self._next: asyncio.Future[ChangeMark] | None = None
+        self._task: asyncio.Task[None] | None = None  # held: the loop keeps weak references
+
+    async def get(self) -> ChangeMark:
+        """A mark read after this call began (shielded: a request that gives up does not
+        cancel the read others wait for)."""
+        loop = asyncio.get_running_loop()
+        if self._running is None:
+            waited = self._running = loop.create_future()
+            self._start(waited)
+        else:
+            if self._next is None:
+                self._next = loop.create_future()
+            waited = self._next
+        return await asyncio.shield(waited)
+
+    def _start(self, future: asyncio.Future[ChangeMark]) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(future))
+
+    async def _run(self, future: asyncio.Future[ChangeMark]) -> None:
+        try:
+            mark = await anyio.to_thread.run_sync(self._read)
+        except asyncio.CancelledError:  # the loop is closing: nobody reads any more
+            for waited in (future, self._next):
+                if waited is not None:
+                    waited.cancel()
+            self._running = self._next = None
+            raise
+        except Exception as exc:  # a failed read fails its waiters, as their own would
+            future.set_exception(exc)
+        else:
+            future.set_result(mark)
+        self._running, self._next = self._next, None
+        if self._running is not None:
+            self._start(self._running)
 
 
 @dataclass(frozen=True)
@@ -136,6 +203,15 @@ class HttpCaching:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self._deployment: str | None = None
+        self._marks: tuple[Pipeline, SharedMark | None] | None = None
+
+    def _shared(self, pipeline: Pipeline) -> SharedMark | None:
+        """The pipeline's shared counter reads; None behind read replicas, where each
+        request reads the counter on the node its rows come from (its own ``Pin``)."""
+        if self._marks is None or self._marks[0] is not pipeline:
+            replicated = isinstance(pipeline.store, ReplicatedStore)
+            self._marks = (pipeline, None if replicated else SharedMark(pipeline.reads.change_mark))
+        return self._marks[1]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -151,29 +227,36 @@ class HttpCaching:
         pipeline: Pipeline = scope["app"].state.pipeline
         if self._deployment is None:
             self._deployment = deployment_tag(pipeline.city)
-        mark = await anyio.to_thread.run_sync(pipeline.reads.change_mark)
+        shared = self._shared(pipeline)
+        if shared is not None:
+            mark = await shared.get()
+        else:
+            mark = await anyio.to_thread.run_sync(pipeline.reads.change_mark)
         variant = _variant(headers, scope["query_string"].decode("latin-1"))
         tag = etag(self._deployment, mark, variant if policy.vary_accept else "")
-        validators = [("etag", tag), ("cache-control", policy.cache_control)]
+        validators = [(b"etag", tag.encode()), (b"cache-control", policy.cache_control.encode())]
         modified = last_modified(mark)
         if modified is not None:
-            validators.append(("last-modified", format_datetime(modified, usegmt=True)))
+            validators.append((b"last-modified", format_datetime(modified, usegmt=True).encode()))
         if policy.vary_accept:
-            validators.append(("vary", "Accept"))
+            validators.append((b"vary", b"Accept"))
         if not_modified(headers, tag, mark):
-            raw = [(k.encode(), v.encode()) for k, v in validators]
-            await send({"type": "http.response.start", "status": 304, "headers": raw})
+            await send({"type": "http.response.start", "status": 304, "headers": validators})
             await send({"type": "http.response.body", "body": b""})
             return
+        names = {name for name, _ in validators}
 
         async def stamped(message: Message) -> None:
             if message["type"] == "http.response.start" and message["status"] == 200:
-                out = MutableHeaders(scope=message)
-                for name, value in validators:
-                    out[name] = value
+                kept = [(k, v) for k, v in message.get("headers", ()) if k.lower() not in names]
+                message["headers"] = [*kept, *validators]
             await send(message)
 
-        await self.app(scope, receive, stamped)
+        token = _MARK.set(mark)
+        try:
+            await self.app(scope, receive, stamped)
+        finally:
+            _MARK.reset(token)
 
 
 def _private(send: Send) -> Send:

@@ -157,7 +157,7 @@ def nearby(
     page of them (``offset``, ``limit``) and their ``total``.
 
     The lean read path (issue 19): the store's rows straight to JSON, no DataFrame and no
-    model per incident (the query's bounds above are the checks ``citizens`` makes)."""
+    model per incident (the query's bounds above are checked with ``within``)."""
     within(lat, "lat", LATITUDE)
     within(lon, "lon", LONGITUDE)
     within(radius_m, "radius_m", {"exclusiveMinimum": 0, "maximum": citizens.MAX_RADIUS_M})

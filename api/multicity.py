@@ -5,8 +5,19 @@ is chosen by Open311's own ``jurisdiction_id`` (query string, or the body of a P
 with several cities it is required, and a request without it is a 400 listing the
 allowed values. Every other path is under the city's prefix (``/paris/maps/dispatch``,
 ``/chicago/ogc/...``): the city's app sees the prefix as its ``root_path``, as behind a
-proxy serving it under a sub-path, so its pages and links carry it. ``/`` lists the
+proxy serving it under a sub-path, so its pages and links carry it; an Open311 request
+at the root is given the same ``root_path``, so the links it answers (a photo's
+``media_url``, discovery's endpoint) lead to the city's own paths. ``/`` lists the
 cities; ``/healthz``, ``/readyz`` and ``/metrics`` are the deployment's.
+
+A city with an address of its own (``VOIRIE_CITY_HOSTS``, ``voirie.cityset``) is served
+alone at the root of that host: every request whose ``Host`` names it goes to its app
+unchanged (Open311 without ``jurisdiction_id``), seen as made to the configured address,
+on which its absolute links are written.
+
+Photos are a city's own: each city keeps them in its sub-folder of ``VOIRIE_MEDIA_DIR``
+(``voirie-media/paris/``), and a photo is served only by its city's app (a name asked of
+another city is a 404, as the upload's ``media_url`` leads to its city's path).
 
 The cities share one store, opened once by this app's lifespan, which then runs every
 city app's own lifespan (an app that is only called, as a mounted one, never gets its
@@ -32,14 +43,20 @@ from voirie.api.multicity_select import OPEN311, jurisdiction_of
 from voirie.api.open311.render import format_of, render_errors
 from voirie.api.open311.wire import Open311Error
 from voirie.api.public_url import PublicHost
-from voirie.cityset import CitySite
+from voirie.cityset import CityHost, CitySite, load_hosts, load_sites
 from voirie.errors import InvalidInput, NotFound, VoirieError
 from voirie.gis.enrich import CityGIS
-from voirie.settings import CitySettings, RateLimitSettings, ServerSettings, StoreSettings
+from voirie.settings import (
+    CitiesSettings,
+    CitySettings,
+    RateLimitSettings,
+    ServerSettings,
+    StoreSettings,
+)
 from voirie.store import Store, open_store
 
-# Photos are stored by content in one folder for every city: any city's app serves them.
-MEDIA_FILES = f"{OPEN311}/v2/media/"
+# The scope key ``voirie.api.ogc.public_base`` writes absolute links on, when set.
+CITY_URL = "voirie.city_url"
 
 
 class MultiCity:
@@ -52,6 +69,7 @@ class MultiCity:
         server_settings: ServerSettings | None = None,
         rate_limits: RateLimitSettings | None = None,
         gis: Mapping[str, CityGIS] | None = None,
+        hosts: Sequence[CityHost] = (),
     ) -> None:
         server = server_settings or ServerSettings()
         self.store_settings = store_settings
@@ -69,7 +87,17 @@ class MultiCity:
             )
             for site in sites
         }
+        for slug, app in self.apps.items():  # each city's photos in a folder of its own
+            media = app.state.open311_settings
+            app.state.open311_settings = media.model_copy(
+                update={"media_dir": media.media_dir / slug}
+            )
         self.by_jurisdiction = {site.city.jurisdiction_id: site.slug for site in sites}
+        # Host name -> the city's app seen as made to its configured address.
+        self.hosts: dict[str, ASGIApp] = {
+            host.hostname: PublicHost(_at(self.apps[host.slug], host.url), host.url)
+            for host in hosts
+        }
         self.first = self.apps[sites[0].slug]
         self._lifespan = Router(lifespan=self._lifespan_context)
         self._own: ASGIApp = SecurityHeaders(self._answer)
@@ -101,6 +129,11 @@ class MultiCity:
         if scope["type"] == "lifespan":
             await self._lifespan.lifespan(scope, receive, send)
             return
+        if self.hosts and scope["type"] in ("http", "websocket"):
+            own = self.hosts.get(_hostname(scope))
+            if own is not None:
+                await own(scope, receive, send)
+                return
         await self._front(scope, receive, send)
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -129,11 +162,9 @@ class MultiCity:
         await app(child, receive, send)
 
     async def _open311(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """An Open311 request to the city its ``jurisdiction_id`` names."""
+        """An Open311 request to the city its ``jurisdiction_id`` names, under that city's
+        root path (the links it answers lead to the city's own paths)."""
         path: str = scope["path"]
-        if scope["method"] in ("GET", "HEAD") and path.startswith(MEDIA_FILES):
-            await self.first(scope, receive, send)
-            return
         try:
             jurisdiction, receive = await jurisdiction_of(scope, receive)
             slug = self._slug_of(jurisdiction)
@@ -141,7 +172,8 @@ class MultiCity:
             errors = [Open311Error(code=exc.open311_code, description=exc.message)]
             await render_errors(format_of(path), exc.status, errors)(scope, receive, send)
             return
-        await self.apps[slug](scope, receive, send)
+        child = {**scope, "root_path": scope.get("root_path", "") + f"/{slug}"}
+        await self.apps[slug](child, receive, send)
 
     def _slug_of(self, jurisdiction: str | None) -> str:
         """The prefix of the city a ``jurisdiction_id`` names; 400 when missing, 404 when
@@ -200,3 +232,43 @@ class MultiCity:
         return JSONResponse(
             {"status": "ok", "cities": cities, "store": store.backend, "schema_version": version}
         )
+
+
+def _hostname(scope: Scope) -> str:
+    """The host name of a request's ``Host`` header, lower case, without its port (and
+    an IPv6 literal without its brackets), as ``urlsplit`` gives a configured URL's."""
+    headers: list[tuple[bytes, bytes]] = scope["headers"]
+    for name, value in headers:
+        if name == b"host":
+            host = value.decode("latin-1").strip().lower()
+            if host.startswith("["):  # an IPv6 literal: [::1]:8000
+                return host[1:].partition("]")[0]
+            return host.rpartition(":")[0] if ":" in host else host
+    return ""
+
+
+def _at(app: ASGIApp, url: str) -> ASGIApp:
+    """``app`` with its absolute links written on ``url`` (``voirie.api.ogc.public_base``)."""
+
+    async def served(scope: Scope, receive: Receive, send: Send) -> None:
+        await app({**scope, CITY_URL: url}, receive, send)
+
+    return served
+
+
+def app_from_env() -> ASGIApp:
+    """The application from ``VOIRIE_*`` variables, for servers that import a factory:
+    ``uvicorn voirie.api.multicity:app_from_env --factory --workers 2``. Every city of
+    ``VOIRIE_CITIES`` when it names several (with ``VOIRIE_CITY_HOSTS``), else the one
+    city it names, else ``VOIRIE_CITY``, as ``voirie serve`` chooses."""
+    settings = CitiesSettings()
+    sites = load_sites(settings.cities) if settings.cities else []
+    if len(sites) > 1:
+        return MultiCity(
+            StoreSettings(),
+            sites,
+            rate_limits=RateLimitSettings(),
+            hosts=load_hosts(settings.city_hosts, sites),
+        )
+    city = CitySettings(city=str(sites[0].city.folder)) if sites else CitySettings()
+    return create_app(StoreSettings(), city, rate_limits=RateLimitSettings())

@@ -108,9 +108,13 @@ def _html(
 
 
 def public_base(request: Request) -> str:
-    """The server's address for absolute links: ``VOIRIE_PUBLIC_URL`` when configured
-    (behind a reverse proxy), otherwise the address this request was made to."""
-    configured: str | None = getattr(request.app.state, "public_url", None)
+    """The server's address for absolute links: a city's own address when the request
+    came to it (``VOIRIE_CITY_HOSTS``, set by ``voirie.api.multicity``), else
+    ``VOIRIE_PUBLIC_URL`` when configured (behind a reverse proxy), otherwise the address
+    this request was made to."""
+    configured: str | None = request.scope.get("voirie.city_url") or getattr(
+        request.app.state, "public_url", None
+    )
     return configured or str(request.base_url).rstrip("/")
 
 

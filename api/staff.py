@@ -172,7 +172,7 @@ def list_incidents(
     )
     frame = pipeline.reads.incidents(selection)
     return IncidentList(
-        total=pipeline.reads.count("incidents", selection),
+        total=pipeline.reads.count("incidents", selection, public=False),
         limit=limit,
         offset=offset,
         incidents=[incident_out(record, now) for _, record in frame.iterrows()],

@@ -5,10 +5,16 @@ protected against login CSRF by a double submit: a random value in a cookie of t
 path and the same value in the form. A refusal says the same words whatever the reason
 (``voirie.services.staff_users``) and answers 401; a success sets the session cookie
 (``voirie.api.staff_session``) and goes back to the page asked for (this app's pages only).
+
+Sign-out ends voirie's session; when that session was opened through the city's OpenID
+Connect provider and the provider has an ``end_session_endpoint``, it then sends the browser
+there (RP-Initiated Logout 1.0, ``voirie.services.oidc``), which comes back to this form:
+otherwise a shared computer would sign the next person straight back in at the provider.
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
 from typing import Annotated, Literal
 
@@ -16,6 +22,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from voirie.api.deps import PipelineDep
+from voirie.api.ogc import public_base
 from voirie.api.pages import PAGE_HEADERS, language_urls
 from voirie.api.staff_session import (
     SESSION_COOKIE,
@@ -26,16 +33,19 @@ from voirie.api.staff_session import (
     staff_settings,
 )
 from voirie.errors import Unauthorized
-from voirie.maps.staff_login import render_login_page
-from voirie.services.oidc import OidcSettings
+from voirie.maps.staff_login import render_login_page, render_logout_page
+from voirie.services.oidc import OidcClient, OidcSettings, ProviderError
 from voirie.services.staff_users import sign_in, sign_out
 
 router = APIRouter(tags=["staff pages"], include_in_schema=False)
+log = logging.getLogger(__name__)
 
-Language = Annotated[Literal["fr", "en"], Query(description="page language")]
 LOGIN_COOKIE = "voirie_login"
 """A random value set with the sign-in form and sent back in it (double submit): another
 site cannot post a sign-in in someone's browser (login CSRF)."""
+ID_TOKEN_COOKIE = "voirie_oidc_session"
+"""The ID token of a session opened through the OpenID Connect provider, sealed and bound
+to that session, sent only to the sign-out (the session table has no column for it)."""
 
 
 def login_page(
@@ -82,11 +92,16 @@ def login_page(
 @router.get("/staff/login", response_class=HTMLResponse)
 def login_form(
     request: Request,
-    lang: Language = "fr",
+    lang: Annotated[Literal["fr", "en"] | None, Query(description="page language")] = None,
     next: Annotated[str | None, Query(max_length=2000)] = None,
+    state: Annotated[
+        str, Query(max_length=2000, description="back from the provider's sign-out")
+    ] = "",
 ) -> HTMLResponse:
-    """The sign-in form."""
-    return login_page(request, lang, safe_next(next))
+    """The sign-in form (after a sign-out at the provider, in the language it started in)."""
+    oidc: OidcClient = request.app.state.oidc
+    back = oidc.logout_language(state) if oidc.settings.enabled else None
+    return login_page(request, lang or (back if back == "en" else "fr"), safe_next(next))
 
 
 @router.post("/staff/login", response_model=None)
@@ -121,13 +136,57 @@ def login(
     return response
 
 
-@router.post("/staff/logout", dependencies=[CsrfChecked])
-def logout(request: Request, pipeline: PipelineDep) -> RedirectResponse:
-    """End the session and go back to the sign-in form."""
+@router.post("/staff/logout", dependencies=[CsrfChecked], response_model=None)
+def logout(
+    request: Request,
+    pipeline: PipelineDep,
+    lang: Annotated[Literal["fr", "en"], Form()] = "fr",
+) -> Response:
+    """End the session and go back to the sign-in form, by way of the provider's sign-out
+    when the session came from it."""
     session_id = request.cookies.get(SESSION_COOKIE, "")
     if session_id:
         sign_out(pipeline.store, pipeline.city.jurisdiction_id, session_id)
     root = request.scope.get("root_path", "")
-    response = RedirectResponse(f"{root}/staff/login", status_code=303)
+    provider_url = _provider_logout(request, session_id, lang)
+    response: Response
+    if provider_url is None:
+        response = RedirectResponse(f"{root}/staff/login", status_code=303)
+    else:
+        page = render_logout_page(
+            lang=lang,
+            city_name=pipeline.city.config.name,
+            static_url=f"{root}/static",
+            provider=request.app.state.oidc.settings.label,
+            url=provider_url,
+        )
+        response = HTMLResponse(page, headers=PAGE_HEADERS)
     clear_session_cookie(request, response)
+    response.delete_cookie(
+        ID_TOKEN_COOKIE,
+        path=f"{root}/staff/logout",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
     return response
+
+
+def _provider_logout(request: Request, session_id: str, lang: str) -> str | None:
+    """The provider's sign-out URL for the session ``session_id`` (None for a password
+    session, or when the provider offers no sign-out or cannot be reached: voirie's session
+    has ended anyway, and the log says why the provider's has not)."""
+    oidc: OidcClient = request.app.state.oidc
+    if not oidc.settings.enabled:
+        return None
+    id_token = oidc.unseal_id_token(request.cookies.get(ID_TOKEN_COOKIE, ""), session_id)
+    if id_token is None:
+        return None
+    try:
+        url = oidc.end_session_url(id_token, f"{public_base(request)}/staff/login", lang)
+    except ProviderError as error:
+        log.warning("OpenID Connect provider unreachable at sign-out: %s", error)
+        return None
+    if url is None:
+        log.info("OpenID Connect provider has no end_session_endpoint: its session stays")
+    return url

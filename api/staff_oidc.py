@@ -4,8 +4,10 @@
 challenge, kept in a sealed cookie of the ``/staff/oidc`` path (``SameSite=Lax``: it comes
 back with the provider's redirect, a top-level navigation). ``/staff/oidc/callback``
 checks them, exchanges the code, verifies the ID token and opens the same session cookie
-as the password form. Every refusal is the sign-in page with a French (or English) text
-saying what went wrong and what to do; the technical reason goes to the log.
+as the password form, and keeps the ID token for the sign-out (``/staff/logout``, in
+``voirie.api.staff_login``, ends the provider's session too). Every refusal is the sign-in
+page with a French (or English) text saying what went wrong and what to do; the technical
+reason goes to the log.
 Both routes answer 404 while ``VOIRIE_OIDC_ISSUER`` is unset.
 """
 
@@ -19,7 +21,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from voirie.api.deps import PipelineDep
 from voirie.api.ogc import public_base
-from voirie.api.staff_login import login_page
+from voirie.api.staff_login import ID_TOKEN_COOKIE, login_page
 from voirie.api.staff_session import safe_next, set_session_cookie, staff_settings
 from voirie.errors import Forbidden, InvalidInput, NotFound, Unauthorized
 from voirie.services.oidc import OidcClient, ProviderError, account_name, open_session
@@ -132,8 +134,8 @@ def oidc_callback(
         log.info("OpenID Connect provider answered error=%r", error)
         return _refused(request, client, lang, "denied", 401, reason=error or "no code")
     try:
-        claims = client.finish(flow, state, code, _redirect_uri(request))
-        name = account_name(claims, client.settings)
+        identity = client.finish(flow, state, code, _redirect_uri(request))
+        name = account_name(identity.claims, client.settings)
     except InvalidInput as refused:
         log.info("OpenID Connect callback refused: %s", refused)
         return _refused(request, client, lang, "flow", 400)
@@ -162,4 +164,14 @@ def oidc_callback(
     response = RedirectResponse(f"{root}{flow.next}", status_code=303)
     set_session_cookie(request, response, signed)
     response.delete_cookie(FLOW_COOKIE, path=f"{root}/staff/oidc")
+    # Sent back only to the sign-out, which hands it to the provider (id_token_hint).
+    response.set_cookie(
+        ID_TOKEN_COOKIE,
+        client.seal_id_token(identity.id_token, signed.session_id),
+        max_age=staff_settings(request).session_max_hours * 3600,
+        path=f"{root}/staff/logout",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
     return response

@@ -41,7 +41,7 @@ from voirie.maps.staff_case import (
 from voirie.maps.staff_queue import render_queue_page
 from voirie.model import OPEN_STATUSES, Status
 from voirie.services.auth import Action, Principal
-from voirie.services.casefile import case_file, scoped
+from voirie.services.casefile import case_file, marked_not_duplicates, scoped
 from voirie.services.moderation import staff_reports
 from voirie.services.pipeline import Pipeline
 from voirie.store.selection import Selection, SortKey
@@ -172,7 +172,7 @@ def queue(
             end=end,
         ),
     )
-    found = pipeline.reads.status_counts("incidents", base)
+    found = pipeline.reads.status_counts("incidents", base, public=False)
     counts = {s.value: found.get(s.value, 0) for s in Status}
     page = replace(
         base,
@@ -263,7 +263,8 @@ def _rows(frame: pd.DataFrame, names: tuple[str, ...]) -> list[dict[str, Any]]:
 def _duplicates(
     pipeline: Pipeline, principal: Principal, incident: IncidentOut
 ) -> list[dict[str, Any]]:
-    """Open incidents near this one that the principal may see, nearest first."""
+    """Open incidents near this one that the principal may see, nearest first; one marked
+    "not a duplicate" of it says so instead of a score (staff have decided)."""
     others = Selection(statuses=OPEN, limit=MAX_DUPLICATES + 1)
     near = pipeline.reads.nearby(
         incident.lon, incident.lat, DUPLICATE_RADIUS_M, scoped(principal, others)
@@ -276,10 +277,15 @@ def _duplicates(
         np.r_[incident.lat, near["lat"].to_numpy(float)],
     )
     score, likely = pipeline.policy.near_scores(incident.model_dump(), near, x, y)
+    marked = marked_not_duplicates(pipeline, incident.incident_id)
     return [
         row_values(row, fields)
         | {"distance_m": round(float(row["distance_m"]))}
-        | {"score": _rounded(s), "likelihood": _rounded(p)}
+        | (
+            {"not_duplicate": True, "score": None, "likelihood": None}
+            if int(row["incident_id"]) in marked
+            else {"not_duplicate": False, "score": _rounded(s), "likelihood": _rounded(p)}
+        )
         for (_, row), s, p in zip(near.iterrows(), score.tolist(), likely.tolist(), strict=True)
     ]
 

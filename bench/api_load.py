@@ -26,10 +26,15 @@ round, every acknowledged id must be in the store exactly once and the round mus
 stored nothing else. Prints each side's medians and the median ratio to the first side with
 its spread (min-max over the rounds).
 
+``--before TREE`` adds to ``ceiling``, ``workers`` and ``synchronous`` (at FULL) a side
+served from another copy of the source tree (``TREE`` first on ``PYTHONPATH``, e.g. ``git
+archive`` of the commit before a change): before and after a change in one interleaved
+run, on one database.
+
 Usage::
 
-    python bench/api_load.py [--compare ceiling|rate-limits|synchronous] [--rounds 5]
-                             [--seconds 10] [--concurrency 8]
+    python bench/api_load.py [--compare ceiling|rate-limits|synchronous|workers]
+                             [--rounds 5] [--seconds 10] [--concurrency 8] [--before TREE]
 """
 
 from __future__ import annotations
@@ -467,8 +472,11 @@ def postgis_database() -> Iterator[str]:
             admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-def postgis_sides(compare: str, url: str, key: str, bodies: list[bytes]) -> list[Side]:
-    """The sides of a PostGIS comparison (the ceiling's table created here)."""
+def postgis_sides(
+    compare: str, url: str, key: str, bodies: list[bytes], before: Path | None = None
+) -> list[Side]:
+    """The sides of a PostGIS comparison (the ceiling's table created here); with
+    ``before``, voirie served from that tree too."""
 
     def database() -> Any:
         return psycopg.connect(url, autocommit=True)
@@ -504,18 +512,30 @@ def postgis_sides(compare: str, url: str, key: str, bodies: list[bytes]) -> list
         database,
         Path(__file__).resolve().parent,
     )
-    return [ceiling, voirie("voirie", RATES_CHARGED)]
+    sides = [ceiling, voirie("voirie", RATES_CHARGED)]
+    if before is not None:
+        path = os.pathsep.join(filter(None, (str(before), os.environ.get("PYTHONPATH"))))
+        sides.insert(1, voirie("voirie before", RATES_CHARGED | {"PYTHONPATH": path}))
+    return sides
 
 
-def sqlite_sides(folder: Path, key: str, bodies: list[bytes]) -> list[Side]:
-    """voirie at synchronous NORMAL and FULL, each on its own copy of the loaded file."""
+def sqlite_sides(
+    folder: Path, key: str, bodies: list[bytes], before: Path | None = None
+) -> list[Side]:
+    """voirie at synchronous NORMAL and FULL, each on its own copy of the loaded file;
+    with ``before``, voirie at FULL served from that tree too (on a third copy)."""
     signed = [b + b"&api_key=" + key.encode() for b in bodies]
+    runs: list[tuple[str, str, dict[str, str]]] = [
+        ("sqlite NORMAL", "api_load:voirie_synchronous_normal", {}),
+        ("sqlite FULL", "voirie.api.app:app_from_env", {}),
+    ]
+    if before is not None:
+        path = os.pathsep.join(filter(None, (str(before), os.environ.get("PYTHONPATH"))))
+        served = "voirie.api.app:app_from_env"
+        runs.insert(1, ("sqlite FULL before", served, {"PYTHONPATH": path}))
     sides = []
-    for label, target in (
-        ("sqlite NORMAL", "api_load:voirie_synchronous_normal"),
-        ("sqlite FULL", "voirie.api.app:app_from_env"),
-    ):
-        copy = folder / f"{label.split()[1].lower()}.gpkg"
+    for label, target, tree in runs:
+        copy = folder / f"{label.split(maxsplit=1)[1].lower().replace(' ', '_')}.gpkg"
         shutil.copy(folder / "loaded.gpkg", copy)
         env = {"VOIRIE_DATABASE_URL": f"sqlite:///{copy}", "VOIRIE_CITY": "paris"}
 
@@ -526,7 +546,7 @@ def sqlite_sides(folder: Path, key: str, bodies: list[bytes]) -> list[Side]:
             Side(
                 label,
                 target,
-                env | RATES_CHARGED,
+                env | RATES_CHARGED | tree,
                 VOIRIE_PATH,
                 signed,
                 "reports",
@@ -548,7 +568,15 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="per round and side")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--max-requests", type=int, default=200_000)
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="a copy of the source tree before a change, served as a third side "
+        "(ceiling, workers, synchronous)",
+    )
     args = parser.parse_args()
+    if args.before is not None and not (args.before / "voirie" / "__init__.py").exists():
+        parser.error(f"--before: {args.before} holds no voirie source tree")
     city = load_city("paris")
     gis = CityGIS(city)
     bodies = [
@@ -572,11 +600,11 @@ def main() -> int:
     if args.compare == "synchronous":
         with tempfile.TemporaryDirectory(prefix="voirie-load-") as folder:
             key = load_paris(f"sqlite:///{Path(folder) / 'loaded.gpkg'}", city, gis)
-            run_rounds(sqlite_sides(Path(folder), key, bodies), args)
+            run_rounds(sqlite_sides(Path(folder), key, bodies, args.before), args)
         return 0
     with postgis_database() as url:
         key = load_paris(url, city, gis)
-        pair = postgis_sides(args.compare, url, key, bodies)
+        pair = postgis_sides(args.compare, url, key, bodies, args.before)
         if args.compare != "workers":
             run_rounds(pair, args)
             return 0

@@ -70,8 +70,8 @@ LEFT JOIN LATERAL (
   SELECT rule_id, rule_version, reason FROM assignments a2
   WHERE a2.incident_id = i.id ORDER BY a2.id DESC LIMIT 1) a ON true
 LEFT JOIN LATERAL (
-  SELECT jsonb_object_agg('zone_' || rz.layer, rz.code) AS zones FROM report_zones rz
-  WHERE rz.report_id = i.origin_report_id AND rz.jurisdiction_id = i.jurisdiction_id) z ON true
+  SELECT jsonb_object_agg('zone_' || iz.layer, iz.code) AS zones FROM incident_zones iz
+  WHERE iz.jurisdiction_id = i.jurisdiction_id AND iz.incident_id = i.id) z ON true
 WHERE i.jurisdiction_id = %s AND i.id > %s
 ORDER BY i.id LIMIT %s
 """

@@ -19,7 +19,8 @@ voirie's requests/s over the floor's (goal ≥ 0.5) and voirie's p99 over the fl
 Usage::
 
     python bench/reads.py postgresql://postgres@127.0.0.1:5432/voirie_bench_reads \
-        sqlite:////tmp/reads_100k.gpkg [--seconds 3] [--workers 1 2] [--reads Open311]
+        sqlite:////tmp/reads_100k.gpkg [--seconds 3] [--workers 1 2] [--reads Open311] \
+        [--baseline /tmp/voirie-before]
 
 The stores are filled by ``bench/export.py``'s ``synthesize`` (the bundled Paris reports
 imported, their incidents copied with a 30 m jitter up to the number asked).
@@ -39,7 +40,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -52,6 +53,7 @@ JURISDICTION = "paris.fr"
 LAT, LON, RADIUS_M = 48.8735, 2.3631, 500.0
 BOX = (2.35, 48.86, 2.37, 48.875)
 TILE = (14, 8300, 5634)
+VOIRIE_APP = "voirie.api.app:app_from_env"
 OPEN = ("acknowledged", "in_progress", "new", "scheduled")
 # name: (voirie's path, the floor's path)
 READS: dict[str, tuple[str, str]] = {
@@ -324,41 +326,60 @@ def _figures(runs: list[dict[str, Any]]) -> tuple[float, float, float, int]:
     return len(latencies) / elapsed, float(p50), float(p99), errors
 
 
+def _warm_up(pool: Any, port: int, path: str, concurrency: int) -> None:
+    """Rounds of 0.5 s until one answers every request within a second (at most 10): a
+    worker's first public read fills its caches (11-16 s at 1M incidents), and with two
+    workers the second one's first read would otherwise land in a measured round."""
+    for _ in range(10):
+        run = pool.apply(load, (port, path, 0.5, concurrency))
+        if max(run["latency_ms"], default=0.0) < 1000:
+            return
+
+
+def _wanted(name: str, wanted: Sequence[str]) -> bool:
+    """Whether ``--reads`` asks for the read ``name``: named exactly, or by the start of
+    its name when no read has that exact name ("OGC item" is one read, "OGC" both)."""
+    return any(name == w or (w not in READS and name.startswith(w)) for w in wanted)
+
+
 def bench(url: str, workers: int, args: argparse.Namespace) -> None:
-    """Every read at each concurrency on both servers, rounds interleaved; one table."""
+    """Every read at each concurrency on both servers (three with ``--baseline``), rounds
+    interleaved; one table row per server against the same floor."""
     common = {"VOIRIE_RATE_LIMITS_ENABLED": "false", "PYTHONWARNINGS": "ignore"}
     voirie_env = {**common, "VOIRIE_DATABASE_URL": url, "VOIRIE_CITY": "paris"}
     bare_env = {**common, "BENCH_DATABASE_URL": url}
     ctx = mp.get_context("spawn")
-    with (
-        server("voirie.api.app:app_from_env", workers, voirie_env) as voirie_port,
-        server("reads:bare_app", workers, bare_env) as bare_port,
-        ctx.Pool(1) as pool,
-    ):
+    with ExitStack() as stack:
+        ports = {"voirie": stack.enter_context(server(VOIRIE_APP, workers, voirie_env))}
+        if args.baseline:  # the same app from another source tree, e.g. before a change
+            before_env = {**voirie_env, "PYTHONPATH": os.path.abspath(args.baseline)}
+            ports["before"] = stack.enter_context(server(VOIRIE_APP, workers, before_env))
+        ports["floor"] = stack.enter_context(server("reads:bare_app", workers, bare_env))
+        pool = stack.enter_context(ctx.Pool(1))
         for name, (voirie_path, bare_path) in READS.items():
-            if args.reads and not any(name.startswith(wanted) for wanted in args.reads):
+            if args.reads and not _wanted(name, args.reads):
                 continue
+            paths = dict.fromkeys(ports, voirie_path) | {"floor": bare_path}
             for concurrency in args.concurrency:
-                runs: dict[str, list[dict[str, Any]]] = {"voirie": [], "floor": []}
-                for port, path in ((voirie_port, voirie_path), (bare_port, bare_path)):
-                    pool.apply(load, (port, path, 0.5, concurrency))  # warm up
+                runs: dict[str, list[dict[str, Any]]] = {label: [] for label in ports}
+                for label, port in ports.items():
+                    _warm_up(pool, port, paths[label], concurrency)
                 for _ in range(args.rounds):
-                    for label, port, path in (
-                        ("voirie", voirie_port, voirie_path),
-                        ("floor", bare_port, bare_path),
-                    ):
+                    for label, port in ports.items():
                         runs[label].append(
-                            pool.apply(load, (port, path, args.seconds, concurrency))
+                            pool.apply(load, (port, paths[label], args.seconds, concurrency))
                         )
-                v_rate, v50, v99, v_err = _figures(runs["voirie"])
                 f_rate, f50, f99, f_err = _figures(runs["floor"])
-                print(
-                    f"| {name} | {concurrency} | {workers} | {v50:.1f} / {v99:.1f} | "
-                    f"{v_rate:,.0f} | {f50:.1f} / {f99:.1f} | {f_rate:,.0f} | "
-                    f"**{v_rate / f_rate:.2f}×** | **{v99 / f99:.2f}×** | "
-                    f"{v_err} / {f_err} |",
-                    flush=True,
-                )
+                for label in [label for label in ports if label != "floor"]:
+                    v_rate, v50, v99, v_err = _figures(runs[label])
+                    shown = name if label == "voirie" else f"{name} ({label}: {args.baseline})"
+                    print(
+                        f"| {shown} | {concurrency} | {workers} | {v50:.1f} / {v99:.1f} | "
+                        f"{v_rate:,.0f} | {f50:.1f} / {f99:.1f} | {f_rate:,.0f} | "
+                        f"**{v_rate / f_rate:.2f}×** | **{v99 / f99:.2f}×** | "
+                        f"{v_err} / {f_err} |",
+                        flush=True,
+                    )
 
 
 def main() -> int:
@@ -368,9 +389,17 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=3.0, help="per round")
     parser.add_argument("--rounds", type=int, default=2, help="rounds per server")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument(
+        "--baseline",
+        help="a source tree of voirie (e.g. a copy from before a change) served too, in the "
+        "same interleaved rounds, its rows labelled 'before'",
+    )
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])
     parser.add_argument(
-        "--reads", nargs="+", default=[], help="only the reads whose name starts so (e.g. Open311)"
+        "--reads",
+        nargs="+",
+        default=[],
+        help="only these reads: a full name, or the start of names (e.g. Open311)",
     )
     args = parser.parse_args()
     for url in args.databases:

@@ -2,17 +2,21 @@
 same question, and the page's weight (issue 16 item 6).
 
 The store is the living demo (``voirie.services.demo``: the bundled Paris reports moved up
-to today, imported, the teams' work simulated over them), then its incidents and their
-status events copied with new ids until it holds ``--incidents`` (default 100,000; the
-copies keep their origin report, so each has its zone, and their history, so each has its
-delays). The database is kept between runs and filled once.
+to today, imported, the teams' work simulated over them), then its incidents, their zones
+and their status events copied with new ids until it holds ``--incidents`` (default
+100,000; each copy's first acknowledgement and resolution are then set from its copied
+history, as a status change sets them). The database is kept between runs and filled
+once; a database filled before migrations 0018-0019 gets zones and moments from their
+backfills.
 
 Each round times, one after the other so that the machine's load hits both alike:
 
 - voirie: ``GET /staff/stats`` through the whole app (session cookie, ``create_app``,
-  in-process client): the read, the aggregation in pandas, the page rendered;
-- the floor: PostgreSQL alone answering the same question, the four tables (team, zone,
-  service, ISO week) with ``percentile_cont`` for medians and 90th percentiles, one
+  in-process client): the two reads (the period's incidents, the older backlog counted),
+  the aggregation in pandas, the page rendered;
+- the floor: PostgreSQL alone answering the same question from the same columns (the
+  moments kept on each incident, its zone in ``incident_zones``), the four tables (team,
+  zone, service, ISO week) with ``percentile_cont`` for medians and 90th percentiles, one
   statement each over the same rows, fetched by psycopg and nothing rendered.
 
 Prints the medians of each and their ratio, the load average, and the page's weight (its
@@ -20,7 +24,7 @@ HTML and every file it loads, raw and gzipped).
 
 Usage::
 
-    python bench/staff_stats.py postgresql://postgres@127.0.0.1:5432/voirie_bench_h4_stats \
+    python bench/staff_stats.py postgresql://postgres@127.0.0.1:5432/voirie_bench_h2_stats \
         [--incidents 100000] [--rounds 7]
 """
 
@@ -52,24 +56,16 @@ PASSWORD = "un mot de passe de banc d'essai"
 # The floor: the dashboard's question in SQL alone, one statement per table. Same rows as
 # voirie's read (open now, or first reported in the period), same measures.
 RAW = """
-WITH e AS (
-  SELECT entity_id, MIN(at) AS ack,
-         MIN(CASE WHEN reason LIKE '%% → resolved' OR reason LIKE '%% → resolved: %%'
-                    OR reason LIKE '%% → closed' OR reason LIKE '%% → closed: %%'
-             THEN at END) AS res
-  FROM events WHERE jurisdiction_id = %(j)s AND kind = 'status_changed'
-    AND entity = 'incident' AND at >= %(since)s
-  GROUP BY entity_id
-), f AS (
+WITH f AS (
   SELECT {key} AS key,
          i.status IN ('new', 'acknowledged', 'scheduled', 'in_progress') AS is_open,
          i.first_reported_at >= %(since)s AS reported, i.due_at,
-         extract(epoch FROM e.ack - i.first_reported_at) / 3600 AS ack_h,
-         extract(epoch FROM e.res - i.first_reported_at) / 3600 AS res_h, e.res
+         extract(epoch FROM i.acknowledged_at - i.first_reported_at) / 3600 AS ack_h,
+         extract(epoch FROM i.resolved_at - i.first_reported_at) / 3600 AS res_h,
+         i.resolved_at AS res
   FROM incidents i
-  LEFT JOIN report_zones z ON z.jurisdiction_id = i.jurisdiction_id
-    AND z.report_id = i.origin_report_id AND z.layer = 'arrondissement'
-  LEFT JOIN e ON e.entity_id = i.id
+  LEFT JOIN incident_zones z ON z.jurisdiction_id = i.jurisdiction_id
+    AND z.incident_id = i.id AND z.layer = 'arrondissement'
   WHERE i.jurisdiction_id = %(j)s AND i.status <> 'duplicate'
     AND (i.first_reported_at >= %(since)s
          OR i.status IN ('new', 'acknowledged', 'scheduled', 'in_progress'))
@@ -131,6 +127,11 @@ def fill(url: str, incidents: int) -> int:
                 "SELECT * FROM events WHERE entity = 'incident' AND kind = 'status_changed' "
                 f"AND entity_id < {ID_STRIDE}",
             )
+            zones = _frame(
+                conn,
+                "SELECT jurisdiction_id, incident_id, layer, code, name FROM incident_zones "
+                f"WHERE incident_id < {ID_STRIDE}",
+            )
         base = base.drop(columns=["geom"])
         rng = np.random.default_rng(2154)
         copy, have = 1, store.count("incidents", JURISDICTION)
@@ -141,10 +142,15 @@ def fill(url: str, incidents: int) -> int:
             frame["lat"] = frame["lat"] + rng.normal(0, 0.00027, len(frame))
             history = events[events["entity_id"].isin(base["id"].iloc[: incidents - have])]
             history = history.assign(entity_id=history["entity_id"] + copy * ID_STRIDE)
+            placed = zones[zones["incident_id"].isin(base["id"].iloc[: incidents - have])]
+            placed = placed.assign(incident_id=placed["incident_id"] + copy * ID_STRIDE)
             with store.transaction(JURISDICTION) as uow:
                 uow.tables.insert("incidents", frame)
                 history = history.assign(id=uow.tables.reserve_ids("events", len(history)))
                 uow.tables.insert("events", history)
+                uow.tables.insert("incident_zones", placed)
+                # The moments the dashboard reads, as a status change keeps them.
+                uow.incidents.refresh_timings(frame["id"].tolist())
             have += len(frame)
             copy += 1
             print(f"  {have:,} incidents", file=sys.stderr)

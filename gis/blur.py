@@ -11,6 +11,8 @@ arrays, in metres; ``search_box`` says where to read for what may show in a box.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from functools import cached_property
 
 import numpy as np
@@ -41,6 +43,27 @@ class Blur:
             for code, service in city.services.items()
             if blur is not None and (code in blur.services or service.group in groups)
         )
+
+    def fingerprint(self, metric_crs: str) -> str | None:
+        """What the public points depend on, hashed (None when nothing is blurred): the
+        blurring of city.yaml, the blurred services, the metric CRS and, for
+        ``street_middle``, the street network and its snap distance. The store recomputes
+        its public points when it changes (``voirie.store.public_points``)."""
+        if self.config is None or not self.services:
+            return None
+        digest = hashlib.sha256()
+        described: dict[str, object] = {
+            "method": self.config.method,
+            "grid_m": self.config.grid_m,
+            "services": sorted(self.services),
+            "metric_crs": metric_crs,
+        }
+        if self.config.method == "street_middle":
+            described["max_snap_distance_m"] = self.gis.max_snap_distance_m
+            streets = shapely.to_wkb(self.gis.streets_geometry)
+            digest.update(b"".join(bytes(wkb) for wkb in streets))
+        digest.update(json.dumps(described, sort_keys=True).encode())
+        return digest.hexdigest()
 
     def blurred(self, service_codes: np.ndarray) -> np.ndarray:
         """Which of these incidents (by service code) the public sees blurred."""

@@ -22,6 +22,7 @@ from pyproj import Transformer
 
 from voirie.city import City, ZoneLayer
 from voirie.gis.addresses import AddressPoints, load_addresses
+from voirie.gis.cache import load_prepared, save_prepared
 from voirie.gis.edges import UNSETTLED, Edges, Located, ZoneGrid, nearest_per_point
 from voirie.gis.layers import load_streets, load_zones
 from voirie.gis.streetnames import (
@@ -89,6 +90,18 @@ class CityGIS:
     """A city's reference layers with their indexes, built once and reused for every report."""
 
     def __init__(self, city: City) -> None:
+        # Built once per city version and cached on disk (voirie.gis.cache): a start
+        # then loads arrays instead of reading the layers and building the indexes.
+        cached = load_prepared(city)
+        if cached is not None:
+            self.__dict__.update(cached)
+            self.city = city
+            return
+        self._build(city)
+        save_prepared(city, self.__dict__)
+
+    def _build(self, city: City) -> None:
+        """Read the layers and build every index (what the cache spares)."""
         self.city = city
         self.to_metric = Transformer.from_crs(4326, city.metric_crs, always_xy=True)
         self.to_wgs84 = Transformer.from_crs(city.metric_crs, 4326, always_xy=True)

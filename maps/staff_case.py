@@ -144,6 +144,7 @@ CASE_LABELS: dict[str, dict[str, str]] = {
         "score": "ressemblance {score} (score non calibré)",
         "merge_here": "Fusionner dans cet incident",
         "not_duplicate": "Pas un doublon",
+        "marked_not_duplicate": "marqué « pas un doublon »",
         "merge_reason": "doublon fusionné depuis la fiche de l'incident {id}",
         "not_duplicate_reason": "problèmes distincts (fiche de l'incident {id})",
         "done": "C'est fait.",
@@ -204,6 +205,7 @@ CASE_LABELS: dict[str, dict[str, str]] = {
         "score": "similarity {score} (uncalibrated score)",
         "merge_here": "Merge into this incident",
         "not_duplicate": "Not a duplicate",
+        "marked_not_duplicate": "marked “not a duplicate”",
         "merge_reason": "duplicate merged from the case page of incident {id}",
         "not_duplicate_reason": "different problems (case page of incident {id})",
         "done": "Done.",
@@ -273,6 +275,12 @@ def render_case_page(
         canned=canned,
         teams=teams,
         services=sorted(((c, s.name) for c, s in city.services.items()), key=lambda s: s[1]),
+        # The zones where the incident stands (a moved pin's new ones), by the city's labels.
+        zones=[
+            (layer.label or layer.name, incident["zones"][layer.name])
+            for layer in city.config.zones
+            if incident["zones"].get(layer.name)
+        ],
         may=may,
         data=data,
     )

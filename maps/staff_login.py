@@ -1,4 +1,6 @@
-"""The staff sign-in form (``templates/staff_login.html``): its labels, French and English."""
+"""The staff sign-in form (``templates/staff_login.html``) and the page that leaves for the
+identity provider's sign-out (``templates/staff_logout.html``): their labels, French and
+English."""
 
 from __future__ import annotations
 
@@ -72,4 +74,36 @@ def render_login_page(
             if provider
             else None
         ),
+    )
+
+
+LOGOUT_LABELS: dict[str, dict[str, str]] = {
+    "fr": {
+        "app": "voirie — services techniques",
+        "title": "Déconnexion",
+        "done": "Vous êtes déconnecté(e) de voirie. Fin de votre session {provider}…",
+        "go": "Continuer vers {provider}",
+    },
+    "en": {
+        "app": "voirie — technical services",
+        "title": "Sign-out",
+        "done": "You are signed out of voirie. Ending your {provider} session…",
+        "go": "Continue to {provider}",
+    },
+}
+
+
+def render_logout_page(
+    *, lang: str, city_name: str, static_url: str, provider: str, url: str
+) -> str:
+    """The page that says voirie's session is over and goes on at once to ``url``, the
+    sign-out of the identity provider named ``provider``."""
+    labels = {key: text.format(provider=provider) for key, text in LOGOUT_LABELS[lang].items()}
+    return render(
+        "staff_logout.html",
+        lang=lang,
+        labels=labels,
+        city_name=city_name,
+        static_url=static_url,
+        url=url,
     )

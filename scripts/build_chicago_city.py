@@ -29,6 +29,9 @@ from citygen import DEDUPE_SCORING, write_city_yaml
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "chicago"
 OUT = Path(__file__).resolve().parents[1] / "cities" / "chicago"
 REPORTS = "chicago311_2021-01-01.csv.gz"
+# What public layers say of a staff reassignment (who and why stay staff-only): the city's
+# own words, in its one language (English), not built from the data.
+PUBLICATION = {"reassigned": {"en": "reassigned by the city dispatch service"}}
 
 # Groups by nature: (code, name, sr_type keywords, radius m, window days). The first group
 # with a keyword starting a word of the type (case-insensitive) wins, so order matters.
@@ -144,10 +147,11 @@ def group_of(sr_type: str) -> tuple[str, str, list[str], float, float]:
     return OTHER
 
 
-def build() -> dict[str, Any]:
-    """Return the city.yaml document and copy the zone layer next to it."""
+def build(out: Path = OUT) -> dict[str, Any]:
+    """Return the city.yaml document and copy the zone layer into ``out/layers`` (the
+    calibration is kept from the committed ``cities/chicago/city.yaml`` either way)."""
     reports = pd.read_csv(SHARED / REPORTS, dtype=str)
-    layers = OUT / "layers"
+    layers = out / "layers"
     layers.mkdir(parents=True, exist_ok=True)
     data = (SHARED / "community_areas.geojson").read_bytes()
     (layers / "community_areas.geojson.gz").write_bytes(gzip.compress(data, mtime=0))
@@ -223,6 +227,7 @@ def build() -> dict[str, Any]:
             "same_street_factor": SAME_STREET_FACTOR,
             **_calibration(),
         },
+        "publication": PUBLICATION,
     }
 
 

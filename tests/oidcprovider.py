@@ -62,8 +62,16 @@ def free_port() -> int:
 
 
 @contextmanager
-def oidc_provider(redirect_uris: list[str], people: list[Person]) -> Iterator[str]:
-    """Run the provider with voirie as its one client; yield its issuer URL."""
+def oidc_provider(
+    redirect_uris: list[str],
+    people: list[Person],
+    post_logout_redirect_uris: list[str],
+    *,
+    logout: bool = True,
+) -> Iterator[str]:
+    """Run the provider with voirie as its one client (signing in back to
+    ``redirect_uris``, signing out back to ``post_logout_redirect_uris``; ``logout=False``:
+    a provider without RP-Initiated Logout); yield its issuer URL."""
     node = shutil.which("node")
     if node is None:
         _unavailable("node is not installed")
@@ -71,7 +79,12 @@ def oidc_provider(redirect_uris: list[str], people: list[Person]) -> Iterator[st
         _unavailable("tests/oidc_provider/node_modules missing: run scripts/setup")
     port = free_port()
     clients = [
-        {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "redirect_uris": redirect_uris}
+        {
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "redirect_uris": redirect_uris,
+            "post_logout_redirect_uris": post_logout_redirect_uris,
+        }
     ]
     accounts = {
         p.login: {
@@ -87,6 +100,7 @@ def oidc_provider(redirect_uris: list[str], people: list[Person]) -> Iterator[st
         "OIDC_CLIENTS": json.dumps(clients),
         "OIDC_ACCOUNTS": json.dumps(accounts),
         "NODE_ENV": "test",
+        "OIDC_LOGOUT": "on" if logout else "off",
     }
     process = subprocess.Popen(
         [node, "server.mjs", str(port)],

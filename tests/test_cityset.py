@@ -1,4 +1,5 @@
-"""``VOIRIE_CITIES``: which city folders a deployment serves, and each one's path prefix."""
+"""``VOIRIE_CITIES``: which city folders a deployment serves, and each one's path prefix;
+``VOIRIE_CITY_HOSTS``: the host names serving one city at their root."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from voirie.cityset import load_sites
+from voirie.cityset import CityHost, load_hosts, load_sites
 from voirie.cli.server import _outbox_settings
 from voirie.errors import CityConfigError
 from voirie.settings import CitiesSettings
@@ -87,3 +88,38 @@ def test_a_citys_outbox_links_under_its_prefix_when_served_among_several(
     assert _outbox_settings("paris.fr").public_url == "https://voirie.example.org/paris"
     monkeypatch.setenv("VOIRIE_CITIES", "chicago")  # one city: at the root
     assert _outbox_settings("chicago.gov").public_url == "https://voirie.example.org/"
+
+
+def test_city_hosts_map_a_host_name_to_a_city() -> None:
+    sites = load_sites("paris,chicago")
+    hosts = load_hosts(
+        " paris = https://Signalements.Paris.example/ , chicago=http://311.chicago.example:8080",
+        sites,
+    )
+    assert hosts == [
+        CityHost("paris", "https://signalements.paris.example"),
+        CityHost("chicago", "http://311.chicago.example:8080"),
+    ]
+    assert [host.hostname for host in hosts] == [
+        "signalements.paris.example",
+        "311.chicago.example",
+    ]
+    assert load_hosts("", sites) == []
+
+
+@pytest.mark.parametrize(
+    ("spec", "says"),
+    [
+        ("signalements.paris.example", "PREFIX=URL"),
+        ("lyon=https://lyon.example", "PREFIX=URL with PREFIX one of chicago, paris"),
+        ("paris=signalements.paris.example", "is not the http(s) address"),
+        ("paris=https://example.org/paris", "is not the http(s) address"),
+        ("paris=ftp://paris.example", "is not the http(s) address"),
+        ("paris=https://one.example,chicago=https://ONE.example:444", "one host name for two"),
+    ],
+)
+def test_unusable_city_hosts_are_refused_naming_the_setting(spec: str, says: str) -> None:
+    with pytest.raises(CityConfigError) as refused:
+        load_hosts(spec, load_sites("paris,chicago"))
+    assert "VOIRIE_CITY_HOSTS" in str(refused.value)
+    assert says in str(refused.value)

@@ -1,10 +1,17 @@
 """Several cities in one deployment (``VOIRIE_CITIES``): which city folders it names and
-the path prefix each city is served under.
+the path prefix each city is served under; ``VOIRIE_CITY_HOSTS``: the host names that serve
+one city at their root.
 
 The prefix is the city folder's name (``cities/paris`` is served under ``/paris/``): a
 name the operator chose and can read in a URL, where the jurisdiction id (``paris.fr``)
 is Open311's key, not a path segment. Names the dispatcher answers itself at the root
 are refused, as are two cities with one prefix or one jurisdiction id.
+
+A city may also have an address of its own (``paris=https://signalements.paris.fr``): a
+request whose ``Host`` is that name is served as that city alone at the root, Open311
+without ``jurisdiction_id`` included, and its absolute links are on that address (the
+configured one, never the header's spelling). The mapping is the deployment's, not the
+city's (a ``city.yaml`` stays valid wherever it is served), hence a setting.
 """
 
 from __future__ import annotations
@@ -12,11 +19,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from voirie.city import CITY_FILE, City, load_city, resolve_city_dir
 from voirie.errors import CityConfigError
 
 SETTING = "VOIRIE_CITIES"
+HOSTS_SETTING = "VOIRIE_CITY_HOSTS"
 # A path segment that needs no escaping and no case folding.
 SLUG = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 # First path segments the multi-city server answers at its root.
@@ -74,3 +83,60 @@ def load_sites(spec: str) -> list[CitySite]:
     if problems:
         raise CityConfigError(problems)
     return sites
+
+
+@dataclass(frozen=True)
+class CityHost:
+    """A host name serving one city at its root: the city's prefix and the address its
+    links are written on (scheme, host and port, without a path)."""
+
+    slug: str
+    url: str
+
+    @property
+    def hostname(self) -> str:
+        """The name a request's ``Host`` header is compared with (lower case, no port)."""
+        return urlsplit(self.url).hostname or ""
+
+
+def load_hosts(spec: str, sites: list[CitySite]) -> list[CityHost]:
+    """The addresses ``VOIRIE_CITY_HOSTS`` gives (``PREFIX=URL``, comma-separated, e.g.
+    ``paris=https://signalements.paris.fr``); ``CityConfigError`` listing every problem
+    (not ``PREFIX=URL``, a prefix no city has, not an http(s) URL of a host without path,
+    query or fragment, a host name given twice)."""
+    slugs = {site.slug for site in sites}
+    hosts: list[CityHost] = []
+    problems: list[str] = []
+    for part in (part.strip() for part in spec.split(",")):
+        if not part:
+            continue
+        slug, equals, url = (text.strip() for text in part.partition("="))
+        if not equals or slug not in slugs:
+            problems.append(
+                f"{HOSTS_SETTING}: {part[:120]!r}: write PREFIX=URL with PREFIX one of "
+                + ", ".join(sorted(slugs))
+                + ", e.g. paris=https://signalements.paris.fr"
+            )
+            continue
+        parts = urlsplit(url)
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or parts.path not in ("", "/")
+            or parts.query
+            or parts.fragment
+        ):
+            problems.append(
+                f"{HOSTS_SETTING}: {slug}: {url[:120]!r} is not the http(s) address of a "
+                "host without path, e.g. https://signalements.paris.fr (the city is served "
+                "at its root)"
+            )
+            continue
+        hosts.append(CityHost(slug, f"{parts.scheme}://{parts.netloc.lower()}"))
+    names = [host.hostname for host in hosts]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        problems.append(f"{HOSTS_SETTING}: one host name for two cities: {', '.join(twice)}")
+    if problems:
+        raise CityConfigError(problems)
+    return hosts

@@ -259,3 +259,9 @@ class CitiesSettings(BaseSettings):
         "is served under /{folder name}/ and selected by jurisdiction_id on Open311; unset: "
         "the one city of VOIRIE_CITY, at the root",
     )
+    city_hosts: str = Field(
+        default="",
+        description="with several cities, host names that serve one city at their root: "
+        "PREFIX=URL, comma-separated (paris=https://signalements.paris.fr); a request whose "
+        "Host is that URL's host name is that city's, Open311 without jurisdiction_id too",
+    )

@@ -16,9 +16,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, cast
 from zoneinfo import ZoneInfo
 
+import orjson
 import pandas as pd
 from fastapi import APIRouter, Query, Response
 
+from voirie.api.caching import current_mark
 from voirie.api.deps import PipelineDep
 from voirie.api.open311 import wire
 from voirie.api.open311.deps import JurisdictionDep, SettingsDep
@@ -67,12 +69,15 @@ def _status_notes(pipeline: Pipeline, incident_ids: tuple[int, ...]) -> dict[int
     return notes
 
 
-def _wire_time(moment: datetime | None) -> str | None:
-    """An instant as the wire models write it (RFC 3339, ``Z`` for a zero offset)."""
-    if moment is None:
-        return None
-    text = moment.isoformat()
-    return text[:-6] + "Z" if text.endswith("+00:00") else text
+_WIRE_TIME = orjson.OPT_OMIT_MICROSECONDS | orjson.OPT_UTC_Z
+
+
+def _wire_times(moments: Sequence[datetime | None]) -> list[str | None]:
+    """Instants (``local_time``'s) as the wire models write them: RFC 3339 to the second,
+    ``Z`` for a zero offset; None stays None. One orjson call formats them all: one by
+    one, ``isoformat`` took half of a page's time (300 instants per 100 requests)."""
+    texts: list[str | None] = orjson.loads(orjson.dumps(moments, option=_WIRE_TIME))
+    return texts
 
 
 def request_records(
@@ -95,6 +100,7 @@ def request_records(
     }
     notes = _status_notes(pipeline, ids)
     out: list[dict[str, object]] = []
+    moments: list[datetime | None] = []  # three per request, formatted at once below
     for row in reports:
         incident_id = int(row["incident_id"])
         incident = incidents[incident_id]
@@ -102,6 +108,11 @@ def request_records(
         team = city.teams.get(str(incident["team"]))
         address = optional_text(row.get("address"))
         postcode = _POSTCODE.search(address) if address else None
+        moments += (
+            local_time(row["requested_at"], tz),
+            local_time(incident["updated_at"], tz),
+            local_time(incident["due_at"], tz),
+        )
         out.append(
             {
                 "service_request_id": str(int(row["report_id"])),
@@ -112,9 +123,9 @@ def request_records(
                 "description": optional_text(row.get("description")),
                 "agency_responsible": team.name if team else optional_text(incident["team"]),
                 "service_notice": None,
-                "requested_datetime": _wire_time(local_time(row["requested_at"], tz)),
-                "updated_datetime": _wire_time(local_time(incident["updated_at"], tz)),
-                "expected_datetime": _wire_time(local_time(incident["due_at"], tz)),
+                "requested_datetime": None,
+                "updated_datetime": None,
+                "expected_datetime": None,
                 "address": address,
                 "address_id": None,
                 "zipcode": postcode.group(1) if postcode else None,
@@ -125,6 +136,12 @@ def request_records(
                 "detailed_status": str(incident["status"]),
             }
         )
+    texts = _wire_times(moments)
+    for n, record in enumerate(out):
+        requested, updated, expected = texts[3 * n : 3 * n + 3]
+        record["requested_datetime"] = requested
+        record["updated_datetime"] = updated
+        record["expected_datetime"] = expected
     return out
 
 
@@ -271,7 +288,8 @@ def get_requests(
         statuses = tuple(v for s in wanted for v in _STATUSES[s])
     recent = None
     if start_date is None and end_date is None:
-        recent = pipeline.reads.recent_requests_start(settings.max_range_days)
+        # The change mark HTTP caching read for this request: no second read of it.
+        recent = pipeline.reads.recent_requests_start(settings.max_range_days, current_mark())
     start, end = window(start_date, end_date, tz, settings, recent)
     box = _bbox(bbox) if bbox is not None else None
     circle = _circle(lat, long, radius, settings)

@@ -176,8 +176,12 @@
     });
   }
 
-  // The duplicate score: calibrated on the city's labelled history where it has one.
+  // The duplicate score: calibrated on the city's labelled history where it has one; none
+  // for an incident staff have marked "not a duplicate" (the decision, not a guess).
   function likeness(d) {
+    if (d.not_duplicate) {
+      return " — " + L10N.marked_not_duplicate;
+    }
     if (d.likelihood !== null) {
       return " — " + v.format(L10N.likelihood, {percent: Math.round(100 * d.likelihood)});
     }
@@ -197,7 +201,7 @@
         v.format(L10N.distance, {distance: d.distance_m}) + " — " + (data.statuses[d.status] || d.status) +
         likeness(d)),
     ]);
-    if (data.may.merge) {
+    if (data.may.merge && !d.not_duplicate) {  // a marked pair cannot be merged
       const merge = v.el("button", "", L10N.merge_here);
       merge.type = "button";
       merge.setAttribute("data-merge", d.incident_id);

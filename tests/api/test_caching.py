@@ -7,6 +7,8 @@ ETag. Staff answers are never stored by a shared cache.
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -16,9 +18,23 @@ import pytest
 from databases import BACKENDS
 from fastapi.testclient import TestClient
 from liveserver import sample_client
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
-from voirie.api.caching import NEARBY, OGC_ITEMS, OPEN311, TILES, last_modified
+from voirie.api.caching import (
+    NEARBY,
+    OGC_ITEMS,
+    OPEN311,
+    TILES,
+    HttpCaching,
+    SharedMark,
+    current_mark,
+    last_modified,
+)
 from voirie.city import City
+from voirie.errors import StoreError
 from voirie.gis.enrich import CityGIS
 from voirie.model import Report, Status
 from voirie.services.auth import Principal, Role
@@ -177,3 +193,106 @@ def test_last_modified_waits_for_the_end_of_its_second() -> None:
     assert last_modified(same_second) is None
     later = ChangeMark(1, changed, changed + timedelta(seconds=2))
     assert last_modified(later) == datetime(2026, 12, 6, 5, 0, 1, tzinfo=UTC)
+
+
+class _Counter:
+    """A change counter read that blocks while ``gate`` is closed and numbers its reads:
+    read n returns version n. ``fail`` makes the next read raise."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+        self.fail = False
+
+    def __call__(self) -> ChangeMark:
+        self.reads += 1
+        number = self.reads
+        self.entered.set()
+        self.gate.wait(10)
+        if self.fail:
+            self.fail = False
+            raise StoreError("the database is down")
+        now = datetime.now(UTC)
+        return ChangeMark(number, now, now)
+
+
+async def _entered(counter: _Counter) -> None:
+    """Until the counter's read in flight has begun (in its thread)."""
+    while not counter.entered.is_set():
+        await asyncio.sleep(0.001)
+    counter.entered.clear()
+
+
+def test_requests_together_share_one_read_started_after_they_arrived() -> None:
+    counter = _Counter()
+    shared = SharedMark(counter)
+
+    async def scenario() -> tuple[int, list[int]]:
+        first = asyncio.ensure_future(shared.get())
+        await _entered(counter)  # read 1 in flight
+        # Arrived during read 1: its answer may predate them, they wait for read 2.
+        late = [asyncio.ensure_future(shared.get()) for _ in range(5)]
+        await asyncio.sleep(0.01)
+        counter.gate.set()
+        return (await first).version, [(await one).version for one in late]
+
+    first, late = asyncio.run(scenario())
+    assert first == 1
+    assert late == [2] * 5
+    assert counter.reads == 2  # six requests, two reads
+
+
+def test_a_failed_read_fails_its_waiters_and_the_next_read_is_new() -> None:
+    counter = _Counter()
+    shared = SharedMark(counter)
+    counter.gate.set()
+    counter.fail = True
+
+    async def scenario() -> list[object]:
+        together = [shared.get() for _ in range(3)]
+        return await asyncio.gather(*together, return_exceptions=True)
+
+    first, *others = asyncio.run(scenario())
+    assert isinstance(first, StoreError)  # read 1 failed: the request that started it fails
+    # The two others arrived after read 1 began: read 2 answered them.
+    assert [o.version for o in others if isinstance(o, ChangeMark)] == [2, 2]
+    assert asyncio.run(shared.get()).version == 3
+
+
+def test_a_request_giving_up_does_not_cancel_the_read_of_others() -> None:
+    counter = _Counter()
+    shared = SharedMark(counter)
+
+    async def scenario() -> int:
+        first = asyncio.ensure_future(shared.get())
+        await _entered(counter)
+        leaving = asyncio.ensure_future(shared.get())
+        staying = asyncio.ensure_future(shared.get())
+        await asyncio.sleep(0.01)
+        leaving.cancel()
+        counter.gate.set()
+        await first
+        return (await staying).version
+
+    assert asyncio.run(scenario()) == 2
+
+
+def test_the_handler_sees_the_mark_its_answer_is_labelled_with(client: TestClient) -> None:
+    """``current_mark`` in a handler is the mark behind the ETag (Open311's default window
+    reads it there instead of reading the counter again); outside a public read, None."""
+    pipeline = _pipeline(client)
+
+    async def seen(request: Request) -> JSONResponse:
+        mark = current_mark()
+        return JSONResponse(None if mark is None else mark.version)
+
+    app = Starlette(routes=[Route("/api/v1/nearby", seen), Route("/elsewhere", seen)])
+    app.state.pipeline = pipeline
+    app.add_middleware(HttpCaching)
+    with TestClient(app) as probe:
+        answer = probe.get("/api/v1/nearby")
+        assert answer.json() == pipeline.reads.change_mark().version
+        assert f"-{answer.json()}-" in answer.headers["etag"]
+        assert probe.get("/elsewhere").json() is None
+        assert current_mark() is None

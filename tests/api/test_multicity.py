@@ -28,13 +28,18 @@ from open311_support import CARTONS, VALMY
 from PIL import Image
 from staffworld import PASSWORD
 
+from voirie.api import app as single
 from voirie.api.caching import PRIVATE
-from voirie.api.multicity import MultiCity
+from voirie.api.multicity import MultiCity, app_from_env
 from voirie.city import City, load_city
-from voirie.cityset import load_sites
+from voirie.cityset import CityHost, load_sites
+from voirie.errors import CityConfigError
 from voirie.gis.enrich import CityGIS
 from voirie.settings import ServerSettings, StoreSettings
 from voirie.store import Store
+
+# Paris's own address, for the tests of VOIRIE_CITY_HOSTS.
+PARIS_HOST = CityHost("paris", "https://signalements.paris.example")
 
 
 @dataclass
@@ -412,7 +417,7 @@ def test_public_url_links_carry_each_citys_prefix_and_photos_are_served(
     """Behind ``VOIRIE_PUBLIC_URL`` (a proxy serving under ``/villes``): every absolute
     link and redirect on the public address with the city's prefix, whatever ``Host`` the
     client sent; a photo uploaded at the root with its jurisdiction in the form is stored
-    and served."""
+    in that city's folder and served by that city only."""
     monkeypatch.setenv("VOIRIE_MEDIA_DIR", str(tmp_path / "media"))
     public = "https://voirie.example.org/villes"
     app = MultiCity(
@@ -420,8 +425,13 @@ def test_public_url_links_carry_each_citys_prefix_and_photos_are_served(
         load_sites("paris,chicago"),
         ServerSettings(public_url=public),
         gis={"paris": paris_gis, "chicago": chicago_gis},
+        hosts=[PARIS_HOST],
     )
     with TestClient(app, base_url="http://attacker.example", follow_redirects=False) as client:
+        # On Paris's own host name, its links are on that address, not the public URL's.
+        own = {"host": PARIS_HOST.hostname}
+        links = client.get("/ogc/collections?f=json", headers=own).json()["links"]
+        assert all(link["href"].startswith(f"{PARIS_HOST.url}/ogc") for link in links)
         for slug in ("paris", "chicago"):
             links = client.get(f"/{slug}/ogc/collections?f=json").json()["links"]
             assert links
@@ -443,13 +453,156 @@ def test_public_url_links_carry_each_citys_prefix_and_photos_are_served(
         media_url = stored.json()["media_url"]
         assert media_url.startswith(f"{public}/paris/open311/v2/media/")
         name = media_url.rsplit("/", 1)[1]
-        for path in (f"/paris/open311/v2/media/{name}", f"/open311/v2/media/{name}"):
+        for path in (
+            f"/paris/open311/v2/media/{name}",
+            f"/open311/v2/media/{name}?jurisdiction_id=paris.fr",
+        ):
             served = client.get(path)
             assert served.status_code == 200
             assert served.headers["content-type"] == "image/jpeg"
+        assert (tmp_path / "media" / "paris" / name).is_file()
+        # Chicago has no such photo, whichever way it is asked; the root needs the city.
+        for path in (
+            f"/chicago/open311/v2/media/{name}",
+            f"/open311/v2/media/{name}?jurisdiction_id=chicago.gov",
+        ):
+            assert client.get(path).status_code == 404
+        assert client.get(f"/open311/v2/media/{name}").status_code == 400
         refused = client.post(
             "/open311/v2/media.json",
             data={"jurisdiction_id": "paris.fr", "api_key": deployment.client_keys["chicago"]},
             files={"media": ("photo.jpg", photo.getvalue(), "image/jpeg")},
         )
         assert refused.status_code == 403
+
+
+# --- HTTP validators: each city's own change counter ---------------------------------------
+
+
+def test_a_write_in_one_city_leaves_the_other_citys_validators(deployment: Deployment) -> None:
+    """A report posted to Chicago changes Chicago's ETags and not Paris's (migration 0021:
+    a change counter per jurisdiction): Paris's conditional GETs still answer 304."""
+    client = deployment.client
+    pages = {slug: f"/{slug}/ogc/collections/incidents/items?f=json" for slug in JURISDICTIONS}
+    tags = {slug: client.get(path).headers["etag"] for slug, path in pages.items()}
+    posted = client.post(
+        "/open311/v2/requests.json",
+        data={
+            "jurisdiction_id": "chicago.gov",
+            "api_key": deployment.client_keys["chicago"],
+            "service_code": GRAFFITI_CHICAGO,
+            "description": "Tag on a fence (validators)",
+            **LEXINGTON,
+        },
+    )
+    assert posted.status_code == 201, posted.text
+    paris = client.get(pages["paris"], headers={"if-none-match": tags["paris"]})
+    assert paris.status_code == 304
+    chicago = client.get(pages["chicago"], headers={"if-none-match": tags["chicago"]})
+    assert chicago.status_code == 200
+    assert chicago.headers["etag"] != tags["chicago"]
+    # A city never written to reads the store's counter from before migration 0021, below
+    # every city's own (their first write started from it): no version is given twice.
+    unseen = deployment.store.change_mark("nowhere.example")
+    assert all(
+        deployment.store.change_mark(j).version > unseen.version for j in JURISDICTIONS.values()
+    )
+
+
+# --- A city at the root of its own host (VOIRIE_CITY_HOSTS) ---------------------------------
+
+
+def _photo() -> bytes:
+    photo = io.BytesIO()
+    Image.new("RGB", (640, 480), (200, 120, 90)).save(photo, "JPEG")
+    return photo.getvalue()
+
+
+def test_a_city_host_serves_that_city_alone_at_its_root(
+    deployment: Deployment,
+    paris_gis: CityGIS,
+    chicago_gis: CityGIS,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On Paris's own host name: Open311 without jurisdiction_id, OGC and pages at the
+    root, links on the configured address (whatever spelling of the Host came), photos
+    there; Chicago's data nowhere, Chicago's jurisdiction refused. Other host names are
+    served as before, a photo uploaded at the root getting its city's path."""
+    monkeypatch.setenv("VOIRIE_MEDIA_DIR", str(tmp_path / "media"))
+    app = MultiCity(
+        StoreSettings(database_url=deployment.url, pool_min_size=1, pool_max_size=2),
+        load_sites("paris,chicago"),
+        gis={"paris": paris_gis, "chicago": chicago_gis},
+        hosts=[PARIS_HOST],
+    )
+    with TestClient(app, follow_redirects=False) as client:
+        own = {"host": "Signalements.PARIS.example:8443"}
+        services = client.get("/open311/v2/services.json", headers=own)
+        assert services.status_code == 200
+        assert CARTONS in {s["service_code"] for s in services.json()}
+        assert GRAFFITI_CHICAGO not in {s["service_code"] for s in services.json()}
+        (endpoint,) = client.get("/open311/v2/discovery.json", headers=own).json()["endpoints"]
+        assert endpoint["url"] == f"{PARIS_HOST.url}/open311/v2"
+        requests = client.get("/open311/v2/requests.json", params=WINDOWS["paris"], headers=own)
+        assert requests.status_code == 200
+        assert requests.json()
+        assert all(_inside("paris", r["long"], r["lat"]) for r in requests.json())
+        chicago = {"jurisdiction_id": "chicago.gov", **WINDOWS["chicago"]}
+        assert (
+            client.get("/open311/v2/requests.json", params=chicago, headers=own).status_code == 404
+        )
+        page = client.get("/ogc/collections/incidents/items?f=json&limit=1000", headers=own).json()
+        assert page["numberMatched"] == deployment.count("incidents", "paris")
+        assert all(link["href"].startswith(f"{PARIS_HOST.url}/ogc/") for link in page["links"])
+        assert client.get("/chicago/ogc/collections?f=json", headers=own).status_code == 404
+        assert client.get("/staff/", headers=own).headers["location"].startswith("/staff/login")
+        assert client.get("/healthz", headers=own).json()["city"] == "Paris"
+        stored = client.post(
+            "/open311/v2/media.json",
+            data={"api_key": deployment.client_keys["paris"]},
+            files={"media": ("photo.jpg", _photo(), "image/jpeg")},
+            headers=own,
+        )
+        assert stored.status_code == 201, stored.text
+        media_url = stored.json()["media_url"]
+        name = media_url.rsplit("/", 1)[1]
+        assert media_url == f"{PARIS_HOST.url}/open311/v2/media/{name}"
+        assert client.get(f"/open311/v2/media/{name}", headers=own).status_code == 200
+        assert client.get(f"/chicago/open311/v2/media/{name}").status_code == 404
+        # Any other host name: the deployment as without VOIRIE_CITY_HOSTS.
+        assert client.get("/?f=json").json()["cities"][0]["path"] == "/paris/"
+        assert client.get("/open311/v2/services.json").status_code == 400
+        elsewhere = client.post(
+            "/open311/v2/media.json",
+            data={"jurisdiction_id": "chicago.gov", "api_key": deployment.client_keys["chicago"]},
+            files={"media": ("photo.jpg", _photo(), "image/jpeg")},
+        )
+        assert elsewhere.status_code == 201, elsewhere.text
+        assert elsewhere.json()["media_url"] == f"http://testserver/chicago/open311/v2/media/{name}"
+        assert client.get(f"/chicago/open311/v2/media/{name}").status_code == 200
+        assert client.get(f"/open311/v2/media/{name}", headers=own).status_code == 200
+        assert sorted(p.name for p in (tmp_path / "media").iterdir()) == ["chicago", "paris"]
+
+
+def test_the_factory_serves_every_city_of_the_environment(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``uvicorn voirie.api.multicity:app_from_env --factory``: the cities and host names
+    of ``VOIRIE_CITIES`` and ``VOIRIE_CITY_HOSTS`` on ``VOIRIE_DATABASE_URL``; one city
+    named, that city alone at the root. The one-city factory refuses several cities
+    rather than serve one of them."""
+    monkeypatch.setenv("VOIRIE_DATABASE_URL", deployment.url)
+    monkeypatch.setenv("VOIRIE_MEDIA_DIR", str(tmp_path / "media"))
+    monkeypatch.setenv("VOIRIE_CITIES", "paris,chicago")
+    monkeypatch.setenv("VOIRIE_CITY_HOSTS", f"paris={PARIS_HOST.url}")
+    with pytest.raises(CityConfigError, match=r"voirie\.api\.multicity:app_from_env"):
+        single.app_from_env()
+    with TestClient(app_from_env()) as client:
+        assert client.get("/chicago/healthz").json()["city"] == "Chicago"
+        own = {"host": PARIS_HOST.hostname}
+        assert client.get("/healthz", headers=own).json()["city"] == "Paris"
+    monkeypatch.setenv("VOIRIE_CITIES", "chicago")
+    monkeypatch.setenv("VOIRIE_CITY_HOSTS", "")
+    with TestClient(app_from_env()) as client:
+        assert client.get("/healthz").json()["city"] == "Chicago"

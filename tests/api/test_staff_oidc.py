@@ -1,14 +1,18 @@
 """OpenID Connect staff sign-in against a real provider (the reference ``oidc-provider``
 npm package on 127.0.0.1), on every backend: the whole flow over HTTP with redirects
-followed (sign-in at the provider, back to ``/staff/`` signed in, sign-out), and the
-refusals: forged or replayed callbacks, unknown, disabled and unverified people; then the
-ID token checks on real tokens of that provider (nonce, audience, expiry, signature,
-issuer); settings, claim mapping and account creation only when configured."""
+followed (sign-in at the provider, back to ``/staff/`` signed in, sign-out of voirie and
+of the provider, RP-Initiated Logout), and the refusals: forged or replayed callbacks,
+unknown, disabled and unverified people; then the ID token checks on real tokens of that
+provider (nonce, audience, expiry, signature, issuer); settings, claim mapping and account
+creation only when configured."""
 
 from __future__ import annotations
 
+import base64
 import html
+import json
 import re
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -31,7 +35,7 @@ from oidcprovider import (
     oidc_provider,
     served_app,
 )
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 from staffworld import PASSWORD
 
 from voirie.api import staff_oidc, staff_session
@@ -99,8 +103,9 @@ def site(
         sock = bound_socket()
         base = f"http://127.0.0.1:{sock.getsockname()[1]}"
         redirects = [f"{base}/staff/oidc/callback", TESTSERVER_CALLBACK]
+        people = [ALICE, BOB, CAROL, DAVE]
         with ExitStack() as stack:
-            issuer = stack.enter_context(oidc_provider(redirects, [ALICE, BOB, CAROL, DAVE]))
+            issuer = stack.enter_context(oidc_provider(redirects, people, [f"{base}/staff/login"]))
             served = stack.enter_context(served_app(url, sock, oidc_environment(issuer)))
             assert served == base
             yield Site(base, issuer)
@@ -173,14 +178,100 @@ def test_sign_in_with_the_provider_then_sign_out(site: Site) -> None:
             assert "a expiré ou n'a pas été commencée" in _text(replay)
             assert _session_cookie(other) is None
 
-        # Sign-out is the password flow's: the session ends.
-        csrf = re.search(r'<meta name="csrf-token" content="([^"]+)"', back.text)
-        assert csrf is not None
-        out = browser.post(f"{site.base}/staff/logout", data={"csrf_token": csrf.group(1)})
-        assert out.status_code == 303
+        # While the provider's session lasts, its sign-in page is skipped.
+        silent = browser.get(f"{site.base}/staff/oidc/login", follow_redirects=False)
+        assert _to_callback(browser, silent, site.callback)
+
+        # Sign-out ends voirie's session, then the provider's (RP-Initiated Logout).
+        _sign_out_everywhere(browser, site, back.text, "fr")
         again = browser.get(f"{site.base}/staff/")
         assert again.status_code == 303
         assert again.headers["location"].startswith("/staff/login")
+        # Signing in again needs the provider's login and password.
+        answer = _login_at_provider(browser, f"{site.base}/staff/oidc/login", ALICE)
+        assert _to_callback(browser, answer, site.callback)
+
+
+def _sign_out_everywhere(browser: httpx2.Client, site: Site, page: str, lang: str) -> None:
+    """Press "Déconnexion" on a staff page, confirm at the provider, and check the way
+    back to voirie's sign-in form in ``lang``."""
+    csrf = re.search(r'<meta name="csrf-token" content="([^"]+)"', page)
+    assert csrf is not None
+    out = browser.post(
+        f"{site.base}/staff/logout", data={"csrf_token": csrf.group(1), "lang": lang}
+    )
+    assert out.status_code == 200, out.text  # a page: a form may not redirect off-site
+    assert _session_cookie(browser) is None
+    assert "voirie_oidc_session" not in browser.cookies
+    link = re.search(r'id="voirie-oidc-logout" href="([^"]+)"', out.text)
+    assert link is not None
+    leave = html.unescape(link.group(1))
+    assert f'content="0; url={link.group(1)}"' in out.text  # and it leaves at once
+    parts = urlsplit(leave)
+    assert f"{parts.scheme}://{parts.netloc}" == site.issuer
+    query = parse_qs(parts.query)
+    assert query["post_logout_redirect_uri"] == [f"{site.base}/staff/login"]
+    assert query["client_id"] == [CLIENT_ID]
+    payload = query["id_token_hint"][0].split(".")[1]
+    hint = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    assert (hint["sub"], hint["aud"], hint["iss"]) == (ALICE.sub, CLIENT_ID, site.issuer)
+    assert query["state"][0]
+
+    confirm = browser.get(leave)
+    assert confirm.status_code == 200, confirm.text
+    form = re.search(r'<form id="op.logoutForm" method="post" action="([^"]+)">', confirm.text)
+    xsrf = re.search(r'name="xsrf" value="([^"]+)"', confirm.text)
+    assert form is not None
+    assert xsrf is not None
+    done = browser.post(
+        urljoin(leave, form.group(1)),
+        data={"xsrf": xsrf.group(1), "logout": "yes"},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303, done.text
+    back = done.headers["location"]
+    assert back.startswith(f"{site.base}/staff/login?state=")
+    assert parse_qs(urlsplit(back).query)["state"] == query["state"]
+    login = browser.get(back)
+    assert login.status_code == 200
+    title = {"fr": "Connexion des agents", "en": "Staff sign-in"}[lang]
+    assert f"<h1>{title}</h1>" in login.text
+
+
+def test_sign_out_in_english_comes_back_in_english(site: Site) -> None:
+    with httpx2.Client(timeout=60) as browser:
+        answer = _login_at_provider(browser, f"{site.base}/staff/oidc/login?lang=en", ALICE)
+        back = browser.get(_to_callback(browser, answer, site.callback), follow_redirects=True)
+        assert back.url.path == "/staff/"
+        _sign_out_everywhere(browser, site, back.text, "en")
+
+
+def test_a_password_session_signs_out_of_voirie_only(site: Site) -> None:
+    with httpx2.Client(timeout=60) as browser:
+        # Alice was signed in at the provider; a password session is not the provider's.
+        answer = _login_at_provider(browser, f"{site.base}/staff/oidc/login", ALICE)
+        oidc_page = browser.get(_to_callback(browser, answer, site.callback), follow_redirects=True)
+        kept = browser.cookies["voirie_oidc_session"]
+        form = browser.get(f"{site.base}/staff/login")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+        assert token is not None
+        page = browser.post(
+            f"{site.base}/staff/login",
+            data={"name": ALICE.email, "password": PASSWORD, "csrf_token": token.group(1)},
+            follow_redirects=True,
+        )
+        assert page.url.path == "/staff/"
+        assert browser.cookies["voirie_oidc_session"] == kept  # the older session's
+        csrf = re.search(r'<meta name="csrf-token" content="([^"]+)"', page.text)
+        assert csrf is not None
+        assert csrf.group(1) not in oidc_page.text
+        out = browser.post(f"{site.base}/staff/logout", data={"csrf_token": csrf.group(1)})
+        assert out.status_code == 303
+        assert out.headers["location"] == "/staff/login"
+        assert _session_cookie(browser) is None
+        # The provider's session is still there: its sign-in page is skipped.
+        silent = browser.get(f"{site.base}/staff/oidc/login", follow_redirects=False)
+        assert _to_callback(browser, silent, site.callback)
 
 
 def test_a_forged_state_or_a_callback_from_another_browser_is_refused(site: Site) -> None:
@@ -301,6 +392,37 @@ def test_id_token_checks_on_real_tokens(site: Site) -> None:
         client.verify_id_token(f"{head}.{payload}.{flipped}", nonce)
     with pytest.raises(Unauthorized, match="signature"):
         client.verify_id_token(f"{head}.{payload}.", nonce)  # unsigned ("alg": "none" style)
+
+
+def test_the_id_token_kept_for_sign_out_is_bound_to_its_session(site: Site) -> None:
+    client = OidcClient(_settings(site))
+    sealed = client.seal_id_token("the.id.token", "session-a")
+    assert client.unseal_id_token(sealed, "session-a") == "the.id.token"
+    assert client.unseal_id_token(sealed, "session-b") is None
+    assert client.unseal_id_token(sealed.replace(".", "x.", 1), "session-a") is None
+    assert client.unseal_id_token("", "session-a") is None
+    other = OidcClient(
+        OidcSettings(issuer=site.issuer, client_id=CLIENT_ID, client_secret=SecretStr("z"))
+    )
+    assert other.unseal_id_token(sealed, "session-a") is None  # sealed with another key
+    # A sign-in flow cookie is not a sign-out state (each seal has one purpose).
+    _, flow = client.start(TESTSERVER_CALLBACK, "/staff/", "en")
+    assert client.logout_language(client.seal(flow)) is None
+    url = client.end_session_url("the.id.token", "http://testserver/staff/login", "en")
+    assert url is not None
+    state = parse_qs(urlsplit(url).query)["state"][0]
+    assert client.logout_language(state) == "en"
+    later = time.time() + 11 * 60
+    assert client.logout_language(state, now=later) is None
+
+
+def test_a_provider_without_sign_out_is_not_sent_there() -> None:
+    with oidc_provider([TESTSERVER_CALLBACK], [ALICE], [], logout=False) as issuer:
+        client = OidcClient(
+            OidcSettings(issuer=issuer, client_id=CLIENT_ID, client_secret=SecretStr(CLIENT_SECRET))
+        )
+        assert client.metadata().end_session_endpoint is None
+        assert client.end_session_url("the.id.token", "http://testserver/", "fr") is None
 
 
 def test_discovery_must_name_the_configured_issuer(site: Site) -> None:

@@ -26,7 +26,6 @@ from voirie.maps.report_form import categories
 from voirie.model import Contact, Report, Status
 from voirie.services import tracking, workflow
 from voirie.services.auth import Principal, Role
-from voirie.services.citizens import nearby
 from voirie.services.intake import Retry
 from voirie.store.selection import Selection
 
@@ -75,11 +74,14 @@ def _service_code(live_app: LiveApp, name: str) -> str:
 def _group_near(live_app: LiveApp, group: str) -> list[int]:
     """Open incidents of a service group within the form's radius of the Quai de Valmy."""
     city = live_app.pipeline.city
-    found = nearby(live_app.pipeline, LON, LAT, 200)
+    open_statuses = tuple(s.value for s in Status if s.is_open)
+    found, _ = live_app.pipeline.reads.nearby_records(
+        LON, LAT, 200, Selection(statuses=open_statuses), datetime.now(UTC)
+    )
     return [
-        int(row.incident_id)
-        for row in found.itertuples()
-        if city.services[str(row.service_code)].group == group
+        int(str(row["incident_id"]))
+        for row in found
+        if city.services[str(row["service_code"])].group == group
     ]
 
 

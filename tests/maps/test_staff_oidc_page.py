@@ -1,6 +1,7 @@
 """OpenID Connect sign-in in Chromium, cut off from everything but 127.0.0.1: the button on
 the sign-in page, the real provider's (``oidc-provider``) sign-in page, and back on the
-queue signed in; no console error, no serious accessibility violation on voirie's page."""
+queue signed in; then "Déconnexion" ends the provider's session too (its sign-in page is
+asked again); no console error, no serious accessibility violation on voirie's pages."""
 
 from __future__ import annotations
 
@@ -42,9 +43,10 @@ def site(tmp_path_factory: pytest.TempPathFactory, paris: City) -> Iterator[str]
     finally:
         store.close()
     sock = bound_socket()
-    callback = f"http://127.0.0.1:{sock.getsockname()[1]}/staff/oidc/callback"
+    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    callback, login = f"{base}/staff/oidc/callback", f"{base}/staff/login"
     with ExitStack() as stack:
-        issuer = stack.enter_context(oidc_provider([callback], [CAMILLE]))
+        issuer = stack.enter_context(oidc_provider([callback], [CAMILLE], [login]))
         yield stack.enter_context(served_app(url, sock, oidc_environment(issuer)))
 
 
@@ -76,5 +78,16 @@ def test_sign_in_through_the_provider_page(page: tuple[Page, Watch], site: str) 
     tab.wait_for_url(f"{site}/staff/")
     assert CAMILLE.email in tab.locator(".voirie-staff-user").inner_text()
     assert any(c["name"] == "voirie_staff" for c in tab.context.cookies())
+
+    tab.get_by_role("button", name="Déconnexion").click()
+    tab.wait_for_url(re.compile(r"/session/end"))  # the provider asks before ending its own
+    assert not tab.url.startswith(site)
+    tab.get_by_role("button", name="Sign out", exact=True).click()
+    tab.wait_for_url(re.compile(re.escape(f"{site}/staff/login?state=")))
+    assert tab.get_by_role("heading", name="Connexion des agents").is_visible()
+    assert not any(c["name"] == "voirie_staff" for c in tab.context.cookies())
+    tab.get_by_role("link", name=f"Se connecter avec {PROVIDER_NAME}").click()
+    tab.wait_for_url(re.compile(r"/interaction/"))  # the provider's session is over
+    assert tab.get_by_label("Password").is_visible()
     assert watch.errors == []
     assert watch.blocked == []

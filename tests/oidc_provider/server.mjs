@@ -3,8 +3,10 @@
 //
 //   node server.mjs PORT   (environment: OIDC_CLIENTS, OIDC_ACCOUNTS, both JSON)
 //
-// OIDC_CLIENTS: [{client_id, client_secret, redirect_uris}], the relying parties.
+// OIDC_CLIENTS: [{client_id, client_secret, redirect_uris, post_logout_redirect_uris}], the
+// relying parties (post_logout_redirect_uris: where RP-initiated logout may come back to).
 // OIDC_ACCOUNTS: {login: {password, sub, email, email_verified, name}}, the people.
+// OIDC_LOGOUT=off: no RP-Initiated Logout (no end_session_endpoint in the discovery document).
 // Prints "ready <issuer>" on stdout once it listens on 127.0.0.1:PORT.
 import crypto from 'node:crypto';
 import http from 'node:http';
@@ -33,7 +35,22 @@ const provider = new Provider(issuer, {
     email: ['email', 'email_verified'],
     profile: ['name', 'preferred_username'],
   },
-  features: { devInteractions: { enabled: false } },
+  features: {
+    devInteractions: { enabled: false },
+    // RP-Initiated Logout 1.0: the provider asks before ending its session (as real ones
+    // do), on pages that load nothing from elsewhere (the tests' browser is offline).
+    rpInitiatedLogout: {
+      enabled: process.env.OIDC_LOGOUT !== 'off',
+      async logoutSource(ctx, form) {
+        ctx.body = page('Sign out', `${form}<p>Sign out of the test identity provider?</p>
+<button type="submit" form="op.logoutForm" name="logout" value="yes">Sign out</button>
+<button type="submit" form="op.logoutForm">Stay signed in</button>`);
+      },
+      async postLogoutSuccessSource(ctx) {
+        ctx.body = page('Signed out', '<p>You are signed out.</p>');
+      },
+    },
+  },
   interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
   async findAccount(ctx, sub) {
     const account = bySub.get(sub);
@@ -65,6 +82,9 @@ const provider = new Provider(issuer, {
   },
 });
 
+const page = (title, body) => `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>${title}</title>
+<link rel="icon" href="data:,"></head><body><main><h1>${title}</h1>${body}</main></body></html>`;
 const escape = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 const loginPage = (uid, error) => `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Test identity provider</title>

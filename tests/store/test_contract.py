@@ -166,6 +166,7 @@ def test_import_round_trip(store: Store, paris: City, paris_gis: CityGIS) -> Non
         "enrichments": N,
         "report_zones": len(store.read("report_zones", j)),
         "incidents": incidents,
+        "incident_zones": len(store.read("incident_zones", j)),
         "incident_reports": N,
         "assignments": incidents,
         "events": 2 * N + incidents,

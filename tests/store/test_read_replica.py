@@ -8,18 +8,25 @@ a report posted to the primary reaches the public reads through the replica; sta
 see their own writes at once; with replay paused, public reads stay on the replica while
 it is within ``VOIRIE_READ_MAX_LAG_S`` (their ETag the replica's, never the primary's),
 then fall back to the primary, and ``/metrics`` shows it; with the replica stopped, public
-reads still answer. Both clusters are dropped afterwards, even on failure; the shared
+reads still answer. With the replica's processes frozen (SIGSTOP), its check gives up
+within its timeout and public reads go to the primary. A real ``voirie serve --workers 2``
+reads the replica for the public in each worker and the primary for staff, each worker's
+figures in ``/metrics``. Both clusters are dropped afterwards, even on failure; the shared
 server on 5432 is never touched.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,6 +34,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from clirunner import voirie_executable
 from databases import unavailable
 from fastapi.testclient import TestClient
 
@@ -230,8 +238,160 @@ def _reads(served: Served, node: str) -> float:
     return _metric(served, "voirie_public_reads_total", node=node) or 0.0
 
 
+# Paris's change counter (migration 0021), as ``Store.change_mark`` reads it.
+_PARIS_VERSION = (
+    "SELECT version FROM store_changes WHERE jurisdiction_id IN ('', 'paris.fr')"
+    " ORDER BY jurisdiction_id DESC LIMIT 1"
+)
+
+
 def _has_report(url: str, report_id: int) -> bool:
     return _on(url, "SELECT count(*) FROM reports WHERE id = %s", report_id) == 1
+
+
+def _replica_processes() -> list[int]:
+    """The replica's postmaster and every process it started (its backends, the startup
+    and WAL receiver processes)."""
+    pid_file = Path(f"/var/lib/postgresql/{VERSION}/{REPLICA}/postmaster.pid")
+    postmaster = int(pid_file.read_text(encoding="utf-8").split()[0])
+    children = subprocess.run(
+        ["ps", "-o", "pid=", "--ppid", str(postmaster)], capture_output=True, text=True
+    ).stdout.split()
+    return [postmaster, *(int(pid) for pid in children)]
+
+
+@pytest.mark.postgis
+@pytest.mark.slow
+def test_a_frozen_replica_is_dropped_within_its_check_timeout(served: Served) -> None:
+    """Every process of the replica stopped (SIGSTOP: its kernel still acknowledges
+    packets, its statement timeout never fires): the check gives up after the connection
+    timeout and public reads go to the primary at once; resumed, it is used again."""
+    _until(lambda: _replica_state(served) == "ok", "the replica to be in use", served)
+    (replica,) = served.store.replicas
+    frozen = _replica_processes()
+    try:
+        for pid in frozen:
+            os.kill(pid, signal.SIGSTOP)
+        stopped_at = time.monotonic()
+        _until(lambda: _replica_state(served) == "down", "the frozen replica to be dropped", served)
+        dropped_after = time.monotonic() - stopped_at
+        assert "no answer within" in (replica.status.detail or "")
+        assert dropped_after < replica.check_timeout_s + 2 * CHECK_S + 2.0, dropped_after
+        on_primary = _reads(served, "primary")
+        started = time.monotonic()
+        ids, _ = _public_ids(served)
+        assert ids is not None
+        assert time.monotonic() - started < 2.0
+        assert _reads(served, "primary") == on_primary + 1
+    finally:
+        for pid in frozen:
+            os.kill(pid, signal.SIGCONT)
+    _until(lambda: _replica_state(served) == "ok", "the thawed replica to be used again", served)
+    print(f"frozen replica dropped after {dropped_after:.2f} s")
+
+
+def _http(base: str, path: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(base + path, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            return int(answer.status), bytes(answer.read())
+    except urllib.error.HTTPError as refused:
+        return int(refused.code), bytes(refused.read())
+
+
+def _worker_reads(body: bytes) -> dict[tuple[str, str], float]:
+    """``voirie_public_reads_total`` of one scrape: (node, worker pid) -> requests."""
+    found: dict[tuple[str, str], float] = {}
+    for line in body.decode().splitlines():
+        match = re.fullmatch(r'voirie_public_reads_total\{node="([^"]+)",pid="(\d+)"\} (\S+)', line)
+        if match:
+            found[(match.group(1), match.group(2))] = float(match.group(3))
+    return found
+
+
+@pytest.mark.postgis
+@pytest.mark.slow
+def test_serve_with_two_workers_reads_the_replica_for_the_public_in_each(
+    served: Served, tmp_path: Path
+) -> None:
+    """``voirie serve --workers 2`` on the primary and the replica: with replay paused, a
+    report posted is seen by staff in every answer (the primary) and by the public in
+    none (the replica, still within the maximum lag); ``/metrics``, answered by either
+    worker, counts that worker's public reads on the replica, and both workers do."""
+    clusters = served.clusters
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOIRIE_")}
+    env |= {
+        "VOIRIE_DATABASE_URL": clusters.primary,
+        "VOIRIE_READ_DATABASE_URL": clusters.replica,
+        "VOIRIE_READ_MAX_LAG_S": "120",
+        "VOIRIE_READ_CHECK_INTERVAL_S": str(CHECK_S),
+        "VOIRIE_CITY": "paris",
+        "NO_COLOR": "1",
+    }
+    log = tmp_path / "server.log"
+    command = [voirie_executable(), "serve", "--port", str(port), "--workers", "2"]
+    with log.open("w", encoding="utf-8") as out:
+        process = subprocess.Popen(
+            [*command, "--no-worker"], cwd=tmp_path, env=env, stdout=out, stderr=out
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            try:
+                ready = _http(base, "/readyz")
+                if ready[0] == 200 and json.loads(ready[1])["read_replicas"][0]["state"] == "ok":
+                    break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"voirie serve did not start:\n{log.read_text()}")
+            time.sleep(0.5)
+        # Each worker's public reads on the replica, in that worker's /metrics figures.
+        since = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        replica = served.store.replicas[0].name
+        workers: set[str] = set()
+        for _ in range(60):
+            assert _http(base, f"{API}/requests.json?start_date={since}")[0] == 200
+            status, body = _http(base, "/metrics")
+            assert status == 200
+            reads = _worker_reads(body)
+            workers |= {pid for (node, pid), n in reads.items() if node == replica and n}
+            if len(workers) == 2:
+                break
+        assert len(workers) == 2, f"public reads on the replica seen in workers {workers}"
+        # Replay paused: the public never sees the new report, staff always do.
+        _on(clusters.replica, "SELECT pg_wal_replay_pause()")
+        try:
+            _until(
+                lambda: _on(clusters.replica, "SELECT pg_get_wal_replay_pause_state()") == "paused",
+                "replay to pause",
+            )
+            report = _post(served, "vu du primaire seulement")
+            incident = _on(
+                clusters.primary,
+                "SELECT incident_id FROM incident_reports WHERE report_id = %s",
+                report,
+            )
+            for _ in range(20):
+                status, body = _http(base, f"{API}/requests.json?start_date={since}")
+                assert status == 200, body
+                assert report not in {int(r["service_request_id"]) for r in json.loads(body)}
+                status, body = _http(base, f"/api/v1/incidents/{incident}", served.staff)
+                assert status == 200, body
+                assert report in {r["report_id"] for r in json.loads(body)["reports"]}
+        finally:
+            _on(clusters.replica, "SELECT pg_wal_replay_resume()")
+            _until(lambda: _replica_state(served) == "ok", "the replica to catch up", served)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    assert "Traceback" not in log.read_text(encoding="utf-8")
 
 
 @pytest.mark.postgis
@@ -272,8 +432,8 @@ def test_public_reads_follow_the_replica_and_fall_back_to_the_primary(served: Se
     # labelled with the replica's change counter, not the primary's newer one.
     ids, tag = _public_ids(served)
     assert time.monotonic() - paused_at < MAX_LAG_S, "the machine is too slow for this check"
-    replica_version = _on(clusters.replica, "SELECT version FROM store_changes")
-    primary_version = _on(clusters.primary, "SELECT version FROM store_changes")
+    replica_version = _on(clusters.replica, _PARIS_VERSION)
+    primary_version = _on(clusters.primary, _PARIS_VERSION)
     assert isinstance(primary_version, int)
     assert isinstance(replica_version, int)
     assert replica_version < primary_version

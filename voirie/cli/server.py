@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from voirie.city import load_city
-from voirie.cityset import load_sites
+from voirie.cityset import load_hosts, load_sites
 from voirie.cli.common import city_option, configured_store, console, fail_cleanly
 from voirie.cli.data import run_import
 from voirie.ingest.sources import read_csv
@@ -68,8 +68,10 @@ def _serve(
     from voirie.cli.prefork import Outbox, serve_prefork
     from voirie.gis.enrich import CityGIS
 
-    spec = CitiesSettings().cities
+    cities = CitiesSettings()
+    spec = cities.cities
     sites = load_sites(spec) if spec else []
+    hosts = load_hosts(cities.city_hosts, sites) if len(sites) > 1 else []
     if len(sites) == 1:  # one city named: served at the root, as VOIRIE_CITY
         city = str(sites[0].city.folder)
     several = len(sites) > 1
@@ -83,6 +85,8 @@ def _serve(
                 f"[bold]{site.city.config.name}[/] (Open311 jurisdiction_id "
                 f"{site.city.jurisdiction_id})\n{_urls(f'{base}/{site.slug}')}"
             )
+        for own in hosts:
+            console.print(f"  {own.slug} at the root of {own.url}/ (Host: {own.hostname})")
         console.print(f"  cities              {base}/")
     else:
         console.print(f"[bold]voirie is serving {city}[/] ({workers} worker{plural})")
@@ -111,7 +115,9 @@ def _serve(
         app: Any
         if several:
             gis = {site.slug: CityGIS(site.city) for site in sites}
-            app = MultiCity(StoreSettings(), sites, rate_limits=RateLimitSettings(), gis=gis)
+            app = MultiCity(
+                StoreSettings(), sites, rate_limits=RateLimitSettings(), gis=gis, hosts=hosts
+            )
         else:
             app = create_app(
                 StoreSettings(),
@@ -131,7 +137,7 @@ def _serve(
     if logging_json is not None:  # voirie.access replaces uvicorn's access lines
         options |= {"log_config": logging_json, "access_log": False}
     if several:
-        app = MultiCity(StoreSettings(), sites, rate_limits=RateLimitSettings())
+        app = MultiCity(StoreSettings(), sites, rate_limits=RateLimitSettings(), hosts=hosts)
     else:
         app = create_app(StoreSettings(), CitySettings(city=city), rate_limits=RateLimitSettings())
     uvicorn.run(app, **options)
@@ -167,7 +173,8 @@ def serve_command(
     city: str, host: str, port: int, worker: bool, workers: int, log_format: str
 ) -> None:
     """Serve the maps, downloads and APIs (of every city of VOIRIE_CITIES when it names
-    several: each under /CITY/, Open311 at the root selected by jurisdiction_id)."""
+    several: each under /CITY/, Open311 at the root selected by jurisdiction_id, and at
+    the root of its own host name with VOIRIE_CITY_HOSTS)."""
     _serve(city, host, port, worker, workers, log_format)
 
 

@@ -79,3 +79,12 @@ def case_file(pipeline: Pipeline, principal: Principal, incident_id: int) -> Cas
     history = events[mine].sort_values(["at", "id"], kind="stable", ignore_index=True)
     assignments = store.lookup("assignments", j, "incident_id", [incident_id])
     return CaseFile(incident, reports, contacts, assignments, history)
+
+
+def marked_not_duplicates(pipeline: Pipeline, incident_id: int) -> frozenset[int]:
+    """The incidents staff have marked "not a duplicate" of this one (or that a split took
+    apart from it): the case page lists them as decided, without a duplicate score."""
+    with pipeline.store.transaction(pipeline.city.jurisdiction_id) as uow:
+        pairs = uow.links.not_duplicates([incident_id])
+    ids = {int(i) for i in pairs["incident_a"]} | {int(i) for i in pairs["incident_b"]}
+    return frozenset(ids - {incident_id})

@@ -1,4 +1,5 @@
-"""Citizens and open incidents: what is open nearby, "me too" (supporters) and follow-ups.
+"""Citizens and open incidents: the limits of the nearby search (``Reads.nearby_records``
+answers it), "me too" (supporters) and follow-ups.
 
 A citizen who finds a problem already reported supports its incident instead of reporting
 it again: the supporters count is public, next to the reports count, and never opens an
@@ -11,20 +12,15 @@ transaction together with its event.
 from __future__ import annotations
 
 import hashlib
-import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import numpy as np
-import pandas as pd
-
 from voirie.errors import Conflict, InvalidInput, NotFound
-from voirie.model import OPEN_STATUSES, EventKind, Status
+from voirie.model import EventKind, Status
 from voirie.notify.outbox import ask_consent
 from voirie.services.pipeline import Pipeline
 from voirie.store.base import UnitOfWork
-from voirie.store.selection import Selection
 
 MAX_RADIUS_M = 2000.0
 """Largest search radius a citizen may ask for (a neighbourhood, not the whole city)."""
@@ -35,26 +31,6 @@ CITIZEN_ACTOR = "citizen"
 """Actor of the events citizens cause: their email is personal data, never in the history."""
 
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
-_OPEN = tuple(sorted(status.value for status in OPEN_STATUSES))
-_SECONDS_PER_DAY = 86_400
-
-NEARBY_COLUMNS = (
-    "incident_id",
-    "service_code",
-    "service_name",
-    "status",
-    "street_name",
-    "description",
-    "lon",
-    "lat",
-    "distance_m",
-    "first_reported_at",
-    "last_reported_at",
-    "age_days",
-    "report_count",
-    "supporters",
-)
-"""Public fields of a nearby incident, in the order the API lists them."""
 
 
 @dataclass(frozen=True)
@@ -67,34 +43,6 @@ class Support:
     """False when this email had already supported the incident (it counts once)."""
     following: bool
     """True when an email was given: its owner now follows the incident."""
-
-
-def nearby(
-    pipeline: Pipeline, lon: float, lat: float, radius_m: float, *, now: datetime | None = None
-) -> pd.DataFrame:
-    """Open incidents within ``radius_m`` metres of a WGS84 point, nearest first.
-
-    Columns are :data:`NEARBY_COLUMNS` (public fields only; ``description`` is the text of
-    the report that opened the incident). At most :data:`MAX_NEARBY` rows.
-    """
-    _check_point(lon, lat)
-    if not math.isfinite(radius_m) or not 0 < radius_m <= MAX_RADIUS_M:
-        raise InvalidInput(
-            f"radius_m: must be more than 0 and at most {MAX_RADIUS_M:g} metres, got {radius_m:g}",
-            field="radius_m",
-        )
-    found = pipeline.reads.nearby(lon, lat, radius_m, Selection(statuses=_OPEN, limit=MAX_NEARBY))
-    frame = pd.DataFrame(found.drop(columns="geometry"))
-    origins = tuple(int(i) for i in frame["origin_report_id"])
-    reports = pipeline.reads.reports(Selection(ids=origins)) if origins else None
-    frame["description"] = frame["origin_report_id"].map(
-        reports.set_index("report_id")["description"] if reports is not None else {}
-    )
-    moment = pd.Timestamp(now or datetime.now(UTC))
-    age = (moment - pd.to_datetime(frame["first_reported_at"], utc=True)).dt.total_seconds()
-    frame["age_days"] = np.floor(age.to_numpy(float) / _SECONDS_PER_DAY).clip(min=0)
-    frame["distance_m"] = frame["distance_m"].round(1)
-    return frame.loc[:, list(NEARBY_COLUMNS)].reset_index(drop=True)
 
 
 @dataclass(frozen=True)
@@ -220,17 +168,6 @@ def _consent(
     city = pipeline.city
     ask_consent(uow, city, address, language or city.config.locale, at)
     uow.consents.opted_in_again(address, incident_id)
-
-
-def _check_point(lon: float, lat: float) -> None:
-    """Refuse coordinates that are not a WGS84 point, naming the coordinate."""
-    for name, value, bound in (("lat", lat, 90.0), ("lon", lon, 180.0)):
-        if not math.isfinite(value) or not -bound <= value <= bound:
-            raise InvalidInput(
-                f"{name}: must be a WGS84 {'latitude' if name == 'lat' else 'longitude'} "
-                f"between -{bound:g} and {bound:g} degrees, got {value:g}",
-                field=name,
-            )
 
 
 def _email(email: str) -> str:

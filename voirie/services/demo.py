@@ -12,7 +12,8 @@ happened yet, so recent incidents are still open and some are already overdue. T
 are seeded: the same day gives the same demo.
 
 The simulated history is written as the workflow writes it (``StatusChange`` words, one
-``status_changed`` event per step, the incident's status and ``updated_at``), in one
+``status_changed`` event per step, the incident's status and ``updated_at``, its
+acknowledged and resolved moments refreshed from those events), in one
 transaction, without notifications: replayed history must not mail the teams.
 """
 
@@ -142,6 +143,7 @@ def simulate_work(
         )
         uow.tables.insert("events", rows)
         uow.incidents.reshape(changed)
+        uow.incidents.refresh_timings(ids)
     counts = pd.Series(status).value_counts()
     return WorkDone(len(rows), {str(k): int(v) for k, v in counts.items()})
 

@@ -35,7 +35,7 @@ _LOCK = threading.Lock()
 
 def house_numbers(pipeline: Pipeline) -> HouseNumbers:
     """The house numbers the pipeline's city and reports locate, learned on first use."""
-    version = pipeline.store.change_mark().version
+    version = pipeline.store.change_mark(pipeline.city.jurisdiction_id).version
     with _LOCK:
         learned = _LEARNED.get(pipeline)
         if learned is not None and (

@@ -17,6 +17,13 @@ external ids it stands for are looked up once, under the lock, and a stored repo
 answered as the first answer was. A submission that names no device and no contact is
 never taken for a retry: two citizens of one app who report the same thing are two
 reports (attached to one incident by deduplication), never one answer given twice.
+
+Concurrent submissions of one process may commit together (group commit, on sqlite): the
+first to find no transaction under way writes every report queued by then in one
+transaction (the locks of all their services taken at once, in order), and each caller
+is answered only after that commit. A report refused by the idempotency checks is
+refused alone; any other failure rolls the group back and each of its reports is
+written again in a transaction of its own, so one bad report never fails the others.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from voirie.errors import IdempotencyKeyReused, InvalidInput
@@ -117,14 +124,57 @@ def external_ids(report: Report, retry: Retry) -> list[str]:
     return [f"f-{_digest(*material, str(b))}" for b in (bucket, bucket - 1)]
 
 
+MAX_GROUP = 32
+"""At most this many reports in one group commit (bounds the locks held and the wait of
+the first report of a group on the last)."""
+GROUPS_AT_ONCE = {"sqlite": 1}
+"""How many groups one process writes at once, per backend (``Store.backend``). sqlite's
+writers take turns on the database's write lock: one group at a time gets one turn (and
+one fsync) for many reports, instead of threads waiting on the lock. A backend not named
+here (PostGIS) writes each report in its own transaction as it comes: its transactions
+overlap, and grouping, which writes a group's reports one after the other, measured
+slower there (bench/RESULTS.md, "Group commit and the other levers of issue 20")."""
+
+
+@dataclass(eq=False)
+class _Waiting:
+    """One enriched report waiting for a group commit, and what became of it."""
+
+    report: Report
+    ids: list[str]
+    retry: Retry | None
+    fields: dict[str, object]
+    arrival: dedupe.NewReport
+    done: threading.Event = field(default_factory=threading.Event)
+    """Set when the report's group committed (or failed), or when it is to lead one."""
+    group: list[_Waiting] | None = None
+    """The group this report is to lead (itself first), handed over by the last leader."""
+    submission: Submission | None = None
+    error: Exception | None = None
+
+    def answer(self) -> Submission:
+        """Where the report went, or the error that refused it."""
+        if self.error is not None:
+            raise self.error
+        if self.submission is None:
+            raise RuntimeError("a group commit ended without answering a report")
+        return self.submission
+
+
 @dataclass(eq=False)
 class Intake(Roles):
     """One city's per-report path over one store."""
 
     def __post_init__(self) -> None:
-        """The rule versions are stored once per process, by the first submission."""
+        """The rule versions are stored once per process, by the first submission; the
+        queue of reports waiting for the next group commit."""
         self._rules_stored = False
         self._rules_lock = threading.Lock()
+        self.groups_at_once: int | None = GROUPS_AT_ONCE.get(self.store.backend)
+        """Groups written at once (None: no limit, so no report ever waits for a group)."""
+        self._queue: list[_Waiting] = []
+        self._queue_lock = threading.Lock()
+        self._leaders = 0
 
     def submit(self, report: Report, retry: Retry | None = None) -> Submission:
         """Store one report and say where it went (the API's entry point).
@@ -144,25 +194,103 @@ class Intake(Roles):
             # whether a reused key carries the same submission.
             fields["content_hash"] = submission_digest(report)
         self._store_rule_versions()
-        # Pipelined: the lock and the retry look-up share one round trip, the candidates
-        # one, the ids one, and every write goes at the block's end (about 6 with BEGIN and
-        # COMMIT, 18-21 before); nothing is answered before the commit.
-        with self.store.transaction(self.city.jurisdiction_id) as uow, uow.pipelined():
-            uow.lock(self.policy.lock_keys([arrival.service_code]))
-            if retry is None:
-                stored = _stored_as(uow, report.source, ids[0], fields["content_hash"])
-            else:
-                stored = _retried(
-                    uow, report.source, ids, retry, arrival.requested_at, fields["content_hash"]
-                )
-            if stored is not None:
-                return stored
-            candidates = self.attacher.candidates(
-                uow, report.lon, report.lat, arrival.service_code, arrival.requested_at
-            )
-            link = dedupe.attach_one(arrival, candidates, self.city.config.dedupe)
-            written = self.writer.write_one(uow, fields, report.attributes, link, datetime.now(UTC))
-        return Submission(written.report_id, written.incident_id, not written.opened, False, ids[0])
+        return self._committed(_Waiting(report, ids, retry, fields, arrival))
+
+    def _committed(self, waiting: _Waiting) -> Submission:
+        """Queue a report for the next group commit and answer once it is committed.
+
+        A caller that finds fewer than ``groups_at_once`` groups under way leads one: it
+        writes the reports queued by then (its own first) and wakes them; when it is done,
+        the reports queued meanwhile make the next group, handed to the first of them to
+        lead. No collecting window: a lone report waits for nothing."""
+        with self._queue_lock:
+            self._queue.append(waiting)
+            lead = self.groups_at_once is None or self._leaders < self.groups_at_once
+            if lead:
+                self._leaders += 1
+                group = self._next_group()
+        if not lead:
+            waiting.done.wait()
+            if waiting.group is None:
+                return waiting.answer()
+            group = waiting.group
+        try:
+            self._write_group(group)
+        finally:
+            with self._queue_lock:
+                following = self._next_group()
+                if following:
+                    following[0].group = following
+                    following[0].done.set()
+                else:
+                    self._leaders -= 1
+            for other in group:
+                if other is not waiting:
+                    other.done.set()
+        return waiting.answer()
+
+    def _next_group(self) -> list[_Waiting]:
+        """The reports waiting for a group, taken off the queue (``_queue_lock`` held)."""
+        group = self._queue[:MAX_GROUP]
+        del self._queue[:MAX_GROUP]
+        return group
+
+    def _write_group(self, group: list[_Waiting]) -> None:
+        """Write a group's reports in one transaction (under the locks of all their
+        services); after a failure, each alone. Every report gets its answer or error; a
+        group of one raises its failure."""
+        try:
+            with self.store.transaction(self.city.jurisdiction_id) as uow, uow.pipelined():
+                uow.lock(self.policy.lock_keys(w.arrival.service_code for w in group))
+                for waiting in group:
+                    waiting.submission, waiting.error = None, None
+                    try:
+                        stored = self._repeated(uow, waiting)
+                    except (InvalidInput, IdempotencyKeyReused) as exc:
+                        waiting.error = exc  # refused before any row of its own
+                        continue
+                    waiting.submission = stored or self._written(uow, waiting)
+        except Exception:
+            for waiting in group:
+                waiting.submission, waiting.error = None, None
+            if len(group) == 1:
+                raise
+            for waiting in group:
+                try:
+                    self._write_group([waiting])
+                except Exception as exc:
+                    waiting.error = exc
+
+    def _repeated(self, uow: UnitOfWork, waiting: _Waiting) -> Submission | None:
+        """The stored report this one repeats (under its service's lock), if any; refused
+        (``InvalidInput``, ``IdempotencyKeyReused``) when it repeats it with other content."""
+        report, ids, fields = waiting.report, waiting.ids, waiting.fields
+        if waiting.retry is None:
+            return _stored_as(uow, report.source, ids[0], fields["content_hash"])
+        return _retried(
+            uow,
+            report.source,
+            ids,
+            waiting.retry,
+            waiting.arrival.requested_at,
+            fields["content_hash"],
+        )
+
+    def _written(self, uow: UnitOfWork, waiting: _Waiting) -> Submission:
+        """A new report attached to an incident (or opening one), routed and written.
+
+        Pipelined: the candidates and the ids each take one round trip, every write goes
+        at the end; nothing is answered before the commit."""
+        report, arrival = waiting.report, waiting.arrival
+        candidates = self.attacher.candidates(
+            uow, report.lon, report.lat, arrival.service_code, arrival.requested_at
+        )
+        link = dedupe.attach_one(arrival, candidates, self.city.config.dedupe)
+        now = datetime.now(UTC)
+        written = self.writer.write_one(uow, waiting.fields, report.attributes, link, now)
+        return Submission(
+            written.report_id, written.incident_id, not written.opened, False, waiting.ids[0]
+        )
 
     def _enrich(self, report: Report) -> tuple[dict[str, object], dedupe.NewReport]:
         """The report's row as the bulk path's batch holds it (validated, enriched, with

@@ -320,6 +320,8 @@ def split(
                 "street_name": first["street_name"],
             }
         uow.incidents.update(old_id, changes)
+        if "origin_report_id" in changes:
+            uow.incidents.zones_from_origin([old_id])  # its zones follow its new place
         uow.links.mark_not_duplicates(old_id, int(new_id), actor, f"split: {note}", now)
         uow.events.append(
             "report",

@@ -8,6 +8,13 @@ discovery document (``/.well-known/openid-configuration``, whose ``issuer`` must
 configured one); the ID token's signature is checked against the provider's published keys
 (JWKS, asymmetric algorithms only), then its issuer, audience, expiry, issue time and nonce.
 
+Sign-out is OpenID Connect RP-Initiated Logout 1.0: voirie keeps the ID token of a session
+opened through the provider (sealed in a cookie bound to that session, since the session
+table has no room for it) and, when the discovery document has an ``end_session_endpoint``,
+sends the browser there with ``id_token_hint``, ``post_logout_redirect_uri`` (the sign-in
+page, registered at the provider) and a sealed ``state`` carrying the page language, so
+that the provider's session ends with voirie's.
+
 The person is matched to an existing staff account by one claim (``email`` by default, or
 ``sub`` / ``preferred_username``) equal to the account's name; a person the provider knows
 but voirie does not is refused, unless ``VOIRIE_OIDC_CREATE_ROLE`` says which role a new
@@ -130,6 +137,7 @@ class Metadata:
     token_endpoint: str
     jwks_uri: str
     userinfo_endpoint: str | None
+    end_session_endpoint: str | None
     algorithms: tuple[str, ...]
 
 
@@ -143,6 +151,15 @@ class Flow:
     next: str
     lang: str
     started: float
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What the provider said at the end of a sign-in: the verified claims, and the ID
+    token itself (the ``id_token_hint`` of the sign-out)."""
+
+    claims: dict[str, Any]
+    id_token: str
 
 
 def _b64(data: bytes) -> str:
@@ -205,6 +222,7 @@ class OidcClient:
                 token_endpoint=str(found["token_endpoint"]),
                 jwks_uri=str(found["jwks_uri"]),
                 userinfo_endpoint=found.get("userinfo_endpoint"),
+                end_session_endpoint=found.get("end_session_endpoint"),
                 algorithms=tuple(a for a in ALGORITHMS if a in offered),
             )
         except KeyError as missing:
@@ -255,20 +273,39 @@ class OidcClient:
         separator = "&" if "?" in endpoint else "?"
         return f"{endpoint}{separator}{query}", flow
 
+    def _mac(self, purpose: str, body: str) -> bytes:
+        message = f"{purpose}\0{body}".encode("ascii")
+        return hmac.new(self._seal_key, message, hashlib.sha256).digest()
+
+    def _seal(self, purpose: str, payload: dict[str, Any]) -> str:
+        """``payload`` as text signed with the client's sealing key for one ``purpose``
+        (nobody else can make one, and one made for a purpose is refused for another;
+        it is readable, so it holds nothing secret)."""
+        body = _b64(json.dumps(payload).encode("utf-8"))
+        return f"{body}.{_b64(self._mac(purpose, body))}"
+
+    def _unseal(self, purpose: str, sealed: str) -> dict[str, Any] | None:
+        """The payload of a text sealed for ``purpose``, or None when forged or broken."""
+        body, _, mac = sealed.partition(".")
+        try:
+            expected = self._mac(purpose, body)
+            if not hmac.compare_digest(_unb64(mac), expected):
+                return None
+            payload = json.loads(_unb64(body))
+        except (ValueError, TypeError):
+            return None
+        return payload if isinstance(payload, dict) else None
+
     def seal(self, flow: Flow) -> str:
         """The flow as a cookie value, signed so that nobody else can make one."""
-        payload = _b64(json.dumps(asdict(flow)).encode("utf-8"))
-        mac = hmac.new(self._seal_key, payload.encode("ascii"), hashlib.sha256).digest()
-        return f"{payload}.{_b64(mac)}"
+        return self._seal("flow", asdict(flow))
 
     def unseal(self, sealed: str, now: float | None = None) -> Flow:
         """The flow of a cookie value, or ``InvalidInput`` when forged, broken or too old."""
-        payload, _, mac = sealed.partition(".")
-        expected = hmac.new(self._seal_key, payload.encode("ascii"), hashlib.sha256).digest()
+        payload = self._unseal("flow", sealed)
         try:
-            valid = hmac.compare_digest(_unb64(mac), expected)
-            flow = Flow(**json.loads(_unb64(payload))) if valid else None
-        except (ValueError, TypeError):
+            flow = Flow(**payload) if payload is not None else None
+        except TypeError:
             flow = None
         if flow is None:
             raise InvalidInput("state: no sign-in under way in this browser", field="state")
@@ -276,12 +313,61 @@ class OidcClient:
             raise InvalidInput("state: the sign-in took too long, start again", field="state")
         return flow
 
+    # --- the sign-out (RP-Initiated Logout 1.0) ------------------------------------------
+
+    def seal_id_token(self, id_token: str, session_id: str) -> str:
+        """The ID token of the session ``session_id``, as a cookie value bound to it."""
+        return self._seal("id_token", {"id_token": id_token, "session": session_hash(session_id)})
+
+    def unseal_id_token(self, sealed: str, session_id: str) -> str | None:
+        """The ID token kept for the session ``session_id``, or None (no such cookie, a
+        forged one, or one of another session: a password session has none)."""
+        payload = self._unseal("id_token", sealed) if sealed and session_id else None
+        if payload is None or not hmac.compare_digest(
+            str(payload.get("session", "")), session_hash(session_id)
+        ):
+            return None
+        id_token = payload.get("id_token")
+        return id_token if isinstance(id_token, str) else None
+
+    def end_session_url(
+        self, id_token: str, post_logout_redirect_uri: str, lang: str
+    ) -> str | None:
+        """Where to send the browser to end the person's session at the provider, or None
+        when its discovery document has no ``end_session_endpoint``. ``state`` is sealed
+        and carries ``lang``: the sign-in page it comes back to speaks it."""
+        endpoint = self.metadata().end_session_endpoint
+        if not endpoint:
+            return None
+        query = urlencode(
+            {
+                "id_token_hint": id_token,
+                "client_id": self.settings.client_id,
+                "post_logout_redirect_uri": post_logout_redirect_uri,
+                "state": self._seal("logout", {"lang": lang, "started": time.time()}),
+                "ui_locales": lang,
+            }
+        )
+        separator = "&" if "?" in endpoint else "?"
+        return f"{endpoint}{separator}{query}"
+
+    def logout_language(self, state: str, now: float | None = None) -> str | None:
+        """The language of a sign-out whose ``state`` the provider sent back (None when
+        forged or older than the sign-in's time limit)."""
+        payload = self._unseal("logout", state) if state else None
+        if payload is None or not isinstance(payload.get("started"), int | float):
+            return None
+        if (now or time.time()) - payload["started"] > FLOW_MAX_AGE.total_seconds():
+            return None
+        lang = payload.get("lang")
+        return lang if isinstance(lang, str) else None
+
     def finish(
         self, flow: Flow, state: str, code: str, redirect_uri: str, now: float | None = None
-    ) -> dict[str, Any]:
+    ) -> Identity:
         """Check the callback's ``state``, exchange its code (with the PKCE verifier) and
-        return the verified ID token's claims (completed from the userinfo endpoint when the
-        account claim is not in the token)."""
+        return the verified ID token and its claims (completed from the userinfo endpoint
+        when the account claim is not in the token)."""
         if not hmac.compare_digest(flow.state.encode(), state.encode()):
             raise InvalidInput("state: does not match the sign-in under way", field="state")
         metadata = self.metadata()
@@ -317,7 +403,7 @@ class OidcClient:
             if info.get("sub") != claims["sub"]:
                 raise Unauthorized("userinfo: sub is not the ID token's")
             claims = {**info, **claims}
-        return claims
+        return Identity(claims, id_token)
 
     def verify_id_token(
         self, id_token: str, nonce: str, now: float | None = None

@@ -25,8 +25,10 @@ from voirie.city import City
 from voirie.gis.blur import Blur
 from voirie.gis.enrich import CityGIS
 from voirie.gis.metric import BBox, bbox_around
+from voirie.gis.textmask import mask_house_numbers, mask_texts
 from voirie.services.recent import request_days_start
 from voirie.store.base import ChangeMark, MetricCRS, Store
+from voirie.store.public_points import Placement
 from voirie.store.schema import BOOL_COLUMNS, DATETIME_COLUMNS
 from voirie.store.selection import EVERYTHING, Layer, Selection, layer_columns
 from voirie.store.tiles import TileBlur
@@ -44,6 +46,12 @@ class Reads:
         self.store = store
         self.gis = gis
         self.blur = Blur(city, gis)  # public locations of sensitive services
+        # The store writes each row's public point beside the exact one, and recomputes
+        # them now if the city's blurring changed since (``voirie.store.public_points``).
+        store.place_publicly(
+            city.jurisdiction_id,
+            Placement(self.blur.services, self.blur.public, self.blur.fingerprint(city.metric_crs)),
+        )
         self.tile_blur = (
             TileBlur(tuple(sorted(self.blur.services)), self.blur.search_box, self.blur.public)
             if self.blur.services
@@ -90,10 +98,13 @@ class Reads:
         statements (the page, its zones) and no DataFrame. ``zones=False`` leaves the
         ``zone_<layer>`` columns out, and their statement. ``public`` (the default: the
         public's Open311, OGC and tiles read here) blurs sensitive services' locations
-        (``privacy.blur``); staff pass ``public=False``."""
+        (``privacy.blur``) and selects them by their public point (``_scope``); staff
+        pass ``public=False``."""
         j = self.city.jurisdiction_id
         names = layer_columns(layer)
-        rows, zone_rows = self.store.select_rows(layer, j, selection, zones=zones)
+        rows, zone_rows = self.store.select_rows(
+            layer, j, self._scope(selection, public), zones=zones
+        )
         if not rows:
             return []
         codes: dict[object, dict[object, object]] = {}
@@ -126,7 +137,8 @@ class Reads:
     def _blur_records(self, out: list[dict[str, object]]) -> None:
         """Records as the public sees them: a blurred service's point moved (see
         ``voirie.gis.blur``), and what else would place it (a report's address, position
-        along its segment, side, snap distance) replaced by its street or left out."""
+        along its segment, side, snap distance) replaced by its street or left out, and
+        the house numbers of its description masked (``voirie.gis.textmask``)."""
         rows = [r for r in out if r["service_code"] in self.blur.services]
         if not rows:
             return
@@ -137,6 +149,8 @@ class Reads:
         for row, x, y in zip(rows, px, py, strict=True):
             row.update(lon=float(x), lat=float(y))
             row.update({k: None for k in _PLACING if k in row})
+            if isinstance(description := row.get("description"), str):
+                row["description"] = mask_house_numbers(description)  # "devant le … rue X"
             if "address" in row:
                 row["address"] = row.get("street_name")
 
@@ -156,6 +170,8 @@ class Reads:
             frame[column] = frame[column].mask(blurred)
         if "address" in frame.columns and "street_name" in frame.columns:
             frame["address"] = frame["address"].mask(blurred, frame["street_name"])
+        if "description" in frame.columns:
+            frame.loc[blurred, "description"] = mask_texts(frame.loc[blurred, "description"])
         return frame.set_geometry(gpd.points_from_xy(px, py, crs=4326))
 
     def reports(self, selection: Selection = EVERYTHING) -> gpd.GeoDataFrame:
@@ -163,16 +179,33 @@ class Reads:
         return self._layer("reports", selection)
 
     def incidents(self, selection: Selection = EVERYTHING) -> gpd.GeoDataFrame:
-        """Incidents with their service name, routing and the zones of their first report."""
+        """Incidents with their service name, routing and the zones where they stand."""
         return self._layer("incidents", selection)
 
-    def count(self, layer: Layer, selection: Selection = EVERYTHING) -> int:
-        """How many rows of a layer a selection keeps, whatever its page."""
-        return self.store.count_selected(layer, self.city.jurisdiction_id, selection)
+    def _scope(self, selection: Selection, public: bool) -> Selection:
+        """A selection as a public read makes it: where the city blurs, its spatial
+        conditions are on the public points (``voirie.store.public_points``), so a box
+        or a circle selects, counts, orders and pages a blurred row as if its public point
+        were its location. A city without blurring reads exactly as before."""
+        if public and self.blur.services and not selection.public_points:
+            return replace(selection, public_points=True)
+        return selection
 
-    def status_counts(self, layer: Layer, selection: Selection = EVERYTHING) -> dict[str, int]:
-        """How many rows of a layer a selection keeps per status (one grouped read)."""
-        return self.store.status_counts(layer, self.city.jurisdiction_id, selection)
+    def count(self, layer: Layer, selection: Selection = EVERYTHING, *, public: bool = True) -> int:
+        """How many rows of a layer a selection keeps, whatever its page (by their public
+        points unless ``public=False``, as ``records``)."""
+        return self.store.count_selected(
+            layer, self.city.jurisdiction_id, self._scope(selection, public)
+        )
+
+    def status_counts(
+        self, layer: Layer, selection: Selection = EVERYTHING, *, public: bool = True
+    ) -> dict[str, int]:
+        """How many rows of a layer a selection keeps per status (one grouped read; by
+        their public points unless ``public=False``)."""
+        return self.store.status_counts(
+            layer, self.city.jurisdiction_id, self._scope(selection, public)
+        )
 
     def iter_layer(
         self,
@@ -185,10 +218,12 @@ class Reads:
         """A layer in chunks, walked by id, so a download's memory does not grow with it.
 
         The selection's ``limit`` caps the total; its ``offset`` skips rows first.
-        ``public`` (the default: the public downloads) blurs as ``records`` does.
+        ``public`` (the default: the public downloads) selects and blurs as ``records``
+        does.
         """
         key = "report_id" if layer == "reports" else "incident_id"
         remaining = selection.limit
+        selection = self._scope(selection, public)
         page = selection.page(
             chunk_size if remaining is None else min(chunk_size, remaining), selection.offset
         )
@@ -216,15 +251,14 @@ class Reads:
         (its page ignored), with ``distance_m``: the store filters a box that holds the
         circle, distances are measured in the city's metric projection.
 
-        ``public`` (the default) measures to the public point (``publish``), in the box
-        ``Blur.search_box`` widens: whether a blurred row is in the circle must not tell
-        where its exact point is."""
+        ``public`` (the default) selects and measures the public points (``_scope``,
+        ``publish``): whether a blurred row is in the circle must not tell where its
+        exact point is."""
         box = bbox_around(lon, lat, radius_m)
-        if public and self.blur.services:
-            box = self.blur.search_box(box)
         if selection.bbox is not None:
             box = _intersect(selection.bbox, box)
-        found = self._layer(layer, replace(selection, bbox=box, limit=None, offset=0))
+        scoped = self._scope(replace(selection, bbox=box, limit=None, offset=0), public)
+        found = self._layer(layer, scoped)
         if public:
             found = self.publish(found)
         x, y = self.gis.project(np.array([lon], float), np.array([lat], float))
@@ -266,18 +300,22 @@ class Reads:
         now: datetime,
     ) -> tuple[list[dict[str, object]], int]:
         """Incidents within ``radius_m`` metres of a point, nearest first, as the citizens'
-        API lists them (the fields of ``citizens.NEARBY_COLUMNS`` in that order,
-        ``distance_m`` to the decimetre, ``age_days`` the whole days since the first report
-        at ``now``), one page of them, and how many there are in all.
+        API lists them (incident_id, service_code, service_name, status, street_name,
+        description, lon, lat, distance_m, first_reported_at, last_reported_at, age_days,
+        report_count, supporters in that order; ``distance_m`` to the decimetre,
+        ``age_days`` the whole days since the first report at ``now``), one page of them,
+        and how many there are in all.
 
         The lean twin of ``nearby``: rows from the store as tuples (one statement on
-        PostGIS), no DataFrame, so a search costs little more than its SQL."""
+        PostGIS), no DataFrame, so a search costs little more than its SQL. A public
+        search: blurred incidents are found, ordered, measured and shown at their public
+        points (``_scope``), so neither the list nor a distance tells the exact one."""
         if not self._reaches_city(lon, lat, radius_m):
             return [], 0
         box = _search_box(lon, lat, radius_m, selection)
         rows, total = self.store.nearby_rows(
             self.city.jurisdiction_id,
-            replace(selection, bbox=box),
+            self._scope(replace(selection, bbox=box), True),
             (lon, lat),
             radius_m,
             self.metric,
@@ -310,7 +348,11 @@ class Reads:
                     "service_name": service.name if service else code,
                     "status": status,
                     "street_name": street,
-                    "description": description,
+                    "description": (  # "devant le … rue X" (voirie.gis.textmask)
+                        mask_house_numbers(description)
+                        if isinstance(description, str) and code in self.blur.services
+                        else description
+                    ),
                     "lon": x,
                     "lat": y,
                     "distance_m": float(np.round(cast(float, distance), 1)),
@@ -321,23 +363,7 @@ class Reads:
                     "supporters": supporters,
                 }
             )
-        self._blur_nearby(out, lon, lat)
         return out, total
-
-    def _blur_nearby(self, out: list[dict[str, object]], lon: float, lat: float) -> None:
-        """The public point of blurred incidents (``privacy.blur``), and the distance to
-        it rather than to the exact one (a distance would give the exact point away)."""
-        rows = [r for r in out if r["service_code"] in self.blur.services]
-        if not rows:
-            return
-        codes = np.array([r["service_code"] for r in rows], dtype=object)
-        x = np.array([r["lon"] for r in rows], dtype=float)
-        y = np.array([r["lat"] for r in rows], dtype=float)
-        px, py = self.blur.public(codes, x, y)
-        mx, my = self.gis.project(np.concatenate(([lon], px)), np.concatenate(([lat], py)))
-        distance = np.round(np.hypot(mx[1:] - mx[0], my[1:] - my[0]), 1)
-        for row, bx, by, d in zip(rows, px, py, distance, strict=True):
-            row.update(lon=float(bx), lat=float(by), distance_m=float(d))
 
     def reports_within(
         self, lon: float, lat: float, radius_m: float, selection: Selection = EVERYTHING
@@ -354,8 +380,8 @@ class Reads:
         return self.store.entity_events(self.city.jurisdiction_id, entity, kind, entity_ids)
 
     def change_mark(self) -> ChangeMark:
-        """Where the store's change counter stands (what HTTP validators are made of)."""
-        return self.store.change_mark()
+        """Where the city's change counter stands (what HTTP validators are made of)."""
+        return self.store.change_mark(self.city.jurisdiction_id)
 
     def incident_tile(self, z: int, x: int, y: int) -> bytes:
         """One MVT tile of incidents, the blurred services at their public point (see
@@ -374,14 +400,15 @@ class Reads:
         """When the newest request made before ``before`` was made (None when none was)."""
         return self.store.newest_request_before(self.city.jurisdiction_id, before)
 
-    def recent_requests_start(self, days: int) -> datetime | None:
+    def recent_requests_start(self, days: int, mark: ChangeMark | None = None) -> datetime | None:
         """Where the last ``days`` local days with requests begin, until now (None for an
         empty store; ``services.recent``). Up to ``days`` index probes, so the answer is
         kept until the store changes or the local day turns (one read of the change
-        counter per call)."""
+        counter per call, none when the caller read it: ``mark``)."""
         now = datetime.now(UTC)
         zone = self.city.config.timezone
-        key = (self.change_mark().version, days, now.astimezone(ZoneInfo(zone)).date())
+        version = (mark or self.change_mark()).version
+        key = (version, days, now.astimezone(ZoneInfo(zone)).date())
         cached = self._recent_start
         if cached is None or cached[0] != key:
             start = request_days_start(self.newest_request_before, days, zone, until=now)

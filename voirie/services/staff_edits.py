@@ -7,6 +7,10 @@ incident of that category at that place would be (the rules read its street and 
 enriched again from its point; the SLA counts from its first report), and records the
 decision like every routing decision: an assignment naming the rule and version, and an
 event saying old and new category, the person's reason and the rule's words.
+
+Routing again changes only what the rules decided: when a person gave the incident its
+current team (a reassignment, an escalation), that team, priority and due date stay and
+the event says what the rules would now decide (``workflow.assigned_by_rules``).
 """
 
 from __future__ import annotations
@@ -25,8 +29,8 @@ from voirie.routing.table import route
 from voirie.services.auth import Action, Principal
 from voirie.services.pipeline import Pipeline
 from voirie.services.territory import outside_reason
-from voirie.services.workflow import MAX_TEXT_LENGTH, record_assignment
-from voirie.store.base import UnitOfWork
+from voirie.services.workflow import MAX_TEXT_LENGTH, assigned_by_rules, record_assignment
+from voirie.store.base import IncidentRow, UnitOfWork
 from voirie.store.selection import Selection
 
 
@@ -42,6 +46,92 @@ class Rerouted:
     rule_id: str | None
     rule_version: int | None
     routing_reason: str
+    """The rules' decision (rule, version, words), applied or not (``kept_by``)."""
+    kept_by: str | None = None
+    """Who gave the incident the team it keeps (a person's reassignment, an escalation),
+    when the rules' decision was not applied; None when it was."""
+
+
+@dataclass(frozen=True)
+class _Routing:
+    """What the rules decide for an incident now, and whether it takes that decision."""
+
+    team: str
+    """The incident's team after routing again: the rules' team, or the one it keeps."""
+    rule_id: str | None
+    rule_version: int | None
+    priority: int
+    due_at: datetime | None
+    words: str
+    """The rules' decision in words (``routing_reason``)."""
+    kept_by: str | None
+    """Who assigned the team it keeps (the rules' decision not applied), or None."""
+
+    def changes(self) -> dict[str, object]:
+        """The incident's routing columns to set: none when it keeps its assignment."""
+        if self.kept_by is not None:
+            return {}
+        return {"team": self.team, "priority": self.priority, "due_at": self.due_at}
+
+    def told(self) -> str:
+        """The routing as the event says it."""
+        if self.kept_by is None:
+            return self.words
+        return (
+            f"team {self.team} kept (assigned by {self.kept_by}, not by the rules); "
+            f"the rules would now say: {self.words}"
+        )
+
+
+def _route_again(
+    pipeline: Pipeline, uow: UnitOfWork, row: IncidentRow, batch: pd.DataFrame
+) -> _Routing:
+    """Route the stored, locked incident ``row`` as the one enriched report ``batch``
+    says; its current assignment (read in this transaction) decides whether the rules'
+    decision is taken or its team kept."""
+    decision = route(pipeline.city, batch, pipeline.live_routing.table(uow)).iloc[0]
+    due = decision["due_at"]
+    current = uow.incidents.latest_assignment(row["id"])
+    kept = None if current is None or assigned_by_rules(current) else current
+    return _Routing(
+        team=str(row["team"] if kept is not None else decision["team"]),
+        rule_id=None if pd.isna(decision["rule_id"]) else str(decision["rule_id"]),
+        rule_version=None if pd.isna(decision["rule_version"]) else int(decision["rule_version"]),
+        priority=int(decision["priority"]),
+        due_at=None if pd.isna(due) else pd.Timestamp(due).to_pydatetime(),
+        words=str(decision["routing_reason"]),
+        kept_by=None if kept is None else kept.actor,
+    )
+
+
+def _take(
+    uow: UnitOfWork,
+    city: City,
+    row: IncidentRow,
+    routing: _Routing,
+    note: str,
+    now: datetime,
+    actor: str,
+) -> None:
+    """Record a taken decision: its assignment, and the notice to a new team."""
+    if routing.kept_by is not None:
+        return
+    record_assignment(
+        uow,
+        city,
+        row["id"],
+        routing.team,
+        (routing.rule_id, routing.rule_version),
+        routing.words,
+        routing.priority,
+        routing.due_at,
+        now,
+        actor,
+    )
+    if routing.team != row["team"]:
+        _notify_reassigned(
+            uow, city, row["id"], row["team"], routing.team, note, routing.priority, now
+        )
 
 
 def recategorize(
@@ -86,44 +176,18 @@ def recategorize(
                 f"service_code: incident {incident_id} is already of category {service_code!r}",
                 field="service_code",
             )
-        decision = route(city, batch, pipeline.live_routing.table(uow)).iloc[0]
-        team = str(decision["team"])
-        rule_id = None if pd.isna(decision["rule_id"]) else str(decision["rule_id"])
-        version = None if pd.isna(decision["rule_version"]) else int(decision["rule_version"])
-        due = decision["due_at"]
-        due_at = None if pd.isna(due) else pd.Timestamp(due).to_pydatetime()
-        priority = int(decision["priority"])
-        words = str(decision["routing_reason"])
+        routing = _route_again(pipeline, uow, row, batch)
         uow.incidents.update(
             incident_id,
-            {
-                "service_code": service_code,
-                "team": team,
-                "priority": priority,
-                "due_at": due_at,
-                "updated_at": now,
-            },
+            {"service_code": service_code, **routing.changes(), "updated_at": now},
         )
-        record_assignment(
-            uow,
-            city,
-            incident_id,
-            team,
-            (rule_id, version),
-            words,
-            priority,
-            due_at,
-            now,
-            principal.name,
-        )
-        if team != row["team"]:
-            _notify_reassigned(uow, city, incident_id, row["team"], team, note, priority, now)
+        _take(uow, city, row, routing, note, now, principal.name)
         uow.events.append(
             "incident",
             incident_id,
             EventKind.ROUTED,
             principal.name,
-            f"category {row['service_code']} → {service_code}: {note}; {words}",
+            f"category {row['service_code']} → {service_code}: {note}; {routing.told()}",
             at=now,
         )
     return Rerouted(
@@ -131,10 +195,11 @@ def recategorize(
         row["service_code"],
         service_code,
         row["team"],
-        team,
-        rule_id,
-        version,
-        words,
+        routing.team,
+        routing.rule_id,
+        routing.rule_version,
+        routing.words,
+        routing.kept_by,
     )
 
 
@@ -194,6 +259,10 @@ class Moved:
     rule_id: str | None
     rule_version: int | None
     routing_reason: str
+    """The rules' decision (rule, version, words), applied or not (``kept_by``)."""
+    kept_by: str | None = None
+    """Who gave the incident the team it keeps (a person's reassignment, an escalation),
+    when the rules' decision was not applied; None when it was."""
 
 
 def move(
@@ -210,10 +279,12 @@ def move(
     it again from there, in one transaction.
 
     The point is enriched as intake enriches a report (snapped to its street, its zones
-    looked up), then the city's rules route the incident from its new street and zones as
-    a change of category does: team, priority and due date (counted from its first
-    report), an assignment naming the rule and version, a notice to a new team. Two
-    events: the move (old and new place and zones, the reason) and the routing decision.
+    looked up: they become the incident's zones in every filter, export and statistic),
+    then the city's rules route the incident from its new street and zones as a change of
+    category does: team, priority and due date (counted from its first report), an
+    assignment naming the rule and version, a notice to a new team; unless a person gave
+    it its current team, which it keeps. Two events: the move (old and new place and
+    zones, the reason) and the routing decision.
 
     Moving is a correction of fact by those who work on the incident (the right to
     change its status); when the rules then give it to another team, that is a
@@ -239,6 +310,11 @@ def move(
     segment = None if pd.isna(place["segment_id"]) else str(place["segment_id"])
     street = None if pd.isna(place["street_name"]) else str(place["street_name"])
     zones = {name: _code(place.get(f"zone_{name}")) for name in pipeline.gis.zones}
+    named = {
+        name: (code, _code(place.get(f"zone_{name}_name")))
+        for name, code in zones.items()
+        if code is not None
+    }
     old_zones = {name: _code(before.get(f"zone_{name}")) for name in pipeline.gis.zones}
     now = at or datetime.now(UTC)
     with pipeline.store.transaction(city.jurisdiction_id) as uow:
@@ -249,16 +325,10 @@ def move(
         uow.lock(pipeline.policy.lock_keys([service_code]))
         principal.check(Action.STATUS, row["team"])
         batch["service_code"] = service_code  # as stored now, whatever was read before
-        decision = route(city, batch, pipeline.live_routing.table(uow)).iloc[0]
-        team = str(decision["team"])
+        routing = _route_again(pipeline, uow, row, batch)
+        team = routing.team
         if team != row["team"]:
             principal.check(Action.ASSIGN, row["team"])
-        rule_id = None if pd.isna(decision["rule_id"]) else str(decision["rule_id"])
-        version = None if pd.isna(decision["rule_version"]) else int(decision["rule_version"])
-        due = decision["due_at"]
-        due_at = None if pd.isna(due) else pd.Timestamp(due).to_pydatetime()
-        priority = int(decision["priority"])
-        words = str(decision["routing_reason"])
         uow.incidents.update(
             incident_id,
             {
@@ -266,18 +336,12 @@ def move(
                 "lat": lat,
                 "segment_id": segment,
                 "street_name": street,
-                "team": team,
-                "priority": priority,
-                "due_at": due_at,
+                **routing.changes(),
                 "updated_at": now,
             },
         )
-        record_assignment(
-            uow, city, incident_id, team, (rule_id, version), words, priority, due_at, now,
-            principal.name,
-        )  # fmt: skip
-        if team != row["team"]:
-            _notify_reassigned(uow, city, incident_id, row["team"], team, note, priority, now)
+        uow.incidents.set_zones(incident_id, named)
+        _take(uow, city, row, routing, note, now, principal.name)
         changed = [
             f"{k} {old_zones[k] or '?'} → {v or '?'}" for k, v in zones.items() if old_zones[k] != v
         ]
@@ -298,12 +362,12 @@ def move(
             incident_id,
             EventKind.ROUTED,
             principal.name,
-            f"routed again after the move: {handed}{words}",
+            f"routed again after the move: {handed}{routing.told()}",
             at=now,
         )
     return Moved(
-        incident_id, lon, lat, segment, street, zones, str(row["team"]), team, rule_id,
-        version, words,
+        incident_id, lon, lat, segment, street, zones, str(row["team"]), team, routing.rule_id,
+        routing.rule_version, routing.words, routing.kept_by,
     )  # fmt: skip
 
 

@@ -23,7 +23,7 @@ from voirie.model import EventKind, Status
 from voirie.notify.outbox import enqueue, notify_citizens
 from voirie.services import learned_routing
 from voirie.services.auth import Action, Principal
-from voirie.store.base import IncidentRow, Store, UnitOfWork
+from voirie.store.base import AssignmentRecord, IncidentRow, Store, UnitOfWork
 from voirie.values import aware_utc
 
 log = logging.getLogger(__name__)
@@ -174,7 +174,7 @@ def change_status(
             data={"previous_status": current.value, "status": target.value},
             now=now,
         )
-        return uow.events.append(
+        event_id = uow.events.append(
             "incident",
             incident_id,
             EventKind.STATUS_CHANGED,
@@ -182,6 +182,8 @@ def change_status(
             StatusChange(current, target, note).words(),
             at=now,
         )
+        uow.incidents.refresh_timings([incident_id])  # the dashboard's moments (0019)
+        return event_id
 
 
 def record_assignment(
@@ -217,6 +219,17 @@ def record_assignment(
             }
         ),
     )
+
+
+def assigned_by_rules(assignment: AssignmentRecord | None) -> bool:
+    """Whether an incident's current assignment came from the routing rules (a rule, or
+    the city's default team: version 0 without a rule id), so that routing it again (a
+    move, a change of category) may give it another team. A person's reassignment and an
+    escalation carry neither rule nor version: routing again keeps their team, as the
+    dispatcher's decision outranks the rules (FixMyStreet keeps a manual assignment too)."""
+    if assignment is None:
+        return True
+    return assignment.rule_id is not None or assignment.rule_version is not None
 
 
 def reassign(

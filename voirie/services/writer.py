@@ -128,6 +128,17 @@ def _zone(src: Source, jurisdiction: str, layer: str) -> Part:
     }
 
 
+def _incident_zone(opener: Source, incident_id: object, jurisdiction: str, layer: str) -> Part:
+    """An incident's zone in one layer: its opening report's (migration 0018)."""
+    return {
+        "jurisdiction_id": jurisdiction,
+        "incident_id": incident_id,
+        "layer": layer,
+        "code": opener[f"zone_{layer}"],
+        "name": opener[f"zone_{layer}_name"],
+    }
+
+
 def _attribute(report_id: object, jurisdiction: str, code: object, value: object) -> Part:
     return {"report_id": report_id, "jurisdiction_id": jurisdiction, "code": code, "value": value}
 
@@ -325,6 +336,7 @@ class IncidentWriter:
             _incident(new, new_ids, j, routed, report_count, last_reported_at, now)
         )
         uow.tables.insert("incidents", incidents)
+        self._incident_zones(sink, new, new_ids)
         record_routing(uow, self.city, incidents, routed, now)
         assignment_ids = uow.tables.reserve_ids("assignments", len(new_ids))
         sink.insert("assignments", [_assignment(assignment_ids, j, new_ids, routed, now)])
@@ -368,6 +380,7 @@ class IncidentWriter:
             first = fields["requested_at"]
             incident = _incident(fields, incident_id, j, routed, 1, first, now)
             uow.tables.insert_rows("incidents", [incident])
+            self._incident_zones(sink, fields, incident_id)
             record_routing_one(uow, self.city, incident, decision, now)
             assignment_id = sink.column(uow.tables.reserve_ids("assignments", 1))
             sink.insert("assignments", [_assignment(assignment_id, j, incident_id, routed, now)])
@@ -402,6 +415,16 @@ class IncidentWriter:
         sink.insert("enrichments", [src])
         sink.insert(
             "report_zones", [_zone(src, j, layer) for layer in self.zones], unless_missing=("code",)
+        )
+
+    def _incident_zones(self, sink: _Sink, openers: Table, incident_ids: object) -> None:
+        """The zones of new incidents (``incident_ids``, in the order of ``openers``, the
+        enriched reports opening them): their opening reports' zones."""
+        j = self.city.jurisdiction_id
+        sink.insert(
+            "incident_zones",
+            [_incident_zone(openers, incident_ids, j, layer) for layer in self.zones],
+            unless_missing=("code",),
         )
 
     def _history(

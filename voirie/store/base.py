@@ -20,7 +20,9 @@ import pandas as pd
 
 from voirie.model import EventKind
 from voirie.store.candidates import BBox, OpenIncidents
+from voirie.store.public_points import Placement
 from voirie.store.selection import Layer, Selection
+from voirie.store.stats import Timings
 from voirie.store.tiles import TileBlur
 
 KNOWN_REPORT_COLUMNS = ["external_id", "content_hash", "report_id", "incident_id", "received_at"]
@@ -92,9 +94,9 @@ class StaffSessionRecord(NamedTuple):
 
 
 class ChangeMark(NamedTuple):
-    """Where the store's change counter stands: its version (one more per committed write
-    of public data), when that write happened, and the database's clock now (HTTP caching
-    sends a Last-Modified only once the second of the change is over)."""
+    """Where a city's change counter stands: its version (one more per committed write
+    of the city's public data), when that write happened, and the database's clock now
+    (HTTP caching sends a Last-Modified only once the second of the change is over)."""
 
     version: int
     changed_at: datetime
@@ -147,6 +149,17 @@ class KnownReport(NamedTuple):
     report_id: int
     incident_id: int | None
     received_at: datetime
+
+
+class AssignmentRecord(NamedTuple):
+    """An incident's current assignment: its team, the rule and version that decided it
+    (none for a person's reassignment or an escalation; version 0 without a rule id for
+    the city's default team) and who recorded it."""
+
+    team: str
+    rule_id: str | None
+    rule_version: int | None
+    actor: str
 
 
 class IncidentRow(TypedDict):
@@ -259,9 +272,24 @@ class Incidents(Protocol):
         origin_report_id is given, the origin and its place (lon, lat, segment_id,
         street_name, point) are set; elsewhere a null keeps the stored value."""
 
+    def refresh_timings(self, incident_ids: Sequence[int]) -> None:
+        """Set these incidents' first acknowledgement and first resolution from their status
+        events (``voirie.store.stats.REFRESH_TIMINGS``): call it after writing a status
+        change, in the same transaction, so the dashboard's moments follow the history."""
+
     def absorb(self, from_incident: int, to_incident: int) -> int:
         """Move one incident's supporters, followers and merge pointers to another (someone
         supporting or following both is kept once); return the target's supporters now."""
+
+    def set_zones(self, incident_id: int, zones: Mapping[str, tuple[str, str | None]]) -> None:
+        """Replace an incident's zones (``incident_zones``: layer -> (code, name), no entry
+        for a layer it is outside of)."""
+
+    def zones_from_origin(self, incident_ids: Sequence[int]) -> None:
+        """Set these incidents' zones to those of their first report (``report_zones``)."""
+
+    def latest_assignment(self, incident_id: int) -> AssignmentRecord | None:
+        """The incident's newest assignment row, if any."""
 
 
 class Links(Protocol):
@@ -530,6 +558,11 @@ class Store(Protocol):
     def transaction(self, jurisdiction_id: str) -> AbstractContextManager[UnitOfWork]:
         """Open a unit of work for one jurisdiction."""
 
+    def place_publicly(self, jurisdiction_id: str, placement: Placement) -> bool:
+        """Write this city's reports and incidents with their public points from now on
+        (where the public sees a blurred one), and recompute the stored ones if its
+        blurring changed (``voirie.store.public_points``); True when they were."""
+
     def read(self, query: str, jurisdiction_id: str) -> pd.DataFrame:
         """A whole layer (``"reports"``, ``"incidents"``) or a named query of ``queries``."""
 
@@ -605,14 +638,17 @@ class Store(Protocol):
         jurisdiction_id: str,
         zone_layer: str,
         since: datetime,
+        now: datetime,
         open_statuses: Sequence[str],
         teams: Sequence[str] | None = None,
-    ) -> pd.DataFrame:
-        """The open incidents and those first reported since ``since`` (of ``teams`` when
-        given), with their zone and when they were first acknowledged and resolved."""
+    ) -> Timings:
+        """The incidents first reported since ``since``, one row each, and the older open
+        backlog counted per team, service and zone (of ``teams`` when given), with their
+        zone and when they were first acknowledged and resolved."""
 
-    def change_mark(self) -> ChangeMark:
-        """The change counter (migration 0011): one cheap read, for ETag and Last-Modified."""
+    def change_mark(self, jurisdiction_id: str) -> ChangeMark:
+        """The city's change counter (migrations 0011, 0021): one cheap read, for ETag and
+        Last-Modified; a city never written to reads the store's counter from before 0021."""
 
     def rows(self, text: str, params: Sequence[object]) -> list[tuple[object, ...]]:
         """Rows of one read query (in the backend's placeholders) as tuples: the lean read

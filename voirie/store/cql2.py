@@ -33,10 +33,22 @@ from typing import Any, Literal
 
 from voirie.errors import InvalidInput
 from voirie.store.dialect import Dialect
+from voirie.store.public_points import point_columns
 
 Kind = Literal["string", "integer", "number", "datetime", "geometry"]
 Fragment = tuple[str, list[object]]
 """SQL text with ``?`` marks, and the values bound to them in order."""
+
+
+@dataclass(frozen=True)
+class ZoneTable:
+    """Where a layer's rows keep their zones: the table (alias ``z``), its column holding
+    the row's id, and the condition matching its rows to the layer's row (``report_zones``
+    for a report, ``incident_zones`` for an incident: where it stands now)."""
+
+    table: str
+    key: str
+    row: str
 
 
 @dataclass(frozen=True)
@@ -100,16 +112,15 @@ def _bad(message: str) -> InvalidInput:
     return InvalidInput(f"filter: {message}", field="filter")
 
 
-def queryable(layer: str, name: str, zone_report: str) -> Queryable:
-    """The queryable ``name`` of a layer; ``zone_<layer>`` is the code of that zone layer
-    containing the row's report (the incident's first report), ``zone_report`` its id."""
+def queryable(layer: str, name: str, zones: ZoneTable) -> Queryable:
+    """The queryable ``name`` of a layer; ``zone_<layer>`` is the code of the zone of that
+    layer the row is in, read from ``zones`` (a report's own, an incident's where it stands
+    now)."""
     found = QUERYABLES[layer].get(name)
     if found is not None:
         return found
     if _ZONE_NAME.fullmatch(name):
-        sql = (
-            f"(SELECT z.code FROM report_zones z WHERE z.report_id = {zone_report} AND z.layer = ?)"
-        )
+        sql = f"(SELECT z.code FROM {zones.table} z WHERE {zones.row} AND z.layer = ?)"
         return Queryable(sql, "string", (name.removeprefix(ZONE_PREFIX),))
     raise _bad(f"unknown property {name!r}; see the collection's queryables")
 
@@ -141,14 +152,19 @@ class Translator:
         layer: str,
         table: str,
         alias: str,
-        zone_report: str,
+        zones: ZoneTable,
         dialect: Dialect,
+        *,
+        public_points: bool = False,
     ) -> None:
         self.layer = layer
         self.table = table
         self.alias = alias
-        self.zone_report = zone_report
+        self.zones = zones
         self.dialect = dialect
+        # Spatial operators on the public points (``voirie.store.public_points``).
+        self.public_points = public_points
+        self.lon, self.lat = point_columns(alias, public=public_points)
         self._ops: dict[str, Callable[[list[Any]], Fragment]] = {
             "and": lambda args: self._combine(" AND ", args),
             "or": lambda args: self._combine(" OR ", args),
@@ -201,7 +217,7 @@ class Translator:
 
     def _value(self, node: object) -> _Value:
         if isinstance(node, Mapping) and "property" in node:
-            found = queryable(self.layer, str(node["property"]), self.zone_report)
+            found = queryable(self.layer, str(node["property"]), self.zones)
             if found.kind == "geometry":
                 raise _bad(f"{node['property']} is a geometry: use s_intersects")
             return _Value(found.sql, list(found.params), found.kind)
@@ -266,7 +282,7 @@ class Translator:
             left, right = right, left
         if not _is_geometry_property(left):
             raise _bad(f"{op} needs the geometry property and a geometry literal")
-        queryable(self.layer, str(left["property"]), self.zone_report)
+        queryable(self.layer, str(left["property"]), self.zones)
         if not isinstance(right, Mapping):
             raise _bad(f"{op}: {_show(right)} is not a geometry")
         text, params = self._intersects(right)
@@ -275,8 +291,8 @@ class Translator:
         return text, params
 
     def _intersects(self, shape: Mapping[str, Any]) -> Fragment:
-        """The layer's point intersects a BBOX, point(s) or (multi)polygon in WGS84."""
-        a = self.alias
+        """The layer's point (its public one with ``public_points``) intersects a BBOX,
+        point(s) or (multi)polygon in WGS84."""
         if "bbox" in shape:
             box = _numbers(shape["bbox"], "BBOX")
             if len(box) == 6:
@@ -290,7 +306,7 @@ class Translator:
             point = _numbers(coordinates, "POINT")
             if len(point) < 2:
                 raise _bad("a POINT takes two coordinates")
-            return f"{a}.lon = ? AND {a}.lat = ?", [point[0], point[1]]
+            return f"{self.lon} = ? AND {self.lat} = ?", [point[0], point[1]]
         if kind == "MultiPoint":
             parts = [self._intersects({"type": "Point", "coordinates": p}) for p in coordinates]
             return " OR ".join(f"({p[0]})" for p in parts), [v for p in parts for v in p[1]]
@@ -305,6 +321,9 @@ class Translator:
         x0, y0, x1, y1 = box
         if x0 > x1 or y0 > y1:
             raise _bad("BBOX: the lower corner comes first")
+        if self.public_points:
+            box = [x0, y0, x1, y1]
+            return self.dialect.public_bbox(self.table, self.alias), [*box, *box]
         return self.dialect.bbox(self.table, self.alias), [x0, y0, x1, y1]
 
     def _in_polygons(self, rings: list[Any]) -> Fragment:
@@ -329,10 +348,10 @@ class Translator:
         d = self.dialect
         rows = d.rows([("x1", "float8"), ("y1", "float8"), ("x2", "float8"), ("y2", "float8")])
         columns = [list(column) for column in zip(*edges, strict=True)]
-        a = self.alias
+        lon, lat = self.lon, self.lat
         crossings = (
-            f"(SELECT count(*) FROM {rows} WHERE (u.y1 > {a}.lat) <> (u.y2 > {a}.lat) AND "
-            f"{a}.lon < (u.x2 - u.x1) * ({a}.lat - u.y1) / nullif(u.y2 - u.y1, 0) + u.x1)"
+            f"(SELECT count(*) FROM {rows} WHERE (u.y1 > {lat}) <> (u.y2 > {lat}) AND "
+            f"{lon} < (u.x2 - u.x1) * ({lat} - u.y1) / nullif(u.y2 - u.y1, 0) + u.x1)"
         )
         return f"{box} AND ({crossings} & 1) = 1", [*box_params, *d.rows_params(columns)]
 
@@ -397,7 +416,7 @@ class Translator:
         """The SQL of a time property (no queryable time has bound values)."""
         if not (isinstance(node, Mapping) and "property" in node):
             raise _bad(f"{op} compares a time property with a time literal")
-        found = queryable(self.layer, str(node["property"]), self.zone_report)
+        found = queryable(self.layer, str(node["property"]), self.zones)
         if found.kind != "datetime":
             raise _bad(f"{op}: {node['property']} is not a time")
         return found.sql

@@ -26,6 +26,10 @@ class Dialect:
     """What a bound value is written as (``?`` or ``%s``)."""
     bbox: Callable[[str, str], str]
     """(table, alias) -> a condition with four placeholders: minx, miny, maxx, maxy."""
+    public_bbox: Callable[[str, str], str]
+    """``bbox`` on the rows' public points (``voirie.store.public_points``: the exact
+    point where ``public_lon`` is NULL), through the spatial indexes; eight placeholders,
+    the box twice."""
     instant: Callable[[datetime], object]
     """A datetime as the backend stores and compares it (a naive one is UTC)."""
     flag: Callable[[bool], object]
@@ -60,6 +64,11 @@ class Dialect:
     """Appended to a SELECT that must lock the rows it reads until commit."""
     skip_locked: Callable[[str], str]
     """(alias) -> appended to a SELECT that locks its rows and skips those already locked."""
+    unindexed: Callable[[str], str]
+    """(column) -> the column as an operand no index may serve (sqlite: ``+column``). A
+    read by ids must be driven by the primary key: without statistics (a store that only
+    ever took POSTs), sqlite would walk a ``(jurisdiction_id, ...)`` index, every row of
+    the city, to find a hundred ids. PostgreSQL's planner has statistics: unchanged."""
 
     def text(self, statement: str) -> str:
         """A statement written with ``?`` marks, in this backend's placeholder."""

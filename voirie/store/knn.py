@@ -128,7 +128,12 @@ def knn_sql(
     mark = dialect.placeholder
     alias = _SHAPES[layer].alias
     rows, row_params = _unpaged_from(layer, jurisdiction_id, selection, dialect)
-    approx, approx_params = local.sql(f"ST_X({alias}.geom)", f"ST_Y({alias}.geom)", mark)
+    # The point measured: the exact one, or with ``public_points`` the public one
+    # (``voirie.store.public_points``: NULL where they are the same).
+    geom = f"{alias}.geom"
+    if selection.public_points:
+        geom = f"coalesce({alias}.public_geom, {alias}.geom)"
+    approx, approx_params = local.sql(f"ST_X({geom})", f"ST_Y({geom})", mark)
     k = _reach(selection)
     outer = float(radius_m) + local.error_m
     inner = float(radius_m) - local.error_m
@@ -142,7 +147,8 @@ def knn_sql(
         bound_params = [outer, k - 1, outer]
     paging, paging_params = _paging(selection, dialect)
     text = (
-        f"WITH box AS MATERIALIZED (SELECT {alias}.id AS row_id, {alias}.geom, {approx} AS approx "
+        f"WITH box AS MATERIALIZED (SELECT {alias}.id AS row_id, {geom} AS geom, "
+        f"{approx} AS approx "
         f"{rows}), "
         f"bound AS ({bound}), "
         f"measured AS MATERIALIZED (SELECT b.row_id, b.approx, "

@@ -32,6 +32,7 @@ from voirie.codecs import mvt
 from voirie.errors import StoreError
 from voirie.store.base import ChangeMark, migrations
 from voirie.store.dialect import Column, Dialect
+from voirie.store.public_points import Placement
 from voirie.store.reads import StoreReads
 from voirie.store.schema import BOOL_COLUMNS, COLUMNS, DATETIME_COLUMNS, POINT_TABLES
 from voirie.store.statements.session import Session, typed
@@ -70,6 +71,12 @@ KEEPALIVES: dict[str, object] = {
     "tcp_user_timeout": 15_000,
 }
 _INTEGER_TYPES = frozenset({"smallint", "integer", "bigint"})
+# A city's change counter (migration 0021), else the store's from before it (row ''): two
+# probes of the primary key.
+_CHANGE_MARK = (
+    "SELECT version, changed_at, clock_timestamp() FROM store_changes"
+    " WHERE jurisdiction_id IN ('', %s) ORDER BY jurisdiction_id DESC LIMIT 1"
+)
 _MIGRATIONS_TABLE = sql.SQL(
     "CREATE TABLE IF NOT EXISTS voirie_migrations ("
     "version integer PRIMARY KEY, name text NOT NULL, "
@@ -157,6 +164,16 @@ def _gist_bbox(table: str, alias: str) -> str:
     return f"{alias}.geom && ST_MakeEnvelope(?, ?, ?, ?, {WGS84})"
 
 
+def _gist_public_bbox(table: str, alias: str) -> str:
+    """Public points inside a bbox: the exact GiST index for rows without a public point,
+    the partial one of the public points (migration 0020: blurred rows only) for the
+    others."""
+    box = f"ST_MakeEnvelope(?, ?, ?, ?, {WGS84})"
+    return (
+        f"(({alias}.public_lon IS NULL AND {alias}.geom && {box}) OR {alias}.public_geom && {box})"
+    )
+
+
 def _ewkb_point(lon: float, lat: float) -> bytes:
     """A WGS84 point as EWKB (cast to geometry where a geometry column takes it)."""
     return _EWKB_POINT.pack(1, 0x20000001, WGS84, lon, lat)
@@ -171,6 +188,7 @@ def _rows(columns: Sequence[Column]) -> str:
 DIALECT = Dialect(
     placeholder="%s",
     bbox=_gist_bbox,
+    public_bbox=_gist_public_bbox,
     instant=aware_utc,
     flag=bool,
     point=_ewkb_point,
@@ -190,6 +208,7 @@ DIALECT = Dialect(
     ),
     lock_rows=" FOR UPDATE",
     skip_locked=lambda alias: f" FOR UPDATE OF {alias} SKIP LOCKED",
+    unindexed=lambda column: column,
 )
 
 
@@ -339,6 +358,7 @@ class PostgisStore(StoreReads):
         statement_timeout_ms: int = STATEMENT_TIMEOUT_MS,
     ) -> None:
         self.url = url
+        self.placements: dict[str, Placement] = {}
         checked = IdleCheck()
         self.pool: ConnectionPool[Connection] = ConnectionPool(
             url,
@@ -466,7 +486,9 @@ class PostgisStore(StoreReads):
         Idempotency-Key, should the drop have cut the commit itself)."""
         try:
             with self.pool.connection() as conn, conn.transaction():
-                yield SqlUnitOfWork(PostgisSession(conn, jurisdiction_id, self._column_types))
+                session = PostgisSession(conn, jurisdiction_id, self._column_types)
+                session.placement = self.placements.get(jurisdiction_id)
+                yield SqlUnitOfWork(session)
         except (PoolTimeout, psycopg.OperationalError) as exc:
             raise self.unavailable(exc) from exc
 
@@ -506,14 +528,12 @@ class PostgisStore(StoreReads):
 
         return self._retrying(run)
 
-    def change_mark(self) -> ChangeMark:
-        """The change counter, and the database server's clock."""
+    def change_mark(self, jurisdiction_id: str) -> ChangeMark:
+        """The city's change counter, and the database server's clock."""
 
         def run(conn: Connection) -> ChangeMark:
-            row = conn.execute(
-                "SELECT version, changed_at, clock_timestamp() FROM store_changes"
-            ).fetchone()
-            assert row is not None  # migration 0011 inserts the one row
+            row = conn.execute(_CHANGE_MARK, (jurisdiction_id,)).fetchone()
+            assert row is not None  # migration 0021 keeps the store's row ''
             version, changed_at, now = row
             return ChangeMark(
                 int(cast(int, version)), cast(datetime, changed_at), cast(datetime, now)

@@ -14,4 +14,10 @@ QUERIES: dict[str, str] = {
         SELECT z.report_id, z.layer, z.code, z.name, z.boundary_m
         FROM report_zones z WHERE z.jurisdiction_id = {j}
         ORDER BY z.report_id, z.layer""",
+    # Where each incident stands now (migration 0018): its first report's zones until
+    # staff move its pin.
+    "incident_zones": """
+        SELECT z.incident_id, z.layer, z.code, z.name
+        FROM incident_zones z WHERE z.jurisdiction_id = {j}
+        ORDER BY z.incident_id, z.layer""",
 }

@@ -10,16 +10,18 @@ transaction (``_write``).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import ClassVar, cast
 
 import numpy as np
 import pandas as pd
 
-from voirie.store import stats
+from voirie.store import public_points, stats
 from voirie.store.base import MetricCRS, TokenRecord
 from voirie.store.dialect import Dialect
 from voirie.store.knn import LocalMetric, knn_sql, nearest_ids
+from voirie.store.public_points import Placement, point_columns
 from voirie.store.queries import QUERIES
 from voirie.store.schema import COLUMNS
 from voirie.store.selection import (
@@ -35,6 +37,7 @@ from voirie.store.selection import (
 )
 from voirie.store.statements.session import missing
 from voirie.store.statements.tables import known_table
+from voirie.store.statements.unit import SqlUnitOfWork
 
 NEARBY_COLUMNS = (
     "i.id",
@@ -56,6 +59,56 @@ class StoreReads:
     """The reads of a store, and its tokens, over its dialect."""
 
     dialect: ClassVar[Dialect]
+    placements: dict[str, Placement]
+    """Each city's ``Placement`` (``place_publicly``), which its writes use."""
+
+    def transaction(self, jurisdiction_id: str) -> AbstractContextManager[SqlUnitOfWork]:
+        """A unit of work for one jurisdiction (each backend's)."""
+        raise NotImplementedError
+
+    def place_publicly(self, jurisdiction_id: str, placement: Placement) -> bool:
+        """Write this city's rows with their public points from now on, and bring the
+        stored ones up to date with its blurring (``voirie.store.public_points``) unless
+        the stored fingerprint says they are (one read); True when they were recomputed.
+
+        Only the rows that are blurred or were are read (the rest keep NULL). Writers of
+        the city's points are serialized on one lock and look again once they hold it, so
+        of processes starting together one recomputes; a row written meanwhile by a
+        pipeline of this blurring is placed by its writer."""
+        self.placements[jurisdiction_id] = placement
+        d = self.dialect
+        found = self.rows(
+            d.text("SELECT fingerprint FROM public_points WHERE jurisdiction_id = ?"),
+            (jurisdiction_id,),
+        )
+        if (found[0][0] if found else None) == placement.fingerprint:
+            return False
+        with self.transaction(jurisdiction_id) as uow:
+            uow.lock([f"public_points:{jurisdiction_id}"])
+            session = uow.session
+            stored = session.run(
+                "SELECT fingerprint FROM public_points WHERE jurisdiction_id = ?",
+                (jurisdiction_id,),
+            ).fetchall()
+            if (stored[0][0] if stored else None) == placement.fingerprint:
+                return False  # another process recomputed them while this one waited
+            codes = sorted(placement.services)
+            for table in public_points.PUBLIC_TABLES:
+                rows = session.run(
+                    f"SELECT id, service_code, lon, lat, public_lon FROM {table} "
+                    "WHERE jurisdiction_id = ? AND (public_lon IS NOT NULL OR "
+                    f"{d.in_array('service_code', 'text')})",
+                    (jurisdiction_id, d.array(codes)),
+                ).fetchall()
+                public_points.place_all(session, table, placement, rows)
+            session.run("DELETE FROM public_points WHERE jurisdiction_id = ?", (jurisdiction_id,))
+            if placement.fingerprint is not None:
+                session.run(
+                    "INSERT INTO public_points (jurisdiction_id, fingerprint, placed_at) "
+                    "VALUES (?, ?, ?)",
+                    (jurisdiction_id, placement.fingerprint, d.instant(datetime.now(UTC))),
+                )
+        return True
 
     def _frame(self, text: str, params: Sequence[object]) -> pd.DataFrame:
         """Rows of one read query (in the backend's placeholders) as a typed DataFrame."""
@@ -161,14 +214,17 @@ class StoreReads:
         """The page of incidents a selection keeps within ``radius_m`` metres of a point,
         nearest first then by id, as tuples of ``NEARBY_COLUMNS`` then ``distance_m``,
         and how many there are within the radius in all: what the citizens' nearby
-        search shows, read without a DataFrame.
+        search shows, read without a DataFrame. With ``selection.public_points`` the
+        rows are found, measured and shown at their public points.
 
         On PostGIS one statement finds the page and the total (``knn_sql``) and reads
         the page's rows; on sqlite the ids are found as ``nearest`` finds them, then the
         page's rows are read.
         """
         d = self.dialect
-        columns = ", ".join(NEARBY_COLUMNS)
+        lon, lat = point_columns("i", public=selection.public_points)
+        shown = {"i.lon": lon, "i.lat": lat}
+        columns = ", ".join(shown.get(column, column) for column in NEARBY_COLUMNS)
         joins = (
             "LEFT JOIN reports o ON o.id = i.origin_report_id "
             "AND o.jurisdiction_id = i.jurisdiction_id"
@@ -224,23 +280,39 @@ class StoreReads:
         jurisdiction_id: str,
         zone_layer: str,
         since: datetime,
+        now: datetime,
         open_statuses: Sequence[str],
         teams: Sequence[str] | None = None,
-    ) -> pd.DataFrame:
-        """The open incidents and those first reported since ``since`` (of ``teams`` when
-        given), with their zone in ``zone_layer`` and when they were first acknowledged
-        and resolved (``voirie.store.stats``)."""
+    ) -> stats.Timings:
+        """The incidents first reported since ``since`` and the older open backlog counted
+        (of ``teams`` when given), with their zone in ``zone_layer`` and the moments their
+        delays are measured to (``voirie.store.stats``)."""
         d = self.dialect
-        team_condition = "" if teams is None else f" AND {d.in_array('i.team', 'text')}"
-        text = stats.TIMINGS.format(
-            open_condition=d.in_array("i.status", "text"), team_condition=team_condition
+        team_condition = "" if teams is None else f"AND {d.in_array('i.team', 'text')}"
+        team_params: list[object] = [] if teams is None else [d.array(list(teams))]
+        period = self.rows(
+            d.text(stats.PERIOD.format(team_condition=team_condition)),
+            [zone_layer, jurisdiction_id, d.instant(since), *team_params],
         )
-        params: list[object] = [zone_layer, *stats.RESOLVED_PATTERNS, jurisdiction_id]
-        params += [d.instant(since), jurisdiction_id, d.instant(since), d.array(open_statuses)]
-        if teams is not None:
-            params.append(d.array(list(teams)))
-        rows = self.rows(d.text(text), params)
-        return pd.DataFrame(rows, columns=list(stats.TIMING_COLUMNS))
+        backlog = self.rows(
+            d.text(
+                stats.BACKLOG.format(
+                    open_condition=d.in_array("i.status", "text"), team_condition=team_condition
+                )
+            ),
+            [
+                d.instant(now),
+                zone_layer,
+                jurisdiction_id,
+                d.array(open_statuses),
+                d.instant(since),
+                *team_params,
+            ],
+        )
+        return stats.Timings(
+            pd.DataFrame(period, columns=list(stats.PERIOD_COLUMNS)),
+            pd.DataFrame(backlog, columns=list(stats.BACKLOG_COLUMNS)),
+        )
 
     def rows(self, text: str, params: Sequence[object]) -> list[tuple[object, ...]]:
         """Rows of one read query (in the backend's placeholders) as tuples."""

@@ -19,6 +19,14 @@ the primary is idle, and it grows by the second while replay is paused or the li
 A replica that does not answer, is not in recovery, or lags more than ``read_max_lag_s``
 gets no public read until a later check finds it well; with none left, public reads go to
 the primary.
+
+A check waits at most ``check_timeout_s`` for a replica's answer (its connection timeout,
+at least 2 s): the monitor's query runs in a thread of its own, and a replica that has not
+answered by then is marked down while the query goes on waiting; the next check waits for
+that same query rather than opening another. A replica whose server is stopped (SIGSTOP,
+a frozen VM) never enforces its own ``statement_timeout`` and its kernel still
+acknowledges every packet, so no server or TCP timeout would end the wait; the monitor
+connection still has a ``statement_timeout`` for a server that answers but is stuck.
 """
 
 from __future__ import annotations
@@ -29,6 +37,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as Late
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -57,6 +67,9 @@ _REPLICA_LSN = (
 )
 
 log = logging.getLogger(__name__)
+
+# What a replica's monitor query finds: in recovery, replayed WAL position, replay paused.
+Position = tuple[bool, int | None, bool | None]
 
 
 @dataclass(frozen=True)
@@ -100,15 +113,21 @@ class Replica:
         )
         self.pool.open(wait=False)  # a replica down at start must not stop the server
         self.status = ReplicaStatus(self.name, "starting")
+        self.check_timeout_s = float(self.connect_timeout_s)
         self._monitor: Connection | None = None
+        self._asking: Future[Position] | None = None
 
     def check(self, history: Sequence[tuple[float, int]], max_lag_s: float) -> ReplicaStatus:
         """Measure the replica against the primary's WAL samples (oldest first) and keep
-        the answer as its status."""
+        the answer as its status; down when it does not answer within ``check_timeout_s``."""
         try:
-            in_recovery, replayed, paused = self._position()
+            in_recovery, replayed, paused = self._ask().result(timeout=self.check_timeout_s)
+        except Late:
+            self.status = ReplicaStatus(
+                self.name, "down", detail=f"no answer within {self.check_timeout_s:g} s"
+            )
+            return self.status
         except psycopg.Error as exc:
-            self._drop_monitor()
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             self.status = ReplicaStatus(self.name, "down", detail=reason)
             return self.status
@@ -129,13 +148,42 @@ class Replica:
         self.status = ReplicaStatus(self.name, state, lag_s, lag_bytes, paused, detail)
         return self.status
 
-    def _position(self) -> tuple[bool, int | None, bool | None]:
+    def _ask(self) -> Future[Position]:
+        """The monitor query in flight (one that has not answered yet), else a new one,
+        each in a daemon thread of its own: a query that never returns holds no other
+        check and no process exit."""
+        if self._asking is not None and not self._asking.done():
+            return self._asking
+        asking: Future[Position] = Future()
+
+        def run() -> None:
+            try:
+                asking.set_result(self._position())
+            except BaseException as exc:  # handed to the check waiting for it
+                asking.set_exception(exc)
+
+        self._asking = asking
+        threading.Thread(target=run, name=f"voirie-check-{self.name}", daemon=True).start()
+        return asking
+
+    def _position(self) -> Position:
+        """The monitor query on the monitor connection (opened, or opened again after an
+        error, here), within the server's statement timeout."""
+        try:
+            return self._query()
+        except psycopg.Error:
+            self._drop_monitor()
+            raise
+
+    def _query(self) -> Position:
         if self._monitor is None or self._monitor.closed:
+            timeout_ms = round(self.check_timeout_s * 1000)
             self._monitor = psycopg.connect(
                 self.url,
                 autocommit=True,
                 application_name="voirie-read-monitor",
                 connect_timeout=self.connect_timeout_s,
+                options=f"-c statement_timeout={timeout_ms}",
                 **KEEPALIVES,  # type: ignore[arg-type]
             )
         row = self._monitor.execute(_REPLICA_LSN).fetchone()
@@ -157,8 +205,10 @@ class Replica:
             self._monitor = None
 
     def close(self) -> None:
-        """Close the replica's pool and monitor connection."""
-        self._drop_monitor()
+        """Close the replica's pool, and its monitor connection unless a query still
+        waits on it (its daemon thread ends with the process)."""
+        if self._asking is None or self._asking.done():
+            self._drop_monitor()
         self.pool.close()
 
 

@@ -64,6 +64,9 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "updated_at",
         "merged_into",
     ),
+    # The zones where each incident stands now (migration 0018): its first report's zones
+    # until staff move its pin.
+    "incident_zones": ("jurisdiction_id", "incident_id", "layer", "code", "name"),
     "incident_reports": (
         "report_id",
         "jurisdiction_id",

@@ -16,8 +16,9 @@ from datetime import datetime
 from typing import Literal, get_args
 
 from voirie.model import OPEN_STATUSES
-from voirie.store.cql2 import Translator
+from voirie.store.cql2 import Translator, ZoneTable
 from voirie.store.dialect import Dialect
+from voirie.store.public_points import point_columns
 from voirie.store.schema import MAX_ID
 
 Layer = Literal["reports", "incidents"]
@@ -62,6 +63,9 @@ class Selection:
     the database finds the page (``ORDER BY`` ... ``LIMIT``), not the caller."""
     descending: bool = False
     """With ``sort``: greatest first (ties and missing values stay in id order, last)."""
+    public_points: bool = False
+    """Spatial conditions (``bbox``, CQL2's, a search's circle) on the rows' public points
+    (``voirie.store.public_points``): what a public read of a city that blurs does."""
 
     def page(self, limit: int | None, offset: int = 0) -> Selection:
         """The same filters, another page."""
@@ -83,7 +87,7 @@ class _Shape:
     time_start: str
     time_end: str
     text: str
-    zone_report: str
+    zones: ZoneTable
 
 
 _SHAPES: dict[Layer, _Shape] = {
@@ -104,7 +108,7 @@ _SHAPES: dict[Layer, _Shape] = {
         time_end="r.requested_at",
         text="coalesce(r.description, '') || ' ' || coalesce(r.address, '') || ' ' || "
         "coalesce(e.street_name, '')",
-        zone_report="r.id",
+        zones=ZoneTable("report_zones", "report_id", "z.report_id = r.id"),
     ),
     "incidents": _Shape(
         table="incidents",
@@ -120,7 +124,13 @@ _SHAPES: dict[Layer, _Shape] = {
         time_end="i.first_reported_at",
         text="coalesce(i.street_name, '') || ' ' || coalesce(o.description, '') || ' ' || "
         "coalesce(o.address, '')",
-        zone_report="i.origin_report_id",
+        # Where the incident stands now (migration 0018), not its first report: a pin
+        # moved by staff takes its new zones into every filter and column.
+        zones=ZoneTable(
+            "incident_zones",
+            "incident_id",
+            "z.jurisdiction_id = i.jurisdiction_id AND z.incident_id = i.id",
+        ),
     ),
 }
 
@@ -165,8 +175,9 @@ def _where(layer: Layer, jurisdiction_id: str, selection: Selection, dialect: Di
     shape = _SHAPES[layer]
     a = shape.alias
     where = _Where(dialect)
-    where.add(f"{a}.jurisdiction_id = ?", jurisdiction_id)
     s = selection
+    city = f"{a}.jurisdiction_id"
+    where.add(f"{city if s.ids is None else dialect.unindexed(city)} = ?", jurisdiction_id)
     if s.ids is not None:
         where.any_of(f"{a}.id", _storable(s.ids))
     if s.incident_ids is not None:
@@ -178,13 +189,18 @@ def _where(layer: Layer, jurisdiction_id: str, selection: Selection, dialect: Di
     if s.teams is not None:
         where.any_of("i.team", list(s.teams))
     if s.zone is not None:
+        zones = shape.zones
         where.add(
-            "EXISTS (SELECT 1 FROM report_zones z WHERE z.report_id = "
-            f"{shape.zone_report} AND z.layer = ? AND z.code = ?)",
+            f"EXISTS (SELECT 1 FROM {zones.table} z WHERE {zones.row} "
+            "AND z.layer = ? AND z.code = ?)",
             *s.zone,
         )
     if s.bbox is not None:
-        where.add(dialect.bbox(shape.table, a), *(float(v) for v in s.bbox))
+        box = [float(v) for v in s.bbox]
+        if s.public_points:
+            where.add(dialect.public_bbox(shape.table, a), *box, *box)
+        else:
+            where.add(dialect.bbox(shape.table, a), *box)
     if s.start is not None:
         where.add(f"{shape.time_start} >= ?", dialect.instant(s.start))
     if s.end is not None:
@@ -197,7 +213,9 @@ def _where(layer: Layer, jurisdiction_id: str, selection: Selection, dialect: Di
     if s.text:
         where.add(f"lower({shape.text}) LIKE ? ESCAPE '\\'", _escape_like(s.text))
     if s.cql2_filter is not None:
-        translator = Translator(layer, shape.table, a, shape.zone_report, dialect)
+        translator = Translator(
+            layer, shape.table, a, shape.zones, dialect, public_points=s.public_points
+        )
         condition, params = translator.condition(json.loads(s.cql2_filter))
         where.add(condition, *params)
     if s.after_id is not None:
@@ -299,19 +317,21 @@ def zones_sql(
 ) -> tuple[str, list[object]]:
     """The zone codes of the rows of one page: ``row_id`` (the layer's id), layer, code, name.
 
-    An incident's zones are those of the report that opened it.
+    A report's zones are its own; an incident's are where it stands now (``incident_zones``).
+    The page's ids are found once (a materialized CTE): a planner without statistics (a
+    database just loaded) would otherwise run the page's query again for every row.
     """
     shape = _SHAPES[layer]
     page, params = select_sql(layer, jurisdiction_id, selection, dialect)
-    key = f"{shape.alias}.id"
-    ids = page.replace(f"SELECT {shape.columns}", f"SELECT {key}", 1)
-    mark = dialect.placeholder
+    ids = page.replace(f"SELECT {shape.columns}", f"SELECT {shape.alias}.id", 1)
+    zones = shape.zones
     text = (
-        f"SELECT {key} AS row_id, z.layer, z.code, z.name FROM {shape.table} {shape.alias} "
-        f"JOIN report_zones z ON z.report_id = {shape.zone_report} "
-        f"WHERE z.jurisdiction_id = {mark} AND {key} IN ({ids}) ORDER BY {key}, z.layer"
+        f"WITH page AS MATERIALIZED ({ids}) "
+        "SELECT page.id AS row_id, z.layer, z.code, z.name "
+        f"FROM page JOIN {zones.table} z ON z.{zones.key} = page.id "
+        f"WHERE z.jurisdiction_id = {dialect.placeholder} ORDER BY page.id, z.layer"
     )
-    return text, [jurisdiction_id, *params]
+    return text, [*params, jurisdiction_id]
 
 
 def _unpaged_from(
@@ -330,11 +350,13 @@ def points_sql(
     layer: Layer, jurisdiction_id: str, selection: Selection, dialect: Dialect
 ) -> tuple[str, list[object]]:
     """Id, lon and lat of every row a selection keeps (its page ignored), by id: what a
-    search in metres measures before it reads the few rows it keeps."""
+    search in metres measures before it reads the few rows it keeps (public points with
+    ``public_points``)."""
     shape = _SHAPES[layer]
     rows, params = _unpaged_from(layer, jurisdiction_id, selection, dialect)
     a = shape.alias
-    return f"SELECT {a}.id AS row_id, {a}.lon, {a}.lat {rows} ORDER BY {a}.id", params
+    lon, lat = point_columns(a, public=selection.public_points)
+    return f"SELECT {a}.id AS row_id, {lon}, {lat} {rows} ORDER BY {a}.id", params
 
 
 def nearest_sql(

@@ -25,6 +25,7 @@ from voirie.codecs import mvt
 from voirie.store import gpkg
 from voirie.store.base import ChangeMark, migrations
 from voirie.store.dialect import Column, Dialect
+from voirie.store.public_points import Placement
 from voirie.store.reads import StoreReads
 from voirie.store.schema import BOOL_COLUMNS, COLUMNS, DATETIME_COLUMNS, POINT_TABLES
 from voirie.store.statements.session import Session, typed
@@ -57,6 +58,20 @@ def _rtree_bbox(table: str, alias: str) -> str:
     )
 
 
+def _rtree_public_bbox(table: str, alias: str) -> str:
+    """Public points inside a bbox: the exact R*Tree's hits without a public point, and
+    the public R*Tree's (migration 0020: the blurred rows, those with a public point).
+    One id list, as ``_rtree_bbox``: sqlite walks it in id order and stops at the page
+    (an ``OR`` of two lists read every row of both, then sorted them)."""
+    return (
+        f"{alias}.id IN (SELECT t.id FROM rtree_{table}_geom t "
+        "WHERE t.minx >= ? AND t.miny >= ? AND t.maxx <= ? AND t.maxy <= ? "
+        f"AND NOT EXISTS (SELECT 1 FROM public_points_{table} p WHERE p.id = t.id) "
+        f"UNION ALL SELECT id FROM public_points_{table} "
+        "WHERE minx >= ? AND miny >= ? AND maxx <= ? AND maxy <= ?)"
+    )
+
+
 def _json(values: Sequence[object]) -> str:
     """Values as one JSON array parameter (read back with ``json_each``)."""
     return json.dumps(list(values), ensure_ascii=False)
@@ -73,6 +88,7 @@ def _rows(columns: Sequence[Column]) -> str:
 DIALECT = Dialect(
     placeholder="?",
     bbox=_rtree_bbox,
+    public_bbox=_rtree_public_bbox,
     instant=_instant,
     flag=int,
     point=gpkg.point_blob,
@@ -87,6 +103,7 @@ DIALECT = Dialect(
     # BEGIN IMMEDIATE holds the database's write lock for the whole transaction.
     lock_rows="",
     skip_locked=lambda _: "",
+    unindexed=lambda column: f"+{column}",
 )
 # Tile attributes that are not a column as such.
 _TILE_COLUMNS = {"last_reported": "substr(i.last_reported_at, 1, 10)"}
@@ -159,6 +176,7 @@ class SqliteStore(StoreReads):
         self._local = threading.local()
         self._opened: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
+        self.placements: dict[str, Placement] = {}
         self.conn.execute("PRAGMA journal_mode = WAL")
 
     @property
@@ -233,7 +251,9 @@ class SqliteStore(StoreReads):
         """A write transaction holding the database's write lock from the start."""
         self.conn.execute("BEGIN IMMEDIATE")
         try:
-            yield SqlUnitOfWork(SqliteSession(self.conn, jurisdiction_id))
+            session = SqliteSession(self.conn, jurisdiction_id)
+            session.placement = self.placements.get(jurisdiction_id)
+            yield SqlUnitOfWork(session)
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
@@ -255,10 +275,12 @@ class SqliteStore(StoreReads):
         connection (in-process: nothing to save by sending them together)."""
         return [self.conn.execute(text, tuple(params)).fetchall() for text, params in statements]
 
-    def change_mark(self) -> ChangeMark:
-        """The change counter, and sqlite's clock (that of this machine)."""
+    def change_mark(self, jurisdiction_id: str) -> ChangeMark:
+        """The city's change counter, and sqlite's clock (that of this machine)."""
         version, changed_at, now = self.conn.execute(
             "SELECT version, changed_at, strftime('%Y-%m-%dT%H:%M:%fZ', 'now') FROM store_changes"
+            " WHERE jurisdiction_id IN ('', ?) ORDER BY jurisdiction_id DESC LIMIT 1",
+            (jurisdiction_id,),
         ).fetchone()
         return ChangeMark(
             int(version), datetime.fromisoformat(changed_at), datetime.fromisoformat(now)

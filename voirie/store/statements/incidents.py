@@ -11,10 +11,12 @@ import pandas as pd
 
 from voirie.gis.metric import bbox_around
 from voirie.model import IN_HAND_STATUSES, OPEN_STATUSES
-from voirie.store.base import RESHAPE_COLUMNS, IncidentRow
+from voirie.store import public_points, stats
+from voirie.store.base import RESHAPE_COLUMNS, AssignmentRecord, IncidentRow
 from voirie.store.candidates import OPEN_INCIDENT_COLUMNS, BBox, OpenIncidents
 from voirie.store.schema import COLUMNS, MAX_ID
 from voirie.store.statements.session import Session, missing, typed
+from voirie.store.statements.tables import insert_text
 from voirie.values import aware_utc, naive_utc, optional_text
 
 OPEN = tuple(sorted(status.value for status in OPEN_STATUSES))
@@ -155,6 +157,8 @@ class SqlIncidents:
             f"UPDATE incidents SET {', '.join(assignments)} WHERE jurisdiction_id = ? AND id = ?",
             (*params, s.jurisdiction_id, int(incident_id)),
         )
+        if {"lon", "lat", "service_code"} & set(changes):
+            public_points.replaced(s, "incidents", [int(incident_id)])
 
     def add_report(self, incident_id: int, reported_at: datetime, at: datetime) -> None:
         """Count one more report on an incident and move its last-reported time."""
@@ -200,7 +204,7 @@ class SqlIncidents:
     def reshape(self, rows: pd.DataFrame) -> None:
         """Update many incidents at once (columns ``RESHAPE_COLUMNS``): where
         origin_report_id is given, the origin and its place (lon, lat, segment_id,
-        street_name, point) are set; elsewhere a null keeps the stored value."""
+        street_name, point, zones) are set; elsewhere a null keeps the stored value."""
         if not len(rows):
             return
         s, d = self.session, self.session.dialect
@@ -224,6 +228,24 @@ class SqlIncidents:
             f"geom = {moved.format('geom', d.make_point('u.lon', 'u.lat'))}, {kept} "
             f"FROM {d.rows(columns)} WHERE i.jurisdiction_id = ? AND i.id = u.id",
             (*d.rows_params(values), s.jurisdiction_id),
+        )
+        public_points.replaced(s, "incidents", [int(i) for i in rows["id"]])
+        self.zones_from_origin([int(i) for i in rows.loc[rows["origin_report_id"].notna(), "id"]])
+
+    def refresh_timings(self, incident_ids: Sequence[int]) -> None:
+        """Set these incidents' first acknowledgement and first resolution from their status
+        events, in this transaction (``voirie.store.stats.REFRESH_TIMINGS``)."""
+        if not len(incident_ids):
+            return
+        s, d = self.session, self.session.dialect
+        s.run(
+            stats.REFRESH_TIMINGS.format(ids_condition=d.in_array("entity_id", "bigint")),
+            (
+                *stats.RESOLVED_PATTERNS,
+                s.jurisdiction_id,
+                d.array([int(i) for i in incident_ids]),
+                s.jurisdiction_id,
+            ),
         )
 
     def absorb(self, from_incident: int, to_incident: int) -> int:
@@ -255,6 +277,63 @@ class SqlIncidents:
             "SELECT supporters FROM incidents WHERE jurisdiction_id = ? AND id = ?", (j, b)
         ).fetchone()
         return int(supporters)
+
+    def set_zones(self, incident_id: int, zones: Mapping[str, tuple[str, str | None]]) -> None:
+        """Replace an incident's zones (layer -> (code, name); a layer it is outside of
+        has no entry): where it stands now, after staff moved its pin."""
+        s = self.session
+        j, incident = s.jurisdiction_id, int(incident_id)
+        s.run(
+            "DELETE FROM incident_zones WHERE jurisdiction_id = ? AND incident_id = ?",
+            (j, incident),
+        )
+        names = COLUMNS["incident_zones"]
+        rows = [
+            {"jurisdiction_id": j, "incident_id": incident, "layer": layer}
+            | {"code": code, "name": name}
+            for layer, (code, name) in sorted(zones.items())
+        ]
+        if rows:
+            s.run_many(insert_text("incident_zones"), [s.bound_row(names, row) for row in rows])
+
+    def zones_from_origin(self, incident_ids: Sequence[int]) -> None:
+        """Set these incidents' zones to their first report's, as when they were opened:
+        after their first report and place changed (a split, re-clustering)."""
+        if not len(incident_ids):
+            return
+        s, d = self.session, self.session.dialect
+        ids = d.array([int(i) for i in incident_ids])
+        s.run(
+            "DELETE FROM incident_zones WHERE jurisdiction_id = ? AND "
+            + d.in_array("incident_id", "bigint"),
+            (s.jurisdiction_id, ids),
+        )
+        s.run(
+            "INSERT INTO incident_zones (jurisdiction_id, incident_id, layer, code, name) "
+            "SELECT i.jurisdiction_id, i.id, z.layer, z.code, z.name FROM incidents i "
+            "JOIN report_zones z ON z.jurisdiction_id = i.jurisdiction_id "
+            "AND z.report_id = i.origin_report_id "
+            f"WHERE i.jurisdiction_id = ? AND {d.in_array('i.id', 'bigint')}",
+            (s.jurisdiction_id, ids),
+        )
+
+    def latest_assignment(self, incident_id: int) -> AssignmentRecord | None:
+        """The incident's current assignment (its newest row): who or what gave it its team."""
+        s = self.session
+        row = s.run(
+            "SELECT team, rule_id, rule_version, actor FROM assignments "
+            "WHERE jurisdiction_id = ? AND incident_id = ? ORDER BY id DESC LIMIT 1",
+            (s.jurisdiction_id, int(incident_id)),
+        ).fetchone()
+        if row is None:
+            return None
+        team, rule_id, version, actor = row
+        return AssignmentRecord(
+            str(team),
+            None if rule_id is None else str(rule_id),
+            None if version is None else int(version),
+            str(actor),
+        )
 
 
 def _optional_int(value: object) -> int | None:

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from voirie.store.dialect import Dialect
+from voirie.store.public_points import Placement
 from voirie.store.schema import BOOL_COLUMNS, DATETIME_COLUMNS
 
 
@@ -50,6 +51,9 @@ def missing(value: object) -> bool:
 class Session:
     """A connection in one transaction, the jurisdiction it writes and the backend's
     dialect; subclasses provide the backend-specific operations below."""
+
+    placement: Placement | None = None
+    """How the city places its rows for the public (``voirie.store.public_points``)."""
 
     def __init__(self, conn: Connection, jurisdiction_id: str, dialect: Dialect) -> None:
         self.conn = conn

@@ -13,6 +13,7 @@ from typing import cast
 import numpy as np
 import pandas as pd
 
+from voirie.store import public_points
 from voirie.store.schema import COLUMNS, ID_TABLES, POINT_TABLES
 from voirie.store.statements.session import Session
 
@@ -60,6 +61,9 @@ class SqlTables:
         known_table(table)
         if len(rows):
             self.session.insert_frame(table, rows)
+            if table in public_points.PUBLIC_TABLES:
+                columns = [rows[n].tolist() for n in ("id", "service_code", "lon", "lat")]
+                public_points.placed(self.session, table, *columns)
 
     def insert_rows(self, table: str, rows: Sequence[Mapping[str, object]]) -> None:
         """Append rows given as mappings of Python scalars: what ``insert`` stores for the
@@ -75,3 +79,6 @@ class SqlTables:
                 lon, lat = float(cast(float, row["lon"])), float(cast(float, row["lat"]))
                 values.append(session.dialect.point(lon, lat))
         session.run_many(insert_text(table), bound)
+        if table in public_points.PUBLIC_TABLES:
+            columns = [[row[n] for row in rows] for n in ("id", "service_code", "lon", "lat")]
+            public_points.placed(session, table, *columns)
