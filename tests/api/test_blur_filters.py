@@ -449,3 +449,32 @@ def test_public_points_follow_moves_services_and_blurring(world: World) -> None:
     own = Placement(blur.services, blur.public, blur.fingerprint(pipeline.city.metric_crs))
     assert pipeline.store.place_publicly(j, own)
     assert _stored(pipeline, target.incident_id) == (float(px[0]), float(py[0]))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_start_behind_the_migrations_places_the_points_at_the_first_public_read(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path, paris_gis: CityGIS
+) -> None:
+    """A pipeline built on a database behind its migrations starts (``/readyz`` says why)
+    without its public points brought up to date; once the database is upgraded, the first
+    public read of the blurring city places them before it reads."""
+    city = _city(tmp_path / "city")
+    if backend == "sqlite":
+        urls: Iterator[str] = iter([f"sqlite:///{tmp_path / 'voirie.gpkg'}"])
+    else:
+        urls = scratch_database(str(request.getfixturevalue("postgis_server")), template=None)
+    for url in urls:
+        store = open_store(StoreSettings(database_url=url, pool_min_size=1, pool_max_size=2))
+        try:
+            pipeline = Pipeline(city, store, paris_gis)  # schema 0: nothing to place in
+            store.upgrade()
+            fingerprint = "SELECT fingerprint FROM public_points WHERE jurisdiction_id = ?"
+            j = city.jurisdiction_id
+            assert store.rows(store.dialect.text(fingerprint), (j,)) == []
+            assert pipeline.reads.count("incidents") == 0  # a public read
+            stored = store.rows(store.dialect.text(fingerprint), (j,))
+            assert [row[0] for row in stored] == [
+                Blur(city, paris_gis).fingerprint(city.metric_crs)
+            ]
+        finally:
+            store.close()

@@ -38,7 +38,8 @@ def _copy_incidents(url: str, copies: int) -> int:
             row[0]
             for row in db.execute(
                 "SELECT column_name FROM information_schema.columns "
-                "WHERE table_name = 'incidents' AND column_name <> 'id' ORDER BY ordinal_position"
+                "WHERE table_name = 'incidents' AND column_name <> 'id' "
+                "AND is_generated = 'NEVER' ORDER BY ordinal_position"
             )
         ]
         columns = sql.SQL(", ").join(map(sql.Identifier, names))

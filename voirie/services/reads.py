@@ -10,6 +10,7 @@ request, events in a time window, rows of a table by key, stored external ids.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime
@@ -33,6 +34,8 @@ from voirie.store.schema import BOOL_COLUMNS, DATETIME_COLUMNS
 from voirie.store.selection import EVERYTHING, Layer, Selection, layer_columns
 from voirie.store.tiles import TileBlur
 
+_log = logging.getLogger(__name__)
+
 _SECONDS_PER_DAY = 86_400
 # Columns that place a report on its street more precisely than a blurred point allows.
 _PLACING = ("position_m", "side", "snap_distance_m", "boundary_distance_m")
@@ -48,10 +51,10 @@ class Reads:
         self.blur = Blur(city, gis)  # public locations of sensitive services
         # The store writes each row's public point beside the exact one, and recomputes
         # them now if the city's blurring changed since (``voirie.store.public_points``).
-        store.place_publicly(
-            city.jurisdiction_id,
-            Placement(self.blur.services, self.blur.public, self.blur.fingerprint(city.metric_crs)),
+        self._placement = Placement(
+            self.blur.services, self.blur.public, self.blur.fingerprint(city.metric_crs)
         )
+        self._placed = self._place_at_start()
         self.tile_blur = (
             TileBlur(tuple(sorted(self.blur.services)), self.blur.search_box, self.blur.public)
             if self.blur.services
@@ -182,13 +185,35 @@ class Reads:
         """Incidents with their service name, routing and the zones where they stand."""
         return self._layer("incidents", selection)
 
+    def _place_at_start(self) -> bool:
+        """Bring the stored public points up to date with the city's blurring; False when
+        the store could not (a database down, or behind its migrations: the service must
+        still start and say so on ``/readyz``). The placement is registered either way, so
+        every write places its rows; the recomputation is tried again by the first public
+        read of a blurring city (``_scope``), which fails rather than read unplaced rows."""
+        try:
+            self.store.place_publicly(self.city.jurisdiction_id, self._placement)
+        except Exception:  # the backend's own error: sqlite3, psycopg or StoreError
+            _log.warning(
+                "public points of %s not brought up to date at start; the first public "
+                "read will try again",
+                self.city.jurisdiction_id,
+                exc_info=True,
+            )
+            return False
+        return True
+
     def _scope(self, selection: Selection, public: bool) -> Selection:
         """A selection as a public read makes it: where the city blurs, its spatial
         conditions are on the public points (``voirie.store.public_points``), so a box
         or a circle selects, counts, orders and pages a blurred row as if its public point
         were its location. A city without blurring reads exactly as before."""
-        if public and self.blur.services and not selection.public_points:
-            return replace(selection, public_points=True)
+        if public and self.blur.services:
+            if not self._placed:
+                self.store.place_publicly(self.city.jurisdiction_id, self._placement)
+                self._placed = True
+            if not selection.public_points:
+                return replace(selection, public_points=True)
         return selection
 
     def count(self, layer: Layer, selection: Selection = EVERYTHING, *, public: bool = True) -> int:
