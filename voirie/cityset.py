@@ -77,8 +77,7 @@ def load_sites(spec: str) -> list[CitySite]:
         ("path prefix (folder name)", [site.slug for site in sites]),
         ("jurisdiction_id", [site.city.jurisdiction_id for site in sites]),
     ):
-        twice = sorted({value for value in values if values.count(value) > 1})
-        if twice:
+        if twice := _repeated(values):
             problems.append(f"{SETTING}: two cities share the {what} {', '.join(twice)}")
     if problems:
         raise CityConfigError(problems)
@@ -133,10 +132,13 @@ def load_hosts(spec: str, sites: list[CitySite]) -> list[CityHost]:
             )
             continue
         hosts.append(CityHost(slug, f"{parts.scheme}://{parts.netloc.lower()}"))
-    names = [host.hostname for host in hosts]
-    twice = sorted({name for name in names if names.count(name) > 1})
-    if twice:
+    if twice := _repeated([host.hostname for host in hosts]):
         problems.append(f"{HOSTS_SETTING}: one host name for two cities: {', '.join(twice)}")
     if problems:
         raise CityConfigError(problems)
     return hosts
+
+
+def _repeated(values: list[str]) -> list[str]:
+    """The values given more than once, sorted (each once)."""
+    return sorted({value for value in values if values.count(value) > 1})

@@ -88,7 +88,7 @@ class World:
     target: Target
 
 
-def _city(folder: Path) -> City:
+def blurring_paris(folder: Path) -> City:
     """Paris blurring the graffiti group on a 50 m grid (its layers copied, not its reports)."""
     shutil.copytree(PARIS, folder, ignore=shutil.ignore_patterns("reports"))
     config = yaml.safe_load((folder / "city.yaml").read_text(encoding="utf-8"))
@@ -156,7 +156,7 @@ def world(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, paris_gis: CityGIS
 ) -> Iterator[World]:
     folder = tmp_path_factory.mktemp("blur_everywhere")
-    city = _city(folder / "city")
+    city = blurring_paris(folder / "city")
     if request.param == "sqlite":
         urls: Iterator[str] = iter([f"sqlite:///{folder / 'voirie.gpkg'}"])
     else:

@@ -20,7 +20,6 @@ incident (and its reports) by its public point, exactly as if that were its loca
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,12 +29,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from databases import BACKENDS, scratch_database
 from fastapi.testclient import TestClient
 
+from tests.api.test_blur_everywhere import blurring_paris
 from voirie.api.app import create_app
-from voirie.city import City, load_city
+from voirie.city import City
 from voirie.gis.blur import Blur
 from voirie.gis.enrich import CityGIS
 from voirie.ingest.mapping import DANSMARUE
@@ -48,9 +47,7 @@ from voirie.store import open_store
 from voirie.store.public_points import Placement
 from voirie.store.selection import Selection
 
-PARIS = Path(__file__).parents[2] / "cities" / "paris"
 SAMPLE = Path(__file__).parents[1] / "data" / "dansmarue_200.csv"
-GRAFFITI = "graffitis-tags-affiches"
 # Lengths of a degree in Paris, metres (latitude 48.86°).
 M_PER_DEG_LAT, M_PER_DEG_LON = 111_200.0, 73_200.0
 HALF_SIDES_M = (400.0, 200.0, 100.0, 50.0, 25.0, 12.0, 6.0, 3.0, 1.0)
@@ -78,15 +75,6 @@ class World:
     pipeline: Pipeline
     dispatcher: dict[str, str]
     target: Target
-
-
-def _city(folder: Path) -> City:
-    """Paris blurring the graffiti group on a 50 m grid (its layers copied, not its reports)."""
-    shutil.copytree(PARIS, folder, ignore=shutil.ignore_patterns("reports"))
-    config = yaml.safe_load((folder / "city.yaml").read_text(encoding="utf-8"))
-    config["privacy"] = {**config.get("privacy", {}), "blur": {"groups": [GRAFFITI], "grid_m": 50}}
-    (folder / "city.yaml").write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
-    return load_city(folder)
 
 
 def _metres(a: tuple[float, float], b: tuple[float, float]) -> float:
@@ -136,7 +124,7 @@ def world(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, paris_gis: CityGIS
 ) -> Iterator[World]:
     folder = tmp_path_factory.mktemp("blur_filters")
-    city = _city(folder / "city")
+    city = blurring_paris(folder / "city")
     if request.param == "sqlite":
         urls: Iterator[str] = iter([f"sqlite:///{folder / 'voirie.gpkg'}"])
     else:
@@ -458,7 +446,7 @@ def test_a_start_behind_the_migrations_places_the_points_at_the_first_public_rea
     """A pipeline built on a database behind its migrations starts (``/readyz`` says why)
     without its public points brought up to date; once the database is upgraded, the first
     public read of the blurring city places them before it reads."""
-    city = _city(tmp_path / "city")
+    city = blurring_paris(tmp_path / "city")
     if backend == "sqlite":
         urls: Iterator[str] = iter([f"sqlite:///{tmp_path / 'voirie.gpkg'}"])
     else:
