@@ -116,8 +116,8 @@ def serving(database_url: str, folder: Path) -> Iterator[LiveServer]:
     env |= {"VOIRIE_DATABASE_URL": database_url, "VOIRIE_CITY": "paris", "NO_COLOR": "1"}
     with log.open("w", encoding="utf-8") as out:
         process = subprocess.Popen(
-            # No outbox worker: its first pass would escalate the sample's incidents (two
-            # years past their SLA) to triage while the clients read them.
+            # No outbox worker: the clients read a fixed state, which nothing but their
+            # own requests may change while they read it.
             [
                 voirie_executable(),
                 "serve",

@@ -3,13 +3,17 @@ daylight saving), the overdue state, and escalation on both backends."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from tests.store.test_contract import SAMPLE
 from voirie.city import City, Route, Sla, Team
+from voirie.gis.enrich import CityGIS
+from voirie.ingest.mapping import DANSMARUE
+from voirie.ingest.sources import RawTable, read_csv
 from voirie.model import Report
 from voirie.notify.escalation import escalate
 from voirie.routing.sla import add_working_hours, calendar_for, due_dates, overdue
@@ -104,7 +108,9 @@ def escalating_city(paris: City) -> City:
 
 def test_escalation_after_factor_of_the_sla(paris: City, store: Store) -> None:
     city = escalating_city(paris)
-    reported = datetime.fromisoformat("2024-07-12T08:00:00+00:00")
+    # Reported an hour ago: an escalation deadline already past when the incident is
+    # stored is never scheduled (see the next test).
+    reported = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
     pipeline = Pipeline(city, store)
     submitted = pipeline.intake.submit(
         Report(
@@ -133,6 +139,35 @@ def test_escalation_after_factor_of_the_sla(paris: City, store: Store) -> None:
     outbox = store.lookup("outbox", city.jurisdiction_id, "entity_id", [incident_id])
     assert outbox["kind"].tolist() == ["escalated"]
     assert outbox["target"].tolist() == ["http://127.0.0.1:9/hook"]
+
+
+def test_an_import_schedules_only_the_escalations_still_ahead(
+    paris: City, paris_gis: CityGIS, store: Store
+) -> None:
+    """A history import does not escalate the backlog it brings: an incident whose
+    escalation time has already passed when it is stored gets no escalation (it shows as
+    overdue); one whose deadline is still ahead is scheduled as a submitted one is."""
+    rule = Route(id="graffiti", team="graffitis", service=GRAFFITI, sla=Sla(hours=24 * 30))
+    routing = paris.config.routing.model_copy(update={"rules": [rule]})
+    city = City(paris.folder, paris.config.model_copy(update={"routing": routing}))
+    rows = read_csv(SAMPLE).rows
+    graffiti = rows[rows["type"].str.startswith("Graffitis")].head(2).copy()
+    today = datetime.now(UTC).date().isoformat()
+    graffiti["datedecl"] = ["2023-07-19", today]
+    graffiti["id_dmr"] = ["OLD-1", "NEW-1"]
+    graffiti["latitude"] = ["48.8661", "48.8500"]  # far apart: two incidents
+    graffiti["longitude"] = ["2.3800", "2.3300"]
+    summary = Pipeline(city, store, paris_gis).imports.import_table(
+        RawTable(graffiti.reset_index(drop=True), list(rows.columns)), DANSMARUE
+    )
+    assert summary.imported == 2
+    j = city.jurisdiction_id
+    incident_of = store.read("reports", j).set_index("external_id")["incident_id"]
+    both = [int(incident_of["OLD-1"]), int(incident_of["NEW-1"])]
+    assert both[0] != both[1]
+    scheduled = store.lookup("escalations", j, "incident_id", both)["incident_id"].tolist()
+    assert scheduled == [both[1]]
+    assert escalate(store, city, now=datetime.now(UTC)) == []  # the old one stays put
 
 
 def test_route_gives_due_dates_from_the_rule_or_the_priority(paris: City) -> None:

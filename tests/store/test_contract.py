@@ -171,11 +171,12 @@ def test_import_round_trip(store: Store, paris: City, paris_gis: CityGIS) -> Non
         "assignments": incidents,
         "events": 2 * N + incidents,
         # Every rule version is stored when it first routes; Paris teams have no webhook or
-        # e-mail, so no notice is queued; every Paris service has an SLA, so every incident
-        # gets its escalation deadline.
+        # e-mail, so no notice is queued; every Paris service has an SLA, but the sample is
+        # of 2023: every escalation deadline has passed, and an inherited backlog is not
+        # escalated (tests/routing/test_sla.py schedules one still ahead).
         "routing_rules": len(paris.config.routing.rules),
         "outbox": 0,
-        "escalations": incidents,
+        "escalations": 0,
         "report_attributes": 0,
     }
 

@@ -262,6 +262,17 @@ def outbox_rows(
     return rows
 
 
+def _escalates(escalate_at: object, now: datetime) -> bool:
+    """Whether a new incident's escalation is scheduled: only a deadline still ahead when
+    the incident is stored. voirie escalates the incidents it watched go late, not a
+    backlog it inherits: a history import would otherwise send every old open incident
+    to the escalation team at the worker's first pass. Such an incident still shows as
+    overdue (its ``due_at``) in the queue, on the map and in the statistics."""
+    if not isinstance(escalate_at, datetime | np.datetime64) or pd.isna(escalate_at):
+        return False  # no SLA (None, NaT)
+    return bool(pd.Timestamp(escalate_at) > now)
+
+
 def routing_rows(
     city: City,
     incident: Mapping[str, object],
@@ -274,9 +285,9 @@ def routing_rows(
     one per channel of its team."""
     incident_id = int(cast(int, incident["id"]))
     escalations = (
-        []
-        if decision.escalate_at is None
-        else [_escalation(city, incident_id, decision.escalate_at, decision.escalate_to)]
+        [_escalation(city, incident_id, decision.escalate_at, decision.escalate_to)]
+        if _escalates(decision.escalate_at, now)
+        else []
     )
     service = city.services.get(str(incident["service_code"]))
     message = _assigned(
@@ -328,7 +339,7 @@ def record_routing(
     """
     record_rules(uow, city, now)
     escalate_at = routed["escalate_at"].to_numpy()
-    has_sla = ~pd.isna(escalate_at)
+    has_sla = np.array([_escalates(at, now) for at in routed["escalate_at"]], dtype=bool)
     uow.tables.insert(
         "escalations",
         pd.DataFrame(
