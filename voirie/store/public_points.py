@@ -109,13 +109,14 @@ def _forget(session: Session) -> None:
 def placed(
     session: Session,
     table: str,
-    ids: Sequence[object],
-    codes: Sequence[object],
-    lon: Sequence[object],
-    lat: Sequence[object],
+    ids: Sequence[object] | np.ndarray,
+    codes: Sequence[object] | np.ndarray,
+    lon: Sequence[object] | np.ndarray,
+    lat: Sequence[object] | np.ndarray,
 ) -> None:
     """Store the public point of rows just inserted (their public columns are NULL):
-    only the blurred ones are written."""
+    only the blurred ones are written, found in one vector operation (a bulk insert's
+    columns come as arrays; a city without blurring costs nothing)."""
     _table(table)
     placement = session.placement
     if placement is None:
@@ -123,15 +124,16 @@ def placed(
         return
     if not placement.services:
         return
-    blurred = [i for i, code in enumerate(codes) if code in placement.services]
-    if not blurred:
+    service = np.asarray(codes, dtype=object)
+    blurred = np.isin(service, list(placement.services))
+    if not blurred.any():
         return
     px, py = placement.public(
-        np.array([codes[i] for i in blurred], dtype=object),
-        np.array([lon[i] for i in blurred], dtype=float),
-        np.array([lat[i] for i in blurred], dtype=float),
+        service[blurred],
+        np.asarray(lon, dtype=float)[blurred],
+        np.asarray(lat, dtype=float)[blurred],
     )
-    kept = [int(cast(int, ids[i])) for i in blurred]
+    kept = np.asarray(ids)[blurred].astype(np.int64).tolist()
     _write(session, table, kept, px.tolist(), py.tolist())
 
 

@@ -62,7 +62,7 @@ class SqlTables:
         if len(rows):
             self.session.insert_frame(table, rows)
             if table in public_points.PUBLIC_TABLES:
-                columns = [rows[n].tolist() for n in ("id", "service_code", "lon", "lat")]
+                columns = [rows[n].to_numpy() for n in ("id", "service_code", "lon", "lat")]
                 public_points.placed(self.session, table, *columns)
 
     def insert_rows(self, table: str, rows: Sequence[Mapping[str, object]]) -> None:
