@@ -73,6 +73,7 @@ def create_app(
     gis: CityGIS | None = None,
     shared_store: Callable[[], Store] | None = None,
     mounted_at: str = "",
+    full_pool: bool = False,
 ) -> FastAPI:
     """Build the web application for one city and one store (server settings from
     ``VOIRIE_*`` variables unless given; rate limits only when ``rate_limits`` is given,
@@ -84,7 +85,12 @@ def create_app(
     Serving several cities (``voirie.api.multicity``), each city's app is given the one
     store of all (``shared_store``: opened, upgraded and closed by the dispatcher) and the
     path prefix it answers under (``mounted_at``: its absolute links carry it; the
-    dispatcher in front puts requests on ``VOIRIE_PUBLIC_URL``)."""
+    dispatcher in front puts requests on ``VOIRIE_PUBLIC_URL``).
+
+    ``full_pool`` (servers: ``voirie serve``, :func:`app_from_env`): on PostGIS, the
+    store's pool opens all its connections at start and runs their first statements
+    (``PostgisStore.fill_pool``), so that a worker's first burst of requests does not
+    wait for them."""
     city = load_city(city_settings.city)
     public_url = (server_settings or ServerSettings()).public_url
 
@@ -93,6 +99,11 @@ def create_app(
         store = shared_store() if shared_store else open_store(store_settings)
         if shared_store is None:
             store.upgrade()
+            if full_pool and store.backend == "postgis":
+                from voirie.store.postgis import PostgisStore  # psycopg: PostGIS only
+
+                assert isinstance(store, PostgisStore)
+                store.fill_pool()
         app.state.pipeline = Pipeline(city, store, gis)
         try:
             yield
@@ -112,7 +123,12 @@ def create_app(
     app.state.public_url = parse_public_url(public_url) + mounted_at if public_url else None
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     docs.install(app)
-    public = (exports, ogc, ogc_tiles, tiles, pages, citizen, report_form, consent)
+    # Requests are matched against the routers in this order (~15 µs of the GIL per
+    # router passed): the public reads most asked for come first. No route shadows
+    # another (tests/api/test_routes_and_pool.py resolves every documented path).
+    app.include_router(ogc.router, responses=PROBLEMS)
+    open311.include_routes(app)  # partner apps polling GET requests
+    public = (citizen, tiles, exports, ogc_tiles, pages, report_form, consent)
     staff_side = (staff, moderation, staff_pages, staff_actions, staff_stats, staff_workorder)
     for module in (*public, *staff_side, staff_rules):
         app.include_router(module.router, responses=PROBLEMS)
@@ -165,7 +181,7 @@ def create_app(
         )
 
     validation.install(app)
-    open311.install(app)  # last: its error rendering wraps the handlers above
+    open311.install(app)  # after the handlers above: its error rendering wraps them
     openapi_city.install(app, city)  # the city's values in the OpenAPI document
     limits.install(app)
     app.add_middleware(caching.HttpCaching)
@@ -193,4 +209,6 @@ def app_from_env() -> FastAPI:
                 "uvicorn voirie.api.multicity:app_from_env --factory"
             ]
         )
-    return create_app(StoreSettings(), CitySettings(), rate_limits=RateLimitSettings())
+    return create_app(
+        StoreSettings(), CitySettings(), rate_limits=RateLimitSettings(), full_pool=True
+    )

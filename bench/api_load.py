@@ -35,6 +35,7 @@ Usage::
 
     python bench/api_load.py [--compare ceiling|rate-limits|synchronous|workers]
                              [--rounds 5] [--seconds 10] [--concurrency 8] [--before TREE]
+                             [--database-prefix voirie_load]
 """
 
 from __future__ import annotations
@@ -461,9 +462,9 @@ def load_paris(url: str, city: Any, gis: CityGIS) -> str:
 
 
 @contextmanager
-def postgis_database() -> Iterator[str]:
-    """A scratch PostGIS database, dropped afterwards."""
-    name = f"voirie_load_{secrets.token_hex(4)}"
+def postgis_database(prefix: str = "voirie_load") -> Iterator[str]:
+    """A scratch PostGIS database (``PREFIX_`` and a random suffix), dropped afterwards."""
+    name = f"{prefix}_{secrets.token_hex(4)}"
     with psycopg.connect(SERVER, autocommit=True) as admin:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         try:
@@ -574,6 +575,11 @@ def main() -> int:
         help="a copy of the source tree before a change, served as a third side "
         "(ceiling, workers, synchronous)",
     )
+    parser.add_argument(
+        "--database-prefix",
+        default="voirie_load",
+        help="name of the scratch PostGIS database before its random suffix",
+    )
     args = parser.parse_args()
     if args.before is not None and not (args.before / "voirie" / "__init__.py").exists():
         parser.error(f"--before: {args.before} holds no voirie source tree")
@@ -602,7 +608,7 @@ def main() -> int:
             key = load_paris(f"sqlite:///{Path(folder) / 'loaded.gpkg'}", city, gis)
             run_rounds(sqlite_sides(Path(folder), key, bodies, args.before), args)
         return 0
-    with postgis_database() as url:
+    with postgis_database(args.database_prefix) as url:
         key = load_paris(url, city, gis)
         pair = postgis_sides(args.compare, url, key, bodies, args.before)
         if args.compare != "workers":

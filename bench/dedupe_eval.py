@@ -40,6 +40,7 @@ import pandas as pd
 import shapely
 
 from voirie.city import City, load_city
+from voirie.cli.dedupe_calibration import label_components
 from voirie.gis.enrich import CityGIS
 from voirie.ingest.mapping import DANSMARUE, OPEN311
 from voirie.ingest.sources import read_csv, read_open311_json
@@ -109,23 +110,6 @@ def _import(
     return summary, layer
 
 
-def _label_components(members: list[str], edges: set[frozenset[str]]) -> int:
-    """Connected components of the label graph restricted to one incident's members."""
-    parent = {m: m for m in members}
-
-    def find(a: str) -> str:
-        while parent[a] != a:
-            parent[a] = parent[parent[a]]
-            a = parent[a]
-        return a
-
-    for edge in edges:
-        a, b = tuple(edge)
-        if a in parent and b in parent:
-            parent[find(a)] = find(b)
-    return len({find(m) for m in members})
-
-
 def _label_scores(
     ids: pd.Series, cluster: np.ndarray, pairs: list[tuple[str, str]]
 ) -> tuple[int, int, int, int]:
@@ -139,7 +123,7 @@ def _label_scores(
         if len(members) < 2:
             continue
         merges += len(members) - 1
-        unsupported += _label_components(list(members), edges) - 1
+        unsupported += label_components(list(members), edges) - 1
     return len(scored), same, merges, unsupported
 
 

@@ -125,10 +125,16 @@ def bare_app() -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.db = _Database(os.environ["BENCH_DATABASE_URL"])
-        if not app.state.db.postgis:  # sqlite encodes its tiles in Python: the store's own
-            path = app.state.db.url.removeprefix("sqlite:///")
-            app.state.tiles = sqlite.SqliteStore(path)
+        # Tiles: the store's own statement (PostGIS's ST_AsMVT; sqlite encodes in Python),
+        # through the store, whatever shape its SQL takes.
+        url = app.state.db.url
+        app.state.tiles = (
+            postgis.PostgisStore(url)
+            if app.state.db.postgis
+            else sqlite.SqliteStore(url.removeprefix("sqlite:///"))
+        )
         yield
+        app.state.tiles.close()
 
     app = FastAPI(lifespan=lifespan)
 
@@ -191,29 +197,8 @@ def bare_app() -> FastAPI:
 
     @app.get("/tile")
     def tile(request: Request) -> Response:
-        database = db(request)
         z, x, y = TILE
-        if database.postgis:
-            first, last = mvt.CELL_RANGE
-            params = {
-                "z": z,
-                "x": x,
-                "y": y,
-                "j": JURISDICTION,
-                "extent": mvt.EXTENT,
-                "buffer": mvt.BUFFER,
-                "margin": mvt.FETCH_BUFFER / mvt.EXTENT,
-                "cell": mvt.CELL,
-                "first": first,
-                "last": last,
-                "side": last - first + 1,
-                "open": mvt.OPEN_STATUS_CODES,
-            }
-            with database.pool.connection() as conn:
-                row = conn.execute(postgis._TILE_SQL, params).fetchone()
-            content = bytes(row[0]) if row and row[0] is not None else b""
-        else:  # the store's own tile: on sqlite the SQL is a plain R*Tree query
-            content = request.app.state.tiles.incident_tile(JURISDICTION, z, x, y)
+        content = request.app.state.tiles.incident_tile(JURISDICTION, z, x, y)
         return Response(content, media_type=mvt.MEDIA_TYPE)
 
     return app

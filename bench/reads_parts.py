@@ -32,7 +32,12 @@ from voirie.store.selection import Selection, nearest_sql
 
 LON, LAT, RADIUS_M = 2.3631, 48.8735, 500.0
 OPEN = ("acknowledged", "in_progress", "new", "scheduled")
-COUNTER = "SELECT version, changed_at, clock_timestamp() FROM store_changes"
+# Paris's change counter as ``PostgisStore.change_mark`` reads it: since migration 0021
+# one row per city, else the store's row from before it ('').
+COUNTER = (
+    "SELECT version, changed_at, clock_timestamp() FROM store_changes"
+    " WHERE jurisdiction_id IN ('', 'paris.fr') ORDER BY jurisdiction_id DESC LIMIT 1"
+)
 _LAMBERT = Transformer.from_crs(4326, 2154, always_xy=True)
 
 

@@ -111,8 +111,8 @@ def crs84_tile(reads: Reads, matrix: int, row: int, col: int) -> bytes:
     )
     margin = (right - left) * mvt.FETCH_BUFFER / mvt.EXTENT
     box = (left - margin, bottom - margin, right + margin, top + margin)
-    if reads.tile_blur is not None:  # a blurred incident is kept by its public point
-        box = reads.tile_blur.search(box)
+    # A public read: a blurred incident is selected by its stored public point, and placed
+    # there.
     records = reads.records("incidents", Selection(bbox=box), zones=False)
     if not records:
         return b""

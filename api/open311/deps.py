@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
@@ -49,8 +50,15 @@ def client(pipeline: Pipeline, api_key: str | None, roles: frozenset[Role]) -> P
     key is unknown, revoked or expired, so that a client's operator knows what to fix."""
     if not api_key:
         raise Forbidden("api_key: missing; ask the city for an Open311 client key", field="api_key")
+    return admitted(lambda: identify(pipeline.store, pipeline.city.jurisdiction_id, api_key), roles)
+
+
+def admitted(holder: Callable[[], Principal], roles: frozenset[Role]) -> Principal:
+    """The principal ``holder`` finds, if its role is one of ``roles``; 403 naming
+    ``api_key`` otherwise (``Unauthorized``'s words: unknown, revoked or expired). Shared
+    by ``client`` and the POST, which reads the key in its own transaction."""
     try:
-        principal = identify(pipeline.store, pipeline.city.jurisdiction_id, api_key)
+        principal = holder()
     except Unauthorized as refused:
         raise Forbidden(f"api_key: {refused.message}", field="api_key") from None
     if principal.role not in roles:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, cast
 from zoneinfo import ZoneInfo
@@ -30,6 +30,7 @@ from voirie.api.validation import ID_LIST, IsoDateTime
 from voirie.errors import InvalidInput, NotFound
 from voirie.model import OPEN_STATUSES, EventKind, Status
 from voirie.services.pipeline import Pipeline
+from voirie.services.reads import instant
 from voirie.services.workflow import StatusChange
 from voirie.store.schema import MAX_ID
 from voirie.store.selection import Selection
@@ -57,10 +58,10 @@ def local_time(value: Any, tz: ZoneInfo) -> datetime | None:
     return aware_utc(pd.Timestamp(value).floor("s").to_pydatetime()).astimezone(tz)
 
 
-def _status_notes(pipeline: Pipeline, incident_ids: tuple[int, ...]) -> dict[int, str | None]:
+def _status_notes(changes: Sequence[tuple[object, ...]]) -> dict[int, str | None]:
     """The note of each incident's latest status change (what the updates feed publishes
-    as that update's description); incidents never changed have none."""
-    changes = pipeline.reads.entity_events("incident", EventKind.STATUS_CHANGED.value, incident_ids)
+    as that update's description), from ``(incident_id, reason)`` of its status-change
+    events, oldest first; incidents never changed have none."""
     notes: dict[int, str | None] = {}
     for entity_id, reason in changes:  # oldest first: the latest change's note stays
         change = StatusChange.parse(str(reason))
@@ -70,6 +71,8 @@ def _status_notes(pipeline: Pipeline, incident_ids: tuple[int, ...]) -> dict[int
 
 
 _WIRE_TIME = orjson.OPT_OMIT_MICROSECONDS | orjson.OPT_UTC_Z
+# GeoReport's status (open, closed) of each of voirie's.
+_OPEN311_STATUS = {status.value: status.open311 for status in Status}
 
 
 def _wire_times(moments: Sequence[datetime | None]) -> list[str | None]:
@@ -80,48 +83,53 @@ def _wire_times(moments: Sequence[datetime | None]) -> list[str | None]:
     return texts
 
 
-def request_records(
-    pipeline: Pipeline, reports: Sequence[Mapping[str, Any]]
-) -> list[dict[str, object]]:
-    """Wire requests of report-layer records (``Reads.records``) or rows, with their
-    incident's team, times and status: ``wire.ServiceRequest``'s fields in its order, as
-    JSON-ready values.
+def _local(value: object, tz: ZoneInfo) -> datetime | None:
+    """A stored instant as the backend returns it (``instant``) in the city's local time,
+    to the second (what ``local_time`` gives for a datetime); None when missing."""
+    moment = instant(value)
+    return None if moment is None else moment.replace(microsecond=0).astimezone(tz)
 
-    The lean read path of GET requests: the incidents are read as records too, and the
-    answer is encoded once (``render_data``)."""
+
+def request_records(pipeline: Pipeline, selection: Selection) -> list[dict[str, object]]:
+    """The wire requests of the reports a selection keeps (one page), with their
+    incident's team, times, status and latest status note: ``wire.ServiceRequest``'s
+    fields in its order, as JSON-ready values, encoded once by the caller
+    (``render_data``).
+
+    The lean read path of GET requests: one round trip reads the page with its
+    incidents' fields and their status changes (``Reads.request_records``); each row
+    becomes one dict, and the page's instants are formatted in one call."""
+    reports, changes = pipeline.reads.request_records(selection, EventKind.STATUS_CHANGED.value)
     if not reports:
         return []
     city = pipeline.city
     tz = ZoneInfo(city.config.timezone)
-    ids = tuple(dict.fromkeys(int(r["incident_id"]) for r in reports))
-    incidents = {
-        int(cast(int, i["incident_id"])): i
-        for i in pipeline.reads.records("incidents", Selection(ids=ids), zones=False)
-    }
-    notes = _status_notes(pipeline, ids)
+    notes = _status_notes(changes)
+    services, teams = city.services, city.teams
     out: list[dict[str, object]] = []
     moments: list[datetime | None] = []  # three per request, formatted at once below
     for row in reports:
-        incident_id = int(row["incident_id"])
-        incident = incidents[incident_id]
-        service = city.services.get(str(row["service_code"]))
-        team = city.teams.get(str(incident["team"]))
-        address = optional_text(row.get("address"))
+        incident_id = int(cast(int, row["incident_id"]))
+        code = str(row["service_code"])
+        service = services.get(code)
+        team = teams.get(str(row["team"]))
+        status = str(row["status"])
+        address = optional_text(row["address"])
         postcode = _POSTCODE.search(address) if address else None
         moments += (
-            local_time(row["requested_at"], tz),
-            local_time(incident["updated_at"], tz),
-            local_time(incident["due_at"], tz),
+            _local(row["requested_at"], tz),
+            _local(row["updated_at"], tz),
+            _local(row["due_at"], tz),
         )
         out.append(
             {
-                "service_request_id": str(int(row["report_id"])),
-                "status": Status(str(incident["status"])).open311,
+                "service_request_id": str(int(cast(int, row["report_id"]))),
+                "status": _OPEN311_STATUS[status],
                 "status_notes": notes.get(incident_id),
-                "service_name": service.name if service else str(row["service_code"]),
-                "service_code": str(row["service_code"]),
-                "description": optional_text(row.get("description")),
-                "agency_responsible": team.name if team else optional_text(incident["team"]),
+                "service_name": service.name if service else code,
+                "service_code": code,
+                "description": optional_text(row["description"]),
+                "agency_responsible": team.name if team else optional_text(row["team"]),
                 "service_notice": None,
                 "requested_datetime": None,
                 "updated_datetime": None,
@@ -129,11 +137,11 @@ def request_records(
                 "address": address,
                 "address_id": None,
                 "zipcode": postcode.group(1) if postcode else None,
-                "lat": float(row["lat"]),
-                "long": float(row["lon"]),
-                "media_url": optional_text(row.get("media_url")),
+                "lat": float(cast(float, row["lat"])),
+                "long": float(cast(float, row["lon"])),
+                "media_url": optional_text(row["media_url"]),
                 "incident_id": str(incident_id),
-                "detailed_status": str(incident["status"]),
+                "detailed_status": status,
             }
         )
     texts = _wire_times(moments)
@@ -272,7 +280,7 @@ def get_requests(
     tz = ZoneInfo(pipeline.city.config.timezone)
     if service_request_id is not None:
         selection = Selection(ids=_ids(service_request_id, "service_request_id"))
-        found = request_records(pipeline, pipeline.reads.records("reports", selection, zones=False))
+        found = request_records(pipeline, selection)
         return render_data(fmt, found, root="service_requests", item="request")
     size = settings.page_size if page_size is None else page_size
     if size > settings.max_page_size:
@@ -302,12 +310,10 @@ def get_requests(
         updated_after=_city_instant(updated_after, tz),
     )
     selection = selection.page(size, (page - 1) * size)
-    if circle is None:
-        rows = pipeline.reads.records("reports", selection, zones=False)
-    else:
+    if circle is not None:  # the page measured in metres, then read as any page of ids
         within = pipeline.reads.reports_within(circle[1], circle[0], circle[2], selection)
-        rows = within.drop(columns=within.geometry.name).to_dict("records")
-    found = request_records(pipeline, rows)
+        selection = Selection(ids=tuple(int(i) for i in within["report_id"]))
+    found = request_records(pipeline, selection)
     return render_data(fmt, found, root="service_requests", item="request")
 
 
@@ -321,17 +327,16 @@ def get_request(service_request_id: str, fmt: Format, pipeline: PipelineDep) -> 
     """One request, as a one-element array (as the spec has it); 404 when unknown."""
     digits = service_request_id.isascii() and service_request_id.isdigit()
     report_id = int(service_request_id) if digits else None
-    reports = (
-        pipeline.reads.records("reports", Selection(ids=(report_id,)), zones=False)
+    found = (
+        request_records(pipeline, Selection(ids=(report_id,)))
         if report_id is not None and report_id <= MAX_ID
         else []
     )
-    if not reports:
+    if not found:
         raise NotFound(
             f"service_request_id: no request {service_request_id[:40]!r}",
             field="service_request_id",
         )
-    found = request_records(pipeline, reports)
     return render_data(fmt, found, root="service_requests", item="request")
 
 

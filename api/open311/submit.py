@@ -27,25 +27,34 @@ from fastapi.concurrency import run_in_threadpool
 
 from voirie.api.deps import PipelineDep
 from voirie.api.open311 import wire
-from voirie.api.open311.deps import JurisdictionDep, SettingsDep, check_jurisdiction, client
+from voirie.api.open311.deps import (
+    JurisdictionDep,
+    SettingsDep,
+    admitted,
+    check_jurisdiction,
+    client,
+)
 from voirie.api.open311.errors import too_many_requests
 from voirie.api.open311.render import Format, render, responses
 from voirie.api.open311.requests import OPEN311_SOURCE
 from voirie.api.open311.settings import Open311Settings
 from voirie.api.ratelimit import charge_key
 from voirie.api.validation import EMAIL_OR_BLANK, HTTP_URL_OR_BLANK, STORABLE, check_text
-from voirie.errors import InvalidInput
+from voirie.errors import Forbidden, InvalidInput
 from voirie.ingest.attributes import MAX_FIELD, check_attributes
 from voirie.model import Contact, Report
 from voirie.services import geocoding
-from voirie.services.auth import Role
+from voirie.services.auth import Credential, Principal, Role, principal_of
 from voirie.services.intake import Retry, Submission
 from voirie.services.pipeline import Pipeline
+from voirie.store.base import TokenRecord
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"])
 
 MAX_DESCRIPTION = 4000
 MAX_IDEMPOTENCY_KEY = 255
+CLIENTS = frozenset({Role.CLIENT})
+"""The roles whose keys may POST requests."""
 _ATTRIBUTE = re.compile(r"^attribute\[([^\[\]]+)\](\[\])?$")
 _FIELDS = (
     "api_key",
@@ -197,13 +206,41 @@ def _location(pipeline: Pipeline, form: Form) -> tuple[float, float]:
     return matches[0].lon, matches[0].lat
 
 
+def _admitted(record: TokenRecord | None, now: datetime) -> Principal:
+    """The holder of an Open311 client key as the write's transaction read it; 403 naming
+    ``api_key`` otherwise, as ``deps.client`` answers."""
+    return admitted(lambda: principal_of(record, now), CLIENTS)
+
+
 def create(
     pipeline: Pipeline, settings: Open311Settings, form: Form, key: str | None
 ) -> tuple[Submission, str]:
-    """Store one Open311 request, or find the one it repeats; (submission, token)."""
+    """Store one Open311 request, or find the one it repeats; (submission, token).
+
+    The api_key is checked in the transaction that stores the report (``Credential``:
+    no round trip of its own; a revoked key is refused from the next request on). A key
+    refused goes before any other refusal, as when it was checked first: a request the
+    form or the place refuses has its key checked (``deps.client``) before the answer.
+    """
     check_jurisdiction(pipeline, form.get("jurisdiction_id"))
     api_key = form.get("api_key")
-    principal = client(pipeline, api_key, frozenset({Role.CLIENT}))
+    if not api_key:  # in the words of ``deps.client``
+        raise Forbidden("api_key: missing; ask the city for an Open311 client key", field="api_key")
+    try:
+        report = _report(pipeline, form)
+        # Retries are recognised per token (the key, never the token's name, which two
+        # tokens may share).
+        retry = Retry(api_key, key, settings.resubmit_window_s)
+        submission = pipeline.intake.submit(report, retry, Credential(api_key, _admitted))
+    except InvalidInput:
+        client(pipeline, api_key, CLIENTS)  # a refused key says so first
+        raise
+    return submission, submission.external_id
+
+
+def _report(pipeline: Pipeline, form: Form) -> Report:
+    """The report a form describes, checked against the city's catalogue and territory
+    (its channel, the client's name, is set when its key is admitted)."""
     code = form.get("service_code")
     if code is None:
         raise InvalidInput("service_code: required", field="service_code")
@@ -223,8 +260,8 @@ def create(
     if email is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
         raise InvalidInput("email: not an email address", field="email")
     name = " ".join(filter(None, (form.get("first_name"), form.get("last_name")))) or None
-    report = Report(
-        external_id="",  # derived by intake from the retry below
+    return Report(
+        external_id="",  # derived by intake from the request's retry
         source=OPEN311_SOURCE,
         service_code=service.code,
         lon=lon,
@@ -232,18 +269,12 @@ def create(
         requested_at=datetime.now(UTC),
         description=form.get("description"),
         address=form.get("address_string"),
-        channel=principal.name,
         media_url=media_url,
         contact=Contact(
             name=name, email=email, phone=form.get("phone"), device_id=form.get("device_id")
         ),
         attributes=tuple(answers),
     )
-    # Retries are recognised per token (the key, never the token's name, which two
-    # tokens may share).
-    assert api_key is not None  # ``client`` refused a request without one
-    submission = pipeline.intake.submit(report, Retry(api_key, key, settings.resubmit_window_s))
-    return submission, submission.external_id
 
 
 @router.post(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from voirie.cli import admin, city, data, privacy, rules, server, users
+from voirie.cli import admin, city, data, dedupe, privacy, rules, server, users
 
 
 @click.group()
@@ -26,6 +26,7 @@ for command in (
     admin.layers,
     admin.incidents,
     rules.rules,
+    dedupe.dedupe,
     city.city,
     users.users,
     privacy.privacy,

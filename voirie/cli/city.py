@@ -8,7 +8,7 @@ import click
 
 from voirie.city import slug
 from voirie.cli.common import console, fail_cleanly
-from voirie.cli.data import IMPORT_FORMATS, read_source
+from voirie.cli.data import history_options, read_source
 from voirie.services.city_init import CitySources, describe_crs, init_city
 
 
@@ -19,26 +19,8 @@ def city() -> None:
 
 @city.command("init")
 @click.argument("name")
-@click.option(
-    "--reports",
-    "reports_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    required=True,
-    help="The city's past reports: categories, positions and (optionally) teams come from them.",
-)
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(IMPORT_FORMATS),
-    default="open311-json",
-    show_default=True,
-    help="Format of --reports, as for `voirie import`.",
-)
-@click.option(
-    "--mapping",
-    "mapping_file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="YAML column mapping of --reports (for --format csv, as for `voirie import`).",
+@history_options(
+    "The city's past reports: categories, positions and (optionally) teams come from them."
 )
 @click.option(
     "--streets",

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 from rich.progress import (
@@ -47,9 +48,45 @@ from voirie.services.pipeline import Pipeline
 from voirie.store.selection import Layer
 
 IMPORT_FORMATS = ("dansmarue", "csv", "geojson", "open311-json")
+F = TypeVar("F", bound=Callable[..., Any])
 # GeoJSON features carry Open311 properties; the point comes from the geometry, which
 # read_geojson puts in "lon"/"lat" (Open311 itself calls the longitude "long").
 GEOJSON_OPEN311 = OPEN311.model_copy(update={"lon": "lon", "lat": "lat"})
+
+
+def history_options(reports_help: str) -> Callable[[F], F]:
+    """The options naming a city's past reports (``--reports``, ``--format``,
+    ``--mapping``, read by ``read_source``), shared by the commands that learn from them."""
+
+    def decorate(func: F) -> F:
+        options = (
+            click.option(
+                "--reports",
+                "reports_path",
+                type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                required=True,
+                help=reports_help,
+            ),
+            click.option(
+                "--format",
+                "fmt",
+                type=click.Choice(IMPORT_FORMATS),
+                default="open311-json",
+                show_default=True,
+                help="Format of --reports, as for `voirie import`.",
+            ),
+            click.option(
+                "--mapping",
+                "mapping_file",
+                type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                help="YAML column mapping of --reports (for --format csv, as for `voirie import`).",
+            ),
+        )
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return decorate
 
 
 def read_source(path: Path, fmt: str, mapping_file: Path | None) -> tuple[RawTable, ColumnMapping]:

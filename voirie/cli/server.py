@@ -124,6 +124,7 @@ def _serve(
                 CitySettings(city=city),
                 rate_limits=RateLimitSettings(),
                 gis=CityGIS(load_city(city)),
+                full_pool=True,
             )
         serve_prefork(app, outboxes, f"{host}:{port}", workers, worker, logging_json)
         return
@@ -139,7 +140,12 @@ def _serve(
     if several:
         app = MultiCity(StoreSettings(), sites, rate_limits=RateLimitSettings(), hosts=hosts)
     else:
-        app = create_app(StoreSettings(), CitySettings(city=city), rate_limits=RateLimitSettings())
+        app = create_app(
+            StoreSettings(),
+            CitySettings(city=city),
+            rate_limits=RateLimitSettings(),
+            full_pool=True,
+        )
     uvicorn.run(app, **options)
 
 

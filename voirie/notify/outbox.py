@@ -273,6 +273,12 @@ def _escalates(escalate_at: object, now: datetime) -> bool:
     return bool(pd.Timestamp(escalate_at) > now)
 
 
+def _ahead(deadlines: pd.Series, now: datetime) -> np.ndarray:
+    """``_escalates`` of a batch: whether each deadline is still ahead of ``now`` (False
+    where there is none)."""
+    return (pd.to_datetime(deadlines, utc=True) > pd.Timestamp(now)).to_numpy(bool)
+
+
 def routing_rows(
     city: City,
     incident: Mapping[str, object],
@@ -334,12 +340,23 @@ def record_routing(
     """After routing new incidents: the rule versions they cite (``record_rules``), their
     escalation deadlines and their teams' notices, all in the routing's transaction.
 
-    ``incidents`` are the incident rows just written, ``routed`` the routing of each (same
-    order, from ``voirie.routing.table.route``).
+    ``incidents`` are the incident rows just written (all new, so open), ``routed`` the
+    routing of each (same order, from ``voirie.routing.table.route``).
+
+    This is the bulk path, an import: it tells a team only of the incidents whose
+    deadline (``due_at``, the SLA) is still ahead when they are stored, as it schedules
+    only escalations still ahead (``_escalates``). An import of a city's history would
+    otherwise mail or call every team once per old incident; an incident already past
+    its SLA, or without one, is in the team's queue and on the dispatch map, overdue or
+    not, never announced. (FixMyStreet goes further: the reports it fetches from a body's
+    own system are stored as already sent, and no body is told of any; a voirie import
+    may bring a partner's reports the team has not seen, so a recent one is announced.)
+    The per-report path (``record_routing_one``: Open311 POST, the citizens' form)
+    announces every incident it opens.
     """
     record_rules(uow, city, now)
     escalate_at = routed["escalate_at"].to_numpy()
-    has_sla = np.array([_escalates(at, now) for at in routed["escalate_at"]], dtype=bool)
+    has_sla = _ahead(routed["escalate_at"], now)
     uow.tables.insert(
         "escalations",
         pd.DataFrame(
@@ -352,22 +369,23 @@ def record_routing(
         ),
     )
     names = {code: s.name for code, s in city.services.items()}
+    due = _ahead(routed["due_at"], now)
     enqueue_many(
         uow,
         city,
         pd.DataFrame(
             _assigned(
-                incidents["id"].to_numpy(np.int64),
-                routed["team"].to_numpy(),
-                incidents["service_code"].to_numpy(),
-                incidents["service_code"].map(names).to_numpy(),
-                routed["priority"].to_numpy(),
-                routed["due_at"].to_numpy(),
-                routed["routing_reason"].to_numpy(),
-                routed["rule_id"].to_numpy(),
-                routed["rule_version"].to_numpy(),
-                incidents["lon"].to_numpy(),
-                incidents["lat"].to_numpy(),
+                incidents["id"].to_numpy(np.int64)[due],
+                routed["team"].to_numpy()[due],
+                incidents["service_code"].to_numpy()[due],
+                incidents["service_code"].map(names).to_numpy()[due],
+                routed["priority"].to_numpy()[due],
+                routed["due_at"].to_numpy()[due],
+                routed["routing_reason"].to_numpy()[due],
+                routed["rule_id"].to_numpy()[due],
+                routed["rule_version"].to_numpy()[due],
+                incidents["lon"].to_numpy()[due],
+                incidents["lat"].to_numpy()[due],
             )
         ),
         now,

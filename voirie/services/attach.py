@@ -14,7 +14,7 @@ from voirie.gis import dedupe
 from voirie.gis.dedupe_policy import DedupePolicy
 from voirie.gis.enrich import CityGIS
 from voirie.gis.metric import widen
-from voirie.store.base import UnitOfWork
+from voirie.store.base import Later, UnitOfWork
 
 
 class Attacher:
@@ -64,25 +64,42 @@ class Attacher:
     ) -> dedupe.Candidates:
         """``batch_candidates`` of one report of a catalogued service, as the arrays
         ``dedupe.attach_one`` reads, without a DataFrame."""
+        return self.candidates_later(uow, lon, lat, service_code, requested_at)()
+
+    def candidates_later(
+        self,
+        uow: UnitOfWork,
+        lon: float,
+        lat: float,
+        service_code: str,
+        requested_at: datetime,
+    ) -> Later[dedupe.Candidates]:
+        """``candidates`` sent now, read when called (the per-report path sends it with
+        its other reads: one round trip for all)."""
         rule = self.policy.rule(service_code)
-        found = uow.incidents.open_near(
+        sent = uow.incidents.open_near_later(
             lon,
             lat,
             self.policy.reach_m(rule.radius_m, rule.street_radius_m),
             self.policy.candidate_services(service_code),
             requested_at - timedelta(days=rule.window_days),
         )
-        x, y = self.gis.project(found.lon, found.lat)
-        group, match = self.policy.labels(found.service_code)
-        return dedupe.Candidates(
-            incident_id=found.incident_id,
-            x=x,
-            y=y,
-            service_code=found.service_code,
-            group=group,
-            match=match,
-            segment_id=found.segment_id,
-            street_name=found.street_name,
-            last_reported_at=found.last_reported_at,
-            status=found.status,
-        )
+
+        def read() -> dedupe.Candidates:
+            found = sent()
+            x, y = self.gis.project(found.lon, found.lat)
+            group, match = self.policy.labels(found.service_code)
+            return dedupe.Candidates(
+                incident_id=found.incident_id,
+                x=x,
+                y=y,
+                service_code=found.service_code,
+                group=group,
+                match=match,
+                segment_id=found.segment_id,
+                street_name=found.street_name,
+                last_reported_at=found.last_reported_at,
+                status=found.status,
+            )
+
+        return read

@@ -4,8 +4,9 @@ A token is a random secret printed once by ``voirie tokens add``; the store keep
 SHA-256 (a token has 256 bits of entropy, so a fast hash is enough and lets us look it up
 by hash). A token may expire (``--expires 90d``), be revoked or rotated (``voirie tokens
 revoke|rotate``); every request reads its token from the store, so a revoked or expired
-token is refused at once by every worker (no cache outlives a revoke). The last use is
-recorded at most once a minute per token, not written on every request.
+token is refused at once by every worker (no cache outlives a revoke); a write reads it in
+its own transaction (``Credential``). The last use is recorded at most once a minute per
+token, not written on every request.
 
 Authorization is data: the role table below, plus the agent's team scope. The API and
 any other edge ask these functions; they never test role names themselves.
@@ -26,7 +27,7 @@ import enum
 import hashlib
 import re
 import secrets
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -246,13 +247,9 @@ def issue_token(
     return token
 
 
-def identify(
-    store: Store, jurisdiction_id: str, token: str, now: datetime | None = None
-) -> Principal:
-    """The holder of a token in this jurisdiction; ``Unauthorized`` saying whether the
-    token is unknown, revoked or expired. Records the use (at most once a minute)."""
-    now = now or datetime.now(UTC)
-    record = store.find_token(jurisdiction_id, token_hash(token)) if token else None
+def principal_of(record: TokenRecord | None, now: datetime) -> Principal:
+    """The holder of a stored token (``Store.find_token``'s record, None when unknown);
+    ``Unauthorized`` saying whether the token is unknown, revoked or expired at ``now``."""
     if record is None or record.id is None:
         raise Unauthorized("unknown API token")
     status = token_status(record, now)
@@ -260,9 +257,47 @@ def identify(
         raise Unauthorized(f"API token revoked on {record.revoked_at:%Y-%m-%d %H:%M} UTC")
     if status == EXPIRED and record.expires_at is not None:
         raise Unauthorized(f"API token expired on {record.expires_at:%Y-%m-%d %H:%M} UTC")
-    if record.last_used_at is None or now - record.last_used_at >= TOUCH_INTERVAL:
-        store.touch_token(jurisdiction_id, record.id, now, now - TOUCH_INTERVAL)
     return Principal(record.name, Role(record.role), frozenset(record.teams))
+
+
+def record_use(store: Store, jurisdiction_id: str, record: TokenRecord, now: datetime) -> None:
+    """Write a token's last use when the stored one is older than ``TOUCH_INTERVAL``."""
+    if record.id is not None and (
+        record.last_used_at is None or now - record.last_used_at >= TOUCH_INTERVAL
+    ):
+        store.touch_token(jurisdiction_id, record.id, now, now - TOUCH_INTERVAL)
+
+
+def identify(
+    store: Store, jurisdiction_id: str, token: str, now: datetime | None = None
+) -> Principal:
+    """The holder of a token in this jurisdiction; ``Unauthorized`` saying whether the
+    token is unknown, revoked or expired. Records the use (at most once a minute)."""
+    now = now or datetime.now(UTC)
+    record = store.find_token(jurisdiction_id, token_hash(token)) if token else None
+    principal = principal_of(record, now)
+    assert record is not None  # else refused above
+    record_use(store, jurisdiction_id, record, now)
+    return principal
+
+
+@dataclass(frozen=True)
+class Credential:
+    """A token to check in the very transaction of the write it authorizes.
+
+    ``Intake.submit`` sends its look-up with the write's first reads (no round trip, no
+    connection of its own) and stores nothing unless ``admit`` accepts the record read
+    there: a token revoked or expired before that read is refused at once, as
+    ``identify`` refuses it, never served from a cache. ``admit`` gives the holder or
+    raises the refusal the caller's protocol answers (Open311: 403 naming ``api_key``)."""
+
+    token: str
+    admit: Callable[[TokenRecord | None, datetime], Principal]
+
+    @property
+    def hash(self) -> str:
+        """The SHA-256 under which the token is stored."""
+        return token_hash(self.token)
 
 
 def authenticate(store: Store, jurisdiction_id: str, token: str) -> Principal | None:

@@ -46,6 +46,10 @@ REPEATED = "repeated in this file with different content"
 """``validate``'s reason for a repeated id, given across chunks by ``_Repeats``."""
 FIRST_ANALYZE_BATCHES = 4
 """Statistics are first refreshed after this many batches, then each time the count doubles."""
+PROBED_TABLES = ("reports", "incident_reports", "incidents")
+"""The tables the import's own statements read while it loads (the "already imported?"
+probe, the open incidents near a batch, the counts of those it joins): their statistics
+are refreshed during the load, every table's once at its end."""
 
 
 class ImportProgress(Protocol):
@@ -158,7 +162,7 @@ class Importer(Roles):
         if summary.imported >= batch_size:
             # A bulk load changes the tables' sizes by orders of magnitude: without fresh
             # statistics the next queries may plan as if the tables were empty.
-            statistics.refresh(summary.imported)
+            statistics.refresh()
         return summary
 
     def _prepare(
@@ -324,16 +328,14 @@ class _Statistics:
     def __init__(self, store: Store, first: int) -> None:
         self.store = store
         self.next = first
-        self.analyzed = 0
 
     def grown(self, imported: int) -> None:
-        """Refresh the statistics if the load has grown past the next step."""
+        """Refresh the statistics of ``PROBED_TABLES`` if the load has grown past the next
+        step (the other tables are not read before the load ends)."""
         if imported >= self.next:
-            self.refresh(imported)
+            self.store.analyze(PROBED_TABLES)
             self.next = 2 * imported
 
-    def refresh(self, imported: int) -> None:
-        """Refresh the statistics unless they were refreshed at this count."""
-        if imported != self.analyzed:
-            self.store.analyze()
-            self.analyzed = imported
+    def refresh(self) -> None:
+        """Refresh every table's statistics (at the end of the load)."""
+        self.store.analyze()

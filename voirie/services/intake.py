@@ -18,6 +18,11 @@ answered as the first answer was. A submission that names no device and no conta
 never taken for a retry: two citizens of one app who report the same thing are two
 reports (attached to one incident by deduplication), never one answer given twice.
 
+A report's reads go to the store together, under its service's lock: its client's token
+(``Credential``: checked in the transaction that stores the report, so a revoked token is
+refused at once), the reports a retry of it would be, the incidents it may join and every
+id it may write; pipelined on PostGIS, one round trip, then one for the writes.
+
 Concurrent submissions of one process may commit together (group commit, on sqlite): the
 first to find no transaction under way writes every report queued by then in one
 transaction (the locks of all their services taken at once, in order), and each caller
@@ -34,14 +39,15 @@ import uuid
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from voirie.errors import IdempotencyKeyReused, InvalidInput
+from voirie.errors import Forbidden, IdempotencyKeyReused, InvalidInput, Unauthorized
 from voirie.gis import dedupe
 from voirie.ingest.validate import CHANGED_CONTENT, validate_report
 from voirie.model import Flag, Report
 from voirie.notify.versions import record_rules
+from voirie.services.auth import Credential, record_use
 from voirie.services.roles import Roles
 from voirie.services.territory import outside_reason
-from voirie.store.base import UnitOfWork
+from voirie.store.base import KnownReport, Later, TokenRecord, UnitOfWork
 from voirie.values import as_instant, optional_text
 
 
@@ -136,6 +142,11 @@ overlap, and grouping, which writes a group's reports one after the other, measu
 slower there (bench/RESULTS.md, "Group commit and the other levers of issue 20")."""
 
 
+REFUSALS = (InvalidInput, IdempotencyKeyReused, Forbidden, Unauthorized)
+"""What refuses one report of a group alone, before any row of its own is written: its
+content or Idempotency-Key repeats another submission, or its token is not admitted."""
+
+
 @dataclass(eq=False)
 class _Waiting:
     """One enriched report waiting for a group commit, and what became of it."""
@@ -145,6 +156,9 @@ class _Waiting:
     retry: Retry | None
     fields: dict[str, object]
     arrival: dedupe.NewReport
+    credential: Credential | None = None
+    token: TokenRecord | None = None
+    """The credential's record as the report's transaction read it."""
     done: threading.Event = field(default_factory=threading.Event)
     """Set when the report's group committed (or failed), or when it is to lead one."""
     group: list[_Waiting] | None = None
@@ -176,7 +190,9 @@ class Intake(Roles):
         self._queue_lock = threading.Lock()
         self._leaders = 0
 
-    def submit(self, report: Report, retry: Retry | None = None) -> Submission:
+    def submit(
+        self, report: Report, retry: Retry | None = None, credential: Credential | None = None
+    ) -> Submission:
         """Store one report and say where it went (the API's entry point).
 
         Raises ``InvalidInput`` naming the field when the report is refused. Without
@@ -184,7 +200,9 @@ class Intake(Roles):
         answers with the stored ids (other content is refused); with one, the report's
         external id is derived from it (``external_ids``) and a stored retry is answered
         as the first time; an Idempotency-Key already used for another submission raises
-        ``IdempotencyKeyReused``.
+        ``IdempotencyKeyReused``. With ``credential``, its token is read in the report's
+        transaction and the report is stored only if ``credential.admit`` accepts it
+        (whose error it raises otherwise); the report's channel is the token's holder.
         """
         ids = [report.external_id] if retry is None else external_ids(report, retry)
         report = replace(report, external_id=ids[0])
@@ -194,7 +212,11 @@ class Intake(Roles):
             # whether a reused key carries the same submission.
             fields["content_hash"] = submission_digest(report)
         self._store_rule_versions()
-        return self._committed(_Waiting(report, ids, retry, fields, arrival))
+        waiting = _Waiting(report, ids, retry, fields, arrival, credential)
+        submission = self._committed(waiting)
+        if waiting.token is not None:  # after the commit, outside the lock
+            record_use(self.store, self.city.jurisdiction_id, waiting.token, datetime.now(UTC))
+        return submission
 
     def _committed(self, waiting: _Waiting) -> Submission:
         """Queue a report for the next group commit and answer once it is committed.
@@ -244,12 +266,14 @@ class Intake(Roles):
                 uow.lock(self.policy.lock_keys(w.arrival.service_code for w in group))
                 for waiting in group:
                     waiting.submission, waiting.error = None, None
+                    sent = self._send(uow, waiting)
                     try:
-                        stored = self._repeated(uow, waiting)
-                    except (InvalidInput, IdempotencyKeyReused) as exc:
+                        self._admit(waiting, sent)
+                        stored = self._repeated(uow, waiting, sent)
+                    except REFUSALS as exc:
                         waiting.error = exc  # refused before any row of its own
                         continue
-                    waiting.submission = stored or self._written(uow, waiting)
+                    waiting.submission = stored or self._written(uow, waiting, sent)
         except Exception:
             for waiting in group:
                 waiting.submission, waiting.error = None, None
@@ -261,31 +285,52 @@ class Intake(Roles):
                 except Exception as exc:
                     waiting.error = exc
 
-    def _repeated(self, uow: UnitOfWork, waiting: _Waiting) -> Submission | None:
+    def _send(self, uow: UnitOfWork, waiting: _Waiting) -> _Sent:
+        """Every read a report needs, sent at once (under the lock sent before them): its
+        token, the stored reports a retry of it would be, the incidents it may join, and
+        the ids it may write. Pipelined, they share one round trip; what a retry or a
+        refused report does not use is a few ids left as gaps."""
+        report, arrival = waiting.report, waiting.arrival
+        credential = waiting.credential
+        token = None if credential is None else uow.tokens.find_later(credential.hash)
+        known = [uow.reports.known_one_later(report.source, i) for i in waiting.ids]
+        candidates = self.attacher.candidates_later(
+            uow, report.lon, report.lat, arrival.service_code, arrival.requested_at
+        )
+        uow.tables.prefetch_ids(self.writer.ids_one())
+        return _Sent(token, known, candidates)
+
+    def _admit(self, waiting: _Waiting, sent: _Sent) -> None:
+        """Check the report's token as its transaction read it (``Credential.admit``
+        raises the refusal); the report's channel is then the token's holder."""
+        if waiting.credential is None or sent.token is None:
+            return
+        waiting.token = sent.token()
+        principal = waiting.credential.admit(waiting.token, datetime.now(UTC))
+        waiting.fields["channel"] = principal.name
+
+    def _repeated(self, uow: UnitOfWork, waiting: _Waiting, sent: _Sent) -> Submission | None:
         """The stored report this one repeats (under its service's lock), if any; refused
         (``InvalidInput``, ``IdempotencyKeyReused``) when it repeats it with other content."""
-        report, ids, fields = waiting.report, waiting.ids, waiting.fields
+        ids, fields = waiting.ids, waiting.fields
+        known = [read() for read in sent.known]
         if waiting.retry is None:
-            return _stored_as(uow, report.source, ids[0], fields["content_hash"])
+            return _stored_as(known[0], ids[0], fields["content_hash"])
         return _retried(
             uow,
-            report.source,
-            ids,
+            list(zip(ids, known, strict=True)),
             waiting.retry,
             waiting.arrival.requested_at,
             fields["content_hash"],
         )
 
-    def _written(self, uow: UnitOfWork, waiting: _Waiting) -> Submission:
+    def _written(self, uow: UnitOfWork, waiting: _Waiting, sent: _Sent) -> Submission:
         """A new report attached to an incident (or opening one), routed and written.
 
-        Pipelined: the candidates and the ids each take one round trip, every write goes
-        at the end; nothing is answered before the commit."""
+        Pipelined: its reads came back together (``_send``), every write goes at the end
+        of the block; nothing is answered before the commit."""
         report, arrival = waiting.report, waiting.arrival
-        candidates = self.attacher.candidates(
-            uow, report.lon, report.lat, arrival.service_code, arrival.requested_at
-        )
-        link = dedupe.attach_one(arrival, candidates, self.city.config.dedupe)
+        link = dedupe.attach_one(arrival, sent.candidates(), self.city.config.dedupe)
         now = datetime.now(UTC)
         written = self.writer.write_one(uow, waiting.fields, report.attributes, link, now)
         return Submission(
@@ -339,12 +384,21 @@ class Intake(Roles):
                 self._rules_stored = True
 
 
+@dataclass(frozen=True)
+class _Sent:
+    """A report's reads, sent together; each read when called."""
+
+    token: Later[TokenRecord | None] | None
+    known: list[Later[KnownReport | None]]
+    """The stored report under each of the report's external ids, if any."""
+    candidates: Later[dedupe.Candidates]
+
+
 def _stored_as(
-    uow: UnitOfWork, source: str, external_id: str, content_hash: object
+    known: KnownReport | None, external_id: str, content_hash: object
 ) -> Submission | None:
-    """The stored report of this external id, when its content is the same; refused as
-    changed content when it is not."""
-    known = uow.reports.known_one(source, external_id)
+    """The stored report of this external id (``known``), when its content is the same;
+    refused as changed content when it is not."""
     if known is None:
         return None
     if known.content_hash != content_hash:
@@ -355,20 +409,19 @@ def _stored_as(
 
 def _retried(
     uow: UnitOfWork,
-    source: str,
-    ids: list[str],
+    stored: list[tuple[str, KnownReport | None]],
     retry: Retry,
     now: datetime,
     content_hash: object,
 ) -> Submission | None:
-    """The first stored report among the external ids of a retry made ``now`` (received
-    within its window), answered as the first time: attached unless it opened its incident.
+    """The first stored report among the external ids of a retry made ``now`` (each with
+    the report stored under it, if any) received within its window, answered as the first
+    time: attached unless it opened its incident.
 
     A report stored under the same Idempotency-Key with other content is refused."""
     since = retry.since(now)
     found: list[tuple[int, int, str]] = []
-    for external_id in ids:
-        known = uow.reports.known_one(source, external_id)
+    for external_id, known in stored:
         if known is None or known.incident_id is None:
             continue
         if retry.key is not None and known.content_hash != content_hash:

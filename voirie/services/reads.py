@@ -11,7 +11,8 @@ request, events in a time window, rows of a table by key, stored external ids.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import cast
@@ -20,7 +21,8 @@ from zoneinfo import ZoneInfo
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-from pyproj import CRS
+from pyproj import CRS, Transformer
+from pyproj.exceptions import ProjError
 
 from voirie.city import City
 from voirie.gis.blur import Blur
@@ -31,8 +33,13 @@ from voirie.services.recent import request_days_start
 from voirie.store.base import ChangeMark, MetricCRS, Store
 from voirie.store.public_points import Placement
 from voirie.store.schema import BOOL_COLUMNS, DATETIME_COLUMNS
-from voirie.store.selection import EVERYTHING, Layer, Selection, layer_columns
-from voirie.store.tiles import TileBlur
+from voirie.store.selection import (
+    EVERYTHING,
+    REQUEST_COLUMNS,
+    Layer,
+    Selection,
+    layer_columns,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -55,19 +62,18 @@ class Reads:
             self.blur.services, self.blur.public, self.blur.fingerprint(city.metric_crs)
         )
         self._placed = self._place_at_start()
-        self.tile_blur = (
-            TileBlur(tuple(sorted(self.blur.services)), self.blur.search_box, self.blur.public)
-            if self.blur.services
-            else None
-        )
         # An EPSG code only where it names exactly this CRS: the database must project
         # as ``gis.project`` does.
         srid = CRS.from_user_input(city.metric_crs).to_epsg(min_confidence=100)
-        self.metric = MetricCRS(srid, gis.project)
         territory = gis.zones[city.config.territory.layer].zones
         self.territory_box = cast(
             tuple[float, float, float, float], tuple(territory.to_crs(4326).total_bounds)
         )
+        self.project = thread_cheap_projection(gis, self.territory_box)
+        self.metric = MetricCRS(srid, self.project)
+        # recent_requests_start's computation, one at a time: requests arriving together
+        # after a change wait for one answer instead of each probing the store.
+        self._recent_lock = threading.Lock()
         # (change counter, days, local day) -> recent_requests_start's answer
         self._recent_start: tuple[tuple[int, int, date], datetime | None] | None = None
 
@@ -136,6 +142,21 @@ class Reads:
         if public:
             self._blur_records(out)
         return out
+
+    def request_records(
+        self, selection: Selection, kind: str
+    ) -> tuple[list[dict[str, object]], list[tuple[object, ...]]]:
+        """The page of reports a selection keeps as the public sees them (by their public
+        points, blurred: ``_blur_records``), as dicts of ``REQUEST_COLUMNS`` with values as
+        the backend returns them (instants: datetimes on PostGIS, text on sqlite, see
+        ``instant``), and ``(incident_id, reason)`` of the events of one ``kind`` of their
+        incidents, oldest first: what an Open311 GET shows, in one round trip."""
+        rows, changes = self.store.request_rows(
+            self.city.jurisdiction_id, self._scope(selection, True), kind
+        )
+        out = [dict(zip(REQUEST_COLUMNS, row, strict=True)) for row in rows]
+        self._blur_records(out)
+        return out, changes
 
     def _blur_records(self, out: list[dict[str, object]]) -> None:
         """Records as the public sees them: a blurred service's point moved (see
@@ -286,8 +307,8 @@ class Reads:
         found = self._layer(layer, scoped)
         if public:
             found = self.publish(found)
-        x, y = self.gis.project(np.array([lon], float), np.array([lat], float))
-        fx, fy = self.gis.project(found["lon"].to_numpy(float), found["lat"].to_numpy(float))
+        x, y = self.project(np.array([lon], float), np.array([lat], float))
+        fx, fy = self.project(found["lon"].to_numpy(float), found["lat"].to_numpy(float))
         found["distance_m"] = np.hypot(fx - x[0], fy - y[0])
         return found[found["distance_m"] <= radius_m]
 
@@ -346,8 +367,10 @@ class Reads:
             self.metric,
         )
         services = self.city.services
+        # To the decimetre, all at once (``np.round`` of each value alone cost ~5 µs).
+        rounded = np.round(np.array([row[-1] for row in rows], dtype=float), 1).tolist()
         out: list[dict[str, object]] = []
-        for (
+        for metres, (
             incident_id,
             code,
             status,
@@ -359,8 +382,8 @@ class Reads:
             last,
             reports,
             supporters,
-            distance,
-        ) in rows:
+            _,
+        ) in zip(rounded, rows, strict=True):
             first_at, last_at = instant(first), instant(last)
             assert first_at is not None
             assert last_at is not None
@@ -380,7 +403,7 @@ class Reads:
                     ),
                     "lon": x,
                     "lat": y,
-                    "distance_m": float(np.round(cast(float, distance), 1)),
+                    "distance_m": metres,
                     "first_reported_at": first_at,
                     "last_reported_at": last_at,
                     "age_days": max(0, int(age)),
@@ -397,21 +420,15 @@ class Reads:
         search), as the public sees them (``_within``); the selection's page applies."""
         return _page(self._within("reports", lon, lat, radius_m, selection), selection)
 
-    def entity_events(
-        self, entity: str, kind: str, entity_ids: Sequence[int]
-    ) -> list[tuple[object, ...]]:
-        """``(entity_id, reason)`` of the events of one kind of these entities, oldest
-        first (see ``Store.entity_events``)."""
-        return self.store.entity_events(self.city.jurisdiction_id, entity, kind, entity_ids)
-
     def change_mark(self) -> ChangeMark:
         """Where the city's change counter stands (what HTTP validators are made of)."""
         return self.store.change_mark(self.city.jurisdiction_id)
 
     def incident_tile(self, z: int, x: int, y: int) -> bytes:
-        """One MVT tile of incidents, the blurred services at their public point (see
-        ``Store.incident_tile`` and ``voirie.store.tiles``)."""
-        return self.store.incident_tile(self.city.jurisdiction_id, z, x, y, self.tile_blur)
+        """One MVT tile of incidents, the blurred services at their stored public point
+        (``_scope``: brought up to date first; see ``Store.incident_tile``)."""
+        public = self._scope(EVERYTHING, public=True).public_points
+        return self.store.incident_tile(self.city.jurisdiction_id, z, x, y, public)
 
     def _reaches_city(self, lon: float, lat: float, radius_m: float) -> bool:
         """Whether a circle meets the box of the city's territory: no incident lies
@@ -429,15 +446,20 @@ class Reads:
         """Where the last ``days`` local days with requests begin, until now (None for an
         empty store; ``services.recent``). Up to ``days`` index probes, so the answer is
         kept until the store changes or the local day turns (one read of the change
-        counter per call, none when the caller read it: ``mark``)."""
+        counter per call, none when the caller read it: ``mark``).
+
+        One computation at a time: the requests of a burst after a change (or a worker's
+        first burst) wait for the first one's answer rather than each probing the store
+        (16 × 91 statements at once made a worker's first Open311 reads take seconds)."""
         now = datetime.now(UTC)
         zone = self.city.config.timezone
         version = (mark or self.change_mark()).version
         key = (version, days, now.astimezone(ZoneInfo(zone)).date())
-        cached = self._recent_start
-        if cached is None or cached[0] != key:
-            start = request_days_start(self.newest_request_before, days, zone, until=now)
-            cached = self._recent_start = (key, start)
+        with self._recent_lock:
+            cached = self._recent_start
+            if cached is None or cached[0] != key:
+                start = request_days_start(self.newest_request_before, days, zone, until=now)
+                cached = self._recent_start = (key, start)
         return cached[1]
 
     def events_between(self, kind: str, start: datetime, end: datetime) -> pd.DataFrame:
@@ -453,6 +475,42 @@ class Reads:
         external_id, content_hash, report_id, incident_id, received_at."""
         with self.store.transaction(self.city.jurisdiction_id) as uow:
             return uow.reports.known(source, external_ids)
+
+
+def thread_cheap_projection(
+    gis: CityGIS, box: tuple[float, float, float, float]
+) -> Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """``gis.project`` (WGS84 to the city's metric CRS) for the reads, which run in the
+    server's thread pool: the same operation, cheap in a new thread.
+
+    pyproj builds a transformer's PROJ objects again in each thread that first uses it;
+    made from two CRSs that means looking the operation up in PROJ's database, 30-80 ms.
+    AnyIO starts pool threads as concurrency grows (and retires them after 10 s idle), so
+    a worker's first burst of searches paid it once per thread (issue 19: part of a first
+    round's 0.6-1.8 s at concurrency 16 and 1M incidents). Made from the chosen
+    operation's own PROJ pipeline, a thread's copy costs ~0.3 ms. The copy is used only
+    if it gives bit-identical coordinates over a grid of the territory's box (``box``,
+    WGS84), else the city's."""
+    original = gis.to_metric
+    try:
+        copy = Transformer.from_pipeline(original.definition)
+    except ProjError:  # an operation its pipeline text cannot rebuild
+        return gis.project
+    lon, lat = (
+        grid.ravel()
+        for grid in np.meshgrid(np.linspace(box[0], box[2], 9), np.linspace(box[1], box[3], 9))
+    )
+    if not all(
+        np.array_equal(a, b)
+        for a, b in zip(copy.transform(lon, lat), gis.project(lon, lat), strict=True)
+    ):
+        return gis.project
+
+    def project(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x, y = copy.transform(lon, lat)
+        return np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+
+    return project
 
 
 def instant(value: object) -> datetime | None:

@@ -156,7 +156,7 @@ def change_status(
             )
         note = _checked_text(reason, "reason", required=target in REASON_REQUIRED)
         now = at or datetime.now(UTC)
-        uow.incidents.update(incident_id, {"status": target.value, "updated_at": now})
+        uow.incidents.set_status(incident_id, target.value, now)  # with 0019's moments
         enqueue(
             uow,
             city,
@@ -174,7 +174,7 @@ def change_status(
             data={"previous_status": current.value, "status": target.value},
             now=now,
         )
-        event_id = uow.events.append(
+        return uow.events.append(
             "incident",
             incident_id,
             EventKind.STATUS_CHANGED,
@@ -182,8 +182,6 @@ def change_status(
             StatusChange(current, target, note).words(),
             at=now,
         )
-        uow.incidents.refresh_timings([incident_id])  # the dashboard's moments (0019)
-        return event_id
 
 
 def record_assignment(

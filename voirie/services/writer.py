@@ -17,6 +17,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any, Protocol
 
 import numpy as np
@@ -259,11 +260,17 @@ class IncidentWriter:
         links ``dedupe.attach`` gave them, and the incidents they open, routed.
 
         ``attributes`` (external_id, code, value) are answers to the services' questions.
+
+        The statements that read or change stored rows (ids, the counts of the incidents
+        joined) come before the inserts: on PostGIS a bulk insert is sent while the next
+        rows are built, and a statement waits for the inserts sent before it.
         """
         sink, n, now = _Frames(uow), len(batch), pd.Timestamp.now("UTC")
         batch["id"] = uow.tables.reserve_ids("reports", n)
         leaders = np.flatnonzero(links["leader"].to_numpy() == np.arange(n))
         new_ids = uow.tables.reserve_ids("incidents", len(leaders))
+        # Each report received, then opening or joining; each new incident routed.
+        event_ids = uow.tables.reserve_ids("events", 2 * n + len(new_ids))
         incident_of_leader = pd.Series(new_ids, index=leaders)
         attached_stored = links["incident_id"].to_numpy() != dedupe.NO_INCIDENT
         incident_id = np.where(
@@ -273,24 +280,8 @@ class IncidentWriter:
         ).astype(np.int64)
         opened = np.zeros(n, dtype=bool)
         opened[leaders] = True
-        self._reports(sink, batch, now)
-        if attributes is not None and len(attributes):
-            answers = attributes.merge(batch[["external_id", "id"]], on="external_id")
-            j = self.city.jurisdiction_id
-            sink.insert(
-                "report_attributes",
-                [_attribute(answers["id"], j, answers["code"], answers["value"])],
-            )
         counts = pd.Series(incident_id).value_counts()
         last = pd.Series(batch["requested_at"].to_numpy()).groupby(incident_id).max()
-        routed = self.open_incidents(
-            uow,
-            batch.iloc[leaders].reset_index(drop=True),
-            new_ids,
-            counts.reindex(new_ids).to_numpy(),
-            last.reindex(new_ids).to_numpy(),
-            now,
-        )
         existing = np.unique(incident_id[attached_stored])
         if len(existing):
             uow.incidents.add_reports(
@@ -303,6 +294,22 @@ class IncidentWriter:
                     }
                 )
             )
+        self._reports(sink, batch, now)
+        if attributes is not None and len(attributes):
+            answers = attributes.merge(batch[["external_id", "id"]], on="external_id")
+            j = self.city.jurisdiction_id
+            sink.insert(
+                "report_attributes",
+                [_attribute(answers["id"], j, answers["code"], answers["value"])],
+            )
+        routed = self.open_incidents(
+            uow,
+            batch.iloc[leaders].reset_index(drop=True),
+            new_ids,
+            counts.reindex(new_ids).to_numpy(),
+            last.reindex(new_ids).to_numpy(),
+            now,
+        )
         reason = dedupe.reasons(links)
         self._history(
             uow,
@@ -315,6 +322,7 @@ class IncidentWriter:
             received="imported from " + batch["source"] + " row " + batch["row"].astype(str),
             routing=[(new_ids, routed["routing_reason"].to_numpy(), len(new_ids))],
             now=now,
+            event_ids=event_ids,
         )
         return Written(incident_id, opened, attached_stored, new_ids)
 
@@ -342,6 +350,21 @@ class IncidentWriter:
         sink.insert("assignments", [_assignment(assignment_ids, j, new_ids, routed, now)])
         return routed
 
+    def ids_one(self) -> dict[str, int]:
+        """Every id ``write_one`` may need, per table, before it is known whether the
+        report opens an incident: its report, its events (received, opened or attached,
+        routed), the incident it may open with its assignment and its team's notices (as
+        many as the best-reached team has channels). Prefetched with the report's first
+        reads, they cost no round trip of their own; those an attached report leaves
+        unused are gaps in the sequences, as a rolled back transaction leaves."""
+        return dict(self._most_ids_one)
+
+    @cached_property
+    def _most_ids_one(self) -> dict[str, int]:
+        """``ids_one``, counted once per writer (the city's teams do not change)."""
+        channels = max((len(team_channels(self.city, team)) for team in self.city.teams), default=0)
+        return {"reports": 1, "events": 3, "incidents": 1, "assignments": 1, "outbox": channels}
+
     def write_one(
         self,
         uow: UnitOfWork,
@@ -351,22 +374,11 @@ class IncidentWriter:
         now: datetime,
     ) -> WrittenReport:
         """``write_batch`` of one enriched report (``fields``, which gets its ids) with the
-        link ``attach_one`` gave it, and of the incident it opens, routed."""
+        link ``attach_one`` gave it, and of the incident it opens, routed. Its ids come
+        from those the caller prefetched (``ids_one``), else are reserved as needed."""
         sink, j = _Rows(uow), self.city.jurisdiction_id
         opened = link.incident_id == dedupe.NO_INCIDENT
         decision = self.routing.table(uow).route_one(fields) if opened else None
-        # Every id this report needs, reserved in one round trip: its report, its events
-        # (received, opened or attached, routed), and the incident it opens with its
-        # assignment and its team's notices.
-        uow.tables.prefetch_ids(
-            {
-                "reports": 1,
-                "events": 3 if opened else 2,
-                "incidents": int(opened),
-                "assignments": int(opened),
-                "outbox": 0 if decision is None else len(team_channels(self.city, decision.team)),
-            }
-        )
         report_id = sink.column(uow.tables.reserve_ids("reports", 1))
         fields["id"] = report_id
         self._reports(sink, fields, now)
@@ -440,10 +452,12 @@ class IncidentWriter:
         received: object,
         routing: list[tuple[object, object, int]],
         now: object,
+        event_ids: np.ndarray | None = None,
     ) -> None:
         """The reports' links ((score, reason) to ``incident_id``) and their events: each
         report received then opening or joining its incident (``kind``, ``linked`` the
-        words), each new incident routed ((incident ids, reasons, how many))."""
+        words), each new incident routed ((incident ids, reasons, how many)); the events'
+        ids are ``event_ids`` when the caller reserved them, else reserved here."""
         report_id, n = reports
         j = self.city.jurisdiction_id
         sink.insert("incident_reports", [_link(report_id, j, incident_id, *link, now)])
@@ -455,7 +469,10 @@ class IncidentWriter:
                 for ids, reason, count in routing
             ),
         ]
-        ids = uow.tables.reserve_ids("events", sum(count for _, count in parts))
+        total = sum(count for _, count in parts)
+        ids = uow.tables.reserve_ids("events", total) if event_ids is None else event_ids
+        if len(ids) != total:
+            raise ValueError(f"events: {len(ids)} ids reserved for {total} events")
         start = 0
         for part, count in parts:
             part["id"] = sink.column(ids[start : start + count])

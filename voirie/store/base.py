@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import date, datetime
 from importlib import resources
-from typing import NamedTuple, Protocol, TypedDict
+from typing import NamedTuple, Protocol, TypedDict, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -23,7 +23,6 @@ from voirie.store.candidates import BBox, OpenIncidents
 from voirie.store.public_points import Placement
 from voirie.store.selection import Layer, Selection
 from voirie.store.stats import Timings
-from voirie.store.tiles import TileBlur
 
 KNOWN_REPORT_COLUMNS = ["external_id", "content_hash", "report_id", "incident_id", "received_at"]
 MEMBER_COLUMNS = [
@@ -53,6 +52,11 @@ RESHAPE_COLUMNS = [
     "merged_into",
     "updated_at",
 ]
+
+
+T = TypeVar("T")
+Later = Callable[[], T]
+"""A read already sent to the store, whose answer is read (waited for) when called."""
 
 
 class TokenRecord(NamedTuple):
@@ -232,6 +236,10 @@ class Reports(Protocol):
     def known_one(self, source: str, external_id: str) -> KnownReport | None:
         """The stored report of a source under this external id, if any (one row)."""
 
+    def known_one_later(self, source: str, external_id: str) -> Later[KnownReport | None]:
+        """``known_one`` sent now, read when called (in a pipelined block, with the
+        statements sent alongside it: one round trip for all)."""
+
 
 class Incidents(Protocol):
     """Incidents: dedupe candidates, one incident locked and changed, counts, merges."""
@@ -254,12 +262,27 @@ class Incidents(Protocol):
         arrays ordered by incident id: every open incident within ``reach_m`` metres of the
         point, and a few beyond it (the caller measures exact distances)."""
 
+    def open_near_later(
+        self,
+        lon: float,
+        lat: float,
+        reach_m: float,
+        service_codes: Sequence[str],
+        since: datetime,
+    ) -> Later[OpenIncidents]:
+        """``open_near`` sent now, read when called."""
+
     def get(self, incident_id: int) -> IncidentRow | None:
         """The stored incident row (``schema.COLUMNS["incidents"]``), locked until commit."""
 
     def update(self, incident_id: int, changes: Mapping[str, object]) -> None:
         """Set columns of one incident (names from ``schema.COLUMNS["incidents"]``); its
         point follows a new lon or lat."""
+
+    def set_status(self, incident_id: int, status: str, at: datetime) -> None:
+        """Move one incident to ``status`` at ``at``, with its ``updated_at`` and the
+        dashboard's moments (``refresh_timings``'s, this change included), in one
+        statement; the caller appends the change's event at ``at``."""
 
     def add_report(self, incident_id: int, reported_at: datetime, at: datetime) -> None:
         """``add_reports`` for one attached report."""
@@ -274,8 +297,9 @@ class Incidents(Protocol):
 
     def refresh_timings(self, incident_ids: Sequence[int]) -> None:
         """Set these incidents' first acknowledgement and first resolution from their status
-        events (``voirie.store.stats.REFRESH_TIMINGS``): call it after writing a status
-        change, in the same transaction, so the dashboard's moments follow the history."""
+        events (``voirie.store.stats.REFRESH_TIMINGS``): call it after writing status
+        changes in bulk (``set_status`` keeps them for one), in the same transaction, so
+        the dashboard's moments follow the history."""
 
     def absorb(self, from_incident: int, to_incident: int) -> int:
         """Move one incident's supporters, followers and merge pointers to another (someone
@@ -515,6 +539,13 @@ class LearnedRules(Protocol):
         when that version does not exist."""
 
 
+class Tokens(Protocol):
+    """API tokens read inside a unit of work (checked in the transaction they authorize)."""
+
+    def find_later(self, token_hash: str) -> Later[TokenRecord | None]:
+        """``Store.find_token`` of this unit's jurisdiction, sent now, read when called."""
+
+
 class UnitOfWork(Protocol):
     """One transaction: everything written through it commits together or not at all.
 
@@ -535,6 +566,7 @@ class UnitOfWork(Protocol):
     escalations: Escalations
     staff: StaffAccounts
     learned_rules: LearnedRules
+    tokens: Tokens
 
     def lock(self, keys: Sequence[str]) -> None:
         """Serialize writers that touch the same keys (e.g. one service in one city)."""
@@ -583,6 +615,12 @@ class Store(Protocol):
         """``select`` as tuples of ``selection.layer_columns(layer)`` and, with ``zones``,
         ``select_zones`` as tuples (row_id, layer, code, name): no DataFrame."""
 
+    def request_rows(
+        self, jurisdiction_id: str, selection: Selection, kind: str
+    ) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+        """The page of reports a selection keeps as tuples of ``REQUEST_COLUMNS`` and
+        ``(incident_id, reason)`` of their incidents' events of one kind, oldest first."""
+
     def nearest(
         self,
         layer: Layer,
@@ -621,14 +659,9 @@ class Store(Protocol):
     def count(self, table: str, jurisdiction_id: str) -> int:
         """Number of rows of a table for a jurisdiction."""
 
-    def analyze(self) -> None:
-        """Refresh the planner's statistics (after a bulk load changed the tables' sizes)."""
-
-    def entity_events(
-        self, jurisdiction_id: str, entity: str, kind: str, entity_ids: Sequence[int]
-    ) -> list[tuple[object, ...]]:
-        """``(entity_id, reason)`` of the events of one kind of these entities, oldest
-        first (no DataFrame)."""
+    def analyze(self, tables: Sequence[str] | None = None) -> None:
+        """Refresh the planner's statistics (after a bulk load changed the tables' sizes),
+        of every table or of these (schema tables, else KeyError)."""
 
     def newest_request_before(self, jurisdiction_id: str, before: datetime) -> datetime | None:
         """When the newest request made before ``before`` was made (None when none was)."""
@@ -655,15 +688,16 @@ class Store(Protocol):
         path's answer, without a DataFrame."""
 
     def incident_tile(
-        self, jurisdiction_id: str, z: int, x: int, y: int, blur: TileBlur | None = None
+        self, jurisdiction_id: str, z: int, x: int, y: int, public: bool = False
     ) -> bytes:
         """Mapbox Vector Tile z/x/y (XYZ) of the incidents, layer ``incidents``; b"" if empty.
 
         Public attributes only (``voirie.codecs.mvt.FIELDS``); the feature id is the
         incident id. Below ``mvt.CLUSTER_BELOW_ZOOM`` one feature per ``mvt.CELL`` cell
         at its centre instead, with ``mvt.CLUSTER_FIELDS`` (the same cells on every
-        backend). PostGIS encodes with ``ST_AsMVT``, sqlite with ``codecs.mvt``. The
-        incidents of ``blur``'s services are at their public point (``store.tiles``).
+        backend). PostGIS encodes with ``ST_AsMVT``, sqlite with ``codecs.mvt``. With
+        ``public`` (a city that blurs), each incident is selected and drawn at its stored
+        public point (``voirie.store.public_points``), in features and cells alike.
         """
 
     def lookup(

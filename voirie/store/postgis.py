@@ -12,13 +12,15 @@ COPY, the pool and its retries, the migration runner and tiles from ``ST_AsMVT``
 from __future__ import annotations
 
 import hashlib
+import logging
 import struct
 import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import pandas as pd
@@ -36,11 +38,12 @@ from voirie.store.public_points import Placement
 from voirie.store.reads import StoreReads
 from voirie.store.schema import BOOL_COLUMNS, COLUMNS, DATETIME_COLUMNS, POINT_TABLES
 from voirie.store.statements.session import Session, typed
+from voirie.store.statements.tables import known_table
 from voirie.store.statements.unit import SqlUnitOfWork
-from voirie.store.tiles import TileBlur
 from voirie.values import aware_utc
 
 WGS84 = 4326
+log = logging.getLogger(__name__)
 # A little-endian 2D point with its SRID (EWKB): byte order, type with the SRID bit, SRID, x, y.
 _EWKB_POINT = struct.Struct("<BIidd")
 OPEN_TIMEOUT_S = 30.0
@@ -71,6 +74,31 @@ KEEPALIVES: dict[str, object] = {
     "tcp_user_timeout": 15_000,
 }
 _INTEGER_TYPES = frozenset({"smallint", "integer", "bigint"})
+# What a new backend does on its first statements and then keeps (``fill_pool``): load
+# PostGIS's library, and read the catalog of the tables public reads join and of their
+# indexes (planning opens every index of a table). 78 ms for a first OGC page against
+# 11 ms on a backend that had served one (issue 19).
+WARM_STATEMENTS = (
+    "SELECT postgis_lib_version()",
+    *(
+        f"EXPLAIN SELECT * FROM {table} WHERE id = 1"
+        for table in ("incidents", "reports", "events", "assignments")
+    ),
+)
+WRITE_BEHIND_ROWS = 500
+"""Inserts of at least this many rows are sent by a unit of work's writer thread while
+the caller goes on (``PostgisSession``): a bulk load's; one report's rows are sent at once."""
+# information_schema's type of a column -> the type a binary COPY declares for it, and the
+# Python types its binary dumper takes (anything else goes as text).
+_BINARY: dict[str, tuple[str, tuple[type, ...]]] = {
+    "bigint": ("int8", (int,)),
+    "integer": ("int4", (int,)),
+    "smallint": ("int2", (int,)),
+    "text": ("text", (str,)),
+    "double precision": ("float8", (float, int)),
+    "timestamp with time zone": ("timestamptz", (datetime,)),
+    "boolean": ("bool", (bool,)),
+}
 # A city's change counter (migration 0021), else the store's from before it (row ''): two
 # probes of the primary key.
 _CHANGE_MARK = (
@@ -85,36 +113,30 @@ _MIGRATIONS_TABLE = sql.SQL(
 
 # Incidents of one tile in integer tile coordinates, with their public attributes
 # (voirie.codecs.mvt.FIELDS, the sqlite backend's); geom is NULL outside the buffer.
-# The blurred services (%(hidden)s) are not read at their exact point: their incidents
-# come from %(moved_*)s, at the public point computed in Python (voirie.store.tiles),
-# and only while their service is still blurred (one changed meanwhile is left out).
+# {public}: empty for a city without blurring (the exact points, as ever); for one that
+# blurs, the rows with a public point (migration 0020) are left out of the exact read and
+# read by that point instead, through the partial GiST index of the public points (which
+# ``public_geom &&`` matches). Point tiles are read without parallel workers
+# (``PostgisStore.incident_tile``).
 _TILE_COLUMNS = """i.service_code, i.status, i.team, i.priority, i.report_count,
              to_char(i.last_reported_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS last_reported"""
+_TILE_ENVELOPE = "ST_Transform(ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => %(margin)s), 4326)"
 _TILE_INCIDENTS = f"""
       SELECT i.id,
              ST_AsMVTGeom(ST_Transform(i.geom, 3857), ST_TileEnvelope(%(z)s, %(x)s, %(y)s),
                           %(extent)s, %(buffer)s, true) AS geom,
              {_TILE_COLUMNS}
       FROM incidents i
-      WHERE i.jurisdiction_id = %(j)s
-        AND NOT coalesce(i.service_code = ANY(%(hidden)s::text[]), false)
-        AND i.geom && ST_Transform(
-              ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => %(margin)s), 4326)
+      WHERE i.jurisdiction_id = %(j)s AND i.geom && {_TILE_ENVELOPE}{{public}}"""
+_TILE_PUBLIC = f"""
+        AND i.public_lon IS NULL
       UNION ALL
       SELECT i.id,
-             ST_AsMVTGeom(ST_Transform(ST_SetSRID(ST_MakePoint(m.lon, m.lat), 4326), 3857),
+             ST_AsMVTGeom(ST_Transform(i.public_geom, 3857),
                           ST_TileEnvelope(%(z)s, %(x)s, %(y)s), %(extent)s, %(buffer)s, true),
              {_TILE_COLUMNS}
-      FROM unnest(%(moved_id)s::bigint[], %(moved_lon)s::float8[], %(moved_lat)s::float8[])
-           AS m(id, lon, lat)
-      JOIN incidents i ON i.jurisdiction_id = %(j)s AND i.id = m.id
-      WHERE i.service_code = ANY(%(hidden)s::text[])"""
-# The blurred services' incidents whose public point may fall in the tile (their exact
-# point in the tile's box widened by TileBlur.reach_m), through the GiST index.
-_TILE_BLURRED = """
-    SELECT id, service_code, lon, lat FROM incidents
-    WHERE jurisdiction_id = %(j)s AND service_code = ANY(%(hidden)s::text[])
-      AND geom && ST_MakeEnvelope(%(w)s, %(s)s, %(e)s, %(n)s, 4326)"""
+      FROM incidents i
+      WHERE i.jurisdiction_id = %(j)s AND i.public_geom && {_TILE_ENVELOPE}"""
 # One MVT tile, one feature per incident (zoom >= mvt.CLUSTER_BELOW_ZOOM).
 _TILE_SQL = f"""
     SELECT ST_AsMVT(t, 'incidents', %(extent)s, 'geom', 'id') FROM ({_TILE_INCIDENTS}) AS t
@@ -222,10 +244,9 @@ def _values(series: pd.Series) -> list[object]:
     return cast(list[object], values.tolist())
 
 
-def _copy_rows(
-    table: str, frame: pd.DataFrame, types: dict[str, str]
-) -> Iterator[tuple[object, ...]]:
-    """DataFrame rows as COPY rows: schema column order, then the EWKB point if any."""
+def _copy_columns(table: str, frame: pd.DataFrame, types: dict[str, str]) -> list[list[object]]:
+    """DataFrame columns as COPY columns: schema column order, then the point as EWKB
+    bytes if the table has one."""
     columns: list[list[object]] = []
     for name in COLUMNS[table]:
         series = frame[name] if name in frame else pd.Series([None] * len(frame), dtype=object)
@@ -241,12 +262,44 @@ def _copy_rows(
         points = shapely.set_srid(
             shapely.points(frame["lon"].to_numpy(float), frame["lat"].to_numpy(float)), WGS84
         )
-        columns.append(shapely.to_wkb(points, hex=True, include_srid=True).tolist())
-    return zip(*columns, strict=True)
+        columns.append(shapely.to_wkb(points, include_srid=True).tolist())
+    return columns
+
+
+def _binary_types(
+    table: str, columns: Sequence[Sequence[object]], types: dict[str, str]
+) -> list[str] | None:
+    """The type of each COPY column for a binary COPY (the geometry as ``bytea``: its
+    binary input reads EWKB), or None when a value is not of the Python type its binary
+    dumper takes (say a number in a text column): that COPY is sent as text, which the
+    server parses as before."""
+    names = [*COLUMNS[table], *(["geom"] if table in POINT_TABLES else [])]
+    chosen: list[str] = []
+    for name, values in zip(names, columns, strict=True):
+        accepted: tuple[type, ...]
+        if name == "geom":
+            kind, accepted = "bytea", (bytes,)
+        elif types.get(name) in _BINARY:
+            kind, accepted = _BINARY[types[name]]
+        else:
+            return None
+        found = set(map(type, values)) - {type(None)}
+        if not all(issubclass(t, accepted) for t in found):
+            return None
+        chosen.append(kind)
+    return chosen
 
 
 class PostgisSession(Session):
-    """A write transaction on one pooled connection."""
+    """A write transaction on one pooled connection.
+
+    A bulk insert (``WRITE_BEHIND_ROWS`` rows or more) is converted and sent by the
+    session's writer thread while the caller goes on building the next rows: the server
+    stores one table while the client prepares the next (psycopg leaves the GIL while it
+    waits on the socket). Every other statement first waits for those inserts
+    (``drain``), so statements still run on the connection one at a time and in the
+    caller's order, and an insert that failed raises there, at the latest before the
+    commit (``PostgisStore.transaction``)."""
 
     conn: Connection
 
@@ -259,15 +312,44 @@ class PostgisSession(Session):
         super().__init__(conn, jurisdiction_id, DIALECT)
         self._column_types = column_types
         self._spare: dict[str, list[int]] = {}
+        self._prefetched: list[psycopg.Cursor[tuple[object, ...]]] = []
+        self._writer: ThreadPoolExecutor | None = None
+        self._behind: list[Future[None]] = []
+
+    def drain(self) -> None:
+        """Wait for the inserts the writer thread is sending; raise the first one's
+        error (those queued after it failed as the transaction was already aborted)."""
+        behind, self._behind = self._behind, []
+        errors = [error for future in behind if (error := future.exception()) is not None]
+        if errors:
+            raise errors[0]
+
+    def close(self) -> None:
+        """Wait for the writer thread's inserts, whatever their outcome (the transaction
+        is being rolled back, or ``drain`` already raised), and stop the thread: the
+        commit or rollback then has the connection alone."""
+        for future in self._behind:
+            future.exception()
+        self._behind = []
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
+            self._writer = None
+
+    def run(self, statement: str, params: Sequence[object] = ()) -> Any:
+        """``Session.run`` once the inserts still being sent are done."""
+        self.drain()
+        return super().run(statement, params)
 
     def run_many(self, statement: str, rows: Sequence[Sequence[object]]) -> None:
         """One round trip for all the rows (psycopg pipelines ``executemany``)."""
+        self.drain()
         with self.conn.cursor() as cur:
             cur.executemany(DIALECT.text(statement), rows)
 
     def lock(self, keys: Sequence[str]) -> None:
         """Transaction-scoped advisory locks, taken in sorted order so writers never deadlock."""
         hashes = sorted({lock_key(key) for key in keys})
+        self.drain()
         if hashes:
             with self.conn.cursor() as cur:
                 cur.executemany("SELECT pg_advisory_xact_lock(%s)", [(h,) for h in hashes])
@@ -275,45 +357,83 @@ class PostgisSession(Session):
     def pipelined(self) -> AbstractContextManager[object]:
         """psycopg's pipeline mode: statements are queued and sent together, a read
         waits for its own results only (one round trip for everything before it)."""
+        self.drain()
         return self.conn.pipeline()
 
     def prefetch_ids(self, counts: Mapping[str, int]) -> None:
         """Fresh ids of several tables' sequences in one statement, kept for ``reserve_ids``
-        (ids left unused are gaps, as a rolled back transaction leaves)."""
+        (ids left unused are gaps, as a rolled back transaction leaves). Sent now, read at
+        the next ``reserve_ids``: in a pipelined block it shares the round trip of the
+        reads sent with it."""
         if not counts:
             return
-        rows = self.conn.execute(
-            "SELECT c.t, nextval(pg_get_serial_sequence(c.t, 'id')) "
-            "FROM unnest(%s::text[], %s::int[]) AS c(t, n), generate_series(1, c.n)",
-            (list(counts), list(counts.values())),
-        ).fetchall()
-        for table, value in rows:
-            self._spare.setdefault(str(table), []).append(int(cast(int, value)))
-        for spare in self._spare.values():
-            spare.sort()
+        self.drain()
+        self._prefetched.append(
+            self.conn.execute(
+                "SELECT c.t, nextval(pg_get_serial_sequence(c.t, 'id')) "
+                "FROM unnest(%s::text[], %s::int[]) AS c(t, n), generate_series(1, c.n)",
+                (list(counts), list(counts.values())),
+            )
+        )
 
     def reserve_ids(self, table: str, n: int) -> np.ndarray:
         """``n`` fresh ids from the table's identity sequence, unique even across
         transactions (prefetched ones first)."""
+        self.drain()
+        while self._prefetched:
+            for name, value in self._prefetched.pop(0).fetchall():
+                self._spare.setdefault(str(name), []).append(int(cast(int, value)))
+            for kept in self._spare.values():
+                kept.sort()
         spare = self._spare.get(table, [])
         if len(spare) >= n:
             self._spare[table] = spare[n:]
             return np.array(spare[:n], dtype=np.int64)
-        rows = self.conn.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+        # The sequence is looked up once (OFFSET 0 keeps the subquery from being folded
+        # into a lookup per id: 7x the time), the ids come back as one array.
+        row = self.conn.execute(
+            "SELECT array_agg(nextval(q.s)) FROM (SELECT pg_get_serial_sequence(%s, 'id')"
+            "::regclass AS s OFFSET 0) AS q, generate_series(1, %s)",
             (table, n),
-        ).fetchall()
-        return np.sort(np.fromiter((row[0] for row in rows), dtype=np.int64, count=n))
+        ).fetchone()
+        assert row is not None  # an aggregate returns one row
+        return np.sort(np.array(row[0], dtype=np.int64))
 
     def insert_frame(self, table: str, rows: pd.DataFrame) -> None:
-        """Append rows with COPY."""
+        """Append rows with COPY: a bulk insert sent by the writer thread (its own copy
+        of the rows: the caller may change its frame meanwhile), a smaller one now."""
+        if len(rows) < WRITE_BEHIND_ROWS:
+            self.drain()
+            self._copy(table, rows)
+            return
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="voirie-copy")
+        self._behind.append(self._writer.submit(self._copy, table, rows.copy()))
+
+    def _copy(self, table: str, rows: pd.DataFrame) -> None:
+        """COPY rows, binary when every value fits its column's binary format (the
+        server then parses no text: timestamps, numbers and points cost it as much as
+        in the bulk floor's binary COPY), else as text."""
         names = list(COLUMNS[table]) + (["geom"] if table in POINT_TABLES else [])
-        statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
-            sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, names))
-        )
+        types = self._column_types(self.conn, table)
         # Convert everything before COPY starts: the connection is busy until it ends.
-        data = list(_copy_rows(table, rows, self._column_types(self.conn, table)))
+        columns = _copy_columns(table, rows, types)
+        binary = _binary_types(table, columns, types)
+        statement = sql.SQL("COPY {} ({}) FROM STDIN{}").format(
+            sql.Identifier(table),
+            sql.SQL(", ").join(map(sql.Identifier, names)),
+            sql.SQL(" (FORMAT binary)" if binary else ""),
+        )
+        if binary is None:
+            # Text COPY parses the hex form of the points.
+            columns[len(COLUMNS[table]) :] = [
+                [bytes(cast(bytes, point)).hex() for point in column]
+                for column in columns[len(COLUMNS[table]) :]
+            ]
+        data = list(zip(*columns, strict=True))
         with self.conn.cursor() as cur, cur.copy(statement) as copy:
+            if binary:
+                copy.set_types(binary)
             for row in data:
                 copy.write_row(row)
 
@@ -488,7 +608,11 @@ class PostgisStore(StoreReads):
             with self.pool.connection() as conn, conn.transaction():
                 session = PostgisSession(conn, jurisdiction_id, self._column_types)
                 session.placement = self.placements.get(jurisdiction_id)
-                yield SqlUnitOfWork(session)
+                try:
+                    yield SqlUnitOfWork(session)
+                    session.drain()  # an insert still being sent fails before the commit
+                finally:
+                    session.close()
         except (PoolTimeout, psycopg.OperationalError) as exc:
             raise self.unavailable(exc) from exc
 
@@ -550,17 +674,17 @@ class PostgisStore(StoreReads):
             raise self.unavailable(exc) from exc
 
     def incident_tile(
-        self, jurisdiction_id: str, z: int, x: int, y: int, blur: TileBlur | None = None
+        self, jurisdiction_id: str, z: int, x: int, y: int, public: bool = False
     ) -> bytes:
-        """The tile from ``ST_AsMVT``, candidates found through the GiST index in WGS84.
+        """The tile from ``ST_AsMVT``, candidates found through the GiST index in WGS84
+        (with ``public``, the public points' too: ``_TILE_PUBLIC``).
 
-        Below ``mvt.CLUSTER_BELOW_ZOOM`` grouped per cell in SQL (``_CELL_TILE_SQL``). The
-        blurred services' incidents are read first (``_TILE_BLURRED``), placed by
-        ``blur.public``, and passed back as arrays, on the same connection.
+        Below ``mvt.CLUSTER_BELOW_ZOOM`` grouped per cell in SQL (``_CELL_TILE_SQL``).
         """
         first, last = mvt.CELL_RANGE
-        cells = z < mvt.CLUSTER_BELOW_ZOOM
-        hidden = list(blur.services) if blur is not None else []
+        statement = (_CELL_TILE_SQL if z < mvt.CLUSTER_BELOW_ZOOM else _TILE_SQL).format(
+            public=_TILE_PUBLIC if public else ""
+        )
         params: dict[str, object] = {
             "z": z,
             "x": x,
@@ -574,49 +698,74 @@ class PostgisStore(StoreReads):
             "last": last,
             "side": last - first + 1,
             "open": mvt.OPEN_STATUS_CODES,
-            "hidden": hidden,
-            "moved_id": [],
-            "moved_lon": [],
-            "moved_lat": [],
         }
 
         def run(conn: Connection) -> bytes:
-            if blur is None or not hidden:
-                return tile(conn)
-            with conn.transaction():
-                if not cells:
-                    # The moved points' estimated cost tips a street tile into a parallel
-                    # plan whose workers take longer to start than the tile to encode.
+            if z < mvt.CLUSTER_BELOW_ZOOM:
+                row = conn.execute(statement, params).fetchone()
+            else:
+                # A point tile is read without parallel workers: the per-row cost of
+                # ST_AsMVTGeom and ST_Transform tips even a z16 tile of ~300 rows into a
+                # parallel plan once its row estimate grows (the public points' branch, or
+                # dead rows after the points were rewritten), and its workers take 30-60 ms
+                # to start for ~2 ms of work (bench/RESULTS.md, "z16 tiles 2-4x slower").
+                # Pipelined: the setting costs no round trip of its own.
+                with conn.pipeline(), conn.transaction():
                     conn.execute("SET LOCAL max_parallel_workers_per_gather = 0")
-                w, s, e, n = blur.search_bounds(z, x, y)
-                found = conn.execute(_TILE_BLURRED, {**params, "w": w, "s": s, "e": e, "n": n})
-                rows = found.fetchall()
-                if rows:
-                    ids, codes, lon, lat = np.array(rows, dtype=object).T
-                    plon, plat, keep = blur.points(
-                        codes, lon.astype(float), lat.astype(float), z, x, y
-                    )
-                    params["moved_id"] = [int(i) for i in ids[keep]]
-                    params["moved_lon"] = plon[keep].tolist()
-                    params["moved_lat"] = plat[keep].tolist()
-                return tile(conn)
-
-        def tile(conn: Connection) -> bytes:
-            row = conn.execute(_CELL_TILE_SQL if cells else _TILE_SQL, params).fetchone()
+                    row = conn.execute(statement, params).fetchone()
             return bytes(cast(bytes, row[0])) if row and row[0] is not None else b""
 
         return self._retrying(run)
 
-    def analyze(self) -> None:
-        """``ANALYZE`` voirie's tables: right after a bulk COPY the planner knows nothing."""
-        tables = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
+    def analyze(self, tables: Sequence[str] | None = None) -> None:
+        """``ANALYZE`` voirie's tables (only these, when given): right after a bulk COPY
+        the planner knows nothing."""
+        names = list(COLUMNS) if tables is None else list(tables)
+        for table in names:
+            known_table(table)
+        if not names:
+            return  # a bare ANALYZE would take every table of the database
+        listed = sql.SQL(", ").join(map(sql.Identifier, names))
 
         def run(conn: Connection) -> None:
             with conn.transaction():
                 conn.execute("SET LOCAL statement_timeout = 0")
-                conn.execute(sql.SQL("ANALYZE {}").format(tables))
+                conn.execute(sql.SQL("ANALYZE {}").format(listed))
 
         self._retrying(run)
+
+    def fill_pool(self, statements: Sequence[str] = WARM_STATEMENTS) -> None:
+        """Open every connection the pool may lend, now, and run ``statements`` on each;
+        keep them open (the pool's minimum becomes its maximum).
+
+        For a server, at start: otherwise the pool grows from its minimum under the first
+        burst of requests, and those requests wait for the new connections and for their
+        backends' first statements (the p99 of a worker's first seconds). Tests and the
+        CLI open the minimum only. Best effort: when PostgreSQL will not open them all in
+        time (``max_connections`` reached by other workers or nodes), the pool keeps its
+        minimum and grows on demand, as without this, and the start goes on with a warning."""
+        size, minimum = self.pool.max_size, self.pool.min_size
+        self.pool.resize(size, size)  # opened by the pool's workers, kept open when idle
+        lent: list[Connection] = []
+        try:
+            try:  # not ``pool.wait``: it closes the pool when it times out
+                while len(lent) < size:
+                    lent.append(self.pool.getconn(timeout=self.pool.timeout + CONNECT_TIMEOUT_S))
+            except PoolTimeout:
+                self.pool.resize(minimum, size)
+                log.warning(
+                    "PostgreSQL opened %d of the pool's %d connections at start: "
+                    "the others will be opened on demand",
+                    len(lent),
+                    size,
+                )
+                return
+            for conn in lent:
+                for statement in statements:
+                    conn.execute(statement.encode())  # fixed text: no parameters
+        finally:
+            for conn in lent:
+                self.pool.putconn(conn)
 
     def close(self) -> None:
         """Close every pooled connection."""

@@ -31,6 +31,8 @@ from voirie.store.selection import (
     Selection,
     count_sql,
     points_sql,
+    request_changes_sql,
+    requests_sql,
     select_sql,
     status_counts_sql,
     zones_sql,
@@ -140,6 +142,21 @@ class StoreReads:
             statements.append(zones_sql(layer, jurisdiction_id, selection, self.dialect))
         found = self.rows_batch(statements)
         return found[0], found[1] if zones else []
+
+    def request_rows(
+        self, jurisdiction_id: str, selection: Selection, kind: str
+    ) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+        """The page of reports a selection keeps as tuples of ``REQUEST_COLUMNS``
+        (``requests_sql``) and ``(incident_id, reason)`` of the events of one ``kind``
+        of their incidents, oldest first (``request_changes_sql``): both statements sent
+        together on one connection, the whole of an Open311 GET's reading."""
+        found = self.rows_batch(
+            [
+                requests_sql(jurisdiction_id, selection, self.dialect),
+                request_changes_sql(jurisdiction_id, selection, self.dialect, kind),
+            ]
+        )
+        return found[0], found[1]
 
     def count_selected(self, layer: Layer, jurisdiction_id: str, selection: Selection) -> int:
         """Rows a selection keeps, whatever its page."""
@@ -317,22 +334,6 @@ class StoreReads:
     def rows(self, text: str, params: Sequence[object]) -> list[tuple[object, ...]]:
         """Rows of one read query (in the backend's placeholders) as tuples."""
         raise NotImplementedError
-
-    def entity_events(
-        self, jurisdiction_id: str, entity: str, kind: str, entity_ids: Sequence[int]
-    ) -> list[tuple[object, ...]]:
-        """``(entity_id, reason)`` of the events of one kind of these entities, oldest
-        first: through the ``(entity, entity_id)`` index, whatever the history's size."""
-        if not entity_ids:
-            return []
-        d = self.dialect
-        return self.rows(
-            d.text(
-                "SELECT entity_id, reason FROM events WHERE jurisdiction_id = ? AND entity = ? "
-                f"AND kind = ? AND {d.in_array('entity_id', 'bigint')} ORDER BY at, id"
-            ),
-            (jurisdiction_id, entity, kind, d.array([int(i) for i in entity_ids])),
-        )
 
     def rows_batch(
         self, statements: Sequence[tuple[str, Sequence[object]]]

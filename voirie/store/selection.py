@@ -283,6 +283,70 @@ def select_sql(
     return text, where.params + paging_params
 
 
+REQUEST_COLUMNS = (
+    "report_id",
+    "service_code",
+    "description",
+    "address",
+    "street_name",
+    "media_url",
+    "lon",
+    "lat",
+    "requested_at",
+    "incident_id",
+    "status",
+    "team",
+    "updated_at",
+    "due_at",
+)
+"""What ``requests_sql`` reads of each report: what a GeoReport v2 request shows, with
+its incident's status, team and times (``street_name``: what a blurred report's address
+becomes, ``voirie.services.reads``)."""
+
+_REQUEST_SELECT = (
+    "SELECT r.id AS report_id, r.service_code, r.description, r.address, e.street_name, "
+    "r.media_url, r.lon, r.lat, r.requested_at, l.incident_id, i.status, i.team, "
+    "i.updated_at, i.due_at"
+)
+
+
+def requests_sql(
+    jurisdiction_id: str, selection: Selection, dialect: Dialect
+) -> tuple[str, list[object]]:
+    """The reports a selection keeps, in id order, one page (as ``select_sql`` reads the
+    reports layer), as ``REQUEST_COLUMNS``: Open311's GET requests in one statement
+    instead of the page, then its incidents, each with every column of its layer."""
+    shape = _SHAPES["reports"]
+    where = _where("reports", jurisdiction_id, selection, dialect)
+    paging, paging_params = _paging(selection, dialect)
+    text = (
+        f"{_REQUEST_SELECT} FROM reports r {shape.joins} "
+        f"WHERE {' AND '.join(where.conditions)} ORDER BY r.id{paging}"
+    )
+    return text, where.params + paging_params
+
+
+def request_changes_sql(
+    jurisdiction_id: str, selection: Selection, dialect: Dialect, kind: str
+) -> tuple[str, list[object]]:
+    """``(incident_id, reason)`` of the events of one ``kind`` of the incidents of
+    ``requests_sql``'s page, oldest first: sent with the page, in the same round trip
+    (the page's incidents found again in a materialized CTE, as ``zones_sql`` does)."""
+    page, params = requests_sql(jurisdiction_id, selection, dialect)
+    ids = page.replace(_REQUEST_SELECT, "SELECT l.incident_id", 1)
+    mark = dialect.placeholder
+    # The page's few incidents drive the read (``events (entity, entity_id)``): on sqlite,
+    # which plans without statistics, the city and kind are kept off their index, which
+    # would otherwise walk every change of the city in time order.
+    city, kind_column = dialect.unindexed("v.jurisdiction_id"), dialect.unindexed("v.kind")
+    text = (
+        f"WITH page AS MATERIALIZED ({ids}) SELECT v.entity_id, v.reason FROM events v "
+        f"WHERE {city} = {mark} AND v.entity = 'incident' AND {kind_column} = {mark} "
+        "AND v.entity_id IN (SELECT incident_id FROM page) ORDER BY v.at, v.id"
+    )
+    return text, [*params, jurisdiction_id, kind]
+
+
 def count_sql(
     layer: Layer, jurisdiction_id: str, selection: Selection, dialect: Dialect
 ) -> tuple[str, list[object]]:

@@ -25,13 +25,12 @@ from voirie.codecs import mvt
 from voirie.store import gpkg
 from voirie.store.base import ChangeMark, migrations
 from voirie.store.dialect import Column, Dialect
-from voirie.store.public_points import Placement
+from voirie.store.public_points import Placement, point_columns
 from voirie.store.reads import StoreReads
 from voirie.store.schema import BOOL_COLUMNS, COLUMNS, DATETIME_COLUMNS, POINT_TABLES
 from voirie.store.statements.session import Session, typed
-from voirie.store.statements.tables import insert_text
+from voirie.store.statements.tables import insert_text, known_table
 from voirie.store.statements.unit import SqlUnitOfWork
-from voirie.store.tiles import TileBlur
 
 BUSY_TIMEOUT_MS = 60_000
 
@@ -107,6 +106,19 @@ DIALECT = Dialect(
 )
 # Tile attributes that are not a column as such.
 _TILE_COLUMNS = {"last_reported": "substr(i.last_reported_at, 1, 10)"}
+# A tile's hits in the R*Tree (t): a point in the box (maxlon, minlon, maxlat, minlat).
+_TILE_BOX = "t.minx <= ? AND t.maxx >= ? AND t.miny <= ? AND t.maxy >= ? AND "
+# A public tile (a city that blurs): the exact R*Tree's hits without a public point, and
+# the public points' (migration 0020), each incident drawn where it is found.
+_PUBLIC_TILE_HITS = (
+    "(SELECT t.id FROM rtree_incidents_geom t WHERE "
+    + _TILE_BOX
+    + "NOT EXISTS (SELECT 1 FROM public_points_incidents p WHERE p.id = t.id) "
+    "UNION ALL SELECT t.id FROM public_points_incidents t WHERE "
+    + _TILE_BOX.removesuffix(" AND ")
+    + ") AS t"
+)
+_PUBLIC_TILE_COLUMNS = dict(zip(("lon", "lat"), point_columns("i", public=True), strict=True))
 
 
 def _insert_params(table: str, frame: pd.DataFrame) -> list[tuple[object, ...]]:
@@ -291,43 +303,34 @@ class SqliteStore(StoreReads):
         self.conn.execute(text, tuple(params))
 
     def incident_tile(
-        self, jurisdiction_id: str, z: int, x: int, y: int, blur: TileBlur | None = None
+        self, jurisdiction_id: str, z: int, x: int, y: int, public: bool = False
     ) -> bytes:
         """Incidents in the tile (and its buffer) through the R*Tree, encoded by codecs.mvt.
 
-        Below ``mvt.CLUSTER_BELOW_ZOOM`` one feature per cell (``mvt.encode_cells``). The
-        blurred services' incidents are read in the wider box ``blur.search_bounds`` gives and
-        placed at their public point before the tile keeps what falls in it.
+        Below ``mvt.CLUSTER_BELOW_ZOOM`` one feature per cell (``mvt.encode_cells``). With
+        ``public``, each incident is found and drawn at its stored public point: the exact
+        R*Tree's hits without one, and the public points' R*Tree (migration 0020).
         """
-        blur = blur if blur is not None and blur.services else None
-        minlon, minlat, maxlon, maxlat = (
-            blur.search_bounds(z, x, y) if blur is not None else mvt.lonlat_bounds(z, x, y)
-        )
+        minlon, minlat, maxlon, maxlat = mvt.lonlat_bounds(z, x, y)
         cells = z < mvt.CLUSTER_BELOW_ZOOM
         # Only the columns the tile needs: a city-wide cell tile reads every incident.
         names = (
             ["lon", "lat", "status", "report_count"] if cells else ["id", "lon", "lat", *mvt.FIELDS]
         )
-        if blur is not None and "service_code" not in names:
-            names.append("service_code")
+        columns = {**_TILE_COLUMNS, **(_PUBLIC_TILE_COLUMNS if public else {})}
+        box = (maxlon, minlon, maxlat, minlat)
         rows = self.conn.execute(
-            f"SELECT {', '.join(_TILE_COLUMNS.get(name, f'i.{name}') for name in names)} "
+            f"SELECT {', '.join(columns.get(name, f'i.{name}') for name in names)} "
             # CROSS JOIN fixes sqlite's join order: the R*Tree drives, each hit a rowid
             # look-up (the planner may otherwise walk a jurisdiction index of incidents);
             # features in id order, whatever the R*Tree's: the same tile, the same bytes.
-            "FROM rtree_incidents_geom t CROSS JOIN incidents i ON t.id = i.id "
-            "WHERE t.minx <= ? AND t.maxx >= ? AND t.miny <= ? AND t.maxy >= ? "
-            "AND i.jurisdiction_id = ?" + ("" if cells else " ORDER BY i.id"),
-            (maxlon, minlon, maxlat, minlat, jurisdiction_id),
+            f"FROM {_PUBLIC_TILE_HITS if public else 'rtree_incidents_geom t'} "
+            f"CROSS JOIN incidents i ON t.id = i.id WHERE {'' if public else _TILE_BOX}"
+            "i.jurisdiction_id = ?" + ("" if cells else " ORDER BY i.id"),
+            (*box, *(box if public else ()), jurisdiction_id),
         ).fetchall()
         frame = pd.DataFrame(rows, columns=names)
         lon, lat = frame["lon"].to_numpy(float), frame["lat"].to_numpy(float)
-        if blur is not None:
-            codes = frame["service_code"].to_numpy(dtype=object)
-            hidden = np.isin(codes, blur.services)
-            if hidden.any():
-                lon, lat = lon.copy(), lat.copy()
-                lon[hidden], lat[hidden] = blur.public(codes[hidden], lon[hidden], lat[hidden])
         px, py, keep = mvt.tile_coordinates(lon, lat, z, x, y)
         if cells:
             return mvt.encode_cells(
@@ -343,9 +346,14 @@ class SqliteStore(StoreReads):
             frame.loc[keep, list(mvt.FIELDS)].reset_index(drop=True),
         )
 
-    def analyze(self) -> None:
-        """``ANALYZE``: sqlite's planner picks indexes from the statistics it gathers."""
-        self.conn.execute("ANALYZE")
+    def analyze(self, tables: Sequence[str] | None = None) -> None:
+        """``ANALYZE`` (of these tables only, when given): sqlite's planner picks indexes
+        from the statistics it gathers."""
+        if tables is None:
+            self.conn.execute("ANALYZE")
+        for table in tables or ():
+            known_table(table)
+            self.conn.execute(f"ANALYZE {table}")  # a schema table's name, checked
 
     def close(self) -> None:
         """Close every thread's connection."""

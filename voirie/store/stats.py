@@ -3,9 +3,10 @@ measure to, written once for both backends.
 
 Each incident keeps the two moments the dashboard measures its delays to (migration 0019):
 ``acknowledged_at``, its first status change (the team's first answer), and
-``resolved_at``, its first move to resolved or closed. Both are refreshed from the history
-in the transaction that records a status change (``REFRESH_TIMINGS``, the definition the
-migration's backfill uses), so the dashboard reads incidents only, never ``events``.
+``resolved_at``, its first move to resolved or closed. Both are kept in the UPDATE that
+records a status change (``Incidents.set_status``), or refreshed from the history after
+one written in bulk (``REFRESH_TIMINGS``, the definition the migration's backfill uses), so
+the dashboard reads incidents only, never ``events``.
 
 The dashboard reads two sets: every incident first reported since the period's start, one
 row each (its delays need the row: medians and percentiles), and the open incidents

@@ -10,9 +10,9 @@ from typing import Any, cast
 import pandas as pd
 
 from voirie.gis.metric import bbox_around
-from voirie.model import IN_HAND_STATUSES, OPEN_STATUSES
+from voirie.model import IN_HAND_STATUSES, OPEN_STATUSES, Status
 from voirie.store import public_points, stats
-from voirie.store.base import RESHAPE_COLUMNS, AssignmentRecord, IncidentRow
+from voirie.store.base import RESHAPE_COLUMNS, AssignmentRecord, IncidentRow, Later
 from voirie.store.candidates import OPEN_INCIDENT_COLUMNS, BBox, OpenIncidents
 from voirie.store.schema import COLUMNS, MAX_ID
 from voirie.store.statements.session import Session, missing, typed
@@ -21,6 +21,9 @@ from voirie.values import aware_utc, naive_utc, optional_text
 
 OPEN = tuple(sorted(status.value for status in OPEN_STATUSES))
 IN_HAND = tuple(sorted(status.value for status in IN_HAND_STATUSES))
+# The statuses whose first reaching is an incident's ``resolved_at`` (the moves
+# ``stats.RESOLVED_PATTERNS`` finds in the history).
+RESOLVING = frozenset({Status.RESOLVED.value, Status.CLOSED.value})
 # Where one of the moved rows' people already supports or follows the target.
 _SAME_PERSON = {
     "incident_supporters": "(t.email = s.email OR t.client_key = s.client_key)",
@@ -51,6 +54,11 @@ def _numpy_instant(value: object) -> datetime | str:
     return str(value).removesuffix("Z")
 
 
+def _by_id(row: tuple[Any, ...]) -> int:
+    """An incident row's id (its first column), to order rows by."""
+    return int(row[0])
+
+
 class SqlIncidents:
     """``Incidents`` over a session."""
 
@@ -65,8 +73,12 @@ class SqlIncidents:
         at or after ``since`` or in hand (``model.IN_HAND_STATUSES``: those attract reports
         while open), through the spatial index; ordered by id here, so the planner keeps to
         the index."""
+        return sorted(self._open_sent(bbox, service_codes, since).fetchall(), key=_by_id)
+
+    def _open_sent(self, bbox: BBox, service_codes: Sequence[str], since: datetime) -> Any:
+        """The query of ``_open_rows`` sent; its cursor (rows in no particular order)."""
         s, d = self.session, self.session.dialect
-        rows = s.run(
+        return s.run(
             "SELECT i.id, i.lon, i.lat, i.service_code, i.last_reported_at, i.segment_id, "
             f"i.street_name, i.status FROM incidents i WHERE i.jurisdiction_id = ? "
             f"AND {d.bbox('incidents', 'i')} AND {d.in_array('i.status', 'text')} "
@@ -80,8 +92,7 @@ class SqlIncidents:
                 d.instant(since),
                 d.array(IN_HAND),
             ),
-        ).fetchall()
-        return sorted(rows, key=lambda row: int(row[0]))
+        )
 
     def open_in_bbox(
         self, bbox: BBox, service_codes: Sequence[str], since: datetime
@@ -100,8 +111,24 @@ class SqlIncidents:
         since: datetime,
     ) -> OpenIncidents:
         """``open_in_bbox`` of ``gis.metric.bbox_around(lon, lat, reach_m)`` as arrays."""
-        rows = self._open_rows(bbox_around(lon, lat, reach_m), service_codes, since)
-        return OpenIncidents.from_rows(rows, [_numpy_instant(row[4]) for row in rows])
+        return self.open_near_later(lon, lat, reach_m, service_codes, since)()
+
+    def open_near_later(
+        self,
+        lon: float,
+        lat: float,
+        reach_m: float,
+        service_codes: Sequence[str],
+        since: datetime,
+    ) -> Later[OpenIncidents]:
+        """``open_near`` sent now, read when called."""
+        cursor = self._open_sent(bbox_around(lon, lat, reach_m), service_codes, since)
+
+        def read() -> OpenIncidents:
+            rows = sorted(cursor.fetchall(), key=_by_id)
+            return OpenIncidents.from_rows(rows, [_numpy_instant(row[4]) for row in rows])
+
+        return read
 
     def get(self, incident_id: int) -> IncidentRow | None:
         """The stored incident row (``schema.COLUMNS["incidents"]``), locked until commit."""
@@ -159,6 +186,26 @@ class SqlIncidents:
         )
         if {"lon", "lat", "service_code"} & set(changes):
             public_points.replaced(s, "incidents", [int(incident_id)])
+
+    def set_status(self, incident_id: int, status: str, at: datetime) -> None:
+        """Move one incident to ``status`` at ``at`` in one statement: its status, its
+        ``updated_at`` and the dashboard's two moments (migration 0019) as
+        ``refresh_timings`` would set them from the history with this change's event at
+        ``at``: ``acknowledged_at`` the earliest status change, ``resolved_at`` the earliest
+        move to resolved or closed. The stored moments are that minimum over the events
+        before, so the minimum with ``at`` is the minimum over all of them, without
+        reading the history again."""
+        s = self.session
+        moment = s.dialect.instant(at)
+        earliest = "{0} = CASE WHEN {0} IS NULL OR {0} > ? THEN ? ELSE {0} END"
+        moments = [earliest.format("acknowledged_at")]
+        if status in RESOLVING:
+            moments.append(earliest.format("resolved_at"))
+        s.run(
+            f"UPDATE incidents SET status = ?, updated_at = ?, {', '.join(moments)} "
+            "WHERE jurisdiction_id = ? AND id = ?",
+            (status, moment, *[moment] * (2 * len(moments)), s.jurisdiction_id, int(incident_id)),
+        )
 
     def add_report(self, incident_id: int, reported_at: datetime, at: datetime) -> None:
         """Count one more report on an incident and move its last-reported time."""

@@ -9,6 +9,10 @@ from datetime import datetime
 from voirie.store.base import ModerationRecord
 from voirie.store.statements.session import Session
 
+MEDIA_NAME = "substr(media_url, length(rtrim(media_url, replace(media_url, '/', ''))) + 1)"
+"""The name a report's ``media_url`` ends with (after its last '/'), in portable SQL: the
+expression migration 0022 indexes, written the same way for the index to be used."""
+
 
 class SqlModeration:
     """``Moderation`` over a session."""
@@ -95,6 +99,12 @@ class SqlModeration:
                 "AND token_hash = ?",
                 (" ".join(shown), s.jurisdiction_id, token_hash),
             )
+        if record.hidden_photos:
+            s.run(
+                "DELETE FROM report_photos WHERE jurisdiction_id = ? AND report_id = ? "
+                f"AND {s.dialect.in_array('name', 'text')}",
+                (*key, s.dialect.array(list(record.hidden_photos))),
+            )
 
     def photos(self, report_id: int) -> tuple[str, ...]:
         """Names of the photos a report was sent with (its tracking links keep them)."""
@@ -109,24 +119,25 @@ class SqlModeration:
         """Which of these photos another report still shows the public (as its
         ``media_url`` or on its tracking page). A photo is stored once per content (its
         name is its hash), so reports sent with the same picture share one file: hiding
-        it on one report must leave the file public while another still shows it."""
-        s = self.session
-        shown = []
-        for name in names:
-            row = s.run(
-                "SELECT 1 FROM reports WHERE jurisdiction_id = ? AND id <> ? "
-                "AND media_url LIKE ? UNION ALL "
-                "SELECT 1 FROM report_tracking WHERE jurisdiction_id = ? AND report_id <> ? "
-                "AND ' ' || photos || ' ' LIKE ?",
-                (
-                    s.jurisdiction_id,
-                    int(report_id),
-                    f"%/{name}",
-                    s.jurisdiction_id,
-                    int(report_id),
-                    f"% {name} %",
-                ),
-            ).fetchone()
-            if row is not None:
-                shown.append(name)
-        return tuple(shown)
+        it on one report must leave the file public while another still shows it. One
+        statement, through two indexes (migration 0022): media URLs by the name they end
+        with, and ``report_photos``."""
+        if not names:
+            return ()
+        s, d = self.session, self.session.dialect
+        found = s.run(
+            f"SELECT {MEDIA_NAME} FROM reports WHERE jurisdiction_id = ? "
+            f"AND media_url IS NOT NULL AND {d.in_array(MEDIA_NAME, 'text')} AND id <> ? "
+            "UNION SELECT name FROM report_photos WHERE jurisdiction_id = ? "
+            f"AND {d.in_array('name', 'text')} AND report_id <> ?",
+            (
+                s.jurisdiction_id,
+                d.array(list(names)),
+                int(report_id),
+                s.jurisdiction_id,
+                d.array(list(names)),
+                int(report_id),
+            ),
+        ).fetchall()
+        shown = {str(name) for (name,) in found}
+        return tuple(name for name in names if name in shown)

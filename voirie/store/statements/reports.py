@@ -7,7 +7,7 @@ from datetime import datetime
 
 import pandas as pd
 
-from voirie.store.base import KNOWN_REPORT_COLUMNS, KnownReport
+from voirie.store.base import KNOWN_REPORT_COLUMNS, KnownReport, Later
 from voirie.store.statements.session import Session
 
 _COLUMNS = "SELECT r.external_id, r.content_hash, r.id, l.incident_id, r.received_at FROM "
@@ -45,17 +45,26 @@ class SqlReports:
 
     def known_one(self, source: str, external_id: str) -> KnownReport | None:
         """The stored report of a source under one external id, if any."""
-        row = self.session.run(
+        return self.known_one_later(source, external_id)()
+
+    def known_one_later(self, source: str, external_id: str) -> Later[KnownReport | None]:
+        """``known_one`` sent now, read when called."""
+        cursor = self.session.run(
             _KNOWN + "r.external_id = ?", (self.session.jurisdiction_id, source, external_id)
-        ).fetchone()
-        if row is None:
-            return None
-        _, digest, report_id, incident_id, received_at = row
-        if not isinstance(received_at, datetime):  # GeoPackage text
-            received_at = datetime.fromisoformat(str(received_at))
-        return KnownReport(
-            str(digest),
-            int(report_id),
-            None if incident_id is None else int(incident_id),
-            received_at,
         )
+
+        def read() -> KnownReport | None:
+            row = cursor.fetchone()
+            if row is None:
+                return None
+            _, digest, report_id, incident_id, received_at = row
+            if not isinstance(received_at, datetime):  # GeoPackage text
+                received_at = datetime.fromisoformat(str(received_at))
+            return KnownReport(
+                str(digest),
+                int(report_id),
+                None if incident_id is None else int(incident_id),
+                received_at,
+            )
+
+        return read

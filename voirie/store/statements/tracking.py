@@ -30,6 +30,14 @@ class SqlTracking:
                 s.dialect.instant(at),
             ),
         )
+        if photos:  # which reports show a photo (migration 0022, moderation)
+            s.run(
+                "INSERT INTO report_photos (jurisdiction_id, name, report_id) "
+                f"SELECT ?, u.name, ? FROM {s.dialect.rows([('name', 'text')])} "
+                # WHERE true: without it sqlite parses ON CONFLICT as a join's ON.
+                "WHERE true ON CONFLICT DO NOTHING",
+                (s.jurisdiction_id, int(report_id), *s.dialect.rows_params([list(photos)])),
+            )
 
     def find(self, token_hash: str) -> TrackedReport | None:
         """The report a token hash opens, or None."""

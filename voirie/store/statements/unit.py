@@ -19,6 +19,7 @@ from voirie.store.base import (
     Rules,
     StaffAccounts,
     Tables,
+    Tokens,
     Tracking,
 )
 from voirie.store.statements.citizens import SqlCitizens
@@ -33,6 +34,7 @@ from voirie.store.statements.reports import SqlReports
 from voirie.store.statements.session import Session
 from voirie.store.statements.staff import SqlStaff
 from voirie.store.statements.tables import SqlTables
+from voirie.store.statements.tokens import SqlTokens
 from voirie.store.statements.tracking import SqlTracking
 
 
@@ -55,6 +57,7 @@ class SqlUnitOfWork:
         self.escalations: Escalations = SqlEscalations(session)
         self.staff: StaffAccounts = SqlStaff(session)
         self.learned_rules: LearnedRules = SqlLearnedRules(session)
+        self.tokens: Tokens = SqlTokens(session)
 
     def lock(self, keys: Sequence[str]) -> None:
         """Serialize writers that touch the same keys (e.g. one service in one city)."""
