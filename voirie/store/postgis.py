@@ -541,6 +541,9 @@ class PostgisStore(StoreReads):
                 pause = RETRY_BACKOFF_S * attempt
                 if attempt == READ_ATTEMPTS or time.monotonic() + pause >= deadline:
                     raise self.unavailable(exc) from exc
+                # One connection lost (a restart, a failover) says its idle peers may be
+                # too: a full pool (``fill_pool``) would hand them out one per attempt.
+                self.pool.check()
                 time.sleep(pause)
         raise AssertionError("unreachable")
 
