@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from voirie.api.app import create_app
+from voirie.errors import StoreError
 from voirie.gis.enrich import CityGIS
 from voirie.settings import CitySettings, StoreSettings
 from voirie.store.postgis import PostgisStore
@@ -130,3 +131,25 @@ def test_a_pool_postgresql_cannot_fill_keeps_its_minimum_and_serves(
     finally:
         with psycopg.connect(postgis_url, autocommit=True) as admin:
             admin.execute(f"DROP ROLE IF EXISTS {role}")
+
+
+def test_after_a_restart_one_write_pays_for_the_lost_connections_of_a_full_pool(
+    postgis_url: str,
+) -> None:
+    """Every pooled connection ended (a restart, a failover): the first write meets a dead
+    one and answers 503; the pool then checks the others, so the next write is served
+    (not one 503 per dead connection of a pool filled at start)."""
+    store = PostgisStore(postgis_url, min_size=1, max_size=4)
+    try:
+        store.fill_pool()
+        with psycopg.connect(postgis_url, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND application_name = 'voirie'"
+            )
+        with pytest.raises(StoreError), store.transaction("paris.fr") as uow:
+            uow.lock(["restart"])
+        with store.transaction("paris.fr") as uow:
+            uow.lock(["restart"])
+    finally:
+        store.close()

@@ -617,6 +617,8 @@ class PostgisStore(StoreReads):
                 finally:
                     session.close()
         except (PoolTimeout, psycopg.OperationalError) as exc:
+            if isinstance(exc, psycopg.OperationalError):
+                self.pool.check()  # its idle peers may be lost too (as ``_retrying``)
             raise self.unavailable(exc) from exc
 
     def _frame(self, text: str, params: Sequence[object]) -> pd.DataFrame:
