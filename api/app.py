@@ -16,23 +16,19 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from voirie.api import (
-    caching,
     citizen,
     consent,
     docs,
+    edge,
     exports,
-    headers,
-    limits,
     metrics,
     moderation,
-    observability,
     ogc,
     ogc_tiles,
     open311,
     openapi_city,
     pages,
     probes,
-    read_routing,
     report_form,
     staff,
     staff_actions,
@@ -48,7 +44,6 @@ from voirie.api import (
 from voirie.api.problems import PROBLEM_MEDIA_TYPE, PROBLEMS, Problem
 from voirie.api.public_url import install as use_public_url
 from voirie.api.public_url import parse_public_url
-from voirie.api.unavailable import StoreUnavailable
 from voirie.city import load_city
 from voirie.cityset import city_folders
 from voirie.errors import CityConfigError, Conflict, Unauthorized, VoirieError
@@ -183,15 +178,12 @@ def create_app(
     validation.install(app)
     open311.install(app)  # after the handlers above: its error rendering wraps them
     openapi_city.install(app, city)  # the city's values in the OpenAPI document
-    limits.install(app)
-    app.add_middleware(caching.HttpCaching)
-    app.add_middleware(read_routing.PublicReads)  # outside the caching: ETag and rows, one node
-    app.add_middleware(StoreUnavailable)  # a store error met by a middleware: 503, not 500
+    # Two layers of fixed work per request (voirie.api.edge), with the optional ones between.
+    edge.install(app)  # 503 on store errors, replicas, validators, body limits, 405's Allow
     throttle.install(app, rate_limits)  # outside the body limit: refused before reading
-    headers.install(app)  # security headers on every answer, refusals included
     if not mounted_at:  # else in front of every city, by the dispatcher
         use_public_url(app, public_url)  # no URL built on the client's Host header
-    observability.install(app)  # outermost: every request logged, counted and timed
+    edge.install_edge(app)  # outermost: ids, security headers, logs and metrics
     return app
 
 

@@ -26,13 +26,15 @@ def install(app: FastAPI) -> None:
     assert app.openapi_url, "the documentation pages draw the OpenAPI document"
     openapi_url = app.openapi_url
 
+    # The endpoints read the app from the request, never from this closure: FastAPI keeps
+    # endpoint functions in a module-level cache, which would keep every app alive.
     @app.get("/docs", include_in_schema=False)
     def swagger_ui(request: Request) -> HTMLResponse:
         # Behind a path prefix (``root_path``) every URL of the page carries it, as in FastAPI.
         root = request.scope.get("root_path", "").rstrip("/")
         return get_swagger_ui_html(
             openapi_url=root + openapi_url,
-            title=f"{app.title} — Swagger UI",
+            title=f"{request.app.title} — Swagger UI",
             swagger_js_url=f"{root}{SWAGGER_UI}/swagger-ui-bundle.js",
             swagger_css_url=f"{root}{SWAGGER_UI}/swagger-ui.css",
             swagger_favicon_url=f"{root}{SWAGGER_UI}/favicon-32x32.png",
@@ -43,7 +45,7 @@ def install(app: FastAPI) -> None:
         root = request.scope.get("root_path", "").rstrip("/")
         page = get_redoc_html(
             openapi_url=root + openapi_url,
-            title=f"{app.title} — ReDoc",
+            title=f"{request.app.title} — ReDoc",
             redoc_js_url=f"{root}{REDOC}/redoc.standalone.js",
             redoc_favicon_url=f"{root}{SWAGGER_UI}/favicon-32x32.png",
             with_google_fonts=False,

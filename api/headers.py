@@ -20,8 +20,6 @@ import base64
 import hashlib
 import re
 
-from fastapi import FastAPI
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 ALWAYS = {
@@ -62,9 +60,42 @@ def page_policy(body: bytes) -> str:
     return PAGE.format(hashes="".join(" " + h for h in hashes))
 
 
+_ALWAYS = tuple((name.lower().encode(), value.encode()) for name, value in ALWAYS.items())
+_ALWAYS_NAMES = frozenset(name for name, _ in _ALWAYS)
+_CSP = b"content-security-policy"
+_NOT_A_PAGE = (_CSP, NOT_A_PAGE.encode())
+
+
+def secure(start: Message) -> bool:
+    """Put the security headers on an answer's start (those its handler did not set);
+    True when it starts an HTML page, whose CSP waits for its body (``secure_page``)."""
+    headers = start.get("headers", [])
+    present: set[bytes] = set()
+    content_type: bytes | None = None
+    for name, value in headers:
+        lower = name.lower()
+        if lower in _ALWAYS_NAMES:
+            present.add(lower)
+        elif lower == b"content-type" and content_type is None:
+            content_type = value
+    page = content_type is not None and content_type.startswith(b"text/html")
+    added = [header for header in _ALWAYS if header[0] not in present]
+    if not page:
+        added.append(_NOT_A_PAGE)
+    start["headers"] = [*headers, *added]
+    return page
+
+
+def secure_page(start: Message, page: bytes) -> None:
+    """Add the CSP of a whole HTML page to its start. A second CSP header adds to one the
+    route set (ReDoc's): both are enforced."""
+    start["headers"] = [*start["headers"], (_CSP, page_policy(page).encode())]
+
+
 class SecurityHeaders:
     """Add the security headers to every response; hold HTML pages until their body is
-    complete to hash their inline scripts into the page's CSP."""
+    complete to hash their inline scripts into the page's CSP (the one-city app applies
+    ``secure`` in ``voirie.api.edge.Edge``; the dispatcher of several cities, here)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -79,14 +110,10 @@ class SecurityHeaders:
         async def secured(message: Message) -> None:
             nonlocal start
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in ALWAYS.items():
-                    headers.setdefault(name, value)
-                if not headers.get("content-type", "").startswith("text/html"):
-                    headers.append("Content-Security-Policy", NOT_A_PAGE)
+                if secure(message):
+                    start = message  # sent with the CSP once the page is whole
+                else:
                     await send(message)
-                    return
-                start = message  # sent with the CSP once the page is whole
                 return
             if start is None or message["type"] != "http.response.body":
                 await send(message)
@@ -95,15 +122,8 @@ class SecurityHeaders:
             if message.get("more_body", False):
                 return
             page = b"".join(body)
-            # A second CSP header adds to one the route set (ReDoc's): both are enforced.
-            MutableHeaders(scope=start).append("Content-Security-Policy", page_policy(page))
+            secure_page(start, page)
             await send(start)
             await send({"type": "http.response.body", "body": page})
 
         await self.app(scope, receive, secured)
-
-
-def install(app: FastAPI) -> None:
-    """Send the security headers on every response of ``app``, errors included (call
-    last, so that the middleware is outside every other)."""
-    app.add_middleware(SecurityHeaders)

@@ -1,7 +1,7 @@
 """Request body limits enforced while the body streams in, before any other work.
 
-A pure ASGI middleware, outside every route: a declared ``Content-Length`` over the
-route's limit is refused at once, without calling the app (no authentication, no
+Applied by ``voirie.api.edge.Gate``, outside every route: a declared ``Content-Length``
+over the route's limit is refused at once, without calling the app (no authentication, no
 parsing, nothing read); a chunked body is counted as it arrives and refused as soon as
 it passes the limit, so at most one chunk beyond the limit is ever held. Without it, an
 unauthenticated 1 GB POST was read whole into memory before its API key was checked.
@@ -15,10 +15,9 @@ from __future__ import annotations
 
 from http import HTTPStatus
 
-from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope
 
 from voirie.api.open311.errors import PREFIX as OPEN311_PREFIX
 from voirie.api.open311.render import format_of, render_errors
@@ -58,43 +57,34 @@ def too_large_response(path: str, limit: int) -> Response:
     return response
 
 
-class BodyLimit:
-    """Refuse request bodies over their route's limit with 413, while streaming."""
-
-    def __init__(self, app: ASGIApp, settings: LimitSettings) -> None:
-        self.app = app
-        self.settings = settings
-
-    def limit_for(self, scope: Scope) -> int:
-        """The largest body the request's route accepts, in bytes."""
-        if scope["path"] in MEDIA_PATHS:
-            media: Open311Settings = scope["app"].state.open311_settings
-            return media.media_max_bytes + self.settings.multipart_overhead_bytes
-        return self.settings.body_max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        limit = self.limit_for(scope)
-        declared = dict(scope["headers"]).get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > limit:
-            await too_large_response(scope["path"], limit)(scope, receive, send)
-            return
-        received = 0
-
-        async def counted() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise BodyTooLarge(limit)
-            return message
-
-        await self.app(scope, counted, send)
+def limit_for(scope: Scope, settings: LimitSettings) -> int:
+    """The largest body the request's route accepts, in bytes."""
+    if scope["path"] in MEDIA_PATHS:
+        media: Open311Settings = scope["app"].state.open311_settings
+        return media.media_max_bytes + settings.multipart_overhead_bytes
+    return settings.body_max_bytes
 
 
-def install(app: FastAPI, settings: LimitSettings | None = None) -> None:
-    """Enforce body limits on ``app`` (settings from ``VOIRIE_*`` variables unless given)."""
-    app.add_middleware(BodyLimit, settings=settings or LimitSettings())
+def declared_length(scope: Scope) -> int | None:
+    """The body length a request declares (``Content-Length``), if it declares one."""
+    declared = b""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            declared = value  # the last one, as a dict of the headers keeps
+    return int(declared) if declared.isdigit() else None
+
+
+def counted(receive: Receive, limit: int) -> Receive:
+    """``receive`` that raises ``BodyTooLarge`` once the body read passes ``limit``."""
+    received = 0
+
+    async def counting() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise BodyTooLarge(limit)
+        return message
+
+    return counting

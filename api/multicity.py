@@ -22,7 +22,9 @@ another city is a 404, as the upload's ``media_url`` leads to its city's path).
 The cities share one store, opened once by this app's lifespan, which then runs every
 city app's own lifespan (an app that is only called, as a mounted one, never gets its
 lifespan run by the framework). Every store query is keyed by the city's jurisdiction,
-so one store holds them all; staff accounts, sessions and tokens are a city's own.
+so one store holds them all; staff accounts, sessions and tokens are a city's own. A
+server (``full_pool``, as :func:`app_from_env` builds it) opens that store's whole pool at
+start, as ``create_app(full_pool=True)`` does for one city.
 """
 
 from __future__ import annotations
@@ -60,7 +62,11 @@ CITY_URL = "voirie.city_url"
 
 
 class MultiCity:
-    """The ASGI app serving ``sites`` (two or more cities) on one store."""
+    """The ASGI app serving ``sites`` (two or more cities) on one store.
+
+    ``full_pool`` (servers): on PostGIS, the store's pool opens all its connections at
+    start and runs their first statements (``PostgisStore.fill_pool``, best effort), so
+    that the first burst of requests, whichever city they ask, does not wait for them."""
 
     def __init__(
         self,
@@ -70,9 +76,11 @@ class MultiCity:
         rate_limits: RateLimitSettings | None = None,
         gis: Mapping[str, CityGIS] | None = None,
         hosts: Sequence[CityHost] = (),
+        full_pool: bool = False,
     ) -> None:
         server = server_settings or ServerSettings()
         self.store_settings = store_settings
+        self.full_pool = full_pool
         self._store: Store | None = None
         self.sites = {site.slug: site for site in sites}
         self.apps: dict[str, FastAPI] = {
@@ -119,6 +127,11 @@ class MultiCity:
         async with AsyncExitStack() as stack:
             stack.callback(store.close)
             store.upgrade()
+            if self.full_pool and store.backend == "postgis":
+                from voirie.store.postgis import PostgisStore  # psycopg: PostGIS only
+
+                assert isinstance(store, PostgisStore)
+                store.fill_pool()
             self._store = store
             for app in self.apps.values():
                 await stack.enter_async_context(app.router.lifespan_context(app))
@@ -269,6 +282,7 @@ def app_from_env() -> ASGIApp:
             sites,
             rate_limits=RateLimitSettings(),
             hosts=load_hosts(settings.city_hosts, sites),
+            full_pool=True,
         )
     city = CitySettings(city=str(sites[0].city.folder)) if sites else CitySettings()
-    return create_app(StoreSettings(), city, rate_limits=RateLimitSettings())
+    return create_app(StoreSettings(), city, rate_limits=RateLimitSettings(), full_pool=True)

@@ -65,15 +65,14 @@ class PublicHost:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
+            # Changed in place, as the router adds the matched route: the layers outside
+            # (request metrics) read that route from the same scope.
             headers = [(name, value) for name, value in scope["headers"] if name != b"host"]
             secure = self.scheme == "https"
             scheme = ("wss" if secure else "ws") if scope["type"] == "websocket" else self.scheme
-            scope = {
-                **scope,
-                "headers": [(b"host", self.host), *headers],
-                "scheme": scheme,
-                "server": self.server,
-            }
+            scope["headers"] = [(b"host", self.host), *headers]
+            scope["scheme"] = scheme
+            scope["server"] = self.server
         if scope["type"] != "http" or not self.prefix:
             await self.app(scope, receive, send)
             return

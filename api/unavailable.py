@@ -1,18 +1,18 @@
 """A database that is down answers 503, also when a middleware met it first.
 
 The app's exception handlers render a ``StoreError`` raised by a route as a 503. A
-middleware outside them that reads the store (HTTP caching's change counter, a shared
-rate-limit store) would let it escape as a bare 500 instead; this middleware, installed
-outside those, renders it like the handlers do: problem details, or the Open311 error list
-on ``/open311`` routes, with ``Retry-After``. Once an answer has started, the error goes on
-up and the server aborts the connection, so a client never takes a cut answer for a whole.
-Every 503 passing through gets ``Retry-After`` too, whichever handler rendered it.
+middleware outside them that reads the store (HTTP caching's change counter) would let it
+escape as a bare 500 instead; ``voirie.api.edge.Gate`` renders it like the handlers do:
+problem details, or the Open311 error list on ``/open311`` routes, with ``Retry-After``.
+Once an answer has started, the error goes on up and the server aborts the connection, so
+a client never takes a cut answer for a whole. Every 503 passing through gets
+``Retry-After`` too, whichever handler rendered it (``with_retry_after``).
 """
 
 from __future__ import annotations
 
 from fastapi.responses import JSONResponse, Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message
 
 from voirie.api.open311.errors import PREFIX as OPEN311_PREFIX
 from voirie.api.open311.render import format_of, render_errors
@@ -41,33 +41,8 @@ def unavailable_response(path: str, exc: StoreError) -> Response:
     return response
 
 
-class StoreUnavailable:
-    """Render a ``StoreError`` escaping the inner middlewares as a 503; put
-    ``Retry-After`` on every 503."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def watched(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-                headers = message.get("headers", [])
-                if message["status"] == 503 and not any(
-                    name.lower() == b"retry-after" for name, _ in headers
-                ):
-                    message["headers"] = [*headers, (b"retry-after", _RETRY_AFTER)]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, watched)
-        except StoreError as exc:
-            if started:
-                raise
-            await unavailable_response(scope["path"], exc)(scope, receive, send)
+def with_retry_after(start: Message) -> None:
+    """``Retry-After`` on a 503's start that has none."""
+    headers = start.get("headers", [])
+    if start["status"] == 503 and not any(name.lower() == b"retry-after" for name, _ in headers):
+        start["headers"] = [*headers, (b"retry-after", _RETRY_AFTER)]

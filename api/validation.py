@@ -15,7 +15,7 @@ every answer that showed it. The rules are kept here, once, and applied at the e
 - ``check_due_at``, the due-date horizon (``VOIRIE_DUE_HORIZON_DAYS``, 5 years);
 - ``validation_problem``, request validation errors rendered without the input they
   refuse (which may be the unencodable text itself);
-- ``AllowEveryMethod``, a 405's ``Allow`` header naming every method of the path.
+- ``allow_every_method``, a 405's ``Allow`` header naming every method of the path.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
 from starlette.applications import Starlette
 from starlette.routing import Match
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Scope
 
 from voirie.errors import InvalidInput
 from voirie.services.workflow import REASON_REQUIRED
@@ -222,29 +222,16 @@ def allowed_methods(app: Starlette, scope: Scope) -> list[str]:
     ]
 
 
-class AllowEveryMethod:
+def allow_every_method(scope: Scope, start: Message) -> None:
     """A 405 answer's ``Allow`` lists every method of the path (RFC 9110 15.5.6).
 
     Starlette answers 405 from the first route whose path matches and lists only that
     route's methods; where GET and POST of one path are two routes, ``Allow`` omitted one.
     """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def with_allow(message: Message) -> None:
-            if message["type"] == "http.response.start" and message["status"] == 405:
-                allow = ", ".join(allowed_methods(scope["app"], scope)).encode()
-                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"allow"]
-                message = {**message, "headers": [*headers, (b"allow", allow)]}
-            await send(message)
-
-        await self.app(scope, receive, with_allow)
+    if start["status"] == 405:
+        allow = ", ".join(allowed_methods(scope["app"], scope)).encode()
+        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"allow"]
+        start["headers"] = [*headers, (b"allow", allow)]
 
 
 def _declare_storable(document: dict[str, Any]) -> None:
@@ -307,10 +294,9 @@ def _declare_edited_text(document: dict[str, Any]) -> None:
 
 def install(app: FastAPI, settings: InputSettings | None = None) -> None:
     """The input rules' settings, the 422 renderer (before Open311's error handlers, which
-    wrap it), the 405 ``Allow`` fix and the rules' declaration in the OpenAPI document."""
+    wrap it) and the rules' declaration in the OpenAPI document."""
     app.state.input_settings = settings or InputSettings()
     app.add_exception_handler(RequestValidationError, validation_problem)
-    app.add_middleware(AllowEveryMethod)
     build = app.openapi
 
     def openapi() -> dict[str, Any]:

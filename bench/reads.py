@@ -20,7 +20,10 @@ Usage::
 
     python bench/reads.py postgresql://postgres@127.0.0.1:5432/voirie_bench_reads \
         sqlite:////tmp/reads_100k.gpkg [--seconds 3] [--workers 1 2] [--reads Open311] \
-        [--baseline /tmp/voirie-before]
+        [--baseline /tmp/voirie-before] [--http h11|httptools] [--loop asyncio|uvloop]
+
+``--http``/``--loop`` run every server (voirie, the baseline, the floor) with the same
+uvicorn parser and loop; httptools and uvloop must be importable (``uvicorn[standard]``).
 
 The stores are filled by ``bench/export.py``'s ``synthesize`` (the bundled Paris reports
 imported, their incidents copied with a 30 m jitter up to the number asked).
@@ -262,8 +265,11 @@ def _free_port() -> int:
 
 
 @contextmanager
-def server(target: str, workers: int, env: dict[str, str]) -> Iterator[int]:
-    """``uvicorn TARGET --factory --workers N`` on a free port, until every worker answers."""
+def server(
+    target: str, workers: int, env: dict[str, str], options: Sequence[str] = ()
+) -> Iterator[int]:
+    """``uvicorn TARGET --factory --workers N [OPTIONS]`` on a free port, until every
+    worker answers."""
     port = _free_port()
     command = [
         sys.executable,
@@ -282,6 +288,7 @@ def server(target: str, workers: int, env: dict[str, str]) -> Iterator[int]:
         "--no-access-log",
         "--app-dir",
         os.path.dirname(os.path.abspath(__file__)),
+        *options,
     ]
     process = subprocess.Popen(command, env={**os.environ, **env})
     try:
@@ -334,12 +341,14 @@ def bench(url: str, workers: int, args: argparse.Namespace) -> None:
     voirie_env = {**common, "VOIRIE_DATABASE_URL": url, "VOIRIE_CITY": "paris"}
     bare_env = {**common, "BENCH_DATABASE_URL": url}
     ctx = mp.get_context("spawn")
+    options = _server_options(args)  # the same for every server: no advantage to either
     with ExitStack() as stack:
-        ports = {"voirie": stack.enter_context(server(VOIRIE_APP, workers, voirie_env))}
+        ports = {"voirie": stack.enter_context(server(VOIRIE_APP, workers, voirie_env, options))}
         if args.baseline:  # the same app from another source tree, e.g. before a change
-            before_env = {**voirie_env, "PYTHONPATH": os.path.abspath(args.baseline)}
-            ports["before"] = stack.enter_context(server(VOIRIE_APP, workers, before_env))
-        ports["floor"] = stack.enter_context(server("reads:bare_app", workers, bare_env))
+            path = [os.path.abspath(args.baseline), *filter(None, [os.environ.get("PYTHONPATH")])]
+            before_env = {**voirie_env, "PYTHONPATH": os.pathsep.join(path)}
+            ports["before"] = stack.enter_context(server(VOIRIE_APP, workers, before_env, options))
+        ports["floor"] = stack.enter_context(server("reads:bare_app", workers, bare_env, options))
         pool = stack.enter_context(ctx.Pool(1))
         for name, (voirie_path, bare_path) in READS.items():
             if args.reads and not _wanted(name, args.reads):
@@ -367,6 +376,12 @@ def bench(url: str, workers: int, args: argparse.Namespace) -> None:
                     )
 
 
+def _server_options(args: argparse.Namespace) -> list[str]:
+    """uvicorn's HTTP parser and event loop as asked (``auto``: uvicorn's own choice,
+    httptools and uvloop when importable, else h11 and asyncio)."""
+    return ["--http", args.http, "--loop", args.loop]
+
+
 def main() -> int:
     """Print one Markdown table per database."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -381,6 +396,18 @@ def main() -> int:
     )
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])
     parser.add_argument(
+        "--http",
+        choices=["auto", "h11", "httptools"],
+        default="auto",
+        help="uvicorn's HTTP parser on every server (httptools: uvicorn[standard])",
+    )
+    parser.add_argument(
+        "--loop",
+        choices=["auto", "asyncio", "uvloop"],
+        default="auto",
+        help="uvicorn's event loop on every server (uvloop: uvicorn[standard])",
+    )
+    parser.add_argument(
         "--reads",
         nargs="+",
         default=[],
@@ -388,7 +415,10 @@ def main() -> int:
     )
     args = parser.parse_args()
     for url in args.databases:
-        print(f"\n{url.rsplit('/', 1)[-1]} ({url.split(':', 1)[0]}), load {os.getloadavg()}\n")
+        print(
+            f"\n{url.rsplit('/', 1)[-1]} ({url.split(':', 1)[0]}), load {os.getloadavg()}, "
+            f"uvicorn {' '.join(_server_options(args))}\n"
+        )
         print(
             "| read | concurrency | workers | voirie p50 / p99 ms | voirie req/s | "
             "floor p50 / p99 ms | floor req/s | req/s ratio | p99 ratio | errors v / f |"

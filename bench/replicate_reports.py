@@ -3,7 +3,10 @@
 Copy k of the output is the bundled file with new ids (``R<k>`` appended), its dates moved
 back by k × 280 days (so copies open their own incidents instead of joining the
 original's) and its points moved by about 30 m (Gaussian, seeded). Copy 0 is the file as
-it is. bench/RESULTS.md's import scaling runs use it.
+it is. When that many copies would date reports before ``EARLIEST_REPORT`` (which the import
+quarantines: from about 1M rows on), the shift is shortened so the last copy still starts
+after it (``shift_days``; 56 days for 5M rows), and copies then overlap in time less than a
+month's reports apart. bench/RESULTS.md's import scaling runs use it.
 
 Usage::
 
@@ -23,20 +26,31 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from voirie.ingest.validate import EARLIEST_REPORT
+
 BUNDLED = Path(__file__).parent.parent / "cities/paris/reports/dansmarue_2023-07_2024-03.csv.gz"
 SHIFT_DAYS = 280
 JITTER_DEG = (0.0004, 0.00027)  # lon, lat: about 30 m at Paris
+
+
+def shift_days(source: pd.DataFrame, copies: int) -> int:
+    """Days between copies: ``SHIFT_DAYS``, or less when the last of ``copies`` copies
+    would otherwise hold reports dated before ``EARLIEST_REPORT``."""
+    earliest = pd.to_datetime(source["datedecl"]).min()
+    room = (earliest - pd.Timestamp(EARLIEST_REPORT.date())).days - 1
+    return min(SHIFT_DAYS, room // max(copies - 1, 1))
 
 
 def copies_of(source: pd.DataFrame, copies: int, seed: int = 1) -> Iterator[pd.DataFrame]:
     """The ``copies`` copies of a DansMaRue table (all columns as text) described above,
     one at a time (a file of millions of rows is written without holding it)."""
     rng = np.random.default_rng(seed)
+    days = shift_days(source, copies)
     yield source
     for k in range(1, copies):
         part = source.copy()
         part["id_dmr"] = part["id_dmr"] + f"R{k}"
-        moved = pd.to_datetime(part["datedecl"]) - pd.Timedelta(days=SHIFT_DAYS * k)
+        moved = pd.to_datetime(part["datedecl"]) - pd.Timedelta(days=days * k)
         part["datedecl"] = moved.dt.strftime("%Y-%m-%d")
         for column, sigma in zip(("longitude", "latitude"), JITTER_DEG, strict=True):
             jittered = part[column].astype(float) + rng.normal(0, sigma, len(part))

@@ -375,6 +375,9 @@ class CityGIS:
                 found = codes[street] = self._key_codes.get(street_key(street) or "", _NO_STREET)
             return found
 
+        if len(address) == 1:  # one report (``enrich_one``): no factorizing of one value
+            text = address[0]
+            return np.array([code(text) if isinstance(text, str) else _NO_ADDRESS], np.intp)
         return map_distinct(address, code, _NO_ADDRESS, np.intp)
 
     def _linear_reference(self, x: np.ndarray, y: np.ndarray, snap: Snap) -> dict[str, Column]:

@@ -74,6 +74,7 @@ def sample_client(
         app = create_app(
             StoreSettings(database_url=url, pool_min_size=1, pool_max_size=2),
             CitySettings(city=str(city.folder)),
+            gis=gis,  # not the app's own: 2 s and ~500 MB each
         )
         with TestClient(app) as client:
             yield client

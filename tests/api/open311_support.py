@@ -12,6 +12,7 @@ from pathlib import Path
 from xml.etree import ElementTree as ET
 
 import httpx2
+import pytest
 from fastapi.testclient import TestClient
 
 from voirie.api.app import create_app
@@ -42,6 +43,9 @@ CARTONS = "objets-abandonne-3ad329"  # Cartons ou sacs de déchets ménagers
 ENCOMBRANTS = "objets-abandonne-b2fab2"  # Autres objets encombrants abandonnés (attributes)
 GRAFFITI = "graffitis-tags-a-90f516"  # Graffitis ... sur mur, façade (attribute surface_m2)
 ALL_OF_2023 = {"start_date": "2023-07-01T00:00:00+02:00", "end_date": "2023-09-01T00:00:00Z"}
+# ``served`` on an sqlite store only, for tests whose subject no backend changes (uploads,
+# the OpenAPI contract) and that are long or many.
+SQLITE_ONLY = pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 
 
 @dataclass

@@ -99,7 +99,7 @@ def module_world(
     gis: CityGIS,
 ) -> Iterator[StaffWorld]:
     """A world for a whole test module on the backend of ``request.param`` (building one
-    takes seconds: the app builds the city's GIS indexes on start).
+    takes seconds: the 200 reports are imported).
 
     The PostGIS database is a fresh clone of the test template, dropped afterwards.
     """
@@ -133,7 +133,7 @@ def staff_world(url: str, folder: Path, paris: City, gis: CityGIS) -> Iterator[S
         incidents = pipeline.reads.incidents()
     finally:
         store.close()
-    app = create_app(StoreSettings(database_url=url), CitySettings(city="paris"))
+    app = create_app(StoreSettings(database_url=url), CitySettings(city="paris"), gis=gis)
     with TestClient(app) as client:
         yield StaffWorld(client, tokens, incidents)
 

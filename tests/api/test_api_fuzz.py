@@ -11,25 +11,20 @@ from __future__ import annotations
 import itertools
 import os
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
-from open311_support import Served, serve
+from open311_support import SQLITE_ONLY, Served
 from schemathesis import APIOperation, GenerationMode
 from schemathesis.checks import CHECKS as REGISTRY
 from schemathesis.checks import load_all_checks
 from schemathesis.config import SchemathesisConfig
 from schemathesis.openapi import from_asgi
 
-from voirie.city import City
-from voirie.gis.enrich import CityGIS
-
-pytestmark = pytest.mark.slow  # left out by scripts/test -m "not slow"
+pytestmark = [pytest.mark.slow, SQLITE_ONLY]  # slow: left out by scripts/test -m "not slow"
 
 ROUTES = r"^/(api/v1|ogc|tiles|exports|healthz)"
 DERANDOMIZE = "VOIRIE_FUZZ_RANDOM" not in os.environ
@@ -96,13 +91,6 @@ OGC_CONFIG = SchemathesisConfig.from_dict(
         ]
     }
 )
-
-
-@pytest.fixture
-def served(tmp_path: Path, paris: City, paris_gis: CityGIS) -> Iterator[Served]:
-    app = serve(f"sqlite:///{tmp_path / 'v.gpkg'}", paris, paris_gis, tmp_path / "media")
-    yield app
-    app.store.close()
 
 
 def _fuzz(operation: APIOperation, mode: GenerationMode, token: str) -> None:

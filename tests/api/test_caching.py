@@ -10,14 +10,11 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 import pytest
-from databases import BACKENDS
 from fastapi.testclient import TestClient
-from liveserver import sample_client
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -33,9 +30,7 @@ from voirie.api.caching import (
     current_mark,
     last_modified,
 )
-from voirie.city import City
 from voirie.errors import StoreError
-from voirie.gis.enrich import CityGIS
 from voirie.model import Report, Status
 from voirie.services.auth import Principal, Role
 from voirie.services.pipeline import Pipeline
@@ -51,16 +46,6 @@ READS = {
     "/open311/v2/requests/7.xml": OPEN311,
     "/tiles/incidents/14/8300/5634.mvt": TILES,
 }
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def client(
-    request: pytest.FixtureRequest,
-    tmp_path_factory: pytest.TempPathFactory,
-    paris: City,
-    paris_gis: CityGIS,
-) -> Iterator[TestClient]:
-    yield from sample_client(request, tmp_path_factory.mktemp("caching"), paris, paris_gis)
 
 
 def _pipeline(client: TestClient) -> Pipeline:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +20,10 @@ import geopandas as gpd
 import pandas as pd
 import pytest
 import shapely
-from databases import BACKENDS
 from fastapi.testclient import TestClient
-from liveserver import LiveServer, sample_client
+from liveserver import LiveServer
 from pyproj import Transformer
 
-from voirie.city import City
-from voirie.gis.enrich import CityGIS
 from voirie.maps.ogc import CONFORMANCE
 from voirie.maps.ogc_filter import CONFORMANCE as FILTER_CONFORMANCE
 from voirie.services.pipeline import Pipeline
@@ -36,16 +33,6 @@ BOX = (2.36, 48.855, 2.385, 48.87)
 TRIANGLE = ((2.36, 48.855), (2.385, 48.855), (2.385, 48.87), (2.36, 48.855))
 WKT_TRIANGLE = ", ".join(f"{x} {y}" for x, y in TRIANGLE)
 MIDDLE = "2023-08-10T00:00:00Z"  # the sample runs from 2023-07-18 to 2023-08-25
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def client(
-    request: pytest.FixtureRequest,
-    tmp_path_factory: pytest.TempPathFactory,
-    paris: City,
-    paris_gis: CityGIS,
-) -> Iterator[TestClient]:
-    yield from sample_client(request, tmp_path_factory.mktemp("cql2"), paris, paris_gis)
 
 
 def _pipeline(client: TestClient) -> Pipeline:

@@ -8,23 +8,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
-from open311_support import API, CARTONS, VALMY, Served, serve
-
-from voirie.city import City
-from voirie.gis.enrich import CityGIS
+from open311_support import API, CARTONS, VALMY, Served
 
 _DATA_BLOCK = re.compile(r'<script type="application/json" id="voirie-data">(.*?)</script>', re.S)
-
-
-@pytest.fixture
-def served(store_url: str, paris: City, paris_gis: CityGIS, tmp_path: Path) -> Iterator[Served]:
-    app = serve(store_url, paris, paris_gis, tmp_path / "media")
-    yield app
-    app.store.close()
 
 
 def _dispatch_count(served: Served) -> int:

@@ -60,7 +60,7 @@ def served(
     with loaded_store(request, folder, paris, paris_gis) as url:
         settings = StoreSettings(database_url=url, pool_min_size=1, pool_max_size=2)
         store = open_store(settings)
-        app = create_app(settings, CitySettings(city="paris"))
+        app = create_app(settings, CitySettings(city="paris"), gis=paris_gis)
         try:
             with TestClient(app) as client:
                 yield client, Pipeline(paris, store, paris_gis)

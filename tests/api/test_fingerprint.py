@@ -9,25 +9,15 @@ another body it is refused with 422.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
-from open311_support import API, CARTONS, VALMY, Served, assert_error, serve
+from open311_support import API, CARTONS, VALMY, Served, assert_error
 
-from voirie.city import City
-from voirie.gis.enrich import CityGIS
 from voirie.services.auth import issue_token
 
 HERE = {"lat": str(VALMY["lat"]), "long": str(VALMY["long"])}
 SAME_WORDS = {"service_code": CARTONS, **HERE, "description": "Sacs devant le 91"}
 
-
-@pytest.fixture
-def served(store_url: str, paris: City, paris_gis: CityGIS, tmp_path: Path) -> Iterator[Served]:
-    app = serve(store_url, paris, paris_gis, tmp_path / "media", load=False)
-    yield app
-    app.store.close()
+pytestmark = pytest.mark.empty_store  # every report in the store is posted by the test
 
 
 def _post(served: Served, key: str | None = None, **fields: str) -> list[dict[str, object]]:

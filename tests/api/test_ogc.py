@@ -3,35 +3,20 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from databases import BACKENDS
 from fastapi.testclient import TestClient
-from liveserver import sample_client
 from pyproj import Transformer
 
-from voirie.city import City
-from voirie.gis.enrich import CityGIS
 from voirie.maps.ogc import CONFORMANCE, CRS84
 from voirie.model import Contact, Report
 from voirie.store.selection import Selection
 
 EPSG = "http://www.opengis.net/def/crs/EPSG/0/"
 ITEMS = "/ogc/collections/incidents/items"
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def client(
-    request: pytest.FixtureRequest,
-    tmp_path_factory: pytest.TempPathFactory,
-    paris: City,
-    paris_gis: CityGIS,
-) -> Iterator[TestClient]:
-    yield from sample_client(request, tmp_path_factory.mktemp("ogc"), paris, paris_gis)
 
 
 def get(client: TestClient, path: str, **params: Any) -> dict[str, Any]:

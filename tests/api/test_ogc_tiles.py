@@ -7,36 +7,22 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import morecantile
 import pyogrio
 import pytest
-from databases import BACKENDS
 from fastapi.testclient import TestClient
-from liveserver import LiveServer, sample_client
+from liveserver import LiveServer
 
-from voirie.city import City
 from voirie.codecs import mvt
-from voirie.gis.enrich import CityGIS
 from voirie.maps.ogc import CONFORMANCE
 from voirie.maps.ogc_tiles import CONFORMANCE as TILES_CONFORMANCE
 
 OGC = "http://testserver/ogc"
 TILESET = "/ogc/collections/incidents/tiles/WebMercatorQuad"
 CRS84_TILESET = "/ogc/collections/incidents/tiles/WorldCRS84Quad"
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def client(
-    request: pytest.FixtureRequest,
-    tmp_path_factory: pytest.TempPathFactory,
-    paris: City,
-    paris_gis: CityGIS,
-) -> Iterator[TestClient]:
-    yield from sample_client(request, tmp_path_factory.mktemp("ogc-tiles"), paris, paris_gis)
 
 
 def _get(client: TestClient, path: str) -> dict[str, Any]:

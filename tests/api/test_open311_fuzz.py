@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
-from open311_support import Served, serve
+from open311_support import SQLITE_ONLY, Served
 from schemathesis import APIOperation, GenerationMode
 from schemathesis.checks import CHECKS as REGISTRY
 from schemathesis.checks import load_all_checks
@@ -25,9 +23,8 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.openapi import from_asgi
 
 from voirie.city import City
-from voirie.gis.enrich import CityGIS
 
-pytestmark = pytest.mark.slow  # left out by scripts/test -m "not slow"
+pytestmark = [pytest.mark.slow, SQLITE_ONLY]  # slow: left out by scripts/test -m "not slow"
 
 DERANDOMIZE = "VOIRIE_FUZZ_RANDOM" not in os.environ
 """The same examples every run, so that CI never fails by chance; set VOIRIE_FUZZ_RANDOM
@@ -63,13 +60,6 @@ CONFIG = SchemathesisConfig.from_dict(
         ]
     }
 )
-
-
-@pytest.fixture
-def served(tmp_path: Path, paris: City, paris_gis: CityGIS) -> Iterator[Served]:
-    app = serve(f"sqlite:///{tmp_path / 'v.gpkg'}", paris, paris_gis, tmp_path / "media")
-    yield app
-    app.store.close()
 
 
 def _fuzz(

@@ -4,20 +4,28 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx2
 import pytest
-from open311_support import ALL_OF_2023, API, CARTONS, VALMY, Served, assert_error, serve, xml
+from open311_support import (
+    ALL_OF_2023,
+    API,
+    CARTONS,
+    SQLITE_ONLY,
+    VALMY,
+    Served,
+    assert_error,
+    xml,
+)
 from PIL import Image
 
 from voirie.api.open311.settings import Open311Settings
-from voirie.city import City
-from voirie.gis.enrich import CityGIS
 
 GPS_IFD = 0x8825
 ORIENTATION = 0x0112
+
+pytestmark = pytest.mark.empty_store
 
 
 def _photo(kind: str = "JPEG", size: tuple[int, int] = (1200, 800)) -> bytes:
@@ -31,16 +39,6 @@ def _photo(kind: str = "JPEG", size: tuple[int, int] = (1200, 800)) -> bytes:
     out = io.BytesIO()
     image.save(out, kind, exif=exif.tobytes())
     return out.getvalue()
-
-
-@pytest.fixture
-def served(tmp_path: Path, paris: City, paris_gis: CityGIS) -> Iterator[Served]:
-    # Uploads touch the store only to check the api_key: one backend is enough here.
-    app = serve(
-        f"sqlite:///{tmp_path / 'v.gpkg'}", paris, paris_gis, tmp_path / "media", load=False
-    )
-    yield app
-    app.store.close()
 
 
 def _upload(
@@ -57,6 +55,7 @@ def _upload(
     )
 
 
+@SQLITE_ONLY  # uploads touch the store only to check the api_key
 def test_upload_strips_metadata_and_makes_a_thumbnail(served: Served, tmp_path: Path) -> None:
     original = _photo()
     assert Image.open(io.BytesIO(original)).getexif().get_ifd(GPS_IFD)
@@ -90,12 +89,14 @@ def test_upload_strips_metadata_and_makes_a_thumbnail(served: Served, tmp_path: 
     assert len(list((tmp_path / "media").glob("*.jpg"))) == 2
 
 
+@SQLITE_ONLY
 def test_png_and_webp_are_accepted(served: Served) -> None:
     for kind in ("PNG", "WEBP"):
         response = _upload(served, _photo(kind, (640, 480)), name=f"p.{kind.lower()}")
         assert response.status_code == 201, response.text
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize("fmt", ["json", "xml"])
 def test_upload_limits_and_errors(served: Served, fmt: str) -> None:
     gif = io.BytesIO()
@@ -119,27 +120,21 @@ def test_upload_limits_and_errors(served: Served, fmt: str) -> None:
     assert_error(served.client.get(f"{API}/media/{'0' * 64}.jpg"), 404, "media")
 
 
-def test_posted_media_url_is_published(
-    store_url: str, paris: City, paris_gis: CityGIS, tmp_path: Path
-) -> None:
-    served = serve(store_url, paris, paris_gis, tmp_path / "media", load=False)
-    try:
-        media_url = _upload(served, _photo()).json()["media_url"]
-        created = served.client.post(
-            f"{API}/requests.json",
-            data={
-                "api_key": served.client_key,
-                "service_code": CARTONS,
-                "lat": VALMY["lat"],
-                "long": VALMY["long"],
-                "media_url": media_url,
-            },
-        )
-        assert created.status_code == 201
-        rid = created.json()[0]["service_request_id"]
-        (request,) = served.client.get(f"{API}/requests/{rid}.json").json()
-        assert request["media_url"] == media_url
-        assert served.client.get(media_url).status_code == 200
-        assert served.client.get(f"{API}/requests.json", params=ALL_OF_2023).json() == []
-    finally:
-        served.store.close()
+def test_posted_media_url_is_published(served: Served) -> None:
+    media_url = _upload(served, _photo()).json()["media_url"]
+    created = served.client.post(
+        f"{API}/requests.json",
+        data={
+            "api_key": served.client_key,
+            "service_code": CARTONS,
+            "lat": VALMY["lat"],
+            "long": VALMY["long"],
+            "media_url": media_url,
+        },
+    )
+    assert created.status_code == 201
+    rid = created.json()[0]["service_request_id"]
+    (request,) = served.client.get(f"{API}/requests/{rid}.json").json()
+    assert request["media_url"] == media_url
+    assert served.client.get(media_url).status_code == 200
+    assert served.client.get(f"{API}/requests.json", params=ALL_OF_2023).json() == []

@@ -4,10 +4,8 @@ both storage backends."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,23 +18,14 @@ from open311_support import (
     VALMY,
     Served,
     assert_error,
-    serve,
     xml,
 )
 
-from voirie.city import City
-from voirie.gis.enrich import CityGIS
 from voirie.services.auth import issue_token, revoke_token
 
 HERE = {"lat": str(VALMY["lat"]), "long": str(VALMY["long"])}
 
-
-@pytest.fixture
-def served(store_url: str, paris: City, paris_gis: CityGIS, tmp_path: Path) -> Iterator[Served]:
-    # An empty store: every report in it was posted by the test.
-    app = serve(store_url, paris, paris_gis, tmp_path / "media", load=False)
-    yield app
-    app.store.close()
+pytestmark = pytest.mark.empty_store  # every report in the store is posted by the test
 
 
 def _count(served: Served) -> int:

@@ -4,9 +4,7 @@ JSON and XML, on both storage backends."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -18,12 +16,10 @@ from open311_support import (
     VALMY,
     Served,
     assert_error,
-    serve,
     xml,
 )
 
 from voirie.city import City
-from voirie.gis.enrich import CityGIS
 from voirie.services.auth import authenticate
 from voirie.services.workflow import change_status
 from voirie.store.selection import Selection
@@ -49,13 +45,6 @@ FIELDS = [
     "incident_id",
     "detailed_status",
 ]
-
-
-@pytest.fixture
-def served(store_url: str, paris: City, paris_gis: CityGIS, tmp_path: Path) -> Iterator[Served]:
-    app = serve(store_url, paris, paris_gis, tmp_path / "media")
-    yield app
-    app.store.close()
 
 
 def _get(served: Served, **params: object) -> list[dict[str, object]]:

@@ -2,50 +2,36 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from open311_support import API, ENCOMBRANTS, GRAFFITI, Served, assert_error, serve, xml
+from open311_support import API, ENCOMBRANTS, GRAFFITI, Served, assert_error, xml
 from starlette.exceptions import HTTPException
 
 from voirie.api.app import create_app
 from voirie.api.open311.errors import install_error_handlers
 from voirie.city import City
-from voirie.gis.enrich import CityGIS
 from voirie.settings import CitySettings, ServerSettings, StoreSettings
 
 
-@pytest.fixture(scope="module")
-def served(
-    tmp_path_factory: pytest.TempPathFactory, paris: City, paris_gis: CityGIS
-) -> Iterator[Served]:
-    # Services are city data: no test here reads the store, one sqlite store serves them all.
-    folder = tmp_path_factory.mktemp("open311-services")
-    app = serve(f"sqlite:///{folder / 'v.gpkg'}", paris, paris_gis, folder / "media", load=False)
-    yield app
-    app.store.close()
-
-
-def test_discovery_names_the_endpoint_and_its_formats(served: Served) -> None:
-    body = served.client.get(f"{API}/discovery.json").json()
+def test_discovery_names_the_endpoint_and_its_formats(city_served: Served) -> None:
+    body = city_served.client.get(f"{API}/discovery.json").json()
     assert set(body) == {"changeset", "contact", "key_service", "endpoints"}
     (endpoint,) = body["endpoints"]
     assert endpoint["url"] == "http://testserver/open311/v2"
     assert endpoint["specification"] == "http://wiki.open311.org/GeoReport_v2"
     assert endpoint["formats"] == ["application/json", "application/xml"]
     assert endpoint["changeset"].endswith("Z")
-    root = xml(served.client.get(f"{API}/discovery.xml").text)
+    root = xml(city_served.client.get(f"{API}/discovery.xml").text)
     assert root.tag == "discovery"
     formats = [f.text for f in root.findall("endpoints/endpoint/formats/format")]
     assert formats == ["application/json", "application/xml"]
 
 
 def test_services_list_every_city_service_with_group_and_metadata(
-    served: Served, paris: City
+    city_served: Served, paris: City
 ) -> None:
-    response = served.client.get(f"{API}/services.json")
+    response = city_served.client.get(f"{API}/services.json")
     assert response.headers["content-type"] == "application/json"
     services = response.json()
     assert isinstance(services, list)
@@ -64,7 +50,7 @@ def test_services_list_every_city_service_with_group_and_metadata(
     assert sum(s["metadata"] for s in services) == 2
     assert all(isinstance(s["service_code"], str) for s in services)
 
-    response = served.client.get(f"{API}/services.xml")
+    response = city_served.client.get(f"{API}/services.xml")
     assert response.headers["content-type"] == "application/xml; charset=utf-8"
     root = xml(response.text)
     assert root.tag == "services"
@@ -83,8 +69,8 @@ def test_services_list_every_city_service_with_group_and_metadata(
     assert first.findtext("metadata") in {"true", "false"}
 
 
-def test_service_definition_carries_city_yaml_attributes(served: Served) -> None:
-    body = served.client.get(f"{API}/services/{ENCOMBRANTS}.json").json()
+def test_service_definition_carries_city_yaml_attributes(city_served: Served) -> None:
+    body = city_served.client.get(f"{API}/services/{ENCOMBRANTS}.json").json()
     assert body["service_code"] == ENCOMBRANTS
     volume, objets = body["attributes"]
     assert volume == {
@@ -102,7 +88,7 @@ def test_service_definition_carries_city_yaml_attributes(served: Served) -> None
         ],
     }
     assert (objets["datatype"], objets["required"], objets["order"]) == ("multivaluelist", False, 2)
-    root = xml(served.client.get(f"{API}/services/{GRAFFITI}.xml").text)
+    root = xml(city_served.client.get(f"{API}/services/{GRAFFITI}.xml").text)
     assert root.tag == "service_definition"
     assert root.findtext("service_code") == GRAFFITI
     (attribute,) = root.findall("attributes/attribute")
@@ -113,47 +99,47 @@ def test_service_definition_carries_city_yaml_attributes(served: Served) -> None
 
 
 @pytest.mark.parametrize("fmt", ["json", "xml"])
-def test_unknown_service_code_is_404(served: Served, fmt: str) -> None:
-    response = served.client.get(f"{API}/services/nid-de-poule.{fmt}")
+def test_unknown_service_code_is_404(city_served: Served, fmt: str) -> None:
+    response = city_served.client.get(f"{API}/services/nid-de-poule.{fmt}")
     assert_error(response, 404, "service_code", "nid-de-poule")
 
 
 @pytest.mark.parametrize("fmt", ["json", "xml"])
-def test_jurisdiction_id_selects_the_city(served: Served, fmt: str) -> None:
-    ok = served.client.get(f"{API}/services.{fmt}", params={"jurisdiction_id": "paris.fr"})
+def test_jurisdiction_id_selects_the_city(city_served: Served, fmt: str) -> None:
+    ok = city_served.client.get(f"{API}/services.{fmt}", params={"jurisdiction_id": "paris.fr"})
     assert ok.status_code == 200
-    other = served.client.get(f"{API}/services.{fmt}", params={"jurisdiction_id": "lyon.fr"})
+    other = city_served.client.get(f"{API}/services.{fmt}", params={"jurisdiction_id": "lyon.fr"})
     assert_error(other, 404, "jurisdiction_id", "'lyon.fr'", "'paris.fr'")
-    definition = served.client.get(
+    definition = city_served.client.get(
         f"{API}/services/{ENCOMBRANTS}.{fmt}", params={"jurisdiction_id": "lyon.fr"}
     )
     assert_error(definition, 404, "jurisdiction_id")
 
 
-def test_unknown_format_and_route_are_open311_errors(served: Served) -> None:
-    assert_error(served.client.get(f"{API}/services.csv"), 400, "fmt")
-    assert_error(served.client.get(f"{API}/nothing-here.json"), 404)
+def test_unknown_format_and_route_are_open311_errors(city_served: Served) -> None:
+    assert_error(city_served.client.get(f"{API}/services.csv"), 400, "fmt")
+    assert_error(city_served.client.get(f"{API}/nothing-here.json"), 404)
     # Outside /open311 the app's own problem+json is untouched.
-    outside = served.client.get("/exports/reports.shp")
+    outside = city_served.client.get("/exports/reports.shp")
     assert outside.status_code == 422
     assert "detail" in outside.json()
 
 
-def test_discovery_is_on_the_public_url_with_its_path_prefix(served: Served) -> None:
+def test_discovery_is_on_the_public_url_with_its_path_prefix(city_served: Served) -> None:
     # Behind a proxy serving voirie under /carto, the endpoint's URL keeps the prefix.
     app = create_app(
         StoreSettings(database_url="sqlite:///unused.gpkg"),
         CitySettings(city="paris"),
         ServerSettings(public_url="https://voirie.example.org/carto"),
     )
-    app.state.pipeline = served.pipeline
+    app.state.pipeline = city_served.pipeline
     answer = TestClient(app).get(f"{API}/discovery.json", headers={"Host": "evil.example"})
     assert answer.json()["endpoints"][0]["url"] == "https://voirie.example.org/carto/open311/v2"
 
 
-def test_open311_errors_keep_the_headers_of_the_refusal(served: Served) -> None:
+def test_open311_errors_keep_the_headers_of_the_refusal(city_served: Served) -> None:
     # A 405 names the methods of the path; any framework error keeps its headers.
-    refused = served.client.put(f"{API}/services.json")
+    refused = city_served.client.put(f"{API}/services.json")
     assert_error(refused, 405)
     assert refused.headers["allow"] == "GET"
     app = FastAPI()

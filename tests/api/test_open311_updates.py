@@ -3,22 +3,10 @@ on both storage backends."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
-from open311_support import ALL_OF_2023, API, CARTONS, Served, assert_error, serve, xml
-
-from voirie.city import City
-from voirie.gis.enrich import CityGIS
-
-
-@pytest.fixture
-def served(store_url: str, paris: City, paris_gis: CityGIS, tmp_path: Path) -> Iterator[Served]:
-    app = serve(store_url, paris, paris_gis, tmp_path / "media")
-    yield app
-    app.store.close()
+from open311_support import ALL_OF_2023, API, CARTONS, Served, assert_error, xml
 
 
 def _cartons(served: Served) -> list[dict[str, str]]:

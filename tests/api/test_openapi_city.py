@@ -9,26 +9,13 @@ same and must agree.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
-from open311_support import API, Served, serve
+from open311_support import API, Served
 
 from voirie.api.openapi_city import list_of
 from voirie.city import City
-from voirie.gis.enrich import CityGIS
-
-
-@pytest.fixture(scope="module")
-def served(
-    tmp_path_factory: pytest.TempPathFactory, paris: City, paris_gis: CityGIS
-) -> Iterator[Served]:
-    folder = tmp_path_factory.mktemp("openapi-city")
-    app = serve(f"sqlite:///{folder / 'v.gpkg'}", paris, paris_gis, folder / "media")
-    yield app
-    app.store.close()
 
 
 def _parameter(document: dict[str, Any], path: str, name: str) -> dict[str, Any]:
@@ -49,8 +36,8 @@ def test_lists_are_comma_separated_blanks_and_spaces_ignored() -> None:
         assert not _fullmatch(pattern, text), text
 
 
-def test_export_filters_take_exactly_the_city_values(served: Served, paris: City) -> None:
-    client: TestClient = served.client
+def test_export_filters_take_exactly_the_city_values(city_served: Served, paris: City) -> None:
+    client: TestClient = city_served.client
     document = client.get("/openapi.json").json()
     path = "/exports/{layer}.{fmt}"
     cases = {
@@ -75,8 +62,8 @@ def test_export_filters_take_exactly_the_city_values(served: Served, paris: City
         assert answer.status_code == 200, (listed, answer.text)
 
 
-def test_staff_and_open311_values_come_from_city_yaml(served: Served, paris: City) -> None:
-    document = served.client.get("/openapi.json").json()
+def test_staff_and_open311_values_come_from_city_yaml(city_served: Served, paris: City) -> None:
+    document = city_served.client.get("/openapi.json").json()
     schemas = document["components"]["schemas"]
     assert set(schemas["Reassignment"]["properties"]["team"]["enum"]) == set(paris.teams)
     zone = _parameter(document, "/api/v1/incidents", "zone")["pattern"]
@@ -95,7 +82,7 @@ def test_staff_and_open311_values_come_from_city_yaml(served: Served, paris: Cit
         assert _fullmatch(status, text), text
     for text in ("", ",", "fixed", "Open"):
         assert not _fullmatch(status, text), text
-        answer = served.client.get(f"{API}/requests.json", params={"status": text})
+        answer = city_served.client.get(f"{API}/requests.json", params={"status": text})
         assert answer.status_code == 400, text
     updates = document["paths"][f"{API}/servicerequestupdates.{{fmt}}"]["post"]["requestBody"]
     for media in updates["content"].values():
@@ -105,9 +92,9 @@ def test_staff_and_open311_values_come_from_city_yaml(served: Served, paris: Cit
         assert not _fullmatch(pattern, "done")
 
 
-def test_tile_coordinates_are_bounded(served: Served) -> None:
-    document = served.client.get("/openapi.json").json()
+def test_tile_coordinates_are_bounded(city_served: Served) -> None:
+    document = city_served.client.get("/openapi.json").json()
     path = "/tiles/incidents/{z}/{x}/{y}.mvt"
     z = document["paths"][path]["get"]["parameters"][0]["schema"]
     assert (z["minimum"], z["maximum"]) == (0, 22)
-    assert served.client.get("/tiles/incidents/23/0/0.mvt").status_code == 400
+    assert city_served.client.get("/tiles/incidents/23/0/0.mvt").status_code == 400

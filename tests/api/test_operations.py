@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from clirunner import voirie_executable
 from liveserver import free_port
-from open311_support import API, CARTONS, VALMY, Served, serve
+from open311_support import API, CARTONS, VALMY, Served
 
 from voirie.api.headers import page_policy
 from voirie.api.logs import JsonFormatter, RequestIdFilter
@@ -33,13 +33,6 @@ from voirie.services.pipeline import Pipeline
 from voirie.settings import StoreSettings
 from voirie.store import open_store
 from voirie.store.base import migrations
-
-
-@pytest.fixture
-def served(store_url: str, paris: City, paris_gis: CityGIS, tmp_path: Path) -> Iterator[Served]:
-    app = serve(store_url, paris, paris_gis, tmp_path / "media")
-    yield app
-    app.store.close()
 
 
 def _post(served: Served, text: str) -> int:

@@ -2,26 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from databases import BACKENDS
 from fastapi.testclient import TestClient
-from liveserver import sample_client
 
-from voirie.city import City
 from voirie.codecs import mvt
-from voirie.gis.enrich import CityGIS
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def client(
-    request: pytest.FixtureRequest,
-    tmp_path_factory: pytest.TempPathFactory,
-    paris: City,
-    paris_gis: CityGIS,
-) -> Iterator[TestClient]:
-    yield from sample_client(request, tmp_path_factory.mktemp("tiles"), paris, paris_gis)
 
 
 def test_tilejson_describes_the_layer(client: TestClient) -> None:

@@ -7,17 +7,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from old_and_new import GRAFFITI, import_old_and_new
 
-from tests.store.test_contract import SAMPLE
 from voirie.city import City, Route, Sla, Team
 from voirie.gis.enrich import CityGIS
-from voirie.ingest.mapping import DANSMARUE
-from voirie.ingest.sources import RawTable, read_csv
 from voirie.model import Report
 from voirie.services.pipeline import Pipeline
 from voirie.store import Store
-
-GRAFFITI = "graffitis-tags-a-914fea"
 
 
 @pytest.fixture
@@ -47,21 +43,7 @@ def _assigned(store: Store, city: City) -> list[tuple[int, str]]:
 def test_an_import_announces_only_the_incidents_still_within_their_sla(
     city: City, paris_gis: CityGIS, store: Store
 ) -> None:
-    rows = read_csv(SAMPLE).rows
-    # The same kind of report twice (graffiti on street furniture: the rule's service).
-    first = rows.index[rows["soustype"].str.startswith("Affiches, autocollants ou graffitis")][0]
-    graffiti = rows.loc[[first, first]].copy()
-    graffiti["datedecl"] = ["2023-07-19", datetime.now(UTC).date().isoformat()]
-    graffiti["id_dmr"] = ["OLD-1", "NEW-1"]
-    graffiti["latitude"] = ["48.8661", "48.8500"]  # far apart: two incidents
-    graffiti["longitude"] = ["2.3800", "2.3300"]
-    summary = Pipeline(city, store, paris_gis).imports.import_table(
-        RawTable(graffiti.reset_index(drop=True), list(rows.columns)), DANSMARUE
-    )
-    assert summary.imported == 2
-    incident_of = store.read("reports", city.jurisdiction_id).set_index("external_id")
-    old, new = (int(incident_of.loc[e, "incident_id"]) for e in ("OLD-1", "NEW-1"))
-    assert old != new
+    old, new = import_old_and_new(city, store, paris_gis)  # of the rule's service
     assert _assigned(store, city) == [(new, "email"), (new, "webhook")]
     # The old one is the team's all the same: assigned, in its queue, overdue.
     incidents = store.lookup("incidents", city.jurisdiction_id, "id", [old])

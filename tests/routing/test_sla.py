@@ -8,12 +8,10 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 import pytest
+from old_and_new import GRAFFITI, import_old_and_new
 
-from tests.store.test_contract import SAMPLE
 from voirie.city import City, Route, Sla, Team
 from voirie.gis.enrich import CityGIS
-from voirie.ingest.mapping import DANSMARUE
-from voirie.ingest.sources import RawTable, read_csv
 from voirie.model import Report
 from voirie.notify.escalation import escalate
 from voirie.routing.sla import add_working_hours, calendar_for, due_dates, overdue
@@ -85,9 +83,6 @@ def test_overdue_state() -> None:
     assert overdue(incidents, now).tolist() == [True, False, False, False]
 
 
-GRAFFITI = "graffitis-tags-a-914fea"
-
-
 def escalating_city(paris: City) -> City:
     """Paris with a 4-hour graffiti SLA, escalation after 2x to a supervisor team."""
     rule = Route(
@@ -150,21 +145,8 @@ def test_an_import_schedules_only_the_escalations_still_ahead(
     rule = Route(id="graffiti", team="graffitis", service=GRAFFITI, sla=Sla(hours=24 * 30))
     routing = paris.config.routing.model_copy(update={"rules": [rule]})
     city = City(paris.folder, paris.config.model_copy(update={"routing": routing}))
-    rows = read_csv(SAMPLE).rows
-    graffiti = rows[rows["type"].str.startswith("Graffitis")].head(2).copy()
-    today = datetime.now(UTC).date().isoformat()
-    graffiti["datedecl"] = ["2023-07-19", today]
-    graffiti["id_dmr"] = ["OLD-1", "NEW-1"]
-    graffiti["latitude"] = ["48.8661", "48.8500"]  # far apart: two incidents
-    graffiti["longitude"] = ["2.3800", "2.3300"]
-    summary = Pipeline(city, store, paris_gis).imports.import_table(
-        RawTable(graffiti.reset_index(drop=True), list(rows.columns)), DANSMARUE
-    )
-    assert summary.imported == 2
+    both = list(import_old_and_new(city, store, paris_gis))  # of the rule's service
     j = city.jurisdiction_id
-    incident_of = store.read("reports", j).set_index("external_id")["incident_id"]
-    both = [int(incident_of["OLD-1"]), int(incident_of["NEW-1"])]
-    assert both[0] != both[1]
     scheduled = store.lookup("escalations", j, "incident_id", both)["incident_id"].tolist()
     assert scheduled == [both[1]]
     assert escalate(store, city, now=datetime.now(UTC)) == []  # the old one stays put

@@ -116,7 +116,12 @@ def _serve(
         if several:
             gis = {site.slug: CityGIS(site.city) for site in sites}
             app = MultiCity(
-                StoreSettings(), sites, rate_limits=RateLimitSettings(), gis=gis, hosts=hosts
+                StoreSettings(),
+                sites,
+                rate_limits=RateLimitSettings(),
+                gis=gis,
+                hosts=hosts,
+                full_pool=True,
             )
         else:
             app = create_app(
@@ -138,7 +143,9 @@ def _serve(
     if logging_json is not None:  # voirie.access replaces uvicorn's access lines
         options |= {"log_config": logging_json, "access_log": False}
     if several:
-        app = MultiCity(StoreSettings(), sites, rate_limits=RateLimitSettings(), hosts=hosts)
+        app = MultiCity(
+            StoreSettings(), sites, rate_limits=RateLimitSettings(), hosts=hosts, full_pool=True
+        )
     else:
         app = create_app(
             StoreSettings(),

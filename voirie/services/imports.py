@@ -13,6 +13,8 @@ Two passes, so that memory does not grow with the file (beyond the city's indexe
    another writer may have stored it since), attach each report to an open incident or
    open one (``Attacher``), and write everything (``IncidentWriter``). Statistics are
    refreshed as the tables grow (``_Statistics``) so that plans fit the loaded tables.
+   On PostGIS the next batch is read and attached while the last one commits
+   (``Importer._store_overlapped``), with the same outcome.
 
 The batches are the consecutive slices of the whole file sorted by time, however it was
 chunked, so a streamed import stores exactly what a one-chunk import stores, and what the
@@ -23,6 +25,8 @@ before anything is written.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -30,9 +34,13 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
+from voirie.city import City
+from voirie.gis import dedupe
 from voirie.ingest.mapping import ColumnMapping
 from voirie.ingest.sources import PROBLEM, ROW, RawTable
 from voirie.ingest.validate import CHANGED_CONTENT, QUARANTINE_COLUMNS, validate
+from voirie.services.attach import Attacher
+from voirie.services.inflight import InFlight, overlay
 from voirie.services.roles import Roles
 from voirie.services.territory import outside_quarantine
 from voirie.services.timeorder import SortedRuns
@@ -145,11 +153,8 @@ class Importer(Roles):
             if progress:
                 progress.storing(runs.rows)
             statistics = _Statistics(self.store, FIRST_ANALYZE_BATCHES * batch_size)
-            for batch in runs.merged(batch_size):
-                quarantine.append(self._store_batch(batch, summary, attributes))
-                statistics.grown(summary.imported)
-                if progress:
-                    progress.stored(len(batch))
+            store = self._store_overlapped if _overlaps(self.store) else self._store_serially
+            quarantine += store(runs.merged(batch_size), summary, attributes, statistics, progress)
         summary.quarantine = pd.concat(
             [q for q in quarantine if len(q)] or [summary.quarantine], ignore_index=True
         ).sort_values("row", kind="stable", ignore_index=True)
@@ -175,7 +180,8 @@ class Importer(Roles):
         rejected = [valid.quarantine, repeated]
         if len(reports):
             with self.store.transaction(self.city.jurisdiction_id) as uow:
-                reports, changed = _skip_known(uow, reports, summary)
+                reports, changed, known = _skip_known(uow, reports)
+            summary.already_imported += known
             rejected.append(changed)
         if len(reports):
             enriched = self.gis.enrich(
@@ -189,17 +195,103 @@ class Importer(Roles):
             rejected.append(outside)
         return reports, pd.concat([q for q in rejected if len(q)] or [repeated], ignore_index=True)
 
-    def _store_batch(
-        self, batch: pd.DataFrame, summary: ImportSummary, attributes: pd.DataFrame | None
-    ) -> pd.DataFrame:
-        """Write one batch in one transaction; return the rows it had to quarantine."""
-        with self.store.transaction(self.city.jurisdiction_id) as uow:
-            uow.lock(self.policy.lock_keys(batch["service_code"]))
-            batch, rejected = _skip_known(uow, batch, summary)
-            if len(batch):
-                links = self.attacher.attach(uow, batch)
-                _count(summary, batch, self.writer.write_batch(uow, batch, links, attributes))
-        return rejected
+    def _store_serially(
+        self,
+        batches: Iterable[pd.DataFrame],
+        summary: ImportSummary,
+        attributes: pd.DataFrame | None,
+        statistics: _Statistics,
+        progress: ImportProgress | None,
+    ) -> list[pd.DataFrame]:
+        """Write each batch in one transaction, one after the other, under the
+        deduplication lock; return the rows they had to quarantine."""
+        quarantine: list[pd.DataFrame] = []
+        for batch in batches:
+            with self.store.transaction(self.city.jurisdiction_id) as uow:
+                uow.lock(self.policy.lock_keys(batch["service_code"]))
+                fresh, rejected, known = _skip_known(uow, batch)
+                summary.already_imported += known
+                if len(fresh):
+                    links = self.attacher.attach(uow, fresh)
+                    _count(summary, fresh, self.writer.write_batch(uow, fresh, links, attributes))
+            quarantine.append(rejected)
+            statistics.grown(summary.imported)
+            if progress:
+                progress.stored(len(batch))
+        return quarantine
+
+    def _store_overlapped(
+        self,
+        batches: Iterable[pd.DataFrame],
+        summary: ImportSummary,
+        attributes: pd.DataFrame | None,
+        statistics: _Statistics,
+        progress: ImportProgress | None,
+    ) -> list[pd.DataFrame]:
+        """``_store_serially``, but each batch is read and attached while the one before
+        it commits (a thread commits it), so that the client's work on one batch runs
+        while the server stores the other; return the rows they had to quarantine.
+
+        Batch n+1's reads (the change counter, "already imported?", its candidates) are
+        made before batch n's commit starts, so they never see batch n's rows: its
+        incidents come from memory (``inflight``). Under the lock (taken once batch n has
+        committed), the change counter (read before those reads) must have moved by
+        batch n's commit alone; if another writer committed since, the batch is read and
+        attached again under the lock, as ``_store_serially`` does. So every batch is
+        attached to what a read made under the lock would have returned."""
+        j = self.city.jurisdiction_id
+        quarantine: list[pd.DataFrame] = []
+        pending: _Pending | None = None
+
+        def committed() -> None:
+            nonlocal pending
+            if pending is not None:
+                done, pending = pending, None
+                done.committed()
+                _count(summary, done.batch, done.written)
+                statistics.grown(summary.imported)
+                if progress:
+                    progress.stored(done.rows)
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="voirie-commit") as committer:
+            try:
+                for batch in batches:
+                    version = self.store.change_mark(j).version
+                    with ExitStack() as transaction:
+                        uow = transaction.enter_context(self.store.transaction(j))
+                        read = self._read(uow, batch)
+                        if pending is not None:
+                            pending.commit_behind(committer)
+                            version += 1  # that commit
+                            read = read.overlaid(self.attacher, pending.flight)
+                        links = read.attach(self.city)
+                        committed()  # before the lock, which it holds on the same keys
+                        uow.lock(self.policy.lock_keys(batch["service_code"]))
+                        if self.store.change_mark(j).version != version:
+                            # Another writer committed since the reads: read again.
+                            read = self._read(uow, batch)
+                            links = read.attach(self.city)
+                        summary.already_imported += read.known
+                        quarantine.append(read.rejected)
+                        if links is None or read.candidates is None:
+                            if progress:
+                                progress.stored(len(batch))
+                            continue
+                        written = self.writer.write_batch(uow, read.fresh, links, attributes)
+                        flight = InFlight.of(self.attacher, read.fresh, read.candidates, written)
+                        # Its transaction stays open, to commit once the next batch is read.
+                        pending = _Pending(
+                            transaction.pop_all(), read.fresh, written, flight, len(batch)
+                        )
+            finally:
+                committed()  # written whole: it commits whatever stopped the batches after it
+        return quarantine
+
+    def _read(self, uow: UnitOfWork, batch: pd.DataFrame) -> _Read:
+        """A batch's reads: what it holds that is not stored yet, and its candidates."""
+        fresh, rejected, known = _skip_known(uow, batch)
+        candidates = self.attacher.batch_candidates(uow, fresh) if len(fresh) else None
+        return _Read(fresh, rejected, known, candidates)
 
 
 def _count(summary: ImportSummary, batch: pd.DataFrame, written: Written) -> None:
@@ -213,16 +305,14 @@ def _count(summary: ImportSummary, batch: pd.DataFrame, written: Written) -> Non
     summary.opened.add(written.new_ids)
 
 
-def _skip_known(
-    uow: UnitOfWork, batch: pd.DataFrame, summary: ImportSummary
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Drop reports already stored; quarantine those stored with other content."""
+def _skip_known(uow: UnitOfWork, batch: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """Drop reports already stored; quarantine those stored with other content; count
+    those stored with the same content."""
     source = str(batch["source"].iloc[0])
     known = uow.reports.known(source, batch["external_id"].tolist())
     stored_hash = batch["external_id"].map(known.set_index("external_id")["content_hash"])
     same = stored_hash.notna() & (stored_hash == batch["content_hash"])
     changed = stored_hash.notna() & ~same
-    summary.already_imported += int(same.sum())
     rejected = pd.DataFrame(
         {
             "row": batch.loc[changed, "row"],
@@ -231,7 +321,62 @@ def _skip_known(
             "reason": CHANGED_CONTENT,
         }
     )
-    return batch[stored_hash.isna()].reset_index(drop=True), rejected
+    return batch[stored_hash.isna()].reset_index(drop=True), rejected, int(same.sum())
+
+
+def _overlaps(store: Store) -> bool:
+    """Whether the store can hold two transactions open on distinct connections, which
+    do not see each other's uncommitted rows (``PostgisStore.concurrent_transactions``):
+    the condition of ``Importer._store_overlapped``. sqlite has one writer connection."""
+    return bool(getattr(store, "concurrent_transactions", False))
+
+
+@dataclass(frozen=True)
+class _Read:
+    """A batch's reads before it is written (``Importer._read``)."""
+
+    fresh: pd.DataFrame
+    rejected: pd.DataFrame
+    known: int
+    candidates: pd.DataFrame | None
+    """The open incidents it may join (None when nothing of it is new)."""
+
+    def overlaid(self, attacher: Attacher, flight: InFlight) -> _Read:
+        """The same with the incidents of the batch in flight (``inflight.overlay``)."""
+        if self.candidates is None:
+            return self
+        candidates = overlay(attacher, self.fresh, self.candidates, flight)
+        return _Read(self.fresh, self.rejected, self.known, candidates)
+
+    def attach(self, city: City) -> pd.DataFrame | None:
+        """``dedupe.attach`` of the new reports among the candidates (None if none)."""
+        if self.candidates is None:
+            return None
+        return dedupe.attach(self.fresh, self.candidates, city.config.dedupe)
+
+
+@dataclass
+class _Pending:
+    """A batch written in a transaction not yet committed (``transaction``: closing it
+    commits), and what the import counts once it has."""
+
+    transaction: ExitStack
+    batch: pd.DataFrame
+    written: Written
+    flight: InFlight
+    rows: int
+    commit: Future[None] | None = None
+
+    def commit_behind(self, committer: ThreadPoolExecutor) -> None:
+        """Commit on the committer's thread while the caller goes on."""
+        self.commit = committer.submit(self.transaction.close)
+
+    def committed(self) -> None:
+        """Wait for the commit (made now if not sent behind); raise its error."""
+        if self.commit is None:
+            self.transaction.close()
+        else:
+            self.commit.result()
 
 
 def _hashes(values: pd.Series) -> np.ndarray:
@@ -281,15 +426,17 @@ class _Repeats:
         return reports[~seen].reset_index(drop=True), rejected
 
     def _remember(self, ids: np.ndarray, contents: np.ndarray) -> None:
-        """Add first occurrences (the earliest wins) of ids not seen before."""
+        """Add first occurrences (the earliest wins) of ids not seen before: a binary
+        search of the chunk's ids in the sorted ones and an insertion in place, linear in
+        the ids held (sorting them again at every chunk made a 5M-row file quadratic)."""
         ids, first = np.unique(ids, return_index=True)
         contents = contents[first]
+        at = np.searchsorted(self.ids, ids)
         if len(self.ids):
-            new = ~np.isin(ids, self.ids)
-            ids, contents = ids[new], contents[new]
-        merged = np.concatenate([self.ids, ids])
-        order = np.argsort(merged, kind="stable")
-        self.ids, self.contents = merged[order], np.concatenate([self.contents, contents])[order]
+            new = self.ids[at.clip(max=len(self.ids) - 1)] != ids
+            ids, contents, at = ids[new], contents[new], at[new]
+        self.ids = np.insert(self.ids, at, ids)
+        self.contents = np.insert(self.contents, at, contents)
 
 
 class _IdRanges:

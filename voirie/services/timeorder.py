@@ -72,19 +72,26 @@ class SortedRuns:
         files = [path.open("rb") for path in self._runs]
         try:
             heads = {i: block for i, f in enumerate(files) if (block := _next(f)) is not None}
+            # Each head's first and last keys, kept as the heads change: a step reads only
+            # the heads that reach the bound, not every run's (a 5M-row file has 100 runs,
+            # most of them with nothing to give at a given step).
+            ends = {i: (_first_key(block), _last_key(block)) for i, block in heads.items()}
             pending = _Pending(batch_rows)
             while heads:
-                bound = min(_last_key(block) for block in heads.values())
+                bound = min(last for _, last in ends.values())
                 taken = []
-                for i, block in list(heads.items()):
+                for i in [i for i, (first, _) in ends.items() if first <= bound]:
+                    block = heads[i]
                     n = _count_upto(block, bound)
                     taken.append(block.iloc[:n])
                     if n < len(block):
                         heads[i] = block.iloc[n:]
+                        ends[i] = (_first_key(heads[i]), ends[i][1])
                     elif (refill := _next(files[i])) is not None:
                         heads[i] = refill
+                        ends[i] = (_first_key(refill), _last_key(refill))
                     else:
-                        del heads[i]
+                        del heads[i], ends[i]
                 step = pd.concat(taken) if len(taken) > 1 else taken[0]
                 yield from pending.add(step.sort_values(ORDER, kind="stable"))
             yield from pending.rest()
@@ -131,9 +138,14 @@ def _keys(block: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return times, block["row"].to_numpy(np.int64)
 
 
+def _first_key(block: pd.DataFrame) -> Key:
+    times, rows = _keys(block.iloc[:1])
+    return int(times[0]), int(rows[0])
+
+
 def _last_key(block: pd.DataFrame) -> Key:
-    times, rows = _keys(block)
-    return int(times[-1]), int(rows[-1])
+    times, rows = _keys(block.iloc[-1:])
+    return int(times[0]), int(rows[0])
 
 
 def _count_upto(block: pd.DataFrame, bound: Key) -> int:

@@ -3,7 +3,8 @@
 A bulk import writes a batch of reports (DataFrames, written by ``UnitOfWork.insert``); the
 per-report path writes one report (a dict of Python scalars, written by
 ``UnitOfWork.insert_rows``, because a one-row DataFrame costs pandas' fixed overhead at
-every table). Both entries build their rows with the same builders: each reads a table's
+every table; on PostGIS every table's rows of the report go as one statement,
+``gathered``). Both entries build their rows with the same builders: each reads a table's
 columns from a source that is either the batch (a DataFrame: every value a column) or the
 report (a dict: every value a scalar), constants broadcasting, and a sink writes them the
 one way or the other. So the tables (reports, contacts, enrichments, zones, attributes,
@@ -30,6 +31,7 @@ from voirie.notify.outbox import record_routing, record_routing_one, team_channe
 from voirie.routing.table import Decision, route
 from voirie.services.learned_routing import LiveRouting
 from voirie.store.base import UnitOfWork
+from voirie.store.statements.gathered import gathered
 from voirie.values import as_instant
 
 CONTACT_FIELDS = ("name", "email", "phone", "device_id")
@@ -79,6 +81,33 @@ class _Frames:
         if unless_missing:
             frame = frame[frame[list(unless_missing)].notna().any(axis=1)]
         self.uow.tables.insert(table, frame)
+
+
+class _Holding(_Frames):
+    """A batch's sink that writes ``first`` at once and holds the other tables' rows until
+    ``flush``: ``write_batch`` sends them after the new incidents, so that the statement
+    of the routing records that waits for the inserts sent before it (on PostGIS they are
+    sent behind) waits for the reports and incidents only; the others are stored while
+    the rest of the batch is built, and at its commit."""
+
+    def __init__(self, uow: UnitOfWork, first: str) -> None:
+        super().__init__(uow)
+        self.first = first
+        self.held: list[tuple[str, Sequence[Table], tuple[str, ...]]] = []
+
+    def insert(
+        self, table: str, parts: Sequence[Table], *, unless_missing: tuple[str, ...] = ()
+    ) -> None:
+        if table == self.first:
+            super().insert(table, parts, unless_missing=unless_missing)
+        else:
+            self.held.append((table, parts, unless_missing))
+
+    def flush(self) -> None:
+        """Write the rows held, in the order they came."""
+        held, self.held = self.held, []
+        for table, parts, unless_missing in held:
+            super().insert(table, parts, unless_missing=unless_missing)
 
 
 class _Rows:
@@ -271,6 +300,7 @@ class IncidentWriter:
         new_ids = uow.tables.reserve_ids("incidents", len(leaders))
         # Each report received, then opening or joining; each new incident routed.
         event_ids = uow.tables.reserve_ids("events", 2 * n + len(new_ids))
+        assignment_ids = uow.tables.reserve_ids("assignments", len(new_ids))
         incident_of_leader = pd.Series(new_ids, index=leaders)
         attached_stored = links["incident_id"].to_numpy() != dedupe.NO_INCIDENT
         incident_id = np.where(
@@ -294,11 +324,12 @@ class IncidentWriter:
                     }
                 )
             )
-        self._reports(sink, batch, now)
+        held = _Holding(uow, "reports")
+        self._reports(held, batch, now)
         if attributes is not None and len(attributes):
             answers = attributes.merge(batch[["external_id", "id"]], on="external_id")
             j = self.city.jurisdiction_id
-            sink.insert(
+            held.insert(
                 "report_attributes",
                 [_attribute(answers["id"], j, answers["code"], answers["value"])],
             )
@@ -309,7 +340,9 @@ class IncidentWriter:
             counts.reindex(new_ids).to_numpy(),
             last.reindex(new_ids).to_numpy(),
             now,
+            assignment_ids,
         )
+        held.flush()
         reason = dedupe.reasons(links)
         self._history(
             uow,
@@ -334,9 +367,11 @@ class IncidentWriter:
         report_count: np.ndarray,
         last_reported_at: np.ndarray,
         now: pd.Timestamp,
+        assignment_ids: np.ndarray | None = None,
     ) -> pd.DataFrame:
         """Route and write new incidents, each opened by one enriched report of ``new``
-        (a RangeIndex, same order as ``new_ids``), with their assignments and routing
+        (a RangeIndex, same order as ``new_ids``), with their assignments (ids reserved
+        here unless given: reserving waits for the inserts sent before it) and routing
         records; return their routing (``route``'s columns)."""
         j, sink = self.city.jurisdiction_id, _Frames(uow)
         routed = route(self.city, new, self.routing.table(uow))
@@ -346,7 +381,8 @@ class IncidentWriter:
         uow.tables.insert("incidents", incidents)
         self._incident_zones(sink, new, new_ids)
         record_routing(uow, self.city, incidents, routed, now)
-        assignment_ids = uow.tables.reserve_ids("assignments", len(new_ids))
+        if assignment_ids is None:
+            assignment_ids = uow.tables.reserve_ids("assignments", len(new_ids))
         sink.insert("assignments", [_assignment(assignment_ids, j, new_ids, routed, now)])
         return routed
 
@@ -376,6 +412,18 @@ class IncidentWriter:
         """``write_batch`` of one enriched report (``fields``, which gets its ids) with the
         link ``attach_one`` gave it, and of the incident it opens, routed. Its ids come
         from those the caller prefetched (``ids_one``), else are reserved as needed."""
+        with gathered(uow):  # the rows of every table in one statement
+            return self._write_one(uow, fields, attributes, link, now)
+
+    def _write_one(
+        self,
+        uow: UnitOfWork,
+        fields: dict[str, object],
+        attributes: Sequence[tuple[str, str]],
+        link: dedupe.Link,
+        now: datetime,
+    ) -> WrittenReport:
+        """``write_one`` inside its gathering block."""
         sink, j = _Rows(uow), self.city.jurisdiction_id
         opened = link.incident_id == dedupe.NO_INCIDENT
         decision = self.routing.table(uow).route_one(fields) if opened else None

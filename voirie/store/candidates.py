@@ -2,7 +2,7 @@
 
 ``Incidents.open_in_bbox`` answers a batch with a DataFrame; one report needs only the
 few incidents around its point, and a DataFrame's fixed costs would dominate.
-``Incidents.open_near`` answers with this class, from the same query as ``open_in_bbox``.
+``Incidents.open_near`` answers with this class, with the same rows as ``open_in_bbox``.
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from voirie.codecs import mvt
 from voirie.errors import StoreError
+from voirie.store import binary_copy
 from voirie.store.base import ChangeMark, migrations
 from voirie.store.dialect import Column, Dialect
 from voirie.store.public_points import Placement
@@ -88,16 +89,16 @@ WARM_STATEMENTS = (
 WRITE_BEHIND_ROWS = 500
 """Inserts of at least this many rows are sent by a unit of work's writer thread while
 the caller goes on (``PostgisSession``): a bulk load's; one report's rows are sent at once."""
-# information_schema's type of a column -> the type a binary COPY declares for it, and the
-# Python types its binary dumper takes (anything else goes as text).
-_BINARY: dict[str, tuple[str, tuple[type, ...]]] = {
-    "bigint": ("int8", (int,)),
-    "integer": ("int4", (int,)),
-    "smallint": ("int2", (int,)),
-    "text": ("text", (str,)),
-    "double precision": ("float8", (float, int)),
-    "timestamp with time zone": ("timestamptz", (datetime,)),
-    "boolean": ("bool", (bool,)),
+# information_schema's type of a column -> its binary COPY format (``binary_copy.field``;
+# a column of any other type makes the COPY go as text).
+_BINARY = {
+    "bigint": "int8",
+    "integer": "int4",
+    "smallint": "int2",
+    "text": "text",
+    "double precision": "float8",
+    "timestamp with time zone": "timestamptz",
+    "boolean": "bool",
 }
 # A city's change counter (migration 0021), else the store's from before it (row ''): two
 # probes of the primary key.
@@ -266,28 +267,31 @@ def _copy_columns(table: str, frame: pd.DataFrame, types: dict[str, str]) -> lis
     return columns
 
 
-def _binary_types(
-    table: str, columns: Sequence[Sequence[object]], types: dict[str, str]
-) -> list[str] | None:
-    """The type of each COPY column for a binary COPY (the geometry as ``bytea``: its
-    binary input reads EWKB), or None when a value is not of the Python type its binary
-    dumper takes (say a number in a text column): that COPY is sent as text, which the
-    server parses as before."""
-    names = [*COLUMNS[table], *(["geom"] if table in POINT_TABLES else [])]
-    chosen: list[str] = []
-    for name, values in zip(names, columns, strict=True):
-        accepted: tuple[type, ...]
-        if name == "geom":
-            kind, accepted = "bytea", (bytes,)
-        elif types.get(name) in _BINARY:
-            kind, accepted = _BINARY[types[name]]
-        else:
+def _binary_stream(table: str, frame: pd.DataFrame, types: dict[str, str]) -> bytes | None:
+    """The rows of ``frame`` as one binary COPY stream of the table's columns (schema
+    order, then the point as EWKB ``bytea``: its binary input reads EWKB), built a column
+    at a time (``binary_copy``); None when a column has no binary type here or a value
+    does not fit its column's (say a number in a text column): that COPY is sent as text,
+    which the server parses as before."""
+    fields = []
+    for name in COLUMNS[table]:
+        if types.get(name) not in _BINARY:
             return None
-        found = set(map(type, values)) - {type(None)}
-        if not all(issubclass(t, accepted) for t in found):
+        series = frame[name] if name in frame else pd.Series([None] * len(frame), dtype=object)
+        column = binary_copy.field(_BINARY[types[name]], series)
+        if column is None:
             return None
-        chosen.append(kind)
-    return chosen
+        fields.append(column)
+    if table in POINT_TABLES:
+        points = shapely.set_srid(
+            shapely.points(frame["lon"].to_numpy(float), frame["lat"].to_numpy(float)), WGS84
+        )
+        wkb = pd.Series(shapely.to_wkb(points, include_srid=True), dtype=object)
+        column = binary_copy.field("bytea", wkb)
+        if column is None:
+            return None
+        fields.append(column)
+    return binary_copy.encode(fields, len(frame))
 
 
 class PostgisSession(Session):
@@ -417,24 +421,24 @@ class PostgisSession(Session):
         names = list(COLUMNS[table]) + (["geom"] if table in POINT_TABLES else [])
         types = self._column_types(self.conn, table)
         # Convert everything before COPY starts: the connection is busy until it ends.
-        columns = _copy_columns(table, rows, types)
-        binary = _binary_types(table, columns, types)
+        stream = _binary_stream(table, rows, types)
         statement = sql.SQL("COPY {} ({}) FROM STDIN{}").format(
             sql.Identifier(table),
             sql.SQL(", ").join(map(sql.Identifier, names)),
-            sql.SQL(" (FORMAT binary)" if binary else ""),
+            sql.SQL(" (FORMAT binary)" if stream is not None else ""),
         )
-        if binary is None:
-            # Text COPY parses the hex form of the points.
-            columns[len(COLUMNS[table]) :] = [
-                [bytes(cast(bytes, point)).hex() for point in column]
-                for column in columns[len(COLUMNS[table]) :]
-            ]
-        data = list(zip(*columns, strict=True))
+        if stream is not None:
+            with self.conn.cursor() as cur, cur.copy(statement) as copy:
+                copy.write(stream)
+            return
+        columns = _copy_columns(table, rows, types)
+        # Text COPY parses the hex form of the points.
+        columns[len(COLUMNS[table]) :] = [
+            [bytes(cast(bytes, point)).hex() for point in column]
+            for column in columns[len(COLUMNS[table]) :]
+        ]
         with self.conn.cursor() as cur, cur.copy(statement) as copy:
-            if binary:
-                copy.set_types(binary)
-            for row in data:
+            for row in zip(*columns, strict=True):
                 copy.write_row(row)
 
 
@@ -513,6 +517,13 @@ class PostgisStore(StoreReads):
             ) from exc
         self.pool.reconnect_timeout = RECONNECT_TIMEOUT_S
         self._types: dict[str, dict[str, str]] = {}
+
+    @property
+    def concurrent_transactions(self) -> bool:
+        """Whether two transactions can be open at once, each on its pooled connection
+        (seeing the other's rows only once committed): a bulk import then reads its
+        next batch while the last one commits (``Importer._store_overlapped``)."""
+        return self.pool.max_size >= 2
 
     def unavailable(self, exc: Exception) -> StoreError:
         """The 503 for a database that cannot answer now (down, restarting, overloaded)."""
@@ -707,6 +718,10 @@ class PostgisStore(StoreReads):
 
         def run(conn: Connection) -> bytes:
             if z < mvt.CLUSTER_BELOW_ZOOM:
+                # A cell tile keeps the planner's workers: it projects every incident of
+                # a wide area (all of Paris at z10), work that workers do share; without
+                # them a z10 tile took 1.6x as long at 1M incidents, 1.1-1.3x at 100k
+                # (bench/RESULTS.md, "Cell tiles with or without parallel workers").
                 row = conn.execute(statement, params).fetchone()
             else:
                 # A point tile is read without parallel workers: the per-row cost of

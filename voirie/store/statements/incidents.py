@@ -21,6 +21,10 @@ from voirie.values import aware_utc, naive_utc, optional_text
 
 OPEN = tuple(sorted(status.value for status in OPEN_STATUSES))
 IN_HAND = tuple(sorted(status.value for status in IN_HAND_STATUSES))
+WAITING = tuple(sorted(set(OPEN) - set(IN_HAND)))
+"""Open statuses that stop attracting reports once ``since`` has passed."""
+INDEX_SLACK_DEG = 1e-5
+"""More than a single-precision float's rounding of a longitude or latitude (< 4e-6)."""
 # The statuses whose first reaching is an incident's ``resolved_at`` (the moves
 # ``stats.RESOLVED_PATTERNS`` finds in the history).
 RESOLVING = frozenset({Status.RESOLVED.value, Status.CLOSED.value})
@@ -65,30 +69,36 @@ class SqlIncidents:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def _open_rows(
-        self, bbox: BBox, service_codes: Sequence[str], since: datetime
-    ) -> list[tuple[Any, ...]]:
+    def _open_sent(self, bbox: BBox, service_codes: Sequence[str], since: datetime) -> Any:
         """(id, lon, lat, service_code, last_reported_at, segment_id, street_name, status)
         of the open incidents of these services in the bbox (edges included), last reported
         at or after ``since`` or in hand (``model.IN_HAND_STATUSES``: those attract reports
-        while open), through the spatial index; ordered by id here, so the planner keeps to
-        the index."""
-        return sorted(self._open_sent(bbox, service_codes, since).fetchall(), key=_by_id)
-
-    def _open_sent(self, bbox: BBox, service_codes: Sequence[str], since: datetime) -> Any:
-        """The query of ``_open_rows`` sent; its cursor (rows in no particular order)."""
+        while open), through the spatial index (a small bbox: one report's surroundings);
+        the query sent, its cursor (rows in no particular order). The index's boxes are
+        single-precision (rounded outwards), so it is asked for the bbox widened by
+        ``INDEX_SLACK_DEG`` and the edges are checked on the stored lon/lat: exactly the
+        points ``open_in_bbox`` finds."""
         s, d = self.session, self.session.dialect
+        x0, y0, x1, y1 = (float(v) for v in bbox)
         return s.run(
             "SELECT i.id, i.lon, i.lat, i.service_code, i.last_reported_at, i.segment_id, "
             f"i.street_name, i.status FROM incidents i WHERE i.jurisdiction_id = ? "
             f"AND {d.bbox('incidents', 'i')} AND {d.in_array('i.status', 'text')} "
             f"AND {d.in_array('i.service_code', 'text')} "
+            "AND i.lon >= ? AND i.lat >= ? AND i.lon <= ? AND i.lat <= ? "
             f"AND (i.last_reported_at >= ? OR {d.in_array('i.status', 'text')})",
             (
                 s.jurisdiction_id,
-                *(float(v) for v in bbox),
+                x0 - INDEX_SLACK_DEG,
+                y0 - INDEX_SLACK_DEG,
+                x1 + INDEX_SLACK_DEG,
+                y1 + INDEX_SLACK_DEG,
                 d.array(OPEN),
                 d.array(list(service_codes)),
+                x0,
+                y0,
+                x1,
+                y1,
                 d.instant(since),
                 d.array(IN_HAND),
             ),
@@ -99,8 +109,41 @@ class SqlIncidents:
     ) -> pd.DataFrame:
         """Open incidents of these services in a WGS84 bbox, last reported at or after
         ``since`` or in hand, by id (columns ``candidates.OPEN_INCIDENT_COLUMNS``)."""
-        rows = self._open_rows(bbox, service_codes, since)
+        rows = sorted(self._open_in_window_sent(bbox, service_codes, since).fetchall(), key=_by_id)
         return typed(pd.DataFrame(rows, columns=OPEN_INCIDENT_COLUMNS))
+
+    def _open_in_window_sent(
+        self, bbox: BBox, service_codes: Sequence[str], since: datetime
+    ) -> Any:
+        """``_open_sent`` through the time index (``incidents_open``: service, status, last
+        reported) rather than the spatial one: a batch's bbox spans the city, so the
+        spatial index would visit every incident stored (a bulk import's cost per batch
+        growing with the tables), whereas the incidents waiting since ``since`` plus
+        those in hand are bounded by the time window. Two disjoint branches, each an index
+        range; the bbox is checked on the stored lon/lat (edges included, exactly)."""
+        s, d = self.session, self.session.dialect
+        columns = (
+            "SELECT i.id, i.lon, i.lat, i.service_code, i.last_reported_at, i.segment_id, "
+            "i.street_name, i.status FROM incidents i WHERE i.jurisdiction_id = ? "
+            f"AND {d.in_array('i.service_code', 'text')} AND {d.in_array('i.status', 'text')} "
+            "AND i.lon >= ? AND i.lat >= ? AND i.lon <= ? AND i.lat <= ?"
+        )
+        services = d.array(list(service_codes))
+        corners = tuple(float(v) for v in bbox)
+        return s.run(
+            f"{columns} AND i.last_reported_at >= ? UNION ALL {columns}",
+            (
+                s.jurisdiction_id,
+                services,
+                d.array(WAITING),
+                *corners,
+                d.instant(since),
+                s.jurisdiction_id,
+                services,
+                d.array(IN_HAND),
+                *corners,
+            ),
+        )
 
     def open_near(
         self,

@@ -26,6 +26,7 @@ from voirie.store.statements.citizens import SqlCitizens
 from voirie.store.statements.consent import SqlConsents
 from voirie.store.statements.delivery import SqlEscalations, SqlOutbox, SqlRules
 from voirie.store.statements.events import SqlEvents
+from voirie.store.statements.gathered import GatheredTables
 from voirie.store.statements.incidents import SqlIncidents
 from voirie.store.statements.learned_rules import SqlLearnedRules
 from voirie.store.statements.links import SqlLinks
@@ -33,7 +34,6 @@ from voirie.store.statements.moderation import SqlModeration
 from voirie.store.statements.reports import SqlReports
 from voirie.store.statements.session import Session
 from voirie.store.statements.staff import SqlStaff
-from voirie.store.statements.tables import SqlTables
 from voirie.store.statements.tokens import SqlTokens
 from voirie.store.statements.tracking import SqlTracking
 
@@ -43,7 +43,7 @@ class SqlUnitOfWork:
 
     def __init__(self, session: Session) -> None:
         self.session = session
-        self.tables: Tables = SqlTables(session)
+        self.tables: Tables = GatheredTables(session)
         self.events: Events = SqlEvents(self.tables, session.jurisdiction_id)
         self.reports: Reports = SqlReports(session)
         self.incidents: Incidents = SqlIncidents(session)
