@@ -103,6 +103,8 @@ def create_app(
         try:
             yield
         finally:
+            if (limits := getattr(app.state, "rate_limits", None)) is not None:
+                await limits.close()
             if shared_store is None:
                 store.close()
 

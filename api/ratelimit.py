@@ -91,6 +91,13 @@ class RateLimits:
         self.support = parse_many(settings.rate_support)
         self.proxies: Networks = settings.proxy_networks()
 
+    async def close(self) -> None:
+        """Close the counter store's connections (redis: its client, on the event loop that
+        opened them); left open, they are reported unclosed when the app is collected."""
+        bridge = getattr(self.limiter.storage, "bridge", None)  # limits' redis storages
+        if bridge is not None:
+            await bridge.get_connection().aclose()
+
     async def charge(
         self, budget: str, items: Sequence[RateLimitItem], *identity: str
     ) -> Refusal | None:

@@ -15,6 +15,7 @@ from email.utils import parsedate_to_datetime
 
 import pytest
 from fastapi.testclient import TestClient
+from intake_support import pipeline_of, report_nearby
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -31,12 +32,11 @@ from voirie.api.caching import (
     last_modified,
 )
 from voirie.errors import StoreError
-from voirie.model import Report, Status
+from voirie.model import Status
 from voirie.services.auth import Principal, Role
 from voirie.services.pipeline import Pipeline
 from voirie.services.workflow import change_status
 from voirie.store.base import ChangeMark
-from voirie.store.selection import Selection
 
 READS = {
     "/api/v1/nearby?lat=48.8735&lon=2.3631&radius_m=500": NEARBY,
@@ -46,27 +46,6 @@ READS = {
     "/open311/v2/requests/7.xml": OPEN311,
     "/tiles/incidents/14/8300/5634.mvt": TILES,
 }
-
-
-def _pipeline(client: TestClient) -> Pipeline:
-    pipeline: Pipeline = client.app.state.pipeline  # type: ignore[attr-defined]
-    return pipeline
-
-
-def _report(pipeline: Pipeline, external_id: str) -> None:
-    """A new report near the nearby request's point, through the intake."""
-    service = str(pipeline.reads.reports(Selection(limit=1))["service_code"].iloc[0])
-    pipeline.intake.submit(
-        Report(
-            external_id=external_id,
-            source="test",
-            service_code=service,
-            lon=2.3633,
-            lat=48.8736,
-            requested_at=datetime(2024, 3, 1, 9, 30, tzinfo=UTC),
-            description="Dépôt sauvage devant le 12",
-        )
-    )
 
 
 @pytest.mark.parametrize("path", list(READS))
@@ -80,7 +59,7 @@ def test_public_read_carries_validators_and_its_cache_policy(client: TestClient,
 
 
 @pytest.mark.parametrize("path", list(READS))
-def test_if_none_match_answers_304_until_a_new_report(client: TestClient, path: str) -> None:
+def test_if_none_match_answers_304_until_a_newreport_nearby(client: TestClient, path: str) -> None:
     tag = client.get(path).headers["etag"]
     again = client.get(path, headers={"If-None-Match": tag})
     assert again.status_code == 304
@@ -89,7 +68,7 @@ def test_if_none_match_answers_304_until_a_new_report(client: TestClient, path: 
     assert again.headers["cache-control"] == READS[path].cache_control
     assert client.get(path, headers={"If-None-Match": f'"other", {tag}'}).status_code == 304
 
-    _report(_pipeline(client), f"caching-{path}")
+    report_nearby(pipeline_of(client), f"caching-{path}")
     changed = client.get(path, headers={"If-None-Match": tag})
     assert changed.status_code == 200
     assert changed.headers["etag"] != tag
@@ -101,7 +80,7 @@ def test_a_status_change_invalidates(client: TestClient) -> None:
     first = client.get(path)
     assert first.json()["properties"]["status"] == "new"
     tag = first.headers["etag"]
-    pipeline = _pipeline(client)
+    pipeline = pipeline_of(client)
     dispatcher = Principal("Agent Dupont", Role.ADMIN)
     change_status(pipeline.store, pipeline.city, 3, dispatcher, Status.ACKNOWLEDGED)
     changed = client.get(path, headers={"If-None-Match": tag})
@@ -124,7 +103,7 @@ def test_ogc_html_and_json_have_their_own_tags(client: TestClient) -> None:
 
 def test_if_modified_since_answers_304_until_a_change(client: TestClient) -> None:
     path = "/open311/v2/requests.json?page_size=3"
-    _report(_pipeline(client), "caching-ims-before")
+    report_nearby(pipeline_of(client), "caching-ims-before")
     time.sleep(1.1)  # Last-Modified is given once the second of the change is over
     stamp = client.get(path).headers["last-modified"]
     assert client.get(path, headers={"If-Modified-Since": stamp}).status_code == 304
@@ -133,7 +112,7 @@ def test_if_modified_since_answers_304_until_a_change(client: TestClient) -> Non
     assert client.get(path, headers={"If-Modified-Since": older_stamp}).status_code == 200
     assert client.get(path, headers={"If-Modified-Since": "not a date"}).status_code == 200
 
-    _report(_pipeline(client), "caching-ims-after")
+    report_nearby(pipeline_of(client), "caching-ims-after")
     assert client.get(path, headers={"If-Modified-Since": stamp}).status_code == 200
 
 
@@ -156,9 +135,9 @@ def _write_then_fail(pipeline: Pipeline) -> None:
 
 
 def test_the_counter_counts_committed_writes_once(client: TestClient) -> None:
-    pipeline = _pipeline(client)
+    pipeline = pipeline_of(client)
     before = pipeline.reads.change_mark()
-    _report(pipeline, "caching-counter")
+    report_nearby(pipeline, "caching-counter")
     after = pipeline.reads.change_mark()
     assert after.version > before.version
     assert after.changed_at >= before.changed_at
@@ -266,7 +245,7 @@ def test_a_request_giving_up_does_not_cancel_the_read_of_others() -> None:
 def test_the_handler_sees_the_mark_its_answer_is_labelled_with(client: TestClient) -> None:
     """``current_mark`` in a handler is the mark behind the ETag (Open311's default window
     reads it there instead of reading the counter again); outside a public read, None."""
-    pipeline = _pipeline(client)
+    pipeline = pipeline_of(client)
 
     async def seen(request: Request) -> JSONResponse:
         mark = current_mark()

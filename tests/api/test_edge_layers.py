@@ -6,13 +6,9 @@ and refusals."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from datetime import UTC, datetime
 
-import pytest
-from databases import BACKENDS
 from fastapi.testclient import TestClient
-from liveserver import sample_client
+from intake_support import pipeline_of, report_nearby
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -20,52 +16,16 @@ from starlette.routing import Route
 
 from voirie.api.app import create_app
 from voirie.api.caching import HttpCaching, current_mark
-from voirie.city import City
-from voirie.gis.enrich import CityGIS
-from voirie.model import Report
-from voirie.services.pipeline import Pipeline
 from voirie.settings import CitySettings, ServerSettings, StoreSettings
-from voirie.store.selection import Selection
 
 ITEM = "/ogc/collections/incidents/items/1"
 OPEN311 = "/open311/v2/requests.json"
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
-def client(
-    request: pytest.FixtureRequest,
-    tmp_path_factory: pytest.TempPathFactory,
-    paris: City,
-    paris_gis: CityGIS,
-) -> Iterator[TestClient]:
-    yield from sample_client(request, tmp_path_factory.mktemp("edge"), paris, paris_gis)
-
-
-def _pipeline(client: TestClient) -> Pipeline:
-    pipeline: Pipeline = client.app.state.pipeline  # type: ignore[attr-defined]
-    return pipeline
-
-
-def _report(pipeline: Pipeline, external_id: str) -> None:
-    """A new report through the intake, written beside the app (not a request it answers)."""
-    service = str(pipeline.reads.reports(Selection(limit=1))["service_code"].iloc[0])
-    pipeline.intake.submit(
-        Report(
-            external_id=external_id,
-            source="test",
-            service_code=service,
-            lon=2.3633,
-            lat=48.8736,
-            requested_at=datetime(2024, 3, 1, 9, 30, tzinfo=UTC),
-            description="Dépôt sauvage devant le 12",
-        )
-    )
-
-
 def test_a_recent_mark_labels_unconditional_reads_until_a_write_is_answered(
     client: TestClient,
 ) -> None:
-    pipeline = _pipeline(client)
+    pipeline = pipeline_of(client)
 
     def rows(request: Request) -> JSONResponse:
         """The version the answer's rows are read at, and the one it is labelled with."""
@@ -84,7 +44,7 @@ def test_a_recent_mark_labels_unconditional_reads_until_a_write_is_answered(
     with TestClient(app) as probe:
         first = probe.get(ITEM)
         tag = first.headers["etag"]
-        _report(pipeline, "edge-reuse-1")
+        report_nearby(pipeline, "edge-reuse-1")
         again = probe.get(ITEM)
         assert again.headers["etag"] == tag  # no read of its own: the last mark labels it
         assert again.json()["label"] < again.json()["rows"]  # rows newer than their label
@@ -96,12 +56,12 @@ def test_a_recent_mark_labels_unconditional_reads_until_a_write_is_answered(
         assert probe.get(ITEM).headers["etag"] == checked.headers["etag"]  # its read is reused
 
         # Open311's default window is decided by the mark: never a reused one.
-        _report(pipeline, "edge-reuse-2")
+        report_nearby(pipeline, "edge-reuse-2")
         current = pipeline.reads.change_mark().version
         assert probe.get(OPEN311).json() == {"rows": current, "label": current}
 
         # A write the app answered ends the reuse of the marks read before it.
-        _report(pipeline, "edge-reuse-3")
+        report_nearby(pipeline, "edge-reuse-3")
         assert probe.get(ITEM).json()["label"] == current
         assert probe.post(OPEN311).status_code == 200
         after = probe.get(ITEM).json()
@@ -147,10 +107,10 @@ def test_requests_are_counted_by_route_behind_a_public_url(client: TestClient) -
     """With ``VOIRIE_PUBLIC_URL`` the request is put on the public address before the
     router matches it: the metrics, outside, still read the route it matched (they counted
     every request as ``<unmatched>`` when that layer gave the router a copy of the scope)."""
-    store = _pipeline(client).store
+    store = pipeline_of(client).store
     app = create_app(
         StoreSettings(),
-        CitySettings(city=str(_pipeline(client).city.folder)),
+        CitySettings(city=str(pipeline_of(client).city.folder)),
         ServerSettings(public_url="https://voirie.example.org"),
         shared_store=lambda: store,
     )
