@@ -29,7 +29,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from voirie.api import caching
-from voirie.api.headers import secure, secure_page
+from voirie.api.headers import securing
 from voirie.api.limits import counted, declared_length, limit_for, too_large_response
 from voirie.api.logs import REQUEST_ID, request_id
 from voirie.api.observability import HEADER_KEY, finished
@@ -59,34 +59,14 @@ class Edge:
         token = REQUEST_ID.set(rid)
         tag = (HEADER_KEY, rid.encode("latin-1"))
         status = 500
-        page: Message | None = None
-        body: list[bytes] = []
 
-        async def answer(message: Message) -> None:
-            nonlocal status, page
-            if message["type"] == "http.response.start":
-                if secure(message):
-                    page = message  # sent with its CSP once the page is whole
-                    return
-                status = message["status"]
-                _tagged(message, tag)
-                await send(message)
-                return
-            if page is None or message["type"] != "http.response.body":
-                await send(message)
-                return
-            body.append(message.get("body", b""))
-            if message.get("more_body", False):
-                return
-            whole = b"".join(body)
-            secure_page(page, whole)
-            status = page["status"]
-            _tagged(page, tag)
-            await send(page)
-            await send({"type": "http.response.body", "body": whole})
+        def started(start: Message) -> None:
+            nonlocal status
+            status = start["status"]
+            _tagged(start, tag)
 
         try:
-            await self.app(scope, receive, answer)
+            await self.app(scope, receive, securing(send, started))
         finally:
             finished(scope, status, time.perf_counter() - began)
             REQUEST_ID.reset(token)

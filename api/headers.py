@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -92,10 +93,42 @@ def secure_page(start: Message, page: bytes) -> None:
     start["headers"] = [*start["headers"], (_CSP, page_policy(page).encode())]
 
 
+def securing(send: Send, started: Callable[[Message], None] | None = None) -> Send:
+    """``send`` with the security headers on the answer (``secure``): an HTML page is held
+    until its body is whole, to hash its inline scripts into its CSP (``secure_page``).
+    ``started``, if given, sees each answer's start just before it is sent."""
+    page: Message | None = None
+    body: list[bytes] = []
+
+    async def secured(message: Message) -> None:
+        nonlocal page
+        if message["type"] == "http.response.start":
+            if secure(message):
+                page = message  # sent with its CSP once the page is whole
+                return
+            if started:
+                started(message)
+            await send(message)
+            return
+        if page is None or message["type"] != "http.response.body":
+            await send(message)
+            return
+        body.append(message.get("body", b""))
+        if message.get("more_body", False):
+            return
+        whole = b"".join(body)
+        secure_page(page, whole)
+        if started:
+            started(page)
+        await send(page)
+        await send({"type": "http.response.body", "body": whole})
+
+    return secured
+
+
 class SecurityHeaders:
-    """Add the security headers to every response; hold HTML pages until their body is
-    complete to hash their inline scripts into the page's CSP (the one-city app applies
-    ``secure`` in ``voirie.api.edge.Edge``; the dispatcher of several cities, here)."""
+    """Add the security headers to every response (``securing``; the one-city app does
+    it in ``voirie.api.edge.Edge``; the dispatcher of several cities, here)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -104,26 +137,4 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        start: Message | None = None
-        body: list[bytes] = []
-
-        async def secured(message: Message) -> None:
-            nonlocal start
-            if message["type"] == "http.response.start":
-                if secure(message):
-                    start = message  # sent with the CSP once the page is whole
-                else:
-                    await send(message)
-                return
-            if start is None or message["type"] != "http.response.body":
-                await send(message)
-                return
-            body.append(message.get("body", b""))
-            if message.get("more_body", False):
-                return
-            page = b"".join(body)
-            secure_page(start, page)
-            await send(start)
-            await send({"type": "http.response.body", "body": page})
-
-        await self.app(scope, receive, secured)
+        await self.app(scope, receive, securing(send))

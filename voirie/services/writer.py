@@ -413,55 +413,46 @@ class IncidentWriter:
         link ``attach_one`` gave it, and of the incident it opens, routed. Its ids come
         from those the caller prefetched (``ids_one``), else are reserved as needed."""
         with gathered(uow):  # the rows of every table in one statement
-            return self._write_one(uow, fields, attributes, link, now)
-
-    def _write_one(
-        self,
-        uow: UnitOfWork,
-        fields: dict[str, object],
-        attributes: Sequence[tuple[str, str]],
-        link: dedupe.Link,
-        now: datetime,
-    ) -> WrittenReport:
-        """``write_one`` inside its gathering block."""
-        sink, j = _Rows(uow), self.city.jurisdiction_id
-        opened = link.incident_id == dedupe.NO_INCIDENT
-        decision = self.routing.table(uow).route_one(fields) if opened else None
-        report_id = sink.column(uow.tables.reserve_ids("reports", 1))
-        fields["id"] = report_id
-        self._reports(sink, fields, now)
-        sink.insert(
-            "report_attributes", [_attribute(report_id, j, code, v) for code, v in attributes]
-        )
-        routing: list[tuple[object, object, int]] = []
-        if decision is not None:
-            incident_id = sink.column(uow.tables.reserve_ids("incidents", 1))
-            routed = _decision(decision)
-            first = fields["requested_at"]
-            incident = _incident(fields, incident_id, j, routed, 1, first, now)
-            uow.tables.insert_rows("incidents", [incident])
-            self._incident_zones(sink, fields, incident_id)
-            record_routing_one(uow, self.city, incident, decision, now)
-            assignment_id = sink.column(uow.tables.reserve_ids("assignments", 1))
-            sink.insert("assignments", [_assignment(assignment_id, j, incident_id, routed, now)])
-            routing.append((incident_id, decision.routing_reason, 1))
-        else:
-            incident_id = link.incident_id
-            requested_at = as_instant(fields["requested_at"], "requested_at")
-            uow.incidents.add_report(incident_id, requested_at, now)
-        self._history(
-            uow,
-            sink,
-            reports=(report_id, 1),
-            incident_id=incident_id,
-            link=(link.score, link.reason),
-            kind=(EventKind.OPENED if opened else EventKind.ATTACHED).value,
-            linked=f"incident {incident_id}: {link.reason}",
-            received=f"received from {fields['source']}",
-            routing=routing,
-            now=now,
-        )
-        return WrittenReport(report_id, incident_id, opened)
+            sink, j = _Rows(uow), self.city.jurisdiction_id
+            opened = link.incident_id == dedupe.NO_INCIDENT
+            decision = self.routing.table(uow).route_one(fields) if opened else None
+            report_id = sink.column(uow.tables.reserve_ids("reports", 1))
+            fields["id"] = report_id
+            self._reports(sink, fields, now)
+            sink.insert(
+                "report_attributes", [_attribute(report_id, j, code, v) for code, v in attributes]
+            )
+            routing: list[tuple[object, object, int]] = []
+            if decision is not None:
+                incident_id = sink.column(uow.tables.reserve_ids("incidents", 1))
+                routed = _decision(decision)
+                first = fields["requested_at"]
+                incident = _incident(fields, incident_id, j, routed, 1, first, now)
+                uow.tables.insert_rows("incidents", [incident])
+                self._incident_zones(sink, fields, incident_id)
+                record_routing_one(uow, self.city, incident, decision, now)
+                assignment_id = sink.column(uow.tables.reserve_ids("assignments", 1))
+                sink.insert(
+                    "assignments", [_assignment(assignment_id, j, incident_id, routed, now)]
+                )
+                routing.append((incident_id, decision.routing_reason, 1))
+            else:
+                incident_id = link.incident_id
+                requested_at = as_instant(fields["requested_at"], "requested_at")
+                uow.incidents.add_report(incident_id, requested_at, now)
+            self._history(
+                uow,
+                sink,
+                reports=(report_id, 1),
+                incident_id=incident_id,
+                link=(link.score, link.reason),
+                kind=(EventKind.OPENED if opened else EventKind.ATTACHED).value,
+                linked=f"incident {incident_id}: {link.reason}",
+                received=f"received from {fields['source']}",
+                routing=routing,
+                now=now,
+            )
+            return WrittenReport(report_id, incident_id, opened)
 
     def _reports(self, sink: _Sink, src: Table, now: datetime) -> None:
         """The reports (``src``, with their ``id``) with their contacts, enrichments and
