@@ -451,6 +451,8 @@ class IdleCheck:
 
     def __init__(self, after_s: float = IDLE_CHECK_S) -> None:
         self.after_s = after_s
+        self.pool: ConnectionPool[Connection] | None = None
+        """The pool whose connections this checks, set once the pool is made."""
         self._since: weakref.WeakKeyDictionary[Connection, float] = weakref.WeakKeyDictionary()
 
     def stamp(self, conn: Connection) -> None:
@@ -460,8 +462,27 @@ class IdleCheck:
     def __call__(self, conn: Connection) -> None:
         since, now = self._since.get(conn), time.monotonic()
         if since is None or now - since > self.after_s:
-            ConnectionPool.check_connection(conn)
+            try:
+                ConnectionPool.check_connection(conn)
+            except psycopg.Error:
+                # One idle connection lost says its idle peers may be too (a restart, an
+                # outage): psycopg_pool would check them one per attempt, 1 and 2 s
+                # apart, past a request's timeout. Check them all now (the lost ones are
+                # replaced in the background), so the request waits for one replacement.
+                if self.pool is not None:
+                    self.pool.check()
+                raise
         self._since[conn] = now
+
+
+def serve_waiters(pool: ConnectionPool[Connection]) -> None:
+    """The pool's ``reconnect_failed``: when a connection's replacement gave up while a
+    request waits, start another. psycopg_pool lowers its count then but grows again only
+    for a request arriving later, so a request that queued behind the lost connections
+    (a read retrying through an outage) would wait out its timeout with the database back;
+    ``check`` grows the pool by one, which keeps growing while requests wait."""
+    if pool.get_stats().get("requests_waiting"):
+        pool.check()
 
 
 class PostgisStore(StoreReads):
@@ -506,7 +527,9 @@ class PostgisStore(StoreReads):
             timeout=pool_timeout_s,
             # At start, keep trying as long as ``open`` waits (a database starting late).
             reconnect_timeout=open_timeout_s,
+            reconnect_failed=serve_waiters,
         )
+        checked.pool = self.pool
         try:
             self.pool.open(wait=True, timeout=open_timeout_s)
         except PoolTimeout as exc:

@@ -49,7 +49,14 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from voirie.errors import StoreError
 from voirie.settings import StoreSettings
-from voirie.store.postgis import KEEPALIVES, Connection, IdleCheck, PostgisStore, describe
+from voirie.store.postgis import (
+    KEEPALIVES,
+    Connection,
+    IdleCheck,
+    PostgisStore,
+    describe,
+    serve_waiters,
+)
 
 T = TypeVar("T")
 State = Literal["starting", "ok", "lagging", "down", "not_a_replica"]
@@ -110,7 +117,9 @@ class Replica:
             check=checked,
             timeout=REPLICA_POOL_TIMEOUT_S,
             reconnect_timeout=REPLICA_POOL_TIMEOUT_S,
+            reconnect_failed=serve_waiters,
         )
+        checked.pool = self.pool
         self.pool.open(wait=False)  # a replica down at start must not stop the server
         self.status = ReplicaStatus(self.name, "starting")
         self.check_timeout_s = float(self.connect_timeout_s)
