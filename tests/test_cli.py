@@ -20,31 +20,12 @@ import geopandas as gpd
 import pandas as pd
 import pytest
 from clirunner import run_voirie
+from datafiles import PARIS_REPORTS, REPORT_COLUMNS, SAMPLE_200
 
 from voirie.city import TRIAGE_TEAM, City
 from voirie.store.sqlite import SqliteStore
 
-ROOT = Path(__file__).parents[1]
-DATA = ROOT / "tests/data/dansmarue_200.csv"
-REPORTS = ROOT / "cities/paris/reports/dansmarue_2023-07_2024-03.csv.gz"
 JURISDICTION = "paris.fr"
-CONTRACT_COLUMNS = [
-    "report_id",
-    "external_id",
-    "service_code",
-    "lon",
-    "lat",
-    "segment_id",
-    "street_name",
-    "snap_distance_m",
-    "zone_arrondissement",
-    "zone_quartier",
-    "zone_espace_vert",
-    "incident_id",
-    "team",
-    "status",
-    "requested_at",
-]
 TABLES = [
     "reports",
     "enrichments",
@@ -61,8 +42,8 @@ Run = subprocess.CompletedProcess[str]
 
 def _ensure_data() -> Path:
     """The committed 200-row DansMaRue extract (first rows of the developers' sample)."""
-    assert DATA.is_file(), f"missing test data {DATA}"
-    return DATA
+    assert SAMPLE_200.is_file(), f"missing test data {SAMPLE_200}"
+    return SAMPLE_200
 
 
 def _ok(run: Run) -> str:
@@ -276,7 +257,7 @@ def imported(started: Started, pool: ThreadPoolExecutor) -> Imported:
     _ok(first)
     folder = started.main
     counts = _counts(folder)
-    second = pool.submit(_import, folder, str(DATA), "dansmarue")
+    second = pool.submit(_import, folder, str(SAMPLE_200), "dansmarue")
     exports = {
         name: pool.submit(
             run_voirie, folder, "export", layer, "--city", "paris", *options, "-o", name
@@ -293,7 +274,7 @@ def _exported(imported: Imported, name: str) -> Path:
 
 
 def _source_ids() -> set[str]:
-    return set(pd.read_csv(DATA, usecols=["id_dmr"], dtype=str)["id_dmr"])
+    return set(pd.read_csv(SAMPLE_200, usecols=["id_dmr"], dtype=str)["id_dmr"])
 
 
 def test_import_prints_a_summary_and_stores_every_row(imported: Imported) -> None:
@@ -319,7 +300,7 @@ def test_second_import_adds_nothing(imported: Imported) -> None:
 
 def test_csv_export_has_the_contract_columns_and_city_teams(imported: Imported) -> None:
     table = pd.read_csv(_exported(imported, "reports.csv"), dtype={"external_id": str})
-    assert set(CONTRACT_COLUMNS) <= set(table.columns)
+    assert set(REPORT_COLUMNS) <= set(table.columns)
     assert not [c for c in table.columns if PERSONAL.search(c)]  # no reporter data
     assert len(table) == 200
     assert set(table["external_id"]) == _source_ids()
@@ -330,7 +311,7 @@ def test_csv_export_has_the_contract_columns_and_city_teams(imported: Imported) 
     assert table["lat"].between(48.8, 48.91).all()
     # Timestamps carry their offset so every tool reads the same instant.
     assert table["requested_at"].str.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00$").all()
-    intervenants = set(pd.read_csv(REPORTS, usecols=["intervenant"])["intervenant"].dropna())
+    intervenants = set(pd.read_csv(PARIS_REPORTS, usecols=["intervenant"])["intervenant"].dropna())
     assert set(table["team"]) <= intervenants | {TRIAGE_TEAM}
     assert len(set(table["team"])) > 5  # routed per category, not all to one queue
 
@@ -348,7 +329,7 @@ def test_gis_exports_read_back_with_the_same_rows(imported: Imported, name: str)
     layer = gpd.read_file(_exported(imported, name), engine="pyogrio")
     assert len(layer) == 200
     assert layer.crs.to_epsg() == 4326
-    assert set(CONTRACT_COLUMNS) <= set(layer.columns)
+    assert set(REPORT_COLUMNS) <= set(layer.columns)
     assert set(layer["external_id"]) == _source_ids()
     assert (layer.geometry.geom_type == "Point").all()
     assert ((layer.geometry.x - layer["lon"]).abs() < 1e-9).all()

@@ -16,6 +16,7 @@ import pytest
 import shapely
 from clirunner import run_voirie
 from databases import BACKENDS
+from datafiles import REPORT_COLUMNS
 from fastapi.testclient import TestClient
 from liveserver import load_reports, loaded_store
 from pyproj import Transformer
@@ -29,23 +30,6 @@ from voirie.settings import CitySettings, StoreSettings
 from voirie.store import open_store
 from voirie.store.selection import Selection
 
-CONTRACT = [
-    "report_id",
-    "external_id",
-    "service_code",
-    "lon",
-    "lat",
-    "segment_id",
-    "street_name",
-    "snap_distance_m",
-    "zone_arrondissement",
-    "zone_quartier",
-    "zone_espace_vert",
-    "incident_id",
-    "team",
-    "status",
-    "requested_at",
-]
 PRIVATE = {"name", "email", "phone", "device_id", "contact_name", "contact_email"}
 
 
@@ -111,7 +95,7 @@ def test_filters_keep_what_the_selection_keeps(served: tuple[TestClient, Pipelin
 def test_csv_in_lambert93_has_x_y_and_wkt(served: tuple[TestClient, Pipeline]) -> None:
     client, _ = served
     rows = csv_rows(client, "/exports/reports.csv", crs="EPSG:2154")
-    assert set(CONTRACT) <= set(rows.columns)
+    assert set(REPORT_COLUMNS) <= set(rows.columns)
     assert not PRIVATE & set(rows.columns)
     x, y = Transformer.from_crs(4326, 2154, always_xy=True).transform(rows["lon"], rows["lat"])
     assert (abs(rows["x"] - x) < 0.001).all()
@@ -235,7 +219,7 @@ def test_cli_export_with_filters_and_crs(tmp_path: Path, paris: City, paris_gis:
     assert f"wrote {len(frame)} reports" in done.stderr
     assert set(frame["status"]) == {"new"}
     assert frame.crs.to_epsg() == 2154
-    assert set(CONTRACT) <= set(frame.columns)
+    assert set(REPORT_COLUMNS) <= set(frame.columns)
     bad = run_voirie(
         tmp_path, "export", "reports", "--format", "csv", "-o", "x.csv", "--zone", "75111"
     )
