@@ -114,6 +114,19 @@ def module_world(
             yield world
 
 
+def world_with_photos(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    paris: City,
+    gis: CityGIS,
+) -> Iterator[StaffWorld]:
+    """``module_world`` with the photos it receives kept in a folder of the test's."""
+    media = tmp_path_factory.mktemp("media")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("VOIRIE_MEDIA_DIR", str(media))
+        yield from module_world(request, tmp_path_factory, paris, gis)
+
+
 @contextmanager
 def staff_world(url: str, folder: Path, paris: City, gis: CityGIS) -> Iterator[StaffWorld]:
     """Import the sample with contacts into the store at ``url``, then serve it."""

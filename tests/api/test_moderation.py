@@ -16,7 +16,7 @@ import morecantile
 import pytest
 from databases import BACKENDS
 from PIL import Image
-from staffworld import StaffWorld, module_world
+from staffworld import StaffWorld, world_with_photos
 
 from voirie.city import City
 from voirie.gis.enrich import CityGIS
@@ -39,10 +39,7 @@ def world(
     paris_gis: CityGIS,
 ) -> Iterator[StaffWorld]:
     """The Paris sample served with photos in the test's folder."""
-    media = tmp_path_factory.mktemp("media")
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("VOIRIE_MEDIA_DIR", str(media))
-        yield from module_world(request, tmp_path_factory, paris, paris_gis)
+    yield from world_with_photos(request, tmp_path_factory, paris, paris_gis)
 
 
 def _jpeg() -> bytes:

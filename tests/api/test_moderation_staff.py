@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from databases import BACKENDS
 from PIL import Image
-from staffworld import PASSWORD, StaffWorld, module_world, signed_in
+from staffworld import PASSWORD, StaffWorld, signed_in, world_with_photos
 
 from voirie.city import City
 from voirie.gis.enrich import CityGIS
@@ -39,13 +39,10 @@ def world(
     paris_gis: CityGIS,
 ) -> Iterator[StaffWorld]:
     """The Paris sample served with photos in the test's folder, a dispatcher account."""
-    media = tmp_path_factory.mktemp("media")
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("VOIRIE_MEDIA_DIR", str(media))
-        for world in module_world(request, tmp_path_factory, paris, paris_gis):
-            store = world.pipeline.store
-            add_user(store, paris.jurisdiction_id, "dispatcher", "dispatcher", (), PASSWORD)
-            yield world
+    for world in world_with_photos(request, tmp_path_factory, paris, paris_gis):
+        store = world.pipeline.store
+        add_user(store, paris.jurisdiction_id, "dispatcher", "dispatcher", (), PASSWORD)
+        yield world
 
 
 def _jpeg(colour: tuple[int, int, int] = (30, 90, 200)) -> bytes:
