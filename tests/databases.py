@@ -16,6 +16,7 @@ import hashlib
 import os
 import secrets
 from collections.abc import Iterator
+from pathlib import Path
 from typing import NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
@@ -172,6 +173,18 @@ def scratch_database(server_url: str, template: str | None = TEMPLATE_DB) -> Ite
     finally:
         with _admin(server_url) as admin:
             _drop(admin, name)
+
+
+def store_urls(
+    request: pytest.FixtureRequest, backend: str, folder: Path, template: str | None = TEMPLATE_DB
+) -> Iterator[str]:
+    """The URL of a store of ``backend`` for a test or a module, held while iterated: a
+    file in ``folder`` on sqlite; on PostGIS a scratch database (a clone of ``template``,
+    or empty) of the session's server, dropped afterwards."""
+    if backend == "sqlite":
+        yield f"sqlite:///{folder / 'voirie.gpkg'}"
+        return
+    yield from scratch_database(str(request.getfixturevalue("postgis_server")), template)
 
 
 BACKENDS = ["sqlite", pytest.param("postgis", marks=pytest.mark.postgis)]

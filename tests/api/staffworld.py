@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from databases import scratch_database
+from databases import store_urls
 from fastapi.testclient import TestClient
 
 from voirie.api.app import create_app
@@ -104,12 +104,7 @@ def module_world(
     The PostGIS database is a fresh clone of the test template, dropped afterwards.
     """
     folder = tmp_path_factory.mktemp("staff")
-    if request.param == "sqlite":
-        with staff_world(f"sqlite:///{folder / 'voirie.gpkg'}", folder, paris, gis) as world:
-            yield world
-        return
-    server = str(request.getfixturevalue("postgis_server"))
-    for url in scratch_database(server):
+    for url in store_urls(request, request.param, folder):
         with staff_world(url, folder, paris, gis) as world:
             yield world
 

@@ -35,7 +35,7 @@ import numpy as np
 import pyogrio
 import pytest
 import yaml
-from databases import BACKENDS, scratch_database
+from databases import BACKENDS, store_urls
 from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 from pyproj import Transformer
@@ -157,11 +157,7 @@ def world(
 ) -> Iterator[World]:
     folder = tmp_path_factory.mktemp("blur_everywhere")
     city = blurring_paris(folder / "city")
-    if request.param == "sqlite":
-        urls: Iterator[str] = iter([f"sqlite:///{folder / 'voirie.gpkg'}"])
-    else:
-        urls = scratch_database(str(request.getfixturevalue("postgis_server")))
-    for url in urls:
+    for url in store_urls(request, request.param, folder):
         store = open_store(StoreSettings(database_url=url, pool_min_size=1, pool_max_size=2))
         try:
             store.upgrade()

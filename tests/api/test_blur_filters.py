@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from databases import BACKENDS, scratch_database
+from databases import BACKENDS, store_urls
 from fastapi.testclient import TestClient
 
 from tests.api.test_blur_everywhere import blurring_paris
@@ -125,11 +125,7 @@ def world(
 ) -> Iterator[World]:
     folder = tmp_path_factory.mktemp("blur_filters")
     city = blurring_paris(folder / "city")
-    if request.param == "sqlite":
-        urls: Iterator[str] = iter([f"sqlite:///{folder / 'voirie.gpkg'}"])
-    else:
-        urls = scratch_database(str(request.getfixturevalue("postgis_server")))
-    for url in urls:
+    for url in store_urls(request, request.param, folder):
         store = open_store(StoreSettings(database_url=url, pool_min_size=1, pool_max_size=2))
         try:
             store.upgrade()
@@ -447,11 +443,7 @@ def test_a_start_behind_the_migrations_places_the_points_at_the_first_public_rea
     without its public points brought up to date; once the database is upgraded, the first
     public read of the blurring city places them before it reads."""
     city = blurring_paris(tmp_path / "city")
-    if backend == "sqlite":
-        urls: Iterator[str] = iter([f"sqlite:///{tmp_path / 'voirie.gpkg'}"])
-    else:
-        urls = scratch_database(str(request.getfixturevalue("postgis_server")), template=None)
-    for url in urls:
+    for url in store_urls(request, backend, tmp_path, template=None):
         store = open_store(StoreSettings(database_url=url, pool_min_size=1, pool_max_size=2))
         try:
             pipeline = Pipeline(city, store, paris_gis)  # schema 0: nothing to place in

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from databases import BACKENDS, scratch_database
+from databases import BACKENDS, store_urls
 from fastapi.testclient import TestClient
 from multicity_world import (
     BOUNDS,
@@ -89,12 +89,7 @@ def deployment(
 ) -> Iterator[Deployment]:
     """Paris and Chicago in one store of the backend, served by one app."""
     folder = tmp_path_factory.mktemp("multicity")
-    urls: Iterator[str] = (
-        iter([f"sqlite:///{folder / 'voirie.gpkg'}"])
-        if request.param == "sqlite"
-        else scratch_database(str(request.getfixturevalue("postgis_server")))
-    )
-    for url in urls:
+    for url in store_urls(request, request.param, folder):
         loaded = load_both(url, paris, paris_gis, chicago, chicago_gis)
         app = MultiCity(
             StoreSettings(database_url=url, pool_min_size=1, pool_max_size=4),

@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx2
 import pytest
-from databases import BACKENDS, scratch_database
+from databases import BACKENDS, store_urls
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from oidcprovider import (
@@ -86,11 +86,7 @@ def site(
     """voirie with staff accounts for Alice (dispatcher), Carol (disabled) and Dave,
     configured for a provider that knows Alice, Bob (no voirie account), Carol and Dave
     (whose email the provider has not verified)."""
-    if request.param == "sqlite":
-        urls: Iterator[str] = iter([f"sqlite:///{tmp_path_factory.mktemp('oidc') / 'v.gpkg'}"])
-    else:
-        urls = scratch_database(str(request.getfixturevalue("postgis_server")))
-    for url in urls:
+    for url in store_urls(request, request.param, tmp_path_factory.mktemp("oidc")):
         store = open_store(StoreSettings(database_url=url, pool_min_size=1, pool_max_size=2))
         try:
             store.upgrade()
