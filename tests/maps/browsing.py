@@ -35,7 +35,7 @@ from voirie.settings import CitySettings, StoreSettings
 from voirie.store.sqlite import SqliteStore
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, ConsoleMessage, Page, Route
+    from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Route
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -48,6 +48,7 @@ CHROMIUM_ARGS = [
 ]
 DATA = Path(__file__).parents[1] / "data" / "dansmarue_200.csv"
 PHONE = {"width": 375, "height": 667}
+LON, LAT = 2.363114, 48.873504  # Quai de Valmy, 75010: where the phone stands
 START_TIMEOUT_S = 120  # the app builds the city's GIS indexes on start; the machine is shared
 AXE = Path(__file__).parents[2] / "node_modules" / "axe-core" / "axe.min.js"
 """axe-core, installed by ``scripts/setup`` from npm; injected into pages from this file."""
@@ -140,6 +141,17 @@ def screenshot(page: Page, name: str) -> None:
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
+
+
+def phone(browser: Browser) -> BrowserContext:
+    """A phone-sized context standing on the Quai de Valmy, with geolocation allowed."""
+    return browser.new_context(
+        viewport=PHONE,
+        geolocation={"longitude": LON, "latitude": LAT},
+        permissions=["geolocation"],
+        is_mobile=True,
+        has_touch=True,
+    )
 
 
 def _serve(app: FastAPI, lifespan: str) -> Iterator[str]:

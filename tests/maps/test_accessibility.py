@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import pytest
-from browsing import PHONE, LiveApp, axe_violations, offline
+from browsing import LAT, LON, LiveApp, axe_violations, offline, phone
 
 from voirie.api.report_form import FORM_SOURCE
 from voirie.maps.nearby import PAGE_SIZE
@@ -21,22 +21,10 @@ from voirie.services import tracking
 from voirie.services.intake import Retry
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, BrowserContext, Page
+    from playwright.sync_api import Browser, Page
 
-LON, LAT = 2.363114, 48.873504  # Quai de Valmy, 75010
 DUMPED = "Autres objets encombrants abandonnés"
 MAX_TABS = 80
-
-
-def _phone(browser: Browser) -> BrowserContext:
-    """A phone-sized context standing on the Quai de Valmy, with geolocation allowed."""
-    return browser.new_context(
-        viewport=PHONE,
-        geolocation={"longitude": LON, "latitude": LAT},
-        permissions=["geolocation"],
-        is_mobile=True,
-        has_touch=True,
-    )
 
 
 def _focused(page: Page, selector: str) -> bool:
@@ -57,7 +45,7 @@ def _tab_to(page: Page, selector: str) -> None:
 def test_report_form_and_its_check_step_pass_axe(
     browser: Browser, live_app: LiveApp, lang: str
 ) -> None:
-    context = _phone(browser)
+    context = phone(browser)
     page = context.new_page()
     watch = offline(page)
     page.goto(f"{live_app.base}/signaler?lang={lang}")
@@ -80,7 +68,7 @@ def test_report_form_and_its_check_step_pass_axe(
 
 @pytest.mark.browser
 def test_a_report_completed_with_the_keyboard_alone(browser: Browser, live_app: LiveApp) -> None:
-    context = _phone(browser)
+    context = phone(browser)
     page = context.new_page()
     watch = offline(page)
     page.goto(f"{live_app.base}/signaler")
@@ -141,7 +129,7 @@ def test_tracking_page_passes_axe(browser: Browser, live_app: LiveApp) -> None:
         attributes=(("volume", "grand"),),
     )
     sent = tracking.send(pipeline, report, Retry(FORM_SOURCE, "axe-1", 600), [], str)
-    context = _phone(browser)
+    context = phone(browser)
     page = context.new_page()
     watch = offline(page)
     for lang in ("fr", "en"):
@@ -155,7 +143,7 @@ def test_tracking_page_passes_axe(browser: Browser, live_app: LiveApp) -> None:
 
 @pytest.mark.browser
 def test_nearby_page_counts_pages_and_passes_axe(browser: Browser, live_app: LiveApp) -> None:
-    context = _phone(browser)
+    context = phone(browser)
     page = context.new_page()
     watch = offline(page)
     search = f"lat={LAT}&lon={LON}&radius_m=2000"

@@ -6,19 +6,18 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import pytest
-from browsing import PHONE, LiveApp, offline, screenshot
+from browsing import LAT, LON, PHONE, LiveApp, offline, phone, screenshot
 
 from voirie.maps.nearby import render_nearby_page
 from voirie.model import Report
 from voirie.store.selection import Selection
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, BrowserContext
+    from playwright.sync_api import Browser
 
 XSS = "<img src=x onerror=alert(1)>"
 # A real DansMaRue category and a point on Quai de Valmy, 75010.
 SERVICE = "Cartons ou sacs de déchets ménagers"
-LON, LAT = 2.363114, 48.873504
 
 
 @pytest.fixture(scope="module")
@@ -39,17 +38,6 @@ def hostile_incident(live_app: LiveApp) -> int:
     return submitted.incident_id
 
 
-def _phone(browser: Browser) -> BrowserContext:
-    """A phone-sized context standing on the Quai de Valmy, with geolocation allowed."""
-    return browser.new_context(
-        viewport=PHONE,
-        geolocation={"longitude": LON, "latitude": LAT},
-        permissions=["geolocation"],
-        is_mobile=True,
-        has_touch=True,
-    )
-
-
 def _supporters(live_app: LiveApp, incident_id: int) -> int:
     found = live_app.pipeline.reads.incidents(Selection(ids=(incident_id,)))
     return int(found["supporters"].iloc[0])
@@ -59,7 +47,7 @@ def _supporters(live_app: LiveApp, incident_id: int) -> int:
 def test_locate_me_lists_issues_and_me_too_counts(
     browser: Browser, live_app: LiveApp, hostile_incident: int
 ) -> None:
-    context = _phone(browser)
+    context = phone(browser)
     page = context.new_page()
     watch = offline(page)
     page.goto(f"{live_app.base}/maps/nearby")
@@ -104,7 +92,7 @@ def test_locate_me_lists_issues_and_me_too_counts(
 def test_address_search_follow_and_english(
     browser: Browser, live_app: LiveApp, hostile_incident: int
 ) -> None:
-    context = _phone(browser)
+    context = phone(browser)
     page = context.new_page()
     watch = offline(page)
     page.goto(f"{live_app.base}/maps/nearby?lang=en")
@@ -164,7 +152,7 @@ def test_french_page_says_the_api_refusals_in_french(
     browser: Browser, live_app: LiveApp, hostile_incident: int
 ) -> None:
     """The API answers in English; the French page words the refusals citizens meet."""
-    context = _phone(browser)
+    context = phone(browser)
     page = context.new_page()
     page.goto(f"{live_app.base}/maps/nearby")
     page.wait_for_selector("#voirie-map[data-ready=true]")

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
-from browsing import PHONE, LiveApp, offline, screenshot
+from browsing import LAT, LON, LiveApp, offline, phone, screenshot
 from PIL import Image
 
 from voirie.api.report_form import FORM_SOURCE, MAX_SIDE_PX
@@ -30,25 +30,13 @@ from voirie.services.intake import Retry
 from voirie.store.selection import Selection
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, BrowserContext, Page
+    from playwright.sync_api import Browser, Page
 
-LON, LAT = 2.363114, 48.873504  # Quai de Valmy, 75010, as in test_nearby
 LIGHT_OUT = "Éclairage public éteint la nuit"
 DUMPED = "Autres objets encombrants abandonnés"
 EMAIL = "habitante@example.org"
 FOLLOWER = "gardien@example.org"
 _DATA = re.compile(r'<script type="application/json" id="voirie-data">(.*?)</script>', re.S)
-
-
-def _phone(browser: Browser) -> BrowserContext:
-    """A phone-sized context standing on the Quai de Valmy, with geolocation allowed."""
-    return browser.new_context(
-        viewport=PHONE,
-        geolocation={"longitude": LON, "latitude": LAT},
-        permissions=["geolocation"],
-        is_mobile=True,
-        has_touch=True,
-    )
 
 
 def _photo(folder: Path) -> Path:
@@ -114,7 +102,7 @@ def test_full_report_with_photo_end_to_end(
     city = live_app.pipeline.city
     code = _service_code(live_app, LIGHT_OUT)
     assert _group_near(live_app, city.services[code].group) == []  # nothing to show first
-    context = _phone(browser)
+    context = phone(browser)
     page = context.new_page()
     watch = offline(page)
     _open_form(page, live_app)
@@ -190,7 +178,7 @@ def test_is_it_one_of_these_leads_to_me_too(browser: Browser, live_app: LiveApp)
     assert shown  # an open incident of the same group is a few metres away
     reports_before = live_app.pipeline.reads.count("reports")
     supporters_before = _supporters(live_app, shown[0])
-    context = _phone(browser)
+    context = phone(browser)
     page = context.new_page()
     watch = offline(page)
     _open_form(page, live_app)
@@ -270,7 +258,7 @@ def test_tracking_page_shows_status_notes_and_follows(
     browser: Browser, live_app: LiveApp, tracked: tuple[str, int]
 ) -> None:
     token, incident_id = tracked
-    context = _phone(browser)
+    context = phone(browser)
     page = context.new_page()
     watch = offline(page)
     response = page.goto(f"{live_app.base}/suivi/{token}?lang=en")
@@ -309,7 +297,7 @@ def test_the_robot_trap_is_out_of_sight_and_out_of_reach(
 ) -> None:
     """The honeypot field: off screen, hidden from screen readers, never reached with Tab,
     never filled by the browser; a person's report sends it empty."""
-    context = _phone(browser)
+    context = phone(browser)
     page = context.new_page()
     watch = offline(page)
     _open_form(page, live_app)
