@@ -5,13 +5,13 @@ French and English."""
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 from browsing import LiveApp, offline
+from living import PASSWORD, sign_in_page
 
 from voirie.model import Report, Status
 from voirie.services import merging
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 
     from voirie.services.pipeline import Pipeline
 
-PASSWORD = "un mot de passe assez long"
 NAME = "Dana Doublons"
 SCORE = {"fr": "ressemblance {} (score non calibré)", "en": "similarity {} (uncalibrated score)"}
 MARKED = {"fr": "marqué « pas un doublon »", "en": "marked “not a duplicate”"}
@@ -87,12 +86,7 @@ def test_nearby_incidents_show_their_duplicate_score_unless_marked(
     page = context.new_page()
     watch = offline(page)
     target = f"/staff/incidents/{mine}"
-    page.goto(f"{live_app.base}{target}")
-    page.wait_for_url(re.compile(r"/staff/login\?next="))
-    page.get_by_label("Identifiant").fill(NAME)
-    page.get_by_label("Mot de passe").fill(PASSWORD)
-    page.get_by_role("button", name="Se connecter").click()
-    page.wait_for_url(f"{live_app.base}{target}")
+    sign_in_page(page, live_app.base, NAME, target)
     for lang in ("fr", "en"):
         text = _item(page, live_app.base, target, other, lang)
         assert SCORE[lang].format(f"{score[0]:.2f}") in text

@@ -7,12 +7,12 @@ public"; in English with ``?lang=en``."""
 from __future__ import annotations
 
 import io
-import re
 from typing import TYPE_CHECKING
 
 import httpx2
 import pytest
 from browsing import LiveApp, offline
+from living import PASSWORD, sign_in_page
 from PIL import Image
 
 from voirie.services.auth import Role, issue_token
@@ -21,7 +21,6 @@ from voirie.services.staff_users import add_user
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
 
-PASSWORD = "un mot de passe assez long"
 NAME = "Modeste Modération"
 ORIGINAL = "Matelas devant le 12, le voisin Paul D. l'a jeté"
 DUMPED = "Autres objets encombrants abandonnés"
@@ -75,12 +74,7 @@ def test_the_case_page_shows_the_original_and_marks_what_is_hidden(
     page = context.new_page()
     watch = offline(page)
     target = f"/staff/incidents/{incident_id}"
-    page.goto(f"{live_app.base}{target}")
-    page.wait_for_url(re.compile(r"/staff/login\?next="))
-    page.get_by_label("Identifiant").fill(NAME)
-    page.get_by_label("Mot de passe").fill(PASSWORD)
-    page.get_by_role("button", name="Se connecter").click()
-    page.wait_for_url(f"{live_app.base}{target}")
+    sign_in_page(page, live_app.base, NAME, target)
     for lang in ("fr", "en"):
         if lang == "en":
             page.goto(f"{live_app.base}{target}?lang=en")

@@ -6,24 +6,24 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from browsing import LiveApp, Watch, axe_violations, offline
+from browsing import LiveApp, Watch, axe_violations
+from living import PASSWORD, busiest_team, page, sign_in_page
 
 from voirie.model import Report
 from voirie.services.staff_users import add_user
 from voirie.store.selection import Selection
 
-if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page
+__all__ = ["page"]  # the fixture
 
-PASSWORD = "un mot de passe assez long"
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
 DOCS = Path(__file__).parents[2] / "docs"
-WIDE = {"width": 1400, "height": 900}
 
 
 @pytest.fixture(scope="module")
@@ -31,31 +31,8 @@ def accounts(live_app: LiveApp) -> LiveApp:
     """A dispatcher and an agent of the sample's busiest team."""
     store, j = live_app.pipeline.store, live_app.pipeline.city.jurisdiction_id
     add_user(store, j, "Dominique Dispatch", "dispatcher", (), PASSWORD)
-    add_user(store, j, "Agnès Agent", "agent", (_busiest_team(live_app),), PASSWORD)
+    add_user(store, j, "Agnès Agent", "agent", (busiest_team(live_app.pipeline),), PASSWORD)
     return live_app
-
-
-def _busiest_team(live_app: LiveApp) -> str:
-    return str(live_app.pipeline.reads.incidents()["team"].value_counts().index[0])
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[tuple[Page, Watch]]:
-    """A fresh browser context (no cookies) with the network cut off."""
-    context = browser.new_context(viewport=WIDE, locale="fr-FR")
-    tab = context.new_page()
-    watch = offline(tab)
-    yield tab, watch
-    context.close()
-
-
-def _sign_in(page: Page, base: str, name: str, target: str = "/staff/") -> None:
-    page.goto(f"{base}{target}")
-    page.wait_for_url(re.compile(r"/staff/login\?next="))
-    page.get_by_label("Identifiant").fill(name)
-    page.get_by_label("Mot de passe").fill(PASSWORD)
-    page.get_by_role("button", name="Se connecter").click()
-    page.wait_for_url(f"{base}{target}")
 
 
 def _loaded(page: Page, after: int = 0) -> None:
@@ -86,7 +63,7 @@ def test_login_and_queue_filter_sort_search(page: tuple[Page, Watch], accounts: 
         "Failed to load resource: the server responded with a status of 401 (Unauthorized)"
     ]
     watch.errors.clear()
-    _sign_in(tab, base, "Dominique Dispatch")
+    sign_in_page(tab, base, "Dominique Dispatch", "/staff/")
     _loaded(tab)
     incidents = accounts.pipeline.reads.incidents()
     assert tab.locator("#voirie-queue tbody tr").count() == 50
@@ -96,7 +73,7 @@ def test_login_and_queue_filter_sort_search(page: tuple[Page, Watch], accounts: 
     if os.environ.get("VOIRIE_DOC_SCREENSHOTS"):
         tab.screenshot(path=str(DOCS / "staff-queue.png"))
 
-    team = _busiest_team(accounts)
+    team = busiest_team(accounts.pipeline)
     tab.select_option("select[name=team]", team)
     before = _loads(tab)
     tab.get_by_role("button", name="Filtrer").click()
@@ -132,7 +109,7 @@ def test_queue_shows_new_reports_without_reloading(
 ) -> None:
     tab, watch = page
     tab.clock.install()
-    _sign_in(tab, accounts.base, "Dominique Dispatch", "/staff/?sort=age&order=desc")
+    sign_in_page(tab, accounts.base, "Dominique Dispatch", "/staff/?sort=age&order=desc")
     _loaded(tab)
     like = accounts.pipeline.reads.incidents().iloc[0]
     new = accounts.pipeline.intake.submit(
@@ -161,7 +138,7 @@ def test_case_page_actions(page: tuple[Page, Watch], accounts: LiveApp) -> None:
     incidents = accounts.pipeline.reads.incidents()
     crowded = incidents[incidents["status"] == "new"].iloc[0]
     incident_id = int(crowded["incident_id"])
-    _sign_in(tab, accounts.base, "Dominique Dispatch", f"/staff/incidents/{incident_id}")
+    sign_in_page(tab, accounts.base, "Dominique Dispatch", f"/staff/incidents/{incident_id}")
     tab.wait_for_selector("#voirie-reports li")
     assert tab.locator("#voirie-assignments li").count() >= 1
     assert not axe_violations(tab)
@@ -231,7 +208,7 @@ def test_case_page_merges_a_nearby_duplicate(page: tuple[Page, Watch], accounts:
             break
     else:
         pytest.fail("no two open incidents within 150 m in the sample")
-    _sign_in(tab, accounts.base, "Dominique Dispatch", f"/staff/incidents/{target}")
+    sign_in_page(tab, accounts.base, "Dominique Dispatch", f"/staff/incidents/{target}")
     tab.locator(f"button[data-merge='{other}']").click()
     tab.wait_for_load_state()
     tab.wait_for_function(f"() => !document.querySelector(\"button[data-merge='{other}']\")")
@@ -242,8 +219,8 @@ def test_case_page_merges_a_nearby_duplicate(page: tuple[Page, Watch], accounts:
 
 def test_bulk_status_change_from_the_queue(page: tuple[Page, Watch], accounts: LiveApp) -> None:
     tab, watch = page
-    team = _busiest_team(accounts)
-    _sign_in(tab, accounts.base, "Agnès Agent", "/staff/?status=new&sort=age")
+    team = busiest_team(accounts.pipeline)
+    sign_in_page(tab, accounts.base, "Agnès Agent", "/staff/?status=new&sort=age")
     _loaded(tab)
     rows = tab.locator("#voirie-queue tbody tr")
     ids = [int(rows.nth(i).get_attribute("data-id") or 0) for i in range(2)]
