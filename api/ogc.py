@@ -146,22 +146,19 @@ def _link(href: str, rel: str, media: str, title: str) -> dict[str, str]:
     return {"href": href, "rel": rel, "type": media, "title": title}
 
 
-def _self_links(request: Request, path: str, media: str) -> list[dict[str, str]]:
+def _self_links(
+    request: Request, path: str, media: str, base: str | None = None
+) -> list[dict[str, str]]:
     """``self`` and ``alternate`` links of a document available as JSON and HTML."""
     html = request.query_params.get("f") == "html" or (
         "f" not in request.query_params and HTML in request.headers.get("accept", "")
     )
+    here = f"{base or public_base(request)}/ogc{path}"
     json_link = _link(
-        _url(request, path, {"f": "json"}),
-        "self" if not html else "alternate",
-        media,
-        "this document as JSON",
+        f"{here}?f=json", "self" if not html else "alternate", media, "this document as JSON"
     )
     html_link = _link(
-        _url(request, path, {"f": "html"}),
-        "self" if html else "alternate",
-        HTML,
-        "this document as HTML",
+        f"{here}?f=html", "self" if html else "alternate", HTML, "this document as HTML"
     )
     return [json_link, html_link]
 
@@ -538,9 +535,12 @@ def item(
     collectionId: str,  # noqa: N803 (the OGC API path names)
     featureId: str,  # noqa: N803
     request: Request,
-    pipeline: PipelineDep,
 ) -> Response:
     """A single feature by its id (incident_id, report_id, segment_id or zone code)."""
+    # The app's pipeline taken here rather than as ``PipelineDep``: FastAPI solves each
+    # dependency with a call of its own, and this is the public read asked most often,
+    # one feature at a time (issue 19).
+    pipeline: Pipeline = request.app.state.pipeline
     c = ogc.collection(pipeline, collectionId)
     unknown = sorted(set(request.query_params) - {"crs", "f", "lang"})
     if unknown:
@@ -550,9 +550,10 @@ def item(
     crs = _output_crs(request, pipeline)
     html = _wants_html(request)
     path = f"/collections/{c.id}/items/{featureId}"
+    base = public_base(request)
     links = [
-        *_self_links(request, path, GEOJSON),
-        _link(_url(request, f"/collections/{c.id}"), "collection", JSON, c.title),
+        *_self_links(request, path, GEOJSON, base),
+        _link(f"{base}/ogc/collections/{c.id}", "collection", JSON, c.title),
     ]
     if html:
         lang = _lang(request)

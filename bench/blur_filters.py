@@ -157,7 +157,7 @@ def _sql_only(store: Store, jurisdiction_id: str, runs: int) -> None:
             for public in (False, True):
                 selection = Selection(bbox=box, limit=100, public_points=public)
                 start = time.perf_counter()
-                store.select_rows("incidents", jurisdiction_id, selection, zones=False)
+                store.page_rows("incidents", jurisdiction_id, selection)
                 store.count_selected("incidents", jurisdiction_id, selection)
                 timings.setdefault((half_m, public), []).append(
                     (time.perf_counter() - start) * 1000

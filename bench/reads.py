@@ -53,6 +53,7 @@ from fastapi import FastAPI, Request, Response
 
 HOST = "127.0.0.1"
 JURISDICTION = "paris.fr"
+CITY = "paris"
 LAT, LON, RADIUS_M = 48.8735, 2.3631, 500.0
 BOX = (2.35, 48.86, 2.37, 48.875)
 TILE = (14, 8300, 5634)
@@ -114,11 +115,12 @@ def bare_app() -> FastAPI:
     """The floor: each endpoint runs the SQL of one public read and returns its rows."""
     from pyproj import Transformer
 
+    from voirie.city import load_city
     from voirie.codecs import mvt
     from voirie.gis.metric import bbox_around
     from voirie.store import postgis, sqlite
     from voirie.store.knn import LocalMetric, knn_sql
-    from voirie.store.selection import Selection, count_sql, select_sql, zones_sql
+    from voirie.store.selection import Selection, count_sql, select_sql
 
     lambert = Transformer.from_crs(4326, 2154, always_xy=True)
 
@@ -128,6 +130,8 @@ def bare_app() -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.db = _Database(os.environ["BENCH_DATABASE_URL"])
+        # The city's zone layers: a page of features reads its zone code in each.
+        app.state.zones = [zone.name for zone in load_city(CITY).config.zones]
         # Tiles: the store's own statement (PostGIS's ST_AsMVT; sqlite encodes in Python),
         # through the store, whatever shape its SQL takes.
         url = app.state.db.url
@@ -170,19 +174,19 @@ def bare_app() -> FastAPI:
     def items(request: Request) -> Response:
         database = db(request)
         selection = Selection(bbox=BOX, limit=100)
-        text, params = select_sql("incidents", JURISDICTION, selection, dialect(database))
+        zones = request.app.state.zones
+        text, params = select_sql("incidents", JURISDICTION, selection, dialect(database), zones)
         rows = database.rows(text, params)
-        text, params = zones_sql("incidents", JURISDICTION, selection, dialect(database))
-        zones = database.rows(text, params)
         text, params = count_sql("incidents", JURISDICTION, selection, dialect(database))
         matched = database.rows(text, params)[0][0]
-        return _json([matched, rows, zones])
+        return _json([matched, rows])
 
     @app.get("/item/{incident_id}")
     def item(incident_id: int, request: Request) -> Response:
         database = db(request)
         selection = Selection(ids=(incident_id,), limit=1)
-        text, params = select_sql("incidents", JURISDICTION, selection, dialect(database))
+        zones = request.app.state.zones
+        text, params = select_sql("incidents", JURISDICTION, selection, dialect(database), zones)
         return _json(database.rows(text, params))
 
     @app.get("/requests")
@@ -338,7 +342,7 @@ def bench(url: str, workers: int, args: argparse.Namespace) -> None:
     """Every read at each concurrency on both servers (three with ``--baseline``), rounds
     interleaved; one table row per server against the same floor."""
     common = {"VOIRIE_RATE_LIMITS_ENABLED": "false", "PYTHONWARNINGS": "ignore"}
-    voirie_env = {**common, "VOIRIE_DATABASE_URL": url, "VOIRIE_CITY": "paris"}
+    voirie_env = {**common, "VOIRIE_DATABASE_URL": url, "VOIRIE_CITY": CITY}
     bare_env = {**common, "BENCH_DATABASE_URL": url}
     ctx = mp.get_context("spawn")
     options = _server_options(args)  # the same for every server: no advantage to either

@@ -20,6 +20,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import numpy as np
 import shapely
@@ -38,6 +39,15 @@ _POINT_BLOCK = 1 << 16
 _ZONE_SLACK_M = 1e-3
 # Side of the cells of the street edges' grid (see ``EdgeGrid``), in metres.
 _EDGE_CELL_M = 20.0
+
+
+class Nearest(NamedTuple):
+    """One point's nearest edge: the edge, its distance and where along it (``Located``'s
+    fields for one point)."""
+
+    edge: int
+    distance: float
+    fraction: float
 
 
 @dataclass(frozen=True)
@@ -117,30 +127,89 @@ class Edges:
         )
         return Located(point, edge, distance, fraction)
 
+    def nearest_one(self, x: float, y: float, radius: float) -> Nearest | None:
+        """``nearest_within`` of one point: its nearest edge within ``radius`` (ties: the
+        lowest edge), from the point's cell of the grid when it covers the radius, else
+        among the edges whose box meets the point's box. The per-report path: a handful
+        of candidates measured without building arrays of points."""
+        if self.grid is not None and radius <= self.grid.radius:
+            candidates = self.grid.cell_edges(x, y)
+        else:
+            box = shapely.box(x - radius, y - radius, x + radius, y + radius)
+            candidates = self.tree.query(box)
+        return self.nearest_of(x, y, candidates, radius)
+
+    def nearest_of(
+        self, x: float, y: float, edge: np.ndarray, radius: float | None = None
+    ) -> Nearest | None:
+        """The nearest of these edges (distinct) to one point, within ``radius`` when
+        given; ties go to the lowest edge, as ``nearest_per_point`` breaks them."""
+        if not len(edge):
+            return None
+        distance, fraction = segment_distance(
+            x, y, self.ax[edge], self.ay[edge], self.bx[edge], self.by[edge]
+        )
+        if radius is not None:
+            keep = np.flatnonzero(distance <= radius)
+            if not len(keep):
+                return None
+            edge, distance, fraction = edge[keep], distance[keep], fraction[keep]
+        tied = np.flatnonzero(distance == distance.min())
+        best = tied[np.argmin(edge[tied])]
+        return Nearest(int(edge[best]), float(distance[best]), float(fraction[best]))
+
     def position_m(self, edge: np.ndarray, fraction: np.ndarray) -> np.ndarray:
         """Distance along the line of a point ``fraction`` of the way along ``edge``
         (never beyond the line's length, whatever the rounding of the sum)."""
-        position: np.ndarray = np.minimum(
+        position: np.ndarray = self._position(edge, fraction)
+        return position
+
+    def position_one(self, edge: int, fraction: float) -> float:
+        """``position_m`` of one point."""
+        return float(self._position(edge, fraction))
+
+    def _position(self, edge: Any, fraction: Any) -> Any:
+        # One formula for arrays and for one point: the same floating-point result.
+        return np.minimum(
             self.start_m[edge] + fraction * self.length[edge], self.line_length[self.line[edge]]
         )
-        return position
 
     def point_at(self, edge: np.ndarray, fraction: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Coordinates of the point ``fraction`` of the way along ``edge``."""
+        x: np.ndarray = self._along(self.ax, self.bx, edge, fraction)
+        y: np.ndarray = self._along(self.ay, self.by, edge, fraction)
+        return x, y
+
+    def point_one(self, edge: int, fraction: float) -> tuple[float, float]:
+        """``point_at`` of one point."""
         return (
-            self.ax[edge] + fraction * (self.bx[edge] - self.ax[edge]),
-            self.ay[edge] + fraction * (self.by[edge] - self.ay[edge]),
+            float(self._along(self.ax, self.bx, edge, fraction)),
+            float(self._along(self.ay, self.by, edge, fraction)),
         )
+
+    @staticmethod
+    def _along(a: np.ndarray, b: np.ndarray, edge: Any, fraction: Any) -> Any:
+        return a[edge] + fraction * (b[edge] - a[edge])
 
     def side(self, edge: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """``left``/``right`` of each point from its edge's direction, ``None`` on the line."""
-        cross = (self.bx[edge] - self.ax[edge]) * (y - self.ay[edge]) - (
-            self.by[edge] - self.ay[edge]
-        ) * (x - self.ax[edge])
+        cross = self._cross(edge, x, y)
         side = np.full(len(edge), None, dtype=object)
         side[cross > 0] = "left"
         side[cross < 0] = "right"
         return side
+
+    def side_one(self, edge: int, x: float, y: float) -> str | None:
+        """``side`` of one point."""
+        cross = self._cross(edge, x, y)
+        return "left" if cross > 0 else "right" if cross < 0 else None
+
+    def _cross(self, edge: Any, x: Any, y: Any) -> Any:
+        """Cross product of each edge's direction and the vector from its start to the
+        point (one formula for arrays and for one point: the same floating-point result)."""
+        return (self.bx[edge] - self.ax[edge]) * (y - self.ay[edge]) - (
+            self.by[edge] - self.ay[edge]
+        ) * (x - self.ax[edge])
 
 
 class EdgeGrid:
@@ -224,6 +293,15 @@ class EdgeGrid:
             )
             yield (iy - self.gy0) * self.nx + (ix - self.gx0), edge, distance
 
+    def cell_edges(self, x: float, y: float) -> np.ndarray:
+        """The candidate edges of one point's cell (none beyond the lattice), computed as
+        ``nearest_within`` computes the cell of each point."""
+        gx, gy = x // self.cell - self.gx0, y // self.cell - self.gy0
+        if not (0 <= gx < self.nx and 0 <= gy < self.ny):
+            return np.array([], dtype=np.intp)
+        key = int(gy * self.nx + gx)
+        return self.candidates[self.ptr[key] : self.ptr[key + 1]].astype(np.intp)
+
     def nearest_within(self, x: np.ndarray, y: np.ndarray, radius: float) -> Located:
         """``Edges.nearest_within`` for a radius up to the grid's."""
         assert radius <= self.radius
@@ -239,8 +317,8 @@ class EdgeGrid:
 
 
 def segment_distance(
-    x: np.ndarray,
-    y: np.ndarray,
+    x: np.ndarray | float,
+    y: np.ndarray | float,
     ax: np.ndarray,
     ay: np.ndarray,
     bx: np.ndarray,
@@ -504,6 +582,30 @@ class ZoneGrid:
         out = np.full(len(x), -1, dtype=np.intp)
         out[known] = self.owner[(gy[known] * self.lnx + gx[known]).astype(np.intp)]
         return out
+
+    def owner_one(self, x: float, y: float) -> int:
+        """``owner_of`` of one point."""
+        gx, gy = x // self.cell - self.lx0, y // self.cell - self.ly0
+        if not (0 <= gx < self.lnx and 0 <= gy < self.lny):
+            return -1
+        return int(self.owner[int(gy * self.lnx + gx)])
+
+    def distance_one(self, x: float, y: float, polygon: int) -> float:
+        """``distance`` of one point (the same cell, candidates and arithmetic)."""
+        nx = int(self.nx[polygon])
+        gx0, gy0 = int(self.gx0[polygon]), int(self.gy0[polygon])
+        ix = int(min(max(x // self.cell - gx0, 0), nx - 1))
+        iy = int(min(max(y // self.cell - gy0, 0), int(self.ny[polygon]) - 1))
+        key = int(self.cell_start[polygon]) + iy * nx + ix
+        start, end = int(self.ptr[key]), int(self.ptr[key + 1])
+        ox, oy = (gx0 + ix + 0.5) * self.cell, (gy0 + iy + 0.5) * self.cell
+        if end > start and np.hypot(x - ox, y - oy) <= self.reach:
+            edge = self.candidates[start:end]
+            distance, _ = segment_distance(
+                x, y, self.ax[edge], self.ay[edge], self.bx[edge], self.by[edge]
+            )
+            return float(distance.min())
+        return float(shapely.distance(shapely.points(x, y), self.boundaries[polygon]))
 
     def distance(self, x: np.ndarray, y: np.ndarray, polygon: np.ndarray) -> np.ndarray:
         """Distance from each point to the boundary of ``polygon`` (one index per point)."""

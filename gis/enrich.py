@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import TypeGuard
+from typing import TypeGuard, cast
 
 import geopandas as gpd
 import numpy as np
@@ -23,7 +23,14 @@ from pyproj import Transformer
 from voirie.city import City, ZoneLayer
 from voirie.gis.addresses import AddressPoints, load_addresses
 from voirie.gis.cache import load_prepared, save_prepared
-from voirie.gis.edges import UNSETTLED, Edges, Located, ZoneGrid, nearest_per_point
+from voirie.gis.edges import (
+    UNSETTLED,
+    Edges,
+    Located,
+    Nearest,
+    ZoneGrid,
+    nearest_per_point,
+)
 from voirie.gis.layers import load_streets, load_zones
 from voirie.gis.streetnames import (
     address_keys,
@@ -194,13 +201,141 @@ class CityGIS:
     def enrich_one(self, lon: float, lat: float, address: str | None) -> dict[str, object]:
         """``enrich`` of one point (with its address, or ``None``) as plain Python values:
         the same columns and values as its row of ``enrich``, ``None`` where missing,
-        without a DataFrame (the per-report path)."""
-        columns = self._columns(
-            np.array([lon], dtype=float),
-            np.array([lat], dtype=float),
-            np.array([address], dtype=object),
+        without a DataFrame (the per-report path).
+
+        One point goes through ``_one``: the same cells, candidates and arithmetic as
+        the vectorized stages, without their arrays of points (each NumPy call on a
+        one-element array costs microseconds; the vectorized path makes hundreds).
+        A city without streets, or a point that does not project, takes the vectorized
+        path with one row."""
+        x, y = self.to_metric.transform(float(lon), float(lat))
+        if self.edges is None or not (math.isfinite(x) and math.isfinite(y)):
+            columns = self._columns(
+                np.array([lon], dtype=float),
+                np.array([lat], dtype=float),
+                np.array([address], dtype=object),
+            )
+            return {str(name): _scalar(values[0]) for name, values in columns.items()}
+        return {str(name): _scalar(value) for name, value in self._one(x, y, address).items()}
+
+    def _one(self, x: float, y: float, address: str | None) -> dict[str, object]:
+        """``_columns`` of one metric point of a city with streets, by name (see
+        ``enrich_one``)."""
+        street = self._address_code(address)
+        nearest, method = self._snap_one(x, y, street)
+        values: dict[str, object] = {"x": x, "y": y}
+        values.update(self._linear_reference_one(x, y, nearest, method))
+        for name, index in self.zones.items():
+            values.update(_zone_one(x, y, index, name))
+        territory = self.city.config.territory.layer
+        outside = _scalar(values[f"zone_{territory}"]) is None
+        distances = [
+            distance
+            for name, zone in self.zones.items()
+            if zone.layer.required
+            and not math.isnan(distance := cast(float, values[f"zone_{name}_boundary_m"]))
+        ]
+        boundary = min(distances) if distances else math.nan
+        values.update(
+            {
+                Flag.OUTSIDE_TERRITORY: outside,
+                Flag.OFF_NETWORK: nearest is None and not outside,
+                "boundary_distance_m": boundary,
+                Flag.NEAR_BOUNDARY: boundary < self.city.config.near_boundary_m,
+            }
         )
-        return {str(name): _scalar(values[0]) for name, values in columns.items()}
+        values["address_guess"] = self._address_guess_one(x, y, nearest, values, street)
+        return values
+
+    def _snap_one(self, x: float, y: float, street: int) -> tuple[Nearest | None, str | None]:
+        """``_snap`` of one point: its nearest edge within the maximum snap distance (or
+        its address street's within the match radius) and the snap method."""
+        assert self.edges is not None
+        assert self.street_tree is not None
+        nearest = None
+        for radius in _CANDIDATE_RADII_M:
+            radius = min(radius, self.max_snap_distance_m)
+            nearest = self.edges.nearest_one(x, y, radius)
+            if nearest is not None or radius >= self.max_snap_distance_m:
+                break
+        else:
+            lines = self.street_tree.query_nearest(
+                shapely.points(x, y), max_distance=self.max_snap_distance_m
+            )
+            edges = self.edges.of_lines(np.zeros(len(lines), dtype=np.intp), lines)[1]
+            nearest = self.edges.nearest_of(x, y, edges)
+        if nearest is None:
+            return None, None
+        radius = min(self.address_match_radius_m, self.max_snap_distance_m)
+        if radius <= 0 or street < 0 or nearest.distance > radius:
+            return nearest, "nearest"
+        if self._street_codes[self.edges.line[nearest.edge]] == street:
+            return nearest, "address_match"
+        box = shapely.box(x - radius, y - radius, x + radius, y + radius)
+        edge = self.edges.tree.query(box)
+        named = edge[self._street_codes[self.edges.line[edge]] == street]
+        matched = self.edges.nearest_of(x, y, named, radius)
+        return (nearest, "nearest") if matched is None else (matched, "address_match")
+
+    def _linear_reference_one(
+        self, x: float, y: float, nearest: Nearest | None, method: str | None
+    ) -> dict[str, object]:
+        """``_linear_reference`` of one point."""
+        assert self.edges is not None
+        if nearest is None:
+            return {
+                "segment_id": None,
+                "street_name": None,
+                "snap_distance_m": math.nan,
+                "position_m": math.nan,
+                "side": None,
+                "snap_lon": math.nan,
+                "snap_lat": math.nan,
+                "snap_method": None,
+                **dict.fromkeys(self._segment_attributes),
+            }
+        edge, fraction = nearest.edge, nearest.fraction
+        segment = int(self.edges.line[edge])
+        snap_lon, snap_lat = self.to_wgs84.transform(*self.edges.point_one(edge, fraction))
+        columns = self._segment_columns
+        return {
+            "segment_id": columns["segment_id"][segment] if columns else None,
+            "street_name": columns["street_name"][segment] if columns else None,
+            "snap_distance_m": nearest.distance,
+            "position_m": self.edges.position_one(edge, fraction),
+            "side": self.edges.side_one(edge, x, y),
+            "snap_lon": snap_lon,
+            "snap_lat": snap_lat,
+            "snap_method": method,
+            **{name: values[segment] for name, values in self._segment_attributes.items()},
+        }
+
+    def _address_guess_one(
+        self,
+        x: float,
+        y: float,
+        nearest: Nearest | None,
+        values: dict[str, object],
+        street: int,
+    ) -> object:
+        """``_address_guess`` of one point."""
+        if nearest is None or street != _NO_ADDRESS or not self._segment_columns:
+            return None
+        assert self.edges is not None
+        segment = int(self.edges.line[nearest.edge])
+        name = self._segment_columns["street_name"][segment]
+        if self.addresses is None:
+            return name
+        number = self.addresses.house_numbers(
+            np.array([x]),
+            np.array([y]),
+            self.street_keys[[segment]],
+            self.streets_geometry[[segment]],
+            np.array([values["position_m"]], dtype=float),
+        )[0]
+        if not math.isfinite(number) or pd.isna(name):
+            return name
+        return f"{int(number)} {name}"
 
     def _columns(
         self, lon: np.ndarray, lat: np.ndarray, address: np.ndarray | None
@@ -372,13 +507,22 @@ class CityGIS:
             street = address_street(text)
             found = codes.get(street)
             if found is None:
-                found = codes[street] = self._key_codes.get(street_key(street) or "", _NO_STREET)
+                found = codes[street] = self._street_code(street)
             return found
 
-        if len(address) == 1:  # one report (``enrich_one``): no factorizing of one value
-            text = address[0]
-            return np.array([code(text) if isinstance(text, str) else _NO_ADDRESS], np.intp)
+        if len(address) == 1:  # one report: no factorizing of one value
+            return np.array([self._address_code(address[0])], np.intp)
         return map_distinct(address, code, _NO_ADDRESS, np.intp)
+
+    def _address_code(self, address: object) -> int:
+        """``_address_codes`` of one address."""
+        if not isinstance(address, str) or not address.strip():
+            return _NO_ADDRESS
+        return self._street_code(address_street(address))
+
+    def _street_code(self, street: str) -> int:
+        """The network's code of a street named in an address, _NO_STREET when none."""
+        return self._key_codes.get(street_key(street) or "", _NO_STREET)
 
     def _linear_reference(self, x: np.ndarray, y: np.ndarray, snap: Snap) -> dict[str, Column]:
         """Segment, position along it, side and snapped point of every snapped point."""
@@ -473,6 +617,26 @@ def _is_text(values: Column) -> TypeGuard[np.ndarray]:
 def _strings(values: np.ndarray) -> pd.arrays.StringArray:
     """Object values (``None`` where missing) as a ``string`` column, without inference."""
     return pd.arrays.StringArray(values)
+
+
+def _zone_one(x: float, y: float, index: ZoneIndex, name: str) -> dict[str, object]:
+    """``_zone_lookup`` of one point: the same grid, tree, polygons and smallest zone."""
+    found = index.grid.owner_one(x, y)
+    if found == UNSETTLED:
+        zone = index.tree.query(shapely.points(x, y))
+        zone = zone[shapely.intersects_xy(index.polygons[zone], x, y)]
+        found = int(zone[np.argmax(index.area_rank[zone])]) if len(zone) else -1
+    if found < 0:
+        return {
+            f"zone_{name}": None,
+            f"zone_{name}_name": None,
+            f"zone_{name}_boundary_m": math.nan,
+        }
+    return {
+        f"zone_{name}": index.codes[found],
+        f"zone_{name}_name": index.names[found],
+        f"zone_{name}_boundary_m": index.grid.distance_one(x, y, found),
+    }
 
 
 def _zone_lookup(x: np.ndarray, y: np.ndarray, index: ZoneIndex, name: str) -> dict[str, Column]:

@@ -13,10 +13,12 @@ https://docs.ogc.org/is/18-058r1/18-058r1.html (Part 2).
 from __future__ import annotations
 
 import functools
+import math
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import geopandas as gpd
 import numpy as np
@@ -80,6 +82,12 @@ class OutputCrs:
     uri: str
     crs: CRS
     north_first: bool
+    wgs84: bool = field(init=False)
+    """Whether it has WGS84's coordinates (``_is_wgs84``): decided once, not for each
+    request (pyproj's comparison costs ~6 µs)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "wgs84", _is_wgs84(self.crs))
 
 
 def crs_uri(crs: CRS) -> str:
@@ -468,11 +476,7 @@ def read_json_page(
     else:
         everything = replace(selection, limit=None, offset=0, after_id=None)
         matched = pipeline.reads.count(layer, everything)
-    xs, ys = output_xy(
-        np.array([r["lon"] for r in records], dtype=float),
-        np.array([r["lat"] for r in records], dtype=float),
-        crs,
-    )
+    xs, ys = records_xy(records, crs)
     encoded = features.point_features(records, source.id_column, xs, ys).decode()
     last = records[-1][source.id_column] if records else None
     return JsonPage(encoded, len(records), last, matched)
@@ -490,13 +494,37 @@ def _from_wgs84(crs: OutputCrs) -> Transformer:
 
 def output_xy(lon: np.ndarray, lat: np.ndarray, crs: OutputCrs) -> tuple[list[float], list[float]]:
     """WGS84 points as coordinates in ``crs``, in its axis order (as ``to_output``)."""
-    if _is_wgs84(crs.crs):
+    if crs.wgs84:
         x, y = lon, lat
     else:
         x, y = _from_wgs84(crs).transform(lon, lat)
     if crs.north_first:
         x, y = y, x
     return np.asarray(x, dtype=float).tolist(), np.asarray(y, dtype=float).tolist()
+
+
+def _coordinate(value: object) -> float:
+    """A stored coordinate as a float, a missing one as NaN (as ``numpy`` reads it)."""
+    return math.nan if value is None else float(cast(float, value))
+
+
+def records_xy(
+    records: Sequence[Mapping[str, object]], crs: OutputCrs
+) -> tuple[list[float], list[float]]:
+    """The points of records (``lon``/``lat``, WGS84) as ``output_xy`` gives them.
+
+    Served in WGS84 (the default, and what most requests ask), the values are the
+    records' own, taken without numpy: for a page of one or a few features, making the
+    arrays and their lists again cost more than the features' encoding."""
+    if not crs.wgs84:
+        return output_xy(
+            np.array([r["lon"] for r in records], dtype=float),
+            np.array([r["lat"] for r in records], dtype=float),
+            crs,
+        )
+    xs = [_coordinate(r["lon"]) for r in records]
+    ys = [_coordinate(r["lat"]) for r in records]
+    return (ys, xs) if crs.north_first else (xs, ys)
 
 
 def one_json_feature(
@@ -517,7 +545,7 @@ def to_output(frame: gpd.GeoDataFrame, crs: OutputCrs) -> gpd.GeoDataFrame:
     WGS84 to CRS84 or EPSG:4326 is no transformation: the frame is returned as it is (its
     geometries are x = longitude whatever the CRS's axis order; no copy for each page).
     """
-    out = frame if _is_wgs84(frame.crs) and _is_wgs84(crs.crs) else frame.to_crs(crs.crs)
+    out = frame if _is_wgs84(frame.crs) and crs.wgs84 else frame.to_crs(crs.crs)
     if crs.north_first and len(out):
         out = out.set_geometry(
             shapely.transform(out.geometry.to_numpy(), lambda xy: xy[:, ::-1]), crs=out.crs

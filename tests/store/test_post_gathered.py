@@ -1,8 +1,8 @@
-"""A POST's rows of every table in one statement (``gathered``, issue 20) store what
+"""A POST's rows of every table in one statement (``Tables.gathering``, issue 20) store what
 ``insert_rows`` stores, row by row.
 
 The same rows of three tables that refer to each other (a report, its enrichment, its
-event) go once through ``insert_rows`` and once inside ``gathered``; read back, every
+event) go once through ``insert_rows`` and once inside ``Tables.gathering``; read back, every
 column (the point included) is equal. Values cover what the pipeline writes and what
 JSON cannot say as it is: aware, naive and pandas instants, flags, NaN, infinities and
 None, numpy scalars, text with quotes. On PostGIS the gathered rows are sent when the
@@ -21,7 +21,6 @@ import pytest
 from voirie.store import Store
 from voirie.store.postgis import PostgisStore
 from voirie.store.schema import COLUMNS
-from voirie.store.statements.gathered import gathered
 
 JURISDICTION = "paris.fr"
 PARIS_SUMMER = timezone(timedelta(hours=2))
@@ -68,7 +67,10 @@ EVENT = {
 def _write(store: Store, report_id: int, event_id: int, gather: bool) -> None:
     """The report, its enrichment and its event, the event first (foreign keys are
     checked at the end of the gathered statement)."""
-    with store.transaction(JURISDICTION) as uow, gathered(uow) if gather else nullcontext():
+    with (
+        store.transaction(JURISDICTION) as uow,
+        uow.tables.gathering() if gather else nullcontext(),
+    ):
         uow.tables.insert_rows("events", [{**EVENT, "id": event_id, "entity_id": report_id}])
         uow.tables.insert_rows(
             "reports", [{**REPORT, "id": report_id, "external_id": f"r-{report_id}"}]
@@ -113,7 +115,7 @@ def test_gathered_rows_are_stored_as_insert_rows_stores_them(store: Store) -> No
 def test_a_gathered_block_sends_its_rows_when_it_ends(store: Store) -> None:
     with store.transaction(JURISDICTION) as uow:
         (event_id,) = uow.tables.reserve_ids("events", 1).tolist()
-        with gathered(uow):
+        with uow.tables.gathering():
             uow.tables.insert_rows("events", [{**EVENT, "id": event_id, "entity_id": 1}])
             inside = uow.session.run("SELECT count(*) FROM events WHERE id = ?", (event_id,))
             seen_inside = inside.fetchone()[0]
@@ -124,7 +126,7 @@ def test_a_gathered_block_sends_its_rows_when_it_ends(store: Store) -> None:
 
 
 def _write_events(store: Store, ids: list[int]) -> None:
-    with store.transaction(JURISDICTION) as uow, gathered(uow):
+    with store.transaction(JURISDICTION) as uow, uow.tables.gathering():
         for event_id in ids:
             uow.tables.insert_rows("events", [{**EVENT, "id": event_id, "entity_id": 1}])
 
@@ -143,7 +145,7 @@ def test_a_bulk_insert_inside_a_gathered_block_is_refused(store: Store) -> None:
     with store.transaction(JURISDICTION) as uow:
         (event_id,) = uow.tables.reserve_ids("events", 1).tolist()
         frame = pd.DataFrame([{**EVENT, "id": event_id, "entity_id": 1}])
-        with gathered(uow):
+        with uow.tables.gathering():
             if store.backend == "postgis":
                 with pytest.raises(RuntimeError, match="gathering"):
                     uow.tables.insert("events", frame)

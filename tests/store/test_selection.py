@@ -18,7 +18,7 @@ from voirie.gis.enrich import CityGIS
 from voirie.model import EventKind, Status
 from voirie.services.pipeline import Pipeline
 from voirie.store import Store
-from voirie.store.selection import Selection
+from voirie.store.selection import Selection, layer_columns
 
 
 @pytest.fixture
@@ -163,3 +163,33 @@ def test_incident_updates_and_events(pipeline: Pipeline) -> None:
     assert pipeline.reads.count("incidents", Selection(overdue_at=due - timedelta(days=1))) < len(
         pipeline.reads.incidents()
     )
+
+
+def test_a_page_reads_its_zone_codes_in_the_same_statement(pipeline: Pipeline) -> None:
+    """``page_rows``: the page as ``select`` reads it, then each row's code in each zone
+    layer asked, in the order asked, as ``select_zones`` reads them (None where a row has
+    no zone of a layer); without layers, the page alone."""
+    store, city = pipeline.store, pipeline.city.jurisdiction_id
+    layers = list(pipeline.gis.zones)
+    cases: list[tuple[str, Selection]] = [
+        ("incidents", Selection(limit=60)),
+        ("incidents", Selection(sort="report_count", descending=True, limit=25)),
+        ("reports", Selection(limit=60, offset=10)),
+    ]
+    found_codes = found_missing = 0
+    for layer, selection in cases:
+        assert layer in ("incidents", "reports")
+        key = "incident_id" if layer == "incidents" else "report_id"
+        rows = store.page_rows(layer, city, selection, [*reversed(layers)])
+        assert [int(row[0]) for row in rows] == ids(store.select(layer, city, selection), key)
+        zones = store.select_zones(layer, city, selection)
+        codes = {(int(r), z): c for r, z, c in zones[["row_id", "layer", "code"]].itertuples(False)}
+        width = len(layer_columns(layer))
+        for row in rows:
+            wanted = [codes.get((int(row[0]), name)) for name in reversed(layers)]
+            assert list(row[width:]) == wanted
+            found_codes += sum(code is not None for code in wanted)
+            found_missing += sum(code is None for code in wanted)
+        assert store.page_rows(layer, city, selection) == [row[:width] for row in rows]
+    assert found_codes  # both kinds of answer were checked
+    assert found_missing

@@ -22,7 +22,7 @@ from rich.text import Text
 
 from voirie.city import load_city
 from voirie.cli.common import city_option, configured_store, console, fail_cleanly
-from voirie.codecs.csvsafe import safe_table
+from voirie.cli.stopping import StopSignals
 from voirie.ingest.mapping import DANSMARUE, OPEN311, ColumnMapping, load_mapping
 from voirie.ingest.sources import (
     RawTable,
@@ -175,16 +175,8 @@ def run_import(
     )
     with Progress(*columns, console=console, transient=False) as bar:
         summary = pipeline.imports.import_chunks(
-            chunks, mapping, progress=_Bar(bar, path.name, expected)
+            chunks, mapping, progress=_Bar(bar, path.name, expected), quarantine_file=quarantine
         )
-    if summary.quarantined:
-        safe_table(
-            summary.quarantine.merge(
-                summary.quarantined_source, on="row", how="left", suffixes=("", "_source")
-            )
-            if len(summary.quarantined_source)
-            else summary.quarantine
-        ).to_csv(quarantine, index=False)
     _print_summary(summary, quarantine)
     return summary
 
@@ -241,12 +233,20 @@ def import_command(
 ) -> None:
     """Import reports from PATH through the whole pipeline (idempotent on the source's ids)."""
     store = configured_store()
+    stop = StopSignals()
+    summary: ImportSummary | None = None
     try:
         pipeline = Pipeline(load_city(city), store)
         target = quarantine or Path(path.name.removesuffix(".gz") + ".quarantine.csv")
-        summary = run_import(pipeline, path, fmt, mapping_file, target)
+        with stop:
+            summary = run_import(pipeline, path, fmt, mapping_file, target)
     finally:
         store.close()
+    if summary is None:
+        stop.die(
+            "the batches stored before it are kept; "
+            "the same import run again adds the rest (already imported rows are skipped)"
+        )
     if _all_quarantined(summary):
         console.print(
             f"[bold red]error:[/] nothing was imported: all {summary.read} rows were quarantined",

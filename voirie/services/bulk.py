@@ -37,7 +37,7 @@ class _Joined:
         self._uow = uow
 
     @contextmanager
-    def transaction(self, jurisdiction_id: str) -> Iterator[UnitOfWork]:
+    def transaction(self, jurisdiction_id: str, *, pipelined: bool = False) -> Iterator[UnitOfWork]:
         yield self._uow
 
     def __getattr__(self, name: str) -> Any:

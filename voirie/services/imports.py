@@ -6,7 +6,8 @@ Two passes, so that memory does not grow with the file (beyond the city's indexe
    earlier chunk (``_Repeats``: what ``validate`` does inside one chunk, across chunks);
    skip what the store already holds (one keyed probe per chunk, before the costly
    enrichment, so a re-import only reads and validates); enrich (vectorized); check the
-   territory; spill the chunk, sorted by time, to a temporary run (``SortedRuns``).
+   territory; spill the chunk, sorted by time, to a temporary run (``SortedRuns``), and
+   its quarantined rows with their source rows to the same folder (``Quarantine``).
 2. **Store**, batch by batch in time order (a k-way merge of the runs: deduplication needs
    every report after those made before it, whatever the order of the file), each batch
    in one transaction under the deduplication lock: skip what is already stored (again:
@@ -37,10 +38,11 @@ import pandas as pd
 from voirie.city import City
 from voirie.gis import dedupe
 from voirie.ingest.mapping import ColumnMapping
-from voirie.ingest.sources import PROBLEM, ROW, RawTable
-from voirie.ingest.validate import CHANGED_CONTENT, QUARANTINE_COLUMNS, validate
+from voirie.ingest.sources import RawTable
+from voirie.ingest.validate import CHANGED_CONTENT, validate
 from voirie.services.attach import Attacher
 from voirie.services.inflight import InFlight, overlay
+from voirie.services.quarantine import Quarantine
 from voirie.services.roles import Roles
 from voirie.services.territory import outside_quarantine
 from voirie.services.timeorder import SortedRuns
@@ -83,23 +85,24 @@ class ImportSummary:
     attached_existing: int = 0
     attached_in_batch: int = 0
     already_imported: int = 0
-    quarantine: pd.DataFrame = field(
-        default_factory=lambda: pd.DataFrame(columns=QUARANTINE_COLUMNS)
-    )
-    quarantined_source: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
-    """The source rows of the rows quarantined while preparing (``row`` and the source's
-    columns), for the quarantine file."""
+    set_aside: Quarantine = field(default_factory=Quarantine, repr=False)
+    """The quarantined rows: counted, and kept in memory or written to a file."""
     opened: _IdRanges = field(default_factory=lambda: _IdRanges(), repr=False)
 
     @property
     def quarantined(self) -> int:
         """Number of rows set aside with a reason."""
-        return len(self.quarantine)
+        return self.set_aside.count
+
+    @property
+    def quarantine(self) -> pd.DataFrame:
+        """The quarantined rows (``QUARANTINE_COLUMNS``) in row order, when the import kept
+        them in memory (not when it wrote them to a quarantine file)."""
+        return self.set_aside.table()
 
     def reasons(self) -> pd.Series:
         """Quarantined rows counted by field and kind of problem (values stripped)."""
-        kinds = self.quarantine["field"] + ": " + self.quarantine["reason"].str.split(":").str[0]
-        return kinds.value_counts()
+        return self.set_aside.reasons()
 
 
 class Importer(Roles):
@@ -132,38 +135,34 @@ class Importer(Roles):
         progress: ImportProgress | None = None,
         attributes: pd.DataFrame | None = None,
         spill_dir: Path | None = None,
+        quarantine_file: Path | None = None,
     ) -> ImportSummary:
         """Run every row of a source given in chunks (``sources.stream_*``, row numbers
         going on across chunks) through the whole pipeline, as the module says; the
-        sorted runs are spilled under ``spill_dir`` (the system's temporary folder)."""
+        sorted runs are spilled under ``spill_dir`` (the system's temporary folder).
+
+        With ``quarantine_file``, the quarantined rows are spilled beside the runs as they
+        come and written to that CSV at the end with their source rows (if there are
+        any); without, they are kept in memory (``ImportSummary.quarantine``)."""
         summary = ImportSummary()
         repeats = _Repeats(mapping.external_id)
-        quarantine: list[pd.DataFrame] = []
-        sources: list[pd.DataFrame] = []
         with SortedRuns(spill_dir) as runs:
+            summary.set_aside = Quarantine(runs.folder if quarantine_file else None)
             for chunk in chunks:
                 summary.read += len(chunk.rows)
                 reports, rejected = self._prepare(chunk, mapping, repeats, summary)
                 runs.add(reports)
-                if len(rejected):
-                    quarantine.append(rejected)
-                    sources.append(chunk.rows[chunk.rows[ROW].isin(rejected["row"])])
+                summary.set_aside.add(rejected, chunk.rows)
                 if progress:
                     progress.prepared(len(chunk.rows))
             if progress:
                 progress.storing(runs.rows)
             statistics = _Statistics(self.store, FIRST_ANALYZE_BATCHES * batch_size)
-            store = self._store_overlapped if _overlaps(self.store) else self._store_serially
-            quarantine += store(runs.merged(batch_size), summary, attributes, statistics, progress)
-        summary.quarantine = pd.concat(
-            [q for q in quarantine if len(q)] or [summary.quarantine], ignore_index=True
-        ).sort_values("row", kind="stable", ignore_index=True)
-        if sources:
-            summary.quarantined_source = (
-                pd.concat(sources, ignore_index=True)
-                .drop(columns=[PROBLEM])
-                .rename(columns={ROW: "row"})
-            )
+            overlaps = self.store.concurrent_transactions  # see Store.concurrent_transactions
+            store = self._store_overlapped if overlaps else self._store_serially
+            store(runs.merged(batch_size), summary, attributes, statistics, progress)
+            if quarantine_file is not None and summary.quarantined:
+                summary.set_aside.write_csv(quarantine_file)
         if summary.imported >= batch_size:
             # A bulk load changes the tables' sizes by orders of magnitude: without fresh
             # statistics the next queries may plan as if the tables were empty.
@@ -202,10 +201,9 @@ class Importer(Roles):
         attributes: pd.DataFrame | None,
         statistics: _Statistics,
         progress: ImportProgress | None,
-    ) -> list[pd.DataFrame]:
+    ) -> None:
         """Write each batch in one transaction, one after the other, under the
-        deduplication lock; return the rows they had to quarantine."""
-        quarantine: list[pd.DataFrame] = []
+        deduplication lock (the rows they had to quarantine go to ``summary``)."""
         for batch in batches:
             with self.store.transaction(self.city.jurisdiction_id) as uow:
                 uow.lock(self.policy.lock_keys(batch["service_code"]))
@@ -214,11 +212,10 @@ class Importer(Roles):
                 if len(fresh):
                     links = self.attacher.attach(uow, fresh)
                     _count(summary, fresh, self.writer.write_batch(uow, fresh, links, attributes))
-            quarantine.append(rejected)
+            summary.set_aside.add(rejected)
             statistics.grown(summary.imported)
             if progress:
                 progress.stored(len(batch))
-        return quarantine
 
     def _store_overlapped(
         self,
@@ -227,10 +224,10 @@ class Importer(Roles):
         attributes: pd.DataFrame | None,
         statistics: _Statistics,
         progress: ImportProgress | None,
-    ) -> list[pd.DataFrame]:
+    ) -> None:
         """``_store_serially``, but each batch is read and attached while the one before
         it commits (a thread commits it), so that the client's work on one batch runs
-        while the server stores the other; return the rows they had to quarantine.
+        while the server stores the other.
 
         Batch n+1's reads (the change counter, "already imported?", its candidates) are
         made before batch n's commit starts, so they never see batch n's rows: its
@@ -240,7 +237,6 @@ class Importer(Roles):
         attached again under the lock, as ``_store_serially`` does. So every batch is
         attached to what a read made under the lock would have returned."""
         j = self.city.jurisdiction_id
-        quarantine: list[pd.DataFrame] = []
         pending: _Pending | None = None
 
         def committed() -> None:
@@ -272,7 +268,7 @@ class Importer(Roles):
                             read = self._read(uow, batch)
                             links = read.attach(self.city)
                         summary.already_imported += read.known
-                        quarantine.append(read.rejected)
+                        summary.set_aside.add(read.rejected)
                         if links is None or read.candidates is None:
                             if progress:
                                 progress.stored(len(batch))
@@ -285,7 +281,6 @@ class Importer(Roles):
                         )
             finally:
                 committed()  # written whole: it commits whatever stopped the batches after it
-        return quarantine
 
     def _read(self, uow: UnitOfWork, batch: pd.DataFrame) -> _Read:
         """A batch's reads: what it holds that is not stored yet, and its candidates."""
@@ -322,13 +317,6 @@ def _skip_known(uow: UnitOfWork, batch: pd.DataFrame) -> tuple[pd.DataFrame, pd.
         }
     )
     return batch[stored_hash.isna()].reset_index(drop=True), rejected, int(same.sum())
-
-
-def _overlaps(store: Store) -> bool:
-    """Whether the store can hold two transactions open on distinct connections, which
-    do not see each other's uncommitted rows (``PostgisStore.concurrent_transactions``):
-    the condition of ``Importer._store_overlapped``. sqlite has one writer connection."""
-    return bool(getattr(store, "concurrent_transactions", False))
 
 
 @dataclass(frozen=True)

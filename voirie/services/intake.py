@@ -21,7 +21,8 @@ reports (attached to one incident by deduplication), never one answer given twic
 A report's reads go to the store together, under its service's lock: its client's token
 (``Credential``: checked in the transaction that stores the report, so a revoked token is
 refused at once), the reports a retry of it would be, the incidents it may join and every
-id it may write; pipelined on PostGIS, one round trip, then one for the writes.
+id it may write. On PostGIS the transaction is pipelined from its BEGIN to its COMMIT:
+BEGIN and the reads make one round trip, the writes and COMMIT one more.
 
 Concurrent submissions of one process may commit together (group commit, on sqlite): the
 first to find no transaction under way writes every report queued by then in one
@@ -262,7 +263,7 @@ class Intake(Roles):
         services); after a failure, each alone. Every report gets its answer or error; a
         group of one raises its failure."""
         try:
-            with self.store.transaction(self.city.jurisdiction_id) as uow, uow.pipelined():
+            with self.store.transaction(self.city.jurisdiction_id, pipelined=True) as uow:
                 uow.lock(self.policy.lock_keys(w.arrival.service_code for w in group))
                 for waiting in group:
                     waiting.submission, waiting.error = None, None

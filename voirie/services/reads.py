@@ -111,30 +111,25 @@ class Reads:
         pass ``public=False``."""
         j = self.city.jurisdiction_id
         names = layer_columns(layer)
-        rows, zone_rows = self.store.select_rows(
-            layer, j, self._scope(selection, public), zones=zones
-        )
+        zone_names = list(self.gis.zones) if zones else []
+        rows = self.store.page_rows(layer, j, self._scope(selection, public), zone_names)
         if not rows:
             return []
-        codes: dict[object, dict[object, object]] = {}
-        for row_id, zone_layer, code, _ in zone_rows:
-            codes.setdefault(row_id, {})[zone_layer] = code
         instants = [i for i, name in enumerate(names) if name in DATETIME_COLUMNS]
         flags = [i for i, name in enumerate(names) if name in BOOL_COLUMNS]
-        zone_names = list(self.gis.zones) if zones else []
+        zone_columns = [f"zone_{name}" for name in zone_names]
         services = self.city.services if layer == "incidents" else None
         code_at = names.index("service_code")
+        width = len(names)
         out = []
         for row in rows:
-            values = list(row)
+            values = list(row[:width])
             for i in instants:
                 values[i] = instant(values[i])
             for i in flags:
                 values[i] = bool(values[i])
             record = dict(zip(names, values, strict=True))
-            found = codes.get(row[0], {})
-            for name in zone_names:
-                record[f"zone_{name}"] = found.get(name)
+            record.update(zip(zone_columns, row[width:], strict=True))
             if services is not None:
                 service = services.get(str(row[code_at]))
                 record["service_name"] = service.name if service else row[code_at]

@@ -53,12 +53,18 @@ class SortedRuns:
     ) -> None:
         self._dir.cleanup()
 
+    @property
+    def folder(self) -> Path:
+        """The temporary folder of the runs (removed with them), for the import's other
+        spilled files."""
+        return Path(self._dir.name)
+
     def add(self, reports: pd.DataFrame) -> None:
         """Sort a chunk of prepared reports and spill it as one run."""
         if reports.empty:
             return
         ordered = reports.sort_values(ORDER, kind="stable", ignore_index=True)
-        path = Path(self._dir.name) / f"run-{len(self._runs):05d}.pickle"
+        path = self.folder / f"run-{len(self._runs):05d}.pickle"
         with path.open("wb") as out:
             for start in range(0, len(ordered), self.block_rows):
                 block = ordered.iloc[start : start + self.block_rows]

@@ -4,7 +4,7 @@ A bulk import writes a batch of reports (DataFrames, written by ``UnitOfWork.ins
 per-report path writes one report (a dict of Python scalars, written by
 ``UnitOfWork.insert_rows``, because a one-row DataFrame costs pandas' fixed overhead at
 every table; on PostGIS every table's rows of the report go as one statement,
-``gathered``). Both entries build their rows with the same builders: each reads a table's
+``Tables.gathering``). Both entries build their rows with the same builders: each reads a table's
 columns from a source that is either the batch (a DataFrame: every value a column) or the
 report (a dict: every value a scalar), constants broadcasting, and a sink writes them the
 one way or the other. So the tables (reports, contacts, enrichments, zones, attributes,
@@ -31,7 +31,6 @@ from voirie.notify.outbox import record_routing, record_routing_one, team_channe
 from voirie.routing.table import Decision, route
 from voirie.services.learned_routing import LiveRouting
 from voirie.store.base import UnitOfWork
-from voirie.store.statements.gathered import gathered
 from voirie.values import as_instant
 
 CONTACT_FIELDS = ("name", "email", "phone", "device_id")
@@ -412,7 +411,7 @@ class IncidentWriter:
         """``write_batch`` of one enriched report (``fields``, which gets its ids) with the
         link ``attach_one`` gave it, and of the incident it opens, routed. Its ids come
         from those the caller prefetched (``ids_one``), else are reserved as needed."""
-        with gathered(uow):  # the rows of every table in one statement
+        with uow.tables.gathering():  # the rows of every table in one statement
             sink, j = _Rows(uow), self.city.jurisdiction_id
             opened = link.incident_id == dedupe.NO_INCIDENT
             decision = self.routing.table(uow).route_one(fields) if opened else None

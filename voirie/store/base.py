@@ -206,6 +206,12 @@ class Tables(Protocol):
         """Reserve ids of several tables in one round trip (table -> how many), handed
         out by the next ``reserve_ids`` calls of this transaction."""
 
+    def gathering(self) -> AbstractContextManager[None]:
+        """A block whose ``insert_rows`` are held and sent as one statement when it ends
+        (the per-report path's dozen tables in one round trip; dropped if the block
+        raises). Nothing in it may read the rows it appended; ``insert`` is refused in it.
+        A backend without data-modifying CTEs (sqlite) writes them as they come."""
+
 
 class Events(Protocol):
     """The append-only history of reports and incidents."""
@@ -581,14 +587,26 @@ class Store(Protocol):
 
     backend: str
 
+    @property
+    def concurrent_transactions(self) -> bool:
+        """Whether two units of work can be open at once, each on its own connection and
+        seeing the other's rows only once committed: a bulk import then reads its next
+        batch while the last one commits (``Importer._store_overlapped``). sqlite has one
+        writer connection."""
+
     def upgrade(self) -> list[int]:
         """Apply pending numbered migrations; return the versions applied."""
 
     def schema_version(self) -> int:
         """The highest migration applied (0 for an empty database)."""
 
-    def transaction(self, jurisdiction_id: str) -> AbstractContextManager[UnitOfWork]:
-        """Open a unit of work for one jurisdiction."""
+    def transaction(
+        self, jurisdiction_id: str, *, pipelined: bool = False
+    ) -> AbstractContextManager[UnitOfWork]:
+        """Open a unit of work for one jurisdiction. ``pipelined``: its statements are
+        sent together from its start to its commit where the backend has round trips to
+        save (``UnitOfWork.pipelined`` for the whole transaction, its BEGIN and COMMIT
+        included); no bulk insert (``Tables.insert``) in it then."""
 
     def place_publicly(self, jurisdiction_id: str, placement: Placement) -> bool:
         """Write this city's reports and incidents with their public points from now on
@@ -609,11 +627,16 @@ class Store(Protocol):
     ) -> dict[str, int]:
         """How many rows of a layer a selection keeps per status, ignoring its page."""
 
-    def select_rows(
-        self, layer: Layer, jurisdiction_id: str, selection: Selection, *, zones: bool
-    ) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
-        """``select`` as tuples of ``selection.layer_columns(layer)`` and, with ``zones``,
-        ``select_zones`` as tuples (row_id, layer, code, name): no DataFrame."""
+    def page_rows(
+        self,
+        layer: Layer,
+        jurisdiction_id: str,
+        selection: Selection,
+        zone_layers: Sequence[str] = (),
+    ) -> list[tuple[object, ...]]:
+        """``select`` as tuples of ``selection.layer_columns(layer)`` then the row's code
+        in each of ``zone_layers`` (None where it has none), in one statement: no
+        DataFrame."""
 
     def request_rows(
         self, jurisdiction_id: str, selection: Selection, kind: str

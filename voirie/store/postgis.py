@@ -35,6 +35,7 @@ from voirie.errors import StoreError
 from voirie.store import binary_copy
 from voirie.store.base import ChangeMark, migrations
 from voirie.store.dialect import Column, Dialect
+from voirie.store.pipelined import pipelined_transaction
 from voirie.store.public_points import Placement
 from voirie.store.reads import StoreReads
 from voirie.store.schema import BOOL_COLUMNS, COLUMNS, DATETIME_COLUMNS, POINT_TABLES
@@ -635,21 +636,29 @@ class PostgisStore(StoreReads):
         return applied
 
     @contextmanager
-    def transaction(self, jurisdiction_id: str) -> Iterator[SqlUnitOfWork]:
+    def transaction(
+        self, jurisdiction_id: str, *, pipelined: bool = False
+    ) -> Iterator[SqlUnitOfWork]:
         """One pooled connection in one transaction: commit on success, roll back on error.
+
+        ``pipelined``: every statement in psycopg's pipeline mode, BEGIN and COMMIT
+        included (``pipelined_transaction``: neither costs a round trip of its own);
+        no bulk insert then (COPY has no pipeline mode).
 
         A connection that cannot be had in time, or that drops during the transaction,
         is a ``StoreError`` (503), never a bare 500: the client retries (with its
         Idempotency-Key, should the drop have cut the commit itself)."""
         try:
-            with self.pool.connection() as conn, conn.transaction():
-                session = PostgisSession(conn, jurisdiction_id, self._column_types)
-                session.placement = self.placements.get(jurisdiction_id)
-                try:
-                    yield SqlUnitOfWork(session)
-                    session.drain()  # an insert still being sent fails before the commit
-                finally:
-                    session.close()
+            with self.pool.connection() as conn:
+                begun = pipelined_transaction(conn) if pipelined else conn.transaction()
+                with begun:
+                    session = PostgisSession(conn, jurisdiction_id, self._column_types)
+                    session.placement = self.placements.get(jurisdiction_id)
+                    try:
+                        yield SqlUnitOfWork(session, pipelined=pipelined)
+                        session.drain()  # an insert still being sent fails before the commit
+                    finally:
+                        session.close()
         except (PoolTimeout, psycopg.OperationalError) as exc:
             if isinstance(exc, psycopg.OperationalError):
                 self.pool.check()  # its idle peers may be lost too (as ``_retrying``)

@@ -37,6 +37,11 @@ PublicPoints = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, 
 """(service codes, lon, lat) -> the WGS84 (lon, lat) the public sees (``Blur.public``)."""
 PUBLIC_TABLES = ("reports", "incidents")
 """The tables whose rows carry a public point."""
+WRITE_BATCH_ROWS = 5_000
+"""Rows set by one statement. Recomputing a city's points rewrites every blurred row: at
+1M incidents, ~300k rows took 70 s in one UPDATE (every index of the table gets a new
+entry per row), over the 60 s statement timeout, so a server could not start with them
+placed; 5,000 rows take about a second (bench/RESULTS.md, "public points in batches")."""
 
 
 class Session(Protocol):
@@ -88,16 +93,30 @@ def _write(
     lon: Sequence[float | None],
     lat: Sequence[float | None],
 ) -> None:
-    """Set the public point of these rows (None: the exact point), one statement."""
-    if not ids:
-        return
+    """Set the public point of these rows (None: the exact point), ``WRITE_BATCH_ROWS``
+    a statement (each well within the statement timeout, whatever the city's size). A row
+    already at its point is left alone: no new row version, no index entries, so placing
+    again what a concurrent start or an interrupted one already placed costs a read."""
     d = session.dialect
     rows = d.rows([("id", "bigint"), ("lon", "float8"), ("lat", "float8")])
-    session.run(
+    # Each bound row finds its row by id. sqlite (without statistics) would otherwise walk
+    # the city's rows through a (jurisdiction_id, ...) index and scan every bound row for
+    # each: 2.4 s for 2,000 rows, quadratic.
+    text = (
         f"UPDATE {table} AS t SET public_lon = u.lon, public_lat = u.lat FROM {rows} "
-        "WHERE t.jurisdiction_id = ? AND t.id = u.id",
-        (*d.rows_params([list(ids), list(lon), list(lat)]), session.jurisdiction_id),
+        f"WHERE {d.unindexed('t.jurisdiction_id')} = ? AND t.id = u.id "
+        f"AND ({_differs('t.public_lon', 'u.lon')} OR {_differs('t.public_lat', 'u.lat')})"
     )
+    size = WRITE_BATCH_ROWS
+    for start in range(0, len(ids), size):
+        batch = [list(column[start : start + size]) for column in (ids, lon, lat)]
+        session.run(text, (*d.rows_params(batch), session.jurisdiction_id))
+
+
+def _differs(stored: str, new: str) -> str:
+    """SQL true when two nullable values differ (NULL and NULL do not): ``IS DISTINCT
+    FROM`` in words both backends read (sqlite has it only since 3.39)."""
+    return f"({stored} <> {new} OR ({stored} IS NULL) <> ({new} IS NULL))"
 
 
 def _forget(session: Session) -> None:

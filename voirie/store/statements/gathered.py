@@ -4,7 +4,7 @@ A new report writes up to twelve tables (report, contact, enrichment, zones, att
 link, events; the incident it opens, its zones, assignment, escalation and notices). Sent
 one ``executemany`` per table, each paid psycopg's per-statement Python (a cursor, the
 query converted, the parameters dumped, the pipeline's bookkeeping, the result read):
-a fifth of ``create()``'s CPU under cProfile (issue 20). Inside ``gathered`` the rows
+a fifth of ``create()``'s CPU under cProfile (issue 20). Inside ``Tables.gathering`` the rows
 appended with ``insert_rows`` are kept and sent when the block ends, on PostgreSQL as
 one statement of data-modifying CTEs (``WITH t0 AS (INSERT ...), t1 AS (INSERT ...)
 INSERT ...``) whose one parameter is every row as JSON (``jsonb_populate_recordset``
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager
 from datetime import datetime
 from functools import lru_cache
 from typing import cast
@@ -30,7 +30,6 @@ import orjson
 import pandas as pd
 
 from voirie.store import public_points
-from voirie.store.base import UnitOfWork
 from voirie.store.schema import BOOL_COLUMNS, COLUMNS, DATETIME_COLUMNS, POINT_TABLES
 from voirie.store.statements.session import Session
 from voirie.store.statements.tables import SqlTables, known_table
@@ -152,10 +151,3 @@ class GatheredTables(SqlTables):
             if table in public_points.PUBLIC_TABLES:
                 columns = [[row[n] for row in rows] for n in ("id", "service_code", "lon", "lat")]
                 public_points.placed(session, table, *columns)
-
-
-def gathered(uow: UnitOfWork) -> AbstractContextManager[None]:
-    """A block whose ``uow.tables.insert_rows`` go as one statement when it ends (see
-    the module); a unit of work of another kind writes them as they come."""
-    tables = uow.tables
-    return tables.gathering() if isinstance(tables, GatheredTables) else nullcontext()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 
 from voirie.store.base import (
     Citizens,
@@ -41,8 +41,11 @@ from voirie.store.statements.tracking import SqlTracking
 class SqlUnitOfWork:
     """``UnitOfWork`` over a backend's session: every statement written once."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, *, pipelined: bool = False) -> None:
+        """``pipelined``: the session's whole transaction is pipelined already (see
+        ``Store.transaction``)."""
         self.session = session
+        self._pipelined = pipelined
         self.tables: Tables = GatheredTables(session)
         self.events: Events = SqlEvents(self.tables, session.jurisdiction_id)
         self.reports: Reports = SqlReports(session)
@@ -64,5 +67,7 @@ class SqlUnitOfWork:
         self.session.lock(keys)
 
     def pipelined(self) -> AbstractContextManager[object]:
-        """Statements sent together until the block ends (the session's pipeline)."""
-        return self.session.pipelined()
+        """Statements sent together until the block ends (the session's pipeline); in a
+        transaction pipelined as a whole, they are already (a nested pipeline would wait
+        for every result sent before it)."""
+        return nullcontext() if self._pipelined else self.session.pipelined()
