@@ -187,4 +187,21 @@ def store_urls(
     yield from scratch_database(str(request.getfixturevalue("postgis_server")), template)
 
 
+def allow_connections(server_url: str, database: str, allowed: bool) -> None:
+    """Refuse (or allow again) new connections to ``database`` and, when refusing, end the
+    open ones: to its clients, the database is down (the server itself keeps running)."""
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS {}").format(
+                sql.Identifier(database), sql.SQL("true" if allowed else "false")
+            )
+        )
+        if not allowed:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                (database,),
+            )
+
+
 BACKENDS = ["sqlite", pytest.param("postgis", marks=pytest.mark.postgis)]

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import httpx2
 import psycopg
 import pytest
-from databases import scratch_database
+from databases import allow_connections, scratch_database
 from liveserver import LiveServer, load_reports, serving
 from psycopg import sql
 
@@ -55,23 +55,6 @@ def _copy_incidents(url: str, copies: int) -> int:
         return int(row[0])
 
 
-def _database_down(server_url: str, database: str, down: bool) -> None:
-    """Refuse new connections to ``database`` and end its open ones (or allow them again)."""
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        allowed = sql.SQL("false" if down else "true")
-        admin.execute(
-            sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS {}").format(
-                sql.Identifier(database), allowed
-            )
-        )
-        if down:
-            admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = %s AND pid <> pg_backend_pid()",
-                (database,),
-            )
-
-
 @pytest.fixture(scope="module")
 def large(
     postgis_server: str, tmp_path_factory: pytest.TempPathFactory, paris: City, paris_gis: CityGIS
@@ -87,7 +70,7 @@ def large(
         with serving(url, folder) as live:
             yield live, urlsplit(url).path.lstrip("/")
     finally:
-        _database_down(postgis_server, urlsplit(url).path.lstrip("/"), down=False)
+        allow_connections(postgis_server, urlsplit(url).path.lstrip("/"), allowed=True)
         databases.close()
 
 
@@ -104,12 +87,12 @@ def test_a_database_lost_mid_stream_aborts_the_download(
         assert answer.status_code == 200
         chunks = answer.iter_raw(64 * 1024)
         received += len(next(chunks))
-        _database_down(postgis_server, database, down=True)
+        allow_connections(postgis_server, database, allowed=False)
         try:
             with pytest.raises((httpx2.RemoteProtocolError, httpx2.ReadError)):
                 received += sum(len(chunk) for chunk in chunks)
         finally:
-            _database_down(postgis_server, database, down=False)
+            allow_connections(postgis_server, database, allowed=True)
     assert received > 0
     # The server went on serving: the next download is whole.
     whole = httpx2.get(f"{live.base}/exports/incidents.csv?status=closed", timeout=60)
@@ -121,11 +104,11 @@ def test_a_database_down_before_the_first_byte_is_a_503(
     large: tuple[LiveServer, str], postgis_server: str, fmt: str
 ) -> None:
     live, database = large
-    _database_down(postgis_server, database, down=True)
+    allow_connections(postgis_server, database, allowed=False)
     try:
         answer = httpx2.get(f"{live.base}/exports/incidents.{fmt}", timeout=60)
     finally:
-        _database_down(postgis_server, database, down=False)
+        allow_connections(postgis_server, database, allowed=True)
     assert answer.status_code == 503, answer.text[:300]
     assert answer.headers["content-type"] == "application/problem+json"
     assert "retry-after" in answer.headers

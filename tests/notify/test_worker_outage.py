@@ -9,9 +9,8 @@ import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-import psycopg
 import pytest
-from psycopg import sql
+from databases import allow_connections
 
 from voirie.city import City
 from voirie.notify.worker import start_in_thread
@@ -29,23 +28,6 @@ def _until(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
         time.sleep(0.05)
 
 
-def _allow_connections(server_url: str, database: str, allowed: bool) -> None:
-    """Refuse (or allow again) new connections to ``database`` and, when refusing, end the
-    open ones: to its clients, the database is down."""
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(
-            sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS {}").format(
-                sql.Identifier(database), sql.SQL("true" if allowed else "false")
-            )
-        )
-        if not allowed:
-            admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = %s AND pid <> pg_backend_pid()",
-                (database,),
-            )
-
-
 def test_an_outage_logs_one_traceback_then_one_line_per_pass(
     postgis_server: str, postgis_url: str, paris: City, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -61,16 +43,16 @@ def test_an_outage_logs_one_traceback_then_one_line_per_pass(
     def failures() -> list[logging.LogRecord]:
         return [r for r in worker_records() if r.levelno >= logging.ERROR]
 
-    _allow_connections(postgis_server, database, allowed=False)
+    allow_connections(postgis_server, database, allowed=False)
     thread, stop = start_in_thread(store, paris, OutboxSettings(worker_interval_s=0.05))
     try:
         _until(lambda: len(failures()) >= 4)
-        _allow_connections(postgis_server, database, allowed=True)
+        allow_connections(postgis_server, database, allowed=True)
         _until(lambda: any("recovered" in r.getMessage() for r in worker_records()))
     finally:
         stop.set()
         thread.join(timeout=10)
-        _allow_connections(postgis_server, database, allowed=True)
+        allow_connections(postgis_server, database, allowed=True)
         store.close()
 
     failed = failures()

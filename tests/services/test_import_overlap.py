@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +21,7 @@ import psycopg
 import pytest
 from databases import scratch_database
 from datafiles import PARIS_REPORTS
+from eventrows import events
 
 from voirie.city import City
 from voirie.gis.enrich import CityGIS
@@ -41,22 +41,6 @@ BATCH = 1_200
 WALL_CLOCK = ["received_at", "updated_at", "linked_at", "assigned_at"]
 J = "paris.fr"
 EVENTS = 2 * WRITE_BEHIND_ROWS
-
-
-def _events(ids: np.ndarray, reason: object = "imported") -> pd.DataFrame:
-    """Event rows for ``ids`` (a bulk insert: sent behind when there are enough)."""
-    return pd.DataFrame(
-        {
-            "id": ids,
-            "jurisdiction_id": J,
-            "entity": "report",
-            "entity_id": ids,
-            "kind": "received",
-            "actor": "system",
-            "reason": reason,
-            "at": datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC),
-        }
-    )
 
 
 def _count(url: str, table: str) -> int:
@@ -135,7 +119,7 @@ def test_a_statement_after_an_insert_sent_behind_sees_its_rows(
     url, store = pg
     many = 20 * EVENTS  # long enough to convert that the read would come first
     with store.transaction(J) as uow:
-        uow.tables.insert("events", _events(uow.tables.reserve_ids("events", many)))
+        uow.tables.insert("events", events(uow.tables.reserve_ids("events", many)))
         assert isinstance(uow, SqlUnitOfWork)
         seen = uow.reports.known("app", ["nothing"])  # any statement: waits for the insert
         (count,) = uow.session.run("SELECT count(*) FROM events").fetchone()
@@ -148,9 +132,9 @@ def _insert_twice(store: PostgisStore) -> None:
     """Two bulk inserts of the same ids, then a third one queued after the failure."""
     with store.transaction(J) as uow:
         ids = uow.tables.reserve_ids("events", EVENTS)
-        uow.tables.insert("events", _events(ids))
-        uow.tables.insert("events", _events(ids))  # fails in the writer thread
-        uow.tables.insert("events", _events(ids + 10**6))
+        uow.tables.insert("events", events(ids))
+        uow.tables.insert("events", events(ids))  # fails in the writer thread
+        uow.tables.insert("events", events(ids + 10**6))
 
 
 @pytest.mark.postgis
@@ -162,14 +146,14 @@ def test_an_insert_failing_behind_leaves_nothing_of_its_transaction(
         _insert_twice(store)
     assert _count(url, "events") == 0
     with store.transaction(J) as uow:  # the connection went back to the pool usable
-        uow.tables.insert("events", _events(uow.tables.reserve_ids("events", EVENTS)))
+        uow.tables.insert("events", events(uow.tables.reserve_ids("events", EVENTS)))
     assert _count(url, "events") == EVENTS
 
 
 def _fail_while_sending(store: PostgisStore) -> None:
     """A bulk insert sent behind, then an error of the caller's own."""
     with store.transaction(J) as uow:
-        uow.tables.insert("events", _events(uow.tables.reserve_ids("events", EVENTS)))
+        uow.tables.insert("events", events(uow.tables.reserve_ids("events", EVENTS)))
         raise RuntimeError("the caller's own error, not the insert's")
 
 
@@ -190,7 +174,7 @@ def test_a_value_a_binary_copy_cannot_take_is_sent_as_text(
     url, store = pg
     with store.transaction(J) as uow:
         ids = uow.tables.reserve_ids("events", 3)
-        uow.tables.insert("events", _events(ids, reason=[7, "x", None]))  # text column
+        uow.tables.insert("events", events(ids, reason=[7, "x", None]))  # text column
     with psycopg.connect(url) as conn:
         reasons = [r for (r,) in conn.execute("SELECT reason FROM events ORDER BY id")]
     assert reasons == ["7", "x", None]
@@ -211,7 +195,7 @@ def test_ids_are_reserved_at_once_unique_and_in_order(pg: tuple[str, PostgisStor
 def test_statistics_of_a_few_tables(store: Store, store_url: str) -> None:
     """What an import refreshes while it loads: the tables named, not the others."""
     with store.transaction(J) as uow:
-        uow.tables.insert("events", _events(uow.tables.reserve_ids("events", 10)))
+        uow.tables.insert("events", events(uow.tables.reserve_ids("events", 10)))
     store.analyze(["events"])
     if isinstance(store, SqliteStore):
         rows = store.conn.execute("SELECT DISTINCT tbl FROM sqlite_stat1").fetchall()

@@ -6,12 +6,10 @@ returns, and a small insert made while others are being sent is stored after the
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
 
-import numpy as np
-import pandas as pd
 import psycopg
 import pytest
+from eventrows import events
 
 from voirie.settings import StoreSettings
 from voirie.store import open_store
@@ -30,27 +28,12 @@ def store(postgis_url: str) -> Iterator[PostgisStore]:
     opened.close()
 
 
-def _events(ids: np.ndarray, reason: str) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "id": ids,
-            "jurisdiction_id": J,
-            "entity": "report",
-            "entity_id": ids,
-            "kind": "received",
-            "actor": "system",
-            "reason": reason,
-            "at": datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC),
-        }
-    )
-
-
 def test_a_frame_changed_after_its_insert_returns_is_stored_as_it_was(
     store: PostgisStore, postgis_url: str
 ) -> None:
     many = 20 * WRITE_BEHIND_ROWS  # sent behind, and long enough to send
     with store.transaction(J) as uow:
-        rows = _events(uow.tables.reserve_ids("events", many), "as inserted")
+        rows = events(uow.tables.reserve_ids("events", many), "as inserted")
         uow.tables.insert("events", rows)
         rows["reason"] = "changed afterwards"
         rows["id"] = rows["id"] + 10**9
@@ -66,8 +49,8 @@ def test_a_small_insert_made_while_others_are_sent_is_stored_after_them(
     many = 20 * WRITE_BEHIND_ROWS
     with store.transaction(J) as uow:
         ids = uow.tables.reserve_ids("events", many + 1)
-        uow.tables.insert("events", _events(ids[:many], "bulk"))
-        uow.tables.insert("events", _events(ids[many:], "small"))
+        uow.tables.insert("events", events(ids[:many], "bulk"))
+        uow.tables.insert("events", events(ids[many:], "small"))
     with psycopg.connect(postgis_url) as conn:
         # Rows of one transaction are appended in the order they were stored (a fresh
         # table: no free space to reuse), so the small insert's row is the last one.
@@ -77,7 +60,7 @@ def test_a_small_insert_made_while_others_are_sent_is_stored_after_them(
 
 def test_analyze_reaches_every_table(store: PostgisStore, postgis_url: str) -> None:
     with store.transaction(J) as uow:
-        uow.tables.insert("events", _events(uow.tables.reserve_ids("events", 3), "few"))
+        uow.tables.insert("events", events(uow.tables.reserve_ids("events", 3), "few"))
     store.analyze()
     with psycopg.connect(postgis_url) as conn:
         # Never analyzed, reltuples is -1 (PostgreSQL 14 and later).

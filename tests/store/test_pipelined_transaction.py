@@ -11,11 +11,11 @@ pipelined). The round trips of a POST are pinned in ``tests/api/test_open311_pos
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 import pytest
+from eventrows import event, reasons
 from psycopg.pq import TransactionStatus
 
 from voirie.store import Store
@@ -27,25 +27,6 @@ JURISDICTION = "paris.fr"
 
 class Refused(Exception):
     """An error raised in the block once its writes are sent (as a refusal would be)."""
-
-
-def _event(event_id: int, reason: str) -> dict[str, object]:
-    return {
-        "id": event_id,
-        "jurisdiction_id": JURISDICTION,
-        "entity": "report",
-        "entity_id": 1,
-        "kind": "received",
-        "actor": "voirie",
-        "reason": reason,
-        "at": datetime(2024, 1, 1, 12, tzinfo=UTC),
-    }
-
-
-def _reasons(store: Store, ids: list[int]) -> list[str]:
-    marks = ", ".join(str(int(i)) for i in ids)
-    rows = store.rows(f"SELECT reason FROM events WHERE id IN ({marks}) ORDER BY id", ())
-    return [str(reason) for (reason,) in rows]
 
 
 def _ids(store: Store, n: int) -> list[int]:
@@ -68,37 +49,37 @@ def test_a_pipelined_transaction_stores_its_rows_and_reads_them(
 ) -> None:
     ids = _ids(store, 2)
     with store.transaction(JURISDICTION, pipelined=True) as uow:
-        uow.tables.insert_rows("events", [_event(ids[0], "first")])
+        uow.tables.insert_rows("events", [event(ids[0], "first")])
         read = uow.session.run("SELECT reason FROM events WHERE id = ?", (ids[0],)).fetchone()
         assert read is not None
         assert read[0] == "first"
-        uow.tables.insert_rows("events", [_event(ids[1], "second")])
+        uow.tables.insert_rows("events", [event(ids[1], "second")])
         with uow.pipelined():  # already pipelined: changes nothing
-            uow.tables.insert_rows("events", [_event(ids[1] + 10**9, "third")])
-    assert _reasons(store, [ids[0], ids[1], ids[1] + 10**9]) == ["first", "second", "third"]
+            uow.tables.insert_rows("events", [event(ids[1] + 10**9, "third")])
+    assert reasons(store, [ids[0], ids[1], ids[1] + 10**9]) == ["first", "second", "third"]
     _pooled_as_they_came(store)
 
 
 def _write_twice(store: Store, ids: list[int]) -> None:
     """Two new events, then the first id again (refused by the primary key), pipelined."""
     with store.transaction(JURISDICTION, pipelined=True) as uow:
-        uow.tables.insert_rows("events", [_event(ids[0], "first")])
-        uow.tables.insert_rows("events", [_event(ids[1], "second")])
-        uow.tables.insert_rows("events", [_event(ids[0], "the same id again")])
+        uow.tables.insert_rows("events", [event(ids[0], "first")])
+        uow.tables.insert_rows("events", [event(ids[1], "second")])
+        uow.tables.insert_rows("events", [event(ids[0], "the same id again")])
 
 
 def test_a_failing_statement_stores_nothing(store: Store) -> None:
     ids = _ids(store, 2)
     with pytest.raises(Exception, match=r"(?i)unique|duplicate"):  # sqlite3 or psycopg error
         _write_twice(store, ids)
-    assert _reasons(store, ids) == []
+    assert reasons(store, ids) == []
     _pooled_as_they_came(store)
 
 
 def _refused_after_writing(store: Store, event_id: int) -> None:
     """An event written, sent, then the block refused."""
     with store.transaction(JURISDICTION, pipelined=True) as uow:
-        uow.tables.insert_rows("events", [_event(event_id, "sent")])
+        uow.tables.insert_rows("events", [event(event_id, "sent")])
         uow.session.run("SELECT 1").fetchone()  # the write has reached the server
         raise Refused
 
@@ -109,12 +90,12 @@ def test_an_error_raised_in_the_block_stores_nothing(
     ids = _ids(store, 1)
     with pytest.raises(Refused):
         _refused_after_writing(store, ids[0])
-    assert _reasons(store, ids) == []
+    assert reasons(store, ids) == []
     _pooled_as_they_came(store)
     # The connection serves the next transaction.
     with store.transaction(JURISDICTION, pipelined=True) as uow:
-        uow.tables.insert_rows("events", [_event(ids[0], "again")])
-    assert _reasons(store, ids) == ["again"]
+        uow.tables.insert_rows("events", [event(ids[0], "again")])
+    assert reasons(store, ids) == ["again"]
 
 
 def _failing_block(conn: psycopg.Connection[Any], fail: str) -> None:

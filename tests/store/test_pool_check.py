@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import psycopg
 import pytest
-from psycopg import sql
+from databases import allow_connections
 
 from voirie.store.postgis import IDLE_CHECK_S, RECONNECT_TIMEOUT_S, PostgisStore
 
@@ -61,22 +61,6 @@ def test_a_read_leaves_no_transaction_open(postgis_url: str) -> None:
         store.close()
 
 
-def _connections_allowed(admin_url: str, database: str, allowed: bool) -> None:
-    """Let ``database`` accept connections or refuse them and end its open ones."""
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(
-            sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS {}").format(
-                sql.Identifier(database), sql.SQL("true" if allowed else "false")
-            )
-        )
-        if not allowed:
-            admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = %s AND pid <> pg_backend_pid()",
-                (database,),
-            )
-
-
 def test_a_read_waiting_while_reconnection_gives_up_is_served_when_the_database_is_back(
     postgis_server: str, postgis_url: str
 ) -> None:
@@ -89,16 +73,16 @@ def test_a_read_waiting_while_reconnection_gives_up_is_served_when_the_database_
     store = PostgisStore(postgis_url, min_size=2, max_size=2, pool_timeout_s=20.0)
     try:
         store.rows("SELECT 1", ())
-        _connections_allowed(postgis_server, database, allowed=False)
+        allow_connections(postgis_server, database, allowed=False)
         try:
             store.pool.check()  # the lost connections' replacements start, and fail
             with ThreadPoolExecutor(1) as reader:
                 waiting = reader.submit(store.rows, "SELECT 1", ())
                 time.sleep(RECONNECT_TIMEOUT_S + 1.5)  # every replacement gave up
-                _connections_allowed(postgis_server, database, allowed=True)
+                allow_connections(postgis_server, database, allowed=True)
                 assert waiting.result() == [(1,)]
         finally:
-            _connections_allowed(postgis_server, database, allowed=True)
+            allow_connections(postgis_server, database, allowed=True)
     finally:
         store.close()
 

@@ -10,9 +10,8 @@ save: the same calls, reserved on demand).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
+from eventrows import event, reasons
 
 from voirie.store import Store
 
@@ -42,41 +41,22 @@ def test_prefetch_refuses_a_table_without_ids(store: Store) -> None:
         uow.tables.prefetch_ids({"report_zones": 1})
 
 
-def _event(event_id: int, reason: str) -> dict[str, object]:
-    return {
-        "id": event_id,
-        "jurisdiction_id": JURISDICTION,
-        "entity": "report",
-        "entity_id": 1,
-        "kind": "received",
-        "actor": "voirie",
-        "reason": reason,
-        "at": datetime(2024, 1, 1, 12, tzinfo=UTC),
-    }
-
-
-def _reasons(store: Store, ids: list[int]) -> list[str]:
-    marks = ", ".join(str(int(i)) for i in ids)
-    rows = store.rows(f"SELECT reason FROM events WHERE id IN ({marks}) ORDER BY id", ())
-    return [str(reason) for (reason,) in rows]
-
-
 def test_a_pipelined_read_sees_the_writes_queued_before_it(store: Store) -> None:
     with store.transaction(JURISDICTION) as uow, uow.pipelined():
         (event_id,) = uow.tables.reserve_ids("events", 1).tolist()
-        uow.tables.insert_rows("events", [_event(event_id, "queued")])
+        uow.tables.insert_rows("events", [event(event_id, "queued")])
         read = uow.session.run("SELECT reason FROM events WHERE id = ?", (event_id,)).fetchone()
     assert read is not None
     assert read[0] == "queued"
-    assert _reasons(store, [event_id]) == ["queued"]
+    assert reasons(store, [event_id]) == ["queued"]
 
 
 def _write_twice(store: Store, ids: list[int]) -> None:
     """Two new events, then the first id again (refused by the primary key), pipelined."""
     with store.transaction(JURISDICTION) as uow, uow.pipelined():
-        uow.tables.insert_rows("events", [_event(ids[0], "first")])
-        uow.tables.insert_rows("events", [_event(ids[1], "second")])
-        uow.tables.insert_rows("events", [_event(ids[0], "the same id again")])
+        uow.tables.insert_rows("events", [event(ids[0], "first")])
+        uow.tables.insert_rows("events", [event(ids[1], "second")])
+        uow.tables.insert_rows("events", [event(ids[0], "the same id again")])
 
 
 def test_an_error_in_a_pipeline_rolls_back_every_write(store: Store) -> None:
@@ -84,4 +64,4 @@ def test_an_error_in_a_pipeline_rolls_back_every_write(store: Store) -> None:
         ids = uow.tables.reserve_ids("events", 2).tolist()
     with pytest.raises(Exception, match=r"(?i)unique|duplicate"):  # sqlite3 or psycopg error
         _write_twice(store, ids)
-    assert _reasons(store, ids) == []
+    assert reasons(store, ids) == []
