@@ -76,6 +76,8 @@ def _write_bad_file(path: Path) -> BadFile:
     swapped["latitude"], swapped["longitude"] = swapped["longitude"], swapped["latitude"]
     atlantic = bad(4, "latitude/longitude", "outside the territory")
     atlantic["latitude"], atlantic["longitude"] = "46.0", "-8.0"
+    biscay = bad(12, "latitude/longitude", "outside the territory", "(-3.000000, 45.500000)")
+    biscay["latitude"], biscay["longitude"] = "45.5", "-3.0"
     unknown = bad(5, "soustype", "unknown category", "Sous-catégorie inventée")
     unknown["type"], unknown["soustype"] = "Catégorie inventée", "Sous-catégorie inventée"
     bad(6, "row", "UTF-8", "adresse")["adresse"] = "12 Rue @BAD@ de la Paix, 75002 PARIS"
@@ -132,6 +134,8 @@ def test_every_bad_row_is_quarantined_with_one_reason_naming_field_and_problem(
     reasons = summary.reasons()
     assert reasons.sum() == summary.quarantined
     assert reasons["datedecl: not a date"] == 1
+    # Two points far apart are one kind: the place is not part of it.
+    assert reasons["latitude/longitude: outside the territory of Paris"] == 2
 
 
 def test_good_rows_are_all_imported_and_every_row_is_accounted_for(

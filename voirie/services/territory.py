@@ -17,7 +17,8 @@ def _words(city: City, swapped_inside: bool, lon: float, lat: float) -> str:
     name = city.config.name
     if swapped_inside:
         return f"latitude and longitude look swapped (swapped, the point falls in {name})"
-    return f"outside the territory of {name} ({lon:.6f}, {lat:.6f})"
+    # The place after a colon: a summary counts reasons by what comes before it.
+    return f"outside the territory of {name}: ({lon:.6f}, {lat:.6f})"
 
 
 def outside_quarantine(
