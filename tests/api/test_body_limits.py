@@ -144,10 +144,14 @@ def test_200_mb_body_is_refused_while_streaming(
     assert answer.sent < BODY_BYTES // 4, "the server kept reading past the limit"
     assert grown < MAX_GROWTH_KB, f"server peak memory grew by {grown} kB"
     document = json.loads(answer.body)
+    # A photo upload meets the photo's limit (the parser's) or the body's, a multipart
+    # overhead above it (the edge's), first as the server's reads happen to cut the
+    # stream: either refuses it while streaming.
+    limits = ("request body", "media") if path == OPEN311_MEDIA else ("request body",)
     if open311:
         assert answer.headers["content-type"].startswith("application/json")
         assert [e["code"] for e in document] == [413]
-        assert "request body: larger than" in document[0]["description"]
+        assert document[0]["description"].startswith(tuple(f"{w}: larger than" for w in limits))
     else:
         assert answer.headers["content-type"] == "application/problem+json"
         assert document["status"] == 413
