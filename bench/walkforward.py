@@ -9,7 +9,15 @@ past (``voirie.services.walkforward``). Learners compared:
 * ``voirie``: the default ``Learning`` (zone rules kept only if they won out of time on
   the last months of the past, recency weighting), and ``live``: the same rules plus the
   service rules learned during the month from dispatchers' corrections (each wrong
-  routing corrected and fed back the next day; ``--live-support`` corrections needed).
+  routing corrected and fed back the next day; ``--live-support`` corrections needed,
+  ``--live-triage-support`` dispatchers' answers for a sub-category left to triage). The
+  supports are chosen on months 2 and 3 of the history, before every fold (``--live-grid``
+  prints that choice: every setting on every month after the first).
+
+``--places`` judges place memory the same way: a sub-category's past team at the same
+address, street segment or 100 m cell, or the majority of its k nearest past reports
+within r metres, in place of the rules' team; each alone and kept only if it won out of
+time on the last two months of the past (``place_table``).
 
 ``--explain`` adds what is left: the reports the ``voirie`` rules miss on each fold, by
 kind, and what a hierarchical fallback would do with the sub-categories new in the test
@@ -20,6 +28,7 @@ on the new sub-categories of the last months of the past).
 Usage::
 
     python bench/walkforward.py [--reports FILE] [--half-life DAYS ...] [--live-support N]
+                                [--live-triage-support N] [--live-grid] [--places]
                                 [--explain]
 """
 
@@ -28,27 +37,30 @@ from __future__ import annotations
 import argparse
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import date
 from importlib.metadata import version
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from voirie.city import City, load_city
+from voirie.city import TRIAGE_TEAM, City, load_city
 from voirie.gis.enrich import CityGIS
 from voirie.ingest.mapping import DANSMARUE
 from voirie.ingest.sources import read_csv
 from voirie.routing.table import route
 from voirie.services.rules_learning import Learning, learn_rules, month_start
 from voirie.services.rules_replay import Replay, history, with_rules
-from voirie.services.walkforward import Fold, walk_forward
+from voirie.services.walkforward import BASELINE, Fold, walk_forward
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORTS = ROOT / "cities/paris/reports/dansmarue_2023-07_2024-03.csv.gz"
 UNVALIDATED = Learning(min_support=5, min_gain=2, validation_months=0, half_life_days=None)
 SHARES = (0.0, 0.7, 0.8, 0.85, 0.9)  # group-majority shares tried by the fallback
 WARMUP = 3  # the folds of ``walk_forward``
+LIVE_GRID = ((3, None), (3, 1), (3, 2), (2, None), (2, 1), (4, 1))  # (support, triage support)
 
 
 def _cells(result: Replay) -> str:
@@ -58,15 +70,170 @@ def _cells(result: Replay) -> str:
 def live_table(folds: list[Fold]) -> str:
     """The markdown table of the live replay against the static rules, per fold."""
     lines = [
-        "| month | static right | wrong | triage | live right | wrong | triage | Δ points |",
-        "|---|---|---|---|---|---|---|---|",
+        "| month | static right | wrong | triage | live right | wrong | triage | Δ points "
+        "| Δ vs static baseline | baseline live right | wrong | triage | Δ vs baseline live |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for fold in folds:
         assert fold.live is not None
+        assert fold.baseline_live is not None
         delta = (fold.live.accuracy - fold.voirie.accuracy) * 100
+        versus = (fold.live.accuracy - fold.baseline.accuracy) * 100
+        fair = (fold.live.accuracy - fold.baseline_live.accuracy) * 100
         lines.append(
-            f"| {fold.month:%Y-%m} | {_cells(fold.voirie)} | {_cells(fold.live)} | {delta:+.2f} |"
+            f"| {fold.month:%Y-%m} | {_cells(fold.voirie)} | {_cells(fold.live)} | {delta:+.2f} "
+            f"| {versus:+.2f} | {_cells(fold.baseline_live)} | {fair:+.2f} |"
         )
+    return "\n".join(lines)
+
+
+def live_grid(city: City, reports: pd.DataFrame, layers: list[str]) -> str:
+    """Right / wrong team of each live-learning setting against the static rules, on
+    every month after the first (the first two of them: where the setting is chosen)."""
+    runs = {
+        setting: walk_forward(
+            city,
+            reports,
+            layers,
+            warmup=1,
+            live_support=setting[0],
+            live_triage_support=setting[1],
+        )
+        for setting in LIVE_GRID
+    }
+    names = [f"{a}, triage {b or a}" for a, b in LIVE_GRID]
+    lines = [
+        "| month | static right / wrong / triage | " + " | ".join(names) + " |",
+        "|---|---|" + "---|" * len(names),
+    ]
+    for i, fold in enumerate(runs[LIVE_GRID[0]]):
+        cells = []
+        for setting in LIVE_GRID:
+            live = runs[setting][i].live
+            assert live is not None
+            right, wrong = (
+                live.correct - fold.voirie.correct,
+                live.wrong_team - fold.voirie.wrong_team,
+            )
+            cells.append(f"{right:+d} / {wrong:+d} ({right / fold.voirie.n * 100:+.2f})")
+        lines.append(
+            f"| {fold.month:%Y-%m} | {fold.voirie.correct} / {fold.voirie.wrong_team} / "
+            f"{fold.voirie.triaged} | " + " | ".join(cells) + " |"
+        )
+    return "\n".join(lines)
+
+
+Place = Callable[[pd.DataFrame, pd.DataFrame], pd.Series]
+
+
+def same_place(column: str, support: int, share: float) -> Place:
+    """The team of the sub-category's past reports at the same ``column`` value (address,
+    segment, cell), where ``support`` of them and ``share`` went to it."""
+
+    def teams(past: pd.DataFrame, month: pd.DataFrame) -> pd.Series:
+        keys = ["service_code", column, "truth"]
+        counts: pd.DataFrame = past.groupby(keys).size().rename("n").reset_index()
+        total = counts.groupby(["service_code", column])["n"].transform("sum")
+        best = counts[(counts["n"] >= support) & (counts["n"] >= share * total)]
+        found = best.set_index(["service_code", column])["truth"]
+        cells = pd.MultiIndex.from_arrays([month["service_code"], month[column]])
+        return pd.Series(found.reindex(cells).to_numpy(), index=month.index, dtype=object)
+
+    return teams
+
+
+def nearest(k: int, radius: float, support: int, share: float) -> Place:
+    """The majority team of the sub-category's ``k`` nearest past reports within
+    ``radius`` metres, where ``support`` of them and ``share`` went to it."""
+
+    def teams(past: pd.DataFrame, month: pd.DataFrame) -> pd.Series:
+        found = pd.Series(None, index=month.index, dtype=object)
+        for service, rows in month.groupby("service_code"):
+            same = past[past["service_code"] == service]
+            xy, truth = same[["x", "y"]].to_numpy(), same["truth"].to_numpy()
+            for i, x, y in zip(rows.index, rows["x"], rows["y"], strict=True):
+                distance = np.hypot(xy[:, 0] - x, xy[:, 1] - y)
+                close = np.argsort(distance)[:k]
+                close = close[distance[close] <= radius]
+                if len(close) < support:
+                    continue
+                values, counts = np.unique(truth[close], return_counts=True)
+                best = counts.argmax()
+                if counts[best] >= support and counts[best] >= share * len(close):
+                    found[i] = values[best]
+        return found
+
+    return teams
+
+
+PLACES: dict[str, Place] = {
+    "same address, 2 reports, 60 %": same_place("address", 2, 0.6),
+    "same address, 1 report": same_place("address", 1, 1.0),
+    "same segment, 2 reports, 60 %": same_place("segment_id", 2, 0.6),
+    "same 100 m cell, 2 reports, 60 %": same_place("cell", 2, 0.6),
+    "5 nearest within 50 m, 3 agree, 60 %": nearest(5, 50.0, 3, 0.6),
+    "5 nearest within 100 m, 3 agree, 60 %": nearest(5, 100.0, 3, 0.6),
+    "3 nearest within 30 m, 2 agree, all": nearest(3, 30.0, 2, 1.0),
+}
+
+
+def place_table(city: City, reports: pd.DataFrame, layers: list[str]) -> str:
+    """Per place idea and fold: right reports against the baseline (points), wrong team
+    (the baseline's) and the reports whose team it changed, unvalidated and validated
+    (used on a fold only if, summed over the last two months of its past, each learned on
+    the months before, it routed more reports right than the rules alone)."""
+    reports = reports.assign(
+        cell=(reports["x"] // 100).astype(int).astype(str)
+        + "_"
+        + (reports["y"] // 100).astype(int).astype(str),
+        truth=reports["truth"].astype(str),
+    )
+    months = reports["day"].map(month_start)
+    starts = sorted(set(months))
+    ours: dict[date, pd.Series] = {}
+    base: dict[date, pd.Series] = {}
+    for start in starts[1:]:
+        past, month = reports[months < start], reports[months == start]
+        seen = set(past["service_code"])
+        for policy, zones, found in ((Learning(), layers, ours), (BASELINE, [], base)):
+            learned = learn_rules(city, past, start, layers=zones, policy=policy)
+            found[start] = route(with_rules(city, learned.rules, seen), month)["team"].astype(str)
+
+    def placed(idea: Place, start: date) -> pd.Series:
+        past, month = reports[months < start], reports[months == start]
+        teams = idea(past, month)
+        use = teams.notna() & month["service_code"].isin(set(past["service_code"]))
+        return ours[start].where(~use, teams)
+
+    def right(teams: pd.Series, start: date) -> int:
+        return int((teams == reports.loc[teams.index, "truth"]).sum())
+
+    def wrong(teams: pd.Series, start: date) -> int:
+        truth = reports.loc[teams.index, "truth"]
+        return int(((teams != truth) & (teams != TRIAGE_TEAM)).sum())
+
+    folds = starts[WARMUP:]
+    lines = [
+        "| place memory | validated | " + " | ".join(f"{s:%Y-%m}" for s in folds) + " |",
+        "|---|---|" + "---|" * len(folds),
+    ]
+    for name, idea in PLACES.items():
+        runs = {start: placed(idea, start) for start in starts[1:]}
+        for validated in (False, True):
+            cells = []
+            for start in folds:
+                teams = runs[start]
+                if validated:
+                    checks = [s for s in starts[1:] if s < start][-2:]
+                    gain = sum(right(runs[s], s) - right(ours[s], s) for s in checks)
+                    teams = teams if gain >= 1 else ours[start]
+                delta = right(teams, start) - right(base[start], start)
+                changed = int((teams != ours[start]).sum())
+                cells.append(
+                    f"{delta:+d} ({delta / len(teams) * 100:+.2f}), wrong "
+                    f"{wrong(teams, start)}/{wrong(base[start], start)}, {changed} changed"
+                )
+            lines.append(f"| {name} | {'yes' if validated else 'no'} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -202,6 +369,13 @@ def main() -> None:
         "--half-life", type=float, nargs="*", default=[], help="Also try these half-lives."
     )
     parser.add_argument("--live-support", type=int, default=3)
+    parser.add_argument("--live-triage-support", type=int, default=1)
+    parser.add_argument(
+        "--live-grid", action="store_true", help="Also every live setting on every month."
+    )
+    parser.add_argument(
+        "--places", action="store_true", help="Also place memory and nearest neighbours."
+    )
     parser.add_argument(
         "--explain", action="store_true", help="Also the misses by kind and the group fallback."
     )
@@ -221,11 +395,23 @@ def main() -> None:
     for label, policy in learners:
         start = time.perf_counter()
         live = args.live_support if policy == Learning() else None
-        folds = walk_forward(city, reports, list(gis.zones), policy, live_support=live)
+        triage = args.live_triage_support
+        folds = walk_forward(
+            city, reports, list(gis.zones), policy, live_support=live, live_triage_support=triage
+        )
         print(table(f"{label}: {policy}", folds))
         print(f"\n({time.perf_counter() - start:.1f} s)\n")
         if live is not None:
-            print(f"**live learning, {live} agreeing corrections**\n\n{live_table(folds)}\n")
+            print(
+                f"**live learning, {live} agreeing corrections, {triage} answer(s) to triage**"
+                f"\n\n{live_table(folds)}\n"
+            )
+    if args.live_grid:
+        grid = live_grid(city, reports, list(gis.zones))
+        print(f"**live settings, right / wrong team against the static rules**\n\n{grid}\n")
+    if args.places:
+        places = place_table(city, reports, list(gis.zones))
+        print(f"**place memory: right against the baseline, wrong team**\n\n{places}\n")
     if args.explain:
         misses = misses_table(city, reports, list(gis.zones))
         print(f"**misses of the voirie rules, by kind**\n\n{misses}\n")

@@ -322,10 +322,14 @@ class Learning(_Strict):
     a sub-category to one team reach ``min_support`` and outnumber the decisions kept
     meanwhile, a rule for that team is proposed (``review``: a person accepts or rejects
     it, ``voirie rules review``), applied at once (``auto``), or not learned (``off``).
-    3 was chosen on the walk-forward folds of the Paris history (docs/routing.md)."""
+    A sub-category whose reports go to triage needs ``triage_support`` agreeing answers
+    instead. 3 and 1 were chosen on the walk-forward history of Paris (docs/routing.md)."""
 
     mode: Literal["off", "review", "auto"] = "review"
     min_support: int = Field(default=3, ge=1)
+    triage_support: int = Field(
+        default=1, ge=1, description="dispatchers' answers to triaged reports that make a rule"
+    )
     refresh_s: float = Field(
         default=30.0, gt=0, description="how often a server re-reads the rules in force"
     )

@@ -123,3 +123,18 @@ def test_recent_decisions_outweigh_old_ones(paris: City, past: pd.DataFrame) -> 
     flat = learn_rules(paris, both, end, policy=Learning(half_life_days=None))
     assert [r.team for r in weighted.rules] == ["DEVE"]
     assert [r.team for r in flat.rules] == ["DVD"]
+
+
+def test_live_folds_replay_the_baseline_with_the_same_learning(
+    paris: City, paris_gis: CityGIS, past: pd.DataFrame
+) -> None:
+    first = past[past["day"] < date(2023, 11, 1)]  # one fold: 2023-10
+    (fold,) = walk_forward(
+        paris, first, list(paris_gis.zones), live_support=3, live_triage_support=1
+    )
+    assert fold.live is not None
+    assert fold.baseline_live is not None
+    assert fold.live.n == fold.baseline_live.n == fold.voirie.n
+    # Sub-categories new in the month: routed after a dispatcher's first answer, in both.
+    assert fold.live.triaged < fold.voirie.triaged
+    assert fold.baseline_live.triaged < fold.baseline.triaged

@@ -165,6 +165,14 @@ def _print_split(results: dict[str, Replay], learn_until: date) -> None:
     help="Also replay each month with the rules learned from dispatchers' corrections "
     "(fed back the next day) once this many agree.",
 )
+@click.option(
+    "--live-triage-support",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="With --live-support: dispatchers' answers to reports left to triage that make a "
+    "rule for their sub-category.",
+)
 @fail_cleanly
 def rules_evaluate(
     city_dir: Path,
@@ -173,6 +181,7 @@ def rules_evaluate(
     fmt: str,
     warmup: int,
     live_support: int | None,
+    live_triage_support: int,
 ) -> None:
     """Walk forward through past reports: for each month after the first WARMUP, learn
     rules on the months before and test them on it, next to the majority-per-service
@@ -182,7 +191,14 @@ def rules_evaluate(
     _require_column(table, truth_column)
     gis = CityGIS(city)
     reports, _ = history(city, gis, table, mapping, truth_column)
-    folds = walk_forward(city, reports, list(gis.zones), warmup=warmup, live_support=live_support)
+    folds = walk_forward(
+        city,
+        reports,
+        list(gis.zones),
+        warmup=warmup,
+        live_support=live_support,
+        live_triage_support=live_triage_support,
+    )
     if not folds:
         raise click.UsageError(f"no month to test: the reports span {warmup} months or fewer")
     _print_folds(folds)
@@ -193,16 +209,17 @@ def _print_folds(folds: list[Fold]) -> None:
     live = any(fold.live is not None for fold in folds)
     columns = ["month", "reports", "zone rules", "voirie right / wrong / triage"]
     columns += ["baseline right / wrong / triage", "Δ points"]
-    columns += ["live right / wrong / triage"] if live else []
+    columns += ["live right / wrong / triage", "baseline live"] if live else []
     for column in columns:
         table.add_column(column, no_wrap=True)
     for fold in folds:
         ours, base = fold.voirie, fold.baseline
         row = [f"{fold.month:%Y-%m}", str(ours.n), str(fold.zone_rules), _outcome(ours)]
         row += [_outcome(base), f"{(ours.accuracy - base.accuracy) * 100:+.2f}"]
-        row += [_outcome(fold.live)] if fold.live is not None else []
+        if fold.live is not None and fold.baseline_live is not None:
+            row += [_outcome(fold.live), _outcome(fold.baseline_live)]
         table.add_row(*row)
-    Console(width=max(console.width, 150 if live else 120)).print(table)
+    Console(width=max(console.width, 180 if live else 120)).print(table)
 
 
 def _outcome(result: Replay) -> str:
@@ -345,20 +362,28 @@ def rules_learn(
     help="Agreeing reassignments needed (and more than the decisions kept meanwhile).",
 )
 @click.option(
+    "--triage-support",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Agreeing answers needed for a sub-category whose reports went to triage.",
+)
+@click.option(
     "-o",
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also write the proposed rules as routing.rules entries to review.",
 )
 @fail_cleanly
-def rules_proposals(city: str, min_support: int, output: Path | None) -> None:
+def rules_proposals(city: str, min_support: int, triage_support: int, output: Path | None) -> None:
     """List the service rules dispatchers' reassignments (in VOIRIE_DATABASE_URL) propose:
-    where, for a sub-category, the reassignments to one team reach --min-support and
-    outnumber the decisions left as routed."""
+    where, for a sub-category, the reassignments to one team reach --min-support (the
+    answers to its triaged reports --triage-support) and outnumber the decisions left as
+    routed."""
     loaded = load_city(city, check_files=False)
     store = configured_store()
     try:
-        found = proposals(decisions_from(store, loaded), min_support)
+        found = proposals(decisions_from(store, loaded), min_support, triage_support)
     finally:
         store.close()
     rules_now = loaded.config.routing.rules

@@ -3,9 +3,10 @@
 A reassignment is a correction. After each one (and on demand, ``voirie rules learn-live``)
 the corrections of that sub-category since its learned rule last changed are counted with
 ``LiveRules``, the procedure chosen on the walk-forward folds (``walkforward.live_replay``):
-when those to one team reach ``routing.learning.min_support`` and outnumber the decisions
-kept meanwhile, a new version of the sub-category's rule is stored, explained ("learned
-from 4 reassignments by dispatchers since 2024-05-02 …"). In ``review`` mode it waits for a
+when those to one team reach ``routing.learning.min_support`` (``triage_support`` for the
+answers to reports left to triage) and outnumber the decisions kept meanwhile, a new
+version of the sub-category's rule is stored, explained ("learned from 4 reassignments by
+dispatchers since 2024-05-02 …"). In ``review`` mode it waits for a
 person (``voirie rules review``, ``accept``, ``reject``); in ``auto`` mode it is in force at
 once. Every version is kept with who decided and when; ``revert`` takes one out of force,
 and routing goes back to the version before it, or to city.yaml.
@@ -143,7 +144,7 @@ def learn(
                     continue  # one proposal at a time waits for its review
                 changed = last.decided_at or last.learned_at
                 rows = rows[rows["day"] > _local_day(changed, city)]
-            proposal = _count(settings.min_support, rows)
+            proposal = _count(settings.min_support, settings.triage_support, rows)
             if proposal is None or (
                 (current := held.get(str(service))) is not None and current.team == proposal.team
             ):
@@ -168,9 +169,9 @@ def learn(
     return Learned(stored, settings.mode)
 
 
-def _count(min_support: int, rows: pd.DataFrame) -> Proposal | None:
+def _count(min_support: int, triage_support: int, rows: pd.DataFrame) -> Proposal | None:
     """The rule ``LiveRules`` holds after the decisions ``rows`` (oldest first), if any."""
-    live = LiveRules(min_support)
+    live = LiveRules(min_support, triage_support)
     for day, service, given, handled_by in rows[
         ["day", "service_code", "given", "handled_by"]
     ].itertuples(index=False):

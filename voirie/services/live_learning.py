@@ -7,6 +7,10 @@ when the corrections towards one team reach ``min_support`` and outnumber the ke
 decisions, it proposes a service rule for that team, explained ("learned from 3
 reassignments by dispatchers since 2024-03-14") and versioned (each change a new
 version), which replaces the service's plain rule (conditional rules still come first).
+A report the rules left to triage is a question rather than a mistake: a dispatcher's
+answer to it counts towards ``triage_support`` instead (1 on the walk-forward folds of the
+Paris history: the first team a dispatcher gives a sub-category without a rule routes the
+next reports of it).
 
 ``walkforward.live_replay`` replays it in time order: the corrections of a day are fed
 back the next day.
@@ -19,6 +23,8 @@ from dataclasses import dataclass, field
 from datetime import date
 
 import pandas as pd
+
+from voirie.city import TRIAGE_TEAM
 
 KEPT = ""  # counted like a team: the decisions dispatchers left as the rules gave them
 
@@ -55,9 +61,14 @@ class Proposal:
 
 @dataclass
 class LiveRules:
-    """The rules learned so far, and the corrections counted towards the next ones."""
+    """The rules learned so far, and the corrections counted towards the next ones.
+
+    ``min_support`` agreeing corrections of the team the rules gave make a rule;
+    ``triage_support`` (None: ``min_support``) dispatchers' answers to reports left to
+    triage do, where no kept decision outnumbers them."""
 
     min_support: int
+    triage_support: int | None = None
     learned: dict[str, Proposal] = field(default_factory=dict)
     _counts: dict[str, Counter[str]] = field(default_factory=dict)
     _since: dict[str, date] = field(default_factory=dict)
@@ -78,7 +89,10 @@ class LiveRules:
         team, votes = max(
             ((t, n) for t, n in counts.items() if t != KEPT), key=lambda item: (item[1], item[0])
         )
-        if votes < self.min_support or votes <= counts[KEPT]:
+        support = self.min_support
+        if given == TRIAGE_TEAM and self.triage_support is not None:
+            support = self.triage_support
+        if votes < support or votes <= counts[KEPT]:
             return None
         previous = self.learned.get(service)
         proposal = Proposal(
@@ -94,11 +108,13 @@ class LiveRules:
         return proposal
 
 
-def proposals(decisions: pd.DataFrame, min_support: int) -> list[Proposal]:
+def proposals(
+    decisions: pd.DataFrame, min_support: int, triage_support: int | None = None
+) -> list[Proposal]:
     """The rules ``LiveRules`` holds after every decision (``day``, ``service_code``,
     ``given``, ``handled_by``, oldest first: see ``rules_replay.decisions_from``), most
     corrections first: what a reviewer is asked to accept (``routing.learning: review``)."""
-    live = LiveRules(min_support)
+    live = LiveRules(min_support, triage_support)
     columns = ("day", "service_code", "given", "handled_by")
     for day, service, given, handled_by in decisions[list(columns)].itertuples(index=False):
         live.feed(day, str(service), str(given), str(handled_by))

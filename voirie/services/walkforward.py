@@ -7,7 +7,7 @@ Nothing of the test month or later is seen while learning. Both are replayed as 
 configured from that past would route: its catalogue holds the sub-categories seen
 before the month, so a new one goes to triage (``with_rules``). With ``live_support``,
 each fold is also replayed with the rules dispatchers' corrections teach during the month
-(``live_replay``).
+(``live_replay``; ``live_triage_support``: the answers to triaged reports that make one).
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ class Fold:
     baseline: Replay
     zone_rules: int  # conditional rules the learner kept
     live: Replay | None = None  # the same rules plus those learned from dispatchers
+    baseline_live: Replay | None = None  # the baseline plus those learned from dispatchers
 
 
 def judge(
@@ -69,6 +70,7 @@ def walk_forward(
     *,
     warmup: int = 3,
     live_support: int | None = None,
+    live_triage_support: int | None = None,
 ) -> list[Fold]:
     """One ``Fold`` per month of a ``history`` after the first ``warmup`` months."""
     policy = policy or Learning()
@@ -77,26 +79,33 @@ def walk_forward(
     for start in sorted(set(months))[warmup:]:
         past, month = reports[months < start], reports[months == start]
         ours, base, learned = judge(city, past, month, start, layers, policy)
-        live = None
+        live = base_live = None
         if live_support is not None:
-            static = with_rules(city, learned.rules, set(past["service_code"]))
-            live = live_replay(static, month, live_support)
-        folds.append(Fold(start, len(past), ours, base, len(learned.zone_rules), live))
+            seen = set(past["service_code"])
+            static = with_rules(city, learned.rules, seen)
+            live = live_replay(static, month, live_support, live_triage_support)
+            plain = with_rules(city, learn_rules(city, past, start, policy=BASELINE).rules, seen)
+            base_live = live_replay(plain, month, live_support, live_triage_support)
+        zone_rules = len(learned.zone_rules)
+        folds.append(Fold(start, len(past), ours, base, zone_rules, live, base_live))
     return folds
 
 
-def live_replay(city: City, reports: pd.DataFrame, min_support: int) -> Replay:
+def live_replay(
+    city: City, reports: pd.DataFrame, min_support: int, triage_support: int | None = None
+) -> Replay:
     """Replay reports day by day with ``city``'s rules and the rules ``LiveRules`` learns
     from the corrections of the days before: a report the rules sent to the wrong team
     (or to triage) is reassigned by a dispatcher to its true team, and that correction is
     fed back the next day. A learned rule replaces the service's plain rule (or the
-    triage a sub-category without one gets); conditional rules still come first."""
+    triage a sub-category without one gets); conditional rules still come first. A
+    triaged report's answer counts towards ``triage_support`` (``LiveRules``)."""
     routed = route(city, reports)
     conditional = {r.id for r in city.config.routing.rules if is_conditional(r)}
     teams = routed["team"].astype(str).copy()
     rule = routed["rule_id"].astype(object).fillna("(default team)")
     plain = ~routed["rule_id"].isin(conditional)
-    live = LiveRules(min_support)
+    live = LiveRules(min_support, triage_support)
     for day, rows in reports.groupby("day", sort=True):
         for i, service in zip(rows.index, rows["service_code"], strict=True):
             learned = live.team(service) if plain[i] else None
