@@ -27,9 +27,12 @@ stored nothing else. Prints each side's medians and the median ratio to the firs
 its spread (min-max over the rounds).
 
 ``--before TREE`` adds to ``ceiling``, ``workers`` and ``synchronous`` (at FULL) a side
-served from another copy of the source tree (``TREE`` first on ``PYTHONPATH``, e.g. ``git
-archive`` of the commit before a change): before and after a change in one interleaved
-run, on one database.
+served from another copy of the source tree (e.g. ``git archive`` of the commit before a
+change; uvicorn's ``--app-dir TREE``, first on ``sys.path``): before and after a change in
+one interleaved run, on one database. The other sides serve the tree the bench runs from
+(uvicorn puts its working directory first on ``sys.path``, ahead of ``PYTHONPATH``: to
+measure a copy of the tree, run the bench from that copy). Each side prints the
+``voirie`` package its workers import.
 
 Usage::
 
@@ -378,8 +381,25 @@ def one_round(
     }
 
 
+def served_package(side: Side) -> str:
+    """The ``voirie`` package a side's workers import: uvicorn puts ``--app-dir`` (its
+    working directory by default) first on ``sys.path``, ahead of ``PYTHONPATH``."""
+    app_dir = "" if side.app_dir is None else str(side.app_dir)
+    code = f"import sys; sys.path.insert(0, {app_dir!r}); import voirie; print(voirie.__file__)"
+    found = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, **side.env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return str(Path(found.stdout.strip()).parent)
+
+
 def run_rounds(sides: list[Side], args: argparse.Namespace) -> None:
     """Start every side, warm each up, then alternate rounds; print rounds and summary."""
+    for side in sides:
+        print(f"  {side.label} serves {served_package(side)}")
     ctx = mp.get_context("spawn")
     with ExitStack() as stack, ctx.Pool(1) as pool:
         running = [
@@ -515,8 +535,7 @@ def postgis_sides(
     )
     sides = [ceiling, voirie("voirie", RATES_CHARGED)]
     if before is not None:
-        path = os.pathsep.join(filter(None, (str(before), os.environ.get("PYTHONPATH"))))
-        sides.insert(1, voirie("voirie before", RATES_CHARGED | {"PYTHONPATH": path}))
+        sides.insert(1, replace(voirie("voirie before", RATES_CHARGED), app_dir=before))
     return sides
 
 
@@ -531,11 +550,9 @@ def sqlite_sides(
         ("sqlite FULL", "voirie.api.app:app_from_env", {}),
     ]
     if before is not None:
-        path = os.pathsep.join(filter(None, (str(before), os.environ.get("PYTHONPATH"))))
-        served = "voirie.api.app:app_from_env"
-        runs.insert(1, ("sqlite FULL before", served, {"PYTHONPATH": path}))
+        runs.insert(1, ("sqlite FULL before", "voirie.api.app:app_from_env", {}))
     sides = []
-    for label, target, tree in runs:
+    for label, target, _ in runs:
         copy = folder / f"{label.split(maxsplit=1)[1].lower().replace(' ', '_')}.gpkg"
         shutil.copy(folder / "loaded.gpkg", copy)
         env = {"VOIRIE_DATABASE_URL": f"sqlite:///{copy}", "VOIRIE_CITY": "paris"}
@@ -547,12 +564,14 @@ def sqlite_sides(
             Side(
                 label,
                 target,
-                env | RATES_CHARGED | tree,
+                env | RATES_CHARGED,
                 VOIRIE_PATH,
                 signed,
                 "reports",
                 database,
-                Path(__file__).resolve().parent,
+                before
+                if "before" in label and before is not None
+                else Path(__file__).resolve().parent,
             )
         )
     return sides

@@ -1,7 +1,8 @@
 """Bulk import at scale against its floor, on both backends (issue 14).
 
 For each size, a DansMaRue file made by ``bench/replicate_reports.py`` (new ids, dates moved
-back by 280 days per copy, points jittered by about 30 m) is imported by the real
+back by 280 days per copy, or less when that would date rows before 1990, points jittered by
+about 30 m) is imported by the real
 ``voirie import`` command in a fresh process into a fresh database, then imported again
 (everything already there). Each process is waited for with ``wait4``, so its peak RSS is
 its own. The floor is measured in the same run: the rows the import stored, every table of
@@ -13,6 +14,11 @@ per table on sqlite (only the load is timed, not the reading of the rows). The f
 a one-row file, and the ratio is also given without it; it is measured twice, without
 and with the city's prepared GIS cached (``voirie.gis.cache``; every import of the run
 after the first loads it from the run's own cache folder).
+
+Each figure is printed (and flushed) as soon as it is measured, each stage announced with
+the time and load average when it starts, so that a run stopped part-way (a 5M-row size
+takes hours) keeps what it measured; the Markdown table line of a size follows its floor.
+A sqlite database is removed with its ``-wal`` and ``-shm`` files once measured.
 
 Usage (the machine is shared: run it niced)::
 
@@ -32,7 +38,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,6 +108,26 @@ def imported_count(output: str) -> int:
         if words[:1] == ["imported"] and words[-1].isdigit():
             return int(words[-1])
     raise RuntimeError(f"no summary in:\n{output}")
+
+
+def say(text: str) -> None:
+    """One progress or figure line, with the time and the load average, flushed at once."""
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"[{time.strftime('%H:%M:%S')}, load {load}] {text}", flush=True)
+
+
+def describe(what: str, run: Run, rows: int) -> str:
+    """One import's figures as one line."""
+    return (
+        f"{what}: {run.wall:,.1f} s, {run.cpu:,.1f} s CPU ({rows / run.cpu:,.0f} rows per "
+        f"CPU-second), peak RSS {run.peak_mib:,.0f} MiB"
+    )
+
+
+def remove_sqlite(path: Path) -> None:
+    """A sqlite database and its WAL and shared-memory files."""
+    for name in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        name.unlink(missing_ok=True)
 
 
 DB_PREFIX = ["voirie_scale"]
@@ -185,7 +211,7 @@ def sqlite_floor(source: Path, target: Path) -> tuple[float, int]:
     seconds, rows = 0.0, 0
     try:
         dst = store.conn
-        with sqlite3.connect(source) as src:
+        with closing(sqlite3.connect(source)) as src:  # closed: no -wal/-shm left open
             for table in TABLES:
                 cursor = src.execute(f"SELECT * FROM {table}")
                 marks = ", ".join("?" * len(cursor.description))
@@ -221,27 +247,46 @@ class Row:
         net = self.first.wall - self.fixed
         return (
             f"| {self.backend} | {self.rows:,} | {self.imported:,} | {self.first.wall:,.1f} | "
-            f"{self.first.cpu:,.1f} | {rate:,.0f} | {self.first.peak_mib:,.0f} | {self.floor:,.1f} "
+            f"{self.first.cpu:,.1f} | {rate:,.0f} | {self.rows / self.first.cpu:,.0f} | "
+            f"{self.first.peak_mib:,.0f} | {self.floor:,.1f} "
             f"({self.floor_rows:,} rows) | {self.floor / self.first.wall:.2f}× | "
             f"{self.floor / net:.2f}× | {self.again.wall:,.1f} "
-            f"({self.again.wall / self.first.wall:.0%}) | {self.again.peak_mib:,.0f} |"
+            f"({self.again.wall / self.first.wall:.0%}) | {self.again.cpu:,.1f} "
+            f"({self.again.cpu / self.first.cpu:.0%}) | {self.again.peak_mib:,.0f} |"
         )
 
 
+def imports(path: Path, rows: int, url: str, work: Path, label: str) -> tuple[Run, Run]:
+    """The import of ``path`` into ``url`` then its re-import, each printed once it ends."""
+    say(f"{label}: import")
+    first = import_once(path, url, work)
+    imported = imported_count(first.output)
+    say(f"{label}: {describe('import', first, rows)}, {imported:,} imported")
+    say(f"{label}: re-import")
+    again = import_once(path, url, work)
+    say(f"{label}: {describe('re-import', again, rows)}")
+    return first, again
+
+
 def measure(backend: str, path: Path, rows: int, admin_url: str, work: Path, fixed: float) -> Row:
-    """Import, re-import and floor of one file on one backend."""
+    """Import, re-import and floor of one file on one backend, each figure printed as soon
+    as it is measured."""
+    label = f"{backend}, {rows:,} rows"
     if backend == "sqlite":
         store, floor_file = work / f"{backend}-{rows}.gpkg", work / f"floor-{rows}.gpkg"
-        first = import_once(path, f"sqlite:///{store}", work)
-        again = import_once(path, f"sqlite:///{store}", work)
-        floor, floor_rows = sqlite_floor(store, floor_file)
-        store.unlink()
-        floor_file.unlink()
+        try:
+            first, again = imports(path, rows, f"sqlite:///{store}", work, label)
+            say(f"{label}: floor")
+            floor, floor_rows = sqlite_floor(store, floor_file)
+        finally:
+            remove_sqlite(store)
+            remove_sqlite(floor_file)
     else:
         with postgres_database(admin_url) as url, postgres_database(admin_url) as target:
-            first = import_once(path, url, work)
-            again = import_once(path, url, work)
+            first, again = imports(path, rows, url, work, label)
+            say(f"{label}: floor")
             floor, floor_rows = postgis_floor(url, target, work)
+    say(f"{label}: floor {floor:,.1f} s for {floor_rows:,} rows")
     return Row(backend, rows, first, again, imported_count(first.output), floor, floor_rows, fixed)
 
 
@@ -253,13 +298,17 @@ def fixed_cost(backend: str, admin_url: str, work: Path) -> tuple[float, float]:
     write_rows(one, 1)
     shutil.rmtree(work / "cache", ignore_errors=True)
     walls: list[float] = []
-    for _ in ("cold", "warm"):
+    for stage in ("cold", "warm"):
+        say(f"{backend}: fixed cost, city GIS {stage}")
         if backend == "sqlite":
-            (work / "one.gpkg").unlink(missing_ok=True)
+            remove_sqlite(work / "one.gpkg")
             walls.append(import_once(one, f"sqlite:///{work / 'one.gpkg'}", work).wall)
+            remove_sqlite(work / "one.gpkg")
         else:
             with postgres_database(admin_url) as url:
                 walls.append(import_once(one, url, work).wall)
+        say(f"{backend}: fixed cost, city GIS {stage}: {walls[-1]:.1f} s")
+    one.unlink()
     return walls[0], walls[1]
 
 
@@ -292,17 +341,18 @@ def main() -> int:
     print(versions(args.postgres))
     print(f"load average at start: {os.getloadavg()}", flush=True)
     print(
-        "| backend | rows | imported | import (s) | import CPU (s) | rows/s | peak RSS (MiB) | "
-        "floor (s) | floor / import | floor / (import − fixed) | re-import (s) | "
-        "re-import RSS (MiB) |"
+        "| backend | rows | imported | import (s) | import CPU (s) | rows/s | rows per CPU-s | "
+        "peak RSS (MiB) | floor (s) | floor / import | floor / (import − fixed) | "
+        "re-import (s) | re-import CPU (s) | re-import RSS (MiB) |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
     with tempfile.TemporaryDirectory(prefix="import-scale-") as tmp:
         work = Path(tmp)
         costs = {b: fixed_cost(b, args.postgres, work) for b in backends}
         fixed = {b: warm for b, (_, warm) in costs.items()}
         for rows in sizes:
             path = work / f"reports-{rows}.csv"
+            say(f"{rows:,} rows: writing the file")
             write_rows(path, rows)
             for backend in backends:
                 row = measure(backend, path, rows, args.postgres, work, fixed[backend])

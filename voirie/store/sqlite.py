@@ -33,6 +33,9 @@ from voirie.store.statements.tables import insert_text, known_table
 from voirie.store.statements.unit import SqlUnitOfWork
 
 BUSY_TIMEOUT_MS = 60_000
+QUICK_ANALYSIS_LIMIT = 1_000
+"""Rows of each index a quick ``ANALYZE`` reads (``PRAGMA analysis_limit``; sqlite suggests
+a few hundred to a thousand): a refresh during a load costs the same at any size."""
 
 
 def iso_utc(values: pd.Series) -> pd.Series:
@@ -356,14 +359,21 @@ class SqliteStore(StoreReads):
             frame.loc[keep, list(mvt.FIELDS)].reset_index(drop=True),
         )
 
-    def analyze(self, tables: Sequence[str] | None = None) -> None:
+    def analyze(self, tables: Sequence[str] | None = None, *, quick: bool = False) -> None:
         """``ANALYZE`` (of these tables only, when given): sqlite's planner picks indexes
-        from the statistics it gathers."""
-        if tables is None:
-            self.conn.execute("ANALYZE")
+        from the statistics it gathers. ``quick``: each index read up to
+        ``QUICK_ANALYSIS_LIMIT`` rows (``PRAGMA analysis_limit``) rather than whole, as a
+        refresh during a load does (each full one a scan of tables growing to millions)."""
         for table in tables or ():
             known_table(table)
-            self.conn.execute(f"ANALYZE {table}")  # a schema table's name, checked
+        self.conn.execute(f"PRAGMA analysis_limit = {QUICK_ANALYSIS_LIMIT if quick else 0}")
+        try:
+            if tables is None:
+                self.conn.execute("ANALYZE")
+            for table in tables or ():
+                self.conn.execute(f"ANALYZE {table}")  # a schema table's name, checked
+        finally:
+            self.conn.execute("PRAGMA analysis_limit = 0")
 
     def close(self) -> None:
         """Close every thread's connection."""
