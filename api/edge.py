@@ -22,13 +22,14 @@ too large, validators computed once per change mark).
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from fastapi import FastAPI
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from voirie.api import caching
+from voirie.api import caching, ogc
 from voirie.api.headers import securing
 from voirie.api.limits import counted, declared_length, limit_for, too_large_response
 from voirie.api.logs import REQUEST_ID, request_id
@@ -168,7 +169,23 @@ class Gate:
             return  # 304
         mark, validators = labelled
         with caching.labelled_with(mark):
+            if policy is caching.OGC_ITEMS and await self._quick_item(scope, receive, answer):
+                return
             await self._limited(scope, receive, answer)
+
+    async def _quick_item(self, scope: Scope, receive: Receive, send: Send) -> bool:
+        """Answer one OGC feature (the read asked one at a time, most often) in one thread
+        hop without the framework's routing and middlewares, as ``voirie.api.ogc.item``
+        would; False when that route must answer (another path, a body, HTML, a refusal)."""
+        params = ogc.item_params(scope)
+        if params is None or declared_length(scope):
+            return False
+        response = await asyncio.to_thread(ogc.quick_item, scope, params)
+        if response is None:
+            return False
+        scope.update(path_params=params, endpoint=ogc.item, route=ogc.ITEM_ROUTE)
+        await response(scope, receive, send)
+        return True
 
     async def _limited(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The app, behind the route's body limit (413 at once on a declared length over

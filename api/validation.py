@@ -175,7 +175,7 @@ async def _input_settings(request: Request) -> InputSettings:
 InputSettingsDep = Annotated[InputSettings, Depends(_input_settings)]
 
 
-async def guard_request(request: Request) -> None:
+def check_request(request: Request) -> None:
     """Refuse a request whose query or path parameters hold text that cannot be stored,
     naming the parameter (before any route reads them)."""
     for name, value in request.query_params.multi_items():
@@ -184,6 +184,11 @@ async def guard_request(request: Request) -> None:
     for name, value in request.path_params.items():
         if isinstance(value, str):
             check_text(value, name)
+
+
+async def guard_request(request: Request) -> None:
+    """``check_request`` as a dependency."""
+    check_request(request)
 
 
 GUARD = Depends(guard_request)

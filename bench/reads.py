@@ -294,7 +294,12 @@ def server(
         os.path.dirname(os.path.abspath(__file__)),
         *options,
     ]
-    process = subprocess.Popen(command, env={**os.environ, **env})
+    # From the bench's folder: ``python -m`` puts its working directory first on sys.path,
+    # ahead of PYTHONPATH, so started from a checkout every server would import that
+    # checkout's voirie and ``--baseline`` would measure the same code twice.
+    process = subprocess.Popen(
+        command, env={**os.environ, **env}, cwd=os.path.dirname(os.path.abspath(__file__))
+    )
     try:
         deadline = time.monotonic() + 180
         while True:
