@@ -15,10 +15,15 @@ does not raise the chance of a coincidental match. A street-scale service (snow 
 block, a dirty street: ``street_scale`` in city.yaml) reaches ``street_radius_m`` along
 the same street when that is longer; on another street, or where no street is known, the
 plain radius applies. Without a street layer, a report's
-street is the one its address names (``gis/enrich.py``).
+street is the one its address names (``gis/enrich.py``). (4) The incident began at most
+``window_days`` after the report (its first report at most ``window_days`` later), in hand
+or not: a report arriving out of time order (a history imported after going live, an app's
+late upload) never joins an incident first reported long after it.
 
 Among the incidents it may join, the report joins the one with the highest score, a
-weighted mean in [0, 1] of proximity (1 - distance / reach), recency (1 - gap / window),
+weighted mean in [0, 1] of proximity (1 - distance / reach), recency (1 - gap / window,
+the gap being the report's distance in time to the incident's span from its first to its
+last report, 0 inside it: reports in time order only ever see the gap to the last),
 kinship (same service 1, sibling service 0.5) and place (same segment 1, same street 0.5,
 no street known 0.5, other street 0). The link keeps the score and the reasons. Where the
 city has a calibration (``dedupe.calibration``, ``gis/dedupe_score.py``), the reasons add
@@ -81,9 +86,11 @@ class Candidates:
     ``attach`` reads of ``incidents``, for ``attach_one``.
 
     ``x``/``y`` are metric; ``group`` and ``match`` those of the incident's service (None
-    for a service the city does not know); ``last_reported_at`` is ``datetime64[ns]`` UTC;
-    ``segment_id``/``street_name`` are None where unknown; ``status`` is the incident's.
-    The order breaks ties as the order of ``incidents`` does in ``attach``.
+    for a service the city does not know); ``last_reported_at`` and ``first_reported_at``
+    are ``datetime64[ns]`` UTC (without ``first_reported_at``, no incident is taken to
+    begin after the report); ``segment_id``/``street_name`` are None where unknown;
+    ``status`` is the incident's. The order breaks ties as the order of ``incidents`` does
+    in ``attach``.
     """
 
     incident_id: np.ndarray
@@ -96,6 +103,7 @@ class Candidates:
     street_name: np.ndarray
     last_reported_at: np.ndarray
     status: np.ndarray
+    first_reported_at: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -253,8 +261,8 @@ def likelihoods(scoring: DedupeScoring, score: np.ndarray | float) -> np.ndarray
 
 
 def _score(static: float, weights: np.ndarray, gap: float, window: float) -> float:
-    """The whole score of a pair once the gap to the incident's last report is known
-    (recency 0 beyond the window, where only an incident in hand may be)."""
+    """The whole score of a pair once the gap to the incident's span is known (recency 0
+    beyond the window, where only an incident in hand may be)."""
     return float(static + weights[1] * max(1.0 - max(gap, 0.0) / window, 0.0))
 
 
@@ -276,7 +284,8 @@ def attach(
     window_days, segment_id and street_name (and street_radius_m where a service is
     street-scale); ``incidents`` (the open incidents already stored near them) needs
     incident_id, x, y, service_code, group, match, segment_id, street_name and
-    last_reported_at (and status: without it, none is in hand). ``apart`` maps report
+    last_reported_at (and status: without it, none is in hand; and first_reported_at:
+    without it, none began after a report). ``apart`` maps report
     positions to marks ``(pair, side)``: a report never joins an incident holding the
     other side of one of its pairs (incidents staff marked "not duplicates", when
     re-clustering).
@@ -330,6 +339,16 @@ def attach(
     r_time = _days(reports["requested_at"])
     last_seen = np.concatenate(
         [_days(incidents["last_reported_at"]) if n_inc else np.zeros(0), r_time]
+    )
+    # When each incident began: the batch's own begin with their opening report, earlier
+    # than the reports that may join them.
+    first_seen = np.concatenate(
+        [
+            _days(incidents["first_reported_at"])
+            if n_inc and "first_reported_at" in incidents
+            else np.full(n_inc, -np.inf),
+            r_time,
+        ]
     )
     # Stored incidents in hand ignore the window; the batch's own are new.
     in_hand = np.concatenate(
@@ -387,9 +406,13 @@ def attach(
     previous[np.r_[True, np.diff(anchor_idx[by_anchor]) != 0]] = -np.inf
     bound = np.maximum(last_seen[anchor_idx[by_anchor]], previous)
     keep = np.empty(len(by_anchor), dtype=bool)
-    keep[by_anchor] = (paired_time - bound <= window[rep_idx[by_anchor]]) | in_hand[
-        anchor_idx[by_anchor]
-    ]
+    paired_window = window[rep_idx[by_anchor]]
+    # An incident's beginning only moves back to a report joining it, earlier in time
+    # than the later reports paired with it: the first of its pairs sees the stored one.
+    began = first_seen[anchor_idx[by_anchor]]
+    keep[by_anchor] = ((paired_time - bound <= paired_window) | in_hand[anchor_idx[by_anchor]]) & (
+        (began - paired_time <= paired_window) | (previous > -np.inf)
+    )
     rep_idx, anchor_idx, dist = rep_idx[keep], anchor_idx[keep], dist[keep]
     kin, place, static = kin[keep], place[keep], static[keep]
     by_report = np.lexsort((anchor_idx, dist, rep_idx))
@@ -425,6 +448,10 @@ def attach(
             gap = r_time[i] - last_seen[anchor]
             if gap > window[i] and not in_hand[anchor]:
                 continue
+            ahead = first_seen[anchor] - r_time[i]
+            if ahead > window[i]:
+                continue
+            gap = max(gap, ahead)
             if mine and any((pair, 1 - side) in held.get(anchor, ()) for pair, side in mine):
                 continue
             total = _score(static[k], weights, gap, window[i])
@@ -437,10 +464,11 @@ def attach(
                 held[n_inc + i] = set(mine)
             continue
         anchor = int(anchor_idx[chosen])
-        gap_col[i] = max(r_time[i] - last_seen[anchor], 0.0)
+        gap_col[i] = max(r_time[i] - last_seen[anchor], first_seen[anchor] - r_time[i], 0.0)
         dist_col[i], score_col[i] = dist[chosen], best
         kin_col[i], place_col[i] = kin[chosen], place[chosen]
         last_seen[anchor] = max(last_seen[anchor], r_time[i])
+        first_seen[anchor] = min(first_seen[anchor], r_time[i])
         if mine:
             held.setdefault(anchor, set()).update(mine)
         if anchor < n_inc:
@@ -478,7 +506,7 @@ def cluster(
     }
     longest = float(reports["window_days"].max()) if n else 0.0
     columns = ["x", "y", "service_code", "group", "match", "segment_id", "street_name"]
-    carried = pd.DataFrame(columns=[*columns, "last_reported_at", "marks"])
+    carried = pd.DataFrame(columns=[*columns, "first_reported_at", "last_reported_at", "marks"])
     position = np.full(n, -1, dtype=np.int64)
     for start in range(0, n, chunk_size):
         rows = order[start : start + chunk_size]
@@ -497,7 +525,8 @@ def cluster(
         out["incident_id"][rows] = NO_INCIDENT
         opened = np.flatnonzero(local == np.arange(len(rows)))
         fresh = part.loc[opened, columns].set_axis(rows[opened])
-        fresh["last_reported_at"] = part.loc[opened, "requested_at"].set_axis(rows[opened])
+        fresh["first_reported_at"] = part.loc[opened, "requested_at"].set_axis(rows[opened])
+        fresh["last_reported_at"] = fresh["first_reported_at"]
         fresh["marks"] = None
         carried = pd.concat([live, fresh]) if len(live) else fresh
         # Chunks come in time order: a chunk's reports are the latest of their incidents.
@@ -598,8 +627,9 @@ def scores(report: NewReport, candidates: Candidates, scoring: DedupeScoring) ->
 def _terms(
     report: NewReport, candidates: Candidates, scoring: DedupeScoring
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per candidate of one report: kin and place codes, distance, gap to its last report
-    (0 when that is later) and score, NaN where the rule refuses the pair."""
+    """Per candidate of one report: kin and place codes, distance, gap to its span (from
+    its first to its last report, 0 inside it) and score, NaN where the rule refuses the
+    pair."""
     radius, window = np.float64(report.radius_m), np.float64(report.window_days)
     kin = _kinship(
         _coded(report.service_code, candidates.service_code) == _code(report.service_code),
@@ -618,8 +648,16 @@ def _terms(
     reach = _reach(radius, np.float64(report.street_radius_m), place, scoring)
     dist = np.hypot(candidates.x - np.float64(report.x), candidates.y - np.float64(report.y))
     r_time = _days_of(np.array([naive_utc(report.requested_at)], dtype="datetime64[ns]"))[0]
-    gap = np.maximum(r_time - _days_of(candidates.last_reported_at), 0.0)
-    ok = (kin != KIN_NONE) & (dist <= reach) & ((gap <= window) | _in_hand(candidates.status))
+    after = r_time - _days_of(candidates.last_reported_at)
+    began = candidates.first_reported_at
+    ahead = np.full(len(after), -np.inf) if began is None else _days_of(began) - r_time
+    gap = np.maximum(np.maximum(after, ahead), 0.0)
+    ok = (
+        (kin != KIN_NONE)
+        & (dist <= reach)
+        & ((after <= window) | _in_hand(candidates.status))
+        & (ahead <= window)
+    )
     weights = _weights(scoring)
     total = _static_score(weights, dist, reach, kin, place) + weights[1] * np.maximum(
         1.0 - gap / window, 0.0

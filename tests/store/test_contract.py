@@ -437,10 +437,30 @@ def test_open_in_bbox_filters_by_bbox_service_status_and_time(
                 "segment_id",
                 "street_name",
                 "status",
+                "first_reported_at",
             ]
             assert_typed(found)
             assert found["incident_id"].is_unique
             assert set(found["incident_id"]) == expected(bbox, codes, since), (bbox, codes, since)
+        # ``until`` bounds when an incident began, in hand or not (the oldest first report
+        # kept, so the bound is inclusive).
+        began = incidents["first_reported_at"]
+        for until in (began.min(), began.sort_values().iloc[len(incidents) // 2]):
+            found = uow.incidents.open_in_bbox(
+                everywhere, services, oldest.to_pydatetime(), until.to_pydatetime()
+            )
+            bounded = set(incidents.loc[began <= until, "incident_id"]) & unfiltered
+            assert 0 < len(bounded) < len(unfiltered)
+            assert set(found["incident_id"]) == bounded, until
+            near = uow.incidents.open_near(
+                float(one["lon"]),
+                float(one["lat"]),
+                30.0,
+                [one["service_code"]],
+                oldest.to_pydatetime(),
+                until.to_pydatetime(),
+            )
+            assert (near.first_reported_at <= until.tz_convert(None).to_datetime64()).all()
     with store.transaction(OTHER_JURISDICTION) as uow:
         assert uow.incidents.open_in_bbox(everywhere, services, oldest.to_pydatetime()).empty
 

@@ -39,7 +39,11 @@ class Attacher:
         )
         window = float(batch["window_days"].to_numpy(float).max())
         since = batch["requested_at"].min().to_pydatetime() - timedelta(days=window)
-        incidents = uow.incidents.open_in_bbox(bbox, self.policy.batch_services(batch), since)
+        # An incident that began more than a window after every report takes none of them.
+        until = batch["requested_at"].max().to_pydatetime() + timedelta(days=window)
+        incidents = uow.incidents.open_in_bbox(
+            bbox, self.policy.batch_services(batch), since, until
+        )
         incidents["x"], incidents["y"] = self.gis.project(
             incidents["lon"].to_numpy(float), incidents["lat"].to_numpy(float)
         )
@@ -83,6 +87,7 @@ class Attacher:
             self.policy.reach_m(rule.radius_m, rule.street_radius_m),
             self.policy.candidate_services(service_code),
             requested_at - timedelta(days=rule.window_days),
+            requested_at + timedelta(days=rule.window_days),
         )
 
         def read() -> dedupe.Candidates:
@@ -100,6 +105,7 @@ class Attacher:
                 street_name=found.street_name,
                 last_reported_at=found.last_reported_at,
                 status=found.status,
+                first_reported_at=found.first_reported_at,
             )
 
         return read

@@ -40,10 +40,12 @@ class InFlight:
     ) -> InFlight:
         """The incidents of a batch written with ``written`` after being attached among
         ``candidates``: those it opened (their opening report's place, status new), those
-        it joined (their candidate row, the last report moved as ``add_reports`` moves it)."""
+        it joined (their candidate row, the first and last reports moved as ``add_reports``
+        moves them)."""
         # The store keeps microseconds: the last report as a later read would give it.
         requested = pd.Series(pd.to_datetime(batch["requested_at"], utc=True).dt.floor("us"))
         last = requested.groupby(written.incident_id).max()
+        first = requested.groupby(written.incident_id).min()
         openers = batch.iloc[np.flatnonzero(written.opened)]
         opened_ids = written.incident_id[written.opened]
         opened = pd.DataFrame(
@@ -56,6 +58,7 @@ class InFlight:
                 "segment_id": openers["segment_id"].to_numpy(object),
                 "street_name": openers["street_name"].to_numpy(object),
                 "status": Status.NEW.value,
+                "first_reported_at": first.reindex(opened_ids).to_numpy(),
             }
         )
         opened["x"], opened["y"] = attacher.gis.project(
@@ -66,6 +69,9 @@ class InFlight:
         moved = pd.Series(last.reindex(joined["incident_id"]).to_numpy(), index=joined.index)
         stored = joined["last_reported_at"]
         joined["last_reported_at"] = stored.where(stored >= moved, moved)
+        began = pd.Series(first.reindex(joined["incident_id"]).to_numpy(), index=joined.index)
+        stored = joined["first_reported_at"]
+        joined["first_reported_at"] = stored.where(stored <= began, began)
         parts = [part for part in (joined, opened) if len(part)]
         incidents = pd.concat(parts, ignore_index=True) if parts else opened
         return cls(incidents[list(candidates.columns)].astype(candidates.dtypes.to_dict()))
@@ -77,7 +83,8 @@ def overlay(
     """A batch's stored candidates (``Attacher.batch_candidates``, read before the batch
     in flight committed) with the incidents of that batch in their state after it: those
     the store's query would have returned (the batch's bbox widened by its reach, its
-    services, last reported since its window or in hand), replacing their stale rows."""
+    services, last reported since its window or in hand, first reported at most a window
+    after its latest report), replacing their stale rows."""
     rows = flight.incidents
     policy = attacher.policy
     reach = policy.reach_m(
@@ -88,12 +95,15 @@ def overlay(
     west, south, east, north = widen(
         (float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max())), reach
     )
-    since = batch["requested_at"].min() - timedelta(days=float(batch["window_days"].max()))
+    window = timedelta(days=float(batch["window_days"].max()))
+    since = batch["requested_at"].min() - window
+    until = batch["requested_at"].max() + window
     inside = (
         rows["lon"].between(west, east)
         & rows["lat"].between(south, north)
         & rows["service_code"].isin(policy.batch_services(batch))
         & ((rows["last_reported_at"] >= since) | rows["status"].isin(_IN_HAND))
+        & (rows["first_reported_at"] <= until)
     )
     kept = candidates[~candidates["incident_id"].isin(rows["incident_id"])]
     parts = [part for part in (kept, rows[inside]) if len(part)]

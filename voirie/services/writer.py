@@ -310,7 +310,8 @@ class IncidentWriter:
         opened = np.zeros(n, dtype=bool)
         opened[leaders] = True
         counts = pd.Series(incident_id).value_counts()
-        last = pd.Series(batch["requested_at"].to_numpy()).groupby(incident_id).max()
+        requested = pd.Series(batch["requested_at"].to_numpy()).groupby(incident_id)
+        last, first = requested.max(), requested.min()
         existing = np.unique(incident_id[attached_stored])
         if len(existing):
             uow.incidents.add_reports(
@@ -320,6 +321,7 @@ class IncidentWriter:
                         "added": counts.reindex(existing).to_numpy(),
                         "last_reported_at": last.reindex(existing).to_numpy(),
                         "updated_at": now,
+                        "first_reported_at": first.reindex(existing).to_numpy(),
                     }
                 )
             )

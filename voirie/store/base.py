@@ -251,10 +251,15 @@ class Incidents(Protocol):
     """Incidents: dedupe candidates, one incident locked and changed, counts, merges."""
 
     def open_in_bbox(
-        self, bbox: BBox, service_codes: Sequence[str], since: datetime
+        self,
+        bbox: BBox,
+        service_codes: Sequence[str],
+        since: datetime,
+        until: datetime | None = None,
     ) -> pd.DataFrame:
         """Open incidents of these services in a WGS84 bbox, last reported at or after
-        ``since``, by id (columns ``candidates.OPEN_INCIDENT_COLUMNS``)."""
+        ``since`` (or in hand), first reported at or before ``until`` (when given), by id
+        (columns ``candidates.OPEN_INCIDENT_COLUMNS``)."""
 
     def open_near(
         self,
@@ -263,6 +268,7 @@ class Incidents(Protocol):
         reach_m: float,
         service_codes: Sequence[str],
         since: datetime,
+        until: datetime | None = None,
     ) -> OpenIncidents:
         """``open_in_bbox`` in the bbox ``gis.metric.bbox_around(lon, lat, reach_m)``, as
         arrays ordered by incident id: every open incident within ``reach_m`` metres of the
@@ -275,6 +281,7 @@ class Incidents(Protocol):
         reach_m: float,
         service_codes: Sequence[str],
         since: datetime,
+        until: datetime | None = None,
     ) -> Later[OpenIncidents]:
         """``open_near`` sent now, read when called."""
 
@@ -294,7 +301,9 @@ class Incidents(Protocol):
         """``add_reports`` for one attached report."""
 
     def add_reports(self, rows: pd.DataFrame) -> None:
-        """Count attached reports (columns incident_id, added, last_reported_at, updated_at)."""
+        """Count attached reports (columns incident_id, added, last_reported_at, updated_at,
+        and first_reported_at where a report may be older than its incident: it moves the
+        first-reported time back)."""
 
     def reshape(self, rows: pd.DataFrame) -> None:
         """Update many incidents at once (columns ``RESHAPE_COLUMNS``): where

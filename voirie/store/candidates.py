@@ -24,6 +24,7 @@ OPEN_INCIDENT_COLUMNS = [
     "segment_id",
     "street_name",
     "status",
+    "first_reported_at",
 ]
 
 
@@ -31,9 +32,9 @@ OPEN_INCIDENT_COLUMNS = [
 class OpenIncidents:
     """Open incidents as arrays, one entry per incident, ordered by incident id.
 
-    ``last_reported_at`` is ``datetime64[ns]`` in UTC (what ``open_in_bbox`` gives once
-    converted to numpy); ``segment_id`` and ``street_name`` hold None where unknown;
-    ``status`` is the incident's (an open one).
+    ``last_reported_at`` and ``first_reported_at`` are ``datetime64[ns]`` in UTC (what
+    ``open_in_bbox`` gives once converted to numpy); ``segment_id`` and ``street_name``
+    hold None where unknown; ``status`` is the incident's (an open one).
     """
 
     incident_id: np.ndarray
@@ -44,18 +45,22 @@ class OpenIncidents:
     segment_id: np.ndarray
     street_name: np.ndarray
     status: np.ndarray
+    first_reported_at: np.ndarray
 
     def __len__(self) -> int:
         return len(self.incident_id)
 
     @classmethod
     def from_rows(
-        cls, rows: Sequence[Sequence[object]], last_reported_at: Sequence[datetime | str]
+        cls,
+        rows: Sequence[Sequence[object]],
+        last_reported_at: Sequence[datetime | str],
+        first_reported_at: Sequence[datetime | str],
     ) -> OpenIncidents:
         """From rows (id, lon, lat, service_code, <ignored>, segment_id, street_name,
-        status) and their last report times (naive UTC datetimes or ISO texts without
-        zone)."""
-        columns = list(zip(*rows, strict=True)) if rows else [()] * 8
+        status, <ignored>) and their last and first report times (naive UTC datetimes or
+        ISO texts without zone)."""
+        columns = list(zip(*rows, strict=True)) if rows else [()] * 9
         return cls(
             incident_id=np.array(columns[0], dtype=np.int64),
             lon=np.array(columns[1], dtype=float),
@@ -65,6 +70,7 @@ class OpenIncidents:
             segment_id=_objects(columns[5]),
             street_name=_objects(columns[6]),
             status=_objects(columns[7]),
+            first_reported_at=np.array(first_reported_at, dtype="datetime64[ns]"),
         )
 
 

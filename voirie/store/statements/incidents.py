@@ -58,6 +58,16 @@ def _numpy_instant(value: object) -> datetime | str:
     return str(value).removesuffix("Z")
 
 
+_UNTIL = " AND i.first_reported_at <= ?"
+"""The candidates' bound on when an incident began (``until``: a report's time plus its
+window, the latest of a batch's)."""
+
+
+def _until(dialect: Any, until: datetime | None) -> tuple[object, ...]:
+    """The parameter of ``_UNTIL``, or none when there is no bound."""
+    return () if until is None else (dialect.instant(until),)
+
+
 def _by_id(row: tuple[Any, ...]) -> int:
     """An incident row's id (its first column), to order rows by."""
     return int(row[0])
@@ -69,12 +79,20 @@ class SqlIncidents:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def _open_sent(self, bbox: BBox, service_codes: Sequence[str], since: datetime) -> Any:
-        """(id, lon, lat, service_code, last_reported_at, segment_id, street_name, status)
-        of the open incidents of these services in the bbox (edges included), last reported
-        at or after ``since`` or in hand (``model.IN_HAND_STATUSES``: those attract reports
-        while open), through the spatial index (a small bbox: one report's surroundings);
-        the query sent, its cursor (rows in no particular order). The index's boxes are
+    def _open_sent(
+        self,
+        bbox: BBox,
+        service_codes: Sequence[str],
+        since: datetime,
+        until: datetime | None = None,
+    ) -> Any:
+        """(id, lon, lat, service_code, last_reported_at, segment_id, street_name, status,
+        first_reported_at) of the open incidents of these services in the bbox (edges
+        included), last reported at or after ``since`` or in hand (``model.IN_HAND_STATUSES``:
+        those attract reports while open), first reported at or before ``until`` (when
+        given: an incident that began later than a report's window never takes it),
+        through the spatial index (a small bbox: one report's surroundings); the query
+        sent, its cursor (rows in no particular order). The index's boxes are
         single-precision (rounded outwards), so it is asked for the bbox widened by
         ``INDEX_SLACK_DEG`` and the edges are checked on the stored lon/lat: exactly the
         points ``open_in_bbox`` finds."""
@@ -82,11 +100,13 @@ class SqlIncidents:
         x0, y0, x1, y1 = (float(v) for v in bbox)
         return s.run(
             "SELECT i.id, i.lon, i.lat, i.service_code, i.last_reported_at, i.segment_id, "
-            f"i.street_name, i.status FROM incidents i WHERE i.jurisdiction_id = ? "
+            "i.street_name, i.status, i.first_reported_at FROM incidents i "
+            f"WHERE i.jurisdiction_id = ? "
             f"AND {d.bbox('incidents', 'i')} AND {d.in_array('i.status', 'text')} "
             f"AND {d.in_array('i.service_code', 'text')} "
             "AND i.lon >= ? AND i.lat >= ? AND i.lon <= ? AND i.lat <= ? "
-            f"AND (i.last_reported_at >= ? OR {d.in_array('i.status', 'text')})",
+            f"AND (i.last_reported_at >= ? OR {d.in_array('i.status', 'text')})"
+            + (_UNTIL if until is not None else ""),
             (
                 s.jurisdiction_id,
                 x0 - INDEX_SLACK_DEG,
@@ -101,19 +121,30 @@ class SqlIncidents:
                 y1,
                 d.instant(since),
                 d.array(IN_HAND),
+                *_until(d, until),
             ),
         )
 
     def open_in_bbox(
-        self, bbox: BBox, service_codes: Sequence[str], since: datetime
+        self,
+        bbox: BBox,
+        service_codes: Sequence[str],
+        since: datetime,
+        until: datetime | None = None,
     ) -> pd.DataFrame:
         """Open incidents of these services in a WGS84 bbox, last reported at or after
-        ``since`` or in hand, by id (columns ``candidates.OPEN_INCIDENT_COLUMNS``)."""
-        rows = sorted(self._open_in_window_sent(bbox, service_codes, since).fetchall(), key=_by_id)
+        ``since`` or in hand, first reported at or before ``until`` (when given), by id
+        (columns ``candidates.OPEN_INCIDENT_COLUMNS``)."""
+        sent = self._open_in_window_sent(bbox, service_codes, since, until)
+        rows = sorted(sent.fetchall(), key=_by_id)
         return typed(pd.DataFrame(rows, columns=OPEN_INCIDENT_COLUMNS))
 
     def _open_in_window_sent(
-        self, bbox: BBox, service_codes: Sequence[str], since: datetime
+        self,
+        bbox: BBox,
+        service_codes: Sequence[str],
+        since: datetime,
+        until: datetime | None = None,
     ) -> Any:
         """``_open_sent`` through the time index (``incidents_open``: service, status, last
         reported) rather than the spatial one: a batch's bbox spans the city, so the
@@ -124,9 +155,11 @@ class SqlIncidents:
         s, d = self.session, self.session.dialect
         columns = (
             "SELECT i.id, i.lon, i.lat, i.service_code, i.last_reported_at, i.segment_id, "
-            "i.street_name, i.status FROM incidents i WHERE i.jurisdiction_id = ? "
+            "i.street_name, i.status, i.first_reported_at FROM incidents i "
+            "WHERE i.jurisdiction_id = ? "
             f"AND {d.in_array('i.service_code', 'text')} AND {d.in_array('i.status', 'text')} "
             "AND i.lon >= ? AND i.lat >= ? AND i.lon <= ? AND i.lat <= ?"
+            + (_UNTIL if until is not None else "")
         )
         services = d.array(list(service_codes))
         corners = tuple(float(v) for v in bbox)
@@ -137,11 +170,13 @@ class SqlIncidents:
                 services,
                 d.array(WAITING),
                 *corners,
+                *_until(d, until),
                 d.instant(since),
                 s.jurisdiction_id,
                 services,
                 d.array(IN_HAND),
                 *corners,
+                *_until(d, until),
             ),
         )
 
@@ -152,9 +187,10 @@ class SqlIncidents:
         reach_m: float,
         service_codes: Sequence[str],
         since: datetime,
+        until: datetime | None = None,
     ) -> OpenIncidents:
         """``open_in_bbox`` of ``gis.metric.bbox_around(lon, lat, reach_m)`` as arrays."""
-        return self.open_near_later(lon, lat, reach_m, service_codes, since)()
+        return self.open_near_later(lon, lat, reach_m, service_codes, since, until)()
 
     def open_near_later(
         self,
@@ -163,13 +199,18 @@ class SqlIncidents:
         reach_m: float,
         service_codes: Sequence[str],
         since: datetime,
+        until: datetime | None = None,
     ) -> Later[OpenIncidents]:
         """``open_near`` sent now, read when called."""
-        cursor = self._open_sent(bbox_around(lon, lat, reach_m), service_codes, since)
+        cursor = self._open_sent(bbox_around(lon, lat, reach_m), service_codes, since, until)
 
         def read() -> OpenIncidents:
             rows = sorted(cursor.fetchall(), key=_by_id)
-            return OpenIncidents.from_rows(rows, [_numpy_instant(row[4]) for row in rows])
+            return OpenIncidents.from_rows(
+                rows,
+                [_numpy_instant(row[4]) for row in rows],
+                [_numpy_instant(row[8]) for row in rows],
+            )
 
         return read
 
@@ -251,19 +292,23 @@ class SqlIncidents:
         )
 
     def add_report(self, incident_id: int, reported_at: datetime, at: datetime) -> None:
-        """Count one more report on an incident and move its last-reported time."""
+        """Count one more report on an incident and move its first- and last-reported
+        times (a report older than the incident, up to its window, moves the first)."""
         s = self.session
         last = s.dialect.instant(reported_at)
         s.run(
             "UPDATE incidents SET report_count = report_count + 1, "
             "last_reported_at = CASE WHEN last_reported_at < ? THEN ? ELSE last_reported_at END, "
+            "first_reported_at = CASE WHEN first_reported_at > ? THEN ? "
+            "ELSE first_reported_at END, "
             "updated_at = ? WHERE jurisdiction_id = ? AND id = ?",
-            (last, last, s.dialect.instant(at), s.jurisdiction_id, int(incident_id)),
+            (last, last, last, last, s.dialect.instant(at), s.jurisdiction_id, int(incident_id)),
         )
 
     def add_reports(self, rows: pd.DataFrame) -> None:
         """Count attached reports (columns incident_id, added, last_reported_at,
-        updated_at), one statement for all the incidents."""
+        updated_at, and first_reported_at where reports may be older than their incident:
+        it moves the first-reported time back), one statement for all the incidents."""
         if not len(rows):
             return
         s, d = self.session, self.session.dialect
@@ -273,20 +318,28 @@ class SqlIncidents:
             ("last_reported_at", "timestamptz"),
             ("updated_at", "timestamptz"),
         ]
+        values: list[Sequence[object]] = [
+            s.ints(rows["incident_id"]),
+            s.ints(rows["added"]),
+            s.column("last_reported_at", rows["last_reported_at"]),
+            s.column("updated_at", rows["updated_at"]),
+        ]
+        first = ""
+        if "first_reported_at" in rows:
+            columns.append(("first_reported_at", "timestamptz"))
+            values.append(s.column("first_reported_at", rows["first_reported_at"]))
+            first = (
+                ", first_reported_at = CASE WHEN i.first_reported_at > u.first_reported_at "
+                "THEN u.first_reported_at ELSE i.first_reported_at END"
+            )
         s.run(
             "UPDATE incidents AS i SET report_count = i.report_count + u.added, "
             "last_reported_at = CASE WHEN i.last_reported_at < u.last_reported_at "
-            "THEN u.last_reported_at ELSE i.last_reported_at END, updated_at = u.updated_at "
+            "THEN u.last_reported_at ELSE i.last_reported_at END, updated_at = u.updated_at"
+            f"{first} "
             f"FROM {d.rows(columns)} WHERE i.jurisdiction_id = ? AND i.id = u.incident_id",
             (
-                *d.rows_params(
-                    [
-                        s.ints(rows["incident_id"]),
-                        s.ints(rows["added"]),
-                        s.column("last_reported_at", rows["last_reported_at"]),
-                        s.column("updated_at", rows["updated_at"]),
-                    ]
-                ),
+                *d.rows_params(values),
                 s.jurisdiction_id,
             ),
         )
