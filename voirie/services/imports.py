@@ -465,10 +465,11 @@ class _Statistics:
         self.next = first
 
     def grown(self, imported: int) -> None:
-        """Refresh the statistics of ``PROBED_TABLES`` if the load has grown past the next
-        step (the other tables are not read before the load ends)."""
+        """Refresh the statistics of ``PROBED_TABLES`` from a small sample (``quick``) if
+        the load has grown past the next step (the other tables are not read before the
+        load ends, and ``refresh`` then gives every table its full statistics)."""
         if imported >= self.next:
-            self.store.analyze(PROBED_TABLES)
+            self.store.analyze(PROBED_TABLES, quick=True)
             self.next = 2 * imported
 
     def refresh(self) -> None:

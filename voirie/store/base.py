@@ -691,9 +691,11 @@ class Store(Protocol):
     def count(self, table: str, jurisdiction_id: str) -> int:
         """Number of rows of a table for a jurisdiction."""
 
-    def analyze(self, tables: Sequence[str] | None = None) -> None:
+    def analyze(self, tables: Sequence[str] | None = None, *, quick: bool = False) -> None:
         """Refresh the planner's statistics (after a bulk load changed the tables' sizes),
-        of every table or of these (schema tables, else KeyError)."""
+        of every table or of these (schema tables, else KeyError). ``quick``: from a small
+        sample, for a refresh during a load (the sizes and rough distributions its own
+        statements plan with), refreshed in full at its end."""
 
     def newest_request_before(self, jurisdiction_id: str, before: datetime) -> datetime | None:
         """When the newest request made before ``before`` was made (None when none was)."""

@@ -58,6 +58,11 @@ RETRY_BACKOFF_S = 0.2
 POOL_TIMEOUT_S = 3.0
 CONNECT_TIMEOUT_S = 2
 STATEMENT_TIMEOUT_MS = 60_000
+QUICK_STATISTICS_TARGET = 10
+"""``default_statistics_target`` of a quick ``analyze`` (during a bulk load): a sample of
+3,000 rows a table instead of 30,000. The load's own statements (keyed probes, the open
+incidents near a batch) need the tables' sizes, not fine histograms: at 100k reports the
+three tables it refreshes took 1.8 s to analyze at the default 100, 0.17 s at 10."""
 # Recover alone: the pool's background reconnection backs off 1, 2, 4 s... for
 # ``reconnect_timeout``, then gives up and the next request tries at once. A short
 # timeout bounds the backoff, so a database that comes back is used within ~2 s.
@@ -769,9 +774,9 @@ class PostgisStore(StoreReads):
 
         return self._retrying(run)
 
-    def analyze(self, tables: Sequence[str] | None = None) -> None:
+    def analyze(self, tables: Sequence[str] | None = None, *, quick: bool = False) -> None:
         """``ANALYZE`` voirie's tables (only these, when given): right after a bulk COPY
-        the planner knows nothing."""
+        the planner knows nothing. ``quick``: sampled at ``QUICK_STATISTICS_TARGET``."""
         names = list(COLUMNS) if tables is None else list(tables)
         for table in names:
             known_table(table)
@@ -782,6 +787,9 @@ class PostgisStore(StoreReads):
         def run(conn: Connection) -> None:
             with conn.transaction():
                 conn.execute("SET LOCAL statement_timeout = 0")
+                if quick:
+                    target = sql.Literal(QUICK_STATISTICS_TARGET)
+                    conn.execute(sql.SQL("SET LOCAL default_statistics_target = {}").format(target))
                 conn.execute(sql.SQL("ANALYZE {}").format(listed))
 
         self._retrying(run)
