@@ -18,7 +18,14 @@ answered as the first answer was. A submission that names no device and no conta
 never taken for a retry: two citizens of one app who report the same thing are two
 reports (attached to one incident by deduplication), never one answer given twice.
 
-A report's reads go to the store together, under its service's lock: its client's token
+A report's writer holds its service family's lock in shared mode and, exclusively, the
+cells of the family's lock grid around its point and its external ids (``cell_keys``):
+two reports that may be one incident, or a retry and its first send, take turns; reports
+of one family far apart do not; an import, a merge or a staff edit, which hold the family
+exclusively, wait for every report of it (issue 20: one lock per family made every report
+of the busiest family, a third of Paris's, wait for the previous one's commit).
+
+A report's reads go to the store together, under those locks: its client's token
 (``Credential``: checked in the transaction that stores the report, so a revoked token is
 refused at once), the reports a retry of it would be, the incidents it may join and every
 id it may write. On PostGIS the transaction is pipelined from its BEGIN to its COMMIT:
@@ -35,6 +42,7 @@ written again in a transaction of its own, so one bad report never fails the oth
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
 import uuid
 from dataclasses import dataclass, field, replace
@@ -131,6 +139,24 @@ def external_ids(report: Report, retry: Retry) -> list[str]:
     return [f"f-{_digest(*material, str(b))}" for b in (bucket, bucket - 1)]
 
 
+CELL_MARGIN_M = 2.0
+"""Metres added to the side of a lock cell, so that the point halfway between two reports
+lies in the square of each whatever the rounding of their coordinates."""
+
+
+def cell_keys(family: str, side: float, x: float, y: float) -> list[str]:
+    """The lock keys of the cells (``side`` metres wide) that the square of side ``side``
+    centred on a metric point touches: 1 to 4. Two points less than ``side`` apart on each
+    axis share one: the cell of the point halfway between them."""
+    half = side / 2
+    cells = {
+        (math.floor((x + dx) / side), math.floor((y + dy) / side))
+        for dx in (-half, half)
+        for dy in (-half, half)
+    }
+    return [f"{family}@{side:g}/{i},{j}" for i, j in sorted(cells)]
+
+
 MAX_GROUP = 32
 """At most this many reports in one group commit (bounds the locks held and the wait of
 the first report of a group on the last)."""
@@ -190,6 +216,7 @@ class Intake(Roles):
         self._queue: list[_Waiting] = []
         self._queue_lock = threading.Lock()
         self._leaders = 0
+        self._cell_sides: dict[str, float] = {}
 
     def submit(
         self, report: Report, retry: Retry | None = None, credential: Credential | None = None
@@ -264,7 +291,8 @@ class Intake(Roles):
         group of one raises its failure."""
         try:
             with self.store.transaction(self.city.jurisdiction_id, pipelined=True) as uow:
-                uow.lock(self.policy.lock_keys(w.arrival.service_code for w in group))
+                families = self.policy.lock_keys(w.arrival.service_code for w in group)
+                uow.lock([key for w in group for key in self._lock_keys(w)], shared=families)
                 for waiting in group:
                     waiting.submission, waiting.error = None, None
                     sent = self._send(uow, waiting)
@@ -285,6 +313,37 @@ class Intake(Roles):
                     self._write_group([waiting])
                 except Exception as exc:
                     waiting.error = exc
+
+    def _lock_keys(self, waiting: _Waiting) -> list[str]:
+        """What a report's writer holds exclusively (its service family held shared):
+        the cells of its family's lock grid near its point, and its external ids.
+
+        Two reports whose decisions may depend on each other lie at most twice the
+        family's reach apart (one may open an incident at its point or join one within
+        its reach, which the other may see only within its own); the grid's cells are
+        that far plus ``CELL_MARGIN_M`` wide and each report takes those its square of
+        half that side touches (1 to 4): two such reports share the cell of the point
+        halfway between them, so they never race, while reports farther apart do not
+        wait for each other. A retry (or a reused Idempotency-Key) shares its external
+        ids with the first send, wherever it is placed."""
+        arrival = waiting.arrival
+        (family,) = self.policy.lock_keys([arrival.service_code])
+        keys = cell_keys(family, self._cell_side(family), arrival.x, arrival.y)
+        j = self.city.jurisdiction_id
+        return keys + [f"{j}/external id/{waiting.report.source}/{i}" for i in waiting.ids]
+
+    def _cell_side(self, family: str) -> float:
+        """The side of a family's lock cells: twice the longest reach of its services,
+        plus ``CELL_MARGIN_M`` (rounding)."""
+        side = self._cell_sides.get(family)
+        if side is None:
+            reach = max(
+                max(rule.radius_m, self.policy.reach_m(rule.radius_m, rule.street_radius_m))
+                for code, rule in self.policy.rules.items()
+                if self.policy.lock_keys([code]) == [family]
+            )
+            side = self._cell_sides[family] = 2 * reach + CELL_MARGIN_M
+        return side
 
     def _send(self, uow: UnitOfWork, waiting: _Waiting) -> _Sent:
         """Every read a report needs, sent at once (under the lock sent before them): its

@@ -583,8 +583,11 @@ class UnitOfWork(Protocol):
     learned_rules: LearnedRules
     tokens: Tokens
 
-    def lock(self, keys: Sequence[str]) -> None:
-        """Serialize writers that touch the same keys (e.g. one service in one city)."""
+    def lock(self, keys: Sequence[str], shared: Sequence[str] = ()) -> None:
+        """Serialize writers that touch the same keys (e.g. one service in one city).
+
+        ``shared`` keys are taken first, in shared mode: writers holding one shared key
+        run together, and wait for (and hold off) a writer holding it exclusively."""
 
     def pipelined(self) -> AbstractContextManager[object]:
         """A block whose statements are sent together (one round trip where results are

@@ -356,12 +356,17 @@ class PostgisSession(Session):
         with self.conn.cursor() as cur:
             cur.executemany(DIALECT.text(statement), rows)
 
-    def lock(self, keys: Sequence[str]) -> None:
-        """Transaction-scoped advisory locks, taken in sorted order so writers never deadlock."""
-        hashes = sorted({lock_key(key) for key in keys})
+    def lock(self, keys: Sequence[str], shared: Sequence[str] = ()) -> None:
+        """Transaction-scoped advisory locks: the ``shared`` keys first (shared mode), then
+        the others, each set in sorted order, so writers never deadlock as long as every
+        key is taken in one mode or comes after every key taken in the other."""
+        common = sorted({lock_key(key) for key in shared})
+        hashes = sorted({lock_key(key) for key in keys} - set(common))
         self.drain()
-        if hashes:
-            with self.conn.cursor() as cur:
+        with self.conn.cursor() as cur:
+            if common:
+                cur.executemany("SELECT pg_advisory_xact_lock_shared(%s)", [(h,) for h in common])
+            if hashes:
                 cur.executemany("SELECT pg_advisory_xact_lock(%s)", [(h,) for h in hashes])
 
     def pipelined(self) -> AbstractContextManager[object]:

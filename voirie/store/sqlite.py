@@ -159,7 +159,7 @@ class SqliteSession(Session):
         """One prepared statement over the rows."""
         self.conn.executemany(statement, rows)
 
-    def lock(self, keys: Sequence[str]) -> None:
+    def lock(self, keys: Sequence[str], shared: Sequence[str] = ()) -> None:
         """Nothing to do: ``BEGIN IMMEDIATE`` already holds the database's write lock."""
 
     def reserve_ids(self, table: str, n: int) -> np.ndarray:

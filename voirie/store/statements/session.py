@@ -105,8 +105,10 @@ class Session:
         """Execute one statement written with ``?`` marks once per row of parameters."""
         raise NotImplementedError
 
-    def lock(self, keys: Sequence[str]) -> None:
-        """Serialize the writers of the same keys until this transaction ends."""
+    def lock(self, keys: Sequence[str], shared: Sequence[str] = ()) -> None:
+        """Serialize the writers of the same keys until this transaction ends; ``shared``
+        keys first, in shared mode (held with other shared holders, against exclusive
+        ones)."""
         raise NotImplementedError
 
     def reserve_ids(self, table: str, n: int) -> np.ndarray:

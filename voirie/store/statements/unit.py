@@ -62,9 +62,10 @@ class SqlUnitOfWork:
         self.learned_rules: LearnedRules = SqlLearnedRules(session)
         self.tokens: Tokens = SqlTokens(session)
 
-    def lock(self, keys: Sequence[str]) -> None:
-        """Serialize writers that touch the same keys (e.g. one service in one city)."""
-        self.session.lock(keys)
+    def lock(self, keys: Sequence[str], shared: Sequence[str] = ()) -> None:
+        """Serialize writers that touch the same keys (e.g. one service in one city);
+        ``shared`` keys first, in shared mode."""
+        self.session.lock(keys, shared)
 
     def pipelined(self) -> AbstractContextManager[object]:
         """Statements sent together until the block ends (the session's pipeline); in a
