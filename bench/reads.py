@@ -42,6 +42,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import ExitStack, asynccontextmanager, contextmanager
 from datetime import UTC, datetime, timedelta
@@ -317,10 +318,15 @@ def server(
         process.wait(30)
 
 
-def _figures(runs: list[dict[str, Any]]) -> tuple[float, float, float, int]:
+def _figures(runs: list[dict[str, Any]]) -> tuple[float, float, float, str]:
+    """Requests/s, p50 and p99 (ms), and the answers other than 200 with their statuses
+    ("0", "4 (503×4)")."""
     latencies = [v for run in runs for v in run["latency_ms"]]
     elapsed = sum(run["elapsed_s"] for run in runs)
-    errors = sum(len(run["errors"]) for run in runs)
+    statuses = Counter(status for run in runs for status in run["errors"])
+    errors = str(statuses.total())
+    if statuses:
+        errors += " (" + ", ".join(f"{s}×{n}" for s, n in sorted(statuses.items())) + ")"
     if not latencies:
         return 0.0, float("nan"), float("nan"), errors
     p50, p99 = np.percentile(latencies, [50, 99])
