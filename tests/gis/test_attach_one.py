@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from dedupecandidates import candidates_of
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -92,12 +93,6 @@ scorings = st.sampled_from(
 )
 
 
-def _objects(values: list[object]) -> np.ndarray:
-    out = np.empty(len(values), dtype=object)
-    out[:] = values
-    return out
-
-
 def _expected(
     report: dict[str, object], stored: pd.DataFrame, scoring: DedupeScoring
 ) -> dedupe.Link:
@@ -114,21 +109,6 @@ def _expected(
         int(row["kin"]),
         int(row["place"]),
         str(dedupe.reasons(links)[0]),
-    )
-
-
-def _candidates(stored: pd.DataFrame) -> dedupe.Candidates:
-    return dedupe.Candidates(
-        incident_id=stored["incident_id"].to_numpy(np.int64),
-        x=stored["x"].to_numpy(float),
-        y=stored["y"].to_numpy(float),
-        service_code=_objects(list(stored["service_code"])),
-        group=_objects(list(stored["group"])),
-        match=_objects(list(stored["match"])),
-        segment_id=_objects(list(stored["segment_id"])),
-        street_name=_objects(list(stored["street_name"])),
-        last_reported_at=stored["last_reported_at"].to_numpy(dtype="datetime64[ns]"),
-        status=_objects(list(stored["status"])),
     )
 
 
@@ -177,13 +157,13 @@ def test_attach_one_decides_as_attach(
     )
     stored["last_reported_at"] = pd.to_datetime(stored["last_reported_at"], utc=True)
     stored["incident_id"] = stored["incident_id"].astype(np.int64)
-    assert dedupe.attach_one(dedupe.NewReport(**fields), _candidates(stored), scoring) == _expected(
-        fields, stored, scoring
-    )
+    assert dedupe.attach_one(
+        dedupe.NewReport(**fields), candidates_of(stored), scoring
+    ) == _expected(fields, stored, scoring)
 
 
 def test_attach_one_with_no_candidate_opens_an_incident() -> None:
-    empty = _candidates(
+    empty = candidates_of(
         pd.DataFrame(columns=INCIDENT_COLUMNS).astype(
             {"incident_id": np.int64, "x": float, "y": float, "last_reported_at": "datetime64[ns]"}
         )

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
+from dedupecandidates import candidates_of
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,12 +19,6 @@ from voirie.gis import dedupe
 X, Y = 652_271.0, 6_863_519.0  # Boulevard de Bonne-Nouvelle, Paris 2e
 T0 = datetime(2024, 1, 10, tzinfo=UTC)
 WINDOW = 7.0
-
-
-def _objects(values: list[object]) -> np.ndarray:
-    out = np.empty(len(values), dtype=object)
-    out[:] = values
-    return out
 
 
 def _stored(rows: list[dict[str, object]]) -> pd.DataFrame:
@@ -43,25 +38,6 @@ def _stored(rows: list[dict[str, object]]) -> pd.DataFrame:
             "last_reported_at": pd.to_datetime([r["last"] for r in rows], utc=True),
             "status": [r.get("status", "new") for r in rows],
         }
-    )
-
-
-def _candidates(stored: pd.DataFrame) -> dedupe.Candidates:
-    def stamps(column: str) -> np.ndarray:
-        return stored[column].dt.tz_convert(None).to_numpy(dtype="datetime64[ns]")
-
-    return dedupe.Candidates(
-        incident_id=stored["incident_id"].to_numpy(np.int64),
-        x=stored["x"].to_numpy(float),
-        y=stored["y"].to_numpy(float),
-        service_code=_objects(list(stored["service_code"])),
-        group=_objects(list(stored["group"])),
-        match=_objects(list(stored["match"])),
-        segment_id=_objects(list(stored["segment_id"])),
-        street_name=_objects(list(stored["street_name"])),
-        last_reported_at=stamps("last_reported_at"),
-        status=_objects(list(stored["status"])),
-        first_reported_at=stamps("first_reported_at"),
     )
 
 
@@ -85,7 +61,7 @@ def _both(report: dict[str, object], stored: pd.DataFrame) -> tuple[int, float, 
     ``attach_one``."""
     scoring = DedupeScoring()
     links = dedupe.attach(pd.DataFrame([report]), stored, scoring)
-    link = dedupe.attach_one(dedupe.NewReport(**report), _candidates(stored), scoring)  # type: ignore[arg-type]
+    link = dedupe.attach_one(dedupe.NewReport(**report), candidates_of(stored), scoring)  # type: ignore[arg-type]
     row = links.iloc[0]
     return int(row["incident_id"]), float(row["gap_days"]), link.incident_id, link.gap_days
 
