@@ -58,6 +58,12 @@ def _numpy_instant(value: object) -> datetime | str:
     return str(value).removesuffix("Z")
 
 
+_OPEN_SELECT = (
+    "SELECT i.id, i.lon, i.lat, i.service_code, i.last_reported_at, i.segment_id, "
+    "i.street_name, i.status, i.first_reported_at FROM incidents i WHERE i.jurisdiction_id = ?"
+)
+"""The dedupe candidates' columns (``candidates.OPEN_INCIDENT_COLUMNS``) of a city's
+incidents, the conditions to follow."""
 _UNTIL = " AND i.first_reported_at <= ?"
 """The candidates' bound on when an incident began (``until``: a report's time plus its
 window, the latest of a batch's)."""
@@ -99,9 +105,7 @@ class SqlIncidents:
         s, d = self.session, self.session.dialect
         x0, y0, x1, y1 = (float(v) for v in bbox)
         return s.run(
-            "SELECT i.id, i.lon, i.lat, i.service_code, i.last_reported_at, i.segment_id, "
-            "i.street_name, i.status, i.first_reported_at FROM incidents i "
-            f"WHERE i.jurisdiction_id = ? "
+            f"{_OPEN_SELECT} "
             f"AND {d.bbox('incidents', 'i')} AND {d.in_array('i.status', 'text')} "
             f"AND {d.in_array('i.service_code', 'text')} "
             "AND i.lon >= ? AND i.lat >= ? AND i.lon <= ? AND i.lat <= ? "
@@ -154,9 +158,7 @@ class SqlIncidents:
         range; the bbox is checked on the stored lon/lat (edges included, exactly)."""
         s, d = self.session, self.session.dialect
         columns = (
-            "SELECT i.id, i.lon, i.lat, i.service_code, i.last_reported_at, i.segment_id, "
-            "i.street_name, i.status, i.first_reported_at FROM incidents i "
-            "WHERE i.jurisdiction_id = ? "
+            f"{_OPEN_SELECT} "
             f"AND {d.in_array('i.service_code', 'text')} AND {d.in_array('i.status', 'text')} "
             "AND i.lon >= ? AND i.lat >= ? AND i.lon <= ? AND i.lat <= ?"
             + (_UNTIL if until is not None else "")
