@@ -238,10 +238,10 @@ def _reads(served: Served, node: str) -> float:
     return _metric(served, "voirie_public_reads_total", node=node) or 0.0
 
 
-# Paris's change counter (migration 0021), as ``Store.change_mark`` reads it.
+# Paris's change counter (migrations 0021, 0023), as ``Store.change_mark`` reads it.
 _PARIS_VERSION = (
-    "SELECT version FROM store_changes WHERE jurisdiction_id IN ('', 'paris.fr')"
-    " ORDER BY jurisdiction_id DESC LIMIT 1"
+    "SELECT sum(version)::bigint FROM store_changes"
+    " WHERE (jurisdiction_id, shard) = ('', 0) OR jurisdiction_id = 'paris.fr'"
 )
 
 

@@ -717,7 +717,7 @@ class Store(Protocol):
         zone and when they were first acknowledged and resolved."""
 
     def change_mark(self, jurisdiction_id: str) -> ChangeMark:
-        """The city's change counter (migrations 0011, 0021): one cheap read, for ETag and
+        """The city's change counter (migrations 0011, 0021, 0023): one cheap read, for ETag and
         Last-Modified; a city never written to reads the store's counter from before 0021."""
 
     def rows(self, text: str, params: Sequence[object]) -> list[tuple[object, ...]]:

@@ -106,11 +106,15 @@ _BINARY = {
     "timestamp with time zone": "timestamptz",
     "boolean": "bool",
 }
-# A city's change counter (migration 0021), else the store's from before it (row ''): two
-# probes of the primary key.
+# A city's change counter (migrations 0021, 0023): the store's version before 0021 (row
+# '') plus the sum of the city's shards, changed when the latest of them was; a probe and
+# a range of the primary key.
 _CHANGE_MARK = (
-    "SELECT version, changed_at, clock_timestamp() FROM store_changes"
-    " WHERE jurisdiction_id IN ('', %s) ORDER BY jurisdiction_id DESC LIMIT 1"
+    "SELECT (base.version + coalesce(sum(city.version), 0))::bigint,"
+    " greatest(base.changed_at, max(city.changed_at)), clock_timestamp()"
+    " FROM store_changes base LEFT JOIN store_changes city ON city.jurisdiction_id = %s"
+    " AND city.jurisdiction_id <> ''"
+    " WHERE base.jurisdiction_id = '' AND base.shard = 0 GROUP BY base.version, base.changed_at"
 )
 _MIGRATIONS_TABLE = sql.SQL(
     "CREATE TABLE IF NOT EXISTS voirie_migrations ("
@@ -715,7 +719,7 @@ class PostgisStore(StoreReads):
 
         def run(conn: Connection) -> ChangeMark:
             row = conn.execute(_CHANGE_MARK, (jurisdiction_id,)).fetchone()
-            assert row is not None  # migration 0021 keeps the store's row ''
+            assert row is not None  # migrations 0021 and 0023 keep the store's row ''
             version, changed_at, now = row
             return ChangeMark(
                 int(cast(int, version)), cast(datetime, changed_at), cast(datetime, now)
