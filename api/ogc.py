@@ -24,7 +24,7 @@ from starlette.types import Scope
 
 from voirie.api.deps import PipelineDep
 from voirie.api.validation import check_request
-from voirie.errors import InvalidInput, NotFound
+from voirie.errors import InvalidInput, NotFound, StoreError
 from voirie.maps import attribution, ogc, ogc_filter, ogc_html, ogc_openapi, ogc_tiles
 from voirie.model import Status
 from voirie.services.pipeline import Pipeline
@@ -605,12 +605,16 @@ def quick_item(scope: Scope, params: dict[str, str]) -> Response | None:
     limiter (~0.3 ms of a request that takes ~1 ms, issue 19); None when the route must
     answer: HTML asked for, or any refusal or error (the route meets it again and answers
     it as every route does). The app-wide check of parameters (``validation.GUARD``) is
-    made here too."""
+    made here too. A database that is down raises ``StoreError``, which ``edge.Gate``
+    answers 503 as the route's handler would: left to the route, the request would wait
+    for the pool's timeout a second time."""
     request = Request({**scope, "path_params": params})
     try:
         check_request(request)
         pipeline: Pipeline = request.app.state.pipeline
         c, crs, html = _item_request(request, pipeline, params["collectionId"])
         return None if html else _item_json(request, pipeline, c, params["featureId"], crs)
+    except StoreError:
+        raise
     except Exception:  # the route meets it again and answers it with the app's handlers
         return None

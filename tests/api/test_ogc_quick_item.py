@@ -8,13 +8,19 @@ request that declares one to the route (a GET's body is never read by it)."""
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import pytest
+from databases import allow_connections
 from fastapi.testclient import TestClient
 from httpx2 import Response
 
 from voirie.api import ogc
+from voirie.api.app import create_app
+from voirie.city import City
+from voirie.errors import StoreError
+from voirie.gis.enrich import CityGIS
+from voirie.settings import CitySettings, StoreSettings
 
 EPSG = "http://www.opengis.net/def/crs/EPSG/0/"
 
@@ -130,3 +136,30 @@ def test_other_paths_are_not_items() -> None:
     scope = {"type": "http", "path": "/ogc/collections/incidents/items", "root_path": ""}
     assert ogc.item_params(scope) is None
     assert ogc.item_params({**scope, "path": "/ogc/collections/incidents/items/1/x"}) is None
+
+
+@pytest.mark.postgis
+def test_a_database_down_is_answered_503_at_the_edge_without_trying_the_route(
+    postgis_server: str, postgis_url: str, paris: City, paris_gis: CityGIS
+) -> None:
+    """Left to the route, the request would wait for the store's pool a second time."""
+    app = create_app(
+        StoreSettings(database_url=postgis_url, pool_min_size=1, pool_max_size=2),
+        CitySettings(city=str(paris.folder)),
+        gis=paris_gis,
+    )
+    path = "/ogc/collections/incidents/items/1"
+    database = urlsplit(postgis_url).path.lstrip("/")
+    with TestClient(app) as client:
+        params = ogc.item_params(_scope(client, path))
+        assert params is not None
+        allow_connections(postgis_server, database, allowed=False)
+        try:
+            with pytest.raises(StoreError):
+                ogc.quick_item(_scope(client, path), params)
+            answer = client.get(path)
+        finally:
+            allow_connections(postgis_server, database, allowed=True)
+    assert answer.status_code == 503, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert "retry-after" in answer.headers
