@@ -15,13 +15,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from reportrows import submitted_reports
 
 from voirie.city import City
 from voirie.gis.enrich import CityGIS
 from voirie.ingest.mapping import DANSMARUE
 from voirie.ingest.sources import RawTable, read_csv
-from voirie.ingest.validate import validate
-from voirie.model import Report
 from voirie.services.pipeline import Pipeline
 from voirie.store import Store
 from voirie.store.schema import COLUMNS
@@ -36,27 +35,6 @@ def table() -> RawTable:
     """The first ``N`` reports of the bundled slice (dense in time: many duplicates)."""
     raw = read_csv(PARIS_CSV)
     return RawTable(raw.rows.iloc[:N].reset_index(drop=True), raw.columns)
-
-
-def _reports(table: RawTable, city: City) -> list[Report]:
-    """The table's valid catalogued reports as ``Report``s, in the order an import takes
-    them (time, then row)."""
-    valid = validate(table, DANSMARUE, city).reports
-    valid = valid[valid["service_code"].isin(list(city.services))]
-    valid = valid.sort_values(["requested_at", "row"], kind="stable")
-    return [
-        Report(
-            external_id=row.external_id,
-            source=row.source,
-            service_code=row.service_code,
-            lon=row.lon,
-            lat=row.lat,
-            requested_at=row.requested_at.to_pydatetime(),
-            address=row.address,
-            channel=row.channel,
-        )
-        for row in valid.itertuples()
-    ]
 
 
 def _rows(store: Store, table: str, columns: list[str]) -> pd.DataFrame:
@@ -141,7 +119,7 @@ def test_one_at_a_time_stores_what_an_import_stores(
     two_stores: tuple[Store, Store], table: RawTable, paris: City, paris_gis: CityGIS
 ) -> None:
     store, second_store = two_stores
-    reports = _reports(table, paris)
+    reports = submitted_reports(table, paris)
     in_bulk = Pipeline(paris, store, paris_gis)
     in_bulk.imports.import_table(
         RawTable(

@@ -10,13 +10,13 @@ from datetime import date, timedelta
 
 import pandas as pd
 from datafiles import PARIS_REPORTS
+from reportrows import submitted_reports
 
 from voirie.city import City
 from voirie.gis.enrich import CityGIS
 from voirie.ingest.mapping import DANSMARUE
 from voirie.ingest.sources import RawTable, read_csv
 from voirie.ingest.validate import validate
-from voirie.model import Report
 from voirie.services.pipeline import Pipeline
 from voirie.store import Store
 
@@ -43,23 +43,6 @@ def _table(pipeline: Pipeline) -> RawTable:
         ]
     )
     return RawTable(rows, raw.columns)
-
-
-def _reports(table: RawTable, paris: City) -> dict[str, Report]:
-    valid = validate(table, DANSMARUE, paris).reports
-    return {
-        str(row.external_id).removeprefix("OOO-"): Report(
-            external_id=row.external_id,
-            source=row.source,
-            service_code=row.service_code,
-            lon=row.lon,
-            lat=row.lat,
-            requested_at=row.requested_at.to_pydatetime(),
-            address=row.address,
-            channel=row.channel,
-        )
-        for row in valid.itertuples()
-    }
 
 
 def _stored(store: Store) -> pd.DataFrame:
@@ -90,7 +73,10 @@ def test_an_older_history_imported_later_keeps_to_its_own_incidents(
     in_bulk.imports.import_table(RawTable(rows.loc[["new"]], table.columns), DANSMARUE)
     in_bulk.imports.import_table(RawTable(rows.loc[["old", "near"]], table.columns), DANSMARUE)
     one_by_one = Pipeline(paris, single_store, paris_gis)
-    reports = _reports(table, paris)
+    reports = {
+        str(report.external_id).removeprefix("OOO-"): report
+        for report in submitted_reports(table, paris)
+    }
     submitted = {name: one_by_one.intake.submit(reports[name]) for name in ("new", "old", "near")}
     assert [submitted[n].attached for n in ("new", "old", "near")] == [False, False, True]
 
