@@ -17,7 +17,10 @@ did it, in two layers:
 
 Each layer shapes an answer's start in one pass and sends it on; work a request does not
 need is skipped (no replica pinning without replicas, no body count of a declared body
-too large, validators computed once per change mark).
+too large, validators computed once per change mark). Two requests are answered by
+``Gate`` itself, in one thread hop, without the router, the exception layer and FastAPI's
+dependency solving: one OGC feature (``voirie.api.ogc.quick_item``) and the Open311 POST
+(``voirie.api.open311.quick_submit``).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from voirie.api.headers import securing
 from voirie.api.limits import counted, declared_length, limit_for, too_large_response
 from voirie.api.logs import REQUEST_ID, request_id
 from voirie.api.observability import HEADER_KEY, finished
+from voirie.api.open311 import quick_submit
 from voirie.api.read_routing import empty_body, reads_replica
 from voirie.api.unavailable import unavailable_response, with_retry_after
 from voirie.api.validation import allow_every_method
@@ -160,7 +164,8 @@ class Gate:
 
         if policy is None:
             try:
-                await self._limited(scope, receive, answer)
+                if not await self._quick_submit(scope, receive, answer):
+                    await self._limited(scope, receive, answer)
             finally:
                 self.caching.answered(method)
             return
@@ -184,6 +189,24 @@ class Gate:
         if response is None:
             return False
         scope.update(path_params=params, endpoint=ogc.item, route=ogc.ITEM_ROUTE)
+        await response(scope, receive, send)
+        return True
+
+    async def _quick_submit(self, scope: Scope, receive: Receive, send: Send) -> bool:
+        """Answer an Open311 POST (the write asked most) in one hop without the framework's
+        routing, exception layer and dependency solving, as ``voirie.api.open311.submit``'s
+        route would, behind the same body limit; False when that route must answer (another
+        request, a multipart body, a body declared too large: ``_limited`` refuses it)."""
+        fmt = quick_submit.quick_format(scope)
+        if fmt is None:
+            return False
+        limit = limit_for(scope, self.limits)
+        declared = declared_length(scope)
+        if declared is not None and declared > limit:
+            return False
+        route = quick_submit.SUBMIT_ROUTE
+        scope.update(path_params={"fmt": fmt}, endpoint=route.endpoint, route=route)
+        response = await quick_submit.quick_submit(scope, counted(receive, limit), fmt)
         await response(scope, receive, send)
         return True
 

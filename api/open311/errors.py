@@ -52,6 +52,16 @@ def open311_errors(exc: Exception) -> tuple[int, list[Open311Error]]:
     raise TypeError(f"not an error voirie renders: {type(exc).__name__}")
 
 
+def open311_response(fmt: Format, exc: Exception) -> Response:
+    """An error raised on an Open311 route, rendered: by the app's handlers, and by the
+    edge's POST (``voirie.api.open311.quick_submit``), which answers without them."""
+    status, errors = open311_errors(exc)
+    response = render_errors(fmt, status, errors)
+    # Headers the error carries (a 405's Allow, a 503's Retry-After) are part of it.
+    response.headers.update(getattr(exc, "headers", None) or {})
+    return response
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Render errors on ``/open311`` paths in the Open311 shape; others as before.
 
@@ -72,11 +82,7 @@ def install_error_handlers(app: FastAPI) -> None:
             if not request.url.path.startswith(PREFIX):
                 answer = previous(request, exc)
                 return answer if isinstance(answer, Response) else await answer
-            status, errors = open311_errors(exc)
-            response = render_errors(format_of(request.url.path), status, errors)
-            # Headers the error carries (a 405's Allow, a 503's Retry-After) are part of it.
-            response.headers.update(getattr(exc, "headers", None) or {})
-            return response
+            return open311_response(format_of(request.url.path), exc)
 
         app.add_exception_handler(kind, handler)
 

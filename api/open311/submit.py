@@ -14,6 +14,7 @@ answer was (a key reused for another body: 422).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import re
@@ -23,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request, Response
-from fastapi.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
 
 from voirie.api.deps import PipelineDep
 from voirie.api.open311 import wire
@@ -123,9 +124,14 @@ def _form_text(value: object) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
+def content_kind(headers: Headers) -> str:
+    """A request's media type (``Content-Type`` without its parameters, lower case)."""
+    return headers.get("content-type", "").split(";")[0].strip().lower()
+
+
 async def read_form(request: Request) -> Form:
     """The body as a ``Form``, from url-encoded, multipart or JSON content."""
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    kind = content_kind(request.headers)
     fields: dict[str, str] = {}
     attributes: dict[str, list[str]] = {}
     if kind == "application/json":
@@ -322,10 +328,23 @@ async def post_request(
     ] = None,
 ) -> Response:
     """Store a report and answer its service_request_id and the incident it joined."""
+    return await submitted(fmt, request, pipeline, settings, idempotency_key)
+
+
+async def submitted(
+    fmt: Format,
+    request: Request,
+    pipeline: Pipeline,
+    settings: Open311Settings,
+    idempotency_key: str | None,
+) -> Response:
+    """The answer to a POST whose parameters are checked: its form read, its key charged,
+    its report stored in a worker thread, its ids rendered. The route's body, also run by
+    the edge (``voirie.api.open311.quick_submit``) without the framework around it."""
     form = await read_form(request)
     if (refusal := await charge_key(request, form.get("api_key"))) is not None:
         return too_many_requests(fmt, refusal)
-    submission, token = await run_in_threadpool(create, pipeline, settings, form, idempotency_key)
+    submission, token = await asyncio.to_thread(create, pipeline, settings, form, idempotency_key)
     answer = wire.RequestCreated(
         service_request_id=str(submission.report_id),
         token=token,
