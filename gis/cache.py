@@ -7,14 +7,15 @@ them, the code that builds it and the libraries it runs on. Those are hashed int
 cache key (``prepared_key``), so a changed layer, city.yaml key, voirie module or library
 version misses the cache and the GIS is built again: a stale entry is never read.
 
-An entry is a pickle of the built object's attributes, written with two reducers that make
+An entry is a pickle of the built object's attributes, written with reducers that make
 it fast to load: arrays of geometries as their coordinates and offsets when they share
 one type (``shapely.from_ragged_array``), else as one WKB array (``shapely.from_wkb``),
-rebuilt in one vectorized call and prepared again where they were, and spatial trees as their
-geometries (the ``STRtree`` is rebuilt from them). An entry that cannot be read (truncated,
-corrupt, written by another version) is removed and the GIS built again. Entries are
-written to a temporary file and renamed, so readers never see half an entry, and only the
-most recently used ``KEEP_ENTRIES`` are kept.
+rebuilt in one vectorized call and prepared again where they were; geopandas' geometry
+columns as those arrays (not geopandas' own WKB, decoded a second time for the streets);
+spatial trees as their geometries (the ``STRtree`` is rebuilt from them). An entry that
+cannot be read (truncated, corrupt, written by another version) is removed and the GIS
+built again. Entries are written to a temporary file and renamed, so readers never see
+half an entry, and only the most recently used ``KEEP_ENTRIES`` are kept.
 
 The folder is ``$XDG_CACHE_HOME/voirie/gis`` (``~/.cache/voirie/gis`` by default); the
 entries are pickles, so the folder is created private to its user (mode 0700).
@@ -37,13 +38,14 @@ from typing import Any
 
 import numpy as np
 import shapely
+from geopandas.array import GeometryArray
 
 from voirie.city import City
 
 KEEP_ENTRIES = 8
 """Entries kept in the folder (the most recently used): a few cities and their variants
-(about 120 MB each for Paris)."""
-_FORMAT = 1
+(about 110 MB each for Paris)."""
+_FORMAT = 2
 """Version of the entry layout; bumped when ``_Pickler``'s reducers change."""
 _LIBRARIES = ("numpy", "pandas", "shapely", "geopandas", "pyproj", "pyogrio", "osmium")
 _CONFIG_KEYS = {"metric_crs", "locale", "streets", "addresses", "zones"}
@@ -187,6 +189,11 @@ class _Pickler(pickle.Pickler):
         """The reduction of geometry arrays and trees; others pickle as usual."""
         if isinstance(obj, shapely.STRtree):
             return _tree, (obj.geometries,)
+        if isinstance(obj, GeometryArray):
+            # geopandas pickles its arrays as WKB; as their array of geometries instead,
+            # the one a frame shares with the GIS's own arrays (the streets') is written
+            # and rebuilt once, and the loaded object shares it as the built one did.
+            return GeometryArray, (np.asarray(obj), obj.crs)
         if isinstance(obj, np.ndarray) and obj.dtype == object and obj.size:
             flat = obj.ravel()
             geometry = shapely.is_geometry(flat)

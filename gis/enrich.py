@@ -126,7 +126,7 @@ class CityGIS:
             shapely.STRtree(self.streets_geometry) if self.streets is not None else None
         )
         self.edges = (
-            Edges(self.streets_geometry, grid_radius_m=_CANDIDATE_RADII_M[0])
+            Edges(self.streets_geometry, _CANDIDATE_RADII_M[0], self.street_tree)
             if self.streets is not None
             else None
         )
@@ -271,8 +271,7 @@ class CityGIS:
             return nearest, "nearest"
         if self._street_codes[self.edges.line[nearest.edge]] == street:
             return nearest, "address_match"
-        box = shapely.box(x - radius, y - radius, x + radius, y + radius)
-        edge = self.edges.tree.query(box)
+        edge = self.edges.edges_near_one(x, y, radius)
         named = edge[self._street_codes[self.edges.line[edge]] == street]
         matched = self.edges.nearest_of(x, y, named, radius)
         return (nearest, "nearest") if matched is None else (matched, "address_match")

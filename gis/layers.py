@@ -21,7 +21,6 @@ import shapely
 
 from voirie.city import City, StreetLayer, ZoneLayer
 from voirie.errors import CityConfigError
-from voirie.gis.osm import is_osm, read_osm
 
 GeometryKind = Literal["lines", "polygons"]
 _POLYGONAL = ["Polygon", "MultiPolygon"]
@@ -71,8 +70,12 @@ def gdal_path(path: Path) -> str:
 def read_source(path: Path) -> gpd.GeoDataFrame:
     """The layer as stored, in its own CRS (``None`` when the file declares none); an
     OpenStreetMap extract gives its highway segments (see :mod:`voirie.gis.osm`)."""
-    if is_osm(path):
-        return read_osm(path)
+    # Imported here: pyosmium is needed only to read layers, which a start that loads the
+    # city's cached GIS (voirie.gis.cache) does not do.
+    from voirie.gis import osm
+
+    if osm.is_osm(path):
+        return osm.read_osm(path)
     return gpd.read_file(gdal_path(path), engine="pyogrio")
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Literal
 
-from limits import parse_many
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -201,6 +200,10 @@ class RateLimitSettings(BaseSettings):
     )
     @classmethod
     def _rates(cls, value: str, info: ValidationInfo) -> str:
+        # Imported here: ``limits`` (with asyncio) costs ~40 ms of every CLI start, and only
+        # the API's rate limits are checked with it.
+        from limits import parse_many
+
         try:
             parse_many(value)
         except ValueError as exc:

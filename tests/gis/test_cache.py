@@ -58,7 +58,24 @@ def test_paris_loaded_from_its_entry_enriches_as_when_built(cache_home: Path) ->
         assert shapely.is_prepared(zone.polygons).all()
     assert loaded.edges is not None
     assert built.edges is not None
-    assert len(loaded.edges.tree) == len(built.edges.tree)
+    assert len(loaded.edges.line_tree) == len(built.edges.line_tree)
+
+
+def test_a_loaded_entry_shares_the_streets_geometries_as_the_built_gis(
+    cache_home: Path,
+) -> None:
+    """The streets frame and the GIS's own array of their geometries are one array when
+    built; loaded, they are one again (decoded once), with the frame's CRS."""
+    paris = load_city("paris")
+    built = CityGIS(paris)
+    loaded = CityGIS(paris)
+    for gis in (built, loaded):
+        assert gis.streets is not None
+        assert np.asarray(gis.streets.geometry.values) is gis.streets_geometry
+    assert loaded.streets is not None
+    assert built.streets is not None
+    assert loaded.streets.crs == built.streets.crs
+    assert shapely.equals_exact(loaded.streets_geometry, built.streets_geometry).all()
 
 
 def test_a_changed_layer_file_is_a_new_entry(cache_home: Path, chicago_copy: City) -> None:

@@ -1,4 +1,5 @@
-"""``voirie import`` and ``voirie export``: files in, layers out."""
+"""``voirie import`` (report files through the whole pipeline) and the reading of report
+files that the commands learning from past reports share."""
 
 from __future__ import annotations
 
@@ -34,18 +35,8 @@ from voirie.ingest.sources import (
     stream_geojson,
     stream_open311_json,
 )
-from voirie.maps.export import (
-    FORMATS,
-    ID_COLUMNS,
-    Format,
-    check_crs,
-    download_selection,
-    layer_chunks,
-    write_layer,
-)
 from voirie.services.imports import DEFAULT_CHUNK_ROWS, ImportSummary
 from voirie.services.pipeline import Pipeline
-from voirie.store.selection import Layer
 
 IMPORT_FORMATS = ("dansmarue", "csv", "geojson", "open311-json")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -254,62 +245,3 @@ def import_command(
             soft_wrap=True,
         )
         sys.exit(1)
-
-
-@click.command("export")
-@click.argument("layer", type=click.Choice(["reports", "incidents"]))
-@city_option
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(FORMATS),
-    required=True,
-    help="csv (with x, y and WKT), geojson, gpkg (GeoPackage with French column "
-    "titles) or zip (zipped Shapefile).",
-)
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
-@click.option("--crs", default=None, help="Output CRS, e.g. EPSG:2154 [default: EPSG:4326]")
-@click.option("--status", default=None, help="Only these incident statuses (comma-separated).")
-@click.option("--service", default=None, help="Only these service codes (comma-separated).")
-@click.option("--team", default=None, help="Only these teams (comma-separated codes).")
-@click.option("--zone", default=None, help="Only one zone, as layer:code (arrondissement:75111).")
-@click.option("--bbox", default=None, help="Only inside minlon,minlat,maxlon,maxlat (WGS84).")
-@click.option(
-    "--start",
-    default=None,
-    help="Reports requested (incidents active) on or after this ISO 8601 date.",
-)
-@click.option("--end", default=None, help="... and on or before this ISO 8601 date.")
-@fail_cleanly
-def export_command(
-    layer: Layer,
-    city: str,
-    fmt: Format,
-    output: Path,
-    crs: str | None,
-    status: str | None,
-    service: str | None,
-    team: str | None,
-    zone: str | None,
-    bbox: str | None,
-    start: str | None,
-    end: str | None,
-) -> None:
-    """Write the report or incident layer (public fields only) to a file, chunk by chunk."""
-    selection = download_selection(
-        status=status, service=service, team=team, zone=zone, bbox=bbox, start=start, end=end
-    )
-    store = configured_store()
-    try:
-        pipeline = Pipeline(load_city(city), store)
-        written = write_layer(
-            layer_chunks(pipeline, layer, selection),
-            output,
-            fmt,
-            id_column=ID_COLUMNS[layer],
-            crs=check_crs(crs),
-            layer=layer,
-        )
-        console.print(f"wrote {written} {layer} to {output}")
-    finally:
-        store.close()

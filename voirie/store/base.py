@@ -9,8 +9,8 @@ follow the column lists of ``voirie.store.schema``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from datetime import date, datetime
 from importlib import resources
 from typing import NamedTuple, Protocol, TypedDict, TypeVar
@@ -775,3 +775,20 @@ def migrations(backend: str) -> Iterator[tuple[int, str, str]]:
         if entry.name.endswith(".sql"):
             version = int(entry.name.split("_", 1)[0])
             yield version, entry.name, entry.read_text(encoding="utf-8")
+
+
+def pending_migrations(backend: str, applied: Collection[int]) -> list[tuple[int, str, str]]:
+    """``migrations`` of a backend not yet ``applied``, in order: one numbered below the
+    highest applied (merged from another branch) included."""
+    return [migration for migration in migrations(backend) if migration[0] not in applied]
+
+
+@contextmanager
+def applying(name: str) -> Iterator[None]:
+    """A block applying the migration file ``name``: an error raised in it names the file
+    (a note on the error, which keeps its type)."""
+    try:
+        yield
+    except Exception as exc:
+        exc.add_note(f"while applying migration {name}")
+        raise

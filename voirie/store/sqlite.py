@@ -23,7 +23,7 @@ import pandas as pd
 
 from voirie.codecs import mvt
 from voirie.store import gpkg
-from voirie.store.base import ChangeMark, migrations
+from voirie.store.base import ChangeMark, applying, pending_migrations
 from voirie.store.dialect import Column, Dialect
 from voirie.store.public_points import Placement, point_columns
 from voirie.store.reads import StoreReads
@@ -223,50 +223,54 @@ class SqliteStore(StoreReads):
 
     def schema_version(self) -> int:
         """Highest applied migration, 0 before the first."""
+        return max(self._applied(), default=0)
+
+    def _applied(self) -> set[int]:
+        """The versions of the migrations applied; creates their table on a new file."""
         self.conn.execute(
             "CREATE TABLE IF NOT EXISTS voirie_migrations "
             "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at DATETIME NOT NULL)"
         )
-        (version,) = self.conn.execute(
-            "SELECT COALESCE(MAX(version), 0) FROM voirie_migrations"
-        ).fetchone()
-        return int(version)
+        return {int(v) for (v,) in self.conn.execute("SELECT version FROM voirie_migrations")}
 
     def upgrade(self) -> list[int]:
-        """Apply pending migrations, each in its own transaction.
+        """Apply pending migrations, all in one transaction.
 
-        Each migration is looked up inside the write transaction, so processes starting
-        together apply it once (the others wait for the lock, then see it applied), and a
-        migration numbered below one already applied (merged from another branch) still runs.
+        A file already up to date costs one read and takes no lock. Otherwise the pending
+        migrations are looked up again inside the write transaction, so processes starting
+        together apply each once (the others wait for the lock, then see them applied).
+        One commit for them all (one flush to disk, not one per migration); a migration
+        that fails rolls back those applied with it, and its error names its file.
         """
-        applied = []
-        self.schema_version()  # creates the migrations table on a new file
-        for version, name, sql in migrations(self.backend):
-            self.conn.execute("BEGIN IMMEDIATE")
-            try:
-                if self.conn.execute(
-                    "SELECT 1 FROM voirie_migrations WHERE version = ?", (version,)
-                ).fetchone():
-                    self.conn.execute("COMMIT")
-                    continue
-                # executescript would commit first; run statement by statement instead.
-                for statement in _statements(sql):
-                    self.conn.execute(statement)
-                if version == 1:
-                    for statement in _statements(
-                        "".join(gpkg.rtree_sql(table) for table in sorted(POINT_TABLES))
-                    ):
-                        self.conn.execute(statement)
-                self.conn.execute(
-                    "INSERT INTO voirie_migrations VALUES (?, ?, ?)",
-                    (version, name, datetime.now(UTC).isoformat()),
-                )
-                self.conn.execute("COMMIT")
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
-            applied.append(version)
-        return applied
+        if not pending_migrations(self.backend, self._applied()):
+            return []
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            todo = pending_migrations(self.backend, self._applied())
+            for version, name, sql in todo:
+                with applying(name):
+                    self._migrate(version, sql)
+            applied_at = datetime.now(UTC).isoformat()
+            self.conn.executemany(
+                "INSERT INTO voirie_migrations VALUES (?, ?, ?)",
+                [(version, name, applied_at) for version, name, _ in todo],
+            )
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        return [version for version, _, _ in todo]
+
+    def _migrate(self, version: int, sql: str) -> None:
+        """One migration's statements (executescript would commit first); the first also
+        creates the GeoPackage R*Trees of the point tables."""
+        for statement in _statements(sql):
+            self.conn.execute(statement)
+        if version == 1:
+            for statement in _statements(
+                "".join(gpkg.rtree_sql(table) for table in sorted(POINT_TABLES))
+            ):
+                self.conn.execute(statement)
 
     @contextmanager
     def transaction(
