@@ -83,7 +83,7 @@ class _Checker:
         return self.reason.isna()
 
 
-def _text(frame: pd.DataFrame, column: str | None) -> pd.Series:
+def stripped_cells(frame: pd.DataFrame, column: str | None) -> pd.Series:
     if column is None or column not in frame:
         return pd.Series([None] * len(frame), dtype=object)
     # Stripped and tested on a numpy array rather than through Series.map and comparisons:
@@ -162,9 +162,9 @@ def _services(
 ) -> tuple[pd.Series, pd.Series, pd.Series]:
     """Service code and group per row, and whether the code was derived for a category not
     yet in city.yaml."""
-    code = _text(frame, mapping.service_code)
-    name = _text(frame, mapping.service_name)
-    group = _text(frame, mapping.group_name)
+    code = stripped_cells(frame, mapping.service_code)
+    name = stripped_cells(frame, mapping.service_name)
+    group = stripped_cells(frame, mapping.group_name)
     known = code.map(lambda c: c if c in city.services else None)
     by_name = name.map(
         lambda n: s.code if n and (s := city.services_by_name.get(n.casefold())) else None
@@ -246,15 +246,15 @@ def validate(table: RawTable, mapping: ColumnMapping, city: City) -> Validated:
     checker = _Checker(len(raw))
     checker.flag(raw[PROBLEM].notna(), "row", raw[PROBLEM])
     _text_cells(checker, raw, mapping)
-    external_id = _text(raw, mapping.external_id)
+    external_id = stripped_cells(raw, mapping.external_id)
     checker.flag(external_id.isna(), mapping.external_id, "missing")
-    lat_raw, lon_raw = _text(raw, mapping.lat), _text(raw, mapping.lon)
+    lat_raw, lon_raw = stripped_cells(raw, mapping.lat), stripped_cells(raw, mapping.lon)
     lat = _coordinate(checker, lat_raw, mapping.lat, 90)
     lon = _coordinate(checker, lon_raw, mapping.lon, 180)
     service_code, group, unknown = _services(checker, city, raw, mapping)
     requested_at = _times(
         checker,
-        _text(raw, mapping.requested_at),
+        stripped_cells(raw, mapping.requested_at),
         mapping.requested_at,
         mapping.date_format,
         city.config.timezone,
@@ -267,17 +267,17 @@ def validate(table: RawTable, mapping: ColumnMapping, city: City) -> Validated:
             "service_code": service_code,
             "group": group,
             Flag.UNKNOWN_SERVICE: unknown,
-            "description": _text(raw, mapping.description),
-            "address": _text(raw, mapping.address),
-            "channel": _text(raw, mapping.channel),
-            "media_url": _text(raw, mapping.media_url),
+            "description": stripped_cells(raw, mapping.description),
+            "address": stripped_cells(raw, mapping.address),
+            "channel": stripped_cells(raw, mapping.channel),
+            "media_url": stripped_cells(raw, mapping.media_url),
             "lon": lon,
             "lat": lat,
             "requested_at": requested_at,
-            "contact_name": _text(raw, mapping.contact_name),
-            "contact_email": _text(raw, mapping.contact_email),
-            "contact_phone": _text(raw, mapping.contact_phone),
-            "device_id": _text(raw, mapping.device_id),
+            "contact_name": stripped_cells(raw, mapping.contact_name),
+            "contact_email": stripped_cells(raw, mapping.contact_email),
+            "contact_phone": stripped_cells(raw, mapping.contact_phone),
+            "device_id": stripped_cells(raw, mapping.device_id),
         }
     )
     reports["content_hash"] = content_hash(reports)

@@ -63,7 +63,9 @@ def _tables(store: Store) -> dict[str, pd.DataFrame]:
     report_ext = raw["reports"].set_index("id")["external_id"]
     origin = raw["incidents"].set_index("id")["origin_report_id"].map(report_ext)
     out: dict[str, pd.DataFrame] = {}
-    out["reports"] = raw["reports"].drop(columns=["id", "received_at"])
+    # The import keeps a digest of each source row (migration 0024); a report submitted
+    # alone has no source row, hence none.
+    out["reports"] = raw["reports"].drop(columns=["id", "received_at", "raw_digest"])
     for name in ("enrichments", "report_zones"):
         frame = raw[name].assign(report=raw[name]["report_id"].map(report_ext))
         out[name] = frame.drop(columns=["report_id"])

@@ -347,6 +347,7 @@ def test_known_reports_is_a_keyed_lookup_with_ids(served: Served) -> None:
         "report_id",
         "incident_id",
         "received_at",
+        "raw_digest",
     ]
     (row,) = known.to_dict("records")
     assert (str(row["report_id"]), str(row["incident_id"])) == (
@@ -354,5 +355,6 @@ def test_known_reports_is_a_keyed_lookup_with_ids(served: Served) -> None:
         created["incident_id"],
     )
     assert row["received_at"].tzinfo is not None
+    assert row["raw_digest"] is None  # a report submitted alone has no source row
     assert served.pipeline.reads.known_reports("dansmarue", [created["token"]]).empty
     assert json.loads(served.client.get(f"{API}/requests.json", params=ALL_OF_2023).text) == []

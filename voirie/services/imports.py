@@ -37,8 +37,9 @@ import pandas as pd
 
 from voirie.city import City
 from voirie.gis import dedupe
+from voirie.ingest.digest import probed_ids, raw_digests, source_ids, unchanged
 from voirie.ingest.mapping import ColumnMapping
-from voirie.ingest.sources import RawTable
+from voirie.ingest.sources import ROW, RawTable
 from voirie.ingest.validate import CHANGED_CONTENT, validate
 from voirie.services.attach import Attacher
 from voirie.services.inflight import InFlight, overlay
@@ -173,14 +174,27 @@ class Importer(Roles):
         self, chunk: RawTable, mapping: ColumnMapping, repeats: _Repeats, summary: ImportSummary
     ) -> tuple[pd.DataFrame, pd.DataFrame]:
         """The first pass over one chunk: its new reports, enriched and inside the city,
-        and the rows it quarantines."""
-        valid = validate(chunk, mapping, self.city)
+        and the rows it quarantines.
+
+        The store is asked first about every id of the chunk, and the rows stored with the
+        same raw digest (``ingest.digest``) are counted as already imported without being
+        validated; the others are validated, then told apart by their content as before.
+        Both go through ``_Repeats`` in between, so an id repeated from an earlier chunk is
+        treated the same whichever way its rows went."""
+        ids = source_ids(chunk, mapping)
+        digests = raw_digests(chunk, mapping)
+        with self.store.transaction(self.city.jurisdiction_id) as uow:
+            known = uow.reports.known(mapping.source, probed_ids(ids))
+        same = unchanged(chunk, ids, digests, known).to_numpy()
+        stored, repeated_stored = repeats.check(_stored_rows(chunk, ids, same, known), _NONE)
+        summary.already_imported += len(stored)
+        valid = validate(RawTable(chunk.rows[~same], chunk.columns), mapping, self.city)
+        valid.reports["raw_digest"] = valid.reports["external_id"].map(_first(ids, digests))
         reports, repeated = repeats.check(valid.reports, valid.quarantine)
-        rejected = [valid.quarantine, repeated]
+        rejected = [valid.quarantine, repeated_stored, repeated]
         if len(reports):
-            with self.store.transaction(self.city.jurisdiction_id) as uow:
-                reports, changed, known = _skip_known(uow, reports)
-            summary.already_imported += known
+            reports, changed, same_content = _split_known(reports, known)
+            summary.already_imported += same_content
             rejected.append(changed)
         if len(reports):
             enriched = self.gis.enrich(
@@ -304,19 +318,7 @@ def _skip_known(uow: UnitOfWork, batch: pd.DataFrame) -> tuple[pd.DataFrame, pd.
     """Drop reports already stored; quarantine those stored with other content; count
     those stored with the same content."""
     source = str(batch["source"].iloc[0])
-    known = uow.reports.known(source, batch["external_id"].tolist())
-    stored_hash = batch["external_id"].map(known.set_index("external_id")["content_hash"])
-    same = stored_hash.notna() & (stored_hash == batch["content_hash"])
-    changed = stored_hash.notna() & ~same
-    rejected = pd.DataFrame(
-        {
-            "row": batch.loc[changed, "row"],
-            "external_id": batch.loc[changed, "external_id"],
-            "field": "external_id",
-            "reason": CHANGED_CONTENT,
-        }
-    )
-    return batch[stored_hash.isna()].reset_index(drop=True), rejected, int(same.sum())
+    return _split_known(batch, uow.reports.known(source, batch["external_id"].tolist()))
 
 
 @dataclass(frozen=True)
@@ -475,3 +477,49 @@ class _Statistics:
     def refresh(self) -> None:
         """Refresh every table's statistics (at the end of the load)."""
         self.store.analyze()
+
+
+_NONE = pd.DataFrame({"row": [], "external_id": []})
+"""No quarantined rows (``_Repeats.check`` of rows that were not validated)."""
+
+
+def _split_known(
+    batch: pd.DataFrame, known: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """``_skip_known`` with the stored reports already read (``known``, keyed by
+    external_id: every id of the batch that is stored, and maybe others)."""
+    stored_hash = batch["external_id"].map(known.set_index("external_id")["content_hash"])
+    same = stored_hash.notna() & (stored_hash == batch["content_hash"])
+    changed = stored_hash.notna() & ~same
+    rejected = pd.DataFrame(
+        {
+            "row": batch.loc[changed, "row"],
+            "external_id": batch.loc[changed, "external_id"],
+            "field": "external_id",
+            "reason": CHANGED_CONTENT,
+        }
+    )
+    return batch[stored_hash.isna()].reset_index(drop=True), rejected, int(same.sum())
+
+
+def _stored_rows(
+    chunk: RawTable, ids: pd.Series, same: np.ndarray, known: pd.DataFrame
+) -> pd.DataFrame:
+    """The rows of a chunk stored unchanged (``same``; ``ids``: the chunk's) as
+    ``_Repeats`` takes valid reports: row, external_id and the stored content_hash."""
+    stored = ids[same]
+    return pd.DataFrame(
+        {
+            "row": chunk.rows[ROW].to_numpy()[same],
+            "external_id": stored.to_numpy(),
+            "content_hash": stored.map(known.set_index("external_id")["content_hash"]).to_numpy(),
+        }
+    )
+
+
+def _first(ids: pd.Series, digests: pd.Series) -> pd.Series:
+    """The raw digest of each id's first row in a chunk, by id: the row ``validate``
+    keeps when the id repeats (a report's row number may repeat in a table built by
+    hand, its id never does in ``validate``'s reports)."""
+    first = (~ids.duplicated() & ids.notna()).to_numpy()
+    return pd.Series(digests.to_numpy()[first], index=ids.to_numpy()[first])

@@ -467,7 +467,7 @@ class Reads:
 
     def known_reports(self, source: str, external_ids: Sequence[str]) -> pd.DataFrame:
         """Reports of a source stored under these external ids (a keyed lookup):
-        external_id, content_hash, report_id, incident_id, received_at."""
+        external_id, content_hash, report_id, incident_id, received_at, raw_digest."""
         with self.store.transaction(self.city.jurisdiction_id) as uow:
             return uow.reports.known(source, external_ids)
 

@@ -24,7 +24,14 @@ from voirie.store.public_points import Placement
 from voirie.store.selection import Layer, Selection
 from voirie.store.stats import Timings
 
-KNOWN_REPORT_COLUMNS = ["external_id", "content_hash", "report_id", "incident_id", "received_at"]
+KNOWN_REPORT_COLUMNS = [
+    "external_id",
+    "content_hash",
+    "report_id",
+    "incident_id",
+    "received_at",
+    "raw_digest",
+]
 MEMBER_COLUMNS = [
     "report_id",
     "incident_id",
@@ -236,7 +243,8 @@ class Reports(Protocol):
         """The given ids already stored for a source: a keyed lookup, never a layer scan.
 
         Columns ``KNOWN_REPORT_COLUMNS``: external_id, content_hash, report_id, incident_id
-        (null while the report is not yet attached) and received_at.
+        (null while the report is not yet attached), received_at and raw_digest (null
+        when the report was not imported, or before migration 0024).
         """
 
     def known_one(self, source: str, external_id: str) -> KnownReport | None:

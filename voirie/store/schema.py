@@ -25,6 +25,9 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "requested_at",
         "received_at",
         "content_hash",
+        # The import's digest of the source row (migration 0024, ``ingest.digest``);
+        # null for a report that came one at a time.
+        "raw_digest",
     ),
     "report_contacts": ("report_id", "jurisdiction_id", "name", "email", "phone", "device_id"),
     "enrichments": (

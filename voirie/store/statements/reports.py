@@ -10,7 +10,9 @@ import pandas as pd
 from voirie.store.base import KNOWN_REPORT_COLUMNS, KnownReport, Later
 from voirie.store.statements.session import Session
 
-_COLUMNS = "SELECT r.external_id, r.content_hash, r.id, l.incident_id, r.received_at FROM "
+_COLUMNS = (
+    "SELECT r.external_id, r.content_hash, r.id, l.incident_id, r.received_at, r.raw_digest FROM "
+)
 _ORIGIN = (
     "LEFT JOIN incident_reports l ON l.report_id = r.id AND l.jurisdiction_id = r.jurisdiction_id "
 )
@@ -57,7 +59,7 @@ class SqlReports:
             row = cursor.fetchone()
             if row is None:
                 return None
-            _, digest, report_id, incident_id, received_at = row
+            _, digest, report_id, incident_id, received_at, _ = row
             if not isinstance(received_at, datetime):  # GeoPackage text
                 received_at = datetime.fromisoformat(str(received_at))
             return KnownReport(
