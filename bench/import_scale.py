@@ -1,8 +1,9 @@
 """Bulk import at scale against its floor, on both backends (issue 14).
 
-For each size, a DansMaRue file made by ``bench/replicate_reports.py`` (new ids, dates moved
-back by 280 days per copy, or less when that would date rows before 1990, points jittered by
-about 30 m) is imported by the real
+For each size and file order, a DansMaRue file made by ``bench/replicate_reports.py`` (new
+ids, dates moved back by 280 days per copy, or less when that would date rows before 1990,
+points jittered by about 30 m; ``--orders``: the copies written newest first, ``reverse``,
+or oldest first, ``chronological``, the order of a city's history export) is imported by the real
 ``voirie import`` command in a fresh process into a fresh database, then imported again
 (everything already there). Each process is waited for with ``wait4``, so its peak RSS is
 its own. The floor is measured in the same run: the rows the import stored, every table of
@@ -23,6 +24,7 @@ A sqlite database is removed with its ``-wal`` and ``-shm`` files once measured.
 Usage (the machine is shared: run it niced)::
 
     nice -n 10 python bench/import_scale.py --sizes 23508,100000,1000000
+    nice -n 10 python bench/import_scale.py --sizes 100000 --orders reverse,chronological
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ import shapely
 from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from replicate_reports import write_rows
+from replicate_reports import ORDERS, write_rows
 
 from voirie.settings import StoreSettings
 from voirie.store import open_store
@@ -233,6 +235,7 @@ class Row:
     """The figures of one size on one backend."""
 
     backend: str
+    order: str
     rows: int
     first: Run
     again: Run
@@ -246,7 +249,8 @@ class Row:
         rate = self.rows / self.first.wall
         net = self.first.wall - self.fixed
         return (
-            f"| {self.backend} | {self.rows:,} | {self.imported:,} | {self.first.wall:,.1f} | "
+            f"| {self.backend} | {self.order} | {self.rows:,} | {self.imported:,} | "
+            f"{self.first.wall:,.1f} | "
             f"{self.first.cpu:,.1f} | {rate:,.0f} | {self.rows / self.first.cpu:,.0f} | "
             f"{self.first.peak_mib:,.0f} | {self.floor:,.1f} "
             f"({self.floor_rows:,} rows) | {self.floor / self.first.wall:.2f}× | "
@@ -268,10 +272,12 @@ def imports(path: Path, rows: int, url: str, work: Path, label: str) -> tuple[Ru
     return first, again
 
 
-def measure(backend: str, path: Path, rows: int, admin_url: str, work: Path, fixed: float) -> Row:
+def measure(
+    backend: str, order: str, path: Path, rows: int, admin_url: str, work: Path, fixed: float
+) -> Row:
     """Import, re-import and floor of one file on one backend, each figure printed as soon
     as it is measured."""
-    label = f"{backend}, {rows:,} rows"
+    label = f"{backend}, {rows:,} rows, {order}"
     if backend == "sqlite":
         store, floor_file = work / f"{backend}-{rows}.gpkg", work / f"floor-{rows}.gpkg"
         try:
@@ -287,7 +293,8 @@ def measure(backend: str, path: Path, rows: int, admin_url: str, work: Path, fix
             say(f"{label}: floor")
             floor, floor_rows = postgis_floor(url, target, work)
     say(f"{label}: floor {floor:,.1f} s for {floor_rows:,} rows")
-    return Row(backend, rows, first, again, imported_count(first.output), floor, floor_rows, fixed)
+    imported = imported_count(first.output)
+    return Row(backend, order, rows, first, again, imported, floor, floor_rows, fixed)
 
 
 def fixed_cost(backend: str, admin_url: str, work: Path) -> tuple[float, float]:
@@ -332,32 +339,37 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="23508,100000")
     parser.add_argument("--backends", default="sqlite,postgis")
+    parser.add_argument(
+        "--orders", default="reverse", help=f"of the file's copies, among {', '.join(ORDERS)}"
+    )
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--db-prefix", default=DB_PREFIX[0], help="of the databases created")
     args = parser.parse_args()
     DB_PREFIX[0] = args.db_prefix
     sizes = [int(s) for s in args.sizes.split(",")]
     backends = args.backends.split(",")
+    orders = args.orders.split(",")
     print(versions(args.postgres))
     print(f"load average at start: {os.getloadavg()}", flush=True)
     print(
-        "| backend | rows | imported | import (s) | import CPU (s) | rows/s | rows per CPU-s | "
-        "peak RSS (MiB) | floor (s) | floor / import | floor / (import − fixed) | "
+        "| backend | order | rows | imported | import (s) | import CPU (s) | rows/s | "
+        "rows per CPU-s | peak RSS (MiB) | floor (s) | floor / import | floor / (import − fixed) | "
         "re-import (s) | re-import CPU (s) | re-import RSS (MiB) |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
     with tempfile.TemporaryDirectory(prefix="import-scale-") as tmp:
         work = Path(tmp)
         costs = {b: fixed_cost(b, args.postgres, work) for b in backends}
         fixed = {b: warm for b, (_, warm) in costs.items()}
         for rows in sizes:
-            path = work / f"reports-{rows}.csv"
-            say(f"{rows:,} rows: writing the file")
-            write_rows(path, rows)
-            for backend in backends:
-                row = measure(backend, path, rows, args.postgres, work, fixed[backend])
-                print(row.line(), flush=True)
-            path.unlink()
+            for order in orders:
+                path = work / f"reports-{rows}-{order}.csv"
+                say(f"{rows:,} rows, {order}: writing the file")
+                write_rows(path, rows, order=order)
+                for backend in backends:
+                    row = measure(backend, order, path, rows, args.postgres, work, fixed[backend])
+                    print(row.line(), flush=True)
+                path.unlink()
     print(
         "fixed cost (one-row import), city GIS built / loaded from its cache: "
         + ", ".join(f"{b} {cold:.1f} / {warm:.1f} s" for b, (cold, warm) in costs.items())

@@ -6,12 +6,16 @@ original's) and its points moved by about 30 m (Gaussian, seeded). Copy 0 is the
 it is. When that many copies would date reports before ``EARLIEST_REPORT`` (which the import
 quarantines: from about 1M rows on), the shift is shortened so the last copy still starts
 after it (``shift_days``; 56 days for 5M rows), and copies then overlap in time less than a
-month's reports apart. bench/RESULTS.md's import scaling runs use it.
+month's reports apart. The copies are written copy 0 first (``--order reverse``: the
+file goes back in time block by block) or oldest first (``--order chronological``: the
+same rows in date order, as a city's history export comes; the bundled file itself is
+sorted by date). bench/RESULTS.md's import scaling runs use it.
 
 Usage::
 
     python bench/replicate_reports.py --copies 5 -o /tmp/x5.csv.gz
     python bench/replicate_reports.py --rows 1000000 -o /tmp/1m.csv   # as many copies as needed
+    python bench/replicate_reports.py --rows 1000000 --order chronological -o /tmp/1m.csv
     VOIRIE_DATABASE_URL=postgresql://... voirie import /tmp/x5.csv.gz --format dansmarue \
         --city cities/paris
 """
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -63,14 +68,29 @@ def replicate(source: pd.DataFrame, copies: int, seed: int = 1) -> pd.DataFrame:
     return pd.concat(copies_of(source, copies, seed), ignore_index=True)
 
 
-def write_rows(output: Path, rows: int, source: Path = BUNDLED) -> int:
+ORDERS = ("reverse", "chronological")
+"""How ``write_rows`` orders the copies: copy 0 first, each later copy dated further back
+(``reverse``: the file goes back in time by blocks), or the oldest copy first
+(``chronological``: the order of a city's history export, sorted by date)."""
+
+
+def write_rows(output: Path, rows: int, source: Path = BUNDLED, order: str = "reverse") -> int:
     """The first ``rows`` rows of as many copies as needed, written copy by copy to a CSV
-    (gzipped when ``output`` ends in .gz); the number of rows written."""
+    (gzipped when ``output`` ends in .gz) in ``order`` (``ORDERS``: both orders hold the
+    same rows); the number of rows written."""
     table = pd.read_csv(source, dtype=str)
     left = rows
-    for k, part in enumerate(copies_of(table, math.ceil(rows / len(table)))):
-        part.iloc[:left].to_csv(output, index=False, header=k == 0, mode="w" if k == 0 else "a")
-        left -= min(left, len(part))
+    with tempfile.TemporaryDirectory(prefix="replicate-") as tmp:
+        parts: list[Path] = []
+        for k, part in enumerate(copies_of(table, math.ceil(rows / len(table)))):
+            if order == "reverse":
+                part.iloc[:left].to_csv(output, index=False, header=k == 0, mode="a" if k else "w")
+            else:  # the copies are made newest first: spill them, then write them back
+                parts.append(Path(tmp) / f"{k}.pickle")
+                part.iloc[:left].to_pickle(parts[-1])
+            left -= min(left, len(part))
+        for k, path in enumerate(reversed(parts)):
+            pd.read_pickle(path).to_csv(output, index=False, header=k == 0, mode="a" if k else "w")
     return rows - left
 
 
@@ -79,10 +99,11 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=5)
     parser.add_argument("--rows", type=int, help="write this many rows (overrides --copies)")
     parser.add_argument("--source", type=Path, default=BUNDLED)
+    parser.add_argument("--order", choices=ORDERS, default="reverse", help="of the copies")
     parser.add_argument("-o", "--output", type=Path, required=True)
     args = parser.parse_args()
     if args.rows:
-        written = write_rows(args.output, args.rows, args.source)
+        written = write_rows(args.output, args.rows, args.source, args.order)
     else:
         table = replicate(pd.read_csv(args.source, dtype=str), args.copies)
         table.to_csv(args.output, index=False)
