@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import pytest
+from asgi_scope import http_scope
 from databases import allow_connections
 from fastapi.testclient import TestClient
 from httpx2 import Response
@@ -46,20 +47,7 @@ def _same(quick: Response, routed: Response) -> None:
 
 
 def _scope(client: TestClient, path: str, query: str = "", **headers: str) -> dict[str, Any]:
-    return {
-        "type": "http",
-        "method": "GET",
-        "scheme": "http",
-        "server": ("testserver", 80),
-        "client": ("testclient", 50000),
-        "root_path": "",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": query.encode(),
-        "headers": [(b"host", b"testserver")]
-        + [(k.encode(), v.encode()) for k, v in headers.items()],
-        "app": client.app,
-    }
+    return http_scope("GET", path, query, client.app, **headers)
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,7 @@ from open311_support import (
 )
 
 from voirie.services.auth import issue_token, revoke_token
+from voirie.store.base import KNOWN_REPORT_COLUMNS
 
 HERE = {"lat": str(VALMY["lat"]), "long": str(VALMY["long"])}
 
@@ -341,14 +342,7 @@ def test_concurrent_retries_store_one_report(served: Served) -> None:
 def test_known_reports_is_a_keyed_lookup_with_ids(served: Served) -> None:
     created = served.client.post(f"{API}/requests.json", data=_form(served)).json()[0]
     known = served.pipeline.reads.known_reports("open311", [created["token"], "absent"])
-    assert list(known.columns) == [
-        "external_id",
-        "content_hash",
-        "report_id",
-        "incident_id",
-        "received_at",
-        "raw_digest",
-    ]
+    assert list(known.columns) == KNOWN_REPORT_COLUMNS
     (row,) = known.to_dict("records")
     assert (str(row["report_id"]), str(row["incident_id"])) == (
         created["service_request_id"],

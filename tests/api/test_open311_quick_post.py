@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import pytest
+from asgi_scope import http_scope
 from databases import BACKENDS, allow_connections, store_urls
 from fastapi import Request
 from fastapi.testclient import TestClient
@@ -83,20 +84,7 @@ def _same(quick: Response, routed: Response) -> None:
 
 def _scope(path: str, app: Any = None, **headers: str) -> dict[str, Any]:
     path, _, query = path.partition("?")
-    return {
-        "type": "http",
-        "method": "POST",
-        "scheme": "http",
-        "server": ("testserver", 80),
-        "client": ("testclient", 50000),
-        "path": API + path,
-        "raw_path": (API + path).encode(),
-        "query_string": query.encode(),
-        "root_path": "",
-        "headers": [(b"host", b"testserver")]
-        + [(k.encode(), v.encode("latin-1")) for k, v in headers.items()],
-        "app": app,
-    }
+    return http_scope("POST", API + path, query, app, **headers)
 
 
 def _edge_answer(app: Served, path: str, body: bytes, **headers: str) -> Response | None:
