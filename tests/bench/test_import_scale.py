@@ -23,7 +23,7 @@ def test_sqlite_figures_come_as_measured_and_no_file_is_left(
 ) -> None:
     source = tmp_path / "reports.csv"
     write_rows(source, 40)
-    row = import_scale.measure("sqlite", source, 40, "", tmp_path, 0.0)
+    row = import_scale.measure("sqlite", "reverse", source, 40, "", tmp_path, 0.0)
     lines = capsys.readouterr().out.splitlines()
     stages = [
         next(k for k, line in enumerate(lines) if words in line)
