@@ -15,7 +15,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, TextIO, TypeVar, cast
+from typing import Any, BinaryIO, TextIO, cast
 
 import pandas as pd
 
@@ -25,7 +25,6 @@ ROW = "_row"
 PROBLEM = "_problem"
 MAX_CSV_FIELD = 16 * 1024 * 1024
 _DELIMITERS = (",", ";", "\t", "|")
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -59,19 +58,10 @@ def _open_bytes(path: Path) -> BinaryIO:
     return cast(BinaryIO, gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb"))
 
 
-def _csv_table(records: list[list[str]], header: list[str], first_row: int) -> RawTable:
-    """Records as a raw table, each padded or cut to the header's width with its problem."""
-    problems: list[str | None] = []
-    for fields in records:
-        problem = None
-        if len(fields) != len(header):
-            problem = f"row has {len(fields)} fields, the header has {len(header)}"
-        elif bad := [name for name, f in zip(header, fields, strict=True) if "\ufffd" in f]:
-            problem = f"row is not valid UTF-8 text (in {', '.join(bad)})"
-        problems.append(problem)
-    width = len(header)
-    padded = [f if len(f) == width else (f + [""] * width)[:width] for f in records]
-    frame = pd.DataFrame(padded, columns=header, dtype=object)
+def _csv_table(
+    records: list[list[str]], problems: list[str | None], header: list[str], first_row: int
+) -> RawTable:
+    frame = pd.DataFrame(records, columns=header, dtype=object)
     frame[ROW] = range(first_row, first_row + len(frame))
     frame[PROBLEM] = pd.Series(problems, dtype=object)
     return RawTable(frame, header)
@@ -81,67 +71,66 @@ def stream_csv(path: Path, chunk_rows: int | None = None) -> Iterator[RawTable]:
     """``read_csv`` in chunks of ``chunk_rows`` rows (all at once when None), read as they
     are needed: row numbers go on across chunks, and every chunk has the file's header
     (at least one chunk, empty when the file has only its header)."""
-    records = _csv_records(path)
-    header = next(records)
-    first_row = 1
-    for chunk in _chunks(records, chunk_rows):
-        yield _csv_table(chunk, header, first_row)
-        first_row += len(chunk)
-
-
-def scan_csv(path: Path, column: str, chunk_rows: int | None = None) -> Iterator[pd.Series]:
-    """One column of ``stream_csv``'s chunks, read the same way (the same rows, chunks and
-    errors) without building the tables: each chunk's raw values of ``column`` (empty
-    for a file without it). A cheap first look at a file, e.g. at its dates before it is
-    imported (``services.overlap``); the records are dropped as they are read, which
-    keeps it at about a third of ``stream_csv``'s time."""
-    records = _csv_records(path)
-    header = next(records)
-    at = header.index(column) if column in header else len(header)
-    values = (f[at] if len(f) > at else "" for f in records)
-    for chunk in _chunks(values, chunk_rows):
-        yield pd.Series(chunk, dtype=object)
-
-
-def _csv_records(path: Path) -> Iterator[list[str]]:
-    """The header (names stripped) then every record that is not blank, as read by
-    ``stream_csv`` and ``scan_csv``; a file that cannot be read raises ``SourceError``."""
     # Python's csv reader refuses fields over 128 KiB and stops the whole file; read them
     # (up to MAX_CSV_FIELD) so the validator quarantines the row naming its column.
     csv.field_size_limit(max(csv.field_size_limit(), MAX_CSV_FIELD))
     try:
         with _open_text(path) as text:
-            header_line = text.readline()
-            if not header_line.strip():
-                if any(line.strip() for line in text):
-                    raise SourceError(f"{path}: the first line (the header) is blank")
-                raise SourceError(f"{path}: the file is empty")
-            delimiter = max(_DELIMITERS, key=header_line.rstrip("\r\n").count)
-            reader = csv.reader(itertools.chain([header_line], text), delimiter=delimiter)
-            yield [name.strip() for name in next(reader)]
-            # A record of blank fields only is a blank line (its whitespace joined is blank).
-            yield from (fields for fields in reader if "".join(fields).strip())
+            yield from _csv_chunks(path, text, chunk_rows)
     except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise SourceError(f"{path}: cannot read the file ({exc})") from exc
     except csv.Error as exc:
         raise SourceError(f"{path}: not a readable delimited text file ({exc})") from exc
 
 
-def _chunks(items: Iterator[T], chunk_rows: int | None) -> Iterator[list[T]]:
-    """Records (or one field of each) in lists of ``chunk_rows`` (all in one when None):
-    at least one list."""
-    chunk = list(itertools.islice(items, chunk_rows))
-    yield chunk
-    while chunk_rows is not None and len(chunk) == chunk_rows:
-        if not (chunk := list(itertools.islice(items, chunk_rows))):
-            return
-        yield chunk
+def _csv_chunks(path: Path, text: TextIO, chunk_rows: int | None) -> Iterator[RawTable]:
+    header_line = text.readline()
+    if not header_line.strip():
+        if any(line.strip() for line in text):
+            raise SourceError(f"{path}: the first line (the header) is blank")
+        raise SourceError(f"{path}: the file is empty")
+    delimiter = max(_DELIMITERS, key=header_line.rstrip("\r\n").count)
+    reader = csv.reader(itertools.chain([header_line], text), delimiter=delimiter)
+    header = [name.strip() for name in next(reader)]
+    records: list[list[str]] = []
+    problems: list[str | None] = []
+    first_row, chunks = 1, 0
+    for fields in reader:
+        if not any(f.strip() for f in fields):
+            continue
+        problem = None
+        if len(fields) != len(header):
+            problem = f"row has {len(fields)} fields, the header has {len(header)}"
+        elif bad := [name for name, f in zip(header, fields, strict=True) if "\ufffd" in f]:
+            problem = f"row is not valid UTF-8 text (in {', '.join(bad)})"
+        records.append((fields + [""] * len(header))[: len(header)])
+        problems.append(problem)
+        if chunk_rows is not None and len(records) == chunk_rows:
+            yield _csv_table(records, problems, header, first_row)
+            first_row, chunks = first_row + len(records), chunks + 1
+            records, problems = [], []
+    if records or not chunks:
+        yield _csv_table(records, problems, header, first_row)
 
 
 def read_csv(path: Path) -> RawTable:
     """A delimited text file with a header line (delimiter detected from the header)."""
     (table,) = stream_csv(path)
     return table
+
+
+def count_lines(path: Path) -> int:
+    """The number of lines after the header (decompressed): a quick estimate of a CSV's
+    rows for a progress bar (a quoted field may hold line breaks; blank lines count)."""
+    lines, last = 0, b"\n"
+    try:
+        with _open_bytes(path) as data:
+            while block := data.read(1 << 20):
+                lines += block.count(b"\n")
+                last = block[-1:]
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise SourceError(f"{path}: cannot read the file ({exc})") from exc
+    return max(0, lines + (last != b"\n") - 1)
 
 
 def _records_table(

@@ -135,14 +135,6 @@ def _times(checker: _Checker, raw: pd.Series, field: str, fmt: str | None, tz: s
     return utc
 
 
-def read_times(raw: pd.Series, mapping: ColumnMapping, city: City) -> pd.Series:
-    """Raw values of ``mapping.requested_at`` in UTC as ``validate`` reads them (NaT when
-    one is not a time): a first look at a file's dates (``services.overlap``)."""
-    column = mapping.requested_at
-    text = stripped_cells(pd.DataFrame({column: raw}, index=raw.index), column)
-    return _times(_Checker(len(text)), text, column, mapping.date_format, city.config.timezone)
-
-
 def _text_cells(checker: _Checker, raw: pd.DataFrame, mapping: ColumnMapping) -> None:
     """Quarantine rows with a cell that cannot be stored (a NUL byte, a control character,
     an unpaired surrogate) or is larger than ``MAX_FIELD_BYTES``, naming its column.

@@ -21,24 +21,22 @@ from rich.progress import (
 from rich.table import Column, Table
 from rich.text import Text
 
-from voirie.city import City, load_city
+from voirie.city import load_city
 from voirie.cli.common import city_option, configured_store, console, fail_cleanly
 from voirie.cli.stopping import StopSignals
 from voirie.ingest.mapping import DANSMARUE, OPEN311, ColumnMapping, load_mapping
 from voirie.ingest.sources import (
     RawTable,
+    count_lines,
     read_csv,
     read_geojson,
     read_open311_json,
-    scan_csv,
     stream_csv,
     stream_geojson,
     stream_open311_json,
 )
 from voirie.services.imports import DEFAULT_CHUNK_ROWS, ImportSummary
-from voirie.services.overlap import chunk_starts
 from voirie.services.pipeline import Pipeline
-from voirie.services.timeorder import ChunkStarts
 
 IMPORT_FORMATS = ("dansmarue", "csv", "geojson", "open311-json")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -91,14 +89,13 @@ def read_source(path: Path, fmt: str, mapping_file: Path | None) -> tuple[RawTab
 
 
 def stream_source(
-    path: Path, fmt: str, mapping_file: Path | None, chunk_rows: int, city: City
-) -> tuple[Iterator[RawTable], ChunkStarts | None, ColumnMapping]:
-    """``read_source`` in chunks of ``chunk_rows`` rows, with where each chunk stands in
-    time when a first read of the dates tells it (a CSV's: ``overlap.chunk_starts``)."""
+    path: Path, fmt: str, mapping_file: Path | None, chunk_rows: int
+) -> tuple[Iterator[RawTable], int | None, ColumnMapping]:
+    """``read_source`` in chunks of ``chunk_rows`` rows, with the number of rows to expect
+    when it is known before reading them (a CSV's counted lines)."""
     mapping = _mapping(fmt, mapping_file)
     if fmt in ("dansmarue", "csv"):
-        dates = scan_csv(path, mapping.requested_at, chunk_rows)
-        return stream_csv(path, chunk_rows), chunk_starts(dates, mapping, city), mapping
+        return stream_csv(path, chunk_rows), count_lines(path), mapping
     read = stream_open311_json if fmt == "open311-json" else stream_geojson
     return read(path, chunk_rows), None, mapping
 
@@ -128,15 +125,14 @@ class _Pace(ProgressColumn):
 
 
 class _Bar:
-    """``voirie import``'s progress: one line per pass (prepare, then store; both move at
-    once when the store pass stores behind the first), each with its rows/s and the time
-    left. Both lines are made at once (the store pass may start on another thread), the
-    store one started by its first rows."""
+    """``voirie import``'s progress: one line per pass (prepare, then store), each with
+    its rows/s and the time left."""
 
     def __init__(self, bar: Progress, name: str, expected: int | None) -> None:
         self.bar = bar
+        self.name = name
         self.prepare: TaskID = bar.add_task(f"importing {name}: read", total=expected)
-        self.store = bar.add_task(f"importing {name}: store", total=expected, start=False)
+        self.store: TaskID | None = None
 
     def prepared(self, rows: int) -> None:
         self.bar.advance(self.prepare, rows)
@@ -144,12 +140,11 @@ class _Bar:
     def storing(self, total: int) -> None:
         done = self.bar.tasks[self.prepare].completed
         self.bar.update(self.prepare, total=done, completed=done)
-        self.bar.update(self.store, total=total)
-        self.bar.start_task(self.store)
+        self.store = self.bar.add_task(f"importing {self.name}: store", total=total)
 
     def stored(self, rows: int) -> None:
-        self.bar.start_task(self.store)
-        self.bar.advance(self.store, rows)
+        if self.store is not None:
+            self.bar.advance(self.store, rows)
 
 
 def run_import(
@@ -162,8 +157,7 @@ def run_import(
 ) -> ImportSummary:
     """Import one file, streamed, with a progress bar; write the quarantined rows next to
     the summary."""
-    chunks, starts, mapping = stream_source(path, fmt, mapping_file, chunk_rows, pipeline.city)
-    expected = starts.rows if starts else None
+    chunks, expected, mapping = stream_source(path, fmt, mapping_file, chunk_rows)
     columns = (
         TextColumn("{task.description}", table_column=Column(no_wrap=True, overflow="ellipsis")),
         BarColumn(bar_width=None),
@@ -172,11 +166,7 @@ def run_import(
     )
     with Progress(*columns, console=console, transient=False) as bar:
         summary = pipeline.imports.import_chunks(
-            chunks,
-            mapping,
-            progress=_Bar(bar, path.name, expected),
-            quarantine_file=quarantine,
-            starts=starts,
+            chunks, mapping, progress=_Bar(bar, path.name, expected), quarantine_file=quarantine
         )
     _print_summary(summary, quarantine)
     return summary

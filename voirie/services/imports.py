@@ -20,16 +20,10 @@ Two passes, so that memory does not grow with the file (beyond the city's indexe
    On PostGIS the next batch is read and attached while the last one commits
    (``Importer._store_overlapped``), with the same outcome.
 
-When the chunks' earliest dates are known before they are prepared (``starts``: a scan
-of a CSV's date column), the first pass runs on a thread and the store pass stores every
-batch that no chunk still to prepare can precede, while the next chunk is prepared
-(``overlap``: a chronological file is stored from its first chunk on).
-
 The batches are the consecutive slices of the whole file sorted by time, however it was
-chunked and whenever they were stored, so a streamed import stores exactly what a
-one-chunk import stores, and what the per-report path would have stored. A file that
-cannot be read fails in the first pass (or in the scan of its dates), before anything is
-written.
+chunked, so a streamed import stores exactly what a one-chunk import stores, and what the
+per-report path would have stored. A file that cannot be read fails in the first pass,
+before anything is written.
 """
 
 from __future__ import annotations
@@ -52,11 +46,10 @@ from voirie.ingest.sources import ROW, RawTable
 from voirie.ingest.validate import CHANGED_CONTENT, validate
 from voirie.services.attach import Attacher
 from voirie.services.inflight import InFlight, overlay
-from voirie.services.overlap import prepared_behind
 from voirie.services.quarantine import Quarantine
 from voirie.services.roles import Roles
 from voirie.services.territory import outside_quarantine
-from voirie.services.timeorder import ChunkStarts, SortedRuns
+from voirie.services.timeorder import SortedRuns
 from voirie.services.writer import Written
 from voirie.store.base import Store, UnitOfWork
 
@@ -115,18 +108,6 @@ class ImportSummary:
         """Quarantined rows counted by field and kind of problem (values stripped)."""
         return self.set_aside.reasons()
 
-    def add_stored(self, stored: ImportSummary) -> None:
-        """Add the store pass's figures (kept apart while the first pass may still be
-        counting on its own thread)."""
-        self.imported += stored.imported
-        self.new_incidents += stored.new_incidents
-        self.attached_existing += stored.attached_existing
-        self.attached_in_batch += stored.attached_in_batch
-        self.already_imported += stored.already_imported
-        self.opened = stored.opened
-        if stored.quarantined:
-            self.set_aside.add(stored.set_aside.table())
-
 
 class Importer(Roles):
     """One city's bulk import into one store."""
@@ -159,7 +140,6 @@ class Importer(Roles):
         attributes: pd.DataFrame | None = None,
         spill_dir: Path | None = None,
         quarantine_file: Path | None = None,
-        starts: ChunkStarts | None = None,
     ) -> ImportSummary:
         """Run every row of a source given in chunks (``sources.stream_*``, row numbers
         going on across chunks) through the whole pipeline, as the module says; the
@@ -167,41 +147,24 @@ class Importer(Roles):
 
         With ``quarantine_file``, the quarantined rows are spilled beside the runs as they
         come and written to that CSV at the end with their source rows (if there are
-        any); without, they are kept in memory (``ImportSummary.quarantine``).
-
-        With ``starts`` (the chunks' earliest dates, ``overlap.chunk_starts``) and a store
-        that can (``Store.concurrent_transactions``), the first pass runs on a thread and
-        the store pass stores behind it (``overlap.prepared_behind``)."""
+        any); without, they are kept in memory (``ImportSummary.quarantine``)."""
         summary = ImportSummary()
         repeats = _Repeats(mapping.external_id)
-        stored = ImportSummary()  # the store pass's figures, added to summary at the end
         with SortedRuns(spill_dir) as runs:
             summary.set_aside = Quarantine(runs.folder if quarantine_file else None)
-
-            def prepare(chunk: RawTable) -> pd.DataFrame:
+            for chunk in chunks:
                 summary.read += len(chunk.rows)
                 reports, rejected = self._prepare(chunk, mapping, repeats, summary)
+                runs.add(reports)
                 summary.set_aside.add(rejected, chunk.rows)
                 if progress:
                     progress.prepared(len(chunk.rows))
-                return reports
-
-            def prepared() -> None:
-                if progress:
-                    progress.storing(runs.rows)
-
+            if progress:
+                progress.storing(runs.rows)
             statistics = _Statistics(self.store, FIRST_ANALYZE_BATCHES * batch_size)
             overlaps = self.store.concurrent_transactions  # see Store.concurrent_transactions
-            if starts is not None and overlaps:
-                with prepared_behind(chunks, prepare, runs, starts, batch_size, prepared) as ready:
-                    self._store_overlapped(ready, stored, attributes, statistics, progress)
-            else:
-                for chunk in chunks:
-                    runs.add(prepare(chunk))
-                prepared()
-                store = self._store_overlapped if overlaps else self._store_serially
-                store(runs.merged(batch_size), stored, attributes, statistics, progress)
-            summary.add_stored(stored)
+            store = self._store_overlapped if overlaps else self._store_serially
+            store(runs.merged(batch_size), summary, attributes, statistics, progress)
             if quarantine_file is not None and summary.quarantined:
                 summary.set_aside.write_csv(quarantine_file)
         if summary.imported >= batch_size:
@@ -273,7 +236,7 @@ class Importer(Roles):
 
     def _store_overlapped(
         self,
-        batches: Iterable[pd.DataFrame | None],
+        batches: Iterable[pd.DataFrame],
         summary: ImportSummary,
         attributes: pd.DataFrame | None,
         statistics: _Statistics,
@@ -289,9 +252,7 @@ class Importer(Roles):
         committed), the change counter (read before those reads) must have moved by
         batch n's commit alone; if another writer committed since, the batch is read and
         attached again under the lock, as ``_store_serially`` does. So every batch is
-        attached to what a read made under the lock would have returned. A ``None``
-        among the batches (the next one waits for the first pass) commits the last batch
-        at once, rather than holding its locks while the first pass goes on."""
+        attached to what a read made under the lock would have returned."""
         j = self.city.jurisdiction_id
         pending: _Pending | None = None
 
@@ -308,9 +269,6 @@ class Importer(Roles):
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="voirie-commit") as committer:
             try:
                 for batch in batches:
-                    if batch is None:
-                        committed()
-                        continue
                     version = self.store.change_mark(j).version
                     with ExitStack() as transaction:
                         uow = transaction.enter_context(self.store.transaction(j))
