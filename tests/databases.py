@@ -24,6 +24,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from voirie.settings import StoreSettings
+from voirie.store import open_store
 from voirie.store.base import migrations
 from voirie.store.postgis import PostgisStore, describe, lock_key
 
@@ -205,3 +207,14 @@ def allow_connections(server_url: str, database: str, allowed: bool) -> None:
 
 
 BACKENDS = ["sqlite", pytest.param("postgis", marks=pytest.mark.postgis)]
+
+
+def opened_postgis(url: str, pool_max_size: int) -> Iterator[PostgisStore]:
+    """The PostGIS store at ``url`` with a pool of at most ``pool_max_size`` connections,
+    closed afterwards (a fixture's body, for tests of PostGIS-only behaviour)."""
+    opened = open_store(
+        StoreSettings(database_url=url, pool_min_size=1, pool_max_size=pool_max_size)
+    )
+    assert isinstance(opened, PostgisStore)
+    yield opened
+    opened.close()

@@ -7,10 +7,9 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+from databases import opened_postgis
 from eventrows import events
 
-from voirie.settings import StoreSettings
-from voirie.store import open_store
 from voirie.store.postgis import QUICK_STATISTICS_TARGET, PostgisStore
 
 J = "paris.fr"
@@ -21,10 +20,7 @@ pytestmark = pytest.mark.postgis
 
 @pytest.fixture
 def store(postgis_url: str) -> Iterator[PostgisStore]:
-    opened = open_store(StoreSettings(database_url=postgis_url, pool_min_size=1, pool_max_size=2))
-    assert isinstance(opened, PostgisStore)
-    yield opened
-    opened.close()
+    yield from opened_postgis(postgis_url, pool_max_size=2)
 
 
 def _id_bounds(url: str) -> int:

@@ -9,10 +9,9 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+from databases import opened_postgis
 from eventrows import events
 
-from voirie.settings import StoreSettings
-from voirie.store import open_store
 from voirie.store.postgis import WRITE_BEHIND_ROWS, PostgisStore
 from voirie.store.schema import COLUMNS
 
@@ -22,10 +21,7 @@ pytestmark = pytest.mark.postgis
 
 @pytest.fixture
 def store(postgis_url: str) -> Iterator[PostgisStore]:
-    opened = open_store(StoreSettings(database_url=postgis_url, pool_min_size=1, pool_max_size=4))
-    assert isinstance(opened, PostgisStore)
-    yield opened
-    opened.close()
+    yield from opened_postgis(postgis_url, pool_max_size=4)
 
 
 def test_a_frame_changed_after_its_insert_returns_is_stored_as_it_was(
