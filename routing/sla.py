@@ -15,16 +15,22 @@ The escalation deadline is the same computation with the SLA multiplied by
 
 from __future__ import annotations
 
+import importlib.util
 import math
+import sys
 import weakref
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cached_property
+from pathlib import Path
+from types import ModuleType
 from zoneinfo import ZoneInfo
 
 import holidays
+import holidays.registry
 import numpy as np
 import pandas as pd
+from holidays.holiday_base import HolidayBase
 
 from voirie.city import WEEKDAYS, Calendar, City
 from voirie.errors import CityConfigError
@@ -82,11 +88,54 @@ class WorkCalendar:
         return bool(np.is_busday(np.datetime64(day, "D"), busdaycal=self.busdays))
 
 
+def _country_module(module: str) -> ModuleType:
+    """``holidays.countries.<module>``, imported without the package's ``__init__``
+    (which imports the 250 countries' modules at once: 0.1 s of every routed import),
+    registered under its name so that a later import of the package reuses it."""
+    name = f"holidays.countries.{module}"
+    if name not in sys.modules:
+        path = Path(holidays.__path__[0], "countries", f"{module}.py")
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None or not path.is_file():
+            raise ImportError(f"no module file {path}")
+        loaded = importlib.util.module_from_spec(spec)
+        sys.modules[name] = loaded
+        try:
+            spec.loader.exec_module(loaded)
+        except BaseException:
+            del sys.modules[name]
+            raise
+    return sys.modules[name]
+
+
+def _country_class(country: str) -> type[HolidayBase] | None:
+    """The class of a country's calendar from its own module, or None when the library
+    does not list it or is not laid out as this expects (another release): the library's
+    own look-up then answers, importing every country."""
+    try:
+        for module, (entity, *codes) in holidays.registry.COUNTRIES.items():
+            if country in codes:
+                found: type[HolidayBase] = getattr(_country_module(module), entity)
+                return found
+    except (AttributeError, ImportError, TypeError, ValueError):
+        return None
+    return None
+
+
+def country_holidays(country: str, subdivision: str | None, years: range) -> HolidayBase:
+    """``holidays.country_holidays`` (same dates, same errors) with only the country's
+    own module imported."""
+    made = _country_class(country)
+    if made is None:
+        return holidays.country_holidays(country, subdiv=subdivision, years=years)
+    return made(years=years, subdiv=subdivision)
+
+
 def work_calendar(city: City, years: range) -> WorkCalendar:
     """The city's calendar with its public holidays for ``years``."""
     cal = city.config.routing.calendar
     try:
-        days = holidays.country_holidays(cal.country, subdiv=cal.subdivision, years=years)
+        days = country_holidays(cal.country, cal.subdivision, years)
     except NotImplementedError as exc:
         raise CityConfigError(
             [

@@ -17,6 +17,7 @@ out of its column's range) makes ``encode`` answer None: the caller sends that C
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -58,6 +59,26 @@ def _variable(values: Sequence[bytes], null: np.ndarray) -> _Field:
     return _Field(null, np.frombuffer(b"".join(values), dtype=np.uint8), lengths)
 
 
+def _text(values: list[object], null: np.ndarray) -> _Field | None:
+    """A text column from its non-NULL values (None unless all are ``str``), encoded in
+    one call: joined by NUL, which no PostgreSQL text holds, each value's length in bytes
+    read from where the separators fell (a third of a batch's conversion was encoding and
+    checking texts one by one in Python)."""
+    try:
+        joined = "\x00".join(cast(list[str], values)).encode()
+    except TypeError:  # a value that is not a str
+        return None
+    data = np.frombuffer(joined, dtype=np.uint8)
+    separators = np.flatnonzero(data == 0)
+    if len(separators) != max(len(values) - 1, 0):
+        return None  # a value holds a NUL: sent as text, the server refuses it
+    lengths = np.zeros(len(null), dtype=np.int64)
+    if values:
+        bounds = np.concatenate([[-1], separators, [len(data)]])
+        lengths[~null] = np.diff(bounds) - 1
+    return _Field(null, data[data != 0], lengths)
+
+
 def field(kind: str, series: pd.Series) -> _Field | None:
     """A DataFrame column as a COPY field of a binary type (``kind``: int8, int4, int2,
     float8, bool, timestamptz, text, bytea), or None when a value does not fit it."""
@@ -91,9 +112,7 @@ def field(kind: str, series: pd.Series) -> _Field | None:
         return _fixed(kind, ints, null)
     present = series.to_numpy(dtype=object)[~null].tolist()
     if kind == "text":
-        if not all(isinstance(value, str) for value in present):
-            return None
-        return _variable([value.encode() for value in present], null)
+        return _text(present, null)
     if kind == "bytea":
         if not all(isinstance(value, bytes) for value in present):
             return None

@@ -11,6 +11,7 @@ COPY, the pool and its retries, the migration runner and tiles from ``ST_AsMVT``
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import struct
@@ -63,6 +64,10 @@ QUICK_STATISTICS_TARGET = 10
 3,000 rows a table instead of 30,000. The load's own statements (keyed probes, the open
 incidents near a batch) need the tables' sizes, not fine histograms: at 100k reports the
 three tables it refreshes took 1.8 s to analyze at the default 100, 0.17 s at 10."""
+ANALYZE_CONNECTIONS = 2
+"""Connections ``PostgisStore.analyze`` shares the tables between (the server gives each
+its own core): every table of a 100k-report store took 2.15 s to analyze on one, 1.65 s
+on two (median of 4, interleaved)."""
 # Recover alone: the pool's background reconnection backs off 1, 2, 4 s... for
 # ``reconnect_timeout``, then gives up and the next request tries at once. A short
 # timeout bounds the backoff, so a database that comes back is used within ~2 s.
@@ -191,6 +196,26 @@ def _applied(conn: Connection) -> set[int]:
     return {int(cast(int, v)) for (v,) in conn.execute("SELECT version FROM voirie_migrations")}
 
 
+def _sizes(conn: Connection, tables: Sequence[str]) -> dict[str, int]:
+    """The bytes of each table's heap, which its ``ANALYZE`` samples."""
+    rows = conn.execute(
+        "SELECT t, pg_relation_size(t::regclass) FROM unnest(%s::text[]) AS t", (list(tables),)
+    ).fetchall()
+    return {str(table): int(cast(int, size)) for table, size in rows}
+
+
+def _shares(sizes: Mapping[str, int], n: int) -> list[list[str]]:
+    """The tables in at most ``n`` groups of nearly equal bytes: each table, the largest
+    first, goes to the group that holds the fewest (no empty group)."""
+    groups: list[list[str]] = [[] for _ in range(min(n, len(sizes)))]
+    held = [0] * len(groups)
+    for table in sorted(sizes, key=lambda name: -sizes[name]):
+        least = held.index(min(held))
+        groups[least].append(table)
+        held[least] += sizes[table]
+    return groups
+
+
 def describe(url: str) -> str:
     """``host:port/dbname`` of a connection string, without user or password (safe to show)."""
     try:
@@ -315,10 +340,12 @@ def _binary_stream(table: str, frame: pd.DataFrame, types: dict[str, str]) -> by
 class PostgisSession(Session):
     """A write transaction on one pooled connection.
 
-    A bulk insert (``WRITE_BEHIND_ROWS`` rows or more) is converted and sent by the
-    session's writer thread while the caller goes on building the next rows: the server
-    stores one table while the client prepares the next (psycopg leaves the GIL while it
-    waits on the socket). Every other statement first waits for those inserts
+    A bulk insert (``WRITE_BEHIND_ROWS`` rows or more) is converted to its COPY stream by
+    the caller, then sent by the session's writer thread while the caller goes on building
+    the next rows: the server stores one table while the client prepares the next (psycopg
+    leaves the GIL while it waits on the socket), and never waits for a stream to be built
+    between two COPYs (converting on the writer thread left the connection idle for a
+    fifth of a 23.5k import's store pass). Every other statement first waits for those inserts
     (``drain``), so statements still run on the connection one at a time and in the
     caller's order, and an insert that failed raises there, at the latest before the
     commit (``PostgisStore.transaction``)."""
@@ -329,10 +356,11 @@ class PostgisSession(Session):
         self,
         conn: Connection,
         jurisdiction_id: str,
-        column_types: Callable[[Connection, str], dict[str, str]],
+        column_types: Callable[[Connection], Mapping[str, dict[str, str]]],
     ) -> None:
         super().__init__(conn, jurisdiction_id, DIALECT)
         self._column_types = column_types
+        self._tables: Mapping[str, dict[str, str]] | None = None
         self._spare: dict[str, list[int]] = {}
         self._prefetched: list[psycopg.Cursor[tuple[object, ...]]] = []
         self._writer: ThreadPoolExecutor | None = None
@@ -427,40 +455,63 @@ class PostgisSession(Session):
         return np.sort(np.array(row[0], dtype=np.int64))
 
     def insert_frame(self, table: str, rows: pd.DataFrame) -> None:
-        """Append rows with COPY: a bulk insert sent by the writer thread (its own copy
-        of the rows: the caller may change its frame meanwhile), a smaller one now."""
+        """Append rows with COPY: a bulk insert is converted here (so the frame may change
+        as soon as this returns) and sent by the writer thread, a smaller one sent now."""
+        types = self._types(table)
         if len(rows) < WRITE_BEHIND_ROWS:
             self.drain()
-            self._copy(table, rows)
+            self._copy(table, rows, types)
             return
         if self._writer is None:
             self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="voirie-copy")
-        self._behind.append(self._writer.submit(self._copy, table, rows.copy()))
+        stream = _binary_stream(table, rows, types)
+        if stream is None:  # rare (see ``_copy``): converted to text on the writer thread
+            self._behind.append(self._writer.submit(self._copy_text, table, rows.copy(), types))
+        else:
+            self._behind.append(self._writer.submit(self._send, table, stream))
 
-    def _copy(self, table: str, rows: pd.DataFrame) -> None:
+    def _types(self, table: str) -> dict[str, str]:
+        """Column name -> SQL type of a table (the store's catalogue read, made at this
+        session's first insert, before anything is sent behind)."""
+        if self._tables is None:
+            self.drain()
+            self._tables = self._column_types(self.conn)
+        return self._tables.get(table, {})
+
+    def _statement(self, table: str, binary: bool) -> sql.Composed:
+        """The table's ``COPY ... FROM STDIN`` of its schema columns, then its point."""
+        names = list(COLUMNS[table]) + (["geom"] if table in POINT_TABLES else [])
+        return sql.SQL("COPY {} ({}) FROM STDIN{}").format(
+            sql.Identifier(table),
+            sql.SQL(", ").join(map(sql.Identifier, names)),
+            sql.SQL(" (FORMAT binary)" if binary else ""),
+        )
+
+    def _send(self, table: str, stream: bytes) -> None:
+        """COPY a binary stream (``_binary_stream``) into the table."""
+        with self.conn.cursor() as cur, cur.copy(self._statement(table, True)) as copy:
+            copy.write(stream)
+
+    def _copy(self, table: str, rows: pd.DataFrame, types: dict[str, str]) -> None:
         """COPY rows, binary when every value fits its column's binary format (the
         server then parses no text: timestamps, numbers and points cost it as much as
         in the bulk floor's binary COPY), else as text."""
-        names = list(COLUMNS[table]) + (["geom"] if table in POINT_TABLES else [])
-        types = self._column_types(self.conn, table)
         # Convert everything before COPY starts: the connection is busy until it ends.
         stream = _binary_stream(table, rows, types)
-        statement = sql.SQL("COPY {} ({}) FROM STDIN{}").format(
-            sql.Identifier(table),
-            sql.SQL(", ").join(map(sql.Identifier, names)),
-            sql.SQL(" (FORMAT binary)" if stream is not None else ""),
-        )
-        if stream is not None:
-            with self.conn.cursor() as cur, cur.copy(statement) as copy:
-                copy.write(stream)
-            return
+        if stream is None:
+            self._copy_text(table, rows, types)
+        else:
+            self._send(table, stream)
+
+    def _copy_text(self, table: str, rows: pd.DataFrame, types: dict[str, str]) -> None:
+        """COPY rows as text (the server parses every value)."""
         columns = _copy_columns(table, rows, types)
         # Text COPY parses the hex form of the points.
         columns[len(COLUMNS[table]) :] = [
             [bytes(cast(bytes, point)).hex() for point in column]
             for column in columns[len(COLUMNS[table]) :]
         ]
-        with self.conn.cursor() as cur, cur.copy(statement) as copy:
+        with self.conn.cursor() as cur, cur.copy(self._statement(table, False)) as copy:
             for row in zip(*columns, strict=True):
                 copy.write_row(row)
 
@@ -604,17 +655,21 @@ class PostgisStore(StoreReads):
                 time.sleep(pause)
         raise AssertionError("unreachable")
 
-    def _column_types(self, conn: Connection, table: str) -> dict[str, str]:
-        """Column name -> SQL type of a table, read once from the catalogue."""
+    def _column_types(self, conn: Connection) -> dict[str, dict[str, str]]:
+        """Table -> column name -> SQL type of every table of the schema, read from the
+        catalogue once (one statement) until the next migration."""
         # On the caller's connection: a unit of work must not wait for a second pooled one.
-        if table not in self._types:
+        if not self._types:
             rows = conn.execute(
-                "SELECT column_name, data_type FROM information_schema.columns "
-                "WHERE table_schema = current_schema() AND table_name = %s",
-                (table,),
+                "SELECT table_name, column_name, data_type FROM information_schema.columns "
+                "WHERE table_schema = current_schema() AND table_name = ANY(%s)",
+                (list(COLUMNS),),
             ).fetchall()
-            self._types[table] = {str(name): str(kind) for name, kind in rows}
-        return self._types[table]
+            read: dict[str, dict[str, str]] = {}
+            for table, name, kind in rows:
+                read.setdefault(str(table), {})[str(name)] = str(kind)
+            self._types = read  # whole, for the sessions of other threads
+        return self._types
 
     def schema_version(self) -> int:
         """Highest applied migration, 0 before the first."""
@@ -648,7 +703,7 @@ class PostgisStore(StoreReads):
                     "INSERT INTO voirie_migrations (version, name) VALUES (%s, %s)",
                     [(version, name) for version, name, _ in todo],
                 )
-        self._types.clear()
+        self._types = {}
         return [version for version, _, _ in todo]
 
     @contextmanager
@@ -787,23 +842,38 @@ class PostgisStore(StoreReads):
 
     def analyze(self, tables: Sequence[str] | None = None, *, quick: bool = False) -> None:
         """``ANALYZE`` voirie's tables (only these, when given): right after a bulk COPY
-        the planner knows nothing. ``quick``: sampled at ``QUICK_STATISTICS_TARGET``."""
+        the planner knows nothing. ``quick``: sampled at ``QUICK_STATISTICS_TARGET``.
+
+        A server analyzes one table at a time per connection, on one core: the tables
+        are shared between up to ``ANALYZE_CONNECTIONS`` pooled connections, the largest
+        first (the end of a 23.5k import waited 1.1-1.3 s for its statistics on one)."""
         names = list(COLUMNS) if tables is None else list(tables)
         for table in names:
             known_table(table)
         if not names:
             return  # a bare ANALYZE would take every table of the database
-        listed = sql.SQL(", ").join(map(sql.Identifier, names))
+        # One pooled connection is left to the caller's open transaction, if any (an
+        # import refreshes statistics with a batch's open): a group waiting for a
+        # connection the pool cannot lend would time out.
+        shares = max(1, min(ANALYZE_CONNECTIONS, self.pool.max_size - 1))
+        groups = _shares(self._retrying(lambda conn: _sizes(conn, names)), shares)
 
-        def run(conn: Connection) -> None:
+        def run(group: list[str], conn: Connection) -> None:
             with conn.transaction():
                 conn.execute("SET LOCAL statement_timeout = 0")
                 if quick:
                     target = sql.Literal(QUICK_STATISTICS_TARGET)
                     conn.execute(sql.SQL("SET LOCAL default_statistics_target = {}").format(target))
+                listed = sql.SQL(", ").join(map(sql.Identifier, group))
                 conn.execute(sql.SQL("ANALYZE {}").format(listed))
 
-        self._retrying(run)
+        if len(groups) == 1:
+            self._retrying(functools.partial(run, groups[0]))
+            return
+        with ThreadPoolExecutor(len(groups), thread_name_prefix="voirie-analyze") as workers:
+            done = [workers.submit(self._retrying, functools.partial(run, g)) for g in groups]
+        for future in done:
+            future.result()
 
     def fill_pool(self, statements: Sequence[str] = WARM_STATEMENTS) -> None:
         """Open every connection the pool may lend, now, and run ``statements`` on each;
