@@ -192,7 +192,10 @@ class Importer(Roles):
         stored, repeated_stored = repeats.check(_stored_rows(chunk, ids, same, known), _NONE)
         summary.already_imported += len(stored)
         valid = validate(RawTable(chunk.rows[~same], chunk.columns), mapping, self.city)
-        valid.reports["raw_digest"] = valid.reports["external_id"].map(_first(ids, digests))
+        # An id of a validated row is on no row stored unchanged (those ids are once in the
+        # chunk): its first row is among the validated ones, the only ones looked up.
+        firsts = _first(ids[~same], digests[~same])
+        valid.reports["raw_digest"] = valid.reports["external_id"].map(firsts)
         reports, repeated = repeats.check(valid.reports, valid.quarantine)
         rejected = [valid.quarantine, repeated_stored, repeated]
         if len(reports):
@@ -373,8 +376,11 @@ class _Pending:
 
 
 def _hashes(values: pd.Series) -> np.ndarray:
-    """64-bit hashes of texts (pandas' fixed-key SipHash: the same in every run)."""
-    return pd.util.hash_array(values.to_numpy(dtype=object))
+    """64-bit hashes of texts (pandas' fixed-key SipHash: the same in every run). Each
+    text is hashed as it comes: pandas would first look for repeats to hash each distinct
+    text once (its default; the same hashes for texts, never missing here), which costs
+    more than it saves on ids, each once in a chunk."""
+    return pd.util.hash_array(values.to_numpy(dtype=object), categorize=False)
 
 
 class _Repeats:
