@@ -96,11 +96,12 @@ def site(
             disable_user(store, j, CAROL.email)
         finally:
             store.close()
-        sock = bound_socket()
-        base = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        redirects = [f"{base}/staff/oidc/callback", TESTSERVER_CALLBACK]
         people = [ALICE, BOB, CAROL, DAVE]
         with ExitStack() as stack:
+            # Closed however the fixture ends (a provider that cannot run skips).
+            sock = stack.enter_context(bound_socket())
+            base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+            redirects = [f"{base}/staff/oidc/callback", TESTSERVER_CALLBACK]
             issuer = stack.enter_context(oidc_provider(redirects, people, [f"{base}/staff/login"]))
             served = stack.enter_context(served_app(url, sock, oidc_environment(issuer)))
             assert served == base

@@ -42,10 +42,11 @@ def site(tmp_path_factory: pytest.TempPathFactory, paris: City) -> Iterator[str]
         add_user(store, paris.jurisdiction_id, CAMILLE.email, "dispatcher", (), "x" * 16)
     finally:
         store.close()
-    sock = bound_socket()
-    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    callback, login = f"{base}/staff/oidc/callback", f"{base}/staff/login"
     with ExitStack() as stack:
+        # Closed however the fixture ends (a provider that cannot run skips).
+        sock = stack.enter_context(bound_socket())
+        base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        callback, login = f"{base}/staff/oidc/callback", f"{base}/staff/login"
         issuer = stack.enter_context(oidc_provider([callback], [CAMILLE], [login]))
         yield stack.enter_context(served_app(url, sock, oidc_environment(issuer)))
 
