@@ -44,13 +44,14 @@ from voirie.ingest.digest import probed_ids, raw_digests, source_ids, unchanged
 from voirie.ingest.mapping import ColumnMapping
 from voirie.ingest.sources import ROW, RawTable
 from voirie.ingest.validate import CHANGED_CONTENT, validate
+from voirie.notify.versions import record_rules
 from voirie.services.attach import Attacher
 from voirie.services.inflight import InFlight, overlay
 from voirie.services.quarantine import Quarantine
 from voirie.services.roles import Roles
 from voirie.services.territory import outside_quarantine
 from voirie.services.timeorder import SortedRuns
-from voirie.services.writer import Written
+from voirie.services.writer import BatchPlan, Written
 from voirie.store.base import Store, UnitOfWork
 
 DEFAULT_BATCH_SIZE = 5_000
@@ -161,6 +162,8 @@ class Importer(Roles):
                     progress.prepared(len(chunk.rows))
             if progress:
                 progress.storing(runs.rows)
+            if runs.rows:
+                self._store_rule_versions()
             statistics = _Statistics(self.store, FIRST_ANALYZE_BATCHES * batch_size)
             overlaps = self.store.concurrent_transactions  # see Store.concurrent_transactions
             store = self._store_overlapped if overlaps else self._store_serially
@@ -185,9 +188,10 @@ class Importer(Roles):
         Both go through ``_Repeats`` in between, so an id repeated from an earlier chunk is
         treated the same whichever way its rows went."""
         ids = source_ids(chunk, mapping)
-        digests = raw_digests(chunk, mapping)
-        with self.store.transaction(self.city.jurisdiction_id) as uow:
-            known = uow.reports.known(mapping.source, probed_ids(ids))
+        with self.store.transaction(self.city.jurisdiction_id) as uow, uow.pipelined():
+            asked = uow.reports.digests_later(mapping.source, probed_ids(ids))
+            digests = raw_digests(chunk, mapping)  # while PostgreSQL looks the ids up
+            known = asked()
         same = unchanged(chunk, ids, digests, known).to_numpy()
         stored, repeated_stored = repeats.check(_stored_rows(chunk, ids, same, known), _NONE)
         summary.already_imported += len(stored)
@@ -214,6 +218,15 @@ class Importer(Roles):
             rejected.append(outside)
         return reports, pd.concat([q for q in rejected if len(q)] or [repeated], ignore_index=True)
 
+    def _store_rule_versions(self) -> None:
+        """The city's rule versions (``record_rules``), in a transaction of their own
+        before the first batch: every assignment the batches write cites a stored
+        version, and a rule changed under a stored version stops the import before
+        anything is written (``CityConfigError``). Once per import, not in every batch,
+        whose read of the versions waited for the batch's inserts sent before it."""
+        with self.store.transaction(self.city.jurisdiction_id) as uow:
+            record_rules(uow, self.city)
+
     def _store_serially(
         self,
         batches: Iterable[pd.DataFrame],
@@ -230,8 +243,10 @@ class Importer(Roles):
                 fresh, rejected, known = _skip_known(uow, batch)
                 summary.already_imported += known
                 if len(fresh):
-                    links = self.attacher.attach(uow, fresh)
-                    _count(summary, fresh, self.writer.write_batch(uow, fresh, links, attributes))
+                    plan = self.writer.plan(uow, fresh, self.attacher.attach(uow, fresh))
+                    written = self.writer.write_batch(uow, fresh, plan, attributes)
+                    self.writer.count_joined(uow, plan)
+                    _count(summary, fresh, written)
             summary.set_aside.add(rejected)
             statistics.grown(summary.imported)
             if progress:
@@ -245,17 +260,18 @@ class Importer(Roles):
         statistics: _Statistics,
         progress: ImportProgress | None,
     ) -> None:
-        """``_store_serially``, but each batch is read and attached while the one before
-        it commits (a thread commits it), so that the client's work on one batch runs
-        while the server stores the other.
+        """``_store_serially``, but each batch is read, attached and planned (its ids:
+        ``IncidentWriter.plan``) while the one before it commits (a thread commits it), so
+        that the client's work on one batch runs while the server stores the other.
 
         Batch n+1's reads (the change counter, "already imported?", its candidates) are
         made before batch n's commit starts, so they never see batch n's rows: its
         incidents come from memory (``inflight``). Under the lock (taken once batch n has
         committed), the change counter (read before those reads) must have moved by
-        batch n's commit alone; if another writer committed since, the batch is read and
-        attached again under the lock, as ``_store_serially`` does. So every batch is
-        attached to what a read made under the lock would have returned."""
+        batch n's commit alone; if another writer committed since, the batch is read,
+        attached and planned again under the lock, as ``_store_serially`` does (the ids
+        of the first plan left unused, as a rolled back transaction leaves). So every
+        batch is attached to what a read made under the lock would have returned."""
         j = self.city.jurisdiction_id
         pending: _Pending | None = None
 
@@ -280,27 +296,34 @@ class Importer(Roles):
                             pending.commit_behind(committer)
                             version += 1  # that commit
                             read = read.overlaid(self.attacher, pending.flight)
-                        links = read.attach(self.city)
+                        plan = self._plan(uow, read)
                         committed()  # before the lock, which it holds on the same keys
                         uow.lock(self.policy.lock_keys(batch["service_code"]))
                         if self.store.change_mark(j).version != version:
                             # Another writer committed since the reads: read again.
                             read = self._read(uow, batch)
-                            links = read.attach(self.city)
+                            plan = self._plan(uow, read)
                         summary.already_imported += read.known
                         summary.set_aside.add(read.rejected)
-                        if links is None or read.candidates is None:
+                        if plan is None or read.candidates is None:
                             if progress:
                                 progress.stored(len(batch))
                             continue
-                        written = self.writer.write_batch(uow, read.fresh, links, attributes)
+                        written = self.writer.write_batch(uow, read.fresh, plan, attributes)
                         flight = InFlight.of(self.attacher, read.fresh, read.candidates, written)
-                        # Its transaction stays open, to commit once the next batch is read.
-                        pending = _Pending(
-                            transaction.pop_all(), read.fresh, written, flight, len(batch)
-                        )
+                        # Its transaction stays open, to commit once the next batch is read;
+                        # the counts of the incidents it joined are written as it commits.
+                        behind = transaction.pop_all()
+                        behind.callback(self.writer.count_joined, uow, plan)
+                        pending = _Pending(behind, read.fresh, written, flight, len(batch))
             finally:
                 committed()  # written whole: it commits whatever stopped the batches after it
+
+    def _plan(self, uow: UnitOfWork, read: _Read) -> BatchPlan | None:
+        """The batch's links among its candidates and its ids (``IncidentWriter.plan``);
+        None when nothing of it is new."""
+        links = read.attach(self.city)
+        return None if links is None else self.writer.plan(uow, read.fresh, links)
 
     def _read(self, uow: UnitOfWork, batch: pd.DataFrame) -> _Read:
         """A batch's reads: what it holds that is not stored yet, and its candidates."""
@@ -354,7 +377,8 @@ class _Read:
 @dataclass
 class _Pending:
     """A batch written in a transaction not yet committed (``transaction``: closing it
-    commits), and what the import counts once it has."""
+    writes the counts of the stored incidents the batch joined, then commits), and what
+    the import counts once it has."""
 
     transaction: ExitStack
     batch: pd.DataFrame

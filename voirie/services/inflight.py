@@ -54,11 +54,11 @@ class InFlight:
                 "lon": openers["lon"].to_numpy(float),
                 "lat": openers["lat"].to_numpy(float),
                 "service_code": openers["service_code"].to_numpy(object),
-                "last_reported_at": last.reindex(opened_ids).to_numpy(),
+                "last_reported_at": last.reindex(opened_ids).array,
                 "segment_id": openers["segment_id"].to_numpy(object),
                 "street_name": openers["street_name"].to_numpy(object),
                 "status": Status.NEW.value,
-                "first_reported_at": first.reindex(opened_ids).to_numpy(),
+                "first_reported_at": first.reindex(opened_ids).array,
             }
         )
         opened["x"], opened["y"] = attacher.gis.project(

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
+from pandas.api.extensions import ExtensionArray
 
 from voirie.city import City
 from voirie.gis import dedupe
@@ -269,6 +270,25 @@ class WrittenReport:
     opened: bool
 
 
+@dataclass(frozen=True)
+class BatchPlan:
+    """A batch's ids and links, settled before it is written (``IncidentWriter.plan``)."""
+
+    links: pd.DataFrame
+    leaders: np.ndarray
+    """The reports opening an incident, by position in the batch (in ``new_ids``' order)."""
+    event_ids: np.ndarray
+    assignment_ids: np.ndarray
+    counts: pd.Series
+    """Reports of the batch per incident (new or stored)."""
+    last: pd.Series
+    first: pd.Series
+    """The latest and the earliest ``requested_at`` of the batch's reports per incident."""
+    written: Written
+    now: pd.Timestamp
+    """When the batch is written (its rows' received, linked, updated... times)."""
+
+
 class IncidentWriter:
     """One city's writer of reports and of the incidents they open or join."""
 
@@ -277,23 +297,13 @@ class IncidentWriter:
         self.zones = list(zones)
         self.routing = routing
 
-    def write_batch(
-        self,
-        uow: UnitOfWork,
-        batch: pd.DataFrame,
-        links: pd.DataFrame,
-        attributes: pd.DataFrame | None = None,
-    ) -> Written:
-        """Write new enriched reports (a batch with a RangeIndex, in time order) with the
-        links ``dedupe.attach`` gave them, and the incidents they open, routed.
-
-        ``attributes`` (external_id, code, value) are answers to the services' questions.
-
-        The statements that read or change stored rows (ids, the counts of the incidents
-        joined) come before the inserts: on PostGIS a bulk insert is sent while the next
-        rows are built, and a statement waits for the inserts sent before it.
-        """
-        sink, n, now = _Frames(uow), len(batch), pd.Timestamp.now("UTC")
+    def plan(self, uow: UnitOfWork, batch: pd.DataFrame, links: pd.DataFrame) -> BatchPlan:
+        """The ids of a batch of new enriched reports (a RangeIndex, in time order: each
+        report's ``id`` set here) and of what it opens, and where each report goes by the
+        links ``dedupe.attach`` gave it: ``write_batch``'s first part, which reads and
+        changes no stored row (ids come from sequences, outside transactions), so the
+        importer makes it while the batch before commits. A plan fits those links only."""
+        n = len(batch)
         batch["id"] = uow.tables.reserve_ids("reports", n)
         leaders = np.flatnonzero(links["leader"].to_numpy() == np.arange(n))
         new_ids = uow.tables.reserve_ids("incidents", len(leaders))
@@ -309,22 +319,44 @@ class IncidentWriter:
         ).astype(np.int64)
         opened = np.zeros(n, dtype=bool)
         opened[leaders] = True
-        counts = pd.Series(incident_id).value_counts()
-        requested = pd.Series(batch["requested_at"].to_numpy()).groupby(incident_id)
-        last, first = requested.max(), requested.min()
-        existing = np.unique(incident_id[attached_stored])
-        if len(existing):
-            uow.incidents.add_reports(
-                pd.DataFrame(
-                    {
-                        "incident_id": existing,
-                        "added": counts.reindex(existing).to_numpy(),
-                        "last_reported_at": last.reindex(existing).to_numpy(),
-                        "updated_at": now,
-                        "first_reported_at": first.reindex(existing).to_numpy(),
-                    }
-                )
-            )
+        # The instants as they are (``array``): ``to_numpy`` of zoned instants makes a
+        # Timestamp object per value, then grouped and compared one by one.
+        requested = pd.Series(batch["requested_at"].array).groupby(incident_id)
+        return BatchPlan(
+            links,
+            leaders,
+            event_ids,
+            assignment_ids,
+            pd.Series(incident_id).value_counts(),
+            requested.max(),
+            requested.min(),
+            Written(incident_id, opened, attached_stored, new_ids),
+            pd.Timestamp.now("UTC"),
+        )
+
+    def write_batch(
+        self,
+        uow: UnitOfWork,
+        batch: pd.DataFrame,
+        plan: BatchPlan,
+        attributes: pd.DataFrame | None = None,
+    ) -> Written:
+        """Write a batch of new enriched reports as planned (``plan`` of this batch, with
+        its links), and the incidents they open, routed.
+
+        ``attributes`` (external_id, code, value) are answers to the services' questions.
+        The city's rule versions must have been stored first (``record_rules``, committed:
+        the importer does it once per import), so that no batch waits for that read.
+
+        Only inserts: the counts of the stored incidents the batch joins are the caller's
+        to write, in the same transaction after this (``count_joined``). On PostGIS a
+        bulk insert is sent while the next rows are built and a statement waits for the
+        inserts sent before it: the importer writes them as the transaction commits.
+        """
+        sink, n, now = _Frames(uow), len(batch), plan.now
+        written, links = plan.written, plan.links
+        new_ids, incident_id = written.new_ids, written.incident_id
+        counts, last = plan.counts, plan.last
         held = _Holding(uow, "reports")
         self._reports(held, batch, now)
         if attributes is not None and len(attributes):
@@ -336,12 +368,13 @@ class IncidentWriter:
             )
         routed = self.open_incidents(
             uow,
-            batch.iloc[leaders].reset_index(drop=True),
+            batch.iloc[plan.leaders].reset_index(drop=True),
             new_ids,
             counts.reindex(new_ids).to_numpy(),
-            last.reindex(new_ids).to_numpy(),
+            last.reindex(new_ids).array,
             now,
-            assignment_ids,
+            plan.assignment_ids,
+            rules=False,
         )
         held.flush()
         reason = dedupe.reasons(links)
@@ -351,14 +384,33 @@ class IncidentWriter:
             reports=(batch["id"], n),
             incident_id=incident_id,
             link=(links["score"].to_numpy(float), reason),
-            kind=np.where(opened, EventKind.OPENED.value, EventKind.ATTACHED.value),
+            kind=np.where(written.opened, EventKind.OPENED.value, EventKind.ATTACHED.value),
             linked="incident " + pd.Series(incident_id).astype(str) + ": " + reason,
             received="imported from " + batch["source"] + " row " + batch["row"].astype(str),
             routing=[(new_ids, routed["routing_reason"].to_numpy(), len(new_ids))],
             now=now,
-            event_ids=event_ids,
+            event_ids=plan.event_ids,
         )
-        return Written(incident_id, opened, attached_stored, new_ids)
+        return written
+
+    def count_joined(self, uow: UnitOfWork, plan: BatchPlan) -> None:
+        """Add a written batch's reports to the counts and report times of the stored
+        incidents it joined: one statement for all of them, after ``write_batch`` in its
+        transaction."""
+        written = plan.written
+        existing = np.unique(written.incident_id[written.attached_stored])
+        if len(existing):
+            uow.incidents.add_reports(
+                pd.DataFrame(
+                    {
+                        "incident_id": existing,
+                        "added": plan.counts.reindex(existing).to_numpy(),
+                        "last_reported_at": plan.last.reindex(existing).to_numpy(),
+                        "updated_at": plan.now,
+                        "first_reported_at": plan.first.reindex(existing).to_numpy(),
+                    }
+                )
+            )
 
     def open_incidents(
         self,
@@ -366,14 +418,17 @@ class IncidentWriter:
         new: pd.DataFrame,
         new_ids: np.ndarray,
         report_count: np.ndarray,
-        last_reported_at: np.ndarray,
+        last_reported_at: np.ndarray | ExtensionArray,
         now: pd.Timestamp,
         assignment_ids: np.ndarray | None = None,
+        *,
+        rules: bool = True,
     ) -> pd.DataFrame:
         """Route and write new incidents, each opened by one enriched report of ``new``
         (a RangeIndex, same order as ``new_ids``), with their assignments (ids reserved
         here unless given: reserving waits for the inserts sent before it) and routing
-        records; return their routing (``route``'s columns)."""
+        records (with the rule versions unless ``rules=False``: ``record_routing``);
+        return their routing (``route``'s columns)."""
         j, sink = self.city.jurisdiction_id, _Frames(uow)
         routed = route(self.city, new, self.routing.table(uow))
         incidents = pd.DataFrame(
@@ -381,7 +436,7 @@ class IncidentWriter:
         )
         uow.tables.insert("incidents", incidents)
         self._incident_zones(sink, new, new_ids)
-        record_routing(uow, self.city, incidents, routed, now)
+        record_routing(uow, self.city, incidents, routed, now, rules=rules)
         if assignment_ids is None:
             assignment_ids = uow.tables.reserve_ids("assignments", len(new_ids))
         sink.insert("assignments", [_assignment(assignment_ids, j, new_ids, routed, now)])

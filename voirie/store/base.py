@@ -32,6 +32,9 @@ KNOWN_REPORT_COLUMNS = [
     "received_at",
     "raw_digest",
 ]
+STORED_DIGEST_COLUMNS = ["external_id", "content_hash", "raw_digest"]
+"""What a bulk import's first pass reads of the reports stored under a chunk's ids
+(``Reports.digests_later``)."""
 MEMBER_COLUMNS = [
     "report_id",
     "incident_id",
@@ -245,6 +248,17 @@ class Reports(Protocol):
         Columns ``KNOWN_REPORT_COLUMNS``: external_id, content_hash, report_id, incident_id
         (null while the report is not yet attached), received_at and raw_digest (null
         when the report was not imported, or before migration 0024).
+        """
+
+    def digests_later(self, source: str, external_ids: Sequence[str]) -> Later[pd.DataFrame]:
+        """The digests of the given ids already stored for a source, sent now, read when
+        called (in a pipelined block, the store looks them up while the caller works).
+
+        Columns ``STORED_DIGEST_COLUMNS``: external_id, content_hash and raw_digest (null
+        as in ``known``): all a bulk import needs to tell a row stored unchanged, or
+        with the same or other content, from a new one; the report's incident and
+        reception time, which only the per-report path and the import's second pass
+        read, are left out (their join and parsing were 40 % of the look-up's time).
         """
 
     def known_one(self, source: str, external_id: str) -> KnownReport | None:

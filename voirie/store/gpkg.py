@@ -76,9 +76,14 @@ def register_functions(conn: sqlite3.Connection) -> None:
         conn.create_function(name, 1, _bound(position), deterministic=True)
 
 
+def rtree_name(table: str, column: str = "geom") -> str:
+    """The name of a feature table's R*Tree (its triggers' names start with it)."""
+    return f"rtree_{table}_{column}"
+
+
 def rtree_sql(table: str, column: str = "geom", pk: str = "id") -> str:
     """DDL of the GeoPackage R*Tree spatial index extension for one feature table."""
-    rtree = f"rtree_{table}_{column}"
+    rtree = rtree_name(table, column)
     values = (
         f"NEW.{pk}, ST_MinX(NEW.{column}), ST_MaxX(NEW.{column}), "
         f"ST_MinY(NEW.{column}), ST_MaxY(NEW.{column})"

@@ -4,8 +4,9 @@ Writers serialize on ``BEGIN IMMEDIATE`` (with a generous busy timeout, so concu
 writers wait instead of failing); readers never block thanks to WAL. The statements are
 the shared ones (``voirie.store.statements``, ``voirie.store.reads``) in sqlite's
 ``DIALECT``; this module keeps what only sqlite does: ids after the maximum under the
-write lock, bulk appends with ``executemany``, the connection per thread, the migration
-runner and the tiles encoded in Python.
+write lock, bulk appends with ``executemany`` (a large frame's per-row insert triggers set
+aside, their work done once), the connection per thread, the migration runner and the
+tiles encoded in Python.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -33,16 +35,38 @@ from voirie.store.statements.tables import insert_text, known_table
 from voirie.store.statements.unit import SqlUnitOfWork
 
 BUSY_TIMEOUT_MS = 60_000
+ROWS_A_STATEMENT = 100
+"""Rows in each ``INSERT`` of a bulk append (``_insert_many``; at most 18 columns a row:
+1,800 parameters, below sqlite's default limit of 32,766)."""
+BULK_ROWS = 1_000
+"""Rows from which ``insert_frame`` sets the per-row insert triggers aside
+(``_TriggersAside``): a bulk load's frames. Setting them aside costs 0.2-0.3 ms a frame
+(what ~30 rows cost the triggers), but each commit that changed the schema makes every
+other connection (the API's threads) read it again at its next statement."""
+_COUNTED_TABLES = frozenset({"reports", "incidents", "incident_reports", "assignments"})
+"""The tables whose inserts move the change counter, one trigger per row (migration 0021)."""
+# What migration 0021's insert trigger does for n rows of one city in one statement: the
+# city's version, or the whole store's if the city has no row yet, plus n.
+_COUNT_INSERTS = (
+    "INSERT INTO store_changes (jurisdiction_id, version, changed_at) "
+    "SELECT ?, version + ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now') "
+    "FROM store_changes WHERE jurisdiction_id = '' "
+    "ON CONFLICT (jurisdiction_id) "
+    "DO UPDATE SET version = version + ?, changed_at = excluded.changed_at"
+)
 QUICK_ANALYSIS_LIMIT = 1_000
 """Rows of each index a quick ``ANALYZE`` reads (``PRAGMA analysis_limit``; sqlite suggests
 a few hundred to a thousand): a refresh during a load costs the same at any size."""
 
 
-def iso_utc(values: pd.Series) -> pd.Series:
-    """Timestamps as GeoPackage DATETIME text (``YYYY-MM-DDTHH:MM:SS.SSSZ``), nulls kept."""
-    times = pd.to_datetime(values, utc=True)
-    text = times.dt.strftime("%Y-%m-%dT%H:%M:%S.%f").str.slice(0, 23) + "Z"
-    return text.where(times.notna(), None)
+def iso_utc(values: pd.Series) -> np.ndarray:
+    """Timestamps as GeoPackage DATETIME text (``YYYY-MM-DDTHH:MM:SS.SSSZ``, the
+    milliseconds truncated), None for a missing one. numpy formats the whole column at
+    once: pandas' ``strftime`` took 5 ms a column of 5,000, most of a batch's conversion."""
+    times = pd.to_datetime(values, utc=True).dt.tz_localize(None).to_numpy()
+    text: np.ndarray = np.datetime_as_string(times, unit="ms", timezone="UTC").astype(object)
+    text[np.isnat(times)] = None
+    return text
 
 
 def _instant(moment: datetime) -> str:
@@ -80,11 +104,22 @@ def _json(values: Sequence[object]) -> str:
 
 
 def _rows(columns: Sequence[Column]) -> str:
-    """Bound rows as a subquery over one JSON array of arrays."""
+    """Bound rows as a subquery over one JSON array of arrays; one column as a flat array
+    of its values (``json_each``'s own ``value``: no array per row to write and extract,
+    a quarter of the CPU of a bulk import's look-up of 50,000 ids)."""
+    if len(columns) == 1:
+        return f"(SELECT value AS {columns[0][0]} FROM json_each(?)) AS u"
     fields = ", ".join(
         f"json_extract(value, '$[{k}]') AS {name}" for k, (name, _) in enumerate(columns)
     )
     return f"(SELECT {fields} FROM json_each(?)) AS u"
+
+
+def _rows_params(columns: Sequence[Sequence[object]]) -> list[object]:
+    """``_rows``'s one parameter: the rows as a JSON array of arrays, or of values."""
+    if len(columns) == 1:
+        return [_json(columns[0])]
+    return [_json(list(zip(*columns, strict=True)))]
 
 
 DIALECT = Dialect(
@@ -99,7 +134,7 @@ DIALECT = Dialect(
     array=_json,
     from_array=lambda value: tuple(json.loads(str(value))),
     rows=_rows,
-    rows_params=lambda columns: [_json(list(zip(*columns, strict=True)))],
+    rows_params=_rows_params,
     probe=lambda table, alias, condition: f"CROSS JOIN {table} {alias} ON {condition}",
     metric_distance=None,
     # BEGIN IMMEDIATE holds the database's write lock for the whole transaction.
@@ -131,8 +166,9 @@ def _insert_params(table: str, frame: pd.DataFrame) -> list[tuple[object, ...]]:
         series = frame[name] if name in frame else pd.Series([None] * len(frame))
         series = series.reset_index(drop=True)
         if name in DATETIME_COLUMNS:
-            series = iso_utc(series)
-        elif name in BOOL_COLUMNS:
+            columns[name] = iso_utc(series).tolist()
+            continue
+        if name in BOOL_COLUMNS:
             series = series.astype(bool).astype(int)
         # On a numpy array rather than through Series.where: the same values, without
         # pandas' fixed cost per call, which dominated the write of a one-report batch.
@@ -172,8 +208,106 @@ class SqliteSession(Session):
         return np.arange(start, start + n, dtype=np.int64)
 
     def insert_frame(self, table: str, rows: pd.DataFrame) -> None:
-        """Append rows with one prepared statement."""
-        self.conn.executemany(insert_text(table), _insert_params(table, rows))
+        """Append rows with one prepared statement; from ``BULK_ROWS`` rows, with the
+        per-row insert triggers set aside and their work done once for all the rows."""
+        params = _insert_params(table, rows)
+        if len(params) < BULK_ROWS or not _bulk_ready(table, rows):
+            _insert_many(self.conn, table, params)
+            return
+        with _TriggersAside(self.conn, table, rows):
+            _insert_many(self.conn, table, params)
+
+
+def _insert_many(conn: sqlite3.Connection, table: str, params: list[tuple[object, ...]]) -> None:
+    """Insert rows in order, ``ROWS_A_STATEMENT`` in each ``INSERT ... VALUES`` (one
+    prepared statement for them all), the rest in one: a batch's rows one a step of
+    ``executemany`` took a fifth more (the statement run, reset and bound again a row).
+    A statement that fails stores none of its rows; those of the statements before it
+    stay, as the rows before a failing one did (every caller rolls back)."""
+    head, marks = insert_text(table).split(" VALUES ")
+    whole = len(params) - len(params) % ROWS_A_STATEMENT
+    if whole:
+        conn.executemany(
+            f"{head} VALUES {', '.join([marks] * ROWS_A_STATEMENT)}",
+            (
+                list(chain.from_iterable(params[at : at + ROWS_A_STATEMENT]))
+                for at in range(0, whole, ROWS_A_STATEMENT)
+            ),
+        )
+    if rest := params[whole:]:
+        conn.execute(f"{head} VALUES {', '.join([marks] * len(rest))}", list(chain(*rest)))
+
+
+def _bulk_ready(table: str, rows: pd.DataFrame) -> bool:
+    """Whether a frame's rows may be inserted with the triggers aside: each row of a point
+    table has an id and a finite point (the R*Tree's row is then its id and its lon/lat,
+    as the trigger computes it from the geometry built of them), each row of a counted
+    table a city."""
+    if table in POINT_TABLES:
+        points = rows[["lon", "lat"]].to_numpy(float)
+        if not (rows["id"].notna().all() and np.isfinite(points).all()):
+            return False
+    return table not in _COUNTED_TABLES or bool(rows["jurisdiction_id"].notna().all())
+
+
+class _TriggersAside:
+    """A table's per-row insert triggers dropped inside the write transaction while a
+    frame's rows are inserted, their work done once for the rows stored, and the triggers
+    created again from their stored text, whatever happened: the schema after the block is
+    the one before it, byte for byte, and no other connection ever sees it without them
+    (readers see the last commit; writers wait for this transaction's lock).
+
+    Those set aside are the GeoPackage R*Tree's (five calls of Python ``ST_*`` functions
+    and an R*Tree insert a row) and the change counter's (an upsert of ``store_changes`` a
+    row). An insert that fails keeps the rows of its statements before the failing one
+    (``_insert_many``); the triggers' work is done for those rows only. (Not a savepoint,
+    which would make it all or nothing: inside one sqlite journals every page the insert
+    changes, which made it 2-5 times slower.)"""
+
+    def __init__(self, conn: sqlite3.Connection, table: str, rows: pd.DataFrame) -> None:
+        self.conn, self.rows = conn, rows
+        self.rtree = gpkg.rtree_name(table)  # none but the point tables' exist
+        names = (f"{self.rtree}_insert", f"{table}_insert_change")
+        self.saved: list[tuple[str, str]] = conn.execute(
+            "SELECT name, sql FROM sqlite_master "
+            "WHERE type = 'trigger' AND tbl_name = ? AND name IN (?, ?)",
+            (table, *names),
+        ).fetchall()
+        present = {name for name, _ in self.saved}
+        self.indexed, self.counted = names[0] in present, names[1] in present
+        self.start = 0
+
+    def __enter__(self) -> _TriggersAside:
+        for name, _ in self.saved:
+            self.conn.execute(f"DROP TRIGGER {name}")  # a name read from sqlite_master
+        self.start = self.conn.total_changes
+        return self
+
+    def __exit__(self, error: type[BaseException] | None, *details: object) -> None:
+        # The rows inserted, in order: no trigger left on the table fires on them (the
+        # public point's needs ``public_lon``, never inserted), so each change is one row.
+        stored = self.rows.iloc[: self.conn.total_changes - self.start]
+        try:
+            self.work(stored)
+        finally:
+            for _, sql in self.saved:
+                self.conn.execute(sql)
+
+    def work(self, rows: pd.DataFrame) -> None:
+        """What the triggers set aside would have done for these rows: their boxes in the
+        R*Tree, in the same order (the same nodes), and the change counter of each city
+        moved by its number of rows."""
+        if self.indexed and len(rows):
+            lon, lat = rows["lon"].to_numpy(float).tolist(), rows["lat"].to_numpy(float).tolist()
+            self.conn.executemany(
+                f"INSERT OR REPLACE INTO {self.rtree} VALUES (?, ?, ?, ?, ?)",
+                zip(rows["id"].to_numpy().tolist(), lon, lon, lat, lat, strict=True),
+            )
+        if self.counted and len(rows):
+            per_city = rows["jurisdiction_id"].value_counts(sort=False)
+            self.conn.executemany(
+                _COUNT_INSERTS, [(city, int(n), int(n)) for city, n in per_city.items()]
+            )
 
 
 class SqliteStore(StoreReads):

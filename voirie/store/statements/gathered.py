@@ -13,8 +13,14 @@ keys between them are checked at the end of that statement, so the rows may refe
 each other in any order. sqlite has no data-modifying CTE (and no round trip to save):
 there the block changes nothing.
 
-Nothing in the block may read the rows it appended (they are not sent yet): the block
-covers the writes of one report, whose reads all came before (``Intake._send``).
+A data-modifying statement of the block other than an insert (a report attached to an
+incident counts on it: ``SqlIncidents.add_report``) may be held too (``hold``): one more
+CTE of the same statement, its values read from the same JSON, instead of a statement
+of its own (on the attach path, one statement in nine, issue 20).
+
+Nothing in the block may read the rows it appended or changed (they are not sent yet):
+the block covers the writes of one report, whose reads all came before
+(``Intake._send``).
 """
 
 from __future__ import annotations
@@ -38,7 +44,10 @@ _PLAIN = frozenset[str]().union(*COLUMNS.values()) - DATETIME_COLUMNS - BOOL_COL
 """The columns whose text, integer or finite float values are bound as they are."""
 
 Shape = tuple[str, ...]
-"""The tables of one gathered statement, in order."""
+"""The parts of one gathered statement, in order: a table's name (its rows inserted) or
+the text of a held statement (``GatheredTables.hold``)."""
+VALUES = "{values}"
+"""Where a held statement's text reads its values: replaced by the JSON's one row."""
 
 
 @lru_cache(maxsize=64)
@@ -51,6 +60,9 @@ def gathered_text(shape: Shape, make_point: Callable[[str, str], str]) -> str:
     prepares it after a few; cached per shape: a POST writes one of a few."""
     inserts = []
     for k, table in enumerate(shape):
+        if table not in COLUMNS:  # a held statement
+            inserts.append(table.replace(VALUES, f"d, jsonb_to_record(d.rows -> {k} -> 0)"))
+            continue
         names = list(COLUMNS[table])
         values = [f"r.{name}" for name in names]
         if table in POINT_TABLES:
@@ -129,6 +141,20 @@ class GatheredTables(SqlTables):
                 # JSON has no infinity: PostgreSQL reads the text ("inf") into float8.
                 bound[name] = str(value) if infinite else value
         return bound
+
+    def hold(self, statement: str, values: Mapping[str, object]) -> bool:
+        """In a ``gathering`` block on PostgreSQL, hold a data-modifying statement (no
+        RETURNING, nothing read back) to send as one more part of the gathered one, and
+        say so; else False: the caller runs it itself. ``statement`` reads its values
+        from ``FROM {values} AS v(name type, ...)``: ``values`` (instants aware, numbers,
+        text) as one JSON object, typed by that column list. Sent with the rows, in the
+        order of the calls, in the transaction of the block."""
+        if not self._gathering:
+            return False
+        if VALUES not in statement:
+            raise ValueError(f"a held statement reads no {VALUES}: {statement[:60]!r}")
+        self._held.append((statement, [dict(values)], ()))
+        return True
 
     def insert(self, table: str, rows: pd.DataFrame) -> None:
         """``SqlTables.insert``; refused in a ``gathering`` block (its rows would go

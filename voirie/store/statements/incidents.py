@@ -15,6 +15,7 @@ from voirie.store import public_points, stats
 from voirie.store.base import RESHAPE_COLUMNS, AssignmentRecord, IncidentRow, Later
 from voirie.store.candidates import OPEN_INCIDENT_COLUMNS, BBox, OpenIncidents
 from voirie.store.schema import COLUMNS, MAX_ID
+from voirie.store.statements.gathered import GatheredTables
 from voirie.store.statements.session import Session, missing, typed
 from voirie.store.statements.tables import insert_text
 from voirie.values import aware_utc, naive_utc, optional_text
@@ -50,6 +51,18 @@ _RESHAPE_TYPES = {
 }
 
 
+_ADD_REPORT_HELD = (
+    "UPDATE incidents AS i SET report_count = i.report_count + 1, "
+    "last_reported_at = CASE WHEN i.last_reported_at < v.last THEN v.last "
+    "ELSE i.last_reported_at END, "
+    "first_reported_at = CASE WHEN i.first_reported_at > v.last THEN v.last "
+    "ELSE i.first_reported_at END, "
+    "updated_at = v.at FROM {values} AS v(last timestamptz, at timestamptz, j text, id bigint) "
+    "WHERE i.jurisdiction_id = v.j AND i.id = v.id"
+)
+"""``SqlIncidents.add_report`` held in a gathered statement (``GatheredTables.hold``)."""
+
+
 def _numpy_instant(value: object) -> datetime | str:
     """A stored instant as ``datetime64`` parses it: psycopg's datetime as naive UTC,
     sqlite's GeoPackage text (``...SSSZ``) without its zone letter."""
@@ -80,10 +93,12 @@ def _by_id(row: tuple[Any, ...]) -> int:
 
 
 class SqlIncidents:
-    """``Incidents`` over a session."""
+    """``Incidents`` over a session; ``tables`` may hold its per-report change (``add_report``)
+    for the statement gathering a report's rows."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, tables: GatheredTables) -> None:
         self.session = session
+        self.tables = tables
 
     def _open_sent(
         self,
@@ -295,9 +310,13 @@ class SqlIncidents:
 
     def add_report(self, incident_id: int, reported_at: datetime, at: datetime) -> None:
         """Count one more report on an incident and move its first- and last-reported
-        times (a report older than the incident, up to its window, moves the first)."""
+        times (a report older than the incident, up to its window, moves the first).
+        In a gathering block on PostgreSQL, sent as a part of the gathered statement."""
         s = self.session
         last = s.dialect.instant(reported_at)
+        values = {"last": last, "at": s.dialect.instant(at), "j": s.jurisdiction_id}
+        if self.tables.hold(_ADD_REPORT_HELD, {**values, "id": int(incident_id)}):
+            return
         s.run(
             "UPDATE incidents SET report_count = report_count + 1, "
             "last_reported_at = CASE WHEN last_reported_at < ? THEN ? ELSE last_reported_at END, "

@@ -46,10 +46,11 @@ class SqlUnitOfWork:
         ``Store.transaction``)."""
         self.session = session
         self._pipelined = pipelined
-        self.tables: Tables = GatheredTables(session)
+        gathered = GatheredTables(session)
+        self.tables: Tables = gathered
         self.events: Events = SqlEvents(self.tables, session.jurisdiction_id)
         self.reports: Reports = SqlReports(session)
-        self.incidents: Incidents = SqlIncidents(session)
+        self.incidents: Incidents = SqlIncidents(session, gathered)
         self.links: Links = SqlLinks(session)
         self.citizens: Citizens = SqlCitizens(session)
         self.tracking: Tracking = SqlTracking(session)
