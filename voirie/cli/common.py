@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 from rich.console import Console
@@ -14,6 +15,8 @@ from rich.console import Console
 from voirie.errors import VoirieError
 from voirie.settings import StoreSettings
 from voirie.store import Store, open_store
+
+T = TypeVar("T")
 
 console = Console(stderr=True)
 city_option = click.option(
@@ -46,6 +49,29 @@ def configured_store() -> Store:
     store = open_store(StoreSettings())
     store.upgrade()
     return store
+
+
+def store_upgraded_while(load: Callable[[Store], T]) -> tuple[Store, T]:
+    """``configured_store``, its migrations applied on a thread while ``load`` builds what
+    needs the store object but none of its rows (the city, its GIS, a ``Pipeline``).
+
+    On a new PostGIS database the server spends about half a second creating the schema
+    (``CREATE EXTENSION postgis`` most of it) with the client idle, and a city's GIS takes
+    about as long to load: an import into a new database starts that much sooner. Both
+    are waited for before returning; the store is closed if either fails, and the
+    migrations' error comes first (a store that cannot be upgraded is the cause)."""
+    store = open_store(StoreSettings())
+    try:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="voirie-upgrade") as upgrader:
+            upgrading = upgrader.submit(store.upgrade)
+            try:
+                loaded = load(store)
+            finally:
+                upgrading.result()
+    except BaseException:
+        store.close()
+        raise
+    return store, loaded
 
 
 @contextmanager

@@ -22,7 +22,7 @@ from rich.table import Column, Table
 from rich.text import Text
 
 from voirie.city import load_city
-from voirie.cli.common import city_option, configured_store, console, fail_cleanly
+from voirie.cli.common import city_option, console, fail_cleanly, store_upgraded_while
 from voirie.cli.stopping import StopSignals
 from voirie.ingest.mapping import DANSMARUE, OPEN311, ColumnMapping, load_mapping
 from voirie.ingest.sources import (
@@ -223,11 +223,10 @@ def import_command(
     path: Path, city: str, fmt: str, mapping_file: Path | None, quarantine: Path | None
 ) -> None:
     """Import reports from PATH through the whole pipeline (idempotent on the source's ids)."""
-    store = configured_store()
+    store, pipeline = store_upgraded_while(lambda store: Pipeline(load_city(city), store))
     stop = StopSignals()
     summary: ImportSummary | None = None
     try:
-        pipeline = Pipeline(load_city(city), store)
         target = quarantine or Path(path.name.removesuffix(".gz") + ".quarantine.csv")
         with stop:
             summary = run_import(pipeline, path, fmt, mapping_file, target)
