@@ -210,12 +210,22 @@ class SqliteSession(Session):
     def insert_frame(self, table: str, rows: pd.DataFrame) -> None:
         """Append rows with one prepared statement; from ``BULK_ROWS`` rows, with the
         per-row insert triggers set aside and their work done once for all the rows."""
-        params = _insert_params(table, rows)
-        if len(params) < BULK_ROWS or not _bulk_ready(table, rows):
-            _insert_many(self.conn, table, params)
-            return
-        with _TriggersAside(self.conn, table, rows):
-            _insert_many(self.conn, table, params)
+        bulk_insert(self.conn, table, _insert_params(table, rows), rows)
+
+
+def bulk_insert(
+    conn: sqlite3.Connection, table: str, params: list[tuple[object, ...]], rows: pd.DataFrame
+) -> None:
+    """Append ``params`` (``insert_text``'s values of each of ``rows``) in the write
+    transaction of ``conn``: ``ROWS_A_STATEMENT`` rows a statement and, from ``BULK_ROWS``
+    rows, the per-row insert triggers set aside (``_TriggersAside``, which reads the ids,
+    points and cities of ``rows``). Public for the benchmark's floor, which loads the same
+    rows the same way (``bench/import_scale.py``)."""
+    if len(params) < BULK_ROWS or not _bulk_ready(table, rows):
+        _insert_many(conn, table, params)
+        return
+    with _TriggersAside(conn, table, rows):
+        _insert_many(conn, table, params)
 
 
 def _insert_many(conn: sqlite3.Connection, table: str, params: list[tuple[object, ...]]) -> None:
