@@ -96,11 +96,19 @@ def _csv_chunks(path: Path, text: TextIO, chunk_rows: int | None) -> Iterator[Ra
         raise SourceError(f"{path}: the file is empty")
     reader = _Reader(header_line, text)
     size = chunk_rows if chunk_rows is not None and chunk_rows > 0 else None
-    first_row, chunks = 1, 0
-    for records, problems in reader.chunks(size):
-        yield _csv_table(records, problems, reader.header, first_row)
-        first_row, chunks = first_row + len(records), chunks + 1
-    if not chunks:
+    first_row = 1
+    while True:
+        # The collector stays paused until the chunk's row lists, copied into its frame,
+        # are freed: resumed while they lived, it went over them at every collection.
+        with _collector_paused():
+            read = reader.chunk(size)
+            if read is None:
+                break
+            table = _csv_table(*read, reader.header, first_row)
+            del read
+        yield table
+        first_row += len(table.rows)
+    if first_row == 1:
         yield _csv_table([], [], reader.header, first_row)
 
 
@@ -118,25 +126,22 @@ class _Reader:
         self._lines_read = 0
         self.header = [name.strip() for name in next(self._parser)]
 
-    def chunks(self, size: int | None) -> Iterator[tuple[list[list[str]], list[str | None]]]:
-        """The rows that are not blank, ``size`` at a time (all at once when None), each
-        as long as the header, with their problems (None: no problem)."""
-        while True:
-            found: list[list[str]] = []
-            problems: list[str | None] = []
-            while size is None or len(found) < size:
-                want = _BATCH if size is None else min(_BATCH, size - len(found))
-                with _collector_paused():
-                    batch = list(itertools.islice(self._parser, want))
-                if not batch:
-                    break
-                suspect = self._read_lines_hold("\ufffd")
-                batch = _not_blank(batch)
-                problems += _problems(batch, self.header, suspect)
-                found += batch
-            if not found:
-                return
-            yield found, problems
+    def chunk(self, size: int | None) -> tuple[list[list[str]], list[str | None]] | None:
+        """The next ``size`` rows that are not blank (all the rest when None), each as long
+        as the header, with their problems (None: no problem); None at the end. Returned,
+        not yielded: no suspended frame keeps the rows alive once the caller drops them."""
+        found: list[list[str]] = []
+        problems: list[str | None] = []
+        while size is None or len(found) < size:
+            want = _BATCH if size is None else min(_BATCH, size - len(found))
+            batch = list(itertools.islice(self._parser, want))
+            if not batch:
+                break
+            suspect = self._read_lines_hold("\ufffd")
+            batch = _not_blank(batch)
+            problems += _problems(batch, self.header, suspect)
+            found += batch
+        return (found, problems) if found else None
 
     def _read_lines_hold(self, text: str) -> bool:
         """Whether the lines parsed since the last call hold ``text``."""
@@ -149,8 +154,7 @@ class _Reader:
 @contextmanager
 def _collector_paused() -> Iterator[None]:
     """The cyclic garbage collector paused: parsing makes a list per row and no cycle, and
-    the collections those lists set off went over them again and again (a tenth of the
-    time of reading a file)."""
+    the collections those lists set off went over them again and again."""
     enabled = gc.isenabled()
     gc.disable()
     try:
