@@ -211,12 +211,20 @@ def test_serve_with_two_workers_sums_their_metrics_and_logs_json(
                     )
                 )
             sent += 8
-        with urllib.request.urlopen(f"{base}/metrics", timeout=10) as answer:
-            text = answer.read().decode()
-    healthz = re.search(
-        r'voirie_http_requests_total\{method="GET",route="/healthz",status="200"\} (\S+)', text
-    )
-    assert healthz is not None
+        # A request is counted once its answer has gone out, so a client may read the
+        # answer first: the sum may lag the last requests by a moment.
+        while True:
+            with urllib.request.urlopen(f"{base}/metrics", timeout=10) as answer:
+                text = answer.read().decode()
+            healthz = re.search(
+                r'voirie_http_requests_total\{method="GET",route="/healthz",status="200"\} '
+                r"(\S+)",
+                text,
+            )
+            assert healthz is not None
+            if float(healthz.group(1)) >= sent or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
     assert float(healthz.group(1)) == sent  # both workers' counts summed
     access = _access_lines(log)
     assert {line["route"] for line in access} >= {"/healthz", "/metrics"}
