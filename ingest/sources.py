@@ -6,6 +6,7 @@ with a reason; only a file that cannot be read at all raises ``SourceError``.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gc
 import gzip
@@ -53,10 +54,51 @@ def _read_text(path: Path) -> str:
     return data.decode("utf-8-sig", errors="replace")
 
 
-def _open_text(path: Path) -> TextIO:
+def _open_text(path: Path) -> io.TextIOWrapper:
     """The file as text, decompressed and decoded as it is read (undecodable bytes become
-    U+FFFD, as in ``_read_text``)."""
-    return io.TextIOWrapper(_open_bytes(path), encoding="utf-8-sig", errors="replace", newline="")
+    U+FFFD, as in ``_read_text``), over a ``_Watched`` stream (its ``buffer``)."""
+    watched = _Watched(_open_bytes(path))
+    return io.TextIOWrapper(
+        cast(BinaryIO, watched), encoding="utf-8-sig", errors="replace", newline=""
+    )
+
+
+class _Watched(io.BufferedIOBase):
+    """A binary stream that tells whether the bytes read from it so far hold a U+FFFD once
+    decoded (``suspect``): an undecodable byte, which the text's decoder replaces with
+    it, or a U+FFFD written as such. Text is decoded from bytes already read, so a row
+    parsed while ``suspect`` is False holds no U+FFFD: its fields need no search. Each
+    block is decoded a second time only while none was found and only when it is not
+    ASCII, a fraction of what reading back the parser's lines to search them cost."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        super().__init__()
+        self._raw = raw
+        self._decoder = codecs.getincrementaldecoder("utf-8")()
+        self.suspect = False
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        return self._watch(self._raw.read(-1 if size is None else size))
+
+    def read1(self, size: int = -1) -> bytes:
+        return self._watch(self._raw.read1(size))  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+    def _watch(self, block: bytes) -> bytes:
+        if self.suspect or (block and block.isascii()):
+            return block
+        try:
+            # An empty block is the end: a character cut short there is undecodable too.
+            self.suspect = "\ufffd" in self._decoder.decode(block, final=not block)
+        except UnicodeDecodeError:
+            self.suspect = True
+        return block
 
 
 def _open_bytes(path: Path) -> BinaryIO:
@@ -88,13 +130,13 @@ def stream_csv(path: Path, chunk_rows: int | None = None) -> Iterator[RawTable]:
         raise SourceError(f"{path}: not a readable delimited text file ({exc})") from exc
 
 
-def _csv_chunks(path: Path, text: TextIO, chunk_rows: int | None) -> Iterator[RawTable]:
+def _csv_chunks(path: Path, text: io.TextIOWrapper, chunk_rows: int | None) -> Iterator[RawTable]:
     header_line = text.readline()
     if not header_line.strip():
         if any(line.strip() for line in text):
             raise SourceError(f"{path}: the first line (the header) is blank")
         raise SourceError(f"{path}: the file is empty")
-    reader = _Reader(header_line, text)
+    reader = _Reader(header_line, text, cast(_Watched, text.buffer))
     size = chunk_rows if chunk_rows is not None and chunk_rows > 0 else None
     first_row = 1
     while True:
@@ -115,15 +157,14 @@ def _csv_chunks(path: Path, text: TextIO, chunk_rows: int | None) -> Iterator[Ra
 class _Reader:
     """The rows of a delimited text after its header line (the delimiter: the one the
     header holds most), read a batch of ``_BATCH`` at a time and checked a batch or a
-    column at once: checking them field by field cost as much as parsing them."""
+    column at once: checking them field by field cost as much as parsing them. Fields
+    are searched for U+FFFD only once the stream they come from (``watched``) has shown
+    one: nearly every file has none."""
 
-    def __init__(self, header_line: str, text: TextIO) -> None:
+    def __init__(self, header_line: str, text: TextIO, watched: _Watched) -> None:
         delimiter = max(_DELIMITERS, key=header_line.rstrip("\r\n").count)
-        # The parser's source lines are read back (a tee) to find the batches that hold a
-        # U+FFFD, the only ones whose fields are checked for it.
-        parsed, self._lines = itertools.tee(itertools.chain([header_line], text))
-        self._parser = csv.reader(parsed, delimiter=delimiter)
-        self._lines_read = 0
+        self._parser = csv.reader(itertools.chain([header_line], text), delimiter=delimiter)
+        self._watched = watched
         self.header = [name.strip() for name in next(self._parser)]
 
     def chunk(self, size: int | None) -> tuple[list[list[str]], list[str | None]] | None:
@@ -137,18 +178,11 @@ class _Reader:
             batch = list(itertools.islice(self._parser, want))
             if not batch:
                 break
-            suspect = self._read_lines_hold("\ufffd")
+            suspect = self._watched.suspect
             batch = _not_blank(batch)
             problems += _problems(batch, self.header, suspect)
             found += batch
         return (found, problems) if found else None
-
-    def _read_lines_hold(self, text: str) -> bool:
-        """Whether the lines parsed since the last call hold ``text``."""
-        parsed = self._parser.line_num
-        lines = "".join(itertools.islice(self._lines, parsed - self._lines_read))
-        self._lines_read = parsed
-        return text in lines
 
 
 @contextmanager
@@ -175,8 +209,8 @@ def _not_blank(batch: list[list[str]]) -> list[list[str]]:
 
 def _problems(batch: list[list[str]], header: list[str], suspect: bool) -> list[str | None]:
     """Each row's problem (None when it has none), made as long as the header in place:
-    a row with another number of fields than the header, or, when the batch's lines
-    hold a U+FFFD (``suspect``), a field that does (an undecodable byte)."""
+    a row with another number of fields than the header, or, once the file has shown a
+    U+FFFD (``suspect``), a field that holds one (an undecodable byte)."""
     width = len(header)
     problems: list[str | None] = [None] * len(batch)
     for i in itertools.compress(itertools.count(), map(width.__ne__, map(len, batch))):

@@ -3,15 +3,17 @@ cell by cell for files made of every case the reader must tell apart (blank rows
 line breaks, wrong field counts, undecodable bytes, a literal U+FFFD, delimiters, gzip, a
 byte order mark), in chunks of every size and with batches smaller than a chunk.
 
-The reader parses a batch of rows at once and checks fields for U+FFFD only in batches
-whose source lines hold one; these tables are what the row-by-row reader it replaced gave
+The reader parses a batch of rows at once and checks fields for U+FFFD only once the
+bytes read hold one; these tables are what the row-by-row reader it replaced gave
 (its output was the oracle they were written from), so they also pin that nothing changed.
 """
 
 from __future__ import annotations
 
+import csv
 import gc
 import gzip
+import io
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -119,6 +121,44 @@ def test_a_u_fffd_after_a_blank_row_in_a_later_batch_is_found(
         ("3", "\ufffd", 3, "row is not valid UTF-8 text (in b)"),
         ("4", "y", 4, None),
     ]
+
+
+def _oracle(data: bytes) -> list[tuple[object, ...]]:
+    """The rows of a file decoded at once, each field searched for U+FFFD: what the
+    reader must give for a file of rows as long as its header and without blank rows."""
+    text = data.decode("utf-8-sig", errors="replace")
+    rows = list(csv.reader(io.StringIO(text, newline="")))[1:]
+    found = []
+    for number, fields in enumerate(rows, start=1):
+        bad = [name for name, field in zip(["a", "b"], fields, strict=True) if "\ufffd" in field]
+        problem = f"row is not valid UTF-8 text (in {', '.join(bad)})" if bad else None
+        found.append((*fields, number, problem))
+    return found
+
+
+@pytest.mark.parametrize("shift", range(-3, 4))
+@pytest.mark.parametrize(
+    "tail",
+    [
+        b"9,caf\xc3\xa9\n10,ok\n",  # a valid two-byte character, nothing to find
+        b"9,caf\xe9\n10,ok\n",  # an undecodable byte
+        b"9,\xef\xbf\xbd\n10,ok\n",  # a U+FFFD written as such
+        b"9,ok\n10,caf\xc3",  # a character cut short by the end of the file
+        b"9,ok\n10,caf\xe2\x82",
+    ],
+)
+def test_a_u_fffd_is_found_wherever_the_stream_is_cut(
+    tmp_path: Path, shift: int, tail: bytes
+) -> None:
+    """Fields are searched only once the bytes read hold a U+FFFD: found after many
+    ASCII blocks, with the character across the boundary of the stream's 8 KiB reads,
+    and at the very end of the file (a character cut short there)."""
+    head = b"a,b\n" + b"".join(b"%d,x\n" % i for i in range(1, 9))
+    pad = 3 * 8192 + shift - len(head) - len(tail.split(b"\n")[0]) - 3
+    data = head.replace(b"8,x", b"8," + b"x" * pad) + tail
+    path = tmp_path / "cut.csv"
+    path.write_bytes(data)
+    assert _plain(read_csv(path))[1] == _oracle(data)
 
 
 @pytest.mark.parametrize("delimiter", [",", ";", "\t", "|"])

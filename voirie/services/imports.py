@@ -40,7 +40,7 @@ import pandas as pd
 
 from voirie.city import City
 from voirie.gis import dedupe
-from voirie.ingest.digest import probed_ids, raw_digests, source_ids, unchanged
+from voirie.ingest.digest import ChunkIds, raw_digests, stored_values, unchanged
 from voirie.ingest.mapping import ColumnMapping
 from voirie.ingest.sources import ROW, RawTable
 from voirie.ingest.validate import CHANGED_CONTENT, validate
@@ -187,23 +187,31 @@ class Importer(Roles):
         validated; the others are validated, then told apart by their content as before.
         Both go through ``_Repeats`` in between, so an id repeated from an earlier chunk is
         treated the same whichever way its rows went."""
-        ids = source_ids(chunk, mapping)
+        chunk_ids = ChunkIds.of(chunk, mapping)
         with self.store.transaction(self.city.jurisdiction_id) as uow, uow.pipelined():
-            asked = uow.reports.digests_later(mapping.source, probed_ids(ids))
+            asked = uow.reports.digests_later(mapping.source, chunk_ids.probed())
             digests = raw_digests(chunk, mapping)  # while PostgreSQL looks the ids up
             known = asked()
-        same = unchanged(chunk, ids, digests, known).to_numpy()
-        stored, repeated_stored = repeats.check(_stored_rows(chunk, ids, same, known), _NONE)
+        at = chunk_ids.positions(known["external_id"])
+        same = unchanged(chunk, chunk_ids, digests, stored_values(known["raw_digest"], at))
+        content = stored_values(known["content_hash"], at[same])
+        stored, repeated_stored = repeats.check(
+            _stored_rows(chunk, same, chunk_ids, content), _NONE
+        )
         summary.already_imported += len(stored)
         valid = validate(RawTable(chunk.rows[~same], chunk.columns), mapping, self.city)
         # An id of a validated row is on no row stored unchanged (those ids are once in the
         # chunk): its first row is among the validated ones, the only ones looked up.
-        firsts = _first(ids[~same], digests[~same])
+        firsts = _first(chunk_ids.ids[~same], digests[~same])
         valid.reports["raw_digest"] = valid.reports["external_id"].map(firsts)
         reports, repeated = repeats.check(valid.reports, valid.quarantine)
         rejected = [valid.quarantine, repeated_stored, repeated]
         if len(reports):
-            reports, changed, same_content = _split_known(reports, known)
+            # The stored rows of the validated ones only: indexing all the chunk's took
+            # longer than validating the few rows a re-import validates.
+            rest = at[~same]
+            stored_rest = known.iloc[np.unique(rest[rest >= 0])]
+            reports, changed, same_content = _split_known(reports, stored_rest)
             summary.already_imported += same_content
             rejected.append(changed)
         if len(reports):
@@ -536,16 +544,15 @@ def _split_known(
 
 
 def _stored_rows(
-    chunk: RawTable, ids: pd.Series, same: np.ndarray, known: pd.DataFrame
+    chunk: RawTable, same: np.ndarray, ids: ChunkIds, content: np.ndarray
 ) -> pd.DataFrame:
-    """The rows of a chunk stored unchanged (``same``; ``ids``: the chunk's) as
-    ``_Repeats`` takes valid reports: row, external_id and the stored content_hash."""
-    stored = ids[same]
+    """The rows of a chunk stored unchanged (``same``) as ``_Repeats`` takes valid
+    reports: row, external_id and the stored content_hash (``content``, one per row)."""
     return pd.DataFrame(
         {
             "row": chunk.rows[ROW].to_numpy()[same],
-            "external_id": stored.to_numpy(),
-            "content_hash": stored.map(known.set_index("external_id")["content_hash"]).to_numpy(),
+            "external_id": ids.ids.to_numpy()[same],
+            "content_hash": content,
         }
     )
 
