@@ -75,3 +75,16 @@ def test_read_later_in_a_pipelined_block(pipeline: Pipeline) -> None:
     assert _by_id(digests) == expected
     assert last is not None
     assert last.content_hash == expected[stored[-1]][0]
+
+
+def test_ids_of_any_text_are_looked_up_as_they_are(pipeline: Pipeline) -> None:
+    """Ids are bound as text whatever they hold (on PostGIS, one array literal the
+    statement parses): quotes, backslashes, commas, braces, spaces, the word NULL."""
+    odd = ['a"b', "c\\d", "e,f", "{g}", " h ", "NULL", "", "é,ü", 'q"', "\\"]
+    with pipeline.store.transaction(J) as uow:
+        stored = uow.session.run("SELECT id FROM reports ORDER BY id LIMIT 10").fetchall()
+        for (report_id,), new_id in zip(stored, odd, strict=True):
+            uow.session.run("UPDATE reports SET external_id = ? WHERE id = ?", (new_id, report_id))
+    with pipeline.store.transaction(J) as uow:
+        found = uow.reports.digests_later(SOURCE, [*odd, "not-stored"])()
+    assert sorted(found["external_id"]) == sorted(odd)
