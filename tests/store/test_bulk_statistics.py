@@ -1,5 +1,6 @@
 """The statistics a bulk load refreshes while it runs (``Store.analyze(quick=True)``): on
-PostGIS a small sample (``QUICK_STATISTICS_TARGET``), then the full one at its end."""
+PostGIS a small sample (``QUICK_STATISTICS_TARGET``), then the full one at its end for a
+table larger than ``SMALL_TABLE_BYTES`` (a small one keeps the small sample)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from databases import opened_postgis
 from eventrows import events
 
+from voirie.store import postgis
 from voirie.store.postgis import QUICK_STATISTICS_TARGET, PostgisStore
 
 J = "paris.fr"
@@ -35,8 +37,9 @@ def _id_bounds(url: str) -> int:
 
 
 def test_a_quick_analyze_keeps_a_small_sample_and_a_full_one_replaces_it(
-    store: PostgisStore, postgis_url: str
+    store: PostgisStore, postgis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(postgis, "SMALL_TABLE_BYTES", 0)  # every table is large
     with store.transaction(J) as uow:
         uow.tables.insert("events", events(uow.tables.reserve_ids("events", ROWS), "bulk"))
     store.analyze(["events"], quick=True)
@@ -45,6 +48,15 @@ def test_a_quick_analyze_keeps_a_small_sample_and_a_full_one_replaces_it(
     with psycopg.connect(postgis_url) as conn:
         (default,) = conn.execute("SHOW default_statistics_target").fetchone() or ("100",)
     assert _id_bounds(postgis_url) == int(default) + 1 > QUICK_STATISTICS_TARGET + 1
+
+
+def test_a_small_table_gets_the_small_sample_from_a_full_analyze(
+    store: PostgisStore, postgis_url: str
+) -> None:
+    with store.transaction(J) as uow:
+        uow.tables.insert("events", events(uow.tables.reserve_ids("events", ROWS), "bulk"))
+    store.analyze()
+    assert _id_bounds(postgis_url) == QUICK_STATISTICS_TARGET + 1
 
 
 def test_a_quick_analyze_leaves_the_session_target_alone(

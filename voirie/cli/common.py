@@ -1,5 +1,9 @@
 """What every ``voirie`` command shares: the console, the ``--city`` option, the store
-named by ``VOIRIE_DATABASE_URL``, and one clear error line instead of a traceback."""
+named by ``VOIRIE_DATABASE_URL``, and one clear error line instead of a traceback.
+
+The store's modules (pandas, psycopg, the settings) are imported when a command opens
+it, not with the command's module: ``voirie import`` starts the migrations of its store
+before it imports the rest of its modules (``store_upgraded_while``)."""
 
 from __future__ import annotations
 
@@ -7,14 +11,15 @@ import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from rich.console import Console
 
 from voirie.errors import VoirieError
-from voirie.settings import StoreSettings
-from voirie.store import Store, open_store
+
+if TYPE_CHECKING:
+    from voirie.store import Store
 
 T = TypeVar("T")
 
@@ -45,27 +50,39 @@ def fail_cleanly(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def configured_store() -> Store:
-    """The configured store, upgraded to the current schema."""
+    """The configured store, upgraded to the current schema (closed if it cannot be)."""
+    from voirie.settings import StoreSettings
+    from voirie.store import open_store
+
     store = open_store(StoreSettings())
-    store.upgrade()
+    try:
+        store.upgrade()
+    except BaseException:
+        store.close()
+        raise
     return store
 
 
-def store_upgraded_while(load: Callable[[Store], T]) -> tuple[Store, T]:
-    """``configured_store``, its migrations applied on a thread while ``load`` builds what
-    needs the store object but none of its rows (the city, its GIS, a ``Pipeline``).
+def store_upgraded_while(load: Callable[[], T]) -> tuple[Store, T]:
+    """``configured_store``, migrated on a thread while ``load`` imports and builds what
+    needs neither the store nor its rows (the command's other modules, the city, its GIS).
 
-    On a new PostGIS database the server spends about half a second creating the schema
-    (``CREATE EXTENSION postgis`` most of it) with the client idle, and a city's GIS takes
-    about as long to load: an import into a new database starts that much sooner. Both
-    are waited for before returning; the store is closed if either fails, and the
-    migrations' error comes first (a store that cannot be upgraded is the cause)."""
+    On a new PostGIS database the server spends one to two seconds creating the schema
+    (``CREATE EXTENSION postgis`` most of it) with the client idle, about as long as the
+    client takes to import its modules and load a city's GIS: the store's own modules are
+    imported first, so that the migrations start before the others are, and an import
+    into a new database starts that much sooner. Both are waited for before returning;
+    the store is closed if either fails, and the migrations' error comes first (a store
+    that cannot be upgraded is the cause)."""
+    from voirie.settings import StoreSettings
+    from voirie.store import open_store
+
     store = open_store(StoreSettings())
     try:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="voirie-upgrade") as upgrader:
             upgrading = upgrader.submit(store.upgrade)
             try:
-                loaded = load(store)
+                loaded = load()
             finally:
                 upgrading.result()
     except BaseException:

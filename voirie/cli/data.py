@@ -1,12 +1,17 @@
 """``voirie import`` (report files through the whole pipeline) and the reading of report
-files that the commands learning from past reports share."""
+files that the commands learning from past reports share.
+
+The pipeline's modules are imported when a command runs, not with this module: ``voirie
+import`` first opens its store and starts its migrations on a thread
+(``store_upgraded_while``), so that the server creates a new database's schema while the
+client imports them and loads the city's GIS."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from rich.progress import (
@@ -21,28 +26,19 @@ from rich.progress import (
 from rich.table import Column, Table
 from rich.text import Text
 
-from voirie.city import load_city
 from voirie.cli.common import city_option, console, fail_cleanly, store_upgraded_while
 from voirie.cli.stopping import StopSignals
-from voirie.ingest.mapping import DANSMARUE, OPEN311, ColumnMapping, load_mapping
-from voirie.ingest.sources import (
-    RawTable,
-    count_lines,
-    read_csv,
-    read_geojson,
-    read_open311_json,
-    stream_csv,
-    stream_geojson,
-    stream_open311_json,
-)
-from voirie.services.imports import DEFAULT_CHUNK_ROWS, ImportSummary
-from voirie.services.pipeline import Pipeline
+
+if TYPE_CHECKING:
+    from voirie.city import City
+    from voirie.gis.enrich import CityGIS
+    from voirie.ingest.mapping import ColumnMapping
+    from voirie.ingest.sources import RawTable
+    from voirie.services.imports import ImportSummary
+    from voirie.services.pipeline import Pipeline
 
 IMPORT_FORMATS = ("dansmarue", "csv", "geojson", "open311-json")
 F = TypeVar("F", bound=Callable[..., Any])
-# GeoJSON features carry Open311 properties; the point comes from the geometry, which
-# read_geojson puts in "lon"/"lat" (Open311 itself calls the longitude "long").
-GEOJSON_OPEN311 = OPEN311.model_copy(update={"lon": "lon", "lat": "lat"})
 
 
 def history_options(reports_help: str) -> Callable[[F], F]:
@@ -82,6 +78,8 @@ def history_options(reports_help: str) -> Callable[[F], F]:
 
 def read_source(path: Path, fmt: str, mapping_file: Path | None) -> tuple[RawTable, ColumnMapping]:
     """A source file as a raw table, with the column mapping of its format."""
+    from voirie.ingest.sources import read_csv, read_geojson, read_open311_json
+
     mapping = _mapping(fmt, mapping_file)
     if fmt in ("dansmarue", "csv"):
         return read_csv(path), mapping
@@ -93,6 +91,13 @@ def stream_source(
 ) -> tuple[Iterator[RawTable], int | None, ColumnMapping]:
     """``read_source`` in chunks of ``chunk_rows`` rows, with the number of rows to expect
     when it is known before reading them (a CSV's counted lines)."""
+    from voirie.ingest.sources import (
+        count_lines,
+        stream_csv,
+        stream_geojson,
+        stream_open311_json,
+    )
+
     mapping = _mapping(fmt, mapping_file)
     if fmt in ("dansmarue", "csv"):
         return stream_csv(path, chunk_rows), count_lines(path), mapping
@@ -101,13 +106,19 @@ def stream_source(
 
 
 def _mapping(fmt: str, mapping_file: Path | None) -> ColumnMapping:
+    from voirie.ingest.mapping import DANSMARUE, OPEN311, load_mapping
+
     if fmt == "dansmarue":
         return DANSMARUE
     if fmt == "open311-json":
         return OPEN311
     if mapping_file is None and fmt == "csv":
         raise click.UsageError("--format csv needs --mapping FILE (which column is which field)")
-    return load_mapping(mapping_file) if mapping_file else GEOJSON_OPEN311
+    if mapping_file:
+        return load_mapping(mapping_file)
+    # GeoJSON features carry Open311 properties; the point comes from the geometry, which
+    # read_geojson puts in "lon"/"lat" (Open311 itself calls the longitude "long").
+    return OPEN311.model_copy(update={"lon": "lon", "lat": "lat"})
 
 
 class _Pace(ProgressColumn):
@@ -153,10 +164,13 @@ def run_import(
     fmt: str,
     mapping_file: Path | None,
     quarantine: Path,
-    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    chunk_rows: int | None = None,
 ) -> ImportSummary:
-    """Import one file, streamed, with a progress bar; write the quarantined rows next to
-    the summary."""
+    """Import one file, streamed in chunks of ``chunk_rows`` rows (the importer's
+    default), with a progress bar; write the quarantined rows next to the summary."""
+    from voirie.services.imports import DEFAULT_CHUNK_ROWS
+
+    chunk_rows = chunk_rows or DEFAULT_CHUNK_ROWS
     chunks, expected, mapping = stream_source(path, fmt, mapping_file, chunk_rows)
     columns = (
         TextColumn("{task.description}", table_column=Column(no_wrap=True, overflow="ellipsis")),
@@ -188,6 +202,17 @@ def _print_summary(summary: ImportSummary, quarantine: Path) -> None:
         console.print(f"quarantined rows and their reasons: {quarantine}")
     if summary.read and not summary.imported and summary.already_imported:
         console.print("nothing new: every row was already imported")
+
+
+def _city_and_gis(city: str) -> tuple[City, CityGIS]:
+    """The city and its GIS, with the pipeline's modules (all imported here, while the
+    store is being upgraded)."""
+    import voirie.services.pipeline  # noqa: F401  (the rest of the import's modules)
+    from voirie.city import load_city
+    from voirie.gis.enrich import CityGIS
+
+    loaded = load_city(city)
+    return loaded, CityGIS(loaded)
 
 
 def _all_quarantined(summary: ImportSummary) -> bool:
@@ -223,7 +248,15 @@ def import_command(
     path: Path, city: str, fmt: str, mapping_file: Path | None, quarantine: Path | None
 ) -> None:
     """Import reports from PATH through the whole pipeline (idempotent on the source's ids)."""
-    store, pipeline = store_upgraded_while(lambda store: Pipeline(load_city(city), store))
+    store, (loaded, gis) = store_upgraded_while(lambda: _city_and_gis(city))
+    from voirie.services.pipeline import Pipeline
+
+    try:
+        # Built once the store is upgraded: it reads the store (public points).
+        pipeline = Pipeline(loaded, store, gis)
+    except BaseException:
+        store.close()
+        raise
     stop = StopSignals()
     summary: ImportSummary | None = None
     try:

@@ -720,7 +720,9 @@ class Store(Protocol):
         """Refresh the planner's statistics (after a bulk load changed the tables' sizes),
         of every table or of these (schema tables, else KeyError). ``quick``: from a small
         sample, for a refresh during a load (the sizes and rough distributions its own
-        statements plan with), refreshed in full at its end."""
+        statements plan with), refreshed in full at its end (a backend may keep the small
+        sample for a small table, where the full one changes no plan: PostGIS's
+        ``SMALL_TABLE_BYTES``)."""
 
     def newest_request_before(self, jurisdiction_id: str, before: datetime) -> datetime | None:
         """When the newest request made before ``before`` was made (None when none was)."""

@@ -64,6 +64,14 @@ QUICK_STATISTICS_TARGET = 10
 3,000 rows a table instead of 30,000. The load's own statements (keyed probes, the open
 incidents near a batch) need the tables' sizes, not fine histograms: at 100k reports the
 three tables it refreshes took 1.8 s to analyze at the default 100, 0.17 s at 10."""
+SMALL_TABLE_BYTES = 16 * 1024 * 1024
+"""A table whose heap holds at most this many bytes gets the quick target from every
+``analyze``, the full one included: its full statistics cost the end of a small load the
+most (a 23.5k-report load: every table 1.8 s of server time at the default target, 0.3 s
+at ``QUICK_STATISTICS_TARGET``; its largest table, events, 11 MB) and change no plan
+there (the 123 statements of ``voirie serve``'s reads and of a re-import after that load:
+the same plans with either). A larger table keeps the full target, whose fixed cost
+weighs less in a larger load."""
 ANALYZE_CONNECTIONS = 2
 """Connections ``PostgisStore.analyze`` shares the tables between (the server gives each
 its own core): every table of a 100k-report store took 2.15 s to analyze on one, 1.65 s
@@ -202,6 +210,13 @@ def _sizes(conn: Connection, tables: Sequence[str]) -> dict[str, int]:
         "SELECT t, pg_relation_size(t::regclass) FROM unnest(%s::text[]) AS t", (list(tables),)
     ).fetchall()
     return {str(table): int(cast(int, size)) for table, size in rows}
+
+
+def _analyze(conn: Connection, tables: Sequence[str]) -> None:
+    """``ANALYZE`` these tables, at the target set in the transaction; nothing if none
+    (a bare ``ANALYZE`` takes every table of the database)."""
+    if tables:
+        conn.execute(sql.SQL("ANALYZE {}").format(sql.SQL(", ").join(map(sql.Identifier, tables))))
 
 
 def _shares(sizes: Mapping[str, int], n: int) -> list[list[str]]:
@@ -887,7 +902,8 @@ class PostgisStore(StoreReads):
 
     def analyze(self, tables: Sequence[str] | None = None, *, quick: bool = False) -> None:
         """``ANALYZE`` voirie's tables (only these, when given): right after a bulk COPY
-        the planner knows nothing. ``quick``: sampled at ``QUICK_STATISTICS_TARGET``.
+        the planner knows nothing. ``quick``: sampled at ``QUICK_STATISTICS_TARGET``, as
+        the small tables always are (``SMALL_TABLE_BYTES``).
 
         A server analyzes one table at a time per connection, on one core: the tables
         are shared between up to ``ANALYZE_CONNECTIONS`` pooled connections, the largest
@@ -901,16 +917,17 @@ class PostgisStore(StoreReads):
         # import refreshes statistics with a batch's open): a group waiting for a
         # connection the pool cannot lend would time out.
         shares = max(1, min(ANALYZE_CONNECTIONS, self.pool.max_size - 1))
-        groups = _shares(self._retrying(lambda conn: _sizes(conn, names)), shares)
+        sizes = self._retrying(lambda conn: _sizes(conn, names))
+        groups = _shares(sizes, shares)
+        small = {t for t, size in sizes.items() if quick or size <= SMALL_TABLE_BYTES}
 
         def run(group: list[str], conn: Connection) -> None:
             with conn.transaction():
                 conn.execute("SET LOCAL statement_timeout = 0")
-                if quick:
-                    target = sql.Literal(QUICK_STATISTICS_TARGET)
-                    conn.execute(sql.SQL("SET LOCAL default_statistics_target = {}").format(target))
-                listed = sql.SQL(", ").join(map(sql.Identifier, group))
-                conn.execute(sql.SQL("ANALYZE {}").format(listed))
+                _analyze(conn, [t for t in group if t not in small])
+                target = sql.Literal(QUICK_STATISTICS_TARGET)
+                conn.execute(sql.SQL("SET LOCAL default_statistics_target = {}").format(target))
+                _analyze(conn, [t for t in group if t in small])
 
         if len(groups) == 1:
             self._retrying(functools.partial(run, groups[0]))
