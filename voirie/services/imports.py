@@ -18,7 +18,8 @@ Two passes, so that memory does not grow with the file (beyond the city's indexe
    open one (``Attacher``), and write everything (``IncidentWriter``). Statistics are
    refreshed as the tables grow (``_Statistics``) so that plans fit the loaded tables.
    On PostGIS the next batch is read and attached while the last one commits
-   (``Importer._store_overlapped``), with the same outcome.
+   (``Importer._store_overlapped``), with the same outcome; on sqlite the next batch is
+   merged while the last one commits (``Importer._store_serially``).
 
 The batches are the consecutive slices of the whole file sorted by time, however it was
 chunked, so a streamed import stores exactly what a one-chunk import stores, and what the
@@ -244,21 +245,46 @@ class Importer(Roles):
         progress: ImportProgress | None,
     ) -> None:
         """Write each batch in one transaction, one after the other, under the
-        deduplication lock (the rows they had to quarantine go to ``summary``)."""
-        for batch in batches:
-            with self.store.transaction(self.city.jurisdiction_id) as uow:
-                uow.lock(self.policy.lock_keys(batch["service_code"]))
-                fresh, rejected, known = _skip_known(uow, batch)
-                summary.already_imported += known
-                if len(fresh):
-                    plan = self.writer.plan(uow, fresh, self.attacher.attach(uow, fresh))
-                    written = self.writer.write_batch(uow, fresh, plan, attributes)
-                    self.writer.count_joined(uow, plan)
-                    _count(summary, fresh, written)
-            summary.set_aside.add(rejected)
-            statistics.grown(summary.imported)
-            if progress:
-                progress.stored(len(batch))
+        deduplication lock (the rows they had to quarantine go to ``summary``).
+
+        Each commit is made on a thread while the next batch is merged from the sorted
+        runs (sqlite's COMMIT, which writes the WAL and checkpoints it, lets go of the
+        GIL); the next transaction begins once it has committed, so the batches are
+        written exactly as one after the other."""
+        j = self.city.jurisdiction_id
+        pending: _Pending | None = None
+
+        def committed() -> None:
+            nonlocal pending
+            if pending is not None:
+                done, pending = pending, None
+                done.committed()
+                _count(summary, done.batch, done.written)
+                statistics.grown(summary.imported)
+                if progress:
+                    progress.stored(done.rows)
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="voirie-commit") as committer:
+            try:
+                for batch in batches:  # merged while the batch before it commits
+                    committed()
+                    with ExitStack() as transaction:
+                        uow = transaction.enter_context(self.store.transaction(j))
+                        uow.lock(self.policy.lock_keys(batch["service_code"]))
+                        fresh, rejected, known = _skip_known(uow, batch)
+                        summary.already_imported += known
+                        summary.set_aside.add(rejected)
+                        if not len(fresh):
+                            if progress:
+                                progress.stored(len(batch))
+                            continue
+                        plan = self.writer.plan(uow, fresh, self.attacher.attach(uow, fresh))
+                        written = self.writer.write_batch(uow, fresh, plan, attributes)
+                        self.writer.count_joined(uow, plan)
+                        pending = _Pending(transaction.pop_all(), fresh, written, None, len(batch))
+                        pending.commit_behind(committer)
+            finally:
+                committed()  # written whole: it commits whatever stopped the batches after it
 
     def _store_overlapped(
         self,
@@ -368,9 +394,10 @@ class _Read:
     candidates: pd.DataFrame | None
     """The open incidents it may join (None when nothing of it is new)."""
 
-    def overlaid(self, attacher: Attacher, flight: InFlight) -> _Read:
-        """The same with the incidents of the batch in flight (``inflight.overlay``)."""
-        if self.candidates is None:
+    def overlaid(self, attacher: Attacher, flight: InFlight | None) -> _Read:
+        """The same with the incidents of the batch in flight (``inflight.overlay``;
+        itself when none is)."""
+        if self.candidates is None or flight is None:
             return self
         candidates = overlay(attacher, self.fresh, self.candidates, flight)
         return _Read(self.fresh, self.rejected, self.known, candidates)
@@ -391,7 +418,9 @@ class _Pending:
     transaction: ExitStack
     batch: pd.DataFrame
     written: Written
-    flight: InFlight
+    flight: InFlight | None
+    """Its incidents for the next batch's reads (``_store_overlapped``; None when the
+    next batch reads after this one has committed)."""
     rows: int
     commit: Future[None] | None = None
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from itertools import chain
@@ -159,27 +159,29 @@ _PUBLIC_TILE_HITS = (
 _PUBLIC_TILE_COLUMNS = dict(zip(("lon", "lat"), point_columns("i", public=True), strict=True))
 
 
-def _insert_params(table: str, frame: pd.DataFrame) -> list[tuple[object, ...]]:
-    """DataFrame rows as sqlite parameters in the schema's column order."""
-    columns: dict[str, list[object]] = {}
-    for name in COLUMNS[table]:
-        series = frame[name] if name in frame else pd.Series([None] * len(frame))
-        series = series.reset_index(drop=True)
+def _insert_values(table: str, frame: pd.DataFrame) -> np.ndarray:
+    """DataFrame rows as sqlite parameters in the schema's column order: a 2-D array of
+    Python objects, one row a row, from which each statement's parameters are one slice
+    made flat (``_insert_many``): no tuple per row, no flattening of them in Python."""
+    names = COLUMNS[table]
+    values = np.empty((len(frame), len(names) + (table in POINT_TABLES)), dtype=object)
+    for k, name in enumerate(names):
+        if name not in frame:
+            continue  # np.empty of objects holds None: NULL
+        series = frame[name].reset_index(drop=True)
         if name in DATETIME_COLUMNS:
-            columns[name] = iso_utc(series).tolist()
+            values[:, k] = iso_utc(series)
             continue
         if name in BOOL_COLUMNS:
             series = series.astype(bool).astype(int)
         # On a numpy array rather than through Series.where: the same values, without
         # pandas' fixed cost per call, which dominated the write of a one-report batch.
-        values: np.ndarray = series.to_numpy(dtype=object, copy=True)
-        values[pd.isna(values)] = None
-        columns[name] = list(values.tolist())
+        column: np.ndarray = series.to_numpy(dtype=object, copy=True)
+        column[pd.isna(column)] = None
+        values[:, k] = column
     if table in POINT_TABLES:
-        columns["geom"] = list(
-            gpkg.point_blobs(frame["lon"].to_numpy(float), frame["lat"].to_numpy(float))
-        )
-    return list(zip(*columns.values(), strict=True))
+        values[:, -1] = gpkg.point_blobs(frame["lon"].to_numpy(float), frame["lat"].to_numpy(float))
+    return values
 
 
 class SqliteSession(Session):
@@ -210,42 +212,55 @@ class SqliteSession(Session):
     def insert_frame(self, table: str, rows: pd.DataFrame) -> None:
         """Append rows with one prepared statement; from ``BULK_ROWS`` rows, with the
         per-row insert triggers set aside and their work done once for all the rows."""
-        bulk_insert(self.conn, table, _insert_params(table, rows), rows)
+        values = _insert_values(table, rows)
+
+        def flat(start: int, stop: int) -> list[object]:
+            return list(values[start:stop].ravel().tolist())
+
+        _bulk(self.conn, table, len(values), flat, rows)
+
+
+Flat = Callable[[int, int], list[object]]
+"""The parameters of the rows from ``start`` to ``stop`` (excluded), one row after the
+other: what one multi-row ``INSERT`` binds."""
 
 
 def bulk_insert(
-    conn: sqlite3.Connection, table: str, params: list[tuple[object, ...]], rows: pd.DataFrame
+    conn: sqlite3.Connection, table: str, params: Sequence[Sequence[object]], rows: pd.DataFrame
 ) -> None:
     """Append ``params`` (``insert_text``'s values of each of ``rows``) in the write
     transaction of ``conn``: ``ROWS_A_STATEMENT`` rows a statement and, from ``BULK_ROWS``
     rows, the per-row insert triggers set aside (``_TriggersAside``, which reads the ids,
     points and cities of ``rows``). Public for the benchmark's floor, which loads the same
-    rows the same way (``bench/import_scale.py``)."""
-    if len(params) < BULK_ROWS or not _bulk_ready(table, rows):
-        _insert_many(conn, table, params)
+    rows the same way (``bench/import_scale.py``; its rows come as tuples, flattened as
+    they are: ``insert_frame`` builds its own as a 2-D array)."""
+    _bulk(conn, table, len(params), lambda start, stop: list(chain(*params[start:stop])), rows)
+
+
+def _bulk(conn: sqlite3.Connection, table: str, n: int, flat: Flat, rows: pd.DataFrame) -> None:
+    """``bulk_insert`` of ``n`` rows whose parameters ``flat`` gives."""
+    if n < BULK_ROWS or not _bulk_ready(table, rows):
+        _insert_many(conn, table, n, flat)
         return
     with _TriggersAside(conn, table, rows):
-        _insert_many(conn, table, params)
+        _insert_many(conn, table, n, flat)
 
 
-def _insert_many(conn: sqlite3.Connection, table: str, params: list[tuple[object, ...]]) -> None:
-    """Insert rows in order, ``ROWS_A_STATEMENT`` in each ``INSERT ... VALUES`` (one
+def _insert_many(conn: sqlite3.Connection, table: str, n: int, flat: Flat) -> None:
+    """Insert ``n`` rows in order, ``ROWS_A_STATEMENT`` in each ``INSERT ... VALUES`` (one
     prepared statement for them all), the rest in one: a batch's rows one a step of
     ``executemany`` took a fifth more (the statement run, reset and bound again a row).
     A statement that fails stores none of its rows; those of the statements before it
     stay, as the rows before a failing one did (every caller rolls back)."""
     head, marks = insert_text(table).split(" VALUES ")
-    whole = len(params) - len(params) % ROWS_A_STATEMENT
+    whole = n - n % ROWS_A_STATEMENT
     if whole:
         conn.executemany(
             f"{head} VALUES {', '.join([marks] * ROWS_A_STATEMENT)}",
-            (
-                list(chain.from_iterable(params[at : at + ROWS_A_STATEMENT]))
-                for at in range(0, whole, ROWS_A_STATEMENT)
-            ),
+            (flat(at, at + ROWS_A_STATEMENT) for at in range(0, whole, ROWS_A_STATEMENT)),
         )
-    if rest := params[whole:]:
-        conn.execute(f"{head} VALUES {', '.join([marks] * len(rest))}", list(chain(*rest)))
+    if whole < n:
+        conn.execute(f"{head} VALUES {', '.join([marks] * (n - whole))}", flat(whole, n))
 
 
 def _bulk_ready(table: str, rows: pd.DataFrame) -> bool:
@@ -422,15 +437,16 @@ class SqliteStore(StoreReads):
     ) -> Iterator[SqlUnitOfWork]:
         """A write transaction holding the database's write lock from the start
         (``pipelined`` changes nothing: no round trip to save in-process)."""
-        self.conn.execute("BEGIN IMMEDIATE")
+        conn = self.conn  # this thread's: the commit may be made on another (the import's)
+        conn.execute("BEGIN IMMEDIATE")
         try:
-            session = SqliteSession(self.conn, jurisdiction_id)
+            session = SqliteSession(conn, jurisdiction_id)
             session.placement = self.placements.get(jurisdiction_id)
             yield SqlUnitOfWork(session)
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            conn.execute("ROLLBACK")
             raise
-        self.conn.execute("COMMIT")
+        conn.execute("COMMIT")
 
     def _frame(self, text: str, params: Sequence[object]) -> pd.DataFrame:
         cursor = self.conn.execute(text, tuple(params))

@@ -358,7 +358,8 @@ class SqlIncidents:
             "last_reported_at = CASE WHEN i.last_reported_at < u.last_reported_at "
             "THEN u.last_reported_at ELSE i.last_reported_at END, updated_at = u.updated_at"
             f"{first} "
-            f"FROM {d.rows(columns)} WHERE i.jurisdiction_id = ? AND i.id = u.incident_id",
+            f"FROM {d.rows(columns)} WHERE {d.unindexed('i.jurisdiction_id')} = ? "
+            "AND i.id = u.incident_id",
             (
                 *d.rows_params(values),
                 s.jurisdiction_id,
