@@ -252,39 +252,26 @@ class Importer(Roles):
         GIL); the next transaction begins once it has committed, so the batches are
         written exactly as one after the other."""
         j = self.city.jurisdiction_id
-        pending: _Pending | None = None
-
-        def committed() -> None:
-            nonlocal pending
-            if pending is not None:
-                done, pending = pending, None
-                done.committed()
-                _count(summary, done.batch, done.written)
-                statistics.grown(summary.imported)
-                if progress:
-                    progress.stored(done.rows)
-
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="voirie-commit") as committer:
-            try:
-                for batch in batches:  # merged while the batch before it commits
-                    committed()
-                    with ExitStack() as transaction:
-                        uow = transaction.enter_context(self.store.transaction(j))
-                        uow.lock(self.policy.lock_keys(batch["service_code"]))
-                        fresh, rejected, known = _skip_known(uow, batch)
-                        summary.already_imported += known
-                        summary.set_aside.add(rejected)
-                        if not len(fresh):
-                            if progress:
-                                progress.stored(len(batch))
-                            continue
-                        plan = self.writer.plan(uow, fresh, self.attacher.attach(uow, fresh))
-                        written = self.writer.write_batch(uow, fresh, plan, attributes)
-                        self.writer.count_joined(uow, plan)
-                        pending = _Pending(transaction.pop_all(), fresh, written, None, len(batch))
-                        pending.commit_behind(committer)
-            finally:
-                committed()  # written whole: it commits whatever stopped the batches after it
+        with _Behind(summary, statistics, progress) as behind:
+            for batch in batches:  # merged while the batch before it commits
+                behind.committed()
+                with ExitStack() as transaction:
+                    uow = transaction.enter_context(self.store.transaction(j))
+                    uow.lock(self.policy.lock_keys(batch["service_code"]))
+                    fresh, rejected, known = _skip_known(uow, batch)
+                    summary.already_imported += known
+                    summary.set_aside.add(rejected)
+                    if not len(fresh):
+                        if progress:
+                            progress.stored(len(batch))
+                        continue
+                    plan = self.writer.plan(uow, fresh, self.attacher.attach(uow, fresh))
+                    written = self.writer.write_batch(uow, fresh, plan, attributes)
+                    self.writer.count_joined(uow, plan)
+                    behind.pending = _Pending(
+                        transaction.pop_all(), fresh, written, None, len(batch)
+                    )
+                    behind.commit()
 
     def _store_overlapped(
         self,
@@ -307,51 +294,36 @@ class Importer(Roles):
         of the first plan left unused, as a rolled back transaction leaves). So every
         batch is attached to what a read made under the lock would have returned."""
         j = self.city.jurisdiction_id
-        pending: _Pending | None = None
-
-        def committed() -> None:
-            nonlocal pending
-            if pending is not None:
-                done, pending = pending, None
-                done.committed()
-                _count(summary, done.batch, done.written)
-                statistics.grown(summary.imported)
-                if progress:
-                    progress.stored(done.rows)
-
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="voirie-commit") as committer:
-            try:
-                for batch in batches:
-                    version = self.store.change_mark(j).version
-                    with ExitStack() as transaction:
-                        uow = transaction.enter_context(self.store.transaction(j))
+        with _Behind(summary, statistics, progress) as behind:
+            for batch in batches:
+                version = self.store.change_mark(j).version
+                with ExitStack() as transaction:
+                    uow = transaction.enter_context(self.store.transaction(j))
+                    read = self._read(uow, batch)
+                    if (pending := behind.pending) is not None:
+                        behind.commit()
+                        version += 1  # that commit
+                        read = read.overlaid(self.attacher, pending.flight)
+                    plan = self._plan(uow, read)
+                    behind.committed()  # before the lock, which it holds on the same keys
+                    uow.lock(self.policy.lock_keys(batch["service_code"]))
+                    if self.store.change_mark(j).version != version:
+                        # Another writer committed since the reads: read again.
                         read = self._read(uow, batch)
-                        if pending is not None:
-                            pending.commit_behind(committer)
-                            version += 1  # that commit
-                            read = read.overlaid(self.attacher, pending.flight)
                         plan = self._plan(uow, read)
-                        committed()  # before the lock, which it holds on the same keys
-                        uow.lock(self.policy.lock_keys(batch["service_code"]))
-                        if self.store.change_mark(j).version != version:
-                            # Another writer committed since the reads: read again.
-                            read = self._read(uow, batch)
-                            plan = self._plan(uow, read)
-                        summary.already_imported += read.known
-                        summary.set_aside.add(read.rejected)
-                        if plan is None or read.candidates is None:
-                            if progress:
-                                progress.stored(len(batch))
-                            continue
-                        written = self.writer.write_batch(uow, read.fresh, plan, attributes)
-                        flight = InFlight.of(self.attacher, read.fresh, read.candidates, written)
-                        # Its transaction stays open, to commit once the next batch is read;
-                        # the counts of the incidents it joined are written as it commits.
-                        behind = transaction.pop_all()
-                        behind.callback(self.writer.count_joined, uow, plan)
-                        pending = _Pending(behind, read.fresh, written, flight, len(batch))
-            finally:
-                committed()  # written whole: it commits whatever stopped the batches after it
+                    summary.already_imported += read.known
+                    summary.set_aside.add(read.rejected)
+                    if plan is None or read.candidates is None:
+                        if progress:
+                            progress.stored(len(batch))
+                        continue
+                    written = self.writer.write_batch(uow, read.fresh, plan, attributes)
+                    flight = InFlight.of(self.attacher, read.fresh, read.candidates, written)
+                    # Its transaction stays open, to commit once the next batch is read;
+                    # the counts of the incidents it joined are written as it commits.
+                    open_ = transaction.pop_all()
+                    open_.callback(self.writer.count_joined, uow, plan)
+                    behind.pending = _Pending(open_, read.fresh, written, flight, len(batch))
 
     def _plan(self, uow: UnitOfWork, read: _Read) -> BatchPlan | None:
         """The batch's links among its candidates and its ids (``IncidentWriter.plan``);
@@ -407,6 +379,44 @@ class _Read:
         if self.candidates is None:
             return None
         return dedupe.attach(self.fresh, self.candidates, city.config.dedupe)
+
+
+class _Behind:
+    """The batch whose commit runs on a thread while the import goes on with the next one
+    (at most one at a time), added to the summary once committed. Leaving the block waits
+    for it: a batch written whole commits whatever stopped the batches after it."""
+
+    def __init__(
+        self, summary: ImportSummary, statistics: _Statistics, progress: ImportProgress | None
+    ) -> None:
+        self.summary, self.statistics, self.progress = summary, statistics, progress
+        self.pending: _Pending | None = None
+        self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="voirie-commit")
+
+    def __enter__(self) -> _Behind:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.committed()
+        finally:
+            self._committer.shutdown()
+
+    def commit(self) -> None:
+        """Start committing the pending batch on the thread."""
+        assert self.pending is not None
+        self.pending.commit_behind(self._committer)
+
+    def committed(self) -> None:
+        """Wait for the pending batch's commit (if any) and count it."""
+        if self.pending is None:
+            return
+        done, self.pending = self.pending, None
+        done.committed()
+        _count(self.summary, done.batch, done.written)
+        self.statistics.grown(self.summary.imported)
+        if self.progress:
+            self.progress.stored(done.rows)
 
 
 @dataclass
