@@ -24,6 +24,7 @@ from typing import Any, BinaryIO, TextIO, cast
 import pandas as pd
 
 from voirie.errors import SourceError
+from voirie.ingest.encoding import AUTO, SAMPLE_BYTES, TextEncoding, named, sniff
 
 ROW = "_row"
 PROBLEM = "_problem"
@@ -54,12 +55,26 @@ def _read_text(path: Path) -> str:
     return data.decode("utf-8-sig", errors="replace")
 
 
-def _open_text(path: Path) -> io.TextIOWrapper:
+def csv_encoding(path: Path, requested: str = AUTO) -> TextEncoding:
+    """The encoding a delimited file is read in: ``requested`` by name, or told from the
+    file's first bytes (``AUTO``, see ``voirie.ingest.encoding``). ``SourceError`` when the
+    file cannot be read, ``ValueError`` for an unknown name."""
+    if requested != AUTO:
+        return named(requested)
+    try:
+        with _open_bytes(path) as data:
+            sample = data.read(SAMPLE_BYTES)
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise SourceError(f"{path}: cannot read the file ({exc})") from exc
+    return sniff(sample)
+
+
+def _open_text(path: Path, encoding: TextEncoding) -> io.TextIOWrapper:
     """The file as text, decompressed and decoded as it is read (undecodable bytes become
     U+FFFD, as in ``_read_text``), over a ``_Watched`` stream (its ``buffer``)."""
-    watched = _Watched(_open_bytes(path))
+    watched = _Watched(_open_bytes(path), encoding)
     return io.TextIOWrapper(
-        cast(BinaryIO, watched), encoding="utf-8-sig", errors="replace", newline=""
+        cast(BinaryIO, watched), encoding=encoding.codec, errors="replace", newline=""
     )
 
 
@@ -69,12 +84,15 @@ class _Watched(io.BufferedIOBase):
     it, or a U+FFFD written as such. Text is decoded from bytes already read, so a row
     parsed while ``suspect`` is False holds no U+FFFD: its fields need no search. Each
     block is decoded a second time only while none was found and only when it is not
-    ASCII, a fraction of what reading back the parser's lines to search them cost."""
+    ASCII (in an encoding where ASCII bytes are ASCII characters), a fraction of what
+    reading back the parser's lines to search them cost."""
 
-    def __init__(self, raw: BinaryIO) -> None:
+    def __init__(self, raw: BinaryIO, encoding: TextEncoding) -> None:
         super().__init__()
         self._raw = raw
-        self._decoder = codecs.getincrementaldecoder("utf-8")()
+        self._decoder = codecs.getincrementaldecoder(encoding.codec)()
+        self._skip_ascii = encoding.ascii_compatible
+        self.label = encoding.label
         self.suspect = False
 
     def readable(self) -> bool:
@@ -91,7 +109,7 @@ class _Watched(io.BufferedIOBase):
         super().close()
 
     def _watch(self, block: bytes) -> bytes:
-        if self.suspect or (block and block.isascii()):
+        if self.suspect or (self._skip_ascii and block and block.isascii()):
             return block
         try:
             # An empty block is the end: a character cut short there is undecodable too.
@@ -114,15 +132,19 @@ def _csv_table(
     return RawTable(frame, header)
 
 
-def stream_csv(path: Path, chunk_rows: int | None = None) -> Iterator[RawTable]:
+def stream_csv(
+    path: Path, chunk_rows: int | None = None, encoding: TextEncoding | None = None
+) -> Iterator[RawTable]:
     """``read_csv`` in chunks of ``chunk_rows`` rows (all at once when None), read as they
     are needed: row numbers go on across chunks, and every chunk has the file's header
-    (at least one chunk, empty when the file has only its header)."""
+    (at least one chunk, empty when the file has only its header). ``encoding``: told
+    from the file when None (``csv_encoding``)."""
+    encoding = encoding or csv_encoding(path)
     # Python's csv reader refuses fields over 128 KiB and stops the whole file; read them
     # (up to MAX_CSV_FIELD) so the validator quarantines the row naming its column.
     csv.field_size_limit(max(csv.field_size_limit(), MAX_CSV_FIELD))
     try:
-        with _open_text(path) as text:
+        with _open_text(path, encoding) as text:
             yield from _csv_chunks(path, text, chunk_rows)
     except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise SourceError(f"{path}: cannot read the file ({exc})") from exc
@@ -180,7 +202,7 @@ class _Reader:
                 break
             suspect = self._watched.suspect
             batch = _not_blank(batch)
-            problems += _problems(batch, self.header, suspect)
+            problems += _problems(batch, self.header, suspect, self._watched.label)
             found += batch
         return (found, problems) if found else None
 
@@ -207,10 +229,12 @@ def _not_blank(batch: list[list[str]]) -> list[list[str]]:
     return [fields for i, fields in enumerate(batch) if i not in blank] if blank else batch
 
 
-def _problems(batch: list[list[str]], header: list[str], suspect: bool) -> list[str | None]:
+def _problems(
+    batch: list[list[str]], header: list[str], suspect: bool, encoding: str
+) -> list[str | None]:
     """Each row's problem (None when it has none), made as long as the header in place:
     a row with another number of fields than the header, or, once the file has shown a
-    U+FFFD (``suspect``), a field that holds one (an undecodable byte)."""
+    U+FFFD (``suspect``), a field that holds one (a byte not valid in ``encoding``)."""
     width = len(header)
     problems: list[str | None] = [None] * len(batch)
     for i in itertools.compress(itertools.count(), map(width.__ne__, map(len, batch))):
@@ -220,13 +244,14 @@ def _problems(batch: list[list[str]], header: list[str], suspect: bool) -> list[
         for i, fields in enumerate(batch):
             bad = [name for name, f in zip(header, fields, strict=True) if "\ufffd" in f]
             if bad and problems[i] is None:
-                problems[i] = f"row is not valid UTF-8 text (in {', '.join(bad)})"
+                problems[i] = f"row is not valid {encoding} text (in {', '.join(bad)})"
     return problems
 
 
-def read_csv(path: Path) -> RawTable:
-    """A delimited text file with a header line (delimiter detected from the header)."""
-    (table,) = stream_csv(path)
+def read_csv(path: Path, encoding: TextEncoding | None = None) -> RawTable:
+    """A delimited text file with a header line (delimiter detected from the header,
+    encoding from its first bytes unless given)."""
+    (table,) = stream_csv(path, encoding=encoding)
     return table
 
 

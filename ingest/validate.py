@@ -96,6 +96,14 @@ def stripped_cells(frame: pd.DataFrame, column: str | None) -> pd.Series:
 
 def _coordinate(checker: _Checker, raw: pd.Series, field: str, limit: float) -> pd.Series:
     value = pd.to_numeric(raw, errors="coerce")
+    unread = value.isna() & raw.notna()
+    if unread.any():
+        # A decimal comma (a French spreadsheet's "48,8566"): looked for only in the cells
+        # that are not numbers as they are, so a file of decimal points pays nothing.
+        commas = raw[unread].str.fullmatch(_DECIMAL_COMMA.pattern).fillna(False).astype(bool)
+        fixed = raw[unread][commas].str.replace(",", ".", regex=False)
+        value = value.astype(float)
+        value[fixed.index] = pd.to_numeric(fixed, errors="coerce")
     checker.flag(raw.isna(), field, _MISSING)
     checker.flag(value.isna(), field, _NOT_A_NUMBER + raw.astype(str).str.slice(0, _SHOWN))
     checker.flag(~np.isfinite(value) | (value.abs() > limit), field, _out_of_range(limit))
@@ -307,6 +315,10 @@ _NUMBER = re.compile(
     r"[+-]?(?:\d+\.?\d*(?:e[+-]?\d+)?|\.\d+(?:e[+-]?\d+)?|inf(?:inity)?|nan)",
     re.ASCII | re.IGNORECASE,
 )
+_DECIMAL_COMMA = re.compile(r"[+-]?[0-9]+,[0-9]+")
+"""A coordinate written with a decimal comma, as spreadsheets write it in French, German...
+("48,8566"): one comma between digits. A coordinate is never over 180, so the comma cannot
+group thousands; anything else with a comma ("1,234,5", "48,") is not a number."""
 
 
 def validate_report(report: Report, city: City) -> dict[str, object]:
@@ -395,7 +407,12 @@ def _coordinate_value(value: object, field: str, limit: float) -> float:
     text = _clean(value)
     if text is None:
         raise _refused(field, _MISSING)
-    number = float(text) if _NUMBER.fullmatch(text) else math.nan
+    if _NUMBER.fullmatch(text):
+        number = float(text)
+    elif _DECIMAL_COMMA.fullmatch(text):
+        number = float(text.replace(",", "."))
+    else:
+        number = math.nan
     if math.isnan(number):
         raise _refused(field, _NOT_A_NUMBER + text[:_SHOWN])
     if math.isinf(number) or abs(number) > limit:

@@ -16,7 +16,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from voirie.city import City, service_code_for
@@ -239,11 +239,14 @@ def test_a_time_before_year_one_in_utc_is_not_a_date(
         validate_report(report, paris)
 
 
-NUMBER_TEXT = st.text(alphabet="0123456789.eE+-_ infatyINFATY٤", max_size=12)
+NUMBER_TEXT = st.text(alphabet="0123456789.,eE+-_ infatyINFATY٤", max_size=12)
 
 
 @SETTINGS
 @given(text=NUMBER_TEXT)
+@example(text="48,85")  # a decimal comma
+@example(text="-2,5")
+@example(text="48,8,5")
 def test_coordinates_given_as_text_read_as_in_bulk(
     paris: City, real_reports: list[Report], text: str
 ) -> None:

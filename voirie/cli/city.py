@@ -62,6 +62,7 @@ def init_command(
     reports_path: Path,
     fmt: str,
     mapping_file: Path | None,
+    encoding: str,
     streets: Path | None,
     zones: tuple[Path, ...],
     team_column: str | None,
@@ -73,7 +74,7 @@ def init_command(
     force: bool,
 ) -> None:
     """Draft the city folder of NAME from its reports (and layers), ready for `voirie import`."""
-    table, mapping = read_source(reports_path, fmt, mapping_file)
+    table, mapping = read_source(reports_path, fmt, mapping_file, encoding)
     sources = CitySources(
         name=name,
         reports=table,

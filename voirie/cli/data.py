@@ -32,13 +32,38 @@ from voirie.cli.stopping import StopSignals
 if TYPE_CHECKING:
     from voirie.city import City
     from voirie.gis.enrich import CityGIS
+    from voirie.ingest.encoding import TextEncoding
     from voirie.ingest.mapping import ColumnMapping
     from voirie.ingest.sources import RawTable
     from voirie.services.imports import ImportSummary
     from voirie.services.pipeline import Pipeline
 
 IMPORT_FORMATS = ("dansmarue", "csv", "geojson", "open311-json")
+CSV_FORMATS = ("dansmarue", "csv")
+AUTO_ENCODING = "auto"
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _checked_encoding(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """``--encoding`` as given, once Python is known to have a text codec of that name."""
+    from voirie.ingest.encoding import named
+
+    if value != AUTO_ENCODING:
+        try:
+            named(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), ctx, param) from None
+    return value
+
+
+encoding_option = click.option(
+    "--encoding",
+    default=AUTO_ENCODING,
+    show_default=True,
+    callback=_checked_encoding,
+    help="Text encoding of a CSV file (utf-8, cp1252, latin-1, utf-16...); auto: told from "
+    "its first bytes (a byte-order mark, UTF-8, else Windows-1252). JSON is always UTF-8.",
+)
 
 
 def history_options(reports_help: str) -> Callable[[F], F]:
@@ -68,6 +93,7 @@ def history_options(reports_help: str) -> Callable[[F], F]:
                 type=click.Path(exists=True, dir_okay=False, path_type=Path),
                 help="YAML column mapping of --reports (for --format csv, as for `voirie import`).",
             ),
+            encoding_option,
         )
         for option in reversed(options):
             func = option(func)
@@ -76,18 +102,21 @@ def history_options(reports_help: str) -> Callable[[F], F]:
     return decorate
 
 
-def read_source(path: Path, fmt: str, mapping_file: Path | None) -> tuple[RawTable, ColumnMapping]:
+def read_source(
+    path: Path, fmt: str, mapping_file: Path | None, encoding: str = AUTO_ENCODING
+) -> tuple[RawTable, ColumnMapping]:
     """A source file as a raw table, with the column mapping of its format."""
     from voirie.ingest.sources import read_csv, read_geojson, read_open311_json
 
     mapping = _mapping(fmt, mapping_file)
-    if fmt in ("dansmarue", "csv"):
-        return read_csv(path), mapping
+    if fmt in CSV_FORMATS:
+        return read_csv(path, _csv_encoding(path, encoding)), mapping
+    _no_encoding(fmt, encoding)
     return (read_open311_json(path) if fmt == "open311-json" else read_geojson(path)), mapping
 
 
 def stream_source(
-    path: Path, fmt: str, mapping_file: Path | None, chunk_rows: int
+    path: Path, fmt: str, mapping_file: Path | None, chunk_rows: int, encoding: str = AUTO_ENCODING
 ) -> tuple[Iterator[RawTable], int | None, ColumnMapping]:
     """``read_source`` in chunks of ``chunk_rows`` rows, with the number of rows to expect
     when it is known before reading them (a CSV's counted lines)."""
@@ -99,10 +128,32 @@ def stream_source(
     )
 
     mapping = _mapping(fmt, mapping_file)
-    if fmt in ("dansmarue", "csv"):
-        return stream_csv(path, chunk_rows), count_lines(path), mapping
+    if fmt in CSV_FORMATS:
+        text = _csv_encoding(path, encoding)
+        return stream_csv(path, chunk_rows, text), count_lines(path), mapping
+    _no_encoding(fmt, encoding)
     read = stream_open311_json if fmt == "open311-json" else stream_geojson
     return read(path, chunk_rows), None, mapping
+
+
+def _csv_encoding(path: Path, requested: str) -> TextEncoding:
+    """The encoding a CSV is read in, said on the console when it is not UTF-8 (a
+    spreadsheet's export), so that a person can tell a wrong guess."""
+    from voirie.ingest.sources import csv_encoding
+
+    encoding = csv_encoding(path, requested)
+    if encoding.label != "UTF-8":
+        console.print(
+            f"{path.name}: read as {encoding.label} text ({encoding.reason})", highlight=False
+        )
+    return encoding
+
+
+def _no_encoding(fmt: str, encoding: str) -> None:
+    if encoding != AUTO_ENCODING:
+        raise click.UsageError(
+            f"--encoding applies to CSV files; --format {fmt} is JSON, always UTF-8 (RFC 8259)"
+        )
 
 
 def _mapping(fmt: str, mapping_file: Path | None) -> ColumnMapping:
@@ -165,13 +216,14 @@ def run_import(
     mapping_file: Path | None,
     quarantine: Path,
     chunk_rows: int | None = None,
+    encoding: str = AUTO_ENCODING,
 ) -> ImportSummary:
     """Import one file, streamed in chunks of ``chunk_rows`` rows (the importer's
     default), with a progress bar; write the quarantined rows next to the summary."""
     from voirie.services.imports import DEFAULT_CHUNK_ROWS
 
     chunk_rows = chunk_rows or DEFAULT_CHUNK_ROWS
-    chunks, expected, mapping = stream_source(path, fmt, mapping_file, chunk_rows)
+    chunks, expected, mapping = stream_source(path, fmt, mapping_file, chunk_rows, encoding)
     columns = (
         TextColumn("{task.description}", table_column=Column(no_wrap=True, overflow="ellipsis")),
         BarColumn(bar_width=None),
@@ -200,6 +252,12 @@ def _print_summary(summary: ImportSummary, quarantine: Path) -> None:
     console.print(table)
     if summary.quarantined:
         console.print(f"quarantined rows and their reasons: {quarantine}")
+    if any("not valid UTF-8 text" in str(reason) for reason in summary.reasons().index):
+        console.print(
+            "some rows hold bytes that are not UTF-8: if the file is in another encoding, "
+            "import it again naming it (e.g. --encoding cp1252)",
+            highlight=False,
+        )
     if summary.read and not summary.imported and summary.already_imported:
         console.print("nothing new: every row was already imported")
 
@@ -243,9 +301,15 @@ def _all_quarantined(summary: ImportSummary) -> bool:
     help="Where to write rejected rows with their reason "
     "[default: PATH's name + .quarantine.csv in the current folder]",
 )
+@encoding_option
 @fail_cleanly
 def import_command(
-    path: Path, city: str, fmt: str, mapping_file: Path | None, quarantine: Path | None
+    path: Path,
+    city: str,
+    fmt: str,
+    mapping_file: Path | None,
+    quarantine: Path | None,
+    encoding: str,
 ) -> None:
     """Import reports from PATH through the whole pipeline (idempotent on the source's ids)."""
     store, (loaded, gis) = store_upgraded_while(lambda: _city_and_gis(city))
@@ -262,7 +326,7 @@ def import_command(
     try:
         target = quarantine or Path(path.name.removesuffix(".gz") + ".quarantine.csv")
         with stop:
-            summary = run_import(pipeline, path, fmt, mapping_file, target)
+            summary = run_import(pipeline, path, fmt, mapping_file, target, encoding=encoding)
     finally:
         store.close()
     if summary is None:

@@ -74,6 +74,7 @@ def dedupe_calibrate(
     reports_path: Path,
     fmt: str,
     mapping_file: Path | None,
+    encoding: str,
     labels_file: Path | None,
     label_columns: str,
     folds: int,
@@ -92,7 +93,7 @@ def dedupe_calibrate(
         )
     city = load_city(city_dir)
     edges = read_labels(labels_file, (columns[0], columns[1]))
-    table, mapping = read_source(reports_path, fmt, mapping_file)
+    table, mapping = read_source(reports_path, fmt, mapping_file, encoding)
     hist = labelled_history(city, table, mapping, edges)
     result = calibrate(city, hist, folds)
     click.echo(

@@ -1,0 +1,261 @@
+"""Report files as spreadsheets save them: Windows-1252, UTF-16 with its mark, decimal
+commas, semicolons. Each must read as the UTF-8 export of the same rows reads, on real
+Paris reports, through the reader and through the real ``voirie import`` command.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import gzip
+import io
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.clirunner import run_voirie
+from voirie.city import City
+from voirie.ingest.encoding import UTF8, named, sniff
+from voirie.ingest.mapping import DANSMARUE
+from voirie.ingest.sources import PROBLEM, read_csv
+from voirie.ingest.validate import validate
+
+ROOT = Path(__file__).resolve().parents[2]
+REPORTS = ROOT / "cities/paris/reports/dansmarue_2023-07_2024-03.csv.gz"
+CITY = ROOT / "cities/paris"
+ROWS = 1_500
+
+
+@pytest.fixture(scope="module")
+def utf8_text() -> str:
+    """The header and the first ``ROWS`` rows of the bundled Paris export, as text."""
+    with gzip.open(REPORTS, "rt", encoding="utf-8", newline="") as text:
+        return "".join(next(text) for _ in range(ROWS + 1))
+
+
+def _as_spreadsheet_would(text: str, codec: str) -> tuple[bytes, str]:
+    """``text`` saved in ``codec`` (characters it lacks as '?'), and the text that saving
+    leaves: what reading the file back must give."""
+    data = text.encode(codec, errors="replace")
+    return data, data.decode(codec)
+
+
+def _cells(path: Path, **encoding: object) -> pd.DataFrame:
+    return read_csv(path, **encoding).rows  # type: ignore[arg-type]
+
+
+# --- telling the encoding -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sample", "codec", "label"),
+    [
+        (b"id,name\n1,rue\n", "utf-8-sig", "UTF-8"),  # ASCII
+        (b"id,name\n1,caf\xc3\xa9\n", "utf-8-sig", "UTF-8"),
+        (b"id,name\n1,caf\xc3", "utf-8-sig", "UTF-8"),  # the sample cut inside a character
+        (b"id,name\n1,caf\xe9\n2,\x9cuvre \x80\n", "cp1252", "Windows-1252"),
+        (b"id,name\n1,caf\xc3\xa9\n2,caf\xe9\n", "utf-8-sig", "UTF-8"),  # UTF-8, one bad byte
+        (codecs.BOM_UTF8 + b"id\n", "utf-8-sig", "UTF-8"),
+        ("id\n1,é\n".encode("utf-16"), "utf-16", "UTF-16"),
+        ("id\n1,é\n".encode("utf-16-be").join([codecs.BOM_UTF16_BE, b""]), "utf-16", "UTF-16"),
+        ("id\n".encode("utf-32"), "utf-32", "UTF-32"),
+    ],
+)
+def test_the_encoding_is_told_from_the_first_bytes(sample: bytes, codec: str, label: str) -> None:
+    told = sniff(sample)
+    assert (told.codec, told.label) == (codec, label)
+
+
+@pytest.mark.parametrize(
+    ("name", "codec"),
+    [("cp1252", "cp1252"), ("latin-1", "iso8859-1"), ("UTF8", "utf-8-sig"), ("utf-16", "utf-16")],
+)
+def test_an_encoding_is_named_as_python_names_it(name: str, codec: str) -> None:
+    assert named(name).codec == codec
+
+
+@pytest.mark.parametrize("name", ["nope", "base64", "rot13", ""])
+def test_a_name_that_is_not_a_text_encoding_is_refused(name: str) -> None:
+    with pytest.raises(ValueError, match="unknown text encoding"):
+        named(name)
+
+
+# --- reading real rows ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("codec", ["cp1252", "utf-16", "utf-8-sig"])
+@pytest.mark.parametrize("gzipped", [False, True])
+def test_a_spreadsheet_export_reads_as_the_utf8_file(
+    tmp_path: Path, utf8_text: str, codec: str, gzipped: bool
+) -> None:
+    data, expected_text = _as_spreadsheet_would(utf8_text, codec)
+    path = tmp_path / ("saved.csv.gz" if gzipped else "saved.csv")
+    path.write_bytes(gzip.compress(data) if gzipped else data)
+    reference = tmp_path / "reference.csv"
+    reference.write_text(expected_text, encoding="utf-8")
+    read = _cells(path)
+    assert read[PROBLEM].isna().all()
+    pd.testing.assert_frame_equal(read, _cells(reference))
+    if codec == "cp1252":  # the accents the file holds, read back: not replaced
+        assert read["soustype"].str.contains("é").sum() > ROWS // 4
+
+
+def test_a_byte_windows_1252_lacks_quarantines_its_row_naming_the_encoding(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "w.csv"
+    path.write_bytes(b"id,name,note\n1,caf\xe9,ok\n2,\x81x,\xe9t\xe9\n3,\x9cuvre,\x80\n")
+    rows = read_csv(path).rows
+    assert rows["name"].tolist() == ["café", "\ufffdx", "œuvre"]
+    assert rows["note"].tolist() == ["ok", "été", "€"]
+    assert rows[PROBLEM].tolist() == [None, "row is not valid Windows-1252 text (in name)", None]
+
+
+def test_an_invalid_utf16_unit_is_found_before_ascii_blocks(tmp_path: Path) -> None:
+    """In UTF-16 an ASCII byte is half a character: blocks of them are decoded too. A lone
+    high surrogate that ends the first 8 KiB block is told by the next, ASCII-only block
+    (before the end of the file, while its rows are checked): its row is quarantined."""
+    head = codecs.BOM_UTF16_LE + "id,name\n".encode("utf-16-le")
+    before = head + "".join(f"{i},x\n" for i in range(500)).encode("utf-16-le")
+    pad = (8190 - len(before) - len("500,a".encode("utf-16-le"))) // 2
+    before += f"500,a{'y' * pad}".encode("utf-16-le")
+    assert len(before) == 8190
+    after = "".join(f"{i},x\n" for i in range(501, 6_000)).encode("utf-16-le")
+    path = tmp_path / "u16.csv"
+    path.write_bytes(before + b"\x00\xd8" + "\n".encode("utf-16-le") + after)
+    rows = read_csv(path).rows
+    assert rows["name"].iloc[500] == f"a{'y' * pad}\ufffd"
+    assert rows[PROBLEM].iloc[500] == "row is not valid UTF-16 text (in name)"
+    assert rows[PROBLEM].drop(index=500).isna().all()
+
+
+def test_utf8_named_reads_a_file_that_looks_like_windows_1252_as_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_bytes(b"id,name\n1,caf\xe9\n")
+    assert read_csv(path).rows["name"].tolist() == ["café"]
+    rows = read_csv(path, UTF8).rows
+    assert rows["name"].tolist() == ["caf\ufffd"]
+    assert rows[PROBLEM].tolist() == ["row is not valid UTF-8 text (in name)"]
+
+
+# --- decimal commas ---------------------------------------------------------------------------
+
+
+def _french(text: str) -> str:
+    """The rows a French spreadsheet saves: semicolons, coordinates with decimal commas."""
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    out = io.StringIO(newline="")
+    writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
+    lat, lon = rows[0].index("latitude"), rows[0].index("longitude")
+    writer.writerow(rows[0])
+    for row in rows[1:]:
+        row[lat], row[lon] = row[lat].replace(".", ","), row[lon].replace(".", ",")
+        writer.writerow(row)
+    return out.getvalue()
+
+
+def test_coordinates_with_a_decimal_comma_validate_as_with_a_point(
+    tmp_path: Path, utf8_text: str, paris: City
+) -> None:
+    points, commas = tmp_path / "points.csv", tmp_path / "commas.csv"
+    points.write_text(utf8_text, encoding="utf-8")
+    commas.write_text(_french(utf8_text), encoding="utf-8")
+    assert "48,8" in commas.read_text(encoding="utf-8")
+    expected = validate(read_csv(points), DANSMARUE, paris)
+    found = validate(read_csv(commas), DANSMARUE, paris)
+    assert found.quarantine.empty
+    pd.testing.assert_frame_equal(found.reports, expected.reports)
+
+
+@pytest.mark.parametrize(
+    ("cell", "reason"),
+    [
+        ("48,8,5", "not a number: 48,8,5"),
+        ("48,", "not a number: 48,"),
+        (",5", "not a number: ,5"),
+        ("1 234,5", "not a number: 1 234,5"),
+        ("148,5", "out of range"),
+    ],
+)
+def test_other_commas_are_not_numbers(tmp_path: Path, paris: City, cell: str, reason: str) -> None:
+    header = "id_dmr,type,soustype,datedecl,latitude,longitude"
+    path = tmp_path / "one.csv"
+    path.write_text(
+        f'{header}\nA1,Graffitis,Graffitis sur mur,2024-01-05,"{cell}",2.35\n', encoding="utf-8"
+    )
+    quarantine = validate(read_csv(path), DANSMARUE, paris).quarantine
+    assert quarantine["field"].tolist() == ["latitude"]
+    assert reason in quarantine["reason"].iloc[0]
+
+
+# --- the command -------------------------------------------------------------------------------
+
+
+def test_voirie_import_takes_a_french_spreadsheet_export(tmp_path: Path, utf8_text: str) -> None:
+    """A Windows-1252, semicolon, decimal-comma export imports every row, says how it was
+    read, and is the very rows of the UTF-8 export: importing that one next adds nothing."""
+    data, _ = _as_spreadsheet_would(_french(utf8_text), "cp1252")
+    (tmp_path / "excel.csv").write_bytes(data)
+    (tmp_path / "utf8.csv").write_text(utf8_text, encoding="utf-8")
+    first = run_voirie(
+        tmp_path, "import", "excel.csv", "--city", str(CITY), "--format", "dansmarue"
+    )
+    output = first.stdout + first.stderr
+    assert first.returncode == 0, output
+    assert "excel.csv: read as Windows-1252 text" in output
+    assert f"imported                                 │ {ROWS}" in output, output
+    assert "quarantined                              │ 0" in output, output
+    again = run_voirie(tmp_path, "import", "utf8.csv", "--city", str(CITY), "--format", "dansmarue")
+    said = again.stdout + again.stderr
+    assert again.returncode == 0, said
+    assert f"already imported (skipped)               │ {ROWS}" in said, said
+    assert "read as" not in said
+
+
+def test_voirie_import_says_to_name_the_encoding_when_bytes_are_not_utf8(
+    tmp_path: Path, utf8_text: str
+) -> None:
+    """A file plain ASCII for its first MiB is read as UTF-8: later Windows-1252 rows are
+    quarantined, the command says to name the encoding, and named, they import."""
+    lines = utf8_text.splitlines(keepends=True)
+    ascii_rows = [line for line in lines[1:] if line.isascii()]
+    other = [line for line in lines[1:] if not line.isascii()][:50]
+    padding = (1 << 20) // sum(map(len, ascii_rows)) + 1
+    body = "".join(
+        line.replace(",", f",{n}-", 1) for n in range(padding) for line in ascii_rows
+    )  # new ids, the first MiB ASCII
+    data = (lines[0] + body).encode("ascii") + "".join(other).encode("cp1252", "replace")
+    (tmp_path / "late.csv").write_bytes(data)
+    plain = run_voirie(tmp_path, "import", "late.csv", "--city", str(CITY), "--format", "dansmarue")
+    said = plain.stdout + plain.stderr
+    assert plain.returncode == 0, said
+    assert "row: row is not valid UTF-8 text" in said
+    assert "--encoding cp1252" in " ".join(said.split())
+    named_run = run_voirie(
+        tmp_path,
+        *("import", "late.csv", "--city", str(CITY), "--format", "dansmarue"),
+        *("--encoding", "cp1252"),
+    )
+    said = named_run.stdout + named_run.stderr
+    assert named_run.returncode == 0, said
+    assert "quarantined                              │ 0" in said, said
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--format", "dansmarue", "--encoding", "klingon"), "unknown text encoding 'klingon'"),
+        (("--format", "geojson", "--encoding", "latin-1"), "--encoding applies to CSV files"),
+    ],
+)
+def test_a_wrong_encoding_option_is_refused_naming_it(
+    tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    (tmp_path / "r.csv").write_text("id\n", encoding="utf-8")
+    result = run_voirie(tmp_path, "import", "r.csv", "--city", str(CITY), *args)
+    output = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode == 2, output
+    assert message in output
+    assert "--encoding" in output
+    assert "Traceback" not in output
