@@ -2,8 +2,10 @@
 
 For signed-in staff (``voirie.api.staff_session``): an agent sees the figures of their own
 teams, the other reading roles every team's (``voirie.services.stats``). Each table
-downloads as CSV through the neutralising writer (``voirie.codecs.csvsafe``): a team or
-zone name a spreadsheet would take for a formula stays text.
+downloads as CSV made for a spreadsheet of the page's language (``voirie.codecs.spreadsheet``:
+a byte-order mark; in French ``;`` between fields and decimal commas, as a French Excel
+opens with a double click), through the neutralising writer (``voirie.codecs.csvsafe``): a
+team or zone name a spreadsheet would take for a formula stays text.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from voirie.api.deps import PipelineDep
 from voirie.api.pages import PAGE_HEADERS
 from voirie.api.staff_pages import page_context
 from voirie.api.staff_session import StaffPage
-from voirie.codecs.csvsafe import safe_table
+from voirie.codecs.spreadsheet import spreadsheet_csv
 from voirie.maps.staff_stats import STATS_LABELS, render_stats_page
 from voirie.services.stats import DEFAULT_WEEKS, MAX_WEEKS, MEASURES, Dimension, dashboard
 
@@ -58,11 +60,12 @@ def stats_csv(
     weeks: Weeks = DEFAULT_WEEKS,
     lang: Language = "fr",
 ) -> Response:
-    """One table of the dashboard as CSV, headed in the page's language."""
+    """One table of the dashboard as CSV for a spreadsheet of the page's language (the
+    byte-order mark, its separators: ``voirie.codecs.spreadsheet``), headed in it."""
     figures = dashboard(pipeline, principal, datetime.now(UTC), weeks)
     labels = STATS_LABELS[lang]
     table = figures.tables[dimension][["key", "label", *MEASURES]]
-    text = safe_table(table.rename(columns=labels)).to_csv(index=False)
+    text = spreadsheet_csv(table.rename(columns=labels), lang)
     name = f"voirie-stats-{dimension}-{figures.now:%Y%m%d}.csv"
     return Response(
         text,

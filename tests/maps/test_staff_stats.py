@@ -77,14 +77,22 @@ def test_chart_library_is_vendored_with_its_licence() -> None:
     assert "MIT" in (STATIC_DIR / "chart.js.LICENSE.txt").read_text()
 
 
+def _spreadsheet_rows(answer: httpx2.Response, separator: str) -> list[list[str]]:
+    """The rows of a CSV download made for a spreadsheet: it must start with the UTF-8
+    byte-order mark (Excel reads UTF-8 only after it) and use ``separator``."""
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/csv")
+    assert answer.content.startswith(b"\xef\xbb\xbf")
+    text = answer.content.decode("utf-8-sig")
+    return list(csv.reader(io.StringIO(text, newline=""), delimiter=separator))
+
+
 def test_csv_of_each_table_is_the_table_and_safe(living: LiveApp) -> None:
     with client_of(living, "Dominique Dispatch") as client:
         page = client.get("/staff/stats").text
         for dimension in ("team", "zone", "service", "week"):
             answer = client.get(f"/staff/stats/{dimension}.csv", params={"lang": "en"})
-            assert answer.status_code == 200
-            assert answer.headers["content-type"].startswith("text/csv")
-            rows = list(csv.reader(io.StringIO(answer.text)))
+            rows = _spreadsheet_rows(answer, ",")
             assert rows[0][:3] == ["Code", "Name", "Open backlog"]
             shown = re.search(
                 rf'<table id="voirie-table-{dimension}">.*?<tbody>(.*?)</tbody>', page, re.S
@@ -94,15 +102,33 @@ def test_csv_of_each_table_is_the_table_and_safe(living: LiveApp) -> None:
         assert client.get("/staff/stats/street.csv").status_code == 422
 
 
+def test_csv_in_french_is_what_a_french_spreadsheet_opens(living: LiveApp) -> None:
+    """French: fields split by ``;`` and decimal commas, the numbers of the English file."""
+    with client_of(living, "Dominique Dispatch") as client:
+        french = _spreadsheet_rows(client.get("/staff/stats/team.csv"), ";")
+        english = _spreadsheet_rows(client.get("/staff/stats/team.csv?lang=en"), ",")
+    assert french[0][:3] == ["Code", "Nom", "Stock ouvert"], french[0]
+    assert len(french) == len(english) > 1
+    assert all(len(row) == len(english[0]) for row in french)
+    decimals = [
+        (fr, en)
+        for row_fr, row_en in zip(french[1:], english[1:], strict=True)
+        for fr, en in zip(row_fr[2:], row_en[2:], strict=True)
+        if "." in en
+    ]
+    assert decimals, english
+    assert all(fr == en.replace(".", ",") for fr, en in decimals)
+
+
 def test_agent_sees_own_team_only_and_visitors_are_sent_tosign_in_page(living: LiveApp) -> None:
     team = busiest_team(living.pipeline)
     with client_of(living, "Agnès Agent") as agent:
-        rows = list(csv.reader(io.StringIO(agent.get("/staff/stats/team.csv").text)))
+        rows = _spreadsheet_rows(agent.get("/staff/stats/team.csv"), ";")
         assert [row[0] for row in rows[1:]] == [team]
         page = agent.get("/staff/stats").text
         assert f"Équipes : {team}" in page
     with client_of(living, "Gaëlle SIG") as gis:
-        rows = list(csv.reader(io.StringIO(gis.get("/staff/stats/team.csv").text)))
+        rows = _spreadsheet_rows(gis.get("/staff/stats/team.csv"), ";")
         assert len(rows) - 1 == living.pipeline.reads.incidents()["team"].nunique()
     with httpx2.Client(base_url=living.base) as visitor:
         for path in ("/staff/stats", "/staff/stats/team.csv"):
