@@ -9,7 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from voirie.errors import SourceError
 
@@ -56,6 +63,20 @@ class ColumnMapping(BaseModel):
     date_format: str | None = Field(
         default=None, description="strftime format of requested_at; ISO 8601 when absent"
     )
+    crs: str | None = Field(
+        default=None,
+        description="reference system of the lon (x, easting) and lat (y, northing) columns, "
+        "e.g. EPSG:2154 for Lambert-93; WGS 84 longitude and latitude when absent",
+    )
+
+    @field_validator("crs")
+    @classmethod
+    def _known_crs(cls, value: str | None) -> str | None:
+        if value is not None:
+            from voirie.ingest.reproject import known_crs
+
+            known_crs(value)  # ValueError naming it, reported under the key
+        return value
 
     @model_validator(mode="after")
     def _service(self) -> ColumnMapping:

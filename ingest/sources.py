@@ -21,10 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO, cast
 
+import numpy as np
 import pandas as pd
 
 from voirie.errors import SourceError
 from voirie.ingest.encoding import AUTO, SAMPLE_BYTES, TextEncoding, named, sniff
+from voirie.ingest.reproject import is_wgs84, to_wgs84
 
 ROW = "_row"
 PROBLEM = "_problem"
@@ -326,10 +328,13 @@ def read_open311_json(path: Path) -> RawTable:
 
 def stream_geojson(path: Path, chunk_rows: int | None = None) -> Iterator[RawTable]:
     """``read_geojson`` in chunks of ``chunk_rows`` features (all when None), parsed at once
-    as ``stream_open311_json`` says."""
+    as ``stream_open311_json`` says. Points of a file whose ``crs`` member names another
+    system than WGS 84 (GeoJSON 2008, as QGIS and GDAL write a Lambert-93 layer) are
+    converted to longitude and latitude (``ingest.reproject``)."""
     data = _load_json(path)
     if not isinstance(data, dict) or data.get("type") != "FeatureCollection":
         raise SourceError(f"{path}: expected a GeoJSON FeatureCollection")
+    crs = _crs_member(path, data.get("crs"))
     records: list[dict[str, Any]] = []
     problems: list[str | None] = []
     for feature in data.get("features") or []:
@@ -346,7 +351,42 @@ def stream_geojson(path: Path, chunk_rows: int | None = None) -> Iterator[RawTab
         records.append(props)
         problems.append(problem)
     del data
+    if crs is not None:
+        _points_to_wgs84(records, crs)
     return _record_chunks(records, problems, chunk_rows)
+
+
+def _crs_member(path: Path, member: object) -> str | None:
+    """The system a GeoJSON's ``crs`` member names, None when absent or WGS 84;
+    ``SourceError`` when it names none pyproj knows (or is not a named one)."""
+    if member is None:
+        return None
+    props = member.get("properties") if isinstance(member, dict) else None
+    name = props.get("name") if isinstance(props, dict) else None
+    if not isinstance(member, dict) or member.get("type") != "name" or not isinstance(name, str):
+        raise SourceError(
+            f"{path}: crs: expected a named system ({{'type': 'name', 'properties': "
+            f"{{'name': 'urn:ogc:def:crs:EPSG::2154'}}}}), not {json.dumps(member)[:120]}"
+        )
+    try:
+        return None if is_wgs84(name) else name
+    except ValueError as exc:
+        raise SourceError(f"{path}: crs: {exc}") from None
+
+
+def _points_to_wgs84(records: list[dict[str, Any]], crs: str) -> None:
+    """The ``lon``/``lat`` of every record holding two numbers, converted from ``crs``
+    in place (others are left for validation to refuse)."""
+    numeric = [
+        i
+        for i, rec in enumerate(records)
+        if all(type(rec.get(key)) in (int, float) for key in ("lon", "lat"))
+    ]
+    x = np.array([records[i]["lon"] for i in numeric], dtype=float)
+    y = np.array([records[i]["lat"] for i in numeric], dtype=float)
+    lon, lat = to_wgs84(x, y, crs)
+    for i, lon_i, lat_i in zip(numeric, lon.tolist(), lat.tolist(), strict=True):
+        records[i]["lon"], records[i]["lat"] = lon_i, lat_i
 
 
 def read_geojson(path: Path) -> RawTable:

@@ -20,6 +20,7 @@ import pandas as pd
 from voirie.city import City, service_code_for
 from voirie.errors import InvalidInput, SourceError
 from voirie.ingest.mapping import ColumnMapping
+from voirie.ingest.reproject import to_wgs84
 from voirie.ingest.sources import PROBLEM, ROW, RawTable
 from voirie.model import Flag, Report
 from voirie.values import text_problem
@@ -52,8 +53,9 @@ _SHOWN_CATEGORY = 80
 
 
 def _out_of_range(limit: float) -> str:
-    """The reason of a coordinate beyond ±``limit`` (or infinite)."""
-    return f"out of range ±{limit:g}"
+    """The reason of a coordinate beyond ±``limit`` (or infinite; with no limit, a
+    coordinate of another system before its conversion, only infinite)."""
+    return f"out of range ±{limit:g}" if math.isfinite(limit) else "not a finite number"
 
 
 @dataclass
@@ -108,6 +110,21 @@ def _coordinate(checker: _Checker, raw: pd.Series, field: str, limit: float) -> 
     checker.flag(value.isna(), field, _NOT_A_NUMBER + raw.astype(str).str.slice(0, _SHOWN))
     checker.flag(~np.isfinite(value) | (value.abs() > limit), field, _out_of_range(limit))
     return value
+
+
+def _projected(
+    checker: _Checker, x_raw: pd.Series, y_raw: pd.Series, mapping: ColumnMapping, crs: str
+) -> tuple[pd.Series, pd.Series]:
+    """Longitudes and latitudes of coordinates given in ``crs`` (``ingest.reproject``):
+    each cell checked as a number, the points converted, then checked as degrees."""
+    x = _coordinate(checker, x_raw, mapping.lon, math.inf)
+    y = _coordinate(checker, y_raw, mapping.lat, math.inf)
+    lon_values, lat_values = to_wgs84(x.to_numpy(), y.to_numpy(), crs)
+    lon, lat = pd.Series(lon_values, index=x.index), pd.Series(lat_values, index=y.index)
+    converted = f" once converted from {crs}"
+    checker.flag(~np.isfinite(lat) | (lat.abs() > 90), mapping.lat, _out_of_range(90) + converted)
+    checker.flag(~np.isfinite(lon) | (lon.abs() > 180), mapping.lon, _out_of_range(180) + converted)
+    return lon, lat
 
 
 def _times(checker: _Checker, raw: pd.Series, field: str, fmt: str | None, tz: str) -> pd.Series:
@@ -257,8 +274,11 @@ def validate(table: RawTable, mapping: ColumnMapping, city: City) -> Validated:
     external_id = stripped_cells(raw, mapping.external_id)
     checker.flag(external_id.isna(), mapping.external_id, "missing")
     lat_raw, lon_raw = stripped_cells(raw, mapping.lat), stripped_cells(raw, mapping.lon)
-    lat = _coordinate(checker, lat_raw, mapping.lat, 90)
-    lon = _coordinate(checker, lon_raw, mapping.lon, 180)
+    if mapping.crs is None:
+        lat = _coordinate(checker, lat_raw, mapping.lat, 90)
+        lon = _coordinate(checker, lon_raw, mapping.lon, 180)
+    else:
+        lon, lat = _projected(checker, lon_raw, lat_raw, mapping, mapping.crs)
     service_code, group, unknown = _services(checker, city, raw, mapping)
     requested_at = _times(
         checker,
