@@ -14,6 +14,7 @@ import io
 import itertools
 import json
 import operator
+import re
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,6 +43,9 @@ class RawTable:
 
     rows: pd.DataFrame
     columns: list[str]
+    repeated: frozenset[str] = frozenset()
+    """Names the header gave more than one column: the first keeps the name, the others
+    are ``name.1``, ``name.2``... (pandas' convention); a mapping may not read them."""
 
 
 def _read_text(path: Path) -> str:
@@ -126,12 +130,31 @@ def _open_bytes(path: Path) -> BinaryIO:
 
 
 def _csv_table(
-    records: list[list[str]], problems: list[str | None], header: list[str], first_row: int
+    records: list[list[str]],
+    problems: list[str | None],
+    header: list[str],
+    first_row: int,
+    repeated: frozenset[str],
 ) -> RawTable:
     frame = pd.DataFrame(records, columns=header, dtype=object)
     frame[ROW] = range(first_row, first_row + len(frame))
     frame[PROBLEM] = pd.Series(problems, dtype=object)
-    return RawTable(frame, header)
+    return RawTable(frame, header, repeated)
+
+
+def _unique(names: list[str]) -> tuple[list[str], frozenset[str]]:
+    """Header names made unique as pandas does (a repeat of ``a`` becomes ``a.1``, never a
+    name the header holds itself), and the names that were repeated."""
+    taken, counts, unique = set(names), dict[str, int](), []
+    for name in names:
+        count = counts[name] = counts.get(name, 0) + 1
+        renamed = name
+        if count > 1:
+            while (renamed := f"{name}.{count - 1}") in taken:
+                count += 1
+            taken.add(renamed)
+        unique.append(renamed)
+    return unique, frozenset(name for name, count in counts.items() if count > 1)
 
 
 def stream_csv(
@@ -154,13 +177,20 @@ def stream_csv(
         raise SourceError(f"{path}: not a readable delimited text file ({exc})") from exc
 
 
+_SEP_LINE = re.compile(r"sep=(.)\r?\n?")
+"""Excel's first line naming the delimiter (``sep=;``), before the header."""
+
+
 def _csv_chunks(path: Path, text: io.TextIOWrapper, chunk_rows: int | None) -> Iterator[RawTable]:
     header_line = text.readline()
+    delimiter = None
+    if named_delimiter := _SEP_LINE.fullmatch(header_line):
+        delimiter, header_line = named_delimiter.group(1), text.readline()
     if not header_line.strip():
         if any(line.strip() for line in text):
             raise SourceError(f"{path}: the first line (the header) is blank")
         raise SourceError(f"{path}: the file is empty")
-    reader = _Reader(header_line, text, cast(_Watched, text.buffer))
+    reader = _Reader(header_line, text, cast(_Watched, text.buffer), delimiter)
     size = chunk_rows if chunk_rows is not None and chunk_rows > 0 else None
     first_row = 1
     while True:
@@ -170,26 +200,28 @@ def _csv_chunks(path: Path, text: io.TextIOWrapper, chunk_rows: int | None) -> I
             read = reader.chunk(size)
             if read is None:
                 break
-            table = _csv_table(*read, reader.header, first_row)
+            table = _csv_table(*read, reader.header, first_row, reader.repeated)
             del read
         yield table
         first_row += len(table.rows)
     if first_row == 1:
-        yield _csv_table([], [], reader.header, first_row)
+        yield _csv_table([], [], reader.header, first_row, reader.repeated)
 
 
 class _Reader:
-    """The rows of a delimited text after its header line (the delimiter: the one the
-    header holds most), read a batch of ``_BATCH`` at a time and checked a batch or a
-    column at once: checking them field by field cost as much as parsing them. Fields
-    are searched for U+FFFD only once the stream they come from (``watched``) has shown
-    one: nearly every file has none."""
+    """The rows of a delimited text after its header line (the delimiter: the one given
+    by a ``sep=`` line, else the one the header holds most), read a batch of ``_BATCH`` at
+    a time and checked a batch or a column at once: checking them field by field cost as
+    much as parsing them. Fields are searched for U+FFFD only once the stream they come
+    from (``watched``) has shown one: nearly every file has none."""
 
-    def __init__(self, header_line: str, text: TextIO, watched: _Watched) -> None:
-        delimiter = max(_DELIMITERS, key=header_line.rstrip("\r\n").count)
+    def __init__(
+        self, header_line: str, text: TextIO, watched: _Watched, delimiter: str | None = None
+    ) -> None:
+        delimiter = delimiter or max(_DELIMITERS, key=header_line.rstrip("\r\n").count)
         self._parser = csv.reader(itertools.chain([header_line], text), delimiter=delimiter)
         self._watched = watched
-        self.header = [name.strip() for name in next(self._parser)]
+        self.header, self.repeated = _unique([name.strip() for name in next(self._parser)])
 
     def chunk(self, size: int | None) -> tuple[list[list[str]], list[str | None]] | None:
         """The next ``size`` rows that are not blank (all the rest when None), each as long

@@ -267,6 +267,11 @@ def validate(table: RawTable, mapping: ColumnMapping, city: City) -> Validated:
             f"missing column(s) {', '.join(missing)} required by the "
             f"{mapping.source!r} format; columns found: {', '.join(table.columns)}"
         )
+    if twice := [repr(c) for c in mapping.columns() if c in table.repeated]:
+        raise SourceError(
+            f"column(s) {', '.join(twice)} named more than once in the header: which one "
+            f"holds the field is unclear; rename the others"
+        )
     raw = table.rows.reset_index(drop=True)
     checker = _Checker(len(raw))
     checker.flag(raw[PROBLEM].notna(), "row", raw[PROBLEM])

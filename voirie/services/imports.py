@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -200,7 +200,7 @@ class Importer(Roles):
             _stored_rows(chunk, same, chunk_ids, content), _NONE
         )
         summary.already_imported += len(stored)
-        valid = validate(RawTable(chunk.rows[~same], chunk.columns), mapping, self.city)
+        valid = validate(replace(chunk, rows=chunk.rows[~same]), mapping, self.city)
         # An id of a validated row is on no row stored unchanged (those ids are once in the
         # chunk): its first row is among the validated ones, the only ones looked up.
         firsts = _first(chunk_ids.ids[~same], digests[~same])

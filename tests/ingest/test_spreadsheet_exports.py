@@ -1,6 +1,7 @@
 """Report files as spreadsheets save them: Windows-1252, UTF-16 with its mark, decimal
-commas, semicolons. Each must read as the UTF-8 export of the same rows reads, on real
-Paris reports, through the reader and through the real ``voirie import`` command.
+commas, semicolons, Excel's ``sep=`` line, a column name given twice. Each must read as
+the UTF-8 export of the same rows reads, on real Paris reports, through the reader and
+through the real ``voirie import`` command.
 """
 
 from __future__ import annotations
@@ -259,3 +260,67 @@ def test_a_wrong_encoding_option_is_refused_naming_it(
     assert message in output
     assert "--encoding" in output
     assert "Traceback" not in output
+
+
+# --- Excel's "sep=" line, repeated column names ------------------------------------------------
+
+
+def test_a_sep_line_names_the_delimiter_and_is_not_the_header(
+    tmp_path: Path, utf8_text: str
+) -> None:
+    plain, hinted = tmp_path / "plain.csv", tmp_path / "hinted.csv"
+    plain.write_text(_french(utf8_text), encoding="utf-8")
+    hinted.write_text("sep=;\r\n" + _french(utf8_text), encoding="utf-8")
+    pd.testing.assert_frame_equal(_cells(hinted), _cells(plain))
+    assert len(_cells(hinted)) == ROWS
+    # A header holding as many commas as semicolons: the sep= line decides.
+    odd = tmp_path / "odd.csv"
+    odd.write_text("sep=;\nid,name;note,s\n1,a;b\n", encoding="utf-8")
+    assert read_csv(odd).columns == ["id,name", "note,s"]
+    assert read_csv(odd).rows["note,s"].tolist() == ["b"]
+
+
+def _with_a_second(text: str, column: str) -> str:
+    """The rows with ``column`` given twice (its copy holding other text)."""
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    at = rows[0].index(column)
+    out = io.StringIO(newline="")
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([*rows[0], column])
+    writer.writerows([*row, f"other {row[at]}"] for row in rows[1:])
+    return out.getvalue()
+
+
+def test_a_repeated_column_name_reads_as_pandas_names_it(tmp_path: Path, utf8_text: str) -> None:
+    path = tmp_path / "twice.csv"
+    path.write_text(_with_a_second(utf8_text, "numero"), encoding="utf-8")
+    table = read_csv(path)
+    assert table.repeated == frozenset({"numero"})
+    assert table.columns[-1] == "numero.1"
+    assert (table.rows["numero.1"] == "other " + table.rows["numero"]).all()
+
+
+def test_a_repeated_column_the_mapping_does_not_read_imports(
+    tmp_path: Path, utf8_text: str
+) -> None:
+    (tmp_path / "twice.csv").write_text(_with_a_second(utf8_text, "numero"), encoding="utf-8")
+    result = run_voirie(
+        tmp_path, "import", "twice.csv", "--city", str(CITY), "--format", "dansmarue"
+    )
+    said = result.stdout + result.stderr
+    assert result.returncode == 0, said
+    assert f"imported                                 │ {ROWS}" in said, said
+
+
+def test_a_repeated_column_the_mapping_reads_is_refused_naming_it(
+    tmp_path: Path, utf8_text: str
+) -> None:
+    (tmp_path / "twice.csv").write_text(_with_a_second(utf8_text, "adresse"), encoding="utf-8")
+    result = run_voirie(
+        tmp_path, "import", "twice.csv", "--city", str(CITY), "--format", "dansmarue"
+    )
+    said = result.stdout + result.stderr
+    assert result.returncode == 2, said  # voirie's errors: one line, exit code 2
+    assert "Traceback" not in said
+    last = [line for line in said.splitlines() if line.strip()][-1]
+    assert last.startswith("error: column(s) 'adresse' named more than once in the header"), said
