@@ -372,10 +372,14 @@ def stream_geojson(path: Path, chunk_rows: int | None = None) -> Iterator[RawTab
     for feature in data.get("features") or []:
         props = dict(feature.get("properties") or {}) if isinstance(feature, dict) else {}
         geometry = feature.get("geometry") if isinstance(feature, dict) else None
+        kind = geometry.get("type") if isinstance(geometry, dict) else None
         coords = geometry.get("coordinates") if isinstance(geometry, dict) else None
+        if kind == "MultiPoint" and isinstance(coords, list) and len(coords) == 1:
+            # A point layer GDAL wrote as multi-points (from a Shapefile, say): one point.
+            kind, coords = "Point", coords[0]
         problem = None
-        if not isinstance(geometry, dict) or geometry.get("type") != "Point":
-            problem = "geometry: not a GeoJSON Point"
+        if kind != "Point":
+            problem = "geometry: not a GeoJSON Point (nor a MultiPoint of one point)"
         elif not isinstance(coords, list) or len(coords) < 2:
             problem = "geometry: Point without two coordinates"
         else:

@@ -14,6 +14,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
+import shapely
 from pyproj import Transformer
 
 from tests.clirunner import run_voirie
@@ -171,3 +172,31 @@ def test_voirie_import_of_a_lambert93_layer_stores_the_points_in_degrees(
     assert np.abs(out["lon"].to_numpy() - reports["longitude"].astype(float)).max() < 1e-7
     assert np.abs(out["lat"].to_numpy() - reports["latitude"].astype(float)).max() < 1e-7
     assert out["segment_id"].notna().mean() > 0.95, out["segment_id"].isna().sum()
+
+
+def test_a_point_layer_written_as_multipoints_reads_its_points(
+    tmp_path: Path, reports: pd.DataFrame
+) -> None:
+    """GDAL writes a Shapefile's point layer as MultiPoint features of one point: each is
+    that point; a MultiPoint of two points or a polygon is refused, naming the geometry."""
+    path = tmp_path / "multi.geojson"
+    points = gpd.GeoDataFrame(
+        {"service_request_id": reports["id_dmr"].iloc[:3]},
+        geometry=gpd.points_from_xy(
+            reports["longitude"].astype(float).iloc[:3], reports["latitude"].astype(float).iloc[:3]
+        ),
+        crs="EPSG:4326",
+    )
+    points["geometry"] = [shapely.MultiPoint([p]) for p in points.geometry]
+    points.loc[2, "geometry"] = shapely.MultiPoint([(2.3, 48.8), (2.4, 48.9)])
+    points.to_file(path, driver="GeoJSON", engine="pyogrio")
+    assert '"MultiPoint"' in path.read_text(encoding="utf-8")
+    rows = read_geojson(path).rows
+    assert rows["lon"].iloc[:2].astype(float).tolist() == pytest.approx(
+        reports["longitude"].astype(float).iloc[:2].tolist(), abs=1e-12
+    )
+    assert rows["_problem"].tolist() == [
+        None,
+        None,
+        "geometry: not a GeoJSON Point (nor a MultiPoint of one point)",
+    ]
