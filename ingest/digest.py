@@ -47,7 +47,7 @@ _BYTES = 8
 def raw_digests(table: RawTable, mapping: ColumnMapping) -> pd.Series:
     """The digest of every row of a raw table under a mapping (hex text, same index)."""
     rows = table.rows
-    shape = repr((DIGEST_VERSION, mapping.model_dump())).encode()
+    shape = repr((DIGEST_VERSION, _described(mapping))).encode()
     key = hashlib.blake2b(shape, digest_size=32).digest()
     cells = [
         rows[column].tolist() if column in rows else [None] * len(rows)
@@ -59,6 +59,21 @@ def raw_digests(table: RawTable, mapping: ColumnMapping) -> pd.Series:
         for cell in zip(*cells, strict=True)
     ]
     return pd.Series(digests, index=rows.index, dtype=object)
+
+
+_LATER_KEYS = ("point", "crs")
+"""Mapping keys added after digests were first stored: left out of the key while unset, so
+that every digest stored before them still matches (a new key left unset changes nothing
+validation makes of a row)."""
+
+
+def _described(mapping: ColumnMapping) -> dict[str, object]:
+    """What of a mapping a digest's key covers."""
+    return {
+        key: value
+        for key, value in mapping.model_dump().items()
+        if value is not None or key not in _LATER_KEYS
+    }
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ format reads one from a YAML file, so a partner's export imports without code.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 import yaml
@@ -24,6 +25,7 @@ _FIELD_ORDER = (
     "external_id",
     "lat",
     "lon",
+    "point",
     "requested_at",
     "service_code",
     "service_name",
@@ -46,8 +48,14 @@ class ColumnMapping(BaseModel):
 
     source: str = Field(description="name of the source, part of the external id's scope")
     external_id: str
-    lat: str
-    lon: str
+    lat: str | None = None
+    lon: str | None = None
+    point: str | None = Field(
+        default=None,
+        description="a column holding the whole point ('lat, lon' as Opendatasoft's "
+        "geo_point_2d, '(lat, lon)', WKT 'POINT (lon lat)', {'lon': x, 'lat': y}), read "
+        "when the source has no lat and lon columns",
+    )
     requested_at: str
     service_code: str | None = None
     service_name: str | None = None
@@ -82,11 +90,45 @@ class ColumnMapping(BaseModel):
     def _service(self) -> ColumnMapping:
         if self.service_code is None and self.service_name is None:
             raise ValueError("give 'service_code' or 'service_name' (the category column)")
+        if (self.lat is None) != (self.lon is None):
+            raise ValueError("give 'lat' and 'lon' together")
+        if self.lat is None and self.point is None:
+            raise ValueError("give 'lat' and 'lon', or 'point' (the position's columns)")
         return self
 
-    def required_columns(self) -> list[str]:
-        """Columns a source must have for any row to be imported (see ``category_columns``)."""
-        return [self.external_id, self.lat, self.lon, self.requested_at]
+    def reads_point(self, columns: Collection[str]) -> bool:
+        """Whether a source of ``columns`` gives positions in the ``point`` column: it is
+        mapped, and the lat and lon columns are not (or not both in the source)."""
+        pair = (self.lat, self.lon)
+        return self.point is not None and not all(c is not None and c in columns for c in pair)
+
+    def position_columns(self, columns: Collection[str]) -> list[str]:
+        """The column(s) positions are read from in a source of ``columns``."""
+        if self.reads_point(columns):
+            return [str(self.point)]
+        return [str(self.lat), str(self.lon)]
+
+    def position_field(self) -> str:
+        """The position's column(s) as an error names them (``lat/lon``, or the point)."""
+        if self.lat is not None and self.lon is not None:
+            return f"{self.lat}/{self.lon}"
+        return str(self.point)
+
+    def missing_columns(self, columns: Collection[str]) -> list[str]:
+        """Quoted names of the columns a source of ``columns`` lacks for any row to be
+        imported (see ``category_columns``), in the order of the fields."""
+        found = set(columns)
+        missing = [repr(c) for c in (self.external_id,) if c not in found]
+        positions = self.position_columns(found)
+        if any(c not in found for c in positions):
+            pair = [repr(c) for c in (self.lat, self.lon) if c is not None and c not in found]
+            if self.point is None:
+                missing += pair
+            else:
+                missing.append(
+                    f"{' and '.join(pair)} (or {self.point!r})" if pair else repr(self.point)
+                )
+        return missing + [repr(c) for c in (self.requested_at,) if c not in found]
 
     def columns(self) -> list[str]:
         """Every source column the mapping reads, in the order of its fields, once each."""
@@ -108,6 +150,7 @@ DANSMARUE = ColumnMapping(
     group_name="type",
     address="adresse",
     channel="prefixe",
+    point="geo_point_2d",  # the portal's own export has no latitude/longitude columns
 )
 
 OPEN311 = ColumnMapping(

@@ -20,6 +20,7 @@ import pandas as pd
 from voirie.city import City, service_code_for
 from voirie.errors import InvalidInput, SourceError
 from voirie.ingest.mapping import ColumnMapping
+from voirie.ingest.points import FORMS, split_points
 from voirie.ingest.reproject import to_wgs84
 from voirie.ingest.sources import PROBLEM, ROW, RawTable
 from voirie.model import Flag, Report
@@ -112,19 +113,48 @@ def _coordinate(checker: _Checker, raw: pd.Series, field: str, limit: float) -> 
     return value
 
 
-def _projected(
-    checker: _Checker, x_raw: pd.Series, y_raw: pd.Series, mapping: ColumnMapping, crs: str
+def _positions(
+    checker: _Checker, raw: pd.DataFrame, mapping: ColumnMapping, columns: list[str]
 ) -> tuple[pd.Series, pd.Series]:
-    """Longitudes and latitudes of coordinates given in ``crs`` (``ingest.reproject``):
-    each cell checked as a number, the points converted, then checked as degrees."""
-    x = _coordinate(checker, x_raw, mapping.lon, math.inf)
-    y = _coordinate(checker, y_raw, mapping.lat, math.inf)
-    lon_values, lat_values = to_wgs84(x.to_numpy(), y.to_numpy(), crs)
+    """Longitudes and latitudes of the rows: from the lat and lon columns, or a point
+    column (``ingest.points``), in WGS 84 or the mapping's ``crs`` (``ingest.reproject``:
+    each cell checked as a number, the points converted, then checked as degrees)."""
+    if mapping.reads_point(columns):
+        point = stripped_cells(raw, mapping.point)
+        x_raw, y_raw = split_points(point)
+        shown = point.astype(str).str.slice(0, _SHOWN)
+        x_field = y_field = str(mapping.point)
+        checker.flag(point.notna() & x_raw.isna(), x_field, f"not a point ({FORMS}): " + shown)
+    else:
+        x_raw, y_raw = stripped_cells(raw, mapping.lon), stripped_cells(raw, mapping.lat)
+        x_field, y_field = str(mapping.lon), str(mapping.lat)
+    if mapping.crs is None:
+        lat = _coordinate(checker, y_raw, y_field, 90)
+        return _coordinate(checker, x_raw, x_field, 180), lat
+    y = _coordinate(checker, y_raw, y_field, math.inf)
+    x = _coordinate(checker, x_raw, x_field, math.inf)
+    lon_values, lat_values = to_wgs84(x.to_numpy(), y.to_numpy(), mapping.crs)
     lon, lat = pd.Series(lon_values, index=x.index), pd.Series(lat_values, index=y.index)
-    converted = f" once converted from {crs}"
-    checker.flag(~np.isfinite(lat) | (lat.abs() > 90), mapping.lat, _out_of_range(90) + converted)
-    checker.flag(~np.isfinite(lon) | (lon.abs() > 180), mapping.lon, _out_of_range(180) + converted)
+    converted = f" once converted from {mapping.crs}"
+    checker.flag(~np.isfinite(lat) | (lat.abs() > 90), y_field, _out_of_range(90) + converted)
+    checker.flag(~np.isfinite(lon) | (lon.abs() > 180), x_field, _out_of_range(180) + converted)
     return lon, lat
+
+
+def positions(table: RawTable, mapping: ColumnMapping) -> tuple[np.ndarray, np.ndarray]:
+    """Longitude and latitude of every row as validation reads them (NaN for a row
+    without a valid position); ``SourceError`` when the source lacks the columns."""
+    lacking = [c for c in mapping.position_columns(table.columns) if c not in table.columns]
+    if lacking:
+        raise SourceError(
+            f"no column {', '.join(map(repr, lacking))} (the mapping's position); "
+            f"columns found: {', '.join(table.columns)}"
+        )
+    raw = table.rows.reset_index(drop=True)
+    checker = _Checker(len(raw))
+    lon, lat = _positions(checker, raw, mapping, table.columns)
+    ok = checker.ok.to_numpy()
+    return np.where(ok, lon.to_numpy(float), np.nan), np.where(ok, lat.to_numpy(float), np.nan)
 
 
 def _times(checker: _Checker, raw: pd.Series, field: str, fmt: str | None, tz: str) -> pd.Series:
@@ -258,7 +288,7 @@ def content_hash(frame: pd.DataFrame) -> pd.Series:
 
 def validate(table: RawTable, mapping: ColumnMapping, city: City) -> Validated:
     """Check every row of a raw table against a mapping and a city."""
-    missing = [repr(c) for c in mapping.required_columns() if c not in table.columns]
+    missing = mapping.missing_columns(table.columns)
     categories = mapping.category_columns()
     if not any(c in table.columns for c in categories):
         missing.append(" or ".join(map(repr, categories)))
@@ -278,12 +308,7 @@ def validate(table: RawTable, mapping: ColumnMapping, city: City) -> Validated:
     _text_cells(checker, raw, mapping)
     external_id = stripped_cells(raw, mapping.external_id)
     checker.flag(external_id.isna(), mapping.external_id, "missing")
-    lat_raw, lon_raw = stripped_cells(raw, mapping.lat), stripped_cells(raw, mapping.lon)
-    if mapping.crs is None:
-        lat = _coordinate(checker, lat_raw, mapping.lat, 90)
-        lon = _coordinate(checker, lon_raw, mapping.lon, 180)
-    else:
-        lon, lat = _projected(checker, lon_raw, lat_raw, mapping, mapping.crs)
+    lon, lat = _positions(checker, raw, mapping, table.columns)
     service_code, group, unknown = _services(checker, city, raw, mapping)
     requested_at = _times(
         checker,

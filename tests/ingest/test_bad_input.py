@@ -171,10 +171,12 @@ def _unreadable_files(folder: Path) -> dict[str, tuple[str, str]]:
     packed = gzip.compress(real)
     files = {
         "empty": ("empty.csv", b"", "empty"),
-        "no latitude column": (
+        "no latitude column": (  # nor the portal's point column, which would stand for it
             "no_latitude.csv",
-            header.replace(b",latitude,", b",lat,") + b"\n" + rest,
-            "'latitude'",
+            header.replace(b",latitude,", b",lat,").replace(b"geo_point_2d", b"point")
+            + b"\n"
+            + rest,
+            "'latitude' (or 'geo_point_2d')",
         ),
         "not gzip": ("garbage.csv.gz", bytes(range(256)) * 4, "cannot read"),
         "corrupt gzip": (

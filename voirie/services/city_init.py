@@ -46,6 +46,7 @@ from voirie.gis.enrich import CityGIS
 from voirie.gis.layers import read_source
 from voirie.ingest.mapping import ColumnMapping
 from voirie.ingest.sources import RawTable
+from voirie.ingest.validate import positions
 from voirie.services.rules_replay import learn
 
 CITY_FILE = "city.yaml"
@@ -112,11 +113,11 @@ def init_city(folder: Path, sources: CitySources, *, overwrite: bool = False) ->
 def _draft(folder: Path, sources: CitySources) -> Draft:
     """``init_city`` once the folder may be written."""
     rows = sources.reports.rows
-    lon, lat = _points(rows, sources.mapping)
+    lon, lat = _points(sources.reports, sources.mapping)
     if not len(lon):
         raise SourceError(
-            f"reports: no row has a valid position in {sources.mapping.lat!r}/"
-            f"{sources.mapping.lon!r}; check --format/--mapping"
+            f"reports: no row has a valid position in {sources.mapping.position_field()!r}; "
+            "check --format/--mapping"
         )
     (folder / "layers").mkdir(parents=True, exist_ok=True)
     crs = sources.metric_crs or utm_crs(lon, lat)
@@ -172,15 +173,14 @@ def utm_crs(lon: np.ndarray, lat: np.ndarray) -> str:
     return f"{found[0].auth_name}:{found[0].code}"
 
 
-def _points(rows: pd.DataFrame, mapping: ColumnMapping) -> tuple[np.ndarray, np.ndarray]:
-    """Longitudes and latitudes of the reports that have a plausible position."""
-    for column in (mapping.lat, mapping.lon):
-        if column not in rows:
-            raise SourceError(f"reports: no column {column!r} (the mapping's position)")
-    lon = pd.to_numeric(rows[mapping.lon], errors="coerce").to_numpy(dtype=float)
-    lat = pd.to_numeric(rows[mapping.lat], errors="coerce").to_numpy(dtype=float)
-    ok = np.isfinite(lon) & np.isfinite(lat) & (np.abs(lat) <= 90) & (np.abs(lon) <= 180)
-    ok &= (lon != 0) | (lat != 0)
+def _points(table: RawTable, mapping: ColumnMapping) -> tuple[np.ndarray, np.ndarray]:
+    """Longitudes and latitudes of the reports that have a plausible position, read as
+    validation reads them (decimal commas, a point column, the mapping's ``crs``)."""
+    try:
+        lon, lat = positions(table, mapping)
+    except SourceError as exc:
+        raise SourceError(f"reports: {exc}") from None
+    ok = np.isfinite(lon) & np.isfinite(lat) & ((lon != 0) | (lat != 0))
     return lon[ok], lat[ok]
 
 

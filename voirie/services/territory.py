@@ -38,7 +38,7 @@ def outside_quarantine(
         {
             "row": out["row"].to_numpy(),
             "external_id": out["external_id"].to_numpy(),
-            "field": f"{mapping.lat}/{mapping.lon}",
+            "field": mapping.position_field(),
             "reason": reason,
         }
     )

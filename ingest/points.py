@@ -1,0 +1,45 @@
+"""A report's position written in one column, as open-data portals and GIS tools export it.
+
+Opendatasoft, the portal of Paris, Rennes, Nantes, Toulouse and many French cities, exports a
+dataset's point as ``geo_point_2d``: ``"48.8699, 2.3493"`` in CSV, ``{"lon": 2.3493, "lat":
+48.8699}`` through its API; Socrata (Chicago, New York) as ``"(41.88, -87.63)"``; QGIS and
+``ogr2ogr`` write a CSV's geometry as WKT, ``POINT (2.3493 48.8699)``. ``split_points`` reads
+all four, each cell on its own, into the x (longitude, easting) and y (latitude, northing)
+texts that validation then checks as it checks two columns. Note the orders: the first two
+forms give latitude first, WKT and every GIS format x first.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_WKT = (
+    rf"(?i)^POINT\s*(?:Z|M|ZM)?\s*\(\s*(?P<x>{_NUMBER})\s+(?P<y>{_NUMBER})"
+    rf"(?:\s+{_NUMBER}){{0,2}}\s*\)$"
+)
+_PAIR = rf"^\(?\s*(?P<y>{_NUMBER})\s*,\s*(?P<x>{_NUMBER})\s*\)?$"
+_LON = r"""["']?(?:lon|lng|long|longitude)["']?\s*:\s*"""
+_LAT = r"""["']?(?:lat|latitude)["']?\s*:\s*"""
+_MAPPING = (
+    rf"(?i)^\{{\s*(?:{_LON}(?P<x>{_NUMBER})\s*,\s*{_LAT}(?P<y>{_NUMBER})"
+    rf"|{_LAT}(?P<y2>{_NUMBER})\s*,\s*{_LON}(?P<x2>{_NUMBER}))\s*\}}$"
+)
+FORMS = "'lat, lon', '(lat, lon)', 'POINT (lon lat)' or {'lon': x, 'lat': y}"
+"""The forms a point column may hold, as an error message names them."""
+
+
+def split_points(cells: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """The x and y texts of each cell (both None where the cell is missing or holds none
+    of the forms), on the index of ``cells``."""
+    text = cells.astype(object).where(cells.notna(), "").astype(str)
+    x = pd.Series(None, index=cells.index, dtype=object)
+    y = pd.Series(None, index=cells.index, dtype=object)
+    for pattern in (_PAIR, _WKT, _MAPPING):
+        found = text.str.extract(pattern)
+        if "x2" in found:
+            found["x"] = found["x"].fillna(found["x2"])
+            found["y"] = found["y"].fillna(found["y2"])
+        read = found["x"].notna() & x.isna()
+        x[read], y[read] = found.loc[read, "x"], found.loc[read, "y"]
+    return x, y
