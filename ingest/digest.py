@@ -47,11 +47,13 @@ _BYTES = 8
 def raw_digests(table: RawTable, mapping: ColumnMapping) -> pd.Series:
     """The digest of every row of a raw table under a mapping (hex text, same index)."""
     rows = table.rows
-    shape = repr((DIGEST_VERSION, _described(mapping))).encode()
+    point = mapping.reads_point(table.columns)
+    shape = repr((DIGEST_VERSION, _described(mapping, point))).encode()
     key = hashlib.blake2b(shape, digest_size=32).digest()
     cells = [
         rows[column].tolist() if column in rows else [None] * len(rows)
         for column in mapping.columns()
+        if point or column != mapping.point
     ]
     # One hashlib call per row on one text: a few µs a row, a tenth of what validating it costs.
     digests = [
@@ -61,19 +63,17 @@ def raw_digests(table: RawTable, mapping: ColumnMapping) -> pd.Series:
     return pd.Series(digests, index=rows.index, dtype=object)
 
 
-_LATER_KEYS = ("point", "crs")
-"""Mapping keys added after digests were first stored: left out of the key while unset, so
-that every digest stored before them still matches (a new key left unset changes nothing
-validation makes of a row)."""
-
-
-def _described(mapping: ColumnMapping) -> dict[str, object]:
-    """What of a mapping a digest's key covers."""
-    return {
-        key: value
-        for key, value in mapping.model_dump().items()
-        if value is not None or key not in _LATER_KEYS
-    }
+def _described(mapping: ColumnMapping, point: bool) -> dict[str, object]:
+    """What of a mapping a digest's key covers. ``crs`` and ``point`` came after digests
+    were first stored: ``crs`` is left out while unset, ``point`` (and its column, from the
+    cells) while the source's rows are not read from it, so that every digest stored before
+    them still matches (neither changes then what validation makes of a row)."""
+    described = mapping.model_dump()
+    if described["crs"] is None:
+        del described["crs"]
+    if not point:
+        del described["point"]
+    return described
 
 
 @dataclass(frozen=True)

@@ -166,6 +166,13 @@ def test_digests_stored_before_the_point_and_crs_keys_still_match() -> None:
     assert raw_digests(table, custom).tolist() == ["1528c1fcc92e4982"]
     with_crs = custom.model_copy(update={"crs": "EPSG:4326"})
     assert raw_digests(table, with_crs).tolist() != ["1528c1fcc92e4982"]
+    # DansMaRue names a point column, read only when latitude/longitude are absent.
+    paris = read_csv(ROOT / "tests/data/dansmarue_200.csv")
+    assert raw_digests(paris, DANSMARUE).tolist()[:3] == [
+        "fe3d06afc72daa0d",
+        "08694e134129a610",
+        "bd1dbc858b15338a",
+    ]
 
 
 def test_city_init_and_import_of_a_socrata_location_column(
