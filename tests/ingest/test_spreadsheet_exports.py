@@ -193,23 +193,25 @@ def test_other_commas_are_not_numbers(tmp_path: Path, paris: City, cell: str, re
 # --- the command -------------------------------------------------------------------------------
 
 
+def _dansmarue_import(folder: Path, name: str, *more: str) -> tuple[int, str]:
+    """``voirie import NAME --format dansmarue`` run in ``folder``: exit code and output."""
+    done = run_voirie(folder, "import", name, "--city", str(CITY), "--format", "dansmarue", *more)
+    return done.returncode, done.stdout + done.stderr
+
+
 def test_voirie_import_takes_a_french_spreadsheet_export(tmp_path: Path, utf8_text: str) -> None:
     """A Windows-1252, semicolon, decimal-comma export imports every row, says how it was
     read, and is the very rows of the UTF-8 export: importing that one next adds nothing."""
     data, _ = _as_spreadsheet_would(_french(utf8_text), "cp1252")
     (tmp_path / "excel.csv").write_bytes(data)
     (tmp_path / "utf8.csv").write_text(utf8_text, encoding="utf-8")
-    first = run_voirie(
-        tmp_path, "import", "excel.csv", "--city", str(CITY), "--format", "dansmarue"
-    )
-    output = first.stdout + first.stderr
-    assert first.returncode == 0, output
-    assert "excel.csv: read as Windows-1252 text" in output
-    assert f"imported                                 │ {ROWS}" in output, output
-    assert "quarantined                              │ 0" in output, output
-    again = run_voirie(tmp_path, "import", "utf8.csv", "--city", str(CITY), "--format", "dansmarue")
-    said = again.stdout + again.stderr
-    assert again.returncode == 0, said
+    code, said = _dansmarue_import(tmp_path, "excel.csv")
+    assert code == 0, said
+    assert "excel.csv: read as Windows-1252 text" in said
+    assert f"imported                                 │ {ROWS}" in said, said
+    assert "quarantined                              │ 0" in said, said
+    code, said = _dansmarue_import(tmp_path, "utf8.csv")
+    assert code == 0, said
     assert f"already imported (skipped)               │ {ROWS}" in said, said
     assert "read as" not in said
 
@@ -228,18 +230,12 @@ def test_voirie_import_says_to_name_the_encoding_when_bytes_are_not_utf8(
     )  # new ids, the first MiB ASCII
     data = (lines[0] + body).encode("ascii") + "".join(other).encode("cp1252", "replace")
     (tmp_path / "late.csv").write_bytes(data)
-    plain = run_voirie(tmp_path, "import", "late.csv", "--city", str(CITY), "--format", "dansmarue")
-    said = plain.stdout + plain.stderr
-    assert plain.returncode == 0, said
+    code, said = _dansmarue_import(tmp_path, "late.csv")
+    assert code == 0, said
     assert "row: row is not valid UTF-8 text" in said
     assert "--encoding cp1252" in " ".join(said.split())
-    named_run = run_voirie(
-        tmp_path,
-        *("import", "late.csv", "--city", str(CITY), "--format", "dansmarue"),
-        *("--encoding", "cp1252"),
-    )
-    said = named_run.stdout + named_run.stderr
-    assert named_run.returncode == 0, said
+    code, said = _dansmarue_import(tmp_path, "late.csv", "--encoding", "cp1252")
+    assert code == 0, said
     assert "quarantined                              │ 0" in said, said
 
 
@@ -300,27 +296,20 @@ def test_a_repeated_column_name_reads_as_pandas_names_it(tmp_path: Path, utf8_te
     assert (table.rows["numero.1"] == "other " + table.rows["numero"]).all()
 
 
-def test_a_repeated_column_the_mapping_does_not_read_imports(
-    tmp_path: Path, utf8_text: str
+@pytest.mark.parametrize(
+    ("column", "code", "said"),
+    [
+        ("numero", 0, f"imported                                 │ {ROWS}"),  # not read
+        ("adresse", 2, "error: column(s) 'adresse' named more than once in the header"),
+    ],
+)
+def test_a_repeated_column_is_refused_only_when_the_mapping_reads_it(
+    tmp_path: Path, utf8_text: str, column: str, code: int, said: str
 ) -> None:
-    (tmp_path / "twice.csv").write_text(_with_a_second(utf8_text, "numero"), encoding="utf-8")
-    result = run_voirie(
-        tmp_path, "import", "twice.csv", "--city", str(CITY), "--format", "dansmarue"
-    )
-    said = result.stdout + result.stderr
-    assert result.returncode == 0, said
-    assert f"imported                                 │ {ROWS}" in said, said
-
-
-def test_a_repeated_column_the_mapping_reads_is_refused_naming_it(
-    tmp_path: Path, utf8_text: str
-) -> None:
-    (tmp_path / "twice.csv").write_text(_with_a_second(utf8_text, "adresse"), encoding="utf-8")
-    result = run_voirie(
-        tmp_path, "import", "twice.csv", "--city", str(CITY), "--format", "dansmarue"
-    )
-    said = result.stdout + result.stderr
-    assert result.returncode == 2, said  # voirie's errors: one line, exit code 2
-    assert "Traceback" not in said
-    last = [line for line in said.splitlines() if line.strip()][-1]
-    assert last.startswith("error: column(s) 'adresse' named more than once in the header"), said
+    (tmp_path / "twice.csv").write_text(_with_a_second(utf8_text, column), encoding="utf-8")
+    returned, output = _dansmarue_import(tmp_path, "twice.csv")
+    assert returned == code, output  # voirie's errors: one line, exit code 2
+    assert "Traceback" not in output
+    assert said in output, output
+    if code:
+        assert [line for line in output.splitlines() if line.strip()][-1].startswith(said)
