@@ -64,11 +64,14 @@ def raw_digests(table: RawTable, mapping: ColumnMapping) -> pd.Series:
 
 
 def _described(mapping: ColumnMapping, point: bool) -> dict[str, object]:
-    """What of a mapping a digest's key covers. ``crs`` and ``point`` came after digests
-    were first stored: ``crs`` is left out while unset, ``point`` (and its column, from the
-    cells) while the source's rows are not read from it, so that every digest stored before
-    them still matches (neither changes then what validation makes of a row)."""
+    """What of a mapping a digest's key covers. ``crs``, ``point`` and
+    ``other_date_formats`` came after digests were first stored: ``crs`` is left out while
+    unset, ``point`` (and its column, from the cells) while the source's rows are not read
+    from it, ``other_date_formats`` always (they read only dates the main format refuses,
+    of rows that were quarantined, never stored): so every digest stored before them still
+    matches, as none of them changes what validation makes of a row stored then."""
     described = mapping.model_dump()
+    del described["other_date_formats"]
     if described["crs"] is None:
         del described["crs"]
     if not point:

@@ -71,6 +71,11 @@ class ColumnMapping(BaseModel):
     date_format: str | None = Field(
         default=None, description="strftime format of requested_at; ISO 8601 when absent"
     )
+    other_date_formats: tuple[str, ...] = Field(
+        default=(),
+        description="strftime formats tried in order for a requested_at that date_format "
+        "does not read (a source whose exports changed format over the years)",
+    )
     crs: str | None = Field(
         default=None,
         description="reference system of the lon (x, easting) and lat (y, northing) columns, "
@@ -95,6 +100,10 @@ class ColumnMapping(BaseModel):
         if self.lat is None and self.point is None:
             raise ValueError("give 'lat' and 'lon', or 'point' (the position's columns)")
         return self
+
+    def date_formats(self) -> tuple[str, ...]:
+        """The formats a ``requested_at`` is read in, in order (pandas' names)."""
+        return (self.date_format or "ISO8601", *self.other_date_formats)
 
     def reads_point(self, columns: Collection[str]) -> bool:
         """Whether a source of ``columns`` gives positions in the ``point`` column: it is
@@ -151,6 +160,7 @@ DANSMARUE = ColumnMapping(
     address="adresse",
     channel="prefixe",
     point="geo_point_2d",  # the portal's own export has no latitude/longitude columns
+    other_date_formats=("%d/%m/%Y", "%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M"),  # older exports
 )
 
 OPEN311 = ColumnMapping(

@@ -157,18 +157,33 @@ def positions(table: RawTable, mapping: ColumnMapping) -> tuple[np.ndarray, np.n
     return np.where(ok, lon.to_numpy(float), np.nan), np.where(ok, lat.to_numpy(float), np.nan)
 
 
-def _times(checker: _Checker, raw: pd.Series, field: str, fmt: str | None, tz: str) -> pd.Series:
+def _parsed_times(raw: pd.Series, fmt: str) -> pd.Series:
+    """The times of ``raw`` in format ``fmt`` (NaT where a value is not in it)."""
     try:
-        parsed = pd.to_datetime(raw, format=fmt or "ISO8601", errors="coerce", utc=False)
+        return pd.to_datetime(raw, format=fmt, errors="coerce", utc=False)
     except ValueError:
         # Several UTC offsets (winter and summer time) or naive and aware times together:
-        # pandas refuses them as one column, so parse each value (the branch below merges).
-        parsed = raw.map(
-            lambda v: pd.to_datetime(v, format=fmt or "ISO8601", errors="coerce")
-        ).astype(object)
+        # pandas refuses them as one column, so parse each value (``_times`` merges them).
+        return raw.map(lambda v: pd.to_datetime(v, format=fmt, errors="coerce")).astype(object)
+
+
+def _times(
+    checker: _Checker, raw: pd.Series, field: str, formats: tuple[str, ...], tz: str
+) -> pd.Series:
+    """The times of ``raw`` in UTC, each value read in the first of ``formats`` that reads it."""
+    parsed = _parsed_times(raw, formats[0])
+    for other in formats[1:]:
+        unread = parsed.isna() & raw.notna()
+        if not unread.any():
+            break
+        again = _parsed_times(raw[unread], other)
+        if again.notna().any():
+            parsed = parsed.astype(object)
+            parsed[unread] = again.astype(object)
     checker.flag(raw.isna(), field, _MISSING)
     checker.flag(parsed.isna(), field, _NOT_A_DATE + raw.astype(str).str.slice(0, _SHOWN))
     # Naive times are local to the city; aware ones keep their offset. Stored in UTC.
+    utc: pd.Series
     if isinstance(parsed.dtype, pd.DatetimeTZDtype):
         utc = parsed.dt.tz_convert("UTC")
     elif pd.api.types.is_datetime64_dtype(parsed.dtype):
@@ -314,7 +329,7 @@ def validate(table: RawTable, mapping: ColumnMapping, city: City) -> Validated:
         checker,
         stripped_cells(raw, mapping.requested_at),
         mapping.requested_at,
-        mapping.date_format,
+        mapping.date_formats(),
         city.config.timezone,
     )
     reports = pd.DataFrame(

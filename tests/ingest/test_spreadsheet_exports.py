@@ -1,7 +1,7 @@
 """Report files as spreadsheets save them: Windows-1252, UTF-16 with its mark, decimal
-commas, semicolons, Excel's ``sep=`` line, a column name given twice. Each must read as
-the UTF-8 export of the same rows reads, on real Paris reports, through the reader and
-through the real ``voirie import`` command.
+commas, semicolons, Excel's ``sep=`` line, a column name given twice, day-first dates.
+Each must read as the UTF-8 export of the same rows reads, on real Paris reports, through
+the reader and through the real ``voirie import`` command.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pytest
 from tests.clirunner import run_voirie
 from voirie.city import City
 from voirie.ingest.encoding import UTF8, named, sniff
-from voirie.ingest.mapping import DANSMARUE
+from voirie.ingest.mapping import DANSMARUE, load_mapping
 from voirie.ingest.sources import PROBLEM, read_csv
 from voirie.ingest.validate import validate
 
@@ -313,3 +313,58 @@ def test_a_repeated_column_is_refused_only_when_the_mapping_reads_it(
     assert said in output, output
     if code:
         assert [line for line in output.splitlines() if line.strip()][-1].startswith(said)
+
+
+# --- dates as older exports wrote them ---------------------------------------------------------
+
+
+def _day_first(text: str) -> str:
+    """The rows with ``datedecl`` as an older DansMaRue export wrote it: dd/mm/yyyy."""
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    at = rows[0].index("datedecl")
+    for row in rows[1:]:
+        year, month, day = row[at].split("-")
+        row[at] = f"{day}/{month}/{year}"
+    out = io.StringIO(newline="")
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    return out.getvalue()
+
+
+def test_an_older_export_with_day_first_dates_validates_as_the_iso_file(
+    tmp_path: Path, utf8_text: str, paris: City
+) -> None:
+    iso, day_first = tmp_path / "iso.csv", tmp_path / "day_first.csv"
+    iso.write_text(utf8_text, encoding="utf-8")
+    day_first.write_text(_day_first(utf8_text), encoding="utf-8")
+    assert "17/07/2023" in day_first.read_text(encoding="utf-8")
+    expected = validate(read_csv(iso), DANSMARUE, paris)
+    found = validate(read_csv(day_first), DANSMARUE, paris)
+    assert found.quarantine.empty
+    pd.testing.assert_frame_equal(found.reports, expected.reports)
+
+
+def test_other_date_formats_are_tried_in_order_and_a_date_in_none_is_refused(
+    tmp_path: Path, paris: City
+) -> None:
+    first = "Graffitis, tags, affiches et autocollants"
+    service = "Graffitis et autocollants sur mur, façade sur rue, pont et descente d'eau pluviale"
+    path = tmp_path / "r.csv"
+    path.write_text(
+        "id;cat;grp;when;lat;lon\n"
+        f"a;{service};{first};2024-01-05 10:00;48.85;2.35\n"
+        f"b;{service};{first};05/01/2024 10:00;48.85;2.35\n"
+        f"c;{service};{first};January 5th;48.85;2.35\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "m.yaml").write_text(
+        "source: s\nexternal_id: id\nlat: lat\nlon: lon\nrequested_at: when\n"
+        "date_format: '%Y-%m-%d %H:%M'\nother_date_formats: ['%d/%m/%Y %H:%M']\n"
+        "service_name: cat\ngroup_name: grp\n",
+        encoding="utf-8",
+    )
+    valid = validate(read_csv(path), load_mapping(tmp_path / "m.yaml"), paris)
+    times = valid.reports.set_index("external_id")["requested_at"]
+    assert times["a"] == times["b"] == pd.Timestamp("2024-01-05 09:00", tz="UTC")
+    assert valid.quarantine[["field", "reason"]].values.tolist() == [
+        ["when", "not a date: January 5th"]
+    ]
