@@ -371,6 +371,10 @@ def stream_geojson(path: Path, chunk_rows: int | None = None) -> Iterator[RawTab
     problems: list[str | None] = []
     for feature in data.get("features") or []:
         props = dict(feature.get("properties") or {}) if isinstance(feature, dict) else {}
+        if isinstance(feature, dict) and feature.get("id") is not None:
+            # RFC 7946's own place for an identifier: a column "id" a mapping may name,
+            # unless the properties hold one of that name.
+            props.setdefault("id", feature["id"])
         geometry = feature.get("geometry") if isinstance(feature, dict) else None
         kind = geometry.get("type") if isinstance(geometry, dict) else None
         coords = geometry.get("coordinates") if isinstance(geometry, dict) else None

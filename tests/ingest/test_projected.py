@@ -200,3 +200,18 @@ def test_a_point_layer_written_as_multipoints_reads_its_points(
         None,
         "geometry: not a GeoJSON Point (nor a MultiPoint of one point)",
     ]
+
+
+def test_a_feature_id_is_a_column_unless_a_property_has_that_name(tmp_path: Path) -> None:
+    """RFC 7946 puts a feature's identifier beside its properties: it reads as column
+    ``id`` (text, as every cell), which a mapping may name as the external id."""
+    point = {"type": "Point", "coordinates": [2.35, 48.85]}
+    features = [
+        {"type": "Feature", "id": 17, "properties": {"a": "x"}, "geometry": point},
+        {"type": "Feature", "id": "B-2", "properties": {"a": "y"}, "geometry": point},
+        {"type": "Feature", "id": 3, "properties": {"id": "own"}, "geometry": point},
+        {"type": "Feature", "properties": {"a": "z"}, "geometry": point},
+    ]
+    path = tmp_path / "ids.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    assert read_geojson(path).rows["id"].tolist() == ["17", "B-2", "own", ""]
