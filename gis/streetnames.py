@@ -13,8 +13,11 @@ Both read the city's language (``city.yaml`` ``locale``): French by default; in 
 (``en``, US addresses such as ``"8600 S SANGAMON ST"``) the house number is stripped,
 directions are written out (``S`` is ``south``) and the street type is expanded where it
 stands as the type, at the end (``ST`` is ``street`` there, ``saint`` before a name;
-``DR`` is ``drive`` at the end, ``doctor`` before a name). Where a city has no street
-layer, deduplication compares reports' streets through these keys (see ``gis/enrich.py``).
+``DR`` is ``drive`` at the end, ``doctor`` before a name); German, Spanish, Italian,
+Portuguese and Dutch have rules of their own (``gis.streetwords`` for the last four), and
+any other language reads an address street first, house number after, its words as
+written. Where a city has no street layer, deduplication compares reports' streets through
+these keys (see ``gis/enrich.py``).
 
 The column forms (``normalize_keys``, ``address_keys`` and their ``pandas`` twins) apply
 the scalar forms once per *distinct* text, not once per row: a column of a million
@@ -33,6 +36,9 @@ from typing import TypeVar
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+
+from voirie.gis.streetwords import LANGUAGES as OTHER_LANGUAGES
+from voirie.gis.streetwords import other_address_street, other_key
 
 T = TypeVar("T")
 
@@ -205,14 +211,17 @@ DE_ARTICLES = frozenset({"der", "die", "das", "den", "dem", "des"})
 # A German address: the street, then its house number ("Hauptstraße 12a", "Am Markt 3-5").
 _DE_HOUSE_NUMBER = re.compile(r"\s+\d+\s*[a-z]?(?:\s*[-/]\s*\d+\s*[a-z]?)?\s*$", re.IGNORECASE)
 _DE_POSTCODE = re.compile(r"^\s*(?:d-)?\d{5}\s+\S.*$", re.IGNORECASE)
-LANGUAGES = ("fr", "en", "de")
+LANGUAGES = ("fr", "en", "de", *OTHER_LANGUAGES)
+OTHER = "other"
+"""The rules of a language with none of its own: an address read street first, house
+number after (``gis.streetwords``), the words kept as written."""
 
 
 def language_of(locale: str) -> str:
-    """The street-name language of a city's ``locale`` (``"en_US"`` is ``"en"``); French
-    for a language without its own rules here."""
+    """The street-name language of a city's ``locale`` (``"en_US"`` is ``"en"``, ``"es"``
+    Spanish...); ``OTHER`` for a language without rules of its own here."""
     language = locale.replace("-", "_").split("_", 1)[0].lower()
-    return language if language in LANGUAGES else "fr"
+    return language if language in LANGUAGES else OTHER
 
 
 def _english_key(words: list[str]) -> str:
@@ -251,7 +260,8 @@ def _german_key(words: list[str]) -> str:
 
 def normalize_street(name: str, language: str = "fr") -> str:
     """The comparison key of a street name (``""`` when the name is blank), by the rules
-    of ``language`` (``"fr"``, ``"en"`` or ``"de"``, see ``language_of``)."""
+    of ``language`` (``"fr"``, ``"en"``, ``"de"``, ``gis.streetwords``' languages or
+    ``OTHER``, see ``language_of``)."""
     if name.isascii():
         # Lowering ASCII text keeps it ASCII; its non-word characters split words below.
         text = name.lower()
@@ -263,6 +273,8 @@ def normalize_street(name: str, language: str = "fr") -> str:
         return _english_key(words)
     if language == "de":
         return _german_key(words)
+    if language != "fr":
+        return other_key(words, language)
     if words:
         words[0] = LEADING_ABBREVIATIONS.get(words[0], words[0])
     # Word by word (a dictionary look-up each) rather than a regular expression per rule;
@@ -283,6 +295,8 @@ def address_street(address: str, language: str = "fr") -> str:
     if language == "de":
         parts = [p for p in address.split(",") if p.strip() and not _DE_POSTCODE.match(p)]
         return _DE_HOUSE_NUMBER.sub("", parts[0]).strip() if parts else ""
+    if language != "fr":
+        return other_address_street(address)
     # The street is before the first comma; the postcode and city follow it.
     street = _POSTCODE.sub("", address.split(",", 1)[0]).strip()
     numbered = _NUMBERED.match(street) is not None

@@ -166,15 +166,57 @@ def test_french_addresses_keep_the_french_rules(address: str, key: str) -> None:
 
 
 def test_a_citys_locale_picks_its_rules() -> None:
-    assert [language_of(x) for x in ("en", "en_US", "en-GB", "fr", "fr_FR", "de_DE", "it")] == [
+    locales = ("en", "en_US", "en-GB", "fr", "fr_FR", "de_DE", "it", "es_ES", "pt-BR", "nl", "sv")
+    assert [language_of(x) for x in locales] == [
         "en",
         "en",
         "en",
         "fr",
         "fr",
         "de",
-        "fr",
+        "it",
+        "es",
+        "pt",
+        "nl",
+        "other",
     ]
+
+
+@pytest.mark.parametrize(
+    ("language", "same", "apart"),
+    [
+        (
+            "it",
+            ["Via Roma 12, 00184 Roma", "via Roma, 14", "V. Roma 3"],
+            ["Viale Roma 12", "Piazza della Repubblica 1"],
+        ),
+        (
+            "es",
+            ["Calle de Alcalá, 20, 28014 Madrid", "C/ Alcalá 22", "calle Alcala s/n"],
+            ["Avenida de Alcalá 5", "Calle Mayor, 5, 28013 Madrid"],
+        ),
+        ("pt", ["Rua Augusta 100, 1100-053 Lisboa", "R. Augusta, 12"], ["Praça do Comércio"]),
+        (
+            "nl",
+            ["Kerkstraat 12, 1017 GM Amsterdam", "Kerkstr. 14", "Kerk straat 3"],
+            ["Kerkplein 1"],
+        ),
+        ("other", ["Drottninggatan 5, 111 51 Stockholm", "Drottninggatan 7"], ["Vasagatan 3"]),
+    ],
+)
+def test_streets_written_street_first_drop_the_house_number(
+    language: str, same: list[str], apart: list[str]
+) -> None:
+    """Spanish, Italian, Portuguese, Dutch (and any other language's) addresses give the
+    house number after the street: it is not part of the street, so "Via Roma 12" and
+    "Via Roma 14" are one street (under the French rules they were two), and the
+    abbreviations and articles of the language fold one street's ways of being written."""
+    keys = {street_from_address(address, language) for address in same}
+    assert len(keys) == 1, keys
+    assert None not in keys
+    others = {street_from_address(address, language) for address in apart}
+    assert keys.isdisjoint(others)
+    assert len(others) == len(apart)
 
 
 @pytest.mark.parametrize(
