@@ -69,7 +69,9 @@ class ColumnMapping(BaseModel):
     contact_phone: str | None = None
     device_id: str | None = None
     date_format: str | None = Field(
-        default=None, description="strftime format of requested_at; ISO 8601 when absent"
+        default=None,
+        description="strftime format of requested_at, or epoch / epoch_ms (seconds or "
+        "milliseconds since 1970 UTC, as ArcGIS writes dates); ISO 8601 when absent",
     )
     other_date_formats: tuple[str, ...] = Field(
         default=(),

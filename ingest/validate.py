@@ -157,8 +157,16 @@ def positions(table: RawTable, mapping: ColumnMapping) -> tuple[np.ndarray, np.n
     return np.where(ok, lon.to_numpy(float), np.nan), np.where(ok, lat.to_numpy(float), np.nan)
 
 
+EPOCHS = {"epoch": "s", "epoch_ms": "ms"}
+"""Formats of a time as a count since 1970-01-01 UTC: seconds, or milliseconds (how ArcGIS
+writes dates in GeoJSON)."""
+
+
 def _parsed_times(raw: pd.Series, fmt: str) -> pd.Series:
     """The times of ``raw`` in format ``fmt`` (NaT where a value is not in it)."""
+    if fmt in EPOCHS:
+        counts = pd.to_numeric(raw.where(raw.str.fullmatch(r"-?\d+(?:\.\d*)?", na=False)))
+        return pd.to_datetime(counts, unit=EPOCHS[fmt], utc=True, errors="coerce")
     try:
         return pd.to_datetime(raw, format=fmt, errors="coerce", utc=False)
     except ValueError:

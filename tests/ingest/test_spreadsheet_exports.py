@@ -10,6 +10,7 @@ import codecs
 import csv
 import gzip
 import io
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -18,8 +19,8 @@ import pytest
 from tests.clirunner import run_voirie
 from voirie.city import City
 from voirie.ingest.encoding import UTF8, named, sniff
-from voirie.ingest.mapping import DANSMARUE, load_mapping
-from voirie.ingest.sources import PROBLEM, read_csv
+from voirie.ingest.mapping import DANSMARUE, ColumnMapping, load_mapping
+from voirie.ingest.sources import PROBLEM, read_csv, read_geojson
 from voirie.ingest.validate import validate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -356,15 +357,64 @@ def test_other_date_formats_are_tried_in_order_and_a_date_in_none_is_refused(
         f"c;{service};{first};January 5th;48.85;2.35\n",
         encoding="utf-8",
     )
-    (tmp_path / "m.yaml").write_text(
+    mapping = load_mapping_text(
+        tmp_path,
         "source: s\nexternal_id: id\nlat: lat\nlon: lon\nrequested_at: when\n"
         "date_format: '%Y-%m-%d %H:%M'\nother_date_formats: ['%d/%m/%Y %H:%M']\n"
         "service_name: cat\ngroup_name: grp\n",
-        encoding="utf-8",
     )
-    valid = validate(read_csv(path), load_mapping(tmp_path / "m.yaml"), paris)
+    valid = validate(read_csv(path), mapping, paris)
     times = valid.reports.set_index("external_id")["requested_at"]
     assert times["a"] == times["b"] == pd.Timestamp("2024-01-05 09:00", tz="UTC")
     assert valid.quarantine[["field", "reason"]].values.tolist() == [
         ["when", "not a date: January 5th"]
     ]
+
+
+def test_dates_as_counts_since_1970_read_with_the_epoch_formats(
+    tmp_path: Path, paris: City
+) -> None:
+    """ArcGIS writes a GeoJSON's dates as milliseconds since 1970: ``epoch_ms`` reads them
+    (``epoch``, seconds), and refuses what is not a count."""
+    service = "Graffitis et autocollants sur mur, façade sur rue, pont et descente d'eau pluviale"
+    point = {"type": "Point", "coordinates": [2.35, 48.85]}
+    when = [1704445200000, "1704445200000", "2024-01-05"]
+    features = [
+        {
+            "type": "Feature",
+            "geometry": point,
+            "properties": {
+                "id": str(i),
+                "cat": service,
+                "grp": "Graffitis, tags, affiches et autocollants",
+                "at": at,
+            },
+        }
+        for i, at in enumerate(when)
+    ]
+    path = tmp_path / "arcgis.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    mapping = load_mapping_text(
+        tmp_path,
+        "source: s\nexternal_id: id\nlat: lat\nlon: lon\nrequested_at: at\n"
+        "date_format: epoch_ms\nservice_name: cat\ngroup_name: grp\n",
+    )
+    valid = validate(read_geojson(path), mapping, paris)
+    at = pd.Timestamp("2024-01-05 09:00", tz="UTC")
+    assert valid.reports["requested_at"].tolist() == [at, at]
+    assert valid.quarantine[["field", "reason"]].values.tolist() == [
+        ["at", "not a date: 2024-01-05"]
+    ]
+    seconds = mapping.model_copy(update={"date_format": "epoch"})
+    (tmp_path / "s.geojson").write_text(
+        path.read_text().replace("1704445200000", "1704445200"), encoding="utf-8"
+    )
+    assert validate(read_geojson(tmp_path / "s.geojson"), seconds, paris).reports[
+        "requested_at"
+    ].tolist() == [at, at]
+
+
+def load_mapping_text(folder: Path, text: str) -> ColumnMapping:
+    """A mapping read from its YAML text, as ``--mapping`` reads a file."""
+    (folder / "m.yaml").write_text(text, encoding="utf-8")
+    return load_mapping(folder / "m.yaml")
