@@ -12,6 +12,7 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -157,7 +158,7 @@ def positions(table: RawTable, mapping: ColumnMapping) -> tuple[np.ndarray, np.n
     return np.where(ok, lon.to_numpy(float), np.nan), np.where(ok, lat.to_numpy(float), np.nan)
 
 
-EPOCHS = {"epoch": "s", "epoch_ms": "ms"}
+EPOCHS: dict[str, Literal["s", "ms"]] = {"epoch": "s", "epoch_ms": "ms"}
 """Formats of a time as a count since 1970-01-01 UTC: seconds, or milliseconds (how ArcGIS
 writes dates in GeoJSON)."""
 
@@ -166,7 +167,8 @@ def _parsed_times(raw: pd.Series, fmt: str) -> pd.Series:
     """The times of ``raw`` in format ``fmt`` (NaT where a value is not in it)."""
     if fmt in EPOCHS:
         counts = pd.to_numeric(raw.where(raw.str.fullmatch(r"-?\d+(?:\.\d*)?", na=False)))
-        return pd.to_datetime(counts, unit=EPOCHS[fmt], utc=True, errors="coerce")
+        times: pd.Series = pd.to_datetime(counts, unit=EPOCHS[fmt], utc=True, errors="coerce")
+        return times
     try:
         return pd.to_datetime(raw, format=fmt, errors="coerce", utc=False)
     except ValueError:
