@@ -2,7 +2,8 @@
 
 Opendatasoft, the portal of Paris, Rennes, Nantes, Toulouse and many French cities, exports a
 dataset's point as ``geo_point_2d``: ``"48.8699, 2.3493"`` in CSV, ``{"lon": 2.3493, "lat":
-48.8699}`` through its API; Socrata (Chicago, New York) as ``"(41.88, -87.63)"``; QGIS and
+48.8699}`` through its API; Socrata (Chicago, New York) as ``"(41.88, -87.63)"`` or an
+object of text numbers (``{'latitude': '41.88', 'longitude': '-87.63', ...}``); QGIS and
 ``ogr2ogr`` write a CSV's geometry as WKT, ``POINT (2.3493 48.8699)``. ``split_points`` reads
 all four, each cell on its own, into the x (longitude, easting) and y (latitude, northing)
 texts that validation then checks as it checks two columns. Note the orders: the first two
@@ -19,12 +20,9 @@ _WKT = (
     rf"(?:\s+{_NUMBER}){{0,2}}\s*\)$"
 )
 _PAIR = rf"^\(?\s*(?P<y>{_NUMBER})\s*,\s*(?P<x>{_NUMBER})\s*\)?$"
-_LON = r"""["']?(?:lon|lng|long|longitude)["']?\s*:\s*"""
-_LAT = r"""["']?(?:lat|latitude)["']?\s*:\s*"""
-_MAPPING = (
-    rf"(?i)^\{{\s*(?:{_LON}(?P<x>{_NUMBER})\s*,\s*{_LAT}(?P<y>{_NUMBER})"
-    rf"|{_LAT}(?P<y2>{_NUMBER})\s*,\s*{_LON}(?P<x2>{_NUMBER}))\s*\}}$"
-)
+_KEY = r"""(?i)[{{,]\s*["']?(?:{names})["']?\s*:\s*["']?(?P<value>{number})["']?\s*[,}}]"""
+_LON = _KEY.format(names="lon|lng|long|longitude", number=_NUMBER)
+_LAT = _KEY.format(names="lat|latitude", number=_NUMBER)
 FORMS = "'lat, lon', '(lat, lon)', 'POINT (lon lat)' or {'lon': x, 'lat': y}"
 """The forms a point column may hold, as an error message names them."""
 
@@ -35,11 +33,16 @@ def split_points(cells: pd.Series) -> tuple[pd.Series, pd.Series]:
     text = cells.astype(object).where(cells.notna(), "").astype(str)
     x = pd.Series(None, index=cells.index, dtype=object)
     y = pd.Series(None, index=cells.index, dtype=object)
-    for pattern in (_PAIR, _WKT, _MAPPING):
+    for pattern in (_PAIR, _WKT):
         found = text.str.extract(pattern)
-        if "x2" in found:
-            found["x"] = found["x"].fillna(found["x2"])
-            found["y"] = found["y"].fillna(found["y2"])
         read = found["x"].notna() & x.isna()
         x[read], y[read] = found.loc[read, "x"], found.loc[read, "y"]
+    # An object ({'lon': 2.35, 'lat': 48.85}; Socrata's location holds its numbers as text
+    # beside other keys): each key looked for wherever it stands in the braces.
+    braced = x.isna() & text.str.startswith("{")
+    if braced.any():
+        lon = text[braced].str.extract(_LON)["value"]
+        lat = text[braced].str.extract(_LAT)["value"]
+        both = lon.notna() & lat.notna()
+        x[both[both].index], y[both[both].index] = lon[both], lat[both]
     return x, y

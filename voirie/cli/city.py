@@ -8,7 +8,8 @@ import click
 
 from voirie.city import slug
 from voirie.cli.common import console, fail_cleanly
-from voirie.cli.data import history_options, read_source
+from voirie.cli.data import CITY_MAPPING, history_options, read_source, read_table
+from voirie.ingest.guess import guess_mapping, mapping_yaml
 from voirie.services.city_init import CitySources, describe_crs, init_city
 
 
@@ -73,8 +74,16 @@ def init_command(
     out: Path | None,
     force: bool,
 ) -> None:
-    """Draft the city folder of NAME from its reports (and layers), ready for `voirie import`."""
-    table, mapping = read_source(reports_path, fmt, mapping_file, encoding)
+    """Draft the city folder of NAME from its reports (and layers), ready for `voirie import`.
+
+    A CSV given without --mapping gets one guessed from its header and values, written
+    beside city.yaml (mapping.yaml) for review; `voirie import` reads it from there."""
+    guessed: list[str] = []
+    if fmt == "csv" and mapping_file is None:
+        table = read_table(reports_path, fmt, encoding)
+        mapping, guessed = guess_mapping(table, slug(name) or "reports")
+    else:
+        table, mapping = read_source(reports_path, fmt, mapping_file, encoding)
     sources = CitySources(
         name=name,
         reports=table,
@@ -92,6 +101,14 @@ def init_command(
     draft = init_city(folder, sources, overwrite=force)
     config = draft.city.config
     console.print(f"wrote {folder / 'city.yaml'}", highlight=False, soft_wrap=True)
+    if guessed:
+        (folder / CITY_MAPPING).write_text(mapping_yaml(mapping), encoding="utf-8")
+        mapping_file = folder / CITY_MAPPING
+        console.print(
+            f"wrote {mapping_file}, guessed from the columns (review it): {'; '.join(guessed)}",
+            highlight=False,
+            soft_wrap=True,
+        )
     console.print(
         f"  {draft.located:,} of {draft.reports:,} reports located; "
         f"metric CRS {describe_crs(config.metric_crs)}",

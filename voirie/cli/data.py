@@ -40,6 +40,9 @@ if TYPE_CHECKING:
 
 IMPORT_FORMATS = ("dansmarue", "csv", "geojson", "open311-json")
 CSV_FORMATS = ("dansmarue", "csv")
+CITY_MAPPING = "mapping.yaml"
+"""A city folder's own mapping of its reports' CSV (drafted by ``voirie city init``), which
+``voirie import --format csv`` reads when given no ``--mapping``."""
 AUTO_ENCODING = "auto"
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -106,13 +109,18 @@ def read_source(
     path: Path, fmt: str, mapping_file: Path | None, encoding: str = AUTO_ENCODING
 ) -> tuple[RawTable, ColumnMapping]:
     """A source file as a raw table, with the column mapping of its format."""
+    mapping = _mapping(fmt, mapping_file)
+    return read_table(path, fmt, encoding), mapping
+
+
+def read_table(path: Path, fmt: str, encoding: str = AUTO_ENCODING) -> RawTable:
+    """A source file as a raw table."""
     from voirie.ingest.sources import read_csv, read_geojson, read_open311_json
 
-    mapping = _mapping(fmt, mapping_file)
     if fmt in CSV_FORMATS:
-        return read_csv(path, _csv_encoding(path, encoding)), mapping
+        return read_csv(path, _csv_encoding(path, encoding))
     _no_encoding(fmt, encoding)
-    return (read_open311_json(path) if fmt == "open311-json" else read_geojson(path)), mapping
+    return read_open311_json(path) if fmt == "open311-json" else read_geojson(path)
 
 
 def stream_source(
@@ -164,7 +172,10 @@ def _mapping(fmt: str, mapping_file: Path | None) -> ColumnMapping:
     if fmt == "open311-json":
         return OPEN311
     if mapping_file is None and fmt == "csv":
-        raise click.UsageError("--format csv needs --mapping FILE (which column is which field)")
+        raise click.UsageError(
+            "--format csv needs --mapping FILE (which column is which field), "
+            f"or a {CITY_MAPPING} in the city folder"
+        )
     if mapping_file:
         return load_mapping(mapping_file)
     # GeoJSON features carry Open311 properties; the point comes from the geometry, which
@@ -321,6 +332,9 @@ def import_command(
     except BaseException:
         store.close()
         raise
+    if fmt == "csv" and mapping_file is None and (loaded.folder / CITY_MAPPING).is_file():
+        mapping_file = loaded.folder / CITY_MAPPING
+        console.print(f"mapping: {mapping_file}", highlight=False, soft_wrap=True)
     stop = StopSignals()
     summary: ImportSummary | None = None
     try:
