@@ -38,7 +38,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from voirie.gis.streetwords import LANGUAGES as OTHER_LANGUAGES
-from voirie.gis.streetwords import other_address_street, other_key
+from voirie.gis.streetwords import Rules, other_address_street, other_key, rules_key
 
 T = TypeVar("T")
 
@@ -208,6 +208,7 @@ DE_ABBREVIATIONS: dict[str, str] = {
 }
 DE_SUFFIXES: dict[str, str] = {"str": "strasse", "pl": "platz"}
 DE_ARTICLES = frozenset({"der", "die", "das", "den", "dem", "des"})
+GERMAN = Rules(DE_ABBREVIATIONS, DE_ARTICLES, DE_SUFFIXES, joined=True)
 # A German address: the street, then its house number ("Hauptstraße 12a", "Am Markt 3-5").
 _DE_HOUSE_NUMBER = re.compile(r"\s+\d+\s*[a-z]?(?:\s*[-/]\s*\d+\s*[a-z]?)?\s*$", re.IGNORECASE)
 _DE_POSTCODE = re.compile(r"^\s*(?:d-)?\d{5}\s+\S.*$", re.IGNORECASE)
@@ -243,21 +244,6 @@ def _english_key(words: list[str]) -> str:
     return " ".join(out)
 
 
-def _german_key(words: list[str]) -> str:
-    """The key of a German street name's words: articles dropped, abbreviated types
-    expanded (as words or as the end of a word), the words joined as one compound."""
-    out = []
-    for word in words:
-        if word in DE_ARTICLES:
-            continue
-        word = DE_ABBREVIATIONS.get(word, word)
-        for short, full in DE_SUFFIXES.items():
-            if word.endswith(short) and len(word) > len(short) + 2:
-                word = word[: -len(short)] + full
-        out.append(word)
-    return "".join(out)
-
-
 def normalize_street(name: str, language: str = "fr") -> str:
     """The comparison key of a street name (``""`` when the name is blank), by the rules
     of ``language`` (``"fr"``, ``"en"``, ``"de"``, ``gis.streetwords``' languages or
@@ -272,7 +258,7 @@ def normalize_street(name: str, language: str = "fr") -> str:
     if language == "en":
         return _english_key(words)
     if language == "de":
-        return _german_key(words)
+        return rules_key(words, GERMAN)
     if language != "fr":
         return other_key(words, language)
     if words:

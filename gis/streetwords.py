@@ -14,35 +14,57 @@ word. Any other language gets the same address reading with its words kept as wr
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
-ABBREVIATIONS: dict[str, dict[str, str]] = {
-    "es": {
-        "c": "calle",
-        "cl": "calle",
-        "avda": "avenida",
-        "av": "avenida",
-        "pza": "plaza",
-        "pl": "plaza",
-        "pso": "paseo",
-        "ctra": "carretera",
-        "cno": "camino",
-        "ronda": "ronda",
-    },
-    "it": {"v": "via", "vle": "viale", "pza": "piazza", "pzza": "piazza", "cso": "corso"},
-    "pt": {"r": "rua", "av": "avenida", "pc": "praca", "pca": "praca", "trav": "travessa"},
-    "nl": {"str": "straat", "pl": "plein", "ln": "laan"},
-}
-ARTICLES: dict[str, frozenset[str]] = {
-    "es": frozenset({"de", "del", "la", "las", "los", "el", "y"}),
-    "it": frozenset(
-        {"di", "del", "della", "dello", "dei", "degli", "delle", "d", "la", "il", "lo", "le"}
+
+@dataclass(frozen=True)
+class Rules:
+    """How one language writes a street name's words."""
+
+    abbreviations: Mapping[str, str] = field(default_factory=dict)
+    """Abbreviated words and the word each stands for (``"c"``: ``"calle"``)."""
+    articles: frozenset[str] = frozenset()
+    """Articles and prepositions, dropped from a name of several words."""
+    suffixes: Mapping[str, str] = field(default_factory=dict)
+    """Abbreviated ends of compound words (Dutch ``"kerkstr"``: ``"kerkstraat"``)."""
+    joined: bool = False
+    """Whether the words make one compound key (German, Dutch)."""
+
+
+RULES: dict[str, Rules] = {
+    "es": Rules(
+        {
+            "c": "calle",
+            "cl": "calle",
+            "avda": "avenida",
+            "av": "avenida",
+            "pza": "plaza",
+            "pl": "plaza",
+            "pso": "paseo",
+            "ctra": "carretera",
+            "cno": "camino",
+        },
+        frozenset({"de", "del", "la", "las", "los", "el", "y"}),
     ),
-    "pt": frozenset({"de", "da", "do", "dos", "das", "d", "e"}),
-    "nl": frozenset({"de", "het", "t", "van", "der", "den"}),
+    "it": Rules(
+        {"v": "via", "vle": "viale", "pza": "piazza", "pzza": "piazza", "cso": "corso"},
+        frozenset(
+            {"di", "del", "della", "dello", "dei", "degli", "delle", "d", "la", "il", "lo", "le"}
+        ),
+    ),
+    "pt": Rules(
+        {"r": "rua", "av": "avenida", "pc": "praca", "pca": "praca", "trav": "travessa"},
+        frozenset({"de", "da", "do", "dos", "das", "d", "e"}),
+    ),
+    "nl": Rules(
+        {"str": "straat", "pl": "plein", "ln": "laan"},
+        frozenset({"de", "het", "t", "van", "der", "den"}),
+        {"str": "straat"},  # "Kerkstr." is Kerkstraat
+        joined=True,
+    ),
 }
-LANGUAGES = tuple(ABBREVIATIONS)
-_SUFFIXES = {"nl": {"str": "straat"}}  # "Kerkstr." is Kerkstraat
-_JOINED = frozenset({"nl"})
+LANGUAGES = tuple(RULES)
 
 # A part of an address that is a postcode and what follows it: "28013 Madrid",
 # "1017 GM Amsterdam", "1100-053 Lisboa", "00184 Roma".
@@ -55,23 +77,25 @@ _TRAILING_NUMBER = re.compile(
 _LETTER = re.compile(r"[^\W\d_]")
 
 
-def other_key(words: list[str], language: str) -> str:
-    """The key of a street name's (lower-case, ASCII) words in ``language``: its
-    abbreviations expanded (as words, or as the end of a Dutch compound), its articles
-    dropped, the words joined with spaces (into one word in Dutch)."""
-    abbreviations = ABBREVIATIONS.get(language, {})
-    articles = ARTICLES.get(language, frozenset())
-    suffixes = _SUFFIXES.get(language, {})
+def rules_key(words: list[str], rules: Rules) -> str:
+    """The key of a street name's (lower-case, ASCII) words by ``rules``: abbreviations
+    expanded (as words, or as the end of a compound), articles dropped from a name of
+    several words, the words joined with spaces or into one compound."""
     out = []
     for word in words:
-        if word in articles and len(words) > 1:
+        if word in rules.articles and len(words) > 1:
             continue
-        word = abbreviations.get(word, word)
-        for short, full in suffixes.items():
+        word = rules.abbreviations.get(word, word)
+        for short, full in rules.suffixes.items():
             if word.endswith(short) and len(word) > len(short) + 2:
                 word = word[: -len(short)] + full
         out.append(word)
-    return ("" if language in _JOINED else " ").join(out)
+    return ("" if rules.joined else " ").join(out)
+
+
+def other_key(words: list[str], language: str) -> str:
+    """``rules_key`` by the rules of ``language`` (none: the words as written)."""
+    return rules_key(words, RULES.get(language, Rules()))
 
 
 def other_address_street(address: str) -> str:

@@ -11,6 +11,7 @@ import csv
 import gzip
 import io
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -157,15 +158,23 @@ def _french(text: str) -> str:
     return out.getvalue()
 
 
-def test_coordinates_with_a_decimal_comma_validate_as_with_a_point(
-    tmp_path: Path, utf8_text: str, paris: City
+@pytest.mark.parametrize(
+    ("saved", "shown"),
+    [
+        (lambda text: _french(text), "48,8"),  # decimal commas, semicolons
+        (lambda text: _day_first(text), "17/07/2023"),  # an older export's dates
+    ],
+    ids=["decimal commas", "day-first dates"],
+)
+def test_a_spreadsheet_form_validates_as_the_bundled_file(
+    tmp_path: Path, utf8_text: str, paris: City, saved: Callable[[str], str], shown: str
 ) -> None:
-    points, commas = tmp_path / "points.csv", tmp_path / "commas.csv"
-    points.write_text(utf8_text, encoding="utf-8")
-    commas.write_text(_french(utf8_text), encoding="utf-8")
-    assert "48,8" in commas.read_text(encoding="utf-8")
-    expected = validate(read_csv(points), DANSMARUE, paris)
-    found = validate(read_csv(commas), DANSMARUE, paris)
+    reference, variant = tmp_path / "reference.csv", tmp_path / "variant.csv"
+    reference.write_text(utf8_text, encoding="utf-8")
+    variant.write_text(saved(utf8_text), encoding="utf-8")
+    assert shown in variant.read_text(encoding="utf-8")
+    expected = validate(read_csv(reference), DANSMARUE, paris)
+    found = validate(read_csv(variant), DANSMARUE, paris)
     assert found.quarantine.empty
     pd.testing.assert_frame_equal(found.reports, expected.reports)
 
@@ -329,19 +338,6 @@ def _day_first(text: str) -> str:
     out = io.StringIO(newline="")
     csv.writer(out, lineterminator="\n").writerows(rows)
     return out.getvalue()
-
-
-def test_an_older_export_with_day_first_dates_validates_as_the_iso_file(
-    tmp_path: Path, utf8_text: str, paris: City
-) -> None:
-    iso, day_first = tmp_path / "iso.csv", tmp_path / "day_first.csv"
-    iso.write_text(utf8_text, encoding="utf-8")
-    day_first.write_text(_day_first(utf8_text), encoding="utf-8")
-    assert "17/07/2023" in day_first.read_text(encoding="utf-8")
-    expected = validate(read_csv(iso), DANSMARUE, paris)
-    found = validate(read_csv(day_first), DANSMARUE, paris)
-    assert found.quarantine.empty
-    pd.testing.assert_frame_equal(found.reports, expected.reports)
 
 
 def test_other_date_formats_are_tried_in_order_and_a_date_in_none_is_refused(
