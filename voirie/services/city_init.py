@@ -53,6 +53,12 @@ CITY_FILE = "city.yaml"
 DEFAULT_RADIUS_M = 30.0
 DEFAULT_WINDOW_DAYS = 7.0
 DEFAULT_WHY = "voirie city init default: review against how this kind of problem is reported"
+STAND_IN_SHARE = 0.5
+"""Share of a service's located reports at one exact point that marks the point as a
+stand-in (a call centre, a town hall, a district's centre) rather than where problems are:
+such a service's reports are never merged (Chicago's day: 1,801 of 1,822 information calls
+at the 311 centre)."""
+STAND_IN_MIN_REPORTS = 10
 TERRITORY_BUFFER_M = 250.0
 # Share of reports left out at each end of latitude and longitude before the extent is
 # drawn: a few reports geocoded to (0, 0) or to another city must not make the territory.
@@ -113,7 +119,10 @@ def init_city(folder: Path, sources: CitySources, *, overwrite: bool = False) ->
 def _draft(folder: Path, sources: CitySources) -> Draft:
     """``init_city`` once the folder may be written."""
     rows = sources.reports.rows
-    lon, lat = _points(sources.reports, sources.mapping)
+    every_lon, every_lat = _positions(sources.reports, sources.mapping)
+    located = np.isfinite(every_lon) & np.isfinite(every_lat)
+    located &= (every_lon != 0) | (every_lat != 0)
+    lon, lat = every_lon[located], every_lat[located]
     if not len(lon):
         raise SourceError(
             f"reports: no row has a valid position in {sources.mapping.position_field()!r}; "
@@ -124,7 +133,9 @@ def _draft(folder: Path, sources: CitySources) -> Draft:
     zones = [_zone_entry(folder, path) for path in sources.zones]
     if not zones:
         zones = [_territory_from_reports(folder, sources.name, lon, lat, crs)]
-    services, groups = _catalogue(rows, sources.mapping, sources.locale)
+    services, groups = _catalogue(
+        rows, sources.mapping, sources.locale, np.where(located, every_lon, np.nan), every_lat
+    )
     teams = _teams(rows, sources.team_column)
     doc: dict[str, Any] = {
         "name": sources.name,
@@ -173,15 +184,13 @@ def utm_crs(lon: np.ndarray, lat: np.ndarray) -> str:
     return f"{found[0].auth_name}:{found[0].code}"
 
 
-def _points(table: RawTable, mapping: ColumnMapping) -> tuple[np.ndarray, np.ndarray]:
-    """Longitudes and latitudes of the reports that have a plausible position, read as
-    validation reads them (decimal commas, a point column, the mapping's ``crs``)."""
+def _positions(table: RawTable, mapping: ColumnMapping) -> tuple[np.ndarray, np.ndarray]:
+    """Longitude and latitude of every report, read as validation reads them (decimal
+    commas, a point column, the mapping's ``crs``); NaN where a report has none."""
     try:
-        lon, lat = positions(table, mapping)
+        return positions(table, mapping)
     except SourceError as exc:
         raise SourceError(f"reports: {exc}") from None
-    ok = np.isfinite(lon) & np.isfinite(lat) & ((lon != 0) | (lat != 0))
-    return lon[ok], lat[ok]
 
 
 def _territory_from_reports(
@@ -312,13 +321,15 @@ def _text(rows: pd.DataFrame, column: str | None) -> pd.Series:
 
 
 def _catalogue(
-    rows: pd.DataFrame, mapping: ColumnMapping, locale: str
+    rows: pd.DataFrame, mapping: ColumnMapping, locale: str, lon: np.ndarray, lat: np.ndarray
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Services (one per category found) and their groups, with default thresholds."""
+    """Services (one per category found) and their groups, with default thresholds; a
+    service whose reports stand at one stand-in point is never merged (``_stand_in``)."""
     codes = _text(rows, mapping.service_code)
     names = _text(rows, mapping.service_name)
     group_names = _text(rows, mapping.group_name)
     found = pd.DataFrame({"code": codes, "name": names, "group": group_names})
+    found["lon"], found["lat"] = lon, lat
     found = found[(found["code"] != "") | (found["name"] != "")]
     if found.empty:
         raise SourceError("reports: no row names a category (service code or name)")
@@ -326,12 +337,22 @@ def _catalogue(
     found["group"] = found["group"].where(found["group"] != "", one_group)
     services: dict[str, dict[str, Any]] = {}
     groups: dict[str, str] = {}
-    distinct = found.drop_duplicates().sort_values(["code", "name", "group"])
+    categories = ["code", "name", "group"]
+    stand_ins = {key: _stand_in(points) for key, points in found.groupby(categories)}
+    distinct = found[categories].drop_duplicates().sort_values(categories)
     for code, name, group in distinct.itertuples(index=False, name=None):
-        code = code if CODE.match(code) else service_code_for(group, name or code)
+        service = code if CODE.match(code) else service_code_for(group, name or code)
         group_code = slug(group, 24) or "reports"
         groups.setdefault(group_code, group)
-        services.setdefault(code, {"code": code, "name": name or code, "group": group_code})
+        entry = {"code": service, "name": name or service, "group": group_code}
+        services.setdefault(service, entry)
+        if "dedupe" not in services[service] and (why := stand_ins[(code, name, group)]):
+            services[service]["dedupe"] = {
+                "match": "never",
+                "radius_m": DEFAULT_RADIUS_M,
+                "window_days": DEFAULT_WINDOW_DAYS,
+                "why": why,
+            }
     group_entries = [
         {
             "code": code,
@@ -346,6 +367,23 @@ def _catalogue(
         for code, name in sorted(groups.items())
     ]
     return list(services.values()), group_entries
+
+
+def _stand_in(points: pd.DataFrame) -> str | None:
+    """Why a service's reports are never merged, when most of them stand at one exact
+    point (``STAND_IN_SHARE``): that point is a stand-in, not where the problems are, and
+    merging by distance would make every report there one incident."""
+    located = points.dropna(subset=["lon", "lat"])
+    if len(located) < STAND_IN_MIN_REPORTS:
+        return None
+    counts = located.round({"lon": 6, "lat": 6}).value_counts(["lon", "lat"])
+    (lon, lat), top = counts.index[0], int(counts.iloc[0])
+    if top < STAND_IN_SHARE * len(located):
+        return None
+    return (
+        f"voirie city init: {top} of {len(located)} reports at one point ({lat:.5f}, "
+        f"{lon:.5f}), a stand-in location rather than the place of a problem: never merged"
+    )
 
 
 def _teams(rows: pd.DataFrame, column: str | None) -> list[dict[str, str]]:
