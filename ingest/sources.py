@@ -65,14 +65,38 @@ def csv_encoding(path: Path, requested: str = AUTO) -> TextEncoding:
     """The encoding a delimited file is read in: ``requested`` by name, or told from the
     file's first bytes (``AUTO``, see ``voirie.ingest.encoding``). ``SourceError`` when the
     file cannot be read, ``ValueError`` for an unknown name."""
-    if requested != AUTO:
-        return named(requested)
     try:
         with _open_bytes(path) as data:
             sample = data.read(SAMPLE_BYTES)
     except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise SourceError(f"{path}: cannot read the file ({exc})") from exc
-    return sniff(sample)
+    encoding = sniff(sample) if requested == AUTO else named(requested)
+    if what := _binary(sample, encoding):
+        raise SourceError(
+            f"{path}: {what}, not a delimited text file: save it as CSV (UTF-8) and import that"
+        )
+    return encoding
+
+
+_BINARY_NULS = 16
+"""NUL bytes in a text's first 4 KiB beyond which it is taken for binary data."""
+_SIGNATURES = (
+    (b"PK\x03\x04", "a zip archive (an Excel .xlsx or OpenDocument .ods workbook?)"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an Excel 97-2003 workbook (.xls)"),
+    (b"%PDF", "a PDF document"),
+)
+
+
+def _binary(sample: bytes, encoding: TextEncoding) -> str | None:
+    """What a file that is no text is (a workbook, a PDF, other binary data), from its
+    first bytes; None for text. NUL bytes are text only in UTF-16 and UTF-32; a few of them
+    in a text are its rows' problem (quarantined), many of them make binary data."""
+    for signature, what in _SIGNATURES:
+        if sample.startswith(signature):
+            return what
+    if encoding.ascii_compatible and sample[:4096].count(b"\x00") > _BINARY_NULS:
+        return "binary data"
+    return None
 
 
 def _open_text(path: Path, encoding: TextEncoding) -> io.TextIOWrapper:

@@ -414,3 +414,39 @@ def load_mapping_text(folder: Path, text: str) -> ColumnMapping:
     """A mapping read from its YAML text, as ``--mapping`` reads a file."""
     (folder / "m.yaml").write_text(text, encoding="utf-8")
     return load_mapping(folder / "m.yaml")
+
+
+# --- files that are no text ----------------------------------------------------------------
+
+
+def _workbook(path: Path) -> None:
+    """An .xlsx as Excel saves one: a zip archive of XML parts."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as book:
+        book.writestr("[Content_Types].xml", '<?xml version="1.0"?><Types/>')
+        book.writestr("xl/workbook.xml", '<?xml version="1.0"?><workbook/>')
+
+
+@pytest.mark.parametrize(
+    ("name", "write", "what"),
+    [
+        ("reports.xlsx", _workbook, "a zip archive (an Excel .xlsx"),
+        (
+            "reports.xls",
+            lambda path: path.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(512)),
+            "an Excel 97-2003 workbook (.xls)",
+        ),
+        ("reports.csv", lambda path: path.write_bytes(b"%PDF-1.7\n" + bytes(64)), "a PDF"),
+        ("reports.csv", lambda path: path.write_bytes(b"id,x\n1," + bytes(64)), "binary data"),
+    ],
+)
+def test_a_workbook_or_binary_file_is_refused_saying_what_it_is(
+    tmp_path: Path, name: str, write: Callable[[Path], object], what: str
+) -> None:
+    write(tmp_path / name)
+    code, said = _dansmarue_import(tmp_path, name)
+    assert code == 2, said
+    last = [line for line in said.splitlines() if line.strip()][-1]
+    assert last.startswith(f"error: {name}: {what}"), said
+    assert last.endswith("not a delimited text file: save it as CSV (UTF-8) and import that")
