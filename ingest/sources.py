@@ -202,6 +202,9 @@ def stream_csv(
 
 
 _SEP_LINE = re.compile(r"sep=(.)\r?\n?")
+_JSON_START = re.compile(r'\s*(?:\[\s*(?:[{\]]|$)|\{\s*(?:"|$))')
+"""The start of a JSON array of objects or of an object: no header (a header "[id],[name]"
+of bracketed names is not one)."""
 """Excel's first line naming the delimiter (``sep=;``), before the header."""
 
 
@@ -214,6 +217,11 @@ def _csv_chunks(path: Path, text: io.TextIOWrapper, chunk_rows: int | None) -> I
         if any(line.strip() for line in text):
             raise SourceError(f"{path}: the first line (the header) is blank")
         raise SourceError(f"{path}: the file is empty")
+    if _JSON_START.match(header_line):
+        raise SourceError(
+            f"{path}: JSON, not a delimited text file: give --format open311-json (an array "
+            "of requests) or geojson (a FeatureCollection)"
+        )
     reader = _Reader(header_line, text, cast(_Watched, text.buffer), delimiter)
     size = chunk_rows if chunk_rows is not None and chunk_rows > 0 else None
     first_row = 1
@@ -357,10 +365,13 @@ def _record_chunks(
 
 
 def _load_json(path: Path) -> Any:
+    text = _read_text(path)
     try:
-        return json.loads(_read_text(path))
+        return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise SourceError(f"{path}: not valid JSON ({exc})") from exc
+        starts = text.lstrip("\ufeff \t\r\n")[:1]
+        hint = "" if starts in ("[", "{") else "; a CSV file? give --format csv or dansmarue"
+        raise SourceError(f"{path}: not valid JSON ({exc}){hint}") from exc
 
 
 def stream_open311_json(path: Path, chunk_rows: int | None = None) -> Iterator[RawTable]:

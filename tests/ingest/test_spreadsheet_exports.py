@@ -450,3 +450,34 @@ def test_a_workbook_or_binary_file_is_refused_saying_what_it_is(
     last = [line for line in said.splitlines() if line.strip()][-1]
     assert last.startswith(f"error: {name}: {what}"), said
     assert last.endswith("not a delimited text file: save it as CSV (UTF-8) and import that")
+
+
+@pytest.mark.parametrize(
+    ("name", "body", "fmt", "said"),
+    [
+        ("r.csv", '[{"service_request_id": "1"}]', "dansmarue", "JSON, not a delimited text file"),
+        ("r.csv", '{\n  "type": "FeatureCollection"\n}', "csv", "give --format open311-json"),
+        ("r.json", "id,name\n1,a\n", "open311-json", "a CSV file? give --format csv"),
+        ("r.geojson", "id;name\n1;a\n", "geojson", "a CSV file? give --format csv"),
+    ],
+)
+def test_a_file_given_the_wrong_format_says_which_one_it_is(
+    tmp_path: Path, name: str, body: str, fmt: str, said: str
+) -> None:
+    (tmp_path / name).write_text(body, encoding="utf-8")
+    (tmp_path / "m.yaml").write_text(
+        "source: s\nexternal_id: id\nlat: y\nlon: x\nrequested_at: t\nservice_code: c\n"
+    )
+    more = ("--mapping", "m.yaml") if fmt == "csv" else ()
+    done = run_voirie(tmp_path, "import", name, "--city", str(CITY), "--format", fmt, *more)
+    output = done.stdout + done.stderr
+    assert done.returncode == 2, output
+    last = [line for line in output.splitlines() if line.strip()][-1]
+    assert last.startswith(f"error: {name}: "), output
+    assert said in " ".join(output.split())
+
+
+def test_a_header_of_bracketed_names_is_a_header(tmp_path: Path) -> None:
+    path = tmp_path / "sql.csv"
+    path.write_text("[id],[name]\n1,a\n", encoding="utf-8")
+    assert read_csv(path).columns == ["[id]", "[name]"]
