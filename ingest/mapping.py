@@ -119,11 +119,10 @@ class ColumnMapping(BaseModel):
             return [str(self.point)]
         return [str(self.lat), str(self.lon)]
 
-    def position_field(self) -> str:
-        """The position's column(s) as an error names them (``lat/lon``, or the point)."""
-        if self.lat is not None and self.lon is not None:
-            return f"{self.lat}/{self.lon}"
-        return str(self.point)
+    def position_field(self, columns: Collection[str]) -> str:
+        """The position's column(s) in a source of ``columns`` as an error names them
+        (``lat/lon``, or the point)."""
+        return "/".join(self.position_columns(columns))
 
     def missing_columns(self, columns: Collection[str]) -> list[str]:
         """Quoted names of the columns a source of ``columns`` lacks for any row to be

@@ -64,7 +64,8 @@ def _read_text(path: Path) -> str:
 def csv_encoding(path: Path, requested: str = AUTO) -> TextEncoding:
     """The encoding a delimited file is read in: ``requested`` by name, or told from the
     file's first bytes (``AUTO``, see ``voirie.ingest.encoding``). ``SourceError`` when the
-    file cannot be read, ``ValueError`` for an unknown name."""
+    file cannot be read or is no text (a workbook, a PDF: ``_binary``), ``ValueError`` for
+    an unknown name."""
     try:
         with _open_bytes(path) as data:
             sample = data.read(SAMPLE_BYTES)
@@ -202,10 +203,10 @@ def stream_csv(
 
 
 _SEP_LINE = re.compile(r"sep=(.)\r?\n?")
+"""Excel's first line naming the delimiter (``sep=;``), before the header."""
 _JSON_START = re.compile(r'\s*(?:\[\s*(?:[{\]]|$)|\{\s*(?:"|$))')
 """The start of a JSON array of objects or of an object: no header (a header "[id],[name]"
 of bracketed names is not one)."""
-"""Excel's first line naming the delimiter (``sep=;``), before the header."""
 
 
 def _csv_chunks(path: Path, text: io.TextIOWrapper, chunk_rows: int | None) -> Iterator[RawTable]:

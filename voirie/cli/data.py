@@ -28,6 +28,7 @@ from rich.text import Text
 
 from voirie.cli.common import city_option, console, fail_cleanly, store_upgraded_while
 from voirie.cli.stopping import StopSignals
+from voirie.ingest.encoding import AUTO
 
 if TYPE_CHECKING:
     from voirie.city import City
@@ -43,7 +44,6 @@ CSV_FORMATS = ("dansmarue", "csv")
 CITY_MAPPING = "mapping.yaml"
 """A city folder's own mapping of its reports' CSV (drafted by ``voirie city init``), which
 ``voirie import --format csv`` reads when given no ``--mapping``."""
-AUTO_ENCODING = "auto"
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -51,7 +51,7 @@ def _checked_encoding(ctx: click.Context, param: click.Parameter, value: str) ->
     """``--encoding`` as given, once Python is known to have a text codec of that name."""
     from voirie.ingest.encoding import named
 
-    if value != AUTO_ENCODING:
+    if value != AUTO:
         try:
             named(value)
         except ValueError as exc:
@@ -61,7 +61,7 @@ def _checked_encoding(ctx: click.Context, param: click.Parameter, value: str) ->
 
 encoding_option = click.option(
     "--encoding",
-    default=AUTO_ENCODING,
+    default=AUTO,
     show_default=True,
     callback=_checked_encoding,
     help="Text encoding of a CSV file (utf-8, cp1252, latin-1, utf-16...); auto: told from "
@@ -106,14 +106,14 @@ def history_options(reports_help: str) -> Callable[[F], F]:
 
 
 def read_source(
-    path: Path, fmt: str, mapping_file: Path | None, encoding: str = AUTO_ENCODING
+    path: Path, fmt: str, mapping_file: Path | None, encoding: str = AUTO
 ) -> tuple[RawTable, ColumnMapping]:
     """A source file as a raw table, with the column mapping of its format."""
     mapping = _mapping(fmt, mapping_file)
     return read_table(path, fmt, encoding), mapping
 
 
-def read_table(path: Path, fmt: str, encoding: str = AUTO_ENCODING) -> RawTable:
+def read_table(path: Path, fmt: str, encoding: str = AUTO) -> RawTable:
     """A source file as a raw table."""
     from voirie.ingest.sources import read_csv, read_geojson, read_open311_json
 
@@ -124,7 +124,7 @@ def read_table(path: Path, fmt: str, encoding: str = AUTO_ENCODING) -> RawTable:
 
 
 def stream_source(
-    path: Path, fmt: str, mapping_file: Path | None, chunk_rows: int, encoding: str = AUTO_ENCODING
+    path: Path, fmt: str, mapping_file: Path | None, chunk_rows: int, encoding: str = AUTO
 ) -> tuple[Iterator[RawTable], int | None, ColumnMapping]:
     """``read_source`` in chunks of ``chunk_rows`` rows, with the number of rows to expect
     when it is known before reading them (a CSV's counted lines)."""
@@ -158,7 +158,7 @@ def _csv_encoding(path: Path, requested: str) -> TextEncoding:
 
 
 def _no_encoding(fmt: str, encoding: str) -> None:
-    if encoding != AUTO_ENCODING:
+    if encoding != AUTO:
         raise click.UsageError(
             f"--encoding applies to CSV files; --format {fmt} is JSON, always UTF-8 (RFC 8259)"
         )
@@ -227,7 +227,7 @@ def run_import(
     mapping_file: Path | None,
     quarantine: Path,
     chunk_rows: int | None = None,
-    encoding: str = AUTO_ENCODING,
+    encoding: str = AUTO,
 ) -> ImportSummary:
     """Import one file, streamed in chunks of ``chunk_rows`` rows (the importer's
     default), with a progress bar; write the quarantined rows next to the summary."""

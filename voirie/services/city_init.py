@@ -121,21 +121,20 @@ def _draft(folder: Path, sources: CitySources) -> Draft:
     rows = sources.reports.rows
     every_lon, every_lat = _positions(sources.reports, sources.mapping)
     located = np.isfinite(every_lon) & np.isfinite(every_lat)
-    located &= (every_lon != 0) | (every_lat != 0)
+    located &= (every_lon != 0) | (every_lat != 0)  # (0, 0): a position never geocoded
+    every_lon[~located], every_lat[~located] = np.nan, np.nan
     lon, lat = every_lon[located], every_lat[located]
     if not len(lon):
+        position = sources.mapping.position_field(sources.reports.columns)
         raise SourceError(
-            f"reports: no row has a valid position in {sources.mapping.position_field()!r}; "
-            "check --format/--mapping"
+            f"reports: no row has a valid position in {position!r}; check --format/--mapping"
         )
     (folder / "layers").mkdir(parents=True, exist_ok=True)
     crs = sources.metric_crs or utm_crs(lon, lat)
     zones = [_zone_entry(folder, path) for path in sources.zones]
     if not zones:
         zones = [_territory_from_reports(folder, sources.name, lon, lat, crs)]
-    services, groups = _catalogue(
-        rows, sources.mapping, sources.locale, np.where(located, every_lon, np.nan), every_lat
-    )
+    services, groups = _catalogue(rows, sources.mapping, sources.locale, every_lon, every_lat)
     teams = _teams(rows, sources.team_column)
     doc: dict[str, Any] = {
         "name": sources.name,

@@ -222,7 +222,8 @@ class Importer(Roles):
                 reports["address"].to_numpy(),
             )
             reports = pd.concat([reports, enriched], axis=1)
-            outside = outside_quarantine(self.city, self.gis, reports, mapping)
+            field = mapping.position_field(chunk.columns)
+            outside = outside_quarantine(self.city, self.gis, reports, field)
             reports = reports[~reports["row"].isin(outside["row"])]
             rejected.append(outside)
         return reports, pd.concat([q for q in rejected if len(q)] or [repeated], ignore_index=True)

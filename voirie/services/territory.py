@@ -8,7 +8,6 @@ import pandas as pd
 
 from voirie.city import City
 from voirie.gis.enrich import CityGIS
-from voirie.ingest.mapping import ColumnMapping
 from voirie.ingest.validate import QUARANTINE_COLUMNS
 from voirie.model import Flag
 
@@ -21,10 +20,9 @@ def _words(city: City, swapped_inside: bool, lon: float, lat: float) -> str:
     return f"outside the territory of {name}: ({lon:.6f}, {lat:.6f})"
 
 
-def outside_quarantine(
-    city: City, gis: CityGIS, reports: pd.DataFrame, mapping: ColumnMapping
-) -> pd.DataFrame:
-    """Quarantine rows of enriched reports outside the city (``QUARANTINE_COLUMNS``)."""
+def outside_quarantine(city: City, gis: CityGIS, reports: pd.DataFrame, field: str) -> pd.DataFrame:
+    """Quarantine rows of enriched reports outside the city (``QUARANTINE_COLUMNS``),
+    naming ``field`` (the source's position columns)."""
     out = reports[reports["outside_territory"]]
     if out.empty:  # the usual case: skip an enrichment of nothing
         return pd.DataFrame(columns=QUARANTINE_COLUMNS)
@@ -38,7 +36,7 @@ def outside_quarantine(
         {
             "row": out["row"].to_numpy(),
             "external_id": out["external_id"].to_numpy(),
-            "field": mapping.position_field(),
+            "field": field,
             "reason": reason,
         }
     )
