@@ -481,3 +481,11 @@ def test_a_header_of_bracketed_names_is_a_header(tmp_path: Path) -> None:
     path = tmp_path / "sql.csv"
     path.write_text("[id],[name]\n1,a\n", encoding="utf-8")
     assert read_csv(path).columns == ["[id]", "[name]"]
+
+
+def test_the_command_s_default_encoding_is_the_reader_s_auto() -> None:
+    """``voirie.cli.data`` keeps its own copy (it imports no pipeline module at start)."""
+    from voirie.cli import data
+    from voirie.ingest import encoding
+
+    assert data.AUTO == encoding.AUTO

@@ -28,7 +28,6 @@ from rich.text import Text
 
 from voirie.cli.common import city_option, console, fail_cleanly, store_upgraded_while
 from voirie.cli.stopping import StopSignals
-from voirie.ingest.encoding import AUTO
 
 if TYPE_CHECKING:
     from voirie.city import City
@@ -41,6 +40,9 @@ if TYPE_CHECKING:
 
 IMPORT_FORMATS = ("dansmarue", "csv", "geojson", "open311-json")
 CSV_FORMATS = ("dansmarue", "csv")
+AUTO = "auto"
+"""``--encoding``'s default: ``voirie.ingest.encoding.AUTO``, written here again because this
+module imports none of the pipeline's (``voirie import`` starts its migrations first)."""
 CITY_MAPPING = "mapping.yaml"
 """A city folder's own mapping of its reports' CSV (drafted by ``voirie city init``), which
 ``voirie import --format csv`` reads when given no ``--mapping``."""
