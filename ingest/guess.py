@@ -52,6 +52,10 @@ NAMES: dict[str, tuple[str, ...]] = {
         "subcategory", "sub_category", "problem_type", "issue_type", "category", "categorie",
         "type", "categoria", "tipo", "kategorie",
     ),
+    "service_code": (
+        "service_code", "sr_short_code", "code_service", "service_type_code", "category_code",
+        "type_code", "code_categorie", "code_type",
+    ),
     "group_name": ("type", "category", "categorie", "group", "service_group", "famille"),
     "address": (
         "address", "street_address", "incident_address", "address_string", "adresse",
@@ -60,6 +64,19 @@ NAMES: dict[str, tuple[str, ...]] = {
     "description": ("description", "descr", "details", "comments", "commentaire", "detail"),
     "channel": ("origin", "channel", "canal", "prefixe", "source_channel"),
 }  # fmt: skip
+TEAM_NAMES = (
+    "agency_responsible", "owner_department", "responsible_agency", "intervenant",
+    "assigned_team", "assigned_to", "assigned_department", "agency_name", "agency",
+    "department", "team", "equipe", "service_responsable", "direction", "responsable",
+    "organisme", "dienststelle", "zustaendigkeit", "responsabile", "ufficio",
+)  # fmt: skip
+"""Usual names of a column naming the team (department, agency) that handled a report:
+Open311's ``agency_responsible``, Chicago's ``owner_department``, DansMaRue's
+``intervenant``..., most telling first."""
+MAX_TEAMS = 200
+"""More distinct values than this (or than a fifth of the rows) is not a list of teams."""
+CODE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+"""What city.yaml takes as a service code: a source column of other values is not one."""
 DATE_FORMATS = (
     "ISO8601",
     "%m/%d/%Y %I:%M:%S %p",  # Socrata
@@ -78,6 +95,14 @@ _FOLD = re.compile(r"[^a-z0-9]+")
 def _folded(name: str) -> str:
     text = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
     return _FOLD.sub("_", text).strip("_")
+
+
+def _by_folded_name(columns: Sequence[str]) -> dict[str, str]:
+    """Each folded column name and the first column that has it."""
+    by_name: dict[str, str] = {}
+    for column in columns:
+        by_name.setdefault(_folded(column), column)
+    return by_name
 
 
 def _values(rows: pd.DataFrame, column: str) -> pd.Series:
@@ -101,7 +126,19 @@ def _fits(values: pd.Series, field: str, rows: int) -> bool:
     if field == "point":
         x, _ = split_points(values)
         return bool(x.notna().mean() >= MOST)
+    if field == "service_code":
+        return bool(values.str.fullmatch(CODE).mean() >= MOST)
     return True
+
+
+def _names_one_service(rows: pd.DataFrame, code: str, name: str) -> bool:
+    """Whether each value of the ``code`` column goes with one value of ``name`` on most
+    rows (a code of the service, not a code of something else beside it)."""
+    both = rows[[code, name]].dropna().astype(str)
+    if both.empty:
+        return False
+    names_per_code = both.groupby(code)[name].transform("nunique")
+    return bool((names_per_code == 1).mean() >= MOST)
 
 
 def _date_format(values: pd.Series) -> str | None:
@@ -116,9 +153,7 @@ def _date_format(values: pd.Series) -> str | None:
 def guess_mapping(table: RawTable, source: str) -> tuple[ColumnMapping, list[str]]:
     """A mapping of ``table``'s columns named ``source``, and one line per field saying
     which column it took; ``SourceError`` naming the fields no column fits."""
-    by_name: dict[str, str] = {}
-    for column in table.columns:
-        by_name.setdefault(_folded(column), column)
+    by_name = _by_folded_name(table.columns)
     rows, taken, chosen = table.rows, set[str](), dict[str, str]()
 
     def pick(field: str) -> str | None:
@@ -141,8 +176,12 @@ def guess_mapping(table: RawTable, source: str) -> tuple[ColumnMapping, list[str
         date_format = _date_format(_values(rows, dates))
         if date_format is None:
             taken.discard(chosen.pop("requested_at"))
-    for field in ("service_name", "group_name", "address", "description", "channel"):
+    fields = ("service_name", "service_code", "group_name", "address", "description", "channel")
+    for field in fields:
         pick(field)
+    code, name = chosen.get("service_code"), chosen.get("service_name")
+    if code is not None and (name is None or not _names_one_service(rows, code, name)):
+        taken.discard(chosen.pop("service_code"))
     lacking = _lacking(chosen)
     if lacking:
         raise SourceError(
@@ -155,6 +194,24 @@ def guess_mapping(table: RawTable, source: str) -> tuple[ColumnMapping, list[str
     )
     said = [f"{field}: {column}" for field, column in chosen.items()]
     return mapping, said + ([f"date_format: {date_format}"] if date_format else [])
+
+
+def guess_team_column(table: RawTable, mapping: ColumnMapping) -> str | None:
+    """The column naming the team that handled each report, if one has a usual name
+    (``TEAM_NAMES``), is not read by the mapping, is filled on half the rows or more and
+    holds a short list of values (at least 2, at most ``MAX_TEAMS`` and a fifth of its
+    filled rows); ``None`` when no column does."""
+    mapped = {value for value in mapping.model_dump().values() if isinstance(value, str)}
+    by_name = _by_folded_name(table.columns)
+    for name in TEAM_NAMES:
+        found = by_name.get(name)
+        if found is None or found in mapped:
+            continue
+        values = _values(table.rows, found)
+        teams = values.nunique()
+        if len(values) >= len(table.rows) / 2 and 2 <= teams <= min(MAX_TEAMS, len(values) / 5):
+            return found
+    return None
 
 
 def _lacking(chosen: dict[str, str]) -> Sequence[str]:

@@ -144,6 +144,31 @@ def test_a_team_column_gives_teams_and_learned_routing(tmp_path: Path) -> None:
     assert reports["zone_arrondissements"].notna().all()
 
 
+def test_a_column_named_like_a_team_column_is_taken_unless_told_otherwise(
+    tmp_path: Path,
+) -> None:
+    """DansMaRue's ``intervenant`` is found without ``--team-column`` (and said to be a
+    guess): the same teams and rules as when it is named; ``--no-teams`` drafts none."""
+    base = ("city", "init", "Paris", "--reports", str(PARIS_REPORTS), "--format", "dansmarue")
+    said = " ".join(_ok(tmp_path, *base, "--out", "guessed").split())
+    assert "learned from 'intervenant' (guessed from its name" in said, said
+    _ok(tmp_path, *base, "--out", "named", "--team-column", "intervenant")
+    guessed, named = (load_city(tmp_path / out).config for out in ("guessed", "named"))
+    assert guessed.teams == named.teams
+    assert len(guessed.teams) > 1
+    assert guessed.routing == named.routing
+    assert guessed.routing.rules
+
+    said = " ".join(_ok(tmp_path, *base, "--out", "none", "--no-teams").split())
+    assert "0 teams; no team column: every report goes to triage" in said, said
+    none = load_city(tmp_path / "none").config
+    assert not none.teams
+    assert not none.routing.rules
+    both = run_voirie(tmp_path, *base, "--no-teams", "--team-column", "intervenant")
+    assert both.returncode == 2
+    assert "--no-teams and --team-column: give one or the other" in both.stderr
+
+
 def test_an_existing_city_is_not_overwritten(tmp_path: Path) -> None:
     args = ("city", "init", "Chicago", "--reports", str(CHICAGO_REPORTS), "--out", "c")
     _ok(tmp_path, *args)

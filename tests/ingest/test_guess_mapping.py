@@ -15,7 +15,7 @@ from clirunner import run_voirie
 
 from voirie.city import City
 from voirie.errors import SourceError
-from voirie.ingest.guess import guess_mapping
+from voirie.ingest.guess import guess_mapping, guess_team_column
 from voirie.ingest.mapping import DANSMARUE
 from voirie.ingest.sources import read_csv
 from voirie.ingest.validate import validate
@@ -34,6 +34,7 @@ def _socrata(path: Path) -> None:
             "sr_number": requests["service_request_id"],
             "sr_type": requests["service_name"],
             "sr_short_code": requests["service_code"],
+            "owner_department": requests["service_code"].str[:3],
             "created_date": when.dt.strftime("%m/%d/%Y %I:%M:%S %p"),
             "street_address": requests["address"],
             "latitude": requests["lat"],
@@ -61,6 +62,41 @@ def test_socrata_columns_and_us_dates(tmp_path: Path) -> None:
     assert (mapping.external_id, mapping.lat, mapping.lon) == ("sr_number", "latitude", "longitude")
     assert (mapping.requested_at, mapping.date_format) == ("created_date", "%m/%d/%Y %I:%M:%S %p")
     assert (mapping.service_name, mapping.address) == ("sr_type", "street_address")
+    assert mapping.service_code == "sr_short_code"
+
+
+def test_a_code_column_that_does_not_name_one_service_is_not_the_service_code(
+    tmp_path: Path,
+) -> None:
+    """A column named like a service code whose values go with several services (or are
+    not codes city.yaml takes) is left out of the mapping."""
+    _socrata(tmp_path / "chicago.csv")
+    frame = pd.read_csv(tmp_path / "chicago.csv", dtype=str)
+    frame["sr_short_code"] = ["A", "B"] * (len(frame) // 2)
+    frame.to_csv(tmp_path / "shuffled.csv", index=False)
+    assert guess_mapping(read_csv(tmp_path / "shuffled.csv"), "x")[0].service_code is None
+    frame["sr_short_code"] = frame["sr_type"]  # names with spaces: not codes
+    frame.to_csv(tmp_path / "names.csv", index=False)
+    assert guess_mapping(read_csv(tmp_path / "names.csv"), "x")[0].service_code is None
+
+
+def test_the_team_column_is_one_named_like_it_holding_a_short_list(tmp_path: Path) -> None:
+    _socrata(tmp_path / "chicago.csv")
+    table = read_csv(tmp_path / "chicago.csv")
+    mapping, _ = guess_mapping(table, "chicago")
+    assert guess_team_column(table, mapping) == "owner_department"
+    # A column read by the mapping is never the team column.
+    as_code = mapping.model_copy(update={"service_code": "owner_department"})
+    assert guess_team_column(table, as_code) is None
+    # Nor one of (nearly) a value a row: an id, not a team.
+    frame = pd.read_csv(tmp_path / "chicago.csv", dtype=str)
+    frame["owner_department"] = frame["sr_number"]
+    frame.to_csv(tmp_path / "ids.csv", index=False)
+    assert guess_team_column(read_csv(tmp_path / "ids.csv"), mapping) is None
+    # Nor one filled on fewer than half the rows.
+    frame["owner_department"] = frame["sr_short_code"].where(frame.index % 3 == 0)
+    frame.to_csv(tmp_path / "sparse.csv", index=False)
+    assert guess_team_column(read_csv(tmp_path / "sparse.csv"), mapping) is None
 
 
 def test_an_opendatasoft_export_gives_its_point_and_day_first_dates(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import click
 from voirie.city import slug
 from voirie.cli.common import console, fail_cleanly
 from voirie.cli.data import CITY_MAPPING, history_options, read_source, read_table
-from voirie.ingest.guess import guess_mapping, mapping_yaml
+from voirie.ingest.guess import guess_mapping, guess_team_column, mapping_yaml
 from voirie.services.city_init import CitySources, describe_crs, init_city
 
 
@@ -38,7 +38,14 @@ def city() -> None:
 @click.option(
     "--team-column",
     help="Column of --reports naming the team that handled each report: teams and routing "
-    "rules are learned from it.",
+    "rules are learned from it [default: a column named like one (agency_responsible, "
+    "owner_department, intervenant, department...), if any].",
+)
+@click.option(
+    "--no-teams",
+    is_flag=True,
+    help="Draft no teams, even from a column named like a team column: every report goes "
+    "to triage until rules are written.",
 )
 @click.option(
     "--locale",
@@ -67,6 +74,7 @@ def init_command(
     streets: Path | None,
     zones: tuple[Path, ...],
     team_column: str | None,
+    no_teams: bool,
     locale: str,
     timezone: str,
     metric_crs: str | None,
@@ -84,6 +92,11 @@ def init_command(
         mapping, guessed = guess_mapping(table, slug(name) or "reports")
     else:
         table, mapping = read_source(reports_path, fmt, mapping_file, encoding)
+    if no_teams and team_column:
+        raise click.UsageError("--no-teams and --team-column: give one or the other")
+    team_guessed = team_column is None and not no_teams
+    if team_guessed:
+        team_column = guess_team_column(table, mapping)
     sources = CitySources(
         name=name,
         reports=table,
@@ -123,6 +136,8 @@ def init_command(
         soft_wrap=True,
     )
     routed = f"{draft.rules} routing rules learned from {team_column!r}" if team_column else ""
+    if routed and team_guessed:
+        routed += " (guessed from its name: --team-column names another, --no-teams none)"
     console.print(
         f"  {len(config.teams)} teams; {routed or 'no team column: every report goes to triage'}"
         + (
