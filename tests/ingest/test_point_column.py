@@ -58,7 +58,10 @@ def _expected(bundled: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         ("Point Z (652000.5 6862000 35)", "652000.5", "6862000"),
         ("{'lon': 2.349, 'lat': 48.869}", "2.349", "48.869"),  # the bundled geo_point_2d
         ('{"lat": 48.1, "lng": -1.6}', "-1.6", "48.1"),
-        ("48,85, 2,35", None, None),  # decimal commas and a comma between: ambiguous
+        ("48,85, 2,35", "2,35", "48,85"),  # decimal commas: the comma between separates
+        ("48,85;2,35", "2,35", "48,85"),
+        ("48.85; 2.35", "2.35", "48.85"),
+        ("48,2,35", None, None),  # which comma separates: not told
         ("POINT (2.3)", None, None),
         ("nowhere", None, None),
         ("", None, None),
@@ -72,12 +75,23 @@ def test_each_form_gives_its_x_and_y(cell: str, x: str | None, y: str | None) ->
 def test_the_portal_export_without_latitude_and_longitude_reads_its_geo_point(
     tmp_path: Path, bundled: pd.DataFrame, paris: City
 ) -> None:
-    """The bundled reports (their geo_point_2d as the API gave it), and as the Paris portal
-    exports them (';', geo_point_2d as 'lat, lon'): the positions of the bundled file."""
+    """The bundled reports (their geo_point_2d as the API gave it), as the Paris portal
+    exports them (';', geo_point_2d as 'lat, lon') and as a French spreadsheet saves that
+    (decimal commas, 'lat; lon'): the positions of the bundled file."""
     reference = validate(_saved(bundled, tmp_path / "ref.csv"), DANSMARUE, paris).reports
     api = bundled.drop(columns=["latitude", "longitude"])
     portal = api.assign(geo_point_2d=bundled["latitude"] + ", " + bundled["longitude"])
-    for name, frame, options in (("api", api, {}), ("portal", portal, {"sep": ";"})):
+    comma = (
+        bundled["latitude"].str.replace(".", ",")
+        + "; "
+        + bundled["longitude"].str.replace(".", ",")
+    )
+    spreadsheet = api.assign(geo_point_2d=comma)
+    for name, frame, options in (
+        ("api", api, {}),
+        ("portal", portal, {"sep": ";"}),
+        ("spreadsheet", spreadsheet, {"sep": ";"}),
+    ):
         valid = validate(_saved(frame, tmp_path / f"{name}.csv", **options), DANSMARUE, paris)
         assert valid.quarantine.empty, name
         pd.testing.assert_frame_equal(valid.reports, reference)
