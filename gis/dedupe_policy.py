@@ -20,10 +20,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from voirie.city import City
+from voirie.city import DEFAULT_RADIUS_M, DEFAULT_WINDOW_DAYS, City
 from voirie.gis import dedupe
 
 THRESHOLD_COLUMNS = ("group", "match", "radius_m", "window_days", "street_radius_m")
+UNGROUPED = {
+    "radius_m": DEFAULT_RADIUS_M,
+    "window_days": DEFAULT_WINDOW_DAYS,
+    "street_radius_m": 0.0,
+}
+"""The thresholds of a report of a category in no known group: voirie's defaults, within
+its own category (``match: service``)."""
 
 
 @dataclass(frozen=True)
@@ -126,14 +133,16 @@ class DedupePolicy:
         unknown = rules["group"].isna().to_numpy()
         if unknown.any():
             # A new sub-category of a known group (validation kept the group): its group's
-            # thresholds, and only reports of that same new code as candidates.
+            # thresholds, and only reports of that same new code as candidates; one of no
+            # known group, voirie's defaults.
             group = pd.Series(reports["group"].to_numpy(object)[unknown])
-            dedupe = {g: self.city.groups[g].dedupe for g in group.unique()}
-            rules.loc[unknown, "group"] = group.to_numpy()
+            known = group.isin(list(self.city.groups)).to_numpy()
+            dedupe = {g: self.city.groups[g].dedupe for g in group[known].unique()}
+            rules.loc[unknown, "group"] = group.where(known, None).to_numpy()
             rules.loc[unknown, "match"] = "service"
-            for column in ("radius_m", "window_days", "street_radius_m"):
+            for column, fallback in UNGROUPED.items():
                 values = {g: float(getattr(d, column) or 0.0) for g, d in dedupe.items()}
-                rules.loc[unknown, column] = group.map(values).to_numpy()
+                rules.loc[unknown, column] = group.map(values).fillna(fallback).to_numpy()
         for column in THRESHOLD_COLUMNS:
             reports[column] = rules[column].to_numpy()
 

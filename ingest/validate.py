@@ -39,6 +39,8 @@ _NOT_A_DATE = "not a date: "
 _AMBIGUOUS_TIME = "ambiguous local time (clock change)"
 _MISSING_CATEGORY = "missing category"
 _UNKNOWN_CATEGORY = "unknown category: "
+_SOURCE_CODE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+"""A source's category code that city.yaml could list as is (``Code`` in voirie.city)."""
 MAX_FIELD_BYTES = 128 * 1024
 """bytes of UTF-8 one field of a source row may hold (a description is a few hundred)"""
 _TOO_LARGE = f"larger than {MAX_FIELD_BYTES // 1024} KiB"
@@ -250,25 +252,36 @@ def _services(
         lambda n: s.code if n and (s := city.services_by_name.get(n.casefold())) else None
     )
     resolved = known.fillna(by_name)
-    # A new sub-category of a known group is accepted (and routed to triage): sources add
-    # categories over time, and losing those reports would be worse than sorting them.
+    # A category city.yaml does not list is accepted (and routed to triage): sources add
+    # categories over time, and losing those reports would be worse than sorting them. A
+    # new sub-category of a known group gets a code derived from the two names and its
+    # group's thresholds; any other keeps the source's code when it is one city.yaml
+    # could list (else one derived from its names), has no group, and voirie's default
+    # thresholds (``DedupePolicy.set_thresholds``). A city whose catalogue must be complete
+    # (``new_categories: quarantine``) sets them aside instead.
     group_code = group.map(
         lambda g: grp.code if g and (grp := city.groups_by_name.get(g.casefold())) else None
     )
-    group_known = group_code.notna()
-    unresolved = resolved.isna() & group_known & name.notna()
-    derived = pd.Series([None] * len(frame), dtype=object)
-    derived[unresolved] = [
-        service_code_for(g, n) for g, n in zip(group[unresolved], name[unresolved], strict=True)
-    ]
-    unknown = resolved.isna() & derived.notna()
-    resolved = resolved.fillna(derived)
-    shown = code.fillna(name).fillna(group).astype(str)
+    unresolved = resolved.isna() & (code.notna() | name.notna())
     field = mapping.service_code or mapping.service_name or "service"
     checker.flag(code.isna() & name.isna(), field, _MISSING_CATEGORY)
-    checker.flag(resolved.isna(), field, _UNKNOWN_CATEGORY + shown.str.slice(0, _SHOWN_CATEGORY))
+    if city.config.new_categories == "quarantine":
+        shown = code.fillna(name).astype(str).str.slice(0, _SHOWN_CATEGORY)
+        checker.flag(unresolved, field, _UNKNOWN_CATEGORY + shown)
+        unresolved[:] = False
+    in_group = unresolved & group_code.notna() & name.notna()
+    derived = pd.Series([None] * len(frame), dtype=object)
+    derived[in_group] = [
+        service_code_for(g, n) for g, n in zip(group[in_group], name[in_group], strict=True)
+    ]
+    other = unresolved & ~in_group
+    derived[other] = [
+        c if c is not None and _SOURCE_CODE.fullmatch(c) else service_code_for(g or "", n or c)
+        for c, n, g in zip(code[other], name[other], group[other], strict=True)
+    ]
+    resolved = resolved.fillna(derived)
     of_service = resolved.map(lambda c: s.group if (s := city.services.get(c)) else None)
-    return resolved, of_service.fillna(group_code), unknown
+    return resolved, of_service.fillna(group_code), unresolved
 
 
 def report_hash(

@@ -35,6 +35,10 @@ CITY_FILE = "city.yaml"
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 TRIAGE_TEAM = "triage"
 
+DEFAULT_RADIUS_M = 30.0
+DEFAULT_WINDOW_DAYS = 7.0
+"""voirie's deduplication defaults (same service only): the groups a drafted city starts
+with (``voirie city init``), and a category of no known group that an import takes."""
 Code = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
 # Team codes are the city's own (DansMaRue "intervenant" values hold spaces and accents).
 TeamCode = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f]+$")]
@@ -422,6 +426,12 @@ class CityConfig(_Strict):
     zones: list[ZoneLayer]
     groups: list[Group]
     services: list[Service]
+    new_categories: Literal["triage", "quarantine"] = Field(
+        default="triage",
+        description="a report of a category this file does not list, in a bulk import: "
+        "triage (imported under a code of its own, routed to triage) or quarantine (set "
+        "aside as 'unknown category', for a catalogue that must be complete)",
+    )
     teams: list[Team]
     routing: Routing
     dedupe: DedupeScoring = Field(default_factory=DedupeScoring)

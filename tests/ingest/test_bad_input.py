@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 from clirunner import run_voirie
 
-from voirie.city import TRIAGE_TEAM, City
+from voirie.city import TRIAGE_TEAM, City, service_code_for
 from voirie.gis.enrich import CityGIS
 from voirie.ingest.mapping import DANSMARUE, OPEN311, ColumnMapping
 from voirie.ingest.sources import RawTable, read_csv, read_open311_json
@@ -57,6 +57,7 @@ class BadFile:
     expected: dict[int, tuple[str, list[str]]]  # row -> (field, words the reason must hold)
     good_ids: set[str]
     new_subcategory_id: str
+    new_type_id: str
     identical_repeats: int
     rows: int
 
@@ -78,8 +79,8 @@ def _write_bad_file(path: Path) -> BadFile:
     atlantic["latitude"], atlantic["longitude"] = "46.0", "-8.0"
     biscay = bad(12, "latitude/longitude", "outside the territory", "(-3.000000, 45.500000)")
     biscay["latitude"], biscay["longitude"] = "45.5", "-3.0"
-    unknown = bad(5, "soustype", "unknown category", "Sous-catégorie inventée")
-    unknown["type"], unknown["soustype"] = "Catégorie inventée", "Sous-catégorie inventée"
+    # A type and sub-type city.yaml has neither of: imported too, sent to triage.
+    rows[5]["type"], rows[5]["soustype"] = "Catégorie apparue ensuite", "Sa sous-catégorie"
     bad(6, "row", "UTF-8", "adresse")["adresse"] = "12 Rue @BAD@ de la Paix, 75002 PARIS"
     bad(7, "row", "18 fields", "header has 19")
     bad(8, "datedecl", "not a date", "2023-02-30")["datedecl"] = "2023-02-30"
@@ -98,7 +99,9 @@ def _write_bad_file(path: Path) -> BadFile:
     path.write_bytes(b"".join(lines))
     assert BAD_BYTES in path.read_bytes()
     good = [r["id_dmr"] for i, r in enumerate(rows) if i + 1 not in expected]
-    return BadFile(path, expected, set(good), rows[9]["id_dmr"], 1, len(lines) - 1)
+    return BadFile(
+        path, expected, set(good), rows[9]["id_dmr"], rows[5]["id_dmr"], 1, len(lines) - 1
+    )
 
 
 @pytest.fixture(scope="module")
@@ -150,15 +153,42 @@ def test_good_rows_are_all_imported_and_every_row_is_accounted_for(
     assert summary.imported + summary.quarantined + bad_file.identical_repeats == summary.read
 
 
-def test_known_type_with_new_subtype_is_imported_and_routed_to_triage(
+def test_new_categories_are_imported_and_routed_to_triage(
     bad_import: tuple[BadFile, ImportSummary, pd.DataFrame],
 ) -> None:
-    bad_file, _, layer = bad_import
-    report = layer.set_index("external_id").loc[bad_file.new_subcategory_id]
-    assert report["team"] == TRIAGE_TEAM
-    assert report["zone_arrondissement"]  # enriched like any other report
-    others = layer[layer["external_id"] != bad_file.new_subcategory_id]
+    """A new sub-type of a known type, and a new type: imported (a feed's categories grow),
+    with codes derived from their names, sent to triage and counted in the summary."""
+    bad_file, summary, layer = bad_import
+    new = [bad_file.new_subcategory_id, bad_file.new_type_id]
+    reports = layer.set_index("external_id").loc[new]
+    assert (reports["team"] == TRIAGE_TEAM).all()
+    assert reports["zone_arrondissement"].notna().all()  # enriched like any other report
+    new_type = service_code_for("Catégorie apparue ensuite", "Sa sous-catégorie")
+    assert reports.loc[new[1], "service_code"] == new_type
+    assert summary.new_categories == {reports.loc[new[0], "service_code"]: 1, new_type: 1}
+    others = layer[~layer["external_id"].isin(new)]
     assert TRIAGE_TEAM not in set(others["team"])  # known categories all have a rule
+
+
+def test_a_city_whose_catalogue_must_be_complete_quarantines_new_categories(
+    tmp_path: Path, paris: City, paris_gis: CityGIS
+) -> None:
+    bad_file = _write_bad_file(tmp_path / "dansmarue_bad.csv")
+    strict = City(paris.folder, paris.config.model_copy(update={"new_categories": "quarantine"}))
+    store = SqliteStore(tmp_path / "t.gpkg")
+    store.upgrade()
+    try:
+        pipeline = Pipeline(strict, store, paris_gis)
+        summary = pipeline.imports.import_table(read_csv(bad_file.path), DANSMARUE)
+    finally:
+        store.close()
+    refused = summary.quarantine.set_index("external_id")
+    assert refused.loc[[bad_file.new_subcategory_id, bad_file.new_type_id], "reason"].tolist() == [
+        "unknown category: Nouvelle sous-catégorie apparue après la configuration",
+        "unknown category: Sa sous-catégorie",
+    ]
+    assert refused.loc[bad_file.new_type_id, "field"] == "soustype"
+    assert not summary.new_categories
 
 
 # --- files that cannot be read at all, through the real command -------------------------

@@ -184,13 +184,14 @@ def test_rows_stored_unchanged_are_not_validated_again(
 
 
 def _refusing(city: City) -> City:
-    """The city with its categories renamed: validating a row of its DansMaRue source
-    (which names them) now quarantines it (unknown category); the codes, and so the
-    routing, are unchanged."""
+    """The city with its categories renamed, and its catalogue declared complete: validating
+    a row of its DansMaRue source (which names them) now quarantines it (unknown category);
+    the codes, and so the routing, are unchanged."""
     config = city.config
     services = [s.model_copy(update={"name": f"{s.name} (renamed)"}) for s in config.services]
     groups = [g.model_copy(update={"name": f"{g.name} (renamed)"}) for g in config.groups]
-    return City(city.folder, config.model_copy(update={"services": services, "groups": groups}))
+    update = {"services": services, "groups": groups, "new_categories": "quarantine"}
+    return City(city.folder, config.model_copy(update=update))
 
 
 def test_reports_stored_before_the_digest_reimport_as_already_imported(

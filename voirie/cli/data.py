@@ -258,6 +258,9 @@ def _print_summary(summary: ImportSummary, quarantine: Path) -> None:
     table.add_row("  opened a new incident", str(summary.new_incidents))
     table.add_row("  attached to an incident of this import", str(summary.attached_in_batch))
     table.add_row("  attached to an incident already stored", str(summary.attached_existing))
+    if summary.new_categories:
+        new = sum(summary.new_categories.values())
+        table.add_row("  of a category not in city.yaml", str(new))
     table.add_row("already imported (skipped)", str(summary.already_imported))
     table.add_row("quarantined", str(summary.quarantined))
     for reason, count in summary.reasons().items():
@@ -270,6 +273,17 @@ def _print_summary(summary: ImportSummary, quarantine: Path) -> None:
             "some rows hold bytes that are not UTF-8: if the file is in another encoding, "
             "import it again naming it (e.g. --encoding cp1252)",
             highlight=False,
+        )
+    if summary.new_categories:
+        shown = ", ".join(f"{c} ({n})" for c, n in summary.new_categories.most_common(5))
+        more = len(summary.new_categories) - 5
+        console.print(
+            f"categories not in city.yaml, routed to triage: {shown}"
+            + (f" and {more} more" if more > 0 else "")
+            + "; add them to the city's services to route them (voirie export reports lists "
+            "every report's service_code)",
+            highlight=False,
+            soft_wrap=True,
         )
     if summary.read and not summary.imported and summary.already_imported:
         console.print("nothing new: every row was already imported")

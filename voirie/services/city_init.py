@@ -40,7 +40,14 @@ from pyproj import CRS
 from pyproj.aoi import AreaOfInterest
 from pyproj.database import query_utm_crs_info
 
-from voirie.city import City, load_city, service_code_for, slug
+from voirie.city import (
+    DEFAULT_RADIUS_M,
+    DEFAULT_WINDOW_DAYS,
+    City,
+    load_city,
+    service_code_for,
+    slug,
+)
 from voirie.errors import SourceError
 from voirie.gis.enrich import CityGIS
 from voirie.gis.layers import read_source
@@ -50,8 +57,6 @@ from voirie.ingest.validate import positions
 from voirie.services.rules_replay import learn
 
 CITY_FILE = "city.yaml"
-DEFAULT_RADIUS_M = 30.0
-DEFAULT_WINDOW_DAYS = 7.0
 DEFAULT_WHY = "voirie city init default: review against how this kind of problem is reported"
 STAND_IN_SHARE = 0.5
 """Share of a service's located reports at one exact point that marks the point as a

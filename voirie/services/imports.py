@@ -29,6 +29,7 @@ before anything is written.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
@@ -45,6 +46,7 @@ from voirie.ingest.digest import ChunkIds, raw_digests, stored_values, unchanged
 from voirie.ingest.mapping import ColumnMapping
 from voirie.ingest.sources import ROW, RawTable
 from voirie.ingest.validate import CHANGED_CONTENT, validate
+from voirie.model import Flag
 from voirie.notify.versions import record_rules
 from voirie.services.attach import Attacher
 from voirie.services.inflight import InFlight, overlay
@@ -91,6 +93,9 @@ class ImportSummary:
     attached_existing: int = 0
     attached_in_batch: int = 0
     already_imported: int = 0
+    new_categories: Counter[str] = field(default_factory=Counter)
+    """Rows taken in the first pass under a category city.yaml does not list (routed to
+    triage), by the service code they were given."""
     set_aside: Quarantine = field(default_factory=Quarantine, repr=False)
     """The quarantined rows: counted, and kept in memory or written to a file."""
     opened: _IdRanges = field(default_factory=lambda: _IdRanges(), repr=False)
@@ -226,6 +231,8 @@ class Importer(Roles):
             outside = outside_quarantine(self.city, self.gis, reports, field)
             reports = reports[~reports["row"].isin(outside["row"])]
             rejected.append(outside)
+            new = reports.loc[reports[Flag.UNKNOWN_SERVICE].to_numpy(bool), "service_code"]
+            summary.new_categories.update(new.value_counts().to_dict())
         return reports, pd.concat([q for q in rejected if len(q)] or [repeated], ignore_index=True)
 
     def _store_rule_versions(self) -> None:
