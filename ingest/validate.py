@@ -7,6 +7,7 @@ enrichment, in the pipeline.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import re
@@ -68,6 +69,9 @@ class Validated:
 
     reports: pd.DataFrame
     quarantine: pd.DataFrame
+    new_categories: dict[str, str] = dataclasses.field(default_factory=dict)
+    """The code given to each category city.yaml does not list, and the source's name of
+    it (its code where it has no name)."""
 
 
 class _Checker:
@@ -241,9 +245,9 @@ def _text_cells(checker: _Checker, raw: pd.DataFrame, mapping: ColumnMapping) ->
 
 def _services(
     checker: _Checker, city: City, frame: pd.DataFrame, mapping: ColumnMapping
-) -> tuple[pd.Series, pd.Series, pd.Series]:
-    """Service code and group per row, and whether the code was derived for a category not
-    yet in city.yaml."""
+) -> tuple[pd.Series, pd.Series, pd.Series, pd.Series]:
+    """Service code and group per row, whether the code was given for a category not yet
+    in city.yaml, and the source's name of the category (its code where it has none)."""
     code = stripped_cells(frame, mapping.service_code)
     name = stripped_cells(frame, mapping.service_name)
     group = stripped_cells(frame, mapping.group_name)
@@ -256,7 +260,7 @@ def _services(
     # categories over time, and losing those reports would be worse than sorting them. A
     # new sub-category of a known group gets a code derived from the two names and its
     # group's thresholds; any other keeps the source's code when it is one city.yaml
-    # could list (else one derived from its names), has no group, and voirie's default
+    # could list (else one derived from its group or own name), has no group, and voirie's default
     # thresholds (``DedupePolicy.set_thresholds``). A city whose catalogue must be complete
     # (``new_categories: quarantine``) sets them aside instead.
     group_code = group.map(
@@ -276,12 +280,12 @@ def _services(
     ]
     other = unresolved & ~in_group
     derived[other] = [
-        c if c is not None and _SOURCE_CODE.fullmatch(c) else service_code_for(g or "", n or c)
+        c if c is not None and _SOURCE_CODE.fullmatch(c) else service_code_for(g or n or c, n or c)
         for c, n, g in zip(code[other], name[other], group[other], strict=True)
     ]
     resolved = resolved.fillna(derived)
     of_service = resolved.map(lambda c: s.group if (s := city.services.get(c)) else None)
-    return resolved, of_service.fillna(group_code), unresolved
+    return resolved, of_service.fillna(group_code), unresolved, name.fillna(code)
 
 
 def report_hash(
@@ -347,7 +351,7 @@ def validate(table: RawTable, mapping: ColumnMapping, city: City) -> Validated:
     external_id = stripped_cells(raw, mapping.external_id)
     checker.flag(external_id.isna(), mapping.external_id, "missing")
     lon, lat = _positions(checker, raw, mapping, table.columns)
-    service_code, group, unknown = _services(checker, city, raw, mapping)
+    service_code, group, unknown, named = _services(checker, city, raw, mapping)
     requested_at = _times(
         checker,
         stripped_cells(raw, mapping.requested_at),
@@ -394,7 +398,11 @@ def validate(table: RawTable, mapping: ColumnMapping, city: City) -> Validated:
         }
     )[~checker.ok]
     keep = checker.ok & ~(~first & same)
-    return Validated(reports[keep].reset_index(drop=True), quarantine.reset_index(drop=True))
+    new = keep & unknown
+    new_names: dict[str, str] = dict(zip(service_code[new], named[new], strict=True))
+    return Validated(
+        reports[keep].reset_index(drop=True), quarantine.reset_index(drop=True), new_names
+    )
 
 
 # What ``pd.to_numeric`` reads as a number (ASCII digits; no ``_`` separators, unlike

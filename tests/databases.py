@@ -33,6 +33,11 @@ from voirie.store.postgis import PostgisStore, describe, lock_key
 POSTGRES_URL_ENV = "VOIRIE_TEST_POSTGRES_URL"
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 TEMPLATE_PREFIX = "voirie_test_template"
+SCRATCH_PATTERN = "^voirie_test_[0-9a-f]{12}$"
+"""Names of ``scratch_database``'s clones."""
+STALE_AFTER_S = 3600
+"""Age past which an unused scratch database is a run's leftover: a test holds its own
+for seconds, a whole run takes minutes, and a run killed midway drops nothing."""
 CONNECT_TIMEOUT_S = 5
 
 
@@ -116,6 +121,34 @@ def _drop_other_templates(admin: psycopg.Connection[tuple[object, ...]]) -> None
             admin.execute("SELECT pg_advisory_unlock(%s)", (key,))
 
 
+def drop_stale_scratch(
+    admin: psycopg.Connection[tuple[object, ...]],
+    older_than_s: float,
+    pattern: str = SCRATCH_PATTERN,
+) -> list[str]:
+    """Drop the scratch databases (names matching ``pattern``) created more than
+    ``older_than_s`` ago that nobody is connected to (the leftovers of killed runs), and
+    name them. Their age is that of their
+    folder's ``PG_VERSION`` (``pg_stat_file``, for superusers: without the right, none is
+    dropped)."""
+    try:
+        names = admin.execute(
+            """
+            SELECT d.datname FROM pg_database AS d
+            WHERE d.datname ~ %s AND NOT d.datistemplate
+              AND (pg_stat_file('base/' || d.oid || '/PG_VERSION')).modification
+                  < now() - make_interval(secs => %s)
+              AND NOT EXISTS (SELECT 1 FROM pg_stat_activity AS a WHERE a.datid = d.oid)
+            """,
+            (pattern, older_than_s),
+        ).fetchall()
+    except psycopg.errors.InsufficientPrivilege:
+        return []
+    for (name,) in names:
+        _drop(admin, name)
+    return [name for (name,) in names]
+
+
 def prepare_server() -> str:
     """URL of a PostgreSQL server with PostGIS, where ``TEMPLATE_DB`` is current (built, or
     rebuilt when the migrations changed)."""
@@ -141,6 +174,7 @@ def prepare_server() -> str:
             ).fetchone()
             if mark is None or mark[0] != _fingerprint():
                 _build_template(admin, url, _fingerprint())
+            drop_stale_scratch(admin, STALE_AFTER_S)
         finally:
             admin.execute("SELECT pg_advisory_unlock(%s)", (TEMPLATE_LOCK,))
     return url

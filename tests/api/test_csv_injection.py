@@ -1,8 +1,9 @@
 """CSV written by voirie is safe to open in a spreadsheet (OWASP CSV injection rule).
 
 A citizen's description ``=HYPERLINK(...)`` is imported, then exported as CSV by the web
-download and by ``voirie export``, and a row quarantined for its unknown service
-``@SUM(1)`` is written to the import's quarantine CSV: such cells must come out as text
+download and by ``voirie export``, and a row quarantined for its latitude, whose
+description is ``@SUM(1)``, is written to the import's quarantine CSV: such cells must come
+out as text
 (a leading quote), while numeric columns such as coordinates stay numbers.
 """
 
@@ -58,8 +59,8 @@ def test_imported_formula_is_neutralised_in_every_csv_export(tmp_path: Path, par
         "long": 2.3800201422199687,
         "status": "open",
     }
-    unknown = request | {"service_request_id": "inject-2", "service_code": "@SUM(1)"}
-    (tmp_path / "requests.json").write_text(json.dumps([request, unknown]), encoding="utf-8")
+    refused = request | {"service_request_id": "inject-2", "lat": 95.0, "description": "@SUM(1)"}
+    (tmp_path / "requests.json").write_text(json.dumps([request, refused]), encoding="utf-8")
     done = run_voirie(tmp_path, "import", "requests.json", "--format", "open311-json")
     assert done.returncode == 0, done.stderr
     quarantined = pd.read_csv(tmp_path / "requests.json.quarantine.csv", dtype=str)

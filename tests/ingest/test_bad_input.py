@@ -166,6 +166,12 @@ def test_new_categories_are_imported_and_routed_to_triage(
     new_type = service_code_for("Catégorie apparue ensuite", "Sa sous-catégorie")
     assert reports.loc[new[1], "service_code"] == new_type
     assert summary.new_categories == {reports.loc[new[0], "service_code"]: 1, new_type: 1}
+    assert summary.category_names == {
+        reports.loc[
+            new[0], "service_code"
+        ]: "Nouvelle sous-catégorie apparue après la configuration",
+        new_type: "Sa sous-catégorie",
+    }
     others = layer[~layer["external_id"].isin(new)]
     assert TRIAGE_TEAM not in set(others["team"])  # known categories all have a rule
 

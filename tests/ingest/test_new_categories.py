@@ -13,12 +13,14 @@ import pandas as pd
 import pytest
 from clirunner import run_voirie
 
-from voirie.city import TRIAGE_TEAM, load_city
+from voirie.city import TRIAGE_TEAM, load_city, service_code_for
 from voirie.gis.enrich import CityGIS
 from voirie.ingest.mapping import OPEN311
 from voirie.ingest.sources import read_open311_json
+from voirie.ingest.validate import validate
+from voirie.model import Flag
 from voirie.services.pipeline import Pipeline
-from voirie.store.sqlite import SqliteStore
+from voirie.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUESTS = ROOT / "tests/data/chicago_100.json"
@@ -53,19 +55,15 @@ def chicago_gis() -> CityGIS:
 
 
 def test_a_new_request_type_is_imported_deduplicated_and_sent_to_triage(
-    tmp_path: Path, chicago_gis: CityGIS
+    tmp_path: Path, chicago_gis: CityGIS, store: Store
 ) -> None:
     ids = _requests(tmp_path / "later.json")
-    store = SqliteStore(tmp_path / "t.gpkg")
-    store.upgrade()
-    try:
-        pipeline = Pipeline(chicago_gis.city, store, chicago_gis)
-        summary = pipeline.imports.import_table(read_open311_json(tmp_path / "later.json"), OPEN311)
-        layer = pd.DataFrame(pipeline.reads.reports().drop(columns="geometry"))
-    finally:
-        store.close()
+    pipeline = Pipeline(chicago_gis.city, store, chicago_gis)
+    summary = pipeline.imports.import_table(read_open311_json(tmp_path / "later.json"), OPEN311)
+    layer = pd.DataFrame(pipeline.reads.reports().drop(columns="geometry"))
     assert not summary.quarantine["reason"].str.startswith("unknown category").any()
     assert summary.new_categories == {NEW_CODE: 4}
+    assert summary.category_names == {NEW_CODE: NEW_NAME}
     new = layer.set_index("external_id").loc[ids]
     assert (new["service_code"] == NEW_CODE).all()
     assert (new["team"] == TRIAGE_TEAM).all()
@@ -83,4 +81,18 @@ def test_the_import_command_names_the_new_categories(tmp_path: Path) -> None:
     said = " ".join((done.stdout + done.stderr).split())
     assert done.returncode == 0, said
     assert "of a category not in city.yaml │ 4" in said, said
-    assert f"categories not in city.yaml, routed to triage: {NEW_CODE} (4);" in said
+    assert f"categories not in city.yaml, routed to triage: {NEW_CODE} '{NEW_NAME}' (4);" in said
+
+
+def test_a_new_category_without_a_usable_code_gets_one_from_its_name(
+    tmp_path: Path, chicago_gis: CityGIS
+) -> None:
+    requests = json.loads(REQUESTS.read_text(encoding="utf-8"))[:5]
+    requests[0].update(service_code="not a code!", service_name="Brand New Complaint")
+    requests[1].update(service_code=None, service_name="Brand New Complaint")
+    (tmp_path / "later.json").write_text(json.dumps(requests), encoding="utf-8")
+    valid = validate(read_open311_json(tmp_path / "later.json"), OPEN311, chicago_gis.city)
+    derived = service_code_for("Brand New Complaint", "Brand New Complaint")
+    assert derived.startswith("brand-new-compla-")
+    assert valid.reports["service_code"].tolist()[:2] == [derived, derived]
+    assert valid.reports[Flag.UNKNOWN_SERVICE].tolist() == [True, True, False, False, False]

@@ -275,7 +275,11 @@ def _print_summary(summary: ImportSummary, quarantine: Path) -> None:
             highlight=False,
         )
     if summary.new_categories:
-        shown = ", ".join(f"{c} ({n})" for c, n in summary.new_categories.most_common(5))
+        names = summary.category_names
+        shown = ", ".join(
+            f"{c} ({n})" if names.get(c, c) == c else f"{c} '{names[c]}' ({n})"
+            for c, n in summary.new_categories.most_common(5)
+        )
         more = len(summary.new_categories) - 5
         console.print(
             f"categories not in city.yaml, routed to triage: {shown}"

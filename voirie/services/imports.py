@@ -96,6 +96,8 @@ class ImportSummary:
     new_categories: Counter[str] = field(default_factory=Counter)
     """Rows taken in the first pass under a category city.yaml does not list (routed to
     triage), by the service code they were given."""
+    category_names: dict[str, str] = field(default_factory=dict)
+    """The source's name of each of those codes."""
     set_aside: Quarantine = field(default_factory=Quarantine, repr=False)
     """The quarantined rows: counted, and kept in memory or written to a file."""
     opened: _IdRanges = field(default_factory=lambda: _IdRanges(), repr=False)
@@ -206,6 +208,7 @@ class Importer(Roles):
         )
         summary.already_imported += len(stored)
         valid = validate(replace(chunk, rows=chunk.rows[~same]), mapping, self.city)
+        summary.category_names.update(valid.new_categories)
         # An id of a validated row is on no row stored unchanged (those ids are once in the
         # chunk): its first row is among the validated ones, the only ones looked up.
         firsts = _first(chunk_ids.ids[~same], digests[~same])
