@@ -10,6 +10,7 @@ import that quarantines many of them, and the counts by kind are those of that t
 
 from __future__ import annotations
 
+import codecs
 import io
 from pathlib import Path
 
@@ -65,7 +66,7 @@ def _held_file(quarantine: pd.DataFrame, source: pd.DataFrame) -> bytes:
         )
     out = io.StringIO()
     safe_table(table).to_csv(out, index=False)
-    return out.getvalue().encode()
+    return codecs.BOM_UTF8 + out.getvalue().encode()  # for Excel
 
 
 def test_an_import_spills_every_quarantined_row_to_its_file(

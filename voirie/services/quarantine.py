@@ -105,13 +105,15 @@ class Quarantine:
 
     def write_csv(self, path: Path) -> None:
         """Write every row set aside to ``path``, in row order, each with its source row
-        (cells a spreadsheet would run as formulas made text), one piece at a time."""
+        (cells a spreadsheet would run as formulas made text), one piece at a time. The
+        file starts with a byte-order mark: Excel then reads it as UTF-8 (accents intact),
+        as pandas, GDAL and ``voirie import`` do either way."""
         late = pd.concat(
             self._kept or [pd.DataFrame(columns=QUARANTINE_COLUMNS)], ignore_index=True
         ).sort_values("row", kind="stable", ignore_index=True)
         late_rows = late["row"].to_numpy(np.int64)
         columns = self._columns or list(late.columns)
-        with path.open("w", encoding="utf-8", newline="") as out:
+        with path.open("w", encoding="utf-8-sig", newline="") as out:
             taken = 0
             for i, piece_path in enumerate(self._pieces):
                 with piece_path.open("rb") as spilled:
