@@ -248,7 +248,9 @@ def _children(pid: int) -> list[int]:
 def test_forked_workers_share_the_city_indexes_and_stop_with_the_server(tmp_path: Path) -> None:
     # The master builds the city's street and zone indexes once and forks: each worker's
     # own share (Pss) of its memory is a fraction of what it maps (Rss); workers that each
-    # built their own indexes (uvicorn's --workers) would own nearly all of it. The store
+    # built their own indexes (uvicorn's --workers) would own nearly all of it. (Measured
+    # 2026-12-08: Pss 89-134 MiB of an Rss of 251-256 MiB, the streets kept to the
+    # territory; 113-154 of 321-325 before.) The store
     # is new: migrated once by the master (workers migrating it at once would race).
     store_url = f"sqlite:///{tmp_path / 'voirie.gpkg'}"
     with _serving(store_url, tmp_path, migrated=False) as (base, process, log):
@@ -256,7 +258,7 @@ def test_forked_workers_share_the_city_indexes_and_stop_with_the_server(tmp_path
         assert len(processes) == 3, log.read_text()  # the outbox worker and two servers
         for pid in processes:  # the outbox worker is forked from the master too
             memory = _memory_kib(pid)
-            assert memory["Pss"] < 0.5 * memory["Rss"], memory
+            assert memory["Pss"] < 0.7 * memory["Rss"], memory
         urllib.request.urlopen(f"{base}/healthz", timeout=5).close()
     assert process.returncode == 0, log.read_text()
     for pid in processes:  # nothing left running once the server is stopped
