@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from voirie.city import CODE_PATTERN
 from voirie.errors import SourceError
 from voirie.ingest.mapping import ColumnMapping
 from voirie.ingest.points import split_points
@@ -75,8 +76,6 @@ Open311's ``agency_responsible``, Chicago's ``owner_department``, DansMaRue's
 ``intervenant``..., most telling first."""
 MAX_TEAMS = 200
 """More distinct values than this (or than a fifth of the rows) is not a list of teams."""
-CODE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
-"""What city.yaml takes as a service code: a source column of other values is not one."""
 DATE_FORMATS = (
     "ISO8601",
     "%m/%d/%Y %I:%M:%S %p",  # Socrata
@@ -127,7 +126,7 @@ def _fits(values: pd.Series, field: str, rows: int) -> bool:
         x, _ = split_points(values)
         return bool(x.notna().mean() >= MOST)
     if field == "service_code":
-        return bool(values.str.fullmatch(CODE).mean() >= MOST)
+        return bool(values.str.fullmatch(CODE_PATTERN).mean() >= MOST)
     return True
 
 

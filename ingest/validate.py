@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from voirie.city import City, service_code_for
+from voirie.city import CODE_PATTERN, City, service_code_for
 from voirie.errors import InvalidInput, SourceError
 from voirie.ingest.mapping import ColumnMapping
 from voirie.ingest.points import FORMS, split_points
@@ -40,8 +40,6 @@ _NOT_A_DATE = "not a date: "
 _AMBIGUOUS_TIME = "ambiguous local time (clock change)"
 _MISSING_CATEGORY = "missing category"
 _UNKNOWN_CATEGORY = "unknown category: "
-_SOURCE_CODE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
-"""A source's category code that city.yaml could list as is (``Code`` in voirie.city)."""
 MAX_FIELD_BYTES = 128 * 1024
 """bytes of UTF-8 one field of a source row may hold (a description is a few hundred)"""
 _TOO_LARGE = f"larger than {MAX_FIELD_BYTES // 1024} KiB"
@@ -280,7 +278,7 @@ def _services(
     ]
     other = unresolved & ~in_group
     derived[other] = [
-        c if c is not None and _SOURCE_CODE.fullmatch(c) else service_code_for(g or n or c, n or c)
+        c if c is not None and CODE_PATTERN.fullmatch(c) else service_code_for(g or n or c, n or c)
         for c, n, g in zip(code[other], name[other], group[other], strict=True)
     ]
     resolved = resolved.fillna(derived)

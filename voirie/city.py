@@ -8,6 +8,7 @@ Loading reports every problem at once, each with the file and key it comes from.
 from __future__ import annotations
 
 import hashlib
+import re
 import unicodedata
 from collections import Counter
 from datetime import time
@@ -39,7 +40,10 @@ DEFAULT_RADIUS_M = 30.0
 DEFAULT_WINDOW_DAYS = 7.0
 """voirie's deduplication defaults (same service only): the groups a drafted city starts
 with (``voirie city init``), and a category of no known group that an import takes."""
-Code = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
+CODE_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+"""A code city.yaml accepts (services, groups, zones...): what a source's value must be to
+be kept as one."""
+Code = Annotated[str, Field(min_length=1, max_length=64, pattern=CODE_PATTERN.pattern)]
 # Team codes are the city's own (DansMaRue "intervenant" values hold spaces and accents).
 TeamCode = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f]+$")]
 

@@ -41,6 +41,7 @@ from pyproj.aoi import AreaOfInterest
 from pyproj.database import query_utm_crs_info
 
 from voirie.city import (
+    CODE_PATTERN,
     DEFAULT_RADIUS_M,
     DEFAULT_WINDOW_DAYS,
     City,
@@ -68,7 +69,6 @@ TERRITORY_BUFFER_M = 250.0
 # Share of reports left out at each end of latitude and longitude before the extent is
 # drawn: a few reports geocoded to (0, 0) or to another city must not make the territory.
 EXTENT_TRIM = 0.001
-CODE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 # Attribute names that say "the code" / "the name" of a zone or a street, in the languages
 # of the cities voirie knows, most telling first.
 CODE_HINTS = ("code", "c_", "num", "insee", "id")
@@ -345,7 +345,7 @@ def _catalogue(
     stand_ins = {key: _stand_in(points) for key, points in found.groupby(categories)}
     distinct = found[categories].drop_duplicates().sort_values(categories)
     for code, name, group in distinct.itertuples(index=False, name=None):
-        service = code if CODE.match(code) else service_code_for(group, name or code)
+        service = code if CODE_PATTERN.match(code) else service_code_for(group, name or code)
         group_code = slug(group, 24) or "reports"
         groups.setdefault(group_code, group)
         entry = {"code": service, "name": name or service, "group": group_code}
